@@ -1,0 +1,124 @@
+# weft: GNU Make with pkg-config. `make help` lists the targets.
+#
+# Each part of the tree adds itself through a fragment in mk/ (mk/daemon.mk,
+# mk/client.mk, ...). A fragment appends to:
+#   ALL_TARGETS   what `make` builds
+#   CHECK_PROGS   Check test programs that `make check` runs (each exits non-zero on failure)
+#   CHECK_SCRIPTS shell tests that `make check` runs after them
+# and defines its own rules. Objects go to $(BUILD)/ mirroring the source tree.
+
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+comma := ,
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+
+# SANITIZER=address,undefined or SANITIZER=thread builds everything into its own folder.
+SANITIZER ?=
+ifeq ($(SANITIZER),)
+BUILD ?= build
+OPTIMIZE ?= -O2
+else
+BUILD ?= build/san-$(subst $(comma),-,$(SANITIZER))
+OPTIMIZE ?= -O1
+endif
+
+PKGS := libevent libevent_pthreads jansson check
+
+# Install what is missing before anything asks pkg-config (see scripts/deps.sh).
+ifeq ($(filter clean deps help format,$(MAKECMDGOALS)),)
+ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && test -f /usr/include/nng/nng.h && echo ok),ok)
+$(info weft: some build dependencies are missing; running scripts/deps.sh)
+DEPS_STATUS := $(shell scripts/deps.sh build >&2; echo $$?)
+ifneq ($(DEPS_STATUS),0)
+$(error scripts/deps.sh failed (exit $(DEPS_STATUS)); see the messages above)
+endif
+endif
+endif
+
+EVENT_CFLAGS := $(shell pkg-config --cflags libevent libevent_pthreads 2>/dev/null)
+EVENT_LIBS := $(shell pkg-config --libs libevent libevent_pthreads 2>/dev/null)
+JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS := $(shell pkg-config --libs jansson 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+# Debian's nng 1.5 ships no pkg-config file.
+NNG_LIBS := -lnng -lpthread
+
+WARNINGS := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow \
+	-Wwrite-strings -Wvla -Wno-missing-field-initializers
+CFLAGS ?= $(OPTIMIZE) -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNINGS) $(CFLAGS) -Iinclude -I. \
+	$(EVENT_CFLAGS) $(JANSSON_CFLAGS)
+ALL_LDFLAGS := $(LDFLAGS)
+ifneq ($(SANITIZER),)
+ALL_CFLAGS += -fsanitize=$(SANITIZER) -fno-sanitize-recover=all -fno-omit-frame-pointer
+ALL_LDFLAGS += -fsanitize=$(SANITIZER)
+endif
+
+ALL_TARGETS :=
+CHECK_PROGS :=
+CHECK_SCRIPTS :=
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.o: %.S
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Position-independent objects for libweft.so.
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -MMD -MP -c -o $@ $<
+
+# Code shared by weftd and libweft: the error table.
+PROTO_SRCS := proto/error.c proto/url.c
+
+include $(sort $(wildcard mk/*.mk))
+
+.PHONY: all deps run check check-asan check-tsan bench install clean help format
+all: $(ALL_TARGETS)
+
+deps:
+	scripts/deps.sh build
+
+# Tests run with the fresh binaries; integration tests find them through these.
+TEST_ENV := WEFTD=$(abspath $(BUILD)/weftd) WEFT_CLI=$(abspath $(BUILD)/weft) \
+	WEFT_BUILD=$(abspath $(BUILD)) WEFT_SOURCE=$(abspath .)
+
+check: all $(CHECK_PROGS)
+	@failed=0; \
+	for test in $(CHECK_PROGS); do \
+		echo "== $$test"; \
+		$(TEST_ENV) ./$$test || failed=$$((failed + 1)); \
+	done; \
+	for test in $(CHECK_SCRIPTS); do \
+		echo "== $$test"; \
+		$(TEST_ENV) bash $$test || failed=$$((failed + 1)); \
+	done; \
+	if [ $$failed -ne 0 ]; then echo "weft: $$failed test program(s) failed"; exit 1; fi; \
+	echo "weft: every test program passed"
+
+check-asan:
+	$(MAKE) check SANITIZER=address,undefined
+
+help:
+	@echo "make            build weftd, libweft (.so, .a, weft.pc) and the weft CLI"
+	@echo "make run        build and start weftd in the foreground (WEFTD_ARGS='--workers 4 ...')"
+	@echo "make check      build and run the whole test suite"
+	@echo "make check-asan the suite under -fsanitize=address,undefined"
+	@echo "make bench      benchmarks with their peers (BENCH=name for one)"
+	@echo "make install    PREFIX=/usr/local DESTDIR="
+	@echo "make deps       install missing Debian packages"
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

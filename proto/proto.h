@@ -1,0 +1,49 @@
+/*
+ * The one place that holds weft's protocol version, its ops and its limits.
+ * proto/PROTOCOL.md documents every op; keep the two in step.
+ *
+ * WARNING: a change that an older peer would misread (a renamed field, a
+ * changed meaning) must bump PROTO_VERSION. Adding an op or an optional
+ * field does not.
+ */
+#ifndef PROTO_H
+#define PROTO_H
+
+#define PROTO_VERSION 1
+#define PROTO_SOFTWARE_VERSION "0.1.0"
+
+/* Defaults shared by weftd and libweft. */
+#define PROTO_DEFAULT_MAX_MESSAGE (1024 * 1024)
+/* The transport reads messages up to this many times --max-message, so that an
+ * oversized request can still be answered with "too_large"; beyond it nng drops
+ * the connection without reading the message. */
+#define PROTO_TRANSPORT_SLACK_FACTOR 4
+#define PROTO_SOCKET_NAME "weft.sock"
+#define PROTO_ROOT_URL "ipc:///run/weft/weft.sock"
+
+/* The ops, as they are spelled on the wire. XX(enum suffix, "wire name") */
+#define PROTO_OP_MAP(XX)                                                                   \
+	XX(PING, "ping")                                                                   \
+	XX(SUBMIT, "submit")                                                               \
+	XX(STATUS, "status")                                                               \
+	XX(RESULT, "result")                                                               \
+	XX(WAIT, "wait")                                                                   \
+	XX(CANCEL, "cancel")                                                               \
+	XX(LIST, "list")                                                                   \
+	XX(FUNCTIONS, "functions")                                                         \
+	XX(STATS, "stats")
+
+/* Job states as they are spelled on the wire. */
+#define PROTO_STATE_MAP(XX)                                                                \
+	XX(QUEUED, "queued")                                                               \
+	XX(RUNNING, "running")                                                             \
+	XX(DONE, "done")                                                                   \
+	XX(FAILED, "failed")                                                               \
+	XX(CANCELLED, "cancelled")
+
+/* Error types a failed job can carry (besides those a function chooses). */
+#define PROTO_JOB_ERROR_TIMEOUT "Timeout"
+#define PROTO_JOB_ERROR_CANCELLED "Cancelled"
+#define PROTO_JOB_ERROR_SHUTDOWN "Shutdown"
+
+#endif
