@@ -51,7 +51,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 NNG_LIBS := -lnng -lpthread
 
 WARNINGS := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow \
-	-Wwrite-strings -Wvla -Wno-missing-field-initializers
+	-Wwrite-strings -Wvla -Wno-missing-field-initializers -Wno-format-truncation
 CFLAGS ?= $(OPTIMIZE) -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNINGS) $(CFLAGS) -Iinclude -I. \
 	$(EVENT_CFLAGS) $(JANSSON_CFLAGS)

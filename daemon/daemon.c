@@ -1,0 +1,240 @@
+/*
+ * weftd's life: start-up, the main thread's loop (signals, housekeeping, the
+ * listener guard) and an orderly shutdown.
+ *
+ * Shutdown (SIGTERM/SIGINT): new jobs are refused at once; jobs still running
+ * get --grace seconds to finish, then are cancelled (error type "Shutdown");
+ * every waiting client is answered; when every reply has been sent (or after a
+ * short bound) the socket closes and the workers stop. A second signal skips
+ * the grace.
+ */
+#include "daemon/daemon.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/jobs.h"
+#include "daemon/log.h"
+#include "daemon/memory.h"
+#include "daemon/now.h"
+#include "daemon/ops.h"
+#include "daemon/runner.h"
+#include "daemon/server.h"
+#include "daemon/waiters.h"
+#include "daemon/workers.h"
+#include "proto/proto.h"
+
+/* How often the main loop expires old jobs and probes the listeners. */
+#define HOUSEKEEPING_SECONDS 1.0
+/* How often shutdown checks whether jobs and replies are done. */
+#define SHUTDOWN_POLL_SECONDS 0.01
+/* The longest shutdown waits for replies to leave once every job is over. */
+#define REPLY_DRAIN_SECONDS 2.0
+
+/* State of the main loop; main thread only. */
+struct main_loop {
+	struct daemon *daemon;
+	struct event_base *base;
+	struct event *housekeeping;
+	struct event *shutdown_poll;
+	struct event *signals[2];
+	double grace_deadline; /* monotonic; 0 while running */
+	double drain_deadline; /* monotonic; 0 until every job is over */
+	int signals_seen;
+};
+
+static struct timeval timeval_of(double seconds)
+{
+	struct timeval value = {.tv_sec = (time_t)seconds,
+	                        .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+	return value;
+}
+
+static void pipe_closed_on_worker(void *argument);
+
+/* nng thread: a client's connection closed. Its waiters are ended on a worker,
+ * since nng's pipe callbacks must not call back into the socket. */
+static void on_pipe_closed(void *context, uint32_t pipe)
+{
+	struct daemon *daemon = context;
+	if (waiters_count(daemon->waiters) == 0)
+		return;
+	workers_post(workers_get(daemon->workers, 0), pipe_closed_on_worker,
+	             (void *)(uintptr_t)pipe);
+}
+
+static struct daemon *the_daemon; /* for pipe_closed_on_worker, set before workers run it */
+
+static void pipe_closed_on_worker(void *argument)
+{
+	waiters_pipe_closed(the_daemon->waiters, (uint32_t)(uintptr_t)argument);
+}
+
+static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
+{
+	(void)fd;
+	(void)events;
+	struct main_loop *loop = argument;
+	size_t dropped = jobs_expire(loop->daemon->jobs, now_wall());
+	if (dropped > 0)
+		log_debug("dropped %zu expired jobs", dropped);
+	server_watch_listeners(loop->daemon->server);
+}
+
+static void cancel_for_shutdown(struct job *job, void *context)
+{
+	(void)context;
+	runner_cancel(job, PROTO_JOB_ERROR_SHUTDOWN, "weftd shut down before the job finished");
+}
+
+static void on_shutdown_poll(evutil_socket_t fd, short events, void *argument)
+{
+	(void)fd;
+	(void)events;
+	struct main_loop *loop = argument;
+	struct daemon *daemon = loop->daemon;
+	double now = now_monotonic();
+	if (loop->drain_deadline == 0) {
+		struct jobs_counts counts;
+		jobs_counts(daemon->jobs, &counts);
+		uint64_t unfinished = counts.by_state[JOB_QUEUED] + counts.by_state[JOB_RUNNING];
+		if (unfinished > 0 && now < loop->grace_deadline)
+			return;
+		if (unfinished > 0) {
+			log_info("grace period over: cancelling %llu unfinished jobs",
+			         (unsigned long long)unfinished);
+			jobs_for_each_unfinished(daemon->jobs, cancel_for_shutdown, NULL);
+		}
+		waiters_shutdown(daemon->waiters);
+		loop->drain_deadline = now + REPLY_DRAIN_SECONDS;
+	}
+	if (server_outstanding(daemon->server) > 0 && now < loop->drain_deadline)
+		return;
+	if (server_outstanding(daemon->server) > 0)
+		log_warn("%zu replies were not sent before the socket closed",
+		         server_outstanding(daemon->server));
+	event_base_loopbreak(loop->base);
+}
+
+static void on_signal(evutil_socket_t signal_number, short events, void *argument)
+{
+	(void)events;
+	struct main_loop *loop = argument;
+	struct daemon *daemon = loop->daemon;
+	if (loop->signals_seen++ > 0) {
+		log_info("second %s: skipping the rest of the grace period",
+		         strsignal((int)signal_number));
+		loop->grace_deadline = now_monotonic();
+		return;
+	}
+	struct jobs_counts counts;
+	jobs_counts(daemon->jobs, &counts);
+	log_info("%s: shutting down; %llu jobs unfinished, grace %g s",
+	         strsignal((int)signal_number),
+	         (unsigned long long)(counts.by_state[JOB_QUEUED] + counts.by_state[JOB_RUNNING]),
+	         daemon->options.grace);
+	atomic_store(&daemon->shutting_down, true);
+	loop->grace_deadline = now_monotonic() + daemon->options.grace;
+	struct timeval interval = timeval_of(SHUTDOWN_POLL_SECONDS);
+	event_add(loop->shutdown_poll, &interval);
+}
+
+static int main_loop_init(struct main_loop *loop, struct daemon *daemon)
+{
+	memset(loop, 0, sizeof(*loop));
+	loop->daemon = daemon;
+	if ((loop->base = event_base_new()) == NULL)
+		return -1;
+	loop->housekeeping = event_new(loop->base, -1, EV_PERSIST, on_housekeeping, loop);
+	loop->shutdown_poll = event_new(loop->base, -1, EV_PERSIST, on_shutdown_poll, loop);
+	loop->signals[0] = evsignal_new(loop->base, SIGTERM, on_signal, loop);
+	loop->signals[1] = evsignal_new(loop->base, SIGINT, on_signal, loop);
+	if (loop->housekeeping == NULL || loop->shutdown_poll == NULL || loop->signals[0] == NULL ||
+	    loop->signals[1] == NULL)
+		return -1;
+	struct timeval interval = timeval_of(HOUSEKEEPING_SECONDS);
+	event_add(loop->housekeeping, &interval);
+	event_add(loop->signals[0], NULL);
+	event_add(loop->signals[1], NULL);
+	return 0;
+}
+
+static void main_loop_fini(struct main_loop *loop)
+{
+	for (int i = 0; i < 2; i++)
+		if (loop->signals[i] != NULL)
+			event_free(loop->signals[i]);
+	if (loop->housekeeping != NULL)
+		event_free(loop->housekeeping);
+	if (loop->shutdown_poll != NULL)
+		event_free(loop->shutdown_poll);
+	if (loop->base != NULL)
+		event_base_free(loop->base);
+}
+
+int daemon_run(const struct options *options)
+{
+	static struct daemon daemon;
+	struct main_loop loop;
+	int status = 1;
+	memset(&loop, 0, sizeof(loop));
+	daemon.options = *options;
+	daemon.started = now_monotonic();
+	the_daemon = &daemon;
+	memory_init();
+	log_set_level(options->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() != 0) {
+		log_error("libevent has no pthreads support");
+		return 1;
+	}
+
+	daemon.jobs = jobs_new(options->retain, options->retain_max);
+	int rv = workers_start(options->workers, &daemon.workers);
+	if (rv != 0) {
+		log_error("cannot start %d workers: %s", options->workers, strerror(rv));
+		goto fail_workers;
+	}
+	runner_init(daemon.jobs, daemon.workers);
+	daemon.waiters = waiters_new(daemon.jobs, options->max_waiters);
+	if (main_loop_init(&loop, &daemon) != 0) {
+		log_error("cannot set up the main event loop");
+		goto fail_loop;
+	}
+
+	const char *urls[OPTIONS_MAX_LISTEN];
+	for (size_t i = 0; i < options->listen_count; i++)
+		urls[i] = options->listen[i];
+	struct server_config config = {
+		.urls = urls,
+		.url_count = options->listen_count,
+		.max_message = options->max_message,
+		.handler = ops_handle,
+		.pipe_closed = on_pipe_closed,
+		.context = &daemon,
+	};
+	char message[512];
+	if (server_start(&config, &daemon.server, message, sizeof(message)) != 0) {
+		log_error("%s", message);
+		goto fail_loop;
+	}
+	log_info("weftd %s ready: %d workers, protocol %d", PROTO_SOFTWARE_VERSION, options->workers,
+	         PROTO_VERSION);
+
+	event_base_dispatch(loop.base);
+
+	server_stop(daemon.server);
+	log_info("stopped");
+	status = 0;
+fail_loop:
+	main_loop_fini(&loop);
+	workers_stop(daemon.workers);
+	waiters_free(daemon.waiters);
+fail_workers:
+	jobs_free(daemon.jobs);
+	return status;
+}

@@ -1,0 +1,180 @@
+/*
+ * The function registry and the foundation's built-ins; see functions.h.
+ */
+#include "daemon/functions.h"
+
+#include <event2/event.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/jobs.h"
+#include "daemon/problem.h"
+#include "daemon/runner.h"
+#include "daemon/workers.h"
+
+/* Refuses argument names a function does not take, so a misspelt one never
+ * passes silently. */
+static int check_known_arguments(const json_t *args, const struct function_argument *known,
+                                 const char *function, struct problem *problem)
+{
+	const char *key;
+	json_t *value;
+	json_object_foreach((json_t *)args, key, value)
+	{
+		bool found = false;
+		for (const struct function_argument *argument = known; argument->name != NULL;
+		     argument++)
+			found = found || strcmp(argument->name, key) == 0;
+		if (!found) {
+			char field[80];
+			snprintf(field, sizeof(field), "args.%s", key);
+			return problem_set(problem, WEFT_EBADARGS, field,
+			                   "%s takes no argument '%s'; 'functions' lists its arguments",
+			                   function, key);
+		}
+	}
+	return WEFT_OK;
+}
+
+/* echo: the job's result is its `value`. */
+
+static const struct function_argument echo_arguments[] = {
+	{"value", "any JSON value (required): returned as the result"},
+	{NULL, NULL},
+};
+
+static int echo_check(const json_t *args, struct problem *problem)
+{
+	int rv = check_known_arguments(args, echo_arguments, "echo", problem);
+	if (rv != WEFT_OK)
+		return rv;
+	if (json_object_get(args, "value") == NULL)
+		return problem_set(problem, WEFT_EBADARGS, "args.value",
+		                   "echo needs 'value', the JSON value to return");
+	return WEFT_OK;
+}
+
+static void echo_start(struct job *job)
+{
+	runner_complete(job, json_incref(json_object_get(job->args, "value")));
+}
+
+/* sleep: a timer on the worker loop; the thread is never blocked. */
+
+static const struct function_argument sleep_arguments[] = {
+	{"seconds", "number >= 0 (required): how long to sleep"},
+	{"result", "any JSON value (optional): the result when it wakes; null by default"},
+	{NULL, NULL},
+};
+
+/* Beyond this a sleep is surely a mistake (and would overflow a timeval on some systems). */
+#define SLEEP_MAX_SECONDS (10.0 * 365 * 24 * 3600)
+
+static int sleep_check(const json_t *args, struct problem *problem)
+{
+	int rv = check_known_arguments(args, sleep_arguments, "sleep", problem);
+	if (rv != WEFT_OK)
+		return rv;
+	json_t *seconds = json_object_get(args, "seconds");
+	if (seconds == NULL || !json_is_number(seconds) || json_number_value(seconds) < 0 ||
+	    json_number_value(seconds) > SLEEP_MAX_SECONDS)
+		return problem_set(problem, WEFT_EBADARGS, "args.seconds",
+		                   "sleep needs 'seconds', a number from 0 to %.0f", SLEEP_MAX_SECONDS);
+	return WEFT_OK;
+}
+
+static void sleep_wake(evutil_socket_t fd, short events, void *argument)
+{
+	(void)fd;
+	(void)events;
+	struct job *job = argument;
+	event_free(job->run.data);
+	job->run.data = NULL;
+	json_t *result = json_object_get(job->args, "result");
+	runner_complete(job, result != NULL ? json_incref(result) : json_null());
+}
+
+static void sleep_start(struct job *job)
+{
+	double seconds = json_number_value(json_object_get(job->args, "seconds"));
+	double whole = floor(seconds);
+	struct timeval delay = {.tv_sec = (time_t)whole,
+	                        .tv_usec = (suseconds_t)((seconds - whole) * 1e6)};
+	struct event *timer = evtimer_new(workers_base(job->run.worker), sleep_wake, job);
+	job->run.data = timer;
+	evtimer_add(timer, &delay);
+}
+
+static void sleep_stop(struct job *job)
+{
+	if (job->run.data != NULL) {
+		event_free(job->run.data);
+		job->run.data = NULL;
+	}
+}
+
+static const struct function builtins[] = {
+	{"echo", FUNCTION_INLINE, "returns its value", echo_arguments, echo_check, echo_start,
+	 NULL},
+	{"sleep", FUNCTION_LOOP, "sleeps on a timer of the worker loop, then returns 'result'",
+	 sleep_arguments, sleep_check, sleep_start, sleep_stop},
+};
+
+#define BUILTIN_COUNT (sizeof(builtins) / sizeof(builtins[0]))
+
+const struct function *functions_find(const char *name)
+{
+	for (size_t i = 0; i < BUILTIN_COUNT; i++)
+		if (strcmp(builtins[i].name, name) == 0)
+			return &builtins[i];
+	return NULL;
+}
+
+const char *function_name(const struct function *function)
+{
+	return function != NULL ? function->name : "";
+}
+
+const char *function_executor_name(enum function_executor executor)
+{
+	switch (executor) {
+	case FUNCTION_INLINE:
+		return "inline";
+	case FUNCTION_LOOP:
+		return "loop";
+	}
+	return "unknown";
+}
+
+json_t *functions_to_json(void)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; i < BUILTIN_COUNT; i++) {
+		const struct function *function = &builtins[i];
+		json_t *arguments = json_object();
+		for (const struct function_argument *argument = function->arguments;
+		     argument->name != NULL; argument++)
+			json_object_set_new(arguments, argument->name,
+			                    json_string(argument->description));
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o}", "name", function->name,
+		                                      "executor",
+		                                      function_executor_name(function->executor),
+		                                      "summary", function->summary, "args",
+		                                      arguments));
+	}
+	return list;
+}
+
+void functions_names(char *buf, size_t size)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < BUILTIN_COUNT && used < size; i++) {
+		int wrote = snprintf(buf + used, size - used, "%s%s", i > 0 ? ", " : "",
+		                     builtins[i].name);
+		if (wrote < 0)
+			break;
+		used += (size_t)wrote;
+	}
+}

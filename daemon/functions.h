@@ -1,0 +1,63 @@
+/*
+ * The functions a job can call, by name: the registry and the built-ins of the
+ * foundation (echo, sleep). Other modules add theirs to the table in
+ * functions.c.
+ *
+ * A function has three parts:
+ *  - check: validates the arguments when the job is submitted, on the thread
+ *    that received the request, so a bad job is refused before it is accepted;
+ *  - start: begins the work, on the thread given by its executor (a worker
+ *    loop, or for "inline" functions the receiving thread itself). It must end
+ *    the job exactly once through runner_complete/runner_fail, at once or later
+ *    from the same worker thread, unless the runner stops it first;
+ *  - stop: the job was finished from outside (cancelled, timed out): release
+ *    whatever start took (timers, processes). Runs on the job's worker thread.
+ */
+#ifndef FUNCTIONS_H
+#define FUNCTIONS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct job;
+struct problem;
+
+/* Where a function runs. */
+enum function_executor {
+	FUNCTION_INLINE, /* at once, on the thread that received the submit */
+	FUNCTION_LOOP,   /* on a worker loop, never blocking it */
+};
+
+struct function_argument {
+	const char *name;
+	const char *description; /* type, whether required, meaning */
+};
+
+struct function {
+	const char *name;
+	enum function_executor executor;
+	const char *summary;
+	const struct function_argument *arguments; /* terminated by a NULL name */
+	/* Returns WEFT_OK, or WEFT_EBADARGS with the problem filled ("args.seconds"). */
+	int (*check)(const json_t *args, struct problem *problem);
+	void (*start)(struct job *job);
+	void (*stop)(struct job *job); /* NULL when start always ends the job at once */
+};
+
+/* The function with that name, or NULL. Any thread; the registry is static. */
+const struct function *functions_find(const char *name);
+
+/* The name of a function; "" for NULL. */
+const char *function_name(const struct function *function);
+
+/* The wire name of an executor ("inline", "loop"). */
+const char *function_executor_name(enum function_executor executor);
+
+/* Every function as the `functions` op lists them: a new reference. */
+json_t *functions_to_json(void);
+
+/* The names of every function, comma separated, into buf (for error messages). */
+void functions_names(char *buf, size_t size);
+
+#endif

@@ -1,0 +1,516 @@
+/*
+ * The job table; see jobs.h for the contract.
+ *
+ * Layout: SHARD_COUNT shards chosen by id, each a chained hash table under its
+ * own mutex. Ids come from one atomic counter, so consecutive ids land on
+ * different shards and concurrent submitters rarely meet on a lock.
+ *
+ * Retention: finished jobs are appended to one FIFO (the retention queue, under
+ * retention_lock) in the order they finish; expiry and the count limit pop
+ * from its head. Lock order: a shard lock and retention_lock are never held at
+ * the same time; eviction takes retention_lock to pop, releases it, then takes
+ * the shard lock to unlist.
+ */
+#include "daemon/jobs.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/functions.h"
+#include "daemon/memory.h"
+#include "daemon/now.h"
+
+#define SHARD_COUNT 64
+
+struct shard {
+	pthread_mutex_t lock;
+	struct job **buckets; /* chains through job->hash_next */
+	size_t bucket_count;  /* a power of two */
+	size_t count;
+};
+
+struct jobs {
+	struct shard shards[SHARD_COUNT];
+	/* The next id to hand out. Relaxed: ids need only be unique; the job is
+	 * published to other threads through the shard lock. */
+	atomic_uint_fast64_t next_id;
+	/* Statistics read without locks; each update is a single relaxed RMW. */
+	atomic_uint_fast64_t by_state[JOB_STATE_COUNT];
+	atomic_uint_fast64_t submitted;
+
+	pthread_mutex_t retention_lock;
+	struct job *retained_head; /* oldest finished job */
+	struct job *retained_tail;
+	size_t retained_count;
+	double retain_seconds;
+	size_t retain_max;
+};
+
+static const char *const state_names[JOB_STATE_COUNT] = {"queued", "running", "done", "failed",
+                                                         "cancelled"};
+
+const char *job_state_name(enum job_state state)
+{
+	return (unsigned)state < JOB_STATE_COUNT ? state_names[state] : "unknown";
+}
+
+int job_state_parse(const char *name, enum job_state *out)
+{
+	for (int state = 0; state < JOB_STATE_COUNT; state++) {
+		if (strcmp(name, state_names[state]) == 0) {
+			*out = (enum job_state)state;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void count_add(struct jobs *jobs, enum job_state state, int delta)
+{
+	atomic_fetch_add_explicit(&jobs->by_state[state], (uint_fast64_t)(int_fast64_t)delta,
+	                          memory_order_relaxed);
+}
+
+struct jobs *jobs_new(double retain_seconds, size_t retain_max)
+{
+	struct jobs *jobs = memory_zalloc(sizeof(*jobs));
+	for (int i = 0; i < SHARD_COUNT; i++) {
+		struct shard *shard = &jobs->shards[i];
+		pthread_mutex_init(&shard->lock, NULL);
+		shard->bucket_count = 64;
+		shard->buckets = memory_zalloc(shard->bucket_count * sizeof(*shard->buckets));
+	}
+	pthread_mutex_init(&jobs->retention_lock, NULL);
+	atomic_init(&jobs->next_id, 1);
+	jobs->retain_seconds = retain_seconds;
+	jobs->retain_max = retain_max;
+	return jobs;
+}
+
+void jobs_free(struct jobs *jobs)
+{
+	if (jobs == NULL)
+		return;
+	for (int i = 0; i < SHARD_COUNT; i++) {
+		struct shard *shard = &jobs->shards[i];
+		for (size_t b = 0; b < shard->bucket_count; b++) {
+			struct job *job = shard->buckets[b];
+			while (job != NULL) {
+				struct job *next = job->hash_next;
+				job_unref(job);
+				job = next;
+			}
+		}
+		free(shard->buckets);
+		pthread_mutex_destroy(&shard->lock);
+	}
+	pthread_mutex_destroy(&jobs->retention_lock);
+	free(jobs);
+}
+
+static size_t bucket_of(const struct shard *shard, uint64_t id)
+{
+	return (size_t)(id / SHARD_COUNT) & (shard->bucket_count - 1);
+}
+
+/* Doubles the bucket array. Shard lock held. */
+static void shard_grow(struct shard *shard)
+{
+	size_t old_count = shard->bucket_count;
+	struct job **old = shard->buckets;
+	shard->bucket_count = old_count * 2;
+	shard->buckets = memory_zalloc(shard->bucket_count * sizeof(*shard->buckets));
+	for (size_t b = 0; b < old_count; b++) {
+		struct job *job = old[b];
+		while (job != NULL) {
+			struct job *next = job->hash_next;
+			size_t slot = bucket_of(shard, job->id);
+			job->hash_next = shard->buckets[slot];
+			shard->buckets[slot] = job;
+			job = next;
+		}
+	}
+	free(old);
+}
+
+struct job *jobs_create(struct jobs *jobs, const struct function *function, json_t *args,
+                        json_t *labels, double timeout)
+{
+	struct job *job = memory_zalloc(sizeof(*job));
+	job->id = atomic_fetch_add_explicit(&jobs->next_id, 1, memory_order_relaxed);
+	job->function = function;
+	job->args = args;
+	job->labels = labels;
+	job->timeout = timeout;
+	job->created = now_wall();
+	job->shard = (uint32_t)(job->id % SHARD_COUNT);
+	job->state = JOB_QUEUED;
+	job->worker = -1;
+	/* One reference for the table, one for the caller. */
+	atomic_init(&job->references, 2);
+
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	if (shard->count >= shard->bucket_count)
+		shard_grow(shard);
+	size_t slot = bucket_of(shard, job->id);
+	job->hash_next = shard->buckets[slot];
+	shard->buckets[slot] = job;
+	shard->count++;
+	pthread_mutex_unlock(&shard->lock);
+
+	count_add(jobs, JOB_QUEUED, 1);
+	atomic_fetch_add_explicit(&jobs->submitted, 1, memory_order_relaxed);
+	return job;
+}
+
+struct job *jobs_find(struct jobs *jobs, uint64_t id)
+{
+	if (id == 0)
+		return NULL;
+	struct shard *shard = &jobs->shards[id % SHARD_COUNT];
+	pthread_mutex_lock(&shard->lock);
+	struct job *job = shard->buckets[bucket_of(shard, id)];
+	while (job != NULL && job->id != id)
+		job = job->hash_next;
+	if (job != NULL)
+		job_ref(job);
+	pthread_mutex_unlock(&shard->lock);
+	return job;
+}
+
+void job_ref(struct job *job)
+{
+	/* Relaxed: taking a reference needs no ordering; the holder already sees the job. */
+	atomic_fetch_add_explicit(&job->references, 1, memory_order_relaxed);
+}
+
+void job_unref(struct job *job)
+{
+	if (job == NULL)
+		return;
+	/* acq_rel: the last dropper must see every write other holders made before
+	 * dropping theirs, so the free below happens after all of them. */
+	if (atomic_fetch_sub_explicit(&job->references, 1, memory_order_acq_rel) != 1)
+		return;
+	json_decref(job->args);
+	json_decref(job->labels);
+	json_decref(job->result);
+	json_decref(job->error);
+	free(job);
+}
+
+bool jobs_start(struct jobs *jobs, struct job *job, int worker)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	bool started = job->state == JOB_QUEUED;
+	if (started) {
+		job->state = JOB_RUNNING;
+		job->started = now_wall();
+		job->worker = worker;
+	}
+	pthread_mutex_unlock(&shard->lock);
+	if (started) {
+		count_add(jobs, JOB_QUEUED, -1);
+		count_add(jobs, JOB_RUNNING, 1);
+	}
+	return started;
+}
+
+/* Unlists a job and drops the table's reference. No lock held by the caller. */
+static void unlist(struct jobs *jobs, struct job *job)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	struct job **link = &shard->buckets[bucket_of(shard, job->id)];
+	while (*link != NULL && *link != job)
+		link = &(*link)->hash_next;
+	if (*link == job) {
+		*link = job->hash_next;
+		shard->count--;
+	}
+	enum job_state state = job->state;
+	pthread_mutex_unlock(&shard->lock);
+	count_add(jobs, state, -1);
+	job_unref(job);
+}
+
+/* Pops the oldest retained job when keep() says it must go; NULL when none. */
+static struct job *pop_retained(struct jobs *jobs, double expire_before)
+{
+	pthread_mutex_lock(&jobs->retention_lock);
+	struct job *job = jobs->retained_head;
+	bool evict = job != NULL &&
+	             (jobs->retained_count > jobs->retain_max || job->finished < expire_before);
+	if (evict) {
+		jobs->retained_head = job->retained_next;
+		if (jobs->retained_head == NULL)
+			jobs->retained_tail = NULL;
+		jobs->retained_count--;
+		job->retained_next = NULL;
+	}
+	pthread_mutex_unlock(&jobs->retention_lock);
+	return evict ? job : NULL;
+}
+
+static void retain(struct jobs *jobs, struct job *job)
+{
+	pthread_mutex_lock(&jobs->retention_lock);
+	if (jobs->retained_tail != NULL)
+		jobs->retained_tail->retained_next = job;
+	else
+		jobs->retained_head = job;
+	jobs->retained_tail = job;
+	jobs->retained_count++;
+	pthread_mutex_unlock(&jobs->retention_lock);
+	/* The count limit is enforced at once, so memory stays bounded however fast
+	 * jobs finish; age is enforced by jobs_expire. */
+	struct job *old;
+	while ((old = pop_retained(jobs, 0)) != NULL)
+		unlist(jobs, old);
+}
+
+bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_t *result,
+                 json_t *error, enum job_state *previous, int *worker)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	enum job_state before = job->state;
+	int ran_on = job->worker;
+	bool finishing = !job_state_finished(before);
+	struct job_watch *watches = NULL;
+	if (finishing) {
+		job->state = state;
+		job->finished = now_wall();
+		job->result = result;
+		job->error = error;
+		watches = job->watches;
+		job->watches = NULL;
+	}
+	pthread_mutex_unlock(&shard->lock);
+	if (previous != NULL)
+		*previous = before;
+	if (worker != NULL)
+		*worker = ran_on;
+	if (!finishing) {
+		json_decref(result);
+		json_decref(error);
+		return false;
+	}
+	count_add(jobs, before, -1);
+	count_add(jobs, state, 1);
+	while (watches != NULL) {
+		/* notify may free the watch: read the link first. */
+		struct job_watch *next = watches->next;
+		watches->next = watches->previous = NULL;
+		watches->notify(watches, job);
+		watches = next;
+	}
+	job_ref(job);
+	retain(jobs, job);
+	/* retain() may have evicted this very job when retain_max is 0. */
+	job_unref(job);
+	return true;
+}
+
+bool jobs_watch(struct jobs *jobs, struct job *job, struct job_watch *watch)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	bool registered = !job_state_finished(job->state);
+	if (registered) {
+		watch->previous = NULL;
+		watch->next = job->watches;
+		if (job->watches != NULL)
+			job->watches->previous = watch;
+		job->watches = watch;
+	}
+	pthread_mutex_unlock(&shard->lock);
+	return registered;
+}
+
+bool jobs_unwatch(struct jobs *jobs, struct job *job, struct job_watch *watch)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	/* Finishing detaches every watch together with the state change, so an
+	 * unfinished job still has this watch in its list. */
+	bool removed = !job_state_finished(job->state);
+	if (removed) {
+		if (watch->previous != NULL)
+			watch->previous->next = watch->next;
+		else
+			job->watches = watch->next;
+		if (watch->next != NULL)
+			watch->next->previous = watch->previous;
+		watch->next = watch->previous = NULL;
+	}
+	pthread_mutex_unlock(&shard->lock);
+	return removed;
+}
+
+void jobs_snapshot(struct jobs *jobs, struct job *job, struct job_snapshot *snapshot)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	snapshot->state = job->state;
+	snapshot->result = json_incref(job->result);
+	snapshot->error = json_incref(job->error);
+	pthread_mutex_unlock(&shard->lock);
+}
+
+void jobs_snapshot_clear(struct job_snapshot *snapshot)
+{
+	json_decref(snapshot->result);
+	json_decref(snapshot->error);
+	snapshot->result = snapshot->error = NULL;
+}
+
+static json_t *time_or_null(double seconds)
+{
+	return seconds > 0 ? json_real(seconds) : json_null();
+}
+
+json_t *jobs_to_json(struct jobs *jobs, struct job *job)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	enum job_state state = job->state;
+	double started = job->started;
+	double finished = job->finished;
+	int worker = job->worker;
+	json_t *error = json_incref(job->error);
+	pthread_mutex_unlock(&shard->lock);
+
+	json_t *object = json_pack("{s:I, s:s, s:s, s:O, s:o, s:f, s:o, s:o}", "id",
+	                           (json_int_t)job->id, "fn", function_name(job->function), "state",
+	                           job_state_name(state), "args", job->args, "labels",
+	                           job->labels != NULL ? json_incref(job->labels) : json_object(),
+	                           "created", job->created, "started", time_or_null(started),
+	                           "finished", time_or_null(finished));
+	if (job->timeout > 0)
+		json_object_set_new(object, "timeout", json_real(job->timeout));
+	if (worker >= 0)
+		json_object_set_new(object, "worker", json_integer(worker));
+	if (error != NULL)
+		json_object_set_new(object, "error", error);
+	return object;
+}
+
+static bool labels_match(const json_t *labels, const json_t *wanted)
+{
+	const char *key;
+	json_t *value;
+	json_object_foreach((json_t *)wanted, key, value)
+	{
+		json_t *have = labels != NULL ? json_object_get(labels, key) : NULL;
+		if (have == NULL || !json_equal(have, value))
+			return false;
+	}
+	return true;
+}
+
+static int compare_ids(const void *left, const void *right)
+{
+	uint64_t a = (*(struct job *const *)left)->id;
+	uint64_t b = (*(struct job *const *)right)->id;
+	return a < b ? -1 : a > b;
+}
+
+/* References to every listed job for which keep() holds, in id order. */
+static struct job **collect(struct jobs *jobs, bool (*keep)(struct job *, const void *),
+                            const void *context, size_t *count)
+{
+	size_t used = 0, capacity = 64;
+	struct job **found = memory_alloc(capacity * sizeof(*found));
+	for (int i = 0; i < SHARD_COUNT; i++) {
+		struct shard *shard = &jobs->shards[i];
+		pthread_mutex_lock(&shard->lock);
+		for (size_t b = 0; b < shard->bucket_count; b++) {
+			for (struct job *job = shard->buckets[b]; job != NULL; job = job->hash_next) {
+				if (!keep(job, context))
+					continue;
+				if (used == capacity) {
+					capacity *= 2;
+					found = memory_realloc(found, capacity * sizeof(*found));
+				}
+				job_ref(job);
+				found[used++] = job;
+			}
+		}
+		pthread_mutex_unlock(&shard->lock);
+	}
+	qsort(found, used, sizeof(*found), compare_ids);
+	*count = used;
+	return found;
+}
+
+/* Shard lock held: job->state may be read. */
+static bool filter_keeps(struct job *job, const void *context)
+{
+	const struct jobs_filter *filter = context;
+	if (job->id <= filter->after)
+		return false;
+	if (filter->state >= 0 && (int)job->state != filter->state)
+		return false;
+	if (filter->function != NULL && strcmp(function_name(job->function), filter->function) != 0)
+		return false;
+	return filter->labels == NULL || labels_match(job->labels, filter->labels);
+}
+
+json_t *jobs_list(struct jobs *jobs, const struct jobs_filter *filter, bool *more)
+{
+	size_t count;
+	struct job **found = collect(jobs, filter_keeps, filter, &count);
+	json_t *list = json_array();
+	for (size_t i = 0; i < count; i++) {
+		if (i < filter->limit)
+			json_array_append_new(list, jobs_to_json(jobs, found[i]));
+		job_unref(found[i]);
+	}
+	free(found);
+	*more = count > filter->limit;
+	return list;
+}
+
+void jobs_counts(struct jobs *jobs, struct jobs_counts *counts)
+{
+	for (int state = 0; state < JOB_STATE_COUNT; state++)
+		counts->by_state[state] =
+			atomic_load_explicit(&jobs->by_state[state], memory_order_relaxed);
+	counts->submitted = atomic_load_explicit(&jobs->submitted, memory_order_relaxed);
+	pthread_mutex_lock(&jobs->retention_lock);
+	counts->retained = jobs->retained_count;
+	pthread_mutex_unlock(&jobs->retention_lock);
+}
+
+size_t jobs_expire(struct jobs *jobs, double now)
+{
+	size_t dropped = 0;
+	struct job *old;
+	while ((old = pop_retained(jobs, now - jobs->retain_seconds)) != NULL) {
+		unlist(jobs, old);
+		dropped++;
+	}
+	return dropped;
+}
+
+static bool unfinished(struct job *job, const void *context)
+{
+	(void)context;
+	return !job_state_finished(job->state);
+}
+
+void jobs_for_each_unfinished(struct jobs *jobs, void (*visit)(struct job *job, void *context),
+                              void *context)
+{
+	size_t count;
+	struct job **found = collect(jobs, unfinished, NULL, &count);
+	for (size_t i = 0; i < count; i++) {
+		visit(found[i], context);
+		job_unref(found[i]);
+	}
+	free(found);
+}

@@ -1,0 +1,187 @@
+/*
+ * The job table: every job weftd knows, by id, with its state machine, the
+ * watchers waiting for it to finish, and the retention of finished jobs.
+ *
+ * Threads: every function here may be called from any thread (nng's callback
+ * threads, worker loops, the main thread). The table is split into shards,
+ * each with its own mutex, so that requests for different jobs do not contend;
+ * a job's mutable fields are guarded by its shard's lock. A second lock guards
+ * the retention queue. The two are never held together, and no callback (a
+ * watcher's notify) runs while either is held.
+ *
+ * A job moves queued → running → done | failed | cancelled, forward only; the
+ * first call that finishes a job wins and later ones are refused, which is
+ * what makes cancel, timeout and completion racing on different threads safe.
+ */
+#ifndef JOBS_H
+#define JOBS_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED, JOB_CANCELLED, JOB_STATE_COUNT };
+
+/* The wire name of a state ("queued"); static. */
+const char *job_state_name(enum job_state state);
+/* Parses a wire name. Returns 0, or -1 when it names no state. */
+int job_state_parse(const char *name, enum job_state *out);
+
+static inline bool job_state_finished(enum job_state state)
+{
+	return state >= JOB_DONE;
+}
+
+struct function;
+struct job;
+
+/*
+ * A watcher's registration on one job, embedded in the watcher (which owns
+ * it). While registered its links are guarded by the job's shard lock. notify
+ * is called exactly once, on the thread that finishes the job, with no lock
+ * held — unless jobs_unwatch() removed the registration first.
+ */
+struct job_watch {
+	struct job_watch *next;
+	struct job_watch *previous;
+	void (*notify)(struct job_watch *watch, struct job *job);
+};
+
+/*
+ * What the function running a job keeps on the worker that runs it. Touched
+ * only by that worker's thread (the runner module owns these fields).
+ */
+struct job_run {
+	struct workers_worker *worker; /* the worker loop the job runs on */
+	struct event *timeout_event;   /* the job's timeout timer, or NULL */
+	void *data;                    /* the function's own state, or NULL */
+	bool active;                   /* the function started and has not ended */
+};
+
+/*
+ * A job. Reference counted (job_ref/job_unref); the table holds one reference
+ * while the job is listed, and whoever got a job from jobs_create or
+ * jobs_find holds another.
+ */
+struct job {
+	/* Set by jobs_create and never changed: any thread reads them without a lock. */
+	uint64_t id;
+	const struct function *function;
+	json_t *args;   /* owned; never modified after creation */
+	json_t *labels; /* owned; an object of strings, or NULL */
+	double timeout; /* seconds from start; 0 = none */
+	double created; /* wall clock */
+	uint32_t shard;
+
+	atomic_int references;
+
+	/* Guarded by the shard lock (read them through jobs_snapshot or jobs_to_json). */
+	enum job_state state;
+	double started;  /* wall clock; 0 = not yet */
+	double finished; /* wall clock; 0 = not yet */
+	int worker;      /* worker index that ran it, or -1 */
+	json_t *result;  /* owned; set when the job is done */
+	json_t *error;   /* owned; {"type","message"} when failed or cancelled */
+	struct job_watch *watches;
+	struct job *hash_next;
+
+	/* Guarded by the retention lock. */
+	struct job *retained_next;
+
+	/* Owned by the worker thread running the job. */
+	struct job_run run;
+};
+
+/* A consistent copy of a job's changing fields, taken under its lock. */
+struct job_snapshot {
+	enum job_state state;
+	json_t *result; /* new reference, or NULL */
+	json_t *error;  /* new reference, or NULL */
+};
+
+/* The table's counters: jobs held now, by state, and ever submitted. */
+struct jobs_counts {
+	uint64_t by_state[JOB_STATE_COUNT];
+	uint64_t submitted;
+	uint64_t retained; /* finished jobs still held */
+};
+
+struct jobs;
+
+/* A new, empty table. Finished jobs are dropped after retain_seconds, and beyond
+ * retain_max of them the oldest go first. Freed with jobs_free. */
+struct jobs *jobs_new(double retain_seconds, size_t retain_max);
+/* Frees the table and drops its references. No other thread may use it any more. */
+void jobs_free(struct jobs *jobs);
+
+/*
+ * Makes a queued job and lists it. args and labels are stolen (labels may be
+ * NULL). Returns a new reference to the job. Any thread. Cannot fail: the
+ * daemon aborts when out of memory (memory.h).
+ */
+struct job *jobs_create(struct jobs *jobs, const struct function *function, json_t *args,
+                        json_t *labels, double timeout);
+
+/* The job with that id: a new reference, or NULL when it is unknown or expired. */
+struct job *jobs_find(struct jobs *jobs, uint64_t id);
+
+void job_ref(struct job *job);
+/* Drops a reference; the last one frees the job. */
+void job_unref(struct job *job);
+
+/* queued → running on the given worker. Returns false (and changes nothing) when
+ * the job is no longer queued, e.g. it was cancelled while it waited. */
+bool jobs_start(struct jobs *jobs, struct job *job, int worker);
+
+/*
+ * Finishes a job: state is JOB_DONE (result set, error NULL) or JOB_FAILED /
+ * JOB_CANCELLED (error = {"type","message"}). result and error are stolen in
+ * every case. Returns true when this call finished the job; false when it was
+ * already finished (the values are dropped). *previous, when not NULL, receives
+ * the state before the call and *worker the worker it ran on (-1 if none).
+ * Notifies watchers after the lock is released, on this thread.
+ */
+bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_t *result,
+                 json_t *error, enum job_state *previous, int *worker);
+
+/* Registers a watcher. Returns false, without registering, when the job is
+ * already finished (then the caller acts as if notified, without the call). */
+bool jobs_watch(struct jobs *jobs, struct job *job, struct job_watch *watch);
+/* Unregisters a watcher. Returns true when removed; false when the job finished
+ * meanwhile and notify has been or is being called. */
+bool jobs_unwatch(struct jobs *jobs, struct job *job, struct job_watch *watch);
+
+/* Fills a snapshot; the caller drops its references with jobs_snapshot_clear. */
+void jobs_snapshot(struct jobs *jobs, struct job *job, struct job_snapshot *snapshot);
+void jobs_snapshot_clear(struct job_snapshot *snapshot);
+
+/* The job as the protocol's job object (proto/PROTOCOL.md): a new reference. */
+json_t *jobs_to_json(struct jobs *jobs, struct job *job);
+
+/* Filters for jobs_list; every member is optional. */
+struct jobs_filter {
+	int state;              /* an enum job_state, or -1 for any */
+	const char *function;   /* borrowed; NULL for any */
+	const json_t *labels;   /* borrowed object of strings; every pair must match; NULL for any */
+	uint64_t after;         /* only ids greater than this */
+	size_t limit;           /* at most this many */
+};
+
+/* Jobs matching the filter in id order, as a new array of job objects; *more is
+ * set when the limit cut the list. */
+json_t *jobs_list(struct jobs *jobs, const struct jobs_filter *filter, bool *more);
+
+void jobs_counts(struct jobs *jobs, struct jobs_counts *counts);
+
+/* Drops finished jobs older than the retention time. Called periodically from the
+ * main loop; any thread. Returns how many were dropped. */
+size_t jobs_expire(struct jobs *jobs, double now);
+
+/* Calls visit for every unfinished job (with a reference the visitor may keep by
+ * calling job_ref). Used at shutdown to cancel what remains. Any thread. */
+void jobs_for_each_unfinished(struct jobs *jobs, void (*visit)(struct job *job, void *context),
+                              void *context);
+
+#endif

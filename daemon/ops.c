@@ -1,0 +1,298 @@
+/*
+ * The ops of the protocol (proto/PROTOCOL.md), run on nng's callback threads
+ * as each request arrives. Cheap ops answer at once; those that wait for jobs
+ * hand the request to a waiter (waiters.h), which answers it later.
+ */
+#include "daemon/ops.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+#include "daemon/functions.h"
+#include "daemon/jobs.h"
+#include "daemon/memory.h"
+#include "daemon/now.h"
+#include "daemon/outcome.h"
+#include "daemon/problem.h"
+#include "daemon/request.h"
+#include "daemon/runner.h"
+#include "daemon/server.h"
+#include "daemon/waiters.h"
+#include "daemon/workers.h"
+#include "proto/proto.h"
+
+static void reply_problem(struct server_request *slot, const struct problem *problem)
+{
+	server_reply(slot, problem_to_reply(problem));
+}
+
+static int unknown_id(struct problem *problem, uint64_t id)
+{
+	problem_set(problem, WEFT_EUNKNOWNID, NULL,
+	            "no job %llu (never submitted, or finished and expired: see --retain)",
+	            (unsigned long long)id);
+	problem->id = id;
+	return WEFT_EUNKNOWNID;
+}
+
+/* References to the jobs with these ids, or the problem naming the first unknown id. */
+static int find_all(struct daemon *daemon, const uint64_t *ids, size_t count, struct job ***out,
+                    struct problem *problem)
+{
+	struct job **list = memory_zalloc(count * sizeof(*list));
+	for (size_t i = 0; i < count; i++) {
+		list[i] = jobs_find(daemon->jobs, ids[i]);
+		if (list[i] == NULL) {
+			for (size_t j = 0; j < i; j++)
+				job_unref(list[j]);
+			free(list);
+			return unknown_id(problem, ids[i]);
+		}
+	}
+	*out = list;
+	return WEFT_OK;
+}
+
+/* Hands the request to a waiter; on failure (busy) answers with the problem.
+ * The waiter takes the job references only on success. */
+static void wait_for(struct daemon *daemon, struct server_request *slot, enum waiter_kind kind,
+                     struct job **list, size_t count, enum request_return_when when,
+                     double timeout)
+{
+	struct problem problem;
+	problem_init(&problem);
+	if (waiters_start(daemon->waiters, slot, kind, list, count, when, timeout, &problem) !=
+	    WEFT_OK) {
+		for (size_t i = 0; i < count; i++)
+			job_unref(list[i]);
+		reply_problem(slot, &problem);
+	}
+}
+
+static json_t *op_ping(struct daemon *daemon)
+{
+	return json_pack("{s:b, s:s, s:i, s:I}", "ok", 1, "version", PROTO_SOFTWARE_VERSION,
+	                 "protocol", PROTO_VERSION, "max_message",
+	                 (json_int_t)daemon->options.max_message);
+}
+
+static void op_submit(struct daemon *daemon, struct server_request *slot, struct request *request,
+                      struct problem *problem)
+{
+	if (atomic_load(&daemon->shutting_down)) {
+		problem_set(problem, WEFT_ESHUTDOWN, NULL,
+		            "weftd is shutting down and accepts no new jobs; submit to the next one");
+		reply_problem(slot, problem);
+		return;
+	}
+	/* Every job was checked by the decoder, so from here on all are accepted. */
+	json_t *ids = request->batch ? json_array() : NULL;
+	struct job *last = NULL;
+	for (size_t i = 0; i < request->job_count; i++) {
+		struct request_job *spec = &request->jobs[i];
+		struct job *job = jobs_create(daemon->jobs, spec->function, spec->args, spec->labels,
+		                              spec->timeout);
+		spec->args = spec->labels = NULL; /* taken by the job */
+		runner_submit(job);
+		if (ids != NULL)
+			json_array_append_new(ids, json_integer((json_int_t)job->id));
+		job_unref(last);
+		last = job;
+	}
+	if (ids != NULL) {
+		job_unref(last);
+		server_reply(slot, json_pack("{s:b, s:o}", "ok", 1, "ids", ids));
+		return;
+	}
+	if (!request->has_wait) {
+		server_reply(slot, json_pack("{s:b, s:I}", "ok", 1, "id", (json_int_t)last->id));
+		job_unref(last);
+		return;
+	}
+	/* The waiter answers at once when the job is already over (inline functions). */
+	wait_for(daemon, slot, WAITER_SUBMIT, &last, 1, REQUEST_ALL_COMPLETED, request->wait);
+}
+
+static void op_result(struct daemon *daemon, struct server_request *slot, struct request *request,
+                      struct problem *problem)
+{
+	double timeout = request->has_timeout ? request->timeout : -1;
+	if (request->ids != NULL) {
+		struct job **list;
+		if (find_all(daemon, request->ids, request->id_count, &list, problem) != WEFT_OK) {
+			reply_problem(slot, problem);
+			return;
+		}
+		wait_for(daemon, slot, WAITER_RESULTS, list, request->id_count, REQUEST_ALL_COMPLETED,
+		         timeout);
+		free(list);
+		return;
+	}
+	struct job *job = jobs_find(daemon->jobs, request->id);
+	if (job == NULL) {
+		unknown_id(problem, request->id);
+		reply_problem(slot, problem);
+		return;
+	}
+	struct job_snapshot snapshot;
+	jobs_snapshot(daemon->jobs, job, &snapshot);
+	bool finished = job_state_finished(snapshot.state);
+	jobs_snapshot_clear(&snapshot);
+	if (finished || timeout == 0) {
+		server_reply(slot, finished ? outcome_reply(daemon->jobs, job)
+		                            : outcome_timeout_reply(daemon->jobs, job, 0));
+		job_unref(job);
+		return;
+	}
+	wait_for(daemon, slot, WAITER_RESULT, &job, 1, REQUEST_ALL_COMPLETED, timeout);
+}
+
+static void op_wait(struct daemon *daemon, struct server_request *slot, struct request *request,
+                    struct problem *problem)
+{
+	struct job **list;
+	if (find_all(daemon, request->ids, request->id_count, &list, problem) != WEFT_OK) {
+		reply_problem(slot, problem);
+		return;
+	}
+	wait_for(daemon, slot, WAITER_WAIT, list, request->id_count, request->return_when,
+	         request->has_timeout ? request->timeout : -1);
+	free(list);
+}
+
+static json_t *op_cancel(struct daemon *daemon, struct request *request, struct problem *problem)
+{
+	struct job *job = jobs_find(daemon->jobs, request->id);
+	if (job == NULL) {
+		unknown_id(problem, request->id);
+		return problem_to_reply(problem);
+	}
+	bool cancelled = runner_cancel(job, PROTO_JOB_ERROR_CANCELLED, "job was cancelled");
+	struct job_snapshot snapshot;
+	jobs_snapshot(daemon->jobs, job, &snapshot);
+	json_t *reply = json_pack("{s:b, s:b, s:s}", "ok", 1, "cancelled", cancelled, "state",
+	                          job_state_name(snapshot.state));
+	jobs_snapshot_clear(&snapshot);
+	job_unref(job);
+	return reply;
+}
+
+static json_t *op_status(struct daemon *daemon, struct request *request, struct problem *problem)
+{
+	struct job *job = jobs_find(daemon->jobs, request->id);
+	if (job == NULL) {
+		unknown_id(problem, request->id);
+		return problem_to_reply(problem);
+	}
+	json_t *reply = json_pack("{s:b, s:o}", "ok", 1, "job", jobs_to_json(daemon->jobs, job));
+	job_unref(job);
+	return reply;
+}
+
+static json_t *op_list(struct daemon *daemon, struct request *request)
+{
+	struct jobs_filter filter = {
+		.state = request->state,
+		.function = request->function,
+		.labels = request->labels,
+		.after = request->after,
+		.limit = request->limit,
+	};
+	bool more;
+	json_t *list = jobs_list(daemon->jobs, &filter, &more);
+	return json_pack("{s:b, s:o, s:b}", "ok", 1, "jobs", list, "more", more);
+}
+
+static long resident_kilobytes(void)
+{
+	FILE *statm = fopen("/proc/self/statm", "re");
+	long pages_total = 0, pages_resident = 0;
+	if (statm != NULL) {
+		if (fscanf(statm, "%ld %ld", &pages_total, &pages_resident) != 2)
+			pages_resident = 0;
+		fclose(statm);
+	}
+	return pages_resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static json_t *op_stats(struct daemon *daemon)
+{
+	json_t *workers = json_array();
+	for (int i = 0; i < workers_count(daemon->workers); i++) {
+		struct workers_stats stats;
+		workers_stats(workers_get(daemon->workers, i), &stats);
+		json_array_append_new(workers, json_pack("{s:i, s:I, s:I, s:I}", "id", i, "jobs_run",
+		                                         (json_int_t)stats.jobs_run, "queue_depth",
+		                                         (json_int_t)stats.queue_depth, "wakes",
+		                                         (json_int_t)stats.wakes));
+	}
+	struct jobs_counts counts;
+	jobs_counts(daemon->jobs, &counts);
+	json_t *by_state = json_object();
+	for (int state = 0; state < JOB_STATE_COUNT; state++)
+		json_object_set_new(by_state, job_state_name((enum job_state)state),
+		                    json_integer((json_int_t)counts.by_state[state]));
+	json_object_set_new(by_state, "retained", json_integer((json_int_t)counts.retained));
+	json_object_set_new(by_state, "submitted", json_integer((json_int_t)counts.submitted));
+	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:I}}", "ok", 1, "version",
+	                 PROTO_SOFTWARE_VERSION, "uptime", now_monotonic() - daemon->started,
+	                 "workers", workers, "jobs", by_state, "waiters",
+	                 (json_int_t)waiters_count(daemon->waiters), "memory", "rss_kb",
+	                 (json_int_t)resident_kilobytes());
+}
+
+void ops_handle(void *context, struct server_request *slot, const void *body, size_t size)
+{
+	struct daemon *daemon = context;
+	struct problem problem;
+	problem_init(&problem);
+	if (size > daemon->options.max_message) {
+		problem_set(&problem, WEFT_ETOOLARGE, NULL,
+		            "request of %zu bytes exceeds the daemon's limit of %zu (--max-message)", size,
+		            daemon->options.max_message);
+		reply_problem(slot, &problem);
+		return;
+	}
+	struct request request;
+	if (request_decode(body, size, &request, &problem) != WEFT_OK) {
+		reply_problem(slot, &problem);
+		return;
+	}
+	json_t *reply = NULL;
+	switch (request.op) {
+	case REQUEST_PING:
+		reply = op_ping(daemon);
+		break;
+	case REQUEST_SUBMIT:
+		op_submit(daemon, slot, &request, &problem);
+		break;
+	case REQUEST_STATUS:
+		reply = op_status(daemon, &request, &problem);
+		break;
+	case REQUEST_RESULT:
+		op_result(daemon, slot, &request, &problem);
+		break;
+	case REQUEST_WAIT:
+		op_wait(daemon, slot, &request, &problem);
+		break;
+	case REQUEST_CANCEL:
+		reply = op_cancel(daemon, &request, &problem);
+		break;
+	case REQUEST_LIST:
+		reply = op_list(daemon, &request);
+		break;
+	case REQUEST_FUNCTIONS:
+		reply = json_pack("{s:b, s:o}", "ok", 1, "functions", functions_to_json());
+		break;
+	case REQUEST_STATS:
+		reply = op_stats(daemon);
+		break;
+	case REQUEST_OP_COUNT:
+		break;
+	}
+	if (reply != NULL)
+		server_reply(slot, reply);
+	request_clear(&request);
+}

@@ -1,0 +1,163 @@
+/* See options.h. */
+#include "daemon/options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto/proto.h"
+#include "proto/url.h"
+
+static const char usage[] =
+	"usage: weftd [options]\n"
+	"\n"
+	"weft's task scheduler daemon: runs jobs for clients that speak the weft protocol\n"
+	"(JSON over nng REQ/REP; see proto/PROTOCOL.md).\n"
+	"\n"
+	"  --listen URL         listen on URL (repeatable); default %s\n"
+	"  --workers N          worker threads, each with its own event loop (default: online CPUs)\n"
+	"  --grace SECONDS      on SIGTERM/SIGINT, let running jobs finish this long before\n"
+	"                       cancelling them (default 10)\n"
+	"  --retain SECONDS     keep finished jobs this long (default 3600)\n"
+	"  --retain-max N       keep at most N finished jobs, oldest dropped first (default 100000)\n"
+	"  --max-message BYTES  largest request accepted (default 1048576)\n"
+	"  --max-waiters N      most requests waiting for jobs at once (default 100000)\n"
+	"  --log-level LEVEL    error, warn, info or debug (default info)\n"
+	"  --version            print the version and exit\n"
+	"  --help               print this help and exit\n";
+
+static int parse_number(const char *text, double minimum, double maximum, double *out)
+{
+	char *end;
+	errno = 0;
+	double value = strtod(text, &end);
+	if (errno != 0 || end == text || *end != '\0' || !isfinite(value) || value < minimum ||
+	    value > maximum)
+		return -1;
+	*out = value;
+	return 0;
+}
+
+enum options_outcome options_parse(int argc, char **argv, struct options *options, char *message,
+                                   size_t size)
+{
+	memset(options, 0, sizeof(*options));
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	options->workers = cpus > 0 ? (int)cpus : 1;
+	options->grace = 10;
+	options->retain = 3600;
+	options->retain_max = 100000;
+	options->max_message = PROTO_DEFAULT_MAX_MESSAGE;
+	options->max_waiters = 100000;
+	options->log_level = LOG_LEVEL_INFO;
+
+	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
+	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_LOG_LEVEL, OPT_VERSION, OPT_HELP };
+	static const struct option long_options[] = {
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"workers", required_argument, NULL, OPT_WORKERS},
+		{"grace", required_argument, NULL, OPT_GRACE},
+		{"retain", required_argument, NULL, OPT_RETAIN},
+		{"retain-max", required_argument, NULL, OPT_RETAIN_MAX},
+		{"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+		{"max-waiters", required_argument, NULL, OPT_MAX_WAITERS},
+		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{"help", no_argument, NULL, OPT_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	char default_url[512];
+	if (proto_default_daemon_url(default_url, sizeof(default_url)) != 0)
+		snprintf(default_url, sizeof(default_url), "%s", PROTO_ROOT_URL);
+
+	optind = 1;
+	opterr = 0;
+	int option;
+	int which = 0;
+	double value;
+	while ((option = getopt_long(argc, argv, "", long_options, &which)) != -1) {
+		switch (option) {
+		case OPT_LISTEN:
+			if (options->listen_count == OPTIONS_MAX_LISTEN) {
+				snprintf(message, size, "at most %d --listen URLs", OPTIONS_MAX_LISTEN);
+				return OPTIONS_EXIT_USAGE;
+			}
+			if (strstr(optarg, "://") == NULL ||
+			    strlen(optarg) >= sizeof(options->listen[0])) {
+				snprintf(message, size,
+				         "--listen needs a URL like ipc:///tmp/weft.sock or "
+				         "tcp://127.0.0.1:7070, not '%s'",
+				         optarg);
+				return OPTIONS_EXIT_USAGE;
+			}
+			strcpy(options->listen[options->listen_count++], optarg);
+			break;
+		case OPT_WORKERS:
+			if (parse_number(optarg, 1, 1024, &value) != 0 || value != floor(value))
+				goto bad_value;
+			options->workers = (int)value;
+			break;
+		case OPT_GRACE:
+			if (parse_number(optarg, 0, 86400, &value) != 0)
+				goto bad_value;
+			options->grace = value;
+			break;
+		case OPT_RETAIN:
+			if (parse_number(optarg, 0, 10.0 * 365 * 86400, &value) != 0)
+				goto bad_value;
+			options->retain = value;
+			break;
+		case OPT_RETAIN_MAX:
+			if (parse_number(optarg, 0, 1e9, &value) != 0 || value != floor(value))
+				goto bad_value;
+			options->retain_max = (size_t)value;
+			break;
+		case OPT_MAX_MESSAGE:
+			if (parse_number(optarg, 1024, 256.0 * 1024 * 1024, &value) != 0 ||
+			    value != floor(value))
+				goto bad_value;
+			options->max_message = (size_t)value;
+			break;
+		case OPT_MAX_WAITERS:
+			if (parse_number(optarg, 1, 1e8, &value) != 0 || value != floor(value))
+				goto bad_value;
+			options->max_waiters = (size_t)value;
+			break;
+		case OPT_LOG_LEVEL:
+			if (log_level_parse(optarg, &options->log_level) != 0) {
+				snprintf(message, size,
+				         "--log-level must be error, warn, info or debug, not '%s'", optarg);
+				return OPTIONS_EXIT_USAGE;
+			}
+			break;
+		case OPT_VERSION:
+			printf("weftd %s (protocol %d)\n", PROTO_SOFTWARE_VERSION, PROTO_VERSION);
+			return OPTIONS_EXIT_OK;
+		case OPT_HELP:
+			printf(usage, default_url);
+			return OPTIONS_EXIT_OK;
+		default:
+			snprintf(message, size, "unknown option or missing value: '%s'; see weftd --help",
+			         argv[optind - 1]);
+			return OPTIONS_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		snprintf(message, size, "unexpected argument '%s'; see weftd --help", argv[optind]);
+		return OPTIONS_EXIT_USAGE;
+	}
+	if (options->listen_count == 0) {
+		strcpy(options->listen[0], default_url);
+		options->listen_count = 1;
+	}
+	return OPTIONS_RUN;
+
+bad_value:
+	snprintf(message, size, "--%s: '%s' is out of range or not a number; see weftd --help",
+	         long_options[which].name, optarg);
+	return OPTIONS_EXIT_USAGE;
+}

@@ -1,0 +1,30 @@
+/* weftd's command line. Main thread. */
+#ifndef OPTIONS_H
+#define OPTIONS_H
+
+#include <stddef.h>
+
+#include "daemon/log.h"
+
+#define OPTIONS_MAX_LISTEN 16
+
+struct options {
+	char listen[OPTIONS_MAX_LISTEN][512];
+	size_t listen_count; /* 0 until parsed: then the default URL */
+	int workers;
+	double grace;
+	double retain;
+	size_t retain_max;
+	size_t max_message;
+	size_t max_waiters;
+	enum log_level log_level;
+};
+
+enum options_outcome { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_EXIT_USAGE };
+
+/* Parses argv into options (defaults first). On OPTIONS_EXIT_USAGE the message
+ * says what is wrong; on OPTIONS_EXIT_OK (--help, --version) it has been printed. */
+enum options_outcome options_parse(int argc, char **argv, struct options *options, char *message,
+                                   size_t size);
+
+#endif

@@ -1,0 +1,79 @@
+/* See outcome.h. */
+#include "daemon/outcome.h"
+
+#include "daemon/jobs.h"
+#include "daemon/problem.h"
+
+/* The members describing a job's outcome, added to object. */
+static void describe(struct jobs *jobs, struct job *job, json_t *object)
+{
+	struct job_snapshot snapshot;
+	jobs_snapshot(jobs, job, &snapshot);
+	json_object_set_new(object, "id", json_integer((json_int_t)job->id));
+	json_object_set_new(object, "state", json_string(job_state_name(snapshot.state)));
+	if (snapshot.state == JOB_DONE)
+		json_object_set(object, "result", snapshot.result);
+	else if (snapshot.error != NULL)
+		json_object_set(object, "error", snapshot.error);
+	jobs_snapshot_clear(&snapshot);
+}
+
+json_t *outcome_reply(struct jobs *jobs, struct job *job)
+{
+	json_t *reply = json_pack("{s:b}", "ok", 1);
+	describe(jobs, job, reply);
+	return reply;
+}
+
+json_t *outcome_timeout_reply(struct jobs *jobs, struct job *job, double waited)
+{
+	struct job_snapshot snapshot;
+	jobs_snapshot(jobs, job, &snapshot);
+	struct problem problem;
+	problem_init(&problem);
+	problem_set(&problem, WEFT_ETIMEOUT, NULL, "job %llu is still %s after %g s",
+	            (unsigned long long)job->id, job_state_name(snapshot.state), waited);
+	problem.id = job->id;
+	problem.state = job_state_name(snapshot.state);
+	jobs_snapshot_clear(&snapshot);
+	return problem_to_reply(&problem);
+}
+
+json_t *outcome_results_reply(struct jobs *jobs, struct job *const *list, size_t count)
+{
+	json_t *results = json_array();
+	for (size_t i = 0; i < count; i++) {
+		json_t *entry = json_object();
+		describe(jobs, list[i], entry);
+		json_array_append_new(results, entry);
+	}
+	return json_pack("{s:b, s:o}", "ok", 1, "results", results);
+}
+
+json_t *outcome_wait_reply(struct jobs *jobs, struct job *const *list, size_t count)
+{
+	json_t *done = json_array();
+	json_t *pending = json_array();
+	for (size_t i = 0; i < count; i++) {
+		struct job_snapshot snapshot;
+		jobs_snapshot(jobs, list[i], &snapshot);
+		json_array_append_new(job_state_finished(snapshot.state) ? done : pending,
+		                      json_integer((json_int_t)list[i]->id));
+		jobs_snapshot_clear(&snapshot);
+	}
+	return json_pack("{s:b, s:o, s:o}", "ok", 1, "done", done, "pending", pending);
+}
+
+json_t *outcome_shutdown_reply(struct jobs *jobs, struct job *job)
+{
+	struct job_snapshot snapshot;
+	jobs_snapshot(jobs, job, &snapshot);
+	struct problem problem;
+	problem_init(&problem);
+	problem_set(&problem, WEFT_ESHUTDOWN, NULL, "weftd is shutting down; job %llu is %s",
+	            (unsigned long long)job->id, job_state_name(snapshot.state));
+	problem.id = job->id;
+	problem.state = job_state_name(snapshot.state);
+	jobs_snapshot_clear(&snapshot);
+	return problem_to_reply(&problem);
+}

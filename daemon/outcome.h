@@ -1,0 +1,33 @@
+/*
+ * The replies that describe how jobs ended, shared by the ops that answer at
+ * once and the waiters that answer later. Every function returns a new
+ * reference to a complete reply object. Any thread.
+ */
+#ifndef OUTCOME_H
+#define OUTCOME_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "daemon/request.h"
+
+struct job;
+struct jobs;
+
+/* {"ok":true,"id":7,"state":"done","result":…} or with "error" for failed and
+ * cancelled jobs; for an unfinished job {"ok":true,"id":7,"state":"running"}. */
+json_t *outcome_reply(struct jobs *jobs, struct job *job);
+
+/* The `result` timeout error: {"ok":false,"error":{"code":"timeout",…,"id","state"}}. */
+json_t *outcome_timeout_reply(struct jobs *jobs, struct job *job, double waited);
+
+/* The batch `result` reply: {"ok":true,"results":[outcome…]} in the given order. */
+json_t *outcome_results_reply(struct jobs *jobs, struct job *const *list, size_t count);
+
+/* The `wait` reply: {"ok":true,"done":[ids],"pending":[ids]}, in the given order. */
+json_t *outcome_wait_reply(struct jobs *jobs, struct job *const *list, size_t count);
+
+/* A `shutting_down` error naming the job's state. */
+json_t *outcome_shutdown_reply(struct jobs *jobs, struct job *job);
+
+#endif

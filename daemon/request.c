@@ -1,0 +1,404 @@
+/*
+ * Request decoding; see request.h. Every refusal says which field is wrong and
+ * what would be right, since the message is what a user reads.
+ */
+#include "daemon/request.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/functions.h"
+#include "daemon/jobs.h"
+#include "daemon/memory.h"
+#include "daemon/problem.h"
+
+#define REQUEST_OP_NAME_(name, wire) wire,
+static const char *const op_names[] = {PROTO_OP_MAP(REQUEST_OP_NAME_)};
+#undef REQUEST_OP_NAME_
+
+/* The fields each op takes, besides "op". */
+static const char *const op_fields[REQUEST_OP_COUNT][8] = {
+	[REQUEST_PING] = {NULL},
+	[REQUEST_SUBMIT] = {"fn", "args", "timeout", "labels", "wait", "jobs", NULL},
+	[REQUEST_STATUS] = {"id", NULL},
+	[REQUEST_RESULT] = {"id", "ids", "timeout", NULL},
+	[REQUEST_WAIT] = {"ids", "timeout", "return_when", NULL},
+	[REQUEST_CANCEL] = {"id", NULL},
+	[REQUEST_LIST] = {"state", "fn", "labels", "after", "limit", NULL},
+	[REQUEST_FUNCTIONS] = {NULL},
+	[REQUEST_STATS] = {NULL},
+};
+
+static const char *const job_fields[] = {"fn", "args", "timeout", "labels", NULL};
+
+/* Ids must stay exact in every JSON parser (doubles). */
+#define MAX_ID ((json_int_t)1 << 53)
+
+const char *request_op_name(enum request_op op)
+{
+	return (unsigned)op < REQUEST_OP_COUNT ? op_names[op] : "unknown";
+}
+
+static bool listed(const char *const *names, const char *key)
+{
+	for (; *names != NULL; names++)
+		if (strcmp(*names, key) == 0)
+			return true;
+	return false;
+}
+
+static int check_fields(const json_t *object, const char *const *allowed, bool allow_op,
+                        const char *what, struct problem *problem)
+{
+	const char *key;
+	json_t *value;
+	json_object_foreach((json_t *)object, key, value)
+	{
+		if (allow_op && strcmp(key, "op") == 0)
+			continue;
+		if (!listed(allowed, key))
+			return problem_set(problem, WEFT_EUNKNOWNFIELD, key, "%s takes no field '%s'",
+			                   what, key);
+	}
+	return WEFT_OK;
+}
+
+static int get_id(const json_t *value, const char *field, uint64_t *out, struct problem *problem)
+{
+	if (!json_is_integer(value) || json_integer_value(value) < 1 ||
+	    json_integer_value(value) > MAX_ID)
+		return problem_set(problem, WEFT_EBADFIELD, field,
+		                   "field '%s' must be a job id: an integer from 1 to 2^53", field);
+	*out = (uint64_t)json_integer_value(value);
+	return WEFT_OK;
+}
+
+/* A number of seconds; `positive` excludes 0. */
+static int get_seconds(const json_t *value, const char *field, bool positive, double *out,
+                       struct problem *problem)
+{
+	double seconds = json_is_number(value) ? json_number_value(value) : -1;
+	if (!json_is_number(value) || !isfinite(seconds) || seconds < 0 ||
+	    (positive && seconds == 0) || seconds > REQUEST_MAX_SECONDS)
+		return problem_set(problem, WEFT_EBADFIELD, field,
+		                   "field '%s' must be a number of seconds %s 0 (at most %.0f)", field,
+		                   positive ? ">" : ">=", REQUEST_MAX_SECONDS);
+	*out = seconds;
+	return WEFT_OK;
+}
+
+static int check_labels(const json_t *labels, const char *field, struct problem *problem)
+{
+	if (!json_is_object(labels))
+		return problem_set(problem, WEFT_EBADFIELD, field,
+		                   "field '%s' must be an object of strings, like {\"team\": \"ci\"}",
+		                   field);
+	if (json_object_size(labels) > REQUEST_MAX_LABELS)
+		return problem_set(problem, WEFT_EBADFIELD, field, "at most %d labels are allowed",
+		                   REQUEST_MAX_LABELS);
+	const char *key;
+	json_t *value;
+	json_object_foreach((json_t *)labels, key, value)
+	{
+		if (strlen(key) == 0 || strlen(key) > REQUEST_MAX_LABEL_KEY)
+			return problem_set(problem, WEFT_EBADFIELD, field,
+			                   "label names must be 1 to %d bytes long",
+			                   REQUEST_MAX_LABEL_KEY);
+		if (!json_is_string(value) || json_string_length(value) > REQUEST_MAX_LABEL_VALUE)
+			return problem_set(problem, WEFT_EBADFIELD, field,
+			                   "label '%s' must be a string of at most %d bytes", key,
+			                   REQUEST_MAX_LABEL_VALUE);
+	}
+	return WEFT_OK;
+}
+
+static int decode_job(const json_t *object, bool allow_op, struct request_job *job,
+                      struct problem *problem)
+{
+	int rv;
+	if ((rv = check_fields(object, allow_op ? op_fields[REQUEST_SUBMIT] : job_fields, allow_op,
+	                       allow_op ? "op 'submit'" : "a job", problem)) != WEFT_OK)
+		return rv;
+	json_t *fn = json_object_get(object, "fn");
+	if (fn == NULL || !json_is_string(fn))
+		return problem_set(problem, WEFT_EBADFIELD, "fn",
+		                   "field 'fn' must be the name of a function (a string)");
+	const struct function *function = functions_find(json_string_value(fn));
+	if (function == NULL) {
+		char names[256];
+		functions_names(names, sizeof(names));
+		return problem_set(problem, WEFT_EUNKNOWNFN, "fn", "no function '%.64s'; there are: %s",
+		                   json_string_value(fn), names);
+	}
+	json_t *args = json_object_get(object, "args");
+	if (args != NULL && !json_is_object(args))
+		return problem_set(problem, WEFT_EBADFIELD, "args",
+		                   "field 'args' must be an object of the function's arguments");
+	json_t *timeout = json_object_get(object, "timeout");
+	double timeout_seconds = 0;
+	if (timeout != NULL &&
+	    (rv = get_seconds(timeout, "timeout", true, &timeout_seconds, problem)) != WEFT_OK)
+		return rv;
+	json_t *labels = json_object_get(object, "labels");
+	if (labels != NULL && (rv = check_labels(labels, "labels", problem)) != WEFT_OK)
+		return rv;
+	json_t *empty = NULL;
+	if (args == NULL)
+		args = empty = json_object();
+	if ((rv = function->check(args, problem)) != WEFT_OK) {
+		json_decref(empty);
+		return rv;
+	}
+	job->function = function;
+	job->args = empty != NULL ? empty : json_incref(args);
+	job->labels = json_incref(labels);
+	job->timeout = timeout_seconds;
+	return WEFT_OK;
+}
+
+static int decode_submit(json_t *root, struct request *request, struct problem *problem)
+{
+	json_t *jobs = json_object_get(root, "jobs");
+	json_t *wait = json_object_get(root, "wait");
+	int rv;
+	if (jobs == NULL) {
+		request->jobs = memory_zalloc(sizeof(*request->jobs));
+		if ((rv = decode_job(root, true, &request->jobs[0], problem)) != WEFT_OK)
+			return rv;
+		request->job_count = 1;
+		if (wait != NULL) {
+			if ((rv = get_seconds(wait, "wait", false, &request->wait, problem)) != WEFT_OK)
+				return rv;
+			request->has_wait = true;
+		}
+		return WEFT_OK;
+	}
+	const char *const single_only[] = {"fn", "args", "timeout", "labels", "wait", NULL};
+	for (const char *const *name = single_only; *name != NULL; name++)
+		if (json_object_get(root, *name) != NULL)
+			return problem_set(problem, WEFT_EBADFIELD, *name,
+			                   "field '%s' cannot be used with 'jobs': put it in each job",
+			                   *name);
+	if (!json_is_array(jobs) || json_array_size(jobs) == 0 ||
+	    json_array_size(jobs) > REQUEST_MAX_BATCH)
+		return problem_set(problem, WEFT_EBADFIELD, "jobs",
+		                   "field 'jobs' must be an array of 1 to %d job objects",
+		                   REQUEST_MAX_BATCH);
+	size_t count = json_array_size(jobs);
+	request->batch = true;
+	request->jobs = memory_zalloc(count * sizeof(*request->jobs));
+	for (size_t i = 0; i < count; i++) {
+		json_t *element = json_array_get(jobs, i);
+		if (!json_is_object(element)) {
+			problem_set(problem, WEFT_EBADFIELD, "", "each job must be an object");
+		} else if (decode_job(element, false, &request->jobs[i], problem) == WEFT_OK) {
+			request->job_count = i + 1;
+			continue;
+		}
+		problem_in_batch(problem, (long)i);
+		return problem->code;
+	}
+	return WEFT_OK;
+}
+
+static int compare_positions(const void *left, const void *right)
+{
+	const uint64_t *a = left, *b = right;
+	/* Sort by id, then by position, so the first appearance comes first. */
+	if (a[0] != b[0])
+		return a[0] < b[0] ? -1 : 1;
+	return a[1] < b[1] ? -1 : a[1] > b[1];
+}
+
+static int decode_ids(json_t *value, struct request *request, struct problem *problem)
+{
+	if (!json_is_array(value) || json_array_size(value) == 0 ||
+	    json_array_size(value) > REQUEST_MAX_IDS)
+		return problem_set(problem, WEFT_EBADFIELD, "ids",
+		                   "field 'ids' must be an array of 1 to %d job ids", REQUEST_MAX_IDS);
+	size_t count = json_array_size(value);
+	uint64_t *ids = memory_alloc(count * sizeof(*ids));
+	for (size_t i = 0; i < count; i++) {
+		char field[32];
+		snprintf(field, sizeof(field), "ids[%zu]", i);
+		int rv = get_id(json_array_get(value, i), field, &ids[i], problem);
+		if (rv != WEFT_OK) {
+			free(ids);
+			return rv;
+		}
+	}
+	/* Remove duplicates, keeping the order of first appearance. */
+	uint64_t(*pairs)[2] = memory_alloc(count * sizeof(*pairs));
+	for (size_t i = 0; i < count; i++) {
+		pairs[i][0] = ids[i];
+		pairs[i][1] = i;
+	}
+	qsort(pairs, count, sizeof(*pairs), compare_positions);
+	bool *duplicate = memory_zalloc(count * sizeof(*duplicate));
+	for (size_t i = 1; i < count; i++)
+		if (pairs[i][0] == pairs[i - 1][0])
+			duplicate[pairs[i][1]] = true;
+	size_t kept = 0;
+	for (size_t i = 0; i < count; i++)
+		if (!duplicate[i])
+			ids[kept++] = ids[i];
+	free(duplicate);
+	free(pairs);
+	request->ids = ids;
+	request->id_count = kept;
+	return WEFT_OK;
+}
+
+static int decode_timeout(json_t *root, struct request *request, struct problem *problem)
+{
+	json_t *timeout = json_object_get(root, "timeout");
+	if (timeout == NULL)
+		return WEFT_OK;
+	request->has_timeout = true;
+	return get_seconds(timeout, "timeout", false, &request->timeout, problem);
+}
+
+static int decode_body(json_t *root, struct request *request, struct problem *problem)
+{
+	int rv;
+	json_t *value;
+	switch (request->op) {
+	case REQUEST_PING:
+	case REQUEST_FUNCTIONS:
+	case REQUEST_STATS:
+		return WEFT_OK;
+	case REQUEST_SUBMIT:
+		return decode_submit(root, request, problem);
+	case REQUEST_STATUS:
+	case REQUEST_CANCEL:
+		return get_id(json_object_get(root, "id"), "id", &request->id, problem);
+	case REQUEST_RESULT:
+		if ((value = json_object_get(root, "ids")) != NULL) {
+			if (json_object_get(root, "id") != NULL)
+				return problem_set(problem, WEFT_EBADFIELD, "ids",
+				                   "give either 'id' or 'ids', not both");
+			rv = decode_ids(value, request, problem);
+		} else {
+			rv = get_id(json_object_get(root, "id"), "id", &request->id, problem);
+		}
+		return rv != WEFT_OK ? rv : decode_timeout(root, request, problem);
+	case REQUEST_WAIT:
+		if ((rv = decode_ids(json_object_get(root, "ids"), request, problem)) != WEFT_OK)
+			return rv;
+		if ((rv = decode_timeout(root, request, problem)) != WEFT_OK)
+			return rv;
+		request->return_when = REQUEST_ALL_COMPLETED;
+		if ((value = json_object_get(root, "return_when")) != NULL) {
+			const char *name = json_is_string(value) ? json_string_value(value) : "";
+			if (strcmp(name, "FIRST_COMPLETED") == 0)
+				request->return_when = REQUEST_FIRST_COMPLETED;
+			else if (strcmp(name, "FIRST_EXCEPTION") == 0)
+				request->return_when = REQUEST_FIRST_EXCEPTION;
+			else if (strcmp(name, "ALL_COMPLETED") != 0)
+				return problem_set(problem, WEFT_EBADFIELD, "return_when",
+				                   "field 'return_when' must be \"FIRST_COMPLETED\", "
+				                   "\"FIRST_EXCEPTION\" or \"ALL_COMPLETED\"");
+		}
+		return WEFT_OK;
+	case REQUEST_LIST:
+		request->state = -1;
+		request->limit = REQUEST_DEFAULT_LIST;
+		if ((value = json_object_get(root, "state")) != NULL) {
+			enum job_state state;
+			if (!json_is_string(value) || job_state_parse(json_string_value(value), &state) != 0)
+				return problem_set(problem, WEFT_EBADFIELD, "state",
+				                   "field 'state' must be one of queued, running, done, "
+				                   "failed, cancelled");
+			request->state = (int)state;
+		}
+		if ((value = json_object_get(root, "fn")) != NULL) {
+			if (!json_is_string(value))
+				return problem_set(problem, WEFT_EBADFIELD, "fn",
+				                   "field 'fn' must be a function name (a string)");
+			request->function = json_string_value(value);
+		}
+		if ((value = json_object_get(root, "labels")) != NULL) {
+			if ((rv = check_labels(value, "labels", problem)) != WEFT_OK)
+				return rv;
+			request->labels = value;
+		}
+		if ((value = json_object_get(root, "after")) != NULL) {
+			if (!json_is_integer(value) || json_integer_value(value) < 0)
+				return problem_set(problem, WEFT_EBADFIELD, "after",
+				                   "field 'after' must be a job id or 0");
+			request->after = (uint64_t)json_integer_value(value);
+		}
+		if ((value = json_object_get(root, "limit")) != NULL) {
+			if (!json_is_integer(value) || json_integer_value(value) < 1 ||
+			    json_integer_value(value) > REQUEST_MAX_LIST)
+				return problem_set(problem, WEFT_EBADFIELD, "limit",
+				                   "field 'limit' must be an integer from 1 to %d",
+				                   REQUEST_MAX_LIST);
+			request->limit = (size_t)json_integer_value(value);
+		}
+		return WEFT_OK;
+	case REQUEST_OP_COUNT:
+		break;
+	}
+	return problem_set(problem, WEFT_EINTERNAL, "op", "op without a decoder");
+}
+
+int request_decode(const void *data, size_t size, struct request *out, struct problem *problem)
+{
+	memset(out, 0, sizeof(*out));
+	json_error_t error;
+	json_t *root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &error);
+	if (root == NULL)
+		return problem_set(problem, WEFT_EMALFORMED, NULL,
+		                   "request is not valid JSON: %s (byte %d)", error.text, error.position);
+	out->root = root;
+	int rv;
+	if (!json_is_object(root)) {
+		rv = problem_set(problem, WEFT_EMALFORMED, NULL,
+		                 "request must be a JSON object like {\"op\": \"ping\"}");
+		goto fail;
+	}
+	json_t *op = json_object_get(root, "op");
+	if (op == NULL || !json_is_string(op)) {
+		rv = problem_set(problem, WEFT_EBADFIELD, "op",
+		                 "field 'op' must be a string naming the operation, like \"ping\"");
+		goto fail;
+	}
+	out->op = REQUEST_OP_COUNT;
+	for (int i = 0; i < REQUEST_OP_COUNT; i++)
+		if (strcmp(op_names[i], json_string_value(op)) == 0)
+			out->op = (enum request_op)i;
+	if (out->op == REQUEST_OP_COUNT) {
+		rv = problem_set(problem, WEFT_EUNKNOWNOP, "op",
+		                 "unknown op '%.64s'; ops are ping, submit, status, result, wait, "
+		                 "cancel, list, functions, stats",
+		                 json_string_value(op));
+		goto fail;
+	}
+	if (out->op != REQUEST_SUBMIT || json_object_get(root, "jobs") != NULL) {
+		char what[32];
+		snprintf(what, sizeof(what), "op '%s'", op_names[out->op]);
+		if ((rv = check_fields(root, op_fields[out->op], true, what, problem)) != WEFT_OK)
+			goto fail;
+	}
+	if ((rv = decode_body(root, out, problem)) != WEFT_OK)
+		goto fail;
+	return WEFT_OK;
+
+fail:
+	request_clear(out);
+	return rv;
+}
+
+void request_clear(struct request *request)
+{
+	for (size_t i = 0; i < request->job_count; i++) {
+		json_decref(request->jobs[i].args);
+		json_decref(request->jobs[i].labels);
+	}
+	free(request->jobs);
+	free(request->ids);
+	json_decref(request->root);
+	memset(request, 0, sizeof(*request));
+}

@@ -1,0 +1,86 @@
+/*
+ * Decoding and validating one request message into a struct request. Pure:
+ * no daemon state is read except the static function registry, so the decoder
+ * can be unit-tested and fuzzed directly. Any thread.
+ */
+#ifndef REQUEST_H
+#define REQUEST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/proto.h"
+
+struct function;
+struct problem;
+
+#define REQUEST_OP_ENUM_(name, wire) REQUEST_##name,
+enum request_op { PROTO_OP_MAP(REQUEST_OP_ENUM_) REQUEST_OP_COUNT };
+#undef REQUEST_OP_ENUM_
+
+enum request_return_when {
+	REQUEST_FIRST_COMPLETED,
+	REQUEST_FIRST_EXCEPTION,
+	REQUEST_ALL_COMPLETED,
+};
+
+/* Limits the decoder enforces (documented in proto/PROTOCOL.md). */
+#define REQUEST_MAX_BATCH 100000
+#define REQUEST_MAX_IDS 100000
+#define REQUEST_MAX_LABELS 32
+#define REQUEST_MAX_LABEL_KEY 64
+#define REQUEST_MAX_LABEL_VALUE 256
+#define REQUEST_MAX_LIST 10000
+#define REQUEST_DEFAULT_LIST 1000
+#define REQUEST_MAX_SECONDS (10.0 * 365 * 24 * 3600)
+
+/* One job of a submit. args and labels are new references owned by the
+ * request until a caller takes them (sets the member to NULL). */
+struct request_job {
+	const struct function *function;
+	json_t *args;
+	json_t *labels; /* NULL when none */
+	double timeout; /* 0 = none */
+};
+
+/* A decoded request; every member not used by its op is zero. Owns root,
+ * jobs (and their references) and ids; freed with request_clear. */
+struct request {
+	enum request_op op;
+	json_t *root;
+
+	/* submit */
+	struct request_job *jobs;
+	size_t job_count;
+	bool batch; /* the "jobs" form */
+	bool has_wait;
+	double wait;
+
+	/* status, result, cancel: id; result (batch form) and wait: ids */
+	uint64_t id;
+	uint64_t *ids; /* duplicates removed, first appearance kept */
+	size_t id_count;
+	bool has_timeout;
+	double timeout;
+	enum request_return_when return_when;
+
+	/* list */
+	int state;             /* an enum job_state, or -1 */
+	const char *function;  /* borrowed from root, or NULL */
+	const json_t *labels;  /* borrowed from root, or NULL */
+	uint64_t after;
+	size_t limit;
+};
+
+/* The wire name of an op. */
+const char *request_op_name(enum request_op op);
+
+/* Decodes a message. Returns WEFT_OK with *out filled, or an error code with the
+ * problem filled (and *out left cleared). */
+int request_decode(const void *data, size_t size, struct request *out, struct problem *problem);
+
+void request_clear(struct request *request);
+
+#endif

@@ -1,0 +1,168 @@
+/*
+ * Runs jobs on the worker loops; see runner.h.
+ *
+ * Reference discipline: while a job's function is active the runner holds one
+ * reference to the job, dropped when the run ends (the function completes or
+ * fails, or is stopped). A posted start or stop call holds its own reference
+ * until it has run.
+ *
+ * Races: completion (worker), timeout (worker) and cancel (any thread) all
+ * end in jobs_finish(), and the first to get there wins; the losers drop
+ * their result. run.active, touched only by the job's worker thread, makes the
+ * function's stop hook run at most once and never after the function ended.
+ */
+#include "daemon/runner.h"
+
+#include <event2/event.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "daemon/functions.h"
+#include "daemon/jobs.h"
+#include "daemon/workers.h"
+#include "proto/proto.h"
+
+static struct jobs *runner_table;
+static struct workers *runner_pool;
+
+void runner_init(struct jobs *jobs, struct workers *workers)
+{
+	runner_table = jobs;
+	runner_pool = workers;
+}
+
+struct jobs *runner_jobs(void)
+{
+	return runner_table;
+}
+
+/* Ends the run on the job's thread: the timer goes, the runner's reference too.
+ * The caller must not touch the job afterwards unless it holds a reference. */
+static void end_run(struct job *job)
+{
+	job->run.active = false;
+	if (job->run.timeout_event != NULL) {
+		event_free(job->run.timeout_event);
+		job->run.timeout_event = NULL;
+	}
+	job_unref(job);
+}
+
+static json_t *error_object(const char *type, json_t *details, const char *message)
+{
+	json_t *error = json_pack("{s:s, s:s}", "type", type, "message", message);
+	if (details != NULL)
+		json_object_set_new(error, "details", details);
+	return error;
+}
+
+/* Worker thread: the job ended from outside; the function lets go of its work. */
+static void stop_function(struct job *job)
+{
+	if (!job->run.active)
+		return;
+	if (job->function->stop != NULL)
+		job->function->stop(job);
+	end_run(job);
+}
+
+static void on_timeout(evutil_socket_t fd, short events, void *argument)
+{
+	(void)fd;
+	(void)events;
+	struct job *job = argument;
+	event_free(job->run.timeout_event);
+	job->run.timeout_event = NULL;
+	char message[128];
+	snprintf(message, sizeof(message), "job exceeded its timeout of %g s", job->timeout);
+	if (jobs_finish(runner_table, job, JOB_FAILED, NULL,
+	                error_object(PROTO_JOB_ERROR_TIMEOUT, NULL, message), NULL, NULL))
+		stop_function(job);
+	/* Otherwise a cancel won the race and its stop call is on the way. */
+}
+
+static void start_on_worker(void *argument)
+{
+	struct job *job = argument; /* the runner's reference */
+	struct workers_worker *worker = workers_current();
+	if (!jobs_start(runner_table, job, workers_index(worker))) {
+		job_unref(job); /* cancelled while it waited */
+		return;
+	}
+	workers_count_job(worker);
+	job->run.worker = worker;
+	job->run.active = true;
+	if (job->timeout > 0) {
+		struct timeval delay;
+		double whole = floor(job->timeout);
+		delay.tv_sec = (time_t)whole;
+		delay.tv_usec = (suseconds_t)((job->timeout - whole) * 1e6);
+		job->run.timeout_event = evtimer_new(workers_base(worker), on_timeout, job);
+		evtimer_add(job->run.timeout_event, &delay);
+	}
+	job->function->start(job);
+}
+
+static void stop_on_worker(void *argument)
+{
+	struct job *job = argument;
+	stop_function(job);
+	job_unref(job); /* the stop call's reference */
+}
+
+void runner_submit(struct job *job)
+{
+	job_ref(job);
+	if (job->function->executor == FUNCTION_INLINE) {
+		if (!jobs_start(runner_table, job, -1)) {
+			job_unref(job);
+			return;
+		}
+		job->run.active = true;
+		job->function->start(job);
+		return;
+	}
+	workers_post(workers_pick(runner_pool), start_on_worker, job);
+}
+
+bool runner_cancel(struct job *job, const char *type, const char *message)
+{
+	enum job_state previous;
+	int worker;
+	if (!jobs_finish(runner_table, job, JOB_CANCELLED, NULL, error_object(type, NULL, message),
+	                 &previous, &worker))
+		return false;
+	if (previous == JOB_RUNNING && worker >= 0) {
+		job_ref(job);
+		workers_post(workers_get(runner_pool, worker), stop_on_worker, job);
+	}
+	return true;
+}
+
+void runner_complete(struct job *job, json_t *result)
+{
+	if (!job->run.active) {
+		json_decref(result);
+		return;
+	}
+	jobs_finish(runner_table, job, JOB_DONE, result != NULL ? result : json_null(), NULL, NULL,
+	            NULL);
+	end_run(job);
+}
+
+void runner_fail(struct job *job, const char *type, json_t *details, const char *format, ...)
+{
+	if (!job->run.active) {
+		json_decref(details);
+		return;
+	}
+	char message[512];
+	va_list args;
+	va_start(args, format);
+	vsnprintf(message, sizeof(message), format, args);
+	va_end(args);
+	jobs_finish(runner_table, job, JOB_FAILED, NULL, error_object(type, details, message), NULL,
+	            NULL);
+	end_run(job);
+}

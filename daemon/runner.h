@@ -1,0 +1,45 @@
+/*
+ * Runs jobs: puts a submitted job where its function runs (inline, or on a
+ * worker loop), enforces its timeout, finishes it when its function ends, and
+ * stops it when it is cancelled. This is the small interface the scheduler
+ * sits behind; the work-stealing runtime replaces what is under it.
+ */
+#ifndef RUNNER_H
+#define RUNNER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct job;
+struct jobs;
+struct workers;
+
+/* Sets up the runner over a job table and the worker pool. Main thread, once,
+ * before any job is submitted. */
+void runner_init(struct jobs *jobs, struct workers *workers);
+
+/* Starts a queued job: inline functions run now, on this thread; others are
+ * posted to a worker. Takes its own reference to the job. Any thread. */
+void runner_submit(struct job *job);
+
+/*
+ * Finishes an unfinished job as cancelled, with the given error type
+ * ("Cancelled", or "Shutdown") and message, and tells its function to stop.
+ * Returns true when this call finished the job, false when it had already
+ * finished. Any thread.
+ */
+bool runner_cancel(struct job *job, const char *type, const char *message);
+
+/* For functions, on the job's worker thread (or the receiving thread for inline
+ * functions): the job is done with result (stolen; NULL means JSON null). */
+void runner_complete(struct job *job, json_t *result);
+
+/* For functions, likewise: the job failed with an error type ("ValueError") and
+ * a message. details, when not NULL, is stolen and added to the error object. */
+void runner_fail(struct job *job, const char *type, json_t *details, const char *format, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* The job table the runner works on (for functions that need it). */
+struct jobs *runner_jobs(void);
+
+#endif

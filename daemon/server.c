@@ -1,0 +1,472 @@
+/*
+ * The nng side of weftd; see server.h.
+ *
+ * Request slots: each slot owns one REP context and one aio, and cycles
+ *   receiving → handling → sending → receiving (or idle).
+ * A slot that is handling may stay there for a long time (a long poll held by
+ * a waiter); to keep accepting, the receive callback tops up the number of
+ * receiving slots to `target` from the idle list or by opening a new context.
+ * A slot that finishes sending goes back to receiving when fewer than target
+ * are, and to the idle list otherwise, so the pool grows to the peak of
+ * concurrent long polls and no further. Slots are freed only at stop.
+ *
+ * Listener guard: nng 1.5.2 stops accepting on a listener when a peer hangs up
+ * in the middle of the handshake (#1518): new connections still complete the
+ * SP handshake in the transport but are never attached to the socket, so
+ * their requests go unanswered. server_watch_listeners() therefore checks each
+ * listener end to end, with a fresh connection and a ping, and makes a new
+ * listener when that goes unanswered. For ipc, the socket file is unlinked and a new
+ * listener binds the same path; the stuck listener stays open until stop so
+ * that the connections it had accepted keep working. For tcp, the port cannot
+ * be bound twice, so the listener is closed and made again.
+ */
+#include "daemon/server.h"
+
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+#include "daemon/memory.h"
+#include "daemon/probe.h"
+#include "proto/proto.h"
+#include "proto/url.h"
+#include "weft/error.h"
+
+/* How many contexts wait for requests at once: enough for many clients with
+ * requests in flight (a benchmark keeps 64 in flight) without holding threads. */
+#define RECEIVING_TARGET 128
+/* How long claim_ipc_path's probe waits for a handshake. */
+#define PROBE_TIMEOUT_MS 1000
+/* How long the listener watch waits for its ping to be answered. */
+#define LISTENER_PING_MS 1000
+
+enum slot_phase { PHASE_RECEIVING, PHASE_HANDLING, PHASE_SENDING, PHASE_IDLE };
+
+/* Owned by the server (freed in server_stop). phase is written by whichever
+ * thread moves the slot on; each move happens-after the previous one through
+ * nng's aio completion or the idle-list lock. */
+struct server_request {
+	struct server *server;
+	nng_ctx context;
+	nng_aio *aio;
+	enum slot_phase phase;
+	uint32_t pipe;
+	struct server_request *next_idle; /* guarded by server->lock */
+	struct server_request *next_all;  /* guarded by server->lock */
+};
+
+struct listener {
+	char *url;
+	nng_listener listener;
+	int failures;          /* main thread only */
+	nng_listener *retired; /* stuck ipc listeners kept open until stop */
+	size_t retired_count;
+};
+
+struct server {
+	nng_socket socket;
+	struct listener *listeners;
+	size_t listener_count;
+	size_t transport_max;
+	server_handler_fn handler;
+	server_pipe_closed_fn pipe_closed;
+	void *context;
+	uid_t owner; /* a user daemon admits only this uid */
+
+	pthread_mutex_t lock; /* guards the two slot lists */
+	struct server_request *idle;
+	struct server_request *all;
+
+	/* Counters read and written by nng's threads with single RMWs; relaxed is
+	 * enough since no other data is published through them. */
+	atomic_int receiving;
+	atomic_size_t outstanding;
+	atomic_bool closing;
+};
+
+static void on_aio(void *argument);
+
+/* A new slot, not yet receiving. Returns NULL when nng cannot make a context. */
+static struct server_request *slot_new(struct server *server)
+{
+	struct server_request *slot = memory_zalloc(sizeof(*slot));
+	slot->server = server;
+	if (nng_ctx_open(&slot->context, server->socket) != 0) {
+		free(slot);
+		return NULL;
+	}
+	if (nng_aio_alloc(&slot->aio, on_aio, slot) != 0) {
+		nng_ctx_close(slot->context);
+		free(slot);
+		return NULL;
+	}
+	slot->phase = PHASE_IDLE;
+	pthread_mutex_lock(&server->lock);
+	slot->next_all = server->all;
+	server->all = slot;
+	pthread_mutex_unlock(&server->lock);
+	return slot;
+}
+
+static void slot_receive(struct server_request *slot)
+{
+	slot->phase = PHASE_RECEIVING;
+	atomic_fetch_add_explicit(&slot->server->receiving, 1, memory_order_relaxed);
+	nng_ctx_recv(slot->context, slot->aio);
+}
+
+/* Keeps RECEIVING_TARGET slots receiving. Any thread. */
+static void top_up_receivers(struct server *server)
+{
+	while (!atomic_load_explicit(&server->closing, memory_order_relaxed) &&
+	       atomic_load_explicit(&server->receiving, memory_order_relaxed) < RECEIVING_TARGET) {
+		pthread_mutex_lock(&server->lock);
+		struct server_request *slot = server->idle;
+		if (slot != NULL)
+			server->idle = slot->next_idle;
+		pthread_mutex_unlock(&server->lock);
+		if (slot == NULL && (slot = slot_new(server)) == NULL) {
+			log_error("cannot open another nng context; serving with fewer");
+			return;
+		}
+		slot_receive(slot);
+	}
+}
+
+/* A slot whose request is over: receive again, or rest. */
+static void slot_recycle(struct server_request *slot)
+{
+	struct server *server = slot->server;
+	if (!atomic_load_explicit(&server->closing, memory_order_relaxed) &&
+	    atomic_load_explicit(&server->receiving, memory_order_relaxed) < RECEIVING_TARGET) {
+		slot_receive(slot);
+		return;
+	}
+	slot->phase = PHASE_IDLE;
+	pthread_mutex_lock(&server->lock);
+	slot->next_idle = server->idle;
+	server->idle = slot;
+	pthread_mutex_unlock(&server->lock);
+}
+
+static void on_aio(void *argument)
+{
+	struct server_request *slot = argument;
+	struct server *server = slot->server;
+	int rv = nng_aio_result(slot->aio);
+	if (slot->phase == PHASE_SENDING) {
+		if (rv != 0)
+			nng_msg_free(nng_aio_get_msg(slot->aio));
+		atomic_fetch_sub_explicit(&server->outstanding, 1, memory_order_relaxed);
+		slot_recycle(slot);
+		return;
+	}
+	/* PHASE_RECEIVING */
+	atomic_fetch_sub_explicit(&server->receiving, 1, memory_order_relaxed);
+	if (rv != 0) {
+		if (rv == NNG_ECLOSED || atomic_load_explicit(&server->closing, memory_order_relaxed)) {
+			slot->phase = PHASE_IDLE;
+			return;
+		}
+		log_warn("receiving a request failed: %s", nng_strerror(rv));
+		slot_recycle(slot);
+		return;
+	}
+	nng_msg *message = nng_aio_get_msg(slot->aio);
+	slot->pipe = nng_pipe_id(nng_msg_get_pipe(message));
+	slot->phase = PHASE_HANDLING;
+	atomic_fetch_add_explicit(&server->outstanding, 1, memory_order_relaxed);
+	top_up_receivers(server);
+	/* The handler may answer at once, and the send may complete on another
+	 * thread before it returns: the slot is not touched after this call. */
+	server->handler(server->context, slot, nng_msg_body(message), nng_msg_len(message));
+	nng_msg_free(message);
+}
+
+static int append_to_message(const char *buffer, size_t size, void *data)
+{
+	return nng_msg_append(data, buffer, size) == 0 ? 0 : -1;
+}
+
+void server_reply(struct server_request *slot, json_t *reply)
+{
+	nng_msg *message;
+	if (nng_msg_alloc(&message, 0) != 0 ||
+	    json_dump_callback(reply, append_to_message, message,
+	                       JSON_COMPACT | JSON_REAL_PRECISION(16)) != 0) {
+		log_error("cannot encode a reply; dropping the request");
+		json_decref(reply);
+		server_drop(slot);
+		return;
+	}
+	json_decref(reply);
+	slot->phase = PHASE_SENDING;
+	nng_aio_set_msg(slot->aio, message);
+	nng_ctx_send(slot->context, slot->aio);
+}
+
+void server_drop(struct server_request *slot)
+{
+	atomic_fetch_sub_explicit(&slot->server->outstanding, 1, memory_order_relaxed);
+	/* A REP context that receives again discards the request it held. */
+	slot_recycle(slot);
+}
+
+uint32_t server_request_pipe(const struct server_request *slot)
+{
+	return slot->pipe;
+}
+
+size_t server_outstanding(struct server *server)
+{
+	return atomic_load_explicit(&server->outstanding, memory_order_relaxed);
+}
+
+static void on_pipe_event(nng_pipe pipe, nng_pipe_ev event, void *argument)
+{
+	struct server *server = argument;
+	if (event == NNG_PIPE_EV_ADD_PRE) {
+		/* A user's daemon runs that user's jobs: nobody else may use it. ipc
+		 * peers carry their credentials; other transports have none here. */
+		uint64_t uid;
+		if (server->owner != 0 && nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) == 0 &&
+		    uid != server->owner) {
+			log_warn("refused a connection from uid %llu: this daemon serves uid %u only",
+			         (unsigned long long)uid, (unsigned)server->owner);
+			nng_pipe_close(pipe);
+		}
+		return;
+	}
+	if (event == NNG_PIPE_EV_REM_POST && server->pipe_closed != NULL)
+		server->pipe_closed(server->context, nng_pipe_id(pipe));
+}
+
+/* mkdir -p for the socket's directory; the last level gets `mode`. */
+static int make_directory(const char *socket_path, mode_t mode, char *message, size_t size)
+{
+	char path[4096];
+	if (snprintf(path, sizeof(path), "%s", socket_path) >= (int)sizeof(path))
+		goto too_long;
+	char *slash = strrchr(path, '/');
+	if (slash == NULL || slash == path)
+		return WEFT_OK;
+	*slash = '\0';
+	for (char *cursor = path + 1; *cursor != '\0'; cursor++) {
+		if (*cursor != '/')
+			continue;
+		*cursor = '\0';
+		if (mkdir(path, 0755) != 0 && errno != EEXIST)
+			goto fail;
+		*cursor = '/';
+	}
+	if (mkdir(path, mode) != 0 && errno != EEXIST)
+		goto fail;
+	return WEFT_OK;
+fail:
+	snprintf(message, size, "cannot make the socket directory '%s': %s", path, strerror(errno));
+	return WEFT_EINVAL;
+too_long:
+	snprintf(message, size, "socket path too long: %s", socket_path);
+	return WEFT_EINVAL;
+}
+
+/* Before listening on an ipc path: refuse a live peer, remove a stale file. */
+static int claim_ipc_path(const char *url, char *message, size_t size)
+{
+	const char *path = proto_ipc_path(url);
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return WEFT_OK;
+	int rv = probe_url(url, PROBE_TIMEOUT_MS);
+	if (rv == WEFT_OK || rv == WEFT_ETIMEOUT || rv == WEFT_EPROTO) {
+		snprintf(message, size,
+		         "another weftd (or another program) is already listening on %s; stop it, or "
+		         "give this one another --listen URL",
+		         url);
+		return WEFT_EBUSY;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(message, size, "%s exists and is not a socket; remove it or choose another path",
+		         path);
+		return WEFT_EINVAL;
+	}
+	log_info("removing stale socket %s (nothing answers there)", path);
+	if (unlink(path) != 0 && errno != ENOENT) {
+		snprintf(message, size, "cannot remove stale socket %s: %s", path, strerror(errno));
+		return WEFT_EINVAL;
+	}
+	return WEFT_OK;
+}
+
+static int listen_on(struct server *server, const char *url, nng_listener *out, char *message,
+                     size_t size)
+{
+	nng_listener listener;
+	int rv = nng_listener_create(&listener, server->socket, url);
+	if (rv == 0)
+		rv = nng_listener_set_size(listener, NNG_OPT_RECVMAXSZ, server->transport_max);
+	if (rv == 0 && proto_ipc_path(url) != NULL)
+		/* The root daemon's socket is for every local user (its directory is
+		 * world-searchable); a user daemon's sits in a 0700 directory. */
+		rv = nng_listener_set_int(listener, NNG_OPT_IPC_PERMISSIONS,
+		                          server->owner == 0 ? 0666 : 0600);
+	if (rv == 0)
+		rv = nng_listener_start(listener, 0);
+	if (rv != 0) {
+		snprintf(message, size, "cannot listen on %s: %s", url, nng_strerror(rv));
+		return rv == NNG_EADDRINUSE ? WEFT_EBUSY : WEFT_EINVAL;
+	}
+	*out = listener;
+	return WEFT_OK;
+}
+
+int server_start(const struct server_config *config, struct server **out, char *message,
+                 size_t size)
+{
+	struct server *server = memory_zalloc(sizeof(*server));
+	int rv;
+	pthread_mutex_init(&server->lock, NULL);
+	server->handler = config->handler;
+	server->pipe_closed = config->pipe_closed;
+	server->context = config->context;
+	server->owner = geteuid();
+	server->transport_max = config->max_message * PROTO_TRANSPORT_SLACK_FACTOR;
+	if ((rv = nng_rep0_open(&server->socket)) != 0) {
+		snprintf(message, size, "cannot open an nng REP socket: %s", nng_strerror(rv));
+		pthread_mutex_destroy(&server->lock);
+		free(server);
+		return WEFT_EINTERNAL;
+	}
+	/* Set before any listener exists: nng allocates what a peer declares. */
+	nng_socket_set_size(server->socket, NNG_OPT_RECVMAXSZ, server->transport_max);
+	nng_pipe_notify(server->socket, NNG_PIPE_EV_ADD_PRE, on_pipe_event, server);
+	nng_pipe_notify(server->socket, NNG_PIPE_EV_REM_POST, on_pipe_event, server);
+
+	server->listeners = memory_zalloc(config->url_count * sizeof(*server->listeners));
+	for (size_t i = 0; i < config->url_count; i++) {
+		const char *url = config->urls[i];
+		const char *path = proto_ipc_path(url);
+		if (path != NULL) {
+			if ((rv = make_directory(path, server->owner == 0 ? 0755 : 0700, message,
+			                         size)) != WEFT_OK)
+				goto fail;
+			if ((rv = claim_ipc_path(url, message, size)) != WEFT_OK)
+				goto fail;
+		}
+		struct listener *entry = &server->listeners[i];
+		if ((rv = listen_on(server, url, &entry->listener, message, size)) != WEFT_OK)
+			goto fail;
+		entry->url = memory_strdup(url);
+		server->listener_count = i + 1;
+		log_info("listening on %s", url);
+	}
+	top_up_receivers(server);
+	*out = server;
+	return WEFT_OK;
+
+fail:
+	server_stop(server);
+	return rv;
+}
+
+/*
+ * One end-to-end check of a listener: a fresh connection (a listener that has
+ * stopped attaching new pipes still completes the SP handshake, so only a real
+ * request tells), a ping, and its answer. Main thread; blocks up to
+ * LISTENER_PING_MS.
+ */
+static bool listener_answers(const char *url)
+{
+	nng_socket probe;
+	if (nng_req0_open(&probe) != 0)
+		return true; /* cannot tell; do not disturb the listener */
+	nng_socket_set_ms(probe, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_ms(probe, NNG_OPT_SENDTIMEO, LISTENER_PING_MS);
+	nng_socket_set_ms(probe, NNG_OPT_RECVTIMEO, LISTENER_PING_MS);
+	static const char ping[] = "{\"op\":\"ping\"}";
+	char *reply = NULL;
+	size_t size = 0;
+	bool answered = nng_dial(probe, url, NULL, 0) == 0 &&
+	                nng_send(probe, (void *)ping, sizeof(ping) - 1, 0) == 0 &&
+	                nng_recv(probe, &reply, &size, NNG_FLAG_ALLOC) == 0;
+	if (reply != NULL)
+		nng_free(reply, size);
+	nng_close(probe);
+	return answered;
+}
+
+void server_watch_listeners(struct server *server)
+{
+	for (size_t i = 0; i < server->listener_count; i++) {
+		struct listener *entry = &server->listeners[i];
+		const char *path = proto_ipc_path(entry->url);
+		if (listener_answers(entry->url)) {
+			entry->failures = 0;
+			continue;
+		}
+		/* Re-creating an ipc listener disturbs nobody (the old one keeps its
+		 * connections), so one failure is enough; a tcp listener must be closed
+		 * first, which drops its clients, so be surer. */
+		int needed = path != NULL ? 1 : 3;
+		if (++entry->failures < needed)
+			continue;
+		log_warn("listener on %s stopped answering new connections (nng 1.5 defect after a "
+		         "client hung up mid-handshake); re-creating it",
+		         entry->url);
+		if (path != NULL) {
+			entry->retired = memory_realloc(entry->retired, (entry->retired_count + 1) *
+			                                                        sizeof(*entry->retired));
+			entry->retired[entry->retired_count++] = entry->listener;
+			unlink(path);
+		} else {
+			nng_listener_close(entry->listener);
+		}
+		char message[256];
+		if (listen_on(server, entry->url, &entry->listener, message, sizeof(message)) !=
+		    WEFT_OK) {
+			log_error("%s; will try again", message);
+			continue;
+		}
+		entry->failures = 0;
+		log_info("listening again on %s", entry->url);
+	}
+}
+
+void server_stop(struct server *server)
+{
+	if (server == NULL)
+		return;
+	atomic_store(&server->closing, true);
+	nng_close(server->socket);
+	pthread_mutex_lock(&server->lock);
+	struct server_request *slot = server->all;
+	server->all = server->idle = NULL;
+	pthread_mutex_unlock(&server->lock);
+	while (slot != NULL) {
+		struct server_request *next = slot->next_all;
+		nng_aio_stop(slot->aio);
+		nng_aio_free(slot->aio);
+		nng_ctx_close(slot->context);
+		free(slot);
+		slot = next;
+	}
+	for (size_t i = 0; i < server->listener_count; i++) {
+		const char *path = proto_ipc_path(server->listeners[i].url);
+		if (path != NULL)
+			unlink(path);
+		free(server->listeners[i].retired);
+		free(server->listeners[i].url);
+	}
+	free(server->listeners);
+	pthread_mutex_destroy(&server->lock);
+	free(server);
+}

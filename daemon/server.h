@@ -1,0 +1,65 @@
+/*
+ * weftd's side of the wire: one nng REP socket with its listeners, a pool of
+ * REP contexts that receive requests concurrently, replies sent from any
+ * thread, and the guard that keeps the listeners accepting.
+ *
+ * Threads: the request handler runs on nng's callback threads. A request is
+ * answered exactly once, with server_reply() or server_drop(), from any
+ * thread, immediately or much later (long polls): a pending request holds an
+ * nng context and no thread. The server keeps a fixed number of contexts
+ * receiving whatever number are held by long polls.
+ */
+#ifndef SERVER_H
+#define SERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct server;
+struct server_request;
+
+/* Called for each request on an nng thread. body is borrowed for the call. */
+typedef void (*server_handler_fn)(void *context, struct server_request *request,
+                                  const void *body, size_t size);
+/* Called on an nng thread when a client connection closes (its pipe id). It must
+ * not call into the server; it may post work elsewhere. */
+typedef void (*server_pipe_closed_fn)(void *context, uint32_t pipe);
+
+struct server_config {
+	const char *const *urls; /* borrowed for the call */
+	size_t url_count;
+	size_t max_message;      /* the transport reads up to PROTO_TRANSPORT_SLACK_FACTOR × this */
+	server_handler_fn handler;
+	server_pipe_closed_fn pipe_closed;
+	void *context;
+};
+
+/* Opens the socket and starts listening on every URL. For an ipc:// URL it makes
+ * the socket's directory, refuses when a live peer already answers there, and
+ * replaces a stale socket file. Returns WEFT_OK, or an error with a message for
+ * the user in message. Main thread. */
+int server_start(const struct server_config *config, struct server **out, char *message,
+                 size_t size);
+
+/* Answers a request: reply is stolen. Any thread, once per request. */
+void server_reply(struct server_request *request, json_t *reply);
+/* Releases a request without answering (its client is gone). Any thread. */
+void server_drop(struct server_request *request);
+/* The id of the connection (nng pipe) a request came on. */
+uint32_t server_request_pipe(const struct server_request *request);
+
+/* Requests received and not yet answered or dropped. Any thread. */
+size_t server_outstanding(struct server *server);
+
+/* Checks each listener with probe_url(); re-creates one that no longer completes a
+ * handshake (nng 1.5 defect #1518). Blocking for up to about a second per
+ * listener; main thread, periodically. */
+void server_watch_listeners(struct server *server);
+
+/* Closes the socket (pending requests are abandoned), frees everything, and
+ * removes the ipc socket files. Main thread, after every request is answered. */
+void server_stop(struct server *server);
+
+#endif

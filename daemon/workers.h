@@ -1,0 +1,60 @@
+/*
+ * Worker threads, each running its own libevent event_base. This is the
+ * foundation's placement layer: runner.c puts jobs on workers through it. The
+ * work-stealing runtime (daemon/runtime/) is to replace it behind runner.h.
+ *
+ * Rule (DESIGN-NOTES, libevent 2.1.12 defects): a worker's event_base is
+ * touched only by its own thread. Other threads hand it work with
+ * workers_post(), which queues a call and wakes the loop through an eventfd.
+ */
+#ifndef WORKERS_H
+#define WORKERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct workers;
+struct workers_worker;
+
+/* A call to run on a worker's thread. */
+typedef void (*workers_call_fn)(void *argument);
+
+/* Per-worker figures, readable from any thread. */
+struct workers_stats {
+	uint64_t calls_run;  /* calls this worker has run */
+	uint64_t jobs_run;   /* jobs started on it (runner.c counts them) */
+	uint64_t queue_depth; /* calls posted and not yet run */
+	uint64_t wakes;      /* times another thread had to wake it */
+};
+
+/* Starts count worker threads (count >= 1). Returns 0, or an errno value when a
+ * thread or event base cannot be made (nothing is left running then). Main thread. */
+int workers_start(int count, struct workers **out);
+
+/* Stops every loop after the calls already posted have run, joins the threads and
+ * frees everything. Main thread; no other thread may post any more. */
+void workers_stop(struct workers *workers);
+
+int workers_count(const struct workers *workers);
+struct workers_worker *workers_get(struct workers *workers, int index);
+/* The next worker in round-robin order. Any thread. */
+struct workers_worker *workers_pick(struct workers *workers);
+
+int workers_index(const struct workers_worker *worker);
+/* The worker's event_base: only its own thread may use it. */
+struct event_base *workers_base(struct workers_worker *worker);
+
+/* Runs fn(argument) on the worker's thread, after the calls posted before it.
+ * Any thread. Allocates the queue entry (aborts when out of memory). */
+void workers_post(struct workers_worker *worker, workers_call_fn fn, void *argument);
+
+/* Adds one to the worker's jobs_run figure. Any thread. */
+void workers_count_job(struct workers_worker *worker);
+
+void workers_stats(struct workers_worker *worker, struct workers_stats *stats);
+
+/* The worker whose thread calls this, or NULL on any other thread. */
+struct workers_worker *workers_current(void);
+
+#endif

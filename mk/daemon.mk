@@ -1,0 +1,28 @@
+# weftd and its unit tests.
+
+DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c daemon/jobs.c \
+	daemon/workers.c daemon/runner.c daemon/functions.c daemon/request.c daemon/outcome.c \
+	daemon/waiters.c daemon/server.c daemon/probe.c daemon/ops.c daemon/options.c \
+	daemon/daemon.c $(PROTO_SRCS)
+DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
+DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) -lm
+
+# The daemon's modules as one archive, so unit tests link exactly what they use.
+$(BUILD)/libweftd.a: $(DAEMON_CORE_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/weftd: $(BUILD)/daemon/main.o $(BUILD)/libweftd.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS)
+
+ALL_TARGETS += $(BUILD)/weftd
+
+DAEMON_TESTS := check_request check_jobs
+$(foreach test,$(DAEMON_TESTS),$(eval $(BUILD)/tests/$(test): $(BUILD)/tests/$(test).o $(BUILD)/libweftd.a ; \
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(DAEMON_LIBS) $$(CHECK_LIBS)))
+CHECK_PROGS += $(DAEMON_TESTS:%=$(BUILD)/tests/%)
+
+$(BUILD)/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+
+run: $(BUILD)/weftd
+	$(BUILD)/weftd $(WEFTD_ARGS)

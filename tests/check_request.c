@@ -1,0 +1,277 @@
+/* The request decoder: every op's good form, and every way a request can be wrong. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/functions.h"
+#include "daemon/problem.h"
+#include "daemon/request.h"
+
+struct bad_case {
+	const char *request;
+	int code;
+	const char *field; /* expected field, or NULL when none is reported */
+};
+
+/* Each request must be refused with exactly this code (and field). */
+static const struct bad_case bad_cases[] = {
+	{"", WEFT_EMALFORMED, NULL},
+	{"garbage", WEFT_EMALFORMED, NULL},
+	{"{\"op\":\"ping\"", WEFT_EMALFORMED, NULL},                  /* truncated */
+	{"{\"op\":\"ping\"} trailing", WEFT_EMALFORMED, NULL},
+	{"[1,2]", WEFT_EMALFORMED, NULL},
+	{"\"ping\"", WEFT_EMALFORMED, NULL},
+	{"{\"op\":\"ping\",\"op\":\"ping\"}", WEFT_EMALFORMED, NULL}, /* duplicate key */
+	{"{\"op\":\"\xff\"}", WEFT_EMALFORMED, NULL},                 /* not UTF-8 */
+	{"{}", WEFT_EBADFIELD, "op"},
+	{"{\"op\":7}", WEFT_EBADFIELD, "op"},
+	{"{\"op\":\"stat\"}", WEFT_EUNKNOWNOP, "op"},
+	{"{\"op\":\"ping\",\"extra\":1}", WEFT_EUNKNOWNFIELD, "extra"},
+	{"{\"op\":\"status\",\"idd\":1}", WEFT_EUNKNOWNFIELD, "idd"},
+	{"{\"op\":\"status\"}", WEFT_EBADFIELD, "id"},
+	{"{\"op\":\"status\",\"id\":0}", WEFT_EBADFIELD, "id"},
+	{"{\"op\":\"status\",\"id\":-3}", WEFT_EBADFIELD, "id"},
+	{"{\"op\":\"status\",\"id\":1.5}", WEFT_EBADFIELD, "id"},
+	{"{\"op\":\"status\",\"id\":\"7\"}", WEFT_EBADFIELD, "id"},
+	{"{\"op\":\"status\",\"id\":9007199254740993}", WEFT_EBADFIELD, "id"},
+	{"{\"op\":\"submit\"}", WEFT_EBADFIELD, "fn"},
+	{"{\"op\":\"submit\",\"fn\":3}", WEFT_EBADFIELD, "fn"},
+	{"{\"op\":\"submit\",\"fn\":\"slep\"}", WEFT_EUNKNOWNFN, "fn"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":[1]}", WEFT_EBADFIELD, "args"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{}}", WEFT_EBADARGS, "args.value"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1,\"x\":2}}", WEFT_EBADARGS, "args.x"},
+	{"{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":-1}}", WEFT_EBADARGS,
+	 "args.seconds"},
+	{"{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":\"1\"}}", WEFT_EBADARGS,
+	 "args.seconds"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"timeout\":0}", WEFT_EBADFIELD,
+	 "timeout"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"timeout\":\"5\"}",
+	 WEFT_EBADFIELD, "timeout"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"labels\":{\"a\":1}}",
+	 WEFT_EBADFIELD, "labels"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"labels\":[]}", WEFT_EBADFIELD,
+	 "labels"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"wait\":-1}", WEFT_EBADFIELD,
+	 "wait"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"priority\":1}",
+	 WEFT_EUNKNOWNFIELD, "priority"},
+	{"{\"op\":\"submit\",\"jobs\":[]}", WEFT_EBADFIELD, "jobs"},
+	{"{\"op\":\"submit\",\"jobs\":{}}", WEFT_EBADFIELD, "jobs"},
+	{"{\"op\":\"submit\",\"jobs\":[{\"fn\":\"echo\",\"args\":{\"value\":1}}],\"fn\":\"echo\"}",
+	 WEFT_EBADFIELD, "fn"},
+	{"{\"op\":\"submit\",\"jobs\":[{\"fn\":\"echo\",\"args\":{\"value\":1}}],\"wait\":1}",
+	 WEFT_EBADFIELD, "wait"},
+	{"{\"op\":\"submit\",\"jobs\":[{\"fn\":\"echo\",\"args\":{\"value\":1}},5]}", WEFT_EBADFIELD,
+	 "jobs[1]"},
+	{"{\"op\":\"submit\",\"jobs\":[{\"fn\":\"echo\",\"args\":{\"value\":1}},{\"fn\":\"nope\"}]}",
+	 WEFT_EUNKNOWNFN, "jobs[1].fn"},
+	{"{\"op\":\"submit\",\"jobs\":[{\"fn\":\"echo\",\"args\":{\"value\":1},\"op\":\"x\"}]}",
+	 WEFT_EUNKNOWNFIELD, "jobs[0].op"},
+	{"{\"op\":\"result\"}", WEFT_EBADFIELD, "id"},
+	{"{\"op\":\"result\",\"id\":1,\"timeout\":-0.5}", WEFT_EBADFIELD, "timeout"},
+	{"{\"op\":\"result\",\"id\":1,\"ids\":[1]}", WEFT_EBADFIELD, "ids"},
+	{"{\"op\":\"wait\"}", WEFT_EBADFIELD, "ids"},
+	{"{\"op\":\"wait\",\"ids\":[]}", WEFT_EBADFIELD, "ids"},
+	{"{\"op\":\"wait\",\"ids\":[1,\"2\"]}", WEFT_EBADFIELD, "ids[1]"},
+	{"{\"op\":\"wait\",\"ids\":[1],\"return_when\":\"FIRST\"}", WEFT_EBADFIELD, "return_when"},
+	{"{\"op\":\"cancel\",\"id\":null}", WEFT_EBADFIELD, "id"},
+	{"{\"op\":\"list\",\"state\":\"sleeping\"}", WEFT_EBADFIELD, "state"},
+	{"{\"op\":\"list\",\"limit\":0}", WEFT_EBADFIELD, "limit"},
+	{"{\"op\":\"list\",\"limit\":100001}", WEFT_EBADFIELD, "limit"},
+	{"{\"op\":\"list\",\"after\":-1}", WEFT_EBADFIELD, "after"},
+	{"{\"op\":\"list\",\"fn\":1}", WEFT_EBADFIELD, "fn"},
+};
+
+START_TEST(test_bad_request_is_refused_with_its_code)
+{
+	const struct bad_case *bad = &bad_cases[_i];
+	struct request request;
+	struct problem problem;
+	problem_init(&problem);
+	int rv = request_decode(bad->request, strlen(bad->request), &request, &problem);
+	ck_assert_msg(rv == bad->code, "%s: got %s (%s), want %s", bad->request,
+	              weft_error_code(rv), problem.message, weft_error_code(bad->code));
+	ck_assert_int_eq(problem.code, bad->code);
+	ck_assert_msg(problem.message[0] != '\0', "%s: no message", bad->request);
+	if (bad->field != NULL)
+		ck_assert_msg(strcmp(problem.field, bad->field) == 0, "%s: field '%s', want '%s'",
+		              bad->request, problem.field, bad->field);
+	ck_assert_ptr_null(request.root);
+	ck_assert_ptr_null(request.jobs);
+}
+END_TEST
+
+static void decode_ok(const char *text, struct request *request)
+{
+	struct problem problem;
+	problem_init(&problem);
+	int rv = request_decode(text, strlen(text), request, &problem);
+	ck_assert_msg(rv == WEFT_OK, "%s: %s: %s", text, weft_error_code(rv), problem.message);
+}
+
+START_TEST(test_submit_single_with_everything)
+{
+	struct request request;
+	decode_ok("{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":2,\"result\":[1]},"
+	          "\"timeout\":5,\"labels\":{\"team\":\"ci\"},\"wait\":0.5}",
+	          &request);
+	ck_assert_int_eq(request.op, REQUEST_SUBMIT);
+	ck_assert(!request.batch);
+	ck_assert_uint_eq(request.job_count, 1);
+	ck_assert_str_eq(function_name(request.jobs[0].function), "sleep");
+	ck_assert(json_is_object(request.jobs[0].args));
+	ck_assert_str_eq(json_string_value(json_object_get(request.jobs[0].labels, "team")), "ci");
+	ck_assert_double_eq(request.jobs[0].timeout, 5);
+	ck_assert(request.has_wait);
+	ck_assert_double_eq(request.wait, 0.5);
+	request_clear(&request);
+}
+END_TEST
+
+START_TEST(test_submit_without_args_gets_an_empty_object)
+{
+	struct request request;
+	decode_ok("{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":0}}", &request);
+	ck_assert(json_is_object(request.jobs[0].args));
+	ck_assert_ptr_null(request.jobs[0].labels);
+	ck_assert_double_eq(request.jobs[0].timeout, 0);
+	request_clear(&request);
+}
+END_TEST
+
+START_TEST(test_submit_batch)
+{
+	struct request request;
+	decode_ok("{\"op\":\"submit\",\"jobs\":[{\"fn\":\"echo\",\"args\":{\"value\":1}},"
+	          "{\"fn\":\"sleep\",\"args\":{\"seconds\":1},\"timeout\":2}]}",
+	          &request);
+	ck_assert(request.batch);
+	ck_assert_uint_eq(request.job_count, 2);
+	ck_assert_str_eq(function_name(request.jobs[1].function), "sleep");
+	ck_assert_double_eq(request.jobs[1].timeout, 2);
+	request_clear(&request);
+}
+END_TEST
+
+START_TEST(test_wait_removes_duplicate_ids_keeping_order)
+{
+	struct request request;
+	decode_ok("{\"op\":\"wait\",\"ids\":[5,3,5,9,3],\"timeout\":1,"
+	          "\"return_when\":\"FIRST_EXCEPTION\"}",
+	          &request);
+	ck_assert_uint_eq(request.id_count, 3);
+	ck_assert_uint_eq(request.ids[0], 5);
+	ck_assert_uint_eq(request.ids[1], 3);
+	ck_assert_uint_eq(request.ids[2], 9);
+	ck_assert(request.has_timeout);
+	ck_assert_int_eq(request.return_when, REQUEST_FIRST_EXCEPTION);
+	request_clear(&request);
+}
+END_TEST
+
+START_TEST(test_wait_defaults_to_all_completed_without_timeout)
+{
+	struct request request;
+	decode_ok("{\"op\":\"wait\",\"ids\":[1]}", &request);
+	ck_assert_int_eq(request.return_when, REQUEST_ALL_COMPLETED);
+	ck_assert(!request.has_timeout);
+	request_clear(&request);
+}
+END_TEST
+
+START_TEST(test_result_forms)
+{
+	struct request request;
+	decode_ok("{\"op\":\"result\",\"id\":7,\"timeout\":0}", &request);
+	ck_assert_uint_eq(request.id, 7);
+	ck_assert(request.has_timeout);
+	ck_assert_double_eq(request.timeout, 0);
+	request_clear(&request);
+	decode_ok("{\"op\":\"result\",\"ids\":[7,8]}", &request);
+	ck_assert_uint_eq(request.id_count, 2);
+	ck_assert(!request.has_timeout);
+	request_clear(&request);
+}
+END_TEST
+
+START_TEST(test_list_filters_and_defaults)
+{
+	struct request request;
+	decode_ok("{\"op\":\"list\"}", &request);
+	ck_assert_int_eq(request.state, -1);
+	ck_assert_uint_eq(request.limit, REQUEST_DEFAULT_LIST);
+	request_clear(&request);
+	decode_ok("{\"op\":\"list\",\"state\":\"running\",\"fn\":\"sleep\","
+	          "\"labels\":{\"a\":\"b\"},\"after\":10,\"limit\":5}",
+	          &request);
+	ck_assert_int_eq(request.state, 1);
+	ck_assert_str_eq(request.function, "sleep");
+	ck_assert_uint_eq(request.after, 10);
+	ck_assert_uint_eq(request.limit, 5);
+	request_clear(&request);
+}
+END_TEST
+
+START_TEST(test_problem_becomes_a_reply_with_context)
+{
+	struct problem problem;
+	problem_init(&problem);
+	problem_set(&problem, WEFT_EUNKNOWNFN, "fn", "no function '%s'", "x");
+	problem_in_batch(&problem, 3);
+	problem.id = 9;
+	json_t *reply = problem_to_reply(&problem);
+	json_t *error = json_object_get(reply, "error");
+	ck_assert(json_is_false(json_object_get(reply, "ok")));
+	ck_assert_str_eq(json_string_value(json_object_get(error, "code")), "unknown_function");
+	ck_assert_str_eq(json_string_value(json_object_get(error, "message")),
+	                 "jobs[3]: no function 'x'");
+	ck_assert_str_eq(json_string_value(json_object_get(error, "field")), "jobs[3].fn");
+	ck_assert_int_eq(json_integer_value(json_object_get(error, "index")), 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(error, "id")), 9);
+	json_decref(reply);
+}
+END_TEST
+
+START_TEST(test_error_table_round_trips)
+{
+	for (int code = 0; code < WEFT_ERROR_COUNT_; code++) {
+		ck_assert_int_eq(weft_error_from_code(weft_error_code(code)), code);
+		ck_assert(strlen(weft_strerror(code)) > 0);
+	}
+	ck_assert_int_eq(weft_error_from_code("no such code"), WEFT_EINTERNAL);
+	ck_assert_str_eq(weft_error_code(-1), "internal");
+}
+END_TEST
+
+static Suite *request_suite(void)
+{
+	Suite *suite = suite_create("request");
+	TCase *bad = tcase_create("bad requests");
+	tcase_add_loop_test(bad, test_bad_request_is_refused_with_its_code, 0,
+	                    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+	suite_add_tcase(suite, bad);
+	TCase *good = tcase_create("good requests");
+	tcase_add_test(good, test_submit_single_with_everything);
+	tcase_add_test(good, test_submit_without_args_gets_an_empty_object);
+	tcase_add_test(good, test_submit_batch);
+	tcase_add_test(good, test_wait_removes_duplicate_ids_keeping_order);
+	tcase_add_test(good, test_wait_defaults_to_all_completed_without_timeout);
+	tcase_add_test(good, test_result_forms);
+	tcase_add_test(good, test_list_filters_and_defaults);
+	suite_add_tcase(suite, good);
+	TCase *errors = tcase_create("errors");
+	tcase_add_test(errors, test_problem_becomes_a_reply_with_context);
+	tcase_add_test(errors, test_error_table_round_trips);
+	suite_add_tcase(suite, errors);
+	return suite;
+}
+
+int main(void)
+{
+	SRunner *runner = srunner_create(request_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
