@@ -26,3 +26,8 @@ $(BUILD)/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
 run: $(BUILD)/weftd
 	$(BUILD)/weftd $(WEFTD_ARGS)
+
+# End-to-end tests of weftd through raw nng sockets.
+$(BUILD)/tests/check_daemon: $(BUILD)/tests/check_daemon.o $(BUILD)/tests/fixture.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_daemon

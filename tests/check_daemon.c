@@ -1,0 +1,352 @@
+/*
+ * weftd end to end through raw nng REQ sockets (no libweft): the listener
+ * guard against nng 1.5's defect, refusing a second daemon, stale sockets,
+ * shutdown, retention, oversized messages and abandoned long polls.
+ */
+#include <check.h>
+#include <errno.h>
+#include <jansson.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/fixture.h"
+
+/* Sends one request on a fresh connection and returns the parsed reply, or NULL
+ * when none came within timeout_ms. */
+static json_t *call_text(const char *url, const char *text, size_t size, int timeout_ms)
+{
+	nng_socket socket;
+	ck_assert_int_eq(nng_req0_open(&socket), 0);
+	nng_socket_set_ms(socket, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_ms(socket, NNG_OPT_RECVTIMEO, timeout_ms);
+	nng_socket_set_ms(socket, NNG_OPT_SENDTIMEO, timeout_ms);
+	json_t *reply = NULL;
+	char *buffer = NULL;
+	size_t length = 0;
+	if (nng_dial(socket, url, NULL, 0) == 0 && nng_send(socket, (void *)text, size, 0) == 0 &&
+	    nng_recv(socket, &buffer, &length, NNG_FLAG_ALLOC) == 0) {
+		reply = json_loadb(buffer, length, 0, NULL);
+		nng_free(buffer, length);
+	}
+	nng_close(socket);
+	return reply;
+}
+
+static json_t *call(const char *url, const char *text)
+{
+	json_t *reply = call_text(url, text, strlen(text), 10000);
+	ck_assert_msg(reply != NULL, "no reply to %s", text);
+	return reply;
+}
+
+static const char *error_code(json_t *reply)
+{
+	return json_string_value(json_object_get(json_object_get(reply, "error"), "code"));
+}
+
+/* Pings until one answers within a second, for at most `seconds`. */
+static bool answers_within(const char *url, double seconds)
+{
+	double deadline = fixture_now() + seconds;
+	while (fixture_now() < deadline) {
+		json_t *reply = call_text(url, "{\"op\":\"ping\"}", 13, 1000);
+		bool ok = reply != NULL && json_is_true(json_object_get(reply, "ok"));
+		json_decref(reply);
+		if (ok)
+			return true;
+	}
+	return false;
+}
+
+/* Runs a command line to completion; returns its exit status. */
+static int run(const char *const argv[], char *output, size_t size)
+{
+	int pipe_fds[2];
+	ck_assert_int_eq(pipe(pipe_fds), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(pipe_fds[1], 1);
+		dup2(pipe_fds[1], 2);
+		close(pipe_fds[0]);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pipe_fds[1]);
+	size_t used = 0;
+	ssize_t got;
+	while (used + 1 < size && (got = read(pipe_fds[0], output + used, size - 1 - used)) > 0)
+		used += (size_t)got;
+	output[used] = '\0';
+	close(pipe_fds[0]);
+	int status;
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+START_TEST(test_survives_nngcat_listening_on_its_socket)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	/* nngcat's "is the address in use" check connects and hangs up in the middle
+	 * of the handshake: with nng 1.5 that leaves a listener attaching no new
+	 * connections. Several tries make sure the defect is really hit. */
+	for (int i = 0; i < 5; i++) {
+		char output[512];
+		const char *const argv[] = {"nngcat", "--rep", "--listen", daemon.url, NULL};
+		ck_assert_int_ne(run(argv, output, sizeof(output)), 0);
+		ck_assert_msg(strstr(output, "in use") != NULL, "nngcat said: %s", output);
+	}
+	ck_assert_msg(answers_within(daemon.url, 15), "weftd stopped answering after nngcat");
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_second_daemon_on_the_same_socket_is_refused_and_harmless)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	for (int i = 0; i < 3; i++) {
+		char output[2048];
+		const char *const argv[] = {getenv("WEFTD"), "--listen", daemon.url, NULL};
+		int status = run(argv, output, sizeof(output));
+		ck_assert_int_eq(status, 1);
+		ck_assert_msg(strstr(output, "already listening on") != NULL, "weftd said: %s",
+		              output);
+	}
+	/* The first daemon answers at once: the refusal never disturbed its listener. */
+	ck_assert(answers_within(daemon.url, 1.5));
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_stale_socket_file_is_replaced)
+{
+	char directory[] = "/tmp/weft-stale-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(directory));
+	char path[128], url[160];
+	snprintf(path, sizeof(path), "%s/weft.sock", directory);
+	snprintf(url, sizeof(url), "ipc://%s", path);
+	/* A socket file nobody listens on any more, as a crashed daemon leaves it. */
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un address = {.sun_family = AF_UNIX};
+	strcpy(address.sun_path, path);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&address, sizeof(address)), 0);
+	close(fd);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl(getenv("WEFTD"), "weftd", "--listen", url, "--log-level", "warn", (char *)NULL);
+		_exit(127);
+	}
+	ck_assert(answers_within(url, 10));
+	kill(pid, SIGTERM);
+	int status;
+	waitpid(pid, &status, 0);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_int_ne(access(path, F_OK), 0); /* removed at exit */
+	rmdir(directory);
+}
+END_TEST
+
+struct blocked_client {
+	char url[160];
+	json_int_t id;
+	bool cancelled_by_shutdown;
+};
+
+static void *wait_for_result(void *argument)
+{
+	struct blocked_client *client = argument;
+	char request[64];
+	snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld}",
+	         (long long)client->id);
+	json_t *reply = call_text(client->url, request, strlen(request), 20000);
+	const char *state = json_string_value(json_object_get(reply, "state"));
+	const char *type =
+		json_string_value(json_object_get(json_object_get(reply, "error"), "type"));
+	client->cancelled_by_shutdown = state != NULL && strcmp(state, "cancelled") == 0 &&
+	                                type != NULL && strcmp(type, "Shutdown") == 0;
+	json_decref(reply);
+	return NULL;
+}
+
+START_TEST(test_shutdown_answers_waiters_and_cancels_past_grace)
+{
+	fixture daemon;
+	const char *const args[] = {"--grace", "0.2", NULL};
+	fixture_start(&daemon, args);
+	json_t *submitted = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\","
+	                                     "\"args\":{\"seconds\":60}}");
+	json_int_t id = json_integer_value(json_object_get(submitted, "id"));
+	json_decref(submitted);
+	/* A client blocked in `result` must get the job's end, not silence. nng is
+	 * not fork-safe, so the client is a thread. */
+	struct blocked_client client = {.id = id};
+	snprintf(client.url, sizeof(client.url), "%s", daemon.url);
+	pthread_t thread;
+	pthread_create(&thread, NULL, wait_for_result, &client);
+	/* Wait until the daemon holds the long poll, then stop it. */
+	double deadline = fixture_now() + 10;
+	for (;;) {
+		json_t *stats = call(daemon.url, "{\"op\":\"stats\"}");
+		json_int_t waiting = json_integer_value(json_object_get(stats, "waiters"));
+		json_decref(stats);
+		if (waiting == 1)
+			break;
+		ck_assert_msg(fixture_now() < deadline, "the result request never arrived");
+	}
+	fixture_stop(&daemon); /* SIGTERM; checks exit status 0 */
+	pthread_join(thread, NULL);
+	ck_assert_msg(client.cancelled_by_shutdown,
+	              "the waiting client did not get a cancelled/Shutdown outcome");
+}
+END_TEST
+
+START_TEST(test_submit_during_shutdown_is_refused)
+{
+	fixture daemon;
+	const char *const args[] = {"--grace", "30", NULL};
+	fixture_start(&daemon, args);
+	json_decref(call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":60}}"));
+	kill(daemon.pid, SIGTERM);
+	double deadline = fixture_now() + 10;
+	for (;;) {
+		json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"echo\","
+		                                 "\"args\":{\"value\":1}}");
+		bool refused = error_code(reply) != NULL &&
+		               strcmp(error_code(reply), "shutting_down") == 0;
+		json_decref(reply);
+		if (refused)
+			break;
+		ck_assert_msg(fixture_now() < deadline, "submits still accepted after SIGTERM");
+	}
+	/* Reading still works during the grace period. */
+	json_t *stats = call(daemon.url, "{\"op\":\"stats\"}");
+	ck_assert(json_is_true(json_object_get(stats, "ok")));
+	json_decref(stats);
+	fixture_stop(&daemon); /* a second SIGTERM skips the rest of the grace */
+}
+END_TEST
+
+START_TEST(test_retention_limit_expires_the_oldest)
+{
+	fixture daemon;
+	const char *const args[] = {"--retain-max", "2", NULL};
+	fixture_start(&daemon, args);
+	json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"jobs\":[{\"fn\":\"echo\",\"args\":"
+	                                 "{\"value\":1}},{\"fn\":\"echo\",\"args\":{\"value\":2}},"
+	                                 "{\"fn\":\"echo\",\"args\":{\"value\":3}}]}");
+	json_t *ids = json_object_get(reply, "ids");
+	char request[64];
+	snprintf(request, sizeof(request), "{\"op\":\"status\",\"id\":%lld}",
+	         (long long)json_integer_value(json_array_get(ids, 0)));
+	json_t *status = call(daemon.url, request);
+	ck_assert_str_eq(error_code(status), "unknown_id");
+	json_decref(status);
+	snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld}",
+	         (long long)json_integer_value(json_array_get(ids, 2)));
+	json_t *result = call(daemon.url, request);
+	ck_assert_int_eq(json_integer_value(json_object_get(result, "result")), 3);
+	json_decref(result);
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_oversized_request_is_answered_too_large)
+{
+	fixture daemon;
+	const char *const args[] = {"--max-message", "4096", NULL};
+	fixture_start(&daemon, args);
+	size_t size = 10000; /* above the limit, within what the transport reads */
+	char *big = malloc(size + 1);
+	memset(big, ' ', size);
+	memcpy(big, "{\"op\":\"ping\"}", 13);
+	json_t *reply = call_text(daemon.url, big, size, 10000);
+	ck_assert_ptr_nonnull(reply);
+	ck_assert_str_eq(error_code(reply), "too_large");
+	json_decref(reply);
+	free(big);
+	ck_assert(answers_within(daemon.url, 1.5));
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_client_that_leaves_frees_its_long_poll)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *submitted = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\","
+	                                     "\"args\":{\"seconds\":60}}");
+	char request[64];
+	snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld}",
+	         (long long)json_integer_value(json_object_get(submitted, "id")));
+	json_decref(submitted);
+	/* Gives up after 300 ms and closes its connection while the daemon waits. */
+	ck_assert_ptr_null(call_text(daemon.url, request, strlen(request), 300));
+	double deadline = fixture_now() + 10;
+	for (;;) {
+		json_t *stats = call(daemon.url, "{\"op\":\"stats\"}");
+		json_int_t waiting = json_integer_value(json_object_get(stats, "waiters"));
+		json_decref(stats);
+		if (waiting == 0)
+			break;
+		ck_assert_msg(fixture_now() < deadline, "the abandoned long poll was never freed");
+	}
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_usage_errors_exit_2_with_a_message)
+{
+	char output[2048];
+	const char *const bad_workers[] = {getenv("WEFTD"), "--workers", "zero", NULL};
+	ck_assert_int_eq(run(bad_workers, output, sizeof(output)), 2);
+	ck_assert_msg(strstr(output, "--workers") != NULL, "%s", output);
+	const char *const bad_url[] = {getenv("WEFTD"), "--listen", "/tmp/x.sock", NULL};
+	ck_assert_int_eq(run(bad_url, output, sizeof(output)), 2);
+	ck_assert_msg(strstr(output, "ipc://") != NULL, "%s", output);
+	const char *const help[] = {getenv("WEFTD"), "--help", NULL};
+	ck_assert_int_eq(run(help, output, sizeof(output)), 0);
+	ck_assert_msg(strstr(output, "--retain-max") != NULL, "%s", output);
+}
+END_TEST
+
+static Suite *daemon_suite(void)
+{
+	Suite *suite = suite_create("daemon");
+	TCase *listeners = tcase_create("listeners");
+	tcase_set_timeout(listeners, 60);
+	tcase_add_test(listeners, test_survives_nngcat_listening_on_its_socket);
+	tcase_add_test(listeners, test_second_daemon_on_the_same_socket_is_refused_and_harmless);
+	tcase_add_test(listeners, test_stale_socket_file_is_replaced);
+	suite_add_tcase(suite, listeners);
+	TCase *life = tcase_create("life");
+	tcase_set_timeout(life, 60);
+	tcase_add_test(life, test_shutdown_answers_waiters_and_cancels_past_grace);
+	tcase_add_test(life, test_submit_during_shutdown_is_refused);
+	tcase_add_test(life, test_retention_limit_expires_the_oldest);
+	tcase_add_test(life, test_oversized_request_is_answered_too_large);
+	tcase_add_test(life, test_client_that_leaves_frees_its_long_poll);
+	tcase_add_test(life, test_usage_errors_exit_2_with_a_message);
+	suite_add_tcase(suite, life);
+	return suite;
+}
+
+int main(void)
+{
+	SRunner *runner = srunner_create(daemon_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
