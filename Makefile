@@ -109,6 +109,20 @@ check: all $(CHECK_PROGS)
 check-asan:
 	$(MAKE) check SANITIZER=address,undefined
 
+VERSION := $(shell sed -n 's/^\#define PROTO_SOFTWARE_VERSION "\(.*\)"/\1/p' proto/proto.h)
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/weft \
+		$(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BUILD)/weftd $(BUILD)/weft $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(BUILD)/libweft.a $(DESTDIR)$(LIBDIR)/
+	install -m 0755 $(BUILD)/libweft.so $(DESTDIR)$(LIBDIR)/libweft.so.$(VERSION)
+	ln -sf libweft.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libweft.so.0
+	ln -sf libweft.so.0 $(DESTDIR)$(LIBDIR)/libweft.so
+	install -m 0644 $(BUILD)/weft.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 0644 include/weft/*.h $(DESTDIR)$(INCLUDEDIR)/weft/
+	sed 's|/usr/local/bin/weftd|$(BINDIR)/weftd|g' systemd/weftd.service > $(DESTDIR)$(UNITDIR)/weftd.service
+
 help:
 	@echo "make            build weftd, libweft (.so, .a, weft.pc) and the weft CLI"
 	@echo "make run        build and start weftd in the foreground (WEFTD_ARGS='--workers 4 ...')"

@@ -24,7 +24,7 @@ CHECK_PROGS += $(DAEMON_TESTS:%=$(BUILD)/tests/%)
 
 $(BUILD)/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
-run: $(BUILD)/weftd
+run: all
 	$(BUILD)/weftd $(WEFTD_ARGS)
 
 # End-to-end tests of weftd through raw nng sockets.
