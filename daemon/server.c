@@ -15,10 +15,8 @@
  * SP handshake in the transport but are never attached to the socket, so
  * their requests go unanswered. server_watch_listeners() therefore checks each
  * listener end to end, with a fresh connection and a ping, and makes a new
- * listener when that goes unanswered. For ipc, the socket file is unlinked and a new
- * listener binds the same path; the stuck listener stays open until stop so
- * that the connections it had accepted keep working. For tcp, the port cannot
- * be bound twice, so the listener is closed and made again.
+ * listener when that goes unanswered twice in a row: it closes the stuck
+ * listener and listens again on the same URL.
  */
 #include "daemon/server.h"
 
@@ -48,6 +46,9 @@
 #define PROBE_TIMEOUT_MS 1000
 /* How long the listener watch waits for its ping to be answered. */
 #define LISTENER_PING_MS 1000
+/* Unanswered pings in a row before a listener is re-created: one miss can be
+ * load, two in a row a second apart are the defect. */
+#define LISTENER_FAILURES_TO_RECREATE 2
 
 enum slot_phase { PHASE_RECEIVING, PHASE_HANDLING, PHASE_SENDING, PHASE_IDLE };
 
@@ -67,9 +68,7 @@ struct server_request {
 struct listener {
 	char *url;
 	nng_listener listener;
-	int failures;          /* main thread only */
-	nng_listener *retired; /* stuck ipc listeners kept open until stop */
-	size_t retired_count;
+	int failures; /* main thread only */
 };
 
 struct server {
@@ -194,13 +193,21 @@ static void on_aio(void *argument)
 
 static int append_to_message(const char *buffer, size_t size, void *data)
 {
-	return nng_msg_append(data, buffer, size) == 0 ? 0 : -1;
+	nng_msg *message = data;
+	/* jansson hands over small pieces; grow geometrically, since nng grows a
+	 * message to the exact size asked, which makes big replies quadratic. */
+	size_t needed = nng_msg_len(message) + size;
+	size_t capacity = nng_msg_capacity(message);
+	if (needed > capacity &&
+	    nng_msg_reserve(message, needed > 2 * capacity ? needed : 2 * capacity) != 0)
+		return -1;
+	return nng_msg_append(message, buffer, size) == 0 ? 0 : -1;
 }
 
 void server_reply(struct server_request *slot, json_t *reply)
 {
 	nng_msg *message;
-	if (nng_msg_alloc(&message, 0) != 0 ||
+	if (nng_msg_alloc(&message, 0) != 0 || nng_msg_reserve(message, 256) != 0 ||
 	    json_dump_callback(reply, append_to_message, message,
 	                       JSON_COMPACT | JSON_REAL_PRECISION(16)) != 0) {
 		log_error("cannot encode a reply; dropping the request");
@@ -413,23 +420,16 @@ void server_watch_listeners(struct server *server)
 			entry->failures = 0;
 			continue;
 		}
-		/* Re-creating an ipc listener disturbs nobody (the old one keeps its
-		 * connections), so one failure is enough; a tcp listener must be closed
-		 * first, which drops its clients, so be surer. */
-		int needed = path != NULL ? 1 : 3;
-		if (++entry->failures < needed)
+		if (++entry->failures < LISTENER_FAILURES_TO_RECREATE)
 			continue;
 		log_warn("listener on %s stopped answering new connections (nng 1.5 defect after a "
 		         "client hung up mid-handshake); re-creating it",
 		         entry->url);
-		if (path != NULL) {
-			entry->retired = memory_realloc(entry->retired, (entry->retired_count + 1) *
-			                                                        sizeof(*entry->retired));
-			entry->retired[entry->retired_count++] = entry->listener;
+		/* The stuck listener must go: its unaccepted connections keep nng's
+		 * poller busy. Closing it also removes an ipc socket file. */
+		nng_listener_close(entry->listener);
+		if (path != NULL)
 			unlink(path);
-		} else {
-			nng_listener_close(entry->listener);
-		}
 		char message[256];
 		if (listen_on(server, entry->url, &entry->listener, message, sizeof(message)) !=
 		    WEFT_OK) {
@@ -463,7 +463,6 @@ void server_stop(struct server *server)
 		const char *path = proto_ipc_path(server->listeners[i].url);
 		if (path != NULL)
 			unlink(path);
-		free(server->listeners[i].retired);
 		free(server->listeners[i].url);
 	}
 	free(server->listeners);
