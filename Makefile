@@ -91,7 +91,8 @@ deps:
 
 # Tests run with the fresh binaries; integration tests find them through these.
 TEST_ENV := WEFTD=$(abspath $(BUILD)/weftd) WEFT_CLI=$(abspath $(BUILD)/weft) \
-	WEFT_BUILD=$(abspath $(BUILD)) WEFT_SOURCE=$(abspath .)
+	WEFT_BUILD=$(abspath $(BUILD)) WEFT_SOURCE=$(abspath .) \
+	SANITIZER_FLAGS="$(if $(SANITIZER),-fsanitize=$(SANITIZER))"
 
 check: all $(CHECK_PROGS)
 	@failed=0; \

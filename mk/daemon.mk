@@ -31,3 +31,6 @@ run: all
 $(BUILD)/tests/check_daemon: $(BUILD)/tests/check_daemon.o $(BUILD)/tests/fixture.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_daemon
+
+# The README's C example, compiled and run against a real weftd.
+CHECK_SCRIPTS += tests/readme_example.sh
