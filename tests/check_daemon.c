@@ -67,6 +67,14 @@ static bool answers_within(const char *url, double seconds)
 	return false;
 }
 
+static json_int_t waiters_now(const char *url)
+{
+	json_t *stats = call(url, "{\"op\":\"stats\"}");
+	json_int_t waiting = json_integer_value(json_object_get(stats, "waiters"));
+	json_decref(stats);
+	return waiting;
+}
+
 /* Runs a command line to completion; returns its exit status. */
 static int run(const char *const argv[], char *output, size_t size)
 {
@@ -196,14 +204,8 @@ START_TEST(test_shutdown_answers_waiters_and_cancels_past_grace)
 	pthread_create(&thread, NULL, wait_for_result, &client);
 	/* Wait until the daemon holds the long poll, then stop it. */
 	double deadline = fixture_now() + 10;
-	for (;;) {
-		json_t *stats = call(daemon.url, "{\"op\":\"stats\"}");
-		json_int_t waiting = json_integer_value(json_object_get(stats, "waiters"));
-		json_decref(stats);
-		if (waiting == 1)
-			break;
+	while (waiters_now(daemon.url) != 1)
 		ck_assert_msg(fixture_now() < deadline, "the result request never arrived");
-	}
 	fixture_stop(&daemon); /* SIGTERM; checks exit status 0 */
 	pthread_join(thread, NULL);
 	ck_assert_msg(client.cancelled_by_shutdown,
@@ -294,14 +296,49 @@ START_TEST(test_client_that_leaves_frees_its_long_poll)
 	/* Gives up after 300 ms and closes its connection while the daemon waits. */
 	ck_assert_ptr_null(call_text(daemon.url, request, strlen(request), 300));
 	double deadline = fixture_now() + 10;
-	for (;;) {
-		json_t *stats = call(daemon.url, "{\"op\":\"stats\"}");
-		json_int_t waiting = json_integer_value(json_object_get(stats, "waiters"));
-		json_decref(stats);
-		if (waiting == 0)
-			break;
+	while (waiters_now(daemon.url) != 0)
 		ck_assert_msg(fixture_now() < deadline, "the abandoned long poll was never freed");
-	}
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_waiter_limit_answers_busy_and_recovers)
+{
+	fixture daemon;
+	const char *const args[] = {"--max-waiters", "1", NULL};
+	fixture_start(&daemon, args);
+	json_t *submitted = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\","
+	                                     "\"args\":{\"seconds\":60}}");
+	json_int_t id = json_integer_value(json_object_get(submitted, "id"));
+	json_decref(submitted);
+	char holding[96], probing[96];
+	snprintf(holding, sizeof(holding), "{\"op\":\"result\",\"id\":%lld,\"timeout\":60}",
+	         (long long)id);
+	snprintf(probing, sizeof(probing), "{\"op\":\"result\",\"id\":%lld,\"timeout\":0.2}",
+	         (long long)id);
+	/* One long poll takes the only place... */
+	nng_socket holder;
+	ck_assert_int_eq(nng_req0_open(&holder), 0);
+	nng_socket_set_ms(holder, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	ck_assert_int_eq(nng_dial(holder, daemon.url, NULL, 0), 0);
+	ck_assert_int_eq(nng_send(holder, holding, strlen(holding), 0), 0);
+	double deadline = fixture_now() + 10;
+	while (waiters_now(daemon.url) != 1)
+		ck_assert_msg(fixture_now() < deadline, "the holding long poll never arrived");
+	/* ...so another is refused with busy, at once. */
+	json_t *reply = call(daemon.url, probing);
+	ck_assert_str_eq(error_code(reply), "busy");
+	json_decref(reply);
+	/* The holder leaves; its place is freed and long polls are accepted again. */
+	nng_close(holder);
+	while (waiters_now(daemon.url) != 0)
+		ck_assert_msg(fixture_now() < deadline, "the abandoned long poll was never freed");
+	reply = call(daemon.url, probing);
+	ck_assert_str_eq(error_code(reply), "timeout");
+	ck_assert_str_eq(
+		json_string_value(json_object_get(json_object_get(reply, "error"), "state")),
+		"running");
+	json_decref(reply);
 	fixture_stop(&daemon);
 }
 END_TEST
@@ -337,6 +374,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(life, test_retention_limit_expires_the_oldest);
 	tcase_add_test(life, test_oversized_request_is_answered_too_large);
 	tcase_add_test(life, test_client_that_leaves_frees_its_long_poll);
+	tcase_add_test(life, test_waiter_limit_answers_busy_and_recovers);
 	tcase_add_test(life, test_usage_errors_exit_2_with_a_message);
 	suite_add_tcase(suite, life);
 	return suite;
