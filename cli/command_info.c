@@ -1,0 +1,399 @@
+/* weft ping, ls, stats, functions and request: the commands about the daemon. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+
+/* Parses a command that takes only the global options and no arguments.
+ * Returns -1 to go on, or the exit code to return. */
+static int parse_plain(const cli_command *command, cli_globals *globals, int argc, char **argv)
+{
+	static const struct option options[] = {CLI_GLOBAL_OPTIONS};
+	int option;
+	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+		enum cli_option_outcome next = cli_common_option(command, globals, option, argc, argv);
+		if (next == CLI_OPTION_EXIT_HELP)
+			return CLI_EXIT_OK;
+		if (next == CLI_OPTION_EXIT_USAGE)
+			return CLI_EXIT_USAGE;
+	}
+	if (optind < argc)
+		return cli_usage_error(command, "takes no arguments ('%s')", argv[optind]);
+	return -1;
+}
+
+/* ----------------------------------------------------------------- ping */
+
+static double now_seconds(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+static int run_ping(const cli_command *command, cli_globals *globals, int argc, char **argv)
+{
+	int exit_code = parse_plain(command, globals, argc, argv);
+	if (exit_code >= 0)
+		return exit_code;
+	weft_client *client = NULL;
+	if ((exit_code = cli_connect(globals, &client)) != 0)
+		return exit_code;
+	json_t *reply = NULL;
+	double started = now_seconds();
+	if (weft_ping(client, &reply) != 0) {
+		exit_code = cli_report_error(globals);
+	} else if (globals->json) {
+		json_object_del(reply, "ok");
+		cli_print_json(reply);
+	} else {
+		printf("weftd %s at %s: protocol %lld, max message %lld bytes, round trip %.3f ms\n",
+		       json_string_value(json_object_get(reply, "version")), weft_client_url(client),
+		       (long long)json_integer_value(json_object_get(reply, "protocol")),
+		       (long long)json_integer_value(json_object_get(reply, "max_message")),
+		       (now_seconds() - started) * 1000);
+	}
+	json_decref(reply);
+	weft_close(client);
+	return exit_code;
+}
+
+const cli_command cli_command_ping = {
+	.name = "ping",
+	.usage = "",
+	.summary = "check that weftd answers; print its version",
+	.help = "Exit code 0 when the daemon answers, 3 when it cannot be reached.\n",
+	.run = run_ping,
+};
+
+/* ------------------------------------------------------------------- ls */
+
+static void print_labels(const json_t *labels)
+{
+	const char *key;
+	json_t *value;
+	bool first = true;
+	json_object_foreach((json_t *)labels, key, value)
+	{
+		printf("%s%s=%s", first ? "" : ",", key, json_string_value(value));
+		first = false;
+	}
+	if (first)
+		printf("-");
+}
+
+static void print_job_row(const json_t *job, double now)
+{
+	json_t *started = json_object_get(job, "started");
+	json_t *finished = json_object_get(job, "finished");
+	char runtime[32] = "-";
+	if (json_is_number(started)) {
+		double end = json_is_number(finished) ? json_number_value(finished) : now;
+		snprintf(runtime, sizeof(runtime), "%.3f", end - json_number_value(started));
+	}
+	json_t *worker = json_object_get(job, "worker");
+	char worker_text[16] = "-";
+	if (json_is_integer(worker))
+		snprintf(worker_text, sizeof(worker_text), "%lld",
+		         (long long)json_integer_value(worker));
+	printf("%-8lld %-10s %-16s %-7s %10s  ", (long long)json_integer_value(json_object_get(job, "id")),
+	       json_string_value(json_object_get(job, "state")),
+	       json_string_value(json_object_get(job, "fn")), worker_text, runtime);
+	print_labels(json_object_get(job, "labels"));
+	printf("\n");
+}
+
+static int run_ls(const cli_command *command, cli_globals *globals, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"state", required_argument, NULL, 's'},
+		{"fn", required_argument, NULL, 'f'},
+		{"label", required_argument, NULL, 'l'},
+		{"limit", required_argument, NULL, 'n'},
+		{"after", required_argument, NULL, 'a'},
+		CLI_GLOBAL_OPTIONS,
+	};
+	json_t *filter = json_object();
+	json_t *labels = json_object();
+	int exit_code = CLI_EXIT_USAGE;
+	int option;
+	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+		char *key, *value;
+		long long number;
+		uint64_t id;
+		switch (option) {
+		case 's':
+			if (weft_state_from_name(optarg) == WEFT_STATE_UNKNOWN) {
+				cli_usage_error(command, "--state takes queued, running, done, failed "
+				                         "or cancelled");
+				goto done;
+			}
+			json_object_set_new(filter, "state", json_string(optarg));
+			break;
+		case 'f':
+			json_object_set_new(filter, "fn", json_string(optarg));
+			break;
+		case 'l':
+			if (!cli_parse_label(optarg, &key, &value)) {
+				cli_usage_error(command, "--label takes KEY=VALUE, such as team=ci");
+				goto done;
+			}
+			json_object_set_new(labels, key, json_string(value));
+			break;
+		case 'n':
+			if (!cli_parse_count(optarg, 10000, &number)) {
+				cli_usage_error(command, "--limit takes a number from 1 to 10000");
+				goto done;
+			}
+			json_object_set_new(filter, "limit", json_integer(number));
+			break;
+		case 'a':
+			if (!cli_parse_id(optarg, &id)) {
+				cli_usage_error(command, "--after takes a job id");
+				goto done;
+			}
+			json_object_set_new(filter, "after", json_integer((json_int_t)id));
+			break;
+		default: {
+			enum cli_option_outcome next =
+				cli_common_option(command, globals, option, argc, argv);
+			if (next == CLI_OPTION_EXIT_HELP)
+				exit_code = CLI_EXIT_OK;
+			if (next != CLI_OPTION_HANDLED)
+				goto done;
+		}
+		}
+	}
+	if (optind < argc) {
+		cli_usage_error(command, "takes no arguments ('%s')", argv[optind]);
+		goto done;
+	}
+	if (json_object_size(labels) > 0)
+		json_object_set(filter, "labels", labels);
+	weft_client *client = NULL;
+	if ((exit_code = cli_connect(globals, &client)) != 0)
+		goto done;
+	json_t *jobs = NULL;
+	bool more = false;
+	if (weft_list(client, filter, &jobs, &more) != 0) {
+		exit_code = cli_report_error(globals);
+	} else if (globals->json) {
+		json_t *document = json_pack("{s:O, s:b}", "jobs", jobs, "more", more);
+		cli_print_json(document);
+		json_decref(document);
+	} else {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		printf("%-8s %-10s %-16s %-7s %10s  %s\n", "ID", "STATE", "FN", "WORKER", "RUNTIME",
+		       "LABELS");
+		size_t index;
+		json_t *job;
+		json_array_foreach(jobs, index, job)
+			print_job_row(job, (double)now.tv_sec + (double)now.tv_nsec / 1e9);
+		if (more && json_array_size(jobs) > 0)
+			fprintf(stderr, "(more jobs: weft ls --after %lld)\n",
+			        (long long)json_integer_value(json_object_get(
+					json_array_get(jobs, json_array_size(jobs) - 1), "id")));
+	}
+	json_decref(jobs);
+	weft_close(client);
+done:
+	json_decref(labels);
+	json_decref(filter);
+	return exit_code;
+}
+
+const cli_command cli_command_ls = {
+	.name = "ls",
+	.usage = "[--state S] [--fn F] [--label K=V]... [--limit N] [--after ID]",
+	.summary = "list jobs as a table",
+	.help = "  --state S      only jobs in state S (queued, running, done, failed, cancelled)\n"
+	        "  --fn F         only calls of function F\n"
+	        "  --label K=V    only jobs with this label (repeatable: all must match)\n"
+	        "  --limit N      at most N jobs (1 to 10000; the daemon's default is 1000)\n"
+	        "  --after ID     only jobs with ids above ID (to page on)\n\n"
+	        "RUNTIME is seconds from start to finish (or to now). With --json prints\n"
+	        "{\"jobs\": [job objects], \"more\": bool}.\n",
+	.run = run_ls,
+};
+
+/* ---------------------------------------------------------------- stats */
+
+static int run_stats(const cli_command *command, cli_globals *globals, int argc, char **argv)
+{
+	int exit_code = parse_plain(command, globals, argc, argv);
+	if (exit_code >= 0)
+		return exit_code;
+	weft_client *client = NULL;
+	if ((exit_code = cli_connect(globals, &client)) != 0)
+		return exit_code;
+	json_t *stats = NULL;
+	if (weft_stats(client, &stats) != 0) {
+		exit_code = cli_report_error(globals);
+	} else if (globals->json) {
+		cli_print_json(stats);
+	} else {
+		printf("weftd %s, up %.1f s\n", json_string_value(json_object_get(stats, "version")),
+		       json_number_value(json_object_get(stats, "uptime")));
+		const char *key;
+		json_t *value;
+		printf("jobs:");
+		json_object_foreach(json_object_get(stats, "jobs"), key, value)
+			printf(" %s %lld", key, (long long)json_integer_value(value));
+		printf("\n");
+		size_t index;
+		json_t *worker;
+		json_array_foreach(json_object_get(stats, "workers"), index, worker)
+		{
+			printf("worker %lld:", (long long)json_integer_value(json_object_get(worker, "id")));
+			json_object_foreach(worker, key, value)
+				if (strcmp(key, "id") != 0)
+					printf(" %s %lld", key, (long long)json_integer_value(value));
+			printf("\n");
+		}
+		json_object_foreach(stats, key, value)
+		{
+			if (strcmp(key, "version") == 0 || strcmp(key, "uptime") == 0 ||
+			    strcmp(key, "jobs") == 0 || strcmp(key, "workers") == 0)
+				continue;
+			printf("%s: ", key);
+			cli_print_json(value);
+		}
+	}
+	json_decref(stats);
+	weft_close(client);
+	return exit_code;
+}
+
+const cli_command cli_command_stats = {
+	.name = "stats",
+	.usage = "",
+	.summary = "show the daemon's counters: jobs by state, workers, memory",
+	.help = "With --json prints the stats object of the protocol.\n",
+	.run = run_stats,
+};
+
+/* ------------------------------------------------------------ functions */
+
+static int run_functions(const cli_command *command, cli_globals *globals, int argc, char **argv)
+{
+	int exit_code = parse_plain(command, globals, argc, argv);
+	if (exit_code >= 0)
+		return exit_code;
+	weft_client *client = NULL;
+	if ((exit_code = cli_connect(globals, &client)) != 0)
+		return exit_code;
+	json_t *functions = NULL;
+	if (weft_functions(client, &functions) != 0) {
+		exit_code = cli_report_error(globals);
+	} else if (globals->json) {
+		cli_print_json(functions);
+	} else {
+		size_t index;
+		json_t *function;
+		json_array_foreach(functions, index, function)
+		{
+			printf("%-16s %-8s %s\n", json_string_value(json_object_get(function, "name")),
+			       json_string_value(json_object_get(function, "executor")),
+			       json_string_value(json_object_get(function, "summary")));
+			const char *key;
+			json_t *value;
+			json_object_foreach(json_object_get(function, "args"), key, value)
+				printf("    %-12s %s\n", key, json_string_value(value));
+		}
+	}
+	json_decref(functions);
+	weft_close(client);
+	return exit_code;
+}
+
+const cli_command cli_command_functions = {
+	.name = "functions",
+	.usage = "",
+	.summary = "list the functions jobs can call, with their arguments",
+	.help = "With --json prints the array of the protocol's functions op.\n",
+	.run = run_functions,
+};
+
+/* -------------------------------------------------------------- request */
+
+static int run_request(const cli_command *command, cli_globals *globals, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"raw", no_argument, NULL, 'r'},
+		{"wait", required_argument, NULL, 'w'},
+		CLI_GLOBAL_OPTIONS,
+	};
+	bool raw = false;
+	double reply_wait = -1;
+	int option;
+	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+		switch (option) {
+		case 'r':
+			raw = true;
+			break;
+		case 'w':
+			if (!cli_parse_seconds(optarg, &reply_wait))
+				return cli_usage_error(command, "--wait takes seconds >= 0");
+			break;
+		default: {
+			enum cli_option_outcome next =
+				cli_common_option(command, globals, option, argc, argv);
+			if (next == CLI_OPTION_EXIT_HELP)
+				return CLI_EXIT_OK;
+			if (next == CLI_OPTION_EXIT_USAGE)
+				return CLI_EXIT_USAGE;
+		}
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error(command, "give the request as one argument");
+	const char *text = argv[optind];
+	json_t *request = NULL;
+	if (!raw) {
+		int exit_code = cli_parse_json_object(command, "the request", text, &request);
+		if (exit_code != 0)
+			return exit_code;
+	}
+	weft_client *client = NULL;
+	int exit_code = cli_connect(globals, &client);
+	if (exit_code != 0) {
+		json_decref(request);
+		return exit_code;
+	}
+	json_t *reply = NULL;
+	int rv = raw ? weft_request_bytes(client, text, strlen(text), reply_wait, &reply)
+	             : weft_request(client, request, reply_wait, &reply);
+	if (rv != 0) {
+		exit_code = cli_report_error(globals);
+	} else {
+		cli_print_json(reply);
+		if (!json_is_true(json_object_get(reply, "ok"))) {
+			json_t *error = json_object_get(reply, "error");
+			const char *code = json_string_value(json_object_get(error, "code"));
+			const char *message = json_string_value(json_object_get(error, "message"));
+			fprintf(stderr, "weft: %s\n", message != NULL ? message : "the reply says ok=false");
+			exit_code = cli_exit_code(weft_error_from_code(code));
+			if (exit_code == CLI_EXIT_USAGE || exit_code == CLI_EXIT_OK)
+				exit_code = CLI_EXIT_ERROR;
+		}
+	}
+	json_decref(reply);
+	json_decref(request);
+	weft_close(client);
+	return exit_code;
+}
+
+const cli_command cli_command_request = {
+	.name = "request",
+	.usage = "[--raw] [--wait S] REQUEST",
+	.summary = "send one protocol request as given and print the reply (for debugging)",
+	.help = "REQUEST is a JSON object such as '{\"op\": \"ping\"}' ('-' reads stdin,\n"
+	        "'@FILE' a file); --raw sends the text as it is, even when it is not JSON.\n"
+	        "  --wait S       the daemon may take S seconds to answer on purpose (a long\n"
+	        "                 poll); default: no limit\n\n"
+	        "Prints the reply as it came. Exit code 0 when it says ok; otherwise the exit\n"
+	        "code of its error (timeout 4, connection 3, any other 5).\n",
+	.run = run_request,
+};

@@ -1,0 +1,154 @@
+/*
+ * weft wait: asyncio.wait from the shell.
+ *
+ * Exit code 0 when the condition asked for (--all, --any, --first-error)
+ * holds, 4 when --timeout passed first. Either way done and pending are
+ * printed: running out of time is not a failure of the command, but a script
+ * needs to tell "all finished" from "gave up waiting" without parsing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+
+static void print_ids(const char *label, const uint64_t *ids, size_t count)
+{
+	printf("%s", label);
+	for (size_t i = 0; i < count; i++)
+		printf(" %llu", (unsigned long long)ids[i]);
+	printf("\n");
+}
+
+static json_t *id_array(const uint64_t *ids, size_t count)
+{
+	json_t *array = json_array();
+	for (size_t i = 0; i < count && array != NULL; i++)
+		json_array_append_new(array, json_integer((json_int_t)ids[i]));
+	return array;
+}
+
+/* Whether FIRST_EXCEPTION's condition holds: all finished, or one failed. */
+static bool exception_seen(weft_client *client, const weft_wait_result *result)
+{
+	if (result->pending_count == 0)
+		return true;
+	for (size_t i = 0; i < result->done_count; i++) {
+		weft_outcome *outcome = NULL;
+		if (weft_result(client, result->done[i], 0, &outcome) != 0)
+			continue;
+		bool failed = outcome->state == WEFT_STATE_FAILED;
+		weft_outcome_free(outcome);
+		if (failed)
+			return true;
+	}
+	return false;
+}
+
+static bool condition_holds(weft_client *client, weft_return_when when,
+                            const weft_wait_result *result)
+{
+	switch (when) {
+	case WEFT_FIRST_COMPLETED:
+		return result->done_count > 0;
+	case WEFT_FIRST_EXCEPTION:
+		return exception_seen(client, result);
+	case WEFT_ALL_COMPLETED:
+		break;
+	}
+	return result->pending_count == 0;
+}
+
+static int run_wait(const cli_command *command, cli_globals *globals, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"any", no_argument, NULL, 'a'},
+		{"first-error", no_argument, NULL, 'e'},
+		{"all", no_argument, NULL, 'A'},
+		{"timeout", required_argument, NULL, 't'},
+		CLI_GLOBAL_OPTIONS,
+	};
+	weft_return_when when = WEFT_ALL_COMPLETED;
+	double timeout = -1;
+	int option;
+	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+		switch (option) {
+		case 'a':
+			when = WEFT_FIRST_COMPLETED;
+			break;
+		case 'e':
+			when = WEFT_FIRST_EXCEPTION;
+			break;
+		case 'A':
+			when = WEFT_ALL_COMPLETED;
+			break;
+		case 't':
+			if (!cli_parse_seconds(optarg, &timeout))
+				return cli_usage_error(command, "--timeout takes seconds >= 0");
+			break;
+		default: {
+			enum cli_option_outcome next =
+				cli_common_option(command, globals, option, argc, argv);
+			if (next == CLI_OPTION_EXIT_HELP)
+				return CLI_EXIT_OK;
+			if (next == CLI_OPTION_EXIT_USAGE)
+				return CLI_EXIT_USAGE;
+		}
+		}
+	}
+	size_t count = (size_t)(argc - optind);
+	if (count == 0)
+		return cli_usage_error(command, "give at least one job id");
+	uint64_t *ids = calloc(count, sizeof(*ids));
+	if (ids == NULL) {
+		fprintf(stderr, "weft: out of memory\n");
+		return CLI_EXIT_ERROR;
+	}
+	int exit_code = CLI_EXIT_OK;
+	for (size_t i = 0; i < count; i++) {
+		if (!cli_parse_id(argv[optind + (int)i], &ids[i])) {
+			exit_code = cli_usage_error(command, "'%s' is not a job id (a positive integer)",
+			                            argv[optind + (int)i]);
+			goto done;
+		}
+	}
+	weft_client *client = NULL;
+	if ((exit_code = cli_connect(globals, &client)) != 0)
+		goto done;
+	weft_wait_result *result = NULL;
+	if (weft_wait(client, ids, count, timeout, when, &result) != 0) {
+		exit_code = cli_report_error(globals);
+		goto done_client;
+	}
+	if (globals->json) {
+		json_t *document = json_pack("{s:o, s:o}", "done", id_array(result->done, result->done_count),
+		                             "pending",
+		                             id_array(result->pending, result->pending_count));
+		cli_print_json(document);
+		json_decref(document);
+	} else {
+		print_ids("done:", result->done, result->done_count);
+		print_ids("pending:", result->pending, result->pending_count);
+	}
+	if (!condition_holds(client, when, result))
+		exit_code = CLI_EXIT_TIMEOUT;
+	weft_wait_result_free(result);
+done_client:
+	weft_close(client);
+done:
+	free(ids);
+	return exit_code;
+}
+
+const cli_command cli_command_wait = {
+	.name = "wait",
+	.usage = "ID... [--any | --first-error | --all] [--timeout S]",
+	.summary = "wait for jobs to finish (asyncio.wait); print done and pending",
+	.help = "  --all          until every job is finished (the default)\n"
+	        "  --any          until one job is finished\n"
+	        "  --first-error  until a job fails, or all are finished\n"
+	        "  --timeout S    give up after S seconds (default: never)\n\n"
+	        "Prints 'done: IDS' and 'pending: IDS' (--json: {\"done\": [...], \"pending\":\n"
+	        "[...]}). Exit code 0 when the condition holds, 4 when the timeout passed\n"
+	        "first (the lists are printed either way).\n",
+	.run = run_wait,
+};

@@ -1,0 +1,360 @@
+/*
+ * The connection to weftd.
+ *
+ * One REQ socket per client, one nng context per call: nng matches each reply
+ * to its context, so threads share the socket without a lock of ours.
+ *
+ * Resend is off (NNG_OPT_REQ_RESENDTIME = infinite) before any context is
+ * opened, because contexts copy the socket's setting when they are created.
+ * With resend off, nng 1.5 fails a context's pending receive with
+ * NNG_ECONNRESET when the connection it was sent on closes, instead of
+ * sending the request again on the next connection. We report that as
+ * WEFT_ECLOSED: a long poll is never sent twice and a submit never creates a
+ * job twice, at the price that the caller does not know whether a request
+ * that was in flight was carried out.
+ *
+ * A send waits for a connection (nng holds it until a pipe is ready) at most
+ * SEND_TIMEOUT_MS. The reply is waited for as long as the request asks the
+ * daemon to wait (result/wait timeouts) plus REPLY_SLACK_MS, so that a
+ * daemon that never answers cannot hang a caller forever, except for the
+ * requests that ask to wait forever.
+ */
+#include "client/connection.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <nng/protocol/reqrep0/req.h>
+
+#include "client/allocator.h"
+#include "client/json_check.h"
+#include "client/last_error.h"
+#include "proto/proto.h"
+#include "proto/url.h"
+
+#define SEND_TIMEOUT_MS 10000
+#define REPLY_SLACK_MS 30000
+/* Replies can be large (a list of 10000 jobs, a batch of 100000 ids); this
+ * bounds what a broken or hostile peer can make us allocate. */
+#define REPLY_MAX_BYTES (64 * 1024 * 1024)
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 2000
+#define URL_MAX 4096
+
+static nng_duration reply_timeout_ms(double reply_wait)
+{
+	if (reply_wait < 0 || isnan(reply_wait))
+		return NNG_DURATION_INFINITE;
+	double milliseconds = ceil(reply_wait * 1000.0) + REPLY_SLACK_MS;
+	if (milliseconds >= (double)INT32_MAX)
+		return NNG_DURATION_INFINITE;
+	return (nng_duration)milliseconds;
+}
+
+static int send_failure(const weft_client *client, int nng_error)
+{
+	switch (nng_error) {
+	case NNG_ENOMEM:
+		return last_error_set(WEFT_ENOMEM, "out of memory sending a request to %s",
+		                      client->url);
+	case NNG_ECLOSED:
+		return last_error_set(WEFT_ECLOSED, "the client for %s is closed", client->url);
+	case NNG_ETIMEDOUT:
+		return last_error_set(WEFT_ECONNECT,
+		                      "no connection to weftd at %s for %d s (did it stop?)",
+		                      client->url, SEND_TIMEOUT_MS / 1000);
+	default:
+		return last_error_set(WEFT_ECONNECT, "cannot send to weftd at %s: %s", client->url,
+		                      nng_strerror(nng_error));
+	}
+}
+
+static int receive_failure(const weft_client *client, int nng_error, nng_duration waited)
+{
+	switch (nng_error) {
+	case NNG_ENOMEM:
+		return last_error_set(WEFT_ENOMEM, "out of memory receiving a reply from %s",
+		                      client->url);
+	case NNG_ECLOSED:
+		return last_error_set(WEFT_ECLOSED, "the client for %s is closed", client->url);
+	case NNG_ECONNRESET:
+		return last_error_set(WEFT_ECLOSED,
+		                      "the connection to weftd at %s was lost before the reply "
+		                      "came; the request was not sent again, so it may or may "
+		                      "not have been carried out",
+		                      client->url);
+	case NNG_ETIMEDOUT:
+		return last_error_set(WEFT_ETIMEOUT, "weftd at %s sent no reply within %.1f s",
+		                      client->url, waited / 1000.0);
+	default:
+		return last_error_set(WEFT_ECLOSED, "no reply from weftd at %s: %s", client->url,
+		                      nng_strerror(nng_error));
+	}
+}
+
+static int parse_reply(const weft_client *client, nng_msg *message, json_t **reply)
+{
+	/* jansson leaves the error's code byte unset on some allocation
+	 * failures: start from json_error_unknown. */
+	json_error_t parse_error;
+	memset(&parse_error, 0, sizeof(parse_error));
+	json_t *parsed =
+		json_loadb(nng_msg_body(message), nng_msg_len(message), 0, &parse_error);
+	if (parsed == NULL) {
+		/* jansson 2.14 reports most failed allocations as syntax errors:
+		 * text that is valid JSON failed for lack of memory. Number
+		 * overflows are reported as themselves. */
+		enum json_error_code kind = json_error_code(&parse_error);
+		if (kind == json_error_out_of_memory ||
+		    ((kind == json_error_unknown || kind == json_error_invalid_syntax) &&
+		     json_check_syntax(nng_msg_body(message), nng_msg_len(message))))
+			return last_error_set(WEFT_ENOMEM, "out of memory reading a reply");
+		return last_error_set(WEFT_EPROTO, "the reply from %s is not JSON: %s", client->url,
+		                      parse_error.text);
+	}
+	if (!json_is_object(parsed) || !json_is_boolean(json_object_get(parsed, "ok"))) {
+		json_decref(parsed);
+		return last_error_set(WEFT_EPROTO,
+		                      "the reply from %s is not a weft reply (no \"ok\"); "
+		                      "is the URL a weftd?",
+		                      client->url);
+	}
+	*reply = parsed;
+	return WEFT_OK;
+}
+
+int connection_round_trip(weft_client *client, const void *bytes, size_t size,
+                          double reply_wait, json_t **reply)
+{
+	size_t transport_limit = client->max_message * PROTO_TRANSPORT_SLACK_FACTOR;
+	if (size > transport_limit)
+		return last_error_set(WEFT_ETOOLARGE,
+		                      "request of %zu bytes is more than %d x weftd's --max-message "
+		                      "(%zu bytes), so the daemon would drop it unread; send less "
+		                      "at a time (a smaller batch) or raise --max-message",
+		                      size, PROTO_TRANSPORT_SLACK_FACTOR, client->max_message);
+	nng_msg *message = NULL;
+	nng_aio *aio = NULL;
+	nng_ctx context;
+	int rv;
+	if ((rv = nng_msg_alloc(&message, size)) != 0) {
+		rv = send_failure(client, rv);
+		goto fail;
+	}
+	memcpy(nng_msg_body(message), bytes, size);
+	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+		rv = send_failure(client, rv);
+		goto fail_message;
+	}
+	if ((rv = nng_ctx_open(&context, client->socket)) != 0) {
+		rv = send_failure(client, rv);
+		goto fail_aio;
+	}
+
+	nng_aio_set_timeout(aio, SEND_TIMEOUT_MS);
+	nng_aio_set_msg(aio, message);
+	nng_ctx_send(context, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		/* A failed send leaves the message with us. */
+		rv = send_failure(client, rv);
+		goto fail_context;
+	}
+	message = NULL;
+
+	nng_duration waited = reply_timeout_ms(reply_wait);
+	nng_aio_set_timeout(aio, waited);
+	nng_ctx_recv(context, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		rv = receive_failure(client, rv, waited);
+		goto fail_context;
+	}
+	message = nng_aio_get_msg(aio);
+	json_t *parsed = NULL;
+	if ((rv = parse_reply(client, message, &parsed)) != 0)
+		goto fail_context;
+	nng_msg_free(message);
+	nng_ctx_close(context);
+	nng_aio_free(aio);
+	*reply = parsed;
+	return WEFT_OK;
+
+fail_context:
+	nng_ctx_close(context);
+fail_aio:
+	nng_aio_free(aio);
+fail_message:
+	if (message != NULL)
+		nng_msg_free(message);
+fail:
+	return rv;
+}
+
+int connection_round_trip_json(weft_client *client, const json_t *request, double reply_wait,
+                               json_t **reply)
+{
+	/* Serialise once to learn the size, once into the buffer: jansson has
+	 * no cheaper way to size a document. */
+	size_t size = json_dumpb(request, NULL, 0, JSON_COMPACT);
+	if (size == 0)
+		return last_error_set(WEFT_ENOMEM, "out of memory encoding a request");
+	char *buffer = allocator_alloc(size);
+	if (buffer == NULL)
+		return last_error_set(WEFT_ENOMEM, "out of memory encoding a request");
+	int rv;
+	if (json_dumpb(request, buffer, size, JSON_COMPACT) != size)
+		rv = last_error_set(WEFT_ENOMEM, "out of memory encoding a request");
+	else
+		rv = connection_round_trip(client, buffer, size, reply_wait, reply);
+	allocator_free(buffer);
+	return rv;
+}
+
+int connection_op(weft_client *client, json_t *request, double reply_wait, json_t **reply)
+{
+	if (request == NULL)
+		return last_error_set(WEFT_ENOMEM, "out of memory building a request");
+	json_t *answer = NULL;
+	int rv = connection_round_trip_json(client, request, reply_wait, &answer);
+	json_decref(request);
+	if (rv != 0)
+		return rv;
+	if (!json_is_true(json_object_get(answer, "ok"))) {
+		rv = last_error_set_from_reply(answer);
+		json_decref(answer);
+		return rv;
+	}
+	*reply = answer;
+	return WEFT_OK;
+}
+
+/* How often weft_connect sends its ping again after losing the connection:
+ * a daemon that re-creates a stuck listener resets the connections that
+ * were waiting on it, and a ping is safe to repeat. */
+#define CONNECT_PING_ATTEMPTS 3
+
+static int check_ping(weft_client *client)
+{
+	json_t *reply = NULL;
+	int rv = WEFT_ECLOSED;
+	for (int attempt = 0; attempt < CONNECT_PING_ATTEMPTS && rv == WEFT_ECLOSED; attempt++)
+		rv = connection_op(client, json_pack("{s:s}", "op", "ping"), 0, &reply);
+	if (rv != 0)
+		return rv;
+	json_t *protocol = json_object_get(reply, "protocol");
+	if (!json_is_integer(protocol) || json_integer_value(protocol) != PROTO_VERSION) {
+		rv = last_error_set(WEFT_EPROTO,
+		                    "weftd at %s speaks protocol %lld; this library speaks %d "
+		                    "(upgrade the older of the two)",
+		                    client->url,
+		                    json_is_integer(protocol) ? (long long)json_integer_value(protocol)
+		                                              : -1LL,
+		                    PROTO_VERSION);
+		json_decref(reply);
+		return rv;
+	}
+	json_t *max_message = json_object_get(reply, "max_message");
+	if (json_is_integer(max_message) && json_integer_value(max_message) > 0)
+		client->max_message = (size_t)json_integer_value(max_message);
+	json_decref(reply);
+	return WEFT_OK;
+}
+
+static int dial(weft_client *client)
+{
+	int rv;
+	if ((rv = nng_req0_open(&client->socket)) != 0)
+		return last_error_set(rv == NNG_ENOMEM ? WEFT_ENOMEM : WEFT_EINTERNAL,
+		                      "cannot open an nng REQ socket: %s", nng_strerror(rv));
+	if ((rv = nng_socket_set_ms(client->socket, NNG_OPT_REQ_RESENDTIME,
+	                            NNG_DURATION_INFINITE)) != 0 ||
+	    (rv = nng_socket_set_size(client->socket, NNG_OPT_RECVMAXSZ, REPLY_MAX_BYTES)) != 0 ||
+	    (rv = nng_socket_set_ms(client->socket, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS)) != 0 ||
+	    (rv = nng_socket_set_ms(client->socket, NNG_OPT_RECONNMAXT, RECONNECT_MAX_MS)) != 0) {
+		rv = last_error_set(WEFT_EINTERNAL, "cannot set up the nng REQ socket: %s",
+		                    nng_strerror(rv));
+		goto fail;
+	}
+	if ((rv = nng_dialer_create(&client->dialer, client->socket, client->url)) != 0) {
+		rv = last_error_set(rv == NNG_ENOMEM ? WEFT_ENOMEM : WEFT_EINVAL,
+		                    "cannot use the URL '%s': %s (expected ipc:///path/to/weft.sock "
+		                    "or tcp://host:port)",
+		                    client->url, nng_strerror(rv));
+		goto fail;
+	}
+	/* Flags 0: block until the first connection is made, so that "no daemon"
+	 * is an error now rather than a hang later. */
+	if ((rv = nng_dialer_start(client->dialer, 0)) != 0) {
+		rv = last_error_set(rv == NNG_ENOMEM ? WEFT_ENOMEM : WEFT_ECONNECT,
+		                    "cannot connect to weftd at %s: %s (is weftd running there? "
+		                    "give another address with --url or WEFT_URL)",
+		                    client->url, nng_strerror(rv));
+		goto fail;
+	}
+	return WEFT_OK;
+
+fail:
+	nng_close(client->socket);
+	return rv;
+}
+
+int weft_connect(const char *url, weft_client **out)
+{
+	last_error_clear();
+	char default_url[URL_MAX];
+	if (url == NULL) {
+		if (proto_default_client_url(default_url, sizeof(default_url)) != 0)
+			return last_error_set(WEFT_EINVAL,
+			                      "the default URL (from WEFT_URL or the runtime directory) "
+			                      "is longer than %d bytes",
+			                      URL_MAX - 1);
+		url = default_url;
+	}
+	if (url[0] == '\0')
+		return last_error_set(WEFT_EINVAL, "the URL is empty; give ipc:///path/weft.sock");
+	int rv;
+	weft_client *client = allocator_calloc(1, sizeof(*client));
+	if (client == NULL)
+		return last_error_set(WEFT_ENOMEM, "out of memory creating a client");
+	client->max_message = PROTO_DEFAULT_MAX_MESSAGE;
+	if ((client->url = allocator_strdup(url)) == NULL) {
+		rv = last_error_set(WEFT_ENOMEM, "out of memory creating a client");
+		goto fail_client;
+	}
+	if ((rv = dial(client)) != 0)
+		goto fail_url;
+	if ((rv = check_ping(client)) != 0)
+		goto fail_socket;
+	*out = client;
+	return WEFT_OK;
+
+fail_socket:
+	nng_close(client->socket);
+fail_url:
+	allocator_free(client->url);
+fail_client:
+	allocator_free(client);
+	return rv;
+}
+
+void weft_close(weft_client *client)
+{
+	if (client == NULL)
+		return;
+	nng_close(client->socket);
+	allocator_free(client->url);
+	allocator_free(client);
+}
+
+const char *weft_client_url(const weft_client *client)
+{
+	return client->url;
+}
+
+size_t weft_client_max_message(const weft_client *client)
+{
+	return client->max_message;
+}

@@ -1,0 +1,39 @@
+/*
+ * The connection to weftd: the weft_client handle and one request/reply
+ * round trip on its own nng context. Any thread; a client is shared freely
+ * between threads (its fields are written once, in weft_connect).
+ */
+#ifndef CLIENT_CONNECTION_H
+#define CLIENT_CONNECTION_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+#include <nng/nng.h>
+
+#include "weft/client.h"
+
+struct weft_client {
+	nng_socket socket;  /* REQ; thread-safe in nng */
+	nng_dialer dialer;  /* redials in the background after a drop */
+	char *url;          /* owned (allocator_) */
+	size_t max_message; /* the daemon's --max-message, from its ping */
+};
+
+/* Sends bytes as one request and waits for the reply, which may take
+ * reply_wait seconds on purpose (negative: no limit). *reply: the reply object
+ * whatever its "ok" (new reference). Fills the last error on failure. */
+int connection_round_trip(weft_client *client, const void *bytes, size_t size,
+                          double reply_wait, json_t **reply);
+
+/* The same for a request object (borrowed). */
+int connection_round_trip_json(weft_client *client, const json_t *request, double reply_wait,
+                               json_t **reply);
+
+/* An op: sends request (stolen, may be NULL: then WEFT_ENOMEM, so that a
+ * caller can pass json_pack's result directly) and returns WEFT_OK with
+ * *reply (new reference) only when the reply says ok; otherwise the daemon's
+ * error code, with the last error filled from the reply. */
+int connection_op(weft_client *client, json_t *request, double reply_wait, json_t **reply);
+
+#endif

@@ -1,0 +1,8 @@
+/* weft's public API in one include: the error table and the client library. */
+#ifndef WEFT_WEFT_H
+#define WEFT_WEFT_H
+
+#include "weft/error.h"
+#include "weft/client.h"
+
+#endif

@@ -1,0 +1,75 @@
+# libweft (shared and static), its pkg-config file, the weft CLI and their tests.
+
+LIBWEFT_SRCS := client/allocator.c client/last_error.c client/connection.c \
+	client/job_spec.c client/jobs.c client/json_check.c $(PROTO_SRCS)
+LIBWEFT_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/%.o)
+LIBWEFT_PIC_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/pic/%.o)
+LIBWEFT_SONAME := libweft.so.0
+LIBWEFT_VERSION := $(shell sed -n 's/^\#define PROTO_SOFTWARE_VERSION "\(.*\)"/\1/p' proto/proto.h)
+LIBWEFT_LIBS := $(JANSSON_LIBS) $(NNG_LIBS) -lm
+
+CLI_SRCS := cli/main.c cli/output.c cli/parse.c cli/command_jobs.c cli/command_wait.c \
+	cli/command_info.c
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+
+ALL_TARGETS += $(BUILD)/libweft.so $(BUILD)/libweft.a $(BUILD)/weft.pc $(BUILD)/weft
+
+$(BUILD)/libweft.so: $(LIBWEFT_PIC_OBJS) client/libweft.map
+	$(CC) -shared -Wl,-soname,$(LIBWEFT_SONAME) -Wl,--version-script=client/libweft.map \
+		-Wl,--no-undefined $(ALL_LDFLAGS) -o $@ $(LIBWEFT_PIC_OBJS) $(LIBWEFT_LIBS)
+	ln -sf libweft.so $(BUILD)/$(LIBWEFT_SONAME)
+
+$(BUILD)/libweft.a: $(LIBWEFT_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# weft.pc holds the install paths: rebuild it whenever PREFIX, LIBDIR or
+# INCLUDEDIR change (`make install PREFIX=/usr` after a plain `make`).
+WEFT_PC_VARS := $(PREFIX)|$(LIBDIR)|$(INCLUDEDIR)|$(LIBWEFT_VERSION)
+.PHONY: weft-pc-vars-force
+$(BUILD)/weft.pc.vars: weft-pc-vars-force
+	@mkdir -p $(@D)
+	@echo '$(WEFT_PC_VARS)' | cmp -s - $@ || echo '$(WEFT_PC_VARS)' > $@
+
+$(BUILD)/weft.pc: client/weft.pc.in proto/proto.h $(BUILD)/weft.pc.vars
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(LIBWEFT_VERSION)|' $< > $@
+
+# The CLI carries its own copy of libweft, so it runs from the build tree and
+# needs no library path once installed.
+$(BUILD)/weft: $(CLI_OBJS) $(BUILD)/libweft.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJS) $(BUILD)/libweft.a $(LIBWEFT_LIBS)
+
+# The shared library must export the public API alone.
+.PHONY: check-client-exports
+check-client-exports: $(BUILD)/libweft.so
+	@exported=$$(nm -D --defined-only $< | awk '{ print $$NF }' | sed 's/@.*//'); \
+	stray=$$(echo "$$exported" | grep -v '^weft_' || true); \
+	if [ -n "$$stray" ]; then \
+		echo "libweft.so exports symbols outside weft_*:"; echo "$$stray"; exit 1; \
+	fi; \
+	echo "libweft.so exports $$(echo "$$exported" | wc -l) symbols, all weft_*"
+check: check-client-exports
+
+# Tests: unit tests link the static library (they reach internal modules);
+# integration tests link the shared one, as applications do.
+CLIENT_TEST_LIBS := $(CHECK_LIBS) $(LIBWEFT_LIBS)
+TEST_FIXTURE_OBJS := $(BUILD)/tests/fixture.o
+
+$(BUILD)/tests/check_client: $(BUILD)/tests/check_client.o $(BUILD)/libweft.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CLIENT_TEST_LIBS)
+
+$(BUILD)/tests/check_client_daemon: $(BUILD)/tests/check_client_daemon.o $(TEST_FIXTURE_OBJS) \
+		$(BUILD)/libweft.so
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/tests/check_client_daemon.o $(TEST_FIXTURE_OBJS) \
+		$(BUILD)/libweft.so -Wl,-rpath,'$$ORIGIN/..' $(CLIENT_TEST_LIBS)
+
+$(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(TEST_FIXTURE_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(JANSSON_LIBS) $(NNG_LIBS)
+
+$(BUILD)/tests/check_client.o $(BUILD)/tests/check_client_daemon.o $(BUILD)/tests/check_cli.o \
+$(BUILD)/tests/fixture.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+
+CHECK_PROGS += $(BUILD)/tests/check_client $(BUILD)/tests/check_client_daemon \
+	$(BUILD)/tests/check_cli

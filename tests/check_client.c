@@ -1,0 +1,490 @@
+/*
+ * libweft without weftd: job specs, states, the last error, connection
+ * failures, and the handling of replies from a scripted fake daemon (an nng
+ * REP socket in a thread) for what a real daemon never sends: another
+ * protocol version, replies that are not weft's, a dropped connection.
+ */
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "client/job_spec.h"
+#include "client/json_check.h"
+#include "weft/weft.h"
+
+#define assert_weft(expression, expected)                                                  \
+	do {                                                                               \
+		int actual_ = (expression);                                                \
+		ck_assert_msg(actual_ == (expected), "%s gave %s (%s), wanted %s", #expression, \
+		              weft_error_code(actual_), weft_last_error()->message,        \
+		              weft_error_code(expected));                                  \
+	} while (0)
+
+/* ----------------------------------------------------------------- states */
+
+START_TEST(test_state_names_round_trip)
+{
+	for (int state = WEFT_STATE_QUEUED; state < WEFT_STATE_UNKNOWN; state++)
+		ck_assert_int_eq(weft_state_from_name(weft_state_name(state)), state);
+	ck_assert_str_eq(weft_state_name(WEFT_STATE_CANCELLED), "cancelled");
+	ck_assert_int_eq(weft_state_from_name("sleeping"), WEFT_STATE_UNKNOWN);
+	ck_assert_int_eq(weft_state_from_name(NULL), WEFT_STATE_UNKNOWN);
+	ck_assert_str_eq(weft_state_name((weft_state)99), "unknown");
+	ck_assert(weft_state_is_finished(WEFT_STATE_FAILED));
+	ck_assert(!weft_state_is_finished(WEFT_STATE_RUNNING));
+}
+END_TEST
+
+/* -------------------------------------------------------------- job specs */
+
+START_TEST(test_job_spec_rejects_a_missing_function)
+{
+	weft_job_spec *spec = NULL;
+	assert_weft(weft_job_spec_new(NULL, &spec), WEFT_EINVAL);
+	assert_weft(weft_job_spec_new("", &spec), WEFT_EINVAL);
+	assert_weft(weft_job_spec_new("\xff", &spec), WEFT_EINVAL);
+	ck_assert_ptr_null(spec);
+	ck_assert_int_eq(weft_last_error()->code, WEFT_EINVAL);
+}
+END_TEST
+
+START_TEST(test_job_spec_encodes_every_field)
+{
+	weft_job_spec *spec = NULL;
+	assert_weft(weft_job_spec_new("sleep", &spec), WEFT_OK);
+	json_t *args = json_pack("{s:f}", "seconds", 1.5);
+	assert_weft(weft_job_spec_set_args(spec, args), WEFT_OK);
+	assert_weft(weft_job_spec_set_args(spec, args), WEFT_OK); /* the same object again */
+	json_decref(args); /* the spec holds its own reference */
+	ck_assert_int_eq(args->refcount, 1);
+	assert_weft(weft_job_spec_set_timeout(spec, 2.5), WEFT_OK);
+	assert_weft(weft_job_spec_set_label(spec, "team", "ci"), WEFT_OK);
+	assert_weft(weft_job_spec_set_label(spec, "team", "ops"), WEFT_OK);
+	json_t *job = NULL;
+	assert_weft(job_spec_to_json(spec, &job), WEFT_OK);
+	json_t *expected = json_pack("{s:s, s:{s:f}, s:f, s:{s:s}}", "fn", "sleep", "args",
+	                             "seconds", 1.5, "timeout", 2.5, "labels", "team", "ops");
+	ck_assert_msg(json_equal(job, expected), "encoded %s", json_dumps(job, JSON_COMPACT));
+	json_decref(expected);
+	json_decref(job);
+	weft_job_spec_free(spec);
+}
+END_TEST
+
+START_TEST(test_job_spec_leaves_out_unset_options)
+{
+	weft_job_spec *spec = NULL;
+	assert_weft(weft_job_spec_new("echo", &spec), WEFT_OK);
+	json_t *job = NULL;
+	assert_weft(job_spec_to_json(spec, &job), WEFT_OK);
+	ck_assert_int_eq(json_object_size(job), 1);
+	json_decref(job);
+	weft_job_spec_free(spec);
+}
+END_TEST
+
+START_TEST(test_job_spec_rejects_bad_options)
+{
+	weft_job_spec *spec = NULL;
+	assert_weft(weft_job_spec_new("echo", &spec), WEFT_OK);
+	json_t *array = json_array();
+	assert_weft(weft_job_spec_set_args(spec, array), WEFT_EINVAL);
+	json_decref(array);
+	assert_weft(weft_job_spec_set_timeout(spec, -1), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_timeout(spec, NAN), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_timeout(spec, INFINITY), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_label(spec, "", "x"), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_label(spec, "k", NULL), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_label(spec, "k", "\xc3\x28"), WEFT_EINVAL);
+	weft_job_spec_free(spec);
+}
+END_TEST
+
+START_TEST(test_utf8_check)
+{
+	static const struct {
+		const char *text;
+		bool valid;
+	} cases[] = {
+		{"plain", true},          {"caf\xc3\xa9", true},     {"\xe2\x82\xac", true},
+		{"\xf0\x9f\x98\x80", true}, {"\xc3", false},         {"\xc0\xaf", false},
+		{"\xed\xa0\x80", false},  {"\xf4\x90\x80\x80", false}, {"\x80", false},
+		{"\xe2\x82", false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(job_spec_is_utf8(cases[i].text, strlen(cases[i].text)) ==
+		                      cases[i].valid,
+		              "case %zu", i);
+}
+END_TEST
+
+START_TEST(test_json_syntax_check_agrees_with_jansson)
+{
+	static const char *const cases[] = {
+		"{}", "[]", " {\"a\" : [1, -2.5e+3, true, false, null, \"x\\n\\u00e9\"]} ", "0", "\"s\"",
+		"{\"a\":{\"b\":[[]]}}", "\"\\ud83d\\ude00\"", "-0.0E-0",
+		"", " ", "{", "[1,]", "{\"a\"}", "{\"a\":1,}", "01", "1.", "-", "1e", "tru", "nul",
+		"\"\\x\"", "\"\\u12\"", "\"\\u0000\"", "\"\\udc00\"", "\"\\ud800\"", "\"a\tb\"",
+		"\"\xff\"", "[1] [2]", "{\"a\":1}x", "{1:2}", "[\"\xc3\xa9\"]",
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_error_t error;
+		json_t *parsed = json_loads(cases[i], JSON_DECODE_ANY, &error);
+		bool jansson_accepts = parsed != NULL;
+		json_decref(parsed);
+		ck_assert_msg(json_check_syntax(cases[i], strlen(cases[i])) == jansson_accepts,
+		              "case %zu '%s': jansson says %d", i, cases[i], jansson_accepts);
+	}
+	char deep[5000];
+	memset(deep, '[', 2500);
+	memset(deep + 2500, ']', 2500);
+	ck_assert(!json_check_syntax(deep, sizeof(deep)));
+	ck_assert(json_check_syntax(deep + 500, 4000));
+}
+END_TEST
+
+/* ------------------------------------------------------------ last error */
+
+static void *fail_in_thread(void *unused)
+{
+	(void)unused;
+	weft_job_spec *spec = NULL;
+	weft_job_spec_new(NULL, &spec);
+	return (void *)(intptr_t)weft_last_error()->code;
+}
+
+START_TEST(test_last_error_is_per_thread)
+{
+	weft_job_spec *spec = NULL;
+	assert_weft(weft_job_spec_new("echo", &spec), WEFT_OK);
+	pthread_t thread;
+	void *their_code = NULL;
+	ck_assert_int_eq(pthread_create(&thread, NULL, fail_in_thread, NULL), 0);
+	ck_assert_int_eq(pthread_join(thread, &their_code), 0);
+	ck_assert_int_eq((int)(intptr_t)their_code, WEFT_EINVAL);
+	ck_assert_int_eq(weft_last_error()->code, WEFT_OK);
+	weft_job_spec_free(spec);
+}
+END_TEST
+
+/* ----------------------------------------------------------- connecting */
+
+START_TEST(test_connect_to_nothing_names_the_url)
+{
+	weft_client *client = NULL;
+	const char *url = "ipc:///nonexistent-weft-dir/weft.sock";
+	assert_weft(weft_connect(url, &client), WEFT_ECONNECT);
+	ck_assert_ptr_null(client);
+	ck_assert_msg(strstr(weft_last_error()->message, url) != NULL, "message: %s",
+	              weft_last_error()->message);
+	ck_assert_str_eq(weft_last_error()->wire_code, "cannot_connect");
+}
+END_TEST
+
+START_TEST(test_connect_honours_weft_url)
+{
+	setenv("WEFT_URL", "ipc:///nonexistent-weft-dir/from-env.sock", 1);
+	weft_client *client = NULL;
+	assert_weft(weft_connect(NULL, &client), WEFT_ECONNECT);
+	ck_assert_msg(strstr(weft_last_error()->message, "from-env.sock") != NULL, "message: %s",
+	              weft_last_error()->message);
+}
+END_TEST
+
+START_TEST(test_connect_rejects_a_bad_url)
+{
+	weft_client *client = NULL;
+	assert_weft(weft_connect("carrier-pigeon://home", &client), WEFT_EINVAL);
+	assert_weft(weft_connect("", &client), WEFT_EINVAL);
+}
+END_TEST
+
+/* ------------------------------------------------------ the fake daemon */
+
+/* Replies the fake daemon gives, one per request in order. DROP closes the
+ * connection instead of answering. */
+#define DROP NULL
+#define PING_REPLY "{\"ok\":true,\"version\":\"0.1.0\",\"protocol\":1,\"max_message\":1000}"
+
+typedef struct fake_daemon {
+	char url[128];
+	char directory[64];
+	nng_socket socket;
+	const char *const *replies;
+	size_t reply_count;
+	size_t served;
+	pthread_t thread;
+} fake_daemon;
+
+static void *fake_daemon_run(void *argument)
+{
+	fake_daemon *fake = argument;
+	for (size_t i = 0; i < fake->reply_count; i++) {
+		nng_msg *request = NULL;
+		if (nng_recvmsg(fake->socket, &request, 0) != 0)
+			return NULL;
+		fake->served++;
+		if (fake->replies[i] == DROP) {
+			nng_pipe pipe = nng_msg_get_pipe(request);
+			nng_msg_free(request);
+			nng_pipe_close(pipe);
+			continue;
+		}
+		nng_msg_free(request);
+		nng_send(fake->socket, (void *)fake->replies[i], strlen(fake->replies[i]), 0);
+	}
+	return NULL;
+}
+
+static void fake_daemon_start(fake_daemon *fake, const char *const *replies, size_t count)
+{
+	memset(fake, 0, sizeof(*fake));
+	snprintf(fake->directory, sizeof(fake->directory), "/tmp/weft-fake-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(fake->directory));
+	snprintf(fake->url, sizeof(fake->url), "ipc://%s/fake.sock", fake->directory);
+	fake->replies = replies;
+	fake->reply_count = count;
+	ck_assert_int_eq(nng_rep0_open(&fake->socket), 0);
+	ck_assert_int_eq(nng_listen(fake->socket, fake->url, NULL, 0), 0);
+	ck_assert_int_eq(pthread_create(&fake->thread, NULL, fake_daemon_run, fake), 0);
+}
+
+static void fake_daemon_stop(fake_daemon *fake)
+{
+	nng_close(fake->socket);
+	pthread_join(fake->thread, NULL);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/fake.sock", fake->directory);
+	unlink(path);
+	rmdir(fake->directory);
+}
+
+START_TEST(test_connect_refuses_another_protocol_version)
+{
+	static const char *const replies[] = {"{\"ok\":true,\"version\":\"9\",\"protocol\":2}"};
+	fake_daemon fake;
+	fake_daemon_start(&fake, replies, 1);
+	weft_client *client = NULL;
+	assert_weft(weft_connect(fake.url, &client), WEFT_EPROTO);
+	ck_assert_msg(strstr(weft_last_error()->message, "protocol 2") != NULL, "message: %s",
+	              weft_last_error()->message);
+	fake_daemon_stop(&fake);
+}
+END_TEST
+
+START_TEST(test_a_reply_that_is_not_weft_is_a_protocol_error)
+{
+	static const char *const replies[] = {PING_REPLY, "not json", "[1]", "{\"ok\":false}",
+	                                      "{\"ok\":true}"};
+	fake_daemon fake;
+	fake_daemon_start(&fake, replies, 5);
+	weft_client *client = NULL;
+	assert_weft(weft_connect(fake.url, &client), WEFT_OK);
+	ck_assert_uint_eq(weft_client_max_message(client), 1000);
+	json_t *stats = NULL;
+	assert_weft(weft_stats(client, &stats), WEFT_EPROTO);
+	assert_weft(weft_stats(client, &stats), WEFT_EPROTO);
+	assert_weft(weft_stats(client, &stats), WEFT_EPROTO);
+	uint64_t id = 0;
+	weft_job_spec *spec = NULL;
+	assert_weft(weft_job_spec_new("echo", &spec), WEFT_OK);
+	assert_weft(weft_submit(client, spec, &id), WEFT_EPROTO); /* ok but no id */
+	ck_assert_uint_eq(id, 0);
+	weft_job_spec_free(spec);
+	weft_close(client);
+	fake_daemon_stop(&fake);
+}
+END_TEST
+
+START_TEST(test_daemon_error_details_reach_the_caller)
+{
+	static const char *const replies[] = {
+		PING_REPLY,
+		"{\"ok\":false,\"error\":{\"code\":\"unknown_function\",\"message\":\"jobs[1]: no "
+		"function 'slep'\",\"index\":1,\"field\":\"jobs[1].fn\"}}",
+		"{\"ok\":false,\"error\":{\"code\":\"timeout\",\"message\":\"job 7 is still running "
+		"after 0 s\",\"id\":7,\"state\":\"running\"}}",
+		"{\"ok\":false,\"error\":{\"code\":\"brand_new_code\",\"message\":\"from the future\"}}",
+	};
+	fake_daemon fake;
+	fake_daemon_start(&fake, replies, 4);
+	weft_client *client = NULL;
+	assert_weft(weft_connect(fake.url, &client), WEFT_OK);
+	weft_job_spec *spec = NULL;
+	assert_weft(weft_job_spec_new("slep", &spec), WEFT_OK);
+	const weft_job_spec *specs[] = {spec, spec};
+	uint64_t ids[2] = {0, 0};
+	assert_weft(weft_submit_batch(client, specs, 2, ids), WEFT_EUNKNOWNFN);
+	const weft_error_info *error = weft_last_error();
+	ck_assert_int_eq(error->index, 1);
+	ck_assert_str_eq(error->field, "jobs[1].fn");
+	ck_assert_str_eq(error->message, "jobs[1]: no function 'slep'");
+	ck_assert_uint_eq(ids[0], 0);
+
+	weft_outcome *outcome = NULL;
+	assert_weft(weft_result(client, 7, 0, &outcome), WEFT_ETIMEOUT);
+	ck_assert_ptr_null(outcome);
+	ck_assert_uint_eq(weft_last_error()->id, 7);
+	ck_assert_str_eq(weft_last_error()->state, "running");
+
+	json_t *stats = NULL;
+	assert_weft(weft_stats(client, &stats), WEFT_EINTERNAL);
+	ck_assert_str_eq(weft_last_error()->wire_code, "brand_new_code");
+	weft_job_spec_free(spec);
+	weft_close(client);
+	fake_daemon_stop(&fake);
+}
+END_TEST
+
+START_TEST(test_a_dropped_connection_fails_the_call_without_resending)
+{
+	static const char *const replies[] = {PING_REPLY, DROP, PING_REPLY};
+	fake_daemon fake;
+	fake_daemon_start(&fake, replies, 3);
+	weft_client *client = NULL;
+	assert_weft(weft_connect(fake.url, &client), WEFT_OK);
+	weft_outcome *outcome = NULL;
+	assert_weft(weft_result(client, 3, -1, &outcome), WEFT_ECLOSED);
+	ck_assert_msg(strstr(weft_last_error()->message, "not sent again") != NULL, "message: %s",
+	              weft_last_error()->message);
+	/* nng dials again on its own; the next call goes through. */
+	assert_weft(weft_ping(client, NULL), WEFT_OK);
+	ck_assert_uint_eq(fake.served, 3);
+	weft_close(client);
+	fake_daemon_stop(&fake);
+}
+END_TEST
+
+START_TEST(test_an_oversized_request_is_refused_locally)
+{
+	static const char *const replies[] = {PING_REPLY};
+	fake_daemon fake;
+	fake_daemon_start(&fake, replies, 1);
+	weft_client *client = NULL;
+	assert_weft(weft_connect(fake.url, &client), WEFT_OK);
+	char big[4001];
+	memset(big, 'x', sizeof(big));
+	json_t *reply = NULL;
+	/* max_message is 1000 here: above 4 x 1000 nothing is sent. */
+	assert_weft(weft_request_bytes(client, big, sizeof(big), 0, &reply), WEFT_ETOOLARGE);
+	ck_assert_uint_eq(fake.served, 1);
+	weft_close(client);
+	fake_daemon_stop(&fake);
+}
+END_TEST
+
+/* ------------------------------------------------------ allocation failures */
+
+static long allocations_until_failure = -1; /* -1: never fail */
+static long allocations_live;
+
+static void *failing_malloc(size_t size)
+{
+	if (allocations_until_failure == 0)
+		return NULL;
+	if (allocations_until_failure > 0)
+		allocations_until_failure--;
+	void *memory = malloc(size + 16);
+	if (memory == NULL)
+		return NULL;
+	allocations_live++;
+	return (char *)memory + 16;
+}
+
+static void failing_free(void *pointer)
+{
+	if (pointer == NULL)
+		return;
+	allocations_live--;
+	free((char *)pointer - 16);
+}
+
+/* Builds a spec with every option and encodes it; returns the first error. */
+static int build_and_encode(void)
+{
+	weft_job_spec *spec = NULL;
+	int rv = weft_job_spec_new("sleep", &spec);
+	if (rv != 0)
+		return rv;
+	json_t *args = json_pack("{s:i}", "seconds", 1);
+	if (args == NULL)
+		rv = WEFT_ENOMEM;
+	if (rv == 0)
+		rv = weft_job_spec_set_args(spec, args);
+	json_decref(args);
+	if (rv == 0)
+		rv = weft_job_spec_set_label(spec, "team", "ci");
+	if (rv == 0)
+		rv = weft_job_spec_set_label(spec, "owner", "me");
+	json_t *job = NULL;
+	if (rv == 0)
+		rv = job_spec_to_json(spec, &job);
+	json_decref(job);
+	weft_job_spec_free(spec);
+	return rv;
+}
+
+START_TEST(test_job_specs_survive_every_allocation_failure)
+{
+	weft_set_alloc_funcs(failing_malloc, failing_free);
+	json_set_alloc_funcs(failing_malloc, failing_free);
+	for (long fail_at = 0;; fail_at++) {
+		allocations_until_failure = fail_at;
+		int rv = build_and_encode();
+		ck_assert_msg(rv == WEFT_OK || rv == WEFT_ENOMEM, "allocation %ld: %s", fail_at,
+		              weft_error_code(rv));
+		ck_assert_msg(allocations_live == 0, "allocation %ld: %ld blocks leaked", fail_at,
+		              allocations_live);
+		if (allocations_until_failure > 0) {
+			ck_assert_int_eq(rv, WEFT_OK);
+			break; /* nothing failed: every allocation point is covered */
+		}
+		ck_assert_msg(fail_at < 1000, "no end to the allocations");
+	}
+	allocations_until_failure = -1;
+}
+END_TEST
+
+static Suite *client_suite(void)
+{
+	Suite *suite = suite_create("client");
+	TCase *units = tcase_create("units");
+	tcase_add_test(units, test_state_names_round_trip);
+	tcase_add_test(units, test_job_spec_rejects_a_missing_function);
+	tcase_add_test(units, test_job_spec_encodes_every_field);
+	tcase_add_test(units, test_job_spec_leaves_out_unset_options);
+	tcase_add_test(units, test_job_spec_rejects_bad_options);
+	tcase_add_test(units, test_utf8_check);
+	tcase_add_test(units, test_json_syntax_check_agrees_with_jansson);
+	tcase_add_test(units, test_last_error_is_per_thread);
+	tcase_add_test(units, test_job_specs_survive_every_allocation_failure);
+	suite_add_tcase(suite, units);
+	TCase *connection = tcase_create("connection");
+	tcase_set_timeout(connection, 20);
+	tcase_add_test(connection, test_connect_to_nothing_names_the_url);
+	tcase_add_test(connection, test_connect_honours_weft_url);
+	tcase_add_test(connection, test_connect_rejects_a_bad_url);
+	tcase_add_test(connection, test_connect_refuses_another_protocol_version);
+	tcase_add_test(connection, test_a_reply_that_is_not_weft_is_a_protocol_error);
+	tcase_add_test(connection, test_daemon_error_details_reach_the_caller);
+	tcase_add_test(connection, test_a_dropped_connection_fails_the_call_without_resending);
+	tcase_add_test(connection, test_an_oversized_request_is_refused_locally);
+	suite_add_tcase(suite, connection);
+	return suite;
+}
+
+int main(void)
+{
+	SRunner *runner = srunner_create(client_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

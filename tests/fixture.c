@@ -1,0 +1,273 @@
+/* Starts and stops a real weftd for integration tests; see fixture.h. */
+#include "tests/fixture.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#define FIXTURE_START_SECONDS 10.0
+#define FIXTURE_STOP_SECONDS 10.0
+#define FIXTURE_POLL_NANOSECONDS (10 * 1000 * 1000)
+#define FIXTURE_MAX_ARGS 64
+
+double fixture_now(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+static void pause_briefly(void)
+{
+	struct timespec interval = {0, FIXTURE_POLL_NANOSECONDS};
+	nanosleep(&interval, NULL);
+}
+
+void fixture_print_log(const fixture *daemon)
+{
+	FILE *log = fopen(daemon->log_path, "r");
+	fprintf(stderr, "---- weftd log (%s) ----\n", daemon->log_path);
+	if (log != NULL) {
+		char line[1024];
+		while (fgets(line, sizeof(line), log) != NULL)
+			fputs(line, stderr);
+		fclose(log);
+	}
+	fprintf(stderr, "---- end of weftd log ----\n");
+}
+
+static void remove_directory(fixture *daemon)
+{
+	/* Only the files weftd and the fixture make live there. */
+	char path[sizeof(daemon->directory) + 16];
+	snprintf(path, sizeof(path), "%s/weft.sock", daemon->directory);
+	unlink(path);
+	unlink(daemon->log_path);
+	rmdir(daemon->directory);
+}
+
+/* Waits for the daemon to exit; true with *status when it did in time. */
+static bool wait_exit(fixture *daemon, double seconds, int *status)
+{
+	double deadline = fixture_now() + seconds;
+	while (fixture_now() < deadline) {
+		pid_t reaped = waitpid(daemon->pid, status, WNOHANG);
+		if (reaped == daemon->pid)
+			return true;
+		if (reaped < 0 && errno != EINTR)
+			return false;
+		pause_briefly();
+	}
+	return false;
+}
+
+/*
+ * The watchdog: a process of its own that outlives a test that dies (Check
+ * ends a failed test with _exit and a timed-out one with SIGKILL, so nothing
+ * in the test's process can clean up; Check also SIGKILLs the test's process
+ * group, the daemon with it). It blocks on a pipe whose write end
+ * only the test holds: a byte means fixture_stop did the work; end of file
+ * means the test died, and the watchdog prints the daemon's log, stops the
+ * daemon and removes the directory.
+ */
+static void watchdog_run(fixture *daemon, int read_end)
+{
+	char byte;
+	ssize_t got;
+	do
+		got = read(read_end, &byte, 1);
+	while (got < 0 && errno == EINTR);
+	if (got == 1)
+		_exit(0);
+	fprintf(stderr, "fixture: the test ended without stopping weftd (pid %d)\n",
+	        (int)daemon->pid);
+	fixture_print_log(daemon);
+	/* Not our child: poll until it is gone. PR_SET_PDEATHSIG has usually
+	 * sent it SIGTERM already. */
+	kill(daemon->pid, SIGTERM);
+	double deadline = fixture_now() + FIXTURE_STOP_SECONDS;
+	while (kill(daemon->pid, 0) == 0 && fixture_now() < deadline)
+		pause_briefly();
+	kill(daemon->pid, SIGKILL);
+	remove_directory(daemon);
+	_exit(0);
+}
+
+static void watchdog_start(fixture *daemon)
+{
+	int ends[2];
+	ck_assert_msg(pipe2(ends, O_CLOEXEC) == 0, "pipe2: %s", strerror(errno));
+	pid_t pid = fork();
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		/* Check kills the test's process group when the test ends: leave it. */
+		setpgid(0, 0);
+		close(ends[1]);
+		watchdog_run(daemon, ends[0]);
+	}
+	close(ends[0]);
+	daemon->watchdog_pid = pid;
+	daemon->watchdog_fd = ends[1];
+}
+
+/* Tells the watchdog that the fixture was stopped properly, and reaps it. */
+static void watchdog_stop(fixture *daemon)
+{
+	if (daemon->watchdog_pid == 0)
+		return;
+	ssize_t written = write(daemon->watchdog_fd, "S", 1);
+	(void)written; /* if it failed, the watchdog cleans up what is already gone */
+	close(daemon->watchdog_fd);
+	waitpid(daemon->watchdog_pid, NULL, 0);
+	daemon->watchdog_pid = 0;
+}
+
+bool fixture_alive(fixture *daemon)
+{
+	int status;
+	return daemon->pid != 0 && waitpid(daemon->pid, &status, WNOHANG) == 0;
+}
+
+static bool has_option(const char *const *args, const char *option)
+{
+	for (size_t i = 0; args != NULL && args[i] != NULL; i++)
+		if (strcmp(args[i], option) == 0)
+			return true;
+	return false;
+}
+
+/* One ping over a fresh REQ socket; true when the daemon answered ok. */
+static bool ping_once(const char *url)
+{
+	nng_socket socket;
+	if (nng_req0_open(&socket) != 0)
+		return false;
+	bool answered = false;
+	nng_socket_set_ms(socket, NNG_OPT_RECVTIMEO, 1000);
+	nng_socket_set_ms(socket, NNG_OPT_SENDTIMEO, 1000);
+	static const char ping[] = "{\"op\":\"ping\"}";
+	char *reply = NULL;
+	size_t size = 0;
+	if (nng_dial(socket, url, NULL, 0) == 0 &&
+	    nng_send(socket, (void *)ping, sizeof(ping) - 1, 0) == 0 &&
+	    nng_recv(socket, &reply, &size, NNG_FLAG_ALLOC) == 0) {
+		answered = memmem(reply, size, "\"ok\":true", 9) != NULL ||
+		           memmem(reply, size, "\"ok\": true", 10) != NULL;
+		nng_free(reply, size);
+	}
+	nng_close(socket);
+	return answered;
+}
+
+static void spawn(fixture *daemon, const char *weftd, char **argv)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		/* The daemon must not outlive a test that crashed. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		int log = open(daemon->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (log < 0 || dup2(log, STDERR_FILENO) < 0)
+			_exit(127);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+		}
+		execv(weftd, argv);
+		fprintf(stderr, "fixture: cannot run %s: %s\n", weftd, strerror(errno));
+		_exit(127);
+	}
+	daemon->pid = pid;
+}
+
+void fixture_start(fixture *daemon, const char *const *extra_args)
+{
+	const char *weftd = getenv("WEFTD");
+	ck_assert_msg(weftd != NULL && weftd[0] == '/',
+	              "set WEFTD to the absolute path of weftd (make check does)");
+	memset(daemon, 0, sizeof(*daemon));
+	const char *temporary = getenv("TMPDIR");
+	if (temporary == NULL || temporary[0] != '/' || strlen(temporary) > 64)
+		temporary = "/tmp";
+	snprintf(daemon->directory, sizeof(daemon->directory), "%s/weft-test-XXXXXX", temporary);
+	ck_assert_msg(mkdtemp(daemon->directory) != NULL, "mkdtemp: %s", strerror(errno));
+	snprintf(daemon->url, sizeof(daemon->url), "ipc://%s/weft.sock", daemon->directory);
+	snprintf(daemon->log_path, sizeof(daemon->log_path), "%s/weftd.log", daemon->directory);
+
+	char *argv[FIXTURE_MAX_ARGS];
+	size_t argc = 0;
+	argv[argc++] = (char *)weftd;
+	argv[argc++] = (char *)"--listen";
+	argv[argc++] = daemon->url;
+	if (!has_option(extra_args, "--workers")) {
+		argv[argc++] = (char *)"--workers";
+		argv[argc++] = (char *)"2";
+	}
+	/* Tests leave sleeping jobs behind; do not wait long for them. */
+	if (!has_option(extra_args, "--grace")) {
+		argv[argc++] = (char *)"--grace";
+		argv[argc++] = (char *)"0.1";
+	}
+	if (!has_option(extra_args, "--log-level")) {
+		argv[argc++] = (char *)"--log-level";
+		argv[argc++] = (char *)"info";
+	}
+	for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
+		ck_assert_msg(argc < FIXTURE_MAX_ARGS - 1, "too many weftd arguments");
+		argv[argc++] = (char *)extra_args[i];
+	}
+	argv[argc] = NULL;
+
+	spawn(daemon, weftd, argv);
+	watchdog_start(daemon);
+
+	double deadline = fixture_now() + FIXTURE_START_SECONDS;
+	while (!ping_once(daemon->url)) {
+		if (!fixture_alive(daemon)) {
+			/* The watchdog prints the log and removes the directory. */
+			ck_abort_msg("weftd exited before answering ping on %s", daemon->url);
+		}
+		if (fixture_now() > deadline)
+			ck_abort_msg("weftd did not answer ping on %s within %.0f s", daemon->url,
+			             FIXTURE_START_SECONDS);
+		pause_briefly();
+	}
+}
+
+void fixture_stop(fixture *daemon)
+{
+	ck_assert_msg(daemon->pid != 0, "fixture_stop: weftd is not running");
+	int status = 0;
+	kill(daemon->pid, SIGTERM);
+	bool exited = wait_exit(daemon, FIXTURE_STOP_SECONDS, &status);
+	if (!exited) {
+		kill(daemon->pid, SIGKILL);
+		waitpid(daemon->pid, &status, 0);
+	}
+	daemon->pid = 0;
+	bool clean = exited && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (!clean)
+		fixture_print_log(daemon);
+	watchdog_stop(daemon);
+	remove_directory(daemon);
+	ck_assert_msg(exited, "weftd did not exit within %.0f s of SIGTERM", FIXTURE_STOP_SECONDS);
+	ck_assert_msg(WIFEXITED(status), "weftd died of signal %d",
+	              WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+	ck_assert_msg(WEXITSTATUS(status) == 0, "weftd exited with status %d after SIGTERM",
+	              WEXITSTATUS(status));
+}

@@ -1,0 +1,47 @@
+/*
+ * A real weftd for integration tests: started from $WEFTD (an absolute path
+ * that `make check` sets) on ipc://<a fresh private directory>/weft.sock,
+ * waited for until it answers ping, and stopped with SIGTERM at the end.
+ *
+ * Use from a test's own process (Check forks each test): fixture_start in the
+ * test or its checked setup, fixture_stop at its end. If the test dies before
+ * fixture_stop (a failed assertion, a timeout), a watchdog process prints the
+ * daemon's log, stops the daemon and removes the directory; the daemon also
+ * gets SIGTERM when the test process dies (PR_SET_PDEATHSIG). Main thread
+ * only; the fixture must stay at the same address until fixture_stop.
+ */
+#ifndef TESTS_FIXTURE_H
+#define TESTS_FIXTURE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+typedef struct fixture {
+	char directory[128]; /* the private temporary directory (ipc paths are short) */
+	char url[160];       /* ipc://<directory>/weft.sock */
+	char log_path[160];  /* the daemon's stderr */
+	pid_t pid;           /* the daemon; 0 once it exited */
+	pid_t watchdog_pid;  /* cleans up if the test dies; 0 once stopped */
+	int watchdog_fd;     /* write end of the watchdog's pipe */
+} fixture;
+
+/* Starts weftd with --listen <url> plus extra_args (NULL-terminated, may be
+ * NULL), adding "--workers 2", "--grace 0.1" and "--log-level info" unless extra_args gives
+ * them. Waits up to 10 s for a ping to answer. Fails the test (with the
+ * daemon's log) when the daemon does not come up. */
+void fixture_start(fixture *daemon, const char *const *extra_args);
+
+/* Sends SIGTERM, waits up to 10 s for the daemon to exit, removes the
+ * directory, and fails the test unless the daemon exited with status 0. */
+void fixture_stop(fixture *daemon);
+
+/* Copies the daemon's log to stderr, framed. */
+void fixture_print_log(const fixture *daemon);
+
+/* Whether the daemon process is still alive (it has not exited). */
+bool fixture_alive(fixture *daemon);
+
+/* Seconds on the monotonic clock, for timing assertions. */
+double fixture_now(void);
+
+#endif
