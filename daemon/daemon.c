@@ -28,8 +28,10 @@
 #include "daemon/workers.h"
 #include "proto/proto.h"
 
-/* How often the main loop expires old jobs and probes the listeners. */
+/* How often the main loop expires old jobs. */
 #define HOUSEKEEPING_SECONDS 1.0
+/* How often the listener guard pings each listener (see server.h). */
+#define LISTENER_WATCH_SECONDS 0.5
 /* How often shutdown checks whether jobs and replies are done. */
 #define SHUTDOWN_POLL_SECONDS 0.01
 /* The longest shutdown waits for replies to leave once every job is over. */
@@ -40,6 +42,7 @@ struct main_loop {
 	struct daemon *daemon;
 	struct event_base *base;
 	struct event *housekeeping;
+	struct event *listener_watch;
 	struct event *shutdown_poll;
 	struct event *signals[2];
 	double grace_deadline; /* monotonic; 0 while running */
@@ -82,6 +85,13 @@ static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 	size_t dropped = jobs_expire(loop->daemon->jobs, now_wall());
 	if (dropped > 0)
 		log_debug("dropped %zu expired jobs", dropped);
+}
+
+static void on_listener_watch(evutil_socket_t fd, short events, void *argument)
+{
+	(void)fd;
+	(void)events;
+	struct main_loop *loop = argument;
 	server_watch_listeners(loop->daemon->server);
 }
 
@@ -150,14 +160,18 @@ static int main_loop_init(struct main_loop *loop, struct daemon *daemon)
 	if ((loop->base = event_base_new()) == NULL)
 		return -1;
 	loop->housekeeping = event_new(loop->base, -1, EV_PERSIST, on_housekeeping, loop);
+	loop->listener_watch = event_new(loop->base, -1, EV_PERSIST, on_listener_watch, loop);
 	loop->shutdown_poll = event_new(loop->base, -1, EV_PERSIST, on_shutdown_poll, loop);
 	loop->signals[0] = evsignal_new(loop->base, SIGTERM, on_signal, loop);
 	loop->signals[1] = evsignal_new(loop->base, SIGINT, on_signal, loop);
-	if (loop->housekeeping == NULL || loop->shutdown_poll == NULL || loop->signals[0] == NULL ||
+	if (loop->housekeeping == NULL || loop->listener_watch == NULL || loop->shutdown_poll == NULL ||
+	    loop->signals[0] == NULL ||
 	    loop->signals[1] == NULL)
 		return -1;
 	struct timeval interval = timeval_of(HOUSEKEEPING_SECONDS);
 	event_add(loop->housekeeping, &interval);
+	struct timeval watch_interval = timeval_of(LISTENER_WATCH_SECONDS);
+	event_add(loop->listener_watch, &watch_interval);
 	event_add(loop->signals[0], NULL);
 	event_add(loop->signals[1], NULL);
 	return 0;
@@ -170,6 +184,8 @@ static void main_loop_fini(struct main_loop *loop)
 			event_free(loop->signals[i]);
 	if (loop->housekeeping != NULL)
 		event_free(loop->housekeeping);
+	if (loop->listener_watch != NULL)
+		event_free(loop->listener_watch);
 	if (loop->shutdown_poll != NULL)
 		event_free(loop->shutdown_poll);
 	if (loop->base != NULL)

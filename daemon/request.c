@@ -101,13 +101,15 @@ static int check_labels(const json_t *labels, const char *field, struct problem 
 	json_t *value;
 	json_object_foreach((json_t *)labels, key, value)
 	{
+		char path[96];
+		snprintf(path, sizeof(path), "%s.%.64s", field, key);
 		if (strlen(key) == 0 || strlen(key) > REQUEST_MAX_LABEL_KEY)
-			return problem_set(problem, WEFT_EBADFIELD, field,
+			return problem_set(problem, WEFT_EBADFIELD, path,
 			                   "label names must be 1 to %d bytes long",
 			                   REQUEST_MAX_LABEL_KEY);
 		if (!json_is_string(value) || json_string_length(value) > REQUEST_MAX_LABEL_VALUE)
-			return problem_set(problem, WEFT_EBADFIELD, field,
-			                   "label '%s' must be a string of at most %d bytes", key,
+			return problem_set(problem, WEFT_EBADFIELD, path,
+			                   "label '%.64s' must be a string of at most %d bytes", key,
 			                   REQUEST_MAX_LABEL_VALUE);
 	}
 	return WEFT_OK;

@@ -45,9 +45,10 @@
 /* How long claim_ipc_path's probe waits for a handshake. */
 #define PROBE_TIMEOUT_MS 1000
 /* How long the listener watch waits for its ping to be answered. */
-#define LISTENER_PING_MS 1000
+#define LISTENER_PING_MS 500
 /* Unanswered pings in a row before a listener is re-created: one miss can be
- * load, two in a row a second apart are the defect. */
+ * load, two in a row are the defect. A false alarm costs little: closing a
+ * listener keeps the connections it made, and clients redial at once. */
 #define LISTENER_FAILURES_TO_RECREATE 2
 
 enum slot_phase { PHASE_RECEIVING, PHASE_HANDLING, PHASE_SENDING, PHASE_IDLE };

@@ -49,7 +49,7 @@ static const struct bad_case bad_cases[] = {
 	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"timeout\":\"5\"}",
 	 WEFT_EBADFIELD, "timeout"},
 	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"labels\":{\"a\":1}}",
-	 WEFT_EBADFIELD, "labels"},
+	 WEFT_EBADFIELD, "labels.a"},
 	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"labels\":[]}", WEFT_EBADFIELD,
 	 "labels"},
 	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"wait\":-1}", WEFT_EBADFIELD,
