@@ -10,23 +10,29 @@
  */
 #include "daemon/daemon.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "daemon/functions.h"
+#include "daemon/identity.h"
 #include "daemon/jobs.h"
 #include "daemon/log.h"
 #include "daemon/memory.h"
 #include "daemon/now.h"
 #include "daemon/ops.h"
+#include "daemon/proc.h"
 #include "daemon/runner.h"
 #include "daemon/server.h"
 #include "daemon/waiters.h"
 #include "daemon/workers.h"
 #include "proto/proto.h"
+#include "weft/error.h"
 
 /* How often the main loop expires old jobs. */
 #define HOUSEKEEPING_SECONDS 1.0
@@ -209,8 +215,17 @@ int daemon_run(const struct options *options)
 		return 1;
 	}
 
+	/* Jobs without a cwd must not run wherever weftd happened to be started,
+	 * and weftd must not keep a directory busy. */
+	if (chdir("/") != 0)
+		log_warn("cannot change to /: %s", strerror(errno));
 	daemon.jobs = jobs_new(options->retain, options->retain_max);
-	int rv = workers_start(options->workers, &daemon.workers);
+	int rv = functions_init(options->procs, options->output_max, options->threads);
+	if (rv != 0) {
+		log_error("cannot set up the executors: %s", weft_strerror(rv));
+		goto fail_functions;
+	}
+	rv = workers_start(options->workers, proc_shutdown, &daemon.workers);
 	if (rv != 0) {
 		log_error("cannot start %d workers: %s", options->workers, strerror(rv));
 		goto fail_workers;
@@ -251,6 +266,9 @@ fail_loop:
 	workers_stop(daemon.workers);
 	waiters_free(daemon.waiters);
 fail_workers:
+	functions_fini();
+	identity_fini();
+fail_functions:
 	jobs_free(daemon.jobs);
 	return status;
 }

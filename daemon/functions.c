@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/exec.h"
 #include "daemon/jobs.h"
 #include "daemon/problem.h"
 #include "daemon/runner.h"
@@ -114,20 +115,50 @@ static void sleep_stop(struct job *job)
 	}
 }
 
-static const struct function builtins[] = {
-	{"echo", FUNCTION_INLINE, "returns its value", echo_arguments, echo_check, echo_start,
-	 NULL},
-	{"sleep", FUNCTION_LOOP, "sleeps on a timer of the worker loop, then returns 'result'",
-	 sleep_arguments, sleep_check, sleep_start, sleep_stop},
+static const struct function echo_function = {
+	.name = "echo",
+	.executor = FUNCTION_INLINE,
+	.summary = "returns its value",
+	.arguments = echo_arguments,
+	.check = echo_check,
+	.start = echo_start,
+};
+
+static const struct function sleep_function = {
+	.name = "sleep",
+	.executor = FUNCTION_LOOP,
+	.summary = "sleeps on a timer of the worker loop, then returns 'result'",
+	.arguments = sleep_arguments,
+	.check = sleep_check,
+	.start = sleep_start,
+	.stop = sleep_stop,
+};
+
+/* Every function, in the order `functions` lists them. */
+static const struct function *const builtins[] = {
+	&echo_function,
+	&sleep_function,
+	&exec_function,
 };
 
 #define BUILTIN_COUNT (sizeof(builtins) / sizeof(builtins[0]))
 
+int functions_init(unsigned procs, size_t output_max, unsigned threads)
+{
+	(void)threads;
+	return exec_init(procs, output_max);
+}
+
+void functions_fini(void)
+{
+	exec_fini();
+}
+
 const struct function *functions_find(const char *name)
 {
 	for (size_t i = 0; i < BUILTIN_COUNT; i++)
-		if (strcmp(builtins[i].name, name) == 0)
-			return &builtins[i];
+		if (strcmp(builtins[i]->name, name) == 0)
+			return builtins[i];
 	return NULL;
 }
 
@@ -143,6 +174,10 @@ const char *function_executor_name(enum function_executor executor)
 		return "inline";
 	case FUNCTION_LOOP:
 		return "loop";
+	case FUNCTION_THREAD:
+		return "thread";
+	case FUNCTION_PROCESS:
+		return "process";
 	}
 	return "unknown";
 }
@@ -151,7 +186,7 @@ json_t *functions_to_json(void)
 {
 	json_t *list = json_array();
 	for (size_t i = 0; i < BUILTIN_COUNT; i++) {
-		const struct function *function = &builtins[i];
+		const struct function *function = builtins[i];
 		json_t *arguments = json_object();
 		for (const struct function_argument *argument = function->arguments;
 		     argument->name != NULL; argument++)
@@ -172,7 +207,7 @@ void functions_names(char *buf, size_t size)
 	buf[0] = '\0';
 	for (size_t i = 0; i < BUILTIN_COUNT && used < size; i++) {
 		int wrote = snprintf(buf + used, size - used, "%s%s", i > 0 ? ", " : "",
-		                     builtins[i].name);
+		                     builtins[i]->name);
 		if (wrote < 0)
 			break;
 		used += (size_t)wrote;

@@ -22,11 +22,14 @@
 
 struct job;
 struct problem;
+struct slots;
 
 /* Where a function runs. */
 enum function_executor {
-	FUNCTION_INLINE, /* at once, on the thread that received the submit */
-	FUNCTION_LOOP,   /* on a worker loop, never blocking it */
+	FUNCTION_INLINE,  /* at once, on the thread that received the submit */
+	FUNCTION_LOOP,    /* on a worker loop, never blocking it */
+	FUNCTION_THREAD,  /* on the thread pool (blocking calls); completes on a worker loop */
+	FUNCTION_PROCESS, /* a process of the process pool, watched by a worker loop */
 };
 
 struct function_argument {
@@ -43,7 +46,29 @@ struct function {
 	int (*check)(const json_t *args, struct problem *problem);
 	void (*start)(struct job *job);
 	void (*stop)(struct job *job); /* NULL when start always ends the job at once */
+	/*
+	 * Optional. A gate of slots (--procs): the job stays queued until it holds
+	 * one. The runner gives the slot back when the function completes or
+	 * fails; after stop, the function gives it back itself
+	 * (runner_release_slot) once what it started is really gone.
+	 */
+	struct slots *(*gate)(void);
+	/*
+	 * Optional. The job's timeout expired: wind down and end the job with
+	 * runner_fail(job, "Timeout", ...) when done (an exec job keeps the
+	 * output it made). Without it the runner ends the job at once and calls
+	 * stop. Worker thread.
+	 */
+	void (*terminate)(struct job *job);
+	/* True when the job runs as the identity of the client that submitted it. */
+	bool needs_identity;
 };
+
+/* Sets up the executors behind the functions (the process slots, the thread
+ * pool). Main thread, before any job is submitted. Returns 0 or an errno value. */
+int functions_init(unsigned procs, size_t output_max, unsigned threads);
+/* Stops the executors: the thread pool's threads are told to stop. Main thread. */
+void functions_fini(void);
 
 /* The function with that name, or NULL. Any thread; the registry is static. */
 const struct function *functions_find(const char *name);

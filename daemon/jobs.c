@@ -135,7 +135,7 @@ static void shard_grow(struct shard *shard)
 }
 
 struct job *jobs_create(struct jobs *jobs, const struct function *function, json_t *args,
-                        json_t *labels, double timeout)
+                        json_t *labels, double timeout, int64_t owner_uid, int64_t owner_gid)
 {
 	struct job *job = memory_zalloc(sizeof(*job));
 	job->id = atomic_fetch_add_explicit(&jobs->next_id, 1, memory_order_relaxed);
@@ -145,6 +145,8 @@ struct job *jobs_create(struct jobs *jobs, const struct function *function, json
 	job->timeout = timeout;
 	job->created = now_wall();
 	job->shard = (uint32_t)(job->id % SHARD_COUNT);
+	job->owner_uid = owner_uid;
+	job->owner_gid = owner_gid;
 	job->state = JOB_QUEUED;
 	job->worker = -1;
 	/* One reference for the table, one for the caller. */

@@ -21,6 +21,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+#include "daemon/slots.h"
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED, JOB_CANCELLED, JOB_STATE_COUNT };
 
@@ -74,6 +77,10 @@ struct job {
 	double timeout; /* seconds from start; 0 = none */
 	double created; /* wall clock */
 	uint32_t shard;
+	/* Who submitted it (peer credentials of the connection); -1 when unknown
+	 * (a transport without credentials). */
+	int64_t owner_uid;
+	int64_t owner_gid;
 
 	atomic_int references;
 
@@ -92,6 +99,9 @@ struct job {
 
 	/* Owned by the worker thread running the job. */
 	struct job_run run;
+
+	/* The job's place in its function's slot queue (runner.c; guarded by the gate). */
+	struct slots_waiter slot_waiter;
 };
 
 /* A consistent copy of a job's changing fields, taken under its lock. */
@@ -118,11 +128,11 @@ void jobs_free(struct jobs *jobs);
 
 /*
  * Makes a queued job and lists it. args and labels are stolen (labels may be
- * NULL). Returns a new reference to the job. Any thread. Cannot fail: the
+ * NULL); owner_uid/owner_gid name the submitter (-1 when unknown). Returns a new reference to the job. Any thread. Cannot fail: the
  * daemon aborts when out of memory (memory.h).
  */
 struct job *jobs_create(struct jobs *jobs, const struct function *function, json_t *args,
-                        json_t *labels, double timeout);
+                        json_t *labels, double timeout, int64_t owner_uid, int64_t owner_gid);
 
 /* The job with that id: a new reference, or NULL when it is unknown or expired. */
 struct job *jobs_find(struct jobs *jobs, uint64_t id);

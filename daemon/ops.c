@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "daemon/exec.h"
 #include "daemon/functions.h"
+#include "daemon/identity.h"
 #include "daemon/jobs.h"
 #include "daemon/memory.h"
 #include "daemon/now.h"
@@ -19,6 +21,7 @@
 #include "daemon/request.h"
 #include "daemon/runner.h"
 #include "daemon/server.h"
+#include "daemon/slots.h"
 #include "daemon/waiters.h"
 #include "daemon/workers.h"
 #include "proto/proto.h"
@@ -87,13 +90,33 @@ static void op_submit(struct daemon *daemon, struct server_request *slot, struct
 		reply_problem(slot, problem);
 		return;
 	}
+	int64_t uid, gid;
+	server_request_peer(slot, &uid, &gid);
+	for (size_t i = 0; i < request->job_count; i++) {
+		if (!request->jobs[i].function->needs_identity)
+			continue;
+		/* A root daemon runs such a job as its submitter: it must know who that is. */
+		if (geteuid() == 0 && uid < 0) {
+			problem_set(problem, WEFT_EPERM, "fn",
+			            "%s jobs run as the user who submits them, and this connection "
+			            "carries no credentials; connect over ipc://",
+			            function_name(request->jobs[i].function));
+			if (request->batch)
+				problem_in_batch(problem, (long)i);
+			reply_problem(slot, problem);
+			return;
+		}
+		/* Looked up here, on nng's thread, so worker loops never wait for it. */
+		if (uid >= 0)
+			identity_get(uid, gid);
+	}
 	/* Every job was checked by the decoder, so from here on all are accepted. */
 	json_t *ids = request->batch ? json_array() : NULL;
 	struct job *last = NULL;
 	for (size_t i = 0; i < request->job_count; i++) {
 		struct request_job *spec = &request->jobs[i];
 		struct job *job = jobs_create(daemon->jobs, spec->function, spec->args, spec->labels,
-		                              spec->timeout);
+		                              spec->timeout, uid, gid);
 		spec->args = spec->labels = NULL; /* taken by the job */
 		runner_submit(job);
 		if (ids != NULL)
@@ -236,10 +259,13 @@ static json_t *op_stats(struct daemon *daemon)
 		                    json_integer((json_int_t)counts.by_state[state]));
 	json_object_set_new(by_state, "retained", json_integer((json_int_t)counts.retained));
 	json_object_set_new(by_state, "submitted", json_integer((json_int_t)counts.submitted));
-	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:I}}", "ok", 1, "version",
-	                 PROTO_SOFTWARE_VERSION, "uptime", now_monotonic() - daemon->started,
-	                 "workers", workers, "jobs", by_state, "waiters",
-	                 (json_int_t)waiters_count(daemon->waiters), "memory", "rss_kb",
+	struct slots *procs = exec_slots();
+	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i}, s:{s:I}}", "ok", 1,
+	                 "version", PROTO_SOFTWARE_VERSION, "uptime",
+	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
+	                 "waiters", (json_int_t)waiters_count(daemon->waiters), "procs", "limit",
+	                 (int)slots_limit(procs), "running", (int)slots_held(procs), "queued",
+	                 (int)slots_queued(procs), "memory", "rss_kb",
 	                 (json_int_t)resident_kilobytes());
 }
 

@@ -26,6 +26,9 @@ static const char usage[] =
 	"  --retain-max N       keep at most N finished jobs, oldest dropped first (default 100000)\n"
 	"  --max-message BYTES  largest request accepted (default 1048576)\n"
 	"  --max-waiters N      most requests waiting for jobs at once (default 100000)\n"
+	"  --procs N            exec jobs running at once; others wait queued (default: online CPUs)\n"
+	"  --output-max BYTES   stdout and stderr kept per exec job, each (default 1048576)\n"
+	"  --threads N          threads of the pool for blocking calls (default: 2 x workers)\n"
 	"  --log-level LEVEL    error, warn, info or debug (default info)\n"
 	"  --version            print the version and exit\n"
 	"  --help               print this help and exit\n";
@@ -53,10 +56,14 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	options->retain_max = 100000;
 	options->max_message = PROTO_DEFAULT_MAX_MESSAGE;
 	options->max_waiters = 100000;
+	options->procs = cpus > 0 ? (unsigned)cpus : 1;
+	options->output_max = 1024 * 1024;
+	options->threads = 0; /* 2 x workers, decided after parsing */
 	options->log_level = LOG_LEVEL_INFO;
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
-	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_LOG_LEVEL, OPT_VERSION, OPT_HELP };
+	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
+	       OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"workers", required_argument, NULL, OPT_WORKERS},
@@ -65,6 +72,9 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"retain-max", required_argument, NULL, OPT_RETAIN_MAX},
 		{"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
 		{"max-waiters", required_argument, NULL, OPT_MAX_WAITERS},
+		{"procs", required_argument, NULL, OPT_PROCS},
+		{"output-max", required_argument, NULL, OPT_OUTPUT_MAX},
+		{"threads", required_argument, NULL, OPT_THREADS},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"help", no_argument, NULL, OPT_HELP},
@@ -127,6 +137,22 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 				goto bad_value;
 			options->max_waiters = (size_t)value;
 			break;
+		case OPT_PROCS:
+			if (parse_number(optarg, 1, 65536, &value) != 0 || value != floor(value))
+				goto bad_value;
+			options->procs = (unsigned)value;
+			break;
+		case OPT_OUTPUT_MAX:
+			if (parse_number(optarg, 0, 1024.0 * 1024 * 1024, &value) != 0 ||
+			    value != floor(value))
+				goto bad_value;
+			options->output_max = (size_t)value;
+			break;
+		case OPT_THREADS:
+			if (parse_number(optarg, 1, 1024, &value) != 0 || value != floor(value))
+				goto bad_value;
+			options->threads = (unsigned)value;
+			break;
 		case OPT_LOG_LEVEL:
 			if (log_level_parse(optarg, &options->log_level) != 0) {
 				snprintf(message, size,
@@ -150,6 +176,8 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		snprintf(message, size, "unexpected argument '%s'; see weftd --help", argv[optind]);
 		return OPTIONS_EXIT_USAGE;
 	}
+	if (options->threads == 0)
+		options->threads = (unsigned)(2 * options->workers);
 	if (options->listen_count == 0) {
 		strcpy(options->listen[0], default_url);
 		options->listen_count = 1;

@@ -20,6 +20,7 @@
 
 #include "daemon/functions.h"
 #include "daemon/jobs.h"
+#include "daemon/slots.h"
 #include "daemon/workers.h"
 #include "proto/proto.h"
 
@@ -37,15 +38,30 @@ struct jobs *runner_jobs(void)
 	return runner_table;
 }
 
-/* Ends the run on the job's thread: the timer goes, the runner's reference too.
- * The caller must not touch the job afterwards unless it holds a reference. */
-static void end_run(struct job *job)
+static struct slots *gate_of(const struct job *job)
+{
+	return job->function->gate != NULL ? job->function->gate() : NULL;
+}
+
+void runner_release_slot(struct job *job)
+{
+	struct slots *gate = gate_of(job);
+	if (gate != NULL)
+		slots_release(gate);
+}
+
+/* Ends the run on the job's thread: the timer goes, the slot (when the
+ * function is done with it), and the runner's reference. The caller must not
+ * touch the job afterwards unless it holds a reference. */
+static void end_run(struct job *job, bool release_slot)
 {
 	job->run.active = false;
 	if (job->run.timeout_event != NULL) {
 		event_free(job->run.timeout_event);
 		job->run.timeout_event = NULL;
 	}
+	if (release_slot)
+		runner_release_slot(job);
 	job_unref(job);
 }
 
@@ -64,7 +80,8 @@ static void stop_function(struct job *job)
 		return;
 	if (job->function->stop != NULL)
 		job->function->stop(job);
-	end_run(job);
+	/* A gated function gives its slot back itself once its work is gone. */
+	end_run(job, gate_of(job) == NULL);
 }
 
 static void on_timeout(evutil_socket_t fd, short events, void *argument)
@@ -74,6 +91,10 @@ static void on_timeout(evutil_socket_t fd, short events, void *argument)
 	struct job *job = argument;
 	event_free(job->run.timeout_event);
 	job->run.timeout_event = NULL;
+	if (job->function->terminate != NULL) {
+		job->function->terminate(job); /* it ends the job itself */
+		return;
+	}
 	char message[128];
 	snprintf(message, sizeof(message), "job exceeded its timeout of %g s", job->timeout);
 	if (jobs_finish(runner_table, job, JOB_FAILED, NULL,
@@ -87,7 +108,9 @@ static void start_on_worker(void *argument)
 	struct job *job = argument; /* the runner's reference */
 	struct workers_worker *worker = workers_current();
 	if (!jobs_start(runner_table, job, workers_index(worker))) {
-		job_unref(job); /* cancelled while it waited */
+		/* Cancelled while it waited; a slot it was granted goes back. */
+		runner_release_slot(job);
+		job_unref(job);
 		return;
 	}
 	workers_count_job(worker);
@@ -111,6 +134,12 @@ static void stop_on_worker(void *argument)
 	job_unref(job); /* the stop call's reference */
 }
 
+/* Any thread (the one that released the slot): the job may run now. */
+static void slot_granted(void *argument)
+{
+	workers_post(workers_pick(runner_pool), start_on_worker, argument);
+}
+
 void runner_submit(struct job *job)
 {
 	job_ref(job);
@@ -123,6 +152,10 @@ void runner_submit(struct job *job)
 		job->function->start(job);
 		return;
 	}
+	struct slots *gate = gate_of(job);
+	if (gate != NULL &&
+	    slots_acquire(gate, &job->slot_waiter, 0, slot_granted, job) == SLOTS_QUEUED)
+		return; /* stays queued; slot_granted posts it */
 	workers_post(workers_pick(runner_pool), start_on_worker, job);
 }
 
@@ -137,6 +170,12 @@ bool runner_cancel(struct job *job, const char *type, const char *message)
 		job_ref(job);
 		workers_post(workers_get(runner_pool, worker), stop_on_worker, job);
 	}
+	/* Still in its slot queue: leave it, and drop the reference runner_submit
+	 * gave it. When it was granted meanwhile, start_on_worker sees it is
+	 * cancelled and gives the slot back. */
+	struct slots *gate = gate_of(job);
+	if (previous == JOB_QUEUED && gate != NULL && slots_cancel(gate, &job->slot_waiter))
+		job_unref(job);
 	return true;
 }
 
@@ -148,7 +187,7 @@ void runner_complete(struct job *job, json_t *result)
 	}
 	jobs_finish(runner_table, job, JOB_DONE, result != NULL ? result : json_null(), NULL, NULL,
 	            NULL);
-	end_run(job);
+	end_run(job, true);
 }
 
 void runner_fail(struct job *job, const char *type, json_t *details, const char *format, ...)
@@ -164,5 +203,5 @@ void runner_fail(struct job *job, const char *type, json_t *details, const char 
 	va_end(args);
 	jobs_finish(runner_table, job, JOB_FAILED, NULL, error_object(type, details, message), NULL,
 	            NULL);
-	end_run(job);
+	end_run(job, true);
 }

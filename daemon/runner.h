@@ -39,6 +39,10 @@ void runner_complete(struct job *job, json_t *result);
 void runner_fail(struct job *job, const char *type, json_t *details, const char *format, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Gives back the slot of a gated function's job (functions.h, `gate`), for a
+ * function whose stop hook keeps its work alive for a while. Any thread. */
+void runner_release_slot(struct job *job);
+
 /* The job table the runner works on (for functions that need it). */
 struct jobs *runner_jobs(void);
 

@@ -234,6 +234,15 @@ uint32_t server_request_pipe(const struct server_request *slot)
 	return slot->pipe;
 }
 
+void server_request_peer(const struct server_request *slot, int64_t *uid, int64_t *gid)
+{
+	nng_pipe pipe = NNG_PIPE_INITIALIZER;
+	pipe.id = slot->pipe;
+	uint64_t value;
+	*uid = nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &value) == 0 ? (int64_t)value : -1;
+	*gid = nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_GID, &value) == 0 ? (int64_t)value : -1;
+}
+
 size_t server_outstanding(struct server *server)
 {
 	return atomic_load_explicit(&server->outstanding, memory_order_relaxed);

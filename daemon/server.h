@@ -50,6 +50,10 @@ void server_drop(struct server_request *request);
 /* The id of the connection (nng pipe) a request came on. */
 uint32_t server_request_pipe(const struct server_request *request);
 
+/* The peer credentials of the connection a request came on: *uid and *gid,
+ * or -1 when the transport has none (tcp) or the connection is gone. Any thread. */
+void server_request_peer(const struct server_request *request, int64_t *uid, int64_t *gid);
+
 /* Requests received and not yet answered or dropped. Any thread. */
 size_t server_outstanding(struct server *server);
 

@@ -48,6 +48,7 @@ struct workers_worker {
 
 struct workers {
 	int count;
+	workers_exit_fn on_exit;
 	/* Round-robin cursor; relaxed, only spreads load. */
 	atomic_uint next;
 	struct workers_worker *workers;
@@ -93,6 +94,8 @@ static void *worker_main(void *argument)
 	event_base_loop(worker->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	/* Calls posted before the stop request still run. */
 	run_queue(worker);
+	if (worker->pool->on_exit != NULL)
+		worker->pool->on_exit(worker->base);
 	return NULL;
 }
 
@@ -133,10 +136,11 @@ static void worker_fini(struct workers_worker *worker)
 	pthread_mutex_destroy(&worker->lock);
 }
 
-int workers_start(int count, struct workers **out)
+int workers_start(int count, workers_exit_fn on_exit, struct workers **out)
 {
 	struct workers *pool = memory_zalloc(sizeof(*pool));
 	pool->count = count;
+	pool->on_exit = on_exit;
 	pool->workers = memory_zalloc((size_t)count * sizeof(*pool->workers));
 	int rv = 0;
 	int made = 0;

@@ -28,9 +28,14 @@ struct workers_stats {
 	uint64_t wakes;      /* times another thread had to wake it */
 };
 
-/* Starts count worker threads (count >= 1). Returns 0, or an errno value when a
- * thread or event base cannot be made (nothing is left running then). Main thread. */
-int workers_start(int count, struct workers **out);
+/* Called on each worker's thread after its loop stopped, before its event_base
+ * is freed: the moment to release what lives on that loop (processes). */
+typedef void (*workers_exit_fn)(struct event_base *base);
+
+/* Starts count worker threads (count >= 1); on_exit may be NULL. Returns 0, or
+ * an errno value when a thread or event base cannot be made (nothing is left
+ * running then). Main thread. */
+int workers_start(int count, workers_exit_fn on_exit, struct workers **out);
 
 /* Stops every loop after the calls already posted have run, joins the threads and
  * frees everything. Main thread; no other thread may post any more. */

@@ -1,0 +1,179 @@
+/*
+ * The `exec` function; see exec.h.
+ *
+ * A job's process belongs to the worker that started it (proc.h). Endings:
+ *  - the process ends by itself: the job is done (exit 0) or failed
+ *    (ExitStatus, Signal, SpawnError), with the output in the error's details;
+ *  - the job's timeout expires: the process group gets SIGTERM, SIGKILL after
+ *    kill_after, and when it is reaped the job fails with type Timeout and the
+ *    output so far in its details;
+ *  - the job is cancelled (or shut down): the job is already over; the process
+ *    group is stopped the same way and reaped, its output dropped.
+ * The --procs slot is held until the process is reaped in every case.
+ */
+#include "daemon/exec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "daemon/functions.h"
+#include "daemon/identity.h"
+#include "daemon/jobs.h"
+#include "daemon/memory.h"
+#include "daemon/problem.h"
+#include "daemon/proc.h"
+#include "daemon/runner.h"
+#include "daemon/slots.h"
+#include "daemon/workers.h"
+#include "proto/proto.h"
+
+static struct slots *gate;
+static size_t output_max;
+
+/* A running exec job's state; job->run.data while its process runs. Owned by
+ * the worker thread. */
+struct exec_run {
+	struct proc *proc;
+	struct execargs *args;
+	bool timed_out;
+};
+
+int exec_init(unsigned procs, size_t output_max_bytes)
+{
+	output_max = output_max_bytes;
+	return slots_new(procs, &gate);
+}
+
+void exec_fini(void)
+{
+	slots_free(gate);
+	gate = NULL;
+}
+
+struct slots *exec_slots(void)
+{
+	return gate;
+}
+
+static struct slots *exec_gate(void)
+{
+	return gate;
+}
+
+static const struct function_argument exec_arguments[] = {
+	{"argv", "array of strings: the command and its arguments, run without a shell (this or "
+	         "'shell' is required)"},
+	{"shell", "string: a command line for /bin/sh -c"},
+	{"env", "object of strings: variables set over a clean default environment"},
+	{"env_clear", "boolean (default false): start from an empty environment"},
+	{"cwd", "string: the working directory"},
+	{"stdin", "string: written to the command's standard input"},
+	{"capture", "boolean (default true): keep stdout and stderr (up to --output-max each)"},
+	{"kill_after", "number (default 5): seconds between SIGTERM and SIGKILL when stopped"},
+	{"limits", "object: rlimits such as {\"cpu\": 10, \"as\": 1e9, \"nofile\": 256}"},
+	{NULL, NULL},
+};
+
+static int exec_check(const json_t *args, struct problem *problem)
+{
+	struct execargs *parsed;
+	struct execargs_error error;
+	int rv = execargs_parse(args, &parsed, &error);
+	if (rv != WEFT_OK)
+		return problem_set(problem, rv, error.field, "exec: %s", error.message);
+	execargs_free(parsed);
+	return WEFT_OK;
+}
+
+static void exec_run_free(struct exec_run *run)
+{
+	execargs_free(run->args);
+	free(run);
+}
+
+/* Worker thread: the process is reaped (proc freed itself). */
+static void exec_done(void *argument, json_t *result, const struct proc_outcome *outcome)
+{
+	struct job *job = argument;
+	struct exec_run *run = job->run.data;
+	bool timed_out = run->timed_out;
+	job->run.data = NULL;
+	exec_run_free(run);
+	if (timed_out)
+		runner_fail(job, PROTO_JOB_ERROR_TIMEOUT, result,
+		            "job exceeded its timeout of %g s; its processes were stopped", job->timeout);
+	else if (outcome->status == PROC_STATUS_SUCCESS)
+		runner_complete(job, result);
+	else
+		runner_fail(job, outcome->error_type, result, "%s", outcome->message);
+}
+
+static void exec_start(struct job *job)
+{
+	struct exec_run *run = memory_zalloc(sizeof(*run));
+	struct execargs_error error;
+	if (execargs_parse(job->args, &run->args, &error) != WEFT_OK) {
+		free(run);
+		runner_fail(job, PROC_ERROR_SPAWN, NULL, "exec: %s", error.message);
+		return;
+	}
+	struct proc_options options = {.output_max = output_max};
+	if (job->function->needs_identity && job->owner_uid >= 0) {
+		options.identity = identity_get(job->owner_uid, job->owner_gid);
+		if (options.identity == NULL) {
+			exec_run_free(run);
+			runner_fail(job, PROC_ERROR_SPAWN, NULL,
+			            "cannot look up the identity of uid %lld",
+			            (long long)job->owner_uid);
+			return;
+		}
+	}
+	job->run.data = run;
+	int rv = proc_start(workers_base(job->run.worker), run->args, &options, exec_done, job,
+	                    &run->proc);
+	if (rv != WEFT_OK) {
+		job->run.data = NULL;
+		exec_run_free(run);
+		runner_fail(job, PROC_ERROR_SPAWN, NULL, "cannot start the command: %s",
+		            weft_strerror(rv));
+	}
+}
+
+static void exec_terminate(struct job *job)
+{
+	struct exec_run *run = job->run.data;
+	run->timed_out = true;
+	proc_terminate(run->proc, run->args->kill_after);
+}
+
+static void slot_back(void *argument)
+{
+	(void)argument;
+	slots_release(gate);
+}
+
+static void exec_stop(struct job *job)
+{
+	struct exec_run *run = job->run.data;
+	if (run == NULL) {
+		slots_release(gate);
+		return;
+	}
+	job->run.data = NULL;
+	proc_abandon(run->proc, run->args->kill_after, slot_back, NULL);
+	exec_run_free(run);
+}
+
+const struct function exec_function = {
+	.name = "exec",
+	.executor = FUNCTION_PROCESS,
+	.summary = "runs a command (no shell unless 'shell'); result: exit_code, signal, stdout, "
+	           "stderr, truncated, duration, pid",
+	.arguments = exec_arguments,
+	.check = exec_check,
+	.start = exec_start,
+	.stop = exec_stop,
+	.gate = exec_gate,
+	.terminate = exec_terminate,
+	.needs_identity = true,
+};
