@@ -144,11 +144,12 @@ static bool claim(struct waiter *waiter, enum waiter_reason reason)
 	return true;
 }
 
-static json_t *build_reply(struct waiter *waiter)
+/* The answer to a wait of this kind over these jobs, ended for this reason. */
+static json_t *build_reply(struct jobs *jobs, enum waiter_kind kind, enum waiter_reason reason,
+                           struct job *const *list, size_t count, double timeout)
 {
-	struct jobs *jobs = waiter->owner->jobs;
-	struct job *first = waiter->jobs[0];
-	switch (waiter->kind) {
+	struct job *first = list[0];
+	switch (kind) {
 	case WAITER_RESULT: {
 		struct job_snapshot snapshot;
 		jobs_snapshot(jobs, first, &snapshot);
@@ -156,18 +157,43 @@ static json_t *build_reply(struct waiter *waiter)
 		jobs_snapshot_clear(&snapshot);
 		if (finished)
 			return outcome_reply(jobs, first);
-		if (waiter->reason == REASON_SHUTDOWN)
+		if (reason == REASON_SHUTDOWN)
 			return outcome_shutdown_reply(jobs, first);
-		return outcome_timeout_reply(jobs, first, waiter->timeout);
+		return outcome_timeout_reply(jobs, first, timeout);
 	}
 	case WAITER_SUBMIT:
 		return outcome_reply(jobs, first);
 	case WAITER_RESULTS:
-		return outcome_results_reply(jobs, waiter->jobs, waiter->count);
+		return outcome_results_reply(jobs, list, count);
 	case WAITER_WAIT:
 		break;
 	}
-	return outcome_wait_reply(jobs, waiter->jobs, waiter->count);
+	return outcome_wait_reply(jobs, list, count);
+}
+
+/* Whether the wait is over before it starts: the common case for short jobs,
+ * answered without a waiter, a timer or a list lock. */
+static bool already_satisfied(struct jobs *jobs, enum request_return_when when,
+                              struct job *const *list, size_t count, double timeout)
+{
+	size_t finished = 0;
+	bool failed = false;
+	for (size_t i = 0; i < count; i++) {
+		struct job_snapshot snapshot;
+		jobs_snapshot(jobs, list[i], &snapshot);
+		if (job_state_finished(snapshot.state))
+			finished++;
+		failed = failed || snapshot.state == JOB_FAILED;
+		jobs_snapshot_clear(&snapshot);
+		if (when == REQUEST_FIRST_COMPLETED && finished > 0)
+			return true;
+		if (when == REQUEST_FIRST_EXCEPTION && failed)
+			return true;
+		/* For ALL_COMPLETED one unfinished job settles it, unless the caller only polls. */
+		if (when == REQUEST_ALL_COMPLETED && finished <= i && timeout != 0)
+			return false;
+	}
+	return finished == count || timeout == 0;
 }
 
 /* The claimer's work. The caller holds a reference. */
@@ -191,7 +217,9 @@ static void complete(struct waiter *waiter, bool from_timer)
 	if (waiter->reason == REASON_ABANDONED)
 		server_drop(waiter->request);
 	else
-		server_reply(waiter->request, build_reply(waiter));
+		server_reply(waiter->request,
+		             build_reply(owner->jobs, waiter->kind, waiter->reason, waiter->jobs,
+		                         waiter->count, waiter->timeout));
 }
 
 static void on_job_finished(struct job_watch *watch, struct job *job)
@@ -238,6 +266,15 @@ int waiters_start(struct waiters *waiters, struct server_request *request, enum 
                   struct job *const *list, size_t count, enum request_return_when when,
                   double timeout, struct problem *problem)
 {
+	if (kind != WAITER_WAIT)
+		when = REQUEST_ALL_COMPLETED;
+	if (already_satisfied(waiters->jobs, when, list, count, timeout)) {
+		server_reply(request, build_reply(waiters->jobs, kind, REASON_COMPLETED, list, count,
+		                                  timeout));
+		for (size_t i = 0; i < count; i++)
+			job_unref(list[i]);
+		return WEFT_OK;
+	}
 	if (atomic_fetch_add(&waiters->count, 1) >= waiters->max) {
 		atomic_fetch_sub(&waiters->count, 1);
 		return problem_set(problem, WEFT_EBUSY, NULL,
@@ -250,7 +287,7 @@ int waiters_start(struct waiters *waiters, struct server_request *request, enum 
 	waiter->request = request;
 	waiter->pipe = server_request_pipe(request);
 	waiter->kind = kind;
-	waiter->when = kind == WAITER_WAIT ? when : REQUEST_ALL_COMPLETED;
+	waiter->when = when;
 	waiter->count = count;
 	waiter->timeout = timeout;
 	waiter->jobs = memory_alloc(count * sizeof(*waiter->jobs));
