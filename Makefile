@@ -28,7 +28,7 @@ BUILD ?= build/san-$(subst $(comma),-,$(SANITIZER))
 OPTIMIZE ?= -O1
 endif
 
-PKGS := libevent libevent_pthreads jansson check
+PKGS := libevent libevent_pthreads jansson check nettle
 
 # Install what is missing before anything asks pkg-config (see scripts/deps.sh).
 ifeq ($(filter clean deps help format,$(MAKECMDGOALS)),)
@@ -62,6 +62,7 @@ ALL_LDFLAGS += -fsanitize=$(SANITIZER)
 endif
 
 ALL_TARGETS :=
+BENCH_PROGS :=
 CHECK_PROGS :=
 CHECK_SCRIPTS :=
 

@@ -74,8 +74,10 @@ static const struct function_argument exec_arguments[] = {
 	{NULL, NULL},
 };
 
-static int exec_check(const json_t *args, struct problem *problem)
+static int exec_check(const struct function *function, const json_t *args,
+                      struct problem *problem)
 {
+	(void)function;
 	struct execargs *parsed;
 	struct execargs_error error;
 	int rv = execargs_parse(args, &parsed, &error);

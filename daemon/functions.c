@@ -12,6 +12,7 @@
 #include "daemon/jobs.h"
 #include "daemon/problem.h"
 #include "daemon/runner.h"
+#include "daemon/threaded.h"
 #include "daemon/workers.h"
 
 /* Refuses argument names a function does not take, so a misspelt one never
@@ -45,9 +46,10 @@ static const struct function_argument echo_arguments[] = {
 	{NULL, NULL},
 };
 
-static int echo_check(const json_t *args, struct problem *problem)
+static int echo_check(const struct function *function, const json_t *args,
+                      struct problem *problem)
 {
-	int rv = check_known_arguments(args, echo_arguments, "echo", problem);
+	int rv = check_known_arguments(args, function->arguments, function->name, problem);
 	if (rv != WEFT_OK)
 		return rv;
 	if (json_object_get(args, "value") == NULL)
@@ -72,9 +74,10 @@ static const struct function_argument sleep_arguments[] = {
 /* Beyond this a sleep is surely a mistake (and would overflow a timeval on some systems). */
 #define SLEEP_MAX_SECONDS (10.0 * 365 * 24 * 3600)
 
-static int sleep_check(const json_t *args, struct problem *problem)
+static int sleep_check(const struct function *function, const json_t *args,
+                       struct problem *problem)
 {
-	int rv = check_known_arguments(args, sleep_arguments, "sleep", problem);
+	int rv = check_known_arguments(args, function->arguments, function->name, problem);
 	if (rv != WEFT_OK)
 		return rv;
 	json_t *seconds = json_object_get(args, "seconds");
@@ -134,7 +137,8 @@ static const struct function sleep_function = {
 	.stop = sleep_stop,
 };
 
-/* Every function, in the order `functions` lists them. */
+/* The functions every build has, in the order `functions` lists them; the
+ * thread pool's come after them (threaded.c). */
 static const struct function *const builtins[] = {
 	&echo_function,
 	&sleep_function,
@@ -145,20 +149,34 @@ static const struct function *const builtins[] = {
 
 int functions_init(unsigned procs, size_t output_max, unsigned threads)
 {
-	(void)threads;
-	return exec_init(procs, output_max);
+	int rv = exec_init(procs, output_max);
+	if (rv != WEFT_OK)
+		return rv;
+	if ((rv = threaded_init(threads)) != WEFT_OK)
+		exec_fini();
+	return rv;
 }
 
 void functions_fini(void)
 {
+	threaded_fini();
 	exec_fini();
+}
+
+/* The i-th function of the registry, or NULL past the end. */
+static const struct function *function_at(size_t index)
+{
+	if (index < BUILTIN_COUNT)
+		return builtins[index];
+	return threaded_function(index - BUILTIN_COUNT);
 }
 
 const struct function *functions_find(const char *name)
 {
-	for (size_t i = 0; i < BUILTIN_COUNT; i++)
-		if (strcmp(builtins[i]->name, name) == 0)
-			return builtins[i];
+	const struct function *function;
+	for (size_t i = 0; (function = function_at(i)) != NULL; i++)
+		if (strcmp(function->name, name) == 0)
+			return function;
 	return NULL;
 }
 
@@ -185,8 +203,8 @@ const char *function_executor_name(enum function_executor executor)
 json_t *functions_to_json(void)
 {
 	json_t *list = json_array();
-	for (size_t i = 0; i < BUILTIN_COUNT; i++) {
-		const struct function *function = builtins[i];
+	const struct function *function;
+	for (size_t i = 0; (function = function_at(i)) != NULL; i++) {
 		json_t *arguments = json_object();
 		for (const struct function_argument *argument = function->arguments;
 		     argument->name != NULL; argument++)
@@ -205,9 +223,10 @@ void functions_names(char *buf, size_t size)
 {
 	size_t used = 0;
 	buf[0] = '\0';
-	for (size_t i = 0; i < BUILTIN_COUNT && used < size; i++) {
+	const struct function *function;
+	for (size_t i = 0; (function = function_at(i)) != NULL && used < size; i++) {
 		int wrote = snprintf(buf + used, size - used, "%s%s", i > 0 ? ", " : "",
-		                     builtins[i]->name);
+		                     function->name);
 		if (wrote < 0)
 			break;
 		used += (size_t)wrote;

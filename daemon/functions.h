@@ -43,7 +43,7 @@ struct function {
 	const char *summary;
 	const struct function_argument *arguments; /* terminated by a NULL name */
 	/* Returns WEFT_OK, or WEFT_EBADARGS with the problem filled ("args.seconds"). */
-	int (*check)(const json_t *args, struct problem *problem);
+	int (*check)(const struct function *function, const json_t *args, struct problem *problem);
 	void (*start)(struct job *job);
 	void (*stop)(struct job *job); /* NULL when start always ends the job at once */
 	/*
@@ -62,6 +62,9 @@ struct function {
 	void (*terminate)(struct job *job);
 	/* True when the job runs as the identity of the client that submitted it. */
 	bool needs_identity;
+	/* What an executor module needs to run it (the blocking built-in of a
+	 * thread function); NULL for the others. */
+	const void *implementation;
 };
 
 /* Sets up the executors behind the functions (the process slots, the thread

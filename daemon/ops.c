@@ -22,6 +22,8 @@
 #include "daemon/runner.h"
 #include "daemon/server.h"
 #include "daemon/slots.h"
+#include "daemon/threaded.h"
+#include "daemon/threadpool.h"
 #include "daemon/waiters.h"
 #include "daemon/workers.h"
 #include "proto/proto.h"
@@ -260,13 +262,17 @@ static json_t *op_stats(struct daemon *daemon)
 	json_object_set_new(by_state, "retained", json_integer((json_int_t)counts.retained));
 	json_object_set_new(by_state, "submitted", json_integer((json_int_t)counts.submitted));
 	struct slots *procs = exec_slots();
-	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i}, s:{s:I}}", "ok", 1,
-	                 "version", PROTO_SOFTWARE_VERSION, "uptime",
+	struct threadpool_stats pool;
+	threaded_stats(&pool);
+	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i}, s:{s:I, s:I, s:I}, "
+	                 "s:{s:I}}",
+	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
 	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
 	                 "waiters", (json_int_t)waiters_count(daemon->waiters), "procs", "limit",
 	                 (int)slots_limit(procs), "running", (int)slots_held(procs), "queued",
-	                 (int)slots_queued(procs), "memory", "rss_kb",
-	                 (json_int_t)resident_kilobytes());
+	                 (int)slots_queued(procs), "threads", "size", (json_int_t)pool.threads,
+	                 "busy", (json_int_t)pool.busy, "queued", (json_int_t)pool.queued,
+	                 "memory", "rss_kb", (json_int_t)resident_kilobytes());
 }
 
 void ops_handle(void *context, struct server_request *slot, const void *body, size_t size)

@@ -148,7 +148,7 @@ static int decode_job(const json_t *object, bool allow_op, struct request_job *j
 	json_t *empty = NULL;
 	if (args == NULL)
 		args = empty = json_object();
-	if ((rv = function->check(args, problem)) != WEFT_OK) {
+	if ((rv = function->check(function, args, problem)) != WEFT_OK) {
 		json_decref(empty);
 		return rv;
 	}

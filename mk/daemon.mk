@@ -4,9 +4,10 @@ DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c d
 	daemon/workers.c daemon/runner.c daemon/functions.c daemon/request.c daemon/outcome.c \
 	daemon/waiters.c daemon/server.c daemon/probe.c daemon/ops.c daemon/options.c \
 	daemon/daemon.c daemon/exec.c daemon/identity.c daemon/execargs.c daemon/proc.c \
-	daemon/proc_child.c daemon/slots.c $(PROTO_SRCS)
+	daemon/proc_child.c daemon/slots.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
+	$(PROTO_SRCS)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
-DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) -lm
+DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) -lm
 
 # The daemon's modules as one archive, so unit tests link exactly what they use.
 $(BUILD)/libweftd.a: $(DAEMON_CORE_OBJS)

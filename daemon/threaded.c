@@ -1,0 +1,209 @@
+/*
+ * Thread functions; see threaded.h.
+ *
+ * A job's call: allocated on its worker when it starts, it holds a reference
+ * to the job, goes to the pool, and its `done` (on a pool thread, or on the
+ * worker itself when a queued call is cancelled) posts the call back to the
+ * worker, which ends the job unless it was stopped meanwhile and frees the
+ * call. job->run.data points to the call while the job waits for it; stop
+ * clears it, which is how the worker knows to drop a late result.
+ *
+ * Exit: `closing` makes late dones free their call instead of posting to
+ * workers that are about to go; `in_done` counts dones in flight so that
+ * threaded_fini can wait for those that started before it.
+ */
+#include "daemon/threaded.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/blocking.h"
+#include "daemon/functions.h"
+#include "daemon/jobs.h"
+#include "daemon/log.h"
+#include "daemon/memory.h"
+#include "daemon/now.h"
+#include "daemon/problem.h"
+#include "daemon/runner.h"
+#include "daemon/threadpool.h"
+#include "daemon/workers.h"
+#include "proto/proto.h"
+
+/* Calls waiting for a pool thread, at most; beyond it a job fails ExecutorBusy. */
+#define QUEUE_CAPACITY 65536
+/* How long exit waits for running calls before leaving them behind. */
+#define EXIT_WAIT_SECONDS 1.0
+
+static struct threadpool *pool;
+static struct function *functions; /* one per blocking built-in, made at init */
+static size_t function_count;
+/* Sequentially consistent: `closing` is stored then `in_done` read by
+ * threaded_fini, while a done increments `in_done` then reads `closing`; with
+ * weaker orders both could miss each other. */
+static atomic_bool closing;
+static atomic_int in_done;
+
+/* One call of a job on the pool. Owned by itself: freed on the worker once
+ * its done has come back. */
+struct threaded_call {
+	struct blocking_call call;
+	struct job *job; /* a reference */
+};
+
+static int threaded_check(const struct function *function, const json_t *args,
+                          struct problem *problem)
+{
+	const struct blocking_function *builtin = function->implementation;
+	char message[sizeof(problem->message)];
+	const char *field = NULL;
+	int rv = builtin->check(args, message, sizeof(message), &field);
+	if (rv == WEFT_OK)
+		return WEFT_OK;
+	char path[96];
+	snprintf(path, sizeof(path), "args.%s", field != NULL ? field : "");
+	return problem_set(problem, rv, field != NULL ? path : NULL, "%s", message);
+}
+
+/* Worker thread: the call is back. */
+static void finish_on_worker(void *argument)
+{
+	struct threaded_call *threaded = argument;
+	struct job *job = threaded->job;
+	struct blocking_call *call = &threaded->call;
+	if (job->run.data != threaded) {
+		/* The job was stopped (cancelled, timed out): drop the result. */
+		json_decref(call->outcome.result);
+	} else {
+		job->run.data = NULL;
+		if (call->work.cancelled)
+			runner_fail(job, PROTO_JOB_ERROR_CANCELLED, NULL,
+			            "the call was dropped before it ran");
+		else if (call->rv == WEFT_OK)
+			runner_complete(job, call->outcome.result);
+		else
+			runner_fail(job, call->outcome.error_type, NULL, "%s",
+			            call->outcome.error_message);
+	}
+	job_unref(job);
+	free(threaded);
+}
+
+/* A pool thread (or the cancelling worker): hand the call back to the job's worker. */
+static void on_done(struct threadpool_work *work)
+{
+	struct threaded_call *threaded = (struct threaded_call *)blocking_call_from_work(work);
+	atomic_fetch_add(&in_done, 1);
+	if (!atomic_load(&closing)) {
+		workers_post(threaded->job->run.worker, finish_on_worker, threaded);
+	} else {
+		/* The daemon is exiting: nobody waits for this any more. */
+		json_decref(threaded->call.outcome.result);
+		free(threaded);
+	}
+	atomic_fetch_sub(&in_done, 1);
+}
+
+static void threaded_start(struct job *job)
+{
+	struct threaded_call *threaded = memory_zalloc(sizeof(*threaded));
+	job_ref(job);
+	threaded->job = job;
+	blocking_call_init(&threaded->call, job->function->implementation, job->args, on_done);
+	job->run.data = threaded;
+	int rv = threadpool_submit(pool, &threaded->call.work);
+	if (rv != WEFT_OK) {
+		job->run.data = NULL;
+		job_unref(job);
+		free(threaded);
+		runner_fail(job, "ExecutorBusy", NULL,
+		            "the thread pool cannot take the call (%s: %d calls already wait); try "
+		            "again later or raise --threads",
+		            weft_strerror(rv), QUEUE_CAPACITY);
+	}
+}
+
+static void threaded_stop(struct job *job)
+{
+	struct threaded_call *threaded = job->run.data;
+	if (threaded == NULL)
+		return;
+	/* From now on the call's end is dropped. A queued call's done runs here,
+	 * now; a running one finishes first. */
+	job->run.data = NULL;
+	threadpool_cancel(pool, &threaded->call.work);
+}
+
+int threaded_init(unsigned threads)
+{
+	int rv = threadpool_create(threads, QUEUE_CAPACITY, &pool);
+	if (rv != WEFT_OK)
+		return rv;
+	function_count = blocking_function_count;
+	functions = memory_zalloc(function_count * sizeof(*functions));
+	for (size_t i = 0; i < function_count; i++) {
+		const struct blocking_function *builtin = &blocking_functions[i];
+		size_t argument_count = 0;
+		while (builtin->arguments[argument_count].name != NULL)
+			argument_count++;
+		struct function_argument *arguments =
+			memory_zalloc((argument_count + 1) * sizeof(*arguments));
+		for (size_t a = 0; a < argument_count; a++) {
+			arguments[a].name = builtin->arguments[a].name;
+			arguments[a].description = builtin->arguments[a].description;
+		}
+		functions[i] = (struct function){
+			.name = builtin->name,
+			.executor = FUNCTION_THREAD,
+			.summary = builtin->summary,
+			.arguments = arguments,
+			.check = threaded_check,
+			.start = threaded_start,
+			.stop = threaded_stop,
+			.implementation = builtin,
+		};
+	}
+	return WEFT_OK;
+}
+
+void threaded_fini(void)
+{
+	if (pool == NULL)
+		return;
+	atomic_store(&closing, true);
+	double deadline = now_monotonic() + EXIT_WAIT_SECONDS;
+	struct threadpool_stats stats;
+	threadpool_stats(pool, &stats);
+	while ((stats.busy > 0 || atomic_load(&in_done) > 0) && now_monotonic() < deadline) {
+		struct timespec pause = {.tv_nsec = 10 * 1000 * 1000};
+		nanosleep(&pause, NULL);
+		threadpool_stats(pool, &stats);
+	}
+	if (stats.busy > 0) {
+		/* Joining would wait for them; the process is about to end anyway. */
+		log_warn("%zu blocking calls still running at exit; not waiting for them",
+		         stats.busy);
+		return;
+	}
+	threadpool_shutdown(pool);
+	threadpool_free(pool);
+	pool = NULL;
+	for (size_t i = 0; i < function_count; i++)
+		free((void *)functions[i].arguments);
+	free(functions);
+	functions = NULL;
+	function_count = 0;
+}
+
+const struct function *threaded_function(size_t index)
+{
+	return index < function_count ? &functions[index] : NULL;
+}
+
+void threaded_stats(struct threadpool_stats *stats)
+{
+	memset(stats, 0, sizeof(*stats));
+	if (pool != NULL)
+		threadpool_stats(pool, stats);
+}
