@@ -28,7 +28,7 @@ BUILD ?= build/san-$(subst $(comma),-,$(SANITIZER))
 OPTIMIZE ?= -O1
 endif
 
-PKGS := libevent libevent_pthreads jansson check nettle
+PKGS := libevent libevent_pthreads jansson check nettle jemalloc
 
 # Install what is missing before anything asks pkg-config (see scripts/deps.sh).
 ifeq ($(filter clean deps help format,$(MAKECMDGOALS)),)
