@@ -42,3 +42,20 @@ CHECK_PROGS += $(BUILD)/tests/check_daemon
 
 # The README's C example, compiled and run against a real weftd.
 CHECK_SCRIPTS += tests/readme_example.sh
+
+# The request decoder under libFuzzer (clang): `make fuzz FUZZ_SECONDS=60`.
+# Its own folder, since it needs clang and -fsanitize=fuzzer,address,undefined.
+FUZZ_SECONDS ?= 30
+FUZZ_BUILD := build/fuzz
+FUZZ_SRCS := tests/fuzz/fuzz_request.c daemon/request.c daemon/problem.c daemon/functions.c \
+	daemon/exec.c daemon/execargs.c daemon/threaded.c daemon/blocking.c daemon/threadpool.c \
+	daemon/jobs.c daemon/runner.c daemon/workers.c daemon/memory.c daemon/now.c daemon/log.c \
+	daemon/identity.c daemon/proc.c daemon/proc_child.c daemon/slots.c proto/error.c
+.PHONY: fuzz
+fuzz:
+	@mkdir -p $(FUZZ_BUILD)/corpus
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -I. $(EVENT_CFLAGS) $(JANSSON_CFLAGS) \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $(FUZZ_BUILD)/fuzz_request $(FUZZ_SRCS) $(DAEMON_LIBS)
+	$(FUZZ_BUILD)/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		$(FUZZ_BUILD)/corpus tests/fuzz/corpus
