@@ -45,3 +45,4 @@ bench-proc: $(BUILD)/tests/helpers/spawn_loop $(BUILD)/tests/helpers/proc_bench
 		$(BUILD)/tests/helpers/proc_bench 2000 2 capture && \
 		$(BUILD)/tests/helpers/proc_bench 2000 2 fork || exit 1; \
 	done
+BENCH_PROGS += $(BUILD)/tests/helpers/spawn_loop
