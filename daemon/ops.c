@@ -26,6 +26,7 @@
 #include "daemon/threadpool.h"
 #include "daemon/waiters.h"
 #include "daemon/workers.h"
+#include "daemon/writer.h"
 #include "proto/proto.h"
 
 static void reply_problem(struct server_request *slot, const struct problem *problem)
@@ -113,7 +114,11 @@ static void op_submit(struct daemon *daemon, struct server_request *slot, struct
 			identity_get(uid, gid);
 	}
 	/* Every job was checked by the decoder, so from here on all are accepted. */
-	json_t *ids = request->batch ? json_array() : NULL;
+	struct writer ids = {0};
+	if (request->batch) {
+		writer_init(&ids, 12 * request->job_count + 32);
+		writer_text(&ids, "{\"ok\":true,\"ids\":[");
+	}
 	struct job *last = NULL;
 	for (size_t i = 0; i < request->job_count; i++) {
 		struct request_job *spec = &request->jobs[i];
@@ -121,14 +126,18 @@ static void op_submit(struct daemon *daemon, struct server_request *slot, struct
 		                              spec->timeout, uid, gid);
 		spec->args = spec->labels = NULL; /* taken by the job */
 		runner_submit(job);
-		if (ids != NULL)
-			json_array_append_new(ids, json_integer((json_int_t)job->id));
+		if (request->batch) {
+			if (i > 0)
+				writer_text(&ids, ",");
+			writer_unsigned(&ids, job->id);
+		}
 		job_unref(last);
 		last = job;
 	}
-	if (ids != NULL) {
+	if (request->batch) {
 		job_unref(last);
-		server_reply(slot, json_pack("{s:b, s:o}", "ok", 1, "ids", ids));
+		writer_text(&ids, "]}");
+		server_reply_message(slot, writer_finish(&ids));
 		return;
 	}
 	if (!request->has_wait) {

@@ -3,6 +3,7 @@
 
 #include "daemon/jobs.h"
 #include "daemon/problem.h"
+#include "daemon/writer.h"
 
 /* The members describing a job's outcome, added to object. */
 static void describe(struct jobs *jobs, struct job *job, json_t *object)
@@ -39,15 +40,32 @@ json_t *outcome_timeout_reply(struct jobs *jobs, struct job *job, double waited)
 	return problem_to_reply(&problem);
 }
 
-json_t *outcome_results_reply(struct jobs *jobs, struct job *const *list, size_t count)
+struct nng_msg *outcome_results_message(struct jobs *jobs, struct job *const *list, size_t count)
 {
-	json_t *results = json_array();
+	struct writer writer;
+	writer_init(&writer, 64 * count + 32);
+	writer_text(&writer, "{\"ok\":true,\"results\":[");
 	for (size_t i = 0; i < count; i++) {
-		json_t *entry = json_object();
-		describe(jobs, list[i], entry);
-		json_array_append_new(results, entry);
+		struct job_snapshot snapshot;
+		jobs_snapshot(jobs, list[i], &snapshot);
+		writer_text(&writer, i == 0 ? "{\"id\":" : ",{\"id\":");
+		writer_unsigned(&writer, list[i]->id);
+		writer_text(&writer, ",\"state\":\"");
+		writer_text(&writer, job_state_name(snapshot.state));
+		if (snapshot.state == JOB_DONE) {
+			writer_text(&writer, "\",\"result\":");
+			writer_json(&writer, snapshot.result);
+		} else if (snapshot.error != NULL) {
+			writer_text(&writer, "\",\"error\":");
+			writer_json(&writer, snapshot.error);
+		} else {
+			writer_text(&writer, "\"");
+		}
+		writer_text(&writer, "}");
+		jobs_snapshot_clear(&snapshot);
 	}
-	return json_pack("{s:b, s:o}", "ok", 1, "results", results);
+	writer_text(&writer, "]}");
+	return writer_finish(&writer);
 }
 
 json_t *outcome_wait_reply(struct jobs *jobs, struct job *const *list, size_t count)

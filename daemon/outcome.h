@@ -21,8 +21,10 @@ json_t *outcome_reply(struct jobs *jobs, struct job *job);
 /* The `result` timeout error: {"ok":false,"error":{"code":"timeout",…,"id","state"}}. */
 json_t *outcome_timeout_reply(struct jobs *jobs, struct job *job, double waited);
 
-/* The batch `result` reply: {"ok":true,"results":[outcome…]} in the given order. */
-json_t *outcome_results_reply(struct jobs *jobs, struct job *const *list, size_t count);
+/* The batch `result` reply, {"ok":true,"results":[outcome…]} in the given order,
+ * written straight into a message (writer.h): a new message, or NULL when out
+ * of memory. */
+struct nng_msg *outcome_results_message(struct jobs *jobs, struct job *const *list, size_t count);
 
 /* The `wait` reply: {"ok":true,"done":[ids],"pending":[ids]}, in the given order. */
 json_t *outcome_wait_reply(struct jobs *jobs, struct job *const *list, size_t count);

@@ -35,6 +35,7 @@
 #include "daemon/log.h"
 #include "daemon/memory.h"
 #include "daemon/probe.h"
+#include "daemon/writer.h"
 #include "proto/proto.h"
 #include "proto/url.h"
 #include "weft/error.h"
@@ -192,34 +193,25 @@ static void on_aio(void *argument)
 	nng_msg_free(message);
 }
 
-static int append_to_message(const char *buffer, size_t size, void *data)
+void server_reply_message(struct server_request *slot, nng_msg *message)
 {
-	nng_msg *message = data;
-	/* jansson hands over small pieces; grow geometrically, since nng grows a
-	 * message to the exact size asked, which makes big replies quadratic. */
-	size_t needed = nng_msg_len(message) + size;
-	size_t capacity = nng_msg_capacity(message);
-	if (needed > capacity &&
-	    nng_msg_reserve(message, needed > 2 * capacity ? needed : 2 * capacity) != 0)
-		return -1;
-	return nng_msg_append(message, buffer, size) == 0 ? 0 : -1;
+	if (message == NULL) {
+		log_error("cannot encode a reply; dropping the request");
+		server_drop(slot);
+		return;
+	}
+	slot->phase = PHASE_SENDING;
+	nng_aio_set_msg(slot->aio, message);
+	nng_ctx_send(slot->context, slot->aio);
 }
 
 void server_reply(struct server_request *slot, json_t *reply)
 {
-	nng_msg *message;
-	if (nng_msg_alloc(&message, 0) != 0 || nng_msg_reserve(message, 256) != 0 ||
-	    json_dump_callback(reply, append_to_message, message,
-	                       JSON_COMPACT | JSON_REAL_PRECISION(16)) != 0) {
-		log_error("cannot encode a reply; dropping the request");
-		json_decref(reply);
-		server_drop(slot);
-		return;
-	}
+	struct writer writer;
+	writer_init(&writer, 256);
+	writer_json(&writer, reply);
 	json_decref(reply);
-	slot->phase = PHASE_SENDING;
-	nng_aio_set_msg(slot->aio, message);
-	nng_ctx_send(slot->context, slot->aio);
+	server_reply_message(slot, writer_finish(&writer));
 }
 
 void server_drop(struct server_request *slot)

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct nng_msg;
 struct server;
 struct server_request;
 
@@ -45,6 +46,9 @@ int server_start(const struct server_config *config, struct server **out, char *
 
 /* Answers a request: reply is stolen. Any thread, once per request. */
 void server_reply(struct server_request *request, json_t *reply);
+/* Answers a request with a message already written (writer.h); stolen. NULL
+ * (the writer ran out of memory) drops the request instead. */
+void server_reply_message(struct server_request *request, struct nng_msg *message);
 /* Releases a request without answering (its client is gone). Any thread. */
 void server_drop(struct server_request *request);
 /* The id of the connection (nng pipe) a request came on. */

@@ -144,7 +144,8 @@ static bool claim(struct waiter *waiter, enum waiter_reason reason)
 	return true;
 }
 
-/* The answer to a wait of this kind over these jobs, ended for this reason. */
+/* The answer to a wait of this kind over these jobs, ended for this reason
+ * (not for the batch `result`, which is written as a message). */
 static json_t *build_reply(struct jobs *jobs, enum waiter_kind kind, enum waiter_reason reason,
                            struct job *const *list, size_t count, double timeout)
 {
@@ -162,13 +163,22 @@ static json_t *build_reply(struct jobs *jobs, enum waiter_kind kind, enum waiter
 		return outcome_timeout_reply(jobs, first, timeout);
 	}
 	case WAITER_SUBMIT:
-		return outcome_reply(jobs, first);
 	case WAITER_RESULTS:
-		return outcome_results_reply(jobs, list, count);
-	case WAITER_WAIT:
 		break;
+	case WAITER_WAIT:
+		return outcome_wait_reply(jobs, list, count);
 	}
-	return outcome_wait_reply(jobs, list, count);
+	return outcome_reply(jobs, first);
+}
+
+static void send_reply(struct server_request *request, struct jobs *jobs, enum waiter_kind kind,
+                       enum waiter_reason reason, struct job *const *list, size_t count,
+                       double timeout)
+{
+	if (kind == WAITER_RESULTS)
+		server_reply_message(request, outcome_results_message(jobs, list, count));
+	else
+		server_reply(request, build_reply(jobs, kind, reason, list, count, timeout));
 }
 
 /* Whether the wait is over before it starts: the common case for short jobs,
@@ -217,9 +227,8 @@ static void complete(struct waiter *waiter, bool from_timer)
 	if (waiter->reason == REASON_ABANDONED)
 		server_drop(waiter->request);
 	else
-		server_reply(waiter->request,
-		             build_reply(owner->jobs, waiter->kind, waiter->reason, waiter->jobs,
-		                         waiter->count, waiter->timeout));
+		send_reply(waiter->request, owner->jobs, waiter->kind, waiter->reason, waiter->jobs,
+		           waiter->count, waiter->timeout);
 }
 
 static void on_job_finished(struct job_watch *watch, struct job *job)
@@ -269,8 +278,7 @@ int waiters_start(struct waiters *waiters, struct server_request *request, enum 
 	if (kind != WAITER_WAIT)
 		when = REQUEST_ALL_COMPLETED;
 	if (already_satisfied(waiters->jobs, when, list, count, timeout)) {
-		server_reply(request, build_reply(waiters->jobs, kind, REASON_COMPLETED, list, count,
-		                                  timeout));
+		send_reply(request, waiters->jobs, kind, REASON_COMPLETED, list, count, timeout);
 		for (size_t i = 0; i < count; i++)
 			job_unref(list[i]);
 		return WEFT_OK;

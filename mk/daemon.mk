@@ -2,7 +2,7 @@
 
 DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c daemon/jobs.c \
 	daemon/workers.c daemon/runner.c daemon/functions.c daemon/request.c daemon/outcome.c \
-	daemon/waiters.c daemon/server.c daemon/probe.c daemon/ops.c daemon/options.c \
+	daemon/waiters.c daemon/writer.c daemon/server.c daemon/probe.c daemon/ops.c daemon/options.c \
 	daemon/daemon.c daemon/exec.c daemon/identity.c daemon/execargs.c daemon/proc.c \
 	daemon/proc_child.c daemon/slots.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
 	$(PROTO_SRCS)
@@ -48,6 +48,7 @@ CHECK_SCRIPTS += tests/readme_example.sh
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := build/fuzz
 FUZZ_SRCS := tests/fuzz/fuzz_request.c daemon/request.c daemon/problem.c daemon/functions.c \
+	daemon/writer.c daemon/outcome.c \
 	daemon/exec.c daemon/execargs.c daemon/threaded.c daemon/blocking.c daemon/threadpool.c \
 	daemon/jobs.c daemon/runner.c daemon/workers.c daemon/memory.c daemon/now.c daemon/log.c \
 	daemon/identity.c daemon/proc.c daemon/proc_child.c daemon/slots.c proto/error.c
