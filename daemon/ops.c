@@ -93,11 +93,16 @@ static void op_submit(struct daemon *daemon, struct server_request *slot, struct
 		reply_problem(slot, problem);
 		return;
 	}
-	int64_t uid, gid;
-	server_request_peer(slot, &uid, &gid);
+	/* The submitter's identity is asked of nng only for jobs that run as it. */
+	int64_t uid = -1, gid = -1;
+	bool asked = false;
 	for (size_t i = 0; i < request->job_count; i++) {
 		if (!request->jobs[i].function->needs_identity)
 			continue;
+		if (!asked) {
+			server_request_peer(slot, &uid, &gid);
+			asked = true;
+		}
 		/* A root daemon runs such a job as its submitter: it must know who that is. */
 		if (geteuid() == 0 && uid < 0) {
 			problem_set(problem, WEFT_EPERM, "fn",
