@@ -11,6 +11,8 @@
  *     wait condition did not hold before --timeout (wait; done and pending
  *     are still printed)
  *   5 any other error reported by weftd (unknown id, unknown function, ...)
+ * except `weft run`, which exits with the command's own status and has codes
+ * of its own (command_run.c).
  */
 #ifndef CLI_CLI_H
 #define CLI_CLI_H
@@ -115,6 +117,7 @@ json_t *cli_outcome_json(const weft_outcome *outcome);
 
 extern const cli_command cli_command_ping, cli_command_call, cli_command_result,
 	cli_command_wait, cli_command_cancel, cli_command_status, cli_command_ls,
-	cli_command_stats, cli_command_functions, cli_command_request;
+	cli_command_stats, cli_command_functions, cli_command_request, cli_command_run,
+	cli_command_submit;
 
 #endif

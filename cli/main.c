@@ -14,7 +14,7 @@ static const cli_command *const commands[] = {
 	&cli_command_ping,   &cli_command_call,  &cli_command_result,
 	&cli_command_wait,   &cli_command_cancel, &cli_command_status,
 	&cli_command_ls,     &cli_command_stats, &cli_command_functions,
-	&cli_command_request,
+	&cli_command_request, &cli_command_run,    &cli_command_submit,
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
@@ -38,7 +38,10 @@ static void print_main_help(FILE *stream)
 	        "  3  cannot connect to weftd, or the connection was lost\n"
 	        "  4  timeout: the job is still unfinished, or the wait condition did\n"
 	        "     not hold within --timeout\n"
-	        "  5  any other error reported by weftd (its message is printed)\n");
+	        "  5  any other error reported by weftd (its message is printed)\n"
+	        "'weft run' instead exits with the command's own status: N, 128+N when\n"
+	        "killed by signal N, 124 timeout, 127 cannot start, 130 cancelled,\n"
+	        "125 weft failed (see 'weft run --help')\n");
 }
 
 void cli_print_command_help(const cli_command *command)

@@ -9,7 +9,7 @@ LIBWEFT_VERSION := $(shell sed -n 's/^\#define PROTO_SOFTWARE_VERSION "\(.*\)"/\
 LIBWEFT_LIBS := $(JANSSON_LIBS) $(NNG_LIBS) -lm
 
 CLI_SRCS := cli/main.c cli/output.c cli/parse.c cli/command_jobs.c cli/command_wait.c \
-	cli/command_info.c
+	cli/command_info.c cli/command_run.c
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
 ALL_TARGETS += $(BUILD)/libweft.so $(BUILD)/libweft.a $(BUILD)/weft.pc $(BUILD)/weft
@@ -73,3 +73,16 @@ $(BUILD)/tests/fixture.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
 CHECK_PROGS += $(BUILD)/tests/check_client $(BUILD)/tests/check_client_daemon \
 	$(BUILD)/tests/check_cli
+
+# The exec function from both sides (issue 4): weft run/submit through the CLI
+# binary, and the daemon's exec jobs through libweft.
+$(BUILD)/tests/check_cli_exec: $(BUILD)/tests/check_cli_exec.o $(TEST_FIXTURE_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(JANSSON_LIBS) $(NNG_LIBS)
+
+$(BUILD)/tests/check_exec: $(BUILD)/tests/check_exec.o $(TEST_FIXTURE_OBJS) $(BUILD)/libweft.so
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/tests/check_exec.o $(TEST_FIXTURE_OBJS) \
+		$(BUILD)/libweft.so -Wl,-rpath,'$$ORIGIN/..' $(CLIENT_TEST_LIBS)
+
+$(BUILD)/tests/check_cli_exec.o $(BUILD)/tests/check_exec.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+
+CHECK_PROGS += $(BUILD)/tests/check_cli_exec $(BUILD)/tests/check_exec

@@ -1,0 +1,719 @@
+/*
+ * weft run and weft submit: a command as an `exec` job.
+ *
+ * `weft run` makes the job look like the command ran here: it submits, waits
+ * with one long poll (`result` without a timeout: the job's own --timeout is
+ * the only clock), copies the job's stdout and stderr to its own byte for
+ * byte, and exits with the command's status. Its own outcomes use the codes
+ * of timeout(1) and the shell, so that a script can tell them apart from the
+ * command's:
+ *   N        the command exited with N
+ *   128+N    the command was killed by signal N
+ *   124      the job's --timeout expired (the partial output is copied first)
+ *   127      the command could not be started (SpawnError)
+ *   130      the job was cancelled (`weft cancel`, Ctrl-C here, weftd shutting down)
+ *   2        usage error, or weftd refused the options (bad_arguments, ...):
+ *            nothing ran
+ *   125      weft itself failed: cannot connect, the connection dropped,
+ *            weftd is shutting down, ...
+ * A command's own 2 or 125 looks the same: weft's failures also print a
+ * "weft: " line on stderr.
+ *
+ * The full result and error of a job (its stdout, stderr, exit code, ...)
+ * come only with the raw `result` reply (error.details): weft_outcome carries
+ * the type and message alone, so the wait goes through weft_request.
+ *
+ * Ctrl-C: SIGINT, SIGTERM and SIGHUP are blocked before libweft starts its
+ * threads, so that they all inherit the mask; one thread takes them with
+ * sigwait and cancels the job, and the long poll then returns it cancelled
+ * (see canceller).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+/* Exit codes of `weft run` (see above and `weft run --help`). */
+enum {
+	RUN_EXIT_WEFT_FAILED = 125,
+	RUN_EXIT_TIMEOUT = 124,
+	RUN_EXIT_SPAWN = 127,
+	RUN_EXIT_CANCELLED = 130,
+	RUN_EXIT_SIGNAL_BASE = 128,
+};
+
+/* What the options ask for. Every json_t is an own reference (NULL: not given). */
+typedef struct run_options {
+	double timeout;   /* 0: none */
+	json_t *env;      /* object of strings */
+	bool env_clear;
+	const char *cwd;  /* borrowed from argv; NULL: the current directory */
+	bool shell;
+	bool read_stdin;
+	double kill_after; /* < 0: the daemon's default */
+	json_t *limits;   /* object */
+	json_t *labels;   /* object of strings */
+	char **words;     /* borrowed from argv: the command and its arguments */
+	int word_count;
+} run_options;
+
+static void run_options_free(run_options *options)
+{
+	json_decref(options->labels);
+	json_decref(options->limits);
+	json_decref(options->env);
+}
+
+static int out_of_memory(void)
+{
+	fprintf(stderr, "weft: out of memory\n");
+	return RUN_EXIT_WEFT_FAILED;
+}
+
+/* ------------------------------------------------------------ the options */
+
+/* "NAME=VALUE" for --limit: VALUE is a whole number or "unlimited". */
+static bool parse_limit(char *text, json_t *limits)
+{
+	char *name, *value;
+	if (!cli_parse_label(text, &name, &value))
+		return false;
+	json_t *number;
+	if (strcmp(value, "unlimited") == 0) {
+		number = json_string(value);
+	} else {
+		char *end = NULL;
+		errno = 0;
+		long long whole = strtoll(value, &end, 10);
+		if (end == value || *end != '\0' || errno != 0 || whole < 0)
+			return false;
+		number = json_integer(whole);
+	}
+	return json_object_set_new(limits, name, number) == 0;
+}
+
+/* parse_options printed --help: leave with exit code 0. */
+#define PARSE_HELP_SHOWN (-1)
+
+/* Parses argv into *options; returns 0, PARSE_HELP_SHOWN, or the exit code to
+ * leave with. */
+static int parse_options(const cli_command *command, cli_globals *globals, int argc, char **argv,
+                         run_options *options)
+{
+	static const struct option table[] = {
+		{"timeout", required_argument, NULL, 't'},
+		{"env", required_argument, NULL, 'e'},
+		{"env-clear", no_argument, NULL, 'E'},
+		{"cwd", required_argument, NULL, 'C'},
+		{"shell", no_argument, NULL, 's'},
+		{"stdin", no_argument, NULL, 'i'},
+		{"kill-after", required_argument, NULL, 'k'},
+		{"limit", required_argument, NULL, 'L'},
+		{"label", required_argument, NULL, 'l'},
+		CLI_GLOBAL_OPTIONS,
+	};
+	options->kill_after = -1;
+	options->env = json_object();
+	options->limits = json_object();
+	options->labels = json_object();
+	if (options->env == NULL || options->limits == NULL || options->labels == NULL)
+		return out_of_memory();
+	int option;
+	/* '+': the command's own options (ls -l) are words of the command. */
+	while ((option = getopt_long(argc, argv, "+:", table, NULL)) != -1) {
+		char *key, *value;
+		switch (option) {
+		case 't':
+			if (!cli_parse_seconds(optarg, &options->timeout) || options->timeout <= 0)
+				return cli_usage_error(command, "--timeout takes seconds > 0, such as 2.5");
+			break;
+		case 'e':
+			if (!cli_parse_label(optarg, &key, &value))
+				return cli_usage_error(command,
+				                       "--env takes NAME=VALUE, such as LANG=C.UTF-8");
+			if (json_object_set_new(options->env, key, json_string(value)) != 0)
+				return cli_usage_error(command, "--env %s: the value must be UTF-8 text",
+				                       key);
+			break;
+		case 'E':
+			options->env_clear = true;
+			break;
+		case 'C':
+			if (optarg[0] == '\0')
+				return cli_usage_error(command, "--cwd takes a directory");
+			options->cwd = optarg;
+			break;
+		case 's':
+			options->shell = true;
+			break;
+		case 'i':
+			options->read_stdin = true;
+			break;
+		case 'k':
+			if (!cli_parse_seconds(optarg, &options->kill_after))
+				return cli_usage_error(command,
+				                       "--kill-after takes seconds >= 0, such as 10");
+			break;
+		case 'L':
+			if (!parse_limit(optarg, options->limits))
+				return cli_usage_error(command,
+				                       "--limit takes NAME=VALUE with a whole number or "
+				                       "'unlimited', such as nofile=256 or cpu=10");
+			break;
+		case 'l':
+			if (!cli_parse_label(optarg, &key, &value))
+				return cli_usage_error(command, "--label takes KEY=VALUE, such as team=ci");
+			if (json_object_set_new(options->labels, key, json_string(value)) != 0)
+				return cli_usage_error(command, "--label %s: the value must be UTF-8 text",
+				                       key);
+			break;
+		default: {
+			enum cli_option_outcome next =
+				cli_common_option(command, globals, option, argc, argv);
+			if (next == CLI_OPTION_EXIT_HELP)
+				return PARSE_HELP_SHOWN;
+			if (next == CLI_OPTION_EXIT_USAGE)
+				return CLI_EXIT_USAGE;
+		}
+		}
+	}
+	/* "--" ends weft's options; getopt has stepped over it when it was there. */
+	options->words = argv + optind;
+	options->word_count = argc - optind;
+	if (options->word_count == 0)
+		return cli_usage_error(command,
+		                       "no command: put it after '--', such as 'weft %s -- make -j4'",
+		                       command->name);
+	return 0;
+}
+
+/* ------------------------------------------------------------ the job */
+
+/* The most stdin read: the largest --max-message weftd takes. The real
+ * limit is checked once connected; stdin is read before that so that Ctrl-C
+ * still ends weft while it waits for the end of a terminal's input. */
+#define RUN_STDIN_MAX ((size_t)256 * 1024 * 1024)
+
+static int stdin_too_large(const cli_command *command, size_t limit)
+{
+	return cli_usage_error(command,
+	                       "--stdin: the input is larger than weftd's limit of %zu bytes per "
+	                       "request (--max-message); write it to a file the command can read",
+	                       limit);
+}
+
+/* The caller's stdin, read to EOF, as a JSON string; *out: new reference,
+ * *size: its length in bytes. Refuses more than RUN_STDIN_MAX bytes, and bytes
+ * that JSON text cannot carry. */
+static int read_stdin(const cli_command *command, json_t **out, size_t *size)
+{
+	size_t used = 0, capacity = 64 * 1024;
+	char *text = malloc(capacity);
+	if (text == NULL)
+		return out_of_memory();
+	for (;;) {
+		if (used == capacity) {
+			capacity *= 2;
+			char *bigger = realloc(text, capacity);
+			if (bigger == NULL) {
+				free(text);
+				return out_of_memory();
+			}
+			text = bigger;
+		}
+		size_t got = fread(text + used, 1, capacity - used, stdin);
+		used += got;
+		if (used > RUN_STDIN_MAX) {
+			free(text);
+			return stdin_too_large(command, RUN_STDIN_MAX);
+		}
+		if (got == 0)
+			break;
+	}
+	if (ferror(stdin)) {
+		free(text);
+		fprintf(stderr, "weft %s: cannot read stdin: %s\n", command->name, strerror(errno));
+		return RUN_EXIT_WEFT_FAILED;
+	}
+	json_t *string = memchr(text, '\0', used) == NULL ? json_stringn(text, used) : NULL;
+	free(text);
+	if (string == NULL)
+		return cli_usage_error(command, "--stdin: the input must be UTF-8 text without NUL "
+		                                "bytes (exec passes stdin as text)");
+	*out = string;
+	*size = used;
+	return 0;
+}
+
+/* The directory the job runs in, as weftd must be told it: the caller's
+ * current directory, or --cwd (relative to the current directory when it is
+ * relative: weftd's own directory means nothing to the caller). *out: new
+ * reference. */
+static int job_directory(const cli_command *command, const char *option, json_t **out)
+{
+	char *path = NULL;
+	if (option != NULL && option[0] == '/') {
+		path = strdup(option);
+	} else {
+		char *here = getcwd(NULL, 0);
+		if (here == NULL) {
+			fprintf(stderr, "weft %s: cannot tell the current directory (%s); give --cwd "
+			                "with an absolute path\n", command->name, strerror(errno));
+			return CLI_EXIT_USAGE;
+		}
+		if (option == NULL)
+			path = here;
+		else if (asprintf(&path, "%s/%s", strcmp(here, "/") == 0 ? "" : here, option) < 0)
+			path = NULL;
+		if (path != here)
+			free(here);
+	}
+	if (path == NULL)
+		return out_of_memory();
+	json_t *string = json_string(path);
+	free(path);
+	if (string == NULL)
+		return cli_usage_error(command, "the directory's path is not UTF-8 text; give --cwd "
+		                                "with one that is");
+	*out = string;
+	return 0;
+}
+
+/* The exec arguments for the options; *out: new reference. */
+static int build_args(const cli_command *command, const run_options *options, json_t **out)
+{
+	json_t *args = json_object();
+	if (args == NULL)
+		return out_of_memory();
+	if (options->shell) {
+		/* Each word and a space (or the final NUL) after it. */
+		size_t length = 1;
+		for (int i = 0; i < options->word_count; i++)
+			length += strlen(options->words[i]) + 1;
+		char *line = malloc(length);
+		if (line == NULL)
+			goto no_memory;
+		size_t used = 0;
+		for (int i = 0; i < options->word_count; i++) {
+			size_t word_length = strlen(options->words[i]);
+			if (i > 0)
+				line[used++] = ' ';
+			memcpy(line + used, options->words[i], word_length);
+			used += word_length;
+		}
+		line[used] = '\0';
+		json_t *string = json_string(line);
+		free(line);
+		if (string == NULL) {
+			json_decref(args);
+			return cli_usage_error(command, "the command line must be UTF-8 text");
+		}
+		json_object_set_new(args, "shell", string);
+	} else {
+		json_t *argv = json_array();
+		if (argv == NULL || json_object_set_new(args, "argv", argv) != 0)
+			goto no_memory;
+		for (int i = 0; i < options->word_count; i++) {
+			json_t *word = json_string(options->words[i]);
+			if (word == NULL) {
+				json_decref(args);
+				return cli_usage_error(command, "word %d of the command ('%s') is not "
+				                                "UTF-8 text", i + 1, options->words[i]);
+			}
+			json_array_append_new(argv, word);
+		}
+	}
+	if (json_object_size(options->env) > 0)
+		json_object_set(args, "env", options->env);
+	if (options->env_clear)
+		json_object_set_new(args, "env_clear", json_true());
+	if (options->kill_after >= 0)
+		json_object_set_new(args, "kill_after", json_real(options->kill_after));
+	if (json_object_size(options->limits) > 0)
+		json_object_set(args, "limits", options->limits);
+	json_t *cwd = NULL;
+	int rv = job_directory(command, options->cwd, &cwd);
+	if (rv != 0) {
+		json_decref(args);
+		return rv;
+	}
+	json_object_set_new(args, "cwd", cwd);
+	*out = args;
+	return 0;
+no_memory:
+	json_decref(args);
+	return out_of_memory();
+}
+
+static int build_spec(const run_options *options, json_t *args, weft_job_spec **out)
+{
+	weft_job_spec *spec = NULL;
+	if (weft_job_spec_new("exec", &spec) != 0)
+		return weft_last_error()->code;
+	int rv = weft_job_spec_set_args(spec, args);
+	if (rv == 0 && options->timeout > 0)
+		rv = weft_job_spec_set_timeout(spec, options->timeout);
+	const char *key;
+	json_t *value;
+	json_object_foreach(options->labels, key, value)
+	{
+		if (rv == 0)
+			rv = weft_job_spec_set_label(spec, key, json_string_value(value));
+	}
+	if (rv != 0) {
+		weft_job_spec_free(spec);
+		return rv;
+	}
+	*out = spec;
+	return WEFT_OK;
+}
+
+/* Reports the last libweft error as weft run's own failure: 2 when weftd
+ * refused what the options asked for (an unknown --limit, a --timeout above
+ * its maximum, a request over --max-message), else 125. */
+static int weft_failed(const cli_globals *globals)
+{
+	int error = weft_last_error()->code;
+	cli_report_error(globals);
+	switch (error) {
+	case WEFT_EBADARGS:
+	case WEFT_EBADFIELD:
+	case WEFT_ETOOLARGE:
+	case WEFT_EINVAL:
+		return CLI_EXIT_USAGE;
+	default:
+		return RUN_EXIT_WEFT_FAILED;
+	}
+}
+
+/* ------------------------------------------------------ Ctrl-C cancels */
+
+/*
+ * The signal thread. Before the job is submitted a signal ends weft at once
+ * (exit 130); while the submit is on its way it is remembered and the job
+ * cancelled as soon as its id is known; afterwards it cancels the job.
+ */
+typedef struct canceller {
+	pthread_t thread;
+	sigset_t signals;       /* those that cancel, plus SIGUSR2: "stop" */
+	bool active;            /* main thread only: signals blocked, lock made */
+	bool thread_running;    /* main thread only */
+	pthread_mutex_t lock;   /* guards the three below: both threads use them */
+	weft_client *client;    /* borrowed; set with id */
+	uint64_t id;            /* 0 until the submit returned */
+	bool submitting;        /* the submit request may be on its way */
+	bool interrupted;       /* a signal came while submitting */
+} canceller;
+
+static void *canceller_main(void *argument)
+{
+	canceller *self = argument;
+	for (;;) {
+		int signal_number = 0;
+		if (sigwait(&self->signals, &signal_number) != 0 || signal_number == SIGUSR2)
+			return NULL;
+		pthread_mutex_lock(&self->lock);
+		weft_client *client = self->client;
+		uint64_t id = self->id;
+		bool before_submit = id == 0 && !self->submitting;
+		if (id == 0)
+			self->interrupted = true;
+		pthread_mutex_unlock(&self->lock);
+		if (before_submit) {
+			/* Nothing was sent: no job to leave behind. */
+			static const char message[] = "weft: interrupted before the job was submitted\n";
+			ssize_t written = write(STDERR_FILENO, message, sizeof(message) - 1);
+			(void)written;
+			_exit(RUN_EXIT_CANCELLED);
+		}
+		/* The main thread's long poll then returns the job cancelled. */
+		if (id != 0)
+			weft_cancel(client, id, NULL, NULL);
+	}
+}
+
+/* Blocks the signals in this thread and every thread started from now on
+ * (libweft's included), and starts the thread that takes them. */
+static void canceller_start(canceller *self)
+{
+	sigemptyset(&self->signals);
+	sigaddset(&self->signals, SIGINT);
+	sigaddset(&self->signals, SIGTERM);
+	sigaddset(&self->signals, SIGHUP);
+	sigaddset(&self->signals, SIGUSR2);
+	pthread_mutex_init(&self->lock, NULL);
+	pthread_sigmask(SIG_BLOCK, &self->signals, NULL);
+	self->active = true;
+	/* Without the thread Ctrl-C just stays blocked; the job still runs to its end. */
+	self->thread_running = pthread_create(&self->thread, NULL, canceller_main, self) == 0;
+}
+
+static void canceller_submitting(canceller *self)
+{
+	pthread_mutex_lock(&self->lock);
+	self->submitting = true;
+	pthread_mutex_unlock(&self->lock);
+}
+
+/* The submit returned: id is the job (0 when the submit failed). Cancels it
+ * when a signal came meanwhile. */
+static void canceller_submitted(canceller *self, weft_client *client, uint64_t id)
+{
+	pthread_mutex_lock(&self->lock);
+	self->client = client;
+	self->id = id;
+	self->submitting = false;
+	bool cancel_now = self->interrupted && id != 0;
+	pthread_mutex_unlock(&self->lock);
+	if (cancel_now)
+		weft_cancel(client, id, NULL, NULL);
+}
+
+/* Ends the thread; the signals stay blocked (weft is about to exit). Fine
+ * on a canceller never started. */
+static void canceller_stop(canceller *self)
+{
+	if (!self->active)
+		return;
+	if (self->thread_running) {
+		pthread_kill(self->thread, SIGUSR2);
+		pthread_join(self->thread, NULL);
+		self->thread_running = false;
+	}
+	pthread_mutex_destroy(&self->lock);
+	self->active = false;
+}
+
+/* ------------------------------------------------------------ the outcome */
+
+static void copy_stream(const json_t *text, FILE *stream)
+{
+	if (!json_is_string(text))
+		return;
+	fwrite(json_string_value(text), 1, json_string_length(text), stream);
+	fflush(stream);
+}
+
+/* Prints what a finished job's reply (borrowed) holds and returns the exit code. */
+static int report_outcome(const cli_globals *globals, const json_t *reply)
+{
+	const char *state = json_string_value(json_object_get(reply, "state"));
+	const json_t *error = json_object_get(reply, "error");
+	const char *type = json_string_value(json_object_get(error, "type"));
+	const char *message = json_string_value(json_object_get(error, "message"));
+	const json_t *output = json_object_get(reply, "result");
+	if (output == NULL)
+		output = json_object_get(error, "details");
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	if (state == NULL)
+		state = "?";
+	if (type == NULL)
+		type = "?";
+	if (message == NULL)
+		message = "";
+
+	if (globals->json) {
+		json_t *document = json_deep_copy(reply);
+		if (document == NULL)
+			return out_of_memory();
+		json_object_del(document, "ok");
+		cli_print_json(document);
+		json_decref(document);
+	} else {
+		copy_stream(json_object_get(output, "stdout"), stdout);
+		copy_stream(json_object_get(output, "stderr"), stderr);
+		if (json_is_true(json_object_get(output, "truncated")))
+			fprintf(stderr, "weft: warning: job %lld's output was cut at weftd's "
+			                "--output-max (bytes kept per stream)\n", (long long)id);
+	}
+
+	if (strcmp(state, "done") == 0)
+		return CLI_EXIT_OK;
+	if (strcmp(state, "cancelled") == 0) {
+		fprintf(stderr, "weft: job %lld cancelled: %s\n", (long long)id, message);
+		return RUN_EXIT_CANCELLED;
+	}
+	if (strcmp(type, "Timeout") == 0) {
+		fprintf(stderr, "weft: job %lld: %s\n", (long long)id, message);
+		return RUN_EXIT_TIMEOUT;
+	}
+	if (strcmp(type, "SpawnError") == 0) {
+		fprintf(stderr, "weft: job %lld: %s\n", (long long)id, message);
+		return RUN_EXIT_SPAWN;
+	}
+	const json_t *exit_code = json_object_get(output, "exit_code");
+	const json_t *signal_number = json_object_get(output, "signal");
+	if (json_is_integer(exit_code))
+		return (int)(json_integer_value(exit_code) & 0xff);
+	if (json_is_integer(signal_number))
+		return RUN_EXIT_SIGNAL_BASE + (int)json_integer_value(signal_number);
+	fprintf(stderr, "weft: job %lld %s: %s: %s\n", (long long)id, state, type, message);
+	return RUN_EXIT_WEFT_FAILED;
+}
+
+/* Waits for the job with one long poll and reports it. */
+static int wait_and_report(const cli_globals *globals, weft_client *client, uint64_t id)
+{
+	json_t *request = json_pack("{s:s, s:I}", "op", "result", "id", (json_int_t)id);
+	if (request == NULL)
+		return out_of_memory();
+	json_t *reply = NULL;
+	int rv = weft_request(client, request, -1, &reply);
+	json_decref(request);
+	if (rv != 0)
+		return weft_failed(globals);
+	int exit_code;
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		const char *message =
+			json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+		fprintf(stderr, "weft: waiting for job %llu: %s\n", (unsigned long long)id,
+		        message != NULL ? message : "weftd refused the request");
+		if (globals->json)
+			cli_print_json(reply);
+		exit_code = RUN_EXIT_WEFT_FAILED;
+	} else {
+		exit_code = report_outcome(globals, reply);
+	}
+	json_decref(reply);
+	return exit_code;
+}
+
+/* ------------------------------------------------------------ the commands */
+
+static int run_or_submit(const cli_command *command, cli_globals *globals, int argc, char **argv,
+                         bool wait)
+{
+	run_options options = {0};
+	json_t *args = NULL;
+	weft_job_spec *spec = NULL;
+	weft_client *client = NULL;
+	canceller cancel = {0};
+	int exit_code = parse_options(command, globals, argc, argv, &options);
+	if (exit_code != 0) {
+		exit_code = exit_code == PARSE_HELP_SHOWN ? CLI_EXIT_OK : exit_code;
+		goto done;
+	}
+	if ((exit_code = build_args(command, &options, &args)) != 0)
+		goto done;
+	size_t stdin_size = 0;
+	if (options.read_stdin) {
+		json_t *text = NULL;
+		if ((exit_code = read_stdin(command, &text, &stdin_size)) != 0)
+			goto done;
+		json_object_set_new(args, "stdin", text);
+	}
+	if (wait)
+		canceller_start(&cancel);
+	if (cli_connect(globals, &client) != 0) {
+		exit_code = wait ? RUN_EXIT_WEFT_FAILED : CLI_EXIT_CONNECT;
+		goto done;
+	}
+	/* Said here, in the caller's words; a request that JSON escaping makes
+	 * just too large still gets weftd's too_large (exit 2). */
+	if (stdin_size > weft_client_max_message(client)) {
+		exit_code = stdin_too_large(command, weft_client_max_message(client));
+		goto done;
+	}
+	if (build_spec(&options, args, &spec) != 0) {
+		exit_code = wait ? weft_failed(globals) : cli_report_error(globals);
+		goto done;
+	}
+	uint64_t id = 0;
+	if (wait)
+		canceller_submitting(&cancel);
+	int rv = weft_submit(client, spec, &id);
+	if (wait)
+		canceller_submitted(&cancel, client, rv == 0 ? id : 0);
+	if (rv != 0) {
+		exit_code = wait ? weft_failed(globals) : cli_report_error(globals);
+		goto done;
+	}
+	if (wait) {
+		exit_code = wait_and_report(globals, client, id);
+	} else if (globals->json) {
+		json_t *document = json_pack("{s:I}", "id", (json_int_t)id);
+		cli_print_json(document);
+		json_decref(document);
+	} else {
+		printf("%llu\n", (unsigned long long)id);
+	}
+done:
+	/* Before weft_close: the thread may be using the client. */
+	canceller_stop(&cancel);
+	weft_close(client);
+	weft_job_spec_free(spec);
+	json_decref(args);
+	run_options_free(&options);
+	return exit_code;
+}
+
+static int run_run(const cli_command *command, cli_globals *globals, int argc, char **argv)
+{
+	return run_or_submit(command, globals, argc, argv, true);
+}
+
+static int run_submit(const cli_command *command, cli_globals *globals, int argc, char **argv)
+{
+	return run_or_submit(command, globals, argc, argv, false);
+}
+
+#define RUN_OPTIONS_HELP                                                                    \
+	"  --timeout S       stop the command after S seconds of running (SIGTERM to its\n"    \
+	"                    process group, SIGKILL after --kill-after)\n"                     \
+	"  --env K=V         set a variable (repeatable). Jobs get a clean environment\n"      \
+	"                    (PATH, LANG, HOME, USER, ...), not yours: pass what you need\n"   \
+	"  --env-clear       start from an empty environment (only the --env ones)\n"          \
+	"  --cwd DIR         directory to run in (default: the current directory, as if\n"   \
+	"                    the command ran here; a relative DIR starts from there too)\n"   \
+	"  --shell           join the words into one command line for /bin/sh -c\n"           \
+	"                    (weft run --shell -- 'make 2>&1 | tail')\n"                      \
+	"  --stdin           send this stdin (read to its end) to the command; it must be\n"  \
+	"                    UTF-8 text within weftd's --max-message (without --stdin the\n"   \
+	"                    command reads /dev/null)\n"                                       \
+	"  --kill-after S    grace between SIGTERM and SIGKILL (default 5)\n"                 \
+	"  --limit NAME=V    a resource limit (repeatable): cpu, as, nofile, nproc, fsize,\n" \
+	"                    ... with a whole number or 'unlimited'\n"                        \
+	"  --label K=V       attach a label (repeatable); 'weft ls --label' filters on it\n"  \
+	"\nweft's options, --json and --url included, come first: everything from the\n"     \
+	"command's first word on (or after '--') belongs to the command.\n"
+
+const cli_command cli_command_run = {
+	.name = "run",
+	.usage = "[OPTIONS] -- CMD [ARGS]...",
+	.summary = "run a command as an exec job, wait, and exit with its status",
+	.help = "Submits an exec job, waits for it, copies its stdout and stderr here byte for\n"
+	        "byte, and exits with the command's exit code, so scripts can use it as if the\n"
+	        "command had run locally. Output that is not UTF-8 arrives with U+FFFD in place\n"
+	        "of the bad bytes; output past weftd's --output-max is cut, with a warning.\n"
+	        "Ctrl-C (SIGINT, SIGTERM, SIGHUP) cancels the job.\n\n" RUN_OPTIONS_HELP
+	        "\nexit codes:\n"
+	        "  N        the command exited with N\n"
+	        "  128+N    the command was killed by signal N\n"
+	        "  124      --timeout expired (the output so far is printed, then weftd's message)\n"
+	        "  127      the command could not be started (not found, not executable)\n"
+	        "  130      the job was cancelled\n"
+	        "  2        usage error, or weftd refused the options: nothing ran\n"
+	        "  125      weft failed: cannot connect, lost the connection, weftd shutting\n"
+	        "           down (weft's own failures print a 'weft: ' line on stderr)\n"
+	        "\nWith --json prints the whole outcome as one JSON document instead of the\n"
+	        "output: {\"id\", \"state\", \"result\"} or {\"id\", \"state\", \"error\": {\"type\",\n"
+	        "\"message\", \"details\"}}; the exit code is the same.\n",
+	.run = run_run,
+};
+
+const cli_command cli_command_submit = {
+	.name = "submit",
+	.usage = "[OPTIONS] -- CMD [ARGS]...",
+	.summary = "submit a command as an exec job; print its id",
+	.help = "Takes the options of 'weft run' and returns at once with the new job's id\n"
+	        "(--json: {\"id\": N}). 'weft result ID' waits for it and prints the result\n"
+	        "(exit_code, signal, stdout, stderr, truncated, duration, pid). Exit codes are\n"
+	        "those of 'weft --help' (0 submitted, 2 usage, 3 cannot connect, 5 refused).\n\n"
+	        RUN_OPTIONS_HELP,
+	.run = run_submit,
+};
