@@ -542,15 +542,17 @@ START_TEST(test_busy_reaches_the_cli)
 	char *args[] = {(char *)"result", id, NULL};
 	int out_fd, err_fd;
 	pid_t pid = cli_spawn(args, &out_fd, &err_fd);
-	double deadline = fixture_now() + 5;
-	cli_run *run;
+	/* Wait until the daemon holds that long poll, so the next one is surely the second. */
+	double deadline = fixture_now() + 10;
 	for (;;) {
-		run = cli("result", id, "--timeout", "5", "--json", NULL);
-		if (run->status == 5)
+		cli_run *stats = cli("stats", "--json", NULL);
+		if (stats->status == 0 && strstr(stats->out, "\"waiters\":1") != NULL)
 			break;
-		ck_assert_msg(fixture_now() < deadline, "no busy answer; last exit %d: %s",
-		              run->status, run->out);
+		ck_assert_msg(fixture_now() < deadline, "the first long poll never arrived: %s",
+		              stats->out);
 	}
+	cli_run *run = cli("result", id, "--timeout", "5", "--json", NULL);
+	ck_assert_msg(run->status == 5, "no busy answer; exit %d: %s", run->status, run->out);
 	ck_assert_str_eq(error_code_of(run), "busy");
 	assert_exit(cli("cancel", id, NULL), 0);
 	static cli_run first;
