@@ -27,7 +27,8 @@ static const char usage[] =
 	"  --max-message BYTES  largest request accepted (default 1048576)\n"
 	"  --max-waiters N      most requests waiting for jobs at once (default 100000)\n"
 	"  --procs N            exec jobs running at once; others wait queued (default: online CPUs)\n"
-	"  --output-max BYTES   stdout and stderr kept per exec job, each (default 1048576)\n"
+	"  --output-max BYTES   stdout and stderr kept per exec job, each (default 1048576,\n"
+	"                       at most 4194304)\n"
 	"  --threads N          threads of the pool for blocking calls (default: 2 x workers)\n"
 	"  --log-level LEVEL    error, warn, info or debug (default info)\n"
 	"  --version            print the version and exit\n"
@@ -143,7 +144,9 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			options->procs = (unsigned)value;
 			break;
 		case OPT_OUTPUT_MAX:
-			if (parse_number(optarg, 0, 1024.0 * 1024 * 1024, &value) != 0 ||
+			/* A reply carries both streams, and JSON escaping can make a byte
+			 * six: 4 MiB each stays within what clients read (64 MiB). */
+			if (parse_number(optarg, 0, 4.0 * 1024 * 1024, &value) != 0 ||
 			    value != floor(value))
 				goto bad_value;
 			options->output_max = (size_t)value;
