@@ -22,8 +22,9 @@ int cli_exit_code(int error)
 
 void cli_print_json(const json_t *value)
 {
-	/* JSON_ENCODE_ANY: a job's result may be a bare number or string. */
-	if (json_dumpf(value, stdout, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
+	/* JSON_ENCODE_ANY: a job's result may be a bare number or string; 16 digits print
+	 * a double as it was written (0.3, not 0.29999999999999999). */
+	if (json_dumpf(value, stdout, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16)) != 0)
 		fprintf(stderr, "weft: out of memory printing JSON\n");
 	fputc('\n', stdout);
 }
@@ -73,10 +74,13 @@ json_t *cli_outcome_json(const weft_outcome *outcome)
 	int rv = 0;
 	if (outcome->result != NULL)
 		rv = json_object_set(object, "result", outcome->result);
-	else if (outcome->error_type != NULL)
-		rv = json_object_set_new(object, "error",
-		                         json_pack("{s:s, s:s}", "type", outcome->error_type,
-		                                   "message", outcome->error_message));
+	else if (outcome->error_type != NULL) {
+		json_t *error = json_pack("{s:s, s:s}", "type", outcome->error_type, "message",
+		                          outcome->error_message);
+		if (error != NULL && outcome->error_details != NULL)
+			json_object_set(error, "details", outcome->error_details);
+		rv = json_object_set_new(object, "error", error);
+	}
 	if (rv != 0) {
 		json_decref(object);
 		return NULL;
@@ -98,10 +102,14 @@ int cli_print_outcome(const cli_globals *globals, const weft_outcome *outcome)
 	} else if (done) {
 		cli_print_json(outcome->result);
 	}
-	if (!done)
+	if (!done) {
+		/* What the function adds (an exec job's output) goes first, the verdict last. */
+		if (!globals->json && outcome->error_details != NULL)
+			cli_print_json(outcome->error_details);
 		fprintf(stderr, "weft: job %llu %s: %s: %s\n", (unsigned long long)outcome->id,
 		        weft_state_name(outcome->state),
 		        outcome->error_type != NULL ? outcome->error_type : "?",
 		        outcome->error_message != NULL ? outcome->error_message : "");
+	}
 	return done ? CLI_EXIT_OK : CLI_EXIT_JOB_FAILED;
 }

@@ -91,6 +91,7 @@ void weft_outcome_free(weft_outcome *outcome)
 	if (outcome == NULL)
 		return;
 	json_decref(outcome->result);
+	json_decref(outcome->error_details);
 	allocator_free(outcome->error_type);
 	allocator_free(outcome->error_message);
 	allocator_free(outcome);
@@ -122,6 +123,8 @@ static int outcome_from_reply(const json_t *reply, const char *op, weft_outcome 
 		const char *message = json_string_value(json_object_get(error, "message"));
 		outcome->error_type = allocator_strdup(type != NULL ? type : "Error");
 		outcome->error_message = allocator_strdup(message != NULL ? message : "");
+		json_t *details = json_object_get(error, "details");
+		outcome->error_details = details != NULL ? json_incref(details) : NULL;
 		if (outcome->error_type == NULL || outcome->error_message == NULL) {
 			rv = last_error_set(WEFT_ENOMEM, "out of memory reading a job's outcome");
 			goto fail;

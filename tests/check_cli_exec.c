@@ -188,7 +188,7 @@ static void setup(void)
 /* Room for the megabytes the output tests print. */
 static void setup_large_output(void)
 {
-	const char *const options[] = {"--output-max", "8388608", NULL};
+	const char *const options[] = {"--output-max", "4194304", NULL};
 	start_daemon(options);
 }
 

@@ -369,7 +369,7 @@ END_TEST
 
 START_TEST(test_megabytes_on_both_streams_at_once)
 {
-	const char *const options[] = {"--output-max", "8388608", NULL};
+	const char *const options[] = {"--output-max", "4194304", NULL};
 	restart_with(options);
 	json_t *reply = exec_job(json_pack("{s:s}", "shell",
 	                                   "head -c 3000000 /dev/zero | tr '\\000' a & "

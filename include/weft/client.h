@@ -115,6 +115,10 @@ typedef struct weft_outcome {
 	 * ...) and message, owned by the outcome. NULL otherwise. */
 	char *error_type;
 	char *error_message;
+	/* failed or cancelled: what the function adds to its error (an exec job's
+	 * result: exit_code, signal, stdout, stderr, ...), owned by the outcome like
+	 * result. NULL when there is none. */
+	json_t *error_details;
 } weft_outcome;
 
 /* Frees an outcome and what it owns. NULL is fine. */
