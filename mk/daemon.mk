@@ -36,7 +36,8 @@ run: all
 	$(BUILD)/weftd $(WEFTD_ARGS)
 
 # End-to-end tests of weftd through raw nng sockets.
-$(BUILD)/tests/check_daemon: $(BUILD)/tests/check_daemon.o $(BUILD)/tests/fixture.o
+$(BUILD)/tests/check_daemon: $(BUILD)/tests/check_daemon.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_daemon
 
@@ -60,3 +61,9 @@ fuzz:
 		-o $(FUZZ_BUILD)/fuzz_request $(FUZZ_SRCS) $(DAEMON_LIBS)
 	$(FUZZ_BUILD)/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		$(FUZZ_BUILD)/corpus tests/fuzz/corpus
+
+# The thread functions end to end.
+$(BUILD)/tests/check_threaded: $(BUILD)/tests/check_threaded.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_threaded

@@ -19,61 +19,7 @@
 #include <unistd.h>
 
 #include "tests/fixture.h"
-
-/* Sends one request on a fresh connection and returns the parsed reply, or NULL
- * when none came within timeout_ms. */
-static json_t *call_text(const char *url, const char *text, size_t size, int timeout_ms)
-{
-	nng_socket socket;
-	ck_assert_int_eq(nng_req0_open(&socket), 0);
-	nng_socket_set_ms(socket, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	nng_socket_set_ms(socket, NNG_OPT_RECVTIMEO, timeout_ms);
-	nng_socket_set_ms(socket, NNG_OPT_SENDTIMEO, timeout_ms);
-	json_t *reply = NULL;
-	char *buffer = NULL;
-	size_t length = 0;
-	if (nng_dial(socket, url, NULL, 0) == 0 && nng_send(socket, (void *)text, size, 0) == 0 &&
-	    nng_recv(socket, &buffer, &length, NNG_FLAG_ALLOC) == 0) {
-		reply = json_loadb(buffer, length, 0, NULL);
-		nng_free(buffer, length);
-	}
-	nng_close(socket);
-	return reply;
-}
-
-static json_t *call(const char *url, const char *text)
-{
-	json_t *reply = call_text(url, text, strlen(text), 10000);
-	ck_assert_msg(reply != NULL, "no reply to %s", text);
-	return reply;
-}
-
-static const char *error_code(json_t *reply)
-{
-	return json_string_value(json_object_get(json_object_get(reply, "error"), "code"));
-}
-
-/* Pings until one answers within a second, for at most `seconds`. */
-static bool answers_within(const char *url, double seconds)
-{
-	double deadline = fixture_now() + seconds;
-	while (fixture_now() < deadline) {
-		json_t *reply = call_text(url, "{\"op\":\"ping\"}", 13, 1000);
-		bool ok = reply != NULL && json_is_true(json_object_get(reply, "ok"));
-		json_decref(reply);
-		if (ok)
-			return true;
-	}
-	return false;
-}
-
-static json_int_t waiters_now(const char *url)
-{
-	json_t *stats = call(url, "{\"op\":\"stats\"}");
-	json_int_t waiting = json_integer_value(json_object_get(stats, "waiters"));
-	json_decref(stats);
-	return waiting;
-}
+#include "tests/wire.h"
 
 /* Runs a command line to completion; returns its exit status. */
 static int run(const char *const argv[], char *output, size_t size)
@@ -121,7 +67,7 @@ START_TEST(test_survives_nngcat_listening_on_its_socket)
 		ck_assert_int_ne(run(argv, output, sizeof(output)), 0);
 		ck_assert_msg(strstr(output, "in use") != NULL, "nngcat said: %s", output);
 	}
-	ck_assert_msg(answers_within(daemon.url, 15), "weftd stopped answering after nngcat");
+	ck_assert_msg(wire_answers_within(daemon.url, 15), "weftd stopped answering after nngcat");
 	fixture_stop(&daemon);
 }
 END_TEST
@@ -139,7 +85,7 @@ START_TEST(test_second_daemon_on_the_same_socket_is_refused_and_harmless)
 		              output);
 	}
 	/* The first daemon answers at once: the refusal never disturbed its listener. */
-	ck_assert(answers_within(daemon.url, 1.5));
+	ck_assert(wire_answers_within(daemon.url, 1.5));
 	fixture_stop(&daemon);
 }
 END_TEST
@@ -162,7 +108,7 @@ START_TEST(test_stale_socket_file_is_replaced)
 		execl(getenv("WEFTD"), "weftd", "--listen", url, "--log-level", "warn", (char *)NULL);
 		_exit(127);
 	}
-	ck_assert(answers_within(url, 10));
+	ck_assert(wire_answers_within(url, 10));
 	kill(pid, SIGTERM);
 	int status;
 	waitpid(pid, &status, 0);
@@ -184,7 +130,7 @@ static void *wait_for_result(void *argument)
 	char request[64];
 	snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld}",
 	         (long long)client->id);
-	json_t *reply = call_text(client->url, request, strlen(request), 20000);
+	json_t *reply = wire_call_text(client->url, request, strlen(request), 20000);
 	const char *state = json_string_value(json_object_get(reply, "state"));
 	const char *type =
 		json_string_value(json_object_get(json_object_get(reply, "error"), "type"));
@@ -199,7 +145,7 @@ START_TEST(test_shutdown_answers_waiters_and_cancels_past_grace)
 	fixture daemon;
 	const char *const args[] = {"--grace", "0.2", NULL};
 	fixture_start(&daemon, args);
-	json_t *submitted = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\","
+	json_t *submitted = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\","
 	                                     "\"args\":{\"seconds\":60}}");
 	json_int_t id = json_integer_value(json_object_get(submitted, "id"));
 	json_decref(submitted);
@@ -211,7 +157,7 @@ START_TEST(test_shutdown_answers_waiters_and_cancels_past_grace)
 	pthread_create(&thread, NULL, wait_for_result, &client);
 	/* Wait until the daemon holds the long poll, then stop it. */
 	double deadline = fixture_now() + 10;
-	while (waiters_now(daemon.url) != 1)
+	while (wire_waiters_now(daemon.url) != 1)
 		ck_assert_msg(fixture_now() < deadline, "the result request never arrived");
 	fixture_stop(&daemon); /* SIGTERM; checks exit status 0 */
 	pthread_join(thread, NULL);
@@ -225,21 +171,21 @@ START_TEST(test_submit_during_shutdown_is_refused)
 	fixture daemon;
 	const char *const args[] = {"--grace", "30", NULL};
 	fixture_start(&daemon, args);
-	json_decref(call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":60}}"));
+	json_decref(wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":60}}"));
 	kill(daemon.pid, SIGTERM);
 	double deadline = fixture_now() + 10;
 	for (;;) {
-		json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"echo\","
+		json_t *reply = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"echo\","
 		                                 "\"args\":{\"value\":1}}");
-		bool refused = error_code(reply) != NULL &&
-		               strcmp(error_code(reply), "shutting_down") == 0;
+		bool refused = wire_error_code(reply) != NULL &&
+		               strcmp(wire_error_code(reply), "shutting_down") == 0;
 		json_decref(reply);
 		if (refused)
 			break;
 		ck_assert_msg(fixture_now() < deadline, "submits still accepted after SIGTERM");
 	}
 	/* Reading still works during the grace period. */
-	json_t *stats = call(daemon.url, "{\"op\":\"stats\"}");
+	json_t *stats = wire_call(daemon.url, "{\"op\":\"stats\"}");
 	ck_assert(json_is_true(json_object_get(stats, "ok")));
 	json_decref(stats);
 	fixture_stop(&daemon); /* a second SIGTERM skips the rest of the grace */
@@ -251,19 +197,19 @@ START_TEST(test_retention_limit_expires_the_oldest)
 	fixture daemon;
 	const char *const args[] = {"--retain-max", "2", NULL};
 	fixture_start(&daemon, args);
-	json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"jobs\":[{\"fn\":\"echo\",\"args\":"
+	json_t *reply = wire_call(daemon.url, "{\"op\":\"submit\",\"jobs\":[{\"fn\":\"echo\",\"args\":"
 	                                 "{\"value\":1}},{\"fn\":\"echo\",\"args\":{\"value\":2}},"
 	                                 "{\"fn\":\"echo\",\"args\":{\"value\":3}}]}");
 	json_t *ids = json_object_get(reply, "ids");
 	char request[64];
 	snprintf(request, sizeof(request), "{\"op\":\"status\",\"id\":%lld}",
 	         (long long)json_integer_value(json_array_get(ids, 0)));
-	json_t *status = call(daemon.url, request);
-	ck_assert_str_eq(error_code(status), "unknown_id");
+	json_t *status = wire_call(daemon.url, request);
+	ck_assert_str_eq(wire_error_code(status), "unknown_id");
 	json_decref(status);
 	snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld}",
 	         (long long)json_integer_value(json_array_get(ids, 2)));
-	json_t *result = call(daemon.url, request);
+	json_t *result = wire_call(daemon.url, request);
 	ck_assert_int_eq(json_integer_value(json_object_get(result, "result")), 3);
 	json_decref(result);
 	json_decref(reply);
@@ -280,12 +226,12 @@ START_TEST(test_oversized_request_is_answered_too_large)
 	char *big = malloc(size + 1);
 	memset(big, ' ', size);
 	memcpy(big, "{\"op\":\"ping\"}", 13);
-	json_t *reply = call_text(daemon.url, big, size, 10000);
+	json_t *reply = wire_call_text(daemon.url, big, size, 10000);
 	ck_assert_ptr_nonnull(reply);
-	ck_assert_str_eq(error_code(reply), "too_large");
+	ck_assert_str_eq(wire_error_code(reply), "too_large");
 	json_decref(reply);
 	free(big);
-	ck_assert(answers_within(daemon.url, 1.5));
+	ck_assert(wire_answers_within(daemon.url, 1.5));
 	fixture_stop(&daemon);
 }
 END_TEST
@@ -294,16 +240,16 @@ START_TEST(test_client_that_leaves_frees_its_long_poll)
 {
 	fixture daemon;
 	fixture_start(&daemon, NULL);
-	json_t *submitted = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\","
+	json_t *submitted = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\","
 	                                     "\"args\":{\"seconds\":60}}");
 	char request[64];
 	snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld}",
 	         (long long)json_integer_value(json_object_get(submitted, "id")));
 	json_decref(submitted);
 	/* Gives up after 300 ms and closes its connection while the daemon waits. */
-	ck_assert_ptr_null(call_text(daemon.url, request, strlen(request), 300));
+	ck_assert_ptr_null(wire_call_text(daemon.url, request, strlen(request), 300));
 	double deadline = fixture_now() + 10;
-	while (waiters_now(daemon.url) != 0)
+	while (wire_waiters_now(daemon.url) != 0)
 		ck_assert_msg(fixture_now() < deadline, "the abandoned long poll was never freed");
 	fixture_stop(&daemon);
 }
@@ -314,7 +260,7 @@ START_TEST(test_waiter_limit_answers_busy_and_recovers)
 	fixture daemon;
 	const char *const args[] = {"--max-waiters", "1", NULL};
 	fixture_start(&daemon, args);
-	json_t *submitted = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\","
+	json_t *submitted = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\","
 	                                     "\"args\":{\"seconds\":60}}");
 	json_int_t id = json_integer_value(json_object_get(submitted, "id"));
 	json_decref(submitted);
@@ -330,18 +276,18 @@ START_TEST(test_waiter_limit_answers_busy_and_recovers)
 	ck_assert_int_eq(nng_dial(holder, daemon.url, NULL, 0), 0);
 	ck_assert_int_eq(nng_send(holder, holding, strlen(holding), 0), 0);
 	double deadline = fixture_now() + 10;
-	while (waiters_now(daemon.url) != 1)
+	while (wire_waiters_now(daemon.url) != 1)
 		ck_assert_msg(fixture_now() < deadline, "the holding long poll never arrived");
 	/* ...so another is refused with busy, at once. */
-	json_t *reply = call(daemon.url, probing);
-	ck_assert_str_eq(error_code(reply), "busy");
+	json_t *reply = wire_call(daemon.url, probing);
+	ck_assert_str_eq(wire_error_code(reply), "busy");
 	json_decref(reply);
 	/* The holder leaves; its place is freed and long polls are accepted again. */
 	nng_close(holder);
-	while (waiters_now(daemon.url) != 0)
+	while (wire_waiters_now(daemon.url) != 0)
 		ck_assert_msg(fixture_now() < deadline, "the abandoned long poll was never freed");
-	reply = call(daemon.url, probing);
-	ck_assert_str_eq(error_code(reply), "timeout");
+	reply = wire_call(daemon.url, probing);
+	ck_assert_str_eq(wire_error_code(reply), "timeout");
 	ck_assert_str_eq(
 		json_string_value(json_object_get(json_object_get(reply, "error"), "state")),
 		"running");

@@ -1,0 +1,21 @@
+/* Raw protocol calls for daemon tests; see wire.c. */
+#ifndef TESTS_WIRE_H
+#define TESTS_WIRE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Sends `text` and returns the parsed reply (new reference), or NULL when none
+ * came within timeout_ms. */
+json_t *wire_call_text(const char *url, const char *text, size_t size, int timeout_ms);
+/* The same with a 10 s limit; a missing reply fails the test. */
+json_t *wire_call(const char *url, const char *text);
+/* The reply's error code, or NULL for a success. Borrowed from reply. */
+const char *wire_error_code(json_t *reply);
+/* Pings (1 s each) until one is answered, for at most `seconds`. */
+bool wire_answers_within(const char *url, double seconds);
+/* The daemon's open long polls (`stats` "waiters"). */
+json_int_t wire_waiters_now(const char *url);
+
+#endif
