@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/coroutines.h"
 #include "daemon/exec.h"
 #include "daemon/jobs.h"
 #include "daemon/problem.h"
@@ -143,6 +144,7 @@ static const struct function *const builtins[] = {
 	&echo_function,
 	&sleep_function,
 	&exec_function,
+	&spawn_tree_function,
 };
 
 #define BUILTIN_COUNT (sizeof(builtins) / sizeof(builtins[0]))
@@ -196,6 +198,8 @@ const char *function_executor_name(enum function_executor executor)
 		return "thread";
 	case FUNCTION_PROCESS:
 		return "process";
+	case FUNCTION_TASK:
+		return "task";
 	}
 	return "unknown";
 }

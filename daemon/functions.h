@@ -30,6 +30,7 @@ enum function_executor {
 	FUNCTION_LOOP,    /* on a worker loop, never blocking it */
 	FUNCTION_THREAD,  /* on the thread pool (blocking calls); completes on a worker loop */
 	FUNCTION_PROCESS, /* a process of the process pool, watched by a worker loop */
+	FUNCTION_TASK,    /* a stackful coroutine task of the runtime, free to move between workers */
 };
 
 struct function_argument {

@@ -262,10 +262,14 @@ static json_t *op_stats(struct daemon *daemon)
 	for (int i = 0; i < workers_count(daemon->workers); i++) {
 		struct workers_stats stats;
 		workers_stats(workers_get(daemon->workers, i), &stats);
-		json_array_append_new(workers, json_pack("{s:i, s:I, s:I, s:I}", "id", i, "jobs_run",
-		                                         (json_int_t)stats.jobs_run, "queue_depth",
-		                                         (json_int_t)stats.queue_depth, "wakes",
-		                                         (json_int_t)stats.wakes));
+		json_array_append_new(
+			workers,
+			json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "id", i, "jobs_run",
+		                  (json_int_t)stats.jobs_run, "tasks_run", (json_int_t)stats.tasks_run,
+		                  "stolen_by", (json_int_t)stats.stolen_by, "stolen_from",
+		                  (json_int_t)stats.stolen_from, "injected", (json_int_t)stats.injected,
+		                  "queue_depth", (json_int_t)stats.queue_depth, "parks",
+		                  (json_int_t)stats.parks, "wakes", (json_int_t)stats.wakes));
 	}
 	struct jobs_counts counts;
 	jobs_counts(daemon->jobs, &counts);

@@ -38,6 +38,11 @@ struct jobs *runner_jobs(void)
 	return runner_table;
 }
 
+struct workers *runner_workers(void)
+{
+	return runner_pool;
+}
+
 static struct slots *gate_of(const struct job *job)
 {
 	return job->function->gate != NULL ? job->function->gate() : NULL;

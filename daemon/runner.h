@@ -45,5 +45,7 @@ void runner_release_slot(struct job *job);
 
 /* The job table the runner works on (for functions that need it). */
 struct jobs *runner_jobs(void);
+/* The worker pool jobs run on (for functions that start tasks). */
+struct workers *runner_workers(void);
 
 #endif

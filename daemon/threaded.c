@@ -25,6 +25,7 @@
 #include "daemon/log.h"
 #include "daemon/memory.h"
 #include "daemon/now.h"
+#include "daemon/offload.h"
 #include "daemon/problem.h"
 #include "daemon/runner.h"
 #include "daemon/threadpool.h"
@@ -140,6 +141,8 @@ int threaded_init(unsigned threads)
 	int rv = threadpool_create(threads, QUEUE_CAPACITY, &pool);
 	if (rv != WEFT_OK)
 		return rv;
+	/* Task code's weft_run_in_thread uses the same pool. */
+	offload_set_pool(pool);
 	function_count = blocking_function_count;
 	functions = memory_zalloc(function_count * sizeof(*functions));
 	for (size_t i = 0; i < function_count; i++) {
@@ -172,6 +175,7 @@ void threaded_fini(void)
 	if (pool == NULL)
 		return;
 	atomic_store(&closing, true);
+	offload_set_pool(NULL);
 	double deadline = now_monotonic() + EXIT_WAIT_SECONDS;
 	struct threadpool_stats stats;
 	threadpool_stats(pool, &stats);

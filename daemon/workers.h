@@ -1,11 +1,12 @@
 /*
- * Worker threads, each running its own libevent event_base. This is the
- * foundation's placement layer: runner.c puts jobs on workers through it. The
- * work-stealing runtime (daemon/runtime/) is to replace it behind runner.h.
+ * The worker loops jobs run on: the runtime's workers (daemon/runtime/), one
+ * thread per core, each with its own libevent event_base, running coroutine
+ * tasks from work-stealing queues. This is the small placement interface the
+ * rest of weftd uses (runner.c, the executors).
  *
  * Rule (DESIGN-NOTES, libevent 2.1.12 defects): a worker's event_base is
  * touched only by its own thread. Other threads hand it work with
- * workers_post(), which queues a call and wakes the loop through an eventfd.
+ * workers_post(), which queues a call and wakes the worker.
  */
 #ifndef WORKERS_H
 #define WORKERS_H
@@ -14,6 +15,7 @@
 #include <stdint.h>
 
 struct event_base;
+struct runtime;
 struct workers;
 struct workers_worker;
 
@@ -22,10 +24,14 @@ typedef void (*workers_call_fn)(void *argument);
 
 /* Per-worker figures, readable from any thread. */
 struct workers_stats {
-	uint64_t calls_run;  /* calls this worker has run */
-	uint64_t jobs_run;   /* jobs started on it (runner.c counts them) */
-	uint64_t queue_depth; /* calls posted and not yet run */
-	uint64_t wakes;      /* times another thread had to wake it */
+	uint64_t jobs_run;    /* jobs started on it (runner.c counts them) */
+	uint64_t tasks_run;   /* times a task was started or resumed on it */
+	uint64_t stolen_by;   /* tasks it stole from other workers */
+	uint64_t stolen_from; /* tasks other workers stole from it */
+	uint64_t injected;    /* tasks it took from the global injection queue */
+	uint64_t queue_depth; /* tasks in its run queue now */
+	uint64_t parks;       /* times it went to sleep for lack of work */
+	uint64_t wakes;       /* times another thread woke it */
 };
 
 /* Called on each worker's thread after its loop stopped, before its event_base
@@ -49,6 +55,9 @@ struct workers_worker *workers_pick(struct workers *workers);
 int workers_index(const struct workers_worker *worker);
 /* The worker's event_base: only its own thread may use it. */
 struct event_base *workers_base(struct workers_worker *worker);
+
+/* The runtime the workers belong to, for starting coroutine tasks. */
+struct runtime *workers_runtime(struct workers *workers);
 
 /* Runs fn(argument) on the worker's thread, after the calls posted before it.
  * Any thread. Allocates the queue entry (aborts when out of memory). */

@@ -5,6 +5,7 @@ DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c d
 	daemon/waiters.c daemon/writer.c daemon/server.c daemon/probe.c daemon/ops.c daemon/options.c \
 	daemon/daemon.c daemon/exec.c daemon/identity.c daemon/execargs.c daemon/proc.c \
 	daemon/proc_child.c daemon/slots.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
+	daemon/coroutines.c daemon/offload.c \
 	$(PROTO_SRCS)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) -lm
@@ -20,13 +21,14 @@ $(BUILD)/libweftd.a: $(DAEMON_CORE_OBJS)
 	@mkdir -p $(@D)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/weftd: $(BUILD)/daemon/main.o $(BUILD)/libweftd.a
+# The runtime's archive comes after the daemon's, which uses it.
+$(BUILD)/weftd: $(BUILD)/daemon/main.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(WEFTD_ALLOCATOR_LIBS)
 
 ALL_TARGETS += $(BUILD)/weftd
 
 DAEMON_TESTS := check_request check_jobs
-$(foreach test,$(DAEMON_TESTS),$(eval $(BUILD)/tests/$(test): $(BUILD)/tests/$(test).o $(BUILD)/libweftd.a ; \
+$(foreach test,$(DAEMON_TESTS),$(eval $(BUILD)/tests/$(test): $(BUILD)/tests/$(test).o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a ; \
 	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(DAEMON_LIBS) $$(CHECK_LIBS)))
 CHECK_PROGS += $(DAEMON_TESTS:%=$(BUILD)/tests/%)
 
@@ -48,11 +50,12 @@ CHECK_SCRIPTS += tests/readme_example.sh
 # Its own folder, since it needs clang and -fsanitize=fuzzer,address,undefined.
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := build/fuzz
-FUZZ_SRCS := tests/fuzz/fuzz_request.c daemon/request.c daemon/problem.c daemon/functions.c \
+FUZZ_SRCS = tests/fuzz/fuzz_request.c daemon/request.c daemon/problem.c daemon/functions.c \
 	daemon/writer.c daemon/outcome.c \
 	daemon/exec.c daemon/execargs.c daemon/threaded.c daemon/blocking.c daemon/threadpool.c \
 	daemon/jobs.c daemon/runner.c daemon/workers.c daemon/memory.c daemon/now.c daemon/log.c \
-	daemon/identity.c daemon/proc.c daemon/proc_child.c daemon/slots.c proto/error.c
+	daemon/identity.c daemon/proc.c daemon/proc_child.c daemon/slots.c daemon/coroutines.c \
+	daemon/offload.c proto/error.c $(RUNTIME_SRCS) $(RUNTIME_ASM)
 .PHONY: fuzz
 fuzz:
 	@mkdir -p $(FUZZ_BUILD)/corpus
@@ -67,3 +70,9 @@ $(BUILD)/tests/check_threaded: $(BUILD)/tests/check_threaded.o $(BUILD)/tests/fi
 		$(BUILD)/tests/wire.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_threaded
+
+# Coroutine jobs (runtime tasks) end to end.
+$(BUILD)/tests/check_tasks: $(BUILD)/tests/check_tasks.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_tasks

@@ -1,0 +1,159 @@
+/*
+ * Functions whose jobs run as coroutine tasks of the runtime (stackful: they
+ * may block in weft_sleep, weft_await, weft_run_in_thread... and move between
+ * workers). The job is started from its worker; the task's end comes back to
+ * that worker (runtime on_done → posted call), which ends the job unless it
+ * was stopped meanwhile; stopping cancels the task (it gets WEFT_ECANCELED out
+ * of the await it is blocked in, like asyncio's CancelledError).
+ *
+ * spawn_tree(depth, fanout): spawns a tree of child tasks and joins them,
+ * returning how many tasks the tree had, so stealing can be exercised through
+ * the daemon.
+ */
+#include "daemon/coroutines.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/functions.h"
+#include "daemon/jobs.h"
+#include "daemon/memory.h"
+#include "daemon/problem.h"
+#include "daemon/runner.h"
+#include "daemon/runtime/runtime.h"
+#include "daemon/workers.h"
+#include "proto/proto.h"
+
+/* The limits runtime_spawn_tree enforces. */
+#define TREE_MAX_DEPTH 20
+#define TREE_MAX_FANOUT 64
+#define TREE_MAX_TASKS 10000000.0
+
+/* One job's task; job->run.data while it runs. Freed on the job's worker when
+ * the task's end has come back. */
+struct coroutine_run {
+	int shape[2]; /* depth, fanout: runtime_spawn_tree_task's argument */
+	weft_task *task;
+	struct job *job; /* a reference */
+};
+
+static const struct function_argument tree_arguments[] = {
+	{"depth", "integer from 0 to 20 (required): levels below the root"},
+	{"fanout", "integer from 1 to 64 (required): children of each task"},
+	{NULL, NULL},
+};
+
+static int integer_argument(const json_t *args, const char *name, int low, int high,
+                            int *out, struct problem *problem)
+{
+	json_t *value = json_object_get(args, name);
+	if (value == NULL || !json_is_integer(value) || json_integer_value(value) < low ||
+	    json_integer_value(value) > high) {
+		char field[32];
+		snprintf(field, sizeof(field), "args.%s", name);
+		return problem_set(problem, WEFT_EBADARGS, field,
+		                   "spawn_tree needs '%s', an integer from %d to %d", name, low, high);
+	}
+	*out = (int)json_integer_value(value);
+	return WEFT_OK;
+}
+
+static int tree_check(const struct function *function, const json_t *args,
+                      struct problem *problem)
+{
+	const char *key;
+	json_t *value;
+	json_object_foreach((json_t *)args, key, value)
+	{
+		if (strcmp(key, "depth") != 0 && strcmp(key, "fanout") != 0)
+			return problem_set(problem, WEFT_EBADARGS, NULL,
+			                   "%s takes no argument '%s'; it takes depth and fanout",
+			                   function->name, key);
+	}
+	int depth, fanout, rv;
+	if ((rv = integer_argument(args, "depth", 0, TREE_MAX_DEPTH, &depth, problem)) != WEFT_OK ||
+	    (rv = integer_argument(args, "fanout", 1, TREE_MAX_FANOUT, &fanout, problem)) != WEFT_OK)
+		return rv;
+	double tasks = 0, level = 1;
+	for (int i = 0; i <= depth; i++, level *= fanout)
+		tasks += level;
+	if (tasks > TREE_MAX_TASKS)
+		return problem_set(problem, WEFT_EBADARGS, "args.depth",
+		                   "spawn_tree(%d, %d) would make %.0f tasks; at most %.0f", depth,
+		                   fanout, tasks, TREE_MAX_TASKS);
+	return WEFT_OK;
+}
+
+/* The job's worker: the task is over. */
+static void finish_on_worker(void *argument)
+{
+	struct coroutine_run *run = argument;
+	struct job *job = run->job;
+	if (job->run.data == run) {
+		job->run.data = NULL;
+		int error = weft_task_error(run->task);
+		if (error == WEFT_OK)
+			runner_complete(job, json_integer((json_int_t)weft_task_value(run->task)));
+		else
+			runner_fail(job, error == WEFT_ECANCELED ? PROTO_JOB_ERROR_CANCELLED : "TaskError",
+			            NULL, "the task ended with: %s",
+			            error == WEFT_ECANCELED ? "cancelled" : weft_strerror(error));
+	}
+	weft_task_release(run->task);
+	job_unref(job);
+	free(run);
+}
+
+/* The worker that completed the task: hand its end to the job's worker. */
+static void task_done(weft_task *task, void *argument)
+{
+	(void)task;
+	struct coroutine_run *run = argument;
+	workers_post(run->job->run.worker, finish_on_worker, run);
+}
+
+static void tree_start(struct job *job)
+{
+	struct coroutine_run *run = memory_zalloc(sizeof(*run));
+	run->shape[0] = (int)json_integer_value(json_object_get(job->args, "depth"));
+	run->shape[1] = (int)json_integer_value(json_object_get(job->args, "fanout"));
+	job_ref(job);
+	run->job = job;
+	job->run.data = run;
+	weft_spawn_options options = {
+		.name = "spawn_tree",
+		.on_done = task_done,
+		.on_done_argument = run,
+	};
+	/* The task may finish on another worker before this returns; its end is
+	 * posted to this worker, so it is handled after this function. */
+	int rv = runtime_inject(workers_runtime(runner_workers()), runtime_spawn_tree_task,
+	                        run->shape, &options, &run->task);
+	if (rv != WEFT_OK) {
+		job->run.data = NULL;
+		job_unref(job);
+		free(run);
+		runner_fail(job, "TaskError", NULL, "cannot start the task: %s", weft_strerror(rv));
+	}
+}
+
+static void coroutine_stop(struct job *job)
+{
+	struct coroutine_run *run = job->run.data;
+	if (run == NULL)
+		return;
+	job->run.data = NULL; /* its end, when it comes, is dropped */
+	weft_cancel(run->task);
+}
+
+const struct function spawn_tree_function = {
+	.name = "spawn_tree",
+	.executor = FUNCTION_TASK,
+	.summary = "spawns a tree of coroutine tasks (fanout children per task, depth levels) and "
+	           "joins them; returns how many tasks it had",
+	.arguments = tree_arguments,
+	.check = tree_check,
+	.start = tree_start,
+	.stop = coroutine_stop,
+};
