@@ -76,3 +76,17 @@ $(BUILD)/tests/check_tasks: $(BUILD)/tests/check_tasks.o $(BUILD)/tests/fixture.
 		$(BUILD)/tests/wire.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_tasks
+
+# weftd itself under ThreadSanitizer: the daemon-level tests drive a TSan weftd
+# (a race report makes it exit non-zero at shutdown, which the fixture checks).
+TSAN_DAEMON_TESTS := check_daemon check_threaded check_tasks check_offload
+.PHONY: check-tsan-daemon
+check-tsan-daemon:
+	$(MAKE) SANITIZER=thread build/san-thread/weftd $(TSAN_DAEMON_TESTS:%=build/san-thread/tests/%)
+	@failed=0; for test in $(TSAN_DAEMON_TESTS); do \
+		echo "== build/san-thread/tests/$$test"; \
+		WEFTD=$(abspath build/san-thread/weftd) WEFT_SOURCE=$(abspath .) \
+			./build/san-thread/tests/$$test || failed=$$((failed + 1)); \
+	done; \
+	test $$failed -eq 0
+check-tsan: check-tsan-daemon
