@@ -1,14 +1,15 @@
 /*
- * Functions whose jobs run as coroutine tasks of the runtime (stackful: they
- * may block in weft_sleep, weft_await, weft_run_in_thread... and move between
- * workers). The job is started from its worker; the task's end comes back to
- * that worker (runtime on_done → posted call), which ends the job unless it
- * was stopped meanwhile; stopping cancels the task (it gets WEFT_ECANCELED out
- * of the await it is blocked in, like asyncio's CancelledError).
+ * Functions whose jobs run as tasks of the runtime. The job is started from
+ * its worker; the task's end comes back to that worker (runtime on_done, then
+ * a posted call), which ends the job unless it was stopped meanwhile; stopping
+ * cancels the task (a blocked task gets WEFT_ECANCELED out of the await it is
+ * in, like asyncio's CancelledError).
  *
- * spawn_tree(depth, fanout): spawns a tree of child tasks and joins them,
- * returning how many tasks the tree had, so stealing can be exercised through
- * the daemon.
+ * sleep(seconds, result): a stackless sleep task, a timer of a few hundred
+ * bytes, so 100,000 sleeping jobs cost no stacks.
+ * spawn_tree(depth, fanout): a stackful task that spawns a tree of child
+ * tasks and joins them, returning how many tasks the tree had, so stealing
+ * can be exercised through the daemon.
  */
 #include "daemon/coroutines.h"
 
@@ -93,8 +94,11 @@ static void finish_on_worker(void *argument)
 	if (job->run.data == run) {
 		job->run.data = NULL;
 		int error = weft_task_error(run->task);
+		json_t *result = weft_task_result(run->task);
 		if (error == WEFT_OK)
-			runner_complete(job, json_integer((json_int_t)weft_task_value(run->task)));
+			runner_complete(job, result != NULL ? json_incref(result)
+			                                    : json_integer((json_int_t)weft_task_value(
+			                                              run->task)));
 		else
 			runner_fail(job, error == WEFT_ECANCELED ? PROTO_JOB_ERROR_CANCELLED : "TaskError",
 			            NULL, "the task ended with: %s",
@@ -113,29 +117,57 @@ static void task_done(weft_task *task, void *argument)
 	workers_post(run->job->run.worker, finish_on_worker, run);
 }
 
-static void tree_start(struct job *job)
+/* Starts the job's task through `inject`, which fills run->task. */
+static void start_task(struct job *job, struct coroutine_run *run,
+                      int (*inject)(struct job *job, struct coroutine_run *run,
+                                    const weft_spawn_options *options))
 {
-	struct coroutine_run *run = memory_zalloc(sizeof(*run));
-	run->shape[0] = (int)json_integer_value(json_object_get(job->args, "depth"));
-	run->shape[1] = (int)json_integer_value(json_object_get(job->args, "fanout"));
 	job_ref(job);
 	run->job = job;
 	job->run.data = run;
 	weft_spawn_options options = {
-		.name = "spawn_tree",
+		.name = job->function->name,
 		.on_done = task_done,
 		.on_done_argument = run,
 	};
 	/* The task may finish on another worker before this returns; its end is
 	 * posted to this worker, so it is handled after this function. */
-	int rv = runtime_inject(workers_runtime(runner_workers()), runtime_spawn_tree_task,
-	                        run->shape, &options, &run->task);
+	int rv = inject(job, run, &options);
 	if (rv != WEFT_OK) {
 		job->run.data = NULL;
 		job_unref(job);
 		free(run);
 		runner_fail(job, "TaskError", NULL, "cannot start the task: %s", weft_strerror(rv));
 	}
+}
+
+static int inject_tree(struct job *job, struct coroutine_run *run,
+                       const weft_spawn_options *options)
+{
+	run->shape[0] = (int)json_integer_value(json_object_get(job->args, "depth"));
+	run->shape[1] = (int)json_integer_value(json_object_get(job->args, "fanout"));
+	return runtime_inject(workers_runtime(runner_workers()), runtime_spawn_tree_task,
+	                      run->shape, options, &run->task);
+}
+
+static void tree_start(struct job *job)
+{
+	start_task(job, memory_zalloc(sizeof(struct coroutine_run)), inject_tree);
+}
+
+static int inject_sleep(struct job *job, struct coroutine_run *run,
+                        const weft_spawn_options *options)
+{
+	double seconds = json_number_value(json_object_get(job->args, "seconds"));
+	json_t *result = json_object_get(job->args, "result");
+	return runtime_inject_sleep(workers_runtime(runner_workers()), seconds,
+	                            result != NULL ? json_incref(result) : json_null(), options,
+	                            &run->task);
+}
+
+static void sleep_start(struct job *job)
+{
+	start_task(job, memory_zalloc(sizeof(struct coroutine_run)), inject_sleep);
 }
 
 static void coroutine_stop(struct job *job)
@@ -146,6 +178,48 @@ static void coroutine_stop(struct job *job)
 	job->run.data = NULL; /* its end, when it comes, is dropped */
 	weft_cancel(run->task);
 }
+
+static const struct function_argument sleep_arguments[] = {
+	{"seconds", "number >= 0 (required): how long to sleep"},
+	{"result", "any JSON value (optional): the result when it wakes; null by default"},
+	{NULL, NULL},
+};
+
+/* Beyond this a sleep is surely a mistake. */
+#define SLEEP_MAX_SECONDS (10.0 * 365 * 24 * 3600)
+
+static int sleep_check(const struct function *function, const json_t *args,
+                       struct problem *problem)
+{
+	const char *key;
+	json_t *value;
+	json_object_foreach((json_t *)args, key, value)
+	{
+		if (strcmp(key, "seconds") != 0 && strcmp(key, "result") != 0) {
+			char field[80];
+			snprintf(field, sizeof(field), "args.%.64s", key);
+			return problem_set(problem, WEFT_EBADARGS, field,
+			                   "%s takes no argument '%.64s'; it takes seconds and result",
+			                   function->name, key);
+		}
+	}
+	json_t *seconds = json_object_get(args, "seconds");
+	if (seconds == NULL || !json_is_number(seconds) || json_number_value(seconds) < 0 ||
+	    json_number_value(seconds) > SLEEP_MAX_SECONDS)
+		return problem_set(problem, WEFT_EBADARGS, "args.seconds",
+		                   "sleep needs 'seconds', a number from 0 to %.0f", SLEEP_MAX_SECONDS);
+	return WEFT_OK;
+}
+
+const struct function sleep_function = {
+	.name = "sleep",
+	.executor = FUNCTION_TASK,
+	.summary = "a stackless task that sleeps on a worker's timer, then returns 'result'",
+	.arguments = sleep_arguments,
+	.check = sleep_check,
+	.start = sleep_start,
+	.stop = coroutine_stop,
+};
 
 const struct function spawn_tree_function = {
 	.name = "spawn_tree",

@@ -1,12 +1,13 @@
 /*
- * Functions whose jobs run as stackful coroutine tasks of the runtime
- * (executor "task"): spawn_tree.
+ * Functions whose jobs run as tasks of the runtime (executor "task"): sleep
+ * (stackless) and spawn_tree (stackful).
  */
 #ifndef COROUTINES_H
 #define COROUTINES_H
 
 struct function;
 
+extern const struct function sleep_function;
 extern const struct function spawn_tree_function;
 
 #endif

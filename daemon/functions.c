@@ -3,8 +3,6 @@
  */
 #include "daemon/functions.h"
 
-#include <event2/event.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,7 +12,6 @@
 #include "daemon/problem.h"
 #include "daemon/runner.h"
 #include "daemon/threaded.h"
-#include "daemon/workers.h"
 
 /* Refuses argument names a function does not take, so a misspelt one never
  * passes silently. */
@@ -64,61 +61,6 @@ static void echo_start(struct job *job)
 	runner_complete(job, json_incref(json_object_get(job->args, "value")));
 }
 
-/* sleep: a timer on the worker loop; the thread is never blocked. */
-
-static const struct function_argument sleep_arguments[] = {
-	{"seconds", "number >= 0 (required): how long to sleep"},
-	{"result", "any JSON value (optional): the result when it wakes; null by default"},
-	{NULL, NULL},
-};
-
-/* Beyond this a sleep is surely a mistake (and would overflow a timeval on some systems). */
-#define SLEEP_MAX_SECONDS (10.0 * 365 * 24 * 3600)
-
-static int sleep_check(const struct function *function, const json_t *args,
-                       struct problem *problem)
-{
-	int rv = check_known_arguments(args, function->arguments, function->name, problem);
-	if (rv != WEFT_OK)
-		return rv;
-	json_t *seconds = json_object_get(args, "seconds");
-	if (seconds == NULL || !json_is_number(seconds) || json_number_value(seconds) < 0 ||
-	    json_number_value(seconds) > SLEEP_MAX_SECONDS)
-		return problem_set(problem, WEFT_EBADARGS, "args.seconds",
-		                   "sleep needs 'seconds', a number from 0 to %.0f", SLEEP_MAX_SECONDS);
-	return WEFT_OK;
-}
-
-static void sleep_wake(evutil_socket_t fd, short events, void *argument)
-{
-	(void)fd;
-	(void)events;
-	struct job *job = argument;
-	event_free(job->run.data);
-	job->run.data = NULL;
-	json_t *result = json_object_get(job->args, "result");
-	runner_complete(job, result != NULL ? json_incref(result) : json_null());
-}
-
-static void sleep_start(struct job *job)
-{
-	double seconds = json_number_value(json_object_get(job->args, "seconds"));
-	double whole = floor(seconds);
-	struct timeval delay = {.tv_sec = (time_t)whole,
-	                        .tv_usec = (suseconds_t)((seconds - whole) * 1e6)};
-	struct event *timer = evtimer_new(workers_base(job->run.worker), sleep_wake, job);
-	job->run.data = timer;
-	evtimer_add(timer, &delay);
-}
-
-static void sleep_stop(struct job *job)
-{
-	if (job->run.data != NULL) {
-		event_free(job->run.data);
-		job->run.data = NULL;
-	}
-}
-
 static const struct function echo_function = {
 	.name = "echo",
 	.executor = FUNCTION_INLINE,
@@ -126,16 +68,6 @@ static const struct function echo_function = {
 	.arguments = echo_arguments,
 	.check = echo_check,
 	.start = echo_start,
-};
-
-static const struct function sleep_function = {
-	.name = "sleep",
-	.executor = FUNCTION_LOOP,
-	.summary = "sleeps on a timer of the worker loop, then returns 'result'",
-	.arguments = sleep_arguments,
-	.check = sleep_check,
-	.start = sleep_start,
-	.stop = sleep_stop,
 };
 
 /* The functions every build has, in the order `functions` lists them; the
