@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/runtime/context.h"
@@ -278,9 +279,14 @@ static int migrating_body(void *argument)
 	double kept = 1.25 * (double)weft_worker_index();
 	seen->first_worker = weft_worker_index();
 	errno = ENOENT; /* this thread's errno */
-	/* Yielded tasks go through the global queue, so any worker may resume this one. */
-	for (int round = 0; round < 200000 && weft_worker_index() == seen->first_worker; round++)
+	/* Yielded tasks go through the global queue, so any worker may resume this one; on a busy
+	 * machine the other worker's thread may not get a processor for a while: bound by time. */
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	do {
 		weft_yield();
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (weft_worker_index() == seen->first_worker && now.tv_sec - start.tv_sec < 20);
 	seen->last_worker = weft_worker_index();
 	/* A syscall failing on the new thread: errno must be read from this thread. Reading
 	 * `errno` directly here gives ENOENT at -O2: the compiler keeps the first thread's errno

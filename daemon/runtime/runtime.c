@@ -67,10 +67,9 @@ uint64_t runtime_outside_id(runtime *rt)
 }
 
 
-void runtime_task_started(runtime *rt)
+void runtime_task_started(runtime *rt, worker *current)
 {
-	worker *current = runtime_current_worker();
-	if (current != NULL && current->rt == rt)
+	if (current != NULL)
 		owner_counter_add(&current->spawned, 1);
 	else
 		atomic_fetch_add_explicit(&rt->outside_spawned, 1, memory_order_release);
@@ -127,9 +126,8 @@ typedef struct free_block {
 	size_t count;                  /* in the depot: blocks in this batch */
 } free_block;
 
-void *runtime_task_alloc(size_t size)
+void *runtime_task_alloc(worker *current, size_t size)
 {
-	worker *current = runtime_current_worker();
 	if (current == NULL)
 		return malloc(size);
 	if (current->task_cache == NULL) {

@@ -84,6 +84,8 @@ typedef struct completion {
 
 struct weft_task {
 	weft_task *next; /* link while in an injection or inbox list: owned by that list */
+	weft_task *segment_last;  /* head of a list segment: its last task (scheduler.c) */
+	uint32_t segment_count;   /* head of a list segment: its number of tasks */
 	context saved;   /* owner: the thread running or resuming the task */
 	stack *stack;    /* lent while the task runs or waits; NULL before its first run */
 	runtime *rt;
@@ -109,11 +111,11 @@ struct weft_task {
 	void *asan_fake_stack; /* sanitizer bookkeeping for this coroutine */
 };
 
-/* A list of tasks linked through task->next, guarded by `lock`. */
+/* A list of tasks linked through task->next, in segments (scheduler.c), guarded by `lock`. */
 typedef struct task_list {
 	pthread_mutex_t lock; /* guards first and last */
 	weft_task *first;
-	weft_task *last;
+	weft_task *last; /* head of the last segment */
 	atomic_size_t length; /* also read without the lock to skip empty lists */
 } task_list;
 
@@ -236,14 +238,16 @@ void scheduler_send_to_owner(worker *owner, weft_task *task);
 /* Task side: switch to the scheduler of the current worker for `reason`. Returns when resumed. */
 void scheduler_switch_out(weft_task *task, int reason);
 /* Memory for a task, cached per worker (the first fields of a free block reuse the task's
- * memory). Any thread; blocks are interchangeable malloc blocks of one size. */
-void *runtime_task_alloc(size_t size);
+ * memory). current: the caller's worker, NULL on other threads. Blocks are interchangeable
+ * malloc blocks of one size. runtime_task_started counts a task made by `current` (or by an
+ * outside thread when NULL). */
+void *runtime_task_alloc(worker *current, size_t size);
 void runtime_task_dispose(void *memory);
 /* The timeout to give event_add for `duration` on this worker's base: libevent's common timeout
  * for it when the worker has one or can make one (equal durations then cost O(1) each instead of
  * a heap operation: 100,000 sleeps of one second), else `duration` itself. Worker thread. */
 const struct timeval *runtime_common_timeout(worker *current, const struct timeval *duration);
-void runtime_task_started(runtime *rt);
+void runtime_task_started(runtime *rt, worker *current);
 void runtime_task_finished(runtime *rt);
 /* Writes "weft: task N (name) <how>; stopping" on stderr. Async-signal-safe. */
 void runtime_report_overflow(const weft_task *task, const char *how);

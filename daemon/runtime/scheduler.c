@@ -44,7 +44,6 @@ enum {
 	GLOBAL_INTERVAL = 61,
 	FAIR_INTERVAL = 4099,
 	EVENT_INTERVAL = 61,
-	GLOBAL_BATCH_MAX = 128,
 	SPIN_NANOSECONDS = 40000,
 	TSAN_FIBER_USES = 1000,
 };
@@ -58,43 +57,73 @@ void scheduler_list_init(task_list *list)
 	atomic_init(&list->length, 0);
 }
 
-/* Appends a chain of `count` tasks linked through next (last->next must be NULL). */
+/*
+ * Appends a segment: a chain of `count` tasks linked through next (last->next must be NULL).
+ * The list keeps segments whole (the head task records its segment's size and last task), so a
+ * taker removes a whole segment in constant time instead of walking tasks under the lock:
+ * walking the chain there cost a cache miss per task while the spawning worker waited for the
+ * lock.
+ */
 static void task_list_append(task_list *list, weft_task *first, weft_task *last, size_t count)
 {
+	first->segment_count = (uint32_t)count;
+	first->segment_last = last;
 	pthread_mutex_lock(&list->lock);
 	if (list->last == NULL)
 		list->first = first;
 	else
-		list->last->next = first;
-	list->last = last;
+		list->last->segment_last->next = first;
+	list->last = first;
 	atomic_fetch_add(&list->length, count); /* seq_cst: see parking in the design notes */
 	pthread_mutex_unlock(&list->lock);
 }
 
-/* Takes up to `most` tasks; returns the first, the chain linked through next. */
-static weft_task *task_list_take(task_list *list, size_t most, size_t *count_out)
+/* Puts a segment back at the head of the list (it was taken and did not fit). */
+static void task_list_prepend(task_list *list, weft_task *first, weft_task *last, size_t count)
+{
+	first->segment_count = (uint32_t)count;
+	first->segment_last = last;
+	pthread_mutex_lock(&list->lock);
+	last->next = list->first;
+	if (list->first == NULL)
+		list->last = first;
+	list->first = first;
+	atomic_fetch_add(&list->length, count);
+	pthread_mutex_unlock(&list->lock);
+}
+
+/* Takes the oldest segment; returns its first task (the chain linked through next). */
+static weft_task *task_list_take_segment(task_list *list, size_t *count_out)
 {
 	*count_out = 0;
 	if (atomic_load_explicit(&list->length, memory_order_relaxed) == 0)
 		return NULL;
 	pthread_mutex_lock(&list->lock);
 	weft_task *first = list->first;
-	weft_task *last = NULL;
-	size_t count = 0;
-	for (weft_task *each = first; each != NULL && count < most; each = each->next) {
-		last = each;
-		count++;
-	}
-	if (count > 0) {
+	if (first != NULL) {
+		weft_task *last = first->segment_last;
 		list->first = last->next;
 		if (list->first == NULL)
 			list->last = NULL;
 		last->next = NULL;
-		atomic_fetch_sub(&list->length, count);
+		*count_out = first->segment_count;
+		atomic_fetch_sub(&list->length, first->segment_count);
 	}
 	pthread_mutex_unlock(&list->lock);
-	*count_out = count;
-	return count > 0 ? first : NULL;
+	return first;
+}
+
+/* Takes every task; returns the first (the chain linked through next). */
+static weft_task *task_list_take_all(task_list *list)
+{
+	if (atomic_load_explicit(&list->length, memory_order_relaxed) == 0)
+		return NULL;
+	pthread_mutex_lock(&list->lock);
+	weft_task *first = list->first;
+	list->first = list->last = NULL;
+	atomic_store(&list->length, 0);
+	pthread_mutex_unlock(&list->lock);
+	return first;
 }
 
 /* ---- waking and parking workers ---- */
@@ -207,8 +236,7 @@ void scheduler_run_calls(worker *current)
 /* Tasks woken elsewhere whose events live here: delete the events, then queue them. */
 static void worker_drain_inbox(worker *current)
 {
-	size_t count;
-	weft_task *chain = task_list_take(&current->inbox, SIZE_MAX, &count);
+	weft_task *chain = task_list_take_all(&current->inbox);
 	while (chain != NULL) {
 		weft_task *task = chain;
 		chain = chain->next;
@@ -220,33 +248,31 @@ static void worker_drain_inbox(worker *current)
 	}
 }
 
-/* Takes a batch from the global queue: runs the first, queues the rest locally. */
+/* Takes a segment of the global queue (one injected task, or the half of a full deque that
+ * another worker moved there): runs the first and queues the rest locally when they fit;
+ * otherwise they go back to the head of the global queue, rather than overflow this deque into
+ * it again. */
 static weft_task *worker_take_global(worker *current)
 {
-	runtime *rt = current->rt;
-	size_t length = atomic_load_explicit(&rt->global.length, memory_order_relaxed);
-	if (length == 0)
-		return NULL;
-	size_t want = length / (size_t)rt->worker_count + 1;
-	size_t room = RUNQUEUE_CAPACITY / 2 - runqueue_length(&current->queue) / 2;
-	if (want > room)
-		want = room;
-	if (want > GLOBAL_BATCH_MAX)
-		want = GLOBAL_BATCH_MAX;
-	if (want == 0)
-		want = 1;
 	size_t count;
-	weft_task *chain = task_list_take(&rt->global, want, &count);
-	if (chain == NULL)
+	weft_task *first = task_list_take_segment(&current->rt->global, &count);
+	if (first == NULL)
 		return NULL;
-	owner_counter_add(&current->injected, count);
-	weft_task *first = chain;
-	chain = chain->next;
-	while (chain != NULL) {
-		weft_task *task = chain;
-		chain = chain->next;
-		worker_push(current, task);
+	weft_task *rest = first->next;
+	first->next = NULL;
+	if (rest != NULL) {
+		if (count - 1 <= RUNQUEUE_CAPACITY - runqueue_length(&current->queue)) {
+			while (rest != NULL) {
+				weft_task *task = rest;
+				rest = rest->next;
+				worker_push(current, task);
+			}
+		} else {
+			task_list_prepend(&current->rt->global, rest, first->segment_last, count - 1);
+			count = 1;
+		}
 	}
+	owner_counter_add(&current->injected, count);
 	return first;
 }
 

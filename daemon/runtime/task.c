@@ -92,7 +92,11 @@ static weft_task *task_self(void)
 int task_new(runtime *rt, weft_task_fn fn, void *argument, const weft_spawn_options *options,
 	     weft_task **task_out)
 {
-	weft_task *task = runtime_task_alloc(sizeof *task);
+	/* The calling thread's worker when it is one of rt's, else NULL: looked up once. */
+	worker *current = runtime_current_worker();
+	if (current != NULL && runtime_of_worker(current) != rt)
+		current = NULL;
+	weft_task *task = runtime_task_alloc(current, sizeof *task);
 	if (task == NULL)
 		return WEFT_ENOMEM;
 	task->next = NULL;
@@ -102,9 +106,7 @@ int task_new(runtime *rt, weft_task_fn fn, void *argument, const weft_spawn_opti
 	task->fn = fn;
 	task->argument = argument;
 	task->name = options != NULL && options->name != NULL ? options->name : "task";
-	worker *current = runtime_current_worker();
-	task->id = current != NULL && runtime_of_worker(current) == rt ? runtime_next_id(current)
-								    : runtime_outside_id(rt);
+	task->id = current != NULL ? runtime_next_id(current) : runtime_outside_id(rt);
 	task->on_done = options != NULL ? options->on_done : NULL;
 	task->on_done_argument = options != NULL ? options->on_done_argument : NULL;
 	task->event = NULL;
@@ -122,7 +124,7 @@ int task_new(runtime *rt, weft_task_fn fn, void *argument, const weft_spawn_opti
 	atomic_init(&task->references, 1); /* the runtime's, dropped at completion */
 	completion_init(&task->done);
 	task->asan_fake_stack = NULL;
-	runtime_task_started(rt);
+	runtime_task_started(rt, current);
 	*task_out = task;
 	return WEFT_OK;
 }
@@ -150,7 +152,13 @@ void task_complete(weft_task *task, int error)
 {
 	runtime *rt = task->rt;
 	task->done.error = error;
-	completion_finish(&task->done);
+	if (atomic_load_explicit(&task->references, memory_order_acquire) == 1) {
+		/* Only the runtime's reference: no handle exists, so nobody waits and nobody can
+		 * start to (a handle could only come from on_done, below, which sees it done). */
+		atomic_store_explicit(&task->done.done, true, memory_order_release);
+	} else {
+		completion_finish(&task->done);
+	}
 	if (task->on_done != NULL)
 		task->on_done(task, task->on_done_argument);
 	runtime_task_finished(rt);

@@ -34,7 +34,8 @@ extern "C" {
 	XX(ECLOSED, "closed", "the connection or client is closed")                        \
 	XX(EPROTO, "protocol_error", "the reply could not be understood")                  \
 	XX(EINVAL, "invalid_argument", "invalid argument")                                 \
-	XX(EINTERNAL, "internal", "internal error")
+	XX(EINTERNAL, "internal", "internal error")                                        \
+	XX(ECANCELED, "cancelled", "the task was cancelled")
 
 #define WEFT_ERROR_ENUM_(name, code, message) WEFT_##name,
 /* Error codes. WEFT_OK is 0; every other value is positive. */

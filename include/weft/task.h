@@ -34,15 +34,8 @@
 extern "C" {
 #endif
 
-/*
- * Cancellation error, until the error table gets its row: a task blocked in an await gets it
- * when it is cancelled, as asyncio's CancelledError. When error.h defines WEFT_ECANCELED (a row
- * XX(ECANCELED, "cancelled", "the task was cancelled")), it must also define
- * WEFT_HAVE_ECANCELED so this stand-in goes away.
- */
-#ifndef WEFT_HAVE_ECANCELED
-#define WEFT_ECANCELED 1000
-#endif
+/* A task blocked in an await gets WEFT_ECANCELED (weft/error.h) when it is cancelled, as
+ * asyncio's CancelledError. */
 
 /* Wait without a time limit. */
 #define WEFT_FOREVER (-1.0)
