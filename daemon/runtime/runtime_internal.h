@@ -132,6 +132,11 @@ struct worker {
 	uint64_t random;
 	uint64_t next_id;
 	bool searching;
+	/* A stackful task ran since this worker last parked: it is in a phase of task work, where
+	 * spinning before parking pays off (waking a parked worker costs tens of microseconds).
+	 * Without tasks (posted calls and events only, as exec jobs are) it parks at once: spinning
+	 * there only takes the CPU from the child processes. Owner thread only. */
+	bool ran_task;
 	weft_task *current;
 	void *task_cache; /* free task blocks, linked through their first word */
 	size_t task_cache_count;
