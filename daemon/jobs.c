@@ -488,6 +488,12 @@ void jobs_counts(struct jobs *jobs, struct jobs_counts *counts)
 	pthread_mutex_unlock(&jobs->retention_lock);
 }
 
+uint64_t jobs_unfinished(struct jobs *jobs)
+{
+	return atomic_load_explicit(&jobs->by_state[JOB_QUEUED], memory_order_relaxed) +
+	       atomic_load_explicit(&jobs->by_state[JOB_RUNNING], memory_order_relaxed);
+}
+
 size_t jobs_expire(struct jobs *jobs, double now)
 {
 	size_t dropped = 0;

@@ -185,6 +185,9 @@ json_t *jobs_list(struct jobs *jobs, const struct jobs_filter *filter, bool *mor
 
 void jobs_counts(struct jobs *jobs, struct jobs_counts *counts);
 
+/* Jobs queued or running now, without a lock (for the submit path). Any thread. */
+uint64_t jobs_unfinished(struct jobs *jobs);
+
 /* Drops finished jobs older than the retention time. Called periodically from the
  * main loop; any thread. Returns how many were dropped. */
 size_t jobs_expire(struct jobs *jobs, double now);

@@ -93,6 +93,17 @@ static void op_submit(struct daemon *daemon, struct server_request *slot, struct
 		reply_problem(slot, problem);
 		return;
 	}
+	/* Backpressure: a bounded number of unfinished jobs, so endless submits meet a
+	 * clear refusal instead of unbounded memory. */
+	uint64_t unfinished = jobs_unfinished(daemon->jobs);
+	if (unfinished + request->job_count > daemon->options.max_pending) {
+		problem_set(problem, WEFT_EBUSY, NULL,
+		            "weftd holds %llu unfinished jobs and takes at most %zu (--max-pending); "
+		            "submit again when some have finished",
+		            (unsigned long long)unfinished, daemon->options.max_pending);
+		reply_problem(slot, problem);
+		return;
+	}
 	/* The submitter's identity is asked of nng only for jobs that run as it. */
 	int64_t uid = -1, gid = -1;
 	bool asked = false;

@@ -26,6 +26,8 @@ static const char usage[] =
 	"  --retain-max N       keep at most N finished jobs, oldest dropped first (default 100000)\n"
 	"  --max-message BYTES  largest request accepted (default 1048576)\n"
 	"  --max-waiters N      most requests waiting for jobs at once (default 100000)\n"
+	"  --max-pending N      most unfinished jobs; submits beyond are refused with 'busy'\n"
+	"                       (default 1000000)\n"
 	"  --procs N            exec jobs running at once; others wait queued (default: online CPUs)\n"
 	"  --output-max BYTES   stdout and stderr kept per exec job, each (default 1048576,\n"
 	"                       at most 4194304)\n"
@@ -57,13 +59,14 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	options->retain_max = 100000;
 	options->max_message = PROTO_DEFAULT_MAX_MESSAGE;
 	options->max_waiters = 100000;
+	options->max_pending = 1000000;
 	options->procs = cpus > 0 ? (unsigned)cpus : 1;
 	options->output_max = 1024 * 1024;
 	options->threads = 0; /* 2 x workers, decided after parsing */
 	options->log_level = LOG_LEVEL_INFO;
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
-	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
+	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
@@ -73,6 +76,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"retain-max", required_argument, NULL, OPT_RETAIN_MAX},
 		{"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
 		{"max-waiters", required_argument, NULL, OPT_MAX_WAITERS},
+		{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
 		{"procs", required_argument, NULL, OPT_PROCS},
 		{"output-max", required_argument, NULL, OPT_OUTPUT_MAX},
 		{"threads", required_argument, NULL, OPT_THREADS},
@@ -137,6 +141,11 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			if (parse_number(optarg, 1, 1e8, &value) != 0 || value != floor(value))
 				goto bad_value;
 			options->max_waiters = (size_t)value;
+			break;
+		case OPT_MAX_PENDING:
+			if (parse_number(optarg, 1, 1e9, &value) != 0 || value != floor(value))
+				goto bad_value;
+			options->max_pending = (size_t)value;
 			break;
 		case OPT_PROCS:
 			if (parse_number(optarg, 1, 65536, &value) != 0 || value != floor(value))

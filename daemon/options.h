@@ -17,6 +17,7 @@ struct options {
 	size_t retain_max;
 	size_t max_message;
 	size_t max_waiters;
+	size_t max_pending;   /* unfinished jobs at most; submits beyond get `busy` */
 	unsigned procs;       /* exec jobs running at once */
 	size_t output_max;    /* bytes of stdout and of stderr kept per exec job */
 	unsigned threads;     /* thread pool size */

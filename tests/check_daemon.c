@@ -296,6 +296,39 @@ START_TEST(test_waiter_limit_answers_busy_and_recovers)
 }
 END_TEST
 
+START_TEST(test_pending_limit_answers_busy_and_recovers)
+{
+	fixture daemon;
+	const char *const args[] = {"--max-pending", "3", NULL};
+	fixture_start(&daemon, args);
+	json_int_t ids[3];
+	for (int i = 0; i < 3; i++) {
+		json_t *reply = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\","
+		                                      "\"args\":{\"seconds\":60}}");
+		ids[i] = json_integer_value(json_object_get(reply, "id"));
+		ck_assert_int_gt(ids[i], 0);
+		json_decref(reply);
+	}
+	/* A fourth unfinished job is refused, and so is a batch that would pass the limit. */
+	json_t *reply = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\","
+	                                      "\"args\":{\"seconds\":60}}");
+	ck_assert_str_eq(wire_error_code(reply), "busy");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
+	                                     json_object_get(reply, "error"), "message")),
+	                             "--max-pending"));
+	json_decref(reply);
+	/* As jobs finish, submits succeed again. */
+	char request[64];
+	snprintf(request, sizeof(request), "{\"op\":\"cancel\",\"id\":%lld}", (long long)ids[0]);
+	json_decref(wire_call(daemon.url, request));
+	reply = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},"
+	                              "\"wait\":5}");
+	ck_assert_int_eq(json_integer_value(json_object_get(reply, "result")), 1);
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
 START_TEST(test_usage_errors_exit_2_with_a_message)
 {
 	char output[2048];
@@ -328,6 +361,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(life, test_oversized_request_is_answered_too_large);
 	tcase_add_test(life, test_client_that_leaves_frees_its_long_poll);
 	tcase_add_test(life, test_waiter_limit_answers_busy_and_recovers);
+	tcase_add_test(life, test_pending_limit_answers_busy_and_recovers);
 	tcase_add_test(life, test_usage_errors_exit_2_with_a_message);
 	suite_add_tcase(suite, life);
 	return suite;
