@@ -63,16 +63,10 @@ static int integer_argument(const json_t *args, const char *name, int low, int h
 static int tree_check(const struct function *function, const json_t *args,
                       struct problem *problem)
 {
-	const char *key;
-	json_t *value;
-	json_object_foreach((json_t *)args, key, value)
-	{
-		if (strcmp(key, "depth") != 0 && strcmp(key, "fanout") != 0)
-			return problem_set(problem, WEFT_EBADARGS, NULL,
-			                   "%s takes no argument '%s'; it takes depth and fanout",
-			                   function->name, key);
-	}
-	int depth, fanout, rv;
+	int rv = functions_check_known_arguments(function, args, problem);
+	if (rv != WEFT_OK)
+		return rv;
+	int depth, fanout;
 	if ((rv = integer_argument(args, "depth", 0, TREE_MAX_DEPTH, &depth, problem)) != WEFT_OK ||
 	    (rv = integer_argument(args, "fanout", 1, TREE_MAX_FANOUT, &fanout, problem)) != WEFT_OK)
 		return rv;
@@ -191,18 +185,9 @@ static const struct function_argument sleep_arguments[] = {
 static int sleep_check(const struct function *function, const json_t *args,
                        struct problem *problem)
 {
-	const char *key;
-	json_t *value;
-	json_object_foreach((json_t *)args, key, value)
-	{
-		if (strcmp(key, "seconds") != 0 && strcmp(key, "result") != 0) {
-			char field[80];
-			snprintf(field, sizeof(field), "args.%.64s", key);
-			return problem_set(problem, WEFT_EBADARGS, field,
-			                   "%s takes no argument '%.64s'; it takes seconds and result",
-			                   function->name, key);
-		}
-	}
+	int rv = functions_check_known_arguments(function, args, problem);
+	if (rv != WEFT_OK)
+		return rv;
 	json_t *seconds = json_object_get(args, "seconds");
 	if (seconds == NULL || !json_is_number(seconds) || json_number_value(seconds) < 0 ||
 	    json_number_value(seconds) > SLEEP_MAX_SECONDS)

@@ -13,25 +13,23 @@
 #include "daemon/runner.h"
 #include "daemon/threaded.h"
 
-/* Refuses argument names a function does not take, so a misspelt one never
- * passes silently. */
-static int check_known_arguments(const json_t *args, const struct function_argument *known,
-                                 const char *function, struct problem *problem)
+int functions_check_known_arguments(const struct function *function, const json_t *args,
+                                    struct problem *problem)
 {
 	const char *key;
 	json_t *value;
 	json_object_foreach((json_t *)args, key, value)
 	{
 		bool found = false;
-		for (const struct function_argument *argument = known; argument->name != NULL;
-		     argument++)
+		for (const struct function_argument *argument = function->arguments;
+		     argument->name != NULL; argument++)
 			found = found || strcmp(argument->name, key) == 0;
 		if (!found) {
 			char field[80];
-			snprintf(field, sizeof(field), "args.%s", key);
+			snprintf(field, sizeof(field), "args.%.64s", key);
 			return problem_set(problem, WEFT_EBADARGS, field,
-			                   "%s takes no argument '%s'; 'functions' lists its arguments",
-			                   function, key);
+			                   "%s takes no argument '%.64s'; 'functions' lists its arguments",
+			                   function->name, key);
 		}
 	}
 	return WEFT_OK;
@@ -47,7 +45,7 @@ static const struct function_argument echo_arguments[] = {
 static int echo_check(const struct function *function, const json_t *args,
                       struct problem *problem)
 {
-	int rv = check_known_arguments(args, function->arguments, function->name, problem);
+	int rv = functions_check_known_arguments(function, args, problem);
 	if (rv != WEFT_OK)
 		return rv;
 	if (json_object_get(args, "value") == NULL)

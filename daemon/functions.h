@@ -74,6 +74,11 @@ int functions_init(unsigned procs, size_t output_max, unsigned threads);
 /* Stops the executors: the thread pool's threads are told to stop. Main thread. */
 void functions_fini(void);
 
+/* Refuses an argument name the function does not list, so a misspelt one never
+ * passes silently: WEFT_OK, or WEFT_EBADARGS with the problem filled. Any thread. */
+int functions_check_known_arguments(const struct function *function, const json_t *args,
+                                    struct problem *problem);
+
 /* The function with that name, or NULL. Any thread; the registry is static. */
 const struct function *functions_find(const char *name);
 

@@ -71,7 +71,7 @@ START_TEST(test_spawn_tree_arguments_are_checked)
 		{"{\"depth\":2}", "args.fanout"},
 		{"{\"depth\":2,\"fanout\":0}", "args.fanout"},
 		{"{\"depth\":8,\"fanout\":64}", "args.depth"}, /* far more than 10 million tasks */
-		{"{\"depth\":1,\"fanout\":2,\"width\":3}", ""},
+		{"{\"depth\":1,\"fanout\":2,\"width\":3}", "args.width"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char request[160];
