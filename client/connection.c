@@ -1,8 +1,10 @@
 /*
  * The connection to weftd.
  *
- * One REQ socket per client, one nng context per call: nng matches each reply
- * to its context, so threads share the socket without a lock of ours.
+ * One REQ socket per client, one nng context per call in flight: nng matches
+ * each reply to its context, so threads share the socket. Contexts are kept
+ * on an idle list between calls (the only lock of ours), and one that saw an
+ * error is closed rather than reused.
  *
  * Resend is off (NNG_OPT_REQ_RESENDTIME = infinite) before any context is
  * opened, because contexts copy the socket's setting when they are created.
@@ -22,6 +24,7 @@
 #include "client/connection.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,6 +128,61 @@ static int parse_reply(const weft_client *client, nng_msg *message, json_t **rep
 	return WEFT_OK;
 }
 
+/* Most contexts kept idle; more are closed after their call. */
+#define IDLE_CHANNELS_MAX 64
+
+static void channel_free(struct connection_channel *channel)
+{
+	nng_ctx_close(channel->context);
+	nng_aio_free(channel->aio);
+	allocator_free(channel);
+}
+
+/* An idle channel, or a new one. Returns 0 or an nng error (NNG_ENOMEM). */
+static int channel_take(weft_client *client, struct connection_channel **out)
+{
+	pthread_mutex_lock(&client->channel_lock);
+	struct connection_channel *channel = client->idle_channels;
+	if (channel != NULL) {
+		client->idle_channels = channel->next;
+		client->idle_count--;
+	}
+	pthread_mutex_unlock(&client->channel_lock);
+	if (channel != NULL) {
+		*out = channel;
+		return 0;
+	}
+	if ((channel = allocator_calloc(1, sizeof(*channel))) == NULL)
+		return NNG_ENOMEM;
+	int rv = nng_aio_alloc(&channel->aio, NULL, NULL);
+	if (rv != 0) {
+		allocator_free(channel);
+		return rv;
+	}
+	if ((rv = nng_ctx_open(&channel->context, client->socket)) != 0) {
+		nng_aio_free(channel->aio);
+		allocator_free(channel);
+		return rv;
+	}
+	*out = channel;
+	return 0;
+}
+
+/* Back to the idle list after a call that went right. */
+static void channel_give(weft_client *client, struct connection_channel *channel)
+{
+	pthread_mutex_lock(&client->channel_lock);
+	bool keep = client->idle_count < IDLE_CHANNELS_MAX;
+	if (keep) {
+		channel->next = client->idle_channels;
+		client->idle_channels = channel;
+		client->idle_count++;
+	}
+	pthread_mutex_unlock(&client->channel_lock);
+	if (!keep)
+		channel_free(channel);
+}
+
 int connection_round_trip(weft_client *client, const void *bytes, size_t size,
                           double reply_wait, json_t **reply)
 {
@@ -136,56 +194,50 @@ int connection_round_trip(weft_client *client, const void *bytes, size_t size,
 		                      "at a time (a smaller batch) or raise --max-message",
 		                      size, PROTO_TRANSPORT_SLACK_FACTOR, client->max_message);
 	nng_msg *message = NULL;
-	nng_aio *aio = NULL;
-	nng_ctx context;
+	struct connection_channel *channel = NULL;
 	int rv;
 	if ((rv = nng_msg_alloc(&message, size)) != 0) {
 		rv = send_failure(client, rv);
 		goto fail;
 	}
 	memcpy(nng_msg_body(message), bytes, size);
-	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+	if ((rv = channel_take(client, &channel)) != 0) {
 		rv = send_failure(client, rv);
 		goto fail_message;
 	}
-	if ((rv = nng_ctx_open(&context, client->socket)) != 0) {
-		rv = send_failure(client, rv);
-		goto fail_aio;
-	}
+	nng_aio *aio = channel->aio;
 
 	nng_aio_set_timeout(aio, SEND_TIMEOUT_MS);
 	nng_aio_set_msg(aio, message);
-	nng_ctx_send(context, aio);
+	nng_ctx_send(channel->context, aio);
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
 		/* A failed send leaves the message with us. */
 		rv = send_failure(client, rv);
-		goto fail_context;
+		goto fail_channel;
 	}
 	message = NULL;
 
 	nng_duration waited = reply_timeout_ms(reply_wait);
 	nng_aio_set_timeout(aio, waited);
-	nng_ctx_recv(context, aio);
+	nng_ctx_recv(channel->context, aio);
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
 		rv = receive_failure(client, rv, waited);
-		goto fail_context;
+		goto fail_channel;
 	}
 	message = nng_aio_get_msg(aio);
 	json_t *parsed = NULL;
 	if ((rv = parse_reply(client, message, &parsed)) != 0)
-		goto fail_context;
+		goto fail_channel;
 	nng_msg_free(message);
-	nng_ctx_close(context);
-	nng_aio_free(aio);
+	channel_give(client, channel);
 	*reply = parsed;
 	return WEFT_OK;
 
-fail_context:
-	nng_ctx_close(context);
-fail_aio:
-	nng_aio_free(aio);
+fail_channel:
+	/* A context that saw an error may still hold a request: never reuse it. */
+	channel_free(channel);
 fail_message:
 	if (message != NULL)
 		nng_msg_free(message);
@@ -301,6 +353,19 @@ fail:
 	return rv;
 }
 
+/* Frees the idle channels; no call may be running. */
+static void close_channels(weft_client *client)
+{
+	struct connection_channel *channel = client->idle_channels;
+	client->idle_channels = NULL;
+	client->idle_count = 0;
+	while (channel != NULL) {
+		struct connection_channel *next = channel->next;
+		channel_free(channel);
+		channel = next;
+	}
+}
+
 int weft_connect(const char *url, weft_client **out)
 {
 	last_error_clear();
@@ -320,6 +385,7 @@ int weft_connect(const char *url, weft_client **out)
 	if (client == NULL)
 		return last_error_set(WEFT_ENOMEM, "out of memory creating a client");
 	client->max_message = PROTO_DEFAULT_MAX_MESSAGE;
+	pthread_mutex_init(&client->channel_lock, NULL);
 	if ((client->url = allocator_strdup(url)) == NULL) {
 		rv = last_error_set(WEFT_ENOMEM, "out of memory creating a client");
 		goto fail_client;
@@ -332,10 +398,12 @@ int weft_connect(const char *url, weft_client **out)
 	return WEFT_OK;
 
 fail_socket:
+	close_channels(client);
 	nng_close(client->socket);
 fail_url:
 	allocator_free(client->url);
 fail_client:
+	pthread_mutex_destroy(&client->channel_lock);
 	allocator_free(client);
 	return rv;
 }
@@ -344,7 +412,9 @@ void weft_close(weft_client *client)
 {
 	if (client == NULL)
 		return;
+	close_channels(client);
 	nng_close(client->socket);
+	pthread_mutex_destroy(&client->channel_lock);
 	allocator_free(client->url);
 	allocator_free(client);
 }
