@@ -14,10 +14,13 @@
 /* The protocol's largest id (2^53) keeps every id exact in any JSON parser. */
 #define JOBS_MAX_ID (1ULL << 53)
 
+/* Every state has a name; "unknown" is never sent by a daemon, so from_name
+ * cannot return it for a real state. */
 static const char *const state_names[] = {
-	[WEFT_STATE_QUEUED] = "queued", [WEFT_STATE_RUNNING] = "running",
-	[WEFT_STATE_DONE] = "done",     [WEFT_STATE_FAILED] = "failed",
-	[WEFT_STATE_CANCELLED] = "cancelled",
+	[WEFT_STATE_QUEUED] = "queued",       [WEFT_STATE_RUNNING] = "running",
+	[WEFT_STATE_DONE] = "done",           [WEFT_STATE_FAILED] = "failed",
+	[WEFT_STATE_CANCELLED] = "cancelled", [WEFT_STATE_UNKNOWN] = "unknown",
+	[WEFT_STATE_PENDING] = "pending",
 };
 
 const char *weft_state_name(weft_state state)

@@ -115,9 +115,7 @@ static void on_shutdown_poll(evutil_socket_t fd, short events, void *argument)
 	struct daemon *daemon = loop->daemon;
 	double now = now_monotonic();
 	if (loop->drain_deadline == 0) {
-		struct jobs_counts counts;
-		jobs_counts(daemon->jobs, &counts);
-		uint64_t unfinished = counts.by_state[JOB_QUEUED] + counts.by_state[JOB_RUNNING];
+		uint64_t unfinished = jobs_unfinished(daemon->jobs);
 		if (unfinished > 0 && now < loop->grace_deadline)
 			return;
 		if (unfinished > 0) {
@@ -147,11 +145,9 @@ static void on_signal(evutil_socket_t signal_number, short events, void *argumen
 		loop->grace_deadline = now_monotonic();
 		return;
 	}
-	struct jobs_counts counts;
-	jobs_counts(daemon->jobs, &counts);
 	log_info("%s: shutting down; %llu jobs unfinished, grace %g s",
 	         strsignal((int)signal_number),
-	         (unsigned long long)(counts.by_state[JOB_QUEUED] + counts.by_state[JOB_RUNNING]),
+	         (unsigned long long)jobs_unfinished(daemon->jobs),
 	         daemon->options.grace);
 	atomic_store(&daemon->shutting_down, true);
 	loop->grace_deadline = now_monotonic() + daemon->options.grace;

@@ -68,6 +68,28 @@ static const struct function echo_function = {
 	.start = echo_start,
 };
 
+static int future_check(const struct function *function, const json_t *args,
+                        struct problem *problem)
+{
+	(void)args;
+	return problem_set(problem, WEFT_EBADARGS, NULL, "%s is made with future.new, not submitted",
+	                   function->name);
+}
+
+static void future_start(struct job *job)
+{
+	(void)job; /* never started: future.new makes the job pending at once */
+}
+
+const struct function functions_future = {
+	.name = "future",
+	.executor = FUNCTION_INLINE,
+	.summary = "a bare future: pending until a client sets it with future.set",
+	.arguments = (const struct function_argument[]){{NULL, NULL}},
+	.check = future_check,
+	.start = future_start,
+};
+
 /* The functions every build has, in the order `functions` lists them; the
  * thread pool's come after them (threaded.c). */
 static const struct function *const builtins[] = {

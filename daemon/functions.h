@@ -79,6 +79,10 @@ void functions_fini(void);
 int functions_check_known_arguments(const struct function *function, const json_t *args,
                                     struct problem *problem);
 
+/* The function of bare futures (future.new): it never runs, a client sets the
+ * job's outcome. Not in the registry, so `submit` cannot name it. */
+extern const struct function functions_future;
+
 /* The function with that name, or NULL. Any thread; the registry is static. */
 const struct function *functions_find(const char *name);
 

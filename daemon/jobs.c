@@ -47,8 +47,8 @@ struct jobs {
 	size_t retain_max;
 };
 
-static const char *const state_names[JOB_STATE_COUNT] = {"queued", "running", "done", "failed",
-                                                         "cancelled"};
+static const char *const state_names[JOB_STATE_COUNT] = {"queued", "running", "pending", "done",
+                                                         "failed", "cancelled"};
 
 const char *job_state_name(enum job_state state)
 {
@@ -219,6 +219,20 @@ bool jobs_start(struct jobs *jobs, struct job *job, int worker)
 		count_add(jobs, JOB_RUNNING, 1);
 	}
 	return started;
+}
+
+void jobs_make_pending(struct jobs *jobs, struct job *job)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	bool made = job->state == JOB_QUEUED;
+	if (made)
+		job->state = JOB_PENDING;
+	pthread_mutex_unlock(&shard->lock);
+	if (made) {
+		count_add(jobs, JOB_QUEUED, -1);
+		count_add(jobs, JOB_PENDING, 1);
+	}
 }
 
 /* Unlists a job and drops the table's reference. No lock held by the caller. */
@@ -491,7 +505,8 @@ void jobs_counts(struct jobs *jobs, struct jobs_counts *counts)
 uint64_t jobs_unfinished(struct jobs *jobs)
 {
 	return atomic_load_explicit(&jobs->by_state[JOB_QUEUED], memory_order_relaxed) +
-	       atomic_load_explicit(&jobs->by_state[JOB_RUNNING], memory_order_relaxed);
+	       atomic_load_explicit(&jobs->by_state[JOB_RUNNING], memory_order_relaxed) +
+	       atomic_load_explicit(&jobs->by_state[JOB_PENDING], memory_order_relaxed);
 }
 
 size_t jobs_expire(struct jobs *jobs, double now)

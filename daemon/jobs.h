@@ -25,7 +25,17 @@
 
 #include "daemon/slots.h"
 
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED, JOB_CANCELLED, JOB_STATE_COUNT };
+/* pending: a bare future (future.new), waiting for a client to set it. The
+ * finished states come last: job_state_finished relies on it. */
+enum job_state {
+	JOB_QUEUED,
+	JOB_RUNNING,
+	JOB_PENDING,
+	JOB_DONE,
+	JOB_FAILED,
+	JOB_CANCELLED,
+	JOB_STATE_COUNT
+};
 
 /* The wire name of a state ("queued"); static. */
 const char *job_state_name(enum job_state state);
@@ -145,6 +155,9 @@ void job_unref(struct job *job);
  * the job is no longer queued, e.g. it was cancelled while it waited. */
 bool jobs_start(struct jobs *jobs, struct job *job, int worker);
 
+/* queued → pending, for a bare future: it waits for a client to set it. */
+void jobs_make_pending(struct jobs *jobs, struct job *job);
+
 /*
  * Finishes a job: state is JOB_DONE (result set, error NULL) or JOB_FAILED /
  * JOB_CANCELLED (error = {"type","message"}). result and error are stolen in
@@ -185,7 +198,7 @@ json_t *jobs_list(struct jobs *jobs, const struct jobs_filter *filter, bool *mor
 
 void jobs_counts(struct jobs *jobs, struct jobs_counts *counts);
 
-/* Jobs queued or running now, without a lock (for the submit path). Any thread. */
+/* Jobs queued, running or pending now, without a lock (for the submit path). Any thread. */
 uint64_t jobs_unfinished(struct jobs *jobs);
 
 /* Drops finished jobs older than the retention time. Called periodically from the

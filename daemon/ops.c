@@ -84,23 +84,28 @@ static json_t *op_ping(struct daemon *daemon)
 	                 (json_int_t)daemon->options.max_message);
 }
 
+/* Whether `count` new jobs may be accepted: not while shutting down, and not
+ * past --max-pending (backpressure: endless submits meet a clear refusal
+ * instead of unbounded memory). */
+static int admit(struct daemon *daemon, size_t count, struct problem *problem)
+{
+	if (atomic_load(&daemon->shutting_down))
+		return problem_set(problem, WEFT_ESHUTDOWN, NULL,
+		                   "weftd is shutting down and accepts no new jobs; submit to the "
+		                   "next one");
+	uint64_t unfinished = jobs_unfinished(daemon->jobs);
+	if (unfinished + count > daemon->options.max_pending)
+		return problem_set(problem, WEFT_EBUSY, NULL,
+		                   "weftd holds %llu unfinished jobs and takes at most %zu "
+		                   "(--max-pending); submit again when some have finished",
+		                   (unsigned long long)unfinished, daemon->options.max_pending);
+	return WEFT_OK;
+}
+
 static void op_submit(struct daemon *daemon, struct server_request *slot, struct request *request,
                       struct problem *problem)
 {
-	if (atomic_load(&daemon->shutting_down)) {
-		problem_set(problem, WEFT_ESHUTDOWN, NULL,
-		            "weftd is shutting down and accepts no new jobs; submit to the next one");
-		reply_problem(slot, problem);
-		return;
-	}
-	/* Backpressure: a bounded number of unfinished jobs, so endless submits meet a
-	 * clear refusal instead of unbounded memory. */
-	uint64_t unfinished = jobs_unfinished(daemon->jobs);
-	if (unfinished + request->job_count > daemon->options.max_pending) {
-		problem_set(problem, WEFT_EBUSY, NULL,
-		            "weftd holds %llu unfinished jobs and takes at most %zu (--max-pending); "
-		            "submit again when some have finished",
-		            (unsigned long long)unfinished, daemon->options.max_pending);
+	if (admit(daemon, request->job_count, problem) != WEFT_OK) {
 		reply_problem(slot, problem);
 		return;
 	}
@@ -210,6 +215,66 @@ static void op_wait(struct daemon *daemon, struct server_request *slot, struct r
 	wait_for(daemon, slot, WAITER_WAIT, list, request->id_count, request->return_when,
 	         request->has_timeout ? request->timeout : -1);
 	free(list);
+}
+
+static json_t *op_future_new(struct daemon *daemon, struct server_request *slot,
+                             struct request *request, struct problem *problem)
+{
+	if (admit(daemon, 1, problem) != WEFT_OK)
+		return problem_to_reply(problem);
+	int64_t uid, gid;
+	server_request_peer(slot, &uid, &gid);
+	json_t *labels = request->labels != NULL ? json_incref((json_t *)request->labels) : NULL;
+	struct job *job = jobs_create(daemon->jobs, &functions_future, json_object(), labels, 0, uid,
+	                              gid);
+	jobs_make_pending(daemon->jobs, job);
+	json_t *reply = json_pack("{s:b, s:I}", "ok", 1, "id", (json_int_t)job->id);
+	job_unref(job);
+	return reply;
+}
+
+static json_t *op_future_set(struct daemon *daemon, struct server_request *slot,
+                             struct request *request, struct problem *problem)
+{
+	struct job *job = jobs_find(daemon->jobs, request->id);
+	if (job == NULL) {
+		unknown_id(problem, request->id);
+		return problem_to_reply(problem);
+	}
+	json_t *reply = NULL;
+	int64_t uid, gid;
+	server_request_peer(slot, &uid, &gid);
+	if (job->function != &functions_future) {
+		problem_set(problem, WEFT_EBADFIELD, "id",
+		            "job %llu runs '%s'; only ids made by future.new can be set",
+		            (unsigned long long)job->id, function_name(job->function));
+	} else if (job->owner_uid >= 0 && uid != job->owner_uid && uid != 0) {
+		/* Whoever made the future decides it, or root. */
+		problem_set(problem, WEFT_EPERM, "id",
+		            "future %llu belongs to uid %lld; only that user or root may set it",
+		            (unsigned long long)job->id, (long long)job->owner_uid);
+	} else {
+		bool done = request->result != NULL;
+		enum job_state previous;
+		bool set = jobs_finish(daemon->jobs, job, done ? JOB_DONE : JOB_FAILED,
+		                       done ? json_incref((json_t *)request->result) : NULL,
+		                       done ? NULL : json_incref((json_t *)request->error), &previous,
+		                       NULL);
+		if (set) {
+			reply = json_pack("{s:b, s:I, s:s}", "ok", 1, "id", (json_int_t)job->id, "state",
+			                  job_state_name(done ? JOB_DONE : JOB_FAILED));
+		} else {
+			problem_set(problem, WEFT_EALREADYSET, "id", "future %llu is already %s",
+			            (unsigned long long)job->id, job_state_name(previous));
+			problem->state = job_state_name(previous);
+		}
+	}
+	if (reply == NULL) {
+		problem->id = job->id;
+		reply = problem_to_reply(problem);
+	}
+	job_unref(job);
+	return reply;
 }
 
 static json_t *op_cancel(struct daemon *daemon, struct request *request, struct problem *problem)
@@ -349,6 +414,12 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 		break;
 	case REQUEST_STATS:
 		reply = op_stats(daemon);
+		break;
+	case REQUEST_FUTURE_NEW:
+		reply = op_future_new(daemon, slot, &request, &problem);
+		break;
+	case REQUEST_FUTURE_SET:
+		reply = op_future_set(daemon, slot, &request, &problem);
 		break;
 	case REQUEST_OP_COUNT:
 		break;

@@ -28,6 +28,8 @@ static const char *const op_fields[REQUEST_OP_COUNT][8] = {
 	[REQUEST_LIST] = {"state", "fn", "labels", "after", "limit", NULL},
 	[REQUEST_FUNCTIONS] = {NULL},
 	[REQUEST_STATS] = {NULL},
+	[REQUEST_FUTURE_NEW] = {"labels", NULL},
+	[REQUEST_FUTURE_SET] = {"id", "result", "error", NULL},
 };
 
 static const char *const job_fields[] = {"fn", "args", "timeout", "labels", NULL};
@@ -261,6 +263,34 @@ static int decode_timeout(json_t *root, struct request *request, struct problem 
 	return get_seconds(timeout, "timeout", false, &request->timeout, problem);
 }
 
+/* Longest error type a client may give a future. */
+#define FUTURE_ERROR_TYPE_MAX 64
+
+static int decode_future_set(json_t *root, struct request *request, struct problem *problem)
+{
+	int rv = get_id(json_object_get(root, "id"), "id", &request->id, problem);
+	if (rv != WEFT_OK)
+		return rv;
+	request->result = json_object_get(root, "result");
+	request->error = json_object_get(root, "error");
+	if ((request->result == NULL) == (request->error == NULL))
+		return problem_set(problem, WEFT_EBADFIELD, "result",
+		                   "give the future either a 'result' (any JSON value) or an 'error' "
+		                   "({\"type\": ..., \"message\": ...}), not both or neither");
+	if (request->error == NULL)
+		return WEFT_OK;
+	const json_t *type = json_object_get(request->error, "type");
+	const json_t *message = json_object_get(request->error, "message");
+	if (!json_is_object(request->error) || json_object_size(request->error) != 2 ||
+	    !json_is_string(type) || json_string_length(type) == 0 ||
+	    json_string_length(type) > FUTURE_ERROR_TYPE_MAX || !json_is_string(message))
+		return problem_set(problem, WEFT_EBADFIELD, "error",
+		                   "field 'error' must be {\"type\": a name of 1 to %d bytes, "
+		                   "\"message\": a string}",
+		                   FUTURE_ERROR_TYPE_MAX);
+	return WEFT_OK;
+}
+
 static int decode_body(json_t *root, struct request *request, struct problem *problem)
 {
 	int rv;
@@ -310,8 +340,8 @@ static int decode_body(json_t *root, struct request *request, struct problem *pr
 			enum job_state state;
 			if (!json_is_string(value) || job_state_parse(json_string_value(value), &state) != 0)
 				return problem_set(problem, WEFT_EBADFIELD, "state",
-				                   "field 'state' must be one of queued, running, done, "
-				                   "failed, cancelled");
+				                   "field 'state' must be one of queued, running, pending, "
+				                   "done, failed, cancelled");
 			request->state = (int)state;
 		}
 		if ((value = json_object_get(root, "fn")) != NULL) {
@@ -340,6 +370,15 @@ static int decode_body(json_t *root, struct request *request, struct problem *pr
 			request->limit = (size_t)json_integer_value(value);
 		}
 		return WEFT_OK;
+	case REQUEST_FUTURE_NEW:
+		if ((value = json_object_get(root, "labels")) != NULL) {
+			if ((rv = check_labels(value, "labels", problem)) != WEFT_OK)
+				return rv;
+			request->labels = value;
+		}
+		return WEFT_OK;
+	case REQUEST_FUTURE_SET:
+		return decode_future_set(root, request, problem);
 	case REQUEST_OP_COUNT:
 		break;
 	}
@@ -374,7 +413,7 @@ int request_decode(const void *data, size_t size, struct request *out, struct pr
 	if (out->op == REQUEST_OP_COUNT) {
 		rv = problem_set(problem, WEFT_EUNKNOWNOP, "op",
 		                 "unknown op '%.64s'; ops are ping, submit, status, result, wait, "
-		                 "cancel, list, functions, stats",
+		                 "cancel, list, functions, stats, future.new, future.set",
 		                 json_string_value(op));
 		goto fail;
 	}

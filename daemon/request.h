@@ -66,10 +66,14 @@ struct request {
 	double timeout;
 	enum request_return_when return_when;
 
-	/* list */
+	/* list (and future.new: labels) */
 	int state;             /* an enum job_state, or -1 */
 	const char *function;  /* borrowed from root, or NULL */
 	const json_t *labels;  /* borrowed from root, or NULL */
+
+	/* future.set: exactly one of the two, borrowed from root */
+	const json_t *result;
+	const json_t *error;   /* {"type": string, "message": string} */
 	uint64_t after;
 	size_t limit;
 };

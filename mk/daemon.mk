@@ -90,3 +90,9 @@ check-tsan-daemon:
 	done; \
 	test $$failed -eq 0
 check-tsan: check-tsan-daemon
+
+# Bare futures end to end.
+$(BUILD)/tests/check_futures: $(BUILD)/tests/check_futures.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_futures

@@ -31,12 +31,15 @@
 	XX(CANCEL, "cancel")                                                               \
 	XX(LIST, "list")                                                                   \
 	XX(FUNCTIONS, "functions")                                                         \
-	XX(STATS, "stats")
+	XX(STATS, "stats")                                                                 \
+	XX(FUTURE_NEW, "future.new")                                                       \
+	XX(FUTURE_SET, "future.set")
 
 /* Job states as they are spelled on the wire. */
 #define PROTO_STATE_MAP(XX)                                                                \
 	XX(QUEUED, "queued")                                                               \
 	XX(RUNNING, "running")                                                             \
+	XX(PENDING, "pending")                                                             \
 	XX(DONE, "done")                                                                   \
 	XX(FAILED, "failed")                                                               \
 	XX(CANCELLED, "cancelled")

@@ -81,6 +81,13 @@ static const struct bad_case bad_cases[] = {
 	{"{\"op\":\"list\",\"limit\":100001}", WEFT_EBADFIELD, "limit"},
 	{"{\"op\":\"list\",\"after\":-1}", WEFT_EBADFIELD, "after"},
 	{"{\"op\":\"list\",\"fn\":1}", WEFT_EBADFIELD, "fn"},
+	{"{\"op\":\"future.new\",\"fn\":\"x\"}", WEFT_EUNKNOWNFIELD, "fn"},
+	{"{\"op\":\"future.new\",\"labels\":{\"a\":[]}}", WEFT_EBADFIELD, "labels.a"},
+	{"{\"op\":\"future.set\",\"result\":1}", WEFT_EBADFIELD, "id"},
+	{"{\"op\":\"future.set\",\"id\":1}", WEFT_EBADFIELD, "result"},
+	{"{\"op\":\"future.set\",\"id\":1,\"result\":1,\"error\":{}}", WEFT_EBADFIELD, "result"},
+	{"{\"op\":\"future.set\",\"id\":1,\"error\":\"bad\"}", WEFT_EBADFIELD, "error"},
+	{"{\"op\":\"future.set\",\"id\":1,\"error\":{\"type\":\"E\"}}", WEFT_EBADFIELD, "error"},
 };
 
 START_TEST(test_bad_request_is_refused_with_its_code)

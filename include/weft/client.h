@@ -93,6 +93,7 @@ typedef enum weft_state {
 	WEFT_STATE_FAILED,
 	WEFT_STATE_CANCELLED,
 	WEFT_STATE_UNKNOWN, /* a state a newer daemon sent that this library does not know */
+	WEFT_STATE_PENDING, /* a bare future (future.new) that no client has set yet */
 } weft_state;
 
 /* "queued", "running", ...; "unknown" for anything else. Static. Any thread. */
