@@ -28,6 +28,7 @@
 #include "daemon/ops.h"
 #include "daemon/proc.h"
 #include "daemon/runner.h"
+#include "daemon/schedule.h"
 #include "daemon/server.h"
 #include "daemon/waiters.h"
 #include "daemon/workers.h"
@@ -64,6 +65,13 @@ static struct timeval timeval_of(double seconds)
 }
 
 static void pipe_closed_on_worker(void *argument);
+
+/* A worker's thread, as it stops: what lives on its loop goes with it. */
+static void worker_exit(struct event_base *base)
+{
+	proc_shutdown(base);
+	schedule_worker_exit(base);
+}
 
 /* nng thread: a client's connection closed. Its waiters are ended on a worker,
  * since nng's pipe callbacks must not call back into the socket. */
@@ -221,7 +229,7 @@ int daemon_run(const struct options *options)
 		log_error("cannot set up the executors: %s", weft_strerror(rv));
 		goto fail_functions;
 	}
-	rv = workers_start(options->workers, proc_shutdown, &daemon.workers);
+	rv = workers_start(options->workers, worker_exit, &daemon.workers);
 	if (rv != 0) {
 		log_error("cannot start %d workers: %s", options->workers, strerror(rv));
 		goto fail_workers;

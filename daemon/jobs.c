@@ -47,8 +47,17 @@ struct jobs {
 	size_t retain_max;
 };
 
-static const char *const state_names[JOB_STATE_COUNT] = {"queued", "running", "pending", "done",
-                                                         "failed", "cancelled"};
+static const char *const state_names[JOB_STATE_COUNT] = {
+	"waiting", "queued", "running", "pending", "done", "failed", "cancelled"};
+
+void job_schedule_free(struct job_schedule *schedule)
+{
+	if (schedule == NULL)
+		return;
+	free(schedule->after);
+	json_decref(schedule->retry_on);
+	free(schedule);
+}
 
 const char *job_state_name(enum job_state state)
 {
@@ -135,7 +144,8 @@ static void shard_grow(struct shard *shard)
 }
 
 struct job *jobs_create(struct jobs *jobs, const struct function *function, json_t *args,
-                        json_t *labels, double timeout, int64_t owner_uid, int64_t owner_gid)
+                        json_t *labels, double timeout, int64_t owner_uid, int64_t owner_gid,
+                        struct job_schedule *schedule)
 {
 	struct job *job = memory_zalloc(sizeof(*job));
 	job->id = atomic_fetch_add_explicit(&jobs->next_id, 1, memory_order_relaxed);
@@ -147,6 +157,7 @@ struct job *jobs_create(struct jobs *jobs, const struct function *function, json
 	job->shard = (uint32_t)(job->id % SHARD_COUNT);
 	job->owner_uid = owner_uid;
 	job->owner_gid = owner_gid;
+	job->schedule = schedule;
 	job->state = JOB_QUEUED;
 	job->worker = -1;
 	/* One reference for the table, one for the caller. */
@@ -200,6 +211,8 @@ void job_unref(struct job *job)
 	json_decref(job->labels);
 	json_decref(job->result);
 	json_decref(job->error);
+	json_decref(job->attempts);
+	job_schedule_free(job->schedule);
 	free(job);
 }
 
@@ -212,6 +225,15 @@ bool jobs_start(struct jobs *jobs, struct job *job, int worker)
 		job->state = JOB_RUNNING;
 		job->started = now_wall();
 		job->worker = worker;
+		/* Jobs that may run more than once record each attempt. */
+		if (job->schedule != NULL && job->schedule->retries > 0) {
+			if (job->attempts == NULL)
+				job->attempts = json_array();
+			json_array_append_new(job->attempts,
+			                      json_pack("{s:I, s:f, s:n}", "number",
+			                                (json_int_t)json_array_size(job->attempts) + 1,
+			                                "started", job->started, "finished"));
+		}
 	}
 	pthread_mutex_unlock(&shard->lock);
 	if (started) {
@@ -233,6 +255,63 @@ void jobs_make_pending(struct jobs *jobs, struct job *job)
 		count_add(jobs, JOB_QUEUED, -1);
 		count_add(jobs, JOB_PENDING, 1);
 	}
+}
+
+/* Ends the job's running attempt, if it has one open. Shard lock held. */
+static void close_attempt(struct job *job, json_t *error)
+{
+	size_t count = job->attempts != NULL ? json_array_size(job->attempts) : 0;
+	json_t *last = count > 0 ? json_array_get(job->attempts, count - 1) : NULL;
+	if (last == NULL || !json_is_null(json_object_get(last, "finished")))
+		return;
+	json_object_set_new(last, "finished", json_real(now_wall()));
+	if (error != NULL)
+		json_object_set(last, "error", error);
+}
+
+/* Moves a job from one unfinished state to another; false when it was not in `from`. */
+static bool move(struct jobs *jobs, struct job *job, enum job_state from, enum job_state to,
+                 json_t *error)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	bool moved = job->state == from;
+	if (moved) {
+		job->state = to;
+		if (error != NULL)
+			close_attempt(job, error);
+	}
+	pthread_mutex_unlock(&shard->lock);
+	json_decref(error);
+	if (moved) {
+		count_add(jobs, from, -1);
+		count_add(jobs, to, 1);
+	}
+	return moved;
+}
+
+void jobs_make_waiting(struct jobs *jobs, struct job *job)
+{
+	move(jobs, job, JOB_QUEUED, JOB_WAITING, NULL);
+}
+
+bool jobs_release(struct jobs *jobs, struct job *job)
+{
+	return move(jobs, job, JOB_WAITING, JOB_QUEUED, NULL);
+}
+
+bool jobs_retry(struct jobs *jobs, struct job *job, json_t *error)
+{
+	return move(jobs, job, JOB_RUNNING, JOB_WAITING, error);
+}
+
+unsigned jobs_attempts(struct jobs *jobs, struct job *job)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	unsigned count = job->attempts != NULL ? (unsigned)json_array_size(job->attempts) : 0;
+	pthread_mutex_unlock(&shard->lock);
+	return count;
 }
 
 /* Unlists a job and drops the table's reference. No lock held by the caller. */
@@ -302,6 +381,7 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 		job->finished = now_wall();
 		job->result = result;
 		job->error = error;
+		close_attempt(job, error);
 		watches = job->watches;
 		job->watches = NULL;
 	}
@@ -372,6 +452,7 @@ void jobs_snapshot(struct jobs *jobs, struct job *job, struct job_snapshot *snap
 	struct shard *shard = &jobs->shards[job->shard];
 	pthread_mutex_lock(&shard->lock);
 	snapshot->state = job->state;
+	snapshot->finished = job->finished;
 	snapshot->result = json_incref(job->result);
 	snapshot->error = json_incref(job->error);
 	pthread_mutex_unlock(&shard->lock);
@@ -398,6 +479,7 @@ json_t *jobs_to_json(struct jobs *jobs, struct job *job)
 	double finished = job->finished;
 	int worker = job->worker;
 	json_t *error = json_incref(job->error);
+	json_t *attempts = job->attempts != NULL ? json_deep_copy(job->attempts) : NULL;
 	pthread_mutex_unlock(&shard->lock);
 
 	json_t *object = json_pack("{s:I, s:s, s:s, s:O, s:o, s:f, s:o, s:o}", "id",
@@ -412,6 +494,31 @@ json_t *jobs_to_json(struct jobs *jobs, struct job *job)
 		json_object_set_new(object, "worker", json_integer(worker));
 	if (error != NULL)
 		json_object_set_new(object, "error", error);
+	if (attempts != NULL)
+		json_object_set_new(object, "attempts", attempts);
+	const struct job_schedule *schedule = job->schedule;
+	if (schedule != NULL) {
+		if (schedule->after_count > 0) {
+			json_t *after = json_array();
+			for (size_t i = 0; i < schedule->after_count; i++)
+				json_array_append_new(after, json_integer((json_int_t)schedule->after[i]));
+			json_object_set_new(object, "after", after);
+			json_object_set_new(object, "after_policy",
+			                    json_string(schedule->after_always ? "always" : "success"));
+		}
+		if (schedule->run_at > 0)
+			json_object_set_new(object, "run_at", json_real(schedule->run_at));
+		if (schedule->retries > 0) {
+			json_object_set_new(object, "retries", json_integer(schedule->retries));
+			json_object_set_new(object, "retry_backoff", json_real(schedule->retry_backoff));
+			json_object_set_new(object, "retry_backoff_max",
+			                    json_real(schedule->retry_backoff_max));
+			if (schedule->retry_on != NULL)
+				json_object_set(object, "retry_on", schedule->retry_on);
+		}
+		if (schedule->deadline > 0)
+			json_object_set_new(object, "deadline", json_real(schedule->deadline));
+	}
 	return object;
 }
 
@@ -504,7 +611,8 @@ void jobs_counts(struct jobs *jobs, struct jobs_counts *counts)
 
 uint64_t jobs_unfinished(struct jobs *jobs)
 {
-	return atomic_load_explicit(&jobs->by_state[JOB_QUEUED], memory_order_relaxed) +
+	return atomic_load_explicit(&jobs->by_state[JOB_WAITING], memory_order_relaxed) +
+	       atomic_load_explicit(&jobs->by_state[JOB_QUEUED], memory_order_relaxed) +
 	       atomic_load_explicit(&jobs->by_state[JOB_RUNNING], memory_order_relaxed) +
 	       atomic_load_explicit(&jobs->by_state[JOB_PENDING], memory_order_relaxed);
 }

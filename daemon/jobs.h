@@ -25,9 +25,11 @@
 
 #include "daemon/slots.h"
 
-/* pending: a bare future (future.new), waiting for a client to set it. The
+/* waiting: for dependencies, a delay or a retry's pause (schedule.h).
+ * pending: a bare future (future.new), waiting for a client to set it. The
  * finished states come last: job_state_finished relies on it. */
 enum job_state {
+	JOB_WAITING,
 	JOB_QUEUED,
 	JOB_RUNNING,
 	JOB_PENDING,
@@ -49,6 +51,23 @@ static inline bool job_state_finished(enum job_state state)
 
 struct function;
 struct job;
+
+/* What a job was submitted with to control when it runs (issue 5's
+ * scheduling fields); NULL for a job without any. Immutable once the job is
+ * made; owned by the job (freed with it by job_schedule_free). */
+struct job_schedule {
+	uint64_t *after;       /* ids the job waits for; owned */
+	size_t after_count;
+	bool after_always;     /* run even when one of them failed or was cancelled */
+	double run_at;         /* wall clock before which it may not run; 0 = none */
+	unsigned retries;      /* attempts after the first, at most */
+	double retry_backoff;  /* the first pause, doubled each time */
+	double retry_backoff_max;
+	json_t *retry_on;      /* array of error types (owned), or NULL for any */
+	double deadline;       /* wall clock past which the job fails; 0 = none */
+};
+
+void job_schedule_free(struct job_schedule *schedule);
 
 /*
  * A watcher's registration on one job, embedded in the watcher (which owns
@@ -91,6 +110,7 @@ struct job {
 	 * (a transport without credentials). */
 	int64_t owner_uid;
 	int64_t owner_gid;
+	struct job_schedule *schedule; /* owned; NULL when it has none */
 
 	atomic_int references;
 
@@ -101,6 +121,7 @@ struct job {
 	int worker;      /* worker index that ran it, or -1 */
 	json_t *result;  /* owned; set when the job is done */
 	json_t *error;   /* owned; {"type","message"} when failed or cancelled */
+	json_t *attempts; /* owned array of {"number","started","finished","error"}, or NULL */
 	struct job_watch *watches;
 	struct job *hash_next;
 
@@ -117,6 +138,7 @@ struct job {
 /* A consistent copy of a job's changing fields, taken under its lock. */
 struct job_snapshot {
 	enum job_state state;
+	double finished; /* wall clock; 0 = not yet */
 	json_t *result; /* new reference, or NULL */
 	json_t *error;  /* new reference, or NULL */
 };
@@ -138,11 +160,13 @@ void jobs_free(struct jobs *jobs);
 
 /*
  * Makes a queued job and lists it. args and labels are stolen (labels may be
- * NULL); owner_uid/owner_gid name the submitter (-1 when unknown). Returns a new reference to the job. Any thread. Cannot fail: the
+ * NULL); owner_uid/owner_gid name the submitter (-1 when unknown); schedule
+ * (may be NULL) is stolen. Returns a new reference to the job. Any thread. Cannot fail: the
  * daemon aborts when out of memory (memory.h).
  */
 struct job *jobs_create(struct jobs *jobs, const struct function *function, json_t *args,
-                        json_t *labels, double timeout, int64_t owner_uid, int64_t owner_gid);
+                        json_t *labels, double timeout, int64_t owner_uid, int64_t owner_gid,
+                        struct job_schedule *schedule);
 
 /* The job with that id: a new reference, or NULL when it is unknown or expired. */
 struct job *jobs_find(struct jobs *jobs, uint64_t id);
@@ -157,6 +181,20 @@ bool jobs_start(struct jobs *jobs, struct job *job, int worker);
 
 /* queued → pending, for a bare future: it waits for a client to set it. */
 void jobs_make_pending(struct jobs *jobs, struct job *job);
+
+/* queued → waiting, for a job with a schedule (schedule.h). */
+void jobs_make_waiting(struct jobs *jobs, struct job *job);
+
+/* waiting → queued, when what it waited for is over. Returns false when the
+ * job is no longer waiting (it was cancelled meanwhile). */
+bool jobs_release(struct jobs *jobs, struct job *job);
+
+/* running → waiting, for a retry: the attempt ends with error (stolen) and is
+ * recorded. Returns false (error dropped) when the job is no longer running. */
+bool jobs_retry(struct jobs *jobs, struct job *job, json_t *error);
+
+/* How many attempts the job has started. */
+unsigned jobs_attempts(struct jobs *jobs, struct job *job);
 
 /*
  * Finishes a job: state is JOB_DONE (result set, error NULL) or JOB_FAILED /
@@ -198,7 +236,7 @@ json_t *jobs_list(struct jobs *jobs, const struct jobs_filter *filter, bool *mor
 
 void jobs_counts(struct jobs *jobs, struct jobs_counts *counts);
 
-/* Jobs queued, running or pending now, without a lock (for the submit path). Any thread. */
+/* Jobs not finished now (waiting, queued, running, pending), without a lock. Any thread. */
 uint64_t jobs_unfinished(struct jobs *jobs);
 
 /* Drops finished jobs older than the retention time. Called periodically from the

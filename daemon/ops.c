@@ -109,6 +109,23 @@ static void op_submit(struct daemon *daemon, struct server_request *slot, struct
 		reply_problem(slot, problem);
 		return;
 	}
+	/* Dependencies must exist now, so that no cycle can ever be made. */
+	for (size_t i = 0; i < request->job_count; i++) {
+		const struct job_schedule *schedule = request->jobs[i].schedule;
+		for (size_t a = 0; schedule != NULL && a < schedule->after_count; a++) {
+			struct job *after = jobs_find(daemon->jobs, schedule->after[a]);
+			if (after != NULL) {
+				job_unref(after);
+				continue;
+			}
+			unknown_id(problem, schedule->after[a]);
+			snprintf(problem->field, sizeof(problem->field), "after[%zu]", a);
+			if (request->batch)
+				problem_in_batch(problem, (long)i);
+			reply_problem(slot, problem);
+			return;
+		}
+	}
 	/* The submitter's identity is asked of nng only for jobs that run as it. */
 	int64_t uid = -1, gid = -1;
 	bool asked = false;
@@ -144,8 +161,9 @@ static void op_submit(struct daemon *daemon, struct server_request *slot, struct
 	for (size_t i = 0; i < request->job_count; i++) {
 		struct request_job *spec = &request->jobs[i];
 		struct job *job = jobs_create(daemon->jobs, spec->function, spec->args, spec->labels,
-		                              spec->timeout, uid, gid);
+		                              spec->timeout, uid, gid, spec->schedule);
 		spec->args = spec->labels = NULL; /* taken by the job */
+		spec->schedule = NULL;
 		runner_submit(job);
 		if (request->batch) {
 			if (i > 0)
@@ -212,7 +230,9 @@ static void op_wait(struct daemon *daemon, struct server_request *slot, struct r
 		reply_problem(slot, problem);
 		return;
 	}
-	wait_for(daemon, slot, WAITER_WAIT, list, request->id_count, request->return_when,
+	wait_for(daemon, slot, request->op == REQUEST_AS_COMPLETED ? WAITER_AS_COMPLETED : WAITER_WAIT,
+	         list, request->id_count,
+	         request->op == REQUEST_AS_COMPLETED ? REQUEST_FIRST_COMPLETED : request->return_when,
 	         request->has_timeout ? request->timeout : -1);
 	free(list);
 }
@@ -226,7 +246,7 @@ static json_t *op_future_new(struct daemon *daemon, struct server_request *slot,
 	server_request_peer(slot, &uid, &gid);
 	json_t *labels = request->labels != NULL ? json_incref((json_t *)request->labels) : NULL;
 	struct job *job = jobs_create(daemon->jobs, &functions_future, json_object(), labels, 0, uid,
-	                              gid);
+	                              gid, NULL);
 	jobs_make_pending(daemon->jobs, job);
 	json_t *reply = json_pack("{s:b, s:I}", "ok", 1, "id", (json_int_t)job->id);
 	job_unref(job);
@@ -401,6 +421,7 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 		op_result(daemon, slot, &request, &problem);
 		break;
 	case REQUEST_WAIT:
+	case REQUEST_AS_COMPLETED:
 		op_wait(daemon, slot, &request, &problem);
 		break;
 	case REQUEST_CANCEL:

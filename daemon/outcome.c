@@ -1,7 +1,10 @@
 /* See outcome.h. */
 #include "daemon/outcome.h"
 
+#include <stdlib.h>
+
 #include "daemon/jobs.h"
+#include "daemon/memory.h"
 #include "daemon/problem.h"
 #include "daemon/writer.h"
 
@@ -80,6 +83,41 @@ json_t *outcome_wait_reply(struct jobs *jobs, struct job *const *list, size_t co
 		jobs_snapshot_clear(&snapshot);
 	}
 	return json_pack("{s:b, s:o, s:o}", "ok", 1, "done", done, "pending", pending);
+}
+
+struct finished_job {
+	uint64_t id;
+	double finished;
+};
+
+static int by_finish_time(const void *left, const void *right)
+{
+	const struct finished_job *a = left, *b = right;
+	if (a->finished != b->finished)
+		return a->finished < b->finished ? -1 : 1;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+json_t *outcome_completed_reply(struct jobs *jobs, struct job *const *list, size_t count)
+{
+	struct finished_job *finished = memory_alloc((count > 0 ? count : 1) * sizeof(*finished));
+	size_t done = 0;
+	json_t *pending = json_array();
+	for (size_t i = 0; i < count; i++) {
+		struct job_snapshot snapshot;
+		jobs_snapshot(jobs, list[i], &snapshot);
+		if (job_state_finished(snapshot.state))
+			finished[done++] = (struct finished_job){list[i]->id, snapshot.finished};
+		else
+			json_array_append_new(pending, json_integer((json_int_t)list[i]->id));
+		jobs_snapshot_clear(&snapshot);
+	}
+	qsort(finished, done, sizeof(*finished), by_finish_time);
+	json_t *ids = json_array();
+	for (size_t i = 0; i < done; i++)
+		json_array_append_new(ids, json_integer((json_int_t)finished[i].id));
+	free(finished);
+	return json_pack("{s:b, s:o, s:o}", "ok", 1, "done", ids, "pending", pending);
 }
 
 json_t *outcome_shutdown_reply(struct jobs *jobs, struct job *job)

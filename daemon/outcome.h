@@ -29,6 +29,10 @@ struct nng_msg *outcome_results_message(struct jobs *jobs, struct job *const *li
 /* The `wait` reply: {"ok":true,"done":[ids],"pending":[ids]}, in the given order. */
 json_t *outcome_wait_reply(struct jobs *jobs, struct job *const *list, size_t count);
 
+/* The `as_completed` reply: like outcome_wait_reply, with `done` in the order
+ * the jobs finished. */
+json_t *outcome_completed_reply(struct jobs *jobs, struct job *const *list, size_t count);
+
 /* A `shutting_down` error naming the job's state. */
 json_t *outcome_shutdown_reply(struct jobs *jobs, struct job *job);
 

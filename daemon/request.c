@@ -11,6 +11,7 @@
 #include "daemon/functions.h"
 #include "daemon/jobs.h"
 #include "daemon/memory.h"
+#include "daemon/now.h"
 #include "daemon/problem.h"
 
 #define REQUEST_OP_NAME_(name, wire) wire,
@@ -18,9 +19,11 @@ static const char *const op_names[] = {PROTO_OP_MAP(REQUEST_OP_NAME_)};
 #undef REQUEST_OP_NAME_
 
 /* The fields each op takes, besides "op". */
-static const char *const op_fields[REQUEST_OP_COUNT][8] = {
+static const char *const op_fields[REQUEST_OP_COUNT][16] = {
 	[REQUEST_PING] = {NULL},
-	[REQUEST_SUBMIT] = {"fn", "args", "timeout", "labels", "wait", "jobs", NULL},
+	[REQUEST_SUBMIT] = {"fn", "args", "timeout", "labels", "wait", "jobs", "after", "after_policy",
+	                    "delay", "at", "retries", "retry_backoff", "retry_backoff_max", "retry_on",
+	                    "deadline", NULL},
 	[REQUEST_STATUS] = {"id", NULL},
 	[REQUEST_RESULT] = {"id", "ids", "timeout", NULL},
 	[REQUEST_WAIT] = {"ids", "timeout", "return_when", NULL},
@@ -30,9 +33,14 @@ static const char *const op_fields[REQUEST_OP_COUNT][8] = {
 	[REQUEST_STATS] = {NULL},
 	[REQUEST_FUTURE_NEW] = {"labels", NULL},
 	[REQUEST_FUTURE_SET] = {"id", "result", "error", NULL},
+	[REQUEST_AS_COMPLETED] = {"ids", "timeout", NULL},
 };
 
-static const char *const job_fields[] = {"fn", "args", "timeout", "labels", NULL};
+static const char *const job_fields[] = {"fn",       "args",          "timeout",
+                                         "labels",   "after",         "after_policy",
+                                         "delay",    "at",            "retries",
+                                         "retry_backoff", "retry_backoff_max", "retry_on",
+                                         "deadline", NULL};
 
 /* Ids must stay exact in every JSON parser (doubles). */
 #define MAX_ID ((json_int_t)1 << 53)
@@ -117,6 +125,125 @@ static int check_labels(const json_t *labels, const char *field, struct problem 
 	return WEFT_OK;
 }
 
+/* A Unix time in the protocol's range. */
+static int get_time(const json_t *value, const char *field, double *out, struct problem *problem)
+{
+	if (!json_is_number(value) || !isfinite(json_number_value(value)) ||
+	    json_number_value(value) <= 0 || json_number_value(value) > 1e11)
+		return problem_set(problem, WEFT_EBADFIELD, field,
+		                   "field '%s' must be a Unix time (seconds since 1970)", field);
+	*out = json_number_value(value);
+	return WEFT_OK;
+}
+
+/* The scheduling fields of a job (PROTOCOL.md, "Scheduling fields"); *out stays
+ * NULL when it has none. */
+static int decode_schedule(const json_t *object, struct job_schedule **out,
+                           struct problem *problem)
+{
+	static const char *const names[] = {"after",         "after_policy",      "delay",
+	                                    "at",            "retries",           "retry_backoff",
+	                                    "retry_backoff_max", "retry_on",      "deadline"};
+	bool any = false;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		any = any || json_object_get(object, names[i]) != NULL;
+	if (!any)
+		return WEFT_OK;
+	struct job_schedule *schedule = memory_zalloc(sizeof(*schedule));
+	schedule->retry_backoff = 1;
+	schedule->retry_backoff_max = 60;
+	int rv = WEFT_OK;
+	json_t *value;
+	if ((value = json_object_get(object, "after")) != NULL) {
+		if (!json_is_array(value) || json_array_size(value) == 0 ||
+		    json_array_size(value) > REQUEST_MAX_AFTER) {
+			rv = problem_set(problem, WEFT_EBADFIELD, "after",
+			                 "field 'after' must be an array of 1 to %d job ids",
+			                 REQUEST_MAX_AFTER);
+			goto fail;
+		}
+		schedule->after_count = json_array_size(value);
+		schedule->after = memory_alloc(schedule->after_count * sizeof(*schedule->after));
+		for (size_t i = 0; i < schedule->after_count; i++) {
+			char field[32];
+			snprintf(field, sizeof(field), "after[%zu]", i);
+			if ((rv = get_id(json_array_get(value, i), field, &schedule->after[i], problem)) !=
+			    WEFT_OK)
+				goto fail;
+		}
+	}
+	if ((value = json_object_get(object, "after_policy")) != NULL) {
+		const char *policy = json_is_string(value) ? json_string_value(value) : "";
+		if (strcmp(policy, "always") != 0 && strcmp(policy, "success") != 0) {
+			rv = problem_set(problem, WEFT_EBADFIELD, "after_policy",
+			                 "field 'after_policy' must be \"success\" or \"always\"");
+			goto fail;
+		}
+		schedule->after_always = strcmp(policy, "always") == 0;
+	}
+	json_t *delay = json_object_get(object, "delay");
+	json_t *at = json_object_get(object, "at");
+	if (delay != NULL && at != NULL) {
+		rv = problem_set(problem, WEFT_EBADFIELD, "delay", "give 'delay' or 'at', not both");
+		goto fail;
+	}
+	double seconds;
+	if (delay != NULL) {
+		if ((rv = get_seconds(delay, "delay", false, &seconds, problem)) != WEFT_OK)
+			goto fail;
+		schedule->run_at = now_wall() + seconds;
+	}
+	if (at != NULL && (rv = get_time(at, "at", &schedule->run_at, problem)) != WEFT_OK)
+		goto fail;
+	if ((value = json_object_get(object, "retries")) != NULL) {
+		if (!json_is_integer(value) || json_integer_value(value) < 0 ||
+		    json_integer_value(value) > REQUEST_MAX_RETRIES) {
+			rv = problem_set(problem, WEFT_EBADFIELD, "retries",
+			                 "field 'retries' must be an integer from 0 to %d",
+			                 REQUEST_MAX_RETRIES);
+			goto fail;
+		}
+		schedule->retries = (unsigned)json_integer_value(value);
+	}
+	if ((value = json_object_get(object, "retry_backoff")) != NULL &&
+	    (rv = get_seconds(value, "retry_backoff", false, &schedule->retry_backoff, problem)) !=
+	            WEFT_OK)
+		goto fail;
+	if ((value = json_object_get(object, "retry_backoff_max")) != NULL &&
+	    (rv = get_seconds(value, "retry_backoff_max", false, &schedule->retry_backoff_max,
+	                      problem)) != WEFT_OK)
+		goto fail;
+	if (schedule->retry_backoff_max < schedule->retry_backoff) {
+		rv = problem_set(problem, WEFT_EBADFIELD, "retry_backoff_max",
+		                 "field 'retry_backoff_max' must not be less than 'retry_backoff'");
+		goto fail;
+	}
+	if ((value = json_object_get(object, "retry_on")) != NULL) {
+		bool good = json_is_array(value) && json_array_size(value) > 0 &&
+		            json_array_size(value) <= REQUEST_MAX_RETRY_ON;
+		for (size_t i = 0; good && i < json_array_size(value); i++)
+			good = json_is_string(json_array_get(value, i)) &&
+			       json_string_length(json_array_get(value, i)) > 0;
+		if (!good) {
+			rv = problem_set(problem, WEFT_EBADFIELD, "retry_on",
+			                 "field 'retry_on' must be an array of 1 to %d error types, like "
+			                 "[\"ExitStatus\", \"Timeout\"]",
+			                 REQUEST_MAX_RETRY_ON);
+			goto fail;
+		}
+		schedule->retry_on = json_incref(value);
+	}
+	if ((value = json_object_get(object, "deadline")) != NULL &&
+	    (rv = get_time(value, "deadline", &schedule->deadline, problem)) != WEFT_OK)
+		goto fail;
+	*out = schedule;
+	return WEFT_OK;
+
+fail:
+	job_schedule_free(schedule);
+	return rv;
+}
+
 static int decode_job(const json_t *object, bool allow_op, struct request_job *job,
                       struct problem *problem)
 {
@@ -147,13 +274,18 @@ static int decode_job(const json_t *object, bool allow_op, struct request_job *j
 	json_t *labels = json_object_get(object, "labels");
 	if (labels != NULL && (rv = check_labels(labels, "labels", problem)) != WEFT_OK)
 		return rv;
+	struct job_schedule *schedule = NULL;
+	if ((rv = decode_schedule(object, &schedule, problem)) != WEFT_OK)
+		return rv;
 	json_t *empty = NULL;
 	if (args == NULL)
 		args = empty = json_object();
 	if ((rv = function->check(function, args, problem)) != WEFT_OK) {
 		json_decref(empty);
+		job_schedule_free(schedule);
 		return rv;
 	}
+	job->schedule = schedule;
 	job->function = function;
 	job->args = empty != NULL ? empty : json_incref(args);
 	job->labels = json_incref(labels);
@@ -178,7 +310,11 @@ static int decode_submit(json_t *root, struct request *request, struct problem *
 		}
 		return WEFT_OK;
 	}
-	const char *const single_only[] = {"fn", "args", "timeout", "labels", "wait", NULL};
+	const char *const single_only[] = {"fn",         "args",         "timeout",
+	                                   "labels",     "wait",         "after",
+	                                   "after_policy", "delay",      "at",
+	                                   "retries",    "retry_backoff", "retry_backoff_max",
+	                                   "retry_on",   "deadline",     NULL};
 	for (const char *const *name = single_only; *name != NULL; name++)
 		if (json_object_get(root, *name) != NULL)
 			return problem_set(problem, WEFT_EBADFIELD, *name,
@@ -340,8 +476,8 @@ static int decode_body(json_t *root, struct request *request, struct problem *pr
 			enum job_state state;
 			if (!json_is_string(value) || job_state_parse(json_string_value(value), &state) != 0)
 				return problem_set(problem, WEFT_EBADFIELD, "state",
-				                   "field 'state' must be one of queued, running, pending, "
-				                   "done, failed, cancelled");
+				                   "field 'state' must be one of waiting, queued, running, "
+				                   "pending, done, failed, cancelled");
 			request->state = (int)state;
 		}
 		if ((value = json_object_get(root, "fn")) != NULL) {
@@ -379,6 +515,10 @@ static int decode_body(json_t *root, struct request *request, struct problem *pr
 		return WEFT_OK;
 	case REQUEST_FUTURE_SET:
 		return decode_future_set(root, request, problem);
+	case REQUEST_AS_COMPLETED:
+		if ((rv = decode_ids(json_object_get(root, "ids"), request, problem)) != WEFT_OK)
+			return rv;
+		return decode_timeout(root, request, problem);
 	case REQUEST_OP_COUNT:
 		break;
 	}
@@ -413,7 +553,7 @@ int request_decode(const void *data, size_t size, struct request *out, struct pr
 	if (out->op == REQUEST_OP_COUNT) {
 		rv = problem_set(problem, WEFT_EUNKNOWNOP, "op",
 		                 "unknown op '%.64s'; ops are ping, submit, status, result, wait, "
-		                 "cancel, list, functions, stats, future.new, future.set",
+		                 "cancel, list, functions, stats, future.new, future.set, as_completed",
 		                 json_string_value(op));
 		goto fail;
 	}
@@ -437,6 +577,7 @@ void request_clear(struct request *request)
 	for (size_t i = 0; i < request->job_count; i++) {
 		json_decref(request->jobs[i].args);
 		json_decref(request->jobs[i].labels);
+		job_schedule_free(request->jobs[i].schedule);
 	}
 	free(request->jobs);
 	free(request->ids);

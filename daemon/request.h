@@ -14,6 +14,7 @@
 #include "proto/proto.h"
 
 struct function;
+struct job_schedule;
 struct problem;
 
 #define REQUEST_OP_ENUM_(name, wire) REQUEST_##name,
@@ -35,6 +36,9 @@ enum request_return_when {
 #define REQUEST_MAX_LIST 10000
 #define REQUEST_DEFAULT_LIST 1000
 #define REQUEST_MAX_SECONDS (10.0 * 365 * 24 * 3600)
+#define REQUEST_MAX_AFTER 1000
+#define REQUEST_MAX_RETRIES 100
+#define REQUEST_MAX_RETRY_ON 32
 
 /* One job of a submit. args and labels are new references owned by the
  * request until a caller takes them (sets the member to NULL). */
@@ -43,6 +47,7 @@ struct request_job {
 	json_t *args;
 	json_t *labels; /* NULL when none */
 	double timeout; /* 0 = none */
+	struct job_schedule *schedule; /* owned until taken; NULL when it has none */
 };
 
 /* A decoded request; every member not used by its op is zero. Owns root,

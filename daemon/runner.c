@@ -20,6 +20,7 @@
 
 #include "daemon/functions.h"
 #include "daemon/jobs.h"
+#include "daemon/schedule.h"
 #include "daemon/slots.h"
 #include "daemon/workers.h"
 #include "proto/proto.h"
@@ -97,13 +98,21 @@ static void on_timeout(evutil_socket_t fd, short events, void *argument)
 	event_free(job->run.timeout_event);
 	job->run.timeout_event = NULL;
 	if (job->function->terminate != NULL) {
-		job->function->terminate(job); /* it ends the job itself */
+		job->function->terminate(job); /* it ends the job itself, through runner_fail */
 		return;
 	}
 	char message[128];
 	snprintf(message, sizeof(message), "job exceeded its timeout of %g s", job->timeout);
-	if (jobs_finish(runner_table, job, JOB_FAILED, NULL,
-	                error_object(PROTO_JOB_ERROR_TIMEOUT, NULL, message), NULL, NULL))
+	json_t *error = error_object(PROTO_JOB_ERROR_TIMEOUT, NULL, message);
+	if (schedule_retry_wanted(job, PROTO_JOB_ERROR_TIMEOUT)) {
+		/* The timeout is per attempt: stop this one, run again after the backoff. */
+		if (jobs_retry(runner_table, job, error)) {
+			schedule_retry(job);
+			stop_function(job);
+		}
+		return;
+	}
+	if (jobs_finish(runner_table, job, JOB_FAILED, NULL, error, NULL, NULL))
 		stop_function(job);
 	/* Otherwise a cancel won the race and its stop call is on the way. */
 }
@@ -147,6 +156,14 @@ static void slot_granted(void *argument)
 
 void runner_submit(struct job *job)
 {
+	if (job->schedule != NULL)
+		schedule_submit(job);
+	else
+		runner_dispatch(job);
+}
+
+void runner_dispatch(struct job *job)
+{
 	job_ref(job);
 	if (job->function->executor == FUNCTION_INLINE) {
 		if (!jobs_start(runner_table, job, -1)) {
@@ -166,10 +183,15 @@ void runner_submit(struct job *job)
 
 bool runner_cancel(struct job *job, const char *type, const char *message)
 {
+	return runner_end(job, JOB_CANCELLED, type, message);
+}
+
+bool runner_end(struct job *job, enum job_state state, const char *type, const char *message)
+{
 	enum job_state previous;
 	int worker;
-	if (!jobs_finish(runner_table, job, JOB_CANCELLED, NULL, error_object(type, NULL, message),
-	                 &previous, &worker))
+	if (!jobs_finish(runner_table, job, state, NULL, error_object(type, NULL, message), &previous,
+	                 &worker))
 		return false;
 	if (previous == JOB_RUNNING && worker >= 0) {
 		job_ref(job);
@@ -206,7 +228,14 @@ void runner_fail(struct job *job, const char *type, json_t *details, const char 
 	va_start(args, format);
 	vsnprintf(message, sizeof(message), format, args);
 	va_end(args);
-	jobs_finish(runner_table, job, JOB_FAILED, NULL, error_object(type, details, message), NULL,
-	            NULL);
+	json_t *error = error_object(type, details, message);
+	if (schedule_retry_wanted(job, type)) {
+		/* Another attempt: back to waiting, and off this worker. */
+		if (jobs_retry(runner_table, job, error))
+			schedule_retry(job);
+		end_run(job, true);
+		return;
+	}
+	jobs_finish(runner_table, job, JOB_FAILED, NULL, error, NULL, NULL);
 	end_run(job, true);
 }

@@ -10,6 +10,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "daemon/jobs.h"
+
 struct job;
 struct jobs;
 struct workers;
@@ -18,9 +20,19 @@ struct workers;
  * before any job is submitted. */
 void runner_init(struct jobs *jobs, struct workers *workers);
 
-/* Starts a queued job: inline functions run now, on this thread; others are
- * posted to a worker. Takes its own reference to the job. Any thread. */
+/* Starts a new job: one with a schedule waits first (schedule.h); then
+ * runner_dispatch. Takes its own references. Any thread. */
 void runner_submit(struct job *job);
+
+/* Starts a queued job now: inline functions run on this thread; others wait
+ * for their slot (if gated) and are posted to a worker. Takes its own
+ * reference. Any thread. */
+void runner_dispatch(struct job *job);
+
+/* Finishes an unfinished job from outside with `state` (JOB_FAILED or
+ * JOB_CANCELLED), an error type and message, and tells its function to stop.
+ * Returns true when this call finished the job. Any thread. */
+bool runner_end(struct job *job, enum job_state state, const char *type, const char *message);
 
 /*
  * Finishes an unfinished job as cancelled, with the given error type

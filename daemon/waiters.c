@@ -167,6 +167,8 @@ static json_t *build_reply(struct jobs *jobs, enum waiter_kind kind, enum waiter
 		break;
 	case WAITER_WAIT:
 		return outcome_wait_reply(jobs, list, count);
+	case WAITER_AS_COMPLETED:
+		return outcome_completed_reply(jobs, list, count);
 	}
 	return outcome_reply(jobs, first);
 }
@@ -275,7 +277,9 @@ int waiters_start(struct waiters *waiters, struct server_request *request, enum 
                   struct job *const *list, size_t count, enum request_return_when when,
                   double timeout, struct problem *problem)
 {
-	if (kind != WAITER_WAIT)
+	if (kind == WAITER_AS_COMPLETED)
+		when = REQUEST_FIRST_COMPLETED;
+	else if (kind != WAITER_WAIT)
 		when = REQUEST_ALL_COMPLETED;
 	if (already_satisfied(waiters->jobs, when, list, count, timeout)) {
 		send_reply(request, waiters->jobs, kind, REASON_COMPLETED, list, count, timeout);

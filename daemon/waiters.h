@@ -25,6 +25,7 @@ enum waiter_kind {
 	WAITER_SUBMIT,  /* one job; a timeout answers {"ok":true,"id","state"} */
 	WAITER_RESULTS, /* many jobs, all of them; a timeout answers with the outcomes so far */
 	WAITER_WAIT,    /* many jobs, per return_when; answers done/pending */
+	WAITER_AS_COMPLETED, /* many jobs, the first finished; done in the order they finished */
 };
 
 /* At most max waiters at once (beyond: WEFT_EBUSY). Main thread. */

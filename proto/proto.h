@@ -33,10 +33,12 @@
 	XX(FUNCTIONS, "functions")                                                         \
 	XX(STATS, "stats")                                                                 \
 	XX(FUTURE_NEW, "future.new")                                                       \
-	XX(FUTURE_SET, "future.set")
+	XX(FUTURE_SET, "future.set")                                                       \
+	XX(AS_COMPLETED, "as_completed")
 
 /* Job states as they are spelled on the wire. */
 #define PROTO_STATE_MAP(XX)                                                                \
+	XX(WAITING, "waiting")                                                             \
 	XX(QUEUED, "queued")                                                               \
 	XX(RUNNING, "running")                                                             \
 	XX(PENDING, "pending")                                                             \

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "daemon/functions.h"
+#include "daemon/jobs.h"
 #include "daemon/problem.h"
 #include "daemon/request.h"
 
@@ -82,6 +83,19 @@ static const struct bad_case bad_cases[] = {
 	{"{\"op\":\"list\",\"after\":-1}", WEFT_EBADFIELD, "after"},
 	{"{\"op\":\"list\",\"fn\":1}", WEFT_EBADFIELD, "fn"},
 	{"{\"op\":\"future.new\",\"fn\":\"x\"}", WEFT_EUNKNOWNFIELD, "fn"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"after\":7}", WEFT_EBADFIELD, "after"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"after\":[0]}", WEFT_EBADFIELD, "after[0]"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"after\":[1],\"after_policy\":\"x\"}",
+	 WEFT_EBADFIELD, "after_policy"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"delay\":-1}", WEFT_EBADFIELD, "delay"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"at\":\"soon\"}", WEFT_EBADFIELD, "at"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"retries\":101}", WEFT_EBADFIELD, "retries"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"retry_backoff\":5,\"retry_backoff_max\":1}",
+	 WEFT_EBADFIELD, "retry_backoff_max"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"retry_on\":[1]}", WEFT_EBADFIELD, "retry_on"},
+	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"deadline\":-5}", WEFT_EBADFIELD, "deadline"},
+	{"{\"op\":\"submit\",\"jobs\":[{\"fn\":\"echo\",\"args\":{\"value\":1}}],\"after\":[1]}", WEFT_EBADFIELD, "after"},
+	{"{\"op\":\"as_completed\",\"ids\":[1],\"return_when\":\"ALL_COMPLETED\"}", WEFT_EUNKNOWNFIELD, "return_when"},
 	{"{\"op\":\"future.new\",\"labels\":{\"a\":[]}}", WEFT_EBADFIELD, "labels.a"},
 	{"{\"op\":\"future.set\",\"result\":1}", WEFT_EBADFIELD, "id"},
 	{"{\"op\":\"future.set\",\"id\":1}", WEFT_EBADFIELD, "result"},
@@ -212,7 +226,7 @@ START_TEST(test_list_filters_and_defaults)
 	decode_ok("{\"op\":\"list\",\"state\":\"running\",\"fn\":\"sleep\","
 	          "\"labels\":{\"a\":\"b\"},\"after\":10,\"limit\":5}",
 	          &request);
-	ck_assert_int_eq(request.state, 1);
+	ck_assert_int_eq(request.state, JOB_RUNNING);
 	ck_assert_str_eq(request.function, "sleep");
 	ck_assert_uint_eq(request.after, 10);
 	ck_assert_uint_eq(request.limit, 5);

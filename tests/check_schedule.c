@@ -1,0 +1,322 @@
+/* Scheduling fields end to end: after, delay/at, retries, deadline, as_completed. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tests/fixture.h"
+#include "tests/wire.h"
+
+static json_int_t submit(const char *url, const char *request)
+{
+	json_t *reply = wire_call(url, request);
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	char *text = json_dumps(reply, 0);
+	ck_assert_msg(id > 0, "submit refused: %s", text);
+	free(text);
+	json_decref(reply);
+	return id;
+}
+
+static json_t *result(const char *url, json_int_t id)
+{
+	char request[96];
+	snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld,\"timeout\":30}",
+	         (long long)id);
+	return wire_call(url, request);
+}
+
+static json_t *status(const char *url, json_int_t id)
+{
+	char request[96];
+	snprintf(request, sizeof(request), "{\"op\":\"status\",\"id\":%lld}", (long long)id);
+	json_t *reply = wire_call(url, request);
+	json_t *job = json_incref(json_object_get(reply, "job"));
+	json_decref(reply);
+	return job;
+}
+
+static const char *field(json_t *object, const char *name)
+{
+	return json_string_value(json_object_get(object, name));
+}
+
+static const char *error_type(json_t *reply)
+{
+	return field(json_object_get(reply, "error"), "type");
+}
+
+START_TEST(test_after_waits_for_its_dependencies)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_int_t first = submit(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":0.3}}");
+	char request[256];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":\"then\"},\"after\":[%lld]}",
+	         (long long)first);
+	json_int_t second = submit(daemon.url, request);
+	json_t *job = status(daemon.url, second);
+	ck_assert_str_eq(field(job, "state"), "waiting");
+	ck_assert_int_eq(json_integer_value(json_array_get(json_object_get(job, "after"), 0)), first);
+	json_decref(job);
+	json_t *reply = result(daemon.url, second);
+	ck_assert_str_eq(field(reply, "result"), "then");
+	json_decref(reply);
+	/* It ran only after its dependency finished. */
+	json_t *before = status(daemon.url, first);
+	json_t *after = status(daemon.url, second);
+	ck_assert(json_real_value(json_object_get(after, "started")) >=
+	          json_real_value(json_object_get(before, "finished")));
+	json_decref(before);
+	json_decref(after);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_failed_dependency_fails_the_job_unless_always)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_int_t failing = submit(daemon.url, "{\"op\":\"submit\",\"fn\":\"exec\","
+	                                        "\"args\":{\"shell\":\"exit 3\"}}");
+	char request[256];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"after\":[%lld],"
+	         "\"wait\":30}",
+	         (long long)failing);
+	json_t *reply = wire_call(daemon.url, request);
+	ck_assert_str_eq(field(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "DependencyFailed");
+	json_decref(reply);
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"after\":[%lld],"
+	         "\"after_policy\":\"always\",\"wait\":30}",
+	         (long long)failing);
+	reply = wire_call(daemon.url, request);
+	ck_assert_str_eq(field(reply, "state"), "done");
+	json_decref(reply);
+	reply = wire_call(daemon.url, "{\"op\":\"submit\",\"jobs\":[{\"fn\":\"echo\",\"args\":"
+	                              "{\"value\":1}},{\"fn\":\"echo\",\"args\":{\"value\":2},"
+	                              "\"after\":[999999]}]}");
+	ck_assert_str_eq(wire_error_code(reply), "unknown_id");
+	ck_assert_str_eq(field(json_object_get(reply, "error"), "field"), "jobs[1].after[0]");
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_delay_and_at_hold_the_job)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *reply = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},"
+	                                      "\"delay\":0.4,\"wait\":30}");
+	ck_assert_str_eq(field(reply, "state"), "done");
+	json_t *job = status(daemon.url, json_integer_value(json_object_get(reply, "id")));
+	double waited = json_real_value(json_object_get(job, "started")) -
+	                json_real_value(json_object_get(job, "created"));
+	ck_assert_msg(waited >= 0.39, "a 0.4 s delay started after %.3f s", waited);
+	json_decref(job);
+	json_decref(reply);
+	char request[256];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"at\":%.3f,\"wait\":30}",
+	         (double)time(NULL) + 1.0);
+	reply = wire_call(daemon.url, request);
+	ck_assert_str_eq(field(reply, "state"), "done");
+	json_decref(reply);
+	reply = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},"
+	                              "\"delay\":1,\"at\":2000000000}");
+	ck_assert_str_eq(wire_error_code(reply), "bad_field");
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_fails_twice_then_succeeds_with_retries)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char request[512];
+	/* Counts its runs in a file: fails on the first two, succeeds on the third. */
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"shell\":\"n=$(cat %s/count "
+	         "2>/dev/null || echo 0); n=$((n+1)); echo $n > %s/count; test $n -ge 3\"},"
+	         "\"retries\":3,\"retry_backoff\":0.05,\"wait\":30}",
+	         daemon.directory, daemon.directory);
+	json_t *reply = wire_call(daemon.url, request);
+	ck_assert_str_eq(field(reply, "state"), "done");
+	json_t *job = status(daemon.url, json_integer_value(json_object_get(reply, "id")));
+	json_t *attempts = json_object_get(job, "attempts");
+	ck_assert_uint_eq(json_array_size(attempts), 3);
+	for (size_t i = 0; i < 3; i++) {
+		json_t *attempt = json_array_get(attempts, i);
+		ck_assert_int_eq(json_integer_value(json_object_get(attempt, "number")), (int)i + 1);
+		ck_assert(json_is_real(json_object_get(attempt, "finished")));
+		if (i < 2)
+			ck_assert_str_eq(error_type(attempt), "ExitStatus");
+		else
+			ck_assert_ptr_null(json_object_get(attempt, "error"));
+	}
+	json_decref(job);
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_retry_on_and_timeout_per_attempt)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	/* A type not in retry_on fails at once. */
+	json_t *reply = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"shell\":"
+	                                      "\"exit 1\"},\"retries\":3,\"retry_backoff\":0.05,"
+	                                      "\"retry_on\":[\"Timeout\"],\"wait\":30}");
+	ck_assert_str_eq(error_type(reply), "ExitStatus");
+	json_t *job = status(daemon.url, json_integer_value(json_object_get(reply, "id")));
+	ck_assert_uint_eq(json_array_size(json_object_get(job, "attempts")), 1);
+	json_decref(job);
+	json_decref(reply);
+	/* The timeout is per attempt: two attempts, each stopped. */
+	reply = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":5},"
+	                              "\"timeout\":0.1,\"retries\":1,\"retry_backoff\":0.05,"
+	                              "\"wait\":30}");
+	ck_assert_str_eq(error_type(reply), "Timeout");
+	job = status(daemon.url, json_integer_value(json_object_get(reply, "id")));
+	ck_assert_uint_eq(json_array_size(json_object_get(job, "attempts")), 2);
+	json_decref(job);
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_deadline_bounds_the_whole_job)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char request[256];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":30},\"deadline\":%.3f,"
+	         "\"wait\":30}",
+	         (double)time(NULL) + 1.0);
+	double started = fixture_now();
+	json_t *reply = wire_call(daemon.url, request);
+	ck_assert_str_eq(field(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "Deadline");
+	ck_assert(fixture_now() - started < 5);
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_cancelled_waiting_job_stays_cancelled)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_int_t first = submit(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":0.3}}");
+	char request[256];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"after\":[%lld]}",
+	         (long long)first);
+	json_int_t second = submit(daemon.url, request);
+	snprintf(request, sizeof(request), "{\"op\":\"cancel\",\"id\":%lld}", (long long)second);
+	json_decref(wire_call(daemon.url, request));
+	json_decref(result(daemon.url, first));
+	json_t *reply = result(daemon.url, second);
+	ck_assert_str_eq(field(reply, "state"), "cancelled");
+	json_decref(reply);
+	json_t *job = status(daemon.url, second);
+	ck_assert(json_is_null(json_object_get(job, "started")));
+	json_decref(job);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_as_completed_yields_in_completion_order)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	const double seconds[3] = {0.3, 0.1, 0.2};
+	json_int_t ids[3];
+	for (int i = 0; i < 3; i++) {
+		char request[128];
+		snprintf(request, sizeof(request),
+		         "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":%g}}", seconds[i]);
+		ids[i] = submit(daemon.url, request);
+	}
+	json_int_t order[3];
+	int yielded = 0;
+	json_int_t pending[3] = {ids[0], ids[1], ids[2]};
+	int pending_count = 3;
+	while (pending_count > 0) {
+		char request[256];
+		int used = snprintf(request, sizeof(request), "{\"op\":\"as_completed\",\"ids\":[");
+		for (int i = 0; i < pending_count; i++)
+			used += snprintf(request + used, sizeof(request) - (size_t)used, "%s%lld",
+			                 i ? "," : "", (long long)pending[i]);
+		snprintf(request + used, sizeof(request) - (size_t)used, "],\"timeout\":10}");
+		json_t *reply = wire_call(daemon.url, request);
+		json_t *done = json_object_get(reply, "done");
+		ck_assert_uint_gt(json_array_size(done), 0);
+		for (size_t i = 0; i < json_array_size(done); i++)
+			order[yielded++] = json_integer_value(json_array_get(done, i));
+		json_t *still = json_object_get(reply, "pending");
+		pending_count = (int)json_array_size(still);
+		for (int i = 0; i < pending_count; i++)
+			pending[i] = json_integer_value(json_array_get(still, (size_t)i));
+		json_decref(reply);
+	}
+	ck_assert_int_eq(yielded, 3);
+	ck_assert_int_eq(order[0], ids[1]);
+	ck_assert_int_eq(order[1], ids[2]);
+	ck_assert_int_eq(order[2], ids[0]);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_shutdown_with_waiting_jobs_is_clean)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	/* Timers still armed and dependencies still watched when weftd stops: the
+	 * jobs end cancelled and nothing leaks (the sanitizer builds check). */
+	json_int_t far = submit(daemon.url, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},"
+	                                    "\"delay\":3600,\"deadline\":4000000000}");
+	json_int_t future = submit(daemon.url, "{\"op\":\"future.new\"}");
+	char request[160];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"after\":[%lld,%lld]}",
+	         (long long)far, (long long)future);
+	submit(daemon.url, request);
+	fixture_stop(&daemon); /* checks weftd exits 0 */
+}
+END_TEST
+
+static Suite *schedule_suite(void)
+{
+	Suite *suite = suite_create("schedule");
+	TCase *schedule = tcase_create("schedule");
+	tcase_set_timeout(schedule, 60);
+	tcase_add_test(schedule, test_after_waits_for_its_dependencies);
+	tcase_add_test(schedule, test_failed_dependency_fails_the_job_unless_always);
+	tcase_add_test(schedule, test_delay_and_at_hold_the_job);
+	tcase_add_test(schedule, test_fails_twice_then_succeeds_with_retries);
+	tcase_add_test(schedule, test_retry_on_and_timeout_per_attempt);
+	tcase_add_test(schedule, test_deadline_bounds_the_whole_job);
+	tcase_add_test(schedule, test_cancelled_waiting_job_stays_cancelled);
+	tcase_add_test(schedule, test_as_completed_yields_in_completion_order);
+	tcase_add_test(schedule, test_shutdown_with_waiting_jobs_is_clean);
+	suite_add_tcase(suite, schedule);
+	return suite;
+}
+
+int main(void)
+{
+	SRunner *runner = srunner_create(schedule_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
