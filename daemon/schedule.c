@@ -117,13 +117,21 @@ void schedule_worker_exit(struct event_base *base)
 
 /* ---- release, delay, deadline ---- */
 
-/* The wait is over: to the runner, unless the job was cancelled meanwhile.
- * Consumes a reference. */
-static void release(struct job *job)
+/* Worker thread: to the runner, unless the job was cancelled meanwhile. */
+static void release_on_worker(void *argument)
 {
+	struct job *job = argument;
 	if (jobs_release(runner_jobs(), job))
 		runner_dispatch(job);
 	job_unref(job);
+}
+
+/* The wait is over. Consumes a reference. Released from a worker's loop, so
+ * that an inline job finishing at once cannot finish the next link of a chain
+ * from inside this call, and so on, one stack frame per link. */
+static void release(struct job *job)
+{
+	workers_post(workers_pick(runner_workers()), release_on_worker, job);
 }
 
 /* Dependencies are over: wait for the job's time, or release it. Consumes a reference. */
@@ -196,11 +204,19 @@ static void dependencies_over(struct dependencies *dependencies)
 	free(dependencies);
 }
 
+static void dependencies_over_on_worker(void *argument)
+{
+	dependencies_over(argument);
+}
+
 static void dependency_finished(struct dependencies *dependencies)
 {
-	/* seq_cst: the last decrement must see every dependency's final state. */
+	/* seq_cst: the last decrement must see every dependency's final state. On a
+	 * worker's loop, not here in the finishing job's notification: a failed link
+	 * would fail the next one from inside this call, and so on down a chain. */
 	if (atomic_fetch_sub(&dependencies->remaining, 1) == 1)
-		dependencies_over(dependencies);
+		workers_post(workers_pick(runner_workers()), dependencies_over_on_worker,
+		             dependencies);
 }
 
 static void on_dependency_finished(struct job_watch *watch, struct job *job)

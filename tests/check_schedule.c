@@ -294,6 +294,72 @@ START_TEST(test_shutdown_with_waiting_jobs_is_clean)
 }
 END_TEST
 
+START_TEST(test_a_chain_of_ten_thousand_jobs_runs_in_order)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	/* Each job runs after the one before; ids come back as the chain is built. */
+	json_int_t previous = submit(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\","
+	                                         "\"args\":{\"seconds\":0.2,\"result\":0}}");
+	json_int_t first = previous;
+	for (int i = 1; i < 10000; i++) {
+		char request[160];
+		snprintf(request, sizeof(request),
+		         "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":%d},"
+		         "\"after\":[%lld]}",
+		         i, (long long)previous);
+		previous = submit(daemon.url, request);
+	}
+	json_t *reply = result(daemon.url, previous);
+	ck_assert_str_eq(field(reply, "state"), "done");
+	ck_assert_int_eq(json_integer_value(json_object_get(reply, "result")), 9999);
+	json_decref(reply);
+	/* Every link started after the one before it finished. */
+	json_t *before = status(daemon.url, first);
+	for (json_int_t id = first + 1; id <= previous; id += 999) {
+		json_t *link = status(daemon.url, id);
+		json_t *prior = status(daemon.url, id - 1);
+		ck_assert(json_real_value(json_object_get(link, "started")) >=
+		          json_real_value(json_object_get(prior, "finished")));
+		json_decref(link);
+		json_decref(prior);
+	}
+	json_decref(before);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_a_diamond_joins_both_branches)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_int_t top = submit(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":0.1}}");
+	char request[200];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":0.2},\"after\":[%lld]}",
+	         (long long)top);
+	json_int_t left = submit(daemon.url, request);
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":{\"seconds\":0.1},\"after\":[%lld]}",
+	         (long long)top);
+	json_int_t right = submit(daemon.url, request);
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":\"joined\"},"
+	         "\"after\":[%lld,%lld],\"wait\":30}",
+	         (long long)left, (long long)right);
+	json_t *reply = wire_call(daemon.url, request);
+	ck_assert_str_eq(field(reply, "result"), "joined");
+	json_t *bottom = status(daemon.url, json_integer_value(json_object_get(reply, "id")));
+	json_t *slow = status(daemon.url, left);
+	ck_assert(json_real_value(json_object_get(bottom, "started")) >=
+	          json_real_value(json_object_get(slow, "finished")));
+	json_decref(slow);
+	json_decref(bottom);
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
 static Suite *schedule_suite(void)
 {
 	Suite *suite = suite_create("schedule");
@@ -308,6 +374,8 @@ static Suite *schedule_suite(void)
 	tcase_add_test(schedule, test_cancelled_waiting_job_stays_cancelled);
 	tcase_add_test(schedule, test_as_completed_yields_in_completion_order);
 	tcase_add_test(schedule, test_shutdown_with_waiting_jobs_is_clean);
+	tcase_add_test(schedule, test_a_chain_of_ten_thousand_jobs_runs_in_order);
+	tcase_add_test(schedule, test_a_diamond_joins_both_branches);
 	suite_add_tcase(suite, schedule);
 	return suite;
 }
