@@ -102,3 +102,8 @@ $(BUILD)/tests/check_schedule: $(BUILD)/tests/check_schedule.o $(BUILD)/tests/fi
 		$(BUILD)/tests/wire.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_schedule
+
+# Issue 5's benchmarks (bench/suites/futures.sh).
+$(BUILD)/bench/futures/futures_bench: $(BUILD)/bench/futures/futures_bench.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS)
+BENCH_PROGS += $(BUILD)/bench/futures/futures_bench
