@@ -518,6 +518,8 @@ json_t *jobs_to_json(struct jobs *jobs, struct job *job)
 		}
 		if (schedule->deadline > 0)
 			json_object_set_new(object, "deadline", json_real(schedule->deadline));
+		if (schedule->priority != 0)
+			json_object_set_new(object, "priority", json_integer(schedule->priority));
 	}
 	return object;
 }

@@ -65,6 +65,7 @@ struct job_schedule {
 	double retry_backoff_max;
 	json_t *retry_on;      /* array of error types (owned), or NULL for any */
 	double deadline;       /* wall clock past which the job fails; 0 = none */
+	int priority;          /* higher runs first among jobs queued for one executor */
 };
 
 void job_schedule_free(struct job_schedule *schedule);

@@ -19,11 +19,11 @@ static const char *const op_names[] = {PROTO_OP_MAP(REQUEST_OP_NAME_)};
 #undef REQUEST_OP_NAME_
 
 /* The fields each op takes, besides "op". */
-static const char *const op_fields[REQUEST_OP_COUNT][16] = {
+static const char *const op_fields[REQUEST_OP_COUNT][20] = {
 	[REQUEST_PING] = {NULL},
 	[REQUEST_SUBMIT] = {"fn", "args", "timeout", "labels", "wait", "jobs", "after", "after_policy",
 	                    "delay", "at", "retries", "retry_backoff", "retry_backoff_max", "retry_on",
-	                    "deadline", NULL},
+	                    "deadline", "priority", NULL},
 	[REQUEST_STATUS] = {"id", NULL},
 	[REQUEST_RESULT] = {"id", "ids", "timeout", NULL},
 	[REQUEST_WAIT] = {"ids", "timeout", "return_when", NULL},
@@ -40,7 +40,7 @@ static const char *const job_fields[] = {"fn",       "args",          "timeout",
                                          "labels",   "after",         "after_policy",
                                          "delay",    "at",            "retries",
                                          "retry_backoff", "retry_backoff_max", "retry_on",
-                                         "deadline", NULL};
+                                         "deadline", "priority", NULL};
 
 /* Ids must stay exact in every JSON parser (doubles). */
 #define MAX_ID ((json_int_t)1 << 53)
@@ -143,7 +143,8 @@ static int decode_schedule(const json_t *object, struct job_schedule **out,
 {
 	static const char *const names[] = {"after",         "after_policy",      "delay",
 	                                    "at",            "retries",           "retry_backoff",
-	                                    "retry_backoff_max", "retry_on",      "deadline"};
+	                                    "retry_backoff_max", "retry_on",      "deadline",
+	                                    "priority"};
 	bool any = false;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		any = any || json_object_get(object, names[i]) != NULL;
@@ -236,6 +237,16 @@ static int decode_schedule(const json_t *object, struct job_schedule **out,
 	if ((value = json_object_get(object, "deadline")) != NULL &&
 	    (rv = get_time(value, "deadline", &schedule->deadline, problem)) != WEFT_OK)
 		goto fail;
+	if ((value = json_object_get(object, "priority")) != NULL) {
+		if (!json_is_integer(value) || json_integer_value(value) < -REQUEST_MAX_PRIORITY ||
+		    json_integer_value(value) > REQUEST_MAX_PRIORITY) {
+			rv = problem_set(problem, WEFT_EBADFIELD, "priority",
+			                 "field 'priority' must be an integer from %d to %d (higher first)",
+			                 -REQUEST_MAX_PRIORITY, REQUEST_MAX_PRIORITY);
+			goto fail;
+		}
+		schedule->priority = (int)json_integer_value(value);
+	}
 	*out = schedule;
 	return WEFT_OK;
 
@@ -314,7 +325,8 @@ static int decode_submit(json_t *root, struct request *request, struct problem *
 	                                   "labels",     "wait",         "after",
 	                                   "after_policy", "delay",      "at",
 	                                   "retries",    "retry_backoff", "retry_backoff_max",
-	                                   "retry_on",   "deadline",     NULL};
+	                                   "retry_on",   "deadline",     "priority",
+	                                   NULL};
 	for (const char *const *name = single_only; *name != NULL; name++)
 		if (json_object_get(root, *name) != NULL)
 			return problem_set(problem, WEFT_EBADFIELD, *name,

@@ -39,6 +39,7 @@ enum request_return_when {
 #define REQUEST_MAX_AFTER 1000
 #define REQUEST_MAX_RETRIES 100
 #define REQUEST_MAX_RETRY_ON 32
+#define REQUEST_MAX_PRIORITY 1000
 
 /* One job of a submit. args and labels are new references owned by the
  * request until a caller takes them (sets the member to NULL). */

@@ -156,7 +156,7 @@ static void slot_granted(void *argument)
 
 void runner_submit(struct job *job)
 {
-	if (job->schedule != NULL)
+	if (schedule_holds(job))
 		schedule_submit(job);
 	else
 		runner_dispatch(job);
@@ -175,8 +175,9 @@ void runner_dispatch(struct job *job)
 		return;
 	}
 	struct slots *gate = gate_of(job);
+	int priority = job->schedule != NULL ? job->schedule->priority : 0;
 	if (gate != NULL &&
-	    slots_acquire(gate, &job->slot_waiter, 0, slot_granted, job) == SLOTS_QUEUED)
+	    slots_acquire(gate, &job->slot_waiter, priority, slot_granted, job) == SLOTS_QUEUED)
 		return; /* stays queued; slot_granted posts it */
 	workers_post(workers_pick(runner_pool), start_on_worker, job);
 }

@@ -246,6 +246,13 @@ static void wait_for_dependencies(struct job *job)
 	dependency_finished(dependencies); /* registering is over */
 }
 
+bool schedule_holds(const struct job *job)
+{
+	const struct job_schedule *schedule = job->schedule;
+	return schedule != NULL &&
+	       (schedule->after_count > 0 || schedule->run_at > 0 || schedule->deadline > 0);
+}
+
 void schedule_submit(struct job *job)
 {
 	const struct job_schedule *schedule = job->schedule;

@@ -13,6 +13,10 @@
 struct event_base;
 struct job;
 
+/* Whether a new job must wait or be watched before it runs (after, delay/at,
+ * deadline); a job with only retries or a priority goes to the runner at once. */
+bool schedule_holds(const struct job *job);
+
 /* Holds a new job that has a schedule (it becomes `waiting`) until it may run,
  * then hands it to runner_dispatch(). Takes its own references. Any thread. */
 void schedule_submit(struct job *job);

@@ -360,6 +360,41 @@ START_TEST(test_a_diamond_joins_both_branches)
 }
 END_TEST
 
+START_TEST(test_priority_orders_jobs_waiting_for_one_slot)
+{
+	fixture daemon;
+	const char *const args[] = {"--procs", "1", NULL};
+	fixture_start(&daemon, args);
+	json_int_t holder = submit(daemon.url, "{\"op\":\"submit\",\"fn\":\"exec\","
+	                                       "\"args\":{\"argv\":[\"sleep\",\"0.5\"]}}");
+	const int priorities[3] = {0, 5, 10};
+	json_int_t ids[3];
+	for (int i = 0; i < 3; i++) {
+		char request[160];
+		snprintf(request, sizeof(request),
+		         "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"argv\":[\"true\"]},"
+		         "\"priority\":%d}",
+		         priorities[i]);
+		ids[i] = submit(daemon.url, request);
+	}
+	json_t *job = status(daemon.url, ids[1]);
+	ck_assert_int_eq(json_integer_value(json_object_get(job, "priority")), 5);
+	json_decref(job);
+	double started[3];
+	json_decref(result(daemon.url, holder));
+	for (int i = 0; i < 3; i++) {
+		json_decref(result(daemon.url, ids[i]));
+		job = status(daemon.url, ids[i]);
+		started[i] = json_real_value(json_object_get(job, "started"));
+		json_decref(job);
+	}
+	/* Higher first: 10, then 5, then 0, though they came in the other order. */
+	ck_assert(started[2] < started[1]);
+	ck_assert(started[1] < started[0]);
+	fixture_stop(&daemon);
+}
+END_TEST
+
 static Suite *schedule_suite(void)
 {
 	Suite *suite = suite_create("schedule");
@@ -376,6 +411,7 @@ static Suite *schedule_suite(void)
 	tcase_add_test(schedule, test_shutdown_with_waiting_jobs_is_clean);
 	tcase_add_test(schedule, test_a_chain_of_ten_thousand_jobs_runs_in_order);
 	tcase_add_test(schedule, test_a_diamond_joins_both_branches);
+	tcase_add_test(schedule, test_priority_orders_jobs_waiting_for_one_slot);
 	suite_add_tcase(suite, schedule);
 	return suite;
 }
