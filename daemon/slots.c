@@ -40,6 +40,7 @@ struct slots {
 	unsigned limit;             /* under lock */
 	unsigned held;              /* under lock */
 	unsigned queued;            /* under lock */
+	bool paused;                /* under lock: grant nothing (a paused queue) */
 	struct slots_waiter *head;  /* under lock; first to be granted */
 	struct slots_waiter *tail;  /* under lock */
 };
@@ -111,7 +112,7 @@ enum slots_acquire_result slots_acquire(struct slots *gate, struct slots_waiter 
 	struct slots_waiter *after;
 
 	pthread_mutex_lock(&gate->lock);
-	if (gate->head == NULL && gate->held < gate->limit) {
+	if (!gate->paused && gate->head == NULL && gate->held < gate->limit) {
 		gate->held++;
 		pthread_mutex_unlock(&gate->lock);
 		return SLOTS_ACQUIRED;
@@ -164,7 +165,7 @@ void slots_release(struct slots *gate)
 	}
 	gate->held--;
 	/* After a lowered limit, held may still be above it: then nobody is granted. */
-	if (gate->head != NULL && gate->held < gate->limit)
+	if (!gate->paused && gate->head != NULL && gate->held < gate->limit)
 		pending = grant_first_nolock(gate);
 	pthread_mutex_unlock(&gate->lock);
 	if (pending.wake != NULL)
@@ -183,26 +184,50 @@ bool slots_cancel(struct slots *gate, struct slots_waiter *waiter)
 	return was_queued;
 }
 
-int slots_set_limit(struct slots *gate, unsigned limit)
+/* Grants waiters while there is room; entered with the lock held, returns
+ * without it. Wakes run without the lock. */
+static void grant_while_room_unlock(struct slots *gate)
 {
 	struct pending_wake pending[WAKE_BATCH];
 	size_t count;
 
-	if (limit == 0)
-		return WEFT_EINVAL;
-	pthread_mutex_lock(&gate->lock);
-	gate->limit = limit;
 	for (;;) {
 		count = 0;
-		while (count < WAKE_BATCH && gate->head != NULL && gate->held < gate->limit)
+		while (count < WAKE_BATCH && !gate->paused && gate->head != NULL &&
+		       gate->held < gate->limit)
 			pending[count++] = grant_first_nolock(gate);
 		pthread_mutex_unlock(&gate->lock);
 		for (size_t i = 0; i < count; i++)
 			pending[i].wake(pending[i].arg);
 		if (count < WAKE_BATCH)
-			return WEFT_OK;
+			return;
 		pthread_mutex_lock(&gate->lock);
 	}
+}
+
+int slots_set_limit(struct slots *gate, unsigned limit)
+{
+	if (limit == 0)
+		return WEFT_EINVAL;
+	pthread_mutex_lock(&gate->lock);
+	gate->limit = limit;
+	grant_while_room_unlock(gate);
+	return WEFT_OK;
+}
+
+void slots_set_paused(struct slots *gate, bool paused)
+{
+	pthread_mutex_lock(&gate->lock);
+	gate->paused = paused;
+	grant_while_room_unlock(gate);
+}
+
+bool slots_paused(struct slots *gate)
+{
+	pthread_mutex_lock(&gate->lock);
+	bool paused = gate->paused;
+	pthread_mutex_unlock(&gate->lock);
+	return paused;
 }
 
 static unsigned read_locked(struct slots *gate, const unsigned *field)

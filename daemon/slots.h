@@ -95,6 +95,12 @@ bool slots_cancel(struct slots *gate, struct slots_waiter *waiter);
  * release. Returns WEFT_OK or WEFT_EINVAL. Any thread. */
 int slots_set_limit(struct slots *gate, unsigned limit);
 
+/* Pauses the gate (nothing is granted: acquire always queues, a release does
+ * not hand its slot on) or resumes it (waiters are granted while there is
+ * room; their wakes run on this thread). Holders keep their slots. Any thread. */
+void slots_set_paused(struct slots *gate, bool paused);
+bool slots_paused(struct slots *gate);
+
 /* Snapshot for stats; may be stale by the time it is read. Any thread. */
 unsigned slots_held(struct slots *gate);
 unsigned slots_queued(struct slots *gate);

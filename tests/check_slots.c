@@ -252,6 +252,38 @@ static void *thread_main(void *unused)
 	return NULL;
 }
 
+START_TEST(test_a_paused_gate_grants_nothing_until_resumed)
+{
+	struct slots *gate = make_gate(2);
+	struct fake_job jobs[3];
+	int order[3];
+	size_t count = 0;
+
+	ck_assert(slots_try_acquire(gate));
+	slots_set_paused(gate, true);
+	ck_assert(slots_paused(gate));
+	/* Room for one more, but paused: everyone queues, and a release hands nothing on. */
+	for (int i = 0; i < 3; i++) {
+		jobs[i] = (struct fake_job){.id = i, .order = order, .order_count = &count};
+		ck_assert_int_eq(slots_acquire(gate, &jobs[i].waiter, 0, record_wake, &jobs[i]),
+		                 SLOTS_QUEUED);
+	}
+	slots_release(gate);
+	ck_assert_uint_eq(count, 0);
+	ck_assert_uint_eq(slots_held(gate), 0);
+	/* Resumed: granted up to the limit, in order. */
+	slots_set_paused(gate, false);
+	ck_assert_uint_eq(count, 2);
+	ck_assert_int_eq(order[0], 0);
+	ck_assert_int_eq(order[1], 1);
+	slots_release(gate);
+	ck_assert_uint_eq(count, 3);
+	slots_release(gate);
+	slots_release(gate);
+	slots_free(gate);
+}
+END_TEST
+
 START_TEST(test_never_more_than_the_limit_across_threads)
 {
 	pthread_t threads[THREADS];
@@ -282,6 +314,7 @@ static Suite *slots_suite(void)
 	tcase_add_test(single, test_cancel_of_a_queued_waiter_removes_it);
 	tcase_add_test(single, test_cancel_of_the_only_waiter_and_of_the_last);
 	tcase_add_test(single, test_raising_the_limit_wakes_waiters);
+	tcase_add_test(single, test_a_paused_gate_grants_nothing_until_resumed);
 	tcase_add_test(threads, test_never_more_than_the_limit_across_threads);
 	tcase_set_timeout(threads, 60);
 	suite_add_tcase(suite, single);
