@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include "daemon/now.h"
 #include "daemon/ops.h"
 #include "daemon/proc.h"
+#include "daemon/queues.h"
 #include "daemon/runner.h"
 #include "daemon/schedule.h"
 #include "daemon/server.h"
@@ -235,6 +237,13 @@ int daemon_run(const struct options *options)
 		goto fail_workers;
 	}
 	runner_init(daemon.jobs, daemon.workers);
+	for (size_t i = 0; i < options->queue_count; i++) {
+		char name[80];
+		snprintf(name, sizeof(name), "%s", options->queues[i]);
+		char *equals = strchr(name, '=');
+		*equals = '\0';
+		queues_set(name, (unsigned)strtoul(equals + 1, NULL, 10));
+	}
 	daemon.waiters = waiters_new(daemon.jobs, options->max_waiters);
 	if (main_loop_init(&loop, &daemon) != 0) {
 		log_error("cannot set up the main event loop");
@@ -270,6 +279,7 @@ fail_loop:
 	workers_stop(daemon.workers);
 	waiters_free(daemon.waiters);
 fail_workers:
+	queues_fini();
 	functions_fini();
 	identity_fini();
 fail_functions:

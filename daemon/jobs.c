@@ -55,6 +55,7 @@ void job_schedule_free(struct job_schedule *schedule)
 	if (schedule == NULL)
 		return;
 	free(schedule->after);
+	free(schedule->queue_name);
 	json_decref(schedule->retry_on);
 	free(schedule);
 }
@@ -520,6 +521,8 @@ json_t *jobs_to_json(struct jobs *jobs, struct job *job)
 			json_object_set_new(object, "deadline", json_real(schedule->deadline));
 		if (schedule->priority != 0)
 			json_object_set_new(object, "priority", json_integer(schedule->priority));
+		if (schedule->queue_name != NULL)
+			json_object_set_new(object, "queue", json_string(schedule->queue_name));
 	}
 	return object;
 }

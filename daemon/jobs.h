@@ -66,6 +66,8 @@ struct job_schedule {
 	json_t *retry_on;      /* array of error types (owned), or NULL for any */
 	double deadline;       /* wall clock past which the job fails; 0 = none */
 	int priority;          /* higher runs first among jobs queued for one executor */
+	char *queue_name;      /* the named queue it runs in (owned), or NULL */
+	struct slots *queue;   /* that queue's gate (queues.h; lives as long as the daemon) */
 };
 
 void job_schedule_free(struct job_schedule *schedule);
@@ -132,8 +134,10 @@ struct job {
 	/* Owned by the worker thread running the job. */
 	struct job_run run;
 
-	/* The job's place in its function's slot queue (runner.c; guarded by the gate). */
+	/* The job's place in its function's slot queue and in its named queue
+	 * (runner.c; guarded by each gate). */
 	struct slots_waiter slot_waiter;
+	struct slots_waiter queue_waiter;
 };
 
 /* A consistent copy of a job's changing fields, taken under its lock. */

@@ -18,6 +18,7 @@
 #include "daemon/now.h"
 #include "daemon/outcome.h"
 #include "daemon/problem.h"
+#include "daemon/queues.h"
 #include "daemon/request.h"
 #include "daemon/runner.h"
 #include "daemon/server.h"
@@ -106,6 +107,22 @@ static void op_submit(struct daemon *daemon, struct server_request *slot, struct
                       struct problem *problem)
 {
 	if (admit(daemon, request->job_count, problem) != WEFT_OK) {
+		reply_problem(slot, problem);
+		return;
+	}
+	/* Named queues must exist: a misspelt name would otherwise make a queue of one. */
+	for (size_t i = 0; i < request->job_count; i++) {
+		struct job_schedule *schedule = request->jobs[i].schedule;
+		if (schedule == NULL || schedule->queue_name == NULL)
+			continue;
+		schedule->queue = queues_find(schedule->queue_name);
+		if (schedule->queue != NULL)
+			continue;
+		problem_set(problem, WEFT_EBADFIELD, "queue",
+		            "no queue '%s'; make it first with queue.set (weft queue set %s --max N)",
+		            schedule->queue_name, schedule->queue_name);
+		if (request->batch)
+			problem_in_batch(problem, (long)i);
 		reply_problem(slot, problem);
 		return;
 	}
@@ -441,6 +458,28 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 		break;
 	case REQUEST_FUTURE_SET:
 		reply = op_future_set(daemon, slot, &request, &problem);
+		break;
+	case REQUEST_QUEUE_SET:
+		if (queues_set(request.function, (unsigned)request.limit) != WEFT_OK) {
+			problem_set(&problem, WEFT_EINTERNAL, NULL, "cannot make queue '%s'",
+			            request.function);
+			reply = problem_to_reply(&problem);
+		} else {
+			reply = json_pack("{s:b}", "ok", 1);
+		}
+		break;
+	case REQUEST_QUEUE_PAUSE:
+	case REQUEST_QUEUE_RESUME:
+		if (queues_pause(request.function, request.op == REQUEST_QUEUE_PAUSE) != WEFT_OK) {
+			problem_set(&problem, WEFT_EBADFIELD, "name",
+			            "no queue '%s'; 'queues' lists them", request.function);
+			reply = problem_to_reply(&problem);
+		} else {
+			reply = json_pack("{s:b}", "ok", 1);
+		}
+		break;
+	case REQUEST_QUEUES:
+		reply = json_pack("{s:b, s:o}", "ok", 1, "queues", queues_to_json());
 		break;
 	case REQUEST_OP_COUNT:
 		break;

@@ -29,6 +29,7 @@ static const char usage[] =
 	"  --max-pending N      most unfinished jobs; submits beyond are refused with 'busy'\n"
 	"                       (default 1000000)\n"
 	"  --procs N            exec jobs running at once; others wait queued (default: online CPUs)\n"
+	"  --queue NAME=MAX     a named queue running at most MAX of its jobs at once (repeatable)\n"
 	"  --output-max BYTES   stdout and stderr kept per exec job, each (default 1048576,\n"
 	"                       at most 4194304)\n"
 	"  --threads N          threads of the pool for blocking calls (default: 2 x workers)\n"
@@ -66,7 +67,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	options->log_level = LOG_LEVEL_INFO;
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
-	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
+	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
@@ -77,6 +78,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
 		{"max-waiters", required_argument, NULL, OPT_MAX_WAITERS},
 		{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
+		{"queue", required_argument, NULL, OPT_QUEUE},
 		{"procs", required_argument, NULL, OPT_PROCS},
 		{"output-max", required_argument, NULL, OPT_OUTPUT_MAX},
 		{"threads", required_argument, NULL, OPT_THREADS},
@@ -147,6 +149,21 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 				goto bad_value;
 			options->max_pending = (size_t)value;
 			break;
+		case OPT_QUEUE: {
+			const char *equals = strchr(optarg, '=');
+			if (options->queue_count == OPTIONS_MAX_LISTEN || equals == NULL ||
+			    equals == optarg || equals - optarg > 64 ||
+			    parse_number(equals + 1, 1, 1000000, &value) != 0 || value != floor(value)) {
+				snprintf(message, size,
+				         "--queue needs NAME=MAX, like builds=2 (at most %d queues here; "
+				         "more with the queue.set op), not '%s'",
+				         OPTIONS_MAX_LISTEN, optarg);
+				return OPTIONS_EXIT_USAGE;
+			}
+			snprintf(options->queues[options->queue_count++], sizeof(options->queues[0]), "%s",
+			         optarg);
+			break;
+		}
 		case OPT_PROCS:
 			if (parse_number(optarg, 1, 65536, &value) != 0 || value != floor(value))
 				goto bad_value;

@@ -18,6 +18,8 @@ struct options {
 	size_t max_message;
 	size_t max_waiters;
 	size_t max_pending;   /* unfinished jobs at most; submits beyond get `busy` */
+	char queues[OPTIONS_MAX_LISTEN][80]; /* NAME=MAX, made at start-up */
+	size_t queue_count;
 	unsigned procs;       /* exec jobs running at once */
 	size_t output_max;    /* bytes of stdout and of stderr kept per exec job */
 	unsigned threads;     /* thread pool size */

@@ -13,6 +13,7 @@
 #include "daemon/memory.h"
 #include "daemon/now.h"
 #include "daemon/problem.h"
+#include "daemon/queues.h"
 
 #define REQUEST_OP_NAME_(name, wire) wire,
 static const char *const op_names[] = {PROTO_OP_MAP(REQUEST_OP_NAME_)};
@@ -23,7 +24,7 @@ static const char *const op_fields[REQUEST_OP_COUNT][20] = {
 	[REQUEST_PING] = {NULL},
 	[REQUEST_SUBMIT] = {"fn", "args", "timeout", "labels", "wait", "jobs", "after", "after_policy",
 	                    "delay", "at", "retries", "retry_backoff", "retry_backoff_max", "retry_on",
-	                    "deadline", "priority", NULL},
+	                    "deadline", "priority", "queue", NULL},
 	[REQUEST_STATUS] = {"id", NULL},
 	[REQUEST_RESULT] = {"id", "ids", "timeout", NULL},
 	[REQUEST_WAIT] = {"ids", "timeout", "return_when", NULL},
@@ -34,13 +35,17 @@ static const char *const op_fields[REQUEST_OP_COUNT][20] = {
 	[REQUEST_FUTURE_NEW] = {"labels", NULL},
 	[REQUEST_FUTURE_SET] = {"id", "result", "error", NULL},
 	[REQUEST_AS_COMPLETED] = {"ids", "timeout", NULL},
+	[REQUEST_QUEUE_SET] = {"name", "max", NULL},
+	[REQUEST_QUEUE_PAUSE] = {"name", NULL},
+	[REQUEST_QUEUE_RESUME] = {"name", NULL},
+	[REQUEST_QUEUES] = {NULL},
 };
 
 static const char *const job_fields[] = {"fn",       "args",          "timeout",
                                          "labels",   "after",         "after_policy",
                                          "delay",    "at",            "retries",
                                          "retry_backoff", "retry_backoff_max", "retry_on",
-                                         "deadline", "priority", NULL};
+                                         "deadline", "priority", "queue", NULL};
 
 /* Ids must stay exact in every JSON parser (doubles). */
 #define MAX_ID ((json_int_t)1 << 53)
@@ -144,7 +149,7 @@ static int decode_schedule(const json_t *object, struct job_schedule **out,
 	static const char *const names[] = {"after",         "after_policy",      "delay",
 	                                    "at",            "retries",           "retry_backoff",
 	                                    "retry_backoff_max", "retry_on",      "deadline",
-	                                    "priority"};
+	                                    "priority",      "queue"};
 	bool any = false;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		any = any || json_object_get(object, names[i]) != NULL;
@@ -247,6 +252,17 @@ static int decode_schedule(const json_t *object, struct job_schedule **out,
 		}
 		schedule->priority = (int)json_integer_value(value);
 	}
+	if ((value = json_object_get(object, "queue")) != NULL) {
+		if (!json_is_string(value) || json_string_length(value) == 0 ||
+		    json_string_length(value) > QUEUES_NAME_MAX) {
+			rv = problem_set(problem, WEFT_EBADFIELD, "queue",
+			                 "field 'queue' must be a queue name of 1 to %d bytes",
+			                 QUEUES_NAME_MAX);
+			goto fail;
+		}
+		/* The queue itself is looked up when the job is accepted (ops.c). */
+		schedule->queue_name = memory_strdup(json_string_value(value));
+	}
 	*out = schedule;
 	return WEFT_OK;
 
@@ -326,7 +342,7 @@ static int decode_submit(json_t *root, struct request *request, struct problem *
 	                                   "after_policy", "delay",      "at",
 	                                   "retries",    "retry_backoff", "retry_backoff_max",
 	                                   "retry_on",   "deadline",     "priority",
-	                                   NULL};
+	                                   "queue",      NULL};
 	for (const char *const *name = single_only; *name != NULL; name++)
 		if (json_object_get(root, *name) != NULL)
 			return problem_set(problem, WEFT_EBADFIELD, *name,
@@ -531,6 +547,27 @@ static int decode_body(json_t *root, struct request *request, struct problem *pr
 		if ((rv = decode_ids(json_object_get(root, "ids"), request, problem)) != WEFT_OK)
 			return rv;
 		return decode_timeout(root, request, problem);
+	case REQUEST_QUEUE_SET:
+		value = json_object_get(root, "max");
+		if (!json_is_integer(value) || json_integer_value(value) < 1 ||
+		    json_integer_value(value) > 1000000)
+			return problem_set(problem, WEFT_EBADFIELD, "max",
+			                   "field 'max' must be an integer from 1 to 1000000: how many of "
+			                   "the queue's jobs may run at once");
+		request->limit = (size_t)json_integer_value(value);
+		/* fall through */
+	case REQUEST_QUEUE_PAUSE:
+	case REQUEST_QUEUE_RESUME:
+		value = json_object_get(root, "name");
+		if (!json_is_string(value) || json_string_length(value) == 0 ||
+		    json_string_length(value) > QUEUES_NAME_MAX)
+			return problem_set(problem, WEFT_EBADFIELD, "name",
+			                   "field 'name' must be a queue name of 1 to %d bytes",
+			                   QUEUES_NAME_MAX);
+		request->function = json_string_value(value); /* the name, borrowed */
+		return WEFT_OK;
+	case REQUEST_QUEUES:
+		return WEFT_OK;
 	case REQUEST_OP_COUNT:
 		break;
 	}
@@ -565,7 +602,8 @@ int request_decode(const void *data, size_t size, struct request *out, struct pr
 	if (out->op == REQUEST_OP_COUNT) {
 		rv = problem_set(problem, WEFT_EUNKNOWNOP, "op",
 		                 "unknown op '%.64s'; ops are ping, submit, status, result, wait, "
-		                 "cancel, list, functions, stats, future.new, future.set, as_completed",
+		                 "cancel, list, functions, stats, future.new, future.set, as_completed, "
+		                 "queue.set, queue.pause, queue.resume, queues",
 		                 json_string_value(op));
 		goto fail;
 	}

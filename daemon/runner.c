@@ -49,6 +49,19 @@ static struct slots *gate_of(const struct job *job)
 	return job->function->gate != NULL ? job->function->gate() : NULL;
 }
 
+/* The named queue the job runs in, or NULL. */
+static struct slots *queue_of(const struct job *job)
+{
+	return job->schedule != NULL ? job->schedule->queue : NULL;
+}
+
+static void release_queue_slot(struct job *job)
+{
+	struct slots *queue = queue_of(job);
+	if (queue != NULL)
+		slots_release(queue);
+}
+
 void runner_release_slot(struct job *job)
 {
 	struct slots *gate = gate_of(job);
@@ -68,6 +81,8 @@ static void end_run(struct job *job, bool release_slot)
 	}
 	if (release_slot)
 		runner_release_slot(job);
+	/* The named queue counts the job as running until its run ends. */
+	release_queue_slot(job);
 	job_unref(job);
 }
 
@@ -122,8 +137,9 @@ static void start_on_worker(void *argument)
 	struct job *job = argument; /* the runner's reference */
 	struct workers_worker *worker = workers_current();
 	if (!jobs_start(runner_table, job, workers_index(worker))) {
-		/* Cancelled while it waited; a slot it was granted goes back. */
+		/* Cancelled while it waited; the slots it was granted go back. */
 		runner_release_slot(job);
+		release_queue_slot(job);
 		job_unref(job);
 		return;
 	}
@@ -162,11 +178,38 @@ void runner_submit(struct job *job)
 		runner_dispatch(job);
 }
 
+static void after_queue(struct job *job);
+
+static void after_queue_on_worker(void *argument)
+{
+	after_queue(argument);
+}
+
+/* Any thread (the one that released a queue slot): the job may go on. On a
+ * worker, so that an inline job cannot run inside another job's release. */
+static void queue_granted(void *argument)
+{
+	workers_post(workers_pick(runner_pool), after_queue_on_worker, argument);
+}
+
 void runner_dispatch(struct job *job)
 {
 	job_ref(job);
+	struct slots *queue = queue_of(job);
+	int priority = job->schedule != NULL ? job->schedule->priority : 0;
+	if (queue != NULL &&
+	    slots_acquire(queue, &job->queue_waiter, priority, queue_granted, job) == SLOTS_QUEUED)
+		return; /* stays queued; queue_granted goes on */
+	after_queue(job);
+}
+
+/* The job holds its queue slot (if it has a queue): run it, or wait for its
+ * function's slot. Holds the runner's reference. */
+static void after_queue(struct job *job)
+{
 	if (job->function->executor == FUNCTION_INLINE) {
 		if (!jobs_start(runner_table, job, -1)) {
+			release_queue_slot(job);
 			job_unref(job);
 			return;
 		}
@@ -198,12 +241,20 @@ bool runner_end(struct job *job, enum job_state state, const char *type, const c
 		job_ref(job);
 		workers_post(workers_get(runner_pool, worker), stop_on_worker, job);
 	}
-	/* Still in its slot queue: leave it, and drop the reference runner_submit
-	 * gave it. When it was granted meanwhile, start_on_worker sees it is
-	 * cancelled and gives the slot back. */
-	struct slots *gate = gate_of(job);
-	if (previous == JOB_QUEUED && gate != NULL && slots_cancel(gate, &job->slot_waiter))
-		job_unref(job);
+	/* Still waiting in its named queue or for its function's slot: leave, and
+	 * drop the reference runner_dispatch gave it. When it was granted
+	 * meanwhile, the grant's path (after_queue, start_on_worker) sees it is
+	 * cancelled and gives the slots back. */
+	if (previous == JOB_QUEUED) {
+		struct slots *queue = queue_of(job);
+		struct slots *gate = gate_of(job);
+		if (queue != NULL && slots_cancel(queue, &job->queue_waiter)) {
+			job_unref(job); /* it never got its queue slot */
+		} else if (gate != NULL && slots_cancel(gate, &job->slot_waiter)) {
+			release_queue_slot(job);
+			job_unref(job);
+		}
+	}
 	return true;
 }
 

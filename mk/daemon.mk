@@ -5,7 +5,7 @@ DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c d
 	daemon/waiters.c daemon/writer.c daemon/server.c daemon/probe.c daemon/ops.c daemon/options.c \
 	daemon/daemon.c daemon/exec.c daemon/identity.c daemon/execargs.c daemon/proc.c \
 	daemon/proc_child.c daemon/slots.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
-	daemon/coroutines.c daemon/offload.c daemon/schedule.c \
+	daemon/coroutines.c daemon/offload.c daemon/schedule.c daemon/queues.c \
 	$(PROTO_SRCS)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) -lm
@@ -55,7 +55,8 @@ FUZZ_SRCS = tests/fuzz/fuzz_request.c daemon/request.c daemon/problem.c daemon/f
 	daemon/exec.c daemon/execargs.c daemon/threaded.c daemon/blocking.c daemon/threadpool.c \
 	daemon/jobs.c daemon/runner.c daemon/workers.c daemon/memory.c daemon/now.c daemon/log.c \
 	daemon/identity.c daemon/proc.c daemon/proc_child.c daemon/slots.c daemon/coroutines.c \
-	daemon/offload.c daemon/schedule.c proto/error.c $(RUNTIME_SRCS) $(RUNTIME_ASM)
+	daemon/offload.c daemon/schedule.c daemon/queues.c proto/error.c $(RUNTIME_SRCS) \
+	$(RUNTIME_ASM)
 .PHONY: fuzz
 fuzz:
 	@mkdir -p $(FUZZ_BUILD)/corpus

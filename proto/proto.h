@@ -34,7 +34,11 @@
 	XX(STATS, "stats")                                                                 \
 	XX(FUTURE_NEW, "future.new")                                                       \
 	XX(FUTURE_SET, "future.set")                                                       \
-	XX(AS_COMPLETED, "as_completed")
+	XX(AS_COMPLETED, "as_completed")                                                   \
+	XX(QUEUE_SET, "queue.set")                                                         \
+	XX(QUEUE_PAUSE, "queue.pause")                                                     \
+	XX(QUEUE_RESUME, "queue.resume")                                                   \
+	XX(QUEUES, "queues")
 
 /* Job states as they are spelled on the wire. */
 #define PROTO_STATE_MAP(XX)                                                                \

@@ -395,6 +395,91 @@ START_TEST(test_priority_orders_jobs_waiting_for_one_slot)
 }
 END_TEST
 
+static json_t *queue_entry(const char *url, const char *name)
+{
+	json_t *reply = wire_call(url, "{\"op\":\"queues\"}");
+	json_t *found = NULL;
+	json_t *queues = json_object_get(reply, "queues");
+	for (size_t i = 0; i < json_array_size(queues); i++)
+		if (strcmp(field(json_array_get(queues, i), "name"), name) == 0)
+			found = json_incref(json_array_get(queues, i));
+	json_decref(reply);
+	ck_assert_msg(found != NULL, "no queue %s", name);
+	return found;
+}
+
+START_TEST(test_a_named_queue_limits_its_running_jobs)
+{
+	fixture daemon;
+	const char *const args[] = {"--queue", "builds=2", NULL};
+	fixture_start(&daemon, args);
+	json_int_t ids[5];
+	for (int i = 0; i < 5; i++)
+		ids[i] = submit(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\","
+		                            "\"args\":{\"seconds\":0.3},\"queue\":\"builds\"}");
+	json_int_t most = 0;
+	for (int i = 0; i < 5; i++) {
+		json_t *queue = queue_entry(daemon.url, "builds");
+		json_int_t running = json_integer_value(json_object_get(queue, "running"));
+		most = running > most ? running : most;
+		json_decref(queue);
+		json_decref(result(daemon.url, ids[i]));
+	}
+	ck_assert_int_le(most, 2);
+	/* Two at a time: the fifth starts only after two others ended. */
+	json_t *fifth = status(daemon.url, ids[4]);
+	json_t *first = status(daemon.url, ids[0]);
+	ck_assert(json_real_value(json_object_get(fifth, "started")) >=
+	          json_real_value(json_object_get(first, "finished")));
+	ck_assert_str_eq(field(fifth, "queue"), "builds");
+	json_decref(fifth);
+	json_decref(first);
+	json_t *reply = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"echo\","
+	                                      "\"args\":{\"value\":1},\"queue\":\"bulids\"}");
+	ck_assert_str_eq(wire_error_code(reply), "bad_field");
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_a_paused_queue_holds_its_jobs_until_resumed)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_decref(wire_call(daemon.url, "{\"op\":\"queue.set\",\"name\":\"nightly\",\"max\":1}"));
+	json_decref(wire_call(daemon.url, "{\"op\":\"queue.pause\",\"name\":\"nightly\"}"));
+	json_int_t held = submit(daemon.url, "{\"op\":\"submit\",\"fn\":\"echo\","
+	                                     "\"args\":{\"value\":\"ran\"},\"queue\":\"nightly\"}");
+	json_int_t cancelled = submit(daemon.url, "{\"op\":\"submit\",\"fn\":\"echo\","
+	                                          "\"args\":{\"value\":1},\"queue\":\"nightly\"}");
+	char request[128];
+	snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld,\"timeout\":0.3}",
+	         (long long)held);
+	json_t *reply = wire_call(daemon.url, request);
+	ck_assert_str_eq(wire_error_code(reply), "timeout");
+	ck_assert_str_eq(field(json_object_get(reply, "error"), "state"), "queued");
+	json_decref(reply);
+	json_t *queue = queue_entry(daemon.url, "nightly");
+	ck_assert(json_is_true(json_object_get(queue, "paused")));
+	ck_assert_int_eq(json_integer_value(json_object_get(queue, "queued")), 2);
+	json_decref(queue);
+	snprintf(request, sizeof(request), "{\"op\":\"cancel\",\"id\":%lld}", (long long)cancelled);
+	json_decref(wire_call(daemon.url, request));
+	json_decref(wire_call(daemon.url, "{\"op\":\"queue.resume\",\"name\":\"nightly\"}"));
+	reply = result(daemon.url, held);
+	ck_assert_str_eq(field(reply, "result"), "ran");
+	json_decref(reply);
+	reply = result(daemon.url, cancelled);
+	ck_assert_str_eq(field(reply, "state"), "cancelled");
+	json_decref(reply);
+	queue = queue_entry(daemon.url, "nightly");
+	ck_assert_int_eq(json_integer_value(json_object_get(queue, "running")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(queue, "queued")), 0);
+	json_decref(queue);
+	fixture_stop(&daemon);
+}
+END_TEST
+
 static Suite *schedule_suite(void)
 {
 	Suite *suite = suite_create("schedule");
@@ -412,6 +497,8 @@ static Suite *schedule_suite(void)
 	tcase_add_test(schedule, test_a_chain_of_ten_thousand_jobs_runs_in_order);
 	tcase_add_test(schedule, test_a_diamond_joins_both_branches);
 	tcase_add_test(schedule, test_priority_orders_jobs_waiting_for_one_slot);
+	tcase_add_test(schedule, test_a_named_queue_limits_its_running_jobs);
+	tcase_add_test(schedule, test_a_paused_queue_holds_its_jobs_until_resumed);
 	suite_add_tcase(suite, schedule);
 	return suite;
 }
