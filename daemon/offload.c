@@ -1,9 +1,9 @@
 /*
- * weft_run_in_thread: a pool item and a future, both living for exactly one
+ * weft_run_in_thread: a pool item and a one-shot, both living for exactly one
  * call. The item sits on the calling task's stack, which is safe because the
  * task waits until the pool is done with it, even when cancelled. The pool's
- * done callback holds its own reference to the future, since setting it may
- * resume the task (on another thread) before weft_future_set returns.
+ * done callback holds its own reference to the one-shot, since setting it may
+ * resume the task (on another thread) before weft_oneshot_set returns.
  */
 #include "daemon/offload.h"
 
@@ -21,7 +21,7 @@ struct offload_call {
 	weft_thread_fn fn;
 	void *argument;
 	void *result;
-	weft_future *future;
+	weft_oneshot *oneshot;
 	/* Set by done once it no longer touches the call (release: the task then
 	 * sees `result`); read by the task (acquire). */
 	atomic_bool finished;
@@ -40,16 +40,16 @@ static void offload_run(struct threadpool_work *work)
 }
 
 /* Pool thread, or the cancelling thread for a call that never ran. The call
- * is not touched after the future is set: the task may be gone by then. */
+ * is not touched after the one-shot is set: the task may be gone by then. */
 static void offload_done(struct threadpool_work *work)
 {
 	struct offload_call *call = (struct offload_call *)work;
-	weft_future *future = call->future;
+	weft_oneshot *oneshot = call->oneshot;
 	int outcome = work->cancelled ? WEFT_ECANCELED : WEFT_OK;
 	atomic_store_explicit(&call->finished, true, memory_order_release);
 	/* From here on the call may be gone. */
-	weft_future_set(future, outcome, NULL);
-	weft_future_release(future);
+	weft_oneshot_set(oneshot, outcome, NULL);
+	weft_oneshot_release(oneshot);
 }
 
 int weft_run_in_thread(weft_thread_fn fn, void *argument, void **result_out)
@@ -58,28 +58,28 @@ int weft_run_in_thread(weft_thread_fn fn, void *argument, void **result_out)
 	if (pool == NULL || fn == NULL || weft_task_current() == NULL)
 		return WEFT_EINVAL;
 	struct offload_call call = {.fn = fn, .argument = argument};
-	if (weft_future_new(&call.future) != WEFT_OK)
+	if (weft_oneshot_new(&call.oneshot) != WEFT_OK)
 		return WEFT_ENOMEM;
-	weft_future_retain(call.future); /* the done callback's reference */
+	weft_oneshot_retain(call.oneshot); /* the done callback's reference */
 	threadpool_work_init(&call.work, offload_run, offload_done);
 	int rv = threadpool_submit(pool, &call.work);
 	if (rv != WEFT_OK) {
-		weft_future_release(call.future);
-		weft_future_release(call.future);
+		weft_oneshot_release(call.oneshot);
+		weft_oneshot_release(call.oneshot);
 		return rv;
 	}
-	rv = weft_future_await(call.future, WEFT_FOREVER);
+	rv = weft_oneshot_await(call.oneshot, WEFT_FOREVER);
 	if (!atomic_load_explicit(&call.finished, memory_order_acquire)) {
 		/* Only the task's own cancellation ends a wait without a time limit
 		 * early. A queued call is dropped now; a running one is waited for,
 		 * since it still uses `argument` and this stack frame. */
 		threadpool_cancel(pool, &call.work);
 		while (!atomic_load_explicit(&call.finished, memory_order_acquire))
-			weft_future_await(call.future, WEFT_FOREVER);
+			weft_oneshot_await(call.oneshot, WEFT_FOREVER);
 		rv = WEFT_ECANCELED;
 	}
 	if (result_out != NULL)
 		*result_out = call.result;
-	weft_future_release(call.future);
+	weft_oneshot_release(call.oneshot);
 	return rv;
 }

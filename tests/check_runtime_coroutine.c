@@ -322,10 +322,10 @@ enum { WAITING_TASKS = 100000 };
 
 static atomic_int waiting_count;
 
-static int waits_for_future(void *argument)
+static int waits_for_oneshot(void *argument)
 {
 	atomic_fetch_add(&waiting_count, 1);
-	return weft_future_await(argument, 60);
+	return weft_oneshot_await(argument, 60);
 }
 
 static int count_mappings(void)
@@ -342,13 +342,13 @@ static int count_mappings(void)
 START_TEST(many_waiting_tasks_fit_within_the_mapping_limit)
 {
 	runtime *rt = start_runtime(2, 16 * 1024);
-	weft_future *future;
-	ck_assert_int_eq(weft_future_new(&future), WEFT_OK);
+	weft_oneshot *oneshot;
+	ck_assert_int_eq(weft_oneshot_new(&oneshot), WEFT_OK);
 	weft_task **tasks = malloc(sizeof *tasks * WAITING_TASKS);
 	ck_assert_ptr_nonnull(tasks);
 	int mappings_before = count_mappings();
 	for (int i = 0; i < WAITING_TASKS; i++)
-		ck_assert_int_eq(runtime_inject(rt, waits_for_future, future, NULL, &tasks[i]),
+		ck_assert_int_eq(runtime_inject(rt, waits_for_oneshot, oneshot, NULL, &tasks[i]),
 				 WEFT_OK);
 	/* A task holds its stack from the moment it counts itself. */
 	for (int round = 0; round < 30000 && atomic_load(&waiting_count) < WAITING_TASKS; round++)
@@ -359,13 +359,13 @@ START_TEST(many_waiting_tasks_fit_within_the_mapping_limit)
 	 * a bounded number of guarded ones keep it far lower, and under vm.max_map_count. */
 	ck_assert_msg(mappings < WAITING_TASKS / 4 && mappings_before + mappings < 60000,
 		      "%d waiting tasks took %d new mappings", WAITING_TASKS, mappings);
-	ck_assert_int_eq(weft_future_set(future, WEFT_OK, NULL), WEFT_OK);
+	ck_assert_int_eq(weft_oneshot_set(oneshot, WEFT_OK, NULL), WEFT_OK);
 	for (int i = 0; i < WAITING_TASKS; i++) {
 		ck_assert_int_eq(runtime_join(tasks[i], 60), WEFT_OK);
 		weft_task_release(tasks[i]);
 	}
 	free(tasks);
-	weft_future_release(future);
+	weft_oneshot_release(oneshot);
 	runtime_free(rt, 10);
 }
 END_TEST

@@ -1,7 +1,7 @@
 /*
  * Task lifecycle: results, failure, cancellation (of a sleeping task, of a task awaiting another,
  * of a task never started, of a stackless sleep), await with a timeout, join from a thread that
- * is not a worker, completion callbacks, futures, notify, fd waits and the spawn_tree built-in.
+ * is not a worker, completion callbacks, one-shots, notify, fd waits and the spawn_tree built-in.
  */
 #include <check.h>
 #include <pthread.h>
@@ -316,30 +316,30 @@ START_TEST(completion_callback_runs_once_with_the_result)
 }
 END_TEST
 
-/* ---- futures and notify ---- */
+/* ---- one-shots and notify ---- */
 
-static int awaits_future(void *argument)
+static int awaits_oneshot(void *argument)
 {
-	weft_future *future = argument;
-	int error = weft_future_await(future, 10);
+	weft_oneshot *oneshot = argument;
+	int error = weft_oneshot_await(oneshot, 10);
 	if (error != WEFT_OK)
 		return error;
-	return weft_return_json(json_incref(weft_future_result(future)));
+	return weft_return_json(json_incref(weft_oneshot_result(oneshot)));
 }
 
-START_TEST(future_set_from_a_thread_wakes_its_awaiter)
+START_TEST(oneshot_set_from_a_thread_wakes_its_awaiter)
 {
-	weft_future *future;
-	ck_assert_int_eq(weft_future_new(&future), WEFT_OK);
-	weft_task *task = inject(awaits_future, future);
+	weft_oneshot *oneshot;
+	ck_assert_int_eq(weft_oneshot_new(&oneshot), WEFT_OK);
+	weft_task *task = inject(awaits_oneshot, oneshot);
 	ck_assert_int_eq(runtime_join(task, 0.01), WEFT_ETIMEOUT);
-	ck_assert_int_eq(weft_future_set(future, WEFT_OK, json_string("hello")), WEFT_OK);
-	ck_assert_int_eq(weft_future_set(future, WEFT_OK, json_string("again")), WEFT_EALREADYSET);
+	ck_assert_int_eq(weft_oneshot_set(oneshot, WEFT_OK, json_string("hello")), WEFT_OK);
+	ck_assert_int_eq(weft_oneshot_set(oneshot, WEFT_OK, json_string("again")), WEFT_EALREADYSET);
 	ck_assert_int_eq(runtime_join(task, 10), WEFT_OK);
 	ck_assert_str_eq(json_string_value(weft_task_result(task)), "hello");
-	ck_assert_int_eq(runtime_join_future(future, 0), WEFT_OK);
+	ck_assert_int_eq(runtime_join_oneshot(oneshot, 0), WEFT_OK);
 	weft_task_release(task);
-	weft_future_release(future);
+	weft_oneshot_release(oneshot);
 }
 END_TEST
 
@@ -527,7 +527,7 @@ int main(void)
 	tcase_add_test(cases, join_from_a_thread_with_a_timeout);
 	tcase_add_test(cases, many_threads_join_one_task);
 	tcase_add_test(cases, completion_callback_runs_once_with_the_result);
-	tcase_add_test(cases, future_set_from_a_thread_wakes_its_awaiter);
+	tcase_add_test(cases, oneshot_set_from_a_thread_wakes_its_awaiter);
 	tcase_add_test(cases, notify_keeps_one_permit_and_times_out);
 	tcase_add_test(cases, wait_fd_times_out_then_sees_data);
 	tcase_add_test(cases, posted_calls_run_in_order_on_their_worker);

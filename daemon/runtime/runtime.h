@@ -94,8 +94,8 @@ int runtime_inject_sleep(runtime *rt, double seconds, json_t *result,
  */
 int runtime_join(weft_task *task, double timeout_seconds);
 
-/* Same for a future. */
-int runtime_join_future(weft_future *future, double timeout_seconds);
+/* Same for a one-shot (weft_oneshot). */
+int runtime_join_oneshot(weft_oneshot *oneshot, double timeout_seconds);
 
 /* Copies the counters of up to `capacity` workers into `stats`; returns how many workers there
  * are. Any thread. */

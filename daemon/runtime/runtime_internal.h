@@ -71,7 +71,7 @@ typedef struct waiter {
 	thread_waiter *thread;  /* thread waiting, or NULL */
 } waiter;
 
-/* The result of a task or a future. `lock` (a spinlock: held for a few instructions, never across
+/* The result of a task or a one-shot. `lock` (a spinlock: held for a few instructions, never across
  * a switch or a callback into user code) guards done, the result fields and waiters. */
 typedef struct completion {
 	atomic_flag lock;

@@ -679,75 +679,75 @@ int weft_notify_wait(weft_notify *notify, double timeout_seconds)
 	return task_reason_to_error(reason);
 }
 
-/* ---- futures ---- */
+/* ---- one-shots ---- */
 
-struct weft_future {
+struct weft_oneshot {
 	atomic_int references;
 	completion done;
 };
 
-int weft_future_new(weft_future **future_out)
+int weft_oneshot_new(weft_oneshot **oneshot_out)
 {
-	weft_future *future = malloc(sizeof *future);
-	if (future == NULL)
+	weft_oneshot *oneshot = malloc(sizeof *oneshot);
+	if (oneshot == NULL)
 		return WEFT_ENOMEM;
-	atomic_init(&future->references, 1);
-	completion_init(&future->done);
-	*future_out = future;
+	atomic_init(&oneshot->references, 1);
+	completion_init(&oneshot->done);
+	*oneshot_out = oneshot;
 	return WEFT_OK;
 }
 
-weft_future *weft_future_retain(weft_future *future)
+weft_oneshot *weft_oneshot_retain(weft_oneshot *oneshot)
 {
-	atomic_fetch_add_explicit(&future->references, 1, memory_order_relaxed);
-	return future;
+	atomic_fetch_add_explicit(&oneshot->references, 1, memory_order_relaxed);
+	return oneshot;
 }
 
-void weft_future_release(weft_future *future)
+void weft_oneshot_release(weft_oneshot *oneshot)
 {
-	if (future == NULL ||
-	    atomic_fetch_sub_explicit(&future->references, 1, memory_order_acq_rel) != 1)
+	if (oneshot == NULL ||
+	    atomic_fetch_sub_explicit(&oneshot->references, 1, memory_order_acq_rel) != 1)
 		return;
-	json_decref(future->done.result);
-	free(future);
+	json_decref(oneshot->done.result);
+	free(oneshot);
 }
 
-int weft_future_set(weft_future *future, int error, json_t *result)
+int weft_oneshot_set(weft_oneshot *oneshot, int error, json_t *result)
 {
-	completion_lock(&future->done);
-	bool already = atomic_load_explicit(&future->done.done, memory_order_relaxed);
+	completion_lock(&oneshot->done);
+	bool already = atomic_load_explicit(&oneshot->done.done, memory_order_relaxed);
 	if (!already) {
-		future->done.error = error;
-		future->done.result = result;
+		oneshot->done.error = error;
+		oneshot->done.result = result;
 	}
-	completion_unlock(&future->done);
+	completion_unlock(&oneshot->done);
 	if (already) {
 		json_decref(result);
 		return WEFT_EALREADYSET;
 	}
-	completion_finish(&future->done);
+	completion_finish(&oneshot->done);
 	return WEFT_OK;
 }
 
-int weft_future_await(weft_future *future, double timeout_seconds)
+int weft_oneshot_await(weft_oneshot *oneshot, double timeout_seconds)
 {
 	weft_task *self = task_self();
-	if (self == NULL || future == NULL || isnan(timeout_seconds))
+	if (self == NULL || oneshot == NULL || isnan(timeout_seconds))
 		return WEFT_EINVAL;
-	return task_await_completion(self, &future->done, timeout_seconds);
+	return task_await_completion(self, &oneshot->done, timeout_seconds);
 }
 
-json_t *weft_future_result(const weft_future *future)
+json_t *weft_oneshot_result(const weft_oneshot *oneshot)
 {
-	return atomic_load_explicit(&future->done.done, memory_order_acquire) ? future->done.result
+	return atomic_load_explicit(&oneshot->done.done, memory_order_acquire) ? oneshot->done.result
 									      : NULL;
 }
 
-int runtime_join_future(weft_future *future, double timeout_seconds)
+int runtime_join_oneshot(weft_oneshot *oneshot, double timeout_seconds)
 {
-	if (future == NULL || isnan(timeout_seconds))
+	if (oneshot == NULL || isnan(timeout_seconds))
 		return WEFT_EINVAL;
-	return thread_join_completion(&future->done, timeout_seconds);
+	return thread_join_completion(&oneshot->done, timeout_seconds);
 }
 
 /* ---- spawn_tree ---- */

@@ -2,7 +2,7 @@
  * weft tasks: the API that task code uses inside weftd's runtime.
  *
  * A task is a stackful coroutine: its body is an ordinary C function that may block in the calls
- * below (weft_sleep, weft_yield, weft_await, weft_wait_fd, weft_notify_wait, weft_future_await)
+ * below (weft_sleep, weft_yield, weft_await, weft_wait_fd, weft_notify_wait, weft_oneshot_await)
  * and continue where it left off, possibly on another worker thread. Functions marked "task
  * only" must be called from inside a task body; they return WEFT_EINVAL elsewhere.
  *
@@ -157,19 +157,19 @@ void weft_notify_signal(weft_notify *notify);  /* any thread */
 int weft_notify_wait(weft_notify *notify, double timeout_seconds);
 
 /*
- * Future: a one-shot result set by anyone, awaited by tasks (or joined from threads through the
+ * One-shot: a result set by anyone, awaited by tasks (or joined from threads through the
  * daemon's runtime API). Reference counted; thread-safe.
  */
-typedef struct weft_future weft_future;
-int weft_future_new(weft_future **future_out); /* one reference; WEFT_OK or WEFT_ENOMEM */
-weft_future *weft_future_retain(weft_future *future);
-void weft_future_release(weft_future *future);
-/* Completes the future with `error` and `result` (stolen, even on error). WEFT_EALREADYSET when
+typedef struct weft_oneshot weft_oneshot;
+int weft_oneshot_new(weft_oneshot **oneshot_out); /* one reference; WEFT_OK or WEFT_ENOMEM */
+weft_oneshot *weft_oneshot_retain(weft_oneshot *oneshot);
+void weft_oneshot_release(weft_oneshot *oneshot);
+/* Completes the one-shot with `error` and `result` (stolen, even on error). WEFT_EALREADYSET when
  * it was already set (the result is then released). Any thread. */
-int weft_future_set(weft_future *future, int error, json_t *result);
-/* Waits like weft_await; the result is then weft_future_result (borrowed). Task only. */
-int weft_future_await(weft_future *future, double timeout_seconds);
-json_t *weft_future_result(const weft_future *future);
+int weft_oneshot_set(weft_oneshot *oneshot, int error, json_t *result);
+/* Waits like weft_await; the result is then weft_oneshot_result (borrowed). Task only. */
+int weft_oneshot_await(weft_oneshot *oneshot, double timeout_seconds);
+json_t *weft_oneshot_result(const weft_oneshot *oneshot);
 
 #ifdef __cplusplus
 }
