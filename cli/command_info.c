@@ -125,8 +125,8 @@ static int run_ls(const cli_command *command, cli_globals *globals, int argc, ch
 		switch (option) {
 		case 's':
 			if (weft_state_from_name(optarg) == WEFT_STATE_UNKNOWN) {
-				cli_usage_error(command, "--state takes queued, running, done, failed "
-				                         "or cancelled");
+				cli_usage_error(command, "--state takes waiting, queued, running, pending, "
+				                         "done, failed or cancelled");
 				goto done;
 			}
 			json_object_set_new(filter, "state", json_string(optarg));
@@ -208,7 +208,8 @@ const cli_command cli_command_ls = {
 	.name = "ls",
 	.usage = "[--state S] [--fn F] [--label K=V]... [--limit N] [--after ID]",
 	.summary = "list jobs as a table",
-	.help = "  --state S      only jobs in state S (queued, running, done, failed, cancelled)\n"
+	.help = "  --state S      only jobs in state S (waiting, queued, running, pending, done,\n"
+	        "                 failed, cancelled)\n"
 	        "  --fn F         only calls of function F\n"
 	        "  --label K=V    only jobs with this label (repeatable: all must match)\n"
 	        "  --limit N      at most N jobs (1 to 10000; the daemon's default is 1000)\n"

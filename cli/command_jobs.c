@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/schedule.h"
 
 /* Parses the options loop's shared cases; a macro would hide the flow, so
  * each command spells out its own loop and calls this for the rest. */
@@ -25,6 +26,7 @@ typedef struct call_options {
 	bool wait;
 	bool wait_forever;
 	double wait_seconds;
+	cli_schedule schedule;
 } call_options;
 
 static int build_spec(const call_options *options, weft_job_spec **out)
@@ -42,6 +44,8 @@ static int build_spec(const call_options *options, weft_job_spec **out)
 		if (rv == 0)
 			rv = weft_job_spec_set_label(spec, key, json_string_value(value));
 	}
+	if (rv == 0)
+		rv = cli_schedule_apply(&options->schedule, spec);
 	if (rv != 0) {
 		weft_job_spec_free(spec);
 		return rv;
@@ -109,9 +113,11 @@ static int run_call(const cli_command *command, cli_globals *globals, int argc, 
 		{"timeout", required_argument, NULL, 't'},
 		{"label", required_argument, NULL, 'l'},
 		{"wait", optional_argument, NULL, 'w'},
+		CLI_SCHEDULE_OPTIONS,
 		CLI_GLOBAL_OPTIONS,
 	};
 	call_options call = {.wait_forever = true};
+	cli_schedule_init(&call.schedule);
 	int exit_code = CLI_EXIT_USAGE;
 	if ((call.labels = json_object()) == NULL) {
 		fprintf(stderr, "weft: out of memory\n");
@@ -121,6 +127,12 @@ static int run_call(const cli_command *command, cli_globals *globals, int argc, 
 	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
 		char *key, *value;
 		bool stop = false;
+		int schedule_exit = 0;
+		if (cli_schedule_option(command, &call.schedule, option, optarg, &schedule_exit)) {
+			if (schedule_exit != 0)
+				goto done;
+			continue;
+		}
 		switch (option) {
 		case 't':
 			if (!cli_parse_seconds(optarg, &call.timeout) || call.timeout <= 0) {
@@ -157,6 +169,8 @@ static int run_call(const cli_command *command, cli_globals *globals, int argc, 
 				goto done;
 		}
 	}
+	if (cli_schedule_check(command, &call.schedule) != 0)
+		goto done;
 	int positional = argc - optind;
 	if (positional < 1 || positional > 2) {
 		cli_usage_error(command, positional < 1 ? "which function? (see 'weft functions')"
@@ -180,7 +194,7 @@ done:
 
 const cli_command cli_command_call = {
 	.name = "call",
-	.usage = "FN [ARGS-JSON] [--timeout S] [--label K=V]... [--wait [S]]",
+	.usage = "FN [ARGS-JSON] [--timeout S] [--label K=V]... [--wait [S]] [SCHEDULING]",
 	.summary = "submit a job: call function FN with ARGS-JSON (an object)",
 	.help = "ARGS-JSON is a JSON object ('{\"seconds\": 2}'); '-' reads it from stdin,\n"
 	        "'@FILE' from a file. Without --wait prints the new job's id.\n\n"
@@ -188,7 +202,7 @@ const cli_command cli_command_call = {
 	        "  --label K=V    attach a label (repeatable); 'weft ls --label' filters on it\n"
 	        "  --wait [S]     wait for the job (at most S seconds) and print its result as\n"
 	        "                 JSON; a failure goes to stderr with exit code 1, a job still\n"
-	        "                 running after S seconds gives exit code 4\n",
+	        "                 running after S seconds gives exit code 4\n\n" CLI_SCHEDULE_HELP,
 	.run = run_call,
 };
 

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/schedule.h"
 
 /* Exit codes of `weft run` (see above and `weft run --help`). */
 enum {
@@ -60,6 +61,7 @@ typedef struct run_options {
 	json_t *labels;   /* object of strings */
 	char **words;     /* borrowed from argv: the command and its arguments */
 	int word_count;
+	cli_schedule schedule;
 } run_options;
 
 static void run_options_free(run_options *options)
@@ -115,9 +117,11 @@ static int parse_options(const cli_command *command, cli_globals *globals, int a
 		{"kill-after", required_argument, NULL, 'k'},
 		{"limit", required_argument, NULL, 'L'},
 		{"label", required_argument, NULL, 'l'},
+		CLI_SCHEDULE_OPTIONS,
 		CLI_GLOBAL_OPTIONS,
 	};
 	options->kill_after = -1;
+	cli_schedule_init(&options->schedule);
 	options->env = json_object();
 	options->limits = json_object();
 	options->labels = json_object();
@@ -127,6 +131,12 @@ static int parse_options(const cli_command *command, cli_globals *globals, int a
 	/* '+': the command's own options (ls -l) are words of the command. */
 	while ((option = getopt_long(argc, argv, "+:", table, NULL)) != -1) {
 		char *key, *value;
+		int schedule_exit = 0;
+		if (cli_schedule_option(command, &options->schedule, option, optarg, &schedule_exit)) {
+			if (schedule_exit != 0)
+				return schedule_exit;
+			continue;
+		}
 		switch (option) {
 		case 't':
 			if (!cli_parse_seconds(optarg, &options->timeout) || options->timeout <= 0)
@@ -182,6 +192,9 @@ static int parse_options(const cli_command *command, cli_globals *globals, int a
 		}
 		}
 	}
+	int schedule_exit = cli_schedule_check(command, &options->schedule);
+	if (schedule_exit != 0)
+		return schedule_exit;
 	/* "--" ends weft's options; getopt has stepped over it when it was there. */
 	options->words = argv + optind;
 	options->word_count = argc - optind;
@@ -365,6 +378,8 @@ static int build_spec(const run_options *options, json_t *args, weft_job_spec **
 		if (rv == 0)
 			rv = weft_job_spec_set_label(spec, key, json_string_value(value));
 	}
+	if (rv == 0)
+		rv = cli_schedule_apply(&options->schedule, spec);
 	if (rv != 0) {
 		weft_job_spec_free(spec);
 		return rv;
@@ -679,6 +694,7 @@ static int run_submit(const cli_command *command, cli_globals *globals, int argc
 	"  --limit NAME=V    a resource limit (repeatable): cpu, as, nofile, nproc, fsize,\n" \
 	"                    ... with a whole number or 'unlimited'\n"                        \
 	"  --label K=V       attach a label (repeatable); 'weft ls --label' filters on it\n"  \
+	"\n" CLI_SCHEDULE_HELP                                                                  \
 	"\nweft's options, --json and --url included, come first: everything from the\n"     \
 	"command's first word on (or after '--') belongs to the command.\n"
 

@@ -15,6 +15,7 @@ static const cli_command *const commands[] = {
 	&cli_command_wait,   &cli_command_cancel, &cli_command_status,
 	&cli_command_ls,     &cli_command_stats, &cli_command_functions,
 	&cli_command_request, &cli_command_run,    &cli_command_submit,
+	&cli_command_future,
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 

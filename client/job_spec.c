@@ -7,11 +7,35 @@
 #include "client/allocator.h"
 #include "client/last_error.h"
 
+/* The protocol's limits, checked here so that a mistake is caught before a
+ * round trip and named in the caller's words. */
+#define JOB_SPEC_MAX_ID (1ULL << 53)
+#define JOB_SPEC_MAX_AFTER 1000
+#define JOB_SPEC_MAX_RETRIES 100
+#define JOB_SPEC_MAX_SECONDS 315360000.0 /* ten years: the longest duration weftd takes */
+#define JOB_SPEC_MAX_TYPE_BYTES 64
+
 struct weft_job_spec {
 	char *fn;       /* owned */
 	json_t *args;   /* own reference, or NULL for {} */
 	double timeout; /* seconds; 0 for none */
 	json_t *labels; /* own reference to an object of strings, or NULL */
+	/* Scheduling fields: each is sent only once set. */
+	uint64_t *after; /* owned (allocator_); after_count ids, room for after_capacity */
+	size_t after_count;
+	size_t after_capacity;
+	bool after_always;  /* after_policy "always" instead of the default "success" */
+	bool has_delay;     /* delay and at exclude each other */
+	double delay;       /* seconds from submission */
+	bool has_at;
+	double at;          /* Unix time */
+	bool has_retries;
+	int retries;
+	double retry_backoff;     /* seconds; negative: the daemon's default */
+	double retry_backoff_max; /* seconds; negative: the daemon's default */
+	json_t *retry_on;         /* own reference to an array of error types, or NULL */
+	bool has_deadline;
+	double deadline;          /* Unix time */
 };
 
 bool job_spec_is_utf8(const char *text, size_t size)
@@ -76,6 +100,8 @@ void weft_job_spec_free(weft_job_spec *spec)
 {
 	if (spec == NULL)
 		return;
+	json_decref(spec->retry_on);
+	allocator_free(spec->after);
 	json_decref(spec->labels);
 	json_decref(spec->args);
 	allocator_free(spec->fn);
@@ -130,6 +156,183 @@ int weft_job_spec_set_label(weft_job_spec *spec, const char *key, const char *va
 	return WEFT_OK;
 }
 
+int weft_job_spec_add_after(weft_job_spec *spec, uint64_t id)
+{
+	last_error_clear();
+	if (id == 0 || id > JOB_SPEC_MAX_ID)
+		return last_error_set(WEFT_EINVAL, "after: job id %llu is out of range (1 to 2^53)",
+		                      (unsigned long long)id);
+	for (size_t i = 0; i < spec->after_count; i++)
+		if (spec->after[i] == id)
+			return WEFT_OK; /* waiting for a job twice is waiting for it once */
+	if (spec->after_count == JOB_SPEC_MAX_AFTER)
+		return last_error_set(WEFT_EINVAL, "a job waits for at most %d others (after)",
+		                      JOB_SPEC_MAX_AFTER);
+	if (spec->after_count == spec->after_capacity) {
+		size_t capacity = spec->after_capacity == 0 ? 4 : spec->after_capacity * 2;
+		if (capacity > JOB_SPEC_MAX_AFTER)
+			capacity = JOB_SPEC_MAX_AFTER;
+		uint64_t *grown = allocator_calloc(capacity, sizeof(*grown));
+		if (grown == NULL)
+			return last_error_set(WEFT_ENOMEM, "out of memory adding a job to wait for");
+		if (spec->after_count > 0)
+			memcpy(grown, spec->after, spec->after_count * sizeof(*grown));
+		allocator_free(spec->after);
+		spec->after = grown;
+		spec->after_capacity = capacity;
+	}
+	spec->after[spec->after_count++] = id;
+	return WEFT_OK;
+}
+
+int weft_job_spec_set_after_always(weft_job_spec *spec, bool always)
+{
+	last_error_clear();
+	spec->after_always = always;
+	return WEFT_OK;
+}
+
+/* Whether seconds is a duration weftd takes (finite, 0 to ten years). */
+static bool is_duration(double seconds)
+{
+	return isfinite(seconds) && seconds >= 0 && seconds <= JOB_SPEC_MAX_SECONDS;
+}
+
+/* Whether time is a Unix time (finite, after the epoch). */
+static bool is_unix_time(double time)
+{
+	return isfinite(time) && time > 0;
+}
+
+int weft_job_spec_set_delay(weft_job_spec *spec, double seconds)
+{
+	last_error_clear();
+	if (!is_duration(seconds))
+		return last_error_set(WEFT_EINVAL, "a job's delay must be a number of seconds from "
+		                                   "0 to 315360000");
+	if (spec->has_at)
+		return last_error_set(WEFT_EINVAL, "a job takes a delay or a start time (at), not "
+		                                   "both");
+	spec->has_delay = true;
+	spec->delay = seconds;
+	return WEFT_OK;
+}
+
+int weft_job_spec_set_at(weft_job_spec *spec, double unix_time)
+{
+	last_error_clear();
+	if (!is_unix_time(unix_time))
+		return last_error_set(WEFT_EINVAL, "a job's start time (at) must be a Unix time "
+		                                   "in seconds, > 0");
+	if (spec->has_delay)
+		return last_error_set(WEFT_EINVAL, "a job takes a delay or a start time (at), not "
+		                                   "both");
+	spec->has_at = true;
+	spec->at = unix_time;
+	return WEFT_OK;
+}
+
+int weft_job_spec_set_retries(weft_job_spec *spec, int count, double first_backoff,
+                              double backoff_max)
+{
+	last_error_clear();
+	if (count < 0 || count > JOB_SPEC_MAX_RETRIES)
+		return last_error_set(WEFT_EINVAL, "a job's retries must be from 0 to %d, not %d",
+		                      JOB_SPEC_MAX_RETRIES, count);
+	if (isnan(first_backoff) || first_backoff > JOB_SPEC_MAX_SECONDS)
+		return last_error_set(WEFT_EINVAL, "the first retry backoff must be a number of "
+		                                   "seconds up to 315360000 (negative: the default)");
+	if (isnan(backoff_max) || backoff_max > JOB_SPEC_MAX_SECONDS)
+		return last_error_set(WEFT_EINVAL, "the largest retry backoff must be a number of "
+		                                   "seconds up to 315360000 (negative: the default)");
+	spec->has_retries = true;
+	spec->retries = count;
+	spec->retry_backoff = first_backoff;
+	spec->retry_backoff_max = backoff_max;
+	return WEFT_OK;
+}
+
+int weft_job_spec_add_retry_on(weft_job_spec *spec, const char *type)
+{
+	last_error_clear();
+	if (type == NULL || type[0] == '\0' || strlen(type) > JOB_SPEC_MAX_TYPE_BYTES)
+		return last_error_set(WEFT_EINVAL, "an error type to retry on must be 1 to %d bytes",
+		                      JOB_SPEC_MAX_TYPE_BYTES);
+	if (!job_spec_is_utf8(type, strlen(type)))
+		return last_error_set(WEFT_EINVAL, "the error type to retry on is not valid UTF-8");
+	size_t index;
+	json_t *known;
+	json_array_foreach(spec->retry_on, index, known)
+		if (strcmp(json_string_value(known), type) == 0)
+			return WEFT_OK;
+	bool created = false;
+	if (spec->retry_on == NULL) {
+		if ((spec->retry_on = json_array()) == NULL)
+			return last_error_set(WEFT_ENOMEM, "out of memory adding an error type");
+		created = true;
+	}
+	if (json_array_append_new(spec->retry_on, json_string_nocheck(type)) != 0) {
+		if (created) {
+			json_decref(spec->retry_on);
+			spec->retry_on = NULL;
+		}
+		return last_error_set(WEFT_ENOMEM, "out of memory adding an error type");
+	}
+	return WEFT_OK;
+}
+
+int weft_job_spec_set_deadline(weft_job_spec *spec, double unix_time)
+{
+	last_error_clear();
+	if (!is_unix_time(unix_time))
+		return last_error_set(WEFT_EINVAL, "a job's deadline must be a Unix time in "
+		                                   "seconds, > 0");
+	spec->has_deadline = true;
+	spec->deadline = unix_time;
+	return WEFT_OK;
+}
+
+/* Adds "key": value (a new reference, may be NULL: out of memory) to job;
+ * false when out of memory. */
+static bool add_field(json_t *job, const char *key, json_t *value)
+{
+	return value != NULL && json_object_set_new_nocheck(job, key, value) == 0;
+}
+
+/* Adds the scheduling fields that are set; false when out of memory. */
+static bool add_scheduling(const weft_job_spec *spec, json_t *job)
+{
+	if (spec->after_count > 0) {
+		json_t *after = json_array();
+		if (!add_field(job, "after", after))
+			return false;
+		for (size_t i = 0; i < spec->after_count; i++)
+			if (json_array_append_new(after, json_integer((json_int_t)spec->after[i])) != 0)
+				return false;
+		if (spec->after_always && !add_field(job, "after_policy", json_string("always")))
+			return false;
+	}
+	if (spec->has_delay && !add_field(job, "delay", json_real(spec->delay)))
+		return false;
+	if (spec->has_at && !add_field(job, "at", json_real(spec->at)))
+		return false;
+	if (spec->has_retries) {
+		if (!add_field(job, "retries", json_integer(spec->retries)))
+			return false;
+		if (spec->retry_backoff >= 0 &&
+		    !add_field(job, "retry_backoff", json_real(spec->retry_backoff)))
+			return false;
+		if (spec->retry_backoff_max >= 0 &&
+		    !add_field(job, "retry_backoff_max", json_real(spec->retry_backoff_max)))
+			return false;
+	}
+	if (spec->retry_on != NULL && json_object_set_nocheck(job, "retry_on", spec->retry_on) != 0)
+		return false;
+	if (spec->has_deadline && !add_field(job, "deadline", json_real(spec->deadline)))
+		return false;
+	return true;
+}
+
 int job_spec_to_json(const weft_job_spec *spec, json_t **out)
 {
 	json_t *job = json_pack("{s:s}", "fn", spec->fn);
@@ -140,6 +343,8 @@ int job_spec_to_json(const weft_job_spec *spec, json_t **out)
 	if (spec->timeout > 0 && json_object_set_new(job, "timeout", json_real(spec->timeout)) != 0)
 		goto fail_job;
 	if (spec->labels != NULL && json_object_set(job, "labels", spec->labels) != 0)
+		goto fail_job;
+	if (!add_scheduling(spec, job))
 		goto fail_job;
 	*out = job;
 	return WEFT_OK;

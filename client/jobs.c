@@ -20,7 +20,7 @@ static const char *const state_names[] = {
 	[WEFT_STATE_QUEUED] = "queued",       [WEFT_STATE_RUNNING] = "running",
 	[WEFT_STATE_DONE] = "done",           [WEFT_STATE_FAILED] = "failed",
 	[WEFT_STATE_CANCELLED] = "cancelled", [WEFT_STATE_UNKNOWN] = "unknown",
-	[WEFT_STATE_PENDING] = "pending",
+	[WEFT_STATE_PENDING] = "pending",     [WEFT_STATE_WAITING] = "waiting",
 };
 
 const char *weft_state_name(weft_state state)

@@ -1,7 +1,7 @@
 # libweft (shared and static), its pkg-config file, the weft CLI and their tests.
 
 LIBWEFT_SRCS := client/allocator.c client/last_error.c client/connection.c \
-	client/job_spec.c client/jobs.c client/json_check.c $(PROTO_SRCS)
+	client/job_spec.c client/jobs.c client/futures.c client/json_check.c $(PROTO_SRCS)
 LIBWEFT_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/%.o)
 LIBWEFT_PIC_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/pic/%.o)
 LIBWEFT_SONAME := libweft.so.0
@@ -9,7 +9,7 @@ LIBWEFT_VERSION := $(shell sed -n 's/^\#define PROTO_SOFTWARE_VERSION "\(.*\)"/\
 LIBWEFT_LIBS := $(JANSSON_LIBS) $(NNG_LIBS) -lm
 
 CLI_SRCS := cli/main.c cli/output.c cli/parse.c cli/command_jobs.c cli/command_wait.c \
-	cli/command_info.c cli/command_run.c
+	cli/command_info.c cli/command_run.c cli/command_future.c cli/schedule.c
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
 ALL_TARGETS += $(BUILD)/libweft.so $(BUILD)/libweft.a $(BUILD)/weft.pc $(BUILD)/weft
@@ -65,14 +65,19 @@ $(BUILD)/tests/check_client_daemon: $(BUILD)/tests/check_client_daemon.o $(TEST_
 	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/tests/check_client_daemon.o $(TEST_FIXTURE_OBJS) \
 		$(BUILD)/libweft.so -Wl,-rpath,'$$ORIGIN/..' $(CLIENT_TEST_LIBS)
 
+$(BUILD)/tests/check_client_futures: $(BUILD)/tests/check_client_futures.o \
+		$(TEST_FIXTURE_OBJS) $(BUILD)/libweft.so
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/tests/check_client_futures.o $(TEST_FIXTURE_OBJS) \
+		$(BUILD)/libweft.so -Wl,-rpath,'$$ORIGIN/..' $(CLIENT_TEST_LIBS) -lpthread
+
 $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(TEST_FIXTURE_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(JANSSON_LIBS) $(NNG_LIBS)
 
 $(BUILD)/tests/check_client.o $(BUILD)/tests/check_client_daemon.o $(BUILD)/tests/check_cli.o \
-$(BUILD)/tests/fixture.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+$(BUILD)/tests/check_client_futures.o $(BUILD)/tests/fixture.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
 CHECK_PROGS += $(BUILD)/tests/check_client $(BUILD)/tests/check_client_daemon \
-	$(BUILD)/tests/check_cli
+	$(BUILD)/tests/check_cli $(BUILD)/tests/check_client_futures
 
 # The exec function from both sides (issue 4): weft run/submit through the CLI
 # binary, and the daemon's exec jobs through libweft.

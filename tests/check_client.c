@@ -35,6 +35,9 @@ START_TEST(test_state_names_round_trip)
 		ck_assert_int_eq(weft_state_from_name(weft_state_name(state)), state);
 	ck_assert_str_eq(weft_state_name(WEFT_STATE_CANCELLED), "cancelled");
 	ck_assert_int_eq(weft_state_from_name("sleeping"), WEFT_STATE_UNKNOWN);
+	ck_assert_int_eq(weft_state_from_name("waiting"), WEFT_STATE_WAITING);
+	ck_assert_int_eq(weft_state_from_name("pending"), WEFT_STATE_PENDING);
+	ck_assert(!weft_state_is_finished(WEFT_STATE_WAITING));
 	ck_assert_int_eq(weft_state_from_name(NULL), WEFT_STATE_UNKNOWN);
 	ck_assert_str_eq(weft_state_name((weft_state)99), "unknown");
 	ck_assert(weft_state_is_finished(WEFT_STATE_FAILED));
@@ -150,6 +153,93 @@ START_TEST(test_json_syntax_check_agrees_with_jansson)
 }
 END_TEST
 
+/* ------------------------------------------------------------ scheduling */
+
+START_TEST(test_job_spec_encodes_scheduling_fields)
+{
+	weft_job_spec *spec = NULL;
+	assert_weft(weft_job_spec_new("exec", &spec), WEFT_OK);
+	assert_weft(weft_job_spec_add_after(spec, 7), WEFT_OK);
+	assert_weft(weft_job_spec_add_after(spec, 8), WEFT_OK);
+	assert_weft(weft_job_spec_add_after(spec, 7), WEFT_OK); /* counts once */
+	assert_weft(weft_job_spec_set_after_always(spec, true), WEFT_OK);
+	assert_weft(weft_job_spec_set_delay(spec, 30), WEFT_OK);
+	assert_weft(weft_job_spec_set_retries(spec, 3, 2, 10), WEFT_OK);
+	assert_weft(weft_job_spec_add_retry_on(spec, "ExitStatus"), WEFT_OK);
+	assert_weft(weft_job_spec_add_retry_on(spec, "Timeout"), WEFT_OK);
+	assert_weft(weft_job_spec_add_retry_on(spec, "Timeout"), WEFT_OK);
+	assert_weft(weft_job_spec_set_deadline(spec, 1764119000), WEFT_OK);
+	json_t *job = NULL;
+	assert_weft(job_spec_to_json(spec, &job), WEFT_OK);
+	json_t *expected = json_loads(
+		"{\"fn\": \"exec\", \"after\": [7, 8], \"after_policy\": \"always\", \"delay\": 30.0,"
+		" \"retries\": 3, \"retry_backoff\": 2.0, \"retry_backoff_max\": 10.0,"
+		" \"retry_on\": [\"ExitStatus\", \"Timeout\"], \"deadline\": 1764119000.0}",
+		0, NULL);
+	ck_assert_msg(json_equal(job, expected), "encoded %s", json_dumps(job, JSON_COMPACT));
+	json_decref(expected);
+	json_decref(job);
+	weft_job_spec_free(spec);
+}
+END_TEST
+
+START_TEST(test_job_spec_sends_at_and_leaves_default_backoffs_out)
+{
+	weft_job_spec *spec = NULL;
+	assert_weft(weft_job_spec_new("echo", &spec), WEFT_OK);
+	assert_weft(weft_job_spec_set_at(spec, 1764115200.5), WEFT_OK);
+	assert_weft(weft_job_spec_set_retries(spec, 0, -1, -1), WEFT_OK);
+	/* after_policy goes with after only */
+	assert_weft(weft_job_spec_set_after_always(spec, true), WEFT_OK);
+	json_t *job = NULL;
+	assert_weft(job_spec_to_json(spec, &job), WEFT_OK);
+	json_t *expected =
+		json_loads("{\"fn\": \"echo\", \"at\": 1764115200.5, \"retries\": 0}", 0, NULL);
+	ck_assert_msg(json_equal(job, expected), "encoded %s", json_dumps(job, JSON_COMPACT));
+	json_decref(expected);
+	json_decref(job);
+	weft_job_spec_free(spec);
+}
+END_TEST
+
+START_TEST(test_job_spec_rejects_bad_scheduling)
+{
+	weft_job_spec *spec = NULL;
+	assert_weft(weft_job_spec_new("echo", &spec), WEFT_OK);
+	assert_weft(weft_job_spec_add_after(spec, 0), WEFT_EINVAL);
+	ck_assert_msg(strstr(weft_last_error()->message, "after") != NULL, "message: %s",
+	              weft_last_error()->message);
+	assert_weft(weft_job_spec_add_after(spec, (1ULL << 53) + 1), WEFT_EINVAL);
+	for (uint64_t id = 1; id <= 1000; id++)
+		assert_weft(weft_job_spec_add_after(spec, id), WEFT_OK);
+	assert_weft(weft_job_spec_add_after(spec, 1001), WEFT_EINVAL);
+	assert_weft(weft_job_spec_add_after(spec, 1000), WEFT_OK); /* already there */
+	assert_weft(weft_job_spec_set_delay(spec, -1), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_delay(spec, NAN), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_delay(spec, 315360001), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_at(spec, 0), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_at(spec, INFINITY), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_delay(spec, 5), WEFT_OK);
+	assert_weft(weft_job_spec_set_at(spec, 1764115200), WEFT_EINVAL); /* not both */
+	ck_assert_msg(strstr(weft_last_error()->message, "not both") != NULL, "message: %s",
+	              weft_last_error()->message);
+	assert_weft(weft_job_spec_set_retries(spec, -1, 1, 60), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_retries(spec, 101, 1, 60), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_retries(spec, 1, NAN, 60), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_retries(spec, 1, 1, 1e12), WEFT_EINVAL);
+	assert_weft(weft_job_spec_add_retry_on(spec, ""), WEFT_EINVAL);
+	assert_weft(weft_job_spec_add_retry_on(spec, NULL), WEFT_EINVAL);
+	assert_weft(weft_job_spec_add_retry_on(spec, "\xff"), WEFT_EINVAL);
+	char long_type[66];
+	memset(long_type, 'E', 65);
+	long_type[65] = '\0';
+	assert_weft(weft_job_spec_add_retry_on(spec, long_type), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_deadline(spec, -5), WEFT_EINVAL);
+	assert_weft(weft_job_spec_set_deadline(spec, NAN), WEFT_EINVAL);
+	weft_job_spec_free(spec);
+}
+END_TEST
+
 /* ------------------------------------------------------------ last error */
 
 static void *fail_in_thread(void *unused)
@@ -221,6 +311,7 @@ typedef struct fake_daemon {
 	size_t reply_count;
 	size_t served;
 	pthread_t thread;
+	json_t *requests; /* every request received, parsed (own reference; JSON null when not JSON) */
 } fake_daemon;
 
 static void *fake_daemon_run(void *argument)
@@ -231,6 +322,8 @@ static void *fake_daemon_run(void *argument)
 		if (nng_recvmsg(fake->socket, &request, 0) != 0)
 			return NULL;
 		fake->served++;
+		json_t *parsed = json_loadb(nng_msg_body(request), nng_msg_len(request), 0, NULL);
+		json_array_append_new(fake->requests, parsed != NULL ? parsed : json_null());
 		if (fake->replies[i] == DROP) {
 			nng_pipe pipe = nng_msg_get_pipe(request);
 			nng_msg_free(request);
@@ -251,6 +344,7 @@ static void fake_daemon_start(fake_daemon *fake, const char *const *replies, siz
 	snprintf(fake->url, sizeof(fake->url), "ipc://%s/fake.sock", fake->directory);
 	fake->replies = replies;
 	fake->reply_count = count;
+	fake->requests = json_array();
 	ck_assert_int_eq(nng_rep0_open(&fake->socket), 0);
 	ck_assert_int_eq(nng_listen(fake->socket, fake->url, NULL, 0), 0);
 	ck_assert_int_eq(pthread_create(&fake->thread, NULL, fake_daemon_run, fake), 0);
@@ -264,6 +358,22 @@ static void fake_daemon_stop(fake_daemon *fake)
 	snprintf(path, sizeof(path), "%s/fake.sock", fake->directory);
 	unlink(path);
 	rmdir(fake->directory);
+	json_decref(fake->requests);
+}
+
+/* Asserts that the fake daemon's request number `index` (0 is the ping)
+ * equals the JSON text `expected`. Call it after the call whose request it
+ * is has returned: the reply was sent after the request was recorded. */
+static void assert_request(const fake_daemon *fake, size_t index, const char *expected)
+{
+	json_t *wanted = json_loads(expected, 0, NULL);
+	ck_assert_msg(wanted != NULL, "bad expected JSON %s", expected);
+	json_t *got = json_array_get(fake->requests, index);
+	char *text = got != NULL ? json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	ck_assert_msg(got != NULL && json_equal(got, wanted), "request %zu was %s, wanted %s",
+	              index, text != NULL ? text : "(none)", expected);
+	free(text);
+	json_decref(wanted);
 }
 
 START_TEST(test_connect_refuses_another_protocol_version)
@@ -380,6 +490,191 @@ START_TEST(test_an_oversized_request_is_refused_locally)
 }
 END_TEST
 
+START_TEST(test_submits_carry_the_scheduling_fields)
+{
+	static const char *const replies[] = {PING_REPLY, "{\"ok\":true,\"id\":9}",
+	                                      "{\"ok\":true,\"ids\":[10,11]}"};
+	fake_daemon fake;
+	fake_daemon_start(&fake, replies, 3);
+	weft_client *client = NULL;
+	assert_weft(weft_connect(fake.url, &client), WEFT_OK);
+	weft_job_spec *spec = NULL;
+	assert_weft(weft_job_spec_new("echo", &spec), WEFT_OK);
+	assert_weft(weft_job_spec_add_after(spec, 3), WEFT_OK);
+	assert_weft(weft_job_spec_set_retries(spec, 2, 0.5, -1), WEFT_OK);
+	assert_weft(weft_job_spec_set_deadline(spec, 2e9), WEFT_OK);
+	uint64_t id = 0;
+	assert_weft(weft_submit(client, spec, &id), WEFT_OK);
+	ck_assert_uint_eq(id, 9);
+	assert_request(&fake, 1,
+	               "{\"op\": \"submit\", \"fn\": \"echo\", \"after\": [3], \"retries\": 2,"
+	               " \"retry_backoff\": 0.5, \"deadline\": 2000000000.0}");
+	weft_job_spec *plain = NULL;
+	assert_weft(weft_job_spec_new("echo", &plain), WEFT_OK);
+	const weft_job_spec *specs[] = {plain, spec};
+	uint64_t ids[2] = {0, 0};
+	assert_weft(weft_submit_batch(client, specs, 2, ids), WEFT_OK);
+	assert_request(&fake, 2,
+	               "{\"op\": \"submit\", \"jobs\": [{\"fn\": \"echo\"}, {\"fn\": \"echo\","
+	               " \"after\": [3], \"retries\": 2, \"retry_backoff\": 0.5,"
+	               " \"deadline\": 2000000000.0}]}");
+	weft_job_spec_free(plain);
+	weft_job_spec_free(spec);
+	weft_close(client);
+	fake_daemon_stop(&fake);
+}
+END_TEST
+
+START_TEST(test_futures_send_their_requests)
+{
+	static const char *const replies[] = {
+		PING_REPLY,
+		"{\"ok\":true,\"id\":21}",
+		"{\"ok\":true,\"id\":22}",
+		"{\"ok\":true,\"id\":21,\"state\":\"done\"}",
+		"{\"ok\":true,\"id\":22,\"state\":\"failed\"}",
+		"{\"ok\":false,\"error\":{\"code\":\"already_set\",\"message\":\"future 21 is "
+		"already done\",\"field\":\"id\",\"id\":21,\"state\":\"done\"}}",
+		"{\"ok\":false,\"error\":{\"code\":\"permission_denied\",\"message\":\"not yours\","
+		"\"field\":\"id\"}}",
+		"{\"ok\":false,\"error\":{\"code\":\"unknown_id\",\"message\":\"no job 99\","
+		"\"id\":99}}",
+	};
+	fake_daemon fake;
+	fake_daemon_start(&fake, replies, 8);
+	weft_client *client = NULL;
+	assert_weft(weft_connect(fake.url, &client), WEFT_OK);
+	uint64_t id = 0;
+	json_t *labels = json_pack("{s:s}", "who", "me");
+	assert_weft(weft_future_new(client, labels, &id), WEFT_OK);
+	ck_assert_uint_eq(id, 21);
+	ck_assert_int_eq(labels->refcount, 1); /* borrowed */
+	json_decref(labels);
+	assert_request(&fake, 1, "{\"op\": \"future.new\", \"labels\": {\"who\": \"me\"}}");
+	assert_weft(weft_future_new(client, NULL, &id), WEFT_OK);
+	ck_assert_uint_eq(id, 22);
+	assert_request(&fake, 2, "{\"op\": \"future.new\"}");
+
+	json_t *result = json_string("666");
+	assert_weft(weft_future_set_result(client, 21, result), WEFT_OK);
+	ck_assert_int_eq(result->refcount, 1); /* borrowed */
+	assert_request(&fake, 3, "{\"op\": \"future.set\", \"id\": 21, \"result\": \"666\"}");
+	assert_weft(weft_future_set_error(client, 22, "ValueError", "no such user"), WEFT_OK);
+	assert_request(&fake, 4,
+	               "{\"op\": \"future.set\", \"id\": 22, \"error\": {\"type\": \"ValueError\","
+	               " \"message\": \"no such user\"}}");
+
+	assert_weft(weft_future_set_result(client, 21, result), WEFT_EALREADYSET);
+	ck_assert_str_eq(weft_last_error()->state, "done");
+	ck_assert_uint_eq(weft_last_error()->id, 21);
+	ck_assert_str_eq(weft_last_error()->message, "future 21 is already done");
+	assert_weft(weft_future_set_result(client, 23, result), WEFT_EPERM);
+	ck_assert_uint_eq(weft_last_error()->id, 23); /* added by the library */
+	assert_weft(weft_future_set_error(client, 99, "E", ""), WEFT_EUNKNOWNID);
+	ck_assert_uint_eq(weft_last_error()->id, 99);
+	json_decref(result);
+
+	/* Refused before anything is sent. */
+	json_t *array = json_array();
+	assert_weft(weft_future_new(client, array, &id), WEFT_EINVAL);
+	json_decref(array);
+	assert_weft(weft_future_set_result(client, 21, NULL), WEFT_EINVAL);
+	assert_weft(weft_future_set_result(client, 0, json_null()), WEFT_EINVAL);
+	assert_weft(weft_future_set_error(client, 21, "", "x"), WEFT_EINVAL);
+	assert_weft(weft_future_set_error(client, 21, "E", NULL), WEFT_EINVAL);
+	assert_weft(weft_future_set_error(client, 21, "E", "\xc3\x28"), WEFT_EINVAL);
+	ck_assert_uint_eq(fake.served, 8);
+	weft_close(client);
+	fake_daemon_stop(&fake);
+}
+END_TEST
+
+START_TEST(test_as_completed_yields_each_id_once_in_order)
+{
+	static const char *const replies[] = {
+		PING_REPLY,
+		"{\"ok\":true,\"done\":[3,1],\"pending\":[2,4]}",
+		/* 1 again (a daemon must not, but the iterator must not care), and an
+		 * id it never asked about */
+		"{\"ok\":true,\"done\":[1,4,77],\"pending\":[2]}",
+		"{\"ok\":true,\"done\":[2],\"pending\":[]}",
+	};
+	fake_daemon fake;
+	fake_daemon_start(&fake, replies, 4);
+	weft_client *client = NULL;
+	assert_weft(weft_connect(fake.url, &client), WEFT_OK);
+	const uint64_t ids[] = {1, 2, 3, 2, 4}; /* 2 twice: yielded once */
+	weft_as_completed *iterator = NULL;
+	assert_weft(weft_as_completed_new(client, ids, 5, -1, &iterator), WEFT_OK);
+	ck_assert_uint_eq(fake.served, 1); /* nothing asked yet */
+	uint64_t yielded[4] = {0};
+	for (int i = 0; i < 4; i++)
+		assert_weft(weft_as_completed_next(iterator, &yielded[i]), WEFT_OK);
+	ck_assert_uint_eq(yielded[0], 3);
+	ck_assert_uint_eq(yielded[1], 1);
+	ck_assert_uint_eq(yielded[2], 4);
+	ck_assert_uint_eq(yielded[3], 2);
+	uint64_t end = 99;
+	assert_weft(weft_as_completed_next(iterator, &end), WEFT_OK);
+	ck_assert_uint_eq(end, 0);
+	end = 99;
+	assert_weft(weft_as_completed_next(iterator, &end), WEFT_OK); /* stays at the end */
+	ck_assert_uint_eq(end, 0);
+	ck_assert_uint_eq(fake.served, 4); /* the end asks nothing */
+	assert_request(&fake, 1, "{\"op\": \"as_completed\", \"ids\": [1, 2, 3, 4]}");
+	assert_request(&fake, 2, "{\"op\": \"as_completed\", \"ids\": [2, 4]}");
+	assert_request(&fake, 3, "{\"op\": \"as_completed\", \"ids\": [2]}");
+	weft_as_completed_free(iterator);
+	weft_close(client);
+	fake_daemon_stop(&fake);
+}
+END_TEST
+
+START_TEST(test_as_completed_times_out_and_survives_errors)
+{
+	static const char *const replies[] = {
+		PING_REPLY,
+		"{\"ok\":true,\"done\":[5],\"pending\":[6]}",
+		"{\"ok\":false,\"error\":{\"code\":\"unknown_id\",\"message\":\"no job 6\",\"id\":6}}",
+		"{\"ok\":true,\"pending\":[6]}", /* no done list */
+		"{\"ok\":true,\"done\":[],\"pending\":[6]}",
+		"{\"ok\":true,\"done\":[6],\"pending\":[]}",
+	};
+	fake_daemon fake;
+	fake_daemon_start(&fake, replies, 6);
+	weft_client *client = NULL;
+	assert_weft(weft_connect(fake.url, &client), WEFT_OK);
+	const uint64_t ids[] = {5, 6};
+	weft_as_completed *iterator = NULL;
+	assert_weft(weft_as_completed_new(client, ids, 2, 0, &iterator), WEFT_OK);
+	uint64_t id = 0;
+	assert_weft(weft_as_completed_next(iterator, &id), WEFT_OK);
+	ck_assert_uint_eq(id, 5);
+	assert_request(&fake, 1, "{\"op\": \"as_completed\", \"ids\": [5, 6], \"timeout\": 0.0}");
+	id = 0;
+	assert_weft(weft_as_completed_next(iterator, &id), WEFT_EUNKNOWNID);
+	ck_assert_uint_eq(weft_last_error()->id, 6);
+	assert_weft(weft_as_completed_next(iterator, &id), WEFT_EPROTO);
+	assert_weft(weft_as_completed_next(iterator, &id), WEFT_ETIMEOUT);
+	ck_assert_uint_eq(id, 0); /* not written on failure */
+	/* past the time: one more look, which finds 6 finished */
+	assert_weft(weft_as_completed_next(iterator, &id), WEFT_OK);
+	ck_assert_uint_eq(id, 6);
+	assert_request(&fake, 5, "{\"op\": \"as_completed\", \"ids\": [6], \"timeout\": 0.0}");
+	assert_weft(weft_as_completed_next(iterator, &id), WEFT_OK);
+	ck_assert_uint_eq(id, 0);
+	weft_as_completed_free(iterator);
+
+	assert_weft(weft_as_completed_new(client, ids, 0, -1, &iterator), WEFT_EINVAL);
+	assert_weft(weft_as_completed_new(client, NULL, 2, -1, &iterator), WEFT_EINVAL);
+	assert_weft(weft_as_completed_new(client, ids, 2, NAN, &iterator), WEFT_EINVAL);
+	const uint64_t bad[] = {5, 0};
+	assert_weft(weft_as_completed_new(client, bad, 2, -1, &iterator), WEFT_EINVAL);
+	weft_close(client);
+	fake_daemon_stop(&fake);
+}
+END_TEST
+
 /* ------------------------------------------------------ allocation failures */
 
 static long allocations_until_failure = -1; /* -1: never fail */
@@ -423,6 +718,21 @@ static int build_and_encode(void)
 		rv = weft_job_spec_set_label(spec, "team", "ci");
 	if (rv == 0)
 		rv = weft_job_spec_set_label(spec, "owner", "me");
+	/* Five ids: the list grows once. */
+	for (uint64_t id = 1; id <= 5 && rv == 0; id++)
+		rv = weft_job_spec_add_after(spec, id);
+	if (rv == 0)
+		rv = weft_job_spec_set_after_always(spec, true);
+	if (rv == 0)
+		rv = weft_job_spec_set_delay(spec, 1);
+	if (rv == 0)
+		rv = weft_job_spec_set_retries(spec, 2, 1, 10);
+	if (rv == 0)
+		rv = weft_job_spec_add_retry_on(spec, "Timeout");
+	if (rv == 0)
+		rv = weft_job_spec_add_retry_on(spec, "ExitStatus");
+	if (rv == 0)
+		rv = weft_job_spec_set_deadline(spec, 2e9);
 	json_t *job = NULL;
 	if (rv == 0)
 		rv = job_spec_to_json(spec, &job);
@@ -452,6 +762,38 @@ START_TEST(test_job_specs_survive_every_allocation_failure)
 }
 END_TEST
 
+/* Starts an iterator over duplicated ids; returns the first error. as_completed_new
+ * never talks to the daemon, so any non-NULL client does. */
+static int start_and_free_an_iterator(void)
+{
+	static char not_a_client;
+	const uint64_t ids[] = {4, 2, 4, 9, 2};
+	weft_as_completed *iterator = NULL;
+	int rv = weft_as_completed_new((weft_client *)(void *)&not_a_client, ids, 5, 10, &iterator);
+	weft_as_completed_free(iterator);
+	return rv;
+}
+
+START_TEST(test_as_completed_survives_every_allocation_failure)
+{
+	weft_set_alloc_funcs(failing_malloc, failing_free);
+	for (long fail_at = 0;; fail_at++) {
+		allocations_until_failure = fail_at;
+		int rv = start_and_free_an_iterator();
+		ck_assert_msg(rv == WEFT_OK || rv == WEFT_ENOMEM, "allocation %ld: %s", fail_at,
+		              weft_error_code(rv));
+		ck_assert_msg(allocations_live == 0, "allocation %ld: %ld blocks leaked", fail_at,
+		              allocations_live);
+		if (allocations_until_failure > 0) {
+			ck_assert_int_eq(rv, WEFT_OK);
+			break;
+		}
+		ck_assert_msg(fail_at < 100, "no end to the allocations");
+	}
+	allocations_until_failure = -1;
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *suite = suite_create("client");
@@ -461,10 +803,14 @@ static Suite *client_suite(void)
 	tcase_add_test(units, test_job_spec_encodes_every_field);
 	tcase_add_test(units, test_job_spec_leaves_out_unset_options);
 	tcase_add_test(units, test_job_spec_rejects_bad_options);
+	tcase_add_test(units, test_job_spec_encodes_scheduling_fields);
+	tcase_add_test(units, test_job_spec_sends_at_and_leaves_default_backoffs_out);
+	tcase_add_test(units, test_job_spec_rejects_bad_scheduling);
 	tcase_add_test(units, test_utf8_check);
 	tcase_add_test(units, test_json_syntax_check_agrees_with_jansson);
 	tcase_add_test(units, test_last_error_is_per_thread);
 	tcase_add_test(units, test_job_specs_survive_every_allocation_failure);
+	tcase_add_test(units, test_as_completed_survives_every_allocation_failure);
 	suite_add_tcase(suite, units);
 	TCase *connection = tcase_create("connection");
 	tcase_set_timeout(connection, 20);
@@ -476,6 +822,10 @@ static Suite *client_suite(void)
 	tcase_add_test(connection, test_daemon_error_details_reach_the_caller);
 	tcase_add_test(connection, test_a_dropped_connection_fails_the_call_without_resending);
 	tcase_add_test(connection, test_an_oversized_request_is_refused_locally);
+	tcase_add_test(connection, test_submits_carry_the_scheduling_fields);
+	tcase_add_test(connection, test_futures_send_their_requests);
+	tcase_add_test(connection, test_as_completed_yields_each_id_once_in_order);
+	tcase_add_test(connection, test_as_completed_times_out_and_survives_errors);
 	suite_add_tcase(suite, connection);
 	return suite;
 }

@@ -94,6 +94,7 @@ typedef enum weft_state {
 	WEFT_STATE_CANCELLED,
 	WEFT_STATE_UNKNOWN, /* a state a newer daemon sent that this library does not know */
 	WEFT_STATE_PENDING, /* a bare future (future.new) that no client has set yet */
+	WEFT_STATE_WAITING, /* for the jobs in "after", a delay or start time, or a retry's pause */
 } weft_state;
 
 /* "queued", "running", ...; "unknown" for anything else. Static. Any thread. */
@@ -145,6 +146,41 @@ int weft_job_spec_set_timeout(weft_job_spec *spec, double seconds);
 /* Adds (or replaces) the label key=value; both are copied. */
 int weft_job_spec_set_label(weft_job_spec *spec, const char *key, const char *value);
 
+/* Scheduling (the protocol's "Scheduling fields"). A job with any of them
+ * starts in the state waiting instead of queued. Each setter checks its value
+ * here and fails with WEFT_EINVAL and a message saying what to change; the
+ * daemon checks the rest (an id in "after" that it does not know is
+ * WEFT_EUNKNOWNID at submit). They go into single and batch submits alike. */
+
+/* Runs the job only once job id (1 to 2^53) has finished; call it once per
+ * job to wait for (at most 1000; the same id twice counts once). If one of
+ * them ends failed or cancelled, the job ends failed with error type
+ * "DependencyFailed", unless weft_job_spec_set_after_always says otherwise. */
+int weft_job_spec_add_after(weft_job_spec *spec, uint64_t id);
+/* true: run the job once the jobs it waits for have finished, whatever their
+ * outcome (after_policy "always"); false (the default): only if all are done. */
+int weft_job_spec_set_after_always(weft_job_spec *spec, bool always);
+/* Holds the job for seconds (0 to 315360000) after it is submitted. Not with
+ * weft_job_spec_set_at. */
+int weft_job_spec_set_delay(weft_job_spec *spec, double seconds);
+/* Holds the job until unix_time (seconds since the epoch, fractions allowed;
+ * a past time means at once). Not with weft_job_spec_set_delay. */
+int weft_job_spec_set_at(weft_job_spec *spec, double unix_time);
+/* Runs the job again, up to count (0 to 100) more times, when an attempt fails.
+ * The first pause is first_backoff seconds, doubled after each attempt (with
+ * +-25% jitter) up to backoff_max; a negative value leaves that one to the
+ * daemon (1 s and 60 s); both at most 315360000. The timeout applies to each
+ * attempt; the job object's "attempts" (weft_status) lists them. */
+int weft_job_spec_set_retries(weft_job_spec *spec, int count, double first_backoff,
+                              double backoff_max);
+/* Retries only failures of this error type (1 to 64 bytes, copied; call once
+ * per type). Without any, every failure but "Cancelled" and
+ * "DependencyFailed" is retried. */
+int weft_job_spec_add_retry_on(weft_job_spec *spec, const char *type);
+/* Bounds the whole job, waits and retries included, by unix_time: past it
+ * the job ends failed with error type "Deadline". */
+int weft_job_spec_set_deadline(weft_job_spec *spec, double unix_time);
+
 /* ----------------------------------------------------------------- client */
 
 typedef struct weft_client weft_client;
@@ -184,13 +220,14 @@ int weft_submit_batch(weft_client *client, const weft_job_spec *const *specs, si
 
 /* Submits one job and waits up to wait_seconds (finite, >= 0) for it to
  * finish, in one round trip. *outcome: the job's outcome when it finished in time; otherwise
- * an outcome with its id and state queued or running and nothing else (the job
- * goes on; use weft_result). */
+ * an outcome with its id and unfinished state (waiting, queued or running) and
+ * nothing else (the job goes on; use weft_result). */
 int weft_submit_wait(weft_client *client, const weft_job_spec *spec, double wait_seconds,
                      weft_outcome **outcome);
 
 /* The job object (id, fn, state, args, labels, timeout, created, started,
- * finished, worker, error; see the protocol). *job: new reference. */
+ * finished, worker, error, and for a scheduled job its scheduling fields,
+ * run_at and attempts; see the protocol). *job: new reference. */
 int weft_status(weft_client *client, uint64_t id, json_t **job);
 
 /* Waits up to timeout seconds for the job to finish (negative or infinity:
@@ -239,6 +276,60 @@ int weft_functions(weft_client *client, json_t **functions);
 /* The daemon's statistics: the stats reply (uptime, workers, jobs, memory, ...);
  * new reference. */
 int weft_stats(weft_client *client, json_t **stats);
+
+/* ---------------------------------------------------------- bare futures */
+
+/* A bare future: a job (fn "future") that runs nothing and stays pending until
+ * a client sets it with weft_future_set_result or weft_future_set_error.
+ * weft_result, weft_wait and weft_as_completed wait for it like for any job,
+ * and weft_cancel cancels it. It counts against the daemon's --max-pending
+ * (WEFT_EBUSY). labels: borrowed, may be NULL; an object of strings as for a
+ * job (WEFT_EINVAL when not an object). *id: the future's id. */
+int weft_future_new(weft_client *client, const json_t *labels, uint64_t *id);
+
+/* Sets the future to done with result (borrowed: the library takes no
+ * reference; any JSON value, not NULL). A future is set once:
+ * WEFT_EALREADYSET when it is already finished or cancelled (weft_last_error's
+ * state says which); WEFT_EPERM when another user made it; WEFT_EUNKNOWNID
+ * when no job has that id; WEFT_EBADFIELD when the id is a job, not a future. */
+int weft_future_set_result(weft_client *client, uint64_t id, json_t *result);
+
+/* Sets the future to failed with an error: type (1 to 64 bytes, such as
+ * "ValueError") and message (may be empty, not NULL); both are copied. Errors
+ * as for weft_future_set_result. */
+int weft_future_set_error(weft_client *client, uint64_t id, const char *type,
+                          const char *message);
+
+/* ------------------------------------------------------------ as_completed */
+
+/* asyncio.as_completed: yields job ids one at a time in the order the jobs
+ * finish. Allocated by weft_as_completed_new, freed with
+ * weft_as_completed_free; one thread at a time per iterator. It uses the
+ * client, which must outlive it. */
+typedef struct weft_as_completed weft_as_completed;
+
+/* Starts iterating over count ids (1 to 100000, each 1 to 2^53; the same id
+ * twice is yielded once). timeout_total bounds the whole iteration, counted
+ * from this call (negative or infinity: no limit; NaN is WEFT_EINVAL). Talks
+ * to no daemon yet: an unknown id shows up as WEFT_EUNKNOWNID from the first
+ * weft_as_completed_next. */
+int weft_as_completed_new(weft_client *client, const uint64_t *ids, size_t count,
+                          double timeout_total, weft_as_completed **iterator);
+
+/* The next finished id, waiting for one when none is ready:
+ * - WEFT_OK with *id the id of a finished job (each id is yielded once, in
+ *   the order the daemon saw them finish; weft_result gives its outcome);
+ * - WEFT_OK with *id = 0 when every id has been yielded: the end;
+ * - WEFT_ETIMEOUT when timeout_total has passed and no further job has
+ *   finished (calling again polls once more);
+ * - any error of a call to the daemon (WEFT_ECLOSED, WEFT_EUNKNOWNID, ...):
+ *   the iterator is unchanged and may be called again.
+ * It asks the daemon's as_completed op with the ids not yet finished, and
+ * blocks the calling thread meanwhile. */
+int weft_as_completed_next(weft_as_completed *iterator, uint64_t *id);
+
+/* Frees the iterator. NULL is fine. */
+void weft_as_completed_free(weft_as_completed *iterator);
 
 /* Sends any request object (borrowed) and gives back the reply object, for
  * tools and for ops this library does not wrap yet. reply_wait: how long the
