@@ -101,6 +101,12 @@ int cli_report_error(const cli_globals *globals);
 /* The exit code for a libweft error code. */
 int cli_exit_code(int error);
 
+/* Runs the subcommand named by the first word after `command` (global options
+ * may come before it); subcommands are named "COMMAND WORD". Returns the exit
+ * code. */
+int cli_run_subcommand(const cli_command *command, cli_globals *globals, int argc, char **argv,
+                       const cli_command *const *subcommands, size_t count);
+
 /* Prints value (borrowed) as one line of compact JSON on stdout. */
 void cli_print_json(const json_t *value);
 
@@ -118,6 +124,6 @@ json_t *cli_outcome_json(const weft_outcome *outcome);
 extern const cli_command cli_command_ping, cli_command_call, cli_command_result,
 	cli_command_wait, cli_command_cancel, cli_command_status, cli_command_ls,
 	cli_command_stats, cli_command_functions, cli_command_request, cli_command_run,
-	cli_command_submit, cli_command_future;
+	cli_command_submit, cli_command_future, cli_command_queue;
 
 #endif

@@ -192,38 +192,7 @@ static const cli_command *const subcommands[] = {&future_new, &future_set, &futu
 
 static int run_future(const cli_command *command, cli_globals *globals, int argc, char **argv)
 {
-	/* argv[0] is "future"; the subcommand's name comes next, possibly after
-	 * global options ("weft future --json new"). */
-	int first = 1;
-	while (first < argc && argv[first][0] == '-') {
-		if (strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "-h") == 0) {
-			cli_print_command_help(command);
-			return CLI_EXIT_OK;
-		} else if (strcmp(argv[first], "--json") == 0) {
-			globals->json = true;
-			first++;
-		} else if (strcmp(argv[first], "--url") == 0 && first + 1 < argc) {
-			globals->url = argv[first + 1];
-			first += 2;
-		} else if (strncmp(argv[first], "--url=", 6) == 0) {
-			globals->url = argv[first] + 6;
-			first++;
-		} else {
-			return cli_usage_error(command, "unknown option '%s' before the subcommand",
-			                       argv[first]);
-		}
-	}
-	if (first >= argc)
-		return cli_usage_error(command, "which one: new, set or fail?");
-	for (size_t i = 0; i < SUBCOMMAND_COUNT; i++) {
-		if (strcmp(subcommands[i]->name + strlen("future "), argv[first]) == 0) {
-			/* 0 makes glibc's getopt start afresh on the subcommand's words. */
-			optind = 0;
-			return subcommands[i]->run(subcommands[i], globals, argc - first, argv + first);
-		}
-	}
-	return cli_usage_error(command, "unknown subcommand '%s'; they are new, set and fail",
-	                       argv[first]);
+	return cli_run_subcommand(command, globals, argc, argv, subcommands, SUBCOMMAND_COUNT);
 }
 
 const cli_command cli_command_future = {

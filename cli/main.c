@@ -16,6 +16,7 @@ static const cli_command *const commands[] = {
 	&cli_command_ls,     &cli_command_stats, &cli_command_functions,
 	&cli_command_request, &cli_command_run,    &cli_command_submit,
 	&cli_command_future,
+	&cli_command_queue,
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 

@@ -84,3 +84,48 @@ int cli_parse_json_object(const cli_command *command, const char *what, const ch
 	*out = value;
 	return CLI_EXIT_OK;
 }
+
+int cli_run_subcommand(const cli_command *command, cli_globals *globals, int argc, char **argv,
+                       const cli_command *const *subcommands, size_t count)
+{
+	/* argv[0] is the command's word; the subcommand's comes next, possibly
+	 * after global options ("weft future --json new"). */
+	int first = 1;
+	while (first < argc && argv[first][0] == '-') {
+		if (strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "-h") == 0) {
+			cli_print_command_help(command);
+			return CLI_EXIT_OK;
+		} else if (strcmp(argv[first], "--json") == 0) {
+			globals->json = true;
+			first++;
+		} else if (strcmp(argv[first], "--url") == 0 && first + 1 < argc) {
+			globals->url = argv[first + 1];
+			first += 2;
+		} else if (strncmp(argv[first], "--url=", 6) == 0) {
+			globals->url = argv[first] + 6;
+			first++;
+		} else {
+			return cli_usage_error(command, "unknown option '%s' before the subcommand",
+			                       argv[first]);
+		}
+	}
+	/* Subcommands are named "COMMAND WORD". */
+	size_t prefix = strlen(command->name) + 1;
+	char names[256] = "";
+	for (size_t i = 0; i < count; i++) {
+		strncat(names, i == 0 ? "" : (i + 1 == count ? " or " : ", "),
+		        sizeof(names) - strlen(names) - 1);
+		strncat(names, subcommands[i]->name + prefix, sizeof(names) - strlen(names) - 1);
+	}
+	if (first >= argc)
+		return cli_usage_error(command, "which one: %s?", names);
+	for (size_t i = 0; i < count; i++) {
+		if (strcmp(subcommands[i]->name + prefix, argv[first]) == 0) {
+			/* 0 makes glibc's getopt start afresh on the subcommand's words. */
+			optind = 0;
+			return subcommands[i]->run(subcommands[i], globals, argc - first, argv + first);
+		}
+	}
+	return cli_usage_error(command, "unknown subcommand '%s'; it is one of %s", argv[first],
+	                       names);
+}

@@ -2,6 +2,8 @@
 #include "cli/schedule.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 void cli_schedule_init(cli_schedule *schedule)
 {
@@ -76,6 +78,23 @@ bool cli_schedule_option(const cli_command *command, cli_schedule *schedule, int
 		else
 			schedule->retry_on[schedule->retry_on_count++] = value;
 		return true;
+	case CLI_OPTION_PRIORITY: {
+		char *end;
+		long priority = strtol(value, &end, 10);
+		if (end == value || *end != '\0' || priority < -1000 || priority > 1000)
+			*exit_code = cli_usage_error(command, "--priority takes an integer from -1000 "
+			                                      "to 1000");
+		else
+			schedule->priority = (int)priority;
+		return true;
+	}
+	case CLI_OPTION_QUEUE:
+		if (value[0] == '\0' || strlen(value) > 64)
+			*exit_code = cli_usage_error(command, "--queue takes a queue name of 1 to 64 "
+			                                      "bytes");
+		else
+			schedule->queue = value;
+		return true;
 	case CLI_OPTION_DEADLINE:
 		if (!parse_unix_time(value, &schedule->deadline))
 			*exit_code = cli_usage_error(command, "--deadline takes a Unix time in seconds, "
@@ -104,6 +123,10 @@ int cli_schedule_apply(const cli_schedule *schedule, weft_job_spec *spec)
 		rv = weft_job_spec_add_retry_on(spec, schedule->retry_on[i]);
 	if (rv == 0 && schedule->deadline >= 0)
 		rv = weft_job_spec_set_deadline(spec, schedule->deadline);
+	if (rv == 0 && schedule->priority != 0)
+		rv = weft_job_spec_set_priority(spec, schedule->priority);
+	if (rv == 0 && schedule->queue != NULL)
+		rv = weft_job_spec_set_queue(spec, schedule->queue);
 	return rv;
 }
 

@@ -31,6 +31,8 @@ typedef struct cli_schedule {
 	const char *retry_on[CLI_SCHEDULE_MAX_RETRY_ON];
 	size_t retry_on_count;
 	double deadline; /* negative: not given */
+	int priority;    /* 0: not given */
+	const char *queue; /* NULL: not given */
 } cli_schedule;
 
 /* Long-option values of the scheduling options; a command puts
@@ -45,6 +47,8 @@ enum {
 	CLI_OPTION_RETRY_BACKOFF_MAX,
 	CLI_OPTION_RETRY_ON,
 	CLI_OPTION_DEADLINE,
+	CLI_OPTION_PRIORITY,
+	CLI_OPTION_QUEUE,
 };
 #define CLI_SCHEDULE_OPTIONS                                                               \
 	{"after", required_argument, NULL, CLI_OPTION_AFTER},                              \
@@ -55,7 +59,9 @@ enum {
 		{"retry-backoff", required_argument, NULL, CLI_OPTION_RETRY_BACKOFF},      \
 		{"retry-backoff-max", required_argument, NULL, CLI_OPTION_RETRY_BACKOFF_MAX}, \
 		{"retry-on", required_argument, NULL, CLI_OPTION_RETRY_ON},                \
-		{"deadline", required_argument, NULL, CLI_OPTION_DEADLINE}
+		{"deadline", required_argument, NULL, CLI_OPTION_DEADLINE},                \
+		{"priority", required_argument, NULL, CLI_OPTION_PRIORITY},                \
+		{"queue", required_argument, NULL, CLI_OPTION_QUEUE}
 
 /* The options' lines for a command's --help. */
 #define CLI_SCHEDULE_HELP                                                                  \
@@ -73,7 +79,11 @@ enum {
 	"  --retry-on TYPE   retry only failures of this error type (repeatable), such\n"   \
 	"                    as Timeout or ExitStatus\n"                                   \
 	"  --deadline UNIXTIME    fail the job with Deadline if it has not finished by\n"  \
-	"                         then, waits and retries included\n"
+	"                         then, waits and retries included\n"                      \
+	"  --priority N      higher runs first among jobs waiting for the same slots\n"    \
+	"                    (-1000 to 1000; default 0)\n"                                 \
+	"  --queue NAME      run in the named queue (weft queue set NAME --max N), which\n" \
+	"                    lets at most N of its jobs run at once\n"
 
 /* Sets every field to "not given". */
 void cli_schedule_init(cli_schedule *schedule);

@@ -36,6 +36,8 @@ struct weft_job_spec {
 	json_t *retry_on;         /* own reference to an array of error types, or NULL */
 	bool has_deadline;
 	double deadline;          /* Unix time */
+	int priority;             /* 0: not sent */
+	char *queue;              /* owned (allocator_), or NULL: not sent */
 };
 
 bool job_spec_is_utf8(const char *text, size_t size)
@@ -101,6 +103,7 @@ void weft_job_spec_free(weft_job_spec *spec)
 	if (spec == NULL)
 		return;
 	json_decref(spec->retry_on);
+	allocator_free(spec->queue);
 	allocator_free(spec->after);
 	json_decref(spec->labels);
 	json_decref(spec->args);
@@ -292,6 +295,29 @@ int weft_job_spec_set_deadline(weft_job_spec *spec, double unix_time)
 	return WEFT_OK;
 }
 
+int weft_job_spec_set_priority(weft_job_spec *spec, int priority)
+{
+	last_error_clear();
+	if (priority < -1000 || priority > 1000)
+		return last_error_set(WEFT_EINVAL, "a job's priority must be from -1000 to 1000");
+	spec->priority = priority;
+	return WEFT_OK;
+}
+
+int weft_job_spec_set_queue(weft_job_spec *spec, const char *queue)
+{
+	last_error_clear();
+	if (queue != NULL && (queue[0] == '\0' || strlen(queue) > 64 ||
+	                      !job_spec_is_utf8(queue, strlen(queue))))
+		return last_error_set(WEFT_EINVAL, "a queue name must be 1 to 64 bytes of UTF-8");
+	char *copy = NULL;
+	if (queue != NULL && (copy = allocator_strdup(queue)) == NULL)
+		return last_error_set(WEFT_ENOMEM, "out of memory setting a job's queue");
+	allocator_free(spec->queue);
+	spec->queue = copy;
+	return WEFT_OK;
+}
+
 /* Adds "key": value (a new reference, may be NULL: out of memory) to job;
  * false when out of memory. */
 static bool add_field(json_t *job, const char *key, json_t *value)
@@ -329,6 +355,10 @@ static bool add_scheduling(const weft_job_spec *spec, json_t *job)
 	if (spec->retry_on != NULL && json_object_set_nocheck(job, "retry_on", spec->retry_on) != 0)
 		return false;
 	if (spec->has_deadline && !add_field(job, "deadline", json_real(spec->deadline)))
+		return false;
+	if (spec->priority != 0 && !add_field(job, "priority", json_integer(spec->priority)))
+		return false;
+	if (spec->queue != NULL && !add_field(job, "queue", json_string(spec->queue)))
 		return false;
 	return true;
 }

@@ -480,6 +480,44 @@ START_TEST(test_the_cli_makes_and_sets_futures_and_schedules_jobs)
 }
 END_TEST
 
+START_TEST(test_queues_through_libweft_and_the_cli)
+{
+	assert_weft(weft_queue_set(client, "builds", 1), WEFT_OK);
+	assert_weft(weft_queue_pause(client, "builds", true), WEFT_OK);
+	weft_job_spec *spec = spec_of("echo", json_pack("{s:s}", "value", "ran"));
+	assert_weft(weft_job_spec_set_queue(spec, "builds"), WEFT_OK);
+	assert_weft(weft_job_spec_set_priority(spec, 7), WEFT_OK);
+	uint64_t id = submit_spec(spec);
+	char state[16];
+	ck_assert_str_eq(state_of(id, state, sizeof(state)), "queued");
+	json_t *queues = NULL;
+	assert_weft(weft_queues(client, &queues), WEFT_OK);
+	json_t *builds = json_array_get(queues, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(builds, "name")), "builds");
+	ck_assert(json_is_true(json_object_get(builds, "paused")));
+	ck_assert_int_eq(json_integer_value(json_object_get(builds, "queued")), 1);
+	json_decref(queues);
+	char out[4096];
+	ck_assert_int_eq(run_cli(out, sizeof(out), "queue", "resume", "builds", NULL), 0);
+	ck_assert_str_eq(out, "builds resumed\n");
+	weft_outcome *outcome = result_of(id, 10);
+	ck_assert_str_eq(json_string_value(outcome->result), "ran");
+	weft_outcome_free(outcome);
+	ck_assert_int_eq(run_cli(out, sizeof(out), "queue", "ls", NULL), 0);
+	ck_assert_msg(strstr(out, "builds") != NULL, "queue ls: %s", out);
+	/* Errors: unknown queue (daemon), bad names and limits (locally). */
+	ck_assert_int_eq(run_cli(out, sizeof(out), "queue", "pause", "nosuch", NULL), 5);
+	ck_assert_int_eq(run_cli(out, sizeof(out), "queue", "set", "x", "--max", "0", NULL), 2);
+	ck_assert_int_eq(run_cli(out, sizeof(out), "call", "echo", "{\"value\":1}", "--queue",
+	                         "nosuch", NULL),
+	                 5);
+	assert_weft(weft_queue_set(client, "", 1), WEFT_EINVAL);
+	spec = spec_of("echo", NULL);
+	assert_weft(weft_job_spec_set_priority(spec, 1001), WEFT_EINVAL);
+	weft_job_spec_free(spec);
+}
+END_TEST
+
 static Suite *futures_suite(void)
 {
 	Suite *suite = suite_create("client_futures");
@@ -506,6 +544,7 @@ static Suite *futures_suite(void)
 	tcase_add_test(scheduling, test_a_failing_job_is_retried);
 	tcase_add_test(scheduling, test_a_job_past_its_deadline_fails);
 	tcase_add_test(scheduling, test_the_cli_makes_and_sets_futures_and_schedules_jobs);
+	tcase_add_test(scheduling, test_queues_through_libweft_and_the_cli);
 	suite_add_tcase(suite, scheduling);
 	return suite;
 }

@@ -180,6 +180,12 @@ int weft_job_spec_add_retry_on(weft_job_spec *spec, const char *type);
 /* Bounds the whole job, waits and retries included, by unix_time: past it
  * the job ends failed with error type "Deadline". */
 int weft_job_spec_set_deadline(weft_job_spec *spec, double unix_time);
+/* Higher runs first among jobs queued for the same slots (-1000 to 1000;
+ * default 0). WEFT_EINVAL out of range. */
+int weft_job_spec_set_priority(weft_job_spec *spec, int priority);
+/* The named queue the job runs in (copied; NULL: none). It must exist in the
+ * daemon (weft_queue_set), or the submit fails with WEFT_EBADFIELD. */
+int weft_job_spec_set_queue(weft_job_spec *spec, const char *queue);
 
 /* ----------------------------------------------------------------- client */
 
@@ -330,6 +336,16 @@ int weft_as_completed_next(weft_as_completed *iterator, uint64_t *id);
 
 /* Frees the iterator. NULL is fine. */
 void weft_as_completed_free(weft_as_completed *iterator);
+
+/* Named queues (a concurrency limit shared by the jobs that name them with
+ * weft_job_spec_set_queue). weft_queue_set makes a queue or changes its max
+ * (1 to 1000000); weft_queue_pause stops starting its jobs (paused true) or
+ * starts them again (false): WEFT_EBADFIELD for an unknown queue. weft_queues
+ * gives [{"name","max","running","queued","paused"}] as a new reference.
+ * Any thread. */
+int weft_queue_set(weft_client *client, const char *name, unsigned max);
+int weft_queue_pause(weft_client *client, const char *name, bool paused);
+int weft_queues(weft_client *client, json_t **queues);
 
 /* Sends any request object (borrowed) and gives back the reply object, for
  * tools and for ops this library does not wrap yet. reply_wait: how long the
