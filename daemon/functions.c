@@ -8,6 +8,7 @@
 
 #include "daemon/coroutines.h"
 #include "daemon/exec.h"
+#include "daemon/gather.h"
 #include "daemon/jobs.h"
 #include "daemon/problem.h"
 #include "daemon/runner.h"
@@ -97,6 +98,8 @@ static const struct function *const builtins[] = {
 	&sleep_function,
 	&exec_function,
 	&spawn_tree_function,
+	&gather_function,
+	&race_function,
 };
 
 #define BUILTIN_COUNT (sizeof(builtins) / sizeof(builtins[0]))

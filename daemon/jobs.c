@@ -213,6 +213,7 @@ void job_unref(struct job *job)
 	json_decref(job->result);
 	json_decref(job->error);
 	json_decref(job->attempts);
+	json_decref(job->children);
 	job_schedule_free(job->schedule);
 	free(job);
 }
@@ -304,6 +305,16 @@ bool jobs_release(struct jobs *jobs, struct job *job)
 bool jobs_retry(struct jobs *jobs, struct job *job, json_t *error)
 {
 	return move(jobs, job, JOB_RUNNING, JOB_WAITING, error);
+}
+
+void jobs_set_children(struct jobs *jobs, struct job *job, json_t *ids)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	json_t *old = job->children;
+	job->children = ids;
+	pthread_mutex_unlock(&shard->lock);
+	json_decref(old);
 }
 
 unsigned jobs_attempts(struct jobs *jobs, struct job *job)
@@ -481,6 +492,7 @@ json_t *jobs_to_json(struct jobs *jobs, struct job *job)
 	int worker = job->worker;
 	json_t *error = json_incref(job->error);
 	json_t *attempts = job->attempts != NULL ? json_deep_copy(job->attempts) : NULL;
+	json_t *children = json_incref(job->children); /* never changed once set */
 	pthread_mutex_unlock(&shard->lock);
 
 	json_t *object = json_pack("{s:I, s:s, s:s, s:O, s:o, s:f, s:o, s:o}", "id",
@@ -497,6 +509,8 @@ json_t *jobs_to_json(struct jobs *jobs, struct job *job)
 		json_object_set_new(object, "error", error);
 	if (attempts != NULL)
 		json_object_set_new(object, "attempts", attempts);
+	if (children != NULL)
+		json_object_set_new(object, "children", children);
 	const struct job_schedule *schedule = job->schedule;
 	if (schedule != NULL) {
 		if (schedule->after_count > 0) {

@@ -125,6 +125,7 @@ struct job {
 	json_t *result;  /* owned; set when the job is done */
 	json_t *error;   /* owned; {"type","message"} when failed or cancelled */
 	json_t *attempts; /* owned array of {"number","started","finished","error"}, or NULL */
+	json_t *children; /* owned array of child job ids (gather, race), or NULL */
 	struct job_watch *watches;
 	struct job *hash_next;
 
@@ -197,6 +198,9 @@ bool jobs_release(struct jobs *jobs, struct job *job);
 /* running → waiting, for a retry: the attempt ends with error (stolen) and is
  * recorded. Returns false (error dropped) when the job is no longer running. */
 bool jobs_retry(struct jobs *jobs, struct job *job, json_t *error);
+
+/* Records the ids of the job's children (ids: stolen array). */
+void jobs_set_children(struct jobs *jobs, struct job *job, json_t *ids);
 
 /* How many attempts the job has started. */
 unsigned jobs_attempts(struct jobs *jobs, struct job *job);

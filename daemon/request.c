@@ -320,6 +320,22 @@ static int decode_job(const json_t *object, bool allow_op, struct request_job *j
 	return WEFT_OK;
 }
 
+int request_decode_job(const json_t *object, struct request_job *job, struct problem *problem)
+{
+	memset(job, 0, sizeof(*job));
+	if (!json_is_object(object))
+		return problem_set(problem, WEFT_EBADFIELD, "", "each job must be an object");
+	return decode_job(object, false, job, problem);
+}
+
+void request_job_clear(struct request_job *job)
+{
+	json_decref(job->args);
+	json_decref(job->labels);
+	job_schedule_free(job->schedule);
+	memset(job, 0, sizeof(*job));
+}
+
 static int decode_submit(json_t *root, struct request *request, struct problem *problem)
 {
 	json_t *jobs = json_object_get(root, "jobs");

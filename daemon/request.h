@@ -84,6 +84,12 @@ struct request {
 	size_t limit;
 };
 
+/* Decodes one job object as a batch element ({"fn", "args", ...}) into *job,
+ * whose references the caller then owns (request_job_clear). For functions
+ * that take jobs as arguments (gather, race). Any thread. */
+int request_decode_job(const json_t *object, struct request_job *job, struct problem *problem);
+void request_job_clear(struct request_job *job);
+
 /* The wire name of an op. */
 const char *request_op_name(enum request_op op);
 

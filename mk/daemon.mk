@@ -5,7 +5,7 @@ DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c d
 	daemon/waiters.c daemon/writer.c daemon/server.c daemon/probe.c daemon/ops.c daemon/options.c \
 	daemon/daemon.c daemon/exec.c daemon/identity.c daemon/execargs.c daemon/proc.c \
 	daemon/proc_child.c daemon/slots.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
-	daemon/coroutines.c daemon/offload.c daemon/schedule.c daemon/queues.c \
+	daemon/coroutines.c daemon/offload.c daemon/schedule.c daemon/queues.c daemon/gather.c \
 	$(PROTO_SRCS)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) -lm
@@ -55,7 +55,8 @@ FUZZ_SRCS = tests/fuzz/fuzz_request.c daemon/request.c daemon/problem.c daemon/f
 	daemon/exec.c daemon/execargs.c daemon/threaded.c daemon/blocking.c daemon/threadpool.c \
 	daemon/jobs.c daemon/runner.c daemon/workers.c daemon/memory.c daemon/now.c daemon/log.c \
 	daemon/identity.c daemon/proc.c daemon/proc_child.c daemon/slots.c daemon/coroutines.c \
-	daemon/offload.c daemon/schedule.c daemon/queues.c proto/error.c $(RUNTIME_SRCS) \
+	daemon/offload.c daemon/schedule.c daemon/queues.c daemon/gather.c proto/error.c \
+	$(RUNTIME_SRCS) \
 	$(RUNTIME_ASM)
 .PHONY: fuzz
 fuzz:
@@ -80,13 +81,17 @@ CHECK_PROGS += $(BUILD)/tests/check_tasks
 
 # weftd itself under ThreadSanitizer: the daemon-level tests drive a TSan weftd
 # (a race report makes it exit non-zero at shutdown, which the fixture checks).
-TSAN_DAEMON_TESTS := check_daemon check_threaded check_tasks check_offload
+TSAN_DAEMON_TESTS := check_daemon check_threaded check_tasks check_offload check_futures \
+	check_schedule check_gather
 .PHONY: check-tsan-daemon
 check-tsan-daemon:
-	$(MAKE) SANITIZER=thread build/san-thread/weftd $(TSAN_DAEMON_TESTS:%=build/san-thread/tests/%)
+	$(MAKE) SANITIZER=thread build/san-thread/weftd build/san-thread/weft \
+		$(TSAN_DAEMON_TESTS:%=build/san-thread/tests/%)
 	@failed=0; for test in $(TSAN_DAEMON_TESTS); do \
 		echo "== build/san-thread/tests/$$test"; \
 		WEFTD=$(abspath build/san-thread/weftd) WEFT_SOURCE=$(abspath .) \
+			WEFT_CLI=$(abspath build/san-thread/weft) \
+			TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp)" \
 			./build/san-thread/tests/$$test || failed=$$((failed + 1)); \
 	done; \
 	test $$failed -eq 0
@@ -108,3 +113,9 @@ CHECK_PROGS += $(BUILD)/tests/check_schedule
 $(BUILD)/bench/futures/futures_bench: $(BUILD)/bench/futures/futures_bench.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS)
 BENCH_PROGS += $(BUILD)/bench/futures/futures_bench
+
+# gather and race end to end.
+$(BUILD)/tests/check_gather: $(BUILD)/tests/check_gather.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_gather

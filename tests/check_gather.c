@@ -1,0 +1,201 @@
+/* gather and race end to end: children are real jobs, failures and cancels propagate. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/fixture.h"
+#include "tests/wire.h"
+
+static json_t *status(const char *url, json_int_t id)
+{
+	char request[96];
+	snprintf(request, sizeof(request), "{\"op\":\"status\",\"id\":%lld}", (long long)id);
+	json_t *reply = wire_call(url, request);
+	json_t *job = json_incref(json_object_get(reply, "job"));
+	json_decref(reply);
+	return job;
+}
+
+static const char *state_of(const char *url, json_int_t id, char *buffer, size_t size)
+{
+	json_t *job = status(url, id);
+	snprintf(buffer, size, "%s", json_string_value(json_object_get(job, "state")));
+	json_decref(job);
+	return buffer;
+}
+
+static const char *text(json_t *object, const char *name)
+{
+	return json_string_value(json_object_get(object, name));
+}
+
+START_TEST(test_gather_returns_results_in_order_of_its_children)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	double started = fixture_now();
+	json_t *reply = wire_call(daemon.url,
+	        "{\"op\":\"submit\",\"fn\":\"gather\",\"args\":{\"jobs\":["
+	        "{\"fn\":\"sleep\",\"args\":{\"seconds\":0.3,\"result\":\"a\"}},"
+	        "{\"fn\":\"echo\",\"args\":{\"value\":\"b\"}},"
+	        "{\"fn\":\"sleep\",\"args\":{\"seconds\":0.2,\"result\":\"c\"}}]},\"wait\":30}");
+	double took = fixture_now() - started;
+	json_t *result = json_object_get(reply, "result");
+	ck_assert_str_eq(json_string_value(json_array_get(result, 0)), "a");
+	ck_assert_str_eq(json_string_value(json_array_get(result, 1)), "b");
+	ck_assert_str_eq(json_string_value(json_array_get(result, 2)), "c");
+	/* Concurrently: about the longest child, not the sum. */
+	ck_assert_msg(took < 0.5, "gather of 0.3 s and 0.2 s took %.3f s", took);
+	json_t *parent = status(daemon.url, json_integer_value(json_object_get(reply, "id")));
+	json_t *children = json_object_get(parent, "children");
+	ck_assert_uint_eq(json_array_size(children), 3);
+	json_t *child = status(daemon.url, json_integer_value(json_array_get(children, 1)));
+	ck_assert_str_eq(text(child, "fn"), "echo");
+	ck_assert_str_eq(text(child, "state"), "done");
+	json_decref(child);
+	json_decref(parent);
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_first_failure_fails_the_gather_and_cancels_the_rest)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *reply = wire_call(daemon.url,
+	        "{\"op\":\"submit\",\"fn\":\"gather\",\"args\":{\"jobs\":["
+	        "{\"fn\":\"sleep\",\"args\":{\"seconds\":30}},"
+	        "{\"fn\":\"exec\",\"args\":{\"shell\":\"exit 2\"}}]},\"wait\":30}");
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(text(json_object_get(reply, "error"), "type"), "ExitStatus");
+	json_t *parent = status(daemon.url, json_integer_value(json_object_get(reply, "id")));
+	json_int_t sleeper = json_integer_value(json_array_get(json_object_get(parent, "children"), 0));
+	char state[16];
+	double deadline = fixture_now() + 10;
+	while (strcmp(state_of(daemon.url, sleeper, state, sizeof(state)), "cancelled") != 0)
+		ck_assert_msg(fixture_now() < deadline, "the other child is still %s", state);
+	json_decref(parent);
+	json_decref(reply);
+	/* return_exceptions: the failure takes its place in the results. */
+	reply = wire_call(daemon.url,
+	        "{\"op\":\"submit\",\"fn\":\"gather\",\"args\":{\"return_exceptions\":true,\"jobs\":["
+	        "{\"fn\":\"exec\",\"args\":{\"shell\":\"exit 2\"}},"
+	        "{\"fn\":\"echo\",\"args\":{\"value\":1}}]},\"wait\":30}");
+	ck_assert_str_eq(text(reply, "state"), "done");
+	json_t *result = json_object_get(reply, "result");
+	ck_assert_str_eq(text(json_object_get(json_array_get(result, 0), "error"), "type"),
+	                 "ExitStatus");
+	ck_assert_int_eq(json_integer_value(json_array_get(result, 1)), 1);
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_race_takes_the_first_and_cancels_the_others)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *reply = wire_call(daemon.url,
+	        "{\"op\":\"submit\",\"fn\":\"race\",\"args\":{\"jobs\":["
+	        "{\"fn\":\"sleep\",\"args\":{\"seconds\":30,\"result\":\"slow\"}},"
+	        "{\"fn\":\"sleep\",\"args\":{\"seconds\":0.1,\"result\":\"fast\"}}]},\"wait\":30}");
+	ck_assert_str_eq(text(reply, "result"), "fast");
+	json_t *parent = status(daemon.url, json_integer_value(json_object_get(reply, "id")));
+	json_int_t slow = json_integer_value(json_array_get(json_object_get(parent, "children"), 0));
+	char state[16];
+	double deadline = fixture_now() + 10;
+	while (strcmp(state_of(daemon.url, slow, state, sizeof(state)), "cancelled") != 0)
+		ck_assert_msg(fixture_now() < deadline, "the slow child is still %s", state);
+	json_decref(parent);
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_cancelling_the_parent_cancels_its_children)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *reply = wire_call(daemon.url,
+	        "{\"op\":\"submit\",\"fn\":\"gather\",\"args\":{\"jobs\":["
+	        "{\"fn\":\"sleep\",\"args\":{\"seconds\":30}},"
+	        "{\"fn\":\"exec\",\"args\":{\"argv\":[\"sleep\",\"30\"]}}]}}");
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	json_t *parent = NULL;
+	double deadline = fixture_now() + 10;
+	for (;;) { /* until the children exist */
+		parent = status(daemon.url, id);
+		if (json_object_get(parent, "children") != NULL)
+			break;
+		json_decref(parent);
+		ck_assert(fixture_now() < deadline);
+	}
+	char request[96];
+	snprintf(request, sizeof(request), "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
+	json_decref(wire_call(daemon.url, request));
+	json_t *children = json_object_get(parent, "children");
+	for (size_t i = 0; i < 2; i++) {
+		char state[16];
+		json_int_t child = json_integer_value(json_array_get(children, i));
+		while (strcmp(state_of(daemon.url, child, state, sizeof(state)), "cancelled") != 0)
+			ck_assert_msg(fixture_now() < deadline, "child %lld is still %s",
+			              (long long)child, state);
+	}
+	json_decref(parent);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_children_are_checked_at_submit)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	static const char *const bad[][2] = {
+		{"{\"jobs\":[]}", "args.jobs"},
+		{"{\"jobs\":[{\"fn\":\"slep\"}]}", "args.jobs[0].fn"},
+		{"{\"jobs\":[{\"fn\":\"echo\",\"args\":{\"value\":1}},{\"fn\":\"sleep\",\"args\":{}}]}",
+		 "args.jobs[1].args.seconds"},
+		{"{\"jobs\":[{\"fn\":\"echo\",\"args\":{\"value\":1},\"after\":[1]}]}", "args.jobs[0]"},
+		{"{\"jobs\":[{\"fn\":\"echo\",\"args\":{\"value\":1}}],\"return_exceptions\":1}",
+		 "args.return_exceptions"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char request[256];
+		snprintf(request, sizeof(request), "{\"op\":\"submit\",\"fn\":\"gather\",\"args\":%s}",
+		         bad[i][0]);
+		json_t *reply = wire_call(daemon.url, request);
+		ck_assert_msg(wire_error_code(reply) != NULL &&
+		                      strcmp(wire_error_code(reply), "bad_arguments") == 0,
+		              "%s was not refused with bad_arguments", bad[i][0]);
+		ck_assert_str_eq(text(json_object_get(reply, "error"), "field"), bad[i][1]);
+		json_decref(reply);
+	}
+	fixture_stop(&daemon);
+}
+END_TEST
+
+static Suite *gather_suite(void)
+{
+	Suite *suite = suite_create("gather");
+	TCase *gather = tcase_create("gather");
+	tcase_set_timeout(gather, 60);
+	tcase_add_test(gather, test_gather_returns_results_in_order_of_its_children);
+	tcase_add_test(gather, test_first_failure_fails_the_gather_and_cancels_the_rest);
+	tcase_add_test(gather, test_race_takes_the_first_and_cancels_the_others);
+	tcase_add_test(gather, test_cancelling_the_parent_cancels_its_children);
+	tcase_add_test(gather, test_children_are_checked_at_submit);
+	suite_add_tcase(suite, gather);
+	return suite;
+}
+
+int main(void)
+{
+	SRunner *runner = srunner_create(gather_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
