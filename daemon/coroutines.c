@@ -20,11 +20,13 @@
 #include "daemon/functions.h"
 #include "daemon/jobs.h"
 #include "daemon/memory.h"
+#include "daemon/outcome.h"
 #include "daemon/problem.h"
 #include "daemon/runner.h"
 #include "daemon/runtime/runtime.h"
 #include "daemon/workers.h"
 #include "proto/proto.h"
+#include "weft/jobs.h"
 
 /* The limits runtime_spawn_tree enforces. */
 #define TREE_MAX_DEPTH 20
@@ -80,6 +82,21 @@ static int tree_check(const struct function *function, const json_t *args,
 	return WEFT_OK;
 }
 
+/* The error type a task's failure code gives its job. */
+static const char *task_error_type(int error)
+{
+	switch (error) {
+	case WEFT_ECANCELED:
+		return PROTO_JOB_ERROR_CANCELLED;
+	case WEFT_ETIMEOUT:
+		return PROTO_JOB_ERROR_TIMEOUT;
+	case WEFT_EUNKNOWNID:
+		return "UnknownJob";
+	default:
+		return "TaskError";
+	}
+}
+
 /* The job's worker: the task is over. */
 static void finish_on_worker(void *argument)
 {
@@ -94,8 +111,7 @@ static void finish_on_worker(void *argument)
 			                                    : json_integer((json_int_t)weft_task_value(
 			                                              run->task)));
 		else
-			runner_fail(job, error == WEFT_ECANCELED ? PROTO_JOB_ERROR_CANCELLED : "TaskError",
-			            NULL, "the task ended with: %s",
+			runner_fail(job, task_error_type(error), NULL, "the task ended with: %s",
 			            error == WEFT_ECANCELED ? "cancelled" : weft_strerror(error));
 	}
 	weft_task_release(run->task);
@@ -195,6 +211,123 @@ static int sleep_check(const struct function *function, const json_t *args,
 		                   "sleep needs 'seconds', a number from 0 to %.0f", SLEEP_MAX_SECONDS);
 	return WEFT_OK;
 }
+
+/* ---- weft_await_job: a task waits for a job ---- */
+
+/* A registration on the awaited job; heap memory, because the task may stop
+ * waiting (timeout, cancel) before the job ends: whoever gets to it last —
+ * the notification, or the task after a successful unwatch — frees it. */
+struct job_waiter {
+	struct job_watch watch; /* first: the watch is the struct */
+	weft_oneshot *done;     /* a reference */
+};
+
+static void on_awaited_job_finished(struct job_watch *watch, struct job *job)
+{
+	(void)job;
+	struct job_waiter *waiter = (struct job_waiter *)watch;
+	weft_oneshot_set(waiter->done, WEFT_OK, NULL);
+	weft_oneshot_release(waiter->done);
+	free(waiter);
+}
+
+int weft_await_job(uint64_t id, double timeout_seconds, json_t **outcome)
+{
+	if (weft_task_current() == NULL)
+		return WEFT_EINVAL;
+	struct job *job = jobs_find(runner_jobs(), id);
+	if (job == NULL)
+		return WEFT_EUNKNOWNID;
+	weft_oneshot *done;
+	if (weft_oneshot_new(&done) != WEFT_OK) {
+		job_unref(job);
+		return WEFT_ENOMEM;
+	}
+	struct job_waiter *waiter = memory_zalloc(sizeof(*waiter));
+	waiter->watch.notify = on_awaited_job_finished;
+	waiter->done = weft_oneshot_retain(done);
+	int rv = WEFT_OK;
+	if (jobs_watch(runner_jobs(), job, &waiter->watch)) {
+		rv = weft_oneshot_await(done, timeout_seconds);
+		if (rv != WEFT_OK && jobs_unwatch(runner_jobs(), job, &waiter->watch)) {
+			weft_oneshot_release(waiter->done);
+			free(waiter);
+		}
+		/* Otherwise the notification has run or is running: it frees the waiter. */
+	} else {
+		weft_oneshot_release(waiter->done);
+		free(waiter);
+	}
+	if (rv == WEFT_OK && outcome != NULL) {
+		json_t *reply = outcome_reply(runner_jobs(), job);
+		json_object_del(reply, "ok");
+		*outcome = reply;
+	}
+	weft_oneshot_release(done);
+	job_unref(job);
+	return rv;
+}
+
+/* The `await` built-in: a task that waits for another job and returns its outcome. */
+
+static const struct function_argument await_arguments[] = {
+	{"id", "job id (required): the job or bare future to wait for"},
+	{"timeout", "number of seconds (optional): fail with Timeout when it is still unfinished"},
+	{NULL, NULL},
+};
+
+static int await_check(const struct function *function, const json_t *args,
+                       struct problem *problem)
+{
+	int rv = functions_check_known_arguments(function, args, problem);
+	if (rv != WEFT_OK)
+		return rv;
+	json_t *id = json_object_get(args, "id");
+	if (!json_is_integer(id) || json_integer_value(id) < 1)
+		return problem_set(problem, WEFT_EBADARGS, "args.id", "await needs 'id', a job id");
+	json_t *timeout = json_object_get(args, "timeout");
+	if (timeout != NULL && (!json_is_number(timeout) || json_number_value(timeout) < 0))
+		return problem_set(problem, WEFT_EBADARGS, "args.timeout",
+		                   "'timeout' must be a number of seconds >= 0");
+	return WEFT_OK;
+}
+
+/* Task body: argument is the job (borrowed: the run holds a reference). */
+static int await_body(void *argument)
+{
+	struct job *self = argument;
+	json_t *timeout = json_object_get(self->args, "timeout");
+	json_t *outcome = NULL;
+	int rv = weft_await_job((uint64_t)json_integer_value(json_object_get(self->args, "id")),
+	                        timeout != NULL ? json_number_value(timeout) : WEFT_FOREVER,
+	                        &outcome);
+	if (rv != WEFT_OK)
+		return rv;
+	return weft_return_json(outcome);
+}
+
+static int inject_await(struct job *job, struct coroutine_run *run,
+                        const weft_spawn_options *options)
+{
+	return runtime_inject(workers_runtime(runner_workers()), await_body, job, options,
+	                      &run->task);
+}
+
+static void await_start(struct job *job)
+{
+	start_task(job, memory_zalloc(sizeof(struct coroutine_run)), inject_await);
+}
+
+const struct function await_function = {
+	.name = "await",
+	.executor = FUNCTION_TASK,
+	.summary = "a task that waits for another job or bare future and returns its outcome "
+	           "({\"id\", \"state\", \"result\" or \"error\"})",
+	.arguments = await_arguments,
+	.check = await_check,
+	.start = await_start,
+	.stop = coroutine_stop,
+};
 
 const struct function sleep_function = {
 	.name = "sleep",

@@ -98,6 +98,7 @@ static const struct function *const builtins[] = {
 	&sleep_function,
 	&exec_function,
 	&spawn_tree_function,
+	&await_function,
 	&gather_function,
 	&race_function,
 };

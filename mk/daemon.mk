@@ -50,14 +50,7 @@ CHECK_SCRIPTS += tests/readme_example.sh
 # Its own folder, since it needs clang and -fsanitize=fuzzer,address,undefined.
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := build/fuzz
-FUZZ_SRCS = tests/fuzz/fuzz_request.c daemon/request.c daemon/problem.c daemon/functions.c \
-	daemon/writer.c daemon/outcome.c \
-	daemon/exec.c daemon/execargs.c daemon/threaded.c daemon/blocking.c daemon/threadpool.c \
-	daemon/jobs.c daemon/runner.c daemon/workers.c daemon/memory.c daemon/now.c daemon/log.c \
-	daemon/identity.c daemon/proc.c daemon/proc_child.c daemon/slots.c daemon/coroutines.c \
-	daemon/offload.c daemon/schedule.c daemon/queues.c daemon/gather.c proto/error.c \
-	$(RUNTIME_SRCS) \
-	$(RUNTIME_ASM)
+FUZZ_SRCS = tests/fuzz/fuzz_request.c $(DAEMON_CORE_SRCS) $(RUNTIME_SRCS) $(RUNTIME_ASM)
 .PHONY: fuzz
 fuzz:
 	@mkdir -p $(FUZZ_BUILD)/corpus

@@ -184,6 +184,39 @@ START_TEST(test_only_the_creator_or_root_sets_a_future)
 }
 END_TEST
 
+START_TEST(test_a_task_awaits_a_future)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_int_t id = new_future(daemon.url);
+	char request[160];
+	snprintf(request, sizeof(request), "{\"op\":\"submit\",\"fn\":\"await\",\"args\":{\"id\":%lld}}",
+	         (long long)id);
+	json_t *reply = wire_call(daemon.url, request);
+	json_int_t waiting = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	json_decref(set_future(daemon.url, id, "\"result\":\"666\""));
+	snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}",
+	         (long long)waiting);
+	reply = wire_call(daemon.url, request);
+	json_t *outcome = json_object_get(reply, "result");
+	ck_assert_str_eq(json_string_value(json_object_get(outcome, "state")), "done");
+	ck_assert_str_eq(json_string_value(json_object_get(outcome, "result")), "666");
+	json_decref(reply);
+	/* A timeout fails the awaiting job with Timeout; the future goes on. */
+	json_int_t other = new_future(daemon.url);
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"await\",\"args\":{\"id\":%lld,\"timeout\":0.1},"
+	         "\"wait\":10}",
+	         (long long)other);
+	reply = wire_call(daemon.url, request);
+	ck_assert_str_eq(
+		json_string_value(json_object_get(json_object_get(reply, "error"), "type")), "Timeout");
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
 static Suite *futures_suite(void)
 {
 	Suite *suite = suite_create("futures");
@@ -194,6 +227,7 @@ static Suite *futures_suite(void)
 	tcase_add_test(futures, test_cancelled_future_cannot_be_set_and_wait_sees_it);
 	tcase_add_test(futures, test_bad_future_requests_are_refused);
 	tcase_add_test(futures, test_only_the_creator_or_root_sets_a_future);
+	tcase_add_test(futures, test_a_task_awaits_a_future);
 	suite_add_tcase(suite, futures);
 	return suite;
 }
