@@ -117,6 +117,14 @@ void schedule_worker_exit(struct event_base *base)
 
 /* ---- release, delay, deadline ---- */
 
+/* The worker to hand follow-up work to: this one when called on a worker (no
+ * thread hop: the call runs later from its loop), else any. */
+static struct workers_worker *next_worker(void)
+{
+	struct workers_worker *here = workers_current();
+	return here != NULL ? here : workers_pick(runner_workers());
+}
+
 /* Worker thread: to the runner, unless the job was cancelled meanwhile. */
 static void release_on_worker(void *argument)
 {
@@ -131,7 +139,7 @@ static void release_on_worker(void *argument)
  * from inside this call, and so on, one stack frame per link. */
 static void release(struct job *job)
 {
-	workers_post(workers_pick(runner_workers()), release_on_worker, job);
+	workers_post(next_worker(), release_on_worker, job);
 }
 
 /* Dependencies are over: wait for the job's time, or release it. Consumes a reference. */
@@ -215,8 +223,7 @@ static void dependency_finished(struct dependencies *dependencies)
 	 * worker's loop, not here in the finishing job's notification: a failed link
 	 * would fail the next one from inside this call, and so on down a chain. */
 	if (atomic_fetch_sub(&dependencies->remaining, 1) == 1)
-		workers_post(workers_pick(runner_workers()), dependencies_over_on_worker,
-		             dependencies);
+		workers_post(next_worker(), dependencies_over_on_worker, dependencies);
 }
 
 static void on_dependency_finished(struct job_watch *watch, struct job *job)
