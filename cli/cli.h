@@ -101,6 +101,11 @@ int cli_report_error(const cli_globals *globals);
 /* The exit code for a libweft error code. */
 int cli_exit_code(int error);
 
+/* Connects, fetches a value with fetch (a libweft call giving a new reference)
+ * and prints it: as JSON with --json, else with print. Returns the exit code. */
+int cli_fetch_and_print(const cli_globals *globals, int (*fetch)(weft_client *, json_t **),
+                        void (*print)(const json_t *));
+
 /* Runs the subcommand named by the first word after `command` (global options
  * may come before it); subcommands are named "COMMAND WORD". Returns the exit
  * code. */

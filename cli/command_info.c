@@ -221,50 +221,40 @@ const cli_command cli_command_ls = {
 
 /* ---------------------------------------------------------------- stats */
 
+static void print_stats(const json_t *stats)
+{
+	printf("weftd %s, up %.1f s\n", json_string_value(json_object_get(stats, "version")),
+	       json_number_value(json_object_get(stats, "uptime")));
+	const char *key;
+	json_t *value;
+	printf("jobs:");
+	json_object_foreach(json_object_get(stats, "jobs"), key, value)
+		printf(" %s %lld", key, (long long)json_integer_value(value));
+	printf("\n");
+	size_t index;
+	json_t *worker;
+	json_array_foreach(json_object_get(stats, "workers"), index, worker)
+	{
+		printf("worker %lld:", (long long)json_integer_value(json_object_get(worker, "id")));
+		json_object_foreach(worker, key, value)
+			if (strcmp(key, "id") != 0)
+				printf(" %s %lld", key, (long long)json_integer_value(value));
+		printf("\n");
+	}
+	json_object_foreach((json_t *)stats, key, value)
+	{
+		if (strcmp(key, "version") == 0 || strcmp(key, "uptime") == 0 ||
+		    strcmp(key, "jobs") == 0 || strcmp(key, "workers") == 0)
+			continue;
+		printf("%s: ", key);
+		cli_print_json(value);
+	}
+}
+
 static int run_stats(const cli_command *command, cli_globals *globals, int argc, char **argv)
 {
 	int exit_code = parse_plain(command, globals, argc, argv);
-	if (exit_code >= 0)
-		return exit_code;
-	weft_client *client = NULL;
-	if ((exit_code = cli_connect(globals, &client)) != 0)
-		return exit_code;
-	json_t *stats = NULL;
-	if (weft_stats(client, &stats) != 0) {
-		exit_code = cli_report_error(globals);
-	} else if (globals->json) {
-		cli_print_json(stats);
-	} else {
-		printf("weftd %s, up %.1f s\n", json_string_value(json_object_get(stats, "version")),
-		       json_number_value(json_object_get(stats, "uptime")));
-		const char *key;
-		json_t *value;
-		printf("jobs:");
-		json_object_foreach(json_object_get(stats, "jobs"), key, value)
-			printf(" %s %lld", key, (long long)json_integer_value(value));
-		printf("\n");
-		size_t index;
-		json_t *worker;
-		json_array_foreach(json_object_get(stats, "workers"), index, worker)
-		{
-			printf("worker %lld:", (long long)json_integer_value(json_object_get(worker, "id")));
-			json_object_foreach(worker, key, value)
-				if (strcmp(key, "id") != 0)
-					printf(" %s %lld", key, (long long)json_integer_value(value));
-			printf("\n");
-		}
-		json_object_foreach(stats, key, value)
-		{
-			if (strcmp(key, "version") == 0 || strcmp(key, "uptime") == 0 ||
-			    strcmp(key, "jobs") == 0 || strcmp(key, "workers") == 0)
-				continue;
-			printf("%s: ", key);
-			cli_print_json(value);
-		}
-	}
-	json_decref(stats);
-	weft_close(client);
-	return exit_code;
+	return exit_code >= 0 ? exit_code : cli_fetch_and_print(globals, weft_stats, print_stats);
 }
 
 const cli_command cli_command_stats = {
@@ -277,36 +267,27 @@ const cli_command cli_command_stats = {
 
 /* ------------------------------------------------------------ functions */
 
+static void print_functions(const json_t *functions)
+{
+	size_t index;
+	json_t *function;
+	json_array_foreach(functions, index, function)
+	{
+		printf("%-16s %-8s %s\n", json_string_value(json_object_get(function, "name")),
+		       json_string_value(json_object_get(function, "executor")),
+		       json_string_value(json_object_get(function, "summary")));
+		const char *key;
+		json_t *value;
+		json_object_foreach(json_object_get(function, "args"), key, value)
+			printf("    %-12s %s\n", key, json_string_value(value));
+	}
+}
+
 static int run_functions(const cli_command *command, cli_globals *globals, int argc, char **argv)
 {
 	int exit_code = parse_plain(command, globals, argc, argv);
-	if (exit_code >= 0)
-		return exit_code;
-	weft_client *client = NULL;
-	if ((exit_code = cli_connect(globals, &client)) != 0)
-		return exit_code;
-	json_t *functions = NULL;
-	if (weft_functions(client, &functions) != 0) {
-		exit_code = cli_report_error(globals);
-	} else if (globals->json) {
-		cli_print_json(functions);
-	} else {
-		size_t index;
-		json_t *function;
-		json_array_foreach(functions, index, function)
-		{
-			printf("%-16s %-8s %s\n", json_string_value(json_object_get(function, "name")),
-			       json_string_value(json_object_get(function, "executor")),
-			       json_string_value(json_object_get(function, "summary")));
-			const char *key;
-			json_t *value;
-			json_object_foreach(json_object_get(function, "args"), key, value)
-				printf("    %-12s %s\n", key, json_string_value(value));
-		}
-	}
-	json_decref(functions);
-	weft_close(client);
-	return exit_code;
+	return exit_code >= 0 ? exit_code
+	                      : cli_fetch_and_print(globals, weft_functions, print_functions);
 }
 
 const cli_command cli_command_functions = {

@@ -102,6 +102,19 @@ static int run_resume(const cli_command *command, cli_globals *globals, int argc
 	return run_pause_or_resume(command, globals, argc, argv, false);
 }
 
+static void print_queues(const json_t *queues)
+{
+	printf("%-24s %8s %8s %8s  %s\n", "QUEUE", "MAX", "RUNNING", "QUEUED", "PAUSED");
+	for (size_t i = 0; i < json_array_size(queues); i++) {
+		json_t *queue = json_array_get(queues, i);
+		printf("%-24s %8lld %8lld %8lld  %s\n", json_string_value(json_object_get(queue, "name")),
+		       (long long)json_integer_value(json_object_get(queue, "max")),
+		       (long long)json_integer_value(json_object_get(queue, "running")),
+		       (long long)json_integer_value(json_object_get(queue, "queued")),
+		       json_is_true(json_object_get(queue, "paused")) ? "yes" : "no");
+	}
+}
+
 static int run_ls(const cli_command *command, cli_globals *globals, int argc, char **argv)
 {
 	int exit_code = parse_options(command, globals, argc, argv, NULL);
@@ -109,29 +122,7 @@ static int run_ls(const cli_command *command, cli_globals *globals, int argc, ch
 		return exit_code;
 	if (argc - optind != 0)
 		return cli_usage_error(command, "takes no arguments");
-	weft_client *client = NULL;
-	if ((exit_code = cli_connect(globals, &client)) != 0)
-		return exit_code;
-	json_t *queues = NULL;
-	if (weft_queues(client, &queues) != 0) {
-		exit_code = cli_report_error(globals);
-	} else if (globals->json) {
-		cli_print_json(queues);
-	} else {
-		printf("%-24s %8s %8s %8s  %s\n", "QUEUE", "MAX", "RUNNING", "QUEUED", "PAUSED");
-		for (size_t i = 0; i < json_array_size(queues); i++) {
-			json_t *queue = json_array_get(queues, i);
-			printf("%-24s %8lld %8lld %8lld  %s\n",
-			       json_string_value(json_object_get(queue, "name")),
-			       (long long)json_integer_value(json_object_get(queue, "max")),
-			       (long long)json_integer_value(json_object_get(queue, "running")),
-			       (long long)json_integer_value(json_object_get(queue, "queued")),
-			       json_is_true(json_object_get(queue, "paused")) ? "yes" : "no");
-		}
-	}
-	json_decref(queues);
-	weft_close(client);
-	return exit_code;
+	return cli_fetch_and_print(globals, weft_queues, print_queues);
 }
 
 static const cli_command queue_set = {

@@ -113,3 +113,22 @@ int cli_print_outcome(const cli_globals *globals, const weft_outcome *outcome)
 	}
 	return done ? CLI_EXIT_OK : CLI_EXIT_JOB_FAILED;
 }
+
+int cli_fetch_and_print(const cli_globals *globals, int (*fetch)(weft_client *, json_t **),
+                        void (*print)(const json_t *))
+{
+	weft_client *client = NULL;
+	int exit_code = cli_connect(globals, &client);
+	if (exit_code != 0)
+		return exit_code;
+	json_t *value = NULL;
+	if (fetch(client, &value) != 0)
+		exit_code = cli_report_error(globals);
+	else if (globals->json)
+		cli_print_json(value);
+	else
+		print(value);
+	json_decref(value);
+	weft_close(client);
+	return exit_code;
+}
