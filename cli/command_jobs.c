@@ -208,6 +208,17 @@ const cli_command cli_command_call = {
 
 /* --------------------------------------------------------------- result */
 
+/* The single job id left in argv after the options; 0, or the usage exit code. */
+static int parse_one_id(const cli_command *command, int argc, char **argv, uint64_t *id)
+{
+	if (argc - optind != 1)
+		return cli_usage_error(command, "give exactly one job id");
+	if (!cli_parse_id(argv[optind], id))
+		return cli_usage_error(command, "'%s' is not a job id (a positive integer)",
+		                       argv[optind]);
+	return 0;
+}
+
 static int run_result(const cli_command *command, cli_globals *globals, int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -231,11 +242,9 @@ static int run_result(const cli_command *command, cli_globals *globals, int argc
 		}
 	}
 	uint64_t id;
-	if (argc - optind != 1)
-		return cli_usage_error(command, "give exactly one job id");
-	if (!cli_parse_id(argv[optind], &id))
-		return cli_usage_error(command, "'%s' is not a job id (a positive integer)",
-		                       argv[optind]);
+	int usage = parse_one_id(command, argc, argv, &id);
+	if (usage != 0)
+		return usage;
 	weft_client *client = NULL;
 	int exit_code = cli_connect(globals, &client);
 	if (exit_code != 0)
@@ -384,11 +393,9 @@ static int run_status(const cli_command *command, cli_globals *globals, int argc
 			return exit_code;
 	}
 	uint64_t id;
-	if (argc - optind != 1)
-		return cli_usage_error(command, "give exactly one job id");
-	if (!cli_parse_id(argv[optind], &id))
-		return cli_usage_error(command, "'%s' is not a job id (a positive integer)",
-		                       argv[optind]);
+	int usage = parse_one_id(command, argc, argv, &id);
+	if (usage != 0)
+		return usage;
 	weft_client *client = NULL;
 	int exit_code = cli_connect(globals, &client);
 	if (exit_code != 0)
