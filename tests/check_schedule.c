@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tests/fixture.h"
 #include "tests/wire.h"
@@ -162,6 +163,9 @@ START_TEST(test_fails_twice_then_succeeds_with_retries)
 	}
 	json_decref(job);
 	json_decref(reply);
+	char count[160];
+	snprintf(count, sizeof(count), "%s/count", daemon.directory);
+	unlink(count); /* the fixture removes its directory only when empty */
 	fixture_stop(&daemon);
 }
 END_TEST

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/fixture.h"
 #include "tests/wire.h"
@@ -154,6 +155,7 @@ START_TEST(test_file_sha256_and_dns_resolve_through_the_daemon)
 		json_string_value(json_object_get(json_object_get(reply, "error"), "field")),
 		"args.path");
 	json_decref(reply);
+	unlink(path); /* the fixture removes its directory only when empty */
 	fixture_stop(&daemon);
 }
 END_TEST
