@@ -56,13 +56,15 @@ enum { CLI_OPTION_URL = 1000, CLI_OPTION_JSON, CLI_OPTION_HELP };
 		{"json", no_argument, NULL, CLI_OPTION_JSON},                              \
 		{"help", no_argument, NULL, CLI_OPTION_HELP}, {NULL, 0, NULL, 0}
 
-/* What the option loop of a subcommand does after cli_common_option. */
-enum cli_option_outcome { CLI_OPTION_HANDLED, CLI_OPTION_EXIT_HELP, CLI_OPTION_EXIT_USAGE };
+/* What cli_common_option returns when the command's option loop goes on; no
+ * exit code is negative. */
+#define CLI_OPTION_HANDLED (-1)
 
 /* Handles a global option, --help and getopt's errors ('?', ':'); prints what
- * is needed. Returns what to do next. */
-enum cli_option_outcome cli_common_option(const cli_command *command, cli_globals *globals,
-                                          int option, int argc, char **argv);
+ * is needed. Returns CLI_OPTION_HANDLED, or the code to exit with:
+ * CLI_EXIT_OK after --help, CLI_EXIT_USAGE after a bad option. */
+int cli_common_option(const cli_command *command, cli_globals *globals, int option, int argc,
+                      char **argv);
 
 /* Prints the command's help on stdout. */
 void cli_print_command_help(const cli_command *command);

@@ -12,11 +12,9 @@ static int parse_plain(const cli_command *command, cli_globals *globals, int arg
 	static const struct option options[] = {CLI_GLOBAL_OPTIONS};
 	int option;
 	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		enum cli_option_outcome next = cli_common_option(command, globals, option, argc, argv);
-		if (next == CLI_OPTION_EXIT_HELP)
-			return CLI_EXIT_OK;
-		if (next == CLI_OPTION_EXIT_USAGE)
-			return CLI_EXIT_USAGE;
+		int exit_code = cli_common_option(command, globals, option, argc, argv);
+		if (exit_code != CLI_OPTION_HANDLED)
+			return exit_code;
 	}
 	if (optind < argc)
 		return cli_usage_error(command, "takes no arguments ('%s')", argv[optind]);
@@ -156,12 +154,11 @@ static int run_ls(const cli_command *command, cli_globals *globals, int argc, ch
 			json_object_set_new(filter, "after", json_integer((json_int_t)id));
 			break;
 		default: {
-			enum cli_option_outcome next =
-				cli_common_option(command, globals, option, argc, argv);
-			if (next == CLI_OPTION_EXIT_HELP)
-				exit_code = CLI_EXIT_OK;
-			if (next != CLI_OPTION_HANDLED)
+			int common = cli_common_option(command, globals, option, argc, argv);
+			if (common != CLI_OPTION_HANDLED) {
+				exit_code = common;
 				goto done;
+			}
 		}
 		}
 	}
@@ -320,12 +317,9 @@ static int run_request(const cli_command *command, cli_globals *globals, int arg
 				return cli_usage_error(command, "--wait takes seconds >= 0");
 			break;
 		default: {
-			enum cli_option_outcome next =
-				cli_common_option(command, globals, option, argc, argv);
-			if (next == CLI_OPTION_EXIT_HELP)
-				return CLI_EXIT_OK;
-			if (next == CLI_OPTION_EXIT_USAGE)
-				return CLI_EXIT_USAGE;
+			int exit_code = cli_common_option(command, globals, option, argc, argv);
+			if (exit_code != CLI_OPTION_HANDLED)
+				return exit_code;
 		}
 		}
 	}

@@ -6,16 +6,6 @@
 #include "cli/cli.h"
 #include "cli/schedule.h"
 
-/* Parses the options loop's shared cases; a macro would hide the flow, so
- * each command spells out its own loop and calls this for the rest. */
-static int finish_options(const cli_command *command, cli_globals *globals, int option,
-                          int argc, char **argv, bool *stop)
-{
-	enum cli_option_outcome next = cli_common_option(command, globals, option, argc, argv);
-	*stop = next != CLI_OPTION_HANDLED;
-	return next == CLI_OPTION_EXIT_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-}
-
 /* ---------------------------------------------------------------- call */
 
 typedef struct call_options {
@@ -126,7 +116,6 @@ static int run_call(const cli_command *command, cli_globals *globals, int argc, 
 	int option;
 	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
 		char *key, *value;
-		bool stop = false;
 		int schedule_exit = 0;
 		if (cli_schedule_option(command, &call.schedule, option, optarg, &schedule_exit)) {
 			if (schedule_exit != 0)
@@ -163,10 +152,13 @@ static int run_call(const cli_command *command, cli_globals *globals, int argc, 
 				call.wait_forever = false;
 			}
 			break;
-		default:
-			exit_code = finish_options(command, globals, option, argc, argv, &stop);
-			if (stop)
+		default: {
+			int common = cli_common_option(command, globals, option, argc, argv);
+			if (common != CLI_OPTION_HANDLED) {
+				exit_code = common;
 				goto done;
+			}
+		}
 		}
 	}
 	if (cli_schedule_check(command, &call.schedule) != 0)
@@ -228,17 +220,16 @@ static int run_result(const cli_command *command, cli_globals *globals, int argc
 	double timeout = -1;
 	int option;
 	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		bool stop = false;
-		int exit_code;
 		switch (option) {
 		case 't':
 			if (!cli_parse_seconds(optarg, &timeout))
 				return cli_usage_error(command, "--timeout takes seconds >= 0 (0 polls)");
 			break;
-		default:
-			exit_code = finish_options(command, globals, option, argc, argv, &stop);
-			if (stop)
+		default: {
+			int exit_code = cli_common_option(command, globals, option, argc, argv);
+			if (exit_code != CLI_OPTION_HANDLED)
 				return exit_code;
+		}
 		}
 	}
 	uint64_t id;
@@ -276,9 +267,8 @@ static int run_cancel(const cli_command *command, cli_globals *globals, int argc
 	static const struct option options[] = {CLI_GLOBAL_OPTIONS};
 	int option;
 	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		bool stop = false;
-		int exit_code = finish_options(command, globals, option, argc, argv, &stop);
-		if (stop)
+		int exit_code = cli_common_option(command, globals, option, argc, argv);
+		if (exit_code != CLI_OPTION_HANDLED)
 			return exit_code;
 	}
 	if (argc - optind < 1)
@@ -387,9 +377,8 @@ static int run_status(const cli_command *command, cli_globals *globals, int argc
 	static const struct option options[] = {CLI_GLOBAL_OPTIONS};
 	int option;
 	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		bool stop = false;
-		int exit_code = finish_options(command, globals, option, argc, argv, &stop);
-		if (stop)
+		int exit_code = cli_common_option(command, globals, option, argc, argv);
+		if (exit_code != CLI_OPTION_HANDLED)
 			return exit_code;
 	}
 	uint64_t id;

@@ -183,12 +183,11 @@ static int parse_options(const cli_command *command, cli_globals *globals, int a
 				                       key);
 			break;
 		default: {
-			enum cli_option_outcome next =
-				cli_common_option(command, globals, option, argc, argv);
-			if (next == CLI_OPTION_EXIT_HELP)
+			int exit_code = cli_common_option(command, globals, option, argc, argv);
+			if (exit_code == CLI_EXIT_OK)
 				return PARSE_HELP_SHOWN;
-			if (next == CLI_OPTION_EXIT_USAGE)
-				return CLI_EXIT_USAGE;
+			if (exit_code != CLI_OPTION_HANDLED)
+				return exit_code;
 		}
 		}
 	}

@@ -123,12 +123,9 @@ static int run_wait(const cli_command *command, cli_globals *globals, int argc, 
 				return cli_usage_error(command, "--timeout takes seconds >= 0");
 			break;
 		default: {
-			enum cli_option_outcome next =
-				cli_common_option(command, globals, option, argc, argv);
-			if (next == CLI_OPTION_EXIT_HELP)
-				return CLI_EXIT_OK;
-			if (next == CLI_OPTION_EXIT_USAGE)
-				return CLI_EXIT_USAGE;
+			int exit_code = cli_common_option(command, globals, option, argc, argv);
+			if (exit_code != CLI_OPTION_HANDLED)
+				return exit_code;
 		}
 		}
 	}

@@ -66,8 +66,8 @@ int cli_usage_error(const cli_command *command, const char *format, ...)
 	return CLI_EXIT_USAGE;
 }
 
-enum cli_option_outcome cli_common_option(const cli_command *command, cli_globals *globals,
-                                          int option, int argc, char **argv)
+int cli_common_option(const cli_command *command, cli_globals *globals, int option, int argc,
+                      char **argv)
 {
 	switch (option) {
 	case CLI_OPTION_URL:
@@ -78,7 +78,7 @@ enum cli_option_outcome cli_common_option(const cli_command *command, cli_global
 		return CLI_OPTION_HANDLED;
 	case CLI_OPTION_HELP:
 		cli_print_command_help(command);
-		return CLI_OPTION_EXIT_HELP;
+		return CLI_EXIT_OK;
 	default: {
 		/* getopt has stepped past the faulty word. */
 		const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
@@ -86,7 +86,7 @@ enum cli_option_outcome cli_common_option(const cli_command *command, cli_global
 			cli_usage_error(command, "option '%s' needs a value", word);
 		else
 			cli_usage_error(command, "unknown option '%s'", word);
-		return CLI_OPTION_EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	}
 	}
 }
