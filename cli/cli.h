@@ -66,6 +66,11 @@ enum { CLI_OPTION_URL = 1000, CLI_OPTION_JSON, CLI_OPTION_HELP };
 int cli_common_option(const cli_command *command, cli_globals *globals, int option, int argc,
                       char **argv);
 
+/* Parses the options of a command that has only the global ones, leaving
+ * optind at its first argument. Returns what cli_common_option does. */
+int cli_parse_global_options(const cli_command *command, cli_globals *globals, int argc,
+                             char **argv);
+
 /* Prints the command's help on stdout. */
 void cli_print_command_help(const cli_command *command);
 

@@ -9,13 +9,9 @@
  * Returns -1 to go on, or the exit code to return. */
 static int parse_plain(const cli_command *command, cli_globals *globals, int argc, char **argv)
 {
-	static const struct option options[] = {CLI_GLOBAL_OPTIONS};
-	int option;
-	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		int exit_code = cli_common_option(command, globals, option, argc, argv);
-		if (exit_code != CLI_OPTION_HANDLED)
-			return exit_code;
-	}
+	int exit_code = cli_parse_global_options(command, globals, argc, argv);
+	if (exit_code != CLI_OPTION_HANDLED)
+		return exit_code;
 	if (optind < argc)
 		return cli_usage_error(command, "takes no arguments ('%s')", argv[optind]);
 	return -1;

@@ -264,13 +264,9 @@ const cli_command cli_command_result = {
 
 static int run_cancel(const cli_command *command, cli_globals *globals, int argc, char **argv)
 {
-	static const struct option options[] = {CLI_GLOBAL_OPTIONS};
-	int option;
-	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		int exit_code = cli_common_option(command, globals, option, argc, argv);
-		if (exit_code != CLI_OPTION_HANDLED)
-			return exit_code;
-	}
+	int exit_code = cli_parse_global_options(command, globals, argc, argv);
+	if (exit_code != CLI_OPTION_HANDLED)
+		return exit_code;
 	if (argc - optind < 1)
 		return cli_usage_error(command, "give at least one job id");
 	for (int i = optind; i < argc; i++) {
@@ -280,7 +276,7 @@ static int run_cancel(const cli_command *command, cli_globals *globals, int argc
 			                       argv[i]);
 	}
 	weft_client *client = NULL;
-	int exit_code = cli_connect(globals, &client);
+	exit_code = cli_connect(globals, &client);
 	if (exit_code != 0)
 		return exit_code;
 	json_t *documents = globals->json ? json_array() : NULL;
@@ -374,19 +370,15 @@ static void print_job(const json_t *job)
 
 static int run_status(const cli_command *command, cli_globals *globals, int argc, char **argv)
 {
-	static const struct option options[] = {CLI_GLOBAL_OPTIONS};
-	int option;
-	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		int exit_code = cli_common_option(command, globals, option, argc, argv);
-		if (exit_code != CLI_OPTION_HANDLED)
-			return exit_code;
-	}
+	int exit_code = cli_parse_global_options(command, globals, argc, argv);
+	if (exit_code != CLI_OPTION_HANDLED)
+		return exit_code;
 	uint64_t id;
 	int usage = parse_one_id(command, argc, argv, &id);
 	if (usage != 0)
 		return usage;
 	weft_client *client = NULL;
-	int exit_code = cli_connect(globals, &client);
+	exit_code = cli_connect(globals, &client);
 	if (exit_code != 0)
 		return exit_code;
 	json_t *job = NULL;

@@ -91,6 +91,19 @@ int cli_common_option(const cli_command *command, cli_globals *globals, int opti
 	}
 }
 
+int cli_parse_global_options(const cli_command *command, cli_globals *globals, int argc,
+                             char **argv)
+{
+	static const struct option options[] = {CLI_GLOBAL_OPTIONS};
+	int option;
+	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+		int exit_code = cli_common_option(command, globals, option, argc, argv);
+		if (exit_code != CLI_OPTION_HANDLED)
+			return exit_code;
+	}
+	return CLI_OPTION_HANDLED;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {

@@ -629,14 +629,13 @@ int main(int argc, char **argv)
 		{"server-pid", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	struct ipc_bench bench = {.mode = IPC_BENCH_SERIAL, .jobs = 100000, .batch = 1000};
-	struct driver_options run = {.inflight = 1, .count = 20000, .seconds = 10,
-				     .request_seconds = IPC_BENCH_WAIT_SECONDS + 5};
+	struct driver_options run = {.request_seconds = IPC_BENCH_WAIT_SECONDS + 5};
 	const char *url = NULL;
 	const char *name = NULL;
 	const char *impl = "weft";
-	uint64_t warmup = 1000;
+	struct measure_options common = {.inflight = 1, .count = 20000, .seconds = 10,
+					 .warmup = 1000};
 	unsigned batch_inflight = 1;
-	uint64_t server_pid = 0;
 	uint64_t value;
 	uint64_t completed;
 	double seconds;
@@ -670,23 +669,6 @@ int main(int argc, char **argv)
 			}
 			raw = strcmp(optarg, "raw") == 0;
 			break;
-		case 'f':
-			if (measure_parse_count("--inflight", optarg, &value) != 0 || value > 4096)
-				return 2;
-			run.inflight = (unsigned)value;
-			break;
-		case 'n':
-			if (measure_parse_count("--count", optarg, &run.count) != 0)
-				return 2;
-			break;
-		case 's':
-			if (measure_parse_seconds("--seconds", optarg, &run.seconds) != 0)
-				return 2;
-			break;
-		case 'w':
-			if (measure_parse_count("--warmup", optarg, &warmup) != 0)
-				return 2;
-			break;
 		case 'j':
 			if (measure_parse_count("--jobs", optarg, &bench.jobs) != 0)
 				return 2;
@@ -712,14 +694,21 @@ int main(int argc, char **argv)
 			break;
 		case 'b': name = optarg; break;
 		case 'i': impl = optarg; break;
-		case 'p':
-			if (measure_parse_count("--server-pid", optarg, &server_pid) != 0)
-				return 2;
-			break;
 		case 'h': ipc_bench_usage(stdout); return 0;
-		default: ipc_bench_usage(stderr); return 2;
+		default: {
+			int parsed = measure_parse_option(option, optarg, &common);
+			if (parsed < 0)
+				return 2;
+			if (parsed == 0) {
+				ipc_bench_usage(stderr);
+				return 2;
+			}
+		}
 		}
 	}
+	run.inflight = (unsigned)common.inflight;
+	run.count = common.count;
+	run.seconds = common.seconds;
 	if (url == NULL || optind != argc) {
 		ipc_bench_usage(stderr);
 		return 2;
@@ -740,7 +729,7 @@ int main(int argc, char **argv)
 	}
 
 	if (bench.mode == IPC_BENCH_BATCH) {
-		rv = ipc_bench_run_batch(&bench, socket, raw, batch_inflight, &run, (pid_t)server_pid,
+		rv = ipc_bench_run_batch(&bench, socket, raw, batch_inflight, &run, (pid_t)common.server_pid,
 					 name, impl) == 0
 			     ? 0
 			     : 1;
@@ -752,7 +741,7 @@ int main(int argc, char **argv)
 	}
 	struct driver_options warm = run;
 
-	warm.count = warmup;
+	warm.count = common.warmup;
 	if (raw) {
 		if (driver_run(socket, &ipc_bench_raw_ops, &bench, &warm, NULL, &completed, &seconds) != 0 ||
 		    driver_run(socket, &ipc_bench_raw_ops, &bench, &run, &measure, &completed, &seconds) != 0)
@@ -762,7 +751,7 @@ int main(int argc, char **argv)
 		    driver_run_threads(&ipc_bench_weft_calls, &bench, &run, &measure, &completed, &seconds) != 0)
 			goto done;
 	}
-	measure_print(&measure, name, impl, completed, seconds, (pid_t)server_pid);
+	measure_print(&measure, name, impl, completed, seconds, (pid_t)common.server_pid);
 	rv = 0;
 done:
 	measure_fini(&measure);

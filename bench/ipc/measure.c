@@ -126,6 +126,25 @@ int measure_parse_count(const char *option, const char *text, uint64_t *out)
 	return 0;
 }
 
+int measure_parse_option(int option, const char *value, struct measure_options *options)
+{
+	switch (option) {
+	case 'f':
+		if (measure_parse_count("--inflight", value, &options->inflight) != 0)
+			return -1;
+		if (options->inflight > 4096) {
+			fprintf(stderr, "--inflight takes 1 to 4096, not '%s'\n", value);
+			return -1;
+		}
+		return 1;
+	case 'n': return measure_parse_count("--count", value, &options->count) == 0 ? 1 : -1;
+	case 's': return measure_parse_seconds("--seconds", value, &options->seconds) == 0 ? 1 : -1;
+	case 'w': return measure_parse_count("--warmup", value, &options->warmup) == 0 ? 1 : -1;
+	case 'p': return measure_parse_count("--server-pid", value, &options->server_pid) == 0 ? 1 : -1;
+	default: return 0;
+	}
+}
+
 int measure_parse_seconds(const char *option, const char *text, double *out)
 {
 	char *end;

@@ -49,4 +49,20 @@ int measure_parse_count(const char *option, const char *text, uint64_t *out);
 /* Reads a number of seconds > 0; returns 0, or -1 with a message on stderr. */
 int measure_parse_seconds(const char *option, const char *text, double *out);
 
+/* The options every benchmark client takes, under the same short values:
+ * --inflight ('f'), --count ('n'), --seconds ('s'), --warmup ('w') and
+ * --server-pid ('p'). The caller sets the defaults. */
+struct measure_options {
+	uint64_t inflight; /* 1 to 4096 */
+	uint64_t count;
+	double seconds;
+	uint64_t warmup;
+	uint64_t server_pid; /* 0: none */
+};
+
+/* Reads option's value (from getopt) into options when it is one of the
+ * above. Returns 1 when it was, 0 when it is not one of them, or -1 with a
+ * message on stderr when the value is bad. */
+int measure_parse_option(int option, const char *value, struct measure_options *options);
+
 #endif

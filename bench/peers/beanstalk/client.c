@@ -363,13 +363,9 @@ int main(int argc, char **argv)
 	const char *bench = "ipc_serial";
 	const char *impl = "beanstalkd";
 	uint64_t port = 0;
-	uint64_t inflight = 1;
-	uint64_t count = 10000;
-	uint64_t warmup = 500;
-	uint64_t server_pid = 0;
+	struct measure_options common = {.inflight = 1, .count = 10000, .seconds = 10, .warmup = 500};
 	uint64_t capacity;
 	uint64_t finished;
-	double seconds = 10;
 	double elapsed;
 	bool probe = false;
 	struct beanstalk connection = {.fd = -1};
@@ -386,28 +382,16 @@ int main(int argc, char **argv)
 		case 'r': probe = true; break;
 		case 'b': bench = optarg; break;
 		case 'i': impl = optarg; break;
-		case 'f':
-			if (measure_parse_count("--inflight", optarg, &inflight) != 0 || inflight > 4096)
-				return 2;
-			break;
-		case 'n':
-			if (measure_parse_count("--count", optarg, &count) != 0)
-				return 2;
-			break;
-		case 's':
-			if (measure_parse_seconds("--seconds", optarg, &seconds) != 0)
-				return 2;
-			break;
-		case 'w':
-			if (measure_parse_count("--warmup", optarg, &warmup) != 0)
-				return 2;
-			break;
-		case 'p':
-			if (measure_parse_count("--server-pid", optarg, &server_pid) != 0)
-				return 2;
-			break;
 		case 'h': beanstalk_usage(stdout); return 0;
-		default: beanstalk_usage(stderr); return 2;
+		default: {
+			int parsed = measure_parse_option(option, optarg, &common);
+			if (parsed < 0)
+				return 2;
+			if (parsed == 0) {
+				beanstalk_usage(stderr);
+				return 2;
+			}
+		}
 		}
 	}
 	if (port == 0 || optind != argc) {
@@ -417,8 +401,8 @@ int main(int argc, char **argv)
 	if (probe)
 		return beanstalk_probe((unsigned)port);
 
-	capacity = count > warmup ? count : warmup;
-	connection.expect_capacity = 3 * inflight + 8;
+	capacity = common.count > common.warmup ? common.count : common.warmup;
+	connection.expect_capacity = 3 * common.inflight + 8;
 	connection.out = malloc(BEANSTALK_BUFFER_SIZE);
 	connection.in = malloc(BEANSTALK_BUFFER_SIZE);
 	connection.expect = calloc(connection.expect_capacity, sizeof(*connection.expect));
@@ -426,21 +410,23 @@ int main(int argc, char **argv)
 	connection.reserved = calloc(capacity, sizeof(*connection.reserved));
 	if (connection.out == NULL || connection.in == NULL || connection.expect == NULL ||
 	    connection.put_at == NULL || connection.reserved == NULL ||
-	    measure_init(&measure, count) != 0) {
+	    measure_init(&measure, common.count) != 0) {
 		fprintf(stderr, "beanstalk: out of memory\n");
 		goto done;
 	}
 	if (beanstalk_connect((unsigned)port, &connection.fd) != 0)
 		goto done;
 
-	connection.count = warmup;
-	if (beanstalk_run(&connection, (unsigned)inflight, seconds, NULL, &finished, &elapsed) != 0)
+	connection.count = common.warmup;
+	if (beanstalk_run(&connection, (unsigned)common.inflight, common.seconds, NULL, &finished,
+			  &elapsed) != 0)
 		goto done;
 	memset(connection.reserved, 0, capacity * sizeof(*connection.reserved));
-	connection.count = count;
-	if (beanstalk_run(&connection, (unsigned)inflight, seconds, &measure, &finished, &elapsed) != 0)
+	connection.count = common.count;
+	if (beanstalk_run(&connection, (unsigned)common.inflight, common.seconds, &measure, &finished,
+			  &elapsed) != 0)
 		goto done;
-	measure_print(&measure, bench, impl, finished, elapsed, (pid_t)server_pid);
+	measure_print(&measure, bench, impl, finished, elapsed, (pid_t)common.server_pid);
 	rv = 0;
 done:
 	if (connection.fd >= 0)

@@ -153,14 +153,14 @@ int main(int argc, char **argv)
 	static const struct driver_calls calls = {.call = client_call,
 						  .thread_done = client_thread_done};
 	struct client_options client = {.size = 64};
-	struct driver_options run = {.inflight = 1, .count = 20000, .seconds = 10, .request_seconds = 10};
+	struct driver_options run = {.request_seconds = 10};
 	const char *url = NULL;
 	const char *bench = "ipc_serial";
 	const char *impl = "nng";
-	uint64_t warmup = 1000;
+	struct measure_options common = {.inflight = 1, .count = 20000, .seconds = 10,
+					 .warmup = 1000};
 	bool sync = false;
 	uint64_t value;
-	uint64_t server_pid = 0;
 	uint64_t completed;
 	double seconds;
 	struct measure measure;
@@ -172,23 +172,6 @@ int main(int argc, char **argv)
 		case 'u': url = optarg; break;
 		case 'b': bench = optarg; break;
 		case 'i': impl = optarg; break;
-		case 'f':
-			if (measure_parse_count("--inflight", optarg, &value) != 0 || value > 4096)
-				return 2;
-			run.inflight = (unsigned)value;
-			break;
-		case 'n':
-			if (measure_parse_count("--count", optarg, &run.count) != 0)
-				return 2;
-			break;
-		case 's':
-			if (measure_parse_seconds("--seconds", optarg, &run.seconds) != 0)
-				return 2;
-			break;
-		case 'w':
-			if (measure_parse_count("--warmup", optarg, &warmup) != 0)
-				return 2;
-			break;
 		case 'z':
 			if (measure_parse_count("--size", optarg, &value) != 0 || value < 8 ||
 			    value > CLIENT_MAX_SIZE) {
@@ -197,15 +180,22 @@ int main(int argc, char **argv)
 			}
 			client.size = (size_t)value;
 			break;
-		case 'p':
-			if (measure_parse_count("--server-pid", optarg, &server_pid) != 0)
-				return 2;
-			break;
 		case 'S': sync = true; break;
 		case 'h': client_usage(stdout); return 0;
-		default: client_usage(stderr); return 2;
+		default: {
+			int parsed = measure_parse_option(option, optarg, &common);
+			if (parsed < 0)
+				return 2;
+			if (parsed == 0) {
+				client_usage(stderr);
+				return 2;
+			}
+		}
 		}
 	}
+	run.inflight = (unsigned)common.inflight;
+	run.count = common.count;
+	run.seconds = common.seconds;
 	if (url == NULL || optind != argc) {
 		client_usage(stderr);
 		return 2;
@@ -222,7 +212,7 @@ int main(int argc, char **argv)
 	struct driver_options warm = run;
 	int failed;
 
-	warm.count = warmup;
+	warm.count = common.warmup;
 	if (sync)
 		failed = driver_run_threads(&calls, &client, &warm, NULL, &completed, &seconds) != 0 ||
 			 driver_run_threads(&calls, &client, &run, &measure, &completed, &seconds) != 0;
@@ -234,7 +224,7 @@ int main(int argc, char **argv)
 		measure_fini(&measure);
 		return 1;
 	}
-	measure_print(&measure, bench, impl, completed, seconds, (pid_t)server_pid);
+	measure_print(&measure, bench, impl, completed, seconds, (pid_t)common.server_pid);
 	nng_close(socket);
 	measure_fini(&measure);
 	return 0;
