@@ -88,6 +88,10 @@ bool cli_parse_id(const char *text, uint64_t *id);
 bool cli_parse_count(const char *text, long long max, long long *count);
 /* "KEY=VALUE": splits in place into *key and *value (pointers into text). */
 bool cli_parse_label(char *text, char **key, char **value);
+/* Adds a --label KEY=VALUE (text, split in place) to labels. Returns 0, or
+ * prints a usage error showing example ("team=ci") and returns
+ * CLI_EXIT_USAGE: text lacks '=' or a key, or is not UTF-8. */
+int cli_add_label(const cli_command *command, char *text, const char *example, json_t *labels);
 /* A JSON object from text, from stdin when text is "-", or from a file when it
  * starts with '@'. *out: new reference. On failure prints a usage error naming
  * what to fix and returns CLI_EXIT_USAGE. */

@@ -24,14 +24,9 @@ static int parse_options(const cli_command *command, cli_globals *globals, int a
 	 * must then come after "--". */
 	while ((option = getopt_long(argc, argv, ":",
 	                             labels != NULL ? with_labels : without_labels, NULL)) != -1) {
-		char *key, *value;
 		if (option == 'l') {
-			if (!cli_parse_label(optarg, &key, &value))
-				return cli_usage_error(command, "--label takes KEY=VALUE, such as who=me");
-			if (json_object_set_new(labels, key, json_string(value)) != 0)
-				return cli_usage_error(command, "--label %s: the key and value must be "
-				                                "UTF-8 text",
-				                       key);
+			if (cli_add_label(command, optarg, "who=me", labels) != 0)
+				return CLI_EXIT_USAGE;
 			continue;
 		}
 		int exit_code = cli_common_option(command, globals, option, argc, argv);

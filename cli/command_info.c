@@ -113,7 +113,6 @@ static int run_ls(const cli_command *command, cli_globals *globals, int argc, ch
 	int exit_code = CLI_EXIT_USAGE;
 	int option;
 	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		char *key, *value;
 		long long number;
 		uint64_t id;
 		switch (option) {
@@ -126,14 +125,14 @@ static int run_ls(const cli_command *command, cli_globals *globals, int argc, ch
 			json_object_set_new(filter, "state", json_string(optarg));
 			break;
 		case 'f':
-			json_object_set_new(filter, "fn", json_string(optarg));
-			break;
-		case 'l':
-			if (!cli_parse_label(optarg, &key, &value)) {
-				cli_usage_error(command, "--label takes KEY=VALUE, such as team=ci");
+			if (json_object_set_new(filter, "fn", json_string(optarg)) != 0) {
+				cli_usage_error(command, "--fn takes a function name in UTF-8 text");
 				goto done;
 			}
-			json_object_set_new(labels, key, json_string(value));
+			break;
+		case 'l':
+			if (cli_add_label(command, optarg, "team=ci", labels) != 0)
+				goto done;
 			break;
 		case 'n':
 			if (!cli_parse_count(optarg, 10000, &number)) {

@@ -115,7 +115,6 @@ static int run_call(const cli_command *command, cli_globals *globals, int argc, 
 	}
 	int option;
 	while ((option = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		char *key, *value;
 		int schedule_exit = 0;
 		if (cli_schedule_option(command, &call.schedule, option, optarg, &schedule_exit)) {
 			if (schedule_exit != 0)
@@ -130,11 +129,8 @@ static int run_call(const cli_command *command, cli_globals *globals, int argc, 
 			}
 			break;
 		case 'l':
-			if (!cli_parse_label(optarg, &key, &value)) {
-				cli_usage_error(command, "--label takes KEY=VALUE, such as team=ci");
+			if (cli_add_label(command, optarg, "team=ci", call.labels) != 0)
 				goto done;
-			}
-			json_object_set_new(call.labels, key, json_string(value));
 			break;
 		case 'w':
 			call.wait = true;

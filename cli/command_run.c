@@ -176,11 +176,8 @@ static int parse_options(const cli_command *command, cli_globals *globals, int a
 				                       "'unlimited', such as nofile=256 or cpu=10");
 			break;
 		case 'l':
-			if (!cli_parse_label(optarg, &key, &value))
-				return cli_usage_error(command, "--label takes KEY=VALUE, such as team=ci");
-			if (json_object_set_new(options->labels, key, json_string(value)) != 0)
-				return cli_usage_error(command, "--label %s: the value must be UTF-8 text",
-				                       key);
+			if (cli_add_label(command, optarg, "team=ci", options->labels) != 0)
+				return CLI_EXIT_USAGE;
 			break;
 		default: {
 			int exit_code = cli_common_option(command, globals, option, argc, argv);

@@ -49,6 +49,18 @@ bool cli_parse_label(char *text, char **key, char **value)
 	return true;
 }
 
+int cli_add_label(const cli_command *command, char *text, const char *example, json_t *labels)
+{
+	char *key, *value;
+	if (!cli_parse_label(text, &key, &value))
+		return cli_usage_error(command, "--label takes KEY=VALUE, such as %s", example);
+	/* json_string refuses text that is not UTF-8, and so does a key. */
+	if (json_object_set_new(labels, key, json_string(value)) != 0)
+		return cli_usage_error(command, "--label %s: the key and value must be UTF-8 text",
+		                       key);
+	return 0;
+}
+
 int cli_parse_json_object(const cli_command *command, const char *what, const char *text,
                           json_t **out)
 {

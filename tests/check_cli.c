@@ -219,6 +219,40 @@ START_TEST(test_usage_errors_exit_2_and_say_what_to_change)
 }
 END_TEST
 
+/* A filter or label that is not UTF-8 cannot go into JSON: the command must
+ * refuse it, not drop it and list every job or submit without the label. */
+START_TEST(test_text_that_is_not_utf8_is_refused)
+{
+	cli_run *run = cli("ls", "--fn", "ech\xff", NULL);
+	assert_exit(run, 2);
+	ck_assert_msg(strstr(run->err, "--fn takes a function name in UTF-8") != NULL, "stderr: %s",
+	              run->err);
+	static const char *const commands[][3] = {
+		{"ls", NULL, NULL}, {"call", "echo", "{}"}, {"submit", "--", "true"}};
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (commands[i][1] == NULL)
+			run = cli(commands[i][0], "--label", "team=\xfe", NULL);
+		else
+			run = cli(commands[i][0], "--label", "team=\xfe", commands[i][1], commands[i][2],
+			          NULL);
+		assert_exit(run, 2);
+		ck_assert_msg(strstr(run->err, "--label team: the key and value must be UTF-8") != NULL,
+		              "%s: %s", commands[i][0], run->err);
+	}
+	run = cli("future", "new", "--label", "who=\xfe", NULL);
+	assert_exit(run, 2);
+	ck_assert_msg(strstr(run->err, "must be UTF-8") != NULL, "stderr: %s", run->err);
+}
+END_TEST
+
+START_TEST(test_version_names_the_protocol)
+{
+	cli_run *run = cli("--version", NULL);
+	assert_exit(run, 0);
+	ck_assert_msg(strstr(run->out, "(protocol 1)") != NULL, "weft --version: %s", run->out);
+}
+END_TEST
+
 START_TEST(test_no_daemon_exits_3)
 {
 	cli_run *run = cli("--url", "ipc:///nonexistent-weft-dir/weft.sock", "ping", NULL);
@@ -580,6 +614,8 @@ static Suite *cli_suite(void)
 	tcase_add_test(offline, test_every_command_has_help);
 	tcase_add_test(offline, test_usage_errors_exit_2_and_say_what_to_change);
 	tcase_add_test(offline, test_no_daemon_exits_3);
+	tcase_add_test(offline, test_text_that_is_not_utf8_is_refused);
+	tcase_add_test(offline, test_version_names_the_protocol);
 	suite_add_tcase(suite, offline);
 
 	TCase *online = tcase_create("online");
