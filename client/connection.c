@@ -186,6 +186,10 @@ static void channel_give(weft_client *client, struct connection_channel *channel
 int connection_round_trip(weft_client *client, const void *bytes, size_t size,
                           double reply_wait, json_t **reply)
 {
+	/* Every call reaches the daemon through here, so one check covers them all. */
+	if (client == NULL)
+		return last_error_set(WEFT_EINVAL, "no client given (NULL); connect first with "
+		                                   "weft_connect");
 	size_t transport_limit = client->max_message * PROTO_TRANSPORT_SLACK_FACTOR;
 	if (size > transport_limit)
 		return last_error_set(WEFT_ETOOLARGE,
@@ -281,6 +285,55 @@ int connection_op(weft_client *client, json_t *request, double reply_wait, json_
 	}
 	*reply = answer;
 	return WEFT_OK;
+}
+
+int connection_simple_op(weft_client *client, json_t *request)
+{
+	json_t *reply = NULL;
+	int rv = connection_op(client, request, 0, &reply);
+	json_decref(reply);
+	return rv;
+}
+
+int connection_op_member(weft_client *client, json_t *request, const char *op, const char *key,
+                         json_type type, const char *what, json_t **member, json_t **reply)
+{
+	json_t *answer = NULL;
+	int rv = connection_op(client, request, 0, &answer);
+	if (rv != WEFT_OK)
+		return rv;
+	json_t *found = json_object_get(answer, key);
+	if (found == NULL || json_typeof(found) != type) {
+		json_decref(answer);
+		return connection_bad_reply(op, what);
+	}
+	*member = json_incref(found);
+	if (reply != NULL)
+		*reply = answer;
+	else
+		json_decref(answer);
+	return WEFT_OK;
+}
+
+int connection_check_id(uint64_t id)
+{
+	if (id == 0 || id > CONNECTION_MAX_ID)
+		return last_error_set(WEFT_EINVAL, "job id %llu is out of range (1 to 2^53)",
+		                      (unsigned long long)id);
+	return WEFT_OK;
+}
+
+bool connection_read_id(const json_t *value, uint64_t *id)
+{
+	if (!json_is_integer(value) || json_integer_value(value) <= 0)
+		return false;
+	*id = (uint64_t)json_integer_value(value);
+	return true;
+}
+
+int connection_bad_reply(const char *op, const char *what)
+{
+	return last_error_set(WEFT_EPROTO, "weftd's reply to '%s' lacks %s", op, what);
 }
 
 /* How often weft_connect sends its ping again after losing the connection:

@@ -6,7 +6,9 @@
 #ifndef CLIENT_CONNECTION_H
 #define CLIENT_CONNECTION_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <nng/nng.h>
@@ -48,5 +50,29 @@ int connection_round_trip_json(weft_client *client, const json_t *request, doubl
  * *reply (new reference) only when the reply says ok; otherwise the daemon's
  * error code, with the last error filled from the reply. */
 int connection_op(weft_client *client, json_t *request, double reply_wait, json_t **reply);
+
+/* An op whose success carries nothing but ok: connection_op without the reply. */
+int connection_simple_op(weft_client *client, json_t *request);
+
+/* An op whose answer is one member of the reply: *member (new reference) is
+ * reply[key] when it has type `type`; otherwise WEFT_EPROTO saying the reply
+ * to `op` lacks `what`. *reply (may be NULL) gets the whole reply too (new
+ * reference), for the rare op that has more to say. Outputs are written only
+ * on success. */
+int connection_op_member(weft_client *client, json_t *request, const char *op, const char *key,
+                         json_type type, const char *what, json_t **member, json_t **reply);
+
+/* The protocol's largest id (2^53) keeps every id exact in any JSON parser. */
+#define CONNECTION_MAX_ID (1ULL << 53)
+
+/* WEFT_EINVAL, with the last error set, unless id is a valid id (1 to 2^53). */
+int connection_check_id(uint64_t id);
+
+/* Reads a positive integer id from a reply; false when value is not one. */
+bool connection_read_id(const json_t *value, uint64_t *id);
+
+/* WEFT_EPROTO for a reply to op that says ok but lacks what the protocol
+ * promises (what: "the job's id"). */
+int connection_bad_reply(const char *op, const char *what);
 
 #endif

@@ -14,29 +14,11 @@
 #include "client/job_spec.h"
 #include "client/last_error.h"
 
-/* The protocol's largest id (2^53) keeps every id exact in any JSON parser. */
-#define FUTURES_MAX_ID (1ULL << 53)
 /* How many ids one as_completed request may carry. */
 #define FUTURES_MAX_IDS 100000
 /* The longest timeout weftd takes (ten years). */
 #define FUTURES_MAX_SECONDS 315360000.0
 #define FUTURES_MAX_TYPE_BYTES 64
-
-static int check_id(uint64_t id)
-{
-	if (id == 0 || id > FUTURES_MAX_ID)
-		return last_error_set(WEFT_EINVAL, "job id %llu is out of range (1 to 2^53)",
-		                      (unsigned long long)id);
-	return WEFT_OK;
-}
-
-static bool read_id(const json_t *value, uint64_t *id)
-{
-	if (!json_is_integer(value) || json_integer_value(value) <= 0)
-		return false;
-	*id = (uint64_t)json_integer_value(value);
-	return true;
-}
 
 /* ---------------------------------------------------------- bare futures */
 
@@ -58,8 +40,8 @@ int weft_future_new(weft_client *client, const json_t *labels, uint64_t *id)
 	if (rv != 0)
 		return rv;
 	uint64_t new_id = 0;
-	if (!read_id(json_object_get(reply, "id"), &new_id))
-		rv = last_error_set(WEFT_EPROTO, "weftd's reply to 'future.new' lacks the id");
+	if (!connection_read_id(json_object_get(reply, "id"), &new_id))
+		rv = connection_bad_reply("future.new", "the id");
 	json_decref(reply);
 	if (rv == 0)
 		*id = new_id;
@@ -74,21 +56,17 @@ static int future_set(weft_client *client, uint64_t id, const char *key, json_t 
 	if (value != NULL)
 		request = json_pack("{s:s, s:I, s:o}", "op", "future.set", "id", (json_int_t)id, key,
 		                    value);
-	json_t *reply = NULL;
-	int rv = connection_op(client, request, 0, &reply);
-	if (rv != 0) {
+	int rv = connection_simple_op(client, request);
+	if (rv != 0)
 		last_error_set_id(id);
-		return rv;
-	}
-	json_decref(reply);
-	return WEFT_OK;
+	return rv;
 }
 
 int weft_future_set_result(weft_client *client, uint64_t id, json_t *result)
 {
 	last_error_clear();
 	int rv;
-	if ((rv = check_id(id)) != 0)
+	if ((rv = connection_check_id(id)) != 0)
 		return rv;
 	if (result == NULL)
 		return last_error_set(WEFT_EINVAL, "a future's result must be a JSON value, not NULL "
@@ -101,7 +79,7 @@ int weft_future_set_error(weft_client *client, uint64_t id, const char *type,
 {
 	last_error_clear();
 	int rv;
-	if ((rv = check_id(id)) != 0)
+	if ((rv = connection_check_id(id)) != 0)
 		return rv;
 	if (type == NULL || type[0] == '\0' || strlen(type) > FUTURES_MAX_TYPE_BYTES)
 		return last_error_set(WEFT_EINVAL, "a future's error type must be 1 to %d bytes, "
@@ -195,7 +173,7 @@ int weft_as_completed_new(weft_client *client, const uint64_t *ids, size_t count
 	if (isnan(timeout_total))
 		return last_error_set(WEFT_EINVAL, "the timeout must be a number of seconds, not NaN");
 	for (size_t i = 0; i < count; i++)
-		if ((rv = check_id(ids[i])) != 0)
+		if ((rv = connection_check_id(ids[i])) != 0)
 			return rv;
 	weft_as_completed *made = allocator_calloc(1, sizeof(*made));
 	if (made == NULL)
@@ -265,13 +243,12 @@ static int take_finished(weft_as_completed *iterator, const json_t *reply)
 {
 	json_t *done = json_object_get(reply, "done");
 	if (!json_is_array(done))
-		return last_error_set(WEFT_EPROTO, "weftd's reply to 'as_completed' lacks the done "
-		                                   "list");
+		return connection_bad_reply("as_completed", "the done list");
 	size_t index;
 	json_t *value;
 	json_array_foreach(done, index, value) {
 		uint64_t id;
-		if (!read_id(value, &id))
+		if (!connection_read_id(value, &id))
 			return last_error_set(WEFT_EPROTO, "weftd's reply to 'as_completed' has an "
 			                                   "invalid id");
 	}

@@ -11,9 +11,6 @@
 #include "client/job_spec.h"
 #include "client/last_error.h"
 
-/* The protocol's largest id (2^53) keeps every id exact in any JSON parser. */
-#define JOBS_MAX_ID (1ULL << 53)
-
 /* Every state has a name; "unknown" is never sent by a daemon, so from_name
  * cannot return it for a real state. */
 static const char *const state_names[] = {
@@ -44,27 +41,6 @@ bool weft_state_is_finished(weft_state state)
 {
 	return state == WEFT_STATE_DONE || state == WEFT_STATE_FAILED ||
 	       state == WEFT_STATE_CANCELLED;
-}
-
-static int bad_reply(const char *op, const char *what)
-{
-	return last_error_set(WEFT_EPROTO, "weftd's reply to '%s' lacks %s", op, what);
-}
-
-static bool read_id(const json_t *value, uint64_t *id)
-{
-	if (!json_is_integer(value) || json_integer_value(value) <= 0)
-		return false;
-	*id = (uint64_t)json_integer_value(value);
-	return true;
-}
-
-static int check_id(uint64_t id)
-{
-	if (id == 0 || id > JOBS_MAX_ID)
-		return last_error_set(WEFT_EINVAL, "job id %llu is out of range (1 to 2^53)",
-		                      (unsigned long long)id);
-	return WEFT_OK;
 }
 
 /* Checks a timeout given in seconds: negative or infinite means forever (the
@@ -107,13 +83,13 @@ static int outcome_from_reply(const json_t *reply, const char *op, weft_outcome 
 	if (outcome == NULL)
 		return last_error_set(WEFT_ENOMEM, "out of memory reading a job's outcome");
 	int rv;
-	if (!read_id(json_object_get(reply, "id"), &outcome->id)) {
-		rv = bad_reply(op, "the job's id");
+	if (!connection_read_id(json_object_get(reply, "id"), &outcome->id)) {
+		rv = connection_bad_reply(op, "the job's id");
 		goto fail;
 	}
 	const char *state = json_string_value(json_object_get(reply, "state"));
 	if (state == NULL) {
-		rv = bad_reply(op, "the job's state");
+		rv = connection_bad_reply(op, "the job's state");
 		goto fail;
 	}
 	outcome->state = weft_state_from_name(state);
@@ -172,6 +148,12 @@ static json_t *submit_request(const weft_job_spec *spec)
 int weft_submit(weft_client *client, const weft_job_spec *spec, uint64_t *id)
 {
 	last_error_clear();
+	if (spec == NULL)
+		return last_error_set(WEFT_EINVAL, "no job spec given (NULL); make one with "
+		                                   "weft_job_spec_new");
+	if (id == NULL)
+		return last_error_set(WEFT_EINVAL, "weft_submit needs somewhere to put the new job's "
+		                                   "id (id is NULL)");
 	json_t *request = submit_request(spec);
 	if (request == NULL)
 		return weft_last_error()->code;
@@ -180,8 +162,8 @@ int weft_submit(weft_client *client, const weft_job_spec *spec, uint64_t *id)
 	if (rv != 0)
 		return rv;
 	uint64_t new_id = 0;
-	if (!read_id(json_object_get(reply, "id"), &new_id))
-		rv = bad_reply("submit", "the new job's id");
+	if (!connection_read_id(json_object_get(reply, "id"), &new_id))
+		rv = connection_bad_reply("submit", "the new job's id");
 	json_decref(reply);
 	if (rv == 0)
 		*id = new_id;
@@ -211,19 +193,19 @@ int weft_submit_batch(weft_client *client, const weft_job_spec *const *specs, si
 		return rv;
 	json_t *new_ids = json_object_get(reply, "ids");
 	if (!json_is_array(new_ids) || json_array_size(new_ids) != count) {
-		rv = bad_reply("submit", "one id per job");
+		rv = connection_bad_reply("submit", "one id per job");
 		goto done;
 	}
 	/* Check every id before writing any: outputs are written only on success. */
 	for (size_t i = 0; i < count; i++) {
 		uint64_t id;
-		if (!read_id(json_array_get(new_ids, i), &id)) {
-			rv = bad_reply("submit", "valid ids");
+		if (!connection_read_id(json_array_get(new_ids, i), &id)) {
+			rv = connection_bad_reply("submit", "valid ids");
 			goto done;
 		}
 	}
 	for (size_t i = 0; i < count; i++)
-		read_id(json_array_get(new_ids, i), &ids[i]);
+		connection_read_id(json_array_get(new_ids, i), &ids[i]);
 done:
 	json_decref(reply);
 	return rv;
@@ -233,6 +215,9 @@ int weft_submit_wait(weft_client *client, const weft_job_spec *spec, double wait
                      weft_outcome **outcome)
 {
 	last_error_clear();
+	if (spec == NULL)
+		return last_error_set(WEFT_EINVAL, "no job spec given (NULL); make one with "
+		                                   "weft_job_spec_new");
 	if (!isfinite(wait_seconds) || wait_seconds < 0)
 		return last_error_set(WEFT_EINVAL, "the wait must be a finite number of seconds >= 0");
 	json_t *request = submit_request(spec);
@@ -255,27 +240,21 @@ int weft_status(weft_client *client, uint64_t id, json_t **job)
 {
 	last_error_clear();
 	int rv;
-	if ((rv = check_id(id)) != 0)
+	if ((rv = connection_check_id(id)) != 0)
 		return rv;
-	json_t *reply = NULL;
-	rv = connection_op(client, json_pack("{s:s, s:I}", "op", "status", "id", (json_int_t)id), 0,
-	                   &reply);
-	if (rv != 0)
-		return rv;
-	json_t *found = json_object_get(reply, "job");
-	if (!json_is_object(found))
-		rv = bad_reply("status", "the job object");
-	else
-		*job = json_incref(found);
-	json_decref(reply);
-	return rv;
+	if (job == NULL)
+		return last_error_set(WEFT_EINVAL, "weft_status needs somewhere to put the job "
+		                                   "(job is NULL)");
+	return connection_op_member(
+		client, json_pack("{s:s, s:I}", "op", "status", "id", (json_int_t)id), "status",
+		"job", JSON_OBJECT, "the job object", job, NULL);
 }
 
 int weft_result(weft_client *client, uint64_t id, double timeout, weft_outcome **outcome)
 {
 	last_error_clear();
 	int rv;
-	if ((rv = check_id(id)) != 0 || (rv = check_wait(timeout, "the timeout")) != 0)
+	if ((rv = connection_check_id(id)) != 0 || (rv = check_wait(timeout, "the timeout")) != 0)
 		return rv;
 	json_t *request = json_pack("{s:s, s:I}", "op", "result", "id", (json_int_t)id);
 	if (request != NULL && add_seconds(request, "timeout", timeout) != 0) {
@@ -307,15 +286,15 @@ void weft_wait_result_free(weft_wait_result *result)
 static int read_id_array(const json_t *array, uint64_t **ids, size_t *count)
 {
 	if (!json_is_array(array))
-		return bad_reply("wait", "the done and pending lists");
+		return connection_bad_reply("wait", "the done and pending lists");
 	size_t size = json_array_size(array);
 	uint64_t *copy = NULL;
 	if (size > 0 && (copy = allocator_calloc(size, sizeof(*copy))) == NULL)
 		return last_error_set(WEFT_ENOMEM, "out of memory reading a wait reply");
 	for (size_t i = 0; i < size; i++) {
-		if (!read_id(json_array_get(array, i), &copy[i])) {
+		if (!connection_read_id(json_array_get(array, i), &copy[i])) {
 			allocator_free(copy);
-			return bad_reply("wait", "valid ids");
+			return connection_bad_reply("wait", "valid ids");
 		}
 	}
 	*ids = copy;
@@ -349,6 +328,9 @@ int weft_wait(weft_client *client, const uint64_t *ids, size_t count, double tim
 		return last_error_set(WEFT_EINVAL, "wait needs at least one job id");
 	if ((rv = check_wait(timeout, "the timeout")) != 0)
 		return rv;
+	for (size_t i = 0; i < count; i++)
+		if ((rv = connection_check_id(ids[i])) != 0)
+			return rv;
 	json_t *id_array = json_array();
 	json_t *request =
 		json_pack("{s:s, s:o, s:s}", "op", "wait", "ids", id_array, "return_when", when);
@@ -390,7 +372,7 @@ int weft_cancel(weft_client *client, uint64_t id, bool *cancelled, weft_state *s
 {
 	last_error_clear();
 	int rv;
-	if ((rv = check_id(id)) != 0)
+	if ((rv = connection_check_id(id)) != 0)
 		return rv;
 	json_t *reply = NULL;
 	rv = connection_op(client, json_pack("{s:s, s:I}", "op", "cancel", "id", (json_int_t)id), 0,
@@ -402,7 +384,7 @@ int weft_cancel(weft_client *client, uint64_t id, bool *cancelled, weft_state *s
 	json_t *flag = json_object_get(reply, "cancelled");
 	const char *state_name = json_string_value(json_object_get(reply, "state"));
 	if (!json_is_boolean(flag) || state_name == NULL) {
-		rv = bad_reply("cancel", "\"cancelled\" and \"state\"");
+		rv = connection_bad_reply("cancel", "\"cancelled\" and \"state\"");
 	} else {
 		if (cancelled != NULL)
 			*cancelled = json_is_true(flag);
@@ -418,6 +400,9 @@ int weft_list(weft_client *client, const json_t *filter, json_t **jobs, bool *mo
 	last_error_clear();
 	if (filter != NULL && !json_is_object(filter))
 		return last_error_set(WEFT_EINVAL, "the list filter must be a JSON object");
+	if (jobs == NULL)
+		return last_error_set(WEFT_EINVAL, "weft_list needs somewhere to put the jobs "
+		                                   "(jobs is NULL)");
 	json_t *request = json_object();
 	/* json_object_update only takes references to filter's members; it does
 	 * not change filter itself, so dropping const is safe. */
@@ -428,35 +413,24 @@ int weft_list(weft_client *client, const json_t *filter, json_t **jobs, bool *mo
 		return last_error_set(WEFT_ENOMEM, "out of memory building a request");
 	}
 	json_t *reply = NULL;
-	int rv = connection_op(client, request, 0, &reply);
+	int rv = connection_op_member(client, request, "list", "jobs", JSON_ARRAY, "the jobs", jobs,
+	                              &reply);
 	if (rv != 0)
 		return rv;
-	json_t *found = json_object_get(reply, "jobs");
-	if (!json_is_array(found)) {
-		rv = bad_reply("list", "the jobs");
-	} else {
-		*jobs = json_incref(found);
-		if (more != NULL)
-			*more = json_is_true(json_object_get(reply, "more"));
-	}
+	if (more != NULL)
+		*more = json_is_true(json_object_get(reply, "more"));
 	json_decref(reply);
-	return rv;
+	return WEFT_OK;
 }
 
 int weft_functions(weft_client *client, json_t **functions)
 {
 	last_error_clear();
-	json_t *reply = NULL;
-	int rv = connection_op(client, json_pack("{s:s}", "op", "functions"), 0, &reply);
-	if (rv != 0)
-		return rv;
-	json_t *found = json_object_get(reply, "functions");
-	if (!json_is_array(found))
-		rv = bad_reply("functions", "the functions");
-	else
-		*functions = json_incref(found);
-	json_decref(reply);
-	return rv;
+	if (functions == NULL)
+		return last_error_set(WEFT_EINVAL, "weft_functions needs somewhere to put the "
+		                                   "functions (functions is NULL)");
+	return connection_op_member(client, json_pack("{s:s}", "op", "functions"), "functions",
+	                            "functions", JSON_ARRAY, "the functions", functions, NULL);
 }
 
 int weft_stats(weft_client *client, json_t **stats)

@@ -15,15 +15,6 @@ static int check_name(const char *name)
 	return WEFT_OK;
 }
 
-/* Sends an op whose success carries nothing more than ok. */
-static int simple_op(weft_client *client, json_t *request)
-{
-	json_t *reply = NULL;
-	int rv = connection_op(client, request, 0, &reply);
-	json_decref(reply);
-	return rv;
-}
-
 int weft_queue_set(weft_client *client, const char *name, unsigned max)
 {
 	last_error_clear();
@@ -32,8 +23,8 @@ int weft_queue_set(weft_client *client, const char *name, unsigned max)
 		return rv;
 	if (max == 0 || max > 1000000)
 		return last_error_set(WEFT_EINVAL, "a queue's max must be from 1 to 1000000");
-	return simple_op(client, json_pack("{s:s, s:s, s:I}", "op", "queue.set", "name", name,
-	                                   "max", (json_int_t)max));
+	return connection_simple_op(client, json_pack("{s:s, s:s, s:I}", "op", "queue.set", "name",
+	                                              name, "max", (json_int_t)max));
 }
 
 int weft_queue_pause(weft_client *client, const char *name, bool paused)
@@ -42,23 +33,17 @@ int weft_queue_pause(weft_client *client, const char *name, bool paused)
 	int rv = check_name(name);
 	if (rv != WEFT_OK)
 		return rv;
-	return simple_op(client, json_pack("{s:s, s:s}", "op", paused ? "queue.pause" : "queue.resume",
-	                                   "name", name));
+	return connection_simple_op(client, json_pack("{s:s, s:s}", "op",
+	                                              paused ? "queue.pause" : "queue.resume",
+	                                              "name", name));
 }
 
 int weft_queues(weft_client *client, json_t **queues)
 {
 	last_error_clear();
-	json_t *reply = NULL;
-	int rv = connection_op(client, json_pack("{s:s}", "op", "queues"), 0, &reply);
-	if (rv != WEFT_OK)
-		return rv;
-	json_t *list = json_object_get(reply, "queues");
-	if (!json_is_array(list)) {
-		json_decref(reply);
-		return last_error_set(WEFT_EPROTO, "weftd's reply to 'queues' lacks the list");
-	}
-	*queues = json_incref(list);
-	json_decref(reply);
-	return WEFT_OK;
+	if (queues == NULL)
+		return last_error_set(WEFT_EINVAL, "weft_queues needs somewhere to put the queues "
+		                                   "(queues is NULL)");
+	return connection_op_member(client, json_pack("{s:s}", "op", "queues"), "queues", "queues",
+	                            JSON_ARRAY, "the list", queues, NULL);
 }

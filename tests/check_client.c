@@ -794,6 +794,131 @@ START_TEST(test_as_completed_survives_every_allocation_failure)
 }
 END_TEST
 
+/* Asserts that the last error's message contains part. */
+static void assert_message_has(const char *part)
+{
+	ck_assert_msg(strstr(weft_last_error()->message, part) != NULL, "message '%s' lacks '%s'",
+	              weft_last_error()->message, part);
+}
+
+START_TEST(test_a_null_client_is_an_error)
+{
+	json_t *reply = NULL;
+	json_t *request = json_pack("{s:s}", "op", "ping");
+	weft_job_spec *spec = NULL;
+	assert_weft(weft_job_spec_new("sleep", &spec), WEFT_OK);
+	uint64_t id = 0;
+	const uint64_t ids[] = {1};
+	weft_wait_result *waited = NULL;
+	assert_weft(weft_ping(NULL, &reply), WEFT_EINVAL);
+	assert_message_has("no client given");
+	assert_weft(weft_submit(NULL, spec, &id), WEFT_EINVAL);
+	assert_message_has("no client given");
+	assert_weft(weft_status(NULL, 1, &reply), WEFT_EINVAL);
+	assert_message_has("no client given");
+	assert_weft(weft_wait(NULL, ids, 1, 0, WEFT_ALL_COMPLETED, &waited), WEFT_EINVAL);
+	assert_message_has("no client given");
+	assert_weft(weft_queue_set(NULL, "q", 1), WEFT_EINVAL);
+	assert_message_has("no client given");
+	assert_weft(weft_future_set_result(NULL, 1, json_null()), WEFT_EINVAL);
+	assert_message_has("no client given");
+	assert_weft(weft_request(NULL, request, 0, &reply), WEFT_EINVAL);
+	assert_message_has("no client given");
+	assert_weft(weft_request_bytes(NULL, "{}", 2, 0, &reply), WEFT_EINVAL);
+	assert_message_has("no client given");
+	ck_assert_ptr_null(reply);
+	ck_assert_ptr_null(waited);
+	ck_assert_uint_eq(id, 0);
+	/* The request is stolen even when nothing is sent: no leak, no double free. */
+	assert_weft(weft_stats(NULL, &reply), WEFT_EINVAL);
+	json_decref(request);
+	weft_job_spec_free(spec);
+}
+END_TEST
+
+START_TEST(test_wait_checks_its_ids)
+{
+	weft_wait_result *waited = NULL;
+	const uint64_t zero[] = {1, 0};
+	const uint64_t huge[] = {(1ULL << 53) + 1};
+	assert_weft(weft_wait(NULL, zero, 2, 0, WEFT_ALL_COMPLETED, &waited), WEFT_EINVAL);
+	assert_message_has("job id 0 is out of range");
+	assert_weft(weft_wait(NULL, huge, 1, 0, WEFT_ALL_COMPLETED, &waited), WEFT_EINVAL);
+	assert_message_has("out of range (1 to 2^53)");
+	ck_assert_ptr_null(waited);
+}
+END_TEST
+
+/* A NULL spec or output is caught before anything is sent to a live client. */
+START_TEST(test_null_inputs_and_outputs_are_errors)
+{
+	static const char *const replies[] = {PING_REPLY};
+	fake_daemon fake;
+	fake_daemon_start(&fake, replies, 1);
+	weft_client *client = NULL;
+	assert_weft(weft_connect(fake.url, &client), WEFT_OK);
+	weft_job_spec *spec = NULL;
+	assert_weft(weft_job_spec_new("sleep", &spec), WEFT_OK);
+	uint64_t id = 0;
+	weft_outcome *outcome = NULL;
+	assert_weft(weft_submit(client, NULL, &id), WEFT_EINVAL);
+	assert_message_has("no job spec given");
+	assert_weft(weft_submit_wait(client, NULL, 1, &outcome), WEFT_EINVAL);
+	assert_message_has("no job spec given");
+	assert_weft(weft_submit(client, spec, NULL), WEFT_EINVAL);
+	assert_message_has("id is NULL");
+	assert_weft(weft_status(client, 1, NULL), WEFT_EINVAL);
+	assert_message_has("job is NULL");
+	assert_weft(weft_list(client, NULL, NULL, NULL), WEFT_EINVAL);
+	assert_message_has("jobs is NULL");
+	assert_weft(weft_functions(client, NULL), WEFT_EINVAL);
+	assert_message_has("functions is NULL");
+	assert_weft(weft_queues(client, NULL), WEFT_EINVAL);
+	assert_message_has("queues is NULL");
+	ck_assert_uint_eq(fake.served, 1);
+	ck_assert_ptr_null(outcome);
+	weft_job_spec_free(spec);
+	weft_close(client);
+	fake_daemon_stop(&fake);
+}
+END_TEST
+
+/* An ok reply without the member an op promises names what is missing. */
+START_TEST(test_a_reply_lacking_its_answer_is_a_protocol_error)
+{
+	static const char *const replies[] = {
+		PING_REPLY,
+		"{\"ok\":true,\"job\":[]}",
+		"{\"ok\":true}",
+		"{\"ok\":true,\"functions\":{}}",
+		"{\"ok\":true,\"queues\":null}",
+		"{\"ok\":true,\"jobs\":[{\"id\":1}],\"more\":true}",
+	};
+	fake_daemon fake;
+	fake_daemon_start(&fake, replies, 6);
+	weft_client *client = NULL;
+	assert_weft(weft_connect(fake.url, &client), WEFT_OK);
+	json_t *answer = NULL;
+	assert_weft(weft_status(client, 1, &answer), WEFT_EPROTO);
+	assert_message_has("reply to 'status' lacks the job object");
+	assert_weft(weft_list(client, NULL, &answer, NULL), WEFT_EPROTO);
+	assert_message_has("reply to 'list' lacks the jobs");
+	assert_weft(weft_functions(client, &answer), WEFT_EPROTO);
+	assert_message_has("reply to 'functions' lacks the functions");
+	assert_weft(weft_queues(client, &answer), WEFT_EPROTO);
+	assert_message_has("reply to 'queues' lacks the list");
+	ck_assert_ptr_null(answer);
+	bool more = false;
+	assert_weft(weft_list(client, NULL, &answer, &more), WEFT_OK);
+	ck_assert(more);
+	ck_assert_uint_eq(json_array_size(answer), 1);
+	ck_assert_int_eq(answer->refcount, 1);
+	json_decref(answer);
+	weft_close(client);
+	fake_daemon_stop(&fake);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *suite = suite_create("client");
@@ -811,6 +936,8 @@ static Suite *client_suite(void)
 	tcase_add_test(units, test_last_error_is_per_thread);
 	tcase_add_test(units, test_job_specs_survive_every_allocation_failure);
 	tcase_add_test(units, test_as_completed_survives_every_allocation_failure);
+	tcase_add_test(units, test_a_null_client_is_an_error);
+	tcase_add_test(units, test_wait_checks_its_ids);
 	suite_add_tcase(suite, units);
 	TCase *connection = tcase_create("connection");
 	tcase_set_timeout(connection, 20);
@@ -826,6 +953,8 @@ static Suite *client_suite(void)
 	tcase_add_test(connection, test_futures_send_their_requests);
 	tcase_add_test(connection, test_as_completed_yields_each_id_once_in_order);
 	tcase_add_test(connection, test_as_completed_times_out_and_survives_errors);
+	tcase_add_test(connection, test_null_inputs_and_outputs_are_errors);
+	tcase_add_test(connection, test_a_reply_lacking_its_answer_is_a_protocol_error);
 	suite_add_tcase(suite, connection);
 	return suite;
 }

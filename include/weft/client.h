@@ -211,11 +211,16 @@ const char *weft_client_url(const weft_client *client);
  * too_large above the limit); larger ones fail locally with WEFT_ETOOLARGE. */
 size_t weft_client_max_message(const weft_client *client);
 
+/* Every call below that takes a client returns WEFT_EINVAL, sending nothing,
+ * when client is NULL, and so do those given NULL where they write their
+ * answer (unless the comment says "may be NULL"). Outputs are written only
+ * on success. */
+
 /* ping. *reply (may be NULL): the reply object {"ok", "version", "protocol",
  * "max_message"}; new reference. */
 int weft_ping(weft_client *client, json_t **reply);
 
-/* Submits one job; *id is its id. */
+/* Submits one job; *id is its id. WEFT_EINVAL when spec or id is NULL. */
 int weft_submit(weft_client *client, const weft_job_spec *spec, uint64_t *id);
 
 /* Submits count jobs at once, all accepted or none (then weft_last_error's
@@ -227,13 +232,15 @@ int weft_submit_batch(weft_client *client, const weft_job_spec *const *specs, si
 /* Submits one job and waits up to wait_seconds (finite, >= 0) for it to
  * finish, in one round trip. *outcome: the job's outcome when it finished in time; otherwise
  * an outcome with its id and unfinished state (waiting, queued or running) and
- * nothing else (the job goes on; use weft_result). */
+ * nothing else (the job goes on; use weft_result). WEFT_EINVAL when spec is
+ * NULL. */
 int weft_submit_wait(weft_client *client, const weft_job_spec *spec, double wait_seconds,
                      weft_outcome **outcome);
 
 /* The job object (id, fn, state, args, labels, timeout, created, started,
  * finished, worker, error, and for a scheduled job its scheduling fields,
- * run_at and attempts; see the protocol). *job: new reference. */
+ * run_at and attempts; see the protocol). *job: new reference. WEFT_EINVAL
+ * when id is out of range (1 to 2^53) or job is NULL. */
 int weft_status(weft_client *client, uint64_t id, json_t **job);
 
 /* Waits up to timeout seconds for the job to finish (negative or infinity:
@@ -261,7 +268,8 @@ void weft_wait_result_free(weft_wait_result *result);
 
 /* asyncio.wait: returns when the return_when condition holds or after timeout
  * seconds (negative or infinity: no limit), whichever comes first. Running out of time is
- * not an error: the unfinished jobs are in pending. */
+ * not an error: the unfinished jobs are in pending. WEFT_EINVAL when an id is
+ * out of range (1 to 2^53). */
 int weft_wait(weft_client *client, const uint64_t *ids, size_t count, double timeout,
               weft_return_when return_when, weft_wait_result **result);
 
@@ -272,11 +280,12 @@ int weft_cancel(weft_client *client, uint64_t id, bool *cancelled, weft_state *s
 /* Lists jobs in id order. filter (borrowed, may be NULL): an object with any of
  * "state", "fn", "labels", "after", "limit" as the protocol's list op takes
  * them. *jobs: an array of job objects, new reference. *more (may be NULL): true
- * when the limit cut the list (go on with "after" = the last id). */
+ * when the limit cut the list (go on with "after" = the last id). WEFT_EINVAL
+ * when jobs is NULL. */
 int weft_list(weft_client *client, const json_t *filter, json_t **jobs, bool *more);
 
 /* The daemon's functions: an array of {"name", "executor", "summary", "args"};
- * new reference. */
+ * new reference. WEFT_EINVAL when functions is NULL. */
 int weft_functions(weft_client *client, json_t **functions);
 
 /* The daemon's statistics: the stats reply (uptime, workers, jobs, memory, ...);
@@ -341,7 +350,8 @@ void weft_as_completed_free(weft_as_completed *iterator);
  * weft_job_spec_set_queue). weft_queue_set makes a queue or changes its max
  * (1 to 1000000); weft_queue_pause stops starting its jobs (paused true) or
  * starts them again (false): WEFT_EBADFIELD for an unknown queue. weft_queues
- * gives [{"name","max","running","queued","paused"}] as a new reference.
+ * gives [{"name","max","running","queued","paused"}] as a new reference
+ * (WEFT_EINVAL when queues is NULL).
  * Any thread. */
 int weft_queue_set(weft_client *client, const char *name, unsigned max);
 int weft_queue_pause(weft_client *client, const char *name, bool paused);
