@@ -43,6 +43,7 @@ struct jobs {
 	struct job *retained_head; /* oldest finished job */
 	struct job *retained_tail;
 	size_t retained_count;
+	/* Set by jobs_new before any other thread sees the table; immutable after. */
 	double retain_seconds;
 	size_t retain_max;
 };
@@ -371,7 +372,12 @@ static void retain(struct jobs *jobs, struct job *job)
 		jobs->retained_head = job;
 	jobs->retained_tail = job;
 	jobs->retained_count++;
+	/* Whoever pushes the count over the limit evicts, so when this append did
+	 * not, the lock need not be taken again. */
+	bool over = jobs->retained_count > jobs->retain_max;
 	pthread_mutex_unlock(&jobs->retention_lock);
+	if (!over)
+		return;
 	/* The count limit is enforced at once, so memory stays bounded however fast
 	 * jobs finish; age is enforced by jobs_expire. */
 	struct job *old;
@@ -457,6 +463,15 @@ bool jobs_unwatch(struct jobs *jobs, struct job *job, struct job_watch *watch)
 	}
 	pthread_mutex_unlock(&shard->lock);
 	return removed;
+}
+
+enum job_state jobs_state(struct jobs *jobs, struct job *job)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	enum job_state state = job->state;
+	pthread_mutex_unlock(&shard->lock);
+	return state;
 }
 
 void jobs_snapshot(struct jobs *jobs, struct job *job, struct job_snapshot *snapshot)

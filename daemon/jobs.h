@@ -223,6 +223,10 @@ bool jobs_watch(struct jobs *jobs, struct job *job, struct job_watch *watch);
  * meanwhile and notify has been or is being called. */
 bool jobs_unwatch(struct jobs *jobs, struct job *job, struct job_watch *watch);
 
+/* The job's state, read under its shard lock: for callers that need nothing
+ * else, so no reference is taken on the result or error. */
+enum job_state jobs_state(struct jobs *jobs, struct job *job);
+
 /* Fills a snapshot; the caller drops its references with jobs_snapshot_clear. */
 void jobs_snapshot(struct jobs *jobs, struct job *job, struct job_snapshot *snapshot);
 void jobs_snapshot_clear(struct job_snapshot *snapshot);

@@ -143,16 +143,13 @@ static void op_submit(struct daemon *daemon, struct server_request *slot, struct
 			return;
 		}
 	}
-	/* The submitter's identity is asked of nng only for jobs that run as it. */
+	/* The submitter's identity is asked of nng only for jobs that run as it,
+	 * and only once: it is the same for every job of the request. */
 	int64_t uid = -1, gid = -1;
-	bool asked = false;
 	for (size_t i = 0; i < request->job_count; i++) {
 		if (!request->jobs[i].function->needs_identity)
 			continue;
-		if (!asked) {
-			server_request_peer(slot, &uid, &gid);
-			asked = true;
-		}
+		server_request_peer(slot, &uid, &gid);
 		/* A root daemon runs such a job as its submitter: it must know who that is. */
 		if (geteuid() == 0 && uid < 0) {
 			problem_set(problem, WEFT_EPERM, "fn",
@@ -167,6 +164,7 @@ static void op_submit(struct daemon *daemon, struct server_request *slot, struct
 		/* Looked up here, on nng's thread, so worker loops never wait for it. */
 		if (uid >= 0)
 			identity_get(uid, gid);
+		break;
 	}
 	/* Every job was checked by the decoder, so from here on all are accepted. */
 	struct writer ids = {0};
@@ -226,10 +224,7 @@ static void op_result(struct daemon *daemon, struct server_request *slot, struct
 		reply_problem(slot, problem);
 		return;
 	}
-	struct job_snapshot snapshot;
-	jobs_snapshot(daemon->jobs, job, &snapshot);
-	bool finished = job_state_finished(snapshot.state);
-	jobs_snapshot_clear(&snapshot);
+	bool finished = job_state_finished(jobs_state(daemon->jobs, job));
 	if (finished || timeout == 0) {
 		server_reply(slot, finished ? outcome_reply(daemon->jobs, job)
 		                            : outcome_timeout_reply(daemon->jobs, job, 0));
@@ -322,11 +317,8 @@ static json_t *op_cancel(struct daemon *daemon, struct request *request, struct 
 		return problem_to_reply(problem);
 	}
 	bool cancelled = runner_cancel(job, PROTO_JOB_ERROR_CANCELLED, "job was cancelled");
-	struct job_snapshot snapshot;
-	jobs_snapshot(daemon->jobs, job, &snapshot);
 	json_t *reply = json_pack("{s:b, s:b, s:s}", "ok", 1, "cancelled", cancelled, "state",
-	                          job_state_name(snapshot.state));
-	jobs_snapshot_clear(&snapshot);
+	                          job_state_name(jobs_state(daemon->jobs, job)));
 	job_unref(job);
 	return reply;
 }

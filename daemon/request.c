@@ -19,12 +19,17 @@
 static const char *const op_names[] = {PROTO_OP_MAP(REQUEST_OP_NAME_)};
 #undef REQUEST_OP_NAME_
 
+/* The fields of a job: those every job may have, then its scheduling fields
+ * (decode_schedule). Macros, so the lists below are spelt once. */
+#define JOB_BASE_FIELDS "fn", "args", "timeout", "labels"
+#define JOB_SCHEDULE_FIELDS                                                                  \
+	"after", "after_policy", "delay", "at", "retries", "retry_backoff", "retry_backoff_max", \
+		"retry_on", "deadline", "priority", "queue"
+
 /* The fields each op takes, besides "op". */
 static const char *const op_fields[REQUEST_OP_COUNT][20] = {
 	[REQUEST_PING] = {NULL},
-	[REQUEST_SUBMIT] = {"fn", "args", "timeout", "labels", "wait", "jobs", "after", "after_policy",
-	                    "delay", "at", "retries", "retry_backoff", "retry_backoff_max", "retry_on",
-	                    "deadline", "priority", "queue", NULL},
+	[REQUEST_SUBMIT] = {JOB_BASE_FIELDS, "wait", "jobs", JOB_SCHEDULE_FIELDS, NULL},
 	[REQUEST_STATUS] = {"id", NULL},
 	[REQUEST_RESULT] = {"id", "ids", "timeout", NULL},
 	[REQUEST_WAIT] = {"ids", "timeout", "return_when", NULL},
@@ -41,19 +46,12 @@ static const char *const op_fields[REQUEST_OP_COUNT][20] = {
 	[REQUEST_QUEUES] = {NULL},
 };
 
-static const char *const job_fields[] = {"fn",       "args",          "timeout",
-                                         "labels",   "after",         "after_policy",
-                                         "delay",    "at",            "retries",
-                                         "retry_backoff", "retry_backoff_max", "retry_on",
-                                         "deadline", "priority", "queue", NULL};
+static const char *const job_fields[] = {JOB_BASE_FIELDS, JOB_SCHEDULE_FIELDS, NULL};
+
+static const char *const schedule_fields[] = {JOB_SCHEDULE_FIELDS, NULL};
 
 /* Ids must stay exact in every JSON parser (doubles). */
 #define MAX_ID ((json_int_t)1 << 53)
-
-const char *request_op_name(enum request_op op)
-{
-	return (unsigned)op < REQUEST_OP_COUNT ? op_names[op] : "unknown";
-}
 
 static bool listed(const char *const *names, const char *key)
 {
@@ -146,13 +144,9 @@ static int get_time(const json_t *value, const char *field, double *out, struct 
 static int decode_schedule(const json_t *object, struct job_schedule **out,
                            struct problem *problem)
 {
-	static const char *const names[] = {"after",         "after_policy",      "delay",
-	                                    "at",            "retries",           "retry_backoff",
-	                                    "retry_backoff_max", "retry_on",      "deadline",
-	                                    "priority",      "queue"};
 	bool any = false;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		any = any || json_object_get(object, names[i]) != NULL;
+	for (const char *const *name = schedule_fields; *name != NULL; name++)
+		any = any || json_object_get(object, *name) != NULL;
 	if (!any)
 		return WEFT_OK;
 	struct job_schedule *schedule = memory_zalloc(sizeof(*schedule));
@@ -336,9 +330,10 @@ void request_job_clear(struct request_job *job)
 	memset(job, 0, sizeof(*job));
 }
 
-static int decode_submit(json_t *root, struct request *request, struct problem *problem)
+/* `jobs` is root's "jobs" field, NULL when absent (request_decode has it already). */
+static int decode_submit(json_t *root, json_t *jobs, struct request *request,
+                         struct problem *problem)
 {
-	json_t *jobs = json_object_get(root, "jobs");
 	json_t *wait = json_object_get(root, "wait");
 	int rv;
 	if (jobs == NULL) {
@@ -353,12 +348,8 @@ static int decode_submit(json_t *root, struct request *request, struct problem *
 		}
 		return WEFT_OK;
 	}
-	const char *const single_only[] = {"fn",         "args",         "timeout",
-	                                   "labels",     "wait",         "after",
-	                                   "after_policy", "delay",      "at",
-	                                   "retries",    "retry_backoff", "retry_backoff_max",
-	                                   "retry_on",   "deadline",     "priority",
-	                                   "queue",      NULL};
+	static const char *const single_only[] = {JOB_BASE_FIELDS, "wait", JOB_SCHEDULE_FIELDS,
+	                                          NULL};
 	for (const char *const *name = single_only; *name != NULL; name++)
 		if (json_object_get(root, *name) != NULL)
 			return problem_set(problem, WEFT_EBADFIELD, *name,
@@ -471,7 +462,9 @@ static int decode_future_set(json_t *root, struct request *request, struct probl
 	return WEFT_OK;
 }
 
-static int decode_body(json_t *root, struct request *request, struct problem *problem)
+/* `jobs` is as for decode_submit; NULL for other ops. */
+static int decode_body(json_t *root, json_t *jobs, struct request *request,
+                       struct problem *problem)
 {
 	int rv;
 	json_t *value;
@@ -481,7 +474,7 @@ static int decode_body(json_t *root, struct request *request, struct problem *pr
 	case REQUEST_STATS:
 		return WEFT_OK;
 	case REQUEST_SUBMIT:
-		return decode_submit(root, request, problem);
+		return decode_submit(root, jobs, request, problem);
 	case REQUEST_STATUS:
 	case REQUEST_CANCEL:
 		return get_id(json_object_get(root, "id"), "id", &request->id, problem);
@@ -612,9 +605,12 @@ int request_decode(const void *data, size_t size, struct request *out, struct pr
 		goto fail;
 	}
 	out->op = REQUEST_OP_COUNT;
-	for (int i = 0; i < REQUEST_OP_COUNT; i++)
-		if (strcmp(op_names[i], json_string_value(op)) == 0)
+	for (int i = 0; i < REQUEST_OP_COUNT; i++) {
+		if (strcmp(op_names[i], json_string_value(op)) == 0) {
 			out->op = (enum request_op)i;
+			break;
+		}
+	}
 	if (out->op == REQUEST_OP_COUNT) {
 		rv = problem_set(problem, WEFT_EUNKNOWNOP, "op",
 		                 "unknown op '%.64s'; ops are ping, submit, status, result, wait, "
@@ -623,13 +619,14 @@ int request_decode(const void *data, size_t size, struct request *out, struct pr
 		                 json_string_value(op));
 		goto fail;
 	}
-	if (out->op != REQUEST_SUBMIT || json_object_get(root, "jobs") != NULL) {
+	json_t *jobs = out->op == REQUEST_SUBMIT ? json_object_get(root, "jobs") : NULL;
+	if (out->op != REQUEST_SUBMIT || jobs != NULL) {
 		char what[32];
 		snprintf(what, sizeof(what), "op '%s'", op_names[out->op]);
 		if ((rv = check_fields(root, op_fields[out->op], true, what, problem)) != WEFT_OK)
 			goto fail;
 	}
-	if ((rv = decode_body(root, out, problem)) != WEFT_OK)
+	if ((rv = decode_body(root, jobs, out, problem)) != WEFT_OK)
 		goto fail;
 	return WEFT_OK;
 
@@ -640,11 +637,8 @@ fail:
 
 void request_clear(struct request *request)
 {
-	for (size_t i = 0; i < request->job_count; i++) {
-		json_decref(request->jobs[i].args);
-		json_decref(request->jobs[i].labels);
-		job_schedule_free(request->jobs[i].schedule);
-	}
+	for (size_t i = 0; i < request->job_count; i++)
+		request_job_clear(&request->jobs[i]);
 	free(request->jobs);
 	free(request->ids);
 	json_decref(request->root);

@@ -90,9 +90,6 @@ struct request {
 int request_decode_job(const json_t *object, struct request_job *job, struct problem *problem);
 void request_job_clear(struct request_job *job);
 
-/* The wire name of an op. */
-const char *request_op_name(enum request_op op);
-
 /* Decodes a message. Returns WEFT_OK with *out filled, or an error code with the
  * problem filled (and *out left cleared). */
 int request_decode(const void *data, size_t size, struct request *out, struct problem *problem);

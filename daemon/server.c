@@ -62,6 +62,9 @@ struct server_request {
 	nng_ctx context;
 	nng_aio *aio;
 	enum slot_phase phase;
+	/* Written by on_aio on nng's receive callback before the handler is called;
+	 * read by the handler and whoever it hands the request to (a waiter),
+	 * which all come after that call. Unchanged until the slot is recycled. */
 	uint32_t pipe;
 	struct server_request *next_idle; /* guarded by server->lock */
 	struct server_request *next_all;  /* guarded by server->lock */

@@ -49,7 +49,12 @@ struct waiter_watch {
 	struct waiter *waiter;
 };
 
-/* Owned by its references (see the design note). */
+/* Owned by its references (see the design note). The fields from owner to
+ * timer are set by waiters_start before the waiter is published (to the timer
+ * by nng_sleep_aio, to the open list under owner->lock, to each job by
+ * jobs_watch under its shard lock) and are immutable after, so any holder of
+ * a reference reads them without a lock. The atomics are written by any
+ * thread (job finishers, the timer, setup, the claimer). */
 struct waiter {
 	struct waiters *owner;
 	struct server_request *request;
@@ -152,11 +157,7 @@ static json_t *build_reply(struct jobs *jobs, enum waiter_kind kind, enum waiter
 	struct job *first = list[0];
 	switch (kind) {
 	case WAITER_RESULT: {
-		struct job_snapshot snapshot;
-		jobs_snapshot(jobs, first, &snapshot);
-		bool finished = job_state_finished(snapshot.state);
-		jobs_snapshot_clear(&snapshot);
-		if (finished)
+		if (job_state_finished(jobs_state(jobs, first)))
 			return outcome_reply(jobs, first);
 		if (reason == REASON_SHUTDOWN)
 			return outcome_shutdown_reply(jobs, first);
@@ -191,12 +192,10 @@ static bool already_satisfied(struct jobs *jobs, enum request_return_when when,
 	size_t finished = 0;
 	bool failed = false;
 	for (size_t i = 0; i < count; i++) {
-		struct job_snapshot snapshot;
-		jobs_snapshot(jobs, list[i], &snapshot);
-		if (job_state_finished(snapshot.state))
+		enum job_state state = jobs_state(jobs, list[i]);
+		if (job_state_finished(state))
 			finished++;
-		failed = failed || snapshot.state == JOB_FAILED;
-		jobs_snapshot_clear(&snapshot);
+		failed = failed || state == JOB_FAILED;
 		if (when == REQUEST_FIRST_COMPLETED && finished > 0)
 			return true;
 		if (when == REQUEST_FIRST_EXCEPTION && failed)
@@ -336,11 +335,8 @@ int waiters_start(struct waiters *waiters, struct server_request *request, enum 
 		if (jobs_watch(waiters->jobs, list[i], &waiter->watches[i].watch))
 			continue;
 		waiter_unref(waiter);
-		struct job_snapshot snapshot;
-		jobs_snapshot(waiters->jobs, list[i], &snapshot);
-		if (snapshot.state == JOB_FAILED)
+		if (jobs_state(waiters->jobs, list[i]) == JOB_FAILED)
 			atomic_store(&waiter->failed, true);
-		jobs_snapshot_clear(&snapshot);
 		atomic_fetch_add(&waiter->finished, 1);
 	}
 

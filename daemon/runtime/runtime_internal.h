@@ -88,6 +88,8 @@ struct weft_task {
 	uint32_t segment_count;   /* head of a list segment: its number of tasks */
 	context saved;   /* owner: the thread running or resuming the task */
 	stack *stack;    /* lent while the task runs or waits; NULL before its first run */
+	/* rt to on_done_argument: set by task_new before the task is published (scheduled or
+	 * handed to the caller), immutable after; read by any thread holding the task. */
 	runtime *rt;
 	weft_task_fn fn;
 	void *argument;
@@ -97,18 +99,22 @@ struct weft_task {
 	void *on_done_argument;
 	struct event *event;   /* timer/fd event of the current wait, allocated on first use */
 	worker *event_owner;   /* worker whose base holds `event` while it is pending, else NULL */
-	atomic_int state;      /* enum task_state */
+	atomic_int state;      /* enum task_state: its worker and the claiming waker (task.c) */
+	/* 0 while the task waits (stored by the task as it parks); any waker exchanges in 1, and
+	 * only the one that read 0 may wake the task. */
 	atomic_int wake_claimed;
 	int wake_reason;       /* written by the waker that claimed, read by the task after resuming */
 	short ready_events;    /* same, for fd waits */
 	int switch_reason;     /* written by the task just before it switches to the scheduler */
-	atomic_bool cancel_requested;
-	bool stackless;        /* weft_spawn_sleep: a timer, no stack */
+	atomic_bool cancel_requested; /* set by any thread (weft_cancel); cleared by the task */
+	/* weft_spawn_sleep: a timer, no stack. Set with sleep_seconds before publication,
+	 * immutable after. */
+	bool stackless;
 	bool started;          /* scheduler's: the body (or the timer) has been started */
 	double sleep_seconds;  /* stackless only */
-	atomic_int references;
-	completion done;
-	void *asan_fake_stack; /* sanitizer bookkeeping for this coroutine */
+	atomic_int references; /* any holder; the last release frees the task */
+	completion done;       /* guarded by its own lock (see struct completion) */
+	void *asan_fake_stack; /* sanitizer bookkeeping; owner: the thread running the task */
 };
 
 /* A list of tasks linked through task->next, in segments (scheduler.c), guarded by `lock`. */

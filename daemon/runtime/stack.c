@@ -76,11 +76,6 @@ int stack_source_new(size_t size, size_t guard_budget, stack_source **source_out
 	return WEFT_OK;
 }
 
-size_t stack_source_stack_size(const stack_source *source)
-{
-	return source->size;
-}
-
 void stack_source_free(stack_source *source)
 {
 	size_t count = atomic_load(&source->slab_count);

@@ -48,9 +48,6 @@ int stack_source_new(size_t size, size_t guard_budget, stack_source **source_out
 /* Unmaps every slab. Every stack must have been returned. Any thread, once. */
 void stack_source_free(stack_source *source);
 
-/* Usable bytes of every stack of the source. */
-size_t stack_source_stack_size(const stack_source *source);
-
 void stack_pool_init(stack_pool *pool, stack_source *source, size_t watermark);
 
 /* Hands the pool's stacks back to the source. Pool's thread. */
