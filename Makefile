@@ -84,7 +84,7 @@ PROTO_SRCS := proto/error.c proto/url.c
 
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: all deps run check check-asan check-tsan bench install clean help format
+.PHONY: all deps run check check-asan check-tsan check-repeat bench install clean help format
 all: $(ALL_TARGETS)
 
 deps:
@@ -111,6 +111,24 @@ check: all $(CHECK_PROGS)
 check-asan:
 	$(MAKE) check SANITIZER=address,undefined
 
+# Every test program N times in one build, reporting any that failed even once:
+#   make check-repeat N=20 [SANITIZER=address,undefined | SANITIZER=thread]
+# Under TSan it runs what check-tsan runs. Failed runs' output stays in $(BUILD)/repeat/.
+N ?= 20
+ifeq ($(SANITIZER),thread)
+REPEAT_PROGS = $(RUNTIME_TEST_PROGS) $(TSAN_DAEMON_TESTS:%=$(BUILD)/tests/%)
+REPEAT_SCRIPTS :=
+REPEAT_NEEDS = $(BUILD)/weftd $(BUILD)/weft
+else
+REPEAT_PROGS = $(CHECK_PROGS)
+REPEAT_SCRIPTS = $(CHECK_SCRIPTS)
+REPEAT_NEEDS = all
+endif
+.PHONY: check-repeat
+check-repeat: $(REPEAT_NEEDS) $(REPEAT_PROGS)
+	$(TEST_ENV) TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp)" \
+		scripts/check-repeat.sh $(N) $(BUILD)/repeat $(REPEAT_PROGS) -- $(REPEAT_SCRIPTS)
+
 VERSION := $(shell sed -n 's/^\#define PROTO_SOFTWARE_VERSION "\(.*\)"/\1/p' proto/proto.h)
 
 install: all
@@ -130,6 +148,7 @@ help:
 	@echo "make run        build and start weftd in the foreground (WEFTD_ARGS='--workers 4 ...')"
 	@echo "make check      build and run the whole test suite"
 	@echo "make check-asan the suite under -fsanitize=address,undefined"
+	@echo "make check-repeat N=20 [SANITIZER=...]  every test program N times; reports flakes"
 	@echo "make bench      benchmarks with their peers (BENCH=name for one)"
 	@echo "make install    PREFIX=/usr/local DESTDIR="
 	@echo "make deps       install missing Debian packages"

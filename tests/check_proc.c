@@ -174,14 +174,26 @@ static bool process_is_dead(pid_t pid)
 	return state == NULL || state[1] == '\0' || state[2] == 'Z' || state[2] == 'X';
 }
 
-/* Waits until `pid` is dead. Orphans come back to the test process (it is
- * a child subreaper, see subreaper_setup), so a dead grandchild is reaped
- * here, by its pid; a pid that is not our child gives ECHILD, harmlessly. */
+/* True when `pid` has been reaped: no process of that pid is left at all. */
+static bool process_is_gone(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	return access(path, F_OK) != 0 && errno == ENOENT;
+}
+
+/* Waits until `pid`, a process of the job's tree that the code under test
+ * does not own (a grandchild), is dead and reaped. Orphans come back to the
+ * test process (it is a child subreaper, see subreaper_setup), so a dead
+ * grandchild is reaped here, by its pid. Its zombie may still belong to the
+ * dying shell for a moment and only then pass to us: waiting for the zombie
+ * alone would leave it for count_children to find. */
 static void assert_dies(pid_t pid)
 {
 	double deadline = now() + 5;
-	while (waitpid(pid, NULL, WNOHANG) != pid && !process_is_dead(pid)) {
-		ck_assert_msg(now() < deadline, "process %d is still alive", (int)pid);
+	while (waitpid(pid, NULL, WNOHANG) != pid && !process_is_gone(pid)) {
+		ck_assert_msg(now() < deadline, "process %d is still %s", (int)pid,
+			process_is_dead(pid) ? "an unreaped zombie" : "alive");
 		pause_briefly();
 	}
 }
