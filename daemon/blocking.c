@@ -252,8 +252,8 @@ int blocking_sleep_check(const json_t *args, char *message, size_t size, const c
 	return WEFT_OK;
 }
 
-int blocking_sleep_run(const json_t *args, const struct threadpool_work *work,
-		       struct blocking_outcome *outcome)
+int blocking_sleep_run(const json_t *args, const struct blocking_owner *owner,
+		       const struct threadpool_work *work, struct blocking_outcome *outcome)
 {
 	double seconds = json_number_value(json_object_get(args, "seconds"));
 	struct timespec deadline;
@@ -261,6 +261,7 @@ int blocking_sleep_run(const json_t *args, const struct threadpool_work *work,
 	/* Like time.sleep in an executor, this occupies the thread for the whole
 	 * duration and is not interrupted by a cancel: that is what it is for. */
 	(void)work;
+	(void)owner;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	double whole = floor(seconds);
 	deadline.tv_sec += (time_t)whole;
@@ -307,8 +308,8 @@ static int blocking_file_error(struct blocking_outcome *outcome, const char *act
 			     BLOCKING_QUOTE(path), strerror_r(error, reason, sizeof(reason)));
 }
 
-int blocking_file_sha256_run(const json_t *args, const struct threadpool_work *work,
-			     struct blocking_outcome *outcome)
+int blocking_file_sha256_run(const json_t *args, const struct blocking_owner *owner,
+			     const struct threadpool_work *work, struct blocking_outcome *outcome)
 {
 	const char *path = json_string_value(json_object_get(args, "path"));
 	static const char hex_digits[] = "0123456789abcdef";
@@ -317,32 +318,25 @@ int blocking_file_sha256_run(const json_t *args, const struct threadpool_work *w
 	char hex[2 * SHA256_DIGEST_SIZE + 1];
 	struct sha256_ctx context;
 	unsigned long long total = 0;
-	struct stat status;
 	ssize_t got;
 	int fd, error;
 
-	/* O_NONBLOCK so that opening a FIFO with no writer cannot hang the thread;
-	 * it changes nothing for the regular files and block devices we read. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return blocking_file_error(outcome, "open", path, errno);
-	if (fstat(fd, &status) != 0) {
-		error = errno;
-		close(fd);
-		return blocking_file_error(outcome, "read", path, error);
+	/* With the owner's rights, and only a regular file: a pipe, socket or
+	 * device may never end (/dev/zero), and opening a device can act on it. */
+	int rv = owner != NULL ? owner->open_regular(owner->owner, path, &fd, &error) : WEFT_EPERM;
+	if (owner == NULL)
+		error = EPERM;
+	if (rv == WEFT_EPERM) {
+		char reason[128];
+		return blocking_fail(outcome, WEFT_EINVAL, "PermissionError",
+				     "cannot open '%.*s%s': %s (the job runs with its owner's rights)",
+				     BLOCKING_QUOTE(path), strerror_r(error, reason, sizeof(reason)));
 	}
-	if (S_ISDIR(status.st_mode)) {
-		close(fd);
-		return blocking_file_error(outcome, "read", path, EISDIR);
-	}
-	/* A pipe, socket or character device may never end (/dev/zero): only
-	 * things with a size are hashed. */
-	if (!S_ISREG(status.st_mode) && !S_ISBLK(status.st_mode)) {
-		close(fd);
+	if (rv != WEFT_OK && error == ENODEV)
 		return blocking_fail(outcome, WEFT_EINVAL, "OSError",
-				     "cannot hash '%.*s%s': not a regular file",
-				     BLOCKING_QUOTE(path));
-	}
+				     "cannot hash '%.*s%s': not a regular file", BLOCKING_QUOTE(path));
+	if (rv != WEFT_OK)
+		return blocking_file_error(outcome, error == EISDIR ? "read" : "open", path, error);
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
 	sha256_init(&context);
@@ -424,9 +418,10 @@ int blocking_dns_resolve_check(const json_t *args, char *message, size_t size, c
 	return WEFT_OK;
 }
 
-int blocking_dns_resolve_run(const json_t *args, const struct threadpool_work *work,
-			     struct blocking_outcome *outcome)
+int blocking_dns_resolve_run(const json_t *args, const struct blocking_owner *owner,
+			     const struct threadpool_work *work, struct blocking_outcome *outcome)
 {
+	(void)owner; /* resolving opens nothing of the owner's */
 	const char *host = json_string_value(json_object_get(args, "host"));
 	struct addrinfo hints, *found = NULL;
 	json_t *addresses = NULL, *result;
@@ -550,15 +545,17 @@ static void blocking_call_run(struct threadpool_work *work)
 {
 	struct blocking_call *call = blocking_call_from_work(work);
 
-	call->rv = call->function->run(call->args, work, &call->outcome);
+	call->rv = call->function->run(call->args, call->owner, work, &call->outcome);
 }
 
 void blocking_call_init(struct blocking_call *call, const struct blocking_function *function,
-			const json_t *args, void (*done)(struct threadpool_work *work))
+			const json_t *args, const struct blocking_owner *owner,
+			void (*done)(struct threadpool_work *work))
 {
 	threadpool_work_init(&call->work, blocking_call_run, done);
 	call->function = function;
 	call->args = args;
+	call->owner = owner;
 	call->rv = WEFT_EINTERNAL;
 	call->outcome.result = NULL;
 	call->outcome.error_type[0] = '\0';

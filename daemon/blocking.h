@@ -53,8 +53,23 @@ struct blocking_outcome {
 typedef int blocking_check_fn(const json_t *args, char *message, size_t size, const char **field);
 
 /*
+ * Whose rights a call has: files are opened through open_regular, which
+ * opens `path` for reading with the rights of the job's owner, regular files
+ * only, with the contract of principal_open_regular (daemon/principal.h):
+ * WEFT_OK and *fd, WEFT_EPERM (not the owner's to read, *error EACCES/EPERM),
+ * or WEFT_EINVAL with *error (ENODEV: not a regular file). weftd passes the
+ * job's principal; a call without an owner may open nothing.
+ */
+struct blocking_owner {
+	int (*open_regular)(const void *owner, const char *path, int *fd, int *error);
+	const void *owner; /* borrowed: outlives the call */
+};
+
+/*
  * Performs the call. Runs on a pool thread (or any thread in tests) and
- * blocks. `args` is borrowed and was accepted by the matching check. `work`
+ * blocks. `args` is borrowed and was accepted by the matching check. `owner`
+ * (borrowed, may be NULL: then no file may be opened) gives the rights of
+ * the job's owner. `work`
  * is the pool item the call runs under, polled for a cancel request between
  * chunks of long work (file.sha256 stops early then), or NULL for none.
  * Returns WEFT_OK with outcome->result set; otherwise outcome->error_type and
@@ -62,8 +77,8 @@ typedef int blocking_check_fn(const json_t *args, char *message, size_t size, co
  * return is WEFT_ENOMEM when memory ran out or WEFT_EINVAL for every failure
  * of the call itself (missing file, unknown host, cancelled).
  */
-typedef int blocking_run_fn(const json_t *args, const struct threadpool_work *work,
-			    struct blocking_outcome *outcome);
+typedef int blocking_run_fn(const json_t *args, const struct blocking_owner *owner,
+			    const struct threadpool_work *work, struct blocking_outcome *outcome);
 
 /* One argument, as the `functions` op describes it. */
 struct blocking_argument {
@@ -108,14 +123,16 @@ struct blocking_call {
 	struct threadpool_work work; /* what the pool sees; done gets &call->work */
 	const struct blocking_function *function;
 	const json_t *args; /* borrowed: must outlive the call, unmodified */
+	const struct blocking_owner *owner; /* borrowed: must outlive the call; may be NULL */
 	int rv;             /* the run's return, set before done when it ran */
 	struct blocking_outcome outcome;
 };
 
-/* Prepares `call` to run `function` on `args` (borrowed) and then `done`.
- * Any thread. */
+/* Prepares `call` to run `function` on `args` with the rights of `owner`
+ * (both borrowed) and then `done`. Any thread. */
 void blocking_call_init(struct blocking_call *call, const struct blocking_function *function,
-			const json_t *args, void (*done)(struct threadpool_work *work));
+			const json_t *args, const struct blocking_owner *owner,
+			void (*done)(struct threadpool_work *work));
 
 /* The call a pool item belongs to; for use in done. */
 struct blocking_call *blocking_call_from_work(struct threadpool_work *work);

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "daemon/functions.h"
-#include "daemon/identity.h"
+#include "daemon/principal.h"
 #include "daemon/jobs.h"
 #include "daemon/log.h"
 #include "daemon/memory.h"
@@ -281,7 +281,7 @@ fail_loop:
 fail_workers:
 	queues_fini();
 	functions_fini();
-	identity_fini();
+	principal_fini();
 fail_functions:
 	jobs_free(daemon.jobs);
 	return status;

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 
 #include "daemon/functions.h"
-#include "daemon/identity.h"
+#include "daemon/principal.h"
 #include "daemon/jobs.h"
 #include "daemon/memory.h"
 #include "daemon/problem.h"
@@ -120,15 +120,13 @@ static void exec_start(struct job *job)
 		return;
 	}
 	struct proc_options options = {.output_max = output_max};
-	if (job->function->needs_identity && job->owner_uid >= 0) {
-		options.identity = identity_get(job->owner_uid, job->owner_gid);
-		if (options.identity == NULL) {
-			exec_run_free(run);
-			runner_fail(job, PROC_ERROR_SPAWN, NULL,
-			            "cannot look up the identity of uid %lld",
-			            (long long)job->owner_uid);
-			return;
-		}
+	/* Fails closed (principal.h, rule 3): no owner, no process. */
+	if (principal_identity(job->owner, &options.identity) != WEFT_OK) {
+		exec_run_free(run);
+		runner_fail(job, PROTO_JOB_ERROR_PERMISSION, NULL,
+		            "exec: weftd cannot run this job as its owner, and never runs it as "
+		            "itself instead");
+		return;
 	}
 	job->run.data = run;
 	int rv = proc_start(workers_base(job->run.worker), run->args, &options, exec_done, job,
@@ -177,5 +175,4 @@ const struct function exec_function = {
 	.stop = exec_stop,
 	.gate = exec_gate,
 	.terminate = exec_terminate,
-	.needs_identity = true,
 };

@@ -61,8 +61,6 @@ struct function {
 	 * stop. Worker thread.
 	 */
 	void (*terminate)(struct job *job);
-	/* True when the job runs as the identity of the client that submitted it. */
-	bool needs_identity;
 	/* What an executor module needs to run it (the blocking built-in of a
 	 * thread function); NULL for the others. */
 	const void *implementation;

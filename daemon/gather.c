@@ -237,7 +237,7 @@ static void group_start(struct job *parent, bool race)
 		/* Checked at submit; decoding the same JSON again cannot fail. */
 		request_decode_job(json_array_get(specs, i), &spec, &problem);
 		struct job *child = jobs_create(runner_jobs(), spec.function, spec.args, spec.labels,
-		                                spec.timeout, parent->owner_uid, parent->owner_gid,
+		                                spec.timeout, parent->owner,
 		                                spec.schedule);
 		group->children[i].job = child;
 		group->children[i].group = group;

@@ -20,6 +20,7 @@
 #include "daemon/functions.h"
 #include "daemon/memory.h"
 #include "daemon/now.h"
+#include "daemon/principal.h"
 
 #define SHARD_COUNT 64
 
@@ -146,7 +147,7 @@ static void shard_grow(struct shard *shard)
 }
 
 struct job *jobs_create(struct jobs *jobs, const struct function *function, json_t *args,
-                        json_t *labels, double timeout, int64_t owner_uid, int64_t owner_gid,
+                        json_t *labels, double timeout, struct principal *owner,
                         struct job_schedule *schedule)
 {
 	struct job *job = memory_zalloc(sizeof(*job));
@@ -157,8 +158,7 @@ struct job *jobs_create(struct jobs *jobs, const struct function *function, json
 	job->timeout = timeout;
 	job->created = now_wall();
 	job->shard = (uint32_t)(job->id % SHARD_COUNT);
-	job->owner_uid = owner_uid;
-	job->owner_gid = owner_gid;
+	job->owner = principal_ref(owner);
 	job->schedule = schedule;
 	job->state = JOB_QUEUED;
 	job->worker = -1;
@@ -216,6 +216,7 @@ void job_unref(struct job *job)
 	json_decref(job->attempts);
 	json_decref(job->children);
 	job_schedule_free(job->schedule);
+	principal_unref(job->owner);
 	free(job);
 }
 
@@ -518,6 +519,12 @@ json_t *jobs_to_json(struct jobs *jobs, struct job *job)
 	                           "finished", time_or_null(finished));
 	if (job->timeout > 0)
 		json_object_set_new(object, "timeout", json_real(job->timeout));
+	if (job->owner != NULL) {
+		json_object_set_new(object, "owner", json_integer((json_int_t)job->owner->uid));
+		if (job->owner->identity.user != NULL)
+			json_object_set_new(object, "owner_name",
+			                    json_string(job->owner->identity.user));
+	}
 	if (worker >= 0)
 		json_object_set_new(object, "worker", json_integer(worker));
 	if (error != NULL)
@@ -609,6 +616,8 @@ static bool filter_keeps(struct job *job, const void *context)
 {
 	const struct jobs_filter *filter = context;
 	if (job->id <= filter->after)
+		return false;
+	if (filter->viewer != NULL && !principal_may_act_on(filter->viewer, job->owner))
 		return false;
 	if (filter->state >= 0 && (int)job->state != filter->state)
 		return false;

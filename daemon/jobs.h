@@ -51,6 +51,7 @@ static inline bool job_state_finished(enum job_state state)
 
 struct function;
 struct job;
+struct principal;
 
 /* What a job was submitted with to control when it runs (issue 5's
  * scheduling fields); NULL for a job without any. Immutable once the job is
@@ -109,10 +110,9 @@ struct job {
 	double timeout; /* seconds from start; 0 = none */
 	double created; /* wall clock */
 	uint32_t shard;
-	/* Who submitted it (peer credentials of the connection); -1 when unknown
-	 * (a transport without credentials). */
-	int64_t owner_uid;
-	int64_t owner_gid;
+	/* Who submitted it (principal.h): a reference, never NULL; a job made
+	 * for another job has its parent's owner. */
+	struct principal *owner;
 	struct job_schedule *schedule; /* owned; NULL when it has none */
 
 	atomic_int references;
@@ -166,12 +166,12 @@ void jobs_free(struct jobs *jobs);
 
 /*
  * Makes a queued job and lists it. args and labels are stolen (labels may be
- * NULL); owner_uid/owner_gid name the submitter (-1 when unknown); schedule
+ * NULL); owner is the submitter (a new reference is taken); schedule
  * (may be NULL) is stolen. Returns a new reference to the job. Any thread. Cannot fail: the
  * daemon aborts when out of memory (memory.h).
  */
 struct job *jobs_create(struct jobs *jobs, const struct function *function, json_t *args,
-                        json_t *labels, double timeout, int64_t owner_uid, int64_t owner_gid,
+                        json_t *labels, double timeout, struct principal *owner,
                         struct job_schedule *schedule);
 
 /* The job with that id: a new reference, or NULL when it is unknown or expired. */
@@ -241,6 +241,7 @@ struct jobs_filter {
 	const json_t *labels;   /* borrowed object of strings; every pair must match; NULL for any */
 	uint64_t after;         /* only ids greater than this */
 	size_t limit;           /* at most this many */
+	const struct principal *viewer; /* borrowed: only jobs it may act on; NULL for all */
 };
 
 /* Jobs matching the filter in id order, as a new array of job objects; *more is

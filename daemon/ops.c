@@ -12,11 +12,11 @@
 #include "daemon/daemon.h"
 #include "daemon/exec.h"
 #include "daemon/functions.h"
-#include "daemon/identity.h"
 #include "daemon/jobs.h"
 #include "daemon/memory.h"
 #include "daemon/now.h"
 #include "daemon/outcome.h"
+#include "daemon/principal.h"
 #include "daemon/problem.h"
 #include "daemon/queues.h"
 #include "daemon/request.h"
@@ -44,18 +44,47 @@ static int unknown_id(struct problem *problem, uint64_t id)
 	return WEFT_EUNKNOWNID;
 }
 
-/* References to the jobs with these ids, or the problem naming the first unknown id. */
-static int find_all(struct daemon *daemon, const uint64_t *ids, size_t count, struct job ***out,
-                    struct problem *problem)
+static int not_yours(struct problem *problem, const struct job *job)
+{
+	problem_set(problem, WEFT_EPERM, NULL,
+	            "job %llu belongs to another user; only its owner, root or a member of "
+	            "--admin-group may see or change it",
+	            (unsigned long long)job->id);
+	problem->id = job->id;
+	return WEFT_EPERM;
+}
+
+/* The job with that id if `caller` may act on it (principal.h, rule 4): a new
+ * reference, or NULL with the problem filled (unknown_id, permission_denied). */
+static struct job *find_for(struct daemon *daemon, const struct principal *caller, uint64_t id,
+                            struct problem *problem)
+{
+	struct job *job = jobs_find(daemon->jobs, id);
+	if (job == NULL) {
+		unknown_id(problem, id);
+		return NULL;
+	}
+	if (!principal_may_act_on(caller, job->owner)) {
+		not_yours(problem, job);
+		job_unref(job);
+		return NULL;
+	}
+	return job;
+}
+
+/* References to the jobs with these ids, or the problem naming the first id
+ * that is unknown or not the caller's. */
+static int find_all(struct daemon *daemon, const struct principal *caller, const uint64_t *ids,
+                    size_t count, struct job ***out, struct problem *problem)
 {
 	struct job **list = memory_zalloc(count * sizeof(*list));
 	for (size_t i = 0; i < count; i++) {
-		list[i] = jobs_find(daemon->jobs, ids[i]);
+		list[i] = find_for(daemon, caller, ids[i], problem);
 		if (list[i] == NULL) {
 			for (size_t j = 0; j < i; j++)
 				job_unref(list[j]);
 			free(list);
-			return unknown_id(problem, ids[i]);
+			return problem->code;
 		}
 	}
 	*out = list;
@@ -103,7 +132,8 @@ static int admit(struct daemon *daemon, size_t count, struct problem *problem)
 	return WEFT_OK;
 }
 
-static void op_submit(struct daemon *daemon, struct server_request *slot, struct request *request,
+static void op_submit(struct daemon *daemon, struct server_request *slot,
+                      struct principal *caller, struct request *request,
                       struct problem *problem)
 {
 	if (admit(daemon, request->job_count, problem) != WEFT_OK) {
@@ -130,41 +160,18 @@ static void op_submit(struct daemon *daemon, struct server_request *slot, struct
 	for (size_t i = 0; i < request->job_count; i++) {
 		const struct job_schedule *schedule = request->jobs[i].schedule;
 		for (size_t a = 0; schedule != NULL && a < schedule->after_count; a++) {
-			struct job *after = jobs_find(daemon->jobs, schedule->after[a]);
+			/* Waiting on a job tells when it ended and how: the caller's only. */
+			struct job *after = find_for(daemon, caller, schedule->after[a], problem);
 			if (after != NULL) {
 				job_unref(after);
 				continue;
 			}
-			unknown_id(problem, schedule->after[a]);
 			snprintf(problem->field, sizeof(problem->field), "after[%zu]", a);
 			if (request->batch)
 				problem_in_batch(problem, (long)i);
 			reply_problem(slot, problem);
 			return;
 		}
-	}
-	/* The submitter's identity is asked of nng only for jobs that run as it,
-	 * and only once: it is the same for every job of the request. */
-	int64_t uid = -1, gid = -1;
-	for (size_t i = 0; i < request->job_count; i++) {
-		if (!request->jobs[i].function->needs_identity)
-			continue;
-		server_request_peer(slot, &uid, &gid);
-		/* A root daemon runs such a job as its submitter: it must know who that is. */
-		if (geteuid() == 0 && uid < 0) {
-			problem_set(problem, WEFT_EPERM, "fn",
-			            "%s jobs run as the user who submits them, and this connection "
-			            "carries no credentials; connect over ipc://",
-			            function_name(request->jobs[i].function));
-			if (request->batch)
-				problem_in_batch(problem, (long)i);
-			reply_problem(slot, problem);
-			return;
-		}
-		/* Looked up here, on nng's thread, so worker loops never wait for it. */
-		if (uid >= 0)
-			identity_get(uid, gid);
-		break;
 	}
 	/* Every job was checked by the decoder, so from here on all are accepted. */
 	struct writer ids = {0};
@@ -176,7 +183,8 @@ static void op_submit(struct daemon *daemon, struct server_request *slot, struct
 	for (size_t i = 0; i < request->job_count; i++) {
 		struct request_job *spec = &request->jobs[i];
 		struct job *job = jobs_create(daemon->jobs, spec->function, spec->args, spec->labels,
-		                              spec->timeout, uid, gid, spec->schedule);
+		                              spec->timeout, caller,
+		                              spec->schedule);
 		spec->args = spec->labels = NULL; /* taken by the job */
 		spec->schedule = NULL;
 		runner_submit(job);
@@ -203,13 +211,15 @@ static void op_submit(struct daemon *daemon, struct server_request *slot, struct
 	wait_for(daemon, slot, WAITER_SUBMIT, &last, 1, REQUEST_ALL_COMPLETED, request->wait);
 }
 
-static void op_result(struct daemon *daemon, struct server_request *slot, struct request *request,
+static void op_result(struct daemon *daemon, struct server_request *slot,
+                      const struct principal *caller, struct request *request,
                       struct problem *problem)
 {
 	double timeout = request->has_timeout ? request->timeout : -1;
 	if (request->ids != NULL) {
 		struct job **list;
-		if (find_all(daemon, request->ids, request->id_count, &list, problem) != WEFT_OK) {
+		if (find_all(daemon, caller, request->ids, request->id_count, &list, problem) !=
+		    WEFT_OK) {
 			reply_problem(slot, problem);
 			return;
 		}
@@ -218,9 +228,8 @@ static void op_result(struct daemon *daemon, struct server_request *slot, struct
 		free(list);
 		return;
 	}
-	struct job *job = jobs_find(daemon->jobs, request->id);
+	struct job *job = find_for(daemon, caller, request->id, problem);
 	if (job == NULL) {
-		unknown_id(problem, request->id);
 		reply_problem(slot, problem);
 		return;
 	}
@@ -234,11 +243,12 @@ static void op_result(struct daemon *daemon, struct server_request *slot, struct
 	wait_for(daemon, slot, WAITER_RESULT, &job, 1, REQUEST_ALL_COMPLETED, timeout);
 }
 
-static void op_wait(struct daemon *daemon, struct server_request *slot, struct request *request,
+static void op_wait(struct daemon *daemon, struct server_request *slot,
+                    const struct principal *caller, struct request *request,
                     struct problem *problem)
 {
 	struct job **list;
-	if (find_all(daemon, request->ids, request->id_count, &list, problem) != WEFT_OK) {
+	if (find_all(daemon, caller, request->ids, request->id_count, &list, problem) != WEFT_OK) {
 		reply_problem(slot, problem);
 		return;
 	}
@@ -249,42 +259,32 @@ static void op_wait(struct daemon *daemon, struct server_request *slot, struct r
 	free(list);
 }
 
-static json_t *op_future_new(struct daemon *daemon, struct server_request *slot,
+static json_t *op_future_new(struct daemon *daemon, struct principal *caller,
                              struct request *request, struct problem *problem)
 {
 	if (admit(daemon, 1, problem) != WEFT_OK)
 		return problem_to_reply(problem);
-	int64_t uid, gid;
-	server_request_peer(slot, &uid, &gid);
 	json_t *labels = request->labels != NULL ? json_incref((json_t *)request->labels) : NULL;
-	struct job *job = jobs_create(daemon->jobs, &functions_future, json_object(), labels, 0, uid,
-	                              gid, NULL);
+	struct job *job = jobs_create(daemon->jobs, &functions_future, json_object(), labels, 0,
+	                              caller, NULL);
 	jobs_make_pending(daemon->jobs, job);
 	json_t *reply = json_pack("{s:b, s:I}", "ok", 1, "id", (json_int_t)job->id);
 	job_unref(job);
 	return reply;
 }
 
-static json_t *op_future_set(struct daemon *daemon, struct server_request *slot,
+static json_t *op_future_set(struct daemon *daemon, const struct principal *caller,
                              struct request *request, struct problem *problem)
 {
-	struct job *job = jobs_find(daemon->jobs, request->id);
-	if (job == NULL) {
-		unknown_id(problem, request->id);
+	/* Whoever made the future decides it, or an admin. */
+	struct job *job = find_for(daemon, caller, request->id, problem);
+	if (job == NULL)
 		return problem_to_reply(problem);
-	}
 	json_t *reply = NULL;
-	int64_t uid, gid;
-	server_request_peer(slot, &uid, &gid);
 	if (job->function != &functions_future) {
 		problem_set(problem, WEFT_EBADFIELD, "id",
 		            "job %llu runs '%s'; only ids made by future.new can be set",
 		            (unsigned long long)job->id, function_name(job->function));
-	} else if (job->owner_uid >= 0 && uid != job->owner_uid && uid != 0) {
-		/* Whoever made the future decides it, or root. */
-		problem_set(problem, WEFT_EPERM, "id",
-		            "future %llu belongs to uid %lld; only that user or root may set it",
-		            (unsigned long long)job->id, (long long)job->owner_uid);
 	} else {
 		bool done = request->result != NULL;
 		enum job_state previous;
@@ -309,13 +309,12 @@ static json_t *op_future_set(struct daemon *daemon, struct server_request *slot,
 	return reply;
 }
 
-static json_t *op_cancel(struct daemon *daemon, struct request *request, struct problem *problem)
+static json_t *op_cancel(struct daemon *daemon, const struct principal *caller,
+                         struct request *request, struct problem *problem)
 {
-	struct job *job = jobs_find(daemon->jobs, request->id);
-	if (job == NULL) {
-		unknown_id(problem, request->id);
+	struct job *job = find_for(daemon, caller, request->id, problem);
+	if (job == NULL)
 		return problem_to_reply(problem);
-	}
 	bool cancelled = runner_cancel(job, PROTO_JOB_ERROR_CANCELLED, "job was cancelled");
 	json_t *reply = json_pack("{s:b, s:b, s:s}", "ok", 1, "cancelled", cancelled, "state",
 	                          job_state_name(jobs_state(daemon->jobs, job)));
@@ -323,21 +322,22 @@ static json_t *op_cancel(struct daemon *daemon, struct request *request, struct 
 	return reply;
 }
 
-static json_t *op_status(struct daemon *daemon, struct request *request, struct problem *problem)
+static json_t *op_status(struct daemon *daemon, const struct principal *caller,
+                         struct request *request, struct problem *problem)
 {
-	struct job *job = jobs_find(daemon->jobs, request->id);
-	if (job == NULL) {
-		unknown_id(problem, request->id);
+	struct job *job = find_for(daemon, caller, request->id, problem);
+	if (job == NULL)
 		return problem_to_reply(problem);
-	}
 	json_t *reply = json_pack("{s:b, s:o}", "ok", 1, "job", jobs_to_json(daemon->jobs, job));
 	job_unref(job);
 	return reply;
 }
 
-static json_t *op_list(struct daemon *daemon, struct request *request)
+static json_t *op_list(struct daemon *daemon, const struct principal *caller,
+                       struct request *request)
 {
 	struct jobs_filter filter = {
+		.viewer = caller,
 		.state = request->state,
 		.function = request->function,
 		.labels = request->labels,
@@ -398,6 +398,32 @@ static json_t *op_stats(struct daemon *daemon)
 	                 "memory", "rss_kb", (json_int_t)resident_kilobytes());
 }
 
+/* Named queues are configuration: root and admins only (principal.h, rule 4). */
+static json_t *op_queue_change(const struct principal *caller, struct request *request,
+                               struct problem *problem)
+{
+	if (!principal_is_admin(caller)) {
+		problem_set(problem, WEFT_EPERM, NULL,
+		            "changing named queues is for root and members of --admin-group; ask "
+		            "the administrator");
+		return problem_to_reply(problem);
+	}
+	if (request->op == REQUEST_QUEUE_SET) {
+		if (queues_set(request->function, (unsigned)request->limit) != WEFT_OK) {
+			problem_set(problem, WEFT_EINTERNAL, NULL, "cannot make queue '%s'",
+			            request->function);
+			return problem_to_reply(problem);
+		}
+		return json_pack("{s:b}", "ok", 1);
+	}
+	if (queues_pause(request->function, request->op == REQUEST_QUEUE_PAUSE) != WEFT_OK) {
+		problem_set(problem, WEFT_EBADFIELD, "name", "no queue '%s'; 'queues' lists them",
+		            request->function);
+		return problem_to_reply(problem);
+	}
+	return json_pack("{s:b}", "ok", 1);
+}
+
 void ops_handle(void *context, struct server_request *slot, const void *body, size_t size)
 {
 	struct daemon *daemon = context;
@@ -415,29 +441,38 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 		reply_problem(slot, &problem);
 		return;
 	}
+	/* Every op but ping acts for somebody (principal.h, rule 1). */
+	struct principal *caller = server_request_principal(slot);
+	if (caller == NULL && request.op != REQUEST_PING) {
+		problem_set(&problem, WEFT_EPERM, NULL,
+		            "this connection has no identity (it was closed); connect again");
+		reply_problem(slot, &problem);
+		request_clear(&request);
+		return;
+	}
 	json_t *reply = NULL;
 	switch (request.op) {
 	case REQUEST_PING:
 		reply = op_ping(daemon);
 		break;
 	case REQUEST_SUBMIT:
-		op_submit(daemon, slot, &request, &problem);
+		op_submit(daemon, slot, caller, &request, &problem);
 		break;
 	case REQUEST_STATUS:
-		reply = op_status(daemon, &request, &problem);
+		reply = op_status(daemon, caller, &request, &problem);
 		break;
 	case REQUEST_RESULT:
-		op_result(daemon, slot, &request, &problem);
+		op_result(daemon, slot, caller, &request, &problem);
 		break;
 	case REQUEST_WAIT:
 	case REQUEST_AS_COMPLETED:
-		op_wait(daemon, slot, &request, &problem);
+		op_wait(daemon, slot, caller, &request, &problem);
 		break;
 	case REQUEST_CANCEL:
-		reply = op_cancel(daemon, &request, &problem);
+		reply = op_cancel(daemon, caller, &request, &problem);
 		break;
 	case REQUEST_LIST:
-		reply = op_list(daemon, &request);
+		reply = op_list(daemon, caller, &request);
 		break;
 	case REQUEST_FUNCTIONS:
 		reply = json_pack("{s:b, s:o}", "ok", 1, "functions", functions_to_json());
@@ -446,29 +481,15 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 		reply = op_stats(daemon);
 		break;
 	case REQUEST_FUTURE_NEW:
-		reply = op_future_new(daemon, slot, &request, &problem);
+		reply = op_future_new(daemon, caller, &request, &problem);
 		break;
 	case REQUEST_FUTURE_SET:
-		reply = op_future_set(daemon, slot, &request, &problem);
+		reply = op_future_set(daemon, caller, &request, &problem);
 		break;
 	case REQUEST_QUEUE_SET:
-		if (queues_set(request.function, (unsigned)request.limit) != WEFT_OK) {
-			problem_set(&problem, WEFT_EINTERNAL, NULL, "cannot make queue '%s'",
-			            request.function);
-			reply = problem_to_reply(&problem);
-		} else {
-			reply = json_pack("{s:b}", "ok", 1);
-		}
-		break;
 	case REQUEST_QUEUE_PAUSE:
 	case REQUEST_QUEUE_RESUME:
-		if (queues_pause(request.function, request.op == REQUEST_QUEUE_PAUSE) != WEFT_OK) {
-			problem_set(&problem, WEFT_EBADFIELD, "name",
-			            "no queue '%s'; 'queues' lists them", request.function);
-			reply = problem_to_reply(&problem);
-		} else {
-			reply = json_pack("{s:b}", "ok", 1);
-		}
+		reply = op_queue_change(caller, &request, &problem);
 		break;
 	case REQUEST_QUEUES:
 		reply = json_pack("{s:b, s:o}", "ok", 1, "queues", queues_to_json());
@@ -478,5 +499,6 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 	}
 	if (reply != NULL)
 		server_reply(slot, reply);
+	principal_unref(caller);
 	request_clear(&request);
 }

@@ -381,6 +381,18 @@ static void proc_free(struct proc *proc)
 	free(proc);
 }
 
+/*
+ * Signals the job's whole tree: its session's process group, whose id is
+ * the leader's pid (the child calls setsid first thing). Until the child has
+ * done so the group does not exist yet (ESRCH); then the child alone is the
+ * tree (it has not exec'd, so it has no children) and gets the signal itself.
+ */
+static void signal_tree(pid_t pid, int sig)
+{
+	if (kill(-pid, sig) != 0 && errno == ESRCH)
+		(void)kill(pid, sig);
+}
+
 /* Kills what is left of the group and collects the leader. Blocks only if
  * the leader has not exited yet (proc_destroy, or a pidfd failure). */
 static bool reap(struct proc *proc, siginfo_t *info)
@@ -390,7 +402,7 @@ static bool reap(struct proc *proc, siginfo_t *info)
 	if (proc->pid <= 0 || proc->reaped)
 		return false;
 	/* The leader is unreaped, so the group id is still ours. */
-	(void)kill(-proc->pid, SIGKILL);
+	signal_tree(proc->pid, SIGKILL);
 	memset(info, 0, sizeof(*info));
 	do {
 		if (proc->pidfd >= 0)
@@ -705,7 +717,7 @@ static void kill_due(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (proc->pid > 0 && !proc->reaped)
-		(void)kill(-proc->pid, SIGKILL);
+		signal_tree(proc->pid, SIGKILL);
 }
 
 static void finish_due(evutil_socket_t fd, short what, void *arg)
@@ -886,15 +898,15 @@ void proc_terminate(struct proc *proc, double kill_after)
 
 	if (proc->pid <= 0 || proc->reaped)
 		return;
-	(void)kill(-proc->pid, SIGTERM);
-	(void)kill(-proc->pid, SIGCONT);
+	signal_tree(proc->pid, SIGTERM);
+	signal_tree(proc->pid, SIGCONT);
 	if (kill_after <= 0) {
-		(void)kill(-proc->pid, SIGKILL);
+		signal_tree(proc->pid, SIGKILL);
 		return;
 	}
 	grace = seconds_to_timeval(kill_after);
 	if (event_add(&proc->kill_timer, &grace) < 0)
-		(void)kill(-proc->pid, SIGKILL);
+		signal_tree(proc->pid, SIGKILL);
 }
 
 void proc_abandon(struct proc *proc, double kill_after, proc_reaped_fn *reaped, void *arg)

@@ -9,7 +9,8 @@
  * call proc_terminate/proc_abandon.
  *
  * The process:
- * - runs in its own process group (pgid = its pid), so stopping a job stops
+ * - runs in its own session and process group (sid = pgid = its pid), with
+ *   no controlling terminal, so stopping a job stops
  *   its whole tree; when the job ends, whatever is left in the group is sent
  *   SIGKILL before the leader is reaped (the unreaped leader keeps the group
  *   id from being reused, so the kill cannot hit a stranger). A process that

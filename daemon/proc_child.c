@@ -11,7 +11,11 @@
  * built: nothing there allocates, formats or looks anything up.
  *
  * Order of the fork child's steps, and why:
- *   setpgid(0, 0)          its own group, so the whole tree can be signalled
+ *   setsid                 its own session and process group: the whole tree
+ *                          can be signalled, and it has no controlling
+ *                          terminal, so it cannot open /dev/tty and push
+ *                          keystrokes (TIOCSTI) into the shell weftd was
+ *                          started from
  *   default signals, empty mask
  *                          the daemon's handlers must not run in the child;
  *                          the parent blocked every signal across the fork so
@@ -31,8 +35,8 @@
  *                          daemon (the forking thread) already died, give up
  *   execve                 each candidate path in turn, like execvp
  *
- * The posix_spawn path gets the same through glibc's attributes (process
- * group, default signals, empty mask), file actions (dup2 or /dev/null on
+ * The posix_spawn path gets the same through glibc's attributes (a new
+ * session, default signals, empty mask), file actions (dup2 or /dev/null on
  * 0/1/2, chdir, closefrom 3) and a PATH search done here first.
  */
 #include "daemon/proc_child.h"
@@ -157,7 +161,8 @@ _Noreturn static void child_run(const struct child_plan *plan, pid_t parent)
 	int error = ENOENT;
 	bool saw_eacces = false;
 
-	(void)setpgid(0, 0);
+	/* Cannot fail: the child is no group leader (nobody made it one). */
+	(void)setsid();
 	reset_signals();
 	if ((error = setup_stdio(plan)) != 0)
 		child_fail(report_fd, PROC_CHILD_STAGE_STDIO, error, 0);
@@ -204,9 +209,10 @@ _Noreturn static void child_run(const struct child_plan *plan, pid_t parent)
 
 /*
  * Forks a child that follows `plan`. Blocks every signal around the fork so
- * that no daemon handler can run in the child before it resets them, and
- * sets the child's process group from both sides (no race with a kill of the
- * group right after). Returns 0 and *pid, or an errno value.
+ * that no daemon handler can run in the child before it resets them. The
+ * parent does not set the child's process group: that would make the child
+ * a group leader, and setsid would then fail (proc.c signals the child
+ * itself until its session exists). Returns 0 and *pid, or an errno value.
  */
 static int fork_child(const struct child_plan *plan, pid_t *pid)
 {
@@ -229,9 +235,6 @@ static int fork_child(const struct child_plan *plan, pid_t *pid)
 	(void)pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	if (child < 0)
 		return error;
-	/* Also from this side: a kill of the group right after fork must find it.
-	 * EACCES (the child already exec'd) means the child did it itself. */
-	(void)setpgid(child, child);
 	*pid = child;
 	return 0;
 }
@@ -499,9 +502,7 @@ static int spawn_fast(const struct execargs *args, char **candidates, char **env
 	sigemptyset(&none);
 	if (error == 0)
 		error = posix_spawnattr_setflags(&attributes,
-			POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	if (error == 0)
-		error = posix_spawnattr_setpgroup(&attributes, 0);
+			POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	if (error == 0)
 		error = posix_spawnattr_setsigmask(&attributes, &none);
 	if (error == 0)

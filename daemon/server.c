@@ -34,6 +34,7 @@
 
 #include "daemon/log.h"
 #include "daemon/memory.h"
+#include "daemon/principal.h"
 #include "daemon/probe.h"
 #include "daemon/writer.h"
 #include "proto/proto.h"
@@ -76,6 +77,17 @@ struct listener {
 	int failures; /* main thread only */
 };
 
+/* Who each connection is (rule 1 of principal.h), by pipe id. Filled on
+ * NNG_PIPE_EV_ADD_PRE, emptied on NNG_PIPE_EV_REM_POST, read by every request;
+ * the lock guards the buckets and is never held across a lookup of the user
+ * database (the principal is made before it is taken). */
+#define PIPE_BUCKETS 1024
+struct pipe_entry {
+	struct pipe_entry *next;
+	uint32_t pipe;
+	struct principal *principal; /* a reference */
+};
+
 struct server {
 	nng_socket socket;
 	struct listener *listeners;
@@ -85,6 +97,9 @@ struct server {
 	server_pipe_closed_fn pipe_closed;
 	void *context;
 	uid_t owner; /* a user daemon admits only this uid */
+
+	pthread_mutex_t pipes_lock; /* guards pipes */
+	struct pipe_entry *pipes[PIPE_BUCKETS];
 
 	pthread_mutex_t lock; /* guards the two slot lists */
 	struct server_request *idle;
@@ -229,13 +244,72 @@ uint32_t server_request_pipe(const struct server_request *slot)
 	return slot->pipe;
 }
 
-void server_request_peer(const struct server_request *slot, int64_t *uid, int64_t *gid)
+struct principal *server_request_principal(const struct server_request *slot)
 {
-	nng_pipe pipe = NNG_PIPE_INITIALIZER;
-	pipe.id = slot->pipe;
-	uint64_t value;
-	*uid = nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &value) == 0 ? (int64_t)value : -1;
-	*gid = nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_GID, &value) == 0 ? (int64_t)value : -1;
+	struct server *server = slot->server;
+	struct principal *principal = NULL;
+	pthread_mutex_lock(&server->pipes_lock);
+	for (struct pipe_entry *entry = server->pipes[slot->pipe % PIPE_BUCKETS]; entry != NULL;
+	     entry = entry->next) {
+		if (entry->pipe == slot->pipe) {
+			principal = principal_ref(entry->principal);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&server->pipes_lock);
+	return principal;
+}
+
+static void pipe_remember(struct server *server, uint32_t pipe, struct principal *principal)
+{
+	struct pipe_entry *entry = memory_alloc(sizeof(*entry));
+	entry->pipe = pipe;
+	entry->principal = principal;
+	pthread_mutex_lock(&server->pipes_lock);
+	entry->next = server->pipes[pipe % PIPE_BUCKETS];
+	server->pipes[pipe % PIPE_BUCKETS] = entry;
+	pthread_mutex_unlock(&server->pipes_lock);
+}
+
+static void pipe_forget(struct server *server, uint32_t pipe)
+{
+	struct pipe_entry *found = NULL;
+	pthread_mutex_lock(&server->pipes_lock);
+	for (struct pipe_entry **link = &server->pipes[pipe % PIPE_BUCKETS]; *link != NULL;
+	     link = &(*link)->next) {
+		if ((*link)->pipe == pipe) {
+			found = *link;
+			*link = found->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&server->pipes_lock);
+	if (found != NULL) {
+		principal_unref(found->principal);
+		free(found);
+	}
+}
+
+/* The principal of a new connection, by its transport (rule 1 of
+ * principal.h), or NULL to refuse it. nng's thread; may block on the user
+ * database, with no lock held. */
+static struct principal *principal_of_pipe(struct server *server, nng_pipe pipe)
+{
+	uint64_t uid, gid, pid;
+	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) != 0 ||
+	    nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_GID, &gid) != 0) {
+		log_warn("refused a connection that carries no credentials");
+		return NULL;
+	}
+	/* A user's daemon runs that user's jobs: nobody else may use it. */
+	if (server->owner != 0 && uid != server->owner) {
+		log_warn("refused a connection from uid %llu: this daemon serves uid %u only",
+		         (unsigned long long)uid, (unsigned)server->owner);
+		return NULL;
+	}
+	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, &pid) != 0)
+		pid = 0;
+	return principal_for_peer((uid_t)uid, (gid_t)gid, (pid_t)pid);
 }
 
 size_t server_outstanding(struct server *server)
@@ -247,18 +321,18 @@ static void on_pipe_event(nng_pipe pipe, nng_pipe_ev event, void *argument)
 {
 	struct server *server = argument;
 	if (event == NNG_PIPE_EV_ADD_PRE) {
-		/* A user's daemon runs that user's jobs: nobody else may use it. ipc
-		 * peers carry their credentials; other transports have none here. */
-		uint64_t uid;
-		if (server->owner != 0 && nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) == 0 &&
-		    uid != server->owner) {
-			log_warn("refused a connection from uid %llu: this daemon serves uid %u only",
-			         (unsigned long long)uid, (unsigned)server->owner);
+		struct principal *principal = principal_of_pipe(server, pipe);
+		if (principal == NULL) {
 			nng_pipe_close(pipe);
+			return;
 		}
+		pipe_remember(server, (uint32_t)nng_pipe_id(pipe), principal);
 		return;
 	}
-	if (event == NNG_PIPE_EV_REM_POST && server->pipe_closed != NULL)
+	if (event != NNG_PIPE_EV_REM_POST)
+		return;
+	pipe_forget(server, (uint32_t)nng_pipe_id(pipe));
+	if (server->pipe_closed != NULL)
 		server->pipe_closed(server->context, nng_pipe_id(pipe));
 }
 
@@ -347,6 +421,7 @@ int server_start(const struct server_config *config, struct server **out, char *
 	struct server *server = memory_zalloc(sizeof(*server));
 	int rv;
 	pthread_mutex_init(&server->lock, NULL);
+	pthread_mutex_init(&server->pipes_lock, NULL);
 	server->handler = config->handler;
 	server->pipe_closed = config->pipe_closed;
 	server->context = config->context;
@@ -355,6 +430,7 @@ int server_start(const struct server_config *config, struct server **out, char *
 	if ((rv = nng_rep0_open(&server->socket)) != 0) {
 		snprintf(message, size, "cannot open an nng REP socket: %s", nng_strerror(rv));
 		pthread_mutex_destroy(&server->lock);
+		pthread_mutex_destroy(&server->pipes_lock);
 		free(server);
 		return WEFT_EINTERNAL;
 	}
@@ -471,6 +547,16 @@ void server_stop(struct server *server)
 		free(server->listeners[i].url);
 	}
 	free(server->listeners);
+	/* The socket is closed: no pipe event runs any more. */
+	for (size_t i = 0; i < PIPE_BUCKETS; i++) {
+		while (server->pipes[i] != NULL) {
+			struct pipe_entry *entry = server->pipes[i];
+			server->pipes[i] = entry->next;
+			principal_unref(entry->principal);
+			free(entry);
+		}
+	}
+	pthread_mutex_destroy(&server->pipes_lock);
 	pthread_mutex_destroy(&server->lock);
 	free(server);
 }

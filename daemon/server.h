@@ -20,6 +20,7 @@
 struct nng_msg;
 struct server;
 struct server_request;
+struct principal;
 
 /* Called for each request on an nng thread. body is borrowed for the call. */
 typedef void (*server_handler_fn)(void *context, struct server_request *request,
@@ -54,9 +55,10 @@ void server_drop(struct server_request *request);
 /* The id of the connection (nng pipe) a request came on. */
 uint32_t server_request_pipe(const struct server_request *request);
 
-/* The peer credentials of the connection a request came on: *uid and *gid,
- * or -1 when the transport has none (tcp) or the connection is gone. Any thread. */
-void server_request_peer(const struct server_request *request, int64_t *uid, int64_t *gid);
+/* Who sent the request (principal.h): a new reference to the principal its
+ * connection was given when it was added, or NULL when the connection is
+ * already gone (then nothing may be done for it). Any thread. */
+struct principal *server_request_principal(const struct server_request *request);
 
 /* Requests received and not yet answered or dropped. Any thread. */
 size_t server_outstanding(struct server *server);

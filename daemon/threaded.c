@@ -27,6 +27,7 @@
 #include "daemon/now.h"
 #include "daemon/offload.h"
 #include "daemon/problem.h"
+#include "daemon/principal.h"
 #include "daemon/runner.h"
 #include "daemon/threadpool.h"
 #include "daemon/workers.h"
@@ -50,8 +51,15 @@ static atomic_int in_done;
  * its done has come back. */
 struct threaded_call {
 	struct blocking_call call;
+	struct blocking_owner owner; /* the job's principal, borrowed through job */
 	struct job *job; /* a reference */
 };
+
+/* A pool thread: principal_open_regular for the job's owner. */
+static int open_as_owner(const void *owner, const char *path, int *fd, int *error)
+{
+	return principal_open_regular(owner, path, fd, error);
+}
 
 static int threaded_check(const struct function *function, const json_t *args,
                           struct problem *problem)
@@ -111,7 +119,10 @@ static void threaded_start(struct job *job)
 	struct threaded_call *threaded = memory_zalloc(sizeof(*threaded));
 	job_ref(job);
 	threaded->job = job;
-	blocking_call_init(&threaded->call, job->function->implementation, job->args, on_done);
+	threaded->owner.open_regular = open_as_owner;
+	threaded->owner.owner = job->owner;
+	blocking_call_init(&threaded->call, job->function->implementation, job->args,
+	                   &threaded->owner, on_done);
 	job->run.data = threaded;
 	int rv = threadpool_submit(pool, &threaded->call.work);
 	if (rv != WEFT_OK) {

@@ -3,7 +3,7 @@
 DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c daemon/jobs.c \
 	daemon/workers.c daemon/runner.c daemon/functions.c daemon/request.c daemon/outcome.c \
 	daemon/waiters.c daemon/writer.c daemon/server.c daemon/probe.c daemon/ops.c daemon/options.c \
-	daemon/daemon.c daemon/exec.c daemon/identity.c daemon/execargs.c daemon/proc.c \
+	daemon/daemon.c daemon/exec.c daemon/principal.c daemon/execargs.c daemon/proc.c \
 	daemon/proc_child.c daemon/slots.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
 	daemon/coroutines.c daemon/offload.c daemon/schedule.c daemon/queues.c daemon/gather.c \
 	$(PROTO_SRCS)
@@ -112,3 +112,12 @@ $(BUILD)/tests/check_gather: $(BUILD)/tests/check_gather.o $(BUILD)/tests/fixtur
 		$(BUILD)/tests/wire.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_gather
+
+# Trust between local users (issue 8): throwaway users drive a root weftd
+# through wire_send, a one-request nng client they can run.
+$(BUILD)/tests/helpers/wire_send: $(BUILD)/tests/helpers/wire_send.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(NNG_LIBS)
+$(BUILD)/tests/check_trust: $(BUILD)/tests/check_trust.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o | $(BUILD)/tests/helpers/wire_send
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_trust

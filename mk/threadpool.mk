@@ -14,9 +14,11 @@ $(BUILD)/tests/check_threadpool: $(BUILD)/tests/check_threadpool.o $(BUILD)/daem
 		$(BUILD)/proto/error.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lpthread
 
+# The file built-in opens with a principal's rights (daemon/principal.c), which
+# the daemon's archive brings with what it needs.
 $(BUILD)/tests/check_blocking: $(BUILD)/tests/check_blocking.o $(THREADPOOL_OBJS) \
-		$(BUILD)/proto/error.o
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(THREADPOOL_LIBS) $(CHECK_LIBS)
+		$(BUILD)/libweftd.a $(BUILD)/libweftrt.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(CHECK_LIBS)
 
 $(BUILD)/tests/check_threadpool.o $(BUILD)/tests/check_blocking.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 

@@ -54,5 +54,8 @@
 #define PROTO_JOB_ERROR_TIMEOUT "Timeout"
 #define PROTO_JOB_ERROR_CANCELLED "Cancelled"
 #define PROTO_JOB_ERROR_SHUTDOWN "Shutdown"
+/* The job's owner may not do what the job asks (a file it cannot read), or
+ * weftd cannot act as that owner. */
+#define PROTO_JOB_ERROR_PERMISSION "PermissionError"
 
 #endif

@@ -14,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "daemon/blocking.h"
+#include "daemon/principal.h"
 #include "weft/error.h"
 
 #define ck_assert_weft(actual, expected)                                                           \
@@ -61,6 +63,20 @@ static const char *write_file(const char *name, const void *data, size_t length)
 	return path;
 }
 
+static int open_as(const void *owner, const char *path, int *fd, int *error)
+{
+	return principal_open_regular(owner, path, fd, error);
+}
+
+/* The rights of the test process itself (each test is its own process). */
+static const struct blocking_owner *self_owner(void)
+{
+	static struct blocking_owner self = {open_as, NULL};
+	if (self.owner == NULL)
+		self.owner = principal_for_daemon();
+	return &self;
+}
+
 /* Runs a built-in on `args` (stolen), expecting success; returns the result (new reference). */
 static json_t *run_ok(const char *name, json_t *args)
 {
@@ -74,7 +90,7 @@ static json_t *run_ok(const char *name, json_t *args)
 	ck_assert_ptr_nonnull(args);
 	rv = function->check(args, message, sizeof(message), &field);
 	ck_assert_msg(rv == WEFT_OK, "%s check: %s", name, message);
-	rv = function->run(args, NULL, &outcome);
+	rv = function->run(args, self_owner(), NULL, &outcome);
 	ck_assert_msg(rv == WEFT_OK, "%s failed: %s: %s", name, outcome.error_type,
 		      outcome.error_message);
 	ck_assert_ptr_nonnull(outcome.result);
@@ -94,7 +110,7 @@ static void run_fails(const char *name, json_t *args, const char *type, char *me
 	ck_assert_ptr_nonnull(args);
 	rv = function->check(args, message, BLOCKING_ERROR_MESSAGE_SIZE, &field);
 	ck_assert_msg(rv == WEFT_OK, "%s check: %s", name, message);
-	rv = function->run(args, NULL, &outcome);
+	rv = function->run(args, self_owner(), NULL, &outcome);
 	ck_assert_weft(rv, WEFT_EINVAL);
 	ck_assert_ptr_null(outcome.result);
 	ck_assert_str_eq(outcome.error_type, type);
@@ -264,47 +280,52 @@ START_TEST(sha256_of_a_directory_is_an_os_error)
 }
 END_TEST
 
-/* Whether hashing `path` fails with EACCES's text; in a child process that
- * has given up root when we are root, since root reads every file. */
-static bool hash_is_refused(const char *path)
+/* Hashes `path` with the rights of `owner`: the error type, "" on success. */
+static const char *hash_as(const struct blocking_owner *owner, const char *path, char *message)
 {
-	char message[BLOCKING_ERROR_MESSAGE_SIZE];
+	static char type[BLOCKING_ERROR_TYPE_SIZE];
 	struct blocking_outcome outcome;
-	json_t *args;
-	pid_t child;
-	int status;
-
-	if (geteuid() != 0) {
-		run_fails("file.sha256", json_pack("{s:s}", "path", path), "OSError", message);
-		return strstr(message, strerror(EACCES)) != NULL;
-	}
-	child = fork();
-	ck_assert_int_ge(child, 0);
-	if (child == 0) {
-		/* nobody's ids; only plain checks here, the parent asserts. */
-		if (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
-		    setresuid(65534, 65534, 65534) != 0)
-			_exit(2);
-		args = json_pack("{s:s}", "path", path);
-		int refused = blocking_file_sha256_run(args, NULL, &outcome) == WEFT_EINVAL &&
-			      strcmp(outcome.error_type, "OSError") == 0 &&
-			      strstr(outcome.error_message, strerror(EACCES)) != NULL;
-		json_decref(args);
-		_exit(refused ? 0 : 1);
-	}
-	ck_assert_int_eq(waitpid(child, &status, 0), child);
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	json_t *args = json_pack("{s:s}", "path", path);
+	int rv = blocking_file_sha256_run(args, owner, NULL, &outcome);
+	json_decref(args);
+	snprintf(type, sizeof(type), "%s", rv == WEFT_OK ? "" : outcome.error_type);
+	snprintf(message, BLOCKING_ERROR_MESSAGE_SIZE, "%s", outcome.error_message);
+	json_decref(outcome.result);
+	return type;
 }
 
-START_TEST(sha256_of_an_unreadable_file_is_an_os_error)
+START_TEST(sha256_of_an_unreadable_file_is_a_permission_error)
 {
+	char message[BLOCKING_ERROR_MESSAGE_SIZE];
+	struct blocking_owner nobody = {open_as, NULL};
 	const char *path;
 
 	make_directory();
 	path = write_file("secret", "x", 1);
 	ck_assert_int_eq(chmod(path, 0), 0);
-	ck_assert_msg(hash_is_refused(path), "hashing a mode-0 file did not fail with '%s'",
-		      strerror(EACCES));
+	/* As root the call takes nobody's rights on this thread, then gives
+	 * them back; as a user the file is not ours to read either way. */
+	nobody.owner = geteuid() == 0 ? principal_for_peer(65534, 65534, -1) : principal_for_daemon();
+	ck_assert_str_eq(hash_as(&nobody, path, message), "PermissionError");
+	ck_assert_msg(strstr(message, strerror(EACCES)) != NULL, "'%s' gives no reason", message);
+	if (geteuid() == 0) {
+		/* The thread is root again: root reads a mode-0 file. */
+		ck_assert_str_eq(hash_as(self_owner(), path, message), "");
+		ck_assert_int_eq(setfsuid((uid_t)-1), 0);
+	}
+	principal_unref((struct principal *)nobody.owner);
+	remove_directory();
+}
+END_TEST
+
+START_TEST(sha256_without_an_owner_opens_nothing)
+{
+	char message[BLOCKING_ERROR_MESSAGE_SIZE];
+	const char *path;
+
+	make_directory();
+	path = write_file("plain", "x", 1);
+	ck_assert_str_eq(hash_as(NULL, path, message), "PermissionError");
 	remove_directory();
 }
 END_TEST
@@ -453,8 +474,8 @@ START_TEST(calls_run_on_the_pool)
 	hash_args = json_pack("{s:s}", "path", path);
 	resolve_args = json_pack("{s:s, s:s}", "host", "localhost", "family", "inet");
 	ck_assert_weft(threadpool_create(2, 8, &pool), WEFT_OK);
-	blocking_call_init(&hash, blocking_find("file.sha256"), hash_args, call_done);
-	blocking_call_init(&resolve, blocking_find("dns.resolve"), resolve_args, call_done);
+	blocking_call_init(&hash, blocking_find("file.sha256"), hash_args, self_owner(), call_done);
+	blocking_call_init(&resolve, blocking_find("dns.resolve"), resolve_args, NULL, call_done);
 	ck_assert_weft(threadpool_submit(pool, &hash.work), WEFT_OK);
 	ck_assert_weft(threadpool_submit(pool, &resolve.work), WEFT_OK);
 	wait_for_calls(2);
@@ -491,7 +512,7 @@ START_TEST(cancel_stops_a_running_hash_early)
 	close(fd);
 	args = json_pack("{s:s}", "path", path);
 	ck_assert_weft(threadpool_create(1, 8, &pool), WEFT_OK);
-	blocking_call_init(&hash, blocking_find("file.sha256"), args, call_done);
+	blocking_call_init(&hash, blocking_find("file.sha256"), args, self_owner(), call_done);
 	ck_assert_weft(threadpool_submit(pool, &hash.work), WEFT_OK);
 	for (int polls = 0;; polls++) {
 		threadpool_stats(pool, &stats);
@@ -567,7 +588,8 @@ static Suite *blocking_suite(void)
 	tcase_add_test(sha256, sha256_of_a_large_file_matches_sha256sum);
 	tcase_add_test(sha256, sha256_of_a_missing_file_is_an_os_error);
 	tcase_add_test(sha256, sha256_of_a_directory_is_an_os_error);
-	tcase_add_test(sha256, sha256_of_an_unreadable_file_is_an_os_error);
+	tcase_add_test(sha256, sha256_of_an_unreadable_file_is_a_permission_error);
+	tcase_add_test(sha256, sha256_without_an_owner_opens_nothing);
 	tcase_add_test(sha256, sha256_refuses_endless_files_without_hanging);
 	tcase_add_test(sha256, sha256_refuses_bad_arguments);
 	suite_add_tcase(suite, sha256);

@@ -15,7 +15,7 @@ static const struct function *echo(void)
 static struct job *make(struct jobs *jobs, const char *label)
 {
 	json_t *labels = label != NULL ? json_pack("{s:s}", "team", label) : NULL;
-	return jobs_create(jobs, echo(), json_pack("{s:i}", "value", 1), labels, 0, -1, -1, NULL);
+	return jobs_create(jobs, echo(), json_pack("{s:i}", "value", 1), labels, 0, NULL, NULL);
 }
 
 static json_t *error_of(const char *type)
@@ -214,7 +214,7 @@ START_TEST(test_job_object_has_the_documented_fields)
 {
 	struct jobs *jobs = jobs_new(3600, 100);
 	struct job *job = jobs_create(jobs, echo(), json_pack("{s:i}", "value", 1),
-	                              json_pack("{s:s}", "team", "ci"), 2.5, -1, -1, NULL);
+	                              json_pack("{s:s}", "team", "ci"), 2.5, NULL, NULL);
 	jobs_start(jobs, job, 1);
 	jobs_finish(jobs, job, JOB_FAILED, NULL, error_of("Timeout"), NULL, NULL);
 	json_t *object = jobs_to_json(jobs, job);

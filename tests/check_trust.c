@@ -1,0 +1,447 @@
+/*
+ * Trust on a shared machine (issue 8), tried as local users would: a root
+ * weftd on a socket every user can reach, and two throwaway users made for
+ * the run (useradd) who submit through tests/helpers/wire_send, started with
+ * their own credentials. Each test asserts the exact outcome: the uid a
+ * command ran as, the error code a stranger gets.
+ *
+ * Needs root (to make users and to run weftd as the system daemon): as
+ * anyone else, or without useradd, every test is skipped, and the program
+ * says so and how many.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/fixture.h"
+#include "tests/wire.h"
+
+struct user {
+	char name[32];
+	uid_t uid;
+	gid_t gid;
+};
+
+static struct user alice, bob;
+/* A 0755 directory in /tmp with a copy of wire_send: the build directory
+ * may sit in a checkout other users cannot enter. */
+static char tools[64] = "/tmp/weft-trust-XXXXXX";
+static char sender[PATH_MAX];
+static char skip_reason[256];
+
+/* ---------------------------------------------------------------- users */
+
+static int run_quietly(const char *command)
+{
+	char line[512];
+	snprintf(line, sizeof(line), "{ %s; } >/dev/null 2>&1", command);
+	return system(line);
+}
+
+static bool make_user(struct user *user, const char *role)
+{
+	char command[256];
+	snprintf(user->name, sizeof(user->name), "wt%s%d", role, (int)getpid() % 100000);
+	snprintf(command, sizeof(command), "useradd --no-create-home --user-group --shell /bin/sh %s",
+	         user->name);
+	if (run_quietly(command) != 0)
+		return false;
+	char path[128], line[512];
+	FILE *entry;
+	snprintf(path, sizeof(path), "id -u %s; id -g %s", user->name, user->name);
+	if ((entry = popen(path, "r")) == NULL)
+		return false;
+	unsigned uid = 0, gid = 0;
+	bool ok = fgets(line, sizeof(line), entry) != NULL && sscanf(line, "%u", &uid) == 1 &&
+	          fgets(line, sizeof(line), entry) != NULL && sscanf(line, "%u", &gid) == 1;
+	pclose(entry);
+	user->uid = uid;
+	user->gid = gid;
+	return ok && uid != 0;
+}
+
+static void remove_user(const struct user *user)
+{
+	char command[128];
+	if (user->name[0] == '\0')
+		return;
+	snprintf(command, sizeof(command), "userdel %s", user->name);
+	run_quietly(command);
+}
+
+static bool copy_file(const char *from, const char *to)
+{
+	char command[2 * PATH_MAX + 32];
+	snprintf(command, sizeof(command), "cp '%s' '%s' && chmod 0755 '%s'", from, to, to);
+	return run_quietly(command) == 0;
+}
+
+/* ------------------------------------------------------------ as a user */
+
+/* Sends `request` to url as `user` (NULL: as root) and returns the parsed
+ * reply (new reference); fails the test when none comes. */
+static json_t *call_as(const struct user *user, const char *url, const char *request)
+{
+	int ends[2];
+	ck_assert_int_eq(pipe2(ends, O_CLOEXEC), 0);
+	pid_t child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		dup2(ends[1], STDOUT_FILENO);
+		/* Raw calls: the test process has nng's threads, and glibc's
+		 * wrappers would try to change theirs too. */
+		if (user != NULL && (syscall(SYS_setgroups, 1, &user->gid) != 0 ||
+		                     syscall(SYS_setresgid, user->gid, user->gid, user->gid) != 0 ||
+		                     syscall(SYS_setresuid, user->uid, user->uid, user->uid) != 0))
+			_exit(3);
+		execl(sender, sender, url, request, (char *)NULL);
+		_exit(4);
+	}
+	close(ends[1]);
+	char buffer[65536];
+	size_t used = 0;
+	ssize_t got;
+	while (used < sizeof(buffer) - 1 &&
+	       (got = read(ends[0], buffer + used, sizeof(buffer) - 1 - used)) != 0) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		ck_assert_int_gt(got, 0);
+		used += (size_t)got;
+	}
+	close(ends[0]);
+	int status;
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	              "wire_send as %s failed (status %d) for %s", user ? user->name : "root",
+	              status, request);
+	json_t *reply = json_loadb(buffer, used, 0, NULL);
+	ck_assert_msg(reply != NULL, "not JSON: %.*s", (int)used, buffer);
+	return reply;
+}
+
+static fixture weftd;
+
+static void daemon_up(void)
+{
+	fixture_start(&weftd, NULL);
+	/* Every local user may reach the system daemon's socket. */
+	ck_assert_int_eq(chmod(weftd.directory, 0755), 0);
+}
+
+static void daemon_down(void)
+{
+	fixture_stop(&weftd);
+}
+
+static json_int_t integer_at(json_t *reply, const char *path_a, const char *path_b)
+{
+	json_t *value = json_object_get(reply, path_a);
+	if (path_b != NULL)
+		value = json_object_get(value, path_b);
+	return json_integer_value(value);
+}
+
+/* The uid the exec job's command reported (its stdout), from a submit with wait. */
+static long uid_printed(json_t *reply)
+{
+	json_t *result = json_object_get(reply, "result");
+	const char *out = json_string_value(json_object_get(result, "stdout"));
+	ck_assert_msg(out != NULL, "no stdout in %s", json_dumps(reply, 0));
+	return strtol(out, NULL, 10);
+}
+
+static const char *code_of(json_t *reply)
+{
+	const char *code = wire_error_code(reply);
+	return code != NULL ? code : "ok";
+}
+
+/* ------------------------------------------------------------- the tests */
+
+START_TEST(exec_runs_as_its_submitter)
+{
+	json_t *reply = call_as(&alice, weftd.url,
+	                        "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"argv\":[\"id\",\"-u\"]},"
+	                        "\"wait\":30}");
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "state")), "done");
+	ck_assert_int_eq(uid_printed(reply), alice.uid);
+	json_decref(reply);
+}
+END_TEST
+
+/* The root hole: children of gather and race, nested or not, ran as root. */
+START_TEST(children_of_gather_and_race_run_as_the_submitter)
+{
+	static const char *const requests[] = {
+		"{\"op\":\"submit\",\"fn\":\"gather\",\"args\":{\"jobs\":[{\"fn\":\"exec\",\"args\":"
+		"{\"argv\":[\"id\",\"-u\"]}}]},\"wait\":30}",
+		"{\"op\":\"submit\",\"fn\":\"race\",\"args\":{\"jobs\":[{\"fn\":\"exec\",\"args\":"
+		"{\"argv\":[\"id\",\"-u\"]}}]},\"wait\":30}",
+		"{\"op\":\"submit\",\"fn\":\"gather\",\"args\":{\"jobs\":[{\"fn\":\"gather\",\"args\":"
+		"{\"jobs\":[{\"fn\":\"race\",\"args\":{\"jobs\":[{\"fn\":\"exec\",\"args\":{\"argv\":"
+		"[\"id\",\"-u\"]}}]}}]}}]},\"wait\":30}",
+	};
+	for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
+		json_t *reply = call_as(&bob, weftd.url, requests[i]);
+		ck_assert_msg(strcmp(json_string_value(json_object_get(reply, "state")), "done") == 0,
+		              "%s", json_dumps(reply, 0));
+		/* Dig to the innermost result: gather gives an array, race its winner's. */
+		json_t *result = json_object_get(reply, "result");
+		while (json_is_array(result))
+			result = json_array_get(result, 0);
+		const char *out = json_string_value(json_object_get(result, "stdout"));
+		ck_assert_msg(out != NULL, "%s", json_dumps(reply, 0));
+		ck_assert_int_eq(strtol(out, NULL, 10), bob.uid);
+		json_decref(reply);
+	}
+}
+END_TEST
+
+START_TEST(after_chains_and_retries_run_as_the_submitter)
+{
+	json_t *first = call_as(&alice, weftd.url,
+	                        "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1}}");
+	char request[512];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"argv\":[\"sh\",\"-c\",\"id -u; "
+	         "test -e /proc/self/fd/9999\"]},\"after\":[%lld],\"retries\":1,"
+	         "\"retry_backoff\":0,\"wait\":30}",
+	         (long long)integer_at(first, "id", NULL));
+	json_t *reply = call_as(&alice, weftd.url, request);
+	/* Both attempts fail (exit 1); the last one's output says who ran it. */
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "state")), "failed");
+	json_t *details = json_object_get(json_object_get(reply, "error"), "details");
+	ck_assert_int_eq(strtol(json_string_value(json_object_get(details, "stdout")), NULL, 10),
+	                 alice.uid);
+	snprintf(request, sizeof(request), "{\"op\":\"status\",\"id\":%lld}",
+	         (long long)integer_at(reply, "id", NULL));
+	json_t *status = call_as(&alice, weftd.url, request);
+	ck_assert_int_eq(json_array_size(json_object_get(json_object_get(status, "job"), "attempts")),
+	                 2);
+	json_decref(status);
+	json_decref(reply);
+	json_decref(first);
+}
+END_TEST
+
+START_TEST(a_job_has_its_own_session_and_no_terminal)
+{
+	/* Fields 6 and 7 of /proc/PID/stat: session id and controlling tty. */
+	json_t *reply = call_as(&alice, weftd.url,
+	                        "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"argv\":[\"sh\",\"-c\","
+	                        "\"echo $$ $(cut -d' ' -f6,7 /proc/$$/stat)\"]},\"wait\":30}");
+	const char *out = json_string_value(json_object_get(json_object_get(reply, "result"), "stdout"));
+	ck_assert_ptr_nonnull(out);
+	long pid, session, tty;
+	ck_assert_int_eq(sscanf(out, "%ld %ld %ld", &pid, &session, &tty), 3);
+	ck_assert_int_eq(session, pid);
+	ck_assert_int_eq(tty, 0);
+	json_decref(reply);
+}
+END_TEST
+
+START_TEST(file_sha256_reads_only_what_the_submitter_may)
+{
+	char path[256], request[512];
+	snprintf(path, sizeof(path), "%s/root-only", weftd.directory);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "secret\n", 7), 7);
+	close(fd);
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"file.sha256\",\"args\":{\"path\":\"%s\"},\"wait\":30}",
+	         path);
+	json_t *reply = call_as(&alice, weftd.url, request);
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "state")), "failed");
+	ck_assert_str_eq(
+		json_string_value(json_object_get(json_object_get(reply, "error"), "type")),
+		"PermissionError");
+	json_decref(reply);
+	/* The same file is alice's to read once it is hers. */
+	ck_assert_int_eq(chown(path, alice.uid, alice.gid), 0);
+	reply = call_as(&alice, weftd.url, request);
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "state")), "done");
+	ck_assert_int_eq(integer_at(reply, "result", "size"), 7);
+	json_decref(reply);
+	/* A device is refused before it is opened, whoever asks. */
+	reply = call_as(&alice, weftd.url,
+	                "{\"op\":\"submit\",\"fn\":\"file.sha256\",\"args\":{\"path\":\"/dev/zero\"},"
+	                "\"wait\":30}");
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "state")), "failed");
+	ck_assert_msg(strstr(json_string_value(json_object_get(json_object_get(reply, "error"),
+	                                                       "message")),
+	                     "not a regular file") != NULL,
+	              "%s", json_dumps(reply, 0));
+	json_decref(reply);
+	unlink(path);
+}
+END_TEST
+
+START_TEST(a_stranger_can_neither_see_nor_touch_a_job)
+{
+	json_t *mine = call_as(&alice, weftd.url,
+	                       "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"argv\":[\"sleep\",\"30\"],"
+	                       "\"env\":{\"TOKEN\":\"hunter2\"}}}");
+	json_int_t id = integer_at(mine, "id", NULL);
+	ck_assert_int_gt(id, 0);
+	char request[256];
+	static const char *const ops[] = {
+		"{\"op\":\"status\",\"id\":%lld}",
+		"{\"op\":\"result\",\"id\":%lld,\"timeout\":0}",
+		"{\"op\":\"result\",\"ids\":[%lld],\"timeout\":0}",
+		"{\"op\":\"wait\",\"ids\":[%lld],\"timeout\":0}",
+		"{\"op\":\"as_completed\",\"ids\":[%lld],\"timeout\":0}",
+		"{\"op\":\"cancel\",\"id\":%lld}",
+		"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"after\":[%lld]}",
+	};
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		snprintf(request, sizeof(request), ops[i], (long long)id);
+		json_t *reply = call_as(&bob, weftd.url, request);
+		ck_assert_msg(strcmp(code_of(reply), "permission_denied") == 0, "%s -> %s", request,
+		              json_dumps(reply, 0));
+		ck_assert_msg(strstr(json_dumps(reply, 0), "hunter2") == NULL, "a secret leaked");
+		json_decref(reply);
+	}
+	/* list: bob sees none of alice's jobs; root sees them with their owner. */
+	json_t *list = call_as(&bob, weftd.url, "{\"op\":\"list\"}");
+	ck_assert_int_eq(json_array_size(json_object_get(list, "jobs")), 0);
+	json_decref(list);
+	list = call_as(NULL, weftd.url, "{\"op\":\"list\"}");
+	json_t *first = json_array_get(json_object_get(list, "jobs"), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(first, "owner")), alice.uid);
+	json_decref(list);
+	/* The job still runs: bob's cancel did nothing. Its owner may cancel it. */
+	snprintf(request, sizeof(request), "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
+	json_t *reply = call_as(&alice, weftd.url, request);
+	ck_assert(json_is_true(json_object_get(reply, "cancelled")));
+	json_decref(reply);
+	json_decref(mine);
+}
+END_TEST
+
+START_TEST(a_future_is_set_only_by_its_maker)
+{
+	json_t *made = call_as(&alice, weftd.url, "{\"op\":\"future.new\"}");
+	char request[256];
+	snprintf(request, sizeof(request), "{\"op\":\"future.set\",\"id\":%lld,\"result\":1}",
+	         (long long)integer_at(made, "id", NULL));
+	json_t *reply = call_as(&bob, weftd.url, request);
+	ck_assert_str_eq(code_of(reply), "permission_denied");
+	json_decref(reply);
+	reply = call_as(&alice, weftd.url, request);
+	ck_assert_str_eq(code_of(reply), "ok");
+	json_decref(reply);
+	json_decref(made);
+}
+END_TEST
+
+START_TEST(queues_are_changed_only_by_root)
+{
+	static const char *const changes[] = {
+		"{\"op\":\"queue.set\",\"name\":\"builds\",\"max\":1}",
+		"{\"op\":\"queue.pause\",\"name\":\"builds\"}",
+		"{\"op\":\"queue.resume\",\"name\":\"builds\"}",
+	};
+	for (size_t i = 0; i < 3; i++) {
+		json_t *reply = call_as(&alice, weftd.url, changes[i]);
+		ck_assert_msg(strcmp(code_of(reply), "permission_denied") == 0, "%s",
+		              json_dumps(reply, 0));
+		json_decref(reply);
+		reply = call_as(NULL, weftd.url, changes[i]);
+		ck_assert_msg(strcmp(code_of(reply), "ok") == 0, "%s", json_dumps(reply, 0));
+		json_decref(reply);
+	}
+	/* Anyone may submit into a queue that exists. */
+	json_t *reply = call_as(&alice, weftd.url,
+	                        "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},"
+	                        "\"queue\":\"builds\",\"wait\":30}");
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "state")), "done");
+	json_decref(reply);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ main */
+
+static void prepare(void)
+{
+	if (geteuid() != 0) {
+		snprintf(skip_reason, sizeof(skip_reason),
+		         "not root: the trust tests make throwaway users and run weftd as root");
+		return;
+	}
+	if (run_quietly("command -v useradd && command -v userdel") != 0) {
+		snprintf(skip_reason, sizeof(skip_reason), "useradd/userdel are not installed");
+		return;
+	}
+	const char *build = getenv("WEFT_BUILD");
+	if (build == NULL || mkdtemp(tools) == NULL || chmod(tools, 0755) != 0) {
+		snprintf(skip_reason, sizeof(skip_reason), "cannot prepare %s (WEFT_BUILD unset?)",
+		         tools);
+		return;
+	}
+	char built[PATH_MAX];
+	snprintf(built, sizeof(built), "%s/tests/helpers/wire_send", build);
+	snprintf(sender, sizeof(sender), "%s/wire_send", tools);
+	if (!copy_file(built, sender)) {
+		snprintf(skip_reason, sizeof(skip_reason), "cannot copy %s", built);
+		return;
+	}
+	if (!make_user(&alice, "a") || !make_user(&bob, "b"))
+		snprintf(skip_reason, sizeof(skip_reason), "useradd failed");
+}
+
+static void clean_up(void)
+{
+	remove_user(&alice);
+	remove_user(&bob);
+	if (sender[0] != '\0')
+		unlink(sender);
+	rmdir(tools);
+}
+
+int main(void)
+{
+	/* Other users must reach the fixture's socket: keep it under /tmp. */
+	setenv("TMPDIR", "/tmp", 1);
+	prepare();
+	Suite *suite = suite_create("trust");
+	TCase *as_users = tcase_create("as users");
+	tcase_set_timeout(as_users, 60);
+	if (skip_reason[0] == '\0')
+		tcase_add_checked_fixture(as_users, daemon_up, daemon_down);
+	const TTest *tests[] = {
+		exec_runs_as_its_submitter,
+		children_of_gather_and_race_run_as_the_submitter,
+		after_chains_and_retries_run_as_the_submitter,
+		a_job_has_its_own_session_and_no_terminal,
+		file_sha256_reads_only_what_the_submitter_may,
+		a_stranger_can_neither_see_nor_touch_a_job,
+		a_future_is_set_only_by_its_maker,
+		queues_are_changed_only_by_root,
+	};
+	size_t count = sizeof(tests) / sizeof(tests[0]);
+	for (size_t i = 0; i < count; i++)
+		tcase_add_test(as_users, tests[i]);
+	suite_add_tcase(suite, as_users);
+	if (skip_reason[0] != '\0') {
+		printf("SKIP: %zu trust tests: %s\n", count, skip_reason);
+		srunner_free(srunner_create(suite)); /* frees the suite */
+		clean_up();
+		return 0;
+	}
+	SRunner *runner = srunner_create(suite);
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	clean_up();
+	return failed == 0 ? 0 : 1;
+}
