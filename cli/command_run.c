@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -352,6 +353,11 @@ static int build_args(const cli_command *command, const run_options *options, js
 		return rv;
 	}
 	json_object_set_new(args, "cwd", cwd);
+	/* The command makes files as this shell would: with its umask. Read by
+	 * setting it back, before `weft run` starts its signal thread. */
+	mode_t mask = umask(022);
+	umask(mask);
+	json_object_set_new(args, "umask", json_integer((json_int_t)mask));
 	*out = args;
 	return 0;
 no_memory:

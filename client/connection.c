@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <nng/protocol/reqrep0/req.h>
 
@@ -371,6 +372,14 @@ static int check_ping(weft_client *client)
 static int dial(weft_client *client)
 {
 	int rv;
+	const char *path = proto_ipc_path(client->url);
+	char problem[512];
+	/* Requests carry argv, env and stdin: send them only to a socket no other
+	 * user can have made. */
+	if (path != NULL &&
+	    proto_check_socket_path(path, (unsigned)geteuid(), 1, 1, problem, sizeof(problem)) != 0)
+		return last_error_set(WEFT_EPERM, "refusing to connect to %s: %s", client->url,
+		                      problem);
 	if ((rv = nng_req0_open(&client->socket)) != 0)
 		return last_error_set(rv == NNG_ENOMEM ? WEFT_ENOMEM : WEFT_EINTERNAL,
 		                      "cannot open an nng REQ socket: %s", nng_strerror(rv));

@@ -11,6 +11,7 @@
 #include "daemon/daemon.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <signal.h>
@@ -204,6 +205,59 @@ static void main_loop_fini(struct main_loop *loop)
 		event_base_free(loop->base);
 }
 
+/* A group's id by name or number, or -1 with the error logged. Main thread. */
+static long group_id(const char *option, const char *name)
+{
+	struct group entry, *found = NULL;
+	char buffer[16384];
+	char *end;
+	long number = strtol(name, &end, 10);
+	if (*end == '\0' && number >= 0)
+		return number;
+	if (getgrnam_r(name, &entry, buffer, sizeof(buffer), &found) != 0 || found == NULL) {
+		log_error("--%s: no group '%s' on this machine", option, name);
+		return -1;
+	}
+	return (long)found->gr_gid;
+}
+
+/* The names the operator gave (--admin-group, --socket-group,
+ * --insecure-tcp-user) as ids and a principal. Returns 0, or -1 with the
+ * reason logged. Main thread, before listening. */
+static int resolve_identities(const struct options *options, struct principal **tcp_user,
+                              long *socket_group)
+{
+	if (options->admin_group[0] != '\0') {
+		long gid = group_id("admin-group", options->admin_group);
+		if (gid < 0)
+			return -1;
+		principal_set_admin_group(gid);
+	}
+	if (options->socket_group[0] != '\0' &&
+	    (*socket_group = group_id("socket-group", options->socket_group)) < 0)
+		return -1;
+	if (options->insecure_tcp_user[0] == '\0')
+		return 0;
+	*tcp_user = principal_for_user(options->insecure_tcp_user);
+	if (*tcp_user == NULL) {
+		log_error("--insecure-tcp-user: no user '%s' on this machine",
+		          options->insecure_tcp_user);
+		return -1;
+	}
+	if ((*tcp_user)->uid == 0 || (geteuid() != 0 && (*tcp_user)->uid != geteuid())) {
+		log_error("--insecure-tcp-user %s: tcp peers may act as an ordinary user, never as "
+		          "root%s",
+		          options->insecure_tcp_user,
+		          geteuid() != 0 ? ", and a user's daemon only as its own user" : "");
+		principal_unref(*tcp_user);
+		*tcp_user = NULL;
+		return -1;
+	}
+	log_warn("tcp listeners admit every peer that reaches them as user %s (--insecure-tcp-user)",
+	         options->insecure_tcp_user);
+	return 0;
+}
+
 int daemon_run(const struct options *options)
 {
 	static struct daemon daemon;
@@ -250,6 +304,10 @@ int daemon_run(const struct options *options)
 		goto fail_loop;
 	}
 
+	struct principal *tcp_user = NULL;
+	long socket_group = -1;
+	if (resolve_identities(options, &tcp_user, &socket_group) != 0)
+		goto fail_loop;
 	const char *urls[OPTIONS_MAX_LISTEN];
 	for (size_t i = 0; i < options->listen_count; i++)
 		urls[i] = options->listen[i];
@@ -260,9 +318,13 @@ int daemon_run(const struct options *options)
 		.handler = ops_handle,
 		.pipe_closed = on_pipe_closed,
 		.context = &daemon,
+		.tcp_user = tcp_user,
+		.socket_group = socket_group,
 	};
-	char message[512];
-	if (server_start(&config, &daemon.server, message, sizeof(message)) != 0) {
+	char message[768];
+	rv = server_start(&config, &daemon.server, message, sizeof(message));
+	principal_unref(tcp_user);
+	if (rv != 0) {
 		log_error("%s", message);
 		goto fail_loop;
 	}

@@ -24,8 +24,9 @@ static const struct execargs_limit limit_table[] = {EXECARGS_LIMIT_MAP(EXECARGS_
 _Static_assert(LIMIT_TABLE_COUNT <= EXECARGS_MAX_LIMITS, "EXECARGS_MAX_LIMITS is too small");
 
 static const char *const known_names[] = {"argv", "shell", "env", "env_clear", "cwd",
-	"stdin", "capture", "kill_after", "limits"};
-#define KNOWN_NAMES_LIST "argv, shell, env, env_clear, cwd, stdin, capture, kill_after, limits"
+	"umask", "stdin", "capture", "kill_after", "limits"};
+#define KNOWN_NAMES_LIST \
+	"argv, shell, env, env_clear, cwd, umask, stdin, capture, kill_after, limits"
 
 /* Whole numbers above this lose precision in a JSON double; no rlimit needs more. */
 #define LIMIT_VALUE_MAX ((json_int_t)1 << 53)
@@ -296,6 +297,7 @@ int execargs_parse(const json_t *args, struct execargs **out, struct execargs_er
 		return refuse_memory(error);
 	parsed->capture = true;
 	parsed->kill_after = EXECARGS_DEFAULT_KILL_AFTER;
+	parsed->umask = 022;
 
 	if ((rv = argv != NULL ? parse_argv(argv, parsed, error) : parse_shell(shell, parsed, error)) != 0)
 		goto fail;
@@ -312,6 +314,15 @@ int execargs_parse(const json_t *args, struct execargs **out, struct execargs_er
 				"cwd is empty; give a directory or leave cwd out");
 			goto fail;
 		}
+	}
+	if ((value = json_object_get(args, "umask")) != NULL) {
+		if (!json_is_integer(value) || json_integer_value(value) < 0 ||
+			json_integer_value(value) > 0777) {
+			rv = refuse(error, WEFT_EBADARGS, "args.umask",
+				"umask must be an integer from 0 to 511 (0777), like 18 for 022");
+			goto fail;
+		}
+		parsed->umask = (unsigned)json_integer_value(value);
 	}
 	if ((value = json_object_get(args, "stdin")) != NULL &&
 		(rv = parse_string(value, "stdin", &parsed->stdin_data, &parsed->stdin_length, error)) != 0)

@@ -15,6 +15,8 @@
  *   env        object of strings, merged over the default environment
  *   env_clear  bool (false): start from an empty environment instead
  *   cwd        string: the directory the command runs in
+ *   umask      integer 0 to 0777 (511): the mode bits files it makes lose; default 022
+ *              (clients send their own, as a shell would pass it on)
  *   stdin      string: written to the command's standard input, then closed
  *              (without it the command reads /dev/null)
  *   capture    bool (true): keep stdout and stderr; false sends them to
@@ -83,6 +85,7 @@ struct execargs {
 	size_t env_count;
 	bool env_clear;
 	char *cwd;         /* NULL: the daemon's own working directory */
+	unsigned umask;    /* the submitter's umask (its client sends it); default 022 */
 	char *stdin_data;  /* NULL: stdin is /dev/null; may contain no NUL (JSON strings) */
 	size_t stdin_length;
 	bool capture;

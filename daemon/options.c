@@ -34,6 +34,13 @@ static const char usage[] =
 	"                       at most 4194304)\n"
 	"  --threads N          threads of the pool for blocking calls (default: 2 x workers)\n"
 	"  --log-level LEVEL    error, warn, info or debug (default info)\n"
+	"  --admin-group GROUP  members of GROUP may see, cancel and set every user's jobs and\n"
+	"                       change named queues, as root may (default: root alone)\n"
+	"  --socket-group GROUP only GROUP (and root) may reach the ipc sockets: their\n"
+	"                       directory is made root:GROUP 0750 (default: every local user)\n"
+	"  --insecure-tcp-user NAME\n"
+	"                       allow tcp:// listeners, whose peers all act as local user NAME\n"
+	"                       (never root); without it tcp:// is refused\n"
 	"  --version            print the version and exit\n"
 	"  --help               print this help and exit\n";
 
@@ -68,7 +75,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
 	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
-	       OPT_VERSION, OPT_HELP };
+	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"workers", required_argument, NULL, OPT_WORKERS},
@@ -83,6 +90,9 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"output-max", required_argument, NULL, OPT_OUTPUT_MAX},
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"admin-group", required_argument, NULL, OPT_ADMIN_GROUP},
+		{"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
+		{"insecure-tcp-user", required_argument, NULL, OPT_INSECURE_TCP_USER},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
@@ -189,6 +199,20 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 				return OPTIONS_EXIT_USAGE;
 			}
 			break;
+		case OPT_ADMIN_GROUP:
+		case OPT_SOCKET_GROUP:
+		case OPT_INSECURE_TCP_USER: {
+			char *to = option == OPT_ADMIN_GROUP    ? options->admin_group
+			           : option == OPT_SOCKET_GROUP ? options->socket_group
+			                                        : options->insecure_tcp_user;
+			if (optarg[0] == '\0' || strlen(optarg) >= sizeof(options->admin_group)) {
+				snprintf(message, size, "--%s needs a name of 1 to %zu bytes",
+				         long_options[which].name, sizeof(options->admin_group) - 1);
+				return OPTIONS_EXIT_USAGE;
+			}
+			strcpy(to, optarg);
+			break;
+		}
 		case OPT_VERSION:
 			printf("weftd %s (protocol %d)\n", PROTO_SOFTWARE_VERSION, PROTO_VERSION);
 			return OPTIONS_EXIT_OK;

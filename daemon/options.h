@@ -24,6 +24,9 @@ struct options {
 	size_t output_max;    /* bytes of stdout and of stderr kept per exec job */
 	unsigned threads;     /* thread pool size */
 	enum log_level log_level;
+	char admin_group[64];       /* --admin-group: members act on every job; "" for none */
+	char socket_group[64];      /* --socket-group: who may reach the ipc sockets; "" for all */
+	char insecure_tcp_user[64]; /* --insecure-tcp-user: what tcp peers act as; "" refuses tcp */
 };
 
 enum options_outcome { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_EXIT_USAGE };

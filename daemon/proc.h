@@ -15,8 +15,8 @@
  *   SIGKILL before the leader is reaped (the unreaped leader keeps the group
  *   id from being reused, so the kill cannot hit a stranger). A process that
  *   leaves the group (setsid) escapes; a cgroup per job would catch it.
- * - starts through posix_spawn (fast path) unless it needs an identity change
- *   or rlimits; then through fork and async-signal-safe child code
+ * - starts through posix_spawn (fast path) unless it needs an identity change,
+ *   rlimits or another umask than weftd's; then through fork and async-signal-safe child code
  *   (proc_child.h). A fork child also gets PR_SET_PDEATHSIG(SIGKILL), tied to
  *   the worker thread that forked it (workers live as long as the daemon).
  * - gets a fresh environment, never the daemon's (so no NOTIFY_SOCKET or

@@ -43,6 +43,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -83,6 +84,7 @@ struct child_plan {
 	const struct execargs_limit *limits;
 	size_t limit_count;
 	const char *cwd;               /* NULL: stay */
+	mode_t umask;                  /* the submitter's, set before chdir and exec */
 	bool switch_identity;          /* setgroups/setresgid/setresuid to the fields below */
 	uid_t uid;
 	gid_t gid;
@@ -183,6 +185,7 @@ _Noreturn static void child_run(const struct child_plan *plan, pid_t parent)
 		if (setrlimit(plan->limits[i].resource, &limit) < 0)
 			child_fail(report_fd, PROC_CHILD_STAGE_RLIMIT, errno, (int)i);
 	}
+	(void)umask(plan->umask);
 	if (plan->cwd != NULL && chdir(plan->cwd) < 0)
 		child_fail(report_fd, PROC_CHILD_STAGE_CHDIR, errno, 0);
 	if (report_fd > 3)
@@ -237,6 +240,24 @@ static int fork_child(const struct child_plan *plan, pid_t *pid)
 		return error;
 	*pid = child;
 	return 0;
+}
+
+/* weftd's own umask, which a posix_spawn child inherits. umask() can only be
+ * read by setting it, so it is read once (and put back at once); weftd never
+ * changes it afterwards. */
+static mode_t inherited_umask;
+static pthread_once_t umask_once = PTHREAD_ONCE_INIT;
+
+static void read_umask(void)
+{
+	inherited_umask = umask(022);
+	umask(inherited_umask);
+}
+
+static mode_t process_umask(void)
+{
+	pthread_once(&umask_once, read_umask);
+	return inherited_umask;
 }
 
 /* ------------------------------------------------------------- preparation */
@@ -545,6 +566,7 @@ static int spawn_forked(const struct execargs *args, const struct proc_identity 
 	plan.limits = args->limits;
 	plan.limit_count = args->limit_count;
 	plan.cwd = args->cwd;
+	plan.umask = (mode_t)args->umask;
 	if (identity != NULL && identity->switch_to) {
 		plan.switch_identity = true;
 		plan.uid = identity->uid;
@@ -580,7 +602,10 @@ int proc_child_spawn(const struct execargs *args, const struct proc_identity *id
 		rv = WEFT_ENOMEM;
 		goto done;
 	}
-	if ((identity != NULL && identity->switch_to) || args->limit_count > 0)
+	/* posix_spawn has no umask attribute: a child that needs another umask
+	 * than weftd's own is forked. */
+	if ((identity != NULL && identity->switch_to) || args->limit_count > 0 ||
+	    (mode_t)args->umask != process_umask())
 		rv = spawn_forked(args, identity, candidates, environment.entries, stdio, pid,
 			report_fd, message, message_size);
 	else

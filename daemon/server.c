@@ -75,6 +75,7 @@ struct listener {
 	char *url;
 	nng_listener listener;
 	int failures; /* main thread only */
+	bool ipc;     /* peers carry credentials; otherwise they act as tcp_user */
 };
 
 /* Who each connection is (rule 1 of principal.h), by pipe id. Filled on
@@ -97,6 +98,7 @@ struct server {
 	server_pipe_closed_fn pipe_closed;
 	void *context;
 	uid_t owner; /* a user daemon admits only this uid */
+	struct principal *tcp_user; /* a reference, or NULL; set before listening */
 
 	pthread_mutex_t pipes_lock; /* guards pipes */
 	struct pipe_entry *pipes[PIPE_BUCKETS];
@@ -296,6 +298,17 @@ static void pipe_forget(struct server *server, uint32_t pipe)
 static struct principal *principal_of_pipe(struct server *server, nng_pipe pipe)
 {
 	uint64_t uid, gid, pid;
+	/* The listener list is fixed before the first pipe can come; a listener
+	 * re-created by the guard keeps its entry. */
+	nng_listener listener = nng_pipe_listener(pipe);
+	for (size_t i = 0; i < server->listener_count; i++) {
+		const struct listener *entry = &server->listeners[i];
+		if (entry->ipc || nng_listener_id(entry->listener) != nng_listener_id(listener))
+			continue;
+		if (server->tcp_user == NULL)
+			log_warn("refused a connection on %s: it carries no credentials", entry->url);
+		return principal_ref(server->tcp_user);
+	}
 	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) != 0 ||
 	    nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_GID, &gid) != 0) {
 		log_warn("refused a connection that carries no credentials");
@@ -365,6 +378,29 @@ too_long:
 	return WEFT_EINVAL;
 }
 
+/* The socket's directory must be ours and writable by nobody else
+ * (proto_check_socket_path); with a socket group it is root:GROUP 0750. */
+static int secure_directory(const char *socket_path, long group, char *message, size_t size)
+{
+	if (group >= 0) {
+		char directory[4096];
+		snprintf(directory, sizeof(directory), "%s", socket_path);
+		char *slash = strrchr(directory, '/');
+		if (slash != NULL && slash != directory)
+			*slash = '\0';
+		struct stat st;
+		if (lstat(directory, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
+		    (chown(directory, geteuid(), (gid_t)group) != 0 || chmod(directory, 0750) != 0)) {
+			snprintf(message, size, "cannot give %s to group %ld: %s", directory, group,
+			         strerror(errno));
+			return WEFT_EINVAL;
+		}
+	}
+	if (proto_check_socket_path(socket_path, (unsigned)geteuid(), 0, 0, message, size) != 0)
+		return WEFT_EPERM;
+	return WEFT_OK;
+}
+
 /* Before listening on an ipc path: refuse a live peer, remove a stale file. */
 static int claim_ipc_path(const char *url, char *message, size_t size)
 {
@@ -426,6 +462,7 @@ int server_start(const struct server_config *config, struct server **out, char *
 	server->pipe_closed = config->pipe_closed;
 	server->context = config->context;
 	server->owner = geteuid();
+	server->tcp_user = principal_ref(config->tcp_user);
 	server->transport_max = config->max_message * PROTO_TRANSPORT_SLACK_FACTOR;
 	if ((rv = nng_rep0_open(&server->socket)) != 0) {
 		snprintf(message, size, "cannot open an nng REP socket: %s", nng_strerror(rv));
@@ -443,14 +480,30 @@ int server_start(const struct server_config *config, struct server **out, char *
 	for (size_t i = 0; i < config->url_count; i++) {
 		const char *url = config->urls[i];
 		const char *path = proto_ipc_path(url);
+		if (path == NULL && config->tcp_user == NULL) {
+			/* A transport without credentials would make every peer
+			 * anonymous, and a user's daemon every peer that user. */
+			snprintf(message, size,
+			         "refusing to listen on %s: its peers carry no credentials, so anyone "
+			         "who reaches it would act as a local user. Use ipc:// (across "
+			         "machines: ssh -L /local.sock:/run/weft/weft.sock HOST), or name the "
+			         "one user its peers act as with --insecure-tcp-user NAME",
+			         url);
+			rv = WEFT_EPERM;
+			goto fail;
+		}
 		if (path != NULL) {
-			if ((rv = make_directory(path, server->owner == 0 ? 0755 : 0700, message,
-			                         size)) != WEFT_OK)
+			mode_t mode = config->socket_group >= 0 ? 0750 : server->owner == 0 ? 0755 : 0700;
+			if ((rv = make_directory(path, mode, message, size)) != WEFT_OK)
+				goto fail;
+			if ((rv = secure_directory(path, config->socket_group, message, size)) !=
+			    WEFT_OK)
 				goto fail;
 			if ((rv = claim_ipc_path(url, message, size)) != WEFT_OK)
 				goto fail;
 		}
 		struct listener *entry = &server->listeners[i];
+		entry->ipc = path != NULL;
 		if ((rv = listen_on(server, url, &entry->listener, message, size)) != WEFT_OK)
 			goto fail;
 		entry->url = memory_strdup(url);
@@ -547,6 +600,7 @@ void server_stop(struct server *server)
 		free(server->listeners[i].url);
 	}
 	free(server->listeners);
+	principal_unref(server->tcp_user);
 	/* The socket is closed: no pipe event runs any more. */
 	for (size_t i = 0; i < PIPE_BUCKETS; i++) {
 		while (server->pipes[i] != NULL) {

@@ -36,6 +36,13 @@ struct server_config {
 	server_handler_fn handler;
 	server_pipe_closed_fn pipe_closed;
 	void *context;
+	/* Who every peer of a non-ipc listener acts as (--insecure-tcp-user): a
+	 * principal borrowed for the call (the server takes its own reference),
+	 * or NULL, when such listeners are refused. */
+	struct principal *tcp_user;
+	/* The group that may use an ipc socket's directory (--socket-group): the
+	 * directory is made 0750 root:GROUP. -1: 0755 for root, 0700 for a user. */
+	long socket_group;
 };
 
 /* Opens the socket and starts listening on every URL. For an ipc:// URL it makes

@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -36,6 +39,7 @@ static struct user alice, bob;
  * may sit in a checkout other users cannot enter. */
 static char tools[64] = "/tmp/weft-trust-XXXXXX";
 static char sender[PATH_MAX];
+static char cli[PATH_MAX];
 static char skip_reason[256];
 
 /* ---------------------------------------------------------------- users */
@@ -87,9 +91,9 @@ static bool copy_file(const char *from, const char *to)
 
 /* ------------------------------------------------------------ as a user */
 
-/* Sends `request` to url as `user` (NULL: as root) and returns the parsed
- * reply (new reference); fails the test when none comes. */
-static json_t *call_as(const struct user *user, const char *url, const char *request)
+/* Runs argv as `user` (NULL: as root) with stdout and stderr into out[size]
+ * (NUL-terminated); returns the exit status (-1: killed). */
+static int run_as(const struct user *user, char *const argv[], char *out, size_t size)
 {
 	int ends[2];
 	ck_assert_int_eq(pipe2(ends, O_CLOEXEC), 0);
@@ -97,34 +101,43 @@ static json_t *call_as(const struct user *user, const char *url, const char *req
 	ck_assert_int_ge(child, 0);
 	if (child == 0) {
 		dup2(ends[1], STDOUT_FILENO);
+		dup2(ends[1], STDERR_FILENO);
 		/* Raw calls: the test process has nng's threads, and glibc's
 		 * wrappers would try to change theirs too. */
 		if (user != NULL && (syscall(SYS_setgroups, 1, &user->gid) != 0 ||
 		                     syscall(SYS_setresgid, user->gid, user->gid, user->gid) != 0 ||
 		                     syscall(SYS_setresuid, user->uid, user->uid, user->uid) != 0))
-			_exit(3);
-		execl(sender, sender, url, request, (char *)NULL);
-		_exit(4);
+			_exit(125);
+		execv(argv[0], argv);
+		_exit(126);
 	}
 	close(ends[1]);
-	char buffer[65536];
 	size_t used = 0;
 	ssize_t got;
-	while (used < sizeof(buffer) - 1 &&
-	       (got = read(ends[0], buffer + used, sizeof(buffer) - 1 - used)) != 0) {
+	while (used < size - 1 && (got = read(ends[0], out + used, size - 1 - used)) != 0) {
 		if (got < 0 && errno == EINTR)
 			continue;
 		ck_assert_int_gt(got, 0);
 		used += (size_t)got;
 	}
+	out[used] = '\0';
 	close(ends[0]);
 	int status;
 	ck_assert_int_eq(waitpid(child, &status, 0), child);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	              "wire_send as %s failed (status %d) for %s", user ? user->name : "root",
-	              status, request);
-	json_t *reply = json_loadb(buffer, used, 0, NULL);
-	ck_assert_msg(reply != NULL, "not JSON: %.*s", (int)used, buffer);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Sends `request` to url as `user` (NULL: as root) and returns the parsed
+ * reply (new reference); fails the test when none comes. */
+static json_t *call_as(const struct user *user, const char *url, const char *request)
+{
+	static char buffer[65536];
+	char *argv[] = {sender, (char *)url, (char *)request, NULL};
+	int status = run_as(user, argv, buffer, sizeof(buffer));
+	ck_assert_msg(status == 0, "wire_send as %s failed (status %d) for %s: %s",
+	              user ? user->name : "root", status, request, buffer);
+	json_t *reply = json_loads(buffer, 0, NULL);
+	ck_assert_msg(reply != NULL, "not JSON: %s", buffer);
 	return reply;
 }
 
@@ -369,6 +382,142 @@ START_TEST(queues_are_changed_only_by_root)
 }
 END_TEST
 
+
+/* Starts weftd with argv (after the binary) expecting it to refuse: returns
+ * its exit status, with what it logged in out[size]. */
+static int weftd_refuses(const char *const *args, char *out, size_t size)
+{
+	char *argv[16];
+	size_t argc = 0;
+	argv[argc++] = getenv("WEFTD");
+	for (size_t i = 0; args[i] != NULL && argc < 15; i++)
+		argv[argc++] = (char *)args[i];
+	argv[argc] = NULL;
+	return run_as(NULL, argv, out, size);
+}
+
+START_TEST(plain_tcp_is_refused_at_start)
+{
+	char log[8192];
+	const char *const args[] = {"--listen", "tcp://127.0.0.1:0", NULL};
+	ck_assert_int_ne(weftd_refuses(args, log, sizeof(log)), 0);
+	ck_assert_msg(strstr(log, "refusing to listen on tcp://127.0.0.1:0") != NULL &&
+	                      strstr(log, "--insecure-tcp-user") != NULL,
+	              "%s", log);
+	const char *const as_root[] = {"--listen", "tcp://127.0.0.1:0", "--insecure-tcp-user",
+	                               "root", NULL};
+	ck_assert_int_ne(weftd_refuses(as_root, log, sizeof(log)), 0);
+	ck_assert_msg(strstr(log, "never as root") != NULL, "%s", log);
+}
+END_TEST
+
+/* A free loopback port (another program could take it before weftd does;
+ * on a test machine nothing does). */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t length = sizeof(address);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&address, sizeof(address)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&address, &length), 0);
+	close(fd);
+	return ntohs(address.sin_port);
+}
+
+START_TEST(an_insecure_tcp_peer_acts_as_the_named_user_only)
+{
+	fixture tcp;
+	char url[64];
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", free_port());
+	const char *const args[] = {"--listen", url, "--insecure-tcp-user", alice.name, NULL};
+	fixture_start(&tcp, args);
+	/* Even root's process, over tcp, is alice. */
+	json_t *reply = call_as(NULL, url,
+	                        "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"argv\":[\"id\",\"-u\"]},"
+	                        "\"wait\":30}");
+	ck_assert_int_eq(uid_printed(reply), alice.uid);
+	json_decref(reply);
+	reply = call_as(NULL, url, "{\"op\":\"queue.set\",\"name\":\"q\",\"max\":1}");
+	ck_assert_str_eq(code_of(reply), "permission_denied");
+	json_decref(reply);
+	fixture_stop(&tcp);
+}
+END_TEST
+
+START_TEST(an_admin_group_member_acts_on_every_job)
+{
+	fixture admin;
+	/* useradd --user-group gave alice a group of her name. */
+	const char *const args[] = {"--admin-group", alice.name, NULL};
+	fixture_start(&admin, args);
+	ck_assert_int_eq(chmod(admin.directory, 0755), 0);
+	json_t *theirs = call_as(&bob, admin.url, "{\"op\":\"future.new\"}");
+	char request[128];
+	snprintf(request, sizeof(request), "{\"op\":\"future.set\",\"id\":%lld,\"result\":7}",
+	         (long long)integer_at(theirs, "id", NULL));
+	json_t *reply = call_as(&alice, admin.url, request);
+	ck_assert_str_eq(code_of(reply), "ok");
+	json_decref(reply);
+	reply = call_as(&alice, admin.url, "{\"op\":\"list\"}");
+	ck_assert_int_eq(json_array_size(json_object_get(reply, "jobs")), 1);
+	json_decref(reply);
+	json_decref(theirs);
+	fixture_stop(&admin);
+}
+END_TEST
+
+START_TEST(a_squatted_socket_directory_is_refused)
+{
+	/* bob makes a world-writable directory where alice's socket would go. */
+	char directory[64], url[128], log[8192];
+	snprintf(directory, sizeof(directory), "/tmp/weft-squat-%d", (int)getpid());
+	ck_assert_int_eq(mkdir(directory, 0700), 0);
+	ck_assert_int_eq(chown(directory, bob.uid, bob.gid), 0);
+	ck_assert_int_eq(chmod(directory, 0777), 0);
+	snprintf(url, sizeof(url), "ipc://%s/weft.sock", directory);
+	/* The daemon will not listen there... */
+	const char *const args[] = {"--listen", url, NULL};
+	ck_assert_int_ne(weftd_refuses(args, log, sizeof(log)), 0);
+	ck_assert_msg(strstr(log, "belongs to uid") != NULL, "%s", log);
+	/* ...and alice's client will not send it her requests. */
+	char *ping[] = {cli, (char *)"--url", url, (char *)"ping", NULL};
+	ck_assert_int_ne(run_as(&alice, ping, log, sizeof(log)), 0);
+	ck_assert_msg(strstr(log, "refusing to connect") != NULL, "%s", log);
+	/* Owned by alice but writable by others: refused too. */
+	ck_assert_int_eq(chown(directory, alice.uid, alice.gid), 0);
+	ck_assert_int_ne(run_as(&alice, ping, log, sizeof(log)), 0);
+	ck_assert_msg(strstr(log, "writable by other users") != NULL, "%s", log);
+	rmdir(directory);
+}
+END_TEST
+
+START_TEST(a_job_gets_the_submitters_umask)
+{
+	char path[256], request[512];
+	static const struct {
+		int umask;
+		unsigned mode;
+	} cases[] = {{077, 0600}, {022, 0644}, {002, 0664}};
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/made-%zu", weftd.directory, i);
+		snprintf(request, sizeof(request),
+		         "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"argv\":[\"touch\",\"%s\"],"
+		         "\"umask\":%d},\"wait\":30}",
+		         path, cases[i].umask);
+		ck_assert_int_eq(chmod(weftd.directory, 0777), 0);
+		json_t *reply = call_as(&alice, weftd.url, request);
+		ck_assert_str_eq(json_string_value(json_object_get(reply, "state")), "done");
+		json_decref(reply);
+		struct stat st;
+		ck_assert_int_eq(stat(path, &st), 0);
+		ck_assert_uint_eq(st.st_uid, alice.uid);
+		ck_assert_uint_eq(st.st_mode & 0777, cases[i].mode);
+		unlink(path);
+	}
+	ck_assert_int_eq(chmod(weftd.directory, 0755), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ main */
 
 static void prepare(void)
@@ -395,6 +544,11 @@ static void prepare(void)
 		snprintf(skip_reason, sizeof(skip_reason), "cannot copy %s", built);
 		return;
 	}
+	snprintf(cli, sizeof(cli), "%s/weft", tools);
+	if (getenv("WEFT_CLI") == NULL || !copy_file(getenv("WEFT_CLI"), cli)) {
+		snprintf(skip_reason, sizeof(skip_reason), "cannot copy the CLI ($WEFT_CLI)");
+		return;
+	}
 	if (!make_user(&alice, "a") || !make_user(&bob, "b"))
 		snprintf(skip_reason, sizeof(skip_reason), "useradd failed");
 }
@@ -405,6 +559,8 @@ static void clean_up(void)
 	remove_user(&bob);
 	if (sender[0] != '\0')
 		unlink(sender);
+	if (cli[0] != '\0')
+		unlink(cli);
 	rmdir(tools);
 }
 
@@ -427,6 +583,11 @@ int main(void)
 		a_stranger_can_neither_see_nor_touch_a_job,
 		a_future_is_set_only_by_its_maker,
 		queues_are_changed_only_by_root,
+		plain_tcp_is_refused_at_start,
+		an_insecure_tcp_peer_acts_as_the_named_user_only,
+		an_admin_group_member_acts_on_every_job,
+		a_squatted_socket_directory_is_refused,
+		a_job_gets_the_submitters_umask,
 	};
 	size_t count = sizeof(tests) / sizeof(tests[0]);
 	for (size_t i = 0; i < count; i++)
