@@ -32,7 +32,7 @@ PKGS := libevent libevent_pthreads jansson check nettle jemalloc
 
 # Install what is missing before anything asks pkg-config (see scripts/deps.sh).
 ifeq ($(filter clean deps help format,$(MAKECMDGOALS)),)
-ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && test -f /usr/include/nng/nng.h && echo ok),ok)
+ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && test -f /usr/include/nng/nng.h && command -v openssl >/dev/null && test -x /usr/sbin/useradd && echo ok),ok)
 $(info weft: some build dependencies are missing; running scripts/deps.sh)
 DEPS_STATUS := $(shell scripts/deps.sh build >&2; echo $$?)
 ifneq ($(DEPS_STATUS),0)
@@ -80,7 +80,7 @@ $(BUILD)/pic/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -fPIC -MMD -MP -c -o $@ $<
 
 # Code shared by weftd and libweft: the error table.
-PROTO_SRCS := proto/error.c proto/url.c
+PROTO_SRCS := proto/error.c proto/url.c proto/tls.c
 
 include $(sort $(wildcard mk/*.mk))
 

@@ -50,11 +50,21 @@ typedef struct cli_command {
 
 /* Long-option values of the global options; subcommands put CLI_GLOBAL_OPTIONS
  * at the end of their option table and pass unknown values to cli_common_option. */
-enum { CLI_OPTION_URL = 1000, CLI_OPTION_JSON, CLI_OPTION_HELP };
+enum {
+	CLI_OPTION_URL = 1000,
+	CLI_OPTION_JSON,
+	CLI_OPTION_HELP,
+	CLI_OPTION_TLS_CERT,
+	CLI_OPTION_TLS_KEY,
+	CLI_OPTION_TLS_CA
+};
 #define CLI_GLOBAL_OPTIONS                                                                 \
 	{"url", required_argument, NULL, CLI_OPTION_URL},                                  \
 		{"json", no_argument, NULL, CLI_OPTION_JSON},                              \
-		{"help", no_argument, NULL, CLI_OPTION_HELP}, {NULL, 0, NULL, 0}
+		{"help", no_argument, NULL, CLI_OPTION_HELP},                              \
+		{"tls-cert", required_argument, NULL, CLI_OPTION_TLS_CERT},                \
+		{"tls-key", required_argument, NULL, CLI_OPTION_TLS_KEY},                  \
+		{"tls-ca", required_argument, NULL, CLI_OPTION_TLS_CA}, {NULL, 0, NULL, 0}
 
 /* What cli_common_option returns when the command's option loop goes on; no
  * exit code is negative. */

@@ -31,6 +31,10 @@ static void print_main_help(FILE *stream)
 	        "  --url URL   the daemon to talk to (default: $WEFT_URL, else your own\n"
 	        "              daemon's socket, else ipc:///run/weft/weft.sock)\n"
 	        "  --json      print one JSON document on stdout, for scripts\n"
+	        "  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
+	        "              for a tls+tcp://HOST:PORT URL: your certificate and key, and\n"
+	        "              the CA weftd's certificate must be signed by (default:\n"
+	        "              $WEFT_TLS_CERT, $WEFT_TLS_KEY, $WEFT_TLS_CA)\n"
 	        "  --help      this text; 'weft COMMAND --help' explains a command\n"
 	        "  --version   the version of weft\n"
 	        "\nexit codes:\n"
@@ -66,6 +70,15 @@ int cli_usage_error(const cli_command *command, const char *format, ...)
 	return CLI_EXIT_USAGE;
 }
 
+/* libweft reads the files of a tls+tcp:// connection from the environment. */
+static void cli_set_tls_file(int option, const char *path)
+{
+	setenv(option == CLI_OPTION_TLS_CERT  ? "WEFT_TLS_CERT"
+	       : option == CLI_OPTION_TLS_KEY ? "WEFT_TLS_KEY"
+	                                      : "WEFT_TLS_CA",
+	       path, 1);
+}
+
 int cli_common_option(const cli_command *command, cli_globals *globals, int option, int argc,
                       char **argv)
 {
@@ -79,6 +92,11 @@ int cli_common_option(const cli_command *command, cli_globals *globals, int opti
 	case CLI_OPTION_HELP:
 		cli_print_command_help(command);
 		return CLI_EXIT_OK;
+	case CLI_OPTION_TLS_CERT:
+	case CLI_OPTION_TLS_KEY:
+	case CLI_OPTION_TLS_CA:
+		cli_set_tls_file(option, optarg);
+		return CLI_OPTION_HANDLED;
 	default: {
 		/* getopt has stepped past the faulty word. */
 		const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
@@ -125,6 +143,11 @@ int main(int argc, char **argv)
 		case CLI_OPTION_HELP:
 			print_main_help(stdout);
 			return CLI_EXIT_OK;
+		case CLI_OPTION_TLS_CERT:
+		case CLI_OPTION_TLS_KEY:
+		case CLI_OPTION_TLS_CA:
+			cli_set_tls_file(option, optarg);
+			break;
 		case 'V':
 			printf("weft %s (protocol %d)\n", PROTO_SOFTWARE_VERSION, PROTO_VERSION);
 			return CLI_EXIT_OK;

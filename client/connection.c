@@ -27,15 +27,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 
 #include "client/allocator.h"
 #include "client/json_check.h"
 #include "client/last_error.h"
 #include "proto/proto.h"
+#include "proto/tls.h"
 #include "proto/url.h"
 
 #define SEND_TIMEOUT_MS 10000
@@ -369,6 +372,39 @@ static int check_ping(weft_client *client)
 	return WEFT_OK;
 }
 
+/* A tls+tcp:// dialer shows our certificate and checks weftd's against the
+ * CA and the URL's host: WEFT_TLS_CERT, WEFT_TLS_KEY, WEFT_TLS_CA (the CLI's
+ * --tls-cert, --tls-key, --tls-ca set them). */
+static int tls_setup(weft_client *client)
+{
+	const char *cert = getenv("WEFT_TLS_CERT"), *key = getenv("WEFT_TLS_KEY"),
+		   *ca = getenv("WEFT_TLS_CA");
+	if (cert == NULL || key == NULL || ca == NULL || !cert[0] || !key[0] || !ca[0])
+		return last_error_set(WEFT_EINVAL,
+		                      "%s needs a client certificate: set WEFT_TLS_CERT, WEFT_TLS_KEY "
+		                      "and WEFT_TLS_CA (or give weft --tls-cert, --tls-key, --tls-ca)",
+		                      client->url);
+	/* The host: after "://", up to the port's colon (or inside [ ]). */
+	char host[256] = "";
+	const char *start = strstr(client->url, "://") + 3;
+	const char *end = *start == '[' ? strchr(start, ']') : strrchr(start, ':');
+	if (*start == '[')
+		start++;
+	if (end != NULL && end > start && (size_t)(end - start) < sizeof(host))
+		memcpy(host, start, (size_t)(end - start));
+	char message[512];
+	nng_tls_config *config;
+	if (proto_tls_config(false, cert, key, ca, host[0] != '\0' ? host : NULL, &config, message,
+	                     sizeof(message)) != 0)
+		return last_error_set(WEFT_EINVAL, "%s", message);
+	int rv = nng_dialer_set_ptr(client->dialer, NNG_OPT_TLS_CONFIG, config);
+	nng_tls_config_free(config); /* the dialer holds its own reference */
+	if (rv != 0)
+		return last_error_set(WEFT_EINTERNAL, "cannot use TLS for %s: %s", client->url,
+		                      nng_strerror(rv));
+	return WEFT_OK;
+}
+
 static int dial(weft_client *client)
 {
 	int rv;
@@ -399,6 +435,8 @@ static int dial(weft_client *client)
 		                    client->url, nng_strerror(rv));
 		goto fail;
 	}
+	if (proto_tls_url(client->url) && (rv = tls_setup(client)) != WEFT_OK)
+		goto fail;
 	/* Flags 0: block until the first connection is made, so that "no daemon"
 	 * is an error now rather than a hang later. */
 	if ((rv = nng_dialer_start(client->dialer, 0)) != 0) {

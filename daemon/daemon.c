@@ -224,8 +224,27 @@ static long group_id(const char *option, const char *name)
 /* The names the operator gave (--admin-group, --socket-group,
  * --insecure-tcp-user) as ids and a principal. Returns 0, or -1 with the
  * reason logged. Main thread, before listening. */
+/* The principal a mapped listener's peers act as (--insecure-tcp-user,
+ * --tls-user): an ordinary local user, never root, and on a user's daemon only
+ * that user. NULL with the reason logged. Main thread. */
+static struct principal *mapped_user(const char *option, const char *name)
+{
+	struct principal *user = principal_for_user(name);
+	if (user == NULL) {
+		log_error("--%s: no user '%s' on this machine", option, name);
+		return NULL;
+	}
+	if (user->uid == 0 || (geteuid() != 0 && user->uid != geteuid())) {
+		log_error("--%s %s: remote peers may act as an ordinary user, never as root%s", option,
+		          name, geteuid() != 0 ? ", and a user's daemon only as its own user" : "");
+		principal_unref(user);
+		return NULL;
+	}
+	return user;
+}
+
 static int resolve_identities(const struct options *options, struct principal **tcp_user,
-                              long *socket_group)
+                              struct principal **tls_user, long *socket_group)
 {
 	if (options->admin_group[0] != '\0') {
 		long gid = group_id("admin-group", options->admin_group);
@@ -236,23 +255,13 @@ static int resolve_identities(const struct options *options, struct principal **
 	if (options->socket_group[0] != '\0' &&
 	    (*socket_group = group_id("socket-group", options->socket_group)) < 0)
 		return -1;
+	if (options->tls_user[0] != '\0' &&
+	    (*tls_user = mapped_user("tls-user", options->tls_user)) == NULL)
+		return -1;
 	if (options->insecure_tcp_user[0] == '\0')
 		return 0;
-	*tcp_user = principal_for_user(options->insecure_tcp_user);
-	if (*tcp_user == NULL) {
-		log_error("--insecure-tcp-user: no user '%s' on this machine",
-		          options->insecure_tcp_user);
+	if ((*tcp_user = mapped_user("insecure-tcp-user", options->insecure_tcp_user)) == NULL)
 		return -1;
-	}
-	if ((*tcp_user)->uid == 0 || (geteuid() != 0 && (*tcp_user)->uid != geteuid())) {
-		log_error("--insecure-tcp-user %s: tcp peers may act as an ordinary user, never as "
-		          "root%s",
-		          options->insecure_tcp_user,
-		          geteuid() != 0 ? ", and a user's daemon only as its own user" : "");
-		principal_unref(*tcp_user);
-		*tcp_user = NULL;
-		return -1;
-	}
 	log_warn("tcp listeners admit every peer that reaches them as user %s (--insecure-tcp-user)",
 	         options->insecure_tcp_user);
 	return 0;
@@ -304,10 +313,12 @@ int daemon_run(const struct options *options)
 		goto fail_loop;
 	}
 
-	struct principal *tcp_user = NULL;
+	struct principal *tcp_user = NULL, *tls_user = NULL;
 	long socket_group = -1;
-	if (resolve_identities(options, &tcp_user, &socket_group) != 0)
+	if (resolve_identities(options, &tcp_user, &tls_user, &socket_group) != 0) {
+		principal_unref(tls_user);
 		goto fail_loop;
+	}
 	const char *urls[OPTIONS_MAX_LISTEN];
 	for (size_t i = 0; i < options->listen_count; i++)
 		urls[i] = options->listen[i];
@@ -319,11 +330,16 @@ int daemon_run(const struct options *options)
 		.pipe_closed = on_pipe_closed,
 		.context = &daemon,
 		.tcp_user = tcp_user,
+		.tls_user = tls_user,
+		.tls_cert = options->tls_cert[0] != '\0' ? options->tls_cert : NULL,
+		.tls_key = options->tls_key[0] != '\0' ? options->tls_key : NULL,
+		.tls_ca = options->tls_ca[0] != '\0' ? options->tls_ca : NULL,
 		.socket_group = socket_group,
 	};
 	char message[768];
 	rv = server_start(&config, &daemon.server, message, sizeof(message));
 	principal_unref(tcp_user);
+	principal_unref(tls_user);
 	if (rv != 0) {
 		log_error("%s", message);
 		goto fail_loop;

@@ -41,6 +41,10 @@ static const char usage[] =
 	"  --insecure-tcp-user NAME\n"
 	"                       allow tcp:// listeners, whose peers all act as local user NAME\n"
 	"                       (never root); without it tcp:// is refused\n"
+	"  --tls-cert FILE, --tls-key FILE, --tls-ca FILE, --tls-user NAME\n"
+	"                       for tls+tcp://HOST:PORT listeners: weftd's certificate and key,\n"
+	"                       the CA every client certificate must be signed by, and the\n"
+	"                       local user (never root) those clients act as\n"
 	"  --version            print the version and exit\n"
 	"  --help               print this help and exit\n";
 
@@ -75,7 +79,8 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
 	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
-	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_VERSION, OPT_HELP };
+	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
+	       OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"workers", required_argument, NULL, OPT_WORKERS},
@@ -93,6 +98,10 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"admin-group", required_argument, NULL, OPT_ADMIN_GROUP},
 		{"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
 		{"insecure-tcp-user", required_argument, NULL, OPT_INSECURE_TCP_USER},
+		{"tls-user", required_argument, NULL, OPT_TLS_USER},
+		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+		{"tls-ca", required_argument, NULL, OPT_TLS_CA},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
@@ -201,13 +210,24 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			break;
 		case OPT_ADMIN_GROUP:
 		case OPT_SOCKET_GROUP:
-		case OPT_INSECURE_TCP_USER: {
-			char *to = option == OPT_ADMIN_GROUP    ? options->admin_group
-			           : option == OPT_SOCKET_GROUP ? options->socket_group
-			                                        : options->insecure_tcp_user;
-			if (optarg[0] == '\0' || strlen(optarg) >= sizeof(options->admin_group)) {
-				snprintf(message, size, "--%s needs a name of 1 to %zu bytes",
-				         long_options[which].name, sizeof(options->admin_group) - 1);
+		case OPT_INSECURE_TCP_USER:
+		case OPT_TLS_USER:
+		case OPT_TLS_CERT:
+		case OPT_TLS_KEY:
+		case OPT_TLS_CA: {
+			char *to = option == OPT_ADMIN_GROUP         ? options->admin_group
+			           : option == OPT_SOCKET_GROUP      ? options->socket_group
+			           : option == OPT_INSECURE_TCP_USER ? options->insecure_tcp_user
+			           : option == OPT_TLS_USER          ? options->tls_user
+			           : option == OPT_TLS_CERT          ? options->tls_cert
+			           : option == OPT_TLS_KEY           ? options->tls_key
+			                                             : options->tls_ca;
+			size_t room = option >= OPT_TLS_CERT ? sizeof(options->tls_cert)
+			                                     : sizeof(options->admin_group);
+			if (optarg[0] == '\0' || strlen(optarg) >= room) {
+				snprintf(message, size, "--%s needs a %s of 1 to %zu bytes",
+				         long_options[which].name, option >= OPT_TLS_CERT ? "path" : "name",
+				         room - 1);
 				return OPTIONS_EXIT_USAGE;
 			}
 			strcpy(to, optarg);

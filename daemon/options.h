@@ -27,6 +27,10 @@ struct options {
 	char admin_group[64];       /* --admin-group: members act on every job; "" for none */
 	char socket_group[64];      /* --socket-group: who may reach the ipc sockets; "" for all */
 	char insecure_tcp_user[64]; /* --insecure-tcp-user: what tcp peers act as; "" refuses tcp */
+	char tls_user[64];          /* --tls-user: what verified tls+tcp peers act as */
+	char tls_cert[512];         /* --tls-cert, --tls-key, --tls-ca: PEM files; "" for none */
+	char tls_key[512];
+	char tls_ca[512];
 };
 
 enum options_outcome { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_EXIT_USAGE };

@@ -24,6 +24,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@
 #include "daemon/probe.h"
 #include "daemon/writer.h"
 #include "proto/proto.h"
+#include "proto/tls.h"
 #include "proto/url.h"
 #include "weft/error.h"
 
@@ -75,7 +77,8 @@ struct listener {
 	char *url;
 	nng_listener listener;
 	int failures; /* main thread only */
-	bool ipc;     /* peers carry credentials; otherwise they act as tcp_user */
+	bool ipc;     /* peers carry credentials; otherwise they act as `mapped` */
+	struct principal *mapped; /* borrowed from the server: tcp_user or tls_user */
 };
 
 /* Who each connection is (rule 1 of principal.h), by pipe id. Filled on
@@ -99,6 +102,8 @@ struct server {
 	void *context;
 	uid_t owner; /* a user daemon admits only this uid */
 	struct principal *tcp_user; /* a reference, or NULL; set before listening */
+	struct principal *tls_user; /* a reference, or NULL; set before listening */
+	nng_tls_config *tls;        /* for tls+tcp:// listeners, or NULL; a reference */
 
 	pthread_mutex_t pipes_lock; /* guards pipes */
 	struct pipe_entry *pipes[PIPE_BUCKETS];
@@ -305,9 +310,11 @@ static struct principal *principal_of_pipe(struct server *server, nng_pipe pipe)
 		const struct listener *entry = &server->listeners[i];
 		if (entry->ipc || nng_listener_id(entry->listener) != nng_listener_id(listener))
 			continue;
-		if (server->tcp_user == NULL)
+		/* A tls listener only gets here with a verified client certificate
+		 * (NNG_TLS_AUTH_MODE_REQUIRED). */
+		if (entry->mapped == NULL)
 			log_warn("refused a connection on %s: it carries no credentials", entry->url);
-		return principal_ref(server->tcp_user);
+		return principal_ref(entry->mapped);
 	}
 	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) != 0 ||
 	    nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_GID, &gid) != 0) {
@@ -378,6 +385,26 @@ too_long:
 	return WEFT_EINVAL;
 }
 
+/* The TLS configuration every tls+tcp:// listener shares, made for the first. */
+static int tls_setup(struct server *server, const struct server_config *config, const char *url,
+                     char *message, size_t size)
+{
+	if (server->tls != NULL)
+		return WEFT_OK;
+	if (config->tls_user == NULL || config->tls_cert == NULL || config->tls_key == NULL ||
+	    config->tls_ca == NULL) {
+		snprintf(message, size,
+		         "%s needs --tls-cert FILE, --tls-key FILE, --tls-ca FILE (the CA that signs "
+		         "client certificates) and --tls-user NAME (the local user its clients act as)",
+		         url);
+		return WEFT_EINVAL;
+	}
+	if (proto_tls_config(true, config->tls_cert, config->tls_key, config->tls_ca, NULL,
+	                     &server->tls, message, size) != 0)
+		return WEFT_EINVAL;
+	return WEFT_OK;
+}
+
 /* The socket's directory must be ours and writable by nobody else
  * (proto_check_socket_path); with a socket group it is root:GROUP 0750. */
 static int secure_directory(const char *socket_path, long group, char *message, size_t size)
@@ -441,6 +468,8 @@ static int listen_on(struct server *server, const char *url, nng_listener *out, 
 		 * world-searchable); a user daemon's sits in a 0700 directory. */
 		rv = nng_listener_set_int(listener, NNG_OPT_IPC_PERMISSIONS,
 		                          server->owner == 0 ? 0666 : 0600);
+	if (rv == 0 && proto_tls_url(url))
+		rv = nng_listener_set_ptr(listener, NNG_OPT_TLS_CONFIG, server->tls);
 	if (rv == 0)
 		rv = nng_listener_start(listener, 0);
 	if (rv != 0) {
@@ -463,6 +492,7 @@ int server_start(const struct server_config *config, struct server **out, char *
 	server->context = config->context;
 	server->owner = geteuid();
 	server->tcp_user = principal_ref(config->tcp_user);
+	server->tls_user = principal_ref(config->tls_user);
 	server->transport_max = config->max_message * PROTO_TRANSPORT_SLACK_FACTOR;
 	if ((rv = nng_rep0_open(&server->socket)) != 0) {
 		snprintf(message, size, "cannot open an nng REP socket: %s", nng_strerror(rv));
@@ -480,7 +510,10 @@ int server_start(const struct server_config *config, struct server **out, char *
 	for (size_t i = 0; i < config->url_count; i++) {
 		const char *url = config->urls[i];
 		const char *path = proto_ipc_path(url);
-		if (path == NULL && config->tcp_user == NULL) {
+		bool tls = proto_tls_url(url);
+		if (tls && (rv = tls_setup(server, config, url, message, size)) != WEFT_OK)
+			goto fail;
+		if (path == NULL && !tls && config->tcp_user == NULL) {
 			/* A transport without credentials would make every peer
 			 * anonymous, and a user's daemon every peer that user. */
 			snprintf(message, size,
@@ -504,6 +537,7 @@ int server_start(const struct server_config *config, struct server **out, char *
 		}
 		struct listener *entry = &server->listeners[i];
 		entry->ipc = path != NULL;
+		entry->mapped = path != NULL ? NULL : tls ? server->tls_user : server->tcp_user;
 		if ((rv = listen_on(server, url, &entry->listener, message, size)) != WEFT_OK)
 			goto fail;
 		entry->url = memory_strdup(url);
@@ -601,6 +635,9 @@ void server_stop(struct server *server)
 	}
 	free(server->listeners);
 	principal_unref(server->tcp_user);
+	principal_unref(server->tls_user);
+	if (server->tls != NULL)
+		nng_tls_config_free(server->tls);
 	/* The socket is closed: no pipe event runs any more. */
 	for (size_t i = 0; i < PIPE_BUCKETS; i++) {
 		while (server->pipes[i] != NULL) {

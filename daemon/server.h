@@ -40,6 +40,13 @@ struct server_config {
 	 * principal borrowed for the call (the server takes its own reference),
 	 * or NULL, when such listeners are refused. */
 	struct principal *tcp_user;
+	/* tls+tcp:// listeners (--tls-*): their peers must show a certificate
+	 * signed by tls_ca, and then act as tls_user (borrowed like tcp_user;
+	 * NULL: such listeners are refused). PEM file paths, read at start. */
+	struct principal *tls_user;
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_ca;
 	/* The group that may use an ipc socket's directory (--socket-group): the
 	 * directory is made 0750 root:GROUP. -1: 0755 for root, 0700 for a user. */
 	long socket_group;

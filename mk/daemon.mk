@@ -115,7 +115,7 @@ CHECK_PROGS += $(BUILD)/tests/check_gather
 
 # Trust between local users (issue 8): throwaway users drive a root weftd
 # through wire_send, a one-request nng client they can run.
-$(BUILD)/tests/helpers/wire_send: $(BUILD)/tests/helpers/wire_send.o
+$(BUILD)/tests/helpers/wire_send: $(BUILD)/tests/helpers/wire_send.o $(BUILD)/proto/tls.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(NNG_LIBS)
 $(BUILD)/tests/check_trust: $(BUILD)/tests/check_trust.o $(BUILD)/tests/fixture.o \
 		$(BUILD)/tests/wire.o | $(BUILD)/tests/helpers/wire_send

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +47,9 @@ static char skip_reason[256];
 
 static int run_quietly(const char *command)
 {
-	char line[512];
-	snprintf(line, sizeof(line), "{ %s; } >/dev/null 2>&1", command);
+	char line[4096];
+	if (snprintf(line, sizeof(line), "{ %s; } >/dev/null 2>&1", command) >= (int)sizeof(line))
+		return -1; /* also called outside tests, where ck_assert cannot run */
 	return system(line);
 }
 
@@ -518,6 +520,136 @@ START_TEST(a_job_gets_the_submitters_umask)
 }
 END_TEST
 
+
+/* A CA, weftd's certificate (CN localhost) and a client's signed by it, and a
+ * second CA with a client of its own, in dir. */
+static void make_certificates(const char *dir)
+{
+	char command[2048];
+	snprintf(command, sizeof(command),
+	         "cd '%s' && for ca in ca other; do "
+	         "openssl req -x509 -newkey rsa:2048 -nodes -keyout $ca.key -out $ca.pem -days 2 "
+	         "-subj \"/CN=weft test $ca\" || exit 1; done; "
+	         "for pair in server:ca:localhost client:ca:client stranger:other:stranger; do "
+	         "name=${pair%%%%:*}; rest=${pair#*:}; ca=${rest%%%%:*}; cn=${rest#*:}; "
+	         "openssl req -newkey rsa:2048 -nodes -keyout $name.key -out $name.csr "
+	         "-subj /CN=$cn && openssl x509 -req -in $name.csr -CA $ca.pem -CAkey $ca.key "
+	         "-CAcreateserial -out $name.pem -days 2 || exit 1; done",
+	         dir);
+	ck_assert_msg(run_quietly(command) == 0, "openssl could not make the test certificates");
+}
+
+static void use_certificate(const char *dir, const char *name)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s.pem", dir, name);
+	setenv("WEFT_TLS_CERT", path, 1);
+	snprintf(path, sizeof(path), "%s/%s.key", dir, name);
+	setenv("WEFT_TLS_KEY", path, 1);
+	snprintf(path, sizeof(path), "%s/ca.pem", dir);
+	setenv("WEFT_TLS_CA", path, 1);
+}
+
+START_TEST(tls_clients_need_a_certificate_from_the_ca)
+{
+	char dir[64] = "/tmp/weft-tls-XXXXXX", listen[64], url[64], server[3][128], log[8192];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	make_certificates(dir);
+	int port = free_port();
+	snprintf(listen, sizeof(listen), "tls+tcp://127.0.0.1:%d", port);
+	snprintf(url, sizeof(url), "tls+tcp://localhost:%d", port);
+	snprintf(server[0], sizeof(server[0]), "%s/server.pem", dir);
+	snprintf(server[1], sizeof(server[1]), "%s/server.key", dir);
+	snprintf(server[2], sizeof(server[2]), "%s/ca.pem", dir);
+	/* Without a user to map to, a tls listener is refused. */
+	const char *const unmapped[] = {"--listen", listen, "--tls-cert", server[0], "--tls-key",
+	                                server[1], "--tls-ca", server[2], NULL};
+	ck_assert_int_ne(weftd_refuses(unmapped, log, sizeof(log)), 0);
+	ck_assert_msg(strstr(log, "--tls-user NAME") != NULL, "%s", log);
+
+	fixture tls;
+	const char *const args[] = {"--listen", listen, "--tls-cert", server[0], "--tls-key",
+	                            server[1], "--tls-ca", server[2], "--tls-user", alice.name,
+	                            NULL};
+	fixture_start(&tls, args);
+	static const char request[] =
+		"{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"argv\":[\"id\",\"-u\"]},\"wait\":30}";
+	/* A certificate from the CA: the peer is alice, even from root's process. */
+	use_certificate(dir, "client");
+	json_t *reply = call_as(NULL, url, request);
+	ck_assert_int_eq(uid_printed(reply), alice.uid);
+	json_decref(reply);
+	/* So through the CLI's flags. */
+	char *run[] = {getenv("WEFT_CLI"), (char *)"--url", url, (char *)"--tls-cert",
+	               (char *)getenv("WEFT_TLS_CERT"), (char *)"--tls-key",
+	               (char *)getenv("WEFT_TLS_KEY"), (char *)"--tls-ca", (char *)getenv("WEFT_TLS_CA"),
+	               (char *)"run", (char *)"--", (char *)"id", (char *)"-u", NULL};
+	unsetenv("WEFT_TLS_CERT");
+	ck_assert_int_eq(run_as(NULL, run, log, sizeof(log)), 0);
+	ck_assert_int_eq(strtol(log, NULL, 10), alice.uid);
+	/* A certificate from another CA, or none: no request gets through. */
+	char *send[] = {sender, url, (char *)request, NULL};
+	use_certificate(dir, "stranger");
+	ck_assert_int_ne(run_as(NULL, send, log, sizeof(log)), 0);
+	unsetenv("WEFT_TLS_CERT");
+	unsetenv("WEFT_TLS_KEY");
+	ck_assert_int_ne(run_as(NULL, send, log, sizeof(log)), 0);
+	fixture_stop(&tls);
+	char command[128];
+	snprintf(command, sizeof(command), "rm -rf '%s'", dir);
+	run_quietly(command);
+}
+END_TEST
+
+
+/* The keystroke attack: weftd started from a terminal (as `make run` is),
+ * and a job that opens /dev/tty to push input into that terminal's shell
+ * (TIOCSTI). A job has a session of its own with no terminal: it cannot. */
+START_TEST(a_job_cannot_reach_the_terminal_weftd_was_started_from)
+{
+	char directory[64] = "/tmp/weft-tty-XXXXXX", url[128];
+	ck_assert_ptr_nonnull(mkdtemp(directory));
+	ck_assert_int_eq(chmod(directory, 0755), 0);
+	snprintf(url, sizeof(url), "ipc://%s/weft.sock", directory);
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	ck_assert_int_ge(master, 0);
+	ck_assert_int_eq(grantpt(master), 0);
+	ck_assert_int_eq(unlockpt(master), 0);
+	const char *terminal = ptsname(master);
+	ck_assert_ptr_nonnull(terminal);
+	pid_t weftd_pid = fork();
+	ck_assert_int_ge(weftd_pid, 0);
+	if (weftd_pid == 0) {
+		/* A session leader that opens a terminal gets it as its own. */
+		int tty;
+		if (setsid() < 0 || (tty = open(terminal, O_RDWR)) < 0)
+			_exit(125);
+		dup2(tty, STDIN_FILENO);
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		execl(getenv("WEFTD"), "weftd", "--listen", url, "--workers", "1", "--grace", "0.1",
+		      (char *)NULL);
+		_exit(126);
+	}
+	ck_assert_msg(wire_answers_within(url, 10), "weftd on a terminal did not come up");
+	json_t *reply = call_as(&alice, url,
+	                        "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"shell\":"
+	                        "\"if (exec 3</dev/tty) 2>/dev/null; then echo opened; else echo refused; fi\"},"
+	                        "\"wait\":30}");
+	const char *out = json_string_value(json_object_get(json_object_get(reply, "result"), "stdout"));
+	ck_assert_ptr_nonnull(out);
+	ck_assert_str_eq(out, "refused\n");
+	json_decref(reply);
+	kill(weftd_pid, SIGTERM);
+	int status;
+	ck_assert_int_eq(waitpid(weftd_pid, &status, 0), weftd_pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(master);
+	rmdir(directory);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ main */
 
 static void prepare(void)
@@ -588,6 +720,8 @@ int main(void)
 		an_admin_group_member_acts_on_every_job,
 		a_squatted_socket_directory_is_refused,
 		a_job_gets_the_submitters_umask,
+		tls_clients_need_a_certificate_from_the_ca,
+		a_job_cannot_reach_the_terminal_weftd_was_started_from,
 	};
 	size_t count = sizeof(tests) / sizeof(tests[0]);
 	for (size_t i = 0; i < count; i++)
