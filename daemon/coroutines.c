@@ -22,6 +22,7 @@
 #include "daemon/memory.h"
 #include "daemon/outcome.h"
 #include "daemon/problem.h"
+#include "daemon/principal.h"
 #include "daemon/runner.h"
 #include "daemon/runtime/runtime.h"
 #include "daemon/workers.h"
@@ -92,6 +93,8 @@ static const char *task_error_type(int error)
 		return PROTO_JOB_ERROR_TIMEOUT;
 	case WEFT_EUNKNOWNID:
 		return "UnknownJob";
+	case WEFT_EPERM:
+		return PROTO_JOB_ERROR_PERMISSION;
 	default:
 		return "TaskError";
 	}
@@ -298,8 +301,14 @@ static int await_body(void *argument)
 	struct job *self = argument;
 	json_t *timeout = json_object_get(self->args, "timeout");
 	json_t *outcome = NULL;
-	int rv = weft_await_job((uint64_t)json_integer_value(json_object_get(self->args, "id")),
-	                        timeout != NULL ? json_number_value(timeout) : WEFT_FOREVER,
+	uint64_t id = (uint64_t)json_integer_value(json_object_get(self->args, "id"));
+	/* An outcome is its owner's to read (principal.h, rule 4). */
+	struct job *awaited = jobs_find(runner_jobs(), id);
+	bool allowed = awaited == NULL || principal_may_act_on(self->owner, awaited->owner);
+	job_unref(awaited);
+	if (!allowed)
+		return WEFT_EPERM;
+	int rv = weft_await_job(id, timeout != NULL ? json_number_value(timeout) : WEFT_FOREVER,
 	                        &outcome);
 	if (rv != WEFT_OK)
 		return rv;

@@ -326,9 +326,18 @@ START_TEST(a_stranger_can_neither_see_nor_touch_a_job)
 		ck_assert_msg(strstr(json_dumps(reply, 0), "hunter2") == NULL, "a secret leaked");
 		json_decref(reply);
 	}
+	/* Nor through a job that awaits it. */
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"await\",\"args\":{\"id\":%lld},\"wait\":30}",
+	         (long long)id);
+	json_t *awaited = call_as(&bob, weftd.url, request);
+	ck_assert_str_eq(
+		json_string_value(json_object_get(json_object_get(awaited, "error"), "type")),
+		"PermissionError");
+	json_decref(awaited);
 	/* list: bob sees none of alice's jobs; root sees them with their owner. */
 	json_t *list = call_as(&bob, weftd.url, "{\"op\":\"list\"}");
-	ck_assert_int_eq(json_array_size(json_object_get(list, "jobs")), 0);
+	ck_assert_int_eq(json_array_size(json_object_get(list, "jobs")), 1); /* the await */
 	json_decref(list);
 	list = call_as(NULL, weftd.url, "{\"op\":\"list\"}");
 	json_t *first = json_array_get(json_object_get(list, "jobs"), 0);
