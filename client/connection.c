@@ -103,12 +103,14 @@ static int receive_failure(const weft_client *client, int nng_error, nng_duratio
 
 static int parse_reply(const weft_client *client, nng_msg *message, json_t **reply)
 {
-	/* jansson leaves the error's code byte unset on some allocation
-	 * failures: start from json_error_unknown. */
+	/* JSON_ALLOW_NUL: a command's output may hold NUL bytes (\u0000), and one
+	 * such job must not make every reply that lists it unreadable. jansson
+	 * leaves the error's code byte unset on some allocation failures: start
+	 * from json_error_unknown. */
 	json_error_t parse_error;
 	memset(&parse_error, 0, sizeof(parse_error));
-	json_t *parsed =
-		json_loadb(nng_msg_body(message), nng_msg_len(message), 0, &parse_error);
+	json_t *parsed = json_loadb(nng_msg_body(message), nng_msg_len(message), JSON_ALLOW_NUL,
+	                            &parse_error);
 	if (parsed == NULL) {
 		/* jansson 2.14 reports most failed allocations as syntax errors:
 		 * text that is valid JSON failed for lack of memory. Number

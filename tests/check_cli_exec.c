@@ -209,6 +209,23 @@ START_TEST(test_exit_zero_copies_output)
 }
 END_TEST
 
+/* A NUL byte in a command's output reaches the reply as \u0000: the CLI must
+ * read it, copy it through, and `weft ls` must still list the job. */
+START_TEST(test_output_with_a_nul_byte_is_copied_and_listed)
+{
+	run_result *run = run_cli("run", "--", "printf", "a\\0b", NULL);
+	assert_exit(run, 0);
+	ck_assert_uint_eq(run->out_size, 3);
+	ck_assert_int_eq(memcmp(run->out, "a\0b", 3), 0);
+	run_free(run);
+	run = run_cli("ls", NULL);
+	assert_exit(run, 0);
+	ck_assert_msg(strstr(run->out, "printf") != NULL || strstr(run->out, "exec") != NULL,
+	              "ls does not list the job:\n%s", run->out);
+	run_free(run);
+}
+END_TEST
+
 START_TEST(test_exit_code_is_the_commands)
 {
 	run_result *run = run_cli("run", "--", "sh", "-c", "printf x; exit 3", NULL);
@@ -600,6 +617,7 @@ static Suite *cli_exec_suite(void)
 	tcase_add_checked_fixture(status, setup, teardown);
 	tcase_set_timeout(status, 30);
 	tcase_add_test(status, test_exit_zero_copies_output);
+	tcase_add_test(status, test_output_with_a_nul_byte_is_copied_and_listed);
 	tcase_add_test(status, test_exit_code_is_the_commands);
 	tcase_add_test(status, test_signal_gives_128_plus_n);
 	tcase_add_test(status, test_missing_command_gives_127);
