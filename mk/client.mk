@@ -5,7 +5,7 @@ LIBWEFT_SRCS := client/allocator.c client/last_error.c client/connection.c \
 LIBWEFT_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/%.o)
 LIBWEFT_PIC_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/pic/%.o)
 LIBWEFT_SONAME := libweft.so.0
-LIBWEFT_VERSION := $(shell sed -n 's/^\#define PROTO_SOFTWARE_VERSION "\(.*\)"/\1/p' proto/proto.h)
+LIBWEFT_VERSION := $(shell sed -n 's/^\#define WEFT_VERSION_STRING "\(.*\)"/\1/p' include/weft/version.h)
 LIBWEFT_LIBS := $(JANSSON_LIBS) $(NNG_LIBS) -lm
 
 CLI_SRCS := cli/main.c cli/output.c cli/parse.c cli/command_jobs.c cli/command_wait.c \
@@ -16,12 +16,18 @@ ALL_TARGETS += $(BUILD)/libweft.so $(BUILD)/libweft.a $(BUILD)/weft.pc $(BUILD)/
 
 $(BUILD)/libweft.so: $(LIBWEFT_PIC_OBJS) client/libweft.map
 	$(CC) -shared -Wl,-soname,$(LIBWEFT_SONAME) -Wl,--version-script=client/libweft.map \
-		-Wl,--no-undefined $(ALL_LDFLAGS) -o $@ $(LIBWEFT_PIC_OBJS) $(LIBWEFT_LIBS)
+		-Wl,--no-undefined $(ALL_LDFLAGS) -o $@.new $(LIBWEFT_PIC_OBJS) $(LIBWEFT_LIBS)
+	mv -f $@.new $@
 	ln -sf libweft.so $(BUILD)/$(LIBWEFT_SONAME)
 
+# One relocatable object in which only weft_* stays global, so that a program
+# linking libweft.a meets none of its internal names (connection_op, ...).
+OBJCOPY ?= objcopy
 $(BUILD)/libweft.a: $(LIBWEFT_OBJS)
-	@rm -f $@
-	$(AR) rcs $@ $^
+	@rm -f $@ $(BUILD)/libweft-all.o
+	$(LD) -r -o $(BUILD)/libweft-all.o $^
+	$(OBJCOPY) --wildcard --keep-global-symbol='weft_*' $(BUILD)/libweft-all.o
+	$(AR) rcs $@ $(BUILD)/libweft-all.o
 
 # weft.pc holds the install paths: rebuild it whenever PREFIX, LIBDIR or
 # INCLUDEDIR change (`make install PREFIX=/usr` after a plain `make`).
@@ -31,15 +37,18 @@ $(BUILD)/weft.pc.vars: weft-pc-vars-force
 	@mkdir -p $(@D)
 	@echo '$(WEFT_PC_VARS)' | cmp -s - $@ || echo '$(WEFT_PC_VARS)' > $@
 
-$(BUILD)/weft.pc: client/weft.pc.in proto/proto.h $(BUILD)/weft.pc.vars
+$(BUILD)/weft.pc: client/weft.pc.in include/weft/version.h $(BUILD)/weft.pc.vars
 	@mkdir -p $(@D)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(LIBWEFT_VERSION)|' $< > $@
 
 # The CLI carries its own copy of libweft, so it runs from the build tree and
 # needs no library path once installed.
+# Linked under another name and renamed into place, so that rebuilding while
+# the old binary runs (make check beside make run) never meets "Text file busy".
 $(BUILD)/weft: $(CLI_OBJS) $(BUILD)/libweft.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJS) $(BUILD)/libweft.a $(LIBWEFT_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@.new $(CLI_OBJS) $(BUILD)/libweft.a $(LIBWEFT_LIBS)
+	mv -f $@.new $@
 
 # The shared library must export the public API alone.
 .PHONY: check-client-exports
@@ -49,15 +58,21 @@ check-client-exports: $(BUILD)/libweft.so
 	if [ -n "$$stray" ]; then \
 		echo "libweft.so exports symbols outside weft_*:"; echo "$$stray"; exit 1; \
 	fi; \
-	echo "libweft.so exports $$(echo "$$exported" | wc -l) symbols, all weft_*"
+	echo "libweft.so exports $$(echo "$$exported" | wc -l) symbols, all weft_*"; \
+	stray=$$(nm --defined-only -g $(BUILD)/libweft.a | awk 'NF == 3 { print $$3 }' | \
+		grep -v '^weft_' || true); \
+	if [ -n "$$stray" ]; then \
+		echo "libweft.a defines global symbols outside weft_*:"; echo "$$stray"; exit 1; \
+	fi
+check-client-exports: $(BUILD)/libweft.a
 check: check-client-exports
 
 # Tests: unit tests link the static library (they reach internal modules);
 # integration tests link the shared one, as applications do.
 CLIENT_TEST_LIBS := $(CHECK_LIBS) $(LIBWEFT_LIBS)
-TEST_FIXTURE_OBJS := $(BUILD)/tests/fixture.o
+TEST_FIXTURE_OBJS := $(BUILD)/tests/fixture.o $(BUILD)/tests/as_user.o
 
-$(BUILD)/tests/check_client: $(BUILD)/tests/check_client.o $(BUILD)/libweft.a
+$(BUILD)/tests/check_client: $(BUILD)/tests/check_client.o $(LIBWEFT_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CLIENT_TEST_LIBS)
 
 $(BUILD)/tests/check_client_daemon: $(BUILD)/tests/check_client_daemon.o $(TEST_FIXTURE_OBJS) \

@@ -22,8 +22,10 @@ $(BUILD)/libweftd.a: $(DAEMON_CORE_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^
 
 # The runtime's archive comes after the daemon's, which uses it.
+# Renamed into place like weft (mk/client.mk): a running weftd keeps its file.
 $(BUILD)/weftd: $(BUILD)/daemon/main.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(WEFTD_ALLOCATOR_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@.new $^ $(DAEMON_LIBS) $(WEFTD_ALLOCATOR_LIBS)
+	mv -f $@.new $@
 
 ALL_TARGETS += $(BUILD)/weftd
 
@@ -92,7 +94,7 @@ check-tsan: check-tsan-daemon
 
 # Bare futures end to end.
 $(BUILD)/tests/check_futures: $(BUILD)/tests/check_futures.o $(BUILD)/tests/fixture.o \
-		$(BUILD)/tests/wire.o
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_futures
 
@@ -118,6 +120,6 @@ CHECK_PROGS += $(BUILD)/tests/check_gather
 $(BUILD)/tests/helpers/wire_send: $(BUILD)/tests/helpers/wire_send.o $(BUILD)/proto/tls.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(NNG_LIBS)
 $(BUILD)/tests/check_trust: $(BUILD)/tests/check_trust.o $(BUILD)/tests/fixture.o \
-		$(BUILD)/tests/wire.o | $(BUILD)/tests/helpers/wire_send
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_trust

@@ -17,6 +17,7 @@ $(BUILD)/tests/check_execargs: $(BUILD)/tests/check_execargs.o $(BUILD)/daemon/e
 
 # check_proc runs the helpers from its own directory.
 $(BUILD)/tests/check_proc: $(BUILD)/tests/check_proc.o $(PROC_OBJS) $(BUILD)/proto/error.o \
+		$(BUILD)/tests/as_user.o \
 		| $(BUILD)/tests/helpers/outburst
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(EVENT_LIBS) $(JANSSON_LIBS) $(CHECK_LIBS) -lpthread -lm
 

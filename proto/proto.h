@@ -9,8 +9,11 @@
 #ifndef PROTO_H
 #define PROTO_H
 
+#include "weft/version.h"
+
 #define PROTO_VERSION 1
-#define PROTO_SOFTWARE_VERSION "0.1.0"
+/* One version for weftd, libweft and the CLI: the public header has it. */
+#define PROTO_SOFTWARE_VERSION WEFT_VERSION_STRING
 
 /* Defaults shared by weftd and libweft. */
 #define PROTO_DEFAULT_MAX_MESSAGE (1024 * 1024)

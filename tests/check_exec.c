@@ -30,6 +30,7 @@
 
 #include <weft/weft.h>
 
+#include "tests/as_user.h"
 #include "tests/fixture.h"
 
 /* Every wait for a job is bounded by this; tests finish far sooner. */
@@ -685,8 +686,7 @@ END_TEST
 START_TEST(test_job_runs_as_the_submitting_user)
 {
 	if (geteuid() != 0) {
-		fprintf(stderr, "check_exec: test_job_runs_as_the_submitting_user skipped: not root\n");
-		ck_assert_msg(true, "skipped: not root");
+		as_user_skip(1, "test_job_runs_as_the_submitting_user", "not root, cannot act as nobody");
 		return;
 	}
 	const char *cli = getenv("WEFT_CLI");
@@ -697,37 +697,14 @@ START_TEST(test_job_runs_as_the_submitting_user)
 	gid_t gid = nobody->pw_gid;
 	/* nobody must reach the socket in the fixture's private directory. */
 	ck_assert_int_eq(chmod(weftd.directory, 0755), 0);
-
-	int output[2];
-	ck_assert_int_eq(pipe2(output, O_CLOEXEC), 0);
 	char url[sizeof(weftd.url)];
 	memcpy(url, weftd.url, sizeof(url));
-	char *argv[] = {(char *)"weft",  (char *)"--url", url, (char *)"--json", (char *)"call",
+	char *argv[] = {(char *)cli, (char *)"--url", url, (char *)"--json", (char *)"call",
 	                (char *)"exec", (char *)"{\"shell\":\"id -u; id -g\"}", (char *)"--wait",
 	                NULL};
-	pid_t child = fork();
-	ck_assert_int_ge(child, 0);
-	if (child == 0) {
-		/* Only system calls between fork and exec: no nng here. */
-		dup2(output[1], STDOUT_FILENO);
-		if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
-			_exit(125);
-		execv(cli, argv);
-		_exit(126);
-	}
-	close(output[1]);
 	char text[4096];
-	size_t size = 0;
-	ssize_t got;
-	while (size < sizeof(text) - 1 &&
-	       (got = read(output[0], text + size, sizeof(text) - 1 - size)) > 0)
-		size += (size_t)got;
-	text[size] = '\0';
-	close(output[0]);
-	int status = 0;
-	ck_assert_int_eq(waitpid(child, &status, 0), child);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	              "the CLI as nobody ended with status %d: %s", status, text);
+	int status = as_user_run(uid, gid, cli, argv, text, sizeof(text));
+	ck_assert_msg(status == 0, "the CLI as nobody ended with status %d: %s", status, text);
 	json_t *outcome = json_loads(text, 0, NULL);
 	ck_assert_msg(outcome != NULL, "not JSON: %s", text);
 	char expected[64];

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/as_user.h"
 #include "tests/fixture.h"
 #include "tests/wire.h"
 
@@ -150,7 +151,8 @@ END_TEST
 START_TEST(test_only_the_creator_or_root_sets_a_future)
 {
 	if (geteuid() != 0) {
-		fprintf(stderr, "skipped: not root, cannot act as another user\n");
+		as_user_skip(1, "test_only_the_creator_or_root_sets_a_future",
+		             "not root, cannot act as another user");
 		return;
 	}
 	fixture daemon;
@@ -162,20 +164,12 @@ START_TEST(test_only_the_creator_or_root_sets_a_future)
 	char request[128];
 	snprintf(request, sizeof(request), "{\"op\":\"future.set\",\"id\":%lld,\"result\":1}",
 	         (long long)id);
-	pid_t pid = fork();
-	if (pid == 0) {
-		/* A fresh program as nobody: nng is not fork-safe, so no nng here. */
-		if (setgroups(0, NULL) != 0 || setgid(nobody->pw_gid) != 0 ||
-		    setuid(nobody->pw_uid) != 0)
-			_exit(100);
-		execl(getenv("WEFT_CLI"), "weft", "--url", daemon.url, "request", request,
-		      (char *)NULL);
-		_exit(101);
-	}
-	int status;
-	waitpid(pid, &status, 0);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 5,
-	              "nobody's future.set ended with %d, not the daemon error exit 5", status);
+	char *argv[] = {getenv("WEFT_CLI"), (char *)"--url", daemon.url, (char *)"request", request,
+	                NULL};
+	char text[4096];
+	int status = as_user_run(nobody->pw_uid, nobody->pw_gid, argv[0], argv, text, sizeof(text));
+	ck_assert_msg(status == 5, "nobody's future.set ended with %d, not the daemon error exit 5: %s",
+	              status, text);
 	/* Still pending; its creator (root here) may set it. */
 	json_t *reply = set_future(daemon.url, id, "\"result\":2");
 	ck_assert_str_eq(json_string_value(json_object_get(reply, "state")), "done");

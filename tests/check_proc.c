@@ -25,6 +25,7 @@
 #include "daemon/execargs.h"
 #include "daemon/proc.h"
 #include "daemon/slots.h"
+#include "tests/as_user.h"
 #include "weft/error.h"
 
 /* Longest any single command here may take before the test gives up. */
@@ -945,8 +946,7 @@ START_TEST(test_identity_switch_runs_as_that_user)
 	struct run run;
 
 	if (geteuid() != 0) {
-		printf("check_proc: skipped test_identity_switch_runs_as_that_user: needs root to "
-		       "switch users\n");
+		as_user_skip(1, "test_identity_switch_runs_as_that_user", "needs root to switch users");
 		return;
 	}
 	ck_assert_int_eq(proc_identity_lookup(65534, 65534, true, &identity), WEFT_OK);
@@ -1008,7 +1008,7 @@ START_TEST(test_identity_switch_with_busy_threads)
 	int started = 0;
 
 	if (geteuid() != 0) {
-		printf("check_proc: skipped test_identity_switch_with_busy_threads: needs root\n");
+		as_user_skip(1, "test_identity_switch_with_busy_threads", "needs root to switch users");
 		return;
 	}
 	ck_assert_int_eq(proc_identity_lookup(65534, 65534, true, &identity), WEFT_OK);

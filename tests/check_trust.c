@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/as_user.h"
 #include "tests/fixture.h"
 #include "tests/wire.h"
 
@@ -36,9 +37,8 @@ struct user {
 };
 
 static struct user alice, bob;
-/* A 0755 directory in /tmp with a copy of wire_send: the build directory
- * may sit in a checkout other users cannot enter. */
-static char tools[64] = "/tmp/weft-trust-XXXXXX";
+/* The programs users run (as_user.h copies them, so the build tree may sit
+ * where users cannot enter). */
 static char sender[PATH_MAX];
 static char cli[PATH_MAX];
 static char skip_reason[256];
@@ -84,49 +84,14 @@ static void remove_user(const struct user *user)
 	run_quietly(command);
 }
 
-static bool copy_file(const char *from, const char *to)
-{
-	char command[2 * PATH_MAX + 32];
-	snprintf(command, sizeof(command), "cp '%s' '%s' && chmod 0755 '%s'", from, to, to);
-	return run_quietly(command) == 0;
-}
-
 /* ------------------------------------------------------------ as a user */
 
 /* Runs argv as `user` (NULL: as root) with stdout and stderr into out[size]
- * (NUL-terminated); returns the exit status (-1: killed). */
+ * (NUL-terminated); returns the exit status. */
 static int run_as(const struct user *user, char *const argv[], char *out, size_t size)
 {
-	int ends[2];
-	ck_assert_int_eq(pipe2(ends, O_CLOEXEC), 0);
-	pid_t child = fork();
-	ck_assert_int_ge(child, 0);
-	if (child == 0) {
-		dup2(ends[1], STDOUT_FILENO);
-		dup2(ends[1], STDERR_FILENO);
-		/* Raw calls: the test process has nng's threads, and glibc's
-		 * wrappers would try to change theirs too. */
-		if (user != NULL && (syscall(SYS_setgroups, 1, &user->gid) != 0 ||
-		                     syscall(SYS_setresgid, user->gid, user->gid, user->gid) != 0 ||
-		                     syscall(SYS_setresuid, user->uid, user->uid, user->uid) != 0))
-			_exit(125);
-		execv(argv[0], argv);
-		_exit(126);
-	}
-	close(ends[1]);
-	size_t used = 0;
-	ssize_t got;
-	while (used < size - 1 && (got = read(ends[0], out + used, size - 1 - used)) != 0) {
-		if (got < 0 && errno == EINTR)
-			continue;
-		ck_assert_int_gt(got, 0);
-		used += (size_t)got;
-	}
-	out[used] = '\0';
-	close(ends[0]);
-	int status;
-	ck_assert_int_eq(waitpid(child, &status, 0), child);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return as_user_run(user != NULL ? user->uid : (uid_t)-1, user != NULL ? user->gid : 0,
+	                   argv[0], argv, out, size);
 }
 
 /* Sends `request` to url as `user` (NULL: as root) and returns the parsed
@@ -672,24 +637,14 @@ static void prepare(void)
 		snprintf(skip_reason, sizeof(skip_reason), "useradd/userdel are not installed");
 		return;
 	}
-	const char *build = getenv("WEFT_BUILD");
-	if (build == NULL || mkdtemp(tools) == NULL || chmod(tools, 0755) != 0) {
-		snprintf(skip_reason, sizeof(skip_reason), "cannot prepare %s (WEFT_BUILD unset?)",
-		         tools);
+	const char *build = getenv("WEFT_BUILD"), *weft = getenv("WEFT_CLI");
+	if (build == NULL || weft == NULL) {
+		snprintf(skip_reason, sizeof(skip_reason), "WEFT_BUILD and WEFT_CLI are unset "
+		         "(make check sets them)");
 		return;
 	}
-	char built[PATH_MAX];
-	snprintf(built, sizeof(built), "%s/tests/helpers/wire_send", build);
-	snprintf(sender, sizeof(sender), "%s/wire_send", tools);
-	if (!copy_file(built, sender)) {
-		snprintf(skip_reason, sizeof(skip_reason), "cannot copy %s", built);
-		return;
-	}
-	snprintf(cli, sizeof(cli), "%s/weft", tools);
-	if (getenv("WEFT_CLI") == NULL || !copy_file(getenv("WEFT_CLI"), cli)) {
-		snprintf(skip_reason, sizeof(skip_reason), "cannot copy the CLI ($WEFT_CLI)");
-		return;
-	}
+	snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
+	snprintf(cli, sizeof(cli), "%s", weft);
 	if (!make_user(&alice, "a") || !make_user(&bob, "b"))
 		snprintf(skip_reason, sizeof(skip_reason), "useradd failed");
 }
@@ -698,11 +653,6 @@ static void clean_up(void)
 {
 	remove_user(&alice);
 	remove_user(&bob);
-	if (sender[0] != '\0')
-		unlink(sender);
-	if (cli[0] != '\0')
-		unlink(cli);
-	rmdir(tools);
 }
 
 int main(void)
@@ -737,7 +687,7 @@ int main(void)
 		tcase_add_test(as_users, tests[i]);
 	suite_add_tcase(suite, as_users);
 	if (skip_reason[0] != '\0') {
-		printf("SKIP: %zu trust tests: %s\n", count, skip_reason);
+		as_user_skip((int)count, "trust tests", skip_reason);
 		srunner_free(srunner_create(suite)); /* frees the suite */
 		clean_up();
 		return 0;

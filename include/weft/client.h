@@ -196,8 +196,10 @@ typedef struct weft_client weft_client;
  * socket when it exists, else the system daemon's (ipc:///run/weft/weft.sock).
  * Blocks until connected and one ping has answered.
  * WEFT_ECONNECT: nothing listens there (the message names the URL and why);
- * WEFT_EINVAL: the URL is not understood; WEFT_EPROTO: the daemon speaks
- * another protocol version. *out is the new client; free it with weft_close. */
+ * WEFT_EINVAL: the URL is not understood (or a tls+tcp:// URL without
+ * WEFT_TLS_CERT, WEFT_TLS_KEY, WEFT_TLS_CA); WEFT_EPERM: the socket's directory
+ * or the socket belongs to another user, or others may write there (see
+ * README, Socket); WEFT_EPROTO: the daemon speaks another protocol version. *out is the new client; free it with weft_close. */
 int weft_connect(const char *url, weft_client **out);
 
 /* Closes the connection and frees the client. Every call on it must have

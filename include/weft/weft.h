@@ -2,6 +2,7 @@
 #ifndef WEFT_WEFT_H
 #define WEFT_WEFT_H
 
+#include "weft/version.h"
 #include "weft/error.h"
 #include "weft/client.h"
 
