@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -348,6 +349,43 @@ typedef struct notify_state {
 	atomic_int results[3];
 } notify_state;
 
+/* Many threads set one oneshot at once: exactly one of them wins. */
+struct oneshot_race {
+	weft_oneshot *oneshot;
+	atomic_int *winners;
+	atomic_int *ready;
+};
+
+static void *sets_the_oneshot(void *argument)
+{
+	struct oneshot_race *race = argument;
+	atomic_fetch_add(race->ready, 1);
+	while (atomic_load(race->ready) < 4)
+		sched_yield(); /* start together, to make the race as close as it gets */
+	if (weft_oneshot_set(race->oneshot, WEFT_OK, json_integer(1)) == WEFT_OK)
+		atomic_fetch_add(race->winners, 1);
+	return NULL;
+}
+
+START_TEST(oneshot_set_succeeds_once_however_many_race)
+{
+	for (int round = 0; round < 2000; round++) {
+		weft_oneshot *oneshot;
+		atomic_int winners = 0, ready = 0;
+		ck_assert_int_eq(weft_oneshot_new(&oneshot), WEFT_OK);
+		struct oneshot_race race = {oneshot, &winners, &ready};
+		pthread_t threads[4];
+		for (int i = 0; i < 4; i++)
+			ck_assert_int_eq(pthread_create(&threads[i], NULL, sets_the_oneshot, &race), 0);
+		for (int i = 0; i < 4; i++)
+			pthread_join(threads[i], NULL);
+		int won = atomic_load(&winners);
+		ck_assert_int_eq(won, 1);
+		weft_oneshot_release(oneshot);
+	}
+}
+END_TEST
+
 static int notify_body(void *argument)
 {
 	notify_state *state = argument;
@@ -528,6 +566,7 @@ int main(void)
 	tcase_add_test(cases, many_threads_join_one_task);
 	tcase_add_test(cases, completion_callback_runs_once_with_the_result);
 	tcase_add_test(cases, oneshot_set_from_a_thread_wakes_its_awaiter);
+	tcase_add_test(cases, oneshot_set_succeeds_once_however_many_race);
 	tcase_add_test(cases, notify_keeps_one_permit_and_times_out);
 	tcase_add_test(cases, wait_fd_times_out_then_sees_data);
 	tcase_add_test(cases, posted_calls_run_in_order_on_their_worker);

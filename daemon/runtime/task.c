@@ -47,9 +47,11 @@ void completion_unlock(completion *target)
 	atomic_flag_clear_explicit(&target->lock, memory_order_release);
 }
 
-void completion_finish(completion *target)
+/* The lock is held: the caller may have decided under it that it is the one
+ * that finishes (weft_oneshot_set), so the decision and the finish are one
+ * critical section. */
+static void completion_finish_locked(completion *target)
 {
-	completion_lock(target);
 	atomic_store_explicit(&target->done, true, memory_order_release);
 	waiter *waiters = target->waiters;
 	target->waiters = NULL;
@@ -68,6 +70,12 @@ void completion_finish(completion *target)
 		}
 		each = next;
 	}
+}
+
+void completion_finish(completion *target)
+{
+	completion_lock(target);
+	completion_finish_locked(target);
 	completion_unlock(target);
 }
 
@@ -714,18 +722,20 @@ void weft_oneshot_release(weft_oneshot *oneshot)
 
 int weft_oneshot_set(weft_oneshot *oneshot, int error, json_t *result)
 {
+	/* Checked and claimed under one lock hold: of two setters racing, one
+	 * wins and the other sees it already set. */
 	completion_lock(&oneshot->done);
 	bool already = atomic_load_explicit(&oneshot->done.done, memory_order_relaxed);
 	if (!already) {
 		oneshot->done.error = error;
 		oneshot->done.result = result;
+		completion_finish_locked(&oneshot->done);
 	}
 	completion_unlock(&oneshot->done);
 	if (already) {
 		json_decref(result);
 		return WEFT_EALREADYSET;
 	}
-	completion_finish(&oneshot->done);
 	return WEFT_OK;
 }
 
