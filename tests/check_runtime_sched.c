@@ -102,6 +102,62 @@ START_TEST(tasks_spawned_from_one_task_spread_over_every_worker)
 }
 END_TEST
 
+/* ---- one stealable task is found while its owner is busy ---- */
+
+enum { LONE_ROUNDS = 200 };
+static atomic_int lone_ran_on;
+
+static int lone_task(void *argument)
+{
+	(void)argument;
+	atomic_store(&lone_ran_on, weft_worker_index());
+	return WEFT_OK;
+}
+
+static int noop(void *argument)
+{
+	(void)argument;
+	return WEFT_OK;
+}
+
+/* Spawns two tasks: the second takes the runnext slot and pushes the first
+ * into this worker's ring, where it is the only item. Then keeps the worker
+ * busy without yielding until another worker has run it (or a long while). */
+static int busy_owner(void *argument)
+{
+	(void)argument;
+	weft_task *lone, *next;
+	atomic_store(&lone_ran_on, -1);
+	if (weft_spawn(lone_task, NULL, NULL, &lone) != WEFT_OK ||
+	    weft_spawn(noop, NULL, NULL, &next) != WEFT_OK)
+		return WEFT_ENOMEM;
+	int owner_worker = weft_worker_index(); /* before any await moves this task */
+	double deadline = now_seconds() + 10;
+	while (atomic_load(&lone_ran_on) < 0 && now_seconds() < deadline)
+		;
+	int ran_on = atomic_load(&lone_ran_on);
+	weft_await(lone, WEFT_FOREVER);
+	weft_await(next, WEFT_FOREVER);
+	weft_task_release(lone);
+	weft_task_release(next);
+	return ran_on >= 0 && ran_on != owner_worker ? WEFT_OK : WEFT_ETIMEOUT;
+}
+
+START_TEST(a_lone_task_in_a_busy_workers_ring_is_stolen)
+{
+	runtime *rt = start_runtime(2);
+	for (int round = 0; round < LONE_ROUNDS; round++) {
+		weft_task *owner;
+		ck_assert_int_eq(runtime_inject(rt, busy_owner, NULL, NULL, &owner), WEFT_OK);
+		int error = runtime_join(owner, 60);
+		weft_task_release(owner);
+		ck_assert_msg(error == WEFT_OK,
+		              "round %d: the idle worker left the lone task to its busy owner", round);
+	}
+	runtime_free(rt, 5);
+}
+END_TEST
+
 /* ---- injection is not starved ---- */
 
 static atomic_bool flood_stop;
@@ -280,6 +336,7 @@ int main(void)
 	TCase *cases = tcase_create("scheduling");
 	tcase_set_timeout(cases, 180);
 	tcase_add_test(cases, tasks_spawned_from_one_task_spread_over_every_worker);
+	tcase_add_test(cases, a_lone_task_in_a_busy_workers_ring_is_stolen);
 	tcase_add_test(cases, injected_tasks_are_not_starved_by_a_spawning_loop);
 	tcase_add_test(cases, ping_pong_pair_does_not_starve_the_local_queue);
 	tcase_add_test(cases, idle_runtime_parks_and_uses_no_cpu);

@@ -22,10 +22,13 @@
  *    wakes another, as both Go and Tokio do. After running stackful tasks it spins for
  *    SPIN_NANOSECONDS before parking (not after posted calls and events alone), because waking a
  *    halted vCPU costs tens of microseconds, then parks inside event_base_loop(EVLOOP_ONCE).
- *  - Parking without lost wakeups: a parker sets its `parked` flag and bumps parked_count
- *    (seq_cst), then looks for work once more; a producer publishes work (seq_cst) and then
- *    reads parked_count. One of the two sees the other. The producer claims a parked worker by
- *    CAS on its flag and writes its eventfd.
+ *  - Parking without lost wakeups (Dekker's pattern): a parker sets its `parked` flag and
+ *    bumps parked_count, then a seq_cst fence, then looks for work once more; a producer
+ *    publishes work (a deque push is only a release store), then a seq_cst fence, then reads
+ *    parked_count. The two fences order each side's store before its load, so one of the two
+ *    sees the other (without them a store buffer lets both read the old values: the parker
+ *    sleeps beside stealable work). The producer claims a parked worker by CAS on its flag and
+ *    writes its eventfd.
  *  - Every EVENT_INTERVAL tasks the worker polls its loop without blocking, so timers and I/O are
  *    served while it is busy.
  *  - Tasks switch to the worker's scheduler context (the thread's own stack) to park, yield or
@@ -139,6 +142,8 @@ void scheduler_signal_worker(worker *target)
 /* Wakes one parked worker when nobody is searching (the searcher would find the work). */
 static void scheduler_notify_one(runtime *rt)
 {
+	/* The producer's half of the parking protocol (see the top of the file). */
+	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load(&rt->parked_count) == 0 || atomic_load(&rt->searching) != 0)
 		return;
 	for (int i = 0; i < rt->worker_count; i++) {
@@ -414,8 +419,10 @@ static bool worker_sees_work(worker *current)
 	    current->runnext != NULL || runqueue_length(&current->queue) != 0 ||
 	    atomic_load(&rt->stopping))
 		return true;
+	/* One task in a busy worker's ring is stealable work too: its owner may be
+	 * running something long and not take it for a while. */
 	for (int i = 0; i < rt->worker_count; i++)
-		if (runqueue_length(&rt->workers[i].queue) > 1)
+		if (runqueue_length(&rt->workers[i].queue) > 0)
 			return true;
 	return false;
 }
@@ -425,6 +432,8 @@ static void worker_park(worker *current)
 	runtime *rt = current->rt;
 	atomic_store(&current->parked, true);
 	atomic_fetch_add(&rt->parked_count, 1);
+	/* The parker's half of the parking protocol (see the top of the file). */
+	atomic_thread_fence(memory_order_seq_cst);
 	bool expected = true;
 	if (worker_sees_work(current)) {
 		if (atomic_compare_exchange_strong(&current->parked, &expected, false))
