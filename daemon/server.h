@@ -61,13 +61,28 @@ void server_request_peer(const struct server_request *request, int64_t *uid, int
 /* Requests received and not yet answered or dropped. Any thread. */
 size_t server_outstanding(struct server *server);
 
-/* Checks each listener with probe_url(); re-creates one that no longer completes a
- * handshake (nng 1.5 defect #1518). Blocking for up to about a second per
- * listener; main thread, periodically. */
-void server_watch_listeners(struct server *server);
+/* What the listener guard did (see server.c). Its thread starts with the
+ * server, probes every listener once a round (`every` seconds apart, one
+ * probe at a time) and re-creates one that missed two pings in a row
+ * (nng 1.5 defect #1518). */
+struct server_guard_stats {
+	uint64_t rounds;        /* rounds finished */
+	uint64_t failed_probes; /* pings unanswered within their bound */
+	uint64_t recreated;     /* listeners re-created */
+	double last_round;      /* monotonic seconds at the end of the last round; 0: none yet */
+	double every;           /* seconds between rounds */
+};
 
-/* Closes the socket (pending requests are abandoned), frees everything, and
- * removes the ipc socket files. Main thread, after every request is answered. */
-void server_stop(struct server *server);
+/* The guard's counters, read without a lock. Any thread. */
+void server_guard_stats(struct server *server, struct server_guard_stats *stats);
+
+/* Stops the listener guard (waiting up to 2 s for its round), closes the
+ * socket (pending requests are abandoned), removes the ipc socket files and
+ * frees everything. WEFT_OK; WEFT_ETIMEOUT when the guard was stuck in nng and
+ * had to be left behind, and with it the server's memory. nng_close() itself
+ * can block forever once nng 1.5's reaper is stuck (issue 17): the caller
+ * bounds it (daemon.c's shutdown watchdog). Main thread, after every request
+ * is answered. */
+int server_stop(struct server *server);
 
 #endif
