@@ -75,7 +75,7 @@ CHECK_PROGS += $(BUILD)/tests/check_tasks
 # weftd itself under ThreadSanitizer: the daemon-level tests drive a TSan weftd
 # (a race report makes it exit non-zero at shutdown, which the fixture checks).
 TSAN_DAEMON_TESTS := check_daemon check_threaded check_tasks check_offload check_futures \
-	check_schedule check_gather
+	check_schedule check_gather check_mainloop
 .PHONY: check-tsan-daemon
 check-tsan-daemon:
 	$(MAKE) SANITIZER=thread build/san-thread/weftd build/san-thread/weft \
@@ -112,3 +112,9 @@ $(BUILD)/tests/check_gather: $(BUILD)/tests/check_gather.o $(BUILD)/tests/fixtur
 		$(BUILD)/tests/wire.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_gather
+
+# The main loop survives clients that die with requests in flight (issue 17).
+$(BUILD)/tests/check_mainloop: $(BUILD)/tests/check_mainloop.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_mainloop
