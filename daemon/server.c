@@ -45,7 +45,6 @@
 
 #include "daemon/log.h"
 #include "daemon/memory.h"
-#include "daemon/now.h"
 #include "daemon/probe.h"
 #include "daemon/writer.h"
 #include "proto/proto.h"
@@ -86,15 +85,6 @@ struct server_request {
 	struct server_request *next_all;  /* guarded by server->lock */
 };
 
-/* The URL and the nng listener are written by server_start before the guard
- * starts, then by the guard thread alone (it re-creates listeners); server_stop
- * reads them after joining it. */
-struct listener {
-	char *url;
-	nng_listener listener;
-	int failures; /* guard thread only */
-};
-
 /* The listener guard's thread and what it reports. */
 struct guard {
 	pthread_t thread;
@@ -108,6 +98,15 @@ struct guard {
 	atomic_uint_least64_t failed_probes;
 	atomic_uint_least64_t recreated;
 	atomic_int_least64_t last_round_us; /* monotonic µs of the last round's end; 0: none yet */
+};
+
+/* The URL and the nng listener are written by server_start before the guard
+ * starts, then by the guard thread alone (it re-creates listeners);
+ * server_stop reads them after joining it. */
+struct listener {
+	char *url;
+	nng_listener listener;
+	int failures; /* guard thread only */
 };
 
 struct server {
@@ -468,7 +467,10 @@ static void guard_round(struct server *server)
 		if (++entry->failures >= LISTENER_FAILURES_TO_RECREATE)
 			recreate_listener(server, entry);
 	}
-	atomic_store_explicit(&server->guard.last_round_us, (int_least64_t)(now_monotonic() * 1e6),
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now); /* the clock of now_monotonic(), which stats uses */
+	atomic_store_explicit(&server->guard.last_round_us,
+	                      (int_least64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000,
 	                      memory_order_relaxed);
 	atomic_fetch_add_explicit(&server->guard.rounds, 1, memory_order_relaxed);
 }
