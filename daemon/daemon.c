@@ -328,14 +328,13 @@ static json_t *seconds_since(double then, double now)
 	return then > 0 ? json_real(now - then) : json_null();
 }
 
-json_t *daemon_housekeeping_stats(struct daemon *daemon)
+json_t *daemon_housekeeping_stats(struct daemon *daemon, struct server *server)
 {
 	double now = now_monotonic();
 	double retention_last =
 		(double)atomic_load_explicit(&daemon->retention_last_us, memory_order_relaxed) / 1e6;
-	struct server_guard_stats guard = {0};
-	if (daemon->server != NULL)
-		server_guard_stats(daemon->server, &guard);
+	struct server_guard_stats guard;
+	server_guard_stats(server, &guard);
 	return json_pack(
 		"{s:I, s:{s:f, s:I, s:o}, s:{s:f, s:I, s:o, s:I, s:I}}", "heartbeat",
 		(json_int_t)daemon_main_loop_heartbeat(daemon), "retention", "every",

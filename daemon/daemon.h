@@ -50,7 +50,9 @@ uint64_t daemon_main_loop_heartbeat(struct daemon *daemon);
 
 /* The housekeeping part of `stats`: the heartbeat and, for each housekeeping
  * timer, its period, runs and the seconds since it last ran (PROTOCOL.md).
- * Returns a new reference. Any thread. */
-json_t *daemon_housekeeping_stats(struct daemon *daemon);
+ * server is the one the request came on (borrowed; daemon->server may not be
+ * set yet when the first requests arrive). Returns a new reference. Any
+ * thread. */
+json_t *daemon_housekeeping_stats(struct daemon *daemon, struct server *server);
 
 #endif

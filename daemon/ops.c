@@ -361,7 +361,7 @@ static long resident_kilobytes(void)
 	return pages_resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static json_t *op_stats(struct daemon *daemon)
+static json_t *op_stats(struct daemon *daemon, struct server_request *slot)
 {
 	json_t *workers = json_array();
 	for (int i = 0; i < workers_count(daemon->workers); i++) {
@@ -396,7 +396,7 @@ static json_t *op_stats(struct daemon *daemon)
 	                 (int)slots_queued(procs), "threads", "size", (json_int_t)pool.threads,
 	                 "busy", (json_int_t)pool.busy, "queued", (json_int_t)pool.queued,
 	                 "memory", "rss_kb", (json_int_t)resident_kilobytes(), "housekeeping",
-	                 daemon_housekeeping_stats(daemon));
+	                 daemon_housekeeping_stats(daemon, server_request_server(slot)));
 }
 
 void ops_handle(void *context, struct server_request *slot, const void *body, size_t size)
@@ -444,7 +444,7 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 		reply = json_pack("{s:b, s:o}", "ok", 1, "functions", functions_to_json());
 		break;
 	case REQUEST_STATS:
-		reply = op_stats(daemon);
+		reply = op_stats(daemon, slot);
 		break;
 	case REQUEST_FUTURE_NEW:
 		reply = op_future_new(daemon, slot, &request, &problem);

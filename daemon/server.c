@@ -259,6 +259,11 @@ void server_drop(struct server_request *slot)
 	slot_recycle(slot);
 }
 
+struct server *server_request_server(const struct server_request *slot)
+{
+	return slot->server;
+}
+
 uint32_t server_request_pipe(const struct server_request *slot)
 {
 	return slot->pipe;

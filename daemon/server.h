@@ -51,6 +51,8 @@ void server_reply(struct server_request *request, json_t *reply);
 void server_reply_message(struct server_request *request, struct nng_msg *message);
 /* Releases a request without answering (its client is gone). Any thread. */
 void server_drop(struct server_request *request);
+/* The server a request came on (borrowed). Any thread. */
+struct server *server_request_server(const struct server_request *request);
 /* The id of the connection (nng pipe) a request came on. */
 uint32_t server_request_pipe(const struct server_request *request);
 

@@ -305,7 +305,8 @@ START_TEST(test_a_second_sigterm_ends_weftd_at_once)
 		said_so = said_so || strstr(line, "second Terminated: exiting at once") != NULL;
 	fclose(log);
 	ck_assert_msg(exited, "weftd did not exit within 3 s of a second SIGTERM");
-	ck_assert_msg(took < 1.0, "the second SIGTERM took %.2f s", took);
+	/* Far below the grace; loose enough for a sanitizer's exit. */
+	ck_assert_msg(took < 2.5, "the second SIGTERM took %.2f s", took);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "wait status %d", status);
 	ck_assert_msg(said_so, "the log does not say that the second signal ended weftd");
 }
