@@ -1,12 +1,30 @@
 /*
- * weftd's life: start-up, the main thread's loop (signals, housekeeping, the
- * listener guard) and an orderly shutdown.
+ * weftd's life: start-up, the main thread's loop (housekeeping and shutdown),
+ * the signal thread, and an orderly shutdown that always ends.
  *
  * Shutdown (SIGTERM/SIGINT): new jobs are refused at once; jobs still running
  * get --grace seconds to finish, then are cancelled (error type "Shutdown");
  * every waiting client is answered; when every reply has been sent (or after a
- * short bound) the socket closes and the workers stop. A second signal skips
- * the grace.
+ * short bound) the socket closes and the workers stop. A second signal ends
+ * weftd at once (status 0: an administrator asked twice).
+ *
+ * Threads: the main thread runs the libevent loop (retention, the shutdown
+ * poll) and, after it, the teardown. Signals are not taken there: SIGTERM and
+ * SIGINT are blocked in every thread, and the signal thread ("weft-signals")
+ * takes them with sigwaitinfo(), so that a signal is seen even when the main
+ * loop is stuck (issue 17: it froze inside nng_close). The first signal is
+ * handed to the main loop through a pipe (libevent 2.1: each base is touched
+ * by its own thread only); the second ends the process from the signal
+ * thread.
+ *
+ * Shutdown watchdog: the signal thread also bounds every part of the
+ * shutdown. The main thread announces each part (shutdown_enter) with the
+ * time it may take; if a part overruns, the signal thread logs which one and
+ * ends the process. Overrunning the close of the nng socket or the final
+ * frees exits 0, since every job had its grace and every reply was sent or
+ * counted by then, and only memory is left (nng 1.5's reaper thread can stay
+ * stuck for good, and then nng_close never returns); overrunning the drain or
+ * the workers' stop exits 1.
  */
 #include "daemon/daemon.h"
 
@@ -14,11 +32,14 @@
 #include <grp.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/functions.h"
@@ -40,31 +61,194 @@
 
 /* How often the main loop expires old jobs. */
 #define HOUSEKEEPING_SECONDS 1.0
-/* How often the listener guard pings each listener (see server.h). */
-#define LISTENER_WATCH_SECONDS 0.5
 /* How often shutdown checks whether jobs and replies are done. */
 #define SHUTDOWN_POLL_SECONDS 0.01
 /* The longest shutdown waits for replies to leave once every job is over. */
 #define REPLY_DRAIN_SECONDS 2.0
+/* Bounds of the shutdown's parts after the signal (the watchdog's): the main
+ * loop's own part is the grace, the drain and this slack; then closing the
+ * socket, stopping the workers (they end what runs on them: exec jobs were
+ * signalled already), and the final frees. */
+#define DRAIN_SLACK_SECONDS 2.0
+#define SOCKET_CLOSE_SECONDS 2.0
+#define WORKERS_STOP_SECONDS 5.0
+#define FREE_SECONDS 2.0
+/* How often the signal thread checks the watchdog's deadline during shutdown. */
+#define WATCHDOG_TICK_NS (100 * 1000 * 1000L)
+/* The guard's round is 0.5 s: one missing for this long is worth a log line. */
+#define GUARD_STALE_SECONDS 10.0
 
 /* State of the main loop; main thread only. */
 struct main_loop {
 	struct daemon *daemon;
 	struct event_base *base;
 	struct event *housekeeping;
-	struct event *listener_watch;
 	struct event *shutdown_poll;
-	struct event *signals[2];
+	struct event *signal_pipe;
 	double grace_deadline; /* monotonic; 0 while running */
 	double drain_deadline; /* monotonic; 0 until every job is over */
-	int signals_seen;
+	bool guard_stale_logged;
 };
+
+/* The parts of the shutdown, in order, as the watchdog names them. */
+enum shutdown_part {
+	PART_RUNNING,
+	PART_DRAINING,
+	PART_CLOSING_SOCKET,
+	PART_STOPPING_WORKERS,
+	PART_FREEING,
+	PART_DONE,
+};
+
+static const char *const part_names[] = {
+	[PART_RUNNING] = "running",
+	[PART_DRAINING] = "the main loop's drain (grace, cancelling jobs, sending replies)",
+	[PART_CLOSING_SOCKET] = "closing the nng socket (nng's reaper thread is stuck: a 1.5 defect)",
+	[PART_STOPPING_WORKERS] = "stopping the worker threads",
+	[PART_FREEING] = "freeing the daemon's state",
+	[PART_DONE] = "done",
+};
+
+/* The exit status when a part overruns (see the design note). */
+static const int part_overrun_status[] = {
+	[PART_RUNNING] = 1, [PART_DRAINING] = 1,       [PART_CLOSING_SOCKET] = 0,
+	[PART_STOPPING_WORKERS] = 1, [PART_FREEING] = 0, [PART_DONE] = 0,
+};
+
+/*
+ * The signal thread and the shutdown watchdog. One per process (signals are
+ * per process). lock guards part, deadline and signals_seen: they change a
+ * few times per run, and the watchdog must read a part and its deadline
+ * together. The pipe's write end is written by the signal thread only.
+ */
+static struct {
+	pthread_t thread;
+	bool started;          /* main thread only */
+	int pipe[2];           /* [0] watched by the main loop, [1] written by the signal thread */
+	pthread_mutex_t lock;
+	enum shutdown_part part;
+	double deadline;       /* monotonic; 0: none */
+	int signals_seen;
+	bool stop;             /* set by the main thread at the end, with SIGUSR2 as the wake-up */
+	double grace;          /* the options' grace, set before the thread starts */
+} signals = {.pipe = {-1, -1}, .lock = PTHREAD_MUTEX_INITIALIZER};
 
 static struct timeval timeval_of(double seconds)
 {
 	struct timeval value = {.tv_sec = (time_t)seconds,
 	                        .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
 	return value;
+}
+
+/* The main thread enters a part of the shutdown that may take `seconds`. */
+static void shutdown_enter(enum shutdown_part part, double seconds)
+{
+	pthread_mutex_lock(&signals.lock);
+	signals.part = part;
+	signals.deadline = seconds > 0 ? now_monotonic() + seconds : 0;
+	pthread_mutex_unlock(&signals.lock);
+}
+
+/* Signal thread: a part overran its bound. Logs it and ends the process. */
+static void watchdog_check(void)
+{
+	pthread_mutex_lock(&signals.lock);
+	enum shutdown_part part = signals.part;
+	double deadline = signals.deadline;
+	pthread_mutex_unlock(&signals.lock);
+	if (deadline == 0 || now_monotonic() < deadline)
+		return;
+	int status = part_overrun_status[part];
+	log_error("shutdown: %s did not finish in time; exiting anyway (status %d)",
+	          part_names[part], status);
+	_exit(status);
+}
+
+static void *signal_main(void *argument)
+{
+	(void)argument;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR2);
+	for (;;) {
+		pthread_mutex_lock(&signals.lock);
+		bool shutting = signals.signals_seen > 0, stop = signals.stop;
+		pthread_mutex_unlock(&signals.lock);
+		if (stop)
+			return NULL;
+		siginfo_t info;
+		struct timespec tick = {0, WATCHDOG_TICK_NS};
+		/* Idle until the first signal; then woken every tick to watch the
+		 * shutdown's deadline. */
+		int number = shutting ? sigtimedwait(&set, &info, &tick) : sigwaitinfo(&set, &info);
+		if (number < 0) {
+			if (errno == EAGAIN)
+				watchdog_check();
+			continue;
+		}
+		if (number == SIGUSR2)
+			continue; /* the main thread's wake-up: stop is checked above */
+		pthread_mutex_lock(&signals.lock);
+		int seen = signals.signals_seen++;
+		if (seen == 0) {
+			signals.part = PART_DRAINING;
+			signals.deadline = now_monotonic() + signals.grace + REPLY_DRAIN_SECONDS +
+			                   DRAIN_SLACK_SECONDS;
+		}
+		pthread_mutex_unlock(&signals.lock);
+		if (seen > 0) {
+			log_warn("second %s: exiting at once, without waiting for jobs or replies",
+			         strsignal(number));
+			_exit(0);
+		}
+		unsigned char byte = (unsigned char)number;
+		if (write(signals.pipe[1], &byte, 1) != 1)
+			log_error("cannot hand %s to the main loop: %s", strsignal(number),
+			          strerror(errno));
+	}
+}
+
+/* Blocks the signals that the signal thread takes, in this thread and so in
+ * every thread made after it: call before any other thread exists. */
+static int signals_block(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR2);
+	return pthread_sigmask(SIG_BLOCK, &set, NULL) == 0 ? WEFT_OK : WEFT_EINTERNAL;
+}
+
+static int signals_start(double grace)
+{
+	signals.grace = grace;
+	if (pipe2(signals.pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		return WEFT_EINTERNAL;
+	if (pthread_create(&signals.thread, NULL, signal_main, NULL) != 0)
+		return WEFT_EINTERNAL;
+	pthread_setname_np(signals.thread, "weft-signals");
+	signals.started = true;
+	return WEFT_OK;
+}
+
+/* Main thread, at the very end: stops the signal thread (a signal arriving
+ * from now on stays pending and dies with the process). */
+static void signals_stop(void)
+{
+	if (signals.started) {
+		pthread_mutex_lock(&signals.lock);
+		signals.stop = true;
+		pthread_mutex_unlock(&signals.lock);
+		pthread_kill(signals.thread, SIGUSR2);
+		pthread_join(signals.thread, NULL);
+		signals.started = false;
+	}
+	for (int i = 0; i < 2; i++)
+		if (signals.pipe[i] >= 0)
+			close(signals.pipe[i]);
 }
 
 static void pipe_closed_on_worker(void *argument);
@@ -94,22 +278,73 @@ static void pipe_closed_on_worker(void *argument)
 	waiters_pipe_closed(the_daemon->waiters, (uint32_t)(uintptr_t)argument);
 }
 
+static void beat(struct daemon *daemon)
+{
+	atomic_fetch_add_explicit(&daemon->heartbeat, 1, memory_order_relaxed);
+}
+
+/* The guard runs on its own thread; the main loop only says when it is stuck. */
+static void check_guard(struct main_loop *loop, double now)
+{
+	if (loop->daemon->server == NULL)
+		return;
+	struct server_guard_stats guard;
+	server_guard_stats(loop->daemon->server, &guard);
+	double since = now - (guard.last_round > 0 ? guard.last_round : loop->daemon->started);
+	if (since < GUARD_STALE_SECONDS) {
+		loop->guard_stale_logged = false;
+		return;
+	}
+	if (!loop->guard_stale_logged)
+		log_warn("the listener guard has not finished a round for %.0f s (stuck in nng?)",
+		         since);
+	loop->guard_stale_logged = true;
+}
+
 static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 {
 	(void)fd;
 	(void)events;
 	struct main_loop *loop = argument;
-	size_t dropped = jobs_expire(loop->daemon->jobs, now_wall());
+	struct daemon *daemon = loop->daemon;
+	size_t dropped = jobs_expire(daemon->jobs, now_wall());
 	if (dropped > 0)
 		log_debug("dropped %zu expired jobs", dropped);
+	double now = now_monotonic();
+	check_guard(loop, now);
+	atomic_store_explicit(&daemon->retention_last_us, (int_least64_t)(now * 1e6),
+	                      memory_order_relaxed);
+	atomic_fetch_add_explicit(&daemon->retention_runs, 1, memory_order_relaxed);
+	beat(daemon);
 }
 
-static void on_listener_watch(evutil_socket_t fd, short events, void *argument)
+uint64_t daemon_main_loop_heartbeat(struct daemon *daemon)
 {
-	(void)fd;
-	(void)events;
-	struct main_loop *loop = argument;
-	server_watch_listeners(loop->daemon->server);
+	return atomic_load_explicit(&daemon->heartbeat, memory_order_relaxed);
+}
+
+/* Seconds since a monotonic time, or JSON null for "never". */
+static json_t *seconds_since(double then, double now)
+{
+	return then > 0 ? json_real(now - then) : json_null();
+}
+
+json_t *daemon_housekeeping_stats(struct daemon *daemon, struct server *server)
+{
+	double now = now_monotonic();
+	double retention_last =
+		(double)atomic_load_explicit(&daemon->retention_last_us, memory_order_relaxed) / 1e6;
+	struct server_guard_stats guard;
+	server_guard_stats(server, &guard);
+	return json_pack(
+		"{s:I, s:{s:f, s:I, s:o}, s:{s:f, s:I, s:o, s:I, s:I}}", "heartbeat",
+		(json_int_t)daemon_main_loop_heartbeat(daemon), "retention", "every",
+		HOUSEKEEPING_SECONDS, "runs",
+		(json_int_t)atomic_load_explicit(&daemon->retention_runs, memory_order_relaxed),
+		"since_last", seconds_since(retention_last, now), "listener_guard", "every",
+		guard.every, "runs", (json_int_t)guard.rounds, "since_last",
+		seconds_since(guard.last_round, now), "failed_probes", (json_int_t)guard.failed_probes,
+		"recreated", (json_int_t)guard.recreated);
 }
 
 static void cancel_for_shutdown(struct job *job, void *context)
@@ -125,6 +360,7 @@ static void on_shutdown_poll(evutil_socket_t fd, short events, void *argument)
 	struct main_loop *loop = argument;
 	struct daemon *daemon = loop->daemon;
 	double now = now_monotonic();
+	beat(daemon);
 	if (loop->drain_deadline == 0) {
 		uint64_t unfinished = jobs_unfinished(daemon->jobs);
 		if (unfinished > 0 && now < loop->grace_deadline)
@@ -145,20 +381,19 @@ static void on_shutdown_poll(evutil_socket_t fd, short events, void *argument)
 	event_base_loopbreak(loop->base);
 }
 
-static void on_signal(evutil_socket_t signal_number, short events, void *argument)
+/* Main loop: the signal thread handed over the first SIGTERM or SIGINT. */
+static void on_signal_pipe(evutil_socket_t fd, short events, void *argument)
 {
 	(void)events;
 	struct main_loop *loop = argument;
 	struct daemon *daemon = loop->daemon;
-	if (loop->signals_seen++ > 0) {
-		log_info("second %s: skipping the rest of the grace period",
-		         strsignal((int)signal_number));
-		loop->grace_deadline = now_monotonic();
+	unsigned char byte;
+	if (read(fd, &byte, 1) != 1 || loop->grace_deadline != 0)
 		return;
-	}
-	log_info("%s: shutting down; %llu jobs unfinished, grace %g s",
-	         strsignal((int)signal_number),
-	         (unsigned long long)jobs_unfinished(daemon->jobs),
+	beat(daemon);
+	log_info("%s: shutting down; %llu jobs unfinished, grace %g s (a second signal exits at "
+	         "once)",
+	         strsignal(byte), (unsigned long long)jobs_unfinished(daemon->jobs),
 	         daemon->options.grace);
 	atomic_store(&daemon->shutting_down, true);
 	loop->grace_deadline = now_monotonic() + daemon->options.grace;
@@ -173,32 +408,23 @@ static int main_loop_init(struct main_loop *loop, struct daemon *daemon)
 	if ((loop->base = event_base_new()) == NULL)
 		return -1;
 	loop->housekeeping = event_new(loop->base, -1, EV_PERSIST, on_housekeeping, loop);
-	loop->listener_watch = event_new(loop->base, -1, EV_PERSIST, on_listener_watch, loop);
 	loop->shutdown_poll = event_new(loop->base, -1, EV_PERSIST, on_shutdown_poll, loop);
-	loop->signals[0] = evsignal_new(loop->base, SIGTERM, on_signal, loop);
-	loop->signals[1] = evsignal_new(loop->base, SIGINT, on_signal, loop);
-	if (loop->housekeeping == NULL || loop->listener_watch == NULL || loop->shutdown_poll == NULL ||
-	    loop->signals[0] == NULL ||
-	    loop->signals[1] == NULL)
+	loop->signal_pipe =
+		event_new(loop->base, signals.pipe[0], EV_READ | EV_PERSIST, on_signal_pipe, loop);
+	if (loop->housekeeping == NULL || loop->shutdown_poll == NULL || loop->signal_pipe == NULL)
 		return -1;
 	struct timeval interval = timeval_of(HOUSEKEEPING_SECONDS);
-	event_add(loop->housekeeping, &interval);
-	struct timeval watch_interval = timeval_of(LISTENER_WATCH_SECONDS);
-	event_add(loop->listener_watch, &watch_interval);
-	event_add(loop->signals[0], NULL);
-	event_add(loop->signals[1], NULL);
+	if (event_add(loop->housekeeping, &interval) != 0 || event_add(loop->signal_pipe, NULL) != 0)
+		return -1;
 	return 0;
 }
 
 static void main_loop_fini(struct main_loop *loop)
 {
-	for (int i = 0; i < 2; i++)
-		if (loop->signals[i] != NULL)
-			event_free(loop->signals[i]);
+	if (loop->signal_pipe != NULL)
+		event_free(loop->signal_pipe);
 	if (loop->housekeeping != NULL)
 		event_free(loop->housekeeping);
-	if (loop->listener_watch != NULL)
-		event_free(loop->listener_watch);
 	if (loop->shutdown_poll != NULL)
 		event_free(loop->shutdown_poll);
 	if (loop->base != NULL)
@@ -279,8 +505,15 @@ int daemon_run(const struct options *options)
 	memory_init();
 	log_set_level(options->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	/* Before any thread exists, so that every thread inherits the mask. */
+	if (signals_block() != WEFT_OK || signals_start(options->grace) != WEFT_OK) {
+		log_error("cannot set up the signal thread: %s", strerror(errno));
+		signals_stop();
+		return 1;
+	}
 	if (evthread_use_pthreads() != 0) {
 		log_error("libevent has no pthreads support");
+		signals_stop();
 		return 1;
 	}
 
@@ -349,18 +582,27 @@ int daemon_run(const struct options *options)
 
 	event_base_dispatch(loop.base);
 
+	shutdown_enter(PART_CLOSING_SOCKET, SOCKET_CLOSE_SECONDS);
+	/* On failure the guard was left running with the server's memory, which
+	 * server_stop then does not free; nothing else of the daemon is its. */
 	server_stop(daemon.server);
-	log_info("stopped");
+	daemon.server = NULL;
 	status = 0;
 fail_loop:
+	shutdown_enter(PART_STOPPING_WORKERS, WORKERS_STOP_SECONDS);
 	main_loop_fini(&loop);
 	workers_stop(daemon.workers);
 	waiters_free(daemon.waiters);
 fail_workers:
+	shutdown_enter(PART_FREEING, FREE_SECONDS);
 	queues_fini();
 	functions_fini();
 	principal_fini();
 fail_functions:
 	jobs_free(daemon.jobs);
+	shutdown_enter(PART_DONE, 0);
+	signals_stop();
+	if (status == 0)
+		log_info("stopped");
 	return status;
 }

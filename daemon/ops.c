@@ -361,7 +361,7 @@ static long resident_kilobytes(void)
 	return pages_resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static json_t *op_stats(struct daemon *daemon)
+static json_t *op_stats(struct daemon *daemon, struct server_request *slot)
 {
 	json_t *workers = json_array();
 	for (int i = 0; i < workers_count(daemon->workers); i++) {
@@ -388,14 +388,15 @@ static json_t *op_stats(struct daemon *daemon)
 	struct threadpool_stats pool;
 	threaded_stats(&pool);
 	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i}, s:{s:I, s:I, s:I}, "
-	                 "s:{s:I}}",
+	                 "s:{s:I}, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
 	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
 	                 "waiters", (json_int_t)waiters_count(daemon->waiters), "procs", "limit",
 	                 (int)slots_limit(procs), "running", (int)slots_held(procs), "queued",
 	                 (int)slots_queued(procs), "threads", "size", (json_int_t)pool.threads,
 	                 "busy", (json_int_t)pool.busy, "queued", (json_int_t)pool.queued,
-	                 "memory", "rss_kb", (json_int_t)resident_kilobytes());
+	                 "memory", "rss_kb", (json_int_t)resident_kilobytes(), "housekeeping",
+	                 daemon_housekeeping_stats(daemon, server_request_server(slot)));
 }
 
 /* Named queues are configuration: root and admins only (principal.h, rule 4). */
@@ -478,7 +479,7 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 		reply = json_pack("{s:b, s:o}", "ok", 1, "functions", functions_to_json());
 		break;
 	case REQUEST_STATS:
-		reply = op_stats(daemon);
+		reply = op_stats(daemon, slot);
 		break;
 	case REQUEST_FUTURE_NEW:
 		reply = op_future_new(daemon, caller, &request, &problem);

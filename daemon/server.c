@@ -13,17 +13,27 @@
  * Listener guard: nng 1.5.2 stops accepting on a listener when a peer hangs up
  * in the middle of the handshake (#1518): new connections still complete the
  * SP handshake in the transport but are never attached to the socket, so
- * their requests go unanswered. server_watch_listeners() therefore checks each
- * listener end to end, with a fresh connection and a ping, and makes a new
- * listener when that goes unanswered twice in a row: it closes the stuck
- * listener and listens again on the same URL.
+ * their requests go unanswered. The guard therefore checks each listener end
+ * to end every LISTENER_WATCH_MS, with a fresh connection and a ping, and
+ * makes a new listener when that goes unanswered twice in a row: it closes
+ * the stuck listener and listens again on the same URL.
+ *
+ * The guard runs on a thread of its own ("weft-guard"), never on the main
+ * loop, and its probe uses no nng socket (probe_request() writes the REQ
+ * message by hand over a raw socket, every wait bounded by poll()). Both
+ * because of issue 17: once nng 1.5.2's single reaper thread is stuck, every
+ * nng_close() blocks forever, and the old probe's nng_close() froze the main
+ * loop and with it signals and retention. A raw probe always ends within its
+ * timeout, and an unanswered one counts as failed. Re-creating a listener
+ * still calls into nng and may block; then only the guard waits (one thread,
+ * so at most one probe is ever outstanding), `stats` shows its last round
+ * growing old, and server_stop() leaves it behind after a bound.
  */
 #include "daemon/server.h"
 
 #include <errno.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/log.h"
@@ -48,8 +59,12 @@
 #define RECEIVING_TARGET 128
 /* How long claim_ipc_path's probe waits for a handshake. */
 #define PROBE_TIMEOUT_MS 1000
-/* How long the listener watch waits for its ping to be answered. */
+/* How often the guard pings each listener. */
+#define LISTENER_WATCH_MS 500
+/* How long the guard waits for its ping to be answered. */
 #define LISTENER_PING_MS 500
+/* How long server_stop waits for the guard to finish its round. */
+#define GUARD_STOP_MS 2000
 /* Unanswered pings in a row before a listener is re-created: one miss can be
  * load, two in a row are the defect. A false alarm costs little: closing a
  * listener keeps the connections it made, and clients redial at once. */
@@ -73,12 +88,28 @@ struct server_request {
 	struct server_request *next_all;  /* guarded by server->lock */
 };
 
+/* The listener guard's thread and what it reports. */
+struct guard {
+	pthread_t thread;
+	bool started;            /* main thread only */
+	pthread_mutex_t lock;    /* guards stop, and is the condition's mutex */
+	pthread_cond_t wake;     /* on CLOCK_MONOTONIC; signalled by server_stop */
+	bool stop;
+	/* Written by the guard thread, read by stats on any thread. Relaxed:
+	 * each is a counter or a time read on its own, publishing nothing else. */
+	atomic_uint_least64_t rounds;
+	atomic_uint_least64_t failed_probes;
+	atomic_uint_least64_t recreated;
+	atomic_int_least64_t last_round_us; /* monotonic µs of the last round's end; 0: none yet */
+};
+
+/* The URL and the nng listener are written by server_start before the guard
+ * starts, then by the guard thread alone (it re-creates listeners);
+ * server_stop reads them after joining it. */
 struct listener {
 	char *url;
 	nng_listener listener;
-	int failures; /* main thread only */
-	bool ipc;     /* peers carry credentials; otherwise they act as `mapped` */
-	struct principal *mapped; /* borrowed from the server: tcp_user or tls_user */
+	int failures; /* guard thread only */
 };
 
 /* Who each connection is (rule 1 of principal.h), by pipe id. Filled on
@@ -96,6 +127,7 @@ struct server {
 	nng_socket socket;
 	struct listener *listeners;
 	size_t listener_count;
+	struct guard guard;
 	size_t transport_max;
 	server_handler_fn handler;
 	server_pipe_closed_fn pipe_closed;
@@ -120,6 +152,7 @@ struct server {
 };
 
 static void on_aio(void *argument);
+static int guard_start(struct server *server);
 
 /* A new slot, not yet receiving. Returns NULL when nng cannot make a context. */
 static struct server_request *slot_new(struct server *server)
@@ -246,6 +279,11 @@ void server_drop(struct server_request *slot)
 	slot_recycle(slot);
 }
 
+struct server *server_request_server(const struct server_request *slot)
+{
+	return slot->server;
+}
+
 uint32_t server_request_pipe(const struct server_request *slot)
 {
 	return slot->pipe;
@@ -303,21 +341,19 @@ static void pipe_forget(struct server *server, uint32_t pipe)
 static struct principal *principal_of_pipe(struct server *server, nng_pipe pipe)
 {
 	uint64_t uid, gid, pid;
-	/* The listener list is fixed before the first pipe can come; a listener
-	 * re-created by the guard keeps its entry. */
-	nng_listener listener = nng_pipe_listener(pipe);
-	for (size_t i = 0; i < server->listener_count; i++) {
-		const struct listener *entry = &server->listeners[i];
-		if (entry->ipc || nng_listener_id(entry->listener) != nng_listener_id(listener))
-			continue;
-		/* A tls listener only gets here with a verified client certificate
-		 * (NNG_TLS_AUTH_MODE_REQUIRED). */
-		if (entry->mapped == NULL)
-			log_warn("refused a connection on %s: it carries no credentials", entry->url);
-		return principal_ref(entry->mapped);
+	/* The transport is told by the pipe itself (no listener table, which the
+	 * guard thread may be changing): only ipc pipes have peer credentials,
+	 * only tls pipes say whether the peer's certificate was verified. */
+	bool verified;
+	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) != 0) {
+		struct principal *mapped = server->tcp_user;
+		if (nng_pipe_get_bool(pipe, NNG_OPT_TLS_VERIFIED, &verified) == 0)
+			mapped = verified ? server->tls_user : NULL;
+		if (mapped == NULL)
+			log_warn("refused a connection that carries no credentials");
+		return principal_ref(mapped);
 	}
-	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) != 0 ||
-	    nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_GID, &gid) != 0) {
+	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_GID, &gid) != 0) {
 		log_warn("refused a connection that carries no credentials");
 		return NULL;
 	}
@@ -536,8 +572,6 @@ int server_start(const struct server_config *config, struct server **out, char *
 				goto fail;
 		}
 		struct listener *entry = &server->listeners[i];
-		entry->ipc = path != NULL;
-		entry->mapped = path != NULL ? NULL : tls ? server->tls_user : server->tcp_user;
 		if ((rv = listen_on(server, url, &entry->listener, message, size)) != WEFT_OK)
 			goto fail;
 		entry->url = memory_strdup(url);
@@ -545,6 +579,10 @@ int server_start(const struct server_config *config, struct server **out, char *
 		log_info("listening on %s", url);
 	}
 	top_up_receivers(server);
+	if ((rv = guard_start(server)) != WEFT_OK) {
+		snprintf(message, size, "cannot start the listener guard's thread");
+		goto fail;
+	}
 	*out = server;
 	return WEFT_OK;
 
@@ -553,66 +591,155 @@ fail:
 	return rv;
 }
 
-/*
- * One end-to-end check of a listener: a fresh connection (a listener that has
- * stopped attaching new pipes still completes the SP handshake, so only a real
- * request tells), a ping, and its answer. Main thread; blocks up to
- * LISTENER_PING_MS.
- */
-static bool listener_answers(const char *url)
+/* Re-creates a listener that missed its pings. Guard thread. */
+static void recreate_listener(struct server *server, struct listener *entry)
 {
-	nng_socket probe;
-	if (nng_req0_open(&probe) != 0)
-		return true; /* cannot tell; do not disturb the listener */
-	nng_socket_set_ms(probe, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	nng_socket_set_ms(probe, NNG_OPT_SENDTIMEO, LISTENER_PING_MS);
-	nng_socket_set_ms(probe, NNG_OPT_RECVTIMEO, LISTENER_PING_MS);
-	static const char ping[] = "{\"op\":\"ping\"}";
-	char *reply = NULL;
-	size_t size = 0;
-	bool answered = nng_dial(probe, url, NULL, 0) == 0 &&
-	                nng_send(probe, (void *)ping, sizeof(ping) - 1, 0) == 0 &&
-	                nng_recv(probe, &reply, &size, NNG_FLAG_ALLOC) == 0;
-	if (reply != NULL)
-		nng_free(reply, size);
-	nng_close(probe);
-	return answered;
+	const char *path = proto_ipc_path(entry->url);
+	log_warn("listener on %s stopped answering new connections (nng 1.5 defect after a "
+	         "client hung up mid-handshake); re-creating it",
+	         entry->url);
+	/* The stuck listener must go: its unaccepted connections keep nng's
+	 * poller busy. Closing it also removes an ipc socket file. */
+	nng_listener_close(entry->listener);
+	if (path != NULL)
+		unlink(path);
+	char message[256];
+	if (listen_on(server, entry->url, &entry->listener, message, sizeof(message)) != WEFT_OK) {
+		log_error("%s; will try again", message);
+		return;
+	}
+	entry->failures = 0;
+	atomic_fetch_add_explicit(&server->guard.recreated, 1, memory_order_relaxed);
+	log_info("listening again on %s", entry->url);
 }
 
-void server_watch_listeners(struct server *server)
+/* One round: each listener checked end to end with a ping. Guard thread. */
+static void guard_round(struct server *server)
 {
+	static const char ping[] = "{\"op\":\"ping\"}";
 	for (size_t i = 0; i < server->listener_count; i++) {
 		struct listener *entry = &server->listeners[i];
-		const char *path = proto_ipc_path(entry->url);
-		if (listener_answers(entry->url)) {
+		int rv = probe_request(entry->url, ping, LISTENER_PING_MS);
+		if (rv == WEFT_OK) {
 			entry->failures = 0;
 			continue;
 		}
-		if (++entry->failures < LISTENER_FAILURES_TO_RECREATE)
-			continue;
-		log_warn("listener on %s stopped answering new connections (nng 1.5 defect after a "
-		         "client hung up mid-handshake); re-creating it",
-		         entry->url);
-		/* The stuck listener must go: its unaccepted connections keep nng's
-		 * poller busy. Closing it also removes an ipc socket file. */
-		nng_listener_close(entry->listener);
-		if (path != NULL)
-			unlink(path);
-		char message[256];
-		if (listen_on(server, entry->url, &entry->listener, message, sizeof(message)) !=
-		    WEFT_OK) {
-			log_error("%s; will try again", message);
-			continue;
-		}
-		entry->failures = 0;
-		log_info("listening again on %s", entry->url);
+		atomic_fetch_add_explicit(&server->guard.failed_probes, 1, memory_order_relaxed);
+		log_debug("listener %s missed a ping: %s", entry->url, weft_strerror(rv));
+		if (++entry->failures >= LISTENER_FAILURES_TO_RECREATE)
+			recreate_listener(server, entry);
 	}
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now); /* the clock of now_monotonic(), which stats uses */
+	atomic_store_explicit(&server->guard.last_round_us,
+	                      (int_least64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000,
+	                      memory_order_relaxed);
+	atomic_fetch_add_explicit(&server->guard.rounds, 1, memory_order_relaxed);
 }
 
-void server_stop(struct server *server)
+static struct timespec monotonic_after_ms(long milliseconds)
+{
+	struct timespec at;
+	clock_gettime(CLOCK_MONOTONIC, &at);
+	at.tv_sec += milliseconds / 1000;
+	at.tv_nsec += (milliseconds % 1000) * 1000000L;
+	if (at.tv_nsec >= 1000000000L) {
+		at.tv_sec++;
+		at.tv_nsec -= 1000000000L;
+	}
+	return at;
+}
+
+/* The guard thread: a round every LISTENER_WATCH_MS until server_stop. */
+static void *guard_main(void *argument)
+{
+	struct server *server = argument;
+	struct guard *guard = &server->guard;
+	pthread_mutex_lock(&guard->lock);
+	while (!guard->stop) {
+		struct timespec until = monotonic_after_ms(LISTENER_WATCH_MS);
+		int rv = 0;
+		while (!guard->stop && rv != ETIMEDOUT)
+			rv = pthread_cond_timedwait(&guard->wake, &guard->lock, &until);
+		if (guard->stop)
+			break;
+		/* Not held during the round: server_stop must be able to ask for
+		 * the stop while a probe waits. */
+		pthread_mutex_unlock(&guard->lock);
+		guard_round(server);
+		pthread_mutex_lock(&guard->lock);
+	}
+	pthread_mutex_unlock(&guard->lock);
+	return NULL;
+}
+
+static int guard_start(struct server *server)
+{
+	struct guard *guard = &server->guard;
+	pthread_condattr_t attributes;
+	pthread_condattr_init(&attributes);
+	pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+	pthread_cond_init(&guard->wake, &attributes);
+	pthread_condattr_destroy(&attributes);
+	pthread_mutex_init(&guard->lock, NULL);
+	int rv = pthread_create(&guard->thread, NULL, guard_main, server);
+	if (rv != 0) {
+		pthread_cond_destroy(&guard->wake);
+		pthread_mutex_destroy(&guard->lock);
+		return WEFT_EINTERNAL;
+	}
+	pthread_setname_np(guard->thread, "weft-guard");
+	guard->started = true;
+	return WEFT_OK;
+}
+
+/* Asks the guard to stop and waits up to GUARD_STOP_MS. WEFT_ETIMEOUT when it
+ * is stuck (in nng, re-creating a listener): it is then left running, and
+ * whatever it uses must not be freed. */
+static int guard_stop(struct server *server)
+{
+	struct guard *guard = &server->guard;
+	if (!guard->started)
+		return WEFT_OK;
+	pthread_mutex_lock(&guard->lock);
+	guard->stop = true;
+	pthread_cond_signal(&guard->wake);
+	pthread_mutex_unlock(&guard->lock);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until); /* pthread_timedjoin_np counts on the wall clock */
+	until.tv_sec += GUARD_STOP_MS / 1000;
+	if (pthread_timedjoin_np(guard->thread, NULL, &until) != 0) {
+		log_warn("the listener guard did not stop within %d ms (stuck in nng re-creating a "
+		         "listener); leaving it",
+		         GUARD_STOP_MS);
+		pthread_detach(guard->thread);
+		guard->started = false;
+		return WEFT_ETIMEOUT;
+	}
+	guard->started = false;
+	pthread_cond_destroy(&guard->wake);
+	pthread_mutex_destroy(&guard->lock);
+	return WEFT_OK;
+}
+
+void server_guard_stats(struct server *server, struct server_guard_stats *stats)
+{
+	struct guard *guard = &server->guard;
+	stats->rounds = atomic_load_explicit(&guard->rounds, memory_order_relaxed);
+	stats->failed_probes = atomic_load_explicit(&guard->failed_probes, memory_order_relaxed);
+	stats->recreated = atomic_load_explicit(&guard->recreated, memory_order_relaxed);
+	stats->last_round =
+		(double)atomic_load_explicit(&guard->last_round_us, memory_order_relaxed) / 1e6;
+	stats->every = LISTENER_WATCH_MS / 1000.0;
+}
+
+int server_stop(struct server *server)
 {
 	if (server == NULL)
-		return;
+		return WEFT_OK;
+	/* First the guard, which could otherwise re-create a listener on the
+	 * closing socket. If it is stuck, the server's memory stays its. */
+	int rv = guard_stop(server);
 	atomic_store(&server->closing, true);
 	nng_close(server->socket);
 	pthread_mutex_lock(&server->lock);
@@ -631,8 +758,11 @@ void server_stop(struct server *server)
 		const char *path = proto_ipc_path(server->listeners[i].url);
 		if (path != NULL)
 			unlink(path);
-		free(server->listeners[i].url);
 	}
+	if (rv != WEFT_OK)
+		return rv;
+	for (size_t i = 0; i < server->listener_count; i++)
+		free(server->listeners[i].url);
 	free(server->listeners);
 	principal_unref(server->tcp_user);
 	principal_unref(server->tls_user);
@@ -650,4 +780,5 @@ void server_stop(struct server *server)
 	pthread_mutex_destroy(&server->pipes_lock);
 	pthread_mutex_destroy(&server->lock);
 	free(server);
+	return WEFT_OK;
 }

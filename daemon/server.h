@@ -66,6 +66,8 @@ void server_reply(struct server_request *request, json_t *reply);
 void server_reply_message(struct server_request *request, struct nng_msg *message);
 /* Releases a request without answering (its client is gone). Any thread. */
 void server_drop(struct server_request *request);
+/* The server a request came on (borrowed). Any thread. */
+struct server *server_request_server(const struct server_request *request);
 /* The id of the connection (nng pipe) a request came on. */
 uint32_t server_request_pipe(const struct server_request *request);
 
@@ -77,13 +79,28 @@ struct principal *server_request_principal(const struct server_request *request)
 /* Requests received and not yet answered or dropped. Any thread. */
 size_t server_outstanding(struct server *server);
 
-/* Checks each listener with probe_url(); re-creates one that no longer completes a
- * handshake (nng 1.5 defect #1518). Blocking for up to about a second per
- * listener; main thread, periodically. */
-void server_watch_listeners(struct server *server);
+/* What the listener guard did (see server.c). Its thread starts with the
+ * server, probes every listener once a round (`every` seconds apart, one
+ * probe at a time) and re-creates one that missed two pings in a row
+ * (nng 1.5 defect #1518). */
+struct server_guard_stats {
+	uint64_t rounds;        /* rounds finished */
+	uint64_t failed_probes; /* pings unanswered within their bound */
+	uint64_t recreated;     /* listeners re-created */
+	double last_round;      /* monotonic seconds at the end of the last round; 0: none yet */
+	double every;           /* seconds between rounds */
+};
 
-/* Closes the socket (pending requests are abandoned), frees everything, and
- * removes the ipc socket files. Main thread, after every request is answered. */
-void server_stop(struct server *server);
+/* The guard's counters, read without a lock. Any thread. */
+void server_guard_stats(struct server *server, struct server_guard_stats *stats);
+
+/* Stops the listener guard (waiting up to 2 s for its round), closes the
+ * socket (pending requests are abandoned), removes the ipc socket files and
+ * frees everything. WEFT_OK; WEFT_ETIMEOUT when the guard was stuck in nng and
+ * had to be left behind, and with it the server's memory. nng_close() itself
+ * can block forever once nng 1.5's reaper is stuck (issue 17): the caller
+ * bounds it (daemon.c's shutdown watchdog). Main thread, after every request
+ * is answered. */
+int server_stop(struct server *server);
 
 #endif

@@ -77,7 +77,7 @@ CHECK_PROGS += $(BUILD)/tests/check_tasks
 # weftd itself under ThreadSanitizer: the daemon-level tests drive a TSan weftd
 # (a race report makes it exit non-zero at shutdown, which the fixture checks).
 TSAN_DAEMON_TESTS := check_daemon check_threaded check_tasks check_offload check_futures \
-	check_schedule check_gather
+	check_schedule check_gather check_mainloop
 .PHONY: check-tsan-daemon
 check-tsan-daemon:
 	$(MAKE) SANITIZER=thread build/san-thread/weftd build/san-thread/weft \
@@ -123,3 +123,9 @@ $(BUILD)/tests/check_trust: $(BUILD)/tests/check_trust.o $(BUILD)/tests/fixture.
 		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_trust
+
+# The main loop survives clients that die with requests in flight (issue 17).
+$(BUILD)/tests/check_mainloop: $(BUILD)/tests/check_mainloop.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_mainloop

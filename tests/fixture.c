@@ -249,22 +249,28 @@ void fixture_start(fixture *daemon, const char *const *extra_args)
 	}
 }
 
-void fixture_stop(fixture *daemon)
+bool fixture_stop_within(fixture *daemon, int signal_number, double seconds, int *status)
 {
 	ck_assert_msg(daemon->pid != 0, "fixture_stop: weftd is not running");
-	int status = 0;
-	kill(daemon->pid, SIGTERM);
-	bool exited = wait_exit(daemon, FIXTURE_STOP_SECONDS, &status);
+	*status = 0;
+	kill(daemon->pid, signal_number);
+	bool exited = wait_exit(daemon, seconds, status);
 	if (!exited) {
 		kill(daemon->pid, SIGKILL);
-		waitpid(daemon->pid, &status, 0);
+		waitpid(daemon->pid, status, 0);
 	}
 	daemon->pid = 0;
-	bool clean = exited && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-	if (!clean)
+	if (!exited || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0)
 		fixture_print_log(daemon);
 	watchdog_stop(daemon);
 	remove_directory(daemon);
+	return exited;
+}
+
+void fixture_stop(fixture *daemon)
+{
+	int status;
+	bool exited = fixture_stop_within(daemon, SIGTERM, FIXTURE_STOP_SECONDS, &status);
 	ck_assert_msg(exited, "weftd did not exit within %.0f s of SIGTERM", FIXTURE_STOP_SECONDS);
 	ck_assert_msg(WIFEXITED(status), "weftd died of signal %d",
 	              WIFSIGNALED(status) ? WTERMSIG(status) : -1);

@@ -35,6 +35,14 @@ void fixture_start(fixture *daemon, const char *const *extra_args);
  * directory, and fails the test unless the daemon exited with status 0. */
 void fixture_stop(fixture *daemon);
 
+/* Sends `signal_number` to the daemon and waits up to `seconds` for it to exit.
+ * Returns true with the wait status in *status when it exited in time;
+ * otherwise SIGKILLs it and returns false. Either way the daemon is reaped, the
+ * directory removed and the fixture done (like fixture_stop, without asserting,
+ * so that a test can count failures). The log is printed when the exit was not
+ * a clean status 0. */
+bool fixture_stop_within(fixture *daemon, int signal_number, double seconds, int *status);
+
 /* Copies the daemon's log to stderr, framed. */
 void fixture_print_log(const fixture *daemon);
 
