@@ -140,11 +140,24 @@ void scheduler_signal_worker(worker *target)
 }
 
 /* Wakes one parked worker when nobody is searching (the searcher would find the work). */
+/* The producer's half of the parking protocol (see the top of the file): how
+ * many workers are parked, read after a seq_cst fence. ThreadSanitizer does
+ * not model fences (gcc refuses them there), so its builds read the count
+ * with an RMW instead: two RMWs on one location are ordered either way, which
+ * gives the same guarantee, at the price of a shared cache line. */
+static int parked_after_publishing(runtime *rt)
+{
+#ifdef SANITIZER_TSAN
+	return atomic_fetch_add(&rt->parked_count, 0);
+#else
+	atomic_thread_fence(memory_order_seq_cst);
+	return atomic_load(&rt->parked_count);
+#endif
+}
+
 static void scheduler_notify_one(runtime *rt)
 {
-	/* The producer's half of the parking protocol (see the top of the file). */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load(&rt->parked_count) == 0 || atomic_load(&rt->searching) != 0)
+	if (parked_after_publishing(rt) == 0 || atomic_load(&rt->searching) != 0)
 		return;
 	for (int i = 0; i < rt->worker_count; i++) {
 		worker *each = &rt->workers[i];
@@ -432,8 +445,11 @@ static void worker_park(worker *current)
 	runtime *rt = current->rt;
 	atomic_store(&current->parked, true);
 	atomic_fetch_add(&rt->parked_count, 1);
-	/* The parker's half of the parking protocol (see the top of the file). */
+	/* The parker's half of the parking protocol (see the top of the file); the
+	 * RMW above is its half under ThreadSanitizer. */
+#ifndef SANITIZER_TSAN
 	atomic_thread_fence(memory_order_seq_cst);
+#endif
 	bool expected = true;
 	if (worker_sees_work(current)) {
 		if (atomic_compare_exchange_strong(&current->parked, &expected, false))
