@@ -171,6 +171,7 @@ static void *signal_main(void *argument)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR2);
 	for (;;) {
 		pthread_mutex_lock(&signals.lock);
@@ -190,6 +191,14 @@ static void *signal_main(void *argument)
 		}
 		if (number == SIGUSR2)
 			continue; /* the main thread's wake-up: stop is checked above */
+		if (number == SIGHUP) {
+			/* Its default would kill weftd silently and orphan every job's
+			 * processes (a closed terminal sends it). weftd has nothing to
+			 * reload: options are read once at start. */
+			log_warn("SIGHUP ignored: weftd has nothing to reload; restart it to change its "
+			         "options, or send SIGTERM to stop it");
+			continue;
+		}
 		pthread_mutex_lock(&signals.lock);
 		int seen = signals.signals_seen++;
 		if (seen == 0) {
@@ -218,6 +227,7 @@ static int signals_block(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR2);
 	return pthread_sigmask(SIG_BLOCK, &set, NULL) == 0 ? WEFT_OK : WEFT_EINTERNAL;
 }

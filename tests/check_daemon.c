@@ -344,6 +344,45 @@ START_TEST(test_usage_errors_exit_2_with_a_message)
 }
 END_TEST
 
+/* Whether the daemon's log holds `text` yet. */
+static bool log_has(const fixture *daemon, const char *text)
+{
+	FILE *log = fopen(daemon->log_path, "r");
+	char line[1024];
+	bool found = false;
+	while (log != NULL && !found && fgets(line, sizeof(line), log) != NULL)
+		found = strstr(line, text) != NULL;
+	if (log != NULL)
+		fclose(log);
+	return found;
+}
+
+START_TEST(test_sighup_is_logged_and_ignored)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *job = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":"
+	                                    "{\"seconds\":30}}");
+	ck_assert_int_eq(kill(daemon.pid, SIGHUP), 0);
+	double deadline = fixture_now() + 10;
+	while (!log_has(&daemon, "SIGHUP ignored")) {
+		ck_assert_msg(fixture_now() < deadline, "no log line for SIGHUP");
+		ck_assert_msg(fixture_alive(&daemon), "SIGHUP killed weftd");
+		usleep(2000);
+	}
+	/* Still serving, and the job it had is still there. */
+	char status[128];
+	snprintf(status, sizeof(status), "{\"op\":\"status\",\"id\":%lld}",
+	         (long long)json_integer_value(json_object_get(job, "id")));
+	json_t *reply = wire_call(daemon.url, status);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(reply, "job"), "state")),
+	                 "running");
+	json_decref(reply);
+	json_decref(job);
+	fixture_stop(&daemon); /* SIGTERM still stops it, with status 0 */
+}
+END_TEST
+
 static Suite *daemon_suite(void)
 {
 	Suite *suite = suite_create("daemon");
@@ -363,6 +402,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(life, test_waiter_limit_answers_busy_and_recovers);
 	tcase_add_test(life, test_pending_limit_answers_busy_and_recovers);
 	tcase_add_test(life, test_usage_errors_exit_2_with_a_message);
+	tcase_add_test(life, test_sighup_is_logged_and_ignored);
 	suite_add_tcase(suite, life);
 	return suite;
 }
