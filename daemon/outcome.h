@@ -9,7 +9,6 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "daemon/request.h"
 
 struct job;
 struct jobs;

@@ -65,11 +65,11 @@ typedef struct thread_waiter {
 
 /* One party waiting for a completion: a task or a thread. Lives on the waiter's stack; it is
  * linked into a completion only under that completion's lock. */
-typedef struct waiter {
-	struct waiter *next;
+typedef struct completion_waiter {
+	struct completion_waiter *next;
 	weft_task *task;        /* task waiting, or NULL */
 	thread_waiter *thread;  /* thread waiting, or NULL */
-} waiter;
+} completion_waiter;
 
 /* The result of a task or a one-shot. `lock` (a spinlock: held for a few instructions, never across
  * a switch or a callback into user code) guards done, the result fields and waiters. */
@@ -79,7 +79,7 @@ typedef struct completion {
 	int error;
 	int64_t value;
 	json_t *result; /* owned */
-	waiter *waiters;
+	completion_waiter *waiters;
 } completion;
 
 struct weft_task {

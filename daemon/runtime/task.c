@@ -53,12 +53,12 @@ void completion_unlock(completion *target)
 static void completion_finish_locked(completion *target)
 {
 	atomic_store_explicit(&target->done, true, memory_order_release);
-	waiter *waiters = target->waiters;
+	completion_waiter *waiters = target->waiters;
 	target->waiters = NULL;
 	/* Waking under the lock: a waiter that timed out takes this lock before it returns, so its
 	 * node (on its stack) outlives our use of it. Waking never blocks. */
-	for (waiter *each = waiters; each != NULL;) {
-		waiter *next = each->next;
+	for (completion_waiter *each = waiters; each != NULL;) {
+		completion_waiter *next = each->next;
 		if (each->task != NULL) {
 			task_wake(each->task, TASK_WAKE_READY, 0);
 		} else {
@@ -79,9 +79,9 @@ void completion_finish(completion *target)
 	completion_unlock(target);
 }
 
-static void completion_remove_locked(completion *target, waiter *gone)
+static void completion_remove_locked(completion *target, completion_waiter *gone)
 {
-	for (waiter **link = &target->waiters; *link != NULL; link = &(*link)->next) {
+	for (completion_waiter **link = &target->waiters; *link != NULL; link = &(*link)->next) {
 		if (*link == gone) {
 			*link = gone->next;
 			return;
@@ -290,7 +290,7 @@ static int task_await_completion(weft_task *self, completion *awaited, double ti
 		return awaited->error;
 	if (timeout_seconds == 0)
 		return WEFT_ETIMEOUT;
-	waiter node = {.next = NULL, .task = self, .thread = NULL};
+	completion_waiter node = {.next = NULL, .task = self, .thread = NULL};
 	task_park_begin(self);
 	completion_lock(awaited);
 	if (atomic_load_explicit(&awaited->done, memory_order_relaxed)) {
@@ -555,7 +555,7 @@ static int thread_join_completion(completion *awaited, double timeout_seconds)
 	pthread_cond_init(&thread.cond, &attributes);
 	pthread_condattr_destroy(&attributes);
 	thread.signalled = false;
-	waiter node = {.next = NULL, .task = NULL, .thread = &thread};
+	completion_waiter node = {.next = NULL, .task = NULL, .thread = &thread};
 	completion_lock(awaited);
 	bool done = atomic_load_explicit(&awaited->done, memory_order_relaxed);
 	if (!done) {
