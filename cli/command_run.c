@@ -57,6 +57,7 @@ typedef struct run_options {
 	const char *cwd;  /* borrowed from argv; NULL: the current directory */
 	bool shell;
 	bool read_stdin;
+	bool lines;       /* weft submit --lines: one shell command per line of stdin */
 	double kill_after; /* < 0: the daemon's default */
 	json_t *limits;   /* object */
 	json_t *labels;   /* object of strings */
@@ -115,6 +116,7 @@ static int parse_options(const cli_command *command, cli_globals *globals, int a
 		{"cwd", required_argument, NULL, 'C'},
 		{"shell", no_argument, NULL, 's'},
 		{"stdin", no_argument, NULL, 'i'},
+		{"lines", no_argument, NULL, 'n'},
 		{"kill-after", required_argument, NULL, 'k'},
 		{"limit", required_argument, NULL, 'L'},
 		{"label", required_argument, NULL, 'l'},
@@ -165,6 +167,11 @@ static int parse_options(const cli_command *command, cli_globals *globals, int a
 		case 'i':
 			options->read_stdin = true;
 			break;
+		case 'n':
+			if (strcmp(command->name, "submit") != 0)
+				return cli_usage_error(command, "--lines is for 'weft submit'");
+			options->lines = true;
+			break;
 		case 'k':
 			if (!cli_parse_seconds(optarg, &options->kill_after))
 				return cli_usage_error(command,
@@ -195,6 +202,12 @@ static int parse_options(const cli_command *command, cli_globals *globals, int a
 	/* "--" ends weft's options; getopt has stepped over it when it was there. */
 	options->words = argv + optind;
 	options->word_count = argc - optind;
+	if (options->lines) {
+		if (options->word_count > 0 || options->read_stdin)
+			return cli_usage_error(command, "--lines reads the commands from stdin: give "
+			                                "no command words and no --stdin");
+		return 0;
+	}
 	if (options->word_count == 0)
 		return cli_usage_error(command,
 		                       "no command: put it after '--', such as 'weft %s -- make -j4'",
@@ -600,6 +613,135 @@ static int wait_and_report(const cli_globals *globals, weft_client *client, uint
 	return exit_code;
 }
 
+/* ------------------------------------------------------- submit --lines */
+
+/* Lines go out in batches of this many jobs: a few hundred KiB per request,
+ * far below any --max-message weftd takes. A batch weftd still finds too
+ * large is halved until it fits. */
+#define LINES_BATCH 1000
+
+/* One line's job: the options' args with "shell" set to the line. */
+static int line_spec(const run_options *options, const json_t *base, const char *line,
+                     weft_job_spec **out)
+{
+	json_t *args = json_deep_copy(base);
+	json_t *shell = json_string(line);
+	if (args == NULL || shell == NULL || json_object_set_new(args, "shell", shell) != 0) {
+		json_decref(args);
+		return shell == NULL ? WEFT_EINVAL : WEFT_ENOMEM;
+	}
+	int rv = build_spec(options, args, out);
+	json_decref(args);
+	return rv;
+}
+
+/* Submits specs[0..count) in batches, halving one that is too large; prints
+ * each id as it is accepted. Returns 0, or the libweft error with *done set
+ * to how many were submitted. */
+static int submit_in_batches(const cli_globals *globals, weft_client *client,
+                             weft_job_spec **specs, size_t count, uint64_t *ids, size_t *done)
+{
+	size_t step = LINES_BATCH;
+	*done = 0;
+	while (*done < count) {
+		size_t size = count - *done < step ? count - *done : step;
+		int rv = weft_submit_batch(client, (const weft_job_spec *const *)specs + *done, size,
+		                           ids + *done);
+		if (rv == WEFT_ETOOLARGE && size > 1) {
+			step = size / 2;
+			continue;
+		}
+		if (rv != 0)
+			return rv;
+		if (!globals->json)
+			for (size_t i = 0; i < size; i++)
+				printf("%llu\n", (unsigned long long)ids[*done + i]);
+		*done += size;
+	}
+	return 0;
+}
+
+/* weft submit --lines: every non-empty line of stdin is a command for
+ * /bin/sh -c, with the options' settings, submitted in batches. */
+static int submit_lines(const cli_command *command, cli_globals *globals, run_options *options)
+{
+	json_t *base = NULL;
+	weft_job_spec **specs = NULL;
+	uint64_t *ids = NULL;
+	size_t count = 0, capacity = 0, done = 0;
+	weft_client *client = NULL;
+	char *line = NULL;
+	size_t line_size = 0;
+	ssize_t length;
+	long number = 0;
+	int exit_code = build_args(command, options, &base);
+	if (exit_code != 0)
+		return exit_code;
+	json_object_del(base, "argv");
+	while ((length = getline(&line, &line_size, stdin)) >= 0) {
+		number++;
+		if (length > 0 && line[length - 1] == '\n')
+			line[--length] = '\0';
+		if (length == 0)
+			continue;
+		if (count == capacity) {
+			size_t bigger = capacity == 0 ? 1024 : 2 * capacity;
+			weft_job_spec **grown = realloc(specs, bigger * sizeof(*specs));
+			if (grown == NULL) {
+				exit_code = out_of_memory();
+				goto done;
+			}
+			specs = grown;
+			capacity = bigger;
+		}
+		int rv = line_spec(options, base, line, &specs[count]);
+		if (rv == WEFT_EINVAL) {
+			exit_code = cli_usage_error(command, "line %ld of stdin is not UTF-8 text; "
+			                                     "nothing was submitted", number);
+			goto done;
+		}
+		if (rv != 0) {
+			exit_code = rv == WEFT_ENOMEM ? out_of_memory() : cli_report_error(globals);
+			goto done;
+		}
+		count++;
+	}
+	if (count == 0) {
+		exit_code = cli_usage_error(command, "--lines found no command on stdin");
+		goto done;
+	}
+	if ((ids = calloc(count, sizeof(*ids))) == NULL) {
+		exit_code = out_of_memory();
+		goto done;
+	}
+	if (cli_connect(globals, &client) != 0) {
+		exit_code = CLI_EXIT_CONNECT;
+		goto done;
+	}
+	if (submit_in_batches(globals, client, specs, count, ids, &done) != 0) {
+		exit_code = cli_report_error(globals);
+		fprintf(stderr, "weft submit: %zu of %zu commands were submitted (their ids are "
+		                "above)\n", done, count);
+	}
+	if (globals->json) {
+		json_t *list = json_array();
+		for (size_t i = 0; list != NULL && i < done; i++)
+			json_array_append_new(list, json_integer((json_int_t)ids[i]));
+		json_t *document = json_pack("{s:o}", "ids", list);
+		cli_print_json(document);
+		json_decref(document);
+	}
+done:
+	weft_close(client);
+	for (size_t i = 0; i < count; i++)
+		weft_job_spec_free(specs[i]);
+	free(specs);
+	free(ids);
+	free(line);
+	json_decref(base);
+	return exit_code;
+}
+
 /* ------------------------------------------------------------ the commands */
 
 static int run_or_submit(const cli_command *command, cli_globals *globals, int argc, char **argv,
@@ -613,6 +755,10 @@ static int run_or_submit(const cli_command *command, cli_globals *globals, int a
 	int exit_code = parse_options(command, globals, argc, argv, &options);
 	if (exit_code != 0) {
 		exit_code = exit_code == PARSE_HELP_SHOWN ? CLI_EXIT_OK : exit_code;
+		goto done;
+	}
+	if (options.lines) {
+		exit_code = submit_lines(command, globals, &options);
 		goto done;
 	}
 	if ((exit_code = build_args(command, &options, &args)) != 0)
@@ -726,12 +872,17 @@ const cli_command cli_command_run = {
 
 const cli_command cli_command_submit = {
 	.name = "submit",
-	.usage = "[OPTIONS] -- CMD [ARGS]...",
+	.usage = "[OPTIONS] -- CMD [ARGS]... | [OPTIONS] --lines < COMMANDS",
 	.summary = "submit a command as an exec job; print its id",
 	.help = "Takes the options of 'weft run' and returns at once with the new job's id\n"
 	        "(--json: {\"id\": N}). 'weft result ID' waits for it and prints the result\n"
 	        "(exit_code, signal, stdout, stderr, truncated, duration, pid). Exit codes are\n"
 	        "those of 'weft --help' (0 submitted, 2 usage, 3 cannot connect, 5 refused).\n\n"
+	        "  --lines           read commands from stdin, one per line, each run by\n"
+	        "                    /bin/sh -c with the options below, and submit them in\n"
+	        "                    batches (as xargs or parallel users do); prints one id\n"
+	        "                    per line (--json: {\"ids\": [...]}). Empty lines are\n"
+	        "                    skipped; a line that is not UTF-8 submits nothing\n"
 	        RUN_OPTIONS_HELP,
 	.run = run_submit,
 };

@@ -601,6 +601,60 @@ START_TEST(test_submit_prints_the_id_and_result_has_the_output)
 }
 END_TEST
 
+/* weft submit --lines: one job per line of stdin, each /bin/sh -c LINE. */
+START_TEST(test_submit_lines_submits_one_job_per_line)
+{
+	char path[] = "/tmp/weft-cli-lines-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	/* 2,500 lines: more than one batch. Blank lines are skipped. */
+	FILE *file = fopen(path, "w");
+	ck_assert_ptr_nonnull(file);
+	for (int i = 0; i < 2500; i++)
+		fprintf(file, "echo line-%d\n%s", i, i == 7 ? "\n" : "");
+	ck_assert_int_eq(fclose(file), 0);
+	run_setup input = {NULL, path};
+	run_result *run = run_cli_with(&input, "--json", "submit", "--label", "from=lines",
+	                               "--lines", NULL);
+	assert_exit(run, 0);
+	json_t *document = json_loads(run->out, 0, NULL);
+	ck_assert_msg(document != NULL, "stdout: %.200s", run->out);
+	json_t *ids = json_object_get(document, "ids");
+	ck_assert_int_eq(json_array_size(ids), 2500);
+	run_free(run);
+	/* In the order of the lines, and each ran its own line. */
+	static const int probes[] = {0, 8, 2499};
+	for (size_t i = 0; i < 3; i++) {
+		char id[32], want[32];
+		snprintf(id, sizeof(id), "%lld",
+		         (long long)json_integer_value(json_array_get(ids, (size_t)probes[i])));
+		run = run_cli("--json", "result", id, NULL);
+		assert_exit(run, 0);
+		json_t *outcome = json_loads(run->out, 0, NULL);
+		snprintf(want, sizeof(want), "line-%d\n", probes[i]);
+		ck_assert_str_eq(json_string_value(json_object_get(json_object_get(outcome, "result"),
+		                                                   "stdout")),
+		                 want);
+		json_decref(outcome);
+		run_free(run);
+	}
+	json_decref(document);
+	/* A line that is not UTF-8 submits nothing at all. */
+	write_file(path, "echo fine\n\xff\n", 11);
+	run = run_cli_with(&input, "submit", "--label", "bad=1", "--lines", NULL);
+	assert_exit(run, 2);
+	ck_assert_msg(strstr(run->err, "line 2") != NULL, "stderr: %s", run->err);
+	run_free(run);
+	run = run_cli("--json", "ls", "--label", "bad=1", NULL);
+	assert_exit(run, 0);
+	ck_assert_msg(strstr(run->out, "echo fine") == NULL, "the good line was submitted: %s",
+	              run->out);
+	run_free(run);
+	unlink(path);
+}
+END_TEST
+
 START_TEST(test_submit_returns_at_once)
 {
 	run_result *run = run_cli("submit", "--", "sleep", "30", NULL);
@@ -647,6 +701,7 @@ static Suite *cli_exec_suite(void)
 	tcase_add_test(job, test_stdin_over_the_message_limit_is_refused);
 	tcase_add_test(job, test_submit_prints_the_id_and_result_has_the_output);
 	tcase_add_test(job, test_submit_returns_at_once);
+	tcase_add_test(job, test_submit_lines_submits_one_job_per_line);
 	suite_add_tcase(suite, job);
 	return suite;
 }
