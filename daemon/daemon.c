@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/cgroup.h"
 #include "daemon/functions.h"
 #include "daemon/principal.h"
 #include "daemon/jobs.h"
@@ -636,6 +637,18 @@ int daemon_run(const struct options *options)
 	 * and weftd must not keep a directory busy. */
 	if (chdir("/") != 0)
 		log_warn("cannot change to /: %s", strerror(errno));
+	/* Before any job can run: a previous weftd's leftovers die first. */
+	char containment[1024];
+	if (cgroup_init(options->cgroup, options->listen[0], containment, sizeof(containment)) !=
+	    WEFT_OK) {
+		log_error("%s", containment);
+		signals_stop();
+		return 1;
+	}
+	if (cgroup_enabled())
+		log_info("%s", containment);
+	else
+		log_warn("%s", containment);
 	daemon.jobs = jobs_new(options->retain, options->retain_max);
 	int rv = functions_init(options->procs, options->output_max, options->threads);
 	if (rv != 0) {
@@ -719,6 +732,7 @@ fail_workers:
 fail_functions:
 	jobs_free(daemon.jobs);
 	shutdown_enter(PART_DONE, 0);
+	cgroup_fini();
 	signals_stop();
 	notify_fini();
 	if (status == 0)

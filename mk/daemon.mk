@@ -6,7 +6,7 @@ DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c d
 	daemon/daemon.c daemon/exec.c daemon/principal.c daemon/execargs.c daemon/proc.c \
 	daemon/proc_child.c daemon/slots.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
 	daemon/coroutines.c daemon/offload.c daemon/schedule.c daemon/queues.c daemon/gather.c \
-	daemon/notify.c daemon/testhooks.c \
+	daemon/notify.c daemon/testhooks.c daemon/cgroup.c \
 	$(PROTO_SRCS)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) -lm
@@ -136,3 +136,9 @@ $(BUILD)/tests/check_service: $(BUILD)/tests/check_service.o $(BUILD)/tests/fixt
 		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_service
+
+# A job is all of its processes: a cgroup per exec job (issue 11).
+$(BUILD)/tests/check_containment: $(BUILD)/tests/check_containment.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_containment
