@@ -136,6 +136,7 @@ $(BUILD)/tests/check_service: $(BUILD)/tests/check_service.o $(BUILD)/tests/fixt
 		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_service
+CHECK_SCRIPTS += tests/units.sh
 
 # A job is all of its processes: a cgroup per exec job (issue 11).
 $(BUILD)/tests/check_containment: $(BUILD)/tests/check_containment.o $(BUILD)/tests/fixture.o \
