@@ -92,8 +92,8 @@ static int write_small(int dir_fd, const char *name, const char *text)
 }
 
 /* Signals each pid listed in dir_fd's cgroup.procs; returns how many were
- * listed, or -1 when it cannot be read. The list is read whole first (it can
- * be long), through a FILE so that its length does not matter. */
+ * listed, or -1 when it cannot be read. Read through a FILE so that the
+ * list's length does not matter. */
 static int signal_listed(int dir_fd, int sig)
 {
 	int fd = openat(dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
