@@ -17,6 +17,10 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+DOCDIR ?= $(PREFIX)/share/doc/weft
 
 # SANITIZER=address,undefined or SANITIZER=thread builds everything into its own folder.
 SANITIZER ?=
@@ -156,11 +160,17 @@ PUBLIC_HEADERS := include/weft/weft.h include/weft/version.h include/weft/error.
 	include/weft/client.h
 INSTALLED := $(BINDIR)/weftd $(BINDIR)/weft $(LIBDIR)/libweft.a $(LIBDIR)/libweft.so.$(VERSION) \
 	$(LIBDIR)/libweft.so.0 $(LIBDIR)/libweft.so $(LIBDIR)/pkgconfig/weft.pc \
-	$(PUBLIC_HEADERS:include/weft/%=$(INCLUDEDIR)/weft/%) $(UNITDIR)/weftd.service
+	$(PUBLIC_HEADERS:include/weft/%=$(INCLUDEDIR)/weft/%) $(UNITDIR)/weftd.service \
+	$(USERUNITDIR)/weftd.service $(SYSUSERSDIR)/weft.conf $(TMPFILESDIR)/weft.conf \
+	$(DOCDIR)/README.md $(DOCDIR)/hardening.conf
+# The units name weftd and its README by their default paths; install rewrites them.
+UNIT_PATHS := sed -e 's|/usr/local/bin/weftd|$(BINDIR)/weftd|g' \
+	-e 's|/usr/local/share/doc/weft|$(DOCDIR)|g'
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/weft \
-		$(DESTDIR)$(UNITDIR)
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(BUILD)/weftd $(BUILD)/weft $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(BUILD)/libweft.a $(DESTDIR)$(LIBDIR)/
 	install -m 0755 $(BUILD)/libweft.so $(DESTDIR)$(LIBDIR)/libweft.so.$(VERSION)
@@ -168,14 +178,18 @@ install: all
 	ln -sf libweft.so.0 $(DESTDIR)$(LIBDIR)/libweft.so
 	install -m 0644 $(BUILD)/weft.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 	install -m 0644 $(PUBLIC_HEADERS) $(DESTDIR)$(INCLUDEDIR)/weft/
-	sed 's|/usr/local/bin/weftd|$(BINDIR)/weftd|g' systemd/weftd.service > $(DESTDIR)$(UNITDIR)/weftd.service
+	$(UNIT_PATHS) systemd/weftd.service > $(DESTDIR)$(UNITDIR)/weftd.service
+	$(UNIT_PATHS) systemd/weftd-user.service > $(DESTDIR)$(USERUNITDIR)/weftd.service
+	install -m 0644 systemd/sysusers.d/weft.conf $(DESTDIR)$(SYSUSERSDIR)/weft.conf
+	install -m 0644 systemd/tmpfiles.d/weft.conf $(DESTDIR)$(TMPFILESDIR)/weft.conf
+	install -m 0644 README.md systemd/hardening.conf $(DESTDIR)$(DOCDIR)/
 	@# The dynamic linker's cache, when installing into this system (not a staging DESTDIR).
 	@if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 # Removes exactly what install put there (and the include directory once empty).
 uninstall:
 	rm -f $(INSTALLED:%=$(DESTDIR)%)
-	-rmdir $(DESTDIR)$(INCLUDEDIR)/weft 2>/dev/null
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/weft $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 help:

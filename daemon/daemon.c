@@ -42,11 +42,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/cgroup.h"
 #include "daemon/functions.h"
 #include "daemon/principal.h"
 #include "daemon/jobs.h"
 #include "daemon/log.h"
 #include "daemon/memory.h"
+#include "daemon/notify.h"
 #include "daemon/now.h"
 #include "daemon/ops.h"
 #include "daemon/proc.h"
@@ -54,6 +56,7 @@
 #include "daemon/runner.h"
 #include "daemon/schedule.h"
 #include "daemon/server.h"
+#include "daemon/testhooks.h"
 #include "daemon/waiters.h"
 #include "daemon/workers.h"
 #include "proto/proto.h"
@@ -88,6 +91,12 @@ struct main_loop {
 	double grace_deadline; /* monotonic; 0 while running */
 	double drain_deadline; /* monotonic; 0 until every job is over */
 	bool guard_stale_logged;
+	/* The systemd watchdog (NULL without one): probes_sent[i] probes were
+	 * posted to worker i; it answered them all when its heartbeat equals it. */
+	struct event *watchdog;
+	uint64_t *probes_sent;
+	bool watchdog_stall_logged;
+	char status[160]; /* the last STATUS= line sent */
 };
 
 /* The parts of the shutdown, in order, as the watchdog names them. */
@@ -311,6 +320,91 @@ static void check_guard(struct main_loop *loop, double now)
 	loop->guard_stale_logged = true;
 }
 
+/* Main loop: tells systemd the one-line summary `systemctl status` shows,
+ * when it changed. */
+static void refresh_status(struct main_loop *loop)
+{
+	struct daemon *daemon = loop->daemon;
+	if (!notify_enabled())
+		return;
+	struct jobs_counts counts;
+	jobs_counts(daemon->jobs, &counts);
+	char line[sizeof(loop->status)];
+	snprintf(line, sizeof(line), "STATUS=%llu jobs running, %llu queued; %d workers",
+	         (unsigned long long)counts.by_state[JOB_RUNNING],
+	         (unsigned long long)counts.by_state[JOB_QUEUED], daemon->options.workers);
+	if (strcmp(line, loop->status) == 0)
+		return;
+	if (notify_send(line) == WEFT_OK)
+		memcpy(loop->status, line, sizeof(line));
+}
+
+/*
+ * Main loop, every WATCHDOG_USEC/2: WATCHDOG=1 only when every loop turned
+ * since the last ping. The main loop turns if this runs at all (a wedged main
+ * loop runs no timer, so the pings stop); each worker proves it by running
+ * the probe posted to it at the previous tick. A worker that has not answered
+ * gets no new probe (they would pile up behind the stuck call); once it
+ * answers, the pings resume.
+ */
+static void on_watchdog(evutil_socket_t fd, short events, void *argument)
+{
+	(void)fd;
+	(void)events;
+	struct main_loop *loop = argument;
+	struct daemon *daemon = loop->daemon;
+	int count = workers_count(daemon->workers), stuck = -1;
+	beat(daemon);
+	for (int i = 0; i < count; i++)
+		if (workers_heartbeat(workers_get(daemon->workers, i)) < loop->probes_sent[i] &&
+		    stuck < 0)
+			stuck = i;
+	if (stuck < 0) {
+		if (notify_send("WATCHDOG=1") == WEFT_OK)
+			atomic_fetch_add_explicit(&daemon->watchdog_pings, 1, memory_order_relaxed);
+		loop->watchdog_stall_logged = false;
+	} else if (!loop->watchdog_stall_logged) {
+		log_warn("watchdog: worker %d has not answered for %.1f s; systemd is no longer told "
+		         "weftd is alive (it restarts weftd at WATCHDOG_USEC)",
+		         stuck, (double)notify_watchdog_usec() / 2e6);
+		loop->watchdog_stall_logged = true;
+	}
+	for (int i = 0; i < count; i++) {
+		struct workers_worker *worker = workers_get(daemon->workers, i);
+		if (workers_heartbeat(worker) >= loop->probes_sent[i]) {
+			loop->probes_sent[i]++;
+			workers_probe(worker);
+		}
+	}
+}
+
+/* Main loop, once the listeners accept: READY=1 and, with a watchdog, its
+ * first probes. Returns 0 or -1 (the timer cannot be made). */
+static int service_ready(struct main_loop *loop)
+{
+	struct daemon *daemon = loop->daemon;
+	uint64_t usec = notify_watchdog_usec();
+	if (notify_send("READY=1") != WEFT_OK)
+		log_warn("cannot tell systemd weftd is ready: %s", strerror(errno));
+	refresh_status(loop);
+	if (usec == 0)
+		return 0;
+	int count = workers_count(daemon->workers);
+	loop->probes_sent = memory_zalloc((size_t)count * sizeof(*loop->probes_sent));
+	loop->watchdog = event_new(loop->base, -1, EV_PERSIST, on_watchdog, loop);
+	if (loop->watchdog == NULL)
+		return -1;
+	for (int i = 0; i < count; i++) {
+		loop->probes_sent[i] = 1;
+		workers_probe(workers_get(daemon->workers, i));
+	}
+	struct timeval interval = timeval_of((double)usec / 2e6);
+	if (event_add(loop->watchdog, &interval) != 0)
+		return -1;
+	log_info("systemd watchdog: every %.3f s, while every loop turns", (double)usec / 2e6);
+	return 0;
+}
+
 static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 {
 	(void)fd;
@@ -325,6 +419,8 @@ static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 	atomic_store_explicit(&daemon->retention_last_us, (int_least64_t)(now * 1e6),
 	                      memory_order_relaxed);
 	atomic_fetch_add_explicit(&daemon->retention_runs, 1, memory_order_relaxed);
+	if (loop->grace_deadline == 0)
+		refresh_status(loop);
 	beat(daemon);
 }
 
@@ -347,14 +443,17 @@ json_t *daemon_housekeeping_stats(struct daemon *daemon, struct server *server)
 	struct server_guard_stats guard;
 	server_guard_stats(server, &guard);
 	return json_pack(
-		"{s:I, s:{s:f, s:I, s:o}, s:{s:f, s:I, s:o, s:I, s:I}}", "heartbeat",
+		"{s:I, s:{s:f, s:I, s:o}, s:{s:f, s:I, s:o, s:I, s:I}, s:{s:b, s:f, s:I}}",
+		"heartbeat",
 		(json_int_t)daemon_main_loop_heartbeat(daemon), "retention", "every",
 		HOUSEKEEPING_SECONDS, "runs",
 		(json_int_t)atomic_load_explicit(&daemon->retention_runs, memory_order_relaxed),
 		"since_last", seconds_since(retention_last, now), "listener_guard", "every",
 		guard.every, "runs", (json_int_t)guard.rounds, "since_last",
 		seconds_since(guard.last_round, now), "failed_probes", (json_int_t)guard.failed_probes,
-		"recreated", (json_int_t)guard.recreated);
+		"recreated", (json_int_t)guard.recreated, "systemd", "notify", notify_enabled(),
+		"watchdog_every", (double)notify_watchdog_usec() / 2e6, "watchdog_pings",
+		(json_int_t)atomic_load_explicit(&daemon->watchdog_pings, memory_order_relaxed));
 }
 
 static void cancel_for_shutdown(struct job *job, void *context)
@@ -406,6 +505,12 @@ static void on_signal_pipe(evutil_socket_t fd, short events, void *argument)
 	         strsignal(byte), (unsigned long long)jobs_unfinished(daemon->jobs),
 	         daemon->options.grace);
 	atomic_store(&daemon->shutting_down, true);
+	if (notify_enabled()) {
+		char line[160];
+		snprintf(line, sizeof(line), "STOPPING=1\nSTATUS=stopping: draining %llu jobs (grace %g s)",
+		         (unsigned long long)jobs_unfinished(daemon->jobs), daemon->options.grace);
+		(void)notify_send(line);
+	}
 	loop->grace_deadline = now_monotonic() + daemon->options.grace;
 	struct timeval interval = timeval_of(SHUTDOWN_POLL_SECONDS);
 	event_add(loop->shutdown_poll, &interval);
@@ -431,6 +536,9 @@ static int main_loop_init(struct main_loop *loop, struct daemon *daemon)
 
 static void main_loop_fini(struct main_loop *loop)
 {
+	if (loop->watchdog != NULL)
+		event_free(loop->watchdog);
+	free(loop->probes_sent);
 	if (loop->signal_pipe != NULL)
 		event_free(loop->signal_pipe);
 	if (loop->housekeeping != NULL)
@@ -514,6 +622,14 @@ int daemon_run(const struct options *options)
 	the_daemon = &daemon;
 	memory_init();
 	log_set_level(options->log_level);
+	/* First: it changes the environment, which no other thread may read meanwhile. */
+	char notify_message[256];
+	if (notify_init(notify_message, sizeof(notify_message)) != WEFT_OK) {
+		log_error("%s", notify_message);
+		return 1;
+	}
+	if (options->test_hooks)
+		testhooks_enable();
 	signal(SIGPIPE, SIG_IGN);
 	/* Before any thread exists, so that every thread inherits the mask. */
 	if (signals_block() != WEFT_OK || signals_start(options->grace) != WEFT_OK) {
@@ -531,6 +647,18 @@ int daemon_run(const struct options *options)
 	 * and weftd must not keep a directory busy. */
 	if (chdir("/") != 0)
 		log_warn("cannot change to /: %s", strerror(errno));
+	/* Before any job can run: a previous weftd's leftovers die first. */
+	char containment[1024];
+	if (cgroup_init(options->cgroup, options->listen[0], containment, sizeof(containment)) !=
+	    WEFT_OK) {
+		log_error("%s", containment);
+		signals_stop();
+		return 1;
+	}
+	if (cgroup_enabled())
+		log_info("%s", containment);
+	else
+		log_warn("%s", containment);
 	daemon.jobs = jobs_new(options->retain, options->retain_max);
 	int rv = functions_init(options->procs, options->output_max, options->threads);
 	if (rv != 0) {
@@ -589,15 +717,18 @@ int daemon_run(const struct options *options)
 	}
 	log_info("weftd %s ready: %d workers, protocol %d", PROTO_SOFTWARE_VERSION, options->workers,
 	         PROTO_VERSION);
-
-	event_base_dispatch(loop.base);
+	bool serving = service_ready(&loop) == 0;
+	if (serving)
+		event_base_dispatch(loop.base);
+	else
+		log_error("exiting: cannot set up the systemd watchdog's timer");
 
 	shutdown_enter(PART_CLOSING_SOCKET, SOCKET_CLOSE_SECONDS);
 	/* On failure the guard was left running with the server's memory, which
 	 * server_stop then does not free; nothing else of the daemon is its. */
 	server_stop(daemon.server);
 	daemon.server = NULL;
-	status = 0;
+	status = serving ? 0 : 1;
 fail_loop:
 	shutdown_enter(PART_STOPPING_WORKERS, WORKERS_STOP_SECONDS);
 	main_loop_fini(&loop);
@@ -611,7 +742,9 @@ fail_workers:
 fail_functions:
 	jobs_free(daemon.jobs);
 	shutdown_enter(PART_DONE, 0);
+	cgroup_fini();
 	signals_stop();
+	notify_fini();
 	if (status == 0)
 		log_info("stopped");
 	return status;

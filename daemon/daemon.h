@@ -35,6 +35,7 @@ struct daemon {
 	atomic_uint_least64_t heartbeat;          /* +1 at each run of a main-loop timer */
 	atomic_uint_least64_t retention_runs;     /* runs of the retention timer */
 	atomic_int_least64_t retention_last_us;   /* monotonic µs of its last run; 0: none yet */
+	atomic_uint_least64_t watchdog_pings;     /* WATCHDOG=1 datagrams sent */
 };
 
 /* Runs weftd with parsed options until SIGTERM or SIGINT. Returns the process

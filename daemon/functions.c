@@ -12,6 +12,7 @@
 #include "daemon/jobs.h"
 #include "daemon/problem.h"
 #include "daemon/runner.h"
+#include "daemon/testhooks.h"
 #include "daemon/threaded.h"
 
 int functions_check_known_arguments(const struct function *function, const json_t *args,
@@ -101,6 +102,7 @@ static const struct function *const builtins[] = {
 	&await_function,
 	&gather_function,
 	&race_function,
+	&testhooks_stall_function, /* refused and unlisted without --test-hooks */
 };
 
 #define BUILTIN_COUNT (sizeof(builtins) / sizeof(builtins[0]))
@@ -165,6 +167,8 @@ json_t *functions_to_json(void)
 	json_t *list = json_array();
 	const struct function *function;
 	for (size_t i = 0; (function = function_at(i)) != NULL; i++) {
+		if (function == &testhooks_stall_function && !testhooks_enabled())
+			continue;
 		json_t *arguments = json_object();
 		for (const struct function_argument *argument = function->arguments;
 		     argument->name != NULL; argument++)
@@ -185,6 +189,8 @@ void functions_names(char *buf, size_t size)
 	buf[0] = '\0';
 	const struct function *function;
 	for (size_t i = 0; (function = function_at(i)) != NULL && used < size; i++) {
+		if (function == &testhooks_stall_function && !testhooks_enabled())
+			continue;
 		int wrote = snprintf(buf + used, size - used, "%s%s", i > 0 ? ", " : "",
 		                     function->name);
 		if (wrote < 0)

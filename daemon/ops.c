@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "daemon/cgroup.h"
 #include "daemon/exec.h"
 #include "daemon/functions.h"
 #include "daemon/jobs.h"
@@ -388,7 +389,7 @@ static json_t *op_stats(struct daemon *daemon, struct server_request *slot)
 	struct threadpool_stats pool;
 	threaded_stats(&pool);
 	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i}, s:{s:I, s:I, s:I}, "
-	                 "s:{s:I}, s:o}",
+	                 "s:{s:I}, s:o, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
 	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
 	                 "waiters", (json_int_t)waiters_count(daemon->waiters), "procs", "limit",
@@ -396,7 +397,8 @@ static json_t *op_stats(struct daemon *daemon, struct server_request *slot)
 	                 (int)slots_queued(procs), "threads", "size", (json_int_t)pool.threads,
 	                 "busy", (json_int_t)pool.busy, "queued", (json_int_t)pool.queued,
 	                 "memory", "rss_kb", (json_int_t)resident_kilobytes(), "housekeeping",
-	                 daemon_housekeeping_stats(daemon, server_request_server(slot)));
+	                 daemon_housekeeping_stats(daemon, server_request_server(slot)),
+	                 "containment", cgroup_stats());
 }
 
 /* Named queues are configuration: root and admins only (principal.h, rule 4). */

@@ -45,6 +45,12 @@ static const char usage[] =
 	"                       for tls+tcp://HOST:PORT listeners: weftd's certificate and key,\n"
 	"                       the CA every client certificate must be signed by, and the\n"
 	"                       local user (never root) those clients act as\n"
+	"  --cgroup auto|off|DIR\n"
+	"                       each exec job in a cgroup of its own, so killing the job kills\n"
+	"                       every process it made (auto: when weftd can make cgroups, in a\n"
+	"                       directory under its own cgroup; DIR: a cgroup2 directory to use;\n"
+	"                       off: process groups, which a job that calls setsid escapes)\n"
+	"  --test-hooks         enable the debug.* functions that weft's own tests use\n"
 	"  --version            print the version and exit\n"
 	"  --help               print this help and exit\n";
 
@@ -76,11 +82,12 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	options->output_max = 1024 * 1024;
 	options->threads = 0; /* 2 x workers, decided after parsing */
 	options->log_level = LOG_LEVEL_INFO;
+	strcpy(options->cgroup, "auto");
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
 	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
-	       OPT_VERSION, OPT_HELP };
+	       OPT_CGROUP, OPT_TEST_HOOKS, OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"workers", required_argument, NULL, OPT_WORKERS},
@@ -102,6 +109,8 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 		{"tls-ca", required_argument, NULL, OPT_TLS_CA},
+		{"cgroup", required_argument, NULL, OPT_CGROUP},
+		{"test-hooks", no_argument, NULL, OPT_TEST_HOOKS},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
@@ -233,6 +242,21 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			strcpy(to, optarg);
 			break;
 		}
+		case OPT_CGROUP:
+			if ((strcmp(optarg, "auto") != 0 && strcmp(optarg, "off") != 0 &&
+			     optarg[0] != '/') ||
+			    strlen(optarg) >= sizeof(options->cgroup) - 64) {
+				snprintf(message, size,
+				         "--cgroup must be auto, off or an absolute directory in a cgroup2 "
+				         "tree (shorter than %zu bytes), not '%s'",
+				         sizeof(options->cgroup) - 64, optarg);
+				return OPTIONS_EXIT_USAGE;
+			}
+			strcpy(options->cgroup, optarg);
+			break;
+		case OPT_TEST_HOOKS:
+			options->test_hooks = true;
+			break;
 		case OPT_VERSION:
 			printf("weftd %s (protocol %d)\n", PROTO_SOFTWARE_VERSION, PROTO_VERSION);
 			return OPTIONS_EXIT_OK;

@@ -2,6 +2,7 @@
 #ifndef OPTIONS_H
 #define OPTIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "daemon/log.h"
@@ -31,6 +32,11 @@ struct options {
 	char tls_cert[512];         /* --tls-cert, --tls-key, --tls-ca: PEM files; "" for none */
 	char tls_key[512];
 	char tls_ca[512];
+	/* --cgroup: "auto" (a cgroup per exec job when weftd can make them), "off"
+	 * (process groups only), or an absolute directory of a cgroup2 tree to
+	 * keep the jobs' cgroups in. */
+	char cgroup[512];
+	bool test_hooks;            /* --test-hooks: weft's own tests only (debug.stall) */
 };
 
 enum options_outcome { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_EXIT_USAGE };

@@ -18,9 +18,12 @@
  *      │          that wait
  *      ▼ both pipes at EOF, or linger_timer
  *   finish ───── SIGKILL to what is left of the group, waitid(P_PIDFD) (does
- *                not block: the leader is already dead), read the fork
- *                child's report, build the result, free the proc, then call
- *                done with copies of what it needs.
+ *      │          not block: the leader is already dead)
+ *      ▼ with a cgroup (cgroup.h): SIGKILL to the cgroup; until cgroup.events
+ *      │          says it is empty, cgroup_timer polls it (and kills again, for
+ *      │          a fork that raced the kill); then the group is removed
+ *   complete ─── read the fork child's report, build the result, free the
+ *                proc, then call done with copies of what it needs.
  *
  * The events are embedded in struct proc (event_assign). finish runs inside
  * one of their callbacks; it deletes them all first, and libevent does not
@@ -45,6 +48,7 @@
 
 #include <event2/event_struct.h>
 
+#include "daemon/cgroup.h"
 #include "daemon/proc_child.h"
 #include "weft/error.h"
 
@@ -59,6 +63,12 @@ enum { STREAM_STDOUT, STREAM_STDERR, STREAM_COUNT };
 #define MESSAGE_SIZE 512
 /* How often the exit is polled where pidfd_open does not exist. */
 #define EXIT_POLL_MICROSECONDS 10000
+/* How often a job's cgroup is looked at while its last processes die; killed
+ * processes go in microseconds, so the first look is soon. */
+#define CGROUP_POLL_FIRST_MICROSECONDS 500
+#define CGROUP_POLL_MAX_MICROSECONDS 50000
+/* proc_destroy (shutdown) waits this long for a job's cgroup to empty. */
+#define CGROUP_DESTROY_WAIT_SECONDS 2.0
 
 /* Where output past the cap goes to be thrown away; per thread because
  * every worker loop reads its own procs. */
@@ -98,6 +108,14 @@ struct proc {
 	struct event linger_timer;
 	struct event finish_event;
 	double linger;
+
+	/* The job's cgroup (fd -1: none, process groups only), and while its last
+	 * processes die after the leader was reaped, the poll of it. */
+	struct cgroup_job cgroup;
+	struct event cgroup_timer;
+	long cgroup_poll_us;
+	bool have_status;   /* finish: the leader's status is in `info` */
+	siginfo_t info;
 
 	int stdin_fd;       /* parent's write end, -1 when none or done */
 	struct event stdin_event;
@@ -355,6 +373,7 @@ static void finish(struct proc *proc);
 /* Stops the events and closes the descriptors. Safe to call twice. */
 static void proc_teardown(struct proc *proc)
 {
+	delete_event(&proc->cgroup_timer);
 	delete_event(&proc->exit_event);
 	delete_event(&proc->kill_timer);
 	delete_event(&proc->linger_timer);
@@ -373,6 +392,12 @@ static void proc_free(struct proc *proc)
 {
 	live_unlink(proc);
 	proc_teardown(proc);
+	if (proc->cgroup.fd >= 0) {
+		/* Only on paths where nothing of the job can be left (the normal end
+		 * removes it in finish): a failed start, or proc_destroy's bounded wait. */
+		(void)cgroup_job_signal(&proc->cgroup, SIGKILL);
+		(void)cgroup_job_remove(&proc->cgroup);
+	}
 	for (int i = 0; i < STREAM_COUNT; i++)
 		free(proc->streams[i].data);
 	free(proc->stdin_data);
@@ -382,15 +407,20 @@ static void proc_free(struct proc *proc)
 }
 
 /*
- * Signals the job's whole tree: its session's process group, whose id is
- * the leader's pid (the child calls setsid first thing). Until the child has
- * done so the group does not exist yet (ESRCH); then the child alone is the
- * tree (it has not exec'd, so it has no children) and gets the signal itself.
+ * Signals the job's whole tree: its cgroup when it has one (which holds every
+ * process it made, those that left the group by setsid included), and its
+ * session's process group, whose id is the leader's pid (the child calls
+ * setsid first thing). Until the child has done so the group does not exist
+ * yet (ESRCH), nor has it joined the cgroup; then the child alone is the tree
+ * (it has not exec'd, so it has no children) and gets the signal itself.
+ * Call only while the leader is unreaped (its pid is still ours).
  */
-static void signal_tree(pid_t pid, int sig)
+static void signal_tree(struct proc *proc, int sig)
 {
-	if (kill(-pid, sig) != 0 && errno == ESRCH)
-		(void)kill(pid, sig);
+	if (proc->cgroup.fd >= 0)
+		(void)cgroup_job_signal(&proc->cgroup, sig);
+	if (kill(-proc->pid, sig) != 0 && errno == ESRCH)
+		(void)kill(proc->pid, sig);
 }
 
 /* Kills what is left of the group and collects the leader. Blocks only if
@@ -402,7 +432,7 @@ static bool reap(struct proc *proc, siginfo_t *info)
 	if (proc->pid <= 0 || proc->reaped)
 		return false;
 	/* The leader is unreaped, so the group id is still ours. */
-	signal_tree(proc->pid, SIGKILL);
+	signal_tree(proc, SIGKILL);
 	memset(info, 0, sizeof(*info));
 	do {
 		if (proc->pidfd >= 0)
@@ -429,6 +459,10 @@ static void read_child_report(struct proc *proc)
 	if (got != (ssize_t)sizeof(report))
 		return;
 	switch (report.stage) {
+	case PROC_CHILD_STAGE_CGROUP:
+		record_spawn_error(proc, "cannot put '%s' into its cgroup: %s", proc->command,
+			report.error);
+		break;
 	case PROC_CHILD_STAGE_STDIO:
 		record_spawn_error(proc, "cannot set up the standard streams of '%s': %s", proc->command,
 			report.error);
@@ -482,26 +516,81 @@ static void json_set(json_t *object, const char *key, json_t *value)
 		json_decref(value);
 }
 
+/*
+ * With a cgroup: whether it is empty now; if so it is removed. If not, what
+ * is left gets SIGKILL (again: a process forked while the last kill went
+ * through is caught by this one). A group that cannot be read counts as
+ * empty: waiting for it could never end.
+ */
+static bool cgroup_drained(struct proc *proc)
+{
+	bool populated = false;
+
+	if (proc->cgroup.fd < 0)
+		return true;
+	if (cgroup_job_populated(&proc->cgroup, &populated) == WEFT_OK && populated) {
+		(void)cgroup_job_signal(&proc->cgroup, SIGKILL);
+		return false;
+	}
+	(void)cgroup_job_remove(&proc->cgroup);
+	return true;
+}
+
+static void complete(struct proc *proc);
+
+static void cgroup_poll_due(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+	struct timeval next;
+
+	(void)fd;
+	(void)what;
+	if (cgroup_drained(proc)) {
+		complete(proc);
+		return;
+	}
+	/* Back off: a process stuck in the kernel may take a while to die. */
+	if (proc->cgroup_poll_us < CGROUP_POLL_MAX_MICROSECONDS)
+		proc->cgroup_poll_us *= 2;
+	next.tv_sec = 0;
+	next.tv_usec = proc->cgroup_poll_us;
+	if (event_add(&proc->cgroup_timer, &next) < 0)
+		complete(proc); /* cannot wait: proc_free kills the rest */
+}
+
 static void finish(struct proc *proc)
 {
-	proc_done_fn *done = proc->done;
-	void *arg = proc->arg;
-	struct proc_outcome outcome = {PROC_STATUS_SUCCESS, NULL, NULL, 0, 0};
-	char message[MESSAGE_SIZE];
-	siginfo_t info;
-	bool have_status;
-	bool abandoned = proc->abandoned;
-	proc_reaped_fn *on_reaped = proc->on_reaped;
-	void *on_reaped_arg = proc->on_reaped_arg;
-	json_t *result;
+	struct timeval first = {0, CGROUP_POLL_FIRST_MICROSECONDS};
 
 	for (int i = 0; i < STREAM_COUNT; i++) {
 		delete_event(&proc->streams[i].event);
 		close_fd(&proc->streams[i].fd);
 	}
-	have_status = reap(proc, &info);
+	proc->have_status = reap(proc, &proc->info);
 	if (!proc->exited)
 		clock_gettime(CLOCK_MONOTONIC, &proc->ended);
+	/* The job is over only when none of its processes is left. */
+	if (!cgroup_drained(proc)) {
+		proc->cgroup_poll_us = CGROUP_POLL_FIRST_MICROSECONDS;
+		if (event_add(&proc->cgroup_timer, &first) == 0)
+			return;
+	}
+	complete(proc);
+}
+
+static void complete(struct proc *proc)
+{
+	proc_done_fn *done = proc->done;
+	void *arg = proc->arg;
+	struct proc_outcome outcome = {PROC_STATUS_SUCCESS, NULL, NULL, 0, 0};
+	char message[MESSAGE_SIZE];
+	const siginfo_t info = proc->info;
+	bool have_status = proc->have_status;
+	bool abandoned = proc->abandoned;
+	proc_reaped_fn *on_reaped = proc->on_reaped;
+	void *on_reaped_arg = proc->on_reaped_arg;
+	json_t *result;
+
 	read_child_report(proc);
 
 	if (proc->spawn_message[0] != '\0') {
@@ -717,7 +806,9 @@ static void kill_due(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (proc->pid > 0 && !proc->reaped)
-		signal_tree(proc->pid, SIGKILL);
+		signal_tree(proc, SIGKILL);
+	else if (proc->cgroup.fd >= 0)
+		(void)cgroup_job_signal(&proc->cgroup, SIGKILL);
 }
 
 static void finish_due(evutil_socket_t fd, short what, void *arg)
@@ -739,7 +830,18 @@ static int launch(struct proc *proc, const struct execargs *args,
 {
 	int stdio[3] = {-1, -1, -1};
 	int ends[2];
+	int cgroup_fd = -1;
 	int error, rv = WEFT_OK;
+
+	if (cgroup_enabled()) {
+		/* Fails closed: a job that cannot be contained does not run. */
+		if (cgroup_job_make(&proc->cgroup) != WEFT_OK ||
+			(cgroup_fd = cgroup_job_procs_fd(&proc->cgroup)) < 0) {
+			record_spawn_error(proc, "cannot make a cgroup for '%s': %s", args->argv[0],
+				errno);
+			return WEFT_OK;
+		}
+	}
 
 	if (args->stdin_data != NULL) {
 		if ((error = proc_child_pipe(ends, 1)) != 0)
@@ -755,8 +857,8 @@ static int launch(struct proc *proc, const struct execargs *args,
 			proc->streams[i].fd = ends[0];
 		}
 	}
-	rv = proc_child_spawn(args, options->identity, stdio, &proc->pid, &proc->report_fd,
-		proc->spawn_message, sizeof(proc->spawn_message));
+	rv = proc_child_spawn(args, options->identity, cgroup_fd, stdio, &proc->pid,
+		&proc->report_fd, proc->spawn_message, sizeof(proc->spawn_message));
 	goto close_child_ends;
 
 pipe_failed:
@@ -764,6 +866,7 @@ pipe_failed:
 close_child_ends:
 	for (int i = 0; i < 3; i++)
 		close_fd(&stdio[i]);
+	close_fd(&cgroup_fd);
 	return rv;
 }
 
@@ -828,6 +931,7 @@ int proc_start(struct event_base *base, const struct execargs *args,
 	proc->arg = arg;
 	proc->pidfd = -1;
 	proc->report_fd = -1;
+	proc->cgroup.fd = -1;
 	proc->stdin_fd = -1;
 	proc->capture = args->capture;
 	proc->linger = options->linger > 0 ? options->linger : PROC_DEFAULT_LINGER;
@@ -859,7 +963,8 @@ int proc_start(struct event_base *base, const struct execargs *args,
 	}
 	if (event_assign(&proc->kill_timer, base, -1, 0, kill_due, proc) < 0 ||
 		event_assign(&proc->linger_timer, base, -1, 0, linger_expired, proc) < 0 ||
-		event_assign(&proc->finish_event, base, -1, 0, finish_due, proc) < 0) {
+		event_assign(&proc->finish_event, base, -1, 0, finish_due, proc) < 0 ||
+		event_assign(&proc->cgroup_timer, base, -1, 0, cgroup_poll_due, proc) < 0) {
 		rv = WEFT_EINTERNAL;
 		goto fail;
 	}
@@ -898,15 +1003,15 @@ void proc_terminate(struct proc *proc, double kill_after)
 
 	if (proc->pid <= 0 || proc->reaped)
 		return;
-	signal_tree(proc->pid, SIGTERM);
-	signal_tree(proc->pid, SIGCONT);
+	signal_tree(proc, SIGTERM);
+	signal_tree(proc, SIGCONT);
 	if (kill_after <= 0) {
-		signal_tree(proc->pid, SIGKILL);
+		signal_tree(proc, SIGKILL);
 		return;
 	}
 	grace = seconds_to_timeval(kill_after);
 	if (event_add(&proc->kill_timer, &grace) < 0)
-		signal_tree(proc->pid, SIGKILL);
+		signal_tree(proc, SIGKILL);
 }
 
 void proc_abandon(struct proc *proc, double kill_after, proc_reaped_fn *reaped, void *arg)
@@ -920,8 +1025,19 @@ void proc_abandon(struct proc *proc, double kill_after, proc_reaped_fn *reaped, 
 void proc_destroy(struct proc *proc)
 {
 	siginfo_t info;
+	struct timespec pause = {0, 500 * 1000};
+	struct timespec start, now;
 
 	(void)reap(proc, &info);
+	/* Shutdown: the loop is going away, so wait here, bounded, for the
+	 * cgroup's last processes (SIGKILLed by reap) to go. */
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (!cgroup_drained(proc)) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (seconds_between(&start, &now) > CGROUP_DESTROY_WAIT_SECONDS)
+			break;
+		nanosleep(&pause, NULL);
+	}
 	proc_free(proc);
 }
 

@@ -10,13 +10,16 @@
  *
  * The process:
  * - runs in its own session and process group (sid = pgid = its pid), with
- *   no controlling terminal, so stopping a job stops
- *   its whole tree; when the job ends, whatever is left in the group is sent
- *   SIGKILL before the leader is reaped (the unreaped leader keeps the group
- *   id from being reused, so the kill cannot hit a stranger). A process that
- *   leaves the group (setsid) escapes; a cgroup per job would catch it.
+ *   no controlling terminal, and, when cgroup_enabled() (cgroup.h), in a
+ *   cgroup of its own that it joins before exec. Stopping a job signals the
+ *   cgroup and the group; when the job ends, whatever is left in the group is
+ *   sent SIGKILL before the leader is reaped (the unreaped leader keeps the
+ *   group id from being reused, so the kill cannot hit a stranger), and with a
+ *   cgroup the job ends (done is called) only once the cgroup is empty, which
+ *   catches processes that left the group with setsid. Without a cgroup they
+ *   escape.
  * - starts through posix_spawn (fast path) unless it needs an identity change,
- *   rlimits or another umask than weftd's; then through fork and async-signal-safe child code
+ *   rlimits, another umask than weftd's or a cgroup; then through fork and async-signal-safe child code
  *   (proc_child.h). A fork child also gets PR_SET_PDEATHSIG(SIGKILL), tied to
  *   the worker thread that forked it (workers live as long as the daemon).
  * - gets a fresh environment, never the daemon's (so no NOTIFY_SOCKET or

@@ -16,6 +16,12 @@
  *                          terminal, so it cannot open /dev/tty and push
  *                          keystrokes (TIOCSTI) into the shell weftd was
  *                          started from
+ *   join the job's cgroup  "0" into its cgroup.procs: before the id change
+ *                          (the group is weftd's, the job's user may not
+ *                          write it) and before any process of the job can
+ *                          exist, so nothing escapes it. A signal sent to the
+ *                          child before it joined is still pending (all are
+ *                          blocked) and kills it at the next step, before exec
  *   default signals, empty mask
  *                          the daemon's handlers must not run in the child;
  *                          the parent blocked every signal across the fork so
@@ -81,6 +87,7 @@ struct child_plan {
 	const char *const *candidates; /* paths to execve in turn, NULL-terminated, >= 1 */
 	int stdio[3];                  /* child ends for 0, 1, 2 (each >= 3), or -1: /dev/null */
 	int report_fd;                 /* write end of the O_CLOEXEC report pipe (>= 3) */
+	int cgroup_fd;                 /* the job's cgroup.procs (O_CLOEXEC), or -1 */
 	const struct execargs_limit *limits;
 	size_t limit_count;
 	const char *cwd;               /* NULL: stay */
@@ -165,6 +172,8 @@ _Noreturn static void child_run(const struct child_plan *plan, pid_t parent)
 
 	/* Cannot fail: the child is no group leader (nobody made it one). */
 	(void)setsid();
+	if (plan->cgroup_fd >= 0 && write(plan->cgroup_fd, "0", 1) != 1)
+		child_fail(report_fd, PROC_CHILD_STAGE_CGROUP, errno, 0);
 	reset_signals();
 	if ((error = setup_stdio(plan)) != 0)
 		child_fail(report_fd, PROC_CHILD_STAGE_STDIO, error, 0);
@@ -479,6 +488,32 @@ static int check_directory(const char *directory)
 	return 0;
 }
 
+/*
+ * For a child that would take the posix_spawn path (it runs as the daemon's
+ * own user): the directory and the command are checked here first, so that a
+ * missing one is reported with no process made ("pid": null), also when a
+ * cgroup makes it take the fork path. Returns true when
+ * both are fine (*path: the command found), else false with the message.
+ */
+static bool precheck(const struct execargs *args, char **candidates, const char **path,
+	char *message, size_t message_size)
+{
+	int error;
+
+	if (args->cwd != NULL && (error = check_directory(args->cwd)) != 0) {
+		describe(message, message_size, "cannot change to directory '%s': %s", args->cwd, error);
+		return false;
+	}
+	/* Also for a path with '/': a missing or non-executable file is then
+	 * reported from here, not through glibc's vfork error channel (which
+	 * tools such as valgrind turn into a plain exit 127). */
+	if ((error = candidates_resolve(candidates, args->cwd, path)) != 0) {
+		describe(message, message_size, "cannot run '%s': %s", args->argv[0], error);
+		return false;
+	}
+	return true;
+}
+
 static int spawn_fast(const struct execargs *args, char **candidates, char **envp,
 	const int stdio[3], pid_t *pid, char *message, size_t message_size)
 {
@@ -489,17 +524,8 @@ static int spawn_fast(const struct execargs *args, char **candidates, char **env
 	const char *path = candidates[0];
 	int error;
 
-	if (args->cwd != NULL && (error = check_directory(args->cwd)) != 0) {
-		describe(message, message_size, "cannot change to directory '%s': %s", args->cwd, error);
+	if (!precheck(args, candidates, &path, message, message_size))
 		return WEFT_OK;
-	}
-	/* Also for a path with '/': a missing or non-executable file is then
-	 * reported from here, not through glibc's vfork error channel (which
-	 * tools such as valgrind turn into a plain exit 127). */
-	if ((error = candidates_resolve(candidates, args->cwd, &path)) != 0) {
-		describe(message, message_size, "cannot run '%s': %s", args->argv[0], error);
-		return WEFT_OK;
-	}
 
 	if (posix_spawn_file_actions_init(&actions) != 0)
 		return WEFT_ENOMEM;
@@ -544,13 +570,19 @@ static int spawn_fast(const struct execargs *args, char **candidates, char **env
 }
 
 static int spawn_forked(const struct execargs *args, const struct proc_identity *identity,
-	char **candidates, char **envp, const int stdio[3], pid_t *pid, int *report_fd,
+	int cgroup_fd, bool cgroup_only, char **candidates, char **envp, const int stdio[3], pid_t *pid, int *report_fd,
 	char *message, size_t message_size)
 {
 	struct child_plan plan;
 	int report[2];
 	int error;
 
+	/* Forked only for its cgroup: report what the fast path would have. */
+	if (cgroup_only) {
+		const char *path;
+		if (!precheck(args, candidates, &path, message, message_size))
+			return WEFT_OK;
+	}
 	/* Blocking ends: the parent reads only after the child is dead. */
 	if ((error = proc_child_pipe(report, -1)) != 0) {
 		describe(message, message_size, "cannot create a pipe for '%s': %s", args->argv[0],
@@ -563,6 +595,7 @@ static int spawn_forked(const struct execargs *args, const struct proc_identity 
 	plan.candidates = (const char *const *)candidates;
 	memcpy(plan.stdio, stdio, sizeof(plan.stdio));
 	plan.report_fd = report[1];
+	plan.cgroup_fd = cgroup_fd;
 	plan.limits = args->limits;
 	plan.limit_count = args->limit_count;
 	plan.cwd = args->cwd;
@@ -587,7 +620,7 @@ static int spawn_forked(const struct execargs *args, const struct proc_identity 
 }
 
 int proc_child_spawn(const struct execargs *args, const struct proc_identity *identity,
-	const int stdio[3], pid_t *pid, int *report_fd, char *message, size_t message_size)
+	int cgroup_fd, const int stdio[3], pid_t *pid, int *report_fd, char *message, size_t message_size)
 {
 	struct environment environment;
 	char **candidates = NULL;
@@ -602,11 +635,12 @@ int proc_child_spawn(const struct execargs *args, const struct proc_identity *id
 		rv = WEFT_ENOMEM;
 		goto done;
 	}
-	/* posix_spawn has no umask attribute: a child that needs another umask
-	 * than weftd's own is forked. */
-	if ((identity != NULL && identity->switch_to) || args->limit_count > 0 ||
-	    (mode_t)args->umask != process_umask())
-		rv = spawn_forked(args, identity, candidates, environment.entries, stdio, pid,
+	/* posix_spawn has no umask or cgroup attribute: a child that needs
+	 * another umask than weftd's own, or a cgroup, is forked. */
+	bool needs_fork = (identity != NULL && identity->switch_to) || args->limit_count > 0 ||
+	                  (mode_t)args->umask != process_umask();
+	if (needs_fork || cgroup_fd >= 0)
+		rv = spawn_forked(args, identity, cgroup_fd, !needs_fork, candidates, environment.entries, stdio, pid,
 			report_fd, message, message_size);
 	else
 		rv = spawn_fast(args, candidates, environment.entries, stdio, pid, message,

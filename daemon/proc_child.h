@@ -3,7 +3,7 @@
  * nothing else. It builds the child's environment and PATH candidates, then
  * starts the command through one of two paths:
  *
- *   posix_spawn  when no identity change and no rlimit is needed (glibc's
+ *   posix_spawn  when no identity change, no rlimit and no cgroup is needed (glibc's
  *                clone(CLONE_VM|CLONE_VFORK): no copy of the daemon's page
  *                tables). PATH is searched in the parent, as the daemon's
  *                user, which is then the job's user too.
@@ -28,6 +28,7 @@
 /* The step of the fork child's setup that failed. */
 enum proc_child_stage {
 	PROC_CHILD_STAGE_NONE = 0,
+	PROC_CHILD_STAGE_CGROUP,   /* joining the job's cgroup (writing cgroup.procs) */
 	PROC_CHILD_STAGE_STDIO,    /* opening /dev/null or dup2 onto 0/1/2 */
 	PROC_CHILD_STAGE_GROUPS,   /* setgroups */
 	PROC_CHILD_STAGE_GID,      /* setresgid */
@@ -48,7 +49,10 @@ struct proc_child_report {
 
 /*
  * Starts the command of `args`. identity: NULL to run as the daemon (and
- * without HOME/USER/LOGNAME). stdio: the child's ends for 0, 1, 2 (each >= 3,
+ * without HOME/USER/LOGNAME). cgroup_fd: -1, or an O_CLOEXEC descriptor of the
+ * job's cgroup.procs (cgroup.h): the child joins that group before anything
+ * else, so all it ever starts is in it; posix_spawn cannot do that (glibc
+ * 2.36 has no cgroup attribute), so such a child is always forked. stdio: the child's ends for 0, 1, 2 (each >= 3,
  * O_CLOEXEC, as proc_child_pipe makes them), or -1 for /dev/null; the caller
  * closes them afterwards. Everything is borrowed for the call.
  * Returns WEFT_OK and either
@@ -59,7 +63,7 @@ struct proc_child_report {
  * Returns WEFT_ENOMEM when memory ran out; then nothing was started.
  */
 int proc_child_spawn(const struct execargs *args, const struct proc_identity *identity,
-	const int stdio[3], pid_t *pid, int *report_fd, char *message, size_t message_size);
+	int cgroup_fd, const int stdio[3], pid_t *pid, int *report_fd, char *message, size_t message_size);
 
 /*
  * A pipe whose ends are both O_CLOEXEC and >= 3 (so dup2 onto 0-2 in a child

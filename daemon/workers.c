@@ -21,6 +21,10 @@ struct workers_worker {
 	int index;
 	/* Jobs started here; single relaxed RMWs, read by stats. */
 	atomic_uint_fast64_t jobs_run;
+	/* Probes (workers_probe) this loop has run. Written by the worker's own
+	 * thread, read by the watchdog on the main thread: relaxed, since it is a
+	 * count read on its own and publishes nothing else. */
+	atomic_uint_fast64_t heartbeat;
 };
 
 struct workers {
@@ -129,6 +133,23 @@ void workers_count_job(struct workers_worker *worker)
 	atomic_fetch_add_explicit(&worker->jobs_run, 1, memory_order_relaxed);
 }
 
+/* Worker thread: the loop got round to the probe, so it is not wedged. */
+static void probe_call(void *argument)
+{
+	struct workers_worker *worker = argument;
+	atomic_fetch_add_explicit(&worker->heartbeat, 1, memory_order_relaxed);
+}
+
+void workers_probe(struct workers_worker *worker)
+{
+	workers_post(worker, probe_call, worker);
+}
+
+uint64_t workers_heartbeat(struct workers_worker *worker)
+{
+	return atomic_load_explicit(&worker->heartbeat, memory_order_relaxed);
+}
+
 void workers_stats(struct workers_worker *worker, struct workers_stats *stats)
 {
 	runtime_worker_stats all[1024];
@@ -145,6 +166,7 @@ void workers_stats(struct workers_worker *worker, struct workers_stats *stats)
 		result.wakes = mine->wakes;
 	}
 	result.jobs_run = atomic_load_explicit(&worker->jobs_run, memory_order_relaxed);
+	result.heartbeat = workers_heartbeat(worker);
 	*stats = result;
 }
 

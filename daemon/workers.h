@@ -32,6 +32,7 @@ struct workers_stats {
 	uint64_t queue_depth; /* tasks in its run queue now */
 	uint64_t parks;       /* times it went to sleep for lack of work */
 	uint64_t wakes;       /* times another thread woke it */
+	uint64_t heartbeat;   /* probes it has answered (workers_probe) */
 };
 
 /* Called on each worker's thread after its loop stopped, before its event_base
@@ -67,6 +68,17 @@ void workers_post(struct workers_worker *worker, workers_call_fn fn, void *argum
 void workers_count_job(struct workers_worker *worker);
 
 void workers_stats(struct workers_worker *worker, struct workers_stats *stats);
+
+/*
+ * The liveness probe of the systemd watchdog: queues a call on the worker that
+ * adds one to its heartbeat. A loop that is wedged (a call or task that never
+ * returns) never runs it, so its heartbeat stands still. An idle worker is
+ * woken for it, which costs one wake-up per watchdog period. Any thread.
+ */
+void workers_probe(struct workers_worker *worker);
+
+/* Probes the worker has run so far. Any thread. */
+uint64_t workers_heartbeat(struct workers_worker *worker);
 
 /* The worker whose thread calls this, or NULL on any other thread. */
 struct workers_worker *workers_current(void);

@@ -6,6 +6,7 @@ DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c d
 	daemon/daemon.c daemon/exec.c daemon/principal.c daemon/execargs.c daemon/proc.c \
 	daemon/proc_child.c daemon/slots.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
 	daemon/coroutines.c daemon/offload.c daemon/schedule.c daemon/queues.c daemon/gather.c \
+	daemon/notify.c daemon/testhooks.c daemon/cgroup.c \
 	$(PROTO_SRCS)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) -lm
@@ -77,7 +78,7 @@ CHECK_PROGS += $(BUILD)/tests/check_tasks
 # weftd itself under ThreadSanitizer: the daemon-level tests drive a TSan weftd
 # (a race report makes it exit non-zero at shutdown, which the fixture checks).
 TSAN_DAEMON_TESTS := check_daemon check_threaded check_tasks check_offload check_futures \
-	check_schedule check_gather check_mainloop
+	check_schedule check_gather check_mainloop check_service check_containment
 .PHONY: check-tsan-daemon
 check-tsan-daemon:
 	$(MAKE) SANITIZER=thread build/san-thread/weftd build/san-thread/weft \
@@ -129,3 +130,16 @@ $(BUILD)/tests/check_mainloop: $(BUILD)/tests/check_mainloop.o $(BUILD)/tests/fi
 		$(BUILD)/tests/wire.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_mainloop
+
+# weftd as a systemd service (issue 11): sd_notify, the watchdog, the units.
+$(BUILD)/tests/check_service: $(BUILD)/tests/check_service.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_service
+CHECK_SCRIPTS += tests/units.sh
+
+# A job is all of its processes: a cgroup per exec job (issue 11).
+$(BUILD)/tests/check_containment: $(BUILD)/tests/check_containment.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_containment

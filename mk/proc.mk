@@ -1,9 +1,9 @@
 # Processes for the exec function (issue 4): argument checking (execargs),
 # one job's process (proc, proc_child) and the --procs gate (slots).
-# weftd needs these four sources in its core (mk/daemon.mk's DAEMON_CORE_SRCS);
+# weftd needs these sources in its core (mk/daemon.mk's DAEMON_CORE_SRCS);
 # the tests below need no daemon.
 
-PROC_SRCS := daemon/execargs.c daemon/proc.c daemon/proc_child.c daemon/slots.c
+PROC_SRCS := daemon/execargs.c daemon/proc.c daemon/proc_child.c daemon/slots.c daemon/cgroup.c
 PROC_OBJS = $(PROC_SRCS:%.c=$(BUILD)/%.o)
 
 PROC_CHECKS = $(BUILD)/tests/check_execargs $(BUILD)/tests/check_proc $(BUILD)/tests/check_slots

@@ -32,6 +32,16 @@ case $out in
 *) echo "FAIL: a program built against the installed library printed '$out'"; exit 1 ;;
 esac
 rm -f "$stage/program" "$stage/program.c"
+for unit in lib/systemd/system/weftd.service lib/systemd/user/weftd.service lib/sysusers.d/weft.conf \
+	lib/tmpfiles.d/weft.conf share/doc/weft/hardening.conf; do
+	if [ ! -s "$stage/usr/$unit" ]; then
+		echo "FAIL: make install did not install $unit"; exit 1
+	fi
+done
+if ! grep -q '^ExecStart=/usr/bin/weftd ' "$stage/usr/lib/systemd/system/weftd.service" ||
+	! grep -q 'file:/usr/share/doc/weft/README.md' "$stage/usr/lib/systemd/user/weftd.service"; then
+	echo "FAIL: make install did not point the units at PREFIX's weftd and README"; exit 1
+fi
 make -s -C "$source_dir" uninstall BUILD="$build" DESTDIR="$stage" PREFIX=/usr >/dev/null
 left=$(find "$stage" -type f -o -type l)
 if [ -n "$left" ]; then

@@ -1,0 +1,315 @@
+/*
+ * A job is all of its processes (issue 11): with a cgroup per job, a command
+ * that double-forks and calls setsid (leaving its process group) is still
+ * killed by a timeout and by cancel, and the processes a SIGKILLed weftd left
+ * behind are killed by the next weftd before it serves. Without cgroups
+ * (--cgroup off) the same command escapes, which is why the cgroups exist.
+ *
+ * Every process of the job writes its own pid to a file; the test waits
+ * (bounded) until all are there, acts, then waits (bounded) until each pid is
+ * gone from /proc or a zombie. No fixed sleeps.
+ */
+#include <check.h>
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/as_user.h"
+#include "tests/fixture.h"
+#include "tests/wire.h"
+
+#define DEADLINE_SECONDS 20.0
+/* The job: the leader and a double-forked, setsid'd grandchild, each
+ * recording its pid and then sleeping as that same process (exec). */
+#define ESCAPER                                                                                    \
+	"( setsid sh -c 'echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 300' & ) ; "                 \
+	"echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 300"
+#define PIDS 2
+
+/* pids[0]: the escaper's file, pids[1]: the leader's; each written whole
+ * (a rename) so that a reader never sees half a number. */
+struct job_files {
+	char directory[64];
+	char pids[PIDS][128];
+};
+
+static void files_make(struct job_files *files)
+{
+	snprintf(files->directory, sizeof(files->directory), "/tmp/weft-contain-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(files->directory));
+	snprintf(files->pids[0], sizeof(files->pids[0]), "%s/escaped", files->directory);
+	snprintf(files->pids[1], sizeof(files->pids[1]), "%s/leader", files->directory);
+}
+
+static void files_remove(struct job_files *files)
+{
+	unlink(files->pids[0]);
+	/* .tmp files exist only while a job writes: gone by now. */
+	unlink(files->pids[1]);
+	rmdir(files->directory);
+}
+
+static void pause_briefly(void)
+{
+	struct timespec pause = {0, 2 * 1000 * 1000};
+	nanosleep(&pause, NULL);
+}
+
+/* How many of the pids are recorded so far. */
+static int read_pids(const struct job_files *files, pid_t *pids, int capacity)
+{
+	int count = 0;
+	for (int i = 0; i < capacity; i++) {
+		FILE *file = fopen(files->pids[i], "r");
+		long pid;
+		if (file == NULL)
+			continue;
+		if (fscanf(file, "%ld", &pid) == 1) {
+			pids[i] = (pid_t)pid;
+			count++;
+		}
+		fclose(file);
+	}
+	return count;
+}
+
+static void wait_for_pids(const struct job_files *files, pid_t *pids)
+{
+	double deadline = fixture_now() + DEADLINE_SECONDS;
+	while (read_pids(files, pids, PIDS) < PIDS) {
+		ck_assert_msg(fixture_now() < deadline, "the job's processes never all started");
+		pause_briefly();
+	}
+}
+
+/* Alive: in /proc and not a zombie (a zombie is dead, just not yet reaped by
+ * whoever inherited it). */
+static bool alive(pid_t pid)
+{
+	char path[64], text[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *file = fopen(path, "r");
+	if (file == NULL)
+		return false;
+	size_t got = fread(text, 1, sizeof(text) - 1, file);
+	fclose(file);
+	text[got] = '\0';
+	const char *end = strrchr(text, ')');
+	return end != NULL && end[1] == ' ' && end[2] != 'Z' && end[2] != 'X';
+}
+
+/* Waits (bounded) until every pid is dead; returns how many are still alive. */
+static int wait_all_dead(const pid_t *pids, int count)
+{
+	double deadline = fixture_now() + DEADLINE_SECONDS;
+	for (;;) {
+		int living = 0;
+		for (int i = 0; i < count; i++)
+			living += alive(pids[i]);
+		if (living == 0 || fixture_now() >= deadline)
+			return living;
+		pause_briefly();
+	}
+}
+
+static json_t *submit(const char *url, const struct job_files *files, const char *extra)
+{
+	char command[512], request[1024];
+	snprintf(command, sizeof(command), ESCAPER, files->pids[0], files->pids[0], files->pids[0],
+	         files->pids[1], files->pids[1], files->pids[1]);
+	json_t *shell = json_string(command);
+	char *quoted = json_dumps(shell, JSON_ENCODE_ANY);
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"exec\",%s\"args\":{\"shell\":%s,\"kill_after\":0.5}}",
+	         extra, quoted);
+	free(quoted);
+	json_decref(shell);
+	json_t *reply = wire_call(url, request);
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "submit: %s",
+	              json_dumps(reply, 0));
+	return reply;
+}
+
+/* The containment stats says is in use; skips visibly (returns false) unless
+ * it is "cgroup". */
+static bool have_cgroups(const char *url, const char *what)
+{
+	json_t *stats = wire_call(url, "{\"op\":\"stats\"}");
+	json_t *containment = json_object_get(stats, "containment");
+	const char *mode = json_string_value(json_object_get(containment, "mode"));
+	bool yes = mode != NULL && strcmp(mode, "cgroup") == 0;
+	if (!yes) {
+		char why[256];
+		snprintf(why, sizeof(why), "weftd cannot make cgroups here (%s)",
+		         json_string_value(json_object_get(containment, "reason")));
+		as_user_skip(1, what, why);
+	}
+	json_decref(stats);
+	return yes;
+}
+
+START_TEST(a_timeout_kills_a_double_forked_setsid_descendant)
+{
+	struct job_files files;
+	files_make(&files);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	if (have_cgroups(daemon.url, "timeout kills every descendant")) {
+		/* The timeout is a hang guard for the start as much as the thing under
+		 * test: the job must have recorded both pids before it fires. */
+		json_t *reply = submit(daemon.url, &files, "\"timeout\":3,");
+		json_int_t id = json_integer_value(json_object_get(reply, "id"));
+		json_decref(reply);
+		pid_t pids[PIDS];
+		wait_for_pids(&files, pids);
+		char wait[128];
+		snprintf(wait, sizeof(wait), "{\"op\":\"result\",\"id\":%lld,\"timeout\":%g}",
+		         (long long)id, DEADLINE_SECONDS);
+		json_t *result = wire_call(daemon.url, wait);
+		const char *type =
+			json_string_value(json_object_get(json_object_get(result, "error"), "type"));
+		ck_assert_msg(type != NULL && strcmp(type, "Timeout") == 0, "result: %s",
+		              json_dumps(result, 0));
+		json_decref(result);
+		/* The job is over only when its cgroup is empty: nothing may be left
+		 * now (the wait is only for the zombies' reaping by init). */
+		ck_assert_int_eq(wait_all_dead(pids, PIDS), 0);
+	}
+	fixture_stop(&daemon);
+	files_remove(&files);
+}
+END_TEST
+
+START_TEST(cancel_kills_a_double_forked_setsid_descendant)
+{
+	struct job_files files;
+	files_make(&files);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	if (have_cgroups(daemon.url, "cancel kills every descendant")) {
+		json_t *reply = submit(daemon.url, &files, "");
+		json_int_t id = json_integer_value(json_object_get(reply, "id"));
+		json_decref(reply);
+		pid_t pids[PIDS];
+		wait_for_pids(&files, pids);
+		char cancel[96];
+		snprintf(cancel, sizeof(cancel), "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
+		json_decref(wire_call(daemon.url, cancel));
+		ck_assert_int_eq(wait_all_dead(pids, PIDS), 0);
+		/* Its --procs slot comes back only once the cgroup is empty. */
+		double deadline = fixture_now() + DEADLINE_SECONDS;
+		json_int_t running = -1;
+		while (running != 0 && fixture_now() < deadline) {
+			json_t *stats = wire_call(daemon.url, "{\"op\":\"stats\"}");
+			running = json_integer_value(
+				json_object_get(json_object_get(stats, "procs"), "running"));
+			json_decref(stats);
+		}
+		ck_assert_int_eq(running, 0);
+	}
+	fixture_stop(&daemon);
+	files_remove(&files);
+}
+END_TEST
+
+/* The reason for all this: process groups alone let the grandchild escape. */
+START_TEST(without_cgroups_a_setsid_descendant_escapes_and_stats_says_so)
+{
+	struct job_files files;
+	files_make(&files);
+	static const char *const args[] = {"--cgroup", "off", NULL};
+	fixture daemon;
+	fixture_start(&daemon, args);
+	json_t *stats = wire_call(daemon.url, "{\"op\":\"stats\"}");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(stats, "containment"),
+	                                                   "mode")),
+	                 "process-group");
+	json_decref(stats);
+	json_t *reply = submit(daemon.url, &files, "");
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	pid_t pids[PIDS];
+	wait_for_pids(&files, pids);
+	char cancel[96];
+	snprintf(cancel, sizeof(cancel), "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
+	json_decref(wire_call(daemon.url, cancel));
+	/* The leader dies with its group... */
+	pid_t leader = pids[1];
+	pid_t escaped = pids[0];
+	ck_assert_int_eq(wait_all_dead(&leader, 1), 0);
+	/* ...and the one that called setsid does not. */
+	bool escaped_alive = alive(escaped);
+	kill(escaped, SIGKILL);
+	ck_assert_msg(escaped_alive, "the setsid'd process died with the group: has the kernel or "
+	                             "the test changed?");
+	fixture_stop(&daemon);
+	files_remove(&files);
+}
+END_TEST
+
+START_TEST(a_restarted_weftd_kills_what_a_sigkilled_one_left)
+{
+	struct job_files files;
+	files_make(&files);
+	char cgroup[128];
+	snprintf(cgroup, sizeof(cgroup), "/sys/fs/cgroup/unified/weft-test-%d", (int)getpid());
+	struct stat status;
+	if (stat("/sys/fs/cgroup/unified/cgroup.procs", &status) != 0 || access(cgroup, F_OK) == 0 ||
+	    mkdir(cgroup, 0755) != 0) {
+		as_user_skip(1, "restart kills leftovers", "no writable cgroup2 tree at "
+		                                          "/sys/fs/cgroup/unified");
+		files_remove(&files);
+		return;
+	}
+	rmdir(cgroup); /* weftd makes it */
+	const char *const args[] = {"--cgroup", cgroup, NULL};
+	fixture first;
+	fixture_start(&first, args);
+	json_decref(submit(first.url, &files, ""));
+	pid_t pids[PIDS];
+	wait_for_pids(&files, pids);
+	int exit_status;
+	fixture_stop_within(&first, SIGKILL, DEADLINE_SECONDS, &exit_status);
+	/* The grandchild outlived weftd (the leader died of PR_SET_PDEATHSIG). */
+	ck_assert_msg(alive(pids[0]), "nothing was left behind: the test proves nothing");
+
+	fixture second;
+	fixture_start(&second, args);
+	ck_assert_int_eq(wait_all_dead(pids, PIDS), 0);
+	json_t *stats = wire_call(second.url, "{\"op\":\"stats\"}");
+	json_t *containment = json_object_get(stats, "containment");
+	ck_assert_int_eq(json_integer_value(json_object_get(containment, "leftover_jobs_killed")), 1);
+	json_decref(stats);
+	fixture_stop(&second);
+	ck_assert_msg(rmdir(cgroup) != 0 && errno == ENOENT, "weftd left %s behind", cgroup);
+	files_remove(&files);
+}
+END_TEST
+
+static Suite *containment_suite(void)
+{
+	Suite *suite = suite_create("containment");
+	TCase *cases = tcase_create("cgroup");
+	tcase_set_timeout(cases, 60);
+	tcase_add_test(cases, a_timeout_kills_a_double_forked_setsid_descendant);
+	tcase_add_test(cases, cancel_kills_a_double_forked_setsid_descendant);
+	tcase_add_test(cases, without_cgroups_a_setsid_descendant_escapes_and_stats_says_so);
+	tcase_add_test(cases, a_restarted_weftd_kills_what_a_sigkilled_one_left);
+	suite_add_tcase(suite, cases);
+	return suite;
+}
+
+int main(void)
+{
+	SRunner *runner = srunner_create(containment_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? 0 : 1;
+}
