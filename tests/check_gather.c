@@ -186,10 +186,11 @@ END_TEST
  * parent must end after its four attempts, with every child finished, and
  * weftd must stay clean (a sanitizer report makes it exit non-zero).
  */
-#define RETRIED_GROUPS 150
+#define RETRIED_GROUPS 300
 
-/* The children: one fails at once (its timeout), others end on their own on
- * either worker around the parent's own timeout, or are cancelled. */
+/* A gather's children: one fails at once (its timeout), others end on their
+ * own on either worker meanwhile, or are cancelled; one never ends by itself,
+ * so the gather cannot succeed whatever the order. */
 #define GROUP_CHILDREN                                                                      \
 	"[{\"fn\":\"sleep\",\"args\":{\"seconds\":1},\"timeout\":0.001},"                         \
 	"{\"fn\":\"sleep\",\"args\":{\"seconds\":0.02}},"                                         \
@@ -199,6 +200,17 @@ END_TEST
 	"{\"fn\":\"sleep\",\"args\":{\"seconds\":5}},"                                            \
 	"{\"fn\":\"echo\",\"args\":{\"value\":1},\"delay\":3}]"
 #define GROUP_CHILD_COUNT 7
+
+/* A race's: every child that can end by itself fails (a timeout, as a task
+ * and as a pool call), so whichever is first, the race fails. */
+#define RACE_CHILDREN                                                                       \
+	"[{\"fn\":\"sleep\",\"args\":{\"seconds\":1},\"timeout\":0.001},"                         \
+	"{\"fn\":\"sleep\",\"args\":{\"seconds\":1},\"timeout\":0.01},"                           \
+	"{\"fn\":\"sleep.blocking\",\"args\":{\"seconds\":1},\"timeout\":0.005},"                 \
+	"{\"fn\":\"sleep.blocking\",\"args\":{\"seconds\":1},\"timeout\":0.02},"                  \
+	"{\"fn\":\"sleep\",\"args\":{\"seconds\":1},\"timeout\":0.03},"                           \
+	"{\"fn\":\"sleep\",\"args\":{\"seconds\":5}},"                                            \
+	"{\"fn\":\"echo\",\"args\":{\"value\":1},\"delay\":3}]"
 
 /* Submits RETRIED_GROUPS parents made from `parent` (a batch element) and
  * checks that each ends with `state` after its every attempt, with every
@@ -257,7 +269,7 @@ static void run_retried_groups(const char *parent, const char *state, size_t att
 START_TEST(test_race_retried_at_once_while_children_end_on_both_workers)
 {
 	run_retried_groups("{\"fn\":\"race\",\"retries\":3,\"retry_backoff\":0,"
-	                   "\"args\":{\"jobs\":" GROUP_CHILDREN "}}",
+	                   "\"args\":{\"jobs\":" RACE_CHILDREN "}}",
 	                   "failed", 4);
 }
 END_TEST
