@@ -1,9 +1,11 @@
 /*
- * Functions whose jobs run as tasks of the runtime. The job is started from
- * its worker; the task's end comes back to that worker (runtime on_done, then
- * a posted call), which ends the job unless it was stopped meanwhile; stopping
- * cancels the task (a blocked task gets WEFT_ECANCELED out of the await it is
- * in, like asyncio's CancelledError).
+ * Functions whose jobs run as tasks of the runtime. An attempt is started
+ * from its worker; the task's end comes back to attempt->worker (runtime
+ * on_done, then a posted call), which ends the attempt unless it was stopped
+ * meanwhile; stopping cancels the task (a blocked task gets WEFT_ECANCELED out
+ * of the await it is in, like asyncio's CancelledError). The run holds the
+ * attempt until the task's end is back, so a retry never overlaps the task of
+ * the attempt before it.
  *
  * sleep(seconds, result): a stackless sleep task, a timer of a few hundred
  * bytes, so 100,000 sleeping jobs cost no stacks.
@@ -34,12 +36,12 @@
 #define TREE_MAX_FANOUT 64
 #define TREE_MAX_TASKS 10000000.0
 
-/* One job's task; job->run.data while it runs. Freed on the job's worker when
- * the task's end has come back. */
+/* One attempt's task; attempt->data while it runs. Freed on the attempt's
+ * worker when the task's end has come back. */
 struct coroutine_run {
 	int shape[2]; /* depth, fanout: runtime_spawn_tree_task's argument */
 	weft_task *task;
-	struct job *job; /* a reference */
+	struct job_attempt *attempt; /* a reference (runner_attempt_hold) */
 };
 
 static const struct function_argument tree_arguments[] = {
@@ -104,40 +106,42 @@ static const char *task_error_type(int error)
 static void finish_on_worker(void *argument)
 {
 	struct coroutine_run *run = argument;
-	struct job *job = run->job;
-	if (job->run.data == run) {
-		job->run.data = NULL;
+	struct job_attempt *attempt = run->attempt;
+	if (attempt->data == run) {
+		attempt->data = NULL;
 		int error = weft_task_error(run->task);
 		json_t *result = weft_task_result(run->task);
 		if (error == WEFT_OK)
-			runner_complete(job, result != NULL ? json_incref(result)
+			runner_complete(attempt, result != NULL ? json_incref(result)
 			                                    : json_integer((json_int_t)weft_task_value(
 			                                              run->task)));
 		else
-			runner_fail(job, task_error_type(error), NULL, "the task ended with: %s",
+			runner_fail(attempt, task_error_type(error), NULL, "the task ended with: %s",
 			            error == WEFT_ECANCELED ? "cancelled" : weft_strerror(error));
 	}
 	weft_task_release(run->task);
-	job_unref(job);
 	free(run);
+	runner_attempt_release(attempt); /* may schedule the retry: the task is over */
 }
 
-/* The worker that completed the task: hand its end to the job's worker. */
+/* The worker that completed the task: hand its end to the attempt's worker
+ * (immutable: this never reads the job, which a later attempt may own). */
 static void task_done(weft_task *task, void *argument)
 {
 	(void)task;
 	struct coroutine_run *run = argument;
-	workers_post(run->job->run.worker, finish_on_worker, run);
+	workers_post(run->attempt->worker, finish_on_worker, run);
 }
 
-/* Starts the job's task through `inject`, which fills run->task. */
-static void start_task(struct job *job, struct coroutine_run *run,
+/* Starts the attempt's task through `inject`, which fills run->task. */
+static void start_task(struct job_attempt *attempt, struct coroutine_run *run,
                       int (*inject)(struct job *job, struct coroutine_run *run,
                                     const weft_spawn_options *options))
 {
-	job_ref(job);
-	run->job = job;
-	job->run.data = run;
+	struct job *job = attempt->job;
+	runner_attempt_hold(attempt);
+	run->attempt = attempt;
+	attempt->data = run;
 	weft_spawn_options options = {
 		.name = job->function->name,
 		.on_done = task_done,
@@ -147,10 +151,10 @@ static void start_task(struct job *job, struct coroutine_run *run,
 	 * posted to this worker, so it is handled after this function. */
 	int rv = inject(job, run, &options);
 	if (rv != WEFT_OK) {
-		job->run.data = NULL;
-		job_unref(job);
+		attempt->data = NULL;
 		free(run);
-		runner_fail(job, "TaskError", NULL, "cannot start the task: %s", weft_strerror(rv));
+		runner_fail(attempt, "TaskError", NULL, "cannot start the task: %s", weft_strerror(rv));
+		runner_attempt_release(attempt); /* the run's */
 	}
 }
 
@@ -163,9 +167,9 @@ static int inject_tree(struct job *job, struct coroutine_run *run,
 	                      run->shape, options, &run->task);
 }
 
-static void tree_start(struct job *job)
+static void tree_start(struct job_attempt *attempt)
 {
-	start_task(job, memory_zalloc(sizeof(struct coroutine_run)), inject_tree);
+	start_task(attempt, memory_zalloc(sizeof(struct coroutine_run)), inject_tree);
 }
 
 static int inject_sleep(struct job *job, struct coroutine_run *run,
@@ -178,17 +182,17 @@ static int inject_sleep(struct job *job, struct coroutine_run *run,
 	                            &run->task);
 }
 
-static void sleep_start(struct job *job)
+static void sleep_start(struct job_attempt *attempt)
 {
-	start_task(job, memory_zalloc(sizeof(struct coroutine_run)), inject_sleep);
+	start_task(attempt, memory_zalloc(sizeof(struct coroutine_run)), inject_sleep);
 }
 
-static void coroutine_stop(struct job *job)
+static void coroutine_stop(struct job_attempt *attempt)
 {
-	struct coroutine_run *run = job->run.data;
+	struct coroutine_run *run = attempt->data;
 	if (run == NULL)
 		return;
-	job->run.data = NULL; /* its end, when it comes, is dropped */
+	attempt->data = NULL; /* its end, when it comes, is dropped */
 	weft_cancel(run->task);
 }
 
@@ -322,9 +326,9 @@ static int inject_await(struct job *job, struct coroutine_run *run,
 	                      &run->task);
 }
 
-static void await_start(struct job *job)
+static void await_start(struct job_attempt *attempt)
 {
-	start_task(job, memory_zalloc(sizeof(struct coroutine_run)), inject_await);
+	start_task(attempt, memory_zalloc(sizeof(struct coroutine_run)), inject_await);
 }
 
 const struct function await_function = {

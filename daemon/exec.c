@@ -30,8 +30,11 @@
 static struct slots *gate;
 static size_t output_max;
 
-/* A running exec job's state; job->run.data while its process runs. Owned by
- * the worker thread. */
+/* A running exec attempt's state; attempt->data while its process runs.
+ * Owned by the attempt's worker thread. The process's done callback gets the
+ * attempt, which the runner's reference keeps alive until the process is
+ * reaped (exec_done ends the run) or abandoned (exec_stop, after which proc
+ * calls nothing). */
 struct exec_run {
 	struct proc *proc;
 	struct execargs *args;
@@ -96,52 +99,54 @@ static void exec_run_free(struct exec_run *run)
 /* Worker thread: the process is reaped (proc freed itself). */
 static void exec_done(void *argument, json_t *result, const struct proc_outcome *outcome)
 {
-	struct job *job = argument;
-	struct exec_run *run = job->run.data;
+	struct job_attempt *attempt = argument;
+	struct exec_run *run = attempt->data;
 	bool timed_out = run->timed_out;
-	job->run.data = NULL;
+	attempt->data = NULL;
 	exec_run_free(run);
 	if (timed_out)
-		runner_fail(job, PROTO_JOB_ERROR_TIMEOUT, result,
-		            "job exceeded its timeout of %g s; its processes were stopped", job->timeout);
+		runner_fail(attempt, PROTO_JOB_ERROR_TIMEOUT, result,
+		            "job exceeded its timeout of %g s; its processes were stopped",
+		            attempt->job->timeout);
 	else if (outcome->status == PROC_STATUS_SUCCESS)
-		runner_complete(job, result);
+		runner_complete(attempt, result);
 	else
-		runner_fail(job, outcome->error_type, result, "%s", outcome->message);
+		runner_fail(attempt, outcome->error_type, result, "%s", outcome->message);
 }
 
-static void exec_start(struct job *job)
+static void exec_start(struct job_attempt *attempt)
 {
+	struct job *job = attempt->job;
 	struct exec_run *run = memory_zalloc(sizeof(*run));
 	struct execargs_error error;
 	if (execargs_parse(job->args, &run->args, &error) != WEFT_OK) {
 		free(run);
-		runner_fail(job, PROC_ERROR_SPAWN, NULL, "exec: %s", error.message);
+		runner_fail(attempt, PROC_ERROR_SPAWN, NULL, "exec: %s", error.message);
 		return;
 	}
 	struct proc_options options = {.output_max = output_max};
 	/* Fails closed (principal.h, rule 3): no owner, no process. */
 	if (principal_identity(job->owner, &options.identity) != WEFT_OK) {
 		exec_run_free(run);
-		runner_fail(job, PROTO_JOB_ERROR_PERMISSION, NULL,
+		runner_fail(attempt, PROTO_JOB_ERROR_PERMISSION, NULL,
 		            "exec: weftd cannot run this job as its owner, and never runs it as "
 		            "itself instead");
 		return;
 	}
-	job->run.data = run;
-	int rv = proc_start(workers_base(job->run.worker), run->args, &options, exec_done, job,
+	attempt->data = run;
+	int rv = proc_start(workers_base(attempt->worker), run->args, &options, exec_done, attempt,
 	                    &run->proc);
 	if (rv != WEFT_OK) {
-		job->run.data = NULL;
+		attempt->data = NULL;
 		exec_run_free(run);
-		runner_fail(job, PROC_ERROR_SPAWN, NULL, "cannot start the command: %s",
+		runner_fail(attempt, PROC_ERROR_SPAWN, NULL, "cannot start the command: %s",
 		            weft_strerror(rv));
 	}
 }
 
-static void exec_terminate(struct job *job)
+static void exec_terminate(struct job_attempt *attempt)
 {
-	struct exec_run *run = job->run.data;
+	struct exec_run *run = attempt->data;
 	run->timed_out = true;
 	proc_terminate(run->proc, run->args->kill_after);
 }
@@ -152,14 +157,14 @@ static void slot_back(void *argument)
 	slots_release(gate);
 }
 
-static void exec_stop(struct job *job)
+static void exec_stop(struct job_attempt *attempt)
 {
-	struct exec_run *run = job->run.data;
+	struct exec_run *run = attempt->data;
 	if (run == NULL) {
 		slots_release(gate);
 		return;
 	}
-	job->run.data = NULL;
+	attempt->data = NULL;
 	proc_abandon(run->proc, run->args->kill_after, slot_back, NULL);
 	exec_run_free(run);
 }

@@ -56,9 +56,9 @@ static int echo_check(const struct function *function, const json_t *args,
 	return WEFT_OK;
 }
 
-static void echo_start(struct job *job)
+static void echo_start(struct job_attempt *attempt)
 {
-	runner_complete(job, json_incref(json_object_get(job->args, "value")));
+	runner_complete(attempt, json_incref(json_object_get(attempt->job->args, "value")));
 }
 
 static const struct function echo_function = {
@@ -78,9 +78,9 @@ static int future_check(const struct function *function, const json_t *args,
 	                   function->name);
 }
 
-static void future_start(struct job *job)
+static void future_start(struct job_attempt *attempt)
 {
-	(void)job; /* never started: future.new makes the job pending at once */
+	(void)attempt; /* never started: future.new makes the job pending at once */
 }
 
 const struct function functions_future = {

@@ -6,12 +6,16 @@
  * A function has three parts:
  *  - check: validates the arguments when the job is submitted, on the thread
  *    that received the request, so a bad job is refused before it is accepted;
- *  - start: begins the work, on the thread given by its executor (a worker
- *    loop, or for "inline" functions the receiving thread itself). It must end
- *    the job exactly once through runner_complete/runner_fail, at once or later
- *    from the same worker thread, unless the runner stops it first;
- *  - stop: the job was finished from outside (cancelled, timed out): release
- *    whatever start took (timers, processes). Runs on the job's worker thread.
+ *  - start: begins one attempt at the job (jobs.h, struct job_attempt), on
+ *    the thread given by its executor (the attempt's worker loop, or for
+ *    "inline" functions the receiving thread itself). It must end the attempt
+ *    exactly once through runner_complete/runner_fail, at once or later from
+ *    attempt->worker's thread, unless the runner stops it first. Its state
+ *    goes in attempt->data; whatever comes back later (a pool call, a task's
+ *    end) is posted to attempt->worker and holds the attempt
+ *    (runner_attempt_hold) until it is back, so a retry waits for it;
+ *  - stop: the attempt was ended from outside (cancelled, timed out): release
+ *    whatever start took (timers, processes). Runs on attempt->worker's thread.
  */
 #ifndef FUNCTIONS_H
 #define FUNCTIONS_H
@@ -21,6 +25,7 @@
 #include <stddef.h>
 
 struct job;
+struct job_attempt;
 struct problem;
 struct slots;
 
@@ -45,8 +50,8 @@ struct function {
 	const struct function_argument *arguments; /* terminated by a NULL name */
 	/* Returns WEFT_OK, or WEFT_EBADARGS with the problem filled ("args.seconds"). */
 	int (*check)(const struct function *function, const json_t *args, struct problem *problem);
-	void (*start)(struct job *job);
-	void (*stop)(struct job *job); /* NULL when start always ends the job at once */
+	void (*start)(struct job_attempt *attempt);
+	void (*stop)(struct job_attempt *attempt); /* NULL when start always ends the attempt at once */
 	/*
 	 * Optional. A gate of slots (--procs): the job stays queued until it holds
 	 * one. The runner gives the slot back when the function completes or
@@ -55,12 +60,12 @@ struct function {
 	 */
 	struct slots *(*gate)(void);
 	/*
-	 * Optional. The job's timeout expired: wind down and end the job with
-	 * runner_fail(job, "Timeout", ...) when done (an exec job keeps the
-	 * output it made). Without it the runner ends the job at once and calls
-	 * stop. Worker thread.
+	 * Optional. The attempt's timeout expired: wind down and end it with
+	 * runner_fail(attempt, "Timeout", ...) when done (an exec job keeps the
+	 * output it made). Without it the runner ends the attempt at once and
+	 * calls stop. The attempt's worker thread.
 	 */
-	void (*terminate)(struct job *job);
+	void (*terminate)(struct job_attempt *attempt);
 	/* What an executor module needs to run it (the blocking built-in of a
 	 * thread function); NULL for the others. */
 	const void *implementation;

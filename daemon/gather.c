@@ -4,19 +4,25 @@
  * own ids, listed as `children` in the parent's status; cancelling the parent
  * cancels them (structured concurrency).
  *
- * The parent runs on a worker loop. Its children are watched (job watches,
- * notified on the threads that finish them); each end is posted to the
- * parent's worker, which decides:
+ * Each attempt of the parent runs on a worker loop and makes a group of its
+ * own. Its children are watched (job watches, notified on the threads that
+ * finish them); each end is posted to the worker of the attempt the group
+ * belongs to (group->attempt->worker, which never changes — not to wherever
+ * a later attempt of the parent runs), which decides:
  *  - gather: when every child is done, the parent is done with their results
  *    in order; the first failure fails the parent and cancels the others,
  *    unless return_exceptions, which puts the failures' errors in the list;
  *  - race: the first child to finish decides the parent's outcome; the others
  *    are cancelled.
  *
- * Lifetime: the group (one per parent) holds references to the parent and its
- * children and is freed when every child's end has come back to the parent's
- * worker, which may be after the parent itself ended (its children are then
- * winding down after a cancel).
+ * Lifetime: the group (one per attempt) holds references to the attempt and
+ * the children and is owned by the attempt's worker loop: only that thread
+ * touches it, and it frees it when every child's end has come back, which may
+ * be after the attempt itself ended (its children are then winding down after
+ * a cancel, a timeout or a failure). Nothing else can reach it by then: each
+ * watch fires once, and the attempt's data no longer names it. Since the group
+ * holds the attempt, a retry of the parent starts only after this group is
+ * gone (runner.h, runner_attempt_release).
  */
 #include "daemon/gather.h"
 
@@ -43,10 +49,10 @@ struct child {
 	struct job *job;        /* a reference */
 };
 
-/* Owned by the parent's worker thread (all fields but the watches, which the
- * job table guards while registered). */
+/* Owned by the thread of attempt->worker (all fields but the watches, which
+ * the job table guards while registered). */
 struct group {
-	struct job *parent;     /* a reference */
+	struct job_attempt *attempt; /* the parent's attempt: a reference; immutable */
 	bool race;
 	bool return_exceptions;
 	bool decided;           /* the parent's outcome is settled */
@@ -116,19 +122,20 @@ static void group_free(struct group *group)
 {
 	for (size_t i = 0; i < group->count; i++)
 		job_unref(group->children[i].job);
-	job_unref(group->parent);
+	struct job_attempt *attempt = group->attempt;
 	free(group->children);
 	free(group);
+	runner_attempt_release(attempt); /* may schedule the parent's retry */
 }
 
-/* The parent's worker: every child is done, or one decided the race. */
+/* The attempt's worker: every child is done. */
 static void settle(struct group *group)
 {
-	struct job *parent = group->parent;
+	struct job_attempt *parent = group->attempt;
 	group->decided = true;
-	if (parent->run.data != group)
-		return; /* the parent was stopped meanwhile */
-	parent->run.data = NULL;
+	if (parent->data != group)
+		return; /* the attempt was stopped meanwhile */
+	parent->data = NULL;
 	json_t *results = json_array();
 	for (size_t i = 0; i < group->count; i++) {
 		struct job_snapshot snapshot;
@@ -149,7 +156,7 @@ static void cancel_children(struct group *group, const char *why)
 		runner_cancel(group->children[i].job, PROTO_JOB_ERROR_CANCELLED, why);
 }
 
-/* The parent's worker: child `index` ended. */
+/* The attempt's worker: a child ended. */
 static void child_ended(struct group *group, struct child *child)
 {
 	group->finished++;
@@ -157,11 +164,11 @@ static void child_ended(struct group *group, struct child *child)
 		struct job_snapshot snapshot;
 		jobs_snapshot(runner_jobs(), child->job, &snapshot);
 		bool done = snapshot.state == JOB_DONE;
-		struct job *parent = group->parent;
+		struct job_attempt *parent = group->attempt;
 		if (group->race) {
 			group->decided = true;
-			if (parent->run.data == group) {
-				parent->run.data = NULL;
+			if (parent->data == group) {
+				parent->data = NULL;
 				if (done)
 					runner_complete(parent, json_incref(snapshot.result));
 				else
@@ -177,8 +184,8 @@ static void child_ended(struct group *group, struct child *child)
 			cancel_children(group, "another child of the race finished first");
 		} else if (!done && !group->return_exceptions) {
 			group->decided = true;
-			if (parent->run.data == group) {
-				parent->run.data = NULL;
+			if (parent->data == group) {
+				parent->data = NULL;
 				runner_fail(parent,
 				            json_string_value(json_object_get(snapshot.error, "type")),
 				            json_pack("{s:I}", "child", (json_int_t)child->job->id),
@@ -208,7 +215,10 @@ static void child_ended_on_worker(void *argument)
 	free(ended);
 }
 
-/* Any thread (the one that finished the child): to the parent's worker. */
+/* Any thread (the one that finished the child): to the group's loop. The
+ * group is still there: it waits for this very end. group->attempt is
+ * immutable, and was written before the watch was registered (under the
+ * shard lock this notification was taken from). */
 static void on_child_finished(struct job_watch *watch, struct job *job)
 {
 	(void)job;
@@ -216,15 +226,16 @@ static void on_child_finished(struct job_watch *watch, struct job *job)
 	struct ended *ended = memory_alloc(sizeof(*ended));
 	ended->group = child->group;
 	ended->child = child;
-	workers_post(child->group->parent->run.worker, child_ended_on_worker, ended);
+	workers_post(child->group->attempt->worker, child_ended_on_worker, ended);
 }
 
-static void group_start(struct job *parent, bool race)
+static void group_start(struct job_attempt *attempt, bool race)
 {
+	struct job *parent = attempt->job;
 	json_t *specs = json_object_get(parent->args, "jobs");
 	struct group *group = memory_zalloc(sizeof(*group));
-	job_ref(parent);
-	group->parent = parent;
+	runner_attempt_hold(attempt);
+	group->attempt = attempt;
 	group->race = race;
 	group->return_exceptions = json_is_true(json_object_get(parent->args, "return_exceptions"));
 	group->count = json_array_size(specs);
@@ -245,7 +256,7 @@ static void group_start(struct job *parent, bool race)
 		json_array_append_new(ids, json_integer((json_int_t)child->id));
 	}
 	jobs_set_children(runner_jobs(), parent, ids);
-	parent->run.data = group;
+	attempt->data = group;
 	/* Watched before they start, so that no end can be missed. An end that
 	 * comes back before this function returns runs after it, on this worker. */
 	for (size_t i = 0; i < group->count; i++) {
@@ -255,24 +266,24 @@ static void group_start(struct job *parent, bool race)
 	}
 }
 
-static void gather_start(struct job *job)
+static void gather_start(struct job_attempt *attempt)
 {
-	group_start(job, false);
+	group_start(attempt, false);
 }
 
-static void race_start(struct job *job)
+static void race_start(struct job_attempt *attempt)
 {
-	group_start(job, true);
+	group_start(attempt, true);
 }
 
-/* The parent was cancelled or timed out: its children go too. The group stays
- * until their ends have come back. */
-static void group_stop(struct job *parent)
+/* The attempt's worker: the parent was cancelled or timed out: its children
+ * go too. The group stays until their ends have come back. */
+static void group_stop(struct job_attempt *attempt)
 {
-	struct group *group = parent->run.data;
+	struct group *group = attempt->data;
 	if (group == NULL)
 		return;
-	parent->run.data = NULL;
+	attempt->data = NULL;
 	group->decided = true;
 	cancel_children(group, "its parent job was stopped");
 }

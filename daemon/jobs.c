@@ -220,7 +220,7 @@ void job_unref(struct job *job)
 	free(job);
 }
 
-bool jobs_start(struct jobs *jobs, struct job *job, int worker)
+bool jobs_start(struct jobs *jobs, struct job *job, int worker, struct job_attempt *attempt)
 {
 	struct shard *shard = &jobs->shards[job->shard];
 	pthread_mutex_lock(&shard->lock);
@@ -229,6 +229,7 @@ bool jobs_start(struct jobs *jobs, struct job *job, int worker)
 		job->state = JOB_RUNNING;
 		job->started = now_wall();
 		job->worker = worker;
+		job->attempt = attempt;
 		/* Jobs that may run more than once record each attempt. */
 		if (job->schedule != NULL && job->schedule->retries > 0) {
 			if (job->attempts == NULL)
@@ -282,6 +283,8 @@ static bool move(struct jobs *jobs, struct job *job, enum job_state from, enum j
 	bool moved = job->state == from;
 	if (moved) {
 		job->state = to;
+		if (from == JOB_RUNNING)
+			job->attempt = NULL; /* the attempt is over for the job */
 		if (error != NULL)
 			close_attempt(job, error);
 	}
@@ -387,15 +390,22 @@ static void retain(struct jobs *jobs, struct job *job)
 }
 
 bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_t *result,
-                 json_t *error, enum job_state *previous, int *worker)
+                 json_t *error, enum job_state *previous, struct job_attempt **attempt)
 {
 	struct shard *shard = &jobs->shards[job->shard];
 	pthread_mutex_lock(&shard->lock);
 	enum job_state before = job->state;
-	int ran_on = job->worker;
 	bool finishing = !job_state_finished(before);
 	struct job_watch *watches = NULL;
+	struct job_attempt *running = NULL;
 	if (finishing) {
+		/* The runner's own reference keeps a named attempt alive (it is
+		 * dropped only after the job stopped naming it), so taking one
+		 * more here, under the lock, is safe. Relaxed, as for jobs. */
+		running = job->attempt;
+		job->attempt = NULL;
+		if (running != NULL && attempt != NULL)
+			atomic_fetch_add_explicit(&running->references, 1, memory_order_relaxed);
 		job->state = state;
 		job->finished = now_wall();
 		job->result = result;
@@ -407,8 +417,8 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 	pthread_mutex_unlock(&shard->lock);
 	if (previous != NULL)
 		*previous = before;
-	if (worker != NULL)
-		*worker = ran_on;
+	if (attempt != NULL)
+		*attempt = running;
 	if (!finishing) {
 		json_decref(result);
 		json_decref(error);

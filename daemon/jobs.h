@@ -86,14 +86,37 @@ struct job_watch {
 };
 
 /*
- * What the function running a job keeps on the worker that runs it. Touched
- * only by that worker's thread (the runner module owns these fields).
+ * One attempt at running a job: what the function running it keeps, on the
+ * worker loop that runs it. A job with retries has one attempt per run; each
+ * is a new object, so nothing an old attempt still does (a call coming back
+ * from the pool, a task winding down, a group's children ending) can reach
+ * the next attempt's state.
+ *
+ * Rule: code that needs "where does this job run" reads attempt->worker of
+ * the attempt it belongs to (the one its own state points to), never a field
+ * of the job, which a later attempt may already own.
+ *
+ * Lifetime: reference counted (runner_attempt_hold / runner_attempt_release,
+ * runner.h). The runner holds one from start until the run ends; a posted
+ * stop call, a function's pending call, task or group hold their own. It is
+ * freed when the last goes, which is when the attempt is gone for good: only
+ * then is a retry scheduled (runner.c), so the next attempt cannot start
+ * while anything of this one remains.
  */
-struct job_run {
-	struct workers_worker *worker; /* the worker loop the job runs on */
-	struct event *timeout_event;   /* the job's timeout timer, or NULL */
-	void *data;                    /* the function's own state, or NULL */
+struct job_attempt {
+	/* Set when the attempt is made and never changed: any thread reads them. */
+	struct job *job;               /* a reference, dropped when the attempt is freed */
+	struct workers_worker *worker; /* the loop it runs on; NULL for an inline function */
+
+	/* acq_rel on release: the freeing thread sees every holder's writes. */
+	atomic_int references;
+
+	/* Owned by the attempt's worker thread (for an inline function, the
+	 * thread that started it); the runner module owns the first three. */
+	struct event *timeout_event;   /* the attempt's timeout timer, or NULL */
 	bool active;                   /* the function started and has not ended */
+	bool retry;                    /* it ended by jobs_retry: run again once it is freed */
+	void *data;                    /* the function's own state, or NULL */
 };
 
 /*
@@ -132,8 +155,11 @@ struct job {
 	/* Guarded by the retention lock. */
 	struct job *retained_next;
 
-	/* Owned by the worker thread running the job. */
-	struct job_run run;
+	/* The running attempt, NULL unless the job is running. Guarded by the
+	 * shard lock: set by jobs_start, cleared by whatever moves the job out of
+	 * running (jobs_retry, jobs_finish). Read it only through jobs_finish,
+	 * which hands out a reference. */
+	struct job_attempt *attempt;
 
 	/* The job's place in its function's slot queue and in its named queue
 	 * (runner.c; guarded by each gate). */
@@ -181,9 +207,10 @@ void job_ref(struct job *job);
 /* Drops a reference; the last one frees the job. */
 void job_unref(struct job *job);
 
-/* queued → running on the given worker. Returns false (and changes nothing) when
- * the job is no longer queued, e.g. it was cancelled while it waited. */
-bool jobs_start(struct jobs *jobs, struct job *job, int worker);
+/* queued → running on the given worker (index, -1 for none) as `attempt`
+ * (borrowed; may be NULL in unit tests). Returns false (and changes nothing)
+ * when the job is no longer queued, e.g. it was cancelled while it waited. */
+bool jobs_start(struct jobs *jobs, struct job *job, int worker, struct job_attempt *attempt);
 
 /* queued → pending, for a bare future: it waits for a client to set it. */
 void jobs_make_pending(struct jobs *jobs, struct job *job);
@@ -196,7 +223,8 @@ void jobs_make_waiting(struct jobs *jobs, struct job *job);
 bool jobs_release(struct jobs *jobs, struct job *job);
 
 /* running → waiting, for a retry: the attempt ends with error (stolen) and is
- * recorded. Returns false (error dropped) when the job is no longer running. */
+ * recorded, and the job no longer names it. Returns false (error dropped) when
+ * the job is no longer running. */
 bool jobs_retry(struct jobs *jobs, struct job *job, json_t *error);
 
 /* Records the ids of the job's children (ids: stolen array). */
@@ -210,11 +238,14 @@ unsigned jobs_attempts(struct jobs *jobs, struct job *job);
  * JOB_CANCELLED (error = {"type","message"}). result and error are stolen in
  * every case. Returns true when this call finished the job; false when it was
  * already finished (the values are dropped). *previous, when not NULL, receives
- * the state before the call and *worker the worker it ran on (-1 if none).
- * Notifies watchers after the lock is released, on this thread.
+ * the state before the call. *attempt, when not NULL, receives the attempt the
+ * job was running as, with a new reference taken under the lock (the caller
+ * releases it with runner_attempt_release), or NULL when it was not running or
+ * this call did not finish it. Notifies watchers after the lock is released,
+ * on this thread.
  */
 bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_t *result,
-                 json_t *error, enum job_state *previous, int *worker);
+                 json_t *error, enum job_state *previous, struct job_attempt **attempt);
 
 /* Registers a watcher. Returns false, without registering, when the job is
  * already finished (then the caller acts as if notified, without the call). */

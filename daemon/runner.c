@@ -1,25 +1,41 @@
 /*
  * Runs jobs on the worker loops; see runner.h.
  *
- * Reference discipline: while a job's function is active the runner holds one
- * reference to the job, dropped when the run ends (the function completes or
- * fails, or is stopped). A posted start or stop call holds its own reference
- * until it has run.
+ * Attempts (jobs.h, struct job_attempt): every run of a job is a new attempt,
+ * made on the worker that starts it and owned by that worker's thread. The
+ * timer, the function's state and every call that comes back (a stop, a
+ * pool call's end, a task's end, a group child's end) go to attempt->worker,
+ * which never changes, and find their state in the attempt, never in the job.
+ *
+ * Reference discipline: the attempt holds the job reference runner_dispatch
+ * took; the runner holds one reference to the attempt from start until the
+ * run ends (the function completes or fails, or is stopped); a posted stop
+ * call and a function's pending work hold their own.
+ *
+ * Retries: an attempt that fails with retries left moves the job back to
+ * waiting (jobs_retry), ends its run, and only when it is freed — its timer
+ * gone, its stop hook run, and every call, task or child group it started
+ * back — is the next attempt scheduled. So two attempts of one job never
+ * overlap, whatever the backoff.
  *
  * Races: completion (worker), timeout (worker) and cancel (any thread) all
- * end in jobs_finish(), and the first to get there wins; the losers drop
- * their result. run.active, touched only by the job's worker thread, makes the
- * function's stop hook run at most once and never after the function ended.
+ * end in jobs_finish() or jobs_retry(), and the first to get there wins; the
+ * losers drop their result. attempt->active, touched only by the attempt's
+ * worker thread, makes the function's stop hook run at most once and never
+ * after the function ended.
  */
 #include "daemon/runner.h"
 
 #include <event2/event.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "daemon/functions.h"
 #include "daemon/jobs.h"
+#include "daemon/memory.h"
 #include "daemon/schedule.h"
 #include "daemon/slots.h"
 #include "daemon/workers.h"
@@ -69,21 +85,54 @@ void runner_release_slot(struct job *job)
 		slots_release(gate);
 }
 
-/* Ends the run on the job's thread: the timer goes, the slot (when the
- * function is done with it), and the runner's reference. The caller must not
- * touch the job afterwards unless it holds a reference. */
-static void end_run(struct job *job, bool release_slot)
+void runner_attempt_hold(struct job_attempt *attempt)
 {
-	job->run.active = false;
-	if (job->run.timeout_event != NULL) {
-		event_free(job->run.timeout_event);
-		job->run.timeout_event = NULL;
+	/* Relaxed: the holder already sees the attempt. */
+	atomic_fetch_add_explicit(&attempt->references, 1, memory_order_relaxed);
+}
+
+void runner_attempt_release(struct job_attempt *attempt)
+{
+	if (attempt == NULL)
+		return;
+	/* acq_rel: the freeing thread sees what every holder wrote before letting go. */
+	if (atomic_fetch_sub_explicit(&attempt->references, 1, memory_order_acq_rel) != 1)
+		return;
+	struct job *job = attempt->job;
+	/* Nothing of this attempt remains: the next may start. */
+	if (attempt->retry)
+		schedule_retry(job);
+	free(attempt);
+	job_unref(job);
+}
+
+/* A new attempt on `worker` (NULL: inline), taking over the caller's job
+ * reference; the runner holds its one reference. */
+static struct job_attempt *attempt_new(struct job *job, struct workers_worker *worker)
+{
+	struct job_attempt *attempt = memory_zalloc(sizeof(*attempt));
+	attempt->job = job;
+	attempt->worker = worker;
+	atomic_init(&attempt->references, 1);
+	return attempt;
+}
+
+/* Ends the run on the attempt's thread: the timer goes, the slot (when the
+ * function is done with it), and the runner's reference. The caller must not
+ * touch the attempt afterwards unless it holds a reference. */
+static void end_run(struct job_attempt *attempt, bool release_slot)
+{
+	struct job *job = attempt->job;
+	attempt->active = false;
+	if (attempt->timeout_event != NULL) {
+		event_free(attempt->timeout_event);
+		attempt->timeout_event = NULL;
 	}
 	if (release_slot)
 		runner_release_slot(job);
 	/* The named queue counts the job as running until its run ends. */
 	release_queue_slot(job);
-	job_unref(job);
+	runner_attempt_release(attempt);
 }
 
 static json_t *error_object(const char *type, json_t *details, const char *message)
@@ -94,74 +143,78 @@ static json_t *error_object(const char *type, json_t *details, const char *messa
 	return error;
 }
 
-/* Worker thread: the job ended from outside; the function lets go of its work. */
-static void stop_function(struct job *job)
+/* The attempt's thread: the job ended from outside (or the attempt timed
+ * out); the function lets go of its work. */
+static void stop_function(struct job_attempt *attempt)
 {
-	if (!job->run.active)
+	if (!attempt->active)
 		return;
-	if (job->function->stop != NULL)
-		job->function->stop(job);
+	const struct function *function = attempt->job->function;
+	if (function->stop != NULL)
+		function->stop(attempt);
 	/* A gated function gives its slot back itself once its work is gone. */
-	end_run(job, gate_of(job) == NULL);
+	end_run(attempt, gate_of(attempt->job) == NULL);
 }
 
+/* The attempt's worker: its timeout expired. */
 static void on_timeout(evutil_socket_t fd, short events, void *argument)
 {
 	(void)fd;
 	(void)events;
-	struct job *job = argument;
-	event_free(job->run.timeout_event);
-	job->run.timeout_event = NULL;
+	struct job_attempt *attempt = argument;
+	struct job *job = attempt->job;
+	event_free(attempt->timeout_event);
+	attempt->timeout_event = NULL;
 	if (job->function->terminate != NULL) {
-		job->function->terminate(job); /* it ends the job itself, through runner_fail */
+		job->function->terminate(attempt); /* it ends the attempt itself, through runner_fail */
 		return;
 	}
 	char message[128];
 	snprintf(message, sizeof(message), "job exceeded its timeout of %g s", job->timeout);
 	json_t *error = error_object(PROTO_JOB_ERROR_TIMEOUT, NULL, message);
 	if (schedule_retry_wanted(job, PROTO_JOB_ERROR_TIMEOUT)) {
-		/* The timeout is per attempt: stop this one, run again after the backoff. */
-		if (jobs_retry(runner_table, job, error)) {
-			schedule_retry(job);
-			stop_function(job);
-		}
-		return;
+		/* The timeout is per attempt: stop this one; the next is scheduled
+		 * once it is entirely gone (runner_attempt_release). */
+		if (jobs_retry(runner_table, job, error))
+			attempt->retry = true;
+	} else {
+		jobs_finish(runner_table, job, JOB_FAILED, NULL, error, NULL, NULL);
 	}
-	if (jobs_finish(runner_table, job, JOB_FAILED, NULL, error, NULL, NULL))
-		stop_function(job);
-	/* Otherwise a cancel won the race and its stop call is on the way. */
+	/* When a cancel won the race its stop call is on the way too; the second
+	 * stop finds the attempt inactive. */
+	stop_function(attempt);
 }
 
 static void start_on_worker(void *argument)
 {
 	struct job *job = argument; /* the runner's reference */
 	struct workers_worker *worker = workers_current();
-	if (!jobs_start(runner_table, job, workers_index(worker))) {
+	struct job_attempt *attempt = attempt_new(job, worker);
+	if (!jobs_start(runner_table, job, workers_index(worker), attempt)) {
 		/* Cancelled while it waited; the slots it was granted go back. */
 		runner_release_slot(job);
 		release_queue_slot(job);
-		job_unref(job);
+		runner_attempt_release(attempt);
 		return;
 	}
 	workers_count_job(worker);
-	job->run.worker = worker;
-	job->run.active = true;
+	attempt->active = true;
 	if (job->timeout > 0) {
 		struct timeval delay;
 		double whole = floor(job->timeout);
 		delay.tv_sec = (time_t)whole;
 		delay.tv_usec = (suseconds_t)((job->timeout - whole) * 1e6);
-		job->run.timeout_event = evtimer_new(workers_base(worker), on_timeout, job);
-		evtimer_add(job->run.timeout_event, &delay);
+		attempt->timeout_event = evtimer_new(workers_base(worker), on_timeout, attempt);
+		evtimer_add(attempt->timeout_event, &delay);
 	}
-	job->function->start(job);
+	job->function->start(attempt);
 }
 
 static void stop_on_worker(void *argument)
 {
-	struct job *job = argument;
-	stop_function(job);
-	job_unref(job); /* the stop call's reference */
+	struct job_attempt *attempt = argument;
+	stop_function(attempt);
+	runner_attempt_release(attempt); /* the stop call's reference */
 }
 
 /* Any thread (the one that released the slot): the job may run now. */
@@ -208,13 +261,14 @@ void runner_dispatch(struct job *job)
 static void after_queue(struct job *job)
 {
 	if (job->function->executor == FUNCTION_INLINE) {
-		if (!jobs_start(runner_table, job, -1)) {
+		struct job_attempt *attempt = attempt_new(job, NULL);
+		if (!jobs_start(runner_table, job, -1, attempt)) {
 			release_queue_slot(job);
-			job_unref(job);
+			runner_attempt_release(attempt);
 			return;
 		}
-		job->run.active = true;
-		job->function->start(job);
+		attempt->active = true;
+		job->function->start(attempt);
 		return;
 	}
 	struct slots *gate = gate_of(job);
@@ -233,13 +287,18 @@ bool runner_cancel(struct job *job, const char *type, const char *message)
 bool runner_end(struct job *job, enum job_state state, const char *type, const char *message)
 {
 	enum job_state previous;
-	int worker;
+	struct job_attempt *attempt;
 	if (!jobs_finish(runner_table, job, state, NULL, error_object(type, NULL, message), &previous,
-	                 &worker))
+	                 &attempt))
 		return false;
-	if (previous == JOB_RUNNING && worker >= 0) {
-		job_ref(job);
-		workers_post(workers_get(runner_pool, worker), stop_on_worker, job);
+	if (attempt != NULL) {
+		/* The attempt it was running as stops on its own thread; the stop
+		 * call takes over the reference jobs_finish gave. An inline one is
+		 * ending on its thread by itself. */
+		if (attempt->worker != NULL)
+			workers_post(attempt->worker, stop_on_worker, attempt);
+		else
+			runner_attempt_release(attempt);
 	}
 	/* Still waiting in its named queue or for its function's slot: leave, and
 	 * drop the reference runner_dispatch gave it. When it was granted
@@ -258,23 +317,25 @@ bool runner_end(struct job *job, enum job_state state, const char *type, const c
 	return true;
 }
 
-void runner_complete(struct job *job, json_t *result)
+void runner_complete(struct job_attempt *attempt, json_t *result)
 {
-	if (!job->run.active) {
+	if (!attempt->active) {
 		json_decref(result);
 		return;
 	}
-	jobs_finish(runner_table, job, JOB_DONE, result != NULL ? result : json_null(), NULL, NULL,
-	            NULL);
-	end_run(job, true);
+	jobs_finish(runner_table, attempt->job, JOB_DONE, result != NULL ? result : json_null(), NULL,
+	            NULL, NULL);
+	end_run(attempt, true);
 }
 
-void runner_fail(struct job *job, const char *type, json_t *details, const char *format, ...)
+void runner_fail(struct job_attempt *attempt, const char *type, json_t *details,
+                 const char *format, ...)
 {
-	if (!job->run.active) {
+	if (!attempt->active) {
 		json_decref(details);
 		return;
 	}
+	struct job *job = attempt->job;
 	char message[512];
 	va_list args;
 	va_start(args, format);
@@ -282,12 +343,12 @@ void runner_fail(struct job *job, const char *type, json_t *details, const char 
 	va_end(args);
 	json_t *error = error_object(type, details, message);
 	if (schedule_retry_wanted(job, type)) {
-		/* Another attempt: back to waiting, and off this worker. */
+		/* Another attempt, once this one is gone (runner_attempt_release). */
 		if (jobs_retry(runner_table, job, error))
-			schedule_retry(job);
-		end_run(job, true);
+			attempt->retry = true;
+		end_run(attempt, true);
 		return;
 	}
 	jobs_finish(runner_table, job, JOB_FAILED, NULL, error, NULL, NULL);
-	end_run(job, true);
+	end_run(attempt, true);
 }

@@ -42,14 +42,25 @@ bool runner_end(struct job *job, enum job_state state, const char *type, const c
  */
 bool runner_cancel(struct job *job, const char *type, const char *message);
 
-/* For functions, on the job's worker thread (or the receiving thread for inline
- * functions): the job is done with result (stolen; NULL means JSON null). */
-void runner_complete(struct job *job, json_t *result);
+/* For functions, on the attempt's worker thread (or the receiving thread for
+ * inline functions): the attempt is done with result (stolen; NULL means JSON
+ * null), which finishes the job unless it was stopped meanwhile. */
+void runner_complete(struct job_attempt *attempt, json_t *result);
 
-/* For functions, likewise: the job failed with an error type ("ValueError") and
- * a message. details, when not NULL, is stolen and added to the error object. */
-void runner_fail(struct job *job, const char *type, json_t *details, const char *format, ...)
-	__attribute__((format(printf, 4, 5)));
+/* For functions, likewise: the attempt failed with an error type ("ValueError")
+ * and a message; the job runs again when it has retries left (once this
+ * attempt is freed), else it fails. details, when not NULL, is stolen and
+ * added to the error object. */
+void runner_fail(struct job_attempt *attempt, const char *type, json_t *details,
+                 const char *format, ...) __attribute__((format(printf, 4, 5)));
+
+/* A function keeps the attempt alive while its own state (a pool call, a
+ * task, a group) may still come back to it after the run ended: take a
+ * reference with hold, give it back with release, on any thread. The last
+ * release frees the attempt and, when it ended for a retry, schedules the
+ * next one. */
+void runner_attempt_hold(struct job_attempt *attempt);
+void runner_attempt_release(struct job_attempt *attempt);
 
 /* Gives back the slot of a gated function's job (functions.h, `gate`), for a
  * function whose stop hook keeps its work alive for a while. Any thread. */

@@ -50,15 +50,16 @@ static int stall_check(const struct function *function, const json_t *args,
 }
 
 /* Worker thread: blocks it on purpose (see the header). */
-static void stall_start(struct job *job)
+static void stall_start(struct job_attempt *attempt)
 {
+	struct job *job = attempt->job;
 	const char *path = json_string_value(json_object_get(job->args, "fifo"));
 	int fd;
 	do
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0) {
-		runner_fail(job, "OSError", NULL, "debug.stall: cannot open '%s'", path);
+		runner_fail(attempt, "OSError", NULL, "debug.stall: cannot open '%s'", path);
 		return;
 	}
 	char buffer[64];
@@ -67,7 +68,7 @@ static void stall_start(struct job *job)
 		got = read(fd, buffer, sizeof(buffer));
 	while (got > 0 || (got < 0 && errno == EINTR));
 	close(fd);
-	runner_complete(job, json_true());
+	runner_complete(attempt, json_true());
 }
 
 const struct function testhooks_stall_function = {

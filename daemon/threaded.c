@@ -1,12 +1,14 @@
 /*
  * Thread functions; see threaded.h.
  *
- * A job's call: allocated on its worker when it starts, it holds a reference
- * to the job, goes to the pool, and its `done` (on a pool thread, or on the
- * worker itself when a queued call is cancelled) posts the call back to the
- * worker, which ends the job unless it was stopped meanwhile and frees the
- * call. job->run.data points to the call while the job waits for it; stop
- * clears it, which is how the worker knows to drop a late result.
+ * A job's call: allocated on the attempt's worker when it starts, it holds a
+ * reference to the attempt, goes to the pool, and its `done` (on a pool
+ * thread, or on the worker itself when a queued call is cancelled) posts the
+ * call back to attempt->worker, which ends the attempt unless it was stopped
+ * meanwhile and frees the call. attempt->data points to the call while the
+ * attempt waits for it; stop clears it, which is how the worker knows to drop
+ * a late result. Because the call holds the attempt, a retry of a timed-out
+ * call starts only once the call is back from the pool.
  *
  * Exit: `closing` makes late dones free their call instead of posting to
  * workers that are about to go; `in_done` counts dones in flight so that
@@ -47,12 +49,12 @@ static size_t function_count;
 static atomic_bool closing;
 static atomic_int in_done;
 
-/* One call of a job on the pool. Owned by itself: freed on the worker once
- * its done has come back. */
+/* One call of an attempt on the pool. Owned by itself: freed on the
+ * attempt's worker once its done has come back. */
 struct threaded_call {
 	struct blocking_call call;
-	struct blocking_owner owner; /* the job's principal, borrowed through job */
-	struct job *job; /* a reference */
+	struct blocking_owner owner; /* the job's principal, borrowed through the attempt */
+	struct job_attempt *attempt; /* a reference (runner_attempt_hold) */
 };
 
 /* A pool thread: principal_open_regular for the job's owner. */
@@ -79,71 +81,75 @@ static int threaded_check(const struct function *function, const json_t *args,
 static void finish_on_worker(void *argument)
 {
 	struct threaded_call *threaded = argument;
-	struct job *job = threaded->job;
+	struct job_attempt *attempt = threaded->attempt;
 	struct blocking_call *call = &threaded->call;
-	if (job->run.data != threaded) {
-		/* The job was stopped (cancelled, timed out): drop the result. */
+	if (attempt->data != threaded) {
+		/* The attempt was stopped (cancelled, timed out): drop the result. */
 		json_decref(call->outcome.result);
 	} else {
-		job->run.data = NULL;
+		attempt->data = NULL;
 		if (call->work.cancelled)
-			runner_fail(job, PROTO_JOB_ERROR_CANCELLED, NULL,
+			runner_fail(attempt, PROTO_JOB_ERROR_CANCELLED, NULL,
 			            "the call was dropped before it ran");
 		else if (call->rv == WEFT_OK)
-			runner_complete(job, call->outcome.result);
+			runner_complete(attempt, call->outcome.result);
 		else
-			runner_fail(job, call->outcome.error_type, NULL, "%s",
+			runner_fail(attempt, call->outcome.error_type, NULL, "%s",
 			            call->outcome.error_message);
 	}
-	job_unref(job);
 	free(threaded);
+	runner_attempt_release(attempt); /* may schedule the retry: the call is back */
 }
 
-/* A pool thread (or the cancelling worker): hand the call back to the job's worker. */
+/* A pool thread (or the cancelling worker): hand the call back to the
+ * attempt's worker (immutable: this never reads the job). */
 static void on_done(struct threadpool_work *work)
 {
 	struct threaded_call *threaded = (struct threaded_call *)blocking_call_from_work(work);
 	atomic_fetch_add(&in_done, 1);
 	if (!atomic_load(&closing)) {
-		workers_post(threaded->job->run.worker, finish_on_worker, threaded);
+		workers_post(threaded->attempt->worker, finish_on_worker, threaded);
 	} else {
-		/* The daemon is exiting: nobody waits for this any more. */
+		/* The daemon is exiting: nobody waits for this any more. The
+		 * attempt's reference is left behind: releasing it could schedule a
+		 * retry on workers that are stopping. */
 		json_decref(threaded->call.outcome.result);
 		free(threaded);
 	}
 	atomic_fetch_sub(&in_done, 1);
 }
 
-static void threaded_start(struct job *job)
+static void threaded_start(struct job_attempt *attempt)
 {
+	struct job *job = attempt->job;
 	struct threaded_call *threaded = memory_zalloc(sizeof(*threaded));
-	job_ref(job);
-	threaded->job = job;
+	runner_attempt_hold(attempt);
+	threaded->attempt = attempt;
 	threaded->owner.open_regular = open_as_owner;
 	threaded->owner.owner = job->owner;
 	blocking_call_init(&threaded->call, job->function->implementation, job->args,
 	                   &threaded->owner, on_done);
-	job->run.data = threaded;
+	attempt->data = threaded;
 	int rv = threadpool_submit(pool, &threaded->call.work);
 	if (rv != WEFT_OK) {
-		job->run.data = NULL;
-		job_unref(job);
+		attempt->data = NULL;
 		free(threaded);
-		runner_fail(job, "ExecutorBusy", NULL,
+		runner_fail(attempt, "ExecutorBusy", NULL,
 		            "the thread pool cannot take the call (%s: %d calls already wait); try "
 		            "again later or raise --threads",
 		            weft_strerror(rv), QUEUE_CAPACITY);
+		runner_attempt_release(attempt); /* the call's, after the runner is done with it */
 	}
 }
 
-static void threaded_stop(struct job *job)
+static void threaded_stop(struct job_attempt *attempt)
 {
-	struct threaded_call *threaded = job->run.data;
+	struct threaded_call *threaded = attempt->data;
 	if (threaded == NULL)
 		return;
 	/* From now on the call's end is dropped. A queued call's done runs here,
 	 * now; a running one finishes first. */
-	job->run.data = NULL;
+	attempt->data = NULL;
 	threadpool_cancel(pool, &threaded->call.work);
 }
 

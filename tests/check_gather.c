@@ -177,6 +177,128 @@ START_TEST(test_children_are_checked_at_submit)
 }
 END_TEST
 
+/*
+ * Issue 18: a gather or race whose attempts fail and are retried at once
+ * while children of the failed attempt are still ending, on both workers.
+ * Each parent's first child fails at once (its timeout), which decides the
+ * parent's attempt and cancels the other children (tasks and pool calls that
+ * end on any worker); the retry starts while their ends come back. Every
+ * parent must end after its four attempts, with every child finished, and
+ * weftd must stay clean (a sanitizer report makes it exit non-zero).
+ */
+#define RETRIED_GROUPS 300
+
+/* A gather's children: one fails at once (its timeout), others end on their
+ * own on either worker meanwhile, or are cancelled; one never ends by itself,
+ * so the gather cannot succeed whatever the order. */
+#define GROUP_CHILDREN                                                                      \
+	"[{\"fn\":\"sleep\",\"args\":{\"seconds\":1},\"timeout\":0.001},"                         \
+	"{\"fn\":\"sleep\",\"args\":{\"seconds\":0.02}},"                                         \
+	"{\"fn\":\"sleep\",\"args\":{\"seconds\":0.03}},"                                         \
+	"{\"fn\":\"sleep.blocking\",\"args\":{\"seconds\":0.03}},"                                \
+	"{\"fn\":\"sleep\",\"args\":{\"seconds\":0.04},\"timeout\":0.035},"                       \
+	"{\"fn\":\"sleep\",\"args\":{\"seconds\":5}},"                                            \
+	"{\"fn\":\"echo\",\"args\":{\"value\":1},\"delay\":3}]"
+#define GROUP_CHILD_COUNT 7
+
+/* A race's: every child that can end by itself fails (a timeout, as a task
+ * and as a pool call), so whichever is first, the race fails. */
+#define RACE_CHILDREN                                                                       \
+	"[{\"fn\":\"sleep\",\"args\":{\"seconds\":1},\"timeout\":0.001},"                         \
+	"{\"fn\":\"sleep\",\"args\":{\"seconds\":1},\"timeout\":0.01},"                           \
+	"{\"fn\":\"sleep.blocking\",\"args\":{\"seconds\":1},\"timeout\":0.005},"                 \
+	"{\"fn\":\"sleep.blocking\",\"args\":{\"seconds\":1},\"timeout\":0.02},"                  \
+	"{\"fn\":\"sleep\",\"args\":{\"seconds\":1},\"timeout\":0.03},"                           \
+	"{\"fn\":\"sleep\",\"args\":{\"seconds\":5}},"                                            \
+	"{\"fn\":\"echo\",\"args\":{\"value\":1},\"delay\":3}]"
+
+/* Submits RETRIED_GROUPS parents made from `parent` (a batch element) and
+ * checks that each ends with `state` after its every attempt, with every
+ * child of its last attempt finished. */
+static void run_retried_groups(const char *parent, const char *state, size_t attempts)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_int_t ids[RETRIED_GROUPS];
+	char request[1024];
+	const size_t per_batch = 10;
+	for (size_t first = 0; first < RETRIED_GROUPS; first += per_batch) {
+		size_t size = 64 + per_batch * (strlen(parent) + 1);
+		char *batch = malloc(size);
+		size_t used = (size_t)snprintf(batch, size, "{\"op\":\"submit\",\"jobs\":[");
+		for (size_t i = 0; i < per_batch; i++)
+			used += (size_t)snprintf(batch + used, size - used, "%s%s", i ? "," : "", parent);
+		snprintf(batch + used, size - used, "]}");
+		json_t *reply = wire_call(daemon.url, batch);
+		json_t *batch_ids = json_object_get(reply, "ids");
+		ck_assert_msg(json_array_size(batch_ids) == per_batch, "batch refused");
+		for (size_t i = 0; i < per_batch; i++)
+			ids[first + i] = json_integer_value(json_array_get(batch_ids, i));
+		json_decref(reply);
+		free(batch);
+	}
+	for (size_t i = 0; i < RETRIED_GROUPS; i++) {
+		/* The timeout is a hang guard only. */
+		snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld,\"timeout\":120}",
+		         (long long)ids[i]);
+		json_t *reply = wire_call_text(daemon.url, request, strlen(request), 130 * 1000);
+		ck_assert_msg(reply != NULL, "no reply for parent %lld", (long long)ids[i]);
+		json_t *job = status(daemon.url, ids[i]);
+		char *dump = json_dumps(job, 0);
+		ck_assert_msg(strcmp(text(job, "state"), state) == 0, "parent: %s", dump);
+		ck_assert_msg(json_array_size(json_object_get(job, "attempts")) == attempts,
+		              "parent: %s", dump);
+		json_t *children = json_object_get(job, "children");
+		ck_assert_uint_eq(json_array_size(children), GROUP_CHILD_COUNT);
+		for (size_t c = 0; c < json_array_size(children); c++) {
+			char child_state[32];
+			state_of(daemon.url, json_integer_value(json_array_get(children, c)), child_state,
+			         sizeof(child_state));
+			ck_assert_msg(strcmp(child_state, "done") == 0 ||
+			                      strcmp(child_state, "failed") == 0 ||
+			                      strcmp(child_state, "cancelled") == 0,
+			              "child %zu of %s is %s", c, dump, child_state);
+		}
+		free(dump);
+		json_decref(job);
+		json_decref(reply);
+	}
+	fixture_stop(&daemon);
+}
+
+START_TEST(test_race_retried_at_once_while_children_end_on_both_workers)
+{
+	run_retried_groups("{\"fn\":\"race\",\"retries\":3,\"retry_backoff\":0,"
+	                   "\"args\":{\"jobs\":" RACE_CHILDREN "}}",
+	                   "failed", 4);
+}
+END_TEST
+
+START_TEST(test_gather_retried_at_once_while_children_end_on_both_workers)
+{
+	run_retried_groups("{\"fn\":\"gather\",\"retries\":3,\"retry_backoff\":0,"
+	                   "\"args\":{\"jobs\":" GROUP_CHILDREN "}}",
+	                   "failed", 4);
+}
+END_TEST
+
+/* The parent's own timeout ends each attempt while its children (none fails
+ * at once here) end by themselves on both workers. */
+START_TEST(test_timed_out_gather_retried_at_once_while_children_end)
+{
+	run_retried_groups("{\"fn\":\"gather\",\"retries\":3,\"retry_backoff\":0,\"timeout\":0.025,"
+	                   "\"args\":{\"jobs\":["
+	                   "{\"fn\":\"sleep\",\"args\":{\"seconds\":0.01}},"
+	                   "{\"fn\":\"sleep\",\"args\":{\"seconds\":0.02}},"
+	                   "{\"fn\":\"sleep.blocking\",\"args\":{\"seconds\":0.02}},"
+	                   "{\"fn\":\"sleep\",\"args\":{\"seconds\":0.03}},"
+	                   "{\"fn\":\"sleep.blocking\",\"args\":{\"seconds\":0.03}},"
+	                   "{\"fn\":\"sleep\",\"args\":{\"seconds\":0.04}},"
+	                   "{\"fn\":\"sleep\",\"args\":{\"seconds\":5}}]}}",
+	                   "failed", 4);
+}
+END_TEST
+
 static Suite *gather_suite(void)
 {
 	Suite *suite = suite_create("gather");
@@ -188,6 +310,12 @@ static Suite *gather_suite(void)
 	tcase_add_test(gather, test_cancelling_the_parent_cancels_its_children);
 	tcase_add_test(gather, test_children_are_checked_at_submit);
 	suite_add_tcase(suite, gather);
+	TCase *retried = tcase_create("retried groups");
+	tcase_set_timeout(retried, 300);
+	tcase_add_test(retried, test_race_retried_at_once_while_children_end_on_both_workers);
+	tcase_add_test(retried, test_gather_retried_at_once_while_children_end_on_both_workers);
+	tcase_add_test(retried, test_timed_out_gather_retried_at_once_while_children_end);
+	suite_add_tcase(suite, retried);
 	return suite;
 }
 

@@ -48,13 +48,13 @@ START_TEST(test_first_finish_wins)
 {
 	struct jobs *jobs = jobs_new(3600, 100);
 	struct job *job = make(jobs, NULL);
-	ck_assert(jobs_start(jobs, job, 1));
-	ck_assert(!jobs_start(jobs, job, 1));
+	ck_assert(jobs_start(jobs, job, 1, NULL));
+	ck_assert(!jobs_start(jobs, job, 1, NULL));
 	enum job_state previous;
-	int worker;
-	ck_assert(jobs_finish(jobs, job, JOB_DONE, json_integer(5), NULL, &previous, &worker));
+	struct job_attempt *attempt = (struct job_attempt *)1;
+	ck_assert(jobs_finish(jobs, job, JOB_DONE, json_integer(5), NULL, &previous, &attempt));
 	ck_assert_int_eq(previous, JOB_RUNNING);
-	ck_assert_int_eq(worker, 1);
+	ck_assert_ptr_null(attempt); /* started without one */
 	/* The loser's values are dropped (ASan would report a leak otherwise). */
 	ck_assert(!jobs_finish(jobs, job, JOB_CANCELLED, NULL, error_of("Cancelled"), &previous,
 	                       NULL));
@@ -74,7 +74,7 @@ START_TEST(test_cancelled_while_queued_never_starts)
 	struct jobs *jobs = jobs_new(3600, 100);
 	struct job *job = make(jobs, NULL);
 	ck_assert(jobs_finish(jobs, job, JOB_CANCELLED, NULL, error_of("Cancelled"), NULL, NULL));
-	ck_assert(!jobs_start(jobs, job, 0));
+	ck_assert(!jobs_start(jobs, job, 0, NULL));
 	job_unref(job);
 	jobs_free(jobs);
 }
@@ -159,7 +159,7 @@ START_TEST(test_expiry_drops_old_finished_jobs_only)
 	struct jobs *jobs = jobs_new(10, 100);
 	struct job *finished = make(jobs, NULL);
 	struct job *running = make(jobs, NULL);
-	jobs_start(jobs, running, 0);
+	jobs_start(jobs, running, 0, NULL);
 	jobs_finish(jobs, finished, JOB_DONE, json_null(), NULL, NULL, NULL);
 	uint64_t finished_id = finished->id;
 	job_unref(finished);
@@ -215,7 +215,7 @@ START_TEST(test_job_object_has_the_documented_fields)
 	struct jobs *jobs = jobs_new(3600, 100);
 	struct job *job = jobs_create(jobs, echo(), json_pack("{s:i}", "value", 1),
 	                              json_pack("{s:s}", "team", "ci"), 2.5, NULL, NULL);
-	jobs_start(jobs, job, 1);
+	jobs_start(jobs, job, 1, NULL);
 	jobs_finish(jobs, job, JOB_FAILED, NULL, error_of("Timeout"), NULL, NULL);
 	json_t *object = jobs_to_json(jobs, job);
 	ck_assert_uint_eq(json_integer_value(json_object_get(object, "id")), job->id);
@@ -242,7 +242,7 @@ static void *churn(void *argument)
 	struct jobs *jobs = argument;
 	for (int i = 0; i < JOBS_PER_THREAD; i++) {
 		struct job *job = make(jobs, NULL);
-		jobs_start(jobs, job, 0);
+		jobs_start(jobs, job, 0, NULL);
 		jobs_finish(jobs, job, i % 3 == 0 ? JOB_FAILED : JOB_DONE, NULL,
 		            i % 3 == 0 ? error_of("ValueError") : NULL, NULL, NULL);
 		job_unref(job);

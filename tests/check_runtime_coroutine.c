@@ -261,6 +261,60 @@ START_TEST(stack_overflow_stops_at_the_guard_naming_the_task)
 }
 END_TEST
 
+/* A task that dereferences a wild pointer (not a guard page). */
+static int wild_pointer_body(void *argument)
+{
+	volatile int *wild = (volatile int *)argument;
+	weft_return_int(*wild);
+	return WEFT_OK;
+}
+
+/* Issue 18: the runtime's SIGSEGV handler hands every fault on to the action that was there
+ * before it, so a sanitizer build still prints the sanitizer's report and a plain build dies
+ * by SIGSEGV. */
+START_TEST(a_fault_reaches_the_sanitizer_or_the_default_action)
+{
+	int output[2];
+	ck_assert_int_eq(pipe(output), 0);
+	pid_t child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		dup2(output[1], STDERR_FILENO);
+		close(output[0]);
+		runtime_config config = {.workers = 1};
+		runtime *rt;
+		if (runtime_new(&config, &rt) != WEFT_OK)
+			_exit(3);
+		weft_spawn_options options = {.name = "wild-pointer"};
+		weft_task *task;
+		if (runtime_inject(rt, wild_pointer_body, (void *)(uintptr_t)16, &options, &task) !=
+		    WEFT_OK)
+			_exit(3);
+		runtime_join(task, 30);
+		_exit(0); /* reaching this means the fault went unnoticed */
+	}
+	close(output[1]);
+	char text[16384];
+	size_t length = 0;
+	ssize_t got;
+	while (length < sizeof text - 1 &&
+	       (got = read(output[0], text + length, sizeof text - 1 - length)) > 0)
+		length += (size_t)got;
+	text[length] = '\0';
+	close(output[0]);
+	int status;
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	ck_assert_msg(!(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 3)),
+		      "the faulting child ended normally (status %d)", status);
+	if (SANITIZED)
+		ck_assert_msg(strstr(text, "Sanitizer: SEGV") != NULL,
+			      "no sanitizer report for the fault: '%s'", text);
+	else
+		ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
+			      "expected death by SIGSEGV, status %d", status);
+}
+END_TEST
+
 /* ---- migration ---- */
 
 typedef struct migration {
@@ -380,6 +434,7 @@ int main(void)
 	tcase_add_test(cases, nested_spawns_complete_with_their_results);
 	tcase_add_test(cases, recursion_close_to_the_stack_size_works);
 	tcase_add_test(cases, stack_overflow_stops_at_the_guard_naming_the_task);
+	tcase_add_test(cases, a_fault_reaches_the_sanitizer_or_the_default_action);
 	tcase_add_test(cases, task_resumed_on_another_worker_keeps_locals_and_errno);
 #ifndef SANITIZER_TSAN
 	tcase_add_test(cases, many_waiting_tasks_fit_within_the_mapping_limit);

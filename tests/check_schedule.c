@@ -1,5 +1,7 @@
 /* Scheduling fields end to end: after, delay/at, retries, deadline, as_completed. */
 #include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,6 +486,147 @@ START_TEST(test_a_paused_queue_holds_its_jobs_until_resumed)
 }
 END_TEST
 
+/* ---- issue 18: retries with retry_backoff 0 under load ---- */
+
+#define STORM_JOBS 2000
+#define STORM_SUBMITTERS 4
+#define STORM_BATCH 25
+
+struct storm {
+	const char *url;
+	const char *job;         /* one batch element, submitted STORM_JOBS times in all */
+	json_int_t *ids;         /* STORM_JOBS slots */
+	atomic_int next;         /* slots handed out */
+	atomic_bool submitted;   /* every storm job is in: the noise stops */
+};
+
+/* A submitting client: batches of the storm's job until STORM_JOBS are in. */
+static void *storm_submitter(void *argument)
+{
+	struct storm *storm = argument;
+	for (;;) {
+		int first = atomic_fetch_add(&storm->next, STORM_BATCH);
+		if (first >= STORM_JOBS)
+			return NULL;
+		int count = first + STORM_BATCH <= STORM_JOBS ? STORM_BATCH : STORM_JOBS - first;
+		size_t size = 64 + (size_t)count * (strlen(storm->job) + 1);
+		char *request = malloc(size);
+		size_t used = (size_t)snprintf(request, size, "{\"op\":\"submit\",\"jobs\":[");
+		for (int i = 0; i < count; i++)
+			used += (size_t)snprintf(request + used, size - used, "%s%s", i ? "," : "",
+			                         storm->job);
+		snprintf(request + used, size - used, "]}");
+		json_t *reply = wire_call(storm->url, request);
+		json_t *ids = json_object_get(reply, "ids");
+		ck_assert_msg(json_array_size(ids) == (size_t)count, "batch refused");
+		for (int i = 0; i < count; i++)
+			storm->ids[first + i] = json_integer_value(json_array_get(ids, (size_t)i));
+		json_decref(reply);
+		free(request);
+	}
+}
+
+/* Another client: short jobs that keep both workers busy meanwhile. */
+static void *storm_noise(void *argument)
+{
+	struct storm *storm = argument;
+	while (!atomic_load(&storm->submitted)) {
+		json_t *reply = wire_call(storm->url,
+		                          "{\"op\":\"submit\",\"jobs\":["
+		                          "{\"fn\":\"sleep\",\"args\":{\"seconds\":0}},"
+		                          "{\"fn\":\"echo\",\"args\":{\"value\":1}},"
+		                          "{\"fn\":\"sleep\",\"args\":{\"seconds\":0}},"
+		                          "{\"fn\":\"echo\",\"args\":{\"value\":2}}]}");
+		json_decref(reply);
+	}
+	return NULL;
+}
+
+/*
+ * Issue 18's reproduction: STORM_JOBS jobs whose every attempt times out,
+ * retried at once, submitted by four clients while two others add short jobs;
+ * then one wait on them all. Every job must end failed with Timeout after
+ * exactly `attempts` attempts, each attempt closed before the next started.
+ * The wait's timeout is only a hang guard.
+ */
+static void run_storm(const char *job, size_t attempts)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	struct storm storm = {.url = daemon.url, .job = job};
+	storm.ids = calloc(STORM_JOBS, sizeof(*storm.ids));
+	atomic_init(&storm.next, 0);
+	atomic_init(&storm.submitted, false);
+	pthread_t submitters[STORM_SUBMITTERS], noise[2];
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&noise[i], NULL, storm_noise, &storm), 0);
+	for (int i = 0; i < STORM_SUBMITTERS; i++)
+		ck_assert_int_eq(pthread_create(&submitters[i], NULL, storm_submitter, &storm), 0);
+	for (int i = 0; i < STORM_SUBMITTERS; i++)
+		pthread_join(submitters[i], NULL);
+	atomic_store(&storm.submitted, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(noise[i], NULL);
+
+	size_t size = 64 + STORM_JOBS * 12;
+	char *request = malloc(size);
+	size_t used = (size_t)snprintf(request, size, "{\"op\":\"wait\",\"timeout\":240,\"ids\":[");
+	for (int i = 0; i < STORM_JOBS; i++)
+		used += (size_t)snprintf(request + used, size - used, "%s%lld", i ? "," : "",
+		                         (long long)storm.ids[i]);
+	snprintf(request + used, size - used, "]}");
+	json_t *reply = wire_call_text(daemon.url, request, strlen(request), 250 * 1000);
+	ck_assert_msg(reply != NULL, "no reply to the wait");
+	json_t *pending = json_object_get(reply, "pending");
+	if (json_array_size(pending) > 0) {
+		json_t *stuck = status(daemon.url, json_integer_value(json_array_get(pending, 0)));
+		char *text = json_dumps(stuck, 0);
+		ck_abort_msg("%zu of %d jobs never finished; the first: %s", json_array_size(pending),
+		             STORM_JOBS, text);
+	}
+	json_decref(reply);
+	free(request);
+
+	for (int i = 0; i < STORM_JOBS; i++) {
+		json_t *one = status(daemon.url, storm.ids[i]);
+		char *text = json_dumps(one, 0);
+		ck_assert_msg(strcmp(field(one, "state"), "failed") == 0, "not failed: %s", text);
+		ck_assert_msg(strcmp(error_type(one), "Timeout") == 0, "not a timeout: %s", text);
+		json_t *tries = json_object_get(one, "attempts");
+		ck_assert_msg(json_array_size(tries) == attempts, "%zu attempts: %s",
+		              json_array_size(tries), text);
+		double previous_end = 0;
+		for (size_t a = 0; a < attempts; a++) {
+			json_t *attempt = json_array_get(tries, a);
+			double started = json_real_value(json_object_get(attempt, "started"));
+			ck_assert_msg(json_is_real(json_object_get(attempt, "finished")),
+			              "attempt %zu never closed: %s", a + 1, text);
+			ck_assert_msg(started >= previous_end, "attempt %zu overlaps: %s", a + 1, text);
+			previous_end = json_real_value(json_object_get(attempt, "finished"));
+		}
+		free(text);
+		json_decref(one);
+	}
+	free(storm.ids);
+	fixture_stop(&daemon); /* a sanitizer report makes weftd exit non-zero */
+}
+
+START_TEST(test_timed_out_attempts_retried_at_once_all_end)
+{
+	run_storm("{\"fn\":\"sleep\",\"args\":{\"seconds\":0.1},\"timeout\":0.02,\"retries\":1,"
+	          "\"retry_backoff\":0}",
+	          2);
+}
+END_TEST
+
+START_TEST(test_timed_out_blocking_calls_retried_at_once_all_end)
+{
+	run_storm("{\"fn\":\"sleep.blocking\",\"args\":{\"seconds\":0.1},\"timeout\":0.01,"
+	          "\"retries\":2,\"retry_backoff\":0}",
+	          3);
+}
+END_TEST
+
 static Suite *schedule_suite(void)
 {
 	Suite *suite = suite_create("schedule");
@@ -504,6 +647,12 @@ static Suite *schedule_suite(void)
 	tcase_add_test(schedule, test_a_named_queue_limits_its_running_jobs);
 	tcase_add_test(schedule, test_a_paused_queue_holds_its_jobs_until_resumed);
 	suite_add_tcase(suite, schedule);
+	/* Thousands of jobs: slow under ThreadSanitizer. */
+	TCase *storm = tcase_create("retry storm");
+	tcase_set_timeout(storm, 300);
+	tcase_add_test(storm, test_timed_out_attempts_retried_at_once_all_end);
+	tcase_add_test(storm, test_timed_out_blocking_calls_retried_at_once_all_end);
+	suite_add_tcase(suite, storm);
 	return suite;
 }
 

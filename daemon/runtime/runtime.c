@@ -218,6 +218,12 @@ void runtime_report_overflow(const weft_task *task, const char *how)
 	(void)written;
 }
 
+/* The SIGSEGV action in place before ours: a sanitizer's handler in sanitizer builds, else the
+ * default. Written once (runtime_process_init, before any worker runs), then only read. */
+static struct sigaction runtime_previous_segv;
+
+/* Any thread, in signal context: names the task when the fault is a guard page, then hands
+ * the fault on unchanged. */
 static void runtime_segv_handler(int signal_number, siginfo_t *info, void *unused)
 {
 	(void)unused;
@@ -226,9 +232,11 @@ static void runtime_segv_handler(int signal_number, siginfo_t *info, void *unuse
 	    stack_source_is_guard(current->rt->stacks, info->si_addr))
 		runtime_report_overflow(current->current,
 					"overflowed its stack into the guard page");
-	/* Fall back to the default action: returning re-executes the access, which then kills the
-	 * process with SIGSEGV. */
-	signal(signal_number, SIG_DFL);
+	/* Chain: put the previous action back and return. The faulting access runs again and
+	 * reaches it — a sanitizer prints its report (issue 18: replacing its handler left a
+	 * crash without one), the default kills the process with SIGSEGV. sigaction is
+	 * async-signal-safe. */
+	sigaction(signal_number, &runtime_previous_segv, NULL);
 }
 
 static void runtime_install_segv_handler(void)
@@ -238,7 +246,7 @@ static void runtime_install_segv_handler(void)
 	action.sa_sigaction = runtime_segv_handler;
 	action.sa_flags = SA_SIGINFO | SA_ONSTACK;
 	sigemptyset(&action.sa_mask);
-	sigaction(SIGSEGV, &action, NULL);
+	sigaction(SIGSEGV, &action, &runtime_previous_segv);
 }
 
 static void worker_report_started(runtime *rt, bool failed)
