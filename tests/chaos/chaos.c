@@ -695,7 +695,14 @@ static void op_abandon(struct rng *rng)
 		}
 		got += (size_t)n;
 	}
-	int count = 1 + rng_below(rng, 4);
+	/* One request in flight: a raw peer that pipelines several requests on
+	 * one connection and hangs up wedges nng 1.5.2's reaper thread for good
+	 * (seen in 20 of 20 runs: from then on no closed connection is freed and
+	 * weftd runs out of descriptors within seconds). That defect is open and
+	 * has its own reproduction (README, "Known defects"); here it would hide
+	 * every other finding. */
+	(void)rng_below(rng, 4); /* keeps the random sequence of earlier seeds */
+	int count = 1;
 	for (int i = 0; i < count; i++) {
 		char request[256];
 		json_int_t id = record_pick(rng, NULL);
