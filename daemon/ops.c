@@ -387,14 +387,17 @@ static json_t *op_stats(struct daemon *daemon, struct server_request *slot)
 	struct slots *procs = exec_slots();
 	struct threadpool_stats pool;
 	threaded_stats(&pool);
-	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i}, s:{s:I, s:I, s:I}, "
-	                 "s:{s:I}, s:o}",
+	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i, s:i}, "
+	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
 	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
 	                 "waiters", (json_int_t)waiters_count(daemon->waiters), "procs", "limit",
 	                 (int)slots_limit(procs), "running", (int)slots_held(procs), "queued",
-	                 (int)slots_queued(procs), "threads", "size", (json_int_t)pool.threads,
-	                 "busy", (json_int_t)pool.busy, "queued", (json_int_t)pool.queued,
+	                 (int)slots_queued(procs), "queued_users", (int)slots_queued_keys(procs),
+	                 "threads", "size", (json_int_t)pool.threads, "busy",
+	                 (json_int_t)pool.busy, "queued", (json_int_t)pool.queued, "queued_users",
+	                 (json_int_t)pool.queued_keys, "held_by_cancelled",
+	                 (json_int_t)pool.held_by_cancelled,
 	                 "memory", "rss_kb", (json_int_t)resident_kilobytes(), "housekeeping",
 	                 daemon_housekeeping_stats(daemon, server_request_server(slot)));
 }

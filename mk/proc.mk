@@ -21,7 +21,7 @@ $(BUILD)/tests/check_proc: $(BUILD)/tests/check_proc.o $(PROC_OBJS) $(BUILD)/pro
 		| $(BUILD)/tests/helpers/outburst
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(EVENT_LIBS) $(JANSSON_LIBS) $(CHECK_LIBS) -lpthread -lm
 
-$(BUILD)/tests/check_slots: $(BUILD)/tests/check_slots.o $(BUILD)/daemon/slots.o \
+$(BUILD)/tests/check_slots: $(BUILD)/tests/check_slots.o $(BUILD)/daemon/slots.o $(BUILD)/daemon/fairq.o \
 		$(BUILD)/proto/error.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lpthread -lm
 
