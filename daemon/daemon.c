@@ -44,6 +44,7 @@
 
 #include "daemon/functions.h"
 #include "daemon/principal.h"
+#include "daemon/quota.h"
 #include "daemon/jobs.h"
 #include "daemon/log.h"
 #include "daemon/memory.h"
@@ -541,6 +542,9 @@ int daemon_run(const struct options *options)
 		queues_set(name, (unsigned)strtoul(equals + 1, NULL, 10));
 	}
 	daemon.waiters = waiters_new(daemon.jobs, options->max_waiters);
+	quota_set_limit(QUOTA_PENDING, options->max_pending_per_user);
+	quota_set_limit(QUOTA_WAITERS, options->max_waiters_per_user);
+	quota_set_limit(QUOTA_CONNECTIONS, options->max_connections_per_user);
 	if (main_loop_init(&loop, &daemon) != 0) {
 		log_error("cannot set up the main event loop");
 		goto fail_loop;

@@ -47,6 +47,8 @@
 #include "daemon/log.h"
 #include "daemon/memory.h"
 #include "daemon/principal.h"
+#include "daemon/problem.h"
+#include "daemon/quota.h"
 #include "daemon/probe.h"
 #include "daemon/writer.h"
 #include "proto/proto.h"
@@ -330,6 +332,8 @@ static void pipe_forget(struct server *server, uint32_t pipe)
 	}
 	pthread_mutex_unlock(&server->pipes_lock);
 	if (found != NULL) {
+		/* A remembered pipe holds one of its user's connections. */
+		quota_give(QUOTA_CONNECTIONS, found->principal->uid, 1);
 		principal_unref(found->principal);
 		free(found);
 	}
@@ -379,6 +383,17 @@ static void on_pipe_event(nng_pipe pipe, nng_pipe_ev event, void *argument)
 	if (event == NNG_PIPE_EV_ADD_PRE) {
 		struct principal *principal = principal_of_pipe(server, pipe);
 		if (principal == NULL) {
+			nng_pipe_close(pipe);
+			return;
+		}
+		/* One user cannot take every connection (--max-connections-per-user).
+		 * A connection cannot be answered before it is added, so the refusal
+		 * is the close, and the log says why. */
+		struct problem problem;
+		problem_init(&problem);
+		if (quota_take(QUOTA_CONNECTIONS, principal->uid, 1, &problem) != WEFT_OK) {
+			log_warn("refused a connection: %s", problem.message);
+			principal_unref(principal);
 			nng_pipe_close(pipe);
 			return;
 		}
