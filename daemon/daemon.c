@@ -338,14 +338,15 @@ json_t *daemon_housekeeping_stats(struct daemon *daemon, struct server *server)
 	struct server_guard_stats guard;
 	server_guard_stats(server, &guard);
 	return json_pack(
-		"{s:I, s:{s:f, s:I, s:o}, s:{s:f, s:I, s:o, s:I, s:I}}", "heartbeat",
+		"{s:I, s:{s:f, s:I, s:o}, s:{s:f, s:I, s:o, s:I, s:I, s:I}}", "heartbeat",
 		(json_int_t)daemon_main_loop_heartbeat(daemon), "retention", "every",
 		HOUSEKEEPING_SECONDS, "runs",
 		(json_int_t)atomic_load_explicit(&daemon->retention_runs, memory_order_relaxed),
 		"since_last", seconds_since(retention_last, now), "listener_guard", "every",
 		guard.every, "runs", (json_int_t)guard.rounds, "since_last",
 		seconds_since(guard.last_round, now), "failed_probes", (json_int_t)guard.failed_probes,
-		"recreated", (json_int_t)guard.recreated);
+		"recreated", (json_int_t)guard.recreated, "retired_serving",
+		(json_int_t)guard.retired);
 }
 
 static void cancel_for_shutdown(struct job *job, void *context)

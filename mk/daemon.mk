@@ -135,3 +135,9 @@ $(BUILD)/tests/check_fairshare: $(BUILD)/tests/check_fairshare.o $(BUILD)/tests/
 		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_fairshare
+
+# The listener guard drops no established connection (issue 10).
+$(BUILD)/tests/check_guard: $(BUILD)/tests/check_guard.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o | $(BUILD)/tests/helpers/wire_send $(BUILD)/weft
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_guard
