@@ -3,7 +3,7 @@
 # weftd needs these four sources in its core (mk/daemon.mk's DAEMON_CORE_SRCS);
 # the tests below need no daemon.
 
-PROC_SRCS := daemon/execargs.c daemon/proc.c daemon/proc_child.c daemon/slots.c
+PROC_SRCS := daemon/execargs.c daemon/proc.c daemon/proc_child.c daemon/slots.c daemon/fairq.c
 PROC_OBJS = $(PROC_SRCS:%.c=$(BUILD)/%.o)
 
 PROC_CHECKS = $(BUILD)/tests/check_execargs $(BUILD)/tests/check_proc $(BUILD)/tests/check_slots
