@@ -36,7 +36,7 @@ static const char usage[] =
 	"                       daemon-wide limit if lower; otherwise the daemon-wide limit)\n"
 	"  --max-connections-per-user N\n"
 	"                       connections one user may hold open; more are closed at once\n"
-	"                       (default 256)\n"
+	"                       (default 1024)\n"
 	"  --procs N            exec jobs running at once; others wait queued (default: online CPUs)\n"
 	"  --queue NAME=MAX     a named queue running at most MAX of its jobs at once (repeatable)\n"
 	"  --output-max BYTES   stdout and stderr kept per exec job, each (default 1048576,\n"
@@ -81,7 +81,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	options->max_message = PROTO_DEFAULT_MAX_MESSAGE;
 	options->max_waiters = 100000;
 	options->max_pending = 1000000;
-	options->max_connections_per_user = 256;
+	options->max_connections_per_user = 1024;
 	options->procs = cpus > 0 ? (unsigned)cpus : 1;
 	options->output_max = 1024 * 1024;
 	options->threads = 0; /* 2 x workers, decided after parsing */
