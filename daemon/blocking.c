@@ -258,9 +258,10 @@ int blocking_sleep_run(const json_t *args, const struct blocking_owner *owner,
 	double seconds = json_number_value(json_object_get(args, "seconds"));
 	struct timespec deadline;
 
-	/* Like time.sleep in an executor, this occupies the thread for the whole
-	 * duration and is not interrupted by a cancel: that is what it is for. */
-	(void)work;
+	/* Like time.sleep in an executor, this occupies its thread for the whole
+	 * duration -- unless the job is cancelled: then the thread is given back
+	 * at once (threadpool_work_sleep_until), so cancelled sleeps cannot hold
+	 * the pool. */
 	(void)owner;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	double whole = floor(seconds);
@@ -269,6 +270,12 @@ int blocking_sleep_run(const json_t *args, const struct blocking_owner *owner,
 	if (deadline.tv_nsec >= 1000000000L) {
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000L;
+	}
+	if (work != NULL) {
+		if (threadpool_work_sleep_until(work, &deadline) == WEFT_ECANCELED)
+			return blocking_fail(outcome, WEFT_EINVAL, "Cancelled",
+			                     "sleep.blocking was cancelled");
+		return blocking_succeed(outcome, json_null());
 	}
 	/* An absolute deadline makes a wake-up by a signal harmless: sleep again
 	 * to the same instant. */

@@ -45,6 +45,7 @@
 #include "daemon/cgroup.h"
 #include "daemon/functions.h"
 #include "daemon/principal.h"
+#include "daemon/quota.h"
 #include "daemon/jobs.h"
 #include "daemon/log.h"
 #include "daemon/memory.h"
@@ -443,7 +444,7 @@ json_t *daemon_housekeeping_stats(struct daemon *daemon, struct server *server)
 	struct server_guard_stats guard;
 	server_guard_stats(server, &guard);
 	return json_pack(
-		"{s:I, s:{s:f, s:I, s:o}, s:{s:f, s:I, s:o, s:I, s:I}, s:{s:b, s:f, s:I}}",
+		"{s:I, s:{s:f, s:I, s:o}, s:{s:f, s:I, s:o, s:I, s:I, s:I}, s:{s:b, s:f, s:I}}",
 		"heartbeat",
 		(json_int_t)daemon_main_loop_heartbeat(daemon), "retention", "every",
 		HOUSEKEEPING_SECONDS, "runs",
@@ -451,7 +452,8 @@ json_t *daemon_housekeeping_stats(struct daemon *daemon, struct server *server)
 		"since_last", seconds_since(retention_last, now), "listener_guard", "every",
 		guard.every, "runs", (json_int_t)guard.rounds, "since_last",
 		seconds_since(guard.last_round, now), "failed_probes", (json_int_t)guard.failed_probes,
-		"recreated", (json_int_t)guard.recreated, "systemd", "notify", notify_enabled(),
+		"recreated", (json_int_t)guard.recreated, "retired_serving",
+		(json_int_t)guard.retired, "systemd", "notify", notify_enabled(),
 		"watchdog_every", (double)notify_watchdog_usec() / 2e6, "watchdog_pings",
 		(json_int_t)atomic_load_explicit(&daemon->watchdog_pings, memory_order_relaxed));
 }
@@ -679,6 +681,9 @@ int daemon_run(const struct options *options)
 		queues_set(name, (unsigned)strtoul(equals + 1, NULL, 10));
 	}
 	daemon.waiters = waiters_new(daemon.jobs, options->max_waiters);
+	quota_set_limit(QUOTA_PENDING, options->max_pending_per_user);
+	quota_set_limit(QUOTA_WAITERS, options->max_waiters_per_user);
+	quota_set_limit(QUOTA_CONNECTIONS, options->max_connections_per_user);
 	if (main_loop_init(&loop, &daemon) != 0) {
 		log_error("cannot set up the main event loop");
 		goto fail_loop;

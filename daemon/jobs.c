@@ -21,6 +21,7 @@
 #include "daemon/memory.h"
 #include "daemon/now.h"
 #include "daemon/principal.h"
+#include "daemon/quota.h"
 
 #define SHARD_COUNT 64
 
@@ -176,6 +177,9 @@ struct job *jobs_create(struct jobs *jobs, const struct function *function, json
 	pthread_mutex_unlock(&shard->lock);
 
 	count_add(jobs, JOB_QUEUED, 1);
+	/* Counted against its owner until jobs_finish finishes it (quota.h). */
+	if (owner != NULL)
+		quota_charge(QUOTA_PENDING, owner->uid, 1);
 	atomic_fetch_add_explicit(&jobs->submitted, 1, memory_order_relaxed);
 	return job;
 }
@@ -426,6 +430,9 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 	}
 	count_add(jobs, before, -1);
 	count_add(jobs, state, 1);
+	/* The one call that finishes a job gives its pending count back. */
+	if (job->owner != NULL)
+		quota_give(QUOTA_PENDING, job->owner->uid, 1);
 	while (watches != NULL) {
 		/* notify may free the watch: read the link first. */
 		struct job_watch *next = watches->next;

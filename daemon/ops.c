@@ -20,6 +20,7 @@
 #include "daemon/principal.h"
 #include "daemon/problem.h"
 #include "daemon/queues.h"
+#include "daemon/quota.h"
 #include "daemon/request.h"
 #include "daemon/runner.h"
 #include "daemon/server.h"
@@ -94,13 +95,14 @@ static int find_all(struct daemon *daemon, const struct principal *caller, const
 
 /* Hands the request to a waiter; on failure (busy) answers with the problem.
  * The waiter takes the job references only on success. */
-static void wait_for(struct daemon *daemon, struct server_request *slot, enum waiter_kind kind,
-                     struct job **list, size_t count, enum request_return_when when,
-                     double timeout)
+static void wait_for(struct daemon *daemon, struct server_request *slot,
+                     const struct principal *caller, enum waiter_kind kind, struct job **list,
+                     size_t count, enum request_return_when when, double timeout)
 {
 	struct problem problem;
 	problem_init(&problem);
-	if (waiters_start(daemon->waiters, slot, kind, list, count, when, timeout, &problem) !=
+	if (waiters_start(daemon->waiters, slot, caller->uid, kind, list, count, when, timeout,
+	                  &problem) !=
 	    WEFT_OK) {
 		for (size_t i = 0; i < count; i++)
 			job_unref(list[i]);
@@ -131,6 +133,15 @@ static int admit(struct daemon *daemon, size_t count, struct problem *problem)
 		                   "(--max-pending); submit again when some have finished",
 		                   (unsigned long long)unfinished, daemon->options.max_pending);
 	return WEFT_OK;
+}
+
+/* Reserves `count` of the caller's pending quota (--max-pending-per-user)
+ * for jobs about to be made; the caller gives the reservation back with
+ * quota_give once jobs_create has counted them, so a burst of submits on
+ * several threads cannot overshoot. */
+static int admit_user(const struct principal *caller, size_t count, struct problem *problem)
+{
+	return quota_take(QUOTA_PENDING, caller->uid, count, problem);
 }
 
 static void op_submit(struct daemon *daemon, struct server_request *slot,
@@ -174,6 +185,10 @@ static void op_submit(struct daemon *daemon, struct server_request *slot,
 			return;
 		}
 	}
+	if (admit_user(caller, request->job_count, problem) != WEFT_OK) {
+		reply_problem(slot, problem);
+		return;
+	}
 	/* Every job was checked by the decoder, so from here on all are accepted. */
 	struct writer ids = {0};
 	if (request->batch) {
@@ -197,6 +212,7 @@ static void op_submit(struct daemon *daemon, struct server_request *slot,
 		job_unref(last);
 		last = job;
 	}
+	quota_give(QUOTA_PENDING, caller->uid, request->job_count); /* counted by jobs_create now */
 	if (request->batch) {
 		job_unref(last);
 		writer_text(&ids, "]}");
@@ -209,7 +225,7 @@ static void op_submit(struct daemon *daemon, struct server_request *slot,
 		return;
 	}
 	/* The waiter answers at once when the job is already over (inline functions). */
-	wait_for(daemon, slot, WAITER_SUBMIT, &last, 1, REQUEST_ALL_COMPLETED, request->wait);
+	wait_for(daemon, slot, caller, WAITER_SUBMIT, &last, 1, REQUEST_ALL_COMPLETED, request->wait);
 }
 
 static void op_result(struct daemon *daemon, struct server_request *slot,
@@ -224,7 +240,7 @@ static void op_result(struct daemon *daemon, struct server_request *slot,
 			reply_problem(slot, problem);
 			return;
 		}
-		wait_for(daemon, slot, WAITER_RESULTS, list, request->id_count, REQUEST_ALL_COMPLETED,
+		wait_for(daemon, slot, caller, WAITER_RESULTS, list, request->id_count, REQUEST_ALL_COMPLETED,
 		         timeout);
 		free(list);
 		return;
@@ -241,7 +257,7 @@ static void op_result(struct daemon *daemon, struct server_request *slot,
 		job_unref(job);
 		return;
 	}
-	wait_for(daemon, slot, WAITER_RESULT, &job, 1, REQUEST_ALL_COMPLETED, timeout);
+	wait_for(daemon, slot, caller, WAITER_RESULT, &job, 1, REQUEST_ALL_COMPLETED, timeout);
 }
 
 static void op_wait(struct daemon *daemon, struct server_request *slot,
@@ -253,7 +269,7 @@ static void op_wait(struct daemon *daemon, struct server_request *slot,
 		reply_problem(slot, problem);
 		return;
 	}
-	wait_for(daemon, slot, request->op == REQUEST_AS_COMPLETED ? WAITER_AS_COMPLETED : WAITER_WAIT,
+	wait_for(daemon, slot, caller, request->op == REQUEST_AS_COMPLETED ? WAITER_AS_COMPLETED : WAITER_WAIT,
 	         list, request->id_count,
 	         request->op == REQUEST_AS_COMPLETED ? REQUEST_FIRST_COMPLETED : request->return_when,
 	         request->has_timeout ? request->timeout : -1);
@@ -263,11 +279,12 @@ static void op_wait(struct daemon *daemon, struct server_request *slot,
 static json_t *op_future_new(struct daemon *daemon, struct principal *caller,
                              struct request *request, struct problem *problem)
 {
-	if (admit(daemon, 1, problem) != WEFT_OK)
+	if (admit(daemon, 1, problem) != WEFT_OK || admit_user(caller, 1, problem) != WEFT_OK)
 		return problem_to_reply(problem);
 	json_t *labels = request->labels != NULL ? json_incref((json_t *)request->labels) : NULL;
 	struct job *job = jobs_create(daemon->jobs, &functions_future, json_object(), labels, 0,
 	                              caller, NULL);
+	quota_give(QUOTA_PENDING, caller->uid, 1); /* counted by jobs_create now */
 	jobs_make_pending(daemon->jobs, job);
 	json_t *reply = json_pack("{s:b, s:I}", "ok", 1, "id", (json_int_t)job->id);
 	job_unref(job);
@@ -362,7 +379,8 @@ static long resident_kilobytes(void)
 	return pages_resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static json_t *op_stats(struct daemon *daemon, struct server_request *slot)
+static json_t *op_stats(struct daemon *daemon, struct server_request *slot,
+                        const struct principal *caller)
 {
 	json_t *workers = json_array();
 	for (int i = 0; i < workers_count(daemon->workers); i++) {
@@ -388,17 +406,30 @@ static json_t *op_stats(struct daemon *daemon, struct server_request *slot)
 	struct slots *procs = exec_slots();
 	struct threadpool_stats pool;
 	threaded_stats(&pool);
-	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i}, s:{s:I, s:I, s:I}, "
-	                 "s:{s:I}, s:o, s:o}",
+	/* The caller's own use of its quotas, and how many users hold any: a
+	 * stranger learns only the count. */
+	json_t *quotas = json_pack(
+		"{s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}}", "users", (json_int_t)quota_users(),
+		"limits", "pending", (json_int_t)quota_limit(QUOTA_PENDING), "waiters",
+		(json_int_t)quota_limit(QUOTA_WAITERS), "connections",
+		(json_int_t)quota_limit(QUOTA_CONNECTIONS), "yours", "pending",
+		(json_int_t)quota_held(QUOTA_PENDING, caller->uid), "waiters",
+		(json_int_t)quota_held(QUOTA_WAITERS, caller->uid), "connections",
+		(json_int_t)quota_held(QUOTA_CONNECTIONS, caller->uid));
+	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i, s:i}, "
+	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}, s:o, s:o, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
 	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
 	                 "waiters", (json_int_t)waiters_count(daemon->waiters), "procs", "limit",
 	                 (int)slots_limit(procs), "running", (int)slots_held(procs), "queued",
-	                 (int)slots_queued(procs), "threads", "size", (json_int_t)pool.threads,
-	                 "busy", (json_int_t)pool.busy, "queued", (json_int_t)pool.queued,
+	                 (int)slots_queued(procs), "queued_users", (int)slots_queued_keys(procs),
+	                 "threads", "size", (json_int_t)pool.threads, "busy",
+	                 (json_int_t)pool.busy, "queued", (json_int_t)pool.queued, "queued_users",
+	                 (json_int_t)pool.queued_keys, "held_by_cancelled",
+	                 (json_int_t)pool.held_by_cancelled,
 	                 "memory", "rss_kb", (json_int_t)resident_kilobytes(), "housekeeping",
 	                 daemon_housekeeping_stats(daemon, server_request_server(slot)),
-	                 "containment", cgroup_stats());
+	                 "containment", cgroup_stats(), "quotas", quotas);
 }
 
 /* Named queues are configuration: root and admins only (principal.h, rule 4). */
@@ -481,7 +512,7 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 		reply = json_pack("{s:b, s:o}", "ok", 1, "functions", functions_to_json());
 		break;
 	case REQUEST_STATS:
-		reply = op_stats(daemon, slot);
+		reply = op_stats(daemon, slot, caller);
 		break;
 	case REQUEST_FUTURE_NEW:
 		reply = op_future_new(daemon, caller, &request, &problem);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,14 @@ static const char usage[] =
 	"  --max-waiters N      most requests waiting for jobs at once (default 100000)\n"
 	"  --max-pending N      most unfinished jobs; submits beyond are refused with 'busy'\n"
 	"                       (default 1000000)\n"
+	"  --max-pending-per-user N, --max-waiters-per-user N\n"
+	"                       one user's share of --max-pending and --max-waiters; beyond\n"
+	"                       it that user's requests get 'busy' and nobody else's do\n"
+	"                       (defaults when weftd runs as root: 250000 and 25000, or the\n"
+	"                       daemon-wide limit if lower; otherwise the daemon-wide limit)\n"
+	"  --max-connections-per-user N\n"
+	"                       connections one user may hold open; more are closed at once\n"
+	"                       (default 1024)\n"
 	"  --procs N            exec jobs running at once; others wait queued (default: online CPUs)\n"
 	"  --queue NAME=MAX     a named queue running at most MAX of its jobs at once (repeatable)\n"
 	"  --output-max BYTES   stdout and stderr kept per exec job, each (default 1048576,\n"
@@ -78,6 +87,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	options->max_message = PROTO_DEFAULT_MAX_MESSAGE;
 	options->max_waiters = 100000;
 	options->max_pending = 1000000;
+	options->max_connections_per_user = 1024;
 	options->procs = cpus > 0 ? (unsigned)cpus : 1;
 	options->output_max = 1024 * 1024;
 	options->threads = 0; /* 2 x workers, decided after parsing */
@@ -85,7 +95,8 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	strcpy(options->cgroup, "auto");
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
-	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
+	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_MAX_PENDING_PER_USER,
+	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	       OPT_CGROUP, OPT_TEST_HOOKS, OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
@@ -97,6 +108,9 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
 		{"max-waiters", required_argument, NULL, OPT_MAX_WAITERS},
 		{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
+		{"max-pending-per-user", required_argument, NULL, OPT_MAX_PENDING_PER_USER},
+		{"max-waiters-per-user", required_argument, NULL, OPT_MAX_WAITERS_PER_USER},
+		{"max-connections-per-user", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_USER},
 		{"queue", required_argument, NULL, OPT_QUEUE},
 		{"procs", required_argument, NULL, OPT_PROCS},
 		{"output-max", required_argument, NULL, OPT_OUTPUT_MAX},
@@ -176,6 +190,16 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			if (parse_number(optarg, 1, 1e9, &value) != 0 || value != floor(value))
 				goto bad_value;
 			options->max_pending = (size_t)value;
+			break;
+		case OPT_MAX_PENDING_PER_USER:
+		case OPT_MAX_WAITERS_PER_USER:
+		case OPT_MAX_CONNECTIONS_PER_USER:
+			if (parse_number(optarg, 1, 1e9, &value) != 0 || value != floor(value))
+				goto bad_value;
+			*(option == OPT_MAX_PENDING_PER_USER   ? &options->max_pending_per_user
+			  : option == OPT_MAX_WAITERS_PER_USER ? &options->max_waiters_per_user
+			                                       : &options->max_connections_per_user) =
+				(size_t)value;
 			break;
 		case OPT_QUEUE: {
 			const char *equals = strchr(optarg, '=');
@@ -275,6 +299,20 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	}
 	if (options->threads == 0)
 		options->threads = (unsigned)(2 * options->workers);
+	/* A root daemon serves every local user: by default no one of them may
+	 * take more than a quarter of the default shared limits. A user's own
+	 * daemon serves that user alone, who may have it all. */
+	bool shared = geteuid() == 0;
+	if (options->max_pending_per_user == 0)
+		options->max_pending_per_user =
+			shared && options->max_pending > OPTIONS_DEFAULT_PENDING_PER_USER
+				? OPTIONS_DEFAULT_PENDING_PER_USER
+				: options->max_pending;
+	if (options->max_waiters_per_user == 0)
+		options->max_waiters_per_user =
+			shared && options->max_waiters > OPTIONS_DEFAULT_WAITERS_PER_USER
+				? OPTIONS_DEFAULT_WAITERS_PER_USER
+				: options->max_waiters;
 	if (options->listen_count == 0) {
 		strcpy(options->listen[0], default_url);
 		options->listen_count = 1;

@@ -8,6 +8,9 @@
 #include "daemon/log.h"
 
 #define OPTIONS_MAX_LISTEN 16
+/* Per-user defaults of a root daemon (a quarter of the daemon-wide defaults). */
+#define OPTIONS_DEFAULT_PENDING_PER_USER 250000
+#define OPTIONS_DEFAULT_WAITERS_PER_USER 25000
 
 struct options {
 	char listen[OPTIONS_MAX_LISTEN][512];
@@ -19,6 +22,10 @@ struct options {
 	size_t max_message;
 	size_t max_waiters;
 	size_t max_pending;   /* unfinished jobs at most; submits beyond get `busy` */
+	/* Per-user shares of the limits above and of connections (quota.h). */
+	size_t max_pending_per_user;
+	size_t max_waiters_per_user;
+	size_t max_connections_per_user;
 	char queues[OPTIONS_MAX_LISTEN][80]; /* NAME=MAX, made at start-up */
 	size_t queue_count;
 	unsigned procs;       /* exec jobs running at once */

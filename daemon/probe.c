@@ -191,7 +191,7 @@ static int probe_ipc(const char *path, const char *request, long long deadline)
 	strcpy(address.sun_path, path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return WEFT_ECONNECT;
+		return errno == EMFILE || errno == ENFILE ? WEFT_EBUSY : WEFT_ECONNECT;
 	int rv = connect_within(fd, (struct sockaddr *)&address, sizeof(address), deadline);
 	if (rv == WEFT_OK)
 		rv = handshake(fd, deadline);
@@ -224,7 +224,7 @@ static int probe_tcp(const char *rest, const char *request, long long deadline)
 	if (getaddrinfo(name, colon + 1, &hints, &found) != 0 || found == NULL)
 		return WEFT_ECONNECT;
 	int fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int rv = WEFT_ECONNECT;
+	int rv = fd < 0 && (errno == EMFILE || errno == ENFILE) ? WEFT_EBUSY : WEFT_ECONNECT;
 	if (fd >= 0) {
 		rv = connect_within(fd, found->ai_addr, found->ai_addrlen, deadline);
 		if (rv == WEFT_OK)

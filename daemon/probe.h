@@ -26,6 +26,8 @@
  * WEFT_ECONNECT when nothing listens (refused, no such socket file);
  * WEFT_ETIMEOUT when the connection was made but no handshake came;
  * WEFT_EPROTO when the peer answered something that is not SP;
+ * WEFT_EBUSY when this process is out of file descriptors (EMFILE/ENFILE):
+ * nothing was learnt about the peer;
  * WEFT_EINVAL for a URL scheme it cannot probe (only ipc:// and tcp://). */
 int probe_url(const char *url, int timeout_ms);
 

@@ -36,6 +36,7 @@
 #include "daemon/functions.h"
 #include "daemon/jobs.h"
 #include "daemon/memory.h"
+#include "daemon/principal.h"
 #include "daemon/schedule.h"
 #include "daemon/slots.h"
 #include "daemon/workers.h"
@@ -251,7 +252,8 @@ void runner_dispatch(struct job *job)
 	struct slots *queue = queue_of(job);
 	int priority = job->schedule != NULL ? job->schedule->priority : 0;
 	if (queue != NULL &&
-	    slots_acquire(queue, &job->queue_waiter, priority, queue_granted, job) == SLOTS_QUEUED)
+	    slots_acquire_as(queue, &job->queue_waiter, job->owner->uid, priority, queue_granted,
+	                     job) == SLOTS_QUEUED)
 		return; /* stays queued; queue_granted goes on */
 	after_queue(job);
 }
@@ -274,7 +276,8 @@ static void after_queue(struct job *job)
 	struct slots *gate = gate_of(job);
 	int priority = job->schedule != NULL ? job->schedule->priority : 0;
 	if (gate != NULL &&
-	    slots_acquire(gate, &job->slot_waiter, priority, slot_granted, job) == SLOTS_QUEUED)
+	    slots_acquire_as(gate, &job->slot_waiter, job->owner->uid, priority, slot_granted,
+	                     job) == SLOTS_QUEUED)
 		return; /* stays queued; slot_granted posts it */
 	workers_post(workers_pick(runner_pool), start_on_worker, job);
 }

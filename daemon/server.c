@@ -15,8 +15,27 @@
  * SP handshake in the transport but are never attached to the socket, so
  * their requests go unanswered. The guard therefore checks each listener end
  * to end every LISTENER_WATCH_MS, with a fresh connection and a ping, and
- * makes a new listener when that goes unanswered twice in a row: it closes
- * the stuck listener and listens again on the same URL.
+ * makes a new listener when that goes unanswered twice in a row.
+ *
+ * Recovery never drops an established connection. Closing an nng listener
+ * closes every pipe it accepted (long polls, a `weft run` waiting for its
+ * job), so a stuck ipc listener is not closed: every ipc listener listens on
+ * a private path beside the public one (weft.sock.N) that is then renamed
+ * over the public name, atomically. To recover, the guard makes a new
+ * listener on a fresh private path and renames it over the public name: new
+ * clients reach the new one at once, while the old listener, no longer
+ * reachable by name, keeps serving its pipes. It is retired (closed) only
+ * once it has had no pipe for two rounds in a row. (nng unlinks a listener's
+ * own path when it closes, which is the private name and long gone, so the
+ * public name is never removed by a close.) A tcp or tls listener cannot be
+ * swapped that way (a second bind of the port fails): it is still closed and
+ * re-created, which resets its clients; say so in the log.
+ *
+ * Out of file descriptors (EMFILE/ENFILE) is overload, not a broken
+ * listener: a probe that cannot get a socket is not counted as a miss, a
+ * re-creation that cannot bind keeps the old listener and the public name
+ * as they are, and nng keeps accepting as fds come back. New connections are
+ * shed meanwhile (the kernel's backlog fills); established ones are served.
  *
  * The guard runs on a thread of its own ("weft-guard"), never on the main
  * loop, and its probe uses no nng socket (probe_request() writes the REQ
@@ -31,22 +50,29 @@
  */
 #include "daemon/server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "daemon/log.h"
 #include "daemon/memory.h"
 #include "daemon/principal.h"
+#include "daemon/problem.h"
+#include "daemon/quota.h"
 #include "daemon/probe.h"
 #include "daemon/writer.h"
 #include "proto/proto.h"
@@ -100,6 +126,7 @@ struct guard {
 	atomic_uint_least64_t rounds;
 	atomic_uint_least64_t failed_probes;
 	atomic_uint_least64_t recreated;
+	atomic_uint_least64_t retired; /* replaced listeners still serving their pipes */
 	atomic_int_least64_t last_round_us; /* monotonic µs of the last round's end; 0: none yet */
 };
 
@@ -107,10 +134,32 @@ struct guard {
  * starts, then by the guard thread alone (it re-creates listeners);
  * server_stop reads them after joining it. */
 struct listener {
-	char *url;
+	char *url;              /* the public URL */
 	nng_listener listener;
-	int failures; /* guard thread only */
+	int failures;           /* guard thread only */
+	bool renamed;           /* an ipc listener on a private path renamed over the public one */
+	char bound[108];        /* when renamed: the private path it was bound to */
 };
+
+/* An ipc listener replaced by the guard, kept until its pipes are gone.
+ * Guard thread only (server_stop reads them after joining it). */
+#define RETIRED_SUSPECTS 64
+struct retired {
+	nng_listener listener;
+	int idle_rounds; /* rounds in a row it had no pipe; -1: closed, leak to sweep */
+	char bound[108]; /* the private path it was bound to (its connections' local name) */
+	/* Its connections that had unread bytes last round: inode and count. */
+	struct {
+		unsigned long inode;
+		int bytes; /* -1: reset already */
+	} suspects[RETIRED_SUSPECTS];
+	size_t suspect_count;
+};
+
+/* Rounds in a row a retired listener must have no pipe before it is closed:
+ * a connection in its handshake at the moment of the swap gets time to
+ * attach (or to fail) first. */
+#define RETIRED_IDLE_ROUNDS 2
 
 /* Who each connection is (rule 1 of principal.h), by pipe id. Filled on
  * NNG_PIPE_EV_ADD_PRE, emptied on NNG_PIPE_EV_REM_POST, read by every request;
@@ -120,6 +169,7 @@ struct listener {
 struct pipe_entry {
 	struct pipe_entry *next;
 	uint32_t pipe;
+	uint32_t listener; /* id of the listener that accepted it (0: a dialer) */
 	struct principal *principal; /* a reference */
 };
 
@@ -136,6 +186,12 @@ struct server {
 	struct principal *tcp_user; /* a reference, or NULL; set before listening */
 	struct principal *tls_user; /* a reference, or NULL; set before listening */
 	nng_tls_config *tls;        /* for tls+tcp:// listeners, or NULL; a reference */
+
+	/* Guard thread only (and server_start, before the guard starts). */
+	struct retired *retired;
+	size_t retired_count;
+	unsigned generation;        /* of private ipc paths */
+	bool out_of_fds;            /* the last probe could not get a descriptor */
 
 	pthread_mutex_t pipes_lock; /* guards pipes */
 	struct pipe_entry *pipes[PIPE_BUCKETS];
@@ -305,15 +361,30 @@ struct principal *server_request_principal(const struct server_request *slot)
 	return principal;
 }
 
-static void pipe_remember(struct server *server, uint32_t pipe, struct principal *principal)
+static void pipe_remember(struct server *server, uint32_t pipe, uint32_t listener,
+                          struct principal *principal)
 {
 	struct pipe_entry *entry = memory_alloc(sizeof(*entry));
 	entry->pipe = pipe;
+	entry->listener = listener;
 	entry->principal = principal;
 	pthread_mutex_lock(&server->pipes_lock);
 	entry->next = server->pipes[pipe % PIPE_BUCKETS];
 	server->pipes[pipe % PIPE_BUCKETS] = entry;
 	pthread_mutex_unlock(&server->pipes_lock);
+}
+
+/* Pipes that listener `id` accepted and that are still open. Any thread;
+ * O(open pipes), called by the guard only while a retired listener waits. */
+static size_t pipes_of_listener(struct server *server, uint32_t id)
+{
+	size_t count = 0;
+	pthread_mutex_lock(&server->pipes_lock);
+	for (size_t i = 0; i < PIPE_BUCKETS; i++)
+		for (struct pipe_entry *entry = server->pipes[i]; entry != NULL; entry = entry->next)
+			count += entry->listener == id;
+	pthread_mutex_unlock(&server->pipes_lock);
+	return count;
 }
 
 static void pipe_forget(struct server *server, uint32_t pipe)
@@ -330,6 +401,8 @@ static void pipe_forget(struct server *server, uint32_t pipe)
 	}
 	pthread_mutex_unlock(&server->pipes_lock);
 	if (found != NULL) {
+		/* A remembered pipe holds one of its user's connections. */
+		quota_give(QUOTA_CONNECTIONS, found->principal->uid, 1);
 		principal_unref(found->principal);
 		free(found);
 	}
@@ -382,7 +455,19 @@ static void on_pipe_event(nng_pipe pipe, nng_pipe_ev event, void *argument)
 			nng_pipe_close(pipe);
 			return;
 		}
-		pipe_remember(server, (uint32_t)nng_pipe_id(pipe), principal);
+		/* One user cannot take every connection (--max-connections-per-user).
+		 * A connection cannot be answered before it is added, so the refusal
+		 * is the close, and the log says why. */
+		struct problem problem;
+		problem_init(&problem);
+		if (quota_take(QUOTA_CONNECTIONS, principal->uid, 1, &problem) != WEFT_OK) {
+			log_warn("refused a connection: %s", problem.message);
+			principal_unref(principal);
+			nng_pipe_close(pipe);
+			return;
+		}
+		pipe_remember(server, (uint32_t)nng_pipe_id(pipe),
+		              (uint32_t)nng_listener_id(nng_pipe_listener(pipe)), principal);
 		return;
 	}
 	if (event != NNG_PIPE_EV_REM_POST)
@@ -516,6 +601,44 @@ static int listen_on(struct server *server, const char *url, nng_listener *out, 
 	return WEFT_OK;
 }
 
+/*
+ * Listens for the public ipc URL `url` on a fresh private path beside it and
+ * renames that over the public path, so new clients reach this listener and
+ * an older one keeps its pipes. When the private path would not fit a
+ * socket address, listens on the public path itself (*renamed false). Main
+ * thread at start, then the guard thread.
+ */
+static int listen_fresh(struct server *server, const char *url, nng_listener *out, bool *renamed,
+                        char bound[108], char *message, size_t size)
+{
+	const char *public_path = proto_ipc_path(url);
+	char private_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char private_url[sizeof(private_path) + 8];
+	int n = snprintf(private_path, sizeof(private_path), "%s.%u", public_path,
+	                 ++server->generation);
+	if (n < 0 || (size_t)n >= sizeof(private_path)) {
+		*renamed = false;
+		return listen_on(server, url, out, message, size);
+	}
+	snprintf(private_url, sizeof(private_url), "ipc://%s", private_path);
+	unlink(private_path); /* left by a daemon that died between bind and rename */
+	nng_listener listener;
+	int rv = listen_on(server, private_url, &listener, message, size);
+	if (rv != WEFT_OK)
+		return rv;
+	if (rename(private_path, public_path) != 0) {
+		snprintf(message, size, "cannot rename %s over %s: %s", private_path, public_path,
+		         strerror(errno));
+		nng_listener_close(listener);
+		unlink(private_path);
+		return WEFT_EINVAL;
+	}
+	*renamed = true;
+	snprintf(bound, 108, "%s", private_path);
+	*out = listener;
+	return WEFT_OK;
+}
+
 int server_start(const struct server_config *config, struct server **out, char *message,
                  size_t size)
 {
@@ -572,7 +695,10 @@ int server_start(const struct server_config *config, struct server **out, char *
 				goto fail;
 		}
 		struct listener *entry = &server->listeners[i];
-		if ((rv = listen_on(server, url, &entry->listener, message, size)) != WEFT_OK)
+		rv = path != NULL ? listen_fresh(server, url, &entry->listener, &entry->renamed,
+		                                 entry->bound, message, size)
+		                  : listen_on(server, url, &entry->listener, message, size);
+		if (rv != WEFT_OK)
 			goto fail;
 		entry->url = memory_strdup(url);
 		server->listener_count = i + 1;
@@ -594,23 +720,168 @@ fail:
 /* Re-creates a listener that missed its pings. Guard thread. */
 static void recreate_listener(struct server *server, struct listener *entry)
 {
-	const char *path = proto_ipc_path(entry->url);
-	log_warn("listener on %s stopped answering new connections (nng 1.5 defect after a "
-	         "client hung up mid-handshake); re-creating it",
-	         entry->url);
-	/* The stuck listener must go: its unaccepted connections keep nng's
-	 * poller busy. Closing it also removes an ipc socket file. */
-	nng_listener_close(entry->listener);
-	if (path != NULL)
-		unlink(path);
 	char message[256];
-	if (listen_on(server, entry->url, &entry->listener, message, sizeof(message)) != WEFT_OK) {
-		log_error("%s; will try again", message);
-		return;
+	if (entry->renamed) {
+		log_warn("listener on %s stopped answering new connections (nng 1.5 defect after a "
+		         "client hung up mid-handshake); listening afresh, established "
+		         "connections stay on the old listener",
+		         entry->url);
+		nng_listener fresh;
+		bool renamed;
+		char bound[108];
+		if (listen_fresh(server, entry->url, &fresh, &renamed, bound, message,
+		                 sizeof(message)) != WEFT_OK) {
+			/* The old listener and the public name stay as they are. */
+			log_error("%s; keeping the old listener, will try again", message);
+			return;
+		}
+		server->retired = memory_realloc(server->retired, (server->retired_count + 1) *
+		                                                          sizeof(*server->retired));
+		struct retired *old = &server->retired[server->retired_count++];
+		*old = (struct retired){.listener = entry->listener};
+		snprintf(old->bound, sizeof(old->bound), "%s", entry->bound);
+		entry->listener = fresh;
+		entry->renamed = renamed;
+		snprintf(entry->bound, sizeof(entry->bound), "%s", bound);
+	} else {
+		const char *path = proto_ipc_path(entry->url);
+		log_warn("listener on %s stopped answering new connections (nng 1.5 defect after a "
+		         "client hung up mid-handshake); re-creating it, which resets its clients "
+		         "(only an ipc listener with a short enough path can be swapped without)",
+		         entry->url);
+		/* Closing it closes its pipes (nng), and an ipc one's socket file. */
+		nng_listener_close(entry->listener);
+		if (path != NULL)
+			unlink(path);
+		if (listen_on(server, entry->url, &entry->listener, message, sizeof(message)) !=
+		    WEFT_OK) {
+			log_error("%s; will try again", message);
+			return;
+		}
 	}
 	entry->failures = 0;
 	atomic_fetch_add_explicit(&server->guard.recreated, 1, memory_order_relaxed);
 	log_info("listening again on %s", entry->url);
+}
+
+/*
+ * Resets the connections a retired listener took in the transport but never
+ * attached to the socket (#1518: clients that connected while it was stuck).
+ * They are not pipes, so nothing reads them: their client's request sits
+ * unread. Such a connection is found by its local name (the listener's
+ * private path, which every connection it accepted carries) and by unread
+ * bytes that did not change over two rounds; shutdown() makes its client
+ * see the connection end, and it redials the public name, now the new
+ * listener. An attached pipe is read as soon as bytes arrive, so it never
+ * looks like that; and shutdown, unlike close, leaves nng's descriptor
+ * valid for nng to close later. Guard thread.
+ */
+/* Whether fd is a unix socket whose local name is `path`; *inode is set. */
+static bool bound_to(int fd, const char *path, unsigned long *inode)
+{
+	struct stat st;
+	struct sockaddr_un local;
+	socklen_t length = sizeof(local);
+	if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+	    getsockname(fd, (struct sockaddr *)&local, &length) != 0 ||
+	    local.sun_family != AF_UNIX || length <= offsetof(struct sockaddr_un, sun_path) ||
+	    strncmp(local.sun_path, path, sizeof(local.sun_path)) != 0)
+		return false;
+	*inode = (unsigned long)st.st_ino;
+	return true;
+}
+
+/*
+ * Closes what nng 1.5.2 leaks when a stuck listener closes: the connections
+ * it took but never attached are never freed, so their descriptors stay open
+ * for good (about 3 per #1518 hit, which at 1 hit a second exhausts the
+ * descriptors within the hour). Run a round after the listener was closed:
+ * a descriptor that still carries the closed listener's private path as its
+ * local name can only be one of those, since no live listener has that name.
+ * Guard thread.
+ */
+static void close_leaked(const char *bound)
+{
+	DIR *directory = opendir("/proc/self/fd");
+	if (directory == NULL)
+		return;
+	int leaked[256];
+	size_t count = 0;
+	struct dirent *item;
+	while ((item = readdir(directory)) != NULL && count < 256) {
+		int fd = atoi(item->d_name);
+		unsigned long inode;
+		if (item->d_name[0] != '.' && fd != dirfd(directory) && bound_to(fd, bound, &inode))
+			leaked[count++] = fd;
+	}
+	closedir(directory);
+	for (size_t i = 0; i < count; i++)
+		close(leaked[i]);
+	if (count > 0)
+		log_debug("closed %zu connections nng leaked in a stuck listener", count);
+}
+
+static void reset_unattached(struct retired *old)
+{
+	DIR *directory = opendir("/proc/self/fd");
+	if (directory == NULL)
+		return;
+	size_t kept = 0;
+	struct dirent *item;
+	while ((item = readdir(directory)) != NULL) {
+		int fd = atoi(item->d_name);
+		unsigned long inode;
+		int bytes = 0;
+		if (item->d_name[0] == '.' || fd == dirfd(directory) ||
+		    !bound_to(fd, old->bound, &inode) || ioctl(fd, FIONREAD, &bytes) != 0 ||
+		    bytes <= 0)
+			continue;
+		int before = 0; /* 0: not seen last round */
+		for (size_t i = 0; i < old->suspect_count; i++)
+			if (old->suspects[i].inode == inode)
+				before = old->suspects[i].bytes;
+		if (before == bytes) {
+			/* The listening socket itself has no bytes to read, so this is
+			 * a connection; unread for a round: reset it, once (nng keeps
+			 * the descriptor until the listener closes). */
+			shutdown(fd, SHUT_RDWR);
+			log_info("reset a connection the stuck listener never attached; its client "
+			         "will reconnect");
+			bytes = -1;
+		}
+		if (kept < RETIRED_SUSPECTS) {
+			old->suspects[kept].inode = inode;
+			old->suspects[kept].bytes = before == -1 ? -1 : bytes;
+			kept++;
+		}
+	}
+	closedir(directory);
+	old->suspect_count = kept;
+}
+
+/* Closes retired listeners whose pipes are all gone. Guard thread. */
+static void reap_retired(struct server *server)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < server->retired_count; i++) {
+		struct retired *old = &server->retired[i];
+		if (old->idle_rounds < 0) {
+			/* Closed last round: what is left bearing its name is nng's leak. */
+			close_leaked(old->bound);
+			continue;
+		}
+		reset_unattached(old);
+		if (pipes_of_listener(server, (uint32_t)nng_listener_id(old->listener)) > 0)
+			old->idle_rounds = 0;
+		else if (++old->idle_rounds >= RETIRED_IDLE_ROUNDS) {
+			nng_listener_close(old->listener);
+			log_debug("closed a replaced listener: its last connection has gone");
+			old->idle_rounds = -1;
+		}
+		server->retired[kept++] = *old;
+	}
+	server->retired_count = kept;
+	atomic_store_explicit(&server->guard.retired, kept, memory_order_relaxed);
 }
 
 /* One round: each listener checked end to end with a ping. Guard thread. */
@@ -622,6 +893,18 @@ static void guard_round(struct server *server)
 		int rv = probe_request(entry->url, ping, LISTENER_PING_MS);
 		if (rv == WEFT_OK) {
 			entry->failures = 0;
+			if (server->out_of_fds)
+				log_info("file descriptors are available again");
+			server->out_of_fds = false;
+			continue;
+		}
+		if (rv == WEFT_EBUSY) {
+			/* Overload, not a stuck listener: keep everything as it is. */
+			if (!server->out_of_fds)
+				log_warn("weftd is out of file descriptors (see ulimit -n, "
+				         "--max-connections-per-user): new connections wait or fail "
+				         "until some close; established ones are served");
+			server->out_of_fds = true;
 			continue;
 		}
 		atomic_fetch_add_explicit(&server->guard.failed_probes, 1, memory_order_relaxed);
@@ -629,6 +912,7 @@ static void guard_round(struct server *server)
 		if (++entry->failures >= LISTENER_FAILURES_TO_RECREATE)
 			recreate_listener(server, entry);
 	}
+	reap_retired(server);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now); /* the clock of now_monotonic(), which stats uses */
 	atomic_store_explicit(&server->guard.last_round_us,
@@ -728,6 +1012,7 @@ void server_guard_stats(struct server *server, struct server_guard_stats *stats)
 	stats->rounds = atomic_load_explicit(&guard->rounds, memory_order_relaxed);
 	stats->failed_probes = atomic_load_explicit(&guard->failed_probes, memory_order_relaxed);
 	stats->recreated = atomic_load_explicit(&guard->recreated, memory_order_relaxed);
+	stats->retired = atomic_load_explicit(&guard->retired, memory_order_relaxed);
 	stats->last_round =
 		(double)atomic_load_explicit(&guard->last_round_us, memory_order_relaxed) / 1e6;
 	stats->every = LISTENER_WATCH_MS / 1000.0;
@@ -764,6 +1049,7 @@ int server_stop(struct server *server)
 	for (size_t i = 0; i < server->listener_count; i++)
 		free(server->listeners[i].url);
 	free(server->listeners);
+	free(server->retired); /* their listeners closed with the socket */
 	principal_unref(server->tcp_user);
 	principal_unref(server->tls_user);
 	if (server->tls != NULL)

@@ -82,11 +82,13 @@ size_t server_outstanding(struct server *server);
 /* What the listener guard did (see server.c). Its thread starts with the
  * server, probes every listener once a round (`every` seconds apart, one
  * probe at a time) and re-creates one that missed two pings in a row
- * (nng 1.5 defect #1518). */
+ * (nng 1.5 defect #1518); an ipc listener is replaced without closing the old
+ * one, which is closed once its connections are gone. */
 struct server_guard_stats {
 	uint64_t rounds;        /* rounds finished */
 	uint64_t failed_probes; /* pings unanswered within their bound */
 	uint64_t recreated;     /* listeners re-created */
+	uint64_t retired;       /* replaced ipc listeners still serving their connections */
 	double last_round;      /* monotonic seconds at the end of the last round; 0: none yet */
 	double every;           /* seconds between rounds */
 };

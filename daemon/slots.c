@@ -1,5 +1,6 @@
 /*
- * slots: a counting gate with a priority-then-FIFO queue (see slots.h).
+ * slots: a counting gate with a queue that takes turns between users (see
+ * slots.h).
  *
  * Locking: one mutex per gate guards every field of the gate and the links
  * and state of every queued waiter. It is a leaf lock: nothing else is locked
@@ -15,22 +16,18 @@
  * waiter is marked granted its owner may free it (after a slots_cancel that
  * returned false).
  *
- * The queue is a doubly linked list sorted by priority (high first), FIFO
- * among equals. Insertion walks from the tail, so with one priority (the
- * --procs gate) it is O(1); many distinct priorities make it O(queued).
+ * The queue is a fairq (fairq.h): round-robin between keys, priority then
+ * FIFO within a key. Queueing costs O(users waiting) to find the key, plus a
+ * walk over that key's lower priorities; a grant and a cancel are O(1).
  */
 #include "daemon/slots.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "weft/error.h"
-
-enum {
-	SLOTS_WAITER_IDLE = 0, /* never queued, or granted, or cancelled */
-	SLOTS_WAITER_QUEUED,
-};
 
 /* Grants handed out per lock hold in slots_set_limit before the wakes run. */
 #define WAKE_BATCH 16
@@ -39,10 +36,8 @@ struct slots {
 	pthread_mutex_t lock;
 	unsigned limit;             /* under lock */
 	unsigned held;              /* under lock */
-	unsigned queued;            /* under lock */
 	bool paused;                /* under lock: grant nothing (a paused queue) */
-	struct slots_waiter *head;  /* under lock; first to be granted */
-	struct slots_waiter *tail;  /* under lock */
+	struct fairq queue;         /* under lock: the waiters, in turn order */
 };
 
 struct pending_wake {
@@ -64,6 +59,7 @@ int slots_new(unsigned limit, struct slots **out)
 		return WEFT_ENOMEM;
 	}
 	gate->limit = limit;
+	fairq_init(&gate->queue);
 	*out = gate;
 	return WEFT_OK;
 }
@@ -72,72 +68,50 @@ void slots_free(struct slots *gate)
 {
 	if (gate == NULL)
 		return;
-	if (gate->head != NULL) {
-		fprintf(stderr, "slots: freed with %u waiter(s) queued\n", gate->queued);
+	if (!fairq_empty(&gate->queue)) {
+		fprintf(stderr, "slots: freed with %zu waiter(s) queued\n", gate->queue.count);
 		abort();
 	}
 	pthread_mutex_destroy(&gate->lock);
 	free(gate);
 }
 
-static void unlink_nolock(struct slots *gate, struct slots_waiter *waiter)
+static struct slots_waiter *waiter_of(struct fairq_item *item)
 {
-	if (waiter->prev_ != NULL)
-		waiter->prev_->next_ = waiter->next_;
-	else
-		gate->head = waiter->next_;
-	if (waiter->next_ != NULL)
-		waiter->next_->prev_ = waiter->prev_;
-	else
-		gate->tail = waiter->prev_;
-	waiter->next_ = waiter->prev_ = NULL;
-	waiter->state_ = SLOTS_WAITER_IDLE;
-	gate->queued--;
+	return (struct slots_waiter *)((char *)item - offsetof(struct slots_waiter, item_));
 }
 
-/* Takes the first waiter out, counts its slot as held and returns its wake. */
+/* Takes the waiter whose turn it is out, counts its slot as held and returns
+ * its wake. */
 static struct pending_wake grant_first_nolock(struct slots *gate)
 {
-	struct slots_waiter *first = gate->head;
+	struct slots_waiter *first = waiter_of(fairq_pop(&gate->queue));
 	struct pending_wake pending = {first->wake_, first->arg_};
 
-	unlink_nolock(gate, first);
 	gate->held++;
 	return pending;
 }
 
-enum slots_acquire_result slots_acquire(struct slots *gate, struct slots_waiter *waiter,
-	int64_t priority, slots_wake_fn *wake, void *arg)
+enum slots_acquire_result slots_acquire_as(struct slots *gate, struct slots_waiter *waiter,
+	uint64_t key, int64_t priority, slots_wake_fn *wake, void *arg)
 {
-	struct slots_waiter *after;
-
 	pthread_mutex_lock(&gate->lock);
-	if (!gate->paused && gate->head == NULL && gate->held < gate->limit) {
+	if (!gate->paused && fairq_empty(&gate->queue) && gate->held < gate->limit) {
 		gate->held++;
 		pthread_mutex_unlock(&gate->lock);
 		return SLOTS_ACQUIRED;
 	}
 	waiter->wake_ = wake;
 	waiter->arg_ = arg;
-	waiter->priority_ = priority;
-	waiter->state_ = SLOTS_WAITER_QUEUED;
-	/* Behind every waiter of the same or higher priority. */
-	after = gate->tail;
-	while (after != NULL && after->priority_ < priority)
-		after = after->prev_;
-	waiter->prev_ = after;
-	waiter->next_ = after != NULL ? after->next_ : gate->head;
-	if (waiter->next_ != NULL)
-		waiter->next_->prev_ = waiter;
-	else
-		gate->tail = waiter;
-	if (after != NULL)
-		after->next_ = waiter;
-	else
-		gate->head = waiter;
-	gate->queued++;
+	fairq_push(&gate->queue, &waiter->item_, key, priority);
 	pthread_mutex_unlock(&gate->lock);
 	return SLOTS_QUEUED;
+}
+
+enum slots_acquire_result slots_acquire(struct slots *gate, struct slots_waiter *waiter,
+	int64_t priority, slots_wake_fn *wake, void *arg)
+{
+	return slots_acquire_as(gate, waiter, 0, priority, wake, arg);
 }
 
 bool slots_try_acquire(struct slots *gate)
@@ -145,7 +119,7 @@ bool slots_try_acquire(struct slots *gate)
 	bool taken = false;
 
 	pthread_mutex_lock(&gate->lock);
-	if (gate->head == NULL && gate->held < gate->limit) {
+	if (fairq_empty(&gate->queue) && gate->held < gate->limit) {
 		gate->held++;
 		taken = true;
 	}
@@ -165,7 +139,7 @@ void slots_release(struct slots *gate)
 	}
 	gate->held--;
 	/* After a lowered limit, held may still be above it: then nobody is granted. */
-	if (!gate->paused && gate->head != NULL && gate->held < gate->limit)
+	if (!gate->paused && !fairq_empty(&gate->queue) && gate->held < gate->limit)
 		pending = grant_first_nolock(gate);
 	pthread_mutex_unlock(&gate->lock);
 	if (pending.wake != NULL)
@@ -177,9 +151,7 @@ bool slots_cancel(struct slots *gate, struct slots_waiter *waiter)
 	bool was_queued;
 
 	pthread_mutex_lock(&gate->lock);
-	was_queued = waiter->state_ == SLOTS_WAITER_QUEUED;
-	if (was_queued)
-		unlink_nolock(gate, waiter);
+	was_queued = fairq_remove(&gate->queue, &waiter->item_);
 	pthread_mutex_unlock(&gate->lock);
 	return was_queued;
 }
@@ -193,7 +165,7 @@ static void grant_while_room_unlock(struct slots *gate)
 
 	for (;;) {
 		count = 0;
-		while (count < WAKE_BATCH && !gate->paused && gate->head != NULL &&
+		while (count < WAKE_BATCH && !gate->paused && !fairq_empty(&gate->queue) &&
 		       gate->held < gate->limit)
 			pending[count++] = grant_first_nolock(gate);
 		pthread_mutex_unlock(&gate->lock);
@@ -247,7 +219,18 @@ unsigned slots_held(struct slots *gate)
 
 unsigned slots_queued(struct slots *gate)
 {
-	return read_locked(gate, &gate->queued);
+	pthread_mutex_lock(&gate->lock);
+	unsigned queued = (unsigned)gate->queue.count;
+	pthread_mutex_unlock(&gate->lock);
+	return queued;
+}
+
+unsigned slots_queued_keys(struct slots *gate)
+{
+	pthread_mutex_lock(&gate->lock);
+	unsigned keys = (unsigned)gate->queue.keys;
+	pthread_mutex_unlock(&gate->lock);
+	return keys;
 }
 
 unsigned slots_limit(struct slots *gate)

@@ -2,8 +2,12 @@
  * slots: a counting gate with a queue of waiters, for `--procs N` (at most N
  * exec jobs run at once; the others wait `queued`, first come first served).
  * Written to be reused by named queues with a concurrency limit: waiters carry
- * a priority (higher first; FIFO among equal priorities) and the limit can
- * change at run time.
+ * a key (their owner's uid) and a priority, and the limit can change at run
+ * time. Waiting keys take turns (fairq.h): a released slot goes to the next
+ * user in round-robin order, so one user's 100,000 queued jobs delay another
+ * user's single job by at most one grant per waiting user. A priority orders
+ * only its own key's waiters (higher first, FIFO among equals); it never
+ * lets one user overtake another.
  *
  * Any thread may call any function. A waiter is granted a slot in one of two
  * ways, never both:
@@ -25,6 +29,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "daemon/fairq.h"
+
 struct slots;
 
 /* Called once when a queued waiter is granted a slot; arg is the waiter's. */
@@ -39,12 +45,9 @@ typedef void slots_wake_fn(void *arg);
  * wake and arg before dropping its lock).
  */
 struct slots_waiter {
-	struct slots_waiter *next_; /* queue links, under the gate's lock */
-	struct slots_waiter *prev_;
+	struct fairq_item item_; /* queue links, under the gate's lock */
 	slots_wake_fn *wake_;
 	void *arg_;
-	int64_t priority_;
-	int state_; /* SLOTS_WAITER_* (slots.c), under the gate's lock */
 };
 
 enum slots_acquire_result {
@@ -62,10 +65,15 @@ void slots_free(struct slots *gate);
 
 /*
  * Takes a slot now if one is free and nobody waits; otherwise queues `waiter`
- * behind every waiter of the same or higher priority. wake and arg are kept
- * for the grant. waiter must not be queued already. Any thread; never blocks
- * (beyond the gate's short lock).
+ * for `key` (the owner's uid), behind every waiter of that key with the same
+ * or higher priority. wake and arg are kept for the grant. waiter must not be
+ * queued already. Any thread; never blocks (beyond the gate's short lock).
  */
+enum slots_acquire_result slots_acquire_as(struct slots *gate, struct slots_waiter *waiter,
+	uint64_t key, int64_t priority, slots_wake_fn *wake, void *arg);
+
+/* slots_acquire_as for key 0: every caller of it shares one key, so among
+ * them the order is priority, then FIFO. */
 enum slots_acquire_result slots_acquire(struct slots *gate, struct slots_waiter *waiter,
 	int64_t priority, slots_wake_fn *wake, void *arg);
 
@@ -105,5 +113,7 @@ bool slots_paused(struct slots *gate);
 unsigned slots_held(struct slots *gate);
 unsigned slots_queued(struct slots *gate);
 unsigned slots_limit(struct slots *gate);
+/* Keys (users) with waiters queued now. */
+unsigned slots_queued_keys(struct slots *gate);
 
 #endif

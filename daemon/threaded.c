@@ -129,6 +129,8 @@ static void threaded_start(struct job_attempt *attempt)
 	threaded->owner.owner = job->owner;
 	blocking_call_init(&threaded->call, job->function->implementation, job->args,
 	                   &threaded->owner, on_done);
+	/* Pool threads take turns between users (threadpool.h). */
+	threadpool_work_set_key(&threaded->call.work, job->owner->uid);
 	attempt->data = threaded;
 	int rv = threadpool_submit(pool, &threaded->call.work);
 	if (rv != WEFT_OK) {

@@ -1,5 +1,6 @@
 /*
- * threadpool: a fixed set of threads and one bounded FIFO queue.
+ * threadpool: a fixed set of threads and one bounded queue that takes turns
+ * between users (fairq.h: round-robin between keys, FIFO within a key).
  *
  * Design
  * ------
@@ -45,12 +46,23 @@
  * only raises the stop flag of an item that has just finished, which is
  * harmless because the caller keeps the item alive during the call.
  *
+ * Cancelled calls: each thread has a small record (struct threadpool_thread)
+ * that the item it runs points to while it runs. threadpool_cancel, under the
+ * mutex, marks that record and counts the thread in held_by_cancelled; the
+ * thread, under the mutex after done, uncounts it. Both steps are under the
+ * mutex, so the count is exact even though the item may be freed by done.
+ * A run that waits (sleep.blocking) waits on stop_changed through
+ * threadpool_work_sleep_until, which cancel broadcasts, so it gives its
+ * thread back at once instead of holding it for the rest of the sleep.
+ *
  * Lock order: the pool has one lock, and no callback (run, done) is ever
  * called with it held, so a callback may submit, cancel or read stats freely.
  */
 #include "daemon/threadpool.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,15 +97,24 @@ enum threadpool_state {
 	THREADPOOL_FINISHED,
 };
 
+/* One per pool thread; lives as long as the pool. */
+struct threadpool_thread {
+	struct threadpool *pool;
+	bool running_cancelled; /* under the mutex: the item it runs was cancelled */
+};
+
 struct threadpool {
 	pthread_mutex_t mutex;
 	/* Idle threads wait here for an item or for shutdown. */
 	pthread_cond_t work_ready;
+	/* Runs inside threadpool_work_sleep_until wait here (CLOCK_MONOTONIC);
+	 * broadcast by a cancel of a running item. */
+	pthread_cond_t stop_changed;
 
 	/* Guarded by mutex. */
-	struct threadpool_work *head; /* oldest queued item, taken first */
-	struct threadpool_work *tail;
+	struct fairq queue; /* queued items, in turn order */
 	size_t queued;
+	size_t held_by_cancelled; /* threads running an item cancelled meanwhile */
 	size_t idle;    /* threads inside pthread_cond_wait */
 	size_t wakeups; /* signals sent whose thread has not yet returned from the wait */
 	size_t busy;
@@ -112,6 +133,7 @@ struct threadpool {
 	size_t capacity;
 	size_t thread_count;
 	pthread_t *threads;
+	struct threadpool_thread *records; /* one per thread */
 };
 
 static void threadpool_lock(struct threadpool *pool)
@@ -124,16 +146,15 @@ static void threadpool_unlock(struct threadpool *pool)
 	pthread_mutex_unlock(&pool->mutex);
 }
 
-/* Appends to the queue. Caller holds the mutex. */
+static struct threadpool_work *threadpool_work_of(struct fairq_item *item)
+{
+	return (struct threadpool_work *)((char *)item - offsetof(struct threadpool_work, item_));
+}
+
+/* Queues under the item's key. Caller holds the mutex. */
 static void threadpool_enqueue_nolock(struct threadpool *pool, struct threadpool_work *work)
 {
-	work->next_ = NULL;
-	work->prev_ = pool->tail;
-	if (pool->tail != NULL)
-		pool->tail->next_ = work;
-	else
-		pool->head = work;
-	pool->tail = work;
+	fairq_push(&pool->queue, &work->item_, work->key_, 0);
 	pool->queued++;
 	atomic_store_explicit(&pool->queued_hint, pool->queued, memory_order_relaxed);
 }
@@ -141,16 +162,7 @@ static void threadpool_enqueue_nolock(struct threadpool *pool, struct threadpool
 /* Removes a queued item from wherever it is in the queue. Caller holds the mutex. */
 static void threadpool_unlink_nolock(struct threadpool *pool, struct threadpool_work *work)
 {
-	if (work->prev_ != NULL)
-		work->prev_->next_ = work->next_;
-	else
-		pool->head = work->next_;
-	if (work->next_ != NULL)
-		work->next_->prev_ = work->prev_;
-	else
-		pool->tail = work->prev_;
-	work->next_ = NULL;
-	work->prev_ = NULL;
+	fairq_remove(&pool->queue, &work->item_);
 	pool->queued--;
 	atomic_store_explicit(&pool->queued_hint, pool->queued, memory_order_relaxed);
 }
@@ -216,13 +228,14 @@ static bool threadpool_should_spin_nolock(struct threadpool *pool)
 
 static void *threadpool_thread_main(void *argument)
 {
-	struct threadpool *pool = argument;
+	struct threadpool_thread *self = argument;
+	struct threadpool *pool = self->pool;
 	struct threadpool_work *work;
 	bool wake_another, found, may_spin = false;
 
 	threadpool_lock(pool);
 	for (;;) {
-		while (pool->head == NULL && !pool->stopping) {
+		while (fairq_empty(&pool->queue) && !pool->stopping) {
 			/* Spin once after finishing an item, and one thread at a
 			 * time: a caller that reacts to done with a new item
 			 * (one-at-a-time use) then skips a sleep and a wake-up,
@@ -252,10 +265,12 @@ static void *threadpool_thread_main(void *argument)
 		}
 		/* Shutdown empties the queue in the same critical section that sets
 		 * stopping, so an empty queue here means there is nothing left. */
-		if (pool->head == NULL)
+		if (fairq_empty(&pool->queue))
 			break;
-		work = pool->head;
-		threadpool_unlink_nolock(pool, work);
+		work = threadpool_work_of(fairq_pop(&pool->queue));
+		pool->queued--;
+		atomic_store_explicit(&pool->queued_hint, pool->queued, memory_order_relaxed);
+		work->thread_ = self;
 		atomic_store_explicit(&work->state_, THREADPOOL_RUNNING, memory_order_relaxed);
 		pool->busy++;
 		wake_another = threadpool_claim_wakeup_nolock(pool);
@@ -272,6 +287,10 @@ static void *threadpool_thread_main(void *argument)
 		work->done(work);
 
 		threadpool_lock(pool);
+		if (self->running_cancelled) {
+			self->running_cancelled = false;
+			pool->held_by_cancelled--;
+		}
 		pool->busy--;
 		pool->completed++;
 		may_spin = true;
@@ -283,8 +302,10 @@ static void *threadpool_thread_main(void *argument)
 /* Undoes threadpool_create's allocations; the threads must be joined. */
 static void threadpool_destroy(struct threadpool *pool)
 {
+	pthread_cond_destroy(&pool->stop_changed);
 	pthread_cond_destroy(&pool->work_ready);
 	pthread_mutex_destroy(&pool->mutex);
+	free(pool->records);
 	free(pool->threads);
 	free(pool);
 }
@@ -316,12 +337,22 @@ int threadpool_create(size_t threads, size_t capacity, struct threadpool **pool_
 		return WEFT_EINVAL;
 	if ((pool = calloc(1, sizeof(*pool))) == NULL)
 		return WEFT_ENOMEM;
-	if ((pool->threads = calloc(threads, sizeof(*pool->threads))) == NULL) {
+	if ((pool->threads = calloc(threads, sizeof(*pool->threads))) == NULL ||
+	    (pool->records = calloc(threads, sizeof(*pool->records))) == NULL) {
+		free(pool->threads);
 		free(pool);
 		return WEFT_ENOMEM;
 	}
 	pthread_mutex_init(&pool->mutex, NULL);
 	pthread_cond_init(&pool->work_ready, NULL);
+	/* Deadlines of threadpool_work_sleep_until are monotonic: a change of
+	 * the wall clock must not stretch or cut a sleep. */
+	pthread_condattr_t monotonic;
+	pthread_condattr_init(&monotonic);
+	pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+	pthread_cond_init(&pool->stop_changed, &monotonic);
+	pthread_condattr_destroy(&monotonic);
+	fairq_init(&pool->queue);
 	pool->capacity = capacity;
 	pool->thread_count = threads;
 	atomic_init(&pool->queued_hint, 0);
@@ -333,8 +364,9 @@ int threadpool_create(size_t threads, size_t capacity, struct threadpool **pool_
 	pthread_sigmask(SIG_SETMASK, &all_signals, &previous_mask);
 	rv = WEFT_OK;
 	for (; started < threads; started++) {
-		if (pthread_create(&pool->threads[started], NULL, threadpool_thread_main, pool) !=
-		    0) {
+		pool->records[started].pool = pool;
+		if (pthread_create(&pool->threads[started], NULL, threadpool_thread_main,
+		                   &pool->records[started]) != 0) {
 			rv = WEFT_EINTERNAL;
 			break;
 		}
@@ -370,6 +402,14 @@ void threadpool_work_init(struct threadpool_work *work, void (*run)(struct threa
 	atomic_init(&work->state_, THREADPOOL_IDLE);
 	atomic_init(&work->stop_, false);
 	work->pool_ = NULL;
+	work->item_ = (struct fairq_item){0};
+	work->key_ = 0;
+	work->thread_ = NULL;
+}
+
+void threadpool_work_set_key(struct threadpool_work *work, uint64_t key)
+{
+	work->key_ = key;
 }
 
 int threadpool_submit(struct threadpool *pool, struct threadpool_work *work)
@@ -429,8 +469,18 @@ bool threadpool_cancel(struct threadpool *pool, struct threadpool_work *work)
 	}
 	if (state == THREADPOOL_RUNNING) {
 		/* Relaxed: the flag carries no data with it; run only needs to
-		 * notice it eventually. */
+		 * notice it eventually (a sleeper re-reads it under the mutex). */
 		atomic_store_explicit(&work->stop_, true, memory_order_relaxed);
+		/* The thread is counted until it has finished the item (its
+		 * record is cleared under this mutex after done). A record
+		 * already marked is this same item cancelled twice. */
+		if (work->thread_ != NULL && !work->thread_->running_cancelled) {
+			work->thread_->running_cancelled = true;
+			pool->held_by_cancelled++;
+		}
+		threadpool_unlock(pool);
+		pthread_cond_broadcast(&pool->stop_changed);
+		return false;
 	}
 	threadpool_unlock(pool);
 	return false;
@@ -439,6 +489,32 @@ bool threadpool_cancel(struct threadpool *pool, struct threadpool_work *work)
 bool threadpool_work_stop_requested(const struct threadpool_work *work)
 {
 	return atomic_load_explicit(&work->stop_, memory_order_relaxed);
+}
+
+int threadpool_work_sleep_until(const struct threadpool_work *work, const struct timespec *deadline)
+{
+	struct threadpool *pool = work->pool_;
+	int rv = WEFT_OK;
+
+	if (pool == NULL) {
+		/* Never submitted (a test calling run directly): nobody can
+		 * cancel it. An absolute deadline makes a signal harmless. */
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, deadline, NULL) == EINTR)
+			;
+		return WEFT_OK;
+	}
+	threadpool_lock(pool);
+	/* stop_ is raised under the mutex (threadpool_cancel), so reading it
+	 * here under the same mutex cannot miss the broadcast that follows. */
+	while (!atomic_load_explicit(&work->stop_, memory_order_relaxed)) {
+		if (pthread_cond_timedwait(&pool->stop_changed, &pool->mutex, deadline) ==
+		    ETIMEDOUT)
+			break;
+	}
+	if (atomic_load_explicit(&work->stop_, memory_order_relaxed))
+		rv = WEFT_ECANCELED;
+	threadpool_unlock(pool);
+	return rv;
 }
 
 void threadpool_shutdown(struct threadpool *pool)
@@ -454,14 +530,18 @@ void threadpool_shutdown(struct threadpool *pool)
 	/* Take the whole queue at once, and mark every item finished while the
 	 * lock is held, so a concurrent threadpool_cancel cannot call done a
 	 * second time. done is called after the unlock. */
-	dropped = pool->head;
-	for (work = dropped; work != NULL; work = work->next_) {
+	dropped = NULL;
+	struct threadpool_work **last = &dropped;
+	struct fairq_item *item;
+	while ((item = fairq_pop(&pool->queue)) != NULL) {
+		work = threadpool_work_of(item);
 		work->cancelled = true;
 		atomic_store_explicit(&work->state_, THREADPOOL_FINISHED, memory_order_relaxed);
 		pool->cancelled++;
+		work->next_ = NULL;
+		*last = work;
+		last = &work->next_;
 	}
-	pool->head = NULL;
-	pool->tail = NULL;
 	pool->queued = 0;
 	pool->stopping = true;
 	threads = pool->running_threads;
@@ -485,6 +565,8 @@ void threadpool_stats(struct threadpool *pool, struct threadpool_stats *stats)
 	stats->capacity = pool->capacity;
 	stats->completed = pool->completed;
 	stats->cancelled = pool->cancelled;
+	stats->held_by_cancelled = pool->held_by_cancelled;
+	stats->queued_keys = pool->queue.keys;
 	threadpool_unlock(pool);
 }
 

@@ -1,7 +1,11 @@
 /*
  * threadpool: weftd's executor for blocking calls (asyncio's run_in_executor
  * with a ThreadPoolExecutor). A fixed set of threads takes work items from
- * one bounded FIFO queue. The worker loops never run blocking code; they hand
+ * one bounded queue that takes turns between users: each item carries a key
+ * (its job owner's uid, threadpool_work_set_key), items of one key are FIFO,
+ * and a free thread takes the next key's oldest item in round-robin order
+ * (fairq.h), so one user's thousands of queued calls delay another user's
+ * call by at most one call per waiting user. The worker loops never run blocking code; they hand
  * it here and are told when it is over through the item's done callback.
  *
  * The pool knows nothing of event loops. A caller (a worker loop, the
@@ -31,6 +35,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "daemon/fairq.h"
 
 /* The pool; opaque. Made by threadpool_create, freed by threadpool_free. */
 struct threadpool;
@@ -56,7 +64,8 @@ struct threadpool_work {
 	bool cancelled;
 
 	/* Private to the pool: the fields below belong to threadpool.c. */
-	/* Queue links and state: guarded by the pool's mutex, except that the
+	/* next_/prev_: the list of items shutdown drops. State: guarded by the
+	 * pool's mutex, except that the
 	 * RUNNING -> FINISHED step of state is an atomic store by the pool thread
 	 * (see threadpool.c). */
 	struct threadpool_work *next_;
@@ -65,6 +74,11 @@ struct threadpool_work {
 	/* Raised by threadpool_cancel while the item runs; polled by run. */
 	atomic_bool stop_;
 	struct threadpool *pool_;
+	/* The queue's links and the user key: guarded by the pool's mutex. */
+	struct fairq_item item_;
+	uint64_t key_;
+	/* The thread running the item, while it runs (guarded by the mutex). */
+	struct threadpool_thread *thread_;
 };
 
 /* A snapshot of the pool's counters, taken under its lock so the numbers
@@ -76,6 +90,10 @@ struct threadpool_stats {
 	size_t capacity;              /* most items the queue holds */
 	unsigned long long completed; /* items whose run and done have returned */
 	unsigned long long cancelled; /* items whose done was called without run */
+	/* Threads still inside run of an item that was cancelled while it ran
+	 * (a call that cannot be interrupted holds its thread to the end). */
+	size_t held_by_cancelled;
+	size_t queued_keys;           /* users with items queued */
 };
 
 /* Largest thread count threadpool_create accepts. */
@@ -97,6 +115,10 @@ int threadpool_create(size_t threads, size_t capacity, struct threadpool **pool)
  * caller's. */
 void threadpool_work_init(struct threadpool_work *work, void (*run)(struct threadpool_work *work),
 			  void (*done)(struct threadpool_work *work));
+
+/* Sets the user key the item queues under (the job owner's uid); 0 until
+ * set. Before threadpool_submit; the item is the caller's. */
+void threadpool_work_set_key(struct threadpool_work *work, uint64_t key);
 
 /*
  * Queues `work` (borrowed; see struct threadpool_work for how long it must
@@ -124,6 +146,16 @@ bool threadpool_cancel(struct threadpool *pool, struct threadpool_work *work);
 /* Whether threadpool_cancel was called on this item while it ran. Called by
  * run, on the pool thread, to give up a long computation early; advisory. */
 bool threadpool_work_stop_requested(const struct threadpool_work *work);
+
+/*
+ * Blocks the calling pool thread, inside run, until `deadline` (CLOCK_MONOTONIC)
+ * or until threadpool_cancel is called on the item, whichever is first: the
+ * way for a run that waits to give its thread back as soon as it is cancelled.
+ * Returns WEFT_OK at the deadline, WEFT_ECANCELED when it was cancelled
+ * (also when it already was on entry). Pool thread, in run of `work`; for an
+ * item never submitted it simply sleeps to the deadline.
+ */
+int threadpool_work_sleep_until(const struct threadpool_work *work, const struct timespec *deadline);
 
 /*
  * Stops the pool: new submits get WEFT_ESHUTDOWN, queued items are removed

@@ -34,6 +34,7 @@
 #include "daemon/now.h"
 #include "daemon/outcome.h"
 #include "daemon/problem.h"
+#include "daemon/quota.h"
 #include "daemon/server.h"
 
 enum waiter_state { STATE_SETUP, STATE_ARMED, STATE_CLAIMED };
@@ -59,6 +60,7 @@ struct waiter {
 	struct waiters *owner;
 	struct server_request *request;
 	uint32_t pipe;
+	uid_t uid;                     /* the caller's, for its waiter quota */
 	enum waiter_kind kind;
 	enum request_return_when when;
 	size_t count;
@@ -121,6 +123,8 @@ static void waiter_unref(struct waiter *waiter)
 	if (waiter->timer != NULL)
 		nng_aio_reap(waiter->timer);
 	atomic_fetch_sub(&waiter->owner->count, 1);
+	/* The last reference is where a waiter ends, once. */
+	quota_give(QUOTA_WAITERS, waiter->uid, 1);
 	free(waiter->jobs);
 	free(waiter->watches);
 	free(waiter);
@@ -272,7 +276,8 @@ static void on_timer(void *argument)
 	waiter_unref(waiter); /* the timer's reference */
 }
 
-int waiters_start(struct waiters *waiters, struct server_request *request, enum waiter_kind kind,
+int waiters_start(struct waiters *waiters, struct server_request *request, uid_t uid,
+                  enum waiter_kind kind,
                   struct job *const *list, size_t count, enum request_return_when when,
                   double timeout, struct problem *problem)
 {
@@ -293,8 +298,13 @@ int waiters_start(struct waiters *waiters, struct server_request *request, enum 
 		                   "later",
 		                   waiters->max);
 	}
+	if (quota_take(QUOTA_WAITERS, uid, 1, problem) != WEFT_OK) {
+		atomic_fetch_sub(&waiters->count, 1);
+		return problem->code;
+	}
 	struct waiter *waiter = memory_zalloc(sizeof(*waiter));
 	waiter->owner = waiters;
+	waiter->uid = uid;
 	waiter->request = request;
 	waiter->pipe = server_request_pipe(request);
 	waiter->kind = kind;
@@ -314,6 +324,7 @@ int waiters_start(struct waiters *waiters, struct server_request *request, enum 
 			free(waiter->watches);
 			free(waiter);
 			atomic_fetch_sub(&waiters->count, 1);
+			quota_give(QUOTA_WAITERS, uid, 1);
 			return problem_set(problem, WEFT_ENOMEM, NULL, "cannot make a timer");
 		}
 		waiter->deadline = now_monotonic() + timeout;

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "daemon/request.h"
 
@@ -35,11 +36,14 @@ void waiters_free(struct waiters *waiters);
 
 /*
  * Starts waiting. list holds count job references; timeout < 0 waits without
- * limit. On WEFT_OK the waiter takes the references and the request (it
- * answers it, possibly before this returns). On an error (WEFT_EBUSY) nothing
- * is taken and the problem is filled. Any thread.
+ * limit. uid is the caller's: the waiter counts against its
+ * --max-waiters-per-user (quota.h) until it ends. On WEFT_OK the waiter takes
+ * the references and the request (it answers it, possibly before this
+ * returns). On an error (WEFT_EBUSY: --max-waiters or the caller's quota)
+ * nothing is taken and the problem is filled. Any thread.
  */
-int waiters_start(struct waiters *waiters, struct server_request *request, enum waiter_kind kind,
+int waiters_start(struct waiters *waiters, struct server_request *request, uid_t uid,
+                  enum waiter_kind kind,
                   struct job *const *list, size_t count, enum request_return_when when,
                   double timeout, struct problem *problem);
 

@@ -4,7 +4,7 @@ DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c d
 	daemon/workers.c daemon/runner.c daemon/functions.c daemon/request.c daemon/outcome.c \
 	daemon/waiters.c daemon/writer.c daemon/server.c daemon/probe.c daemon/ops.c daemon/options.c \
 	daemon/daemon.c daemon/exec.c daemon/principal.c daemon/execargs.c daemon/proc.c \
-	daemon/proc_child.c daemon/slots.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
+	daemon/proc_child.c daemon/slots.c daemon/fairq.c daemon/quota.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
 	daemon/coroutines.c daemon/offload.c daemon/schedule.c daemon/queues.c daemon/gather.c \
 	daemon/notify.c daemon/testhooks.c daemon/cgroup.c \
 	$(PROTO_SRCS)
@@ -30,7 +30,7 @@ $(BUILD)/weftd: $(BUILD)/daemon/main.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
 
 ALL_TARGETS += $(BUILD)/weftd
 
-DAEMON_TESTS := check_request check_jobs
+DAEMON_TESTS := check_request check_jobs check_quota
 $(foreach test,$(DAEMON_TESTS),$(eval $(BUILD)/tests/$(test): $(BUILD)/tests/$(test).o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a ; \
 	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(DAEMON_LIBS) $$(CHECK_LIBS)))
 CHECK_PROGS += $(DAEMON_TESTS:%=$(BUILD)/tests/%)
@@ -143,3 +143,15 @@ $(BUILD)/tests/check_containment: $(BUILD)/tests/check_containment.o $(BUILD)/te
 		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_containment
+
+# Fair share between users (issue 10): throwaway users flood and wait.
+$(BUILD)/tests/check_fairshare: $(BUILD)/tests/check_fairshare.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_fairshare
+
+# The listener guard drops no established connection (issue 10).
+$(BUILD)/tests/check_guard: $(BUILD)/tests/check_guard.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o | $(BUILD)/tests/helpers/wire_send $(BUILD)/weft
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_guard

@@ -5,12 +5,12 @@
 NETTLE_CFLAGS := $(shell pkg-config --cflags nettle 2>/dev/null)
 NETTLE_LIBS := $(shell pkg-config --libs nettle 2>/dev/null)
 
-THREADPOOL_OBJS := $(BUILD)/daemon/threadpool.o $(BUILD)/daemon/blocking.o
+THREADPOOL_OBJS := $(BUILD)/daemon/threadpool.o $(BUILD)/daemon/fairq.o $(BUILD)/daemon/blocking.o
 THREADPOOL_LIBS := $(NETTLE_LIBS) $(JANSSON_LIBS) -lm -lpthread
 
 $(BUILD)/daemon/blocking.o: ALL_CFLAGS += $(NETTLE_CFLAGS)
 
-$(BUILD)/tests/check_threadpool: $(BUILD)/tests/check_threadpool.o $(BUILD)/daemon/threadpool.o \
+$(BUILD)/tests/check_threadpool: $(BUILD)/tests/check_threadpool.o $(BUILD)/daemon/threadpool.o $(BUILD)/daemon/fairq.o \
 		$(BUILD)/proto/error.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lpthread
 
@@ -23,7 +23,7 @@ $(BUILD)/tests/check_blocking: $(BUILD)/tests/check_blocking.o $(THREADPOOL_OBJS
 $(BUILD)/tests/check_threadpool.o $(BUILD)/tests/check_blocking.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
 $(BUILD)/bench/threadpool/bench_threadpool: $(BUILD)/bench/threadpool/bench_threadpool.o \
-		$(BUILD)/daemon/threadpool.o $(BUILD)/proto/error.o
+		$(BUILD)/daemon/threadpool.o $(BUILD)/daemon/fairq.o $(BUILD)/proto/error.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread
 
 CHECK_PROGS += $(BUILD)/tests/check_threadpool $(BUILD)/tests/check_blocking

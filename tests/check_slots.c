@@ -301,6 +301,113 @@ START_TEST(test_never_more_than_the_limit_across_threads)
 }
 END_TEST
 
+
+/* One user (key 1) has 100,000 jobs queued; another (key 2) queues one: it is
+ * granted by the second release, not after A's 100,000. */
+START_TEST(test_a_single_job_of_another_user_is_granted_next)
+{
+	enum { A_JOBS = 100000 };
+	struct slots *gate = make_gate(1);
+	struct fake_job *a = calloc(A_JOBS, sizeof(*a));
+	struct fake_job b;
+	int *order = calloc(A_JOBS + 1, sizeof(*order));
+	size_t count = 0;
+	struct fake_job holder;
+
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(slots_acquire_as(gate, &holder.waiter, 1, 0, record_wake, &holder),
+	                 SLOTS_ACQUIRED);
+	for (int i = 0; i < A_JOBS; i++) {
+		a[i] = (struct fake_job){.id = i, .order = order, .order_count = &count};
+		ck_assert_int_eq(slots_acquire_as(gate, &a[i].waiter, 1, 0, record_wake, &a[i]),
+		                 SLOTS_QUEUED);
+	}
+	b = (struct fake_job){.id = -1, .order = order, .order_count = &count};
+	ck_assert_int_eq(slots_acquire_as(gate, &b.waiter, 2, 0, record_wake, &b), SLOTS_QUEUED);
+	ck_assert_uint_eq(slots_queued_keys(gate), 2);
+
+	slots_release(gate);
+	slots_release(gate);
+	ck_assert_uint_eq(count, 2);
+	ck_assert_int_eq(order[0], 0);  /* A's turn came first: its key was queued first */
+	ck_assert_int_eq(order[1], -1); /* then B's, ahead of A's other 99,999 */
+	/* A's jobs keep their own order. */
+	for (int i = 1; i < A_JOBS; i++)
+		slots_release(gate);
+	ck_assert_uint_eq(count, A_JOBS + 1);
+	for (int i = 2; i <= A_JOBS; i++)
+		ck_assert_int_eq(order[i], i - 1);
+	ck_assert_uint_eq(slots_queued(gate), 0);
+	slots_release(gate);
+	slots_free(gate);
+	free(order);
+	free(a);
+}
+END_TEST
+
+/* A priority orders only its own user's waiters: user 1's priority 1000 does
+ * not overtake user 2's priority 0, but does overtake user 1's own 0. */
+START_TEST(test_priority_orders_only_the_users_own_waiters)
+{
+	struct slots *gate = make_gate(1);
+	struct fake_job jobs[4];
+	int order[4];
+	size_t count = 0;
+	struct fake_job holder;
+
+	ck_assert_int_eq(slots_acquire_as(gate, &holder.waiter, 9, 0, record_wake, &holder),
+	                 SLOTS_ACQUIRED);
+	for (int i = 0; i < 4; i++)
+		jobs[i] = (struct fake_job){.id = i, .order = order, .order_count = &count};
+	slots_acquire_as(gate, &jobs[0].waiter, 2, 0, record_wake, &jobs[0]);
+	slots_acquire_as(gate, &jobs[1].waiter, 1, 0, record_wake, &jobs[1]);
+	slots_acquire_as(gate, &jobs[2].waiter, 1, 1000, record_wake, &jobs[2]);
+	slots_acquire_as(gate, &jobs[3].waiter, 2, 0, record_wake, &jobs[3]);
+	for (int i = 0; i < 4; i++)
+		slots_release(gate);
+	ck_assert_uint_eq(count, 4);
+	ck_assert_int_eq(order[0], 0); /* user 2, first to queue */
+	ck_assert_int_eq(order[1], 2); /* user 1's priority 1000, before its own 0 */
+	ck_assert_int_eq(order[2], 3); /* user 2 again: turns alternate */
+	ck_assert_int_eq(order[3], 1);
+	slots_release(gate);
+	slots_free(gate);
+}
+END_TEST
+
+/* Cancelling the first waiter of a user (its stand-in in the ring of users)
+ * keeps that user's other waiters in turn. */
+START_TEST(test_cancel_of_a_users_first_waiter_keeps_its_others)
+{
+	struct slots *gate = make_gate(1);
+	struct fake_job jobs[4];
+	int order[4];
+	size_t count = 0;
+	struct fake_job holder;
+
+	ck_assert_int_eq(slots_acquire_as(gate, &holder.waiter, 9, 0, record_wake, &holder),
+	                 SLOTS_ACQUIRED);
+	for (int i = 0; i < 4; i++)
+		jobs[i] = (struct fake_job){.id = i, .order = order, .order_count = &count};
+	slots_acquire_as(gate, &jobs[0].waiter, 1, 0, record_wake, &jobs[0]);
+	slots_acquire_as(gate, &jobs[1].waiter, 2, 0, record_wake, &jobs[1]);
+	slots_acquire_as(gate, &jobs[2].waiter, 1, 0, record_wake, &jobs[2]);
+	slots_acquire_as(gate, &jobs[3].waiter, 2, 0, record_wake, &jobs[3]);
+	ck_assert(slots_cancel(gate, &jobs[0].waiter));
+	ck_assert(slots_cancel(gate, &jobs[3].waiter));
+	ck_assert(!slots_cancel(gate, &jobs[3].waiter));
+	ck_assert_uint_eq(slots_queued(gate), 2);
+	slots_release(gate);
+	slots_release(gate);
+	ck_assert_uint_eq(count, 2);
+	ck_assert_int_eq(order[0], 2);
+	ck_assert_int_eq(order[1], 1);
+	ck_assert_uint_eq(slots_queued_keys(gate), 0);
+	slots_release(gate);
+	slots_free(gate);
+}
+END_TEST
+
 static Suite *slots_suite(void)
 {
 	Suite *suite = suite_create("slots");
@@ -315,6 +422,9 @@ static Suite *slots_suite(void)
 	tcase_add_test(single, test_cancel_of_the_only_waiter_and_of_the_last);
 	tcase_add_test(single, test_raising_the_limit_wakes_waiters);
 	tcase_add_test(single, test_a_paused_gate_grants_nothing_until_resumed);
+	tcase_add_test(single, test_a_single_job_of_another_user_is_granted_next);
+	tcase_add_test(single, test_priority_orders_only_the_users_own_waiters);
+	tcase_add_test(single, test_cancel_of_a_users_first_waiter_keeps_its_others);
 	tcase_add_test(threads, test_never_more_than_the_limit_across_threads);
 	tcase_set_timeout(threads, 60);
 	suite_add_tcase(suite, single);

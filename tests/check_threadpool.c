@@ -67,7 +67,7 @@ static void gate_open(void)
 
 /* ---- test items ------------------------------------------------------- */
 
-enum item_kind { ITEM_NOOP, ITEM_GATED, ITEM_SLEEP };
+enum item_kind { ITEM_NOOP, ITEM_GATED, ITEM_SLEEP, ITEM_SLEEP_UNTIL };
 
 struct item {
 	struct threadpool_work work; /* first, so a work pointer is an item pointer */
@@ -104,6 +104,11 @@ static void item_run(struct threadpool_work *work)
 	if (item->kind == ITEM_GATED) {
 		gate_wait();
 		item->saw_stop = threadpool_work_stop_requested(work);
+	} else if (item->kind == ITEM_SLEEP_UNTIL) {
+		struct timespec deadline;
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += (time_t)item->sleep_seconds;
+		item->saw_stop = threadpool_work_sleep_until(work, &deadline) == WEFT_ECANCELED;
 	} else if (item->kind == ITEM_SLEEP) {
 		struct timespec pause = {0, (long)(item->sleep_seconds * 1e9)};
 		while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
@@ -580,6 +585,95 @@ START_TEST(stress_many_submitters_every_item_done_exactly_once)
 }
 END_TEST
 
+
+/* One thread; user 1 queues 990 items behind a running one, then user 2
+ * queues one: user 2's item is the second to run, not the 991st. */
+START_TEST(users_take_turns_for_threads)
+{
+	enum { A_ITEMS = 990 }; /* run_order holds 1,000 */
+	struct threadpool *pool;
+	static struct item items[A_ITEMS + 2];
+	struct threadpool_stats stats;
+
+	ck_assert_weft(threadpool_create(1, A_ITEMS + 8, &pool), WEFT_OK);
+	item_init(&items[0], ITEM_GATED, 0);
+	threadpool_work_set_key(&items[0].work, 1);
+	ck_assert_weft(threadpool_submit(pool, &items[0].work), WEFT_OK);
+	wait_for_stats(pool, 1, 0);
+	for (int i = 1; i <= A_ITEMS; i++) {
+		item_init(&items[i], ITEM_NOOP, i);
+		threadpool_work_set_key(&items[i].work, 1);
+		ck_assert_weft(threadpool_submit(pool, &items[i].work), WEFT_OK);
+	}
+	item_init(&items[A_ITEMS + 1], ITEM_NOOP, -2);
+	threadpool_work_set_key(&items[A_ITEMS + 1].work, 2);
+	ck_assert_weft(threadpool_submit(pool, &items[A_ITEMS + 1].work), WEFT_OK);
+	threadpool_stats(pool, &stats);
+	ck_assert_uint_eq(stats.queued_keys, 2);
+	gate_open();
+	wait_for_dones(A_ITEMS + 2);
+	ck_assert_int_eq(run_order[0], 0);
+	/* user 1's queue had its turn first (it was waiting first), then user 2's */
+	ck_assert_int_eq(run_order[1], 1);
+	ck_assert_int_eq(run_order[2], -2);
+	for (int i = 3; i < A_ITEMS + 2; i++)
+		ck_assert_int_eq(run_order[i], i - 1);
+	threadpool_free(pool);
+}
+END_TEST
+
+/* A cancelled sleep gives its thread back at once, and until it has, stats
+ * counts the thread as held by a cancelled call. */
+START_TEST(a_cancelled_sleep_gives_its_thread_back)
+{
+	struct threadpool *pool;
+	struct item sleeper, next;
+	struct threadpool_stats stats;
+
+	ck_assert_weft(threadpool_create(1, 8, &pool), WEFT_OK);
+	item_init(&sleeper, ITEM_SLEEP_UNTIL, 0);
+	sleeper.sleep_seconds = 3600; /* an hour: the test's deadline is 20 s */
+	ck_assert_weft(threadpool_submit(pool, &sleeper.work), WEFT_OK);
+	item_init(&next, ITEM_NOOP, 1);
+	ck_assert_weft(threadpool_submit(pool, &next.work), WEFT_OK);
+	wait_for_stats(pool, 1, 1);
+	ck_assert(!threadpool_cancel(pool, &sleeper.work));
+	wait_for_dones(2);
+	ck_assert(sleeper.saw_stop);
+	ck_assert_int_eq(atomic_load(&next.runs), 1);
+	threadpool_stats(pool, &stats);
+	ck_assert_uint_eq(stats.held_by_cancelled, 0);
+	threadpool_free(pool);
+}
+END_TEST
+
+/* A call that cannot be interrupted holds its thread after a cancel: stats
+ * says so until it ends. */
+START_TEST(stats_count_threads_held_by_cancelled_calls)
+{
+	struct threadpool *pool;
+	struct item item;
+	struct threadpool_stats stats;
+
+	ck_assert_weft(threadpool_create(2, 8, &pool), WEFT_OK);
+	item_init(&item, ITEM_GATED, 0);
+	ck_assert_weft(threadpool_submit(pool, &item.work), WEFT_OK);
+	wait_for_stats(pool, 1, 0);
+	threadpool_stats(pool, &stats);
+	ck_assert_uint_eq(stats.held_by_cancelled, 0);
+	ck_assert(!threadpool_cancel(pool, &item.work));
+	ck_assert(!threadpool_cancel(pool, &item.work)); /* twice counts once */
+	threadpool_stats(pool, &stats);
+	ck_assert_uint_eq(stats.held_by_cancelled, 1);
+	gate_open();
+	wait_for_dones(1);
+	wait_for_stats(pool, 0, 0);
+	threadpool_stats(pool, &stats);
+	ck_assert_uint_eq(stats.held_by_cancelled, 0);
+	threadpool_free(pool);
+}
+END_TEST
+
 static Suite *threadpool_suite(void)
 {
 	Suite *suite = suite_create("threadpool");
@@ -596,6 +690,9 @@ static Suite *threadpool_suite(void)
 	tcase_add_test(basics, submitting_an_item_twice_is_refused);
 	tcase_add_test(basics, cancel_removes_a_queued_item_and_calls_done_at_once);
 	tcase_add_test(basics, cancel_of_a_running_item_lets_it_complete);
+	tcase_add_test(basics, users_take_turns_for_threads);
+	tcase_add_test(basics, a_cancelled_sleep_gives_its_thread_back);
+	tcase_add_test(basics, stats_count_threads_held_by_cancelled_calls);
 	tcase_add_test(basics, shutdown_cancels_queued_items_and_waits_for_running_ones);
 	tcase_add_test(basics, idle_pool_uses_no_cpu);
 	suite_add_tcase(suite, basics);

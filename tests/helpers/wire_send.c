@@ -4,7 +4,8 @@
  * daemon sees exactly that user's credentials (tests/check_trust.c). For a
  * tls+tcp:// URL it shows the certificate in WEFT_TLS_CERT/WEFT_TLS_KEY (none
  * when they are unset) and checks weftd's against WEFT_TLS_CA.
- * Exit status: 0 when a reply came, 1 when none did within 10 s, 2 on usage.
+ * Exit status: 0 when a reply came, 1 when none did within 10 s (or
+ * WIRE_SEND_TIMEOUT_MS, for long polls), 2 on usage.
  */
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -49,7 +50,8 @@ int main(int argc, char **argv)
 	if (nng_req0_open(&socket) != 0)
 		return 1;
 	nng_socket_set_ms(socket, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	nng_socket_set_ms(socket, NNG_OPT_RECVTIMEO, 10000);
+	const char *limit = getenv("WIRE_SEND_TIMEOUT_MS");
+	nng_socket_set_ms(socket, NNG_OPT_RECVTIMEO, limit != NULL ? atoi(limit) : 10000);
 	nng_socket_set_ms(socket, NNG_OPT_SENDTIMEO, 10000);
 	char *reply = NULL;
 	size_t size = 0;

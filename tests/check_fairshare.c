@@ -1,0 +1,328 @@
+/*
+ * Fair share between local users (issue 10), tried as they would: a root
+ * weftd and two throwaway users (useradd) who submit through
+ * tests/helpers/wire_send with their own credentials. User A floods; user B
+ * must still be served, and A's quotas must not limit B. Assertions use the
+ * jobs' own timestamps and the daemon's counters, never the test's clock.
+ *
+ * Needs root (to make users and run weftd as the system daemon): otherwise
+ * every test is skipped, and the program says so and how many.
+ */
+#include <check.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/as_user.h"
+#include "tests/fixture.h"
+#include "tests/wire.h"
+
+struct user {
+	char name[32];
+	uid_t uid;
+	gid_t gid;
+};
+
+static struct user user_a, user_b;
+static char sender[PATH_MAX];
+static char skip_reason[256];
+static fixture weftd;
+
+static int run_quietly(const char *command)
+{
+	char line[4096];
+	if (snprintf(line, sizeof(line), "{ %s; } >/dev/null 2>&1", command) >= (int)sizeof(line))
+		return -1;
+	return system(line);
+}
+
+static bool make_user(struct user *user, const char *role)
+{
+	char command[256], line[512];
+	snprintf(user->name, sizeof(user->name), "wf%s%d", role, (int)getpid() % 100000);
+	snprintf(command, sizeof(command), "useradd --no-create-home --user-group --shell /bin/sh %s",
+	         user->name);
+	if (run_quietly(command) != 0)
+		return false;
+	snprintf(command, sizeof(command), "id -u %s; id -g %s", user->name, user->name);
+	FILE *entry = popen(command, "r");
+	if (entry == NULL)
+		return false;
+	unsigned uid = 0, gid = 0;
+	bool ok = fgets(line, sizeof(line), entry) != NULL && sscanf(line, "%u", &uid) == 1 &&
+	          fgets(line, sizeof(line), entry) != NULL && sscanf(line, "%u", &gid) == 1;
+	pclose(entry);
+	user->uid = uid;
+	user->gid = gid;
+	return ok && uid != 0;
+}
+
+static void remove_user(const struct user *user)
+{
+	char command[128];
+	if (user->name[0] == '\0')
+		return;
+	snprintf(command, sizeof(command), "userdel %s", user->name);
+	run_quietly(command);
+}
+
+/* Sends `request` as `user` and returns the parsed reply (new reference). */
+static json_t *call_as(const struct user *user, const char *request)
+{
+	static char buffer[1 << 20];
+	char *argv[] = {sender, weftd.url, (char *)request, NULL};
+	int status = as_user_run(user->uid, user->gid, sender, argv, buffer, sizeof(buffer));
+	ck_assert_msg(status == 0, "wire_send as %s failed (status %d): %s", user->name, status,
+	              buffer);
+	json_t *reply = json_loads(buffer, 0, NULL);
+	ck_assert_msg(reply != NULL, "not JSON: %s", buffer);
+	return reply;
+}
+
+static void start(const char *const *args)
+{
+	fixture_start(&weftd, args);
+	ck_assert_int_eq(chmod(weftd.directory, 0755), 0);
+}
+
+/* The job as the daemon shows it (root may see every job): new reference. */
+static json_t *job_of(json_int_t id)
+{
+	char request[96];
+	snprintf(request, sizeof(request), "{\"op\":\"status\",\"id\":%lld}", (long long)id);
+	json_t *reply = wire_call(weftd.url, request);
+	ck_assert_ptr_nonnull(reply);
+	json_t *job = json_incref(json_object_get(reply, "job"));
+	json_decref(reply);
+	ck_assert_ptr_nonnull(job);
+	return job;
+}
+
+static const char *state_of(json_int_t id)
+{
+	static char state[32];
+	json_t *job = job_of(id);
+	snprintf(state, sizeof(state), "%s", json_string_value(json_object_get(job, "state")));
+	json_decref(job);
+	return state;
+}
+
+static double time_of(json_int_t id, const char *which)
+{
+	json_t *job = job_of(id);
+	json_t *value = json_object_get(job, which);
+	ck_assert_msg(json_is_number(value), "job %lld has no %s", (long long)id, which);
+	double seconds = json_number_value(value);
+	json_decref(job);
+	return seconds;
+}
+
+/* Polls until job id is in `state`; a generous hang guard fails the test. */
+static void wait_for_state(json_int_t id, const char *state)
+{
+	double deadline = fixture_now() + 60;
+	while (strcmp(state_of(id), state) != 0) {
+		ck_assert_msg(fixture_now() < deadline, "job %lld never became %s (is %s)",
+		              (long long)id, state, state_of(id));
+		usleep(2000);
+	}
+}
+
+static json_int_t submit_id(const struct user *user, const char *request)
+{
+	json_t *reply = call_as(user, request);
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "refused: %s",
+	              json_dumps(reply, 0));
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	return id;
+}
+
+/*
+ * --procs 1. A's long job holds the only exec slot while A queues 100,000
+ * more; then B queues one. When A's long job is cancelled, the slot goes to
+ * A's next job, then to B's -- not after A's 100,000. On the old gate (one
+ * FIFO) B's job started after all of A's.
+ */
+START_TEST(a_single_job_of_b_starts_while_a_has_100000_queued)
+{
+	enum { A_JOBS = 100000, PER_BATCH = 2500 };
+	static const char *const args[] = {"--procs", "1", "--max-message", "16777216", NULL};
+	start(args);
+	json_int_t blocker = submit_id(&user_a, "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":"
+	                                        "{\"argv\":[\"sleep\",\"3600\"]}}");
+	wait_for_state(blocker, "running");
+
+	static char batch[PER_BATCH * 48 + 64];
+	json_int_t first_a = 0;
+	for (int sent = 0; sent < A_JOBS; sent += PER_BATCH) {
+		size_t used = (size_t)snprintf(batch, sizeof(batch), "{\"op\":\"submit\",\"jobs\":[");
+		for (int i = 0; i < PER_BATCH; i++)
+			used += (size_t)snprintf(batch + used, sizeof(batch) - used, "%s%s",
+			                         i > 0 ? "," : "",
+			                         "{\"fn\":\"exec\",\"args\":{\"argv\":[\"true\"]}}");
+		snprintf(batch + used, sizeof(batch) - used, "]}");
+		json_t *reply = call_as(&user_a, batch);
+		json_t *ids = json_object_get(reply, "ids");
+		ck_assert_msg(json_array_size(ids) == PER_BATCH, "batch refused: %.300s",
+		              json_dumps(reply, 0));
+		if (first_a == 0)
+			first_a = json_integer_value(json_array_get(ids, 0));
+		json_decref(reply);
+	}
+	json_t *stats = wire_call(weftd.url, "{\"op\":\"stats\"}");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(stats, "procs"),
+	                                                    "queued")),
+	                 A_JOBS);
+	json_decref(stats);
+
+	json_int_t b_job = submit_id(&user_b, "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":"
+	                                      "{\"argv\":[\"true\"]}}");
+	char cancel[96];
+	snprintf(cancel, sizeof(cancel), "{\"op\":\"cancel\",\"id\":%lld}", (long long)blocker);
+	json_decref(wire_call(weftd.url, cancel));
+	wait_for_state(b_job, "done");
+
+	double blocker_end = time_of(blocker, "finished");
+	double b_started = time_of(b_job, "started");
+	double b_finished = time_of(b_job, "finished");
+	/* A's next job had the slot first (A was waiting first), then B's; A's
+	 * second started only after B's had finished. */
+	ck_assert_double_le(time_of(first_a, "started"), b_started);
+	wait_for_state(first_a + 1, "done");
+	ck_assert_double_ge(time_of(first_a + 1, "started"), b_finished);
+	printf("fairshare: B's job started %.1f ms after the slot was freed, with %d of A's "
+	       "jobs queued\n",
+	       (b_started - blocker_end) * 1000, A_JOBS);
+	fixture_stop(&weftd);
+}
+END_TEST
+
+/* --max-pending-per-user 3: A's fourth submit is `busy` naming the option
+ * and A's uid; B's submits are not limited by A's use. */
+START_TEST(a_users_pending_quota_does_not_limit_another)
+{
+	static const char *const args[] = {"--procs", "1", "--max-pending-per-user", "3", NULL};
+	start(args);
+	static const char sleeper[] =
+		"{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"argv\":[\"sleep\",\"3600\"]}}";
+	for (int i = 0; i < 3; i++)
+		submit_id(&user_a, sleeper);
+	json_t *reply = call_as(&user_a, sleeper);
+	ck_assert_str_eq(wire_error_code(reply), "busy");
+	const char *message =
+		json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+	char uid[32];
+	snprintf(uid, sizeof(uid), "uid %u", (unsigned)user_a.uid);
+	ck_assert_msg(strstr(message, "--max-pending-per-user") != NULL && strstr(message, uid),
+	              "%s", message);
+	json_decref(reply);
+	for (int i = 0; i < 3; i++)
+		submit_id(&user_b, sleeper);
+	/* A's count comes back when a job ends: cancel one, and A may submit again. */
+	json_decref(call_as(&user_a, "{\"op\":\"cancel\",\"id\":1}"));
+	submit_id(&user_a, sleeper);
+	fixture_stop(&weftd);
+}
+END_TEST
+
+/* --max-waiters-per-user 1: while A's long poll waits, A's second is `busy`
+ * naming --max-waiters-per-user; B may still wait. */
+START_TEST(a_users_waiter_quota_does_not_limit_another)
+{
+	static const char *const args[] = {"--max-waiters-per-user", "1", NULL};
+	start(args);
+	json_int_t a_job = submit_id(&user_a, "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":"
+	                                      "{\"seconds\":3600}}");
+	char request[128];
+	snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld,\"timeout\":3600}",
+	         (long long)a_job);
+	pid_t poller = fork();
+	ck_assert_int_ge(poller, 0);
+	if (poller == 0) {
+		static char out[4096];
+		char *argv[] = {sender, weftd.url, request, NULL};
+		_exit(as_user_run(user_a.uid, user_a.gid, sender, argv, out, sizeof(out)));
+	}
+	double deadline = fixture_now() + 30;
+	while (wire_waiters_now(weftd.url) < 1) {
+		ck_assert_msg(fixture_now() < deadline, "A's long poll never started waiting");
+		usleep(2000);
+	}
+	json_t *reply = call_as(&user_a, request);
+	ck_assert_str_eq(wire_error_code(reply), "busy");
+	ck_assert(strstr(json_string_value(json_object_get(json_object_get(reply, "error"),
+	                                                   "message")),
+	                 "--max-waiters-per-user") != NULL);
+	json_decref(reply);
+	json_int_t b_job = submit_id(&user_b, "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":"
+	                                      "{\"seconds\":3600}}");
+	snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld,\"timeout\":0.05}",
+	         (long long)b_job);
+	reply = call_as(&user_b, request);
+	ck_assert_str_eq(wire_error_code(reply), "timeout"); /* it waited: not refused */
+	json_decref(reply);
+	kill(poller, SIGKILL);
+	waitpid(poller, NULL, 0);
+	fixture_stop(&weftd);
+}
+END_TEST
+
+static void prepare(void)
+{
+	if (geteuid() != 0) {
+		snprintf(skip_reason, sizeof(skip_reason),
+		         "not root: these tests make throwaway users and run weftd as root");
+		return;
+	}
+	if (run_quietly("command -v useradd && command -v userdel") != 0) {
+		snprintf(skip_reason, sizeof(skip_reason), "useradd/userdel are not installed");
+		return;
+	}
+	const char *build = getenv("WEFT_BUILD");
+	if (build == NULL) {
+		snprintf(skip_reason, sizeof(skip_reason), "WEFT_BUILD is unset (make check sets it)");
+		return;
+	}
+	snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
+	if (!make_user(&user_a, "a") || !make_user(&user_b, "b"))
+		snprintf(skip_reason, sizeof(skip_reason), "useradd failed");
+}
+
+int main(void)
+{
+	/* Other users must reach the fixture's socket: keep it under /tmp. */
+	setenv("TMPDIR", "/tmp", 1);
+	prepare();
+	Suite *suite = suite_create("fairshare");
+	TCase *as_users = tcase_create("as users");
+	tcase_set_timeout(as_users, 240);
+	const TTest *tests[] = {
+		a_single_job_of_b_starts_while_a_has_100000_queued,
+		a_users_pending_quota_does_not_limit_another,
+		a_users_waiter_quota_does_not_limit_another,
+	};
+	size_t count = sizeof(tests) / sizeof(tests[0]);
+	for (size_t i = 0; i < count; i++)
+		tcase_add_test(as_users, tests[i]);
+	suite_add_tcase(suite, as_users);
+	int failed = 0;
+	if (skip_reason[0] != '\0') {
+		as_user_skip((int)count, "fair-share tests", skip_reason);
+		srunner_free(srunner_create(suite));
+	} else {
+		SRunner *runner = srunner_create(suite);
+		srunner_run_all(runner, CK_NORMAL);
+		failed = srunner_ntests_failed(runner);
+		srunner_free(runner);
+	}
+	remove_user(&user_a);
+	remove_user(&user_b);
+	return failed == 0 ? 0 : 1;
+}
