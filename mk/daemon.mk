@@ -5,10 +5,11 @@ DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c d
 	daemon/waiters.c daemon/writer.c daemon/server.c daemon/probe.c daemon/ops.c daemon/options.c \
 	daemon/daemon.c daemon/exec.c daemon/principal.c daemon/execargs.c daemon/proc.c \
 	daemon/proc_child.c daemon/slots.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
-	daemon/coroutines.c daemon/offload.c daemon/schedule.c daemon/queues.c daemon/gather.c \
+	daemon/coroutines.c daemon/offload.c daemon/schedule.c daemon/queues.c daemon/gather.c daemon/journal.c \
 	$(PROTO_SRCS)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
-DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) -lm
+DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) \
+	$(shell pkg-config --libs sqlite3 2>/dev/null) -lm
 # weftd allocates and frees many small objects on several threads (JSON trees,
 # jobs); jemalloc does that 1.6-1.8x faster than glibc's malloc on the batch
 # benchmark. Sanitizer builds keep the sanitizer's allocator.
