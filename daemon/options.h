@@ -31,6 +31,8 @@ struct options {
 	char tls_cert[512];         /* --tls-cert, --tls-key, --tls-ca: PEM files; "" for none */
 	char tls_key[512];
 	char tls_ca[512];
+	char state_dir[512];        /* --state-dir: where the journal lives; "" with "none" */
+	int sync;                   /* --sync: an enum journal_sync (journal.h) */
 };
 
 enum options_outcome { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_EXIT_USAGE };
