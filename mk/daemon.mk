@@ -130,3 +130,9 @@ $(BUILD)/tests/check_mainloop: $(BUILD)/tests/check_mainloop.o $(BUILD)/tests/fi
 		$(BUILD)/tests/wire.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_mainloop
+
+# The journal (issue 12): restarts on a store, and kill -9 under load.
+$(BUILD)/tests/check_journal: $(BUILD)/tests/check_journal.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lpthread
+CHECK_PROGS += $(BUILD)/tests/check_journal
