@@ -47,6 +47,7 @@
 #include "daemon/principal.h"
 #include "daemon/quota.h"
 #include "daemon/jobs.h"
+#include "daemon/journal.h"
 #include "daemon/log.h"
 #include "daemon/memory.h"
 #include "daemon/notify.h"
@@ -458,6 +459,33 @@ json_t *daemon_housekeeping_stats(struct daemon *daemon, struct server *server)
 		(json_int_t)atomic_load_explicit(&daemon->watchdog_pings, memory_order_relaxed));
 }
 
+/* Opens the journal and replays it, before anything listens (issue 12). */
+static int open_journal(struct daemon *daemon)
+{
+	const struct options *options = &daemon->options;
+	if (options->state_dir[0] == '\0') {
+		log_info("--state-dir none: jobs are kept in memory only and do not survive a "
+		         "restart");
+		return 0;
+	}
+	char message[1024];
+	if (journal_open(options->state_dir, (enum journal_sync)options->sync, message,
+	                 sizeof(message)) != WEFT_OK ||
+	    journal_replay(daemon->jobs, message, sizeof(message)) != WEFT_OK) {
+		log_error("%s", message);
+		return -1;
+	}
+	/* The --queue options were made first and win over the stored ones. */
+	journal_queues_changed();
+	if (journal_start(daemon->jobs) != WEFT_OK) {
+		log_error("cannot start the journal's writer thread");
+		return -1;
+	}
+	log_info("journal: %s/weft.db, --sync %s", options->state_dir,
+	         options->sync == JOURNAL_SYNC_FULL ? "full" : "normal");
+	return 0;
+}
+
 static void cancel_for_shutdown(struct job *job, void *context)
 {
 	(void)context;
@@ -479,6 +507,8 @@ static void on_shutdown_poll(evutil_socket_t fd, short events, void *argument)
 		if (unfinished > 0) {
 			log_info("grace period over: cancelling %llu unfinished jobs",
 			         (unsigned long long)unfinished);
+			/* They stay as they are in the journal, and come back after a restart. */
+			journal_freeze();
 			jobs_for_each_unfinished(daemon->jobs, cancel_for_shutdown, NULL);
 		}
 		waiters_shutdown(daemon->waiters);
@@ -695,6 +725,12 @@ int daemon_run(const struct options *options)
 		principal_unref(tls_user);
 		goto fail_loop;
 	}
+	/* After the configuration is checked, before anything listens. */
+	if (open_journal(&daemon) != 0) {
+		principal_unref(tcp_user);
+		principal_unref(tls_user);
+		goto fail_loop;
+	}
 	const char *urls[OPTIONS_MAX_LISTEN];
 	for (size_t i = 0; i < options->listen_count; i++)
 		urls[i] = options->listen[i];
@@ -738,6 +774,7 @@ fail_loop:
 	shutdown_enter(PART_STOPPING_WORKERS, WORKERS_STOP_SECONDS);
 	main_loop_fini(&loop);
 	workers_stop(daemon.workers);
+	journal_close();
 	waiters_free(daemon.waiters);
 fail_workers:
 	shutdown_enter(PART_FREEING, FREE_SECONDS);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "daemon/functions.h"
+#include "daemon/journal.h"
 #include "daemon/memory.h"
 #include "daemon/now.h"
 #include "daemon/principal.h"
@@ -248,6 +249,7 @@ bool jobs_start(struct jobs *jobs, struct job *job, int worker, struct job_attem
 	if (started) {
 		count_add(jobs, JOB_QUEUED, -1);
 		count_add(jobs, JOB_RUNNING, 1);
+		journal_job_changed(job);
 	}
 	return started;
 }
@@ -313,7 +315,10 @@ bool jobs_release(struct jobs *jobs, struct job *job)
 
 bool jobs_retry(struct jobs *jobs, struct job *job, json_t *error)
 {
-	return move(jobs, job, JOB_RUNNING, JOB_WAITING, error);
+	bool moved = move(jobs, job, JOB_RUNNING, JOB_WAITING, error);
+	if (moved)
+		journal_job_changed(job); /* the attempt's end counts against retries */
+	return moved;
 }
 
 void jobs_set_children(struct jobs *jobs, struct job *job, json_t *ids)
@@ -350,6 +355,7 @@ static void unlist(struct jobs *jobs, struct job *job)
 	enum job_state state = job->state;
 	pthread_mutex_unlock(&shard->lock);
 	count_add(jobs, state, -1);
+	journal_job_evicted(job);
 	job_unref(job);
 }
 
@@ -430,6 +436,9 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 	}
 	count_add(jobs, before, -1);
 	count_add(jobs, state, 1);
+	/* Before the watchers: a reply they send may be followed by eviction,
+	 * whose record must come after this one. */
+	journal_job_changed(job);
 	/* The one call that finishes a job gives its pending count back. */
 	if (job->owner != NULL)
 		quota_give(QUOTA_PENDING, job->owner->uid, 1);
@@ -704,4 +713,116 @@ void jobs_for_each_unfinished(struct jobs *jobs, void (*visit)(struct job *job, 
 		job_unref(found[i]);
 	}
 	free(found);
+}
+
+void jobs_durable(struct jobs *jobs, struct job *job, struct jobs_durable *out)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	out->state = job->state;
+	out->started = job->started;
+	out->finished = job->finished;
+	out->result = json_incref(job->result);
+	out->error = json_incref(job->error);
+	out->attempts = job->attempts != NULL ? json_deep_copy(job->attempts) : NULL;
+	out->children = json_incref(job->children);
+	pthread_mutex_unlock(&shard->lock);
+}
+
+void jobs_durable_clear(struct jobs_durable *durable)
+{
+	json_decref(durable->result);
+	json_decref(durable->error);
+	json_decref(durable->attempts);
+	json_decref(durable->children);
+	memset(durable, 0, sizeof(*durable));
+}
+
+/* Lists a made job in its shard. No lock held. */
+static void enlist(struct jobs *jobs, struct job *job)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	if (shard->count >= shard->bucket_count)
+		shard_grow(shard);
+	size_t slot = bucket_of(shard, job->id);
+	job->hash_next = shard->buckets[slot];
+	shard->buckets[slot] = job;
+	shard->count++;
+	pthread_mutex_unlock(&shard->lock);
+}
+
+struct job *jobs_restore(struct jobs *jobs, uint64_t id, const struct function *function,
+                         json_t *args, json_t *labels, double timeout, double created,
+                         struct principal *owner, struct job_schedule *schedule,
+                         const struct jobs_durable *durable)
+{
+	struct job *job = memory_zalloc(sizeof(*job));
+	job->id = id;
+	job->function = function;
+	job->args = args;
+	job->labels = labels;
+	job->timeout = timeout;
+	job->created = created;
+	job->shard = (uint32_t)(id % SHARD_COUNT);
+	job->owner = principal_ref(owner);
+	job->schedule = schedule;
+	job->state = durable->state;
+	job->started = durable->started;
+	job->finished = durable->finished;
+	job->result = durable->result;
+	job->error = durable->error;
+	job->attempts = durable->attempts;
+	job->children = durable->children;
+	job->worker = -1;
+	/* Its changes from now on are journaled like any accepted job's. */
+	atomic_init(&job->journaled, true);
+	atomic_init(&job->references, 2);
+	enlist(jobs, job);
+	count_add(jobs, job->state, 1);
+	atomic_fetch_add_explicit(&jobs->submitted, 1, memory_order_relaxed);
+	uint64_t next = atomic_load_explicit(&jobs->next_id, memory_order_relaxed);
+	if (id >= next)
+		atomic_store_explicit(&jobs->next_id, id + 1, memory_order_relaxed);
+	if (job_state_finished(job->state)) {
+		job_ref(job);
+		retain(jobs, job);
+		job_unref(job);
+	}
+	return job;
+}
+
+void jobs_discard(struct jobs *jobs, struct job *job)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	struct job **link = &shard->buckets[bucket_of(shard, job->id)];
+	while (*link != NULL && *link != job)
+		link = &(*link)->hash_next;
+	bool listed = *link == job;
+	if (listed) {
+		*link = job->hash_next;
+		shard->count--;
+	}
+	enum job_state state = job->state;
+	pthread_mutex_unlock(&shard->lock);
+	if (!listed)
+		return;
+	count_add(jobs, state, -1);
+	atomic_fetch_sub_explicit(&jobs->submitted, 1, memory_order_relaxed);
+	/* It never finished, so jobs_finish never gave its pending count back. */
+	if (job->owner != NULL && !job_state_finished(state))
+		quota_give(QUOTA_PENDING, job->owner->uid, 1);
+	job_unref(job);
+}
+
+uint64_t jobs_next_id(struct jobs *jobs)
+{
+	return atomic_load_explicit(&jobs->next_id, memory_order_relaxed);
+}
+
+void jobs_set_next_id(struct jobs *jobs, uint64_t next)
+{
+	if (next > atomic_load_explicit(&jobs->next_id, memory_order_relaxed))
+		atomic_store_explicit(&jobs->next_id, next, memory_order_relaxed);
 }

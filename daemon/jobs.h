@@ -69,6 +69,7 @@ struct job_schedule {
 	int priority;          /* higher runs first among jobs queued for one executor */
 	char *queue_name;      /* the named queue it runs in (owned), or NULL */
 	struct slots *queue;   /* that queue's gate (queues.h; lives as long as the daemon) */
+	bool retry_interrupted; /* on_interrupt "retry": a restart reruns it while retries last */
 };
 
 void job_schedule_free(struct job_schedule *schedule);
@@ -139,6 +140,11 @@ struct job {
 	struct job_schedule *schedule; /* owned; NULL when it has none */
 
 	atomic_int references;
+	/* Set (under the journal's queue lock) once the job's acceptance is in
+	 * the journal's queue; from then on its changes are journaled
+	 * (journal.h). Acquire/release: a hook that sees it true orders its
+	 * record after the acceptance. */
+	atomic_bool journaled;
 
 	/* Guarded by the shard lock (read them through jobs_snapshot or jobs_to_json). */
 	enum job_state state;
@@ -292,5 +298,40 @@ size_t jobs_expire(struct jobs *jobs, double now);
  * calling job_ref). Used at shutdown to cancel what remains. Any thread. */
 void jobs_for_each_unfinished(struct jobs *jobs, void (*visit)(struct job *job, void *context),
                               void *context);
+
+/*
+ * For the journal (journal.h): what of a job must survive a restart, read
+ * under its lock. result, error and children are new references; attempts is
+ * a copy (it changes while the job runs). Clear with jobs_durable_clear.
+ * Any thread.
+ */
+struct jobs_durable {
+	enum job_state state;
+	double started, finished;
+	json_t *result, *error, *attempts, *children;
+};
+void jobs_durable(struct jobs *jobs, struct job *job, struct jobs_durable *out);
+void jobs_durable_clear(struct jobs_durable *durable);
+
+/*
+ * Lists a job read back from the journal at start, with its old id and
+ * state. args, labels, schedule, result, error and attempts are stolen (any
+ * may be NULL but args); owner gets a new reference. A finished job joins
+ * the retention queue. Returns a new reference. Main thread, before any
+ * request is served.
+ */
+struct job *jobs_restore(struct jobs *jobs, uint64_t id, const struct function *function,
+                         json_t *args, json_t *labels, double timeout, double created,
+                         struct principal *owner, struct job_schedule *schedule,
+                         const struct jobs_durable *durable);
+
+/* Unlists a job that never started and was not accepted after all (its
+ * journal commit failed): it goes as if never made. Any thread. */
+void jobs_discard(struct jobs *jobs, struct job *job);
+
+/* The id the next job gets; ids below it are taken. Any thread. */
+uint64_t jobs_next_id(struct jobs *jobs);
+/* Ids continue from `next` (never lowered). Main thread, at start. */
+void jobs_set_next_id(struct jobs *jobs, uint64_t next);
 
 #endif

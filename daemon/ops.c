@@ -14,6 +14,7 @@
 #include "daemon/exec.h"
 #include "daemon/functions.h"
 #include "daemon/jobs.h"
+#include "daemon/journal.h"
 #include "daemon/memory.h"
 #include "daemon/now.h"
 #include "daemon/outcome.h"
@@ -144,6 +145,76 @@ static int admit_user(const struct principal *caller, size_t count, struct probl
 	return quota_take(QUOTA_PENDING, caller->uid, count, problem);
 }
 
+/* A submit (or future.new) waiting for its journal commit (journal.h). */
+struct accepted {
+	struct daemon *daemon;
+	struct server_request *slot;
+	struct principal *caller; /* a reference: the waiter's quota is the caller's */
+	bool batch, has_wait, future;
+	double wait;
+	size_t count;
+	struct job *jobs[]; /* references */
+};
+
+/* The journal's answer for a submit: run the jobs and reply, or refuse them.
+ * On the journal's writer thread (or the receiving thread without a journal). */
+static void submit_committed(void *context, int status)
+{
+	struct accepted *accepted = context;
+	struct daemon *daemon = accepted->daemon;
+	if (status != WEFT_OK) {
+		for (size_t i = 0; i < accepted->count; i++) {
+			jobs_discard(daemon->jobs, accepted->jobs[i]);
+			job_unref(accepted->jobs[i]);
+		}
+		struct problem problem;
+		problem_init(&problem);
+		problem_set(&problem, status, NULL,
+		            status == WEFT_EJOURNALFULL
+		                    ? "the journal under --state-dir cannot be written (the disk is "
+		                      "full): nothing was accepted; free space and submit again"
+		                    : "the journal under --state-dir cannot be written: nothing was "
+		                      "accepted (see weftd's log)");
+		reply_problem(accepted->slot, &problem);
+		principal_unref(accepted->caller);
+		free(accepted);
+		return;
+	}
+	if (accepted->future) {
+		struct job *job = accepted->jobs[0];
+		server_reply(accepted->slot, json_pack("{s:b, s:I}", "ok", 1, "id", (json_int_t)job->id));
+		job_unref(job);
+		principal_unref(accepted->caller);
+		free(accepted);
+		return;
+	}
+	for (size_t i = 0; i < accepted->count; i++)
+		runner_submit(accepted->jobs[i]);
+	struct job *last = accepted->jobs[accepted->count - 1];
+	if (accepted->batch) {
+		struct writer ids = {0};
+		writer_init(&ids, 12 * accepted->count + 32);
+		writer_text(&ids, "{\"ok\":true,\"ids\":[");
+		for (size_t i = 0; i < accepted->count; i++) {
+			if (i > 0)
+				writer_text(&ids, ",");
+			writer_unsigned(&ids, accepted->jobs[i]->id);
+			job_unref(accepted->jobs[i]);
+		}
+		writer_text(&ids, "]}");
+		server_reply_message(accepted->slot, writer_finish(&ids));
+	} else if (!accepted->has_wait) {
+		server_reply(accepted->slot, json_pack("{s:b, s:I}", "ok", 1, "id", (json_int_t)last->id));
+		job_unref(last);
+	} else {
+		/* The waiter answers at once when the job is already over (inline functions). */
+		wait_for(daemon, accepted->slot, accepted->caller, WAITER_SUBMIT, &last, 1,
+		         REQUEST_ALL_COMPLETED, accepted->wait);
+	}
+	principal_unref(accepted->caller);
+	free(accepted);
+}
+
 static void op_submit(struct daemon *daemon, struct server_request *slot,
                       struct principal *caller, struct request *request,
                       struct problem *problem)
@@ -189,43 +260,26 @@ static void op_submit(struct daemon *daemon, struct server_request *slot,
 		reply_problem(slot, problem);
 		return;
 	}
-	/* Every job was checked by the decoder, so from here on all are accepted. */
-	struct writer ids = {0};
-	if (request->batch) {
-		writer_init(&ids, 12 * request->job_count + 32);
-		writer_text(&ids, "{\"ok\":true,\"ids\":[");
-	}
-	struct job *last = NULL;
+	/* Every job was checked by the decoder, so from here on all are accepted;
+	 * they run, and the client hears of them, once the journal holds them. */
+	struct accepted *accepted =
+		memory_zalloc(sizeof(*accepted) + request->job_count * sizeof(struct job *));
+	accepted->daemon = daemon;
+	accepted->slot = slot;
+	accepted->caller = principal_ref(caller);
+	accepted->batch = request->batch;
+	accepted->has_wait = request->has_wait;
+	accepted->wait = request->wait;
+	accepted->count = request->job_count;
 	for (size_t i = 0; i < request->job_count; i++) {
 		struct request_job *spec = &request->jobs[i];
-		struct job *job = jobs_create(daemon->jobs, spec->function, spec->args, spec->labels,
-		                              spec->timeout, caller,
-		                              spec->schedule);
+		accepted->jobs[i] = jobs_create(daemon->jobs, spec->function, spec->args, spec->labels,
+		                                spec->timeout, caller, spec->schedule);
 		spec->args = spec->labels = NULL; /* taken by the job */
 		spec->schedule = NULL;
-		runner_submit(job);
-		if (request->batch) {
-			if (i > 0)
-				writer_text(&ids, ",");
-			writer_unsigned(&ids, job->id);
-		}
-		job_unref(last);
-		last = job;
 	}
 	quota_give(QUOTA_PENDING, caller->uid, request->job_count); /* counted by jobs_create now */
-	if (request->batch) {
-		job_unref(last);
-		writer_text(&ids, "]}");
-		server_reply_message(slot, writer_finish(&ids));
-		return;
-	}
-	if (!request->has_wait) {
-		server_reply(slot, json_pack("{s:b, s:I}", "ok", 1, "id", (json_int_t)last->id));
-		job_unref(last);
-		return;
-	}
-	/* The waiter answers at once when the job is already over (inline functions). */
-	wait_for(daemon, slot, caller, WAITER_SUBMIT, &last, 1, REQUEST_ALL_COMPLETED, request->wait);
+	journal_accept(accepted->jobs, accepted->count, submit_committed, accepted);
 }
 
 static void op_result(struct daemon *daemon, struct server_request *slot,
@@ -276,19 +330,26 @@ static void op_wait(struct daemon *daemon, struct server_request *slot,
 	free(list);
 }
 
-static json_t *op_future_new(struct daemon *daemon, struct principal *caller,
-                             struct request *request, struct problem *problem)
+static json_t *op_future_new(struct daemon *daemon, struct server_request *slot,
+                             struct principal *caller, struct request *request,
+                             struct problem *problem)
 {
 	if (admit(daemon, 1, problem) != WEFT_OK || admit_user(caller, 1, problem) != WEFT_OK)
 		return problem_to_reply(problem);
 	json_t *labels = request->labels != NULL ? json_incref((json_t *)request->labels) : NULL;
-	struct job *job = jobs_create(daemon->jobs, &functions_future, json_object(), labels, 0,
-	                              caller, NULL);
+	struct accepted *accepted = memory_zalloc(sizeof(*accepted) + sizeof(struct job *));
+	accepted->daemon = daemon;
+	accepted->slot = slot;
+	accepted->caller = principal_ref(caller);
+	accepted->future = true;
+	accepted->count = 1;
+	accepted->jobs[0] = jobs_create(daemon->jobs, &functions_future, json_object(), labels, 0,
+	                                caller, NULL);
 	quota_give(QUOTA_PENDING, caller->uid, 1); /* counted by jobs_create now */
-	jobs_make_pending(daemon->jobs, job);
-	json_t *reply = json_pack("{s:b, s:I}", "ok", 1, "id", (json_int_t)job->id);
-	job_unref(job);
-	return reply;
+	jobs_make_pending(daemon->jobs, accepted->jobs[0]);
+	/* The id is given once the journal holds the future (submit_committed). */
+	journal_accept(accepted->jobs, 1, submit_committed, accepted);
+	return NULL;
 }
 
 static json_t *op_future_set(struct daemon *daemon, const struct principal *caller,
@@ -417,7 +478,7 @@ static json_t *op_stats(struct daemon *daemon, struct server_request *slot,
 		(json_int_t)quota_held(QUOTA_WAITERS, caller->uid), "connections",
 		(json_int_t)quota_held(QUOTA_CONNECTIONS, caller->uid));
 	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i, s:i}, "
-	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}, s:o, s:o, s:o}",
+	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}, s:o, s:o, s:o, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
 	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
 	                 "waiters", (json_int_t)waiters_count(daemon->waiters), "procs", "limit",
@@ -429,7 +490,7 @@ static json_t *op_stats(struct daemon *daemon, struct server_request *slot,
 	                 (json_int_t)pool.held_by_cancelled,
 	                 "memory", "rss_kb", (json_int_t)resident_kilobytes(), "housekeeping",
 	                 daemon_housekeeping_stats(daemon, server_request_server(slot)),
-	                 "containment", cgroup_stats(), "quotas", quotas);
+	                 "containment", cgroup_stats(), "quotas", quotas, "journal", journal_stats());
 }
 
 /* Named queues are configuration: root and admins only (principal.h, rule 4). */
@@ -448,6 +509,7 @@ static json_t *op_queue_change(const struct principal *caller, struct request *r
 			            request->function);
 			return problem_to_reply(problem);
 		}
+		journal_queues_changed();
 		return json_pack("{s:b}", "ok", 1);
 	}
 	if (queues_pause(request->function, request->op == REQUEST_QUEUE_PAUSE) != WEFT_OK) {
@@ -455,6 +517,7 @@ static json_t *op_queue_change(const struct principal *caller, struct request *r
 		            request->function);
 		return problem_to_reply(problem);
 	}
+	journal_queues_changed();
 	return json_pack("{s:b}", "ok", 1);
 }
 
@@ -515,7 +578,7 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 		reply = op_stats(daemon, slot, caller);
 		break;
 	case REQUEST_FUTURE_NEW:
-		reply = op_future_new(daemon, caller, &request, &problem);
+		reply = op_future_new(daemon, slot, caller, &request, &problem);
 		break;
 	case REQUEST_FUTURE_SET:
 		reply = op_future_set(daemon, caller, &request, &problem);
@@ -531,7 +594,13 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 	case REQUEST_OP_COUNT:
 		break;
 	}
-	if (reply != NULL)
+	/* A change the client is told of must be in the journal first. */
+	bool durable = request.op == REQUEST_CANCEL || request.op == REQUEST_FUTURE_SET ||
+	               request.op == REQUEST_QUEUE_SET || request.op == REQUEST_QUEUE_PAUSE ||
+	               request.op == REQUEST_QUEUE_RESUME;
+	if (reply != NULL && durable)
+		journal_reply(slot, reply);
+	else if (reply != NULL)
 		server_reply(slot, reply);
 	principal_unref(caller);
 	request_clear(&request);

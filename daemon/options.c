@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/journal.h"
 #include "proto/proto.h"
 #include "proto/url.h"
 
@@ -60,8 +61,34 @@ static const char usage[] =
 	"                       directory under its own cgroup; DIR: a cgroup2 directory to use;\n"
 	"                       off: process groups, which a job that calls setsid escapes)\n"
 	"  --test-hooks         enable the debug.* functions that weft's own tests use\n"
+	"  --state-dir DIR      keep accepted jobs in DIR/weft.db, so they survive a restart or\n"
+	"                       a crash (default /var/lib/weft for root, else\n"
+	"                       $XDG_STATE_HOME/weft or ~/.local/state/weft); none: in memory only\n"
+	"  --sync full|normal   full (default): a commit reaches the disk before a submit is\n"
+	"                       answered (survives power loss); normal: survives weftd's death,\n"
+	"                       not the OS's, and is faster\n"
 	"  --version            print the version and exit\n"
 	"  --help               print this help and exit\n";
+
+/* The issue-12 default: the system's state directory for root, the user's
+ * XDG state directory otherwise. */
+static int default_state_dir(char *out, size_t size)
+{
+	if (geteuid() == 0) {
+		snprintf(out, size, "/var/lib/weft");
+		return 0;
+	}
+	const char *state = getenv("XDG_STATE_HOME");
+	if (state != NULL && state[0] == '/') {
+		snprintf(out, size, "%s/weft", state);
+		return 0;
+	}
+	const char *home = getenv("HOME");
+	if (home == NULL || home[0] != '/')
+		return -1;
+	snprintf(out, size, "%s/.local/state/weft", home);
+	return 0;
+}
 
 static int parse_number(const char *text, double minimum, double maximum, double *out)
 {
@@ -98,7 +125,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_MAX_PENDING_PER_USER,
 	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
-	       OPT_CGROUP, OPT_TEST_HOOKS, OPT_VERSION, OPT_HELP };
+	       OPT_CGROUP, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"workers", required_argument, NULL, OPT_WORKERS},
@@ -125,6 +152,8 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"tls-ca", required_argument, NULL, OPT_TLS_CA},
 		{"cgroup", required_argument, NULL, OPT_CGROUP},
 		{"test-hooks", no_argument, NULL, OPT_TEST_HOOKS},
+		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+		{"sync", required_argument, NULL, OPT_SYNC},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0},
@@ -133,6 +162,8 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	if (proto_default_daemon_url(default_url, sizeof(default_url)) != 0)
 		snprintf(default_url, sizeof(default_url), "%s", PROTO_ROOT_URL);
 
+	bool state_dir_given = false;
+	options->sync = JOURNAL_SYNC_FULL;
 	optind = 1;
 	opterr = 0;
 	int option;
@@ -281,6 +312,28 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		case OPT_TEST_HOOKS:
 			options->test_hooks = true;
 			break;
+		case OPT_STATE_DIR:
+			if (optarg[0] == '\0' || strlen(optarg) >= sizeof(options->state_dir)) {
+				snprintf(message, size, "--state-dir needs a directory (or none), of at "
+				         "most %zu bytes", sizeof(options->state_dir) - 1);
+				return OPTIONS_EXIT_USAGE;
+			}
+			state_dir_given = true;
+			if (strcmp(optarg, "none") == 0)
+				options->state_dir[0] = '\0';
+			else
+				strcpy(options->state_dir, optarg);
+			break;
+		case OPT_SYNC:
+			if (strcmp(optarg, "full") == 0) {
+				options->sync = JOURNAL_SYNC_FULL;
+			} else if (strcmp(optarg, "normal") == 0) {
+				options->sync = JOURNAL_SYNC_NORMAL;
+			} else {
+				snprintf(message, size, "--sync must be full or normal, not '%s'", optarg);
+				return OPTIONS_EXIT_USAGE;
+			}
+			break;
 		case OPT_VERSION:
 			printf("weftd %s (protocol %d)\n", PROTO_SOFTWARE_VERSION, PROTO_VERSION);
 			return OPTIONS_EXIT_OK;
@@ -313,6 +366,11 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			shared && options->max_waiters > OPTIONS_DEFAULT_WAITERS_PER_USER
 				? OPTIONS_DEFAULT_WAITERS_PER_USER
 				: options->max_waiters;
+	if (!state_dir_given && default_state_dir(options->state_dir, sizeof(options->state_dir)) != 0) {
+		snprintf(message, size, "no default --state-dir: HOME and XDG_STATE_HOME are unset; "
+		         "pass --state-dir DIR (or none)");
+		return OPTIONS_EXIT_USAGE;
+	}
 	if (options->listen_count == 0) {
 		strcpy(options->listen[0], default_url);
 		options->listen_count = 1;

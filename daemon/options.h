@@ -44,6 +44,8 @@ struct options {
 	 * keep the jobs' cgroups in. */
 	char cgroup[512];
 	bool test_hooks;            /* --test-hooks: weft's own tests only (debug.stall) */
+	char state_dir[512];        /* --state-dir: where the journal lives; "" with "none" */
+	int sync;                   /* --sync: an enum journal_sync (journal.h) */
 };
 
 enum options_outcome { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_EXIT_USAGE };

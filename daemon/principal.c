@@ -201,6 +201,22 @@ struct principal *principal_for_peer(uid_t uid, gid_t gid, pid_t pid)
 	return principal;
 }
 
+struct principal *principal_for_ids(uid_t uid, gid_t gid, const gid_t *groups, size_t count)
+{
+	struct principal *principal = principal_new(uid, gid);
+	/* The groups the job had when it was accepted: a restart neither gives
+	 * it the groups the user gained since nor drops any. */
+	free(principal->identity.groups);
+	principal->identity.groups = memory_alloc(sizeof(gid_t) * (count > 0 ? count : 1));
+	if (count > 0)
+		memcpy(principal->identity.groups, groups, sizeof(gid_t) * count);
+	else
+		principal->identity.groups[0] = gid;
+	principal->identity.group_count = count > 0 ? count : 1;
+	decide_admin(principal);
+	return principal;
+}
+
 struct principal *principal_for_user(const char *name)
 {
 	struct passwd entry, *found = NULL;

@@ -70,6 +70,12 @@ void principal_set_admin_group(int64_t gid);
  */
 struct principal *principal_for_peer(uid_t uid, gid_t gid, pid_t pid);
 
+/* The principal of a job's owner read back from the journal (journal.h):
+ * these ids and exactly these supplementary groups (count 0: the primary
+ * group alone); its name, home and shell from the user database. May block.
+ * Returns a new reference. Cannot fail: the daemon aborts when out of memory. */
+struct principal *principal_for_ids(uid_t uid, gid_t gid, const gid_t *groups, size_t count);
+
 /* The principal of a local user named by the operator (a mapped listener):
  * its primary group and every group the user database gives it. Returns a
  * new reference, or NULL when no such user exists. May block. */

@@ -24,7 +24,7 @@ static const char *const op_names[] = {PROTO_OP_MAP(REQUEST_OP_NAME_)};
 #define JOB_BASE_FIELDS "fn", "args", "timeout", "labels"
 #define JOB_SCHEDULE_FIELDS                                                                  \
 	"after", "after_policy", "delay", "at", "retries", "retry_backoff", "retry_backoff_max", \
-		"retry_on", "deadline", "priority", "queue"
+		"retry_on", "deadline", "priority", "queue", "on_interrupt"
 
 /* The fields each op takes, besides "op". */
 static const char *const op_fields[REQUEST_OP_COUNT][20] = {
@@ -256,6 +256,15 @@ static int decode_schedule(const json_t *object, struct job_schedule **out,
 		}
 		/* The queue itself is looked up when the job is accepted (ops.c). */
 		schedule->queue_name = memory_strdup(json_string_value(value));
+	}
+	if ((value = json_object_get(object, "on_interrupt")) != NULL) {
+		const char *policy = json_is_string(value) ? json_string_value(value) : "";
+		if (strcmp(policy, "fail") != 0 && strcmp(policy, "retry") != 0) {
+			rv = problem_set(problem, WEFT_EBADFIELD, "on_interrupt",
+			                 "field 'on_interrupt' must be \"fail\" or \"retry\"");
+			goto fail;
+		}
+		schedule->retry_interrupted = strcmp(policy, "retry") == 0;
 	}
 	*out = schedule;
 	return WEFT_OK;

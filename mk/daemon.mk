@@ -6,10 +6,11 @@ DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c d
 	daemon/daemon.c daemon/exec.c daemon/principal.c daemon/execargs.c daemon/proc.c \
 	daemon/proc_child.c daemon/slots.c daemon/fairq.c daemon/quota.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
 	daemon/coroutines.c daemon/offload.c daemon/schedule.c daemon/queues.c daemon/gather.c \
-	daemon/notify.c daemon/testhooks.c daemon/cgroup.c \
+	daemon/notify.c daemon/testhooks.c daemon/cgroup.c daemon/journal.c \
 	$(PROTO_SRCS)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
-DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) -lm
+DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) \
+	$(shell pkg-config --libs sqlite3 2>/dev/null) -lm
 # weftd allocates and frees many small objects on several threads (JSON trees,
 # jobs); jemalloc does that 1.6-1.8x faster than glibc's malloc on the batch
 # benchmark. Sanitizer builds keep the sanitizer's allocator.
@@ -78,7 +79,7 @@ CHECK_PROGS += $(BUILD)/tests/check_tasks
 # weftd itself under ThreadSanitizer: the daemon-level tests drive a TSan weftd
 # (a race report makes it exit non-zero at shutdown, which the fixture checks).
 TSAN_DAEMON_TESTS := check_daemon check_threaded check_tasks check_offload check_futures \
-	check_schedule check_gather check_mainloop check_service check_containment
+	check_schedule check_gather check_mainloop check_service check_containment check_journal
 .PHONY: check-tsan-daemon
 check-tsan-daemon:
 	$(MAKE) SANITIZER=thread build/san-thread/weftd build/san-thread/weft \
@@ -155,3 +156,9 @@ $(BUILD)/tests/check_guard: $(BUILD)/tests/check_guard.o $(BUILD)/tests/fixture.
 		$(BUILD)/tests/wire.o | $(BUILD)/tests/helpers/wire_send $(BUILD)/weft
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_guard
+
+# The journal (issue 12): restarts on a store, and kill -9 under load.
+$(BUILD)/tests/check_journal: $(BUILD)/tests/check_journal.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lpthread
+CHECK_PROGS += $(BUILD)/tests/check_journal

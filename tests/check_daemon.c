@@ -78,7 +78,8 @@ START_TEST(test_second_daemon_on_the_same_socket_is_refused_and_harmless)
 	fixture_start(&daemon, NULL);
 	for (int i = 0; i < 3; i++) {
 		char output[2048];
-		const char *const argv[] = {getenv("WEFTD"), "--listen", daemon.url, NULL};
+		const char *const argv[] = {getenv("WEFTD"), "--listen", daemon.url, "--state-dir",
+		                            "none", NULL};
 		int status = run(argv, output, sizeof(output));
 		ck_assert_int_eq(status, 1);
 		ck_assert_msg(strstr(output, "already listening on") != NULL, "weftd said: %s",
@@ -105,7 +106,8 @@ START_TEST(test_stale_socket_file_is_replaced)
 	close(fd);
 	pid_t pid = fork();
 	if (pid == 0) {
-		execl(getenv("WEFTD"), "weftd", "--listen", url, "--log-level", "warn", (char *)NULL);
+		execl(getenv("WEFTD"), "weftd", "--listen", url, "--log-level", "warn", "--state-dir", "none",
+		      (char *)NULL);
 		_exit(127);
 	}
 	ck_assert(wire_answers_within(url, 10));

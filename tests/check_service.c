@@ -187,7 +187,7 @@ START_TEST(ready_comes_only_once_the_socket_answers)
 			_exit(127);
 		setenv("NOTIFY_SOCKET", name, 1);
 		execl(weftd, weftd, "--listen", url, "--workers", "2", "--grace", "0.1",
-		      (char *)NULL);
+		      "--state-dir", "none", (char *)NULL);
 		_exit(127);
 	}
 	char text[512];

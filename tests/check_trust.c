@@ -368,6 +368,8 @@ static int weftd_refuses(const char *const *args, char *out, size_t size)
 	char *argv[16];
 	size_t argc = 0;
 	argv[argc++] = getenv("WEFTD");
+	argv[argc++] = (char *)"--state-dir";
+	argv[argc++] = (char *)"none";
 	for (size_t i = 0; args[i] != NULL && argc < 15; i++)
 		argv[argc++] = (char *)args[i];
 	argv[argc] = NULL;
@@ -605,7 +607,7 @@ START_TEST(a_job_cannot_reach_the_terminal_weftd_was_started_from)
 		dup2(null, STDOUT_FILENO);
 		dup2(null, STDERR_FILENO);
 		execl(getenv("WEFTD"), "weftd", "--listen", url, "--workers", "1", "--grace", "0.1",
-		      (char *)NULL);
+		      "--state-dir", "none", (char *)NULL);
 		_exit(126);
 	}
 	ck_assert_msg(wire_answers_within(url, 10), "weftd on a terminal did not come up");

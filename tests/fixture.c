@@ -223,6 +223,12 @@ void fixture_start(fixture *daemon, const char *const *extra_args)
 		argv[argc++] = (char *)"--grace";
 		argv[argc++] = (char *)"0.1";
 	}
+	/* In memory unless the test asks for a store: tests run side by side and
+	 * must not share the default state directory. */
+	if (!has_option(extra_args, "--state-dir")) {
+		argv[argc++] = (char *)"--state-dir";
+		argv[argc++] = (char *)"none";
+	}
 	if (!has_option(extra_args, "--log-level")) {
 		argv[argc++] = (char *)"--log-level";
 		argv[argc++] = (char *)"info";

@@ -26,8 +26,11 @@ typedef struct fixture {
 } fixture;
 
 /* Starts weftd with --listen <url> plus extra_args (NULL-terminated, may be
- * NULL), adding "--workers 2", "--grace 0.1" and "--log-level info" unless extra_args gives
- * them. Waits up to 10 s for a ping to answer. Fails the test (with the
+ * NULL), adding "--workers 2", "--grace 0.1", "--state-dir none" and "--log-level info"
+ * unless extra_args gives them. To restart on the same store, pass
+ * "--state-dir DIR" (a directory the test owns), stop the daemon
+ * (fixture_stop, or fixture_stop_within with SIGKILL) and start it again with
+ * the same arguments. Waits up to 10 s for a ping to answer. Fails the test (with the
  * daemon's log) when the daemon does not come up. */
 void fixture_start(fixture *daemon, const char *const *extra_args);
 

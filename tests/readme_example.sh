@@ -19,7 +19,7 @@ cc -std=c11 -Wall -Wextra -Werror -I"$source_dir/include" $SANITIZER_FLAGS -o "$
 	"$work/example.c" "$build_dir/libweft.a" $(pkg-config --cflags --libs jansson) -lnng -lpthread -lm
 
 export WEFT_URL="ipc://$work/weft.sock"
-"$build_dir/weftd" --listen "$WEFT_URL" --log-level warn 2>"$work/weftd.log" &
+"$build_dir/weftd" --listen "$WEFT_URL" --state-dir none --log-level warn 2>"$work/weftd.log" &
 daemon_pid=$!
 for _ in $(seq 1 100); do
 	"$build_dir/weft" ping >/dev/null 2>&1 && break

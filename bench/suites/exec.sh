@@ -25,7 +25,7 @@ result_line() { # bench impl n start end
 }
 
 url="ipc://$work/weft.sock"
-"$WEFT_BUILD/weftd" --listen "$url" --procs 2 --log-level warn 2>"$work/weftd.log" &
+"$WEFT_BUILD/weftd" --listen "$url" --state-dir none --procs 2 --log-level warn 2>"$work/weftd.log" &
 daemon_pid=$!
 for _ in $(seq 1 100); do
 	"$WEFT_BUILD/weft" --url "$url" ping >/dev/null 2>&1 && break

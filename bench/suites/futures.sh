@@ -13,7 +13,7 @@ cleanup() {
 trap cleanup EXIT
 url="ipc://$work/weft.sock"
 # Every job of the run must stay known until it is collected.
-"$WEFT_BUILD/weftd" --listen "$url" --retain-max $((jobs * 3)) --log-level warn 2>"$work/weftd.log" &
+"$WEFT_BUILD/weftd" --listen "$url" --state-dir none --retain-max $((jobs * 3)) --log-level warn 2>"$work/weftd.log" &
 daemon_pid=$!
 for _ in $(seq 1 100); do
 	"$WEFT_BUILD/weft" --url "$url" ping >/dev/null 2>&1 && break

@@ -90,9 +90,17 @@ measure() {
 	fi
 }
 
+# weftd's store for the next measure_weft: "none" (in memory), or "full"/"normal"
+# (a fresh journal under $work with that --sync).
+journal=none
 start_weftd() {
 	rm -f "$work/weft.sock"
-	"$weftd" --listen "ipc://$work/weft.sock" >"$work/weftd.log" 2>&1 &
+	local state=(--state-dir none)
+	if [ "$journal" != none ]; then
+		rm -rf "$work/state"
+		state=(--state-dir "$work/state" --sync "$journal")
+	fi
+	"$weftd" --listen "ipc://$work/weft.sock" "${state[@]}" >"$work/weftd.log" 2>&1 &
 	server_pid=$!
 	if ! "$weft_bench" --url "ipc://$work/weft.sock" --probe --seconds 10; then
 		echo "ipc: weftd did not start; its log:" >&2
@@ -198,6 +206,11 @@ measure_nng --bench ipc_inflight64 --impl nng $many
 measure_nng --bench ipc_inflight64 --impl nng-sync --sync $many
 measure_weft --bench ipc_inflight64 --impl weft --mode serial $many
 measure_weft --bench ipc_inflight64 --impl weft-raw --via raw --mode serial $many
+# The journal's cost (issue 12): the same with a store, at each --sync.
+for journal in normal full; do
+	measure_weft --bench ipc_inflight64 --impl "weft-journal-$journal" --mode serial $many
+done
+journal=none
 if start_beanstalkd; then
 	measure "$beanstalk_bench" --port "$beanstalk_port" --bench ipc_inflight64 \
 		--impl beanstalkd --inflight "$inflight" --count "$beanstalk_inflight_count" \
@@ -213,5 +226,13 @@ batch="--mode batch --jobs $batch_jobs --batch $batch_size --batch-inflight $bat
 batch="$batch --inflight $inflight --seconds $seconds"
 measure_weft --bench ipc_batch --impl weft --via libweft $batch
 measure_weft --bench ipc_batch --impl weft-raw --via raw $batch
+for journal in normal full; do
+	measure_weft --bench ipc_batch --impl "weft-journal-$journal" --via libweft $batch
+done
+journal=none
+for journal in normal full; do
+	measure_weft --bench ipc_serial --impl "weft-journal-$journal" --mode serial $serial
+done
+journal=none
 
 exit "$failed"

@@ -35,7 +35,8 @@ extern "C" {
 	XX(EPROTO, "protocol_error", "the reply could not be understood")                  \
 	XX(EINVAL, "invalid_argument", "invalid argument")                                 \
 	XX(EINTERNAL, "internal", "internal error")                                        \
-	XX(ECANCELED, "cancelled", "the task was cancelled")
+	XX(ECANCELED, "cancelled", "the task was cancelled")                               \
+	XX(EJOURNALFULL, "journal_full", "the journal cannot be written (disk full); nothing was accepted")
 
 #define WEFT_ERROR_ENUM_(name, code, message) WEFT_##name,
 /* Error codes. WEFT_OK is 0; every other value is positive. */

@@ -1,0 +1,489 @@
+/*
+ * The journal (issue 12), end to end: a real weftd on a state directory of
+ * the test's own, killed with SIGKILL or stopped, and started again on it.
+ * One test per restart rule, and the kill -9 under load.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/fixture.h"
+#include "tests/wire.h"
+
+/* A state directory owned by the test; removed at the end. */
+struct store {
+	char directory[128];
+	const char *args[8];
+};
+
+static void store_make(struct store *store, const char *extra)
+{
+	snprintf(store->directory, sizeof(store->directory), "/tmp/weft-journal-XXXXXX");
+	ck_assert_msg(mkdtemp(store->directory) != NULL, "mkdtemp: %s", strerror(errno));
+	size_t n = 0;
+	store->args[n++] = "--state-dir";
+	store->args[n++] = store->directory;
+	store->args[n++] = "--sync";
+	store->args[n++] = "normal";
+	if (extra != NULL) {
+		store->args[n++] = "--retain-max";
+		store->args[n++] = extra;
+	}
+	store->args[n] = NULL;
+}
+
+static void store_remove(struct store *store)
+{
+	char command[256];
+	snprintf(command, sizeof(command), "rm -rf '%s'", store->directory);
+	ck_assert_int_eq(system(command), 0);
+}
+
+static void kill_daemon(fixture *daemon)
+{
+	int status;
+	fixture_stop_within(daemon, SIGKILL, 10, &status);
+}
+
+static json_t *call(fixture *daemon, const char *format, ...)
+	__attribute__((format(printf, 2, 3)));
+static json_t *call(fixture *daemon, const char *format, ...)
+{
+	char text[4096];
+	va_list list;
+	va_start(list, format);
+	vsnprintf(text, sizeof(text), format, list);
+	va_end(list);
+	return wire_call(daemon->url, text);
+}
+
+static json_int_t submit_ok(fixture *daemon, const char *text)
+{
+	json_t *reply = wire_call(daemon->url, text);
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "submit %s: %s", text,
+	              json_dumps(reply, 0));
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	return id;
+}
+
+/* The job object of `id` (new reference), or NULL when unknown. */
+static json_t *status_of(fixture *daemon, json_int_t id)
+{
+	json_t *reply = call(daemon, "{\"op\":\"status\",\"id\":%lld}", (long long)id);
+	json_t *job = json_incref(json_object_get(reply, "job"));
+	json_decref(reply);
+	return job;
+}
+
+static const char *state_of(const json_t *job)
+{
+	return json_string_value(json_object_get(job, "state"));
+}
+
+/* Waits (at most 30 s: a hang guard) for the job to finish; its result reply. */
+static json_t *result_of(fixture *daemon, json_int_t id)
+{
+	char text[128];
+	snprintf(text, sizeof(text), "{\"op\":\"result\",\"id\":%lld,\"timeout\":30}", (long long)id);
+	json_t *reply = wire_call_text(daemon->url, text, strlen(text), 40000);
+	ck_assert_ptr_nonnull(reply);
+	return reply;
+}
+
+/* Waits (30 s hang guard) until the job runs, then until its start is in
+ * the journal: a cancel of an unknown id is answered after a commit. */
+static void wait_running(fixture *daemon, json_int_t id)
+{
+	double deadline = fixture_now() + 30;
+	for (;;) {
+		json_t *job = status_of(daemon, id);
+		bool running = strcmp(state_of(job), "running") == 0;
+		json_decref(job);
+		if (running)
+			break;
+		ck_assert_msg(fixture_now() < deadline, "job %lld never started", (long long)id);
+		usleep(10000);
+	}
+	json_decref(call(daemon, "{\"op\":\"cancel\",\"id\":999999}"));
+}
+
+START_TEST(queued_jobs_run_after_a_kill)
+{
+	struct store store;
+	store_make(&store, NULL);
+	fixture daemon;
+	fixture_start(&daemon, store.args);
+	json_decref(call(&daemon, "{\"op\":\"queue.set\",\"name\":\"one\",\"max\":1}"));
+	json_int_t first = submit_ok(&daemon, "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"argv\":"
+	                                      "[\"sleep\",\"60\"]},\"queue\":\"one\"}");
+	json_int_t second = submit_ok(&daemon, "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"argv\":"
+	                                       "[\"echo\",\"after the restart\"]},\"queue\":\"one\"}");
+	wait_running(&daemon, first);
+	kill_daemon(&daemon);
+	fixture_start(&daemon, store.args);
+	json_t *reply = result_of(&daemon, second);
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", json_dumps(reply, 0));
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(reply, "result"), "stdout")),
+	                 "after the restart\n");
+	json_decref(reply);
+	json_t *job = status_of(&daemon, first);
+	ck_assert_str_eq(state_of(job), "failed");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "error"), "type")),
+	                 "Interrupted");
+	json_decref(job);
+	reply = call(&daemon, "{\"op\":\"queues\"}");
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_array_get(json_object_get(reply, "queues"), 0), "name")),
+	                 "one");
+	json_decref(reply);
+	fixture_stop(&daemon);
+	store_remove(&store);
+}
+END_TEST
+
+START_TEST(a_future_set_after_a_restart_releases_its_dependents)
+{
+	struct store store;
+	store_make(&store, NULL);
+	fixture daemon;
+	fixture_start(&daemon, store.args);
+	json_int_t future = submit_ok(&daemon, "{\"op\":\"future.new\"}");
+	char text[256];
+	snprintf(text, sizeof(text),
+	         "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":7},\"after\":[%lld]}",
+	         (long long)future);
+	json_int_t dependent = submit_ok(&daemon, text);
+	kill_daemon(&daemon);
+	fixture_start(&daemon, store.args);
+	json_t *job = status_of(&daemon, future);
+	ck_assert_str_eq(state_of(job), "pending");
+	json_decref(job);
+	json_t *reply = call(&daemon, "{\"op\":\"future.set\",\"id\":%lld,\"result\":1}",
+	                     (long long)future);
+	ck_assert(json_is_true(json_object_get(reply, "ok")));
+	json_decref(reply);
+	reply = result_of(&daemon, dependent);
+	ck_assert_msg(json_integer_value(json_object_get(reply, "result")) == 7, "%s",
+	              json_dumps(reply, 0));
+	json_decref(reply);
+	fixture_stop(&daemon);
+	store_remove(&store);
+}
+END_TEST
+
+START_TEST(a_delayed_job_keeps_its_time)
+{
+	struct store store;
+	store_make(&store, NULL);
+	fixture daemon;
+	fixture_start(&daemon, store.args);
+	json_int_t id = submit_ok(&daemon, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},"
+	                                   "\"delay\":1.5}");
+	json_t *job = status_of(&daemon, id);
+	double created = json_real_value(json_object_get(job, "created"));
+	json_decref(job);
+	kill_daemon(&daemon);
+	fixture_start(&daemon, store.args);
+	json_decref(result_of(&daemon, id));
+	job = status_of(&daemon, id);
+	ck_assert_str_eq(state_of(job), "done");
+	double started = json_real_value(json_object_get(job, "started"));
+	ck_assert_msg(started >= created + 1.5 - 0.01, "started %f, created %f", started, created);
+	json_decref(job);
+	fixture_stop(&daemon);
+	store_remove(&store);
+}
+END_TEST
+
+START_TEST(a_running_job_ends_interrupted_or_retries)
+{
+	struct store store;
+	store_make(&store, NULL);
+	fixture daemon;
+	fixture_start(&daemon, store.args);
+	json_int_t failing = submit_ok(&daemon, "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":"
+	                                        "{\"seconds\":60}}");
+	json_int_t retrying = submit_ok(&daemon, "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":"
+	                                         "{\"seconds\":60},\"retries\":1,"
+	                                         "\"on_interrupt\":\"retry\"}");
+	/* Both must have started, so that they are running when weftd dies. */
+	wait_running(&daemon, failing);
+	wait_running(&daemon, retrying);
+	kill_daemon(&daemon);
+	fixture_start(&daemon, store.args);
+	json_t *job = status_of(&daemon, failing);
+	ck_assert_str_eq(state_of(job), "failed");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "error"), "type")),
+	                 "Interrupted");
+	json_decref(job);
+	job = status_of(&daemon, retrying);
+	ck_assert_str_eq(state_of(job), "running");
+	json_t *attempts = json_object_get(job, "attempts");
+	ck_assert_int_eq(json_array_size(attempts), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_object_get(json_array_get(attempts, 0), "error"), "type")),
+	                 "Interrupted");
+	json_decref(job);
+	fixture_stop(&daemon);
+	store_remove(&store);
+}
+END_TEST
+
+START_TEST(ids_keep_growing_and_results_stay)
+{
+	struct store store;
+	store_make(&store, NULL);
+	fixture daemon;
+	fixture_start(&daemon, store.args);
+	json_int_t before = submit_ok(&daemon, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":"
+	                                       "\"kept\"}}");
+	fixture_stop(&daemon); /* a clean restart, too */
+	fixture_start(&daemon, store.args);
+	json_int_t after = submit_ok(&daemon, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1}}");
+	ck_assert_msg(after > before, "id %lld after the restart, %lld before", (long long)after,
+	              (long long)before);
+	json_t *reply = result_of(&daemon, before);
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "result")), "kept");
+	json_decref(reply);
+	kill_daemon(&daemon);
+	fixture_start(&daemon, store.args);
+	json_int_t third = submit_ok(&daemon, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1}}");
+	ck_assert(third > after);
+	json_t *stats = call(&daemon, "{\"op\":\"stats\"}");
+	json_t *journal = json_object_get(stats, "journal");
+	ck_assert(json_is_true(json_object_get(journal, "enabled")));
+	ck_assert_int_ge(json_integer_value(json_object_get(journal, "commits")), 1);
+	ck_assert_int_gt(json_integer_value(json_object_get(journal, "file_bytes")), 0);
+	ck_assert_ptr_nonnull(json_object_get(journal, "last_commit_ms"));
+	ck_assert_ptr_nonnull(json_object_get(journal, "jobs_per_commit"));
+	json_decref(stats);
+	fixture_stop(&daemon);
+	store_remove(&store);
+}
+END_TEST
+
+START_TEST(retention_still_evicts_after_a_restart)
+{
+	struct store store;
+	store_make(&store, "2");
+	fixture daemon;
+	fixture_start(&daemon, store.args);
+	json_int_t ids[5];
+	for (int i = 0; i < 5; i++)
+		ids[i] = submit_ok(&daemon, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1}}");
+	json_decref(call(&daemon, "{\"op\":\"cancel\",\"id\":999999}")); /* a commit barrier */
+	kill_daemon(&daemon);
+	fixture_start(&daemon, store.args);
+	for (int i = 0; i < 5; i++) {
+		json_t *job = status_of(&daemon, ids[i]);
+		if (i < 3)
+			ck_assert_msg(job == NULL, "job %lld was kept", (long long)ids[i]);
+		else
+			ck_assert_msg(job != NULL, "job %lld was dropped", (long long)ids[i]);
+		json_decref(job);
+	}
+	fixture_stop(&daemon);
+	store_remove(&store);
+}
+END_TEST
+
+/* Runs weftd on the store; its exit status, and its log in out. */
+static int weftd_on(struct store *store, char *out, size_t size)
+{
+	char url[200];
+	snprintf(url, sizeof(url), "ipc://%s/weft.sock", store->directory);
+	int pipes[2];
+	ck_assert_int_eq(pipe(pipes), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(pipes[1], STDERR_FILENO);
+		dup2(pipes[1], STDOUT_FILENO);
+		execl(getenv("WEFTD"), "weftd", "--listen", url, "--state-dir", store->directory,
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(pipes[1]);
+	size_t used = 0;
+	ssize_t got;
+	while (used + 1 < size && (got = read(pipes[0], out + used, size - 1 - used)) > 0)
+		used += (size_t)got;
+	out[used] = '\0';
+	close(pipes[0]);
+	int status;
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+START_TEST(a_damaged_store_refuses_to_start)
+{
+	struct store store;
+	store_make(&store, NULL);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/weft.db", store.directory);
+	FILE *file = fopen(path, "w");
+	ck_assert_ptr_nonnull(file);
+	for (int i = 0; i < 512; i++)
+		fputs("not a database at all ", file);
+	fclose(file);
+	char log[8192];
+	ck_assert_int_eq(weftd_on(&store, log, sizeof(log)), 1);
+	ck_assert_msg(strstr(log, path) != NULL && strstr(log, "move it aside") != NULL,
+	              "weftd said: %s", log);
+	store_remove(&store);
+}
+END_TEST
+
+/* One client of the kill -9 test: submits until the daemon dies. */
+struct client {
+	const char *url;
+	int number;
+	json_t *acknowledged; /* {"id": token} */
+};
+
+static void *client_main(void *argument)
+{
+	struct client *client = argument;
+	for (int n = 0;; n++) {
+		char text[1024];
+		bool batch = n % 3 == 2;
+		if (batch)
+			snprintf(text, sizeof(text),
+			         "{\"op\":\"submit\",\"jobs\":[{\"fn\":\"echo\",\"args\":{\"value\":\"c%d-%da\"}},"
+			         "{\"fn\":\"echo\",\"args\":{\"value\":\"c%d-%db\"}},{\"fn\":\"sleep\",\"args\":"
+			         "{\"seconds\":30},\"labels\":{\"t\":\"c%d-%dc\"}}]}",
+			         client->number, n, client->number, n, client->number, n);
+		else
+			snprintf(text, sizeof(text),
+			         "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":\"c%d-%d\"}}",
+			         client->number, n);
+		json_t *reply = wire_call_text(client->url, text, strlen(text), 3000);
+		if (reply == NULL || !json_is_true(json_object_get(reply, "ok"))) {
+			json_decref(reply);
+			return NULL;
+		}
+		char key[32], token[48];
+		if (batch) {
+			const char *suffix[] = {"a", "b", "c"};
+			for (size_t i = 0; i < 3; i++) {
+				snprintf(key, sizeof(key), "%lld",
+				         (long long)json_integer_value(
+						 json_array_get(json_object_get(reply, "ids"), i)));
+				snprintf(token, sizeof(token), "c%d-%d%s", client->number, n, suffix[i]);
+				json_object_set_new(client->acknowledged, key, json_string(token));
+			}
+		} else {
+			snprintf(key, sizeof(key), "%lld",
+			         (long long)json_integer_value(json_object_get(reply, "id")));
+			snprintf(token, sizeof(token), "c%d-%d", client->number, n);
+			json_object_set_new(client->acknowledged, key, json_string(token));
+		}
+		json_decref(reply);
+	}
+}
+
+/* The token a job was submitted with (echo's value, or sleep's label). */
+static const char *token_of(const json_t *job)
+{
+	const json_t *value = json_object_get(json_object_get(job, "args"), "value");
+	if (json_is_string(value))
+		return json_string_value(value);
+	return json_string_value(json_object_get(json_object_get(job, "labels"), "t"));
+}
+
+enum { CLIENTS = 3, ROUNDS = 20 };
+
+START_TEST(kill_9_under_load_loses_no_acknowledged_job)
+{
+	struct store store;
+	store_make(&store, "1000000");
+	store.args[3] = "full";
+	json_t *acknowledged = json_object(); /* every round's, by id */
+	unsigned seed = (unsigned)getpid();
+	for (int round = 0; round < ROUNDS; round++) {
+		fixture daemon;
+		fixture_start(&daemon, store.args);
+		/* The clients found before the kill must all be back. */
+		json_t *listed = call(&daemon, "{\"op\":\"list\",\"limit\":1000000}");
+		json_t *jobs = json_object_get(listed, "jobs");
+		json_t *seen = json_object();
+		size_t i;
+		json_t *job;
+		json_array_foreach(jobs, i, job) {
+			const char *token = token_of(job);
+			ck_assert_ptr_nonnull(token);
+			ck_assert_msg(json_object_get(seen, token) == NULL,
+			              "round %d: token %s appears twice", round, token);
+			json_object_set_new(seen, token, json_true());
+			ck_assert_int_eq(json_integer_value(json_object_get(job, "owner")), (json_int_t)getuid());
+		}
+		const char *key;
+		json_t *token;
+		json_object_foreach(acknowledged, key, token) {
+			json_t *found = status_of(&daemon, strtoll(key, NULL, 10));
+			ck_assert_msg(found != NULL, "round %d: acknowledged job %s is lost", round, key);
+			ck_assert_str_eq(token_of(found), json_string_value(token));
+			json_decref(found);
+		}
+		json_decref(seen);
+		json_decref(listed);
+
+		struct client clients[CLIENTS];
+		pthread_t threads[CLIENTS];
+		for (int c = 0; c < CLIENTS; c++) {
+			clients[c] = (struct client){.url = daemon.url, .number = round * CLIENTS + c,
+			                             .acknowledged = json_object()};
+			pthread_create(&threads[c], NULL, client_main, &clients[c]);
+		}
+		/* A random moment of the load to kill at. */
+		usleep(5000 + rand_r(&seed) % 100000);
+		kill_daemon(&daemon);
+		for (int c = 0; c < CLIENTS; c++) {
+			pthread_join(threads[c], NULL);
+			json_object_update(acknowledged, clients[c].acknowledged);
+			json_decref(clients[c].acknowledged);
+		}
+	}
+	ck_assert_int_gt(json_object_size(acknowledged), 0);
+	json_decref(acknowledged);
+	store_remove(&store);
+}
+END_TEST
+
+static Suite *journal_suite(void)
+{
+	Suite *suite = suite_create("journal");
+	TCase *restart = tcase_create("restart");
+	tcase_set_timeout(restart, 90);
+	tcase_add_test(restart, queued_jobs_run_after_a_kill);
+	tcase_add_test(restart, a_future_set_after_a_restart_releases_its_dependents);
+	tcase_add_test(restart, a_delayed_job_keeps_its_time);
+	tcase_add_test(restart, a_running_job_ends_interrupted_or_retries);
+	tcase_add_test(restart, ids_keep_growing_and_results_stay);
+	tcase_add_test(restart, retention_still_evicts_after_a_restart);
+	tcase_add_test(restart, a_damaged_store_refuses_to_start);
+	suite_add_tcase(suite, restart);
+	TCase *load = tcase_create("load");
+	tcase_set_timeout(load, 300);
+	tcase_add_test(load, kill_9_under_load_loses_no_acknowledged_job);
+	suite_add_tcase(suite, load);
+	return suite;
+}
+
+int main(void)
+{
+	SRunner *runner = srunner_create(journal_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
