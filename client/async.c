@@ -533,6 +533,8 @@ static void finish(weft_call *call, int rv, bool clean)
 		clean = false; /* the stop may have cut a request short */
 	}
 	call->error = rv;
+	if (rv != WEFT_OK && call->about_id != 0)
+		last_error_set_id(call->about_id);
 	if (rv != WEFT_OK)
 		call->error_info = *weft_last_error();
 	else

@@ -73,6 +73,8 @@ struct weft_call {
 	pthread_cond_t wait_cond;
 	weft_call *queue_next;  /* on a completion queue: the queue's lock */
 
+	uint64_t about_id;      /* the job the call is about, named in its error (0: none) */
+
 	/* --- the outcome, written before completion, read-only after --- */
 	int error;
 	weft_error_info error_info;
