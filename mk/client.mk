@@ -85,14 +85,20 @@ $(BUILD)/tests/check_client_futures: $(BUILD)/tests/check_client_futures.o \
 	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/tests/check_client_futures.o $(TEST_FIXTURE_OBJS) \
 		$(BUILD)/libweft.so -Wl,-rpath,'$$ORIGIN/..' $(CLIENT_TEST_LIBS) -lpthread
 
+$(BUILD)/tests/check_client_async: $(BUILD)/tests/check_client_async.o \
+		$(TEST_FIXTURE_OBJS) $(BUILD)/libweft.so
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/tests/check_client_async.o $(TEST_FIXTURE_OBJS) \
+		$(BUILD)/libweft.so -Wl,-rpath,'$$ORIGIN/..' $(CLIENT_TEST_LIBS) -lpthread
+
 $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(TEST_FIXTURE_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(JANSSON_LIBS) $(NNG_LIBS)
 
 $(BUILD)/tests/check_client.o $(BUILD)/tests/check_client_daemon.o $(BUILD)/tests/check_cli.o \
-$(BUILD)/tests/check_client_futures.o $(BUILD)/tests/fixture.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+$(BUILD)/tests/check_client_futures.o $(BUILD)/tests/check_client_async.o \
+$(BUILD)/tests/fixture.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
 CHECK_PROGS += $(BUILD)/tests/check_client $(BUILD)/tests/check_client_daemon \
-	$(BUILD)/tests/check_cli $(BUILD)/tests/check_client_futures
+	$(BUILD)/tests/check_cli $(BUILD)/tests/check_client_futures $(BUILD)/tests/check_client_async
 
 # The exec function from both sides (issue 4): weft run/submit through the CLI
 # binary, and the daemon's exec jobs through libweft.

@@ -76,7 +76,7 @@ CHECK_PROGS += $(BUILD)/tests/check_tasks
 
 # weftd itself under ThreadSanitizer: the daemon-level tests drive a TSan weftd
 # (a race report makes it exit non-zero at shutdown, which the fixture checks).
-TSAN_DAEMON_TESTS := check_daemon check_threaded check_tasks check_offload check_futures \
+TSAN_DAEMON_TESTS := check_client_async check_daemon check_threaded check_tasks check_offload check_futures \
 	check_schedule check_gather check_mainloop
 .PHONY: check-tsan-daemon
 check-tsan-daemon:
