@@ -112,3 +112,6 @@ $(BUILD)/tests/check_exec: $(BUILD)/tests/check_exec.o $(TEST_FIXTURE_OBJS) $(BU
 $(BUILD)/tests/check_cli_exec.o $(BUILD)/tests/check_exec.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
 CHECK_PROGS += $(BUILD)/tests/check_cli_exec $(BUILD)/tests/check_exec
+
+# examples/async_libevent.c built and run against a real weftd.
+CHECK_SCRIPTS += tests/async_example.sh
