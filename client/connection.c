@@ -1,25 +1,13 @@
 /*
- * The connection to weftd.
+ * The connection to weftd: dialing, the first ping, closing, and the
+ * blocking round trip that the blocking calls share.
  *
- * One REQ socket per client, one nng context per call in flight: nng matches
- * each reply to its context, so threads share the socket. Contexts are kept
- * on an idle list between calls (the only lock of ours), and one that saw an
- * error is closed rather than reused.
+ * Every request, blocking or not, is a call of the engine in client/async.c
+ * (its design block explains contexts, resend, timeouts and stopping): a
+ * blocking round trip starts one and waits for it on the calling thread.
  *
  * Resend is off (NNG_OPT_REQ_RESENDTIME = infinite) before any context is
  * opened, because contexts copy the socket's setting when they are created.
- * With resend off, nng 1.5 fails a context's pending receive with
- * NNG_ECONNRESET when the connection it was sent on closes, instead of
- * sending the request again on the next connection. We report that as
- * WEFT_ECLOSED: a long poll is never sent twice and a submit never creates a
- * job twice, at the price that the caller does not know whether a request
- * that was in flight was carried out.
- *
- * A send waits for a connection (nng holds it until a pipe is ready) at most
- * SEND_TIMEOUT_MS. The reply is waited for as long as the request asks the
- * daemon to wait (result/wait timeouts) plus REPLY_SLACK_MS, so that a
- * daemon that never answers cannot hang a caller forever, except for the
- * requests that ask to wait forever.
  */
 #include "client/connection.h"
 
@@ -35,14 +23,13 @@
 #include <nng/supplemental/tls/tls.h>
 
 #include "client/allocator.h"
+#include "client/async.h"
 #include "client/json_check.h"
 #include "client/last_error.h"
 #include "proto/proto.h"
 #include "proto/tls.h"
 #include "proto/url.h"
 
-#define SEND_TIMEOUT_MS 10000
-#define REPLY_SLACK_MS 30000
 /* Replies can be large (a list of 10000 jobs, a batch of 100000 ids); this
  * bounds what a broken or hostile peer can make us allocate. */
 #define REPLY_MAX_BYTES (64 * 1024 * 1024)
@@ -50,229 +37,47 @@
 #define RECONNECT_MAX_MS 2000
 #define URL_MAX 4096
 
-static nng_duration reply_timeout_ms(double reply_wait)
-{
-	if (reply_wait < 0 || isnan(reply_wait))
-		return NNG_DURATION_INFINITE;
-	double milliseconds = ceil(reply_wait * 1000.0) + REPLY_SLACK_MS;
-	if (milliseconds >= (double)INT32_MAX)
-		return NNG_DURATION_INFINITE;
-	return (nng_duration)milliseconds;
-}
+/* A blocking round trip is a raw call (any reply object is the answer). */
+static const struct async_op round_trip_op = {.name = "request", .raw = true};
 
-static int send_failure(const weft_client *client, int nng_error)
+/* Starts call (its request set, or rv an error from setting it) and waits. */
+static int wait_for(weft_call *call, int rv, json_t **reply)
 {
-	switch (nng_error) {
-	case NNG_ENOMEM:
-		return last_error_set(WEFT_ENOMEM, "out of memory sending a request to %s",
-		                      client->url);
-	case NNG_ECLOSED:
-		return last_error_set(WEFT_ECLOSED, "the client for %s is closed", client->url);
-	case NNG_ETIMEDOUT:
-		return last_error_set(WEFT_ECONNECT,
-		                      "no connection to weftd at %s for %d s (did it stop?)",
-		                      client->url, SEND_TIMEOUT_MS / 1000);
-	default:
-		return last_error_set(WEFT_ECONNECT, "cannot send to weftd at %s: %s", client->url,
-		                      nng_strerror(nng_error));
-	}
-}
-
-static int receive_failure(const weft_client *client, int nng_error, nng_duration waited)
-{
-	switch (nng_error) {
-	case NNG_ENOMEM:
-		return last_error_set(WEFT_ENOMEM, "out of memory receiving a reply from %s",
-		                      client->url);
-	case NNG_ECLOSED:
-		return last_error_set(WEFT_ECLOSED, "the client for %s is closed", client->url);
-	case NNG_ECONNRESET:
-		return last_error_set(WEFT_ECLOSED,
-		                      "the connection to weftd at %s was lost before the reply "
-		                      "came; the request was not sent again, so it may or may "
-		                      "not have been carried out",
-		                      client->url);
-	case NNG_ETIMEDOUT:
-		return last_error_set(WEFT_ETIMEOUT, "weftd at %s sent no reply within %.1f s",
-		                      client->url, waited / 1000.0);
-	default:
-		return last_error_set(WEFT_ECLOSED, "no reply from weftd at %s: %s", client->url,
-		                      nng_strerror(nng_error));
-	}
-}
-
-static int parse_reply(const weft_client *client, nng_msg *message, json_t **reply)
-{
-	/* JSON_ALLOW_NUL: a command's output may hold NUL bytes (\u0000), and one
-	 * such job must not make every reply that lists it unreadable. jansson
-	 * leaves the error's code byte unset on some allocation failures: start
-	 * from json_error_unknown. */
-	json_error_t parse_error;
-	memset(&parse_error, 0, sizeof(parse_error));
-	json_t *parsed = json_loadb(nng_msg_body(message), nng_msg_len(message), JSON_ALLOW_NUL,
-	                            &parse_error);
-	if (parsed == NULL) {
-		/* jansson 2.14 reports most failed allocations as syntax errors:
-		 * text that is valid JSON failed for lack of memory. Number
-		 * overflows are reported as themselves. */
-		enum json_error_code kind = json_error_code(&parse_error);
-		if (kind == json_error_out_of_memory ||
-		    ((kind == json_error_unknown || kind == json_error_invalid_syntax) &&
-		     json_check_syntax(nng_msg_body(message), nng_msg_len(message))))
-			return last_error_set(WEFT_ENOMEM, "out of memory reading a reply");
-		return last_error_set(WEFT_EPROTO, "the reply from %s is not JSON: %s", client->url,
-		                      parse_error.text);
-	}
-	if (!json_is_object(parsed) || !json_is_boolean(json_object_get(parsed, "ok"))) {
-		json_decref(parsed);
-		return last_error_set(WEFT_EPROTO,
-		                      "the reply from %s is not a weft reply (no \"ok\"); "
-		                      "is the URL a weftd?",
-		                      client->url);
-	}
-	*reply = parsed;
-	return WEFT_OK;
-}
-
-/* Most contexts kept idle; more are closed after their call. */
-#define IDLE_CHANNELS_MAX 64
-
-static void channel_free(struct connection_channel *channel)
-{
-	nng_ctx_close(channel->context);
-	nng_aio_free(channel->aio);
-	allocator_free(channel);
-}
-
-/* An idle channel, or a new one. Returns 0 or an nng error (NNG_ENOMEM). */
-static int channel_take(weft_client *client, struct connection_channel **out)
-{
-	pthread_mutex_lock(&client->channel_lock);
-	struct connection_channel *channel = client->idle_channels;
-	if (channel != NULL) {
-		client->idle_channels = channel->next;
-		client->idle_count--;
-	}
-	pthread_mutex_unlock(&client->channel_lock);
-	if (channel != NULL) {
-		*out = channel;
-		return 0;
-	}
-	if ((channel = allocator_calloc(1, sizeof(*channel))) == NULL)
-		return NNG_ENOMEM;
-	int rv = nng_aio_alloc(&channel->aio, NULL, NULL);
-	if (rv != 0) {
-		allocator_free(channel);
+	if (rv != WEFT_OK) {
+		weft_call_free(call);
 		return rv;
 	}
-	if ((rv = nng_ctx_open(&channel->context, client->socket)) != 0) {
-		nng_aio_free(channel->aio);
-		allocator_free(channel);
-		return rv;
+	if ((rv = async_call_start(call, NULL)) != WEFT_OK)
+		return rv; /* the call is freed */
+	if ((rv = async_call_wait(call)) == WEFT_OK) {
+		*reply = call->reply;
+		call->reply = NULL;
 	}
-	*out = channel;
-	return 0;
-}
-
-/* Back to the idle list after a call that went right. */
-static void channel_give(weft_client *client, struct connection_channel *channel)
-{
-	pthread_mutex_lock(&client->channel_lock);
-	bool keep = client->idle_count < IDLE_CHANNELS_MAX;
-	if (keep) {
-		channel->next = client->idle_channels;
-		client->idle_channels = channel;
-		client->idle_count++;
-	}
-	pthread_mutex_unlock(&client->channel_lock);
-	if (!keep)
-		channel_free(channel);
+	weft_call_free(call);
+	return rv;
 }
 
 int connection_round_trip(weft_client *client, const void *bytes, size_t size,
                           double reply_wait, json_t **reply)
 {
-	/* Every call reaches the daemon through here, so one check covers them all. */
-	if (client == NULL)
-		return last_error_set(WEFT_EINVAL, "no client given (NULL); connect first with "
-		                                   "weft_connect");
-	size_t transport_limit = client->max_message * PROTO_TRANSPORT_SLACK_FACTOR;
-	if (size > transport_limit)
-		return last_error_set(WEFT_ETOOLARGE,
-		                      "request of %zu bytes is more than %d x weftd's --max-message "
-		                      "(%zu bytes), so the daemon would drop it unread; send less "
-		                      "at a time (a smaller batch) or raise --max-message",
-		                      size, PROTO_TRANSPORT_SLACK_FACTOR, client->max_message);
-	nng_msg *message = NULL;
-	struct connection_channel *channel = NULL;
-	int rv;
-	if ((rv = nng_msg_alloc(&message, size)) != 0) {
-		rv = send_failure(client, rv);
-		goto fail;
-	}
-	memcpy(nng_msg_body(message), bytes, size);
-	if ((rv = channel_take(client, &channel)) != 0) {
-		rv = send_failure(client, rv);
-		goto fail_message;
-	}
-	nng_aio *aio = channel->aio;
-
-	nng_aio_set_timeout(aio, SEND_TIMEOUT_MS);
-	nng_aio_set_msg(aio, message);
-	nng_ctx_send(channel->context, aio);
-	nng_aio_wait(aio);
-	if ((rv = nng_aio_result(aio)) != 0) {
-		/* A failed send leaves the message with us. */
-		rv = send_failure(client, rv);
-		goto fail_channel;
-	}
-	message = NULL;
-
-	nng_duration waited = reply_timeout_ms(reply_wait);
-	nng_aio_set_timeout(aio, waited);
-	nng_ctx_recv(channel->context, aio);
-	nng_aio_wait(aio);
-	if ((rv = nng_aio_result(aio)) != 0) {
-		rv = receive_failure(client, rv, waited);
-		goto fail_channel;
-	}
-	message = nng_aio_get_msg(aio);
-	json_t *parsed = NULL;
-	if ((rv = parse_reply(client, message, &parsed)) != 0)
-		goto fail_channel;
-	nng_msg_free(message);
-	channel_give(client, channel);
-	*reply = parsed;
-	return WEFT_OK;
-
-fail_channel:
-	/* A context that saw an error may still hold a request: never reuse it. */
-	channel_free(channel);
-fail_message:
-	if (message != NULL)
-		nng_msg_free(message);
-fail:
-	return rv;
+	weft_call *call = NULL;
+	int rv = async_call_new(client, &round_trip_op, NULL, &call);
+	if (rv != WEFT_OK)
+		return rv;
+	return wait_for(call, async_call_set_request(call, bytes, size, reply_wait), reply);
 }
 
 int connection_round_trip_json(weft_client *client, const json_t *request, double reply_wait,
                                json_t **reply)
 {
-	/* Serialise once to learn the size, once into the buffer: jansson has
-	 * no cheaper way to size a document. */
-	size_t size = json_dumpb(request, NULL, 0, JSON_COMPACT);
-	if (size == 0)
-		return last_error_set(WEFT_ENOMEM, "out of memory encoding a request");
-	char *buffer = allocator_alloc(size);
-	if (buffer == NULL)
-		return last_error_set(WEFT_ENOMEM, "out of memory encoding a request");
-	int rv;
-	if (json_dumpb(request, buffer, size, JSON_COMPACT) != size)
-		rv = last_error_set(WEFT_ENOMEM, "out of memory encoding a request");
-	else
-		rv = connection_round_trip(client, buffer, size, reply_wait, reply);
-	allocator_free(buffer);
-	return rv;
+	weft_call *call = NULL;
+	int rv = async_call_new(client, &round_trip_op, NULL, &call);
+	if (rv != WEFT_OK)
+		return rv;
+	/* json_incref only counts a reference; it leaves the request as it is. */
+	return wait_for(call,
+	                async_call_set_request_json(call, json_incref((json_t *)request), reply_wait),
+	                reply);
 }
 
 int connection_op(weft_client *client, json_t *request, double reply_wait, json_t **reply)
@@ -455,19 +260,6 @@ fail:
 	return rv;
 }
 
-/* Frees the idle channels; no call may be running. */
-static void close_channels(weft_client *client)
-{
-	struct connection_channel *channel = client->idle_channels;
-	client->idle_channels = NULL;
-	client->idle_count = 0;
-	while (channel != NULL) {
-		struct connection_channel *next = channel->next;
-		channel_free(channel);
-		channel = next;
-	}
-}
-
 int weft_connect(const char *url, weft_client **out)
 {
 	last_error_clear();
@@ -487,7 +279,8 @@ int weft_connect(const char *url, weft_client **out)
 	if (client == NULL)
 		return last_error_set(WEFT_ENOMEM, "out of memory creating a client");
 	client->max_message = PROTO_DEFAULT_MAX_MESSAGE;
-	pthread_mutex_init(&client->channel_lock, NULL);
+	pthread_mutex_init(&client->calls_lock, NULL);
+	pthread_cond_init(&client->calls_done, NULL);
 	if ((client->url = allocator_strdup(url)) == NULL) {
 		rv = last_error_set(WEFT_ENOMEM, "out of memory creating a client");
 		goto fail_client;
@@ -500,12 +293,13 @@ int weft_connect(const char *url, weft_client **out)
 	return WEFT_OK;
 
 fail_socket:
-	close_channels(client);
+	async_client_close(client);
 	nng_close(client->socket);
 fail_url:
 	allocator_free(client->url);
 fail_client:
-	pthread_mutex_destroy(&client->channel_lock);
+	pthread_cond_destroy(&client->calls_done);
+	pthread_mutex_destroy(&client->calls_lock);
 	allocator_free(client);
 	return rv;
 }
@@ -514,9 +308,10 @@ void weft_close(weft_client *client)
 {
 	if (client == NULL)
 		return;
-	close_channels(client);
+	async_client_close(client);
 	nng_close(client->socket);
-	pthread_mutex_destroy(&client->channel_lock);
+	pthread_cond_destroy(&client->calls_done);
+	pthread_mutex_destroy(&client->calls_lock);
 	allocator_free(client->url);
 	allocator_free(client);
 }

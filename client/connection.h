@@ -1,7 +1,7 @@
 /*
- * The connection to weftd: the weft_client handle and one request/reply
- * round trip on its own nng context. Any thread; a client is shared freely
- * between threads (its fields are written once, in weft_connect).
+ * The connection to weftd: the weft_client handle, and blocking round trips
+ * made as calls of the engine (client/async.h). Any thread; a client is
+ * shared freely between threads.
  */
 #ifndef CLIENT_CONNECTION_H
 #define CLIENT_CONNECTION_H
@@ -16,23 +16,22 @@
 
 #include "weft/client.h"
 
-/* An nng context with its aio, kept between calls: opening and closing them
- * for every call cost a fifth of a round trip. Owned by the client's idle
- * list, or by the one call using it. */
-struct connection_channel {
-	struct connection_channel *next;
-	nng_ctx context;
-	nng_aio *aio;
-};
+struct async_channel;
+struct weft_call;
 
 struct weft_client {
 	nng_socket socket;  /* REQ; thread-safe in nng */
 	nng_dialer dialer;  /* redials in the background after a drop */
 	char *url;          /* owned (allocator_) */
-	size_t max_message; /* the daemon's --max-message, from its ping */
-	pthread_mutex_t channel_lock; /* guards the idle list below */
-	struct connection_channel *idle_channels;
-	size_t idle_count;
+	size_t max_message; /* the daemon's --max-message, from its ping; written once */
+	/* The call engine's (client/async.c), all guarded by calls_lock: */
+	pthread_mutex_t calls_lock;
+	pthread_cond_t calls_done; /* outstanding_count reached 0 while closing */
+	struct weft_call *outstanding; /* calls started and not yet completed */
+	size_t outstanding_count;      /* calls started and not yet delivered */
+	bool closing;                  /* weft_close has begun: no new calls */
+	struct async_channel *idle_channels;
+	struct async_channel *all_channels;
 };
 
 /* Sends bytes as one request and waits for the reply, which may take

@@ -85,3 +85,8 @@ void last_error_set_id(unsigned long long id)
 	if (last_error_record.id == 0)
 		last_error_record.id = id;
 }
+
+void last_error_restore(const weft_error_info *info)
+{
+	last_error_record = *info;
+}

@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include "weft/client.h"
+
 /* Resets the record to WEFT_OK; every public call starts with it. */
 void last_error_clear(void);
 
@@ -19,6 +21,10 @@ int last_error_set(int code, const char *format, ...) __attribute__((format(prin
  * (borrowed) and returns its code; a reply without a readable error gives
  * WEFT_EPROTO. */
 int last_error_set_from_reply(const json_t *reply);
+
+/* Makes info (borrowed) the thread's record: a blocking call hands on the
+ * error its call met on nng's thread. */
+void last_error_restore(const weft_error_info *info);
 
 /* Adds the job id the error is about (when the daemon did not name one). */
 void last_error_set_id(unsigned long long id);

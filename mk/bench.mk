@@ -37,3 +37,8 @@ bench:
 	scripts/deps.sh bench
 	BENCH_RUNS=$(BENCH_RUNS) WEFT_BUILD=$(abspath $(BUILD)) WEFT_SOURCE=$(abspath .) \
 		bench/run $(BENCH)
+
+# libweft's asynchronous API through the public API alone (bench/async).
+BENCH_PROGS += $(BUILD)/bench/async/async_bench
+$(BUILD)/bench/async/async_bench: $(BUILD)/bench/async/async_bench.o $(BUILD)/libweft.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) -lm -lpthread

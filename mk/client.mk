@@ -1,6 +1,6 @@
 # libweft (shared and static), its pkg-config file, the weft CLI and their tests.
 
-LIBWEFT_SRCS := client/allocator.c client/last_error.c client/connection.c \
+LIBWEFT_SRCS := client/allocator.c client/last_error.c client/connection.c client/async.c client/ops.c \
 	client/job_spec.c client/jobs.c client/futures.c client/queues.c client/json_check.c $(PROTO_SRCS)
 LIBWEFT_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/%.o)
 LIBWEFT_PIC_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/pic/%.o)
@@ -85,14 +85,20 @@ $(BUILD)/tests/check_client_futures: $(BUILD)/tests/check_client_futures.o \
 	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/tests/check_client_futures.o $(TEST_FIXTURE_OBJS) \
 		$(BUILD)/libweft.so -Wl,-rpath,'$$ORIGIN/..' $(CLIENT_TEST_LIBS) -lpthread
 
+$(BUILD)/tests/check_client_async: $(BUILD)/tests/check_client_async.o \
+		$(TEST_FIXTURE_OBJS) $(BUILD)/libweft.so
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/tests/check_client_async.o $(TEST_FIXTURE_OBJS) \
+		$(BUILD)/libweft.so -Wl,-rpath,'$$ORIGIN/..' $(CLIENT_TEST_LIBS) -lpthread
+
 $(BUILD)/tests/check_cli: $(BUILD)/tests/check_cli.o $(TEST_FIXTURE_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(JANSSON_LIBS) $(NNG_LIBS)
 
 $(BUILD)/tests/check_client.o $(BUILD)/tests/check_client_daemon.o $(BUILD)/tests/check_cli.o \
-$(BUILD)/tests/check_client_futures.o $(BUILD)/tests/fixture.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+$(BUILD)/tests/check_client_futures.o $(BUILD)/tests/check_client_async.o \
+$(BUILD)/tests/fixture.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
 CHECK_PROGS += $(BUILD)/tests/check_client $(BUILD)/tests/check_client_daemon \
-	$(BUILD)/tests/check_cli $(BUILD)/tests/check_client_futures
+	$(BUILD)/tests/check_cli $(BUILD)/tests/check_client_futures $(BUILD)/tests/check_client_async
 
 # The exec function from both sides (issue 4): weft run/submit through the CLI
 # binary, and the daemon's exec jobs through libweft.
@@ -106,3 +112,6 @@ $(BUILD)/tests/check_exec: $(BUILD)/tests/check_exec.o $(TEST_FIXTURE_OBJS) $(BU
 $(BUILD)/tests/check_cli_exec.o $(BUILD)/tests/check_exec.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
 CHECK_PROGS += $(BUILD)/tests/check_cli_exec $(BUILD)/tests/check_exec
+
+# examples/async_libevent.c built and run against a real weftd.
+CHECK_SCRIPTS += tests/async_example.sh

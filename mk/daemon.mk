@@ -78,8 +78,9 @@ CHECK_PROGS += $(BUILD)/tests/check_tasks
 
 # weftd itself under ThreadSanitizer: the daemon-level tests drive a TSan weftd
 # (a race report makes it exit non-zero at shutdown, which the fixture checks).
-TSAN_DAEMON_TESTS := check_daemon check_threaded check_tasks check_offload check_futures \
-	check_schedule check_gather check_mainloop check_service check_containment check_journal
+TSAN_DAEMON_TESTS := check_client_async check_daemon check_threaded check_tasks check_offload \
+	check_futures check_schedule check_gather check_mainloop check_service check_containment \
+	check_journal
 .PHONY: check-tsan-daemon
 check-tsan-daemon:
 	$(MAKE) SANITIZER=thread build/san-thread/weftd build/san-thread/weft \

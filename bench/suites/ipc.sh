@@ -4,6 +4,9 @@
 #
 #   ipc_serial      one job at a time          impls weft, weft-2rt, weft-raw, nng, nng-sync, beanstalkd
 #   ipc_inflight64  64 jobs in flight          impls weft, weft-raw, nng, nng-sync, beanstalkd
+#   ipc_inflight64 also impl weft-async: libweft's async API, 64 in flight from one thread
+#   async_results   100,000 echo results through libweft's async API (bench/async): batch
+#                   submits, each followed by a batch result, 4 batches in flight; impl weft-async
 #   ipc_batch       100,000 jobs in batches    impls weft, weft-raw
 #                   of 1,000, every result fetched (`result` with a batch's ids) and checked
 #
@@ -39,11 +42,12 @@ program_timeout=$((seconds * 3 + 30))
 
 weftd=$WEFT_BUILD/weftd
 weft_bench=$WEFT_BUILD/bench/ipc/weft_ipc_bench
+async_bench=$WEFT_BUILD/bench/async/async_bench
 nng_server=$WEFT_BUILD/bench/peers/nng_echo/nng_echo_server
 nng_client=$WEFT_BUILD/bench/peers/nng_echo/nng_echo_client
 beanstalk_bench=$WEFT_BUILD/bench/peers/beanstalk/beanstalk_bench
 
-for program in "$weftd" "$weft_bench" "$nng_server" "$nng_client" "$beanstalk_bench"; do
+for program in "$weftd" "$weft_bench" "$async_bench" "$nng_server" "$nng_client" "$beanstalk_bench"; do
 	if [ ! -x "$program" ]; then
 		echo "ipc: $program is missing; build it with: make bench BENCH=ipc" >&2
 		exit 1
@@ -211,6 +215,16 @@ for journal in normal full; do
 	measure_weft --bench ipc_inflight64 --impl "weft-journal-$journal" --mode serial $many
 done
 journal=none
+measure_async() {
+	if start_weftd; then
+		measure "$async_bench" --url "ipc://$work/weft.sock" "$@"
+		stop_weftd
+	else
+		failed=1
+	fi
+}
+measure_async --bench ipc_inflight64 --impl weft-async --mode inflight --inflight "$inflight" \
+	--count "$inflight_count"
 if start_beanstalkd; then
 	measure "$beanstalk_bench" --port "$beanstalk_port" --bench ipc_inflight64 \
 		--impl beanstalkd --inflight "$inflight" --count "$beanstalk_inflight_count" \
@@ -234,5 +248,7 @@ for journal in normal full; do
 	measure_weft --bench ipc_serial --impl "weft-journal-$journal" --mode serial $serial
 done
 journal=none
+measure_async --bench async_results --impl weft-async --mode results --count "$batch_jobs" \
+	--batch "$batch_size" --batch-inflight 4
 
 exit "$failed"

@@ -251,6 +251,20 @@ int weft_status(weft_client *client, uint64_t id, json_t **job);
  * WEFT_OK with the failure in *outcome. */
 int weft_result(weft_client *client, uint64_t id, double timeout, weft_outcome **outcome);
 
+/* The batch result: waits until every job of ids (1 to 2^53 each; any number
+ * of them, the same id twice counts once) has finished or timeout has passed
+ * (negative or infinity: no limit), and gives one outcome per distinct id, in
+ * the order of first appearance: *outcomes (an array of *outcome_count new
+ * outcomes; free with weft_outcomes_free). A job still unfinished has its id
+ * and state only (running out of time is not an error here). Ids that do not
+ * fit one request of the daemon's max_message (or its 100000 ids) are sent
+ * in several requests, one after another, sharing the timeout. */
+int weft_result_many(weft_client *client, const uint64_t *ids, size_t count, double timeout,
+                     weft_outcome ***outcomes, size_t *outcome_count);
+
+/* Frees what weft_result_many gave. NULL is fine. */
+void weft_outcomes_free(weft_outcome **outcomes, size_t count);
+
 typedef enum weft_return_when {
 	WEFT_ALL_COMPLETED,
 	WEFT_FIRST_COMPLETED,

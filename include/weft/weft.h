@@ -5,5 +5,6 @@
 #include "weft/version.h"
 #include "weft/error.h"
 #include "weft/client.h"
+#include "weft/async.h"
 
 #endif
