@@ -163,3 +163,9 @@ $(BUILD)/tests/check_journal: $(BUILD)/tests/check_journal.o $(BUILD)/tests/fixt
 		$(BUILD)/tests/wire.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lpthread
 CHECK_PROGS += $(BUILD)/tests/check_journal
+
+# The principal module's rules, called directly (issue 8).
+$(BUILD)/tests/check_principal: $(BUILD)/tests/check_principal.o $(BUILD)/tests/as_user.o \
+		$(BUILD)/libweftd.a $(BUILD)/libweftrt.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_principal
