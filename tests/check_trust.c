@@ -628,6 +628,27 @@ START_TEST(a_job_cannot_reach_the_terminal_weftd_was_started_from)
 }
 END_TEST
 
+START_TEST(a_socket_group_decides_who_may_connect)
+{
+	fixture grouped;
+	/* useradd --user-group gave alice a group of her name; bob is not in it. */
+	const char *const args[] = {"--socket-group", alice.name, NULL};
+	fixture_start(&grouped, args);
+	struct stat st;
+	ck_assert_int_eq(stat(grouped.directory, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0750);
+	ck_assert_uint_eq(st.st_uid, 0);
+	ck_assert_uint_eq(st.st_gid, alice.gid);
+	json_t *reply = call_as(&alice, grouped.url, "{\"op\":\"ping\"}");
+	ck_assert(json_is_true(json_object_get(reply, "ok")));
+	json_decref(reply);
+	char out[4096];
+	char *send[] = {sender, grouped.url, (char *)"{\"op\":\"ping\"}", NULL};
+	ck_assert_int_ne(run_as(&bob, send, out, sizeof(out)), 0);
+	fixture_stop(&grouped);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ main */
 
 static void prepare(void)
@@ -681,6 +702,7 @@ int main(void)
 		plain_tcp_is_refused_at_start,
 		an_insecure_tcp_peer_acts_as_the_named_user_only,
 		an_admin_group_member_acts_on_every_job,
+		a_socket_group_decides_who_may_connect,
 		a_squatted_socket_directory_is_refused,
 		a_job_gets_the_submitters_umask,
 		tls_clients_need_a_certificate_from_the_ca,
