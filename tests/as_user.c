@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -99,4 +100,42 @@ void as_user_skip(int count, const char *what, const char *why)
 {
 	printf("SKIP: %d %s: %s\n", count, what, why);
 	fflush(stdout);
+}
+
+int as_user_shell(const char *command)
+{
+	char line[4096];
+	if (snprintf(line, sizeof(line), "{ %s; } >/dev/null 2>&1", command) >= (int)sizeof(line))
+		return -1;
+	return system(line);
+}
+
+bool as_user_create(struct user *user, const char *prefix)
+{
+	char command[256], line[512];
+	snprintf(user->name, sizeof(user->name), "%s%d", prefix, (int)getpid() % 100000);
+	snprintf(command, sizeof(command), "useradd --no-create-home --user-group --shell /bin/sh %s",
+	         user->name);
+	if (as_user_shell(command) != 0)
+		return false;
+	snprintf(command, sizeof(command), "id -u %s; id -g %s", user->name, user->name);
+	FILE *entry = popen(command, "r");
+	if (entry == NULL)
+		return false;
+	unsigned uid = 0, gid = 0;
+	bool ok = fgets(line, sizeof(line), entry) != NULL && sscanf(line, "%u", &uid) == 1 &&
+	          fgets(line, sizeof(line), entry) != NULL && sscanf(line, "%u", &gid) == 1;
+	pclose(entry);
+	user->uid = uid;
+	user->gid = gid;
+	return ok && uid != 0;
+}
+
+void as_user_remove(const struct user *user)
+{
+	char command[128];
+	if (user->name[0] == '\0')
+		return;
+	snprintf(command, sizeof(command), "userdel %s", user->name);
+	as_user_shell(command);
 }

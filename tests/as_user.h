@@ -11,8 +11,28 @@
 #ifndef TESTS_AS_USER_H
 #define TESTS_AS_USER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+/* A throwaway local user made for one test run. */
+struct user {
+	char name[32];
+	uid_t uid;
+	gid_t gid;
+};
+
+/* Runs command with /bin/sh, its output thrown away: its exit status, or -1
+ * when it does not fit. Safe outside a test too (no ck_assert). */
+int as_user_shell(const char *command);
+
+/* Makes user "<prefix><pid>" with a group of its own name (useradd, no home):
+ * true when it exists with a uid other than 0. Needs root. Safe outside a
+ * test (call it from main, before the suite runs). */
+bool as_user_create(struct user *user, const char *prefix);
+
+/* Removes a user made by as_user_create (nothing when its name is empty). */
+void as_user_remove(const struct user *user);
 
 /* Runs path with argv (argv[0] included) as uid/gid with gid as its only
  * group; stdout and stderr go into out[size] (NUL-terminated). Returns the

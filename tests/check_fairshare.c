@@ -23,54 +23,13 @@
 #include "tests/fixture.h"
 #include "tests/wire.h"
 
-struct user {
-	char name[32];
-	uid_t uid;
-	gid_t gid;
-};
-
 static struct user user_a, user_b;
 static char sender[PATH_MAX];
 static char skip_reason[256];
 static fixture weftd;
 
-static int run_quietly(const char *command)
-{
-	char line[4096];
-	if (snprintf(line, sizeof(line), "{ %s; } >/dev/null 2>&1", command) >= (int)sizeof(line))
-		return -1;
-	return system(line);
-}
 
-static bool make_user(struct user *user, const char *role)
-{
-	char command[256], line[512];
-	snprintf(user->name, sizeof(user->name), "wf%s%d", role, (int)getpid() % 100000);
-	snprintf(command, sizeof(command), "useradd --no-create-home --user-group --shell /bin/sh %s",
-	         user->name);
-	if (run_quietly(command) != 0)
-		return false;
-	snprintf(command, sizeof(command), "id -u %s; id -g %s", user->name, user->name);
-	FILE *entry = popen(command, "r");
-	if (entry == NULL)
-		return false;
-	unsigned uid = 0, gid = 0;
-	bool ok = fgets(line, sizeof(line), entry) != NULL && sscanf(line, "%u", &uid) == 1 &&
-	          fgets(line, sizeof(line), entry) != NULL && sscanf(line, "%u", &gid) == 1;
-	pclose(entry);
-	user->uid = uid;
-	user->gid = gid;
-	return ok && uid != 0;
-}
 
-static void remove_user(const struct user *user)
-{
-	char command[128];
-	if (user->name[0] == '\0')
-		return;
-	snprintf(command, sizeof(command), "userdel %s", user->name);
-	run_quietly(command);
-}
 
 /* Sends `request` as `user` and returns the parsed reply (new reference). */
 static json_t *call_as(const struct user *user, const char *request)
@@ -281,7 +240,7 @@ static void prepare(void)
 		         "not root: these tests make throwaway users and run weftd as root");
 		return;
 	}
-	if (run_quietly("command -v useradd && command -v userdel") != 0) {
+	if (as_user_shell("command -v useradd && command -v userdel") != 0) {
 		snprintf(skip_reason, sizeof(skip_reason), "useradd/userdel are not installed");
 		return;
 	}
@@ -291,7 +250,7 @@ static void prepare(void)
 		return;
 	}
 	snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
-	if (!make_user(&user_a, "a") || !make_user(&user_b, "b"))
+	if (!as_user_create(&user_a, "wfa") || !as_user_create(&user_b, "wfb"))
 		snprintf(skip_reason, sizeof(skip_reason), "useradd failed");
 }
 
@@ -322,7 +281,7 @@ int main(void)
 		failed = srunner_ntests_failed(runner);
 		srunner_free(runner);
 	}
-	remove_user(&user_a);
-	remove_user(&user_b);
+	as_user_remove(&user_a);
+	as_user_remove(&user_b);
 	return failed == 0 ? 0 : 1;
 }

@@ -30,12 +30,6 @@
 #include "tests/fixture.h"
 #include "tests/wire.h"
 
-struct user {
-	char name[32];
-	uid_t uid;
-	gid_t gid;
-};
-
 static struct user alice, bob;
 /* The programs users run (as_user.h copies them, so the build tree may sit
  * where users cannot enter). */
@@ -45,44 +39,8 @@ static char skip_reason[256];
 
 /* ---------------------------------------------------------------- users */
 
-static int run_quietly(const char *command)
-{
-	char line[4096];
-	if (snprintf(line, sizeof(line), "{ %s; } >/dev/null 2>&1", command) >= (int)sizeof(line))
-		return -1; /* also called outside tests, where ck_assert cannot run */
-	return system(line);
-}
 
-static bool make_user(struct user *user, const char *role)
-{
-	char command[256];
-	snprintf(user->name, sizeof(user->name), "wt%s%d", role, (int)getpid() % 100000);
-	snprintf(command, sizeof(command), "useradd --no-create-home --user-group --shell /bin/sh %s",
-	         user->name);
-	if (run_quietly(command) != 0)
-		return false;
-	char path[128], line[512];
-	FILE *entry;
-	snprintf(path, sizeof(path), "id -u %s; id -g %s", user->name, user->name);
-	if ((entry = popen(path, "r")) == NULL)
-		return false;
-	unsigned uid = 0, gid = 0;
-	bool ok = fgets(line, sizeof(line), entry) != NULL && sscanf(line, "%u", &uid) == 1 &&
-	          fgets(line, sizeof(line), entry) != NULL && sscanf(line, "%u", &gid) == 1;
-	pclose(entry);
-	user->uid = uid;
-	user->gid = gid;
-	return ok && uid != 0;
-}
 
-static void remove_user(const struct user *user)
-{
-	char command[128];
-	if (user->name[0] == '\0')
-		return;
-	snprintf(command, sizeof(command), "userdel %s", user->name);
-	run_quietly(command);
-}
 
 /* ------------------------------------------------------------ as a user */
 
@@ -514,7 +472,7 @@ static void make_certificates(const char *dir)
 	         "-subj /CN=$cn && openssl x509 -req -in $name.csr -CA $ca.pem -CAkey $ca.key "
 	         "-CAcreateserial -out $name.pem -days 2 || exit 1; done",
 	         dir);
-	ck_assert_msg(run_quietly(command) == 0, "openssl could not make the test certificates");
+	ck_assert_msg(as_user_shell(command) == 0, "openssl could not make the test certificates");
 }
 
 static void use_certificate(const char *dir, const char *name)
@@ -575,7 +533,7 @@ START_TEST(tls_clients_need_a_certificate_from_the_ca)
 	fixture_stop(&tls);
 	char command[128];
 	snprintf(command, sizeof(command), "rm -rf '%s'", dir);
-	run_quietly(command);
+	as_user_shell(command);
 }
 END_TEST
 
@@ -658,7 +616,7 @@ static void prepare(void)
 		         "not root: the trust tests make throwaway users and run weftd as root");
 		return;
 	}
-	if (run_quietly("command -v useradd && command -v userdel") != 0) {
+	if (as_user_shell("command -v useradd && command -v userdel") != 0) {
 		snprintf(skip_reason, sizeof(skip_reason), "useradd/userdel are not installed");
 		return;
 	}
@@ -670,14 +628,14 @@ static void prepare(void)
 	}
 	snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
 	snprintf(cli, sizeof(cli), "%s", weft);
-	if (!make_user(&alice, "a") || !make_user(&bob, "b"))
+	if (!as_user_create(&alice, "wta") || !as_user_create(&bob, "wtb"))
 		snprintf(skip_reason, sizeof(skip_reason), "useradd failed");
 }
 
 static void clean_up(void)
 {
-	remove_user(&alice);
-	remove_user(&bob);
+	as_user_remove(&alice);
+	as_user_remove(&bob);
 }
 
 int main(void)
