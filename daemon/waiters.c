@@ -33,6 +33,7 @@
 #include "daemon/memory.h"
 #include "daemon/now.h"
 #include "daemon/outcome.h"
+#include "daemon/principal.h"
 #include "daemon/problem.h"
 #include "daemon/quota.h"
 #include "daemon/server.h"
@@ -357,6 +358,17 @@ int waiters_start(struct waiters *waiters, struct server_request *request, uid_t
 			complete(waiter, false);
 	} else if (atomic_load(&waiter->expired) && claim(waiter, REASON_TIMEOUT)) {
 		complete(waiter, false);
+	} else {
+		/* The client may have gone while this was set up: its pipe's close,
+		 * and the scan of open waiters that follows it (waiters_pipe_closed),
+		 * may have come before this waiter was listed, and nothing else would
+		 * end it (an unset future waits forever). The server forgets a pipe
+		 * before it starts that scan, so a pipe it still knows here is
+		 * scanned after this waiter was listed. */
+		struct principal *still_connected = server_request_principal(request);
+		if (still_connected == NULL && claim(waiter, REASON_ABANDONED))
+			complete(waiter, false);
+		principal_unref(still_connected);
 	}
 	waiter_unref(waiter); /* setup's */
 	return WEFT_OK;

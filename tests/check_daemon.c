@@ -10,6 +10,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,6 +386,63 @@ START_TEST(test_sighup_is_logged_and_ignored)
 }
 END_TEST
 
+/* Connects to weftd without nng, sends one request as a REQ peer and closes
+ * at once: the daemon sets the long poll up while the connection goes away. */
+static void send_and_hang_up(const char *url, const char *request)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	struct sockaddr_un address = {.sun_family = AF_UNIX};
+	snprintf(address.sun_path, sizeof(address.sun_path), "%s", url + strlen("ipc://"));
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&address, sizeof(address)), 0);
+	/* SP header of a REQ0 peer, then read the daemon's (a client that hangs
+	 * up mid-handshake is another defect, with its own test). */
+	static const unsigned char hello[8] = {0, 'S', 'P', 0, 0x00, 0x30, 0, 0};
+	ck_assert_int_eq(write(fd, hello, sizeof(hello)), (ssize_t)sizeof(hello));
+	unsigned char peer[8];
+	size_t got = 0;
+	while (got < sizeof(peer)) {
+		ssize_t n = read(fd, peer + got, sizeof(peer) - got);
+		ck_assert_int_gt(n, 0);
+		got += (size_t)n;
+	}
+	size_t body = strlen(request);
+	unsigned char frame[13 + 256];
+	ck_assert_uint_lt(body, 256);
+	uint64_t length = 4 + body;
+	frame[0] = 1;
+	for (int b = 0; b < 8; b++)
+		frame[1 + b] = (unsigned char)(length >> (56 - 8 * b));
+	frame[9] = 0x80; /* request id 0x80000001 */
+	frame[10] = frame[11] = 0;
+	frame[12] = 1;
+	memcpy(frame + 13, request, body);
+	ck_assert_int_eq(write(fd, frame, 13 + body), (ssize_t)(13 + body));
+	close(fd);
+}
+
+/* The race of a long poll set up while its client disconnects: every one
+ * is abandoned (the future is never set, so a missed one waits forever). */
+START_TEST(test_long_polls_of_clients_gone_during_setup_are_freed)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *future = wire_call(daemon.url, "{\"op\":\"future.new\"}");
+	char request[64];
+	snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld}",
+	         (long long)json_integer_value(json_object_get(future, "id")));
+	json_decref(future);
+	for (int i = 0; i < 300; i++)
+		send_and_hang_up(daemon.url, request);
+	double deadline = fixture_now() + 20;
+	json_int_t left;
+	while ((left = wire_waiters_now(daemon.url)) != 0)
+		ck_assert_msg(fixture_now() < deadline, "%lld of 300 abandoned long polls were never "
+		              "freed", (long long)left);
+	fixture_stop(&daemon);
+}
+END_TEST
+
 static Suite *daemon_suite(void)
 {
 	Suite *suite = suite_create("daemon");
@@ -401,6 +459,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(life, test_retention_limit_expires_the_oldest);
 	tcase_add_test(life, test_oversized_request_is_answered_too_large);
 	tcase_add_test(life, test_client_that_leaves_frees_its_long_poll);
+	tcase_add_test(life, test_long_polls_of_clients_gone_during_setup_are_freed);
 	tcase_add_test(life, test_waiter_limit_answers_busy_and_recovers);
 	tcase_add_test(life, test_pending_limit_answers_busy_and_recovers);
 	tcase_add_test(life, test_usage_errors_exit_2_with_a_message);
