@@ -18,4 +18,5 @@ chaos: $(BUILD)/weftd $(BUILD)/tests/chaos/chaos
 	$(TEST_ENV) CHAOS_SECONDS="$(CHAOS_SECONDS)" CHAOS_JOBS="$(CHAOS_JOBS)" \
 		CHAOS_SEED="$(CHAOS_SEED)" CHAOS_THREADS="$(CHAOS_THREADS)" CHAOS_SLACK="$(CHAOS_SLACK)" \
 		TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp)" \
+		LSAN_OPTIONS="suppressions=$(abspath tests/lsan-nng-1713.supp):print_suppressions=0" \
 		./$(BUILD)/tests/chaos/chaos
