@@ -17,15 +17,8 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "tests/fixture.h"
+#include "tests/weft_assert.h"
 #include "weft/weft.h"
-
-#define assert_weft(expression, expected)                                                  \
-	do {                                                                               \
-		int actual_ = (expression);                                                \
-		ck_assert_msg(actual_ == (expected), "%s gave %s (%s), wanted %s", #expression, \
-		              weft_error_code(actual_), weft_last_error()->message,        \
-		              weft_error_code(expected));                                  \
-	} while (0)
 
 static fixture daemon;
 static weft_client *client;
