@@ -43,7 +43,11 @@
 #include <unistd.h>
 
 #include "daemon/cgroup.h"
+#include "daemon/coroutines.h"
+#include "daemon/echo.h"
+#include "daemon/exec.h"
 #include "daemon/functions.h"
+#include "daemon/gather.h"
 #include "daemon/principal.h"
 #include "daemon/quota.h"
 #include "daemon/jobs.h"
@@ -59,13 +63,13 @@
 #include "daemon/schedule.h"
 #include "daemon/server.h"
 #include "daemon/testhooks.h"
+#include "daemon/threaded.h"
 #include "daemon/waiters.h"
+#include "daemon/weftd.h"
 #include "daemon/workers.h"
 #include "proto/proto.h"
 #include "weft/error.h"
 
-/* How often the main loop expires old jobs. */
-#define HOUSEKEEPING_SECONDS 1.0
 /* How often shutdown checks whether jobs and replies are done. */
 #define SHUTDOWN_POLL_SECONDS 0.01
 /* The longest shutdown waits for replies to leave once every job is over. */
@@ -85,7 +89,7 @@
 
 /* State of the main loop; main thread only. */
 struct main_loop {
-	struct daemon *daemon;
+	struct weftd *daemon;
 	struct event_base *base;
 	struct event *housekeeping;
 	struct event *shutdown_poll;
@@ -285,21 +289,21 @@ static void worker_exit(struct event_base *base)
  * since nng's pipe callbacks must not call back into the socket. */
 static void on_pipe_closed(void *context, uint32_t pipe)
 {
-	struct daemon *daemon = context;
+	struct weftd *daemon = context;
 	if (waiters_count(daemon->waiters) == 0)
 		return;
 	workers_post(workers_get(daemon->workers, 0), pipe_closed_on_worker,
 	             (void *)(uintptr_t)pipe);
 }
 
-static struct daemon *the_daemon; /* for pipe_closed_on_worker, set before workers run it */
+static struct weftd *the_daemon; /* for pipe_closed_on_worker, set before workers run it */
 
 static void pipe_closed_on_worker(void *argument)
 {
 	waiters_pipe_closed(the_daemon->waiters, (uint32_t)(uintptr_t)argument);
 }
 
-static void beat(struct daemon *daemon)
+static void beat(struct weftd *daemon)
 {
 	atomic_fetch_add_explicit(&daemon->heartbeat, 1, memory_order_relaxed);
 }
@@ -326,7 +330,7 @@ static void check_guard(struct main_loop *loop, double now)
  * when it changed. */
 static void refresh_status(struct main_loop *loop)
 {
-	struct daemon *daemon = loop->daemon;
+	struct weftd *daemon = loop->daemon;
 	if (!notify_enabled())
 		return;
 	struct jobs_counts counts;
@@ -354,7 +358,7 @@ static void on_watchdog(evutil_socket_t fd, short events, void *argument)
 	(void)fd;
 	(void)events;
 	struct main_loop *loop = argument;
-	struct daemon *daemon = loop->daemon;
+	struct weftd *daemon = loop->daemon;
 	int count = workers_count(daemon->workers), stuck = -1;
 	beat(daemon);
 	for (int i = 0; i < count; i++)
@@ -384,7 +388,7 @@ static void on_watchdog(evutil_socket_t fd, short events, void *argument)
  * first probes. Returns 0 or -1 (the timer cannot be made). */
 static int service_ready(struct main_loop *loop)
 {
-	struct daemon *daemon = loop->daemon;
+	struct weftd *daemon = loop->daemon;
 	uint64_t usec = notify_watchdog_usec();
 	if (notify_send("READY=1") != WEFT_OK)
 		log_warn("cannot tell systemd weftd is ready: %s", strerror(errno));
@@ -412,7 +416,7 @@ static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 	(void)fd;
 	(void)events;
 	struct main_loop *loop = argument;
-	struct daemon *daemon = loop->daemon;
+	struct weftd *daemon = loop->daemon;
 	size_t dropped = jobs_expire(daemon->jobs, now_wall());
 	if (dropped > 0)
 		log_debug("dropped %zu expired jobs", dropped);
@@ -426,41 +430,8 @@ static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 	beat(daemon);
 }
 
-uint64_t daemon_main_loop_heartbeat(struct daemon *daemon)
-{
-	return atomic_load_explicit(&daemon->heartbeat, memory_order_relaxed);
-}
-
-/* Seconds since a monotonic time, or JSON null for "never". */
-static json_t *seconds_since(double then, double now)
-{
-	return then > 0 ? json_real(now - then) : json_null();
-}
-
-json_t *daemon_housekeeping_stats(struct daemon *daemon, struct server *server)
-{
-	double now = now_monotonic();
-	double retention_last =
-		(double)atomic_load_explicit(&daemon->retention_last_us, memory_order_relaxed) / 1e6;
-	struct server_guard_stats guard;
-	server_guard_stats(server, &guard);
-	return json_pack(
-		"{s:I, s:{s:f, s:I, s:o}, s:{s:f, s:I, s:o, s:I, s:I, s:I}, s:{s:b, s:f, s:I}}",
-		"heartbeat",
-		(json_int_t)daemon_main_loop_heartbeat(daemon), "retention", "every",
-		HOUSEKEEPING_SECONDS, "runs",
-		(json_int_t)atomic_load_explicit(&daemon->retention_runs, memory_order_relaxed),
-		"since_last", seconds_since(retention_last, now), "listener_guard", "every",
-		guard.every, "runs", (json_int_t)guard.rounds, "since_last",
-		seconds_since(guard.last_round, now), "failed_probes", (json_int_t)guard.failed_probes,
-		"recreated", (json_int_t)guard.recreated, "retired_serving",
-		(json_int_t)guard.retired, "systemd", "notify", notify_enabled(),
-		"watchdog_every", (double)notify_watchdog_usec() / 2e6, "watchdog_pings",
-		(json_int_t)atomic_load_explicit(&daemon->watchdog_pings, memory_order_relaxed));
-}
-
 /* Opens the journal and replays it, before anything listens (issue 12). */
-static int open_journal(struct daemon *daemon)
+static int open_journal(struct weftd *daemon)
 {
 	const struct options *options = &daemon->options;
 	if (options->state_dir[0] == '\0') {
@@ -497,7 +468,7 @@ static void on_shutdown_poll(evutil_socket_t fd, short events, void *argument)
 	(void)fd;
 	(void)events;
 	struct main_loop *loop = argument;
-	struct daemon *daemon = loop->daemon;
+	struct weftd *daemon = loop->daemon;
 	double now = now_monotonic();
 	beat(daemon);
 	if (loop->drain_deadline == 0) {
@@ -527,7 +498,7 @@ static void on_signal_pipe(evutil_socket_t fd, short events, void *argument)
 {
 	(void)events;
 	struct main_loop *loop = argument;
-	struct daemon *daemon = loop->daemon;
+	struct weftd *daemon = loop->daemon;
 	unsigned char byte;
 	if (read(fd, &byte, 1) != 1 || loop->grace_deadline != 0)
 		return;
@@ -548,7 +519,7 @@ static void on_signal_pipe(evutil_socket_t fd, short events, void *argument)
 	event_add(loop->shutdown_poll, &interval);
 }
 
-static int main_loop_init(struct main_loop *loop, struct daemon *daemon)
+static int main_loop_init(struct main_loop *loop, struct weftd *daemon)
 {
 	memset(loop, 0, sizeof(*loop));
 	loop->daemon = daemon;
@@ -560,7 +531,7 @@ static int main_loop_init(struct main_loop *loop, struct daemon *daemon)
 		event_new(loop->base, signals.pipe[0], EV_READ | EV_PERSIST, on_signal_pipe, loop);
 	if (loop->housekeeping == NULL || loop->shutdown_poll == NULL || loop->signal_pipe == NULL)
 		return -1;
-	struct timeval interval = timeval_of(HOUSEKEEPING_SECONDS);
+	struct timeval interval = timeval_of(WEFTD_HOUSEKEEPING_SECONDS);
 	if (event_add(loop->housekeeping, &interval) != 0 || event_add(loop->signal_pipe, NULL) != 0)
 		return -1;
 	return 0;
@@ -643,9 +614,50 @@ static int resolve_identities(const struct options *options, struct principal **
 	return 0;
 }
 
+/*
+ * The composition root of the executors: sets each up and registers its
+ * functions, so the registry (functions.h) depends on none of them. The order
+ * is the order `functions` lists them in. Main thread, before any request.
+ * Returns WEFT_OK or an error code, with nothing left set up.
+ */
+static int executors_init(const struct options *options)
+{
+	static const struct function *const builtins[] = {
+		&echo_function,        &sleep_function,  &exec_function,
+		&spawn_tree_function,  &await_function,  &gather_function,
+		&race_function,
+		&testhooks_stall_function, /* refused and unlisted without --test-hooks */
+	};
+	int rv = exec_init(options->procs, options->output_max);
+	if (rv != WEFT_OK)
+		return rv;
+	if ((rv = threaded_init(options->threads)) != WEFT_OK) {
+		exec_fini();
+		return rv;
+	}
+	functions_clear();
+	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]) && rv == WEFT_OK; i++)
+		rv = functions_register(builtins[i]);
+	const struct function *function;
+	for (size_t i = 0; rv == WEFT_OK && (function = threaded_function(i)) != NULL; i++)
+		rv = functions_register(function);
+	if (rv != WEFT_OK) {
+		threaded_fini();
+		exec_fini();
+	}
+	return rv;
+}
+
+/* Stops the executors: the thread pool's threads are told to stop. Main thread. */
+static void executors_fini(void)
+{
+	threaded_fini();
+	exec_fini();
+}
+
 int daemon_run(const struct options *options)
 {
-	static struct daemon daemon;
+	static struct weftd daemon;
 	struct main_loop loop;
 	int status = 1;
 	memset(&loop, 0, sizeof(loop));
@@ -692,7 +704,7 @@ int daemon_run(const struct options *options)
 	else
 		log_warn("%s", containment);
 	daemon.jobs = jobs_new(options->retain, options->retain_max);
-	int rv = functions_init(options->procs, options->output_max, options->threads);
+	int rv = executors_init(options);
 	if (rv != 0) {
 		log_error("cannot set up the executors: %s", weft_strerror(rv));
 		goto fail_functions;
@@ -702,7 +714,7 @@ int daemon_run(const struct options *options)
 		log_error("cannot start %d workers: %s", options->workers, strerror(rv));
 		goto fail_workers;
 	}
-	runner_init(daemon.jobs, daemon.workers);
+	runner_init(daemon.jobs, daemon.workers, &schedule_retry_policy);
 	for (size_t i = 0; i < options->queue_count; i++) {
 		char name[80];
 		snprintf(name, sizeof(name), "%s", options->queues[i]);
@@ -779,7 +791,7 @@ fail_loop:
 fail_workers:
 	shutdown_enter(PART_FREEING, FREE_SECONDS);
 	queues_fini();
-	functions_fini();
+	executors_fini();
 	principal_fini();
 fail_functions:
 	jobs_free(daemon.jobs);

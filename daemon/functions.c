@@ -1,19 +1,12 @@
 /*
- * The function registry and the foundation's built-ins; see functions.h.
+ * The function registry and the bare future's function; see functions.h.
  */
 #include "daemon/functions.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/coroutines.h"
-#include "daemon/exec.h"
-#include "daemon/gather.h"
-#include "daemon/jobs.h"
 #include "daemon/problem.h"
-#include "daemon/runner.h"
-#include "daemon/testhooks.h"
-#include "daemon/threaded.h"
 
 int functions_check_known_arguments(const struct function *function, const json_t *args,
                                     struct problem *problem)
@@ -37,39 +30,6 @@ int functions_check_known_arguments(const struct function *function, const json_
 	return WEFT_OK;
 }
 
-/* echo: the job's result is its `value`. */
-
-static const struct function_argument echo_arguments[] = {
-	{"value", "any JSON value (required): returned as the result"},
-	{NULL, NULL},
-};
-
-static int echo_check(const struct function *function, const json_t *args,
-                      struct problem *problem)
-{
-	int rv = functions_check_known_arguments(function, args, problem);
-	if (rv != WEFT_OK)
-		return rv;
-	if (json_object_get(args, "value") == NULL)
-		return problem_set(problem, WEFT_EBADARGS, "args.value",
-		                   "echo needs 'value', the JSON value to return");
-	return WEFT_OK;
-}
-
-static void echo_start(struct job_attempt *attempt)
-{
-	runner_complete(attempt, json_incref(json_object_get(attempt->job->args, "value")));
-}
-
-static const struct function echo_function = {
-	.name = "echo",
-	.executor = FUNCTION_INLINE,
-	.summary = "returns its value",
-	.arguments = echo_arguments,
-	.check = echo_check,
-	.start = echo_start,
-};
-
 static int future_check(const struct function *function, const json_t *args,
                         struct problem *problem)
 {
@@ -92,43 +52,34 @@ const struct function functions_future = {
 	.start = future_start,
 };
 
-/* The functions every build has, in the order `functions` lists them; the
- * thread pool's come after them (threaded.c). */
-static const struct function *const builtins[] = {
-	&echo_function,
-	&sleep_function,
-	&exec_function,
-	&spawn_tree_function,
-	&await_function,
-	&gather_function,
-	&race_function,
-	&testhooks_stall_function, /* refused and unlisted without --test-hooks */
-};
+/* Written by the main thread before any request is received, read-only
+ * afterwards: the threads that read it were started (or handed their first
+ * request) after, which orders the writes before the reads. */
+static const struct function *registry[FUNCTIONS_MAX];
+static size_t registry_count;
 
-#define BUILTIN_COUNT (sizeof(builtins) / sizeof(builtins[0]))
-
-int functions_init(unsigned procs, size_t output_max, unsigned threads)
+int functions_register(const struct function *function)
 {
-	int rv = exec_init(procs, output_max);
-	if (rv != WEFT_OK)
-		return rv;
-	if ((rv = threaded_init(threads)) != WEFT_OK)
-		exec_fini();
-	return rv;
+	if (registry_count == FUNCTIONS_MAX || functions_find(function->name) != NULL)
+		return WEFT_EINTERNAL;
+	registry[registry_count++] = function;
+	return WEFT_OK;
 }
 
-void functions_fini(void)
+void functions_clear(void)
 {
-	threaded_fini();
-	exec_fini();
+	registry_count = 0;
 }
 
 /* The i-th function of the registry, or NULL past the end. */
 static const struct function *function_at(size_t index)
 {
-	if (index < BUILTIN_COUNT)
-		return builtins[index];
-	return threaded_function(index - BUILTIN_COUNT);
+	return index < registry_count ? registry[index] : NULL;
+}
+
+static bool listed(const struct function *function)
+{
+	return function->listed == NULL || function->listed();
 }
 
 const struct function *functions_find(const char *name)
@@ -167,7 +118,7 @@ json_t *functions_to_json(void)
 	json_t *list = json_array();
 	const struct function *function;
 	for (size_t i = 0; (function = function_at(i)) != NULL; i++) {
-		if (function == &testhooks_stall_function && !testhooks_enabled())
+		if (!listed(function))
 			continue;
 		json_t *arguments = json_object();
 		for (const struct function_argument *argument = function->arguments;
@@ -189,9 +140,9 @@ void functions_names(char *buf, size_t size)
 	buf[0] = '\0';
 	const struct function *function;
 	for (size_t i = 0; (function = function_at(i)) != NULL && used < size; i++) {
-		if (function == &testhooks_stall_function && !testhooks_enabled())
+		if (!listed(function))
 			continue;
-		int wrote = snprintf(buf + used, size - used, "%s%s", i > 0 ? ", " : "",
+		int wrote = snprintf(buf + used, size - used, "%s%s", used > 0 ? ", " : "",
 		                     function->name);
 		if (wrote < 0)
 			break;

@@ -1,7 +1,7 @@
 /*
- * The functions a job can call, by name: the registry and the built-ins of the
- * foundation (echo, sleep). Other modules add theirs to the table in
- * functions.c.
+ * The functions a job can call, by name: the function type and the registry.
+ * The registry knows no executor: each executor module offers its functions,
+ * and the composition root (daemon.c) registers them at start.
  *
  * A function has three parts:
  *  - check: validates the arguments when the job is submitted, on the thread
@@ -69,13 +69,23 @@ struct function {
 	/* What an executor module needs to run it (the blocking built-in of a
 	 * thread function); NULL for the others. */
 	const void *implementation;
+	/* Optional. false: `functions` does not list it (debug.stall without
+	 * --test-hooks); its check still runs and refuses it with a reason. */
+	bool (*listed)(void);
 };
 
-/* Sets up the executors behind the functions (the process slots, the thread
- * pool). Main thread, before any job is submitted. Returns 0 or an errno value. */
-int functions_init(unsigned procs, size_t output_max, unsigned threads);
-/* Stops the executors: the thread pool's threads are told to stop. Main thread. */
-void functions_fini(void);
+/* The most functions the registry holds. */
+#define FUNCTIONS_MAX 128
+
+/*
+ * Adds a function to the registry; `functions` lists them in this order.
+ * function: static (borrowed for good). Main thread, before any request is
+ * received (the registry is read without locks afterwards). Returns WEFT_OK,
+ * or WEFT_EINTERNAL when the name is taken or the registry is full.
+ */
+int functions_register(const struct function *function);
+/* Empties the registry (tests that register their own). Main thread. */
+void functions_clear(void);
 
 /* Refuses an argument name the function does not list, so a misspelt one never
  * passes silently: WEFT_OK, or WEFT_EBADARGS with the problem filled. Any thread. */
@@ -86,7 +96,7 @@ int functions_check_known_arguments(const struct function *function, const json_
  * job's outcome. Not in the registry, so `submit` cannot name it. */
 extern const struct function functions_future;
 
-/* The function with that name, or NULL. Any thread; the registry is static. */
+/* The function with that name, or NULL. Any thread, once registration is over. */
 const struct function *functions_find(const char *name);
 
 /* The name of a function; "" for NULL. */

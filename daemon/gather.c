@@ -34,8 +34,9 @@
 #include "daemon/jobs.h"
 #include "daemon/memory.h"
 #include "daemon/problem.h"
-#include "daemon/request.h"
+#include "daemon/jobspec.h"
 #include "daemon/runner.h"
+#include "daemon/schedule.h"
 #include "daemon/workers.h"
 #include "proto/proto.h"
 
@@ -93,14 +94,14 @@ static int group_check(const struct function *function, const json_t *args,
 		                   "'return_exceptions' must be true or false");
 	for (size_t i = 0; i < json_array_size(jobs); i++) {
 		const json_t *spec = json_array_get(jobs, i);
-		struct request_job job;
+		struct jobspec job;
 		char field[64];
 		snprintf(field, sizeof(field), "args.jobs[%zu]", i);
 		if (json_is_object(spec) && (json_object_get(spec, "after") != NULL ||
 		                             json_object_get(spec, "queue") != NULL))
 			return problem_set(problem, WEFT_EBADARGS, field,
 			                   "a child of %s cannot have 'after' or 'queue'", function->name);
-		if ((rv = request_decode_job(spec, &job, problem)) != WEFT_OK) {
+		if ((rv = jobspec_decode(spec, &job, problem)) != WEFT_OK) {
 			/* The child's own field path, under args.jobs[i]. */
 			char inner[sizeof(problem->field)];
 			snprintf(inner, sizeof(inner), "%s%s%s", field, problem->field[0] ? "." : "",
@@ -113,7 +114,7 @@ static int group_check(const struct function *function, const json_t *args,
 			problem->code = WEFT_EBADARGS;
 			return WEFT_EBADARGS;
 		}
-		request_job_clear(&job);
+		jobspec_clear(&job);
 	}
 	return WEFT_OK;
 }
@@ -242,11 +243,11 @@ static void group_start(struct job_attempt *attempt, bool race)
 	group->children = memory_zalloc(group->count * sizeof(*group->children));
 	json_t *ids = json_array();
 	for (size_t i = 0; i < group->count; i++) {
-		struct request_job spec;
+		struct jobspec spec;
 		struct problem problem;
 		problem_init(&problem);
 		/* Checked at submit; decoding the same JSON again cannot fail. */
-		request_decode_job(json_array_get(specs, i), &spec, &problem);
+		jobspec_decode(json_array_get(specs, i), &spec, &problem);
 		struct job *child = jobs_create(runner_jobs(), spec.function, spec.args, spec.labels,
 		                                spec.timeout, parent->owner,
 		                                spec.schedule);
@@ -262,7 +263,7 @@ static void group_start(struct job_attempt *attempt, bool race)
 	for (size_t i = 0; i < group->count; i++) {
 		if (!jobs_watch(runner_jobs(), group->children[i].job, &group->children[i].watch))
 			on_child_finished(&group->children[i].watch, group->children[i].job);
-		runner_submit(group->children[i].job);
+		schedule_submit(group->children[i].job);
 	}
 }
 

@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "daemon/functions.h"
-#include "daemon/journal.h"
 #include "daemon/memory.h"
 #include "daemon/now.h"
 #include "daemon/principal.h"
@@ -49,6 +48,8 @@ struct jobs {
 	/* Set by jobs_new before any other thread sees the table; immutable after. */
 	double retain_seconds;
 	size_t retain_max;
+	/* Set by jobs_set_observer before any other thread uses the table; NULL: none. */
+	const struct jobs_observer *observer;
 };
 
 static const char *const state_names[JOB_STATE_COUNT] = {
@@ -84,6 +85,17 @@ static void count_add(struct jobs *jobs, enum job_state state, int delta)
 {
 	atomic_fetch_add_explicit(&jobs->by_state[state], (uint_fast64_t)(int_fast64_t)delta,
 	                          memory_order_relaxed);
+}
+
+static void observe_changed(struct jobs *jobs, struct job *job)
+{
+	if (jobs->observer != NULL)
+		jobs->observer->changed(job);
+}
+
+void jobs_set_observer(struct jobs *jobs, const struct jobs_observer *observer)
+{
+	jobs->observer = observer;
 }
 
 struct jobs *jobs_new(double retain_seconds, size_t retain_max)
@@ -249,7 +261,7 @@ bool jobs_start(struct jobs *jobs, struct job *job, int worker, struct job_attem
 	if (started) {
 		count_add(jobs, JOB_QUEUED, -1);
 		count_add(jobs, JOB_RUNNING, 1);
-		journal_job_changed(job);
+		observe_changed(jobs, job);
 	}
 	return started;
 }
@@ -317,7 +329,7 @@ bool jobs_retry(struct jobs *jobs, struct job *job, json_t *error)
 {
 	bool moved = move(jobs, job, JOB_RUNNING, JOB_WAITING, error);
 	if (moved)
-		journal_job_changed(job); /* the attempt's end counts against retries */
+		observe_changed(jobs, job); /* the attempt's end counts against retries */
 	return moved;
 }
 
@@ -355,7 +367,8 @@ static void unlist(struct jobs *jobs, struct job *job)
 	enum job_state state = job->state;
 	pthread_mutex_unlock(&shard->lock);
 	count_add(jobs, state, -1);
-	journal_job_evicted(job);
+	if (jobs->observer != NULL)
+		jobs->observer->evicted(job);
 	job_unref(job);
 }
 
@@ -438,7 +451,7 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 	count_add(jobs, state, 1);
 	/* Before the watchers: a reply they send may be followed by eviction,
 	 * whose record must come after this one. */
-	journal_job_changed(job);
+	observe_changed(jobs, job);
 	/* The one call that finishes a job gives its pending count back. */
 	if (job->owner != NULL)
 		quota_give(QUOTA_PENDING, job->owner->uid, 1);

@@ -193,6 +193,17 @@ struct jobs;
 /* A new, empty table. Finished jobs are dropped after retain_seconds, and beyond
  * retain_max of them the oldest go first. Freed with jobs_free. */
 struct jobs *jobs_new(double retain_seconds, size_t retain_max);
+/*
+ * Who must hear of every change that outlives a restart (the journal), so the
+ * job model knows nothing of how it is stored. Both run on the thread that
+ * made the change, with the job's lock released; they must not block.
+ */
+struct jobs_observer {
+	void (*changed)(struct job *job); /* a state change, an attempt started or ended */
+	void (*evicted)(struct job *job); /* retention dropped the job */
+};
+/* Main thread, before any other thread uses the table. observer: static, or NULL. */
+void jobs_set_observer(struct jobs *jobs, const struct jobs_observer *observer);
 /* Frees the table and drops its references. No other thread may use it any more. */
 void jobs_free(struct jobs *jobs);
 

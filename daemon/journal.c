@@ -57,6 +57,7 @@
 #include "daemon/principal.h"
 #include "daemon/queues.h"
 #include "daemon/runner.h"
+#include "daemon/schedule.h"
 #include "daemon/server.h"
 #include "proto/proto.h"
 #include "weft/error.h"
@@ -453,7 +454,7 @@ void journal_reply(struct server_request *request, json_t *reply)
 	journal_after_commit(send_reply, pending);
 }
 
-void journal_job_changed(struct job *job)
+static void journal_job_changed(struct job *job)
 {
 	if (!journal_enabled() || !atomic_load_explicit(&job->journaled, memory_order_acquire))
 		return;
@@ -463,7 +464,7 @@ void journal_job_changed(struct job *job)
 	append(record);
 }
 
-void journal_job_evicted(struct job *job)
+static void journal_job_evicted(struct job *job)
 {
 	if (!journal_enabled() || !atomic_load_explicit(&job->journaled, memory_order_acquire))
 		return;
@@ -471,6 +472,11 @@ void journal_job_evicted(struct job *job)
 	record->id = job->id;
 	append(record);
 }
+
+static const struct jobs_observer journal_observer = {
+	.changed = journal_job_changed,
+	.evicted = journal_job_evicted,
+};
 
 void journal_queues_changed(void)
 {
@@ -538,7 +544,7 @@ static json_t *schedule_to_json(const struct job_schedule *schedule)
  * immutable, so the writer reads them without a lock. */
 static json_t *spec_to_json(const struct job *job)
 {
-	const struct proc_identity *identity = &job->owner->identity;
+	const struct account *identity = &job->owner->identity;
 	json_t *groups = json_array();
 	for (size_t i = 0; i < identity->group_count; i++)
 		json_array_append_new(groups, json_integer((json_int_t)identity->groups[i]));
@@ -939,6 +945,7 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 {
 	if (!journal_enabled())
 		return WEFT_OK;
+	jobs_set_observer(jobs, &journal_observer);
 	double began = now_monotonic();
 	int rv = replay_queues(message, size);
 	if (rv != WEFT_OK)
@@ -1046,7 +1053,7 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 			            NULL, NULL);
 			interrupted++;
 		} else if (rv == WEFT_OK) {
-			runner_submit(job);
+			schedule_submit(job);
 		}
 		job_unref(job);
 	}

@@ -88,11 +88,10 @@ void journal_accept(struct job *const *jobs, size_t count, journal_done_fn *done
  * committed. Any thread. */
 void journal_reply(struct server_request *request, json_t *reply);
 
-/* Hooks: the job changed state (jobs.c), was evicted by retention (jobs.c);
- * the named queues changed (ops.c). Cheap, never block on the disk. Jobs
- * never accepted through the journal (gather's children) are ignored. */
-void journal_job_changed(struct job *job);
-void journal_job_evicted(struct job *job);
+/* The named queues changed (ops.c). Cheap, never blocks on the disk. A job's
+ * changes come through the job table's observer (jobs_set_observer), which
+ * journal_replay installs; jobs never accepted through the journal (gather's
+ * children) are ignored. */
 void journal_queues_changed(void);
 
 /*

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "daemon/daemon.h"
 #include "daemon/cgroup.h"
 #include "daemon/exec.h"
 #include "daemon/functions.h"
@@ -22,13 +21,16 @@
 #include "daemon/problem.h"
 #include "daemon/queues.h"
 #include "daemon/quota.h"
+#include "daemon/jobspec.h"
 #include "daemon/request.h"
 #include "daemon/runner.h"
+#include "daemon/schedule.h"
 #include "daemon/server.h"
 #include "daemon/slots.h"
 #include "daemon/threaded.h"
 #include "daemon/threadpool.h"
 #include "daemon/waiters.h"
+#include "daemon/weftd.h"
 #include "daemon/workers.h"
 #include "daemon/writer.h"
 #include "proto/proto.h"
@@ -59,7 +61,7 @@ static int not_yours(struct problem *problem, const struct job *job)
 
 /* The job with that id if `caller` may act on it (principal.h, rule 4): a new
  * reference, or NULL with the problem filled (unknown_id, permission_denied). */
-static struct job *find_for(struct daemon *daemon, const struct principal *caller, uint64_t id,
+static struct job *find_for(struct weftd *daemon, const struct principal *caller, uint64_t id,
                             struct problem *problem)
 {
 	struct job *job = jobs_find(daemon->jobs, id);
@@ -77,7 +79,7 @@ static struct job *find_for(struct daemon *daemon, const struct principal *calle
 
 /* References to the jobs with these ids, or the problem naming the first id
  * that is unknown or not the caller's. */
-static int find_all(struct daemon *daemon, const struct principal *caller, const uint64_t *ids,
+static int find_all(struct weftd *daemon, const struct principal *caller, const uint64_t *ids,
                     size_t count, struct job ***out, struct problem *problem)
 {
 	struct job **list = memory_zalloc(count * sizeof(*list));
@@ -96,7 +98,7 @@ static int find_all(struct daemon *daemon, const struct principal *caller, const
 
 /* Hands the request to a waiter; on failure (busy) answers with the problem.
  * The waiter takes the job references only on success. */
-static void wait_for(struct daemon *daemon, struct server_request *slot,
+static void wait_for(struct weftd *daemon, struct server_request *slot,
                      const struct principal *caller, enum waiter_kind kind, struct job **list,
                      size_t count, enum request_return_when when, double timeout)
 {
@@ -111,7 +113,7 @@ static void wait_for(struct daemon *daemon, struct server_request *slot,
 	}
 }
 
-static json_t *op_ping(struct daemon *daemon)
+static json_t *op_ping(struct weftd *daemon)
 {
 	return json_pack("{s:b, s:s, s:i, s:I}", "ok", 1, "version", PROTO_SOFTWARE_VERSION,
 	                 "protocol", PROTO_VERSION, "max_message",
@@ -121,7 +123,7 @@ static json_t *op_ping(struct daemon *daemon)
 /* Whether `count` new jobs may be accepted: not while shutting down, and not
  * past --max-pending (backpressure: endless submits meet a clear refusal
  * instead of unbounded memory). */
-static int admit(struct daemon *daemon, size_t count, struct problem *problem)
+static int admit(struct weftd *daemon, size_t count, struct problem *problem)
 {
 	if (atomic_load(&daemon->shutting_down))
 		return problem_set(problem, WEFT_ESHUTDOWN, NULL,
@@ -147,7 +149,7 @@ static int admit_user(const struct principal *caller, size_t count, struct probl
 
 /* A submit (or future.new) waiting for its journal commit (journal.h). */
 struct accepted {
-	struct daemon *daemon;
+	struct weftd *daemon;
 	struct server_request *slot;
 	struct principal *caller; /* a reference: the waiter's quota is the caller's */
 	bool batch, has_wait, future;
@@ -161,7 +163,7 @@ struct accepted {
 static void submit_committed(void *context, int status)
 {
 	struct accepted *accepted = context;
-	struct daemon *daemon = accepted->daemon;
+	struct weftd *daemon = accepted->daemon;
 	if (status != WEFT_OK) {
 		for (size_t i = 0; i < accepted->count; i++) {
 			jobs_discard(daemon->jobs, accepted->jobs[i]);
@@ -189,7 +191,7 @@ static void submit_committed(void *context, int status)
 		return;
 	}
 	for (size_t i = 0; i < accepted->count; i++)
-		runner_submit(accepted->jobs[i]);
+		schedule_submit(accepted->jobs[i]);
 	struct job *last = accepted->jobs[accepted->count - 1];
 	if (accepted->batch) {
 		struct writer ids = {0};
@@ -215,7 +217,7 @@ static void submit_committed(void *context, int status)
 	free(accepted);
 }
 
-static void op_submit(struct daemon *daemon, struct server_request *slot,
+static void op_submit(struct weftd *daemon, struct server_request *slot,
                       struct principal *caller, struct request *request,
                       struct problem *problem)
 {
@@ -272,7 +274,7 @@ static void op_submit(struct daemon *daemon, struct server_request *slot,
 	accepted->wait = request->wait;
 	accepted->count = request->job_count;
 	for (size_t i = 0; i < request->job_count; i++) {
-		struct request_job *spec = &request->jobs[i];
+		struct jobspec *spec = &request->jobs[i];
 		accepted->jobs[i] = jobs_create(daemon->jobs, spec->function, spec->args, spec->labels,
 		                                spec->timeout, caller, spec->schedule);
 		spec->args = spec->labels = NULL; /* taken by the job */
@@ -282,7 +284,7 @@ static void op_submit(struct daemon *daemon, struct server_request *slot,
 	journal_accept(accepted->jobs, accepted->count, submit_committed, accepted);
 }
 
-static void op_result(struct daemon *daemon, struct server_request *slot,
+static void op_result(struct weftd *daemon, struct server_request *slot,
                       const struct principal *caller, struct request *request,
                       struct problem *problem)
 {
@@ -314,7 +316,7 @@ static void op_result(struct daemon *daemon, struct server_request *slot,
 	wait_for(daemon, slot, caller, WAITER_RESULT, &job, 1, REQUEST_ALL_COMPLETED, timeout);
 }
 
-static void op_wait(struct daemon *daemon, struct server_request *slot,
+static void op_wait(struct weftd *daemon, struct server_request *slot,
                     const struct principal *caller, struct request *request,
                     struct problem *problem)
 {
@@ -330,7 +332,7 @@ static void op_wait(struct daemon *daemon, struct server_request *slot,
 	free(list);
 }
 
-static json_t *op_future_new(struct daemon *daemon, struct server_request *slot,
+static json_t *op_future_new(struct weftd *daemon, struct server_request *slot,
                              struct principal *caller, struct request *request,
                              struct problem *problem)
 {
@@ -352,7 +354,7 @@ static json_t *op_future_new(struct daemon *daemon, struct server_request *slot,
 	return NULL;
 }
 
-static json_t *op_future_set(struct daemon *daemon, const struct principal *caller,
+static json_t *op_future_set(struct weftd *daemon, const struct principal *caller,
                              struct request *request, struct problem *problem)
 {
 	/* Whoever made the future decides it, or an admin. */
@@ -388,7 +390,7 @@ static json_t *op_future_set(struct daemon *daemon, const struct principal *call
 	return reply;
 }
 
-static json_t *op_cancel(struct daemon *daemon, const struct principal *caller,
+static json_t *op_cancel(struct weftd *daemon, const struct principal *caller,
                          struct request *request, struct problem *problem)
 {
 	struct job *job = find_for(daemon, caller, request->id, problem);
@@ -401,7 +403,7 @@ static json_t *op_cancel(struct daemon *daemon, const struct principal *caller,
 	return reply;
 }
 
-static json_t *op_status(struct daemon *daemon, const struct principal *caller,
+static json_t *op_status(struct weftd *daemon, const struct principal *caller,
                          struct request *request, struct problem *problem)
 {
 	struct job *job = find_for(daemon, caller, request->id, problem);
@@ -412,7 +414,7 @@ static json_t *op_status(struct daemon *daemon, const struct principal *caller,
 	return reply;
 }
 
-static json_t *op_list(struct daemon *daemon, const struct principal *caller,
+static json_t *op_list(struct weftd *daemon, const struct principal *caller,
                        struct request *request)
 {
 	struct jobs_filter filter = {
@@ -440,7 +442,7 @@ static long resident_kilobytes(void)
 	return pages_resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static json_t *op_stats(struct daemon *daemon, struct server_request *slot,
+static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
                         const struct principal *caller)
 {
 	json_t *workers = json_array();
@@ -489,7 +491,7 @@ static json_t *op_stats(struct daemon *daemon, struct server_request *slot,
 	                 (json_int_t)pool.queued_keys, "held_by_cancelled",
 	                 (json_int_t)pool.held_by_cancelled,
 	                 "memory", "rss_kb", (json_int_t)resident_kilobytes(), "housekeeping",
-	                 daemon_housekeeping_stats(daemon, server_request_server(slot)),
+	                 weftd_housekeeping_stats(daemon, server_request_server(slot)),
 	                 "containment", cgroup_stats(), "quotas", quotas, "journal", journal_stats());
 }
 
@@ -523,7 +525,7 @@ static json_t *op_queue_change(const struct principal *caller, struct request *r
 
 void ops_handle(void *context, struct server_request *slot, const void *body, size_t size)
 {
-	struct daemon *daemon = context;
+	struct weftd *daemon = context;
 	struct problem problem;
 	problem_init(&problem);
 	if (size > daemon->options.max_message) {

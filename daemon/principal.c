@@ -34,26 +34,26 @@
 /* Set once at start (principal_set_admin_group), read-only afterwards. */
 static int64_t admin_gid = -1;
 
-struct account {
-	struct account *next;
+struct account_entry {
+	struct account_entry *next;
 	uid_t uid;
 	gid_t gid;
 	double expires;                  /* monotonic seconds */
-	struct proc_identity *identity;  /* owned; what the database said */
+	struct account *identity;  /* owned; what the database said */
 };
 
 /* Guards the list only: lookups run with it released, so a slow directory
  * never holds up another thread. A uid looked up twice at once is harmless:
  * the second answer replaces the first. */
 static pthread_mutex_t accounts_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct account *accounts;
+static struct account_entry *accounts;
 
 void principal_set_admin_group(int64_t gid)
 {
 	admin_gid = gid;
 }
 
-static void identity_copy(struct proc_identity *to, const struct proc_identity *from)
+static void identity_copy(struct account *to, const struct account *from)
 {
 	to->switch_to = from->switch_to;
 	to->uid = from->uid;
@@ -68,11 +68,11 @@ static void identity_copy(struct proc_identity *to, const struct proc_identity *
 
 /* What the user database says of uid (with gid as its primary group), copied
  * into *to. Blocks on a miss; any thread, no lock held by the caller. */
-static void account_lookup(uid_t uid, gid_t gid, struct proc_identity *to)
+static void lookup_account(uid_t uid, gid_t gid, struct account *to)
 {
 	double now = now_monotonic();
 	pthread_mutex_lock(&accounts_lock);
-	for (struct account *entry = accounts; entry != NULL; entry = entry->next) {
+	for (struct account_entry *entry = accounts; entry != NULL; entry = entry->next) {
 		if (entry->uid == uid && entry->gid == gid && entry->expires > now) {
 			identity_copy(to, entry->identity);
 			pthread_mutex_unlock(&accounts_lock);
@@ -81,15 +81,15 @@ static void account_lookup(uid_t uid, gid_t gid, struct proc_identity *to)
 	}
 	pthread_mutex_unlock(&accounts_lock);
 
-	struct proc_identity *identity;
+	struct account *identity;
 	bool switch_to = geteuid() == 0 && uid != 0;
-	if (proc_identity_lookup(uid, gid, switch_to, &identity) != WEFT_OK) {
+	if (account_lookup(uid, gid, switch_to, &identity) != WEFT_OK) {
 		log_error("out of memory looking up uid %u", (unsigned)uid);
 		abort();
 	}
 	identity_copy(to, identity);
 
-	struct account *fresh = memory_zalloc(sizeof(*fresh));
+	struct account_entry *fresh = memory_zalloc(sizeof(*fresh));
 	fresh->uid = uid;
 	fresh->gid = gid;
 	fresh->expires = now + PRINCIPAL_ACCOUNT_TTL;
@@ -97,12 +97,12 @@ static void account_lookup(uid_t uid, gid_t gid, struct proc_identity *to)
 	pthread_mutex_lock(&accounts_lock);
 	/* Drop the expired entries (and an older answer for this uid) while here:
 	 * the list stays as long as the users seen in one TTL. */
-	struct account **link = &accounts;
+	struct account_entry **link = &accounts;
 	while (*link != NULL) {
-		struct account *entry = *link;
+		struct account_entry *entry = *link;
 		if (entry->expires <= now || (entry->uid == uid && entry->gid == gid)) {
 			*link = entry->next;
-			proc_identity_free(entry->identity);
+			account_free(entry->identity);
 			free(entry);
 			continue;
 		}
@@ -119,7 +119,7 @@ static struct principal *principal_new(uid_t uid, gid_t gid)
 	atomic_init(&principal->references, 1);
 	principal->uid = uid;
 	principal->gid = gid;
-	account_lookup(uid, gid, &principal->identity);
+	lookup_account(uid, gid, &principal->identity);
 	return principal;
 }
 
@@ -267,7 +267,7 @@ bool principal_is_admin(const struct principal *caller)
 	return caller != NULL && caller->admin;
 }
 
-int principal_identity(const struct principal *owner, const struct proc_identity **out)
+int principal_identity(const struct principal *owner, const struct account **out)
 {
 	if (owner == NULL)
 		return WEFT_EPERM;
@@ -367,8 +367,8 @@ void principal_fini(void)
 {
 	pthread_mutex_lock(&accounts_lock);
 	while (accounts != NULL) {
-		struct account *next = accounts->next;
-		proc_identity_free(accounts->identity);
+		struct account_entry *next = accounts->next;
+		account_free(accounts->identity);
 		free(accounts);
 		accounts = next;
 	}

@@ -39,7 +39,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "daemon/proc.h"
+#include "daemon/account.h"
 
 /* How long a user database answer is reused, in seconds. */
 #define PRINCIPAL_ACCOUNT_TTL 30.0
@@ -53,7 +53,7 @@ struct principal {
 	/* What a process of this principal runs as: uid, gid, the groups and the
 	 * account's name, home and shell. switch_to is true when the daemon is
 	 * root and the principal is not. Owned. */
-	struct proc_identity identity;
+	struct account identity;
 };
 
 /* Sets the admin group (--admin-group): its members act on every job. Main
@@ -102,7 +102,7 @@ bool principal_is_admin(const struct principal *caller);
  * when owner is NULL or the daemon could not act as it (a non-root daemon
  * asked to run another user's job).
  */
-int principal_identity(const struct principal *owner, const struct proc_identity **out);
+int principal_identity(const struct principal *owner, const struct account **out);
 
 /*
  * Opens `path` for reading with owner's file-system rights (fsuid, fsgid and

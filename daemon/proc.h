@@ -73,11 +73,11 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "daemon/account.h"
 #include "daemon/execargs.h"
 
 #define PROC_DEFAULT_OUTPUT_MAX ((size_t)1024 * 1024)
 #define PROC_DEFAULT_LINGER 1.0
-#define PROC_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
 /* Error types of a failed exec job, as they appear in the job's error. */
 #define PROC_ERROR_EXIT_STATUS "ExitStatus"
@@ -86,44 +86,13 @@
 
 struct proc;
 
-/*
- * Who the process runs as. Made by proc_identity_lookup (or by hand), freed
- * by proc_identity_free; plain data, only read once made, so any thread may
- * read it and one identity may serve many jobs at once (cache it per client).
- */
-struct proc_identity {
-	bool switch_to;     /* true: the child switches to uid/gid/groups (needs root) */
-	uid_t uid;
-	gid_t gid;
-	gid_t *groups;      /* supplementary groups, group_count entries; owned */
-	size_t group_count;
-	char *user;         /* USER and LOGNAME; NULL: left out; owned */
-	char *home;         /* HOME; NULL: left out; owned */
-	char *shell;        /* SHELL; NULL: /bin/sh; owned */
-};
-
-/*
- * Builds the identity of uid from the user database: its name, home, shell
- * and supplementary groups (getgrouplist, with gid as the primary group).
- * switch_to is copied into the result: pass true when the daemon runs as
- * root and uid is not the daemon's. A uid without a passwd entry still gets
- * an identity (no USER/HOME, only gid as its group).
- * BLOCKING (the user database may be remote): call it on the thread pool or
- * once per client connection, never on a worker loop.
- * Returns WEFT_OK and *out (new, freed with proc_identity_free) or WEFT_ENOMEM.
- */
-int proc_identity_lookup(uid_t uid, gid_t gid, bool switch_to, struct proc_identity **out);
-
-/* Frees an identity. NULL is fine. Any thread. */
-void proc_identity_free(struct proc_identity *identity);
-
 /* What the daemon decides, as opposed to what the job asks (execargs). */
 struct proc_options {
 	size_t output_max;   /* bytes kept per stream; 0: PROC_DEFAULT_OUTPUT_MAX */
 	double linger;       /* seconds the pipes may stay open after the exit; <= 0: PROC_DEFAULT_LINGER */
 	/* Borrowed for the call of proc_start only. NULL: run as the daemon, and
 	 * the environment has no HOME/USER/LOGNAME (SHELL=/bin/sh). */
-	const struct proc_identity *identity;
+	const struct account *identity;
 };
 
 enum proc_status {

@@ -303,7 +303,7 @@ static int environment_add_default(struct environment *environment, const char *
 }
 
 static int environment_build(struct environment *environment, const struct execargs *args,
-	const struct proc_identity *identity)
+	const struct account *identity)
 {
 	int rv = WEFT_OK;
 
@@ -312,7 +312,7 @@ static int environment_build(struct environment *environment, const struct execa
 	if (environment->entries == NULL)
 		return WEFT_ENOMEM;
 	if (!args->env_clear) {
-		if ((rv = environment_add_default(environment, "PATH", PROC_DEFAULT_PATH)) != 0)
+		if ((rv = environment_add_default(environment, "PATH", PROC_CHILD_DEFAULT_PATH)) != 0)
 			return rv;
 		if (identity != NULL && identity->home != NULL &&
 			(rv = environment_add_default(environment, "HOME", identity->home)) != 0)
@@ -346,7 +346,7 @@ static const char *environment_path(const struct environment *environment)
 	for (size_t i = 0; i < environment->count; i++)
 		if (strncmp(environment->entries[i], "PATH=", 5) == 0)
 			return environment->entries[i] + 5;
-	return PROC_DEFAULT_PATH;
+	return PROC_CHILD_DEFAULT_PATH;
 }
 
 /*
@@ -569,7 +569,7 @@ static int spawn_fast(const struct execargs *args, char **candidates, char **env
 	return error == 0 ? WEFT_OK : WEFT_ENOMEM;
 }
 
-static int spawn_forked(const struct execargs *args, const struct proc_identity *identity,
+static int spawn_forked(const struct execargs *args, const struct account *identity,
 	int cgroup_fd, bool cgroup_only, char **candidates, char **envp, const int stdio[3], pid_t *pid, int *report_fd,
 	char *message, size_t message_size)
 {
@@ -619,7 +619,7 @@ static int spawn_forked(const struct execargs *args, const struct proc_identity 
 	return WEFT_OK;
 }
 
-int proc_child_spawn(const struct execargs *args, const struct proc_identity *identity,
+int proc_child_spawn(const struct execargs *args, const struct account *identity,
 	int cgroup_fd, const int stdio[3], pid_t *pid, int *report_fd, char *message, size_t message_size)
 {
 	struct environment environment;

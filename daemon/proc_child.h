@@ -23,7 +23,7 @@
 #include <sys/types.h>
 
 #include "daemon/execargs.h"
-#include "daemon/proc.h"
+#include "daemon/account.h"
 
 /* The step of the fork child's setup that failed. */
 enum proc_child_stage {
@@ -41,6 +41,9 @@ enum proc_child_stage {
 
 /* What a fork child that could not exec writes to the report pipe: one
  * write smaller than PIPE_BUF, so it arrives whole or not at all. */
+/* PATH for a job that sets none, and for finding its program. */
+#define PROC_CHILD_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
 struct proc_child_report {
 	int stage;  /* enum proc_child_stage */
 	int error;  /* errno of the failed call */
@@ -62,7 +65,7 @@ struct proc_child_report {
  *     ("cannot run 'nosuchcmd': No such file or directory").
  * Returns WEFT_ENOMEM when memory ran out; then nothing was started.
  */
-int proc_child_spawn(const struct execargs *args, const struct proc_identity *identity,
+int proc_child_spawn(const struct execargs *args, const struct account *identity,
 	int cgroup_fd, const int stdio[3], pid_t *pid, int *report_fd, char *message, size_t message_size);
 
 /*

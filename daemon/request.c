@@ -4,12 +4,12 @@
  */
 #include "daemon/request.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/functions.h"
+#include "daemon/fields.h"
 #include "daemon/jobs.h"
+#include "daemon/jobspec.h"
 #include "daemon/memory.h"
 #include "daemon/now.h"
 #include "daemon/problem.h"
@@ -19,17 +19,10 @@
 static const char *const op_names[] = {PROTO_OP_MAP(REQUEST_OP_NAME_)};
 #undef REQUEST_OP_NAME_
 
-/* The fields of a job: those every job may have, then its scheduling fields
- * (decode_schedule). Macros, so the lists below are spelt once. */
-#define JOB_BASE_FIELDS "fn", "args", "timeout", "labels"
-#define JOB_SCHEDULE_FIELDS                                                                  \
-	"after", "after_policy", "delay", "at", "retries", "retry_backoff", "retry_backoff_max", \
-		"retry_on", "deadline", "priority", "queue", "on_interrupt"
-
 /* The fields each op takes, besides "op". */
 static const char *const op_fields[REQUEST_OP_COUNT][20] = {
 	[REQUEST_PING] = {NULL},
-	[REQUEST_SUBMIT] = {JOB_BASE_FIELDS, "wait", "jobs", JOB_SCHEDULE_FIELDS, NULL},
+	[REQUEST_SUBMIT] = {JOBSPEC_FIELDS, "wait", "jobs", JOBSPEC_SCHEDULE_FIELDS, NULL},
 	[REQUEST_STATUS] = {"id", NULL},
 	[REQUEST_RESULT] = {"id", "ids", "timeout", NULL},
 	[REQUEST_WAIT] = {"ids", "timeout", "return_when", NULL},
@@ -46,299 +39,6 @@ static const char *const op_fields[REQUEST_OP_COUNT][20] = {
 	[REQUEST_QUEUES] = {NULL},
 };
 
-static const char *const job_fields[] = {JOB_BASE_FIELDS, JOB_SCHEDULE_FIELDS, NULL};
-
-static const char *const schedule_fields[] = {JOB_SCHEDULE_FIELDS, NULL};
-
-/* Ids must stay exact in every JSON parser (doubles). */
-#define MAX_ID ((json_int_t)1 << 53)
-
-static bool listed(const char *const *names, const char *key)
-{
-	for (; *names != NULL; names++)
-		if (strcmp(*names, key) == 0)
-			return true;
-	return false;
-}
-
-static int check_fields(const json_t *object, const char *const *allowed, bool allow_op,
-                        const char *what, struct problem *problem)
-{
-	const char *key;
-	json_t *value;
-	json_object_foreach((json_t *)object, key, value)
-	{
-		if (allow_op && strcmp(key, "op") == 0)
-			continue;
-		if (!listed(allowed, key))
-			return problem_set(problem, WEFT_EUNKNOWNFIELD, key, "%s takes no field '%s'",
-			                   what, key);
-	}
-	return WEFT_OK;
-}
-
-static int get_id(const json_t *value, const char *field, uint64_t *out, struct problem *problem)
-{
-	if (!json_is_integer(value) || json_integer_value(value) < 1 ||
-	    json_integer_value(value) > MAX_ID)
-		return problem_set(problem, WEFT_EBADFIELD, field,
-		                   "field '%s' must be a job id: an integer from 1 to 2^53", field);
-	*out = (uint64_t)json_integer_value(value);
-	return WEFT_OK;
-}
-
-/* A number of seconds; `positive` excludes 0. */
-static int get_seconds(const json_t *value, const char *field, bool positive, double *out,
-                       struct problem *problem)
-{
-	double seconds = json_is_number(value) ? json_number_value(value) : -1;
-	if (!json_is_number(value) || !isfinite(seconds) || seconds < 0 ||
-	    (positive && seconds == 0) || seconds > REQUEST_MAX_SECONDS)
-		return problem_set(problem, WEFT_EBADFIELD, field,
-		                   "field '%s' must be a number of seconds %s 0 (at most %.0f)", field,
-		                   positive ? ">" : ">=", REQUEST_MAX_SECONDS);
-	*out = seconds;
-	return WEFT_OK;
-}
-
-static int check_labels(const json_t *labels, const char *field, struct problem *problem)
-{
-	if (!json_is_object(labels))
-		return problem_set(problem, WEFT_EBADFIELD, field,
-		                   "field '%s' must be an object of strings, like {\"team\": \"ci\"}",
-		                   field);
-	if (json_object_size(labels) > REQUEST_MAX_LABELS)
-		return problem_set(problem, WEFT_EBADFIELD, field, "at most %d labels are allowed",
-		                   REQUEST_MAX_LABELS);
-	const char *key;
-	json_t *value;
-	json_object_foreach((json_t *)labels, key, value)
-	{
-		char path[96];
-		snprintf(path, sizeof(path), "%s.%.64s", field, key);
-		if (strlen(key) == 0 || strlen(key) > REQUEST_MAX_LABEL_KEY)
-			return problem_set(problem, WEFT_EBADFIELD, path,
-			                   "label names must be 1 to %d bytes long",
-			                   REQUEST_MAX_LABEL_KEY);
-		if (!json_is_string(value) || json_string_length(value) > REQUEST_MAX_LABEL_VALUE)
-			return problem_set(problem, WEFT_EBADFIELD, path,
-			                   "label '%.64s' must be a string of at most %d bytes", key,
-			                   REQUEST_MAX_LABEL_VALUE);
-	}
-	return WEFT_OK;
-}
-
-/* A Unix time in the protocol's range. */
-static int get_time(const json_t *value, const char *field, double *out, struct problem *problem)
-{
-	if (!json_is_number(value) || !isfinite(json_number_value(value)) ||
-	    json_number_value(value) <= 0 || json_number_value(value) > 1e11)
-		return problem_set(problem, WEFT_EBADFIELD, field,
-		                   "field '%s' must be a Unix time (seconds since 1970)", field);
-	*out = json_number_value(value);
-	return WEFT_OK;
-}
-
-/* The scheduling fields of a job (PROTOCOL.md, "Scheduling fields"); *out stays
- * NULL when it has none. */
-static int decode_schedule(const json_t *object, struct job_schedule **out,
-                           struct problem *problem)
-{
-	bool any = false;
-	for (const char *const *name = schedule_fields; *name != NULL; name++)
-		any = any || json_object_get(object, *name) != NULL;
-	if (!any)
-		return WEFT_OK;
-	struct job_schedule *schedule = memory_zalloc(sizeof(*schedule));
-	schedule->retry_backoff = 1;
-	schedule->retry_backoff_max = 60;
-	int rv = WEFT_OK;
-	json_t *value;
-	if ((value = json_object_get(object, "after")) != NULL) {
-		if (!json_is_array(value) || json_array_size(value) == 0 ||
-		    json_array_size(value) > REQUEST_MAX_AFTER) {
-			rv = problem_set(problem, WEFT_EBADFIELD, "after",
-			                 "field 'after' must be an array of 1 to %d job ids",
-			                 REQUEST_MAX_AFTER);
-			goto fail;
-		}
-		schedule->after_count = json_array_size(value);
-		schedule->after = memory_alloc(schedule->after_count * sizeof(*schedule->after));
-		for (size_t i = 0; i < schedule->after_count; i++) {
-			char field[32];
-			snprintf(field, sizeof(field), "after[%zu]", i);
-			if ((rv = get_id(json_array_get(value, i), field, &schedule->after[i], problem)) !=
-			    WEFT_OK)
-				goto fail;
-		}
-	}
-	if ((value = json_object_get(object, "after_policy")) != NULL) {
-		const char *policy = json_is_string(value) ? json_string_value(value) : "";
-		if (strcmp(policy, "always") != 0 && strcmp(policy, "success") != 0) {
-			rv = problem_set(problem, WEFT_EBADFIELD, "after_policy",
-			                 "field 'after_policy' must be \"success\" or \"always\"");
-			goto fail;
-		}
-		schedule->after_always = strcmp(policy, "always") == 0;
-	}
-	json_t *delay = json_object_get(object, "delay");
-	json_t *at = json_object_get(object, "at");
-	if (delay != NULL && at != NULL) {
-		rv = problem_set(problem, WEFT_EBADFIELD, "delay", "give 'delay' or 'at', not both");
-		goto fail;
-	}
-	double seconds;
-	if (delay != NULL) {
-		if ((rv = get_seconds(delay, "delay", false, &seconds, problem)) != WEFT_OK)
-			goto fail;
-		schedule->run_at = now_wall() + seconds;
-	}
-	if (at != NULL && (rv = get_time(at, "at", &schedule->run_at, problem)) != WEFT_OK)
-		goto fail;
-	if ((value = json_object_get(object, "retries")) != NULL) {
-		if (!json_is_integer(value) || json_integer_value(value) < 0 ||
-		    json_integer_value(value) > REQUEST_MAX_RETRIES) {
-			rv = problem_set(problem, WEFT_EBADFIELD, "retries",
-			                 "field 'retries' must be an integer from 0 to %d",
-			                 REQUEST_MAX_RETRIES);
-			goto fail;
-		}
-		schedule->retries = (unsigned)json_integer_value(value);
-	}
-	if ((value = json_object_get(object, "retry_backoff")) != NULL &&
-	    (rv = get_seconds(value, "retry_backoff", false, &schedule->retry_backoff, problem)) !=
-	            WEFT_OK)
-		goto fail;
-	if ((value = json_object_get(object, "retry_backoff_max")) != NULL &&
-	    (rv = get_seconds(value, "retry_backoff_max", false, &schedule->retry_backoff_max,
-	                      problem)) != WEFT_OK)
-		goto fail;
-	if (schedule->retry_backoff_max < schedule->retry_backoff) {
-		rv = problem_set(problem, WEFT_EBADFIELD, "retry_backoff_max",
-		                 "field 'retry_backoff_max' must not be less than 'retry_backoff'");
-		goto fail;
-	}
-	if ((value = json_object_get(object, "retry_on")) != NULL) {
-		bool good = json_is_array(value) && json_array_size(value) > 0 &&
-		            json_array_size(value) <= REQUEST_MAX_RETRY_ON;
-		for (size_t i = 0; good && i < json_array_size(value); i++)
-			good = json_is_string(json_array_get(value, i)) &&
-			       json_string_length(json_array_get(value, i)) > 0;
-		if (!good) {
-			rv = problem_set(problem, WEFT_EBADFIELD, "retry_on",
-			                 "field 'retry_on' must be an array of 1 to %d error types, like "
-			                 "[\"ExitStatus\", \"Timeout\"]",
-			                 REQUEST_MAX_RETRY_ON);
-			goto fail;
-		}
-		schedule->retry_on = json_incref(value);
-	}
-	if ((value = json_object_get(object, "deadline")) != NULL &&
-	    (rv = get_time(value, "deadline", &schedule->deadline, problem)) != WEFT_OK)
-		goto fail;
-	if ((value = json_object_get(object, "priority")) != NULL) {
-		if (!json_is_integer(value) || json_integer_value(value) < -REQUEST_MAX_PRIORITY ||
-		    json_integer_value(value) > REQUEST_MAX_PRIORITY) {
-			rv = problem_set(problem, WEFT_EBADFIELD, "priority",
-			                 "field 'priority' must be an integer from %d to %d (higher first)",
-			                 -REQUEST_MAX_PRIORITY, REQUEST_MAX_PRIORITY);
-			goto fail;
-		}
-		schedule->priority = (int)json_integer_value(value);
-	}
-	if ((value = json_object_get(object, "queue")) != NULL) {
-		if (!json_is_string(value) || json_string_length(value) == 0 ||
-		    json_string_length(value) > QUEUES_NAME_MAX) {
-			rv = problem_set(problem, WEFT_EBADFIELD, "queue",
-			                 "field 'queue' must be a queue name of 1 to %d bytes",
-			                 QUEUES_NAME_MAX);
-			goto fail;
-		}
-		/* The queue itself is looked up when the job is accepted (ops.c). */
-		schedule->queue_name = memory_strdup(json_string_value(value));
-	}
-	if ((value = json_object_get(object, "on_interrupt")) != NULL) {
-		const char *policy = json_is_string(value) ? json_string_value(value) : "";
-		if (strcmp(policy, "fail") != 0 && strcmp(policy, "retry") != 0) {
-			rv = problem_set(problem, WEFT_EBADFIELD, "on_interrupt",
-			                 "field 'on_interrupt' must be \"fail\" or \"retry\"");
-			goto fail;
-		}
-		schedule->retry_interrupted = strcmp(policy, "retry") == 0;
-	}
-	*out = schedule;
-	return WEFT_OK;
-
-fail:
-	job_schedule_free(schedule);
-	return rv;
-}
-
-static int decode_job(const json_t *object, bool allow_op, struct request_job *job,
-                      struct problem *problem)
-{
-	int rv;
-	if ((rv = check_fields(object, allow_op ? op_fields[REQUEST_SUBMIT] : job_fields, allow_op,
-	                       allow_op ? "op 'submit'" : "a job", problem)) != WEFT_OK)
-		return rv;
-	json_t *fn = json_object_get(object, "fn");
-	if (fn == NULL || !json_is_string(fn))
-		return problem_set(problem, WEFT_EBADFIELD, "fn",
-		                   "field 'fn' must be the name of a function (a string)");
-	const struct function *function = functions_find(json_string_value(fn));
-	if (function == NULL) {
-		char names[256];
-		functions_names(names, sizeof(names));
-		return problem_set(problem, WEFT_EUNKNOWNFN, "fn", "no function '%.64s'; there are: %s",
-		                   json_string_value(fn), names);
-	}
-	json_t *args = json_object_get(object, "args");
-	if (args != NULL && !json_is_object(args))
-		return problem_set(problem, WEFT_EBADFIELD, "args",
-		                   "field 'args' must be an object of the function's arguments");
-	json_t *timeout = json_object_get(object, "timeout");
-	double timeout_seconds = 0;
-	if (timeout != NULL &&
-	    (rv = get_seconds(timeout, "timeout", true, &timeout_seconds, problem)) != WEFT_OK)
-		return rv;
-	json_t *labels = json_object_get(object, "labels");
-	if (labels != NULL && (rv = check_labels(labels, "labels", problem)) != WEFT_OK)
-		return rv;
-	struct job_schedule *schedule = NULL;
-	if ((rv = decode_schedule(object, &schedule, problem)) != WEFT_OK)
-		return rv;
-	json_t *empty = NULL;
-	if (args == NULL)
-		args = empty = json_object();
-	if ((rv = function->check(function, args, problem)) != WEFT_OK) {
-		json_decref(empty);
-		job_schedule_free(schedule);
-		return rv;
-	}
-	job->schedule = schedule;
-	job->function = function;
-	job->args = empty != NULL ? empty : json_incref(args);
-	job->labels = json_incref(labels);
-	job->timeout = timeout_seconds;
-	return WEFT_OK;
-}
-
-int request_decode_job(const json_t *object, struct request_job *job, struct problem *problem)
-{
-	memset(job, 0, sizeof(*job));
-	if (!json_is_object(object))
-		return problem_set(problem, WEFT_EBADFIELD, "", "each job must be an object");
-	return decode_job(object, false, job, problem);
-}
-
-void request_job_clear(struct request_job *job)
-{
-	json_decref(job->args);
-	json_decref(job->labels);
-	job_schedule_free(job->schedule);
-	memset(job, 0, sizeof(*job));
-}
-
 /* `jobs` is root's "jobs" field, NULL when absent (request_decode has it already). */
 static int decode_submit(json_t *root, json_t *jobs, struct request *request,
                          struct problem *problem)
@@ -347,17 +47,19 @@ static int decode_submit(json_t *root, json_t *jobs, struct request *request,
 	int rv;
 	if (jobs == NULL) {
 		request->jobs = memory_zalloc(sizeof(*request->jobs));
-		if ((rv = decode_job(root, true, &request->jobs[0], problem)) != WEFT_OK)
+		if ((rv = fields_check(root, op_fields[REQUEST_SUBMIT], true, "op 'submit'", problem)) !=
+		            WEFT_OK ||
+		    (rv = jobspec_decode_fields(root, &request->jobs[0], problem)) != WEFT_OK)
 			return rv;
 		request->job_count = 1;
 		if (wait != NULL) {
-			if ((rv = get_seconds(wait, "wait", false, &request->wait, problem)) != WEFT_OK)
+			if ((rv = fields_seconds(wait, "wait", false, &request->wait, problem)) != WEFT_OK)
 				return rv;
 			request->has_wait = true;
 		}
 		return WEFT_OK;
 	}
-	static const char *const single_only[] = {JOB_BASE_FIELDS, "wait", JOB_SCHEDULE_FIELDS,
+	static const char *const single_only[] = {JOBSPEC_FIELDS, "wait", JOBSPEC_SCHEDULE_FIELDS,
 	                                          NULL};
 	for (const char *const *name = single_only; *name != NULL; name++)
 		if (json_object_get(root, *name) != NULL)
@@ -373,10 +75,7 @@ static int decode_submit(json_t *root, json_t *jobs, struct request *request,
 	request->batch = true;
 	request->jobs = memory_zalloc(count * sizeof(*request->jobs));
 	for (size_t i = 0; i < count; i++) {
-		json_t *element = json_array_get(jobs, i);
-		if (!json_is_object(element)) {
-			problem_set(problem, WEFT_EBADFIELD, "", "each job must be an object");
-		} else if (decode_job(element, false, &request->jobs[i], problem) == WEFT_OK) {
+		if (jobspec_decode(json_array_get(jobs, i), &request->jobs[i], problem) == WEFT_OK) {
 			request->job_count = i + 1;
 			continue;
 		}
@@ -406,7 +105,7 @@ static int decode_ids(json_t *value, struct request *request, struct problem *pr
 	for (size_t i = 0; i < count; i++) {
 		char field[32];
 		snprintf(field, sizeof(field), "ids[%zu]", i);
-		int rv = get_id(json_array_get(value, i), field, &ids[i], problem);
+		int rv = fields_id(json_array_get(value, i), field, &ids[i], problem);
 		if (rv != WEFT_OK) {
 			free(ids);
 			return rv;
@@ -440,7 +139,7 @@ static int decode_timeout(json_t *root, struct request *request, struct problem 
 	if (timeout == NULL)
 		return WEFT_OK;
 	request->has_timeout = true;
-	return get_seconds(timeout, "timeout", false, &request->timeout, problem);
+	return fields_seconds(timeout, "timeout", false, &request->timeout, problem);
 }
 
 /* Longest error type a client may give a future. */
@@ -448,7 +147,7 @@ static int decode_timeout(json_t *root, struct request *request, struct problem 
 
 static int decode_future_set(json_t *root, struct request *request, struct problem *problem)
 {
-	int rv = get_id(json_object_get(root, "id"), "id", &request->id, problem);
+	int rv = fields_id(json_object_get(root, "id"), "id", &request->id, problem);
 	if (rv != WEFT_OK)
 		return rv;
 	request->result = json_object_get(root, "result");
@@ -486,7 +185,7 @@ static int decode_body(json_t *root, json_t *jobs, struct request *request,
 		return decode_submit(root, jobs, request, problem);
 	case REQUEST_STATUS:
 	case REQUEST_CANCEL:
-		return get_id(json_object_get(root, "id"), "id", &request->id, problem);
+		return fields_id(json_object_get(root, "id"), "id", &request->id, problem);
 	case REQUEST_RESULT:
 		if ((value = json_object_get(root, "ids")) != NULL) {
 			if (json_object_get(root, "id") != NULL)
@@ -494,7 +193,7 @@ static int decode_body(json_t *root, json_t *jobs, struct request *request,
 				                   "give either 'id' or 'ids', not both");
 			rv = decode_ids(value, request, problem);
 		} else {
-			rv = get_id(json_object_get(root, "id"), "id", &request->id, problem);
+			rv = fields_id(json_object_get(root, "id"), "id", &request->id, problem);
 		}
 		return rv != WEFT_OK ? rv : decode_timeout(root, request, problem);
 	case REQUEST_WAIT:
@@ -533,7 +232,7 @@ static int decode_body(json_t *root, json_t *jobs, struct request *request,
 			request->function = json_string_value(value);
 		}
 		if ((value = json_object_get(root, "labels")) != NULL) {
-			if ((rv = check_labels(value, "labels", problem)) != WEFT_OK)
+			if ((rv = fields_labels(value, "labels", problem)) != WEFT_OK)
 				return rv;
 			request->labels = value;
 		}
@@ -554,7 +253,7 @@ static int decode_body(json_t *root, json_t *jobs, struct request *request,
 		return WEFT_OK;
 	case REQUEST_FUTURE_NEW:
 		if ((value = json_object_get(root, "labels")) != NULL) {
-			if ((rv = check_labels(value, "labels", problem)) != WEFT_OK)
+			if ((rv = fields_labels(value, "labels", problem)) != WEFT_OK)
 				return rv;
 			request->labels = value;
 		}
@@ -632,7 +331,7 @@ int request_decode(const void *data, size_t size, struct request *out, struct pr
 	if (out->op != REQUEST_SUBMIT || jobs != NULL) {
 		char what[32];
 		snprintf(what, sizeof(what), "op '%s'", op_names[out->op]);
-		if ((rv = check_fields(root, op_fields[out->op], true, what, problem)) != WEFT_OK)
+		if ((rv = fields_check(root, op_fields[out->op], true, what, problem)) != WEFT_OK)
 			goto fail;
 	}
 	if ((rv = decode_body(root, jobs, out, problem)) != WEFT_OK)
@@ -647,7 +346,7 @@ fail:
 void request_clear(struct request *request)
 {
 	for (size_t i = 0; i < request->job_count; i++)
-		request_job_clear(&request->jobs[i]);
+		jobspec_clear(&request->jobs[i]);
 	free(request->jobs);
 	free(request->ids);
 	json_decref(request->root);

@@ -13,8 +13,7 @@
 
 #include "proto/proto.h"
 
-struct function;
-struct job_schedule;
+struct jobspec;
 struct problem;
 
 #define REQUEST_OP_ENUM_(name, wire) REQUEST_##name,
@@ -30,26 +29,8 @@ enum request_return_when {
 /* Limits the decoder enforces (documented in proto/PROTOCOL.md). */
 #define REQUEST_MAX_BATCH 100000
 #define REQUEST_MAX_IDS 100000
-#define REQUEST_MAX_LABELS 32
-#define REQUEST_MAX_LABEL_KEY 64
-#define REQUEST_MAX_LABEL_VALUE 256
 #define REQUEST_MAX_LIST 10000
 #define REQUEST_DEFAULT_LIST 1000
-#define REQUEST_MAX_SECONDS (10.0 * 365 * 24 * 3600)
-#define REQUEST_MAX_AFTER 1000
-#define REQUEST_MAX_RETRIES 100
-#define REQUEST_MAX_RETRY_ON 32
-#define REQUEST_MAX_PRIORITY 1000
-
-/* One job of a submit. args and labels are new references owned by the
- * request until a caller takes them (sets the member to NULL). */
-struct request_job {
-	const struct function *function;
-	json_t *args;
-	json_t *labels; /* NULL when none */
-	double timeout; /* 0 = none */
-	struct job_schedule *schedule; /* owned until taken; NULL when it has none */
-};
 
 /* A decoded request; every member not used by its op is zero. Owns root,
  * jobs (and their references) and ids; freed with request_clear. */
@@ -58,7 +39,7 @@ struct request {
 	json_t *root;
 
 	/* submit */
-	struct request_job *jobs;
+	struct jobspec *jobs; /* jobspec.h */
 	size_t job_count;
 	bool batch; /* the "jobs" form */
 	bool has_wait;
@@ -83,12 +64,6 @@ struct request {
 	uint64_t after;
 	size_t limit;
 };
-
-/* Decodes one job object as a batch element ({"fn", "args", ...}) into *job,
- * whose references the caller then owns (request_job_clear). For functions
- * that take jobs as arguments (gather, race). Any thread. */
-int request_decode_job(const json_t *object, struct request_job *job, struct problem *problem);
-void request_job_clear(struct request_job *job);
 
 /* Decodes a message. Returns WEFT_OK with *out filled, or an error code with the
  * problem filled (and *out left cleared). */

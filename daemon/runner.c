@@ -37,18 +37,25 @@
 #include "daemon/jobs.h"
 #include "daemon/memory.h"
 #include "daemon/principal.h"
-#include "daemon/schedule.h"
 #include "daemon/slots.h"
 #include "daemon/workers.h"
 #include "proto/proto.h"
 
 static struct jobs *runner_table;
 static struct workers *runner_pool;
+static const struct runner_retry_policy *runner_policy;
 
-void runner_init(struct jobs *jobs, struct workers *workers)
+void runner_init(struct jobs *jobs, struct workers *workers,
+                 const struct runner_retry_policy *policy)
 {
 	runner_table = jobs;
 	runner_pool = workers;
+	runner_policy = policy;
+}
+
+static bool retry_wanted(struct job *job, const char *type)
+{
+	return runner_policy != NULL && runner_policy->wanted(job, type);
 }
 
 struct jobs *runner_jobs(void)
@@ -102,7 +109,7 @@ void runner_attempt_release(struct job_attempt *attempt)
 	struct job *job = attempt->job;
 	/* Nothing of this attempt remains: the next may start. */
 	if (attempt->retry)
-		schedule_retry(job);
+		runner_policy->retry(job);
 	free(attempt);
 	job_unref(job);
 }
@@ -173,7 +180,7 @@ static void on_timeout(evutil_socket_t fd, short events, void *argument)
 	char message[128];
 	snprintf(message, sizeof(message), "job exceeded its timeout of %g s", job->timeout);
 	json_t *error = error_object(PROTO_JOB_ERROR_TIMEOUT, NULL, message);
-	if (schedule_retry_wanted(job, PROTO_JOB_ERROR_TIMEOUT)) {
+	if (retry_wanted(job, PROTO_JOB_ERROR_TIMEOUT)) {
 		/* The timeout is per attempt: stop this one; the next is scheduled
 		 * once it is entirely gone (runner_attempt_release). */
 		if (jobs_retry(runner_table, job, error))
@@ -222,14 +229,6 @@ static void stop_on_worker(void *argument)
 static void slot_granted(void *argument)
 {
 	workers_post(workers_pick(runner_pool), start_on_worker, argument);
-}
-
-void runner_submit(struct job *job)
-{
-	if (schedule_holds(job))
-		schedule_submit(job);
-	else
-		runner_dispatch(job);
 }
 
 static void after_queue(struct job *job);
@@ -345,7 +344,7 @@ void runner_fail(struct job_attempt *attempt, const char *type, json_t *details,
 	vsnprintf(message, sizeof(message), format, args);
 	va_end(args);
 	json_t *error = error_object(type, details, message);
-	if (schedule_retry_wanted(job, type)) {
+	if (retry_wanted(job, type)) {
 		/* Another attempt, once this one is gone (runner_attempt_release). */
 		if (jobs_retry(runner_table, job, error))
 			attempt->retry = true;

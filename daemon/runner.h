@@ -16,13 +16,23 @@ struct job;
 struct jobs;
 struct workers;
 
-/* Sets up the runner over a job table and the worker pool. Main thread, once,
- * before any job is submitted. */
-void runner_init(struct jobs *jobs, struct workers *workers);
+/*
+ * Whether and when a failed attempt runs again: the policy above the runner
+ * (schedule.h), handed in so the runner depends on no layer above it.
+ * wanted: the attempt failed with error type `type`; should another follow?
+ * Any thread. retry: the job went back to `waiting` (jobs_retry) and its
+ * last attempt is gone; start the next when it should. Takes its own
+ * reference. Any thread.
+ */
+struct runner_retry_policy {
+	bool (*wanted)(struct job *job, const char *type);
+	void (*retry)(struct job *job);
+};
 
-/* Starts a new job: one with a schedule waits first (schedule.h); then
- * runner_dispatch. Takes its own references. Any thread. */
-void runner_submit(struct job *job);
+/* Sets up the runner over a job table and the worker pool. policy: static, or
+ * NULL for "never retry". Main thread, once, before any job is submitted. */
+void runner_init(struct jobs *jobs, struct workers *workers,
+                 const struct runner_retry_policy *policy);
 
 /* Starts a queued job now: inline functions run on this thread; others wait
  * for their slot (if gated) and are posted to a worker. Takes its own

@@ -253,7 +253,9 @@ static void wait_for_dependencies(struct job *job)
 	dependency_finished(dependencies); /* registering is over */
 }
 
-bool schedule_holds(const struct job *job)
+/* Whether a new job must wait or be watched before it runs; a job with only
+ * retries or a priority goes to the runner at once. */
+static bool holds(const struct job *job)
 {
 	const struct job_schedule *schedule = job->schedule;
 	return schedule != NULL &&
@@ -262,6 +264,10 @@ bool schedule_holds(const struct job *job)
 
 void schedule_submit(struct job *job)
 {
+	if (!holds(job)) {
+		runner_dispatch(job);
+		return;
+	}
 	const struct job_schedule *schedule = job->schedule;
 	jobs_make_waiting(runner_jobs(), job);
 	job_ref(job); /* the schedule's, for the way through the waits */
@@ -286,7 +292,7 @@ static double backoff_after(const struct job_schedule *schedule, unsigned attemp
 	return pause * jitter;
 }
 
-bool schedule_retry_wanted(struct job *job, const char *type)
+static bool retry_wanted(struct job *job, const char *type)
 {
 	const struct job_schedule *schedule = job->schedule;
 	if (schedule == NULL || schedule->retries == 0)
@@ -311,7 +317,12 @@ bool schedule_retry_wanted(struct job *job, const char *type)
 	       now_wall() + schedule->retry_backoff * 0.75 < schedule->deadline;
 }
 
-void schedule_retry(struct job *job)
+static void retry(struct job *job)
 {
 	after_seconds(backoff_after(job->schedule, jobs_attempts(runner_jobs(), job)), release, job);
 }
+
+const struct runner_retry_policy schedule_retry_policy = {
+	.wanted = retry_wanted,
+	.retry = retry,
+};

@@ -11,23 +11,18 @@
 #include <stdbool.h>
 
 struct event_base;
+struct runner_retry_policy;
 struct job;
 
-/* Whether a new job must wait or be watched before it runs (after, delay/at,
- * deadline); a job with only retries or a priority goes to the runner at once. */
-bool schedule_holds(const struct job *job);
-
-/* Holds a new job that has a schedule (it becomes `waiting`) until it may run,
- * then hands it to runner_dispatch(). Takes its own references. Any thread. */
+/* Starts a new job: one that must wait or be watched first (after, delay/at,
+ * deadline) becomes `waiting` until it may run; then, or at once for the
+ * others, runner_dispatch(). Takes its own references. Any thread. */
 void schedule_submit(struct job *job);
 
-/* Whether an attempt that failed with error type `type` should run again
- * (retries left, the type retried, the deadline not in the way). Any thread. */
-bool schedule_retry_wanted(struct job *job, const char *type);
-
-/* The job went back to `waiting` after a failed attempt (jobs_retry): run it
- * again after its backoff. Takes its own reference. Any thread. */
-void schedule_retry(struct job *job);
+/* The runner's retry policy (runner.h): another attempt while retries last,
+ * for the error types retried, unless the deadline is in the way; each after
+ * its backoff. Give it to runner_init. */
+extern const struct runner_retry_policy schedule_retry_policy;
 
 /* Frees the timers still armed on a worker's loop: the worker is stopping.
  * That worker's thread. */

@@ -78,4 +78,5 @@ const struct function testhooks_stall_function = {
 	.arguments = stall_arguments,
 	.check = stall_check,
 	.start = stall_start,
+	.listed = testhooks_enabled,
 };

@@ -1,11 +1,11 @@
 # weftd and its unit tests.
 
 DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c daemon/jobs.c \
-	daemon/workers.c daemon/runner.c daemon/functions.c daemon/request.c daemon/outcome.c \
+	daemon/workers.c daemon/runner.c daemon/functions.c daemon/echo.c daemon/fields.c daemon/jobspec.c daemon/request.c daemon/outcome.c \
 	daemon/waiters.c daemon/writer.c daemon/server.c daemon/probe.c daemon/ops.c daemon/options.c \
-	daemon/daemon.c daemon/exec.c daemon/principal.c daemon/execargs.c daemon/proc.c \
+	daemon/daemon.c daemon/weftd.c daemon/exec.c daemon/principal.c daemon/account.c daemon/execargs.c daemon/proc.c \
 	daemon/proc_child.c daemon/slots.c daemon/fairq.c daemon/quota.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
-	daemon/coroutines.c daemon/offload.c daemon/schedule.c daemon/queues.c daemon/gather.c \
+	daemon/coroutines.c daemon/await_job.c daemon/offload.c daemon/schedule.c daemon/queues.c daemon/gather.c \
 	daemon/notify.c daemon/testhooks.c daemon/cgroup.c daemon/journal.c \
 	$(PROTO_SRCS)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
@@ -32,7 +32,7 @@ $(BUILD)/weftd: $(BUILD)/daemon/main.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
 ALL_TARGETS += $(BUILD)/weftd
 
 DAEMON_TESTS := check_request check_jobs check_quota
-$(foreach test,$(DAEMON_TESTS),$(eval $(BUILD)/tests/$(test): $(BUILD)/tests/$(test).o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a ; \
+$(foreach test,$(DAEMON_TESTS),$(eval $(BUILD)/tests/$(test): $(BUILD)/tests/$(test).o $(BUILD)/tests/stand_ins.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a ; \
 	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(DAEMON_LIBS) $$(CHECK_LIBS)))
 CHECK_PROGS += $(DAEMON_TESTS:%=$(BUILD)/tests/%)
 
@@ -54,7 +54,7 @@ CHECK_SCRIPTS += tests/readme_example.sh
 # Its own folder, since it needs clang and -fsanitize=fuzzer,address,undefined.
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := build/fuzz
-FUZZ_SRCS = tests/fuzz/fuzz_request.c $(DAEMON_CORE_SRCS) $(RUNTIME_SRCS) $(RUNTIME_ASM)
+FUZZ_SRCS = tests/fuzz/fuzz_request.c tests/stand_ins.c $(DAEMON_CORE_SRCS) $(RUNTIME_SRCS) $(RUNTIME_ASM)
 .PHONY: fuzz
 fuzz:
 	@mkdir -p $(FUZZ_BUILD)/corpus

@@ -3,7 +3,7 @@
 # weftd needs these sources in its core (mk/daemon.mk's DAEMON_CORE_SRCS);
 # the tests below need no daemon.
 
-PROC_SRCS := daemon/execargs.c daemon/proc.c daemon/proc_child.c daemon/slots.c daemon/cgroup.c \
+PROC_SRCS := daemon/account.c daemon/execargs.c daemon/proc.c daemon/proc_child.c daemon/slots.c daemon/cgroup.c \
 	daemon/fairq.c
 PROC_OBJS = $(PROC_SRCS:%.c=$(BUILD)/%.o)
 

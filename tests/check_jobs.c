@@ -6,6 +6,7 @@
 #include "daemon/functions.h"
 #include "daemon/jobs.h"
 #include "daemon/now.h"
+#include "tests/stand_ins.h"
 
 static const struct function *echo(void)
 {
@@ -292,6 +293,7 @@ static Suite *jobs_suite(void)
 
 int main(void)
 {
+	stand_ins_register();
 	SRunner *runner = srunner_create(jobs_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	int failed = srunner_ntests_failed(runner);

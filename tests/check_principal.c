@@ -59,7 +59,7 @@ END_TEST
 START_TEST(nobody_is_refused_everything)
 {
 	struct principal *alice = user(40001, 40001);
-	const struct proc_identity *identity = NULL;
+	const struct account *identity = NULL;
 	int fd = -1, error = 0;
 	ck_assert(!principal_may_act_on(NULL, alice));
 	ck_assert(!principal_may_act_on(alice, NULL));
@@ -75,7 +75,7 @@ END_TEST
 START_TEST(a_user_identity_switches_and_never_falls_back_to_the_daemon)
 {
 	struct principal *alice = user(40001, 40001);
-	const struct proc_identity *identity = NULL;
+	const struct account *identity = NULL;
 	int rv = principal_identity(alice, &identity);
 	if (geteuid() == 0) {
 		ck_assert_int_eq(rv, WEFT_OK);

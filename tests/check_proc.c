@@ -325,12 +325,12 @@ END_TEST
 
 START_TEST(test_identity_fills_home_user_and_shell)
 {
-	struct proc_identity *identity = NULL;
+	struct account *identity = NULL;
 	struct proc_options options = {0};
 	struct run run;
 	char expected[512];
 
-	ck_assert_int_eq(proc_identity_lookup(getuid(), getgid(), false, &identity), WEFT_OK);
+	ck_assert_int_eq(account_lookup(getuid(), getgid(), false, &identity), WEFT_OK);
 	ck_assert_ptr_nonnull(identity->user);
 	options.identity = identity;
 	run = run_command("{\"shell\": \"echo \\\"$HOME|$USER|$LOGNAME|$SHELL\\\"\"}", &options);
@@ -339,21 +339,21 @@ START_TEST(test_identity_fills_home_user_and_shell)
 		identity->user, identity->shell != NULL ? identity->shell : "/bin/sh");
 	ck_assert_str_eq(result_string(&run, "stdout"), expected);
 	json_decref(run.result);
-	proc_identity_free(identity);
+	account_free(identity);
 }
 END_TEST
 
 START_TEST(test_identity_of_an_unknown_uid_has_only_its_group)
 {
-	struct proc_identity *identity = NULL;
+	struct account *identity = NULL;
 
-	ck_assert_int_eq(proc_identity_lookup(54321, 54322, true, &identity), WEFT_OK);
+	ck_assert_int_eq(account_lookup(54321, 54322, true, &identity), WEFT_OK);
 	ck_assert(identity->switch_to);
 	ck_assert_ptr_null(identity->user);
 	ck_assert_ptr_null(identity->home);
 	ck_assert_uint_eq(identity->group_count, 1);
 	ck_assert_uint_eq(identity->groups[0], 54322);
-	proc_identity_free(identity);
+	account_free(identity);
 }
 END_TEST
 
@@ -941,7 +941,7 @@ END_TEST
 
 START_TEST(test_identity_switch_runs_as_that_user)
 {
-	struct proc_identity *identity = NULL;
+	struct account *identity = NULL;
 	struct proc_options options = {0};
 	struct run run;
 
@@ -949,7 +949,7 @@ START_TEST(test_identity_switch_runs_as_that_user)
 		as_user_skip(1, "test_identity_switch_runs_as_that_user", "needs root to switch users");
 		return;
 	}
-	ck_assert_int_eq(proc_identity_lookup(65534, 65534, true, &identity), WEFT_OK);
+	ck_assert_int_eq(account_lookup(65534, 65534, true, &identity), WEFT_OK);
 	options.identity = identity;
 	run = run_command("{\"shell\": \"id -u; id -g; id -G; echo $USER\", \"cwd\": \"/\"}", &options);
 	assert_success(&run);
@@ -961,7 +961,7 @@ START_TEST(test_identity_switch_runs_as_that_user)
 	ck_assert_int_eq(run.status, PROC_STATUS_SPAWN_ERROR);
 	ck_assert_str_eq(run.message, "cannot change to directory '/root': Permission denied");
 	json_decref(run.result);
-	proc_identity_free(identity);
+	account_free(identity);
 }
 END_TEST
 
@@ -990,7 +990,7 @@ static int churn_finished;
 
 static void churn_done(void *arg, json_t *result, const struct proc_outcome *outcome)
 {
-	const struct proc_identity *identity = arg;
+	const struct account *identity = arg;
 	(void)identity;
 	ck_assert_msg(outcome->status == PROC_STATUS_SUCCESS, "%s", outcome->message);
 	json_decref(result);
@@ -999,7 +999,7 @@ static void churn_done(void *arg, json_t *result, const struct proc_outcome *out
 
 START_TEST(test_identity_switch_with_busy_threads)
 {
-	struct proc_identity *identity = NULL;
+	struct account *identity = NULL;
 	struct proc_options options = {0};
 	struct event_base *base;
 	struct execargs *args;
@@ -1011,7 +1011,7 @@ START_TEST(test_identity_switch_with_busy_threads)
 		as_user_skip(1, "test_identity_switch_with_busy_threads", "needs root to switch users");
 		return;
 	}
-	ck_assert_int_eq(proc_identity_lookup(65534, 65534, true, &identity), WEFT_OK);
+	ck_assert_int_eq(account_lookup(65534, 65534, true, &identity), WEFT_OK);
 	options.identity = identity;
 	args = parse("{\"argv\": [\"true\"]}");
 	base = event_base_new();
@@ -1032,7 +1032,7 @@ START_TEST(test_identity_switch_with_busy_threads)
 		pthread_join(threads[i], NULL);
 	event_base_free(base);
 	execargs_free(args);
-	proc_identity_free(identity);
+	account_free(identity);
 }
 END_TEST
 

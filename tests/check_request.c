@@ -5,8 +5,10 @@
 
 #include "daemon/functions.h"
 #include "daemon/jobs.h"
+#include "daemon/jobspec.h"
 #include "daemon/problem.h"
 #include "daemon/request.h"
+#include "tests/stand_ins.h"
 
 struct bad_case {
 	const char *request;
@@ -292,6 +294,7 @@ static Suite *request_suite(void)
 
 int main(void)
 {
+	stand_ins_register();
 	SRunner *runner = srunner_create(request_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	int failed = srunner_ntests_failed(runner);
