@@ -49,16 +49,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/functions.h"
-#include "daemon/jobs.h"
-#include "daemon/log.h"
-#include "daemon/memory.h"
-#include "daemon/now.h"
-#include "daemon/principal.h"
-#include "daemon/queues.h"
-#include "daemon/runner.h"
-#include "daemon/schedule.h"
-#include "daemon/server.h"
+#include "daemon/core/functions.h"
+#include "daemon/core/jobs.h"
+#include "daemon/base/log.h"
+#include "daemon/base/memory.h"
+#include "daemon/base/now.h"
+#include "daemon/core/principal.h"
+#include "daemon/core/queues.h"
+#include "daemon/sched/runner.h"
+#include "daemon/sched/schedule.h"
+#include "daemon/server/server.h"
 #include "proto/proto.h"
 #include "weft/error.h"
 

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "daemon/log.h"
+#include "daemon/base/log.h"
 
 #define OPTIONS_MAX_LISTEN 16
 /* Per-user defaults of a root daemon (a quarter of the daemon-wide defaults). */

@@ -8,10 +8,10 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-#include "daemon/functions.h"
-#include "daemon/jobs.h"
-#include "daemon/problem.h"
-#include "daemon/runner.h"
+#include "daemon/core/functions.h"
+#include "daemon/core/jobs.h"
+#include "daemon/base/problem.h"
+#include "daemon/sched/runner.h"
 #include "weft/error.h"
 
 /* Set once at start-up, before any request; relaxed is enough, and atomic so

@@ -4,8 +4,8 @@
 #include "daemon/weftd.h"
 
 #include "daemon/notify.h"
-#include "daemon/now.h"
-#include "daemon/server.h"
+#include "daemon/base/now.h"
+#include "daemon/server/server.h"
 
 uint64_t weftd_heartbeat(struct weftd *weftd)
 {

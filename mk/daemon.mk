@@ -1,13 +1,20 @@
 # weftd and its unit tests.
 
-DAEMON_CORE_SRCS := daemon/log.c daemon/memory.c daemon/now.c daemon/problem.c daemon/jobs.c \
-	daemon/workers.c daemon/runner.c daemon/functions.c daemon/echo.c daemon/fields.c daemon/jobspec.c daemon/request.c daemon/outcome.c \
-	daemon/waiters.c daemon/writer.c daemon/server.c daemon/probe.c daemon/ops.c daemon/options.c \
-	daemon/daemon.c daemon/weftd.c daemon/exec.c daemon/principal.c daemon/account.c daemon/execargs.c daemon/proc.c \
-	daemon/proc_child.c daemon/slots.c daemon/fairq.c daemon/quota.c daemon/threaded.c daemon/threadpool.c daemon/blocking.c \
-	daemon/coroutines.c daemon/await_job.c daemon/offload.c daemon/schedule.c daemon/queues.c daemon/gather.c \
-	daemon/notify.c daemon/testhooks.c daemon/cgroup.c daemon/journal.c \
-	$(PROTO_SRCS)
+# The daemon's modules by layer (README, "Layout"); each layer uses only those
+# below it, which scripts/check-layers.sh enforces in `make check`.
+DAEMON_BASE_SRCS := $(addprefix daemon/base/,log.c memory.c now.c problem.c writer.c fields.c)
+DAEMON_MODEL_SRCS := $(addprefix daemon/core/,jobs.c jobspec.c functions.c outcome.c slots.c \
+	fairq.c queues.c quota.c principal.c account.c)
+DAEMON_SCHED_SRCS := $(addprefix daemon/sched/,workers.c runner.c schedule.c)
+DAEMON_EXECUTOR_SRCS := daemon/executors/inline/echo.c \
+	$(addprefix daemon/executors/process/,exec.c proc.c proc_child.c execargs.c cgroup.c) \
+	$(addprefix daemon/executors/thread/,threaded.c threadpool.c blocking.c run_in_thread.c) \
+	$(addprefix daemon/executors/task/,coroutines.c await_job.c) \
+	daemon/executors/group/gather.c
+DAEMON_SERVER_SRCS := $(addprefix daemon/server/,server.c probe.c request.c waiters.c)
+DAEMON_APP_SRCS := $(addprefix daemon/,daemon.c weftd.c ops.c options.c journal.c notify.c testhooks.c)
+DAEMON_CORE_SRCS := $(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) $(DAEMON_SCHED_SRCS) \
+	$(DAEMON_EXECUTOR_SRCS) $(DAEMON_SERVER_SRCS) $(DAEMON_APP_SRCS) $(PROTO_SRCS)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) \
 	$(shell pkg-config --libs sqlite3 2>/dev/null) -lm
@@ -31,10 +38,17 @@ $(BUILD)/weftd: $(BUILD)/daemon/main.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
 
 ALL_TARGETS += $(BUILD)/weftd
 
-DAEMON_TESTS := check_request check_jobs check_quota
-$(foreach test,$(DAEMON_TESTS),$(eval $(BUILD)/tests/$(test): $(BUILD)/tests/$(test).o $(BUILD)/tests/stand_ins.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a ; \
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(DAEMON_LIBS) $$(CHECK_LIBS)))
-CHECK_PROGS += $(DAEMON_TESTS:%=$(BUILD)/tests/%)
+# The job model's tests link the base and the job model alone (stand-in
+# functions instead of the executors), and the request decoder's the server's
+# decoder besides: what they test, nothing above it.
+DAEMON_MODEL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) proto/error.c)
+$(BUILD)/tests/check_jobs $(BUILD)/tests/check_quota: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
+		$(BUILD)/tests/stand_ins.o $(DAEMON_MODEL_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lpthread -lm
+$(BUILD)/tests/check_request: $(BUILD)/tests/check_request.o $(BUILD)/tests/stand_ins.o \
+		$(BUILD)/daemon/server/request.o $(DAEMON_MODEL_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lpthread -lm
+CHECK_PROGS += $(BUILD)/tests/check_request $(BUILD)/tests/check_jobs $(BUILD)/tests/check_quota
 
 $(BUILD)/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
@@ -47,6 +61,9 @@ $(BUILD)/tests/check_daemon: $(BUILD)/tests/check_daemon.o $(BUILD)/tests/fixtur
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_daemon
 
+# The dependency rule of daemon/: no upward include, no circle (README, "Layout").
+CHECK_SCRIPTS += scripts/check-layers.sh
+
 # The README's C example, compiled and run against a real weftd.
 CHECK_SCRIPTS += tests/readme_example.sh
 
@@ -54,7 +71,8 @@ CHECK_SCRIPTS += tests/readme_example.sh
 # Its own folder, since it needs clang and -fsanitize=fuzzer,address,undefined.
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := build/fuzz
-FUZZ_SRCS = tests/fuzz/fuzz_request.c tests/stand_ins.c $(DAEMON_CORE_SRCS) $(RUNTIME_SRCS) $(RUNTIME_ASM)
+FUZZ_SRCS = tests/fuzz/fuzz_request.c tests/stand_ins.c daemon/server/request.c $(DAEMON_BASE_SRCS) \
+	$(DAEMON_MODEL_SRCS) proto/error.c
 .PHONY: fuzz
 fuzz:
 	@mkdir -p $(FUZZ_BUILD)/corpus

@@ -3,8 +3,8 @@
 # weftd needs these sources in its core (mk/daemon.mk's DAEMON_CORE_SRCS);
 # the tests below need no daemon.
 
-PROC_SRCS := daemon/account.c daemon/execargs.c daemon/proc.c daemon/proc_child.c daemon/slots.c daemon/cgroup.c \
-	daemon/fairq.c
+PROC_SRCS := daemon/core/account.c daemon/executors/process/execargs.c daemon/executors/process/proc.c daemon/executors/process/proc_child.c daemon/core/slots.c daemon/executors/process/cgroup.c \
+	daemon/core/fairq.c
 PROC_OBJS = $(PROC_SRCS:%.c=$(BUILD)/%.o)
 
 PROC_CHECKS = $(BUILD)/tests/check_execargs $(BUILD)/tests/check_proc $(BUILD)/tests/check_slots
@@ -12,7 +12,7 @@ CHECK_PROGS += $(PROC_CHECKS)
 
 $(PROC_CHECKS:%=%.o): ALL_CFLAGS += $(CHECK_CFLAGS)
 
-$(BUILD)/tests/check_execargs: $(BUILD)/tests/check_execargs.o $(BUILD)/daemon/execargs.o \
+$(BUILD)/tests/check_execargs: $(BUILD)/tests/check_execargs.o $(BUILD)/daemon/executors/process/execargs.o \
 		$(BUILD)/proto/error.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(CHECK_LIBS) -lm
 
@@ -22,7 +22,7 @@ $(BUILD)/tests/check_proc: $(BUILD)/tests/check_proc.o $(PROC_OBJS) $(BUILD)/pro
 		| $(BUILD)/tests/helpers/outburst
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(EVENT_LIBS) $(JANSSON_LIBS) $(CHECK_LIBS) -lpthread -lm
 
-$(BUILD)/tests/check_slots: $(BUILD)/tests/check_slots.o $(BUILD)/daemon/slots.o $(BUILD)/daemon/fairq.o \
+$(BUILD)/tests/check_slots: $(BUILD)/tests/check_slots.o $(BUILD)/daemon/core/slots.o $(BUILD)/daemon/core/fairq.o \
 		$(BUILD)/proto/error.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lpthread -lm
 

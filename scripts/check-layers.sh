@@ -8,12 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Layers, lowest first. A folder not listed is an error: every module has a room.
-layers=(base runtime core sched executors/process executors/thread executors/task executors/group server app)
+layers=(base runtime core sched executors/inline executors/process executors/thread executors/task executors/group server app)
 rank_of() { # folder -> rank, or empty
 	local i
 	for i in "${!layers[@]}"; do
-		[ "${layers[$i]}" = "$1" ] && { echo "$i"; return; }
+		[ "${layers[$i]}" = "$1" ] && { echo "$i"; return 0; }
 	done
+	return 0
 }
 layer_of() { # daemon/a/b/c.h -> a/b (executors) or a
 	local path=${1#daemon/}
@@ -27,7 +28,7 @@ is_executor() { case $1 in executors/*) return 0 ;; esac; return 1; }
 
 status=0
 declare -A edges modules
-files=$(git ls-files 'daemon/*.c' 'daemon/*.h' 2>/dev/null || find daemon -name '*.[ch]')
+files=$(find daemon -name '*.[ch]' | sort)
 for file in $files; do
 	from_layer=$(layer_of "$file")
 	from_rank=$(rank_of "$from_layer")
@@ -35,10 +36,12 @@ for file in $files; do
 		echo "check-layers: $file is in no layer (folders: ${layers[*]})"; status=1; continue
 	fi
 	from_module=${file%.[ch]}
+	from_module=${from_module%_internal} # X_internal.h: X's own, shared by X's files
 	modules[$from_module]=1
 	while IFS= read -r include; do
 		target=${include#\#include \"}; target=${target%\"*}
 		to_module=${target%.[ch]}
+		to_module=${to_module%_internal}
 		[ "$to_module" = "$from_module" ] && continue
 		to_layer=$(layer_of "$target")
 		to_rank=$(rank_of "$to_layer")

@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/blocking.h"
-#include "daemon/principal.h"
+#include "daemon/executors/thread/blocking.h"
+#include "daemon/core/principal.h"
 #include "weft/error.h"
 
 #define ck_assert_weft(actual, expected)                                                           \

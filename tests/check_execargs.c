@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/execargs.h"
+#include "daemon/executors/process/execargs.h"
 #include "weft/error.h"
 
 static struct execargs *parse_ok(const char *text)

@@ -3,9 +3,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "daemon/functions.h"
-#include "daemon/jobs.h"
-#include "daemon/now.h"
+#include "daemon/core/functions.h"
+#include "daemon/core/jobs.h"
+#include "daemon/base/now.h"
 #include "tests/stand_ins.h"
 
 static const struct function *echo(void)

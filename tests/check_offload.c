@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "daemon/offload.h"
+#include "daemon/executors/thread/run_in_thread.h"
 #include "daemon/runtime/runtime.h"
-#include "daemon/threadpool.h"
+#include "daemon/executors/thread/threadpool.h"
 #include "weft/executor.h"
 
 static runtime *rt;
@@ -24,13 +24,13 @@ static void setup(size_t threads, size_t capacity)
 	runtime_config config = {.workers = 2};
 	ck_assert_int_eq(runtime_new(&config, &rt), WEFT_OK);
 	ck_assert_int_eq(threadpool_create(threads, capacity, &pool), WEFT_OK);
-	offload_set_pool(pool);
+	run_in_thread_set_pool(pool);
 }
 
 static void teardown(void)
 {
 	runtime_free(rt, 10);
-	offload_set_pool(NULL);
+	run_in_thread_set_pool(NULL);
 	threadpool_shutdown(pool);
 	threadpool_free(pool);
 }

@@ -1,5 +1,5 @@
 /*
- * principal: the rules of daemon/principal.h, called directly. Who may act on
+ * principal: the rules of daemon/core/principal.h, called directly. Who may act on
  * what, fail-closed identities, and file rights taken on the calling thread.
  * The rights tests need root (they take another user's rights); as anyone
  * else they print SKIP and return.
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/principal.h"
+#include "daemon/core/principal.h"
 #include "tests/as_user.h"
 #include "weft/error.h"
 

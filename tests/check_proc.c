@@ -22,9 +22,9 @@
 
 #include <event2/event.h>
 
-#include "daemon/execargs.h"
-#include "daemon/proc.h"
-#include "daemon/slots.h"
+#include "daemon/executors/process/execargs.h"
+#include "daemon/executors/process/proc.h"
+#include "daemon/core/slots.h"
 #include "tests/as_user.h"
 #include "weft/error.h"
 

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/functions.h"
-#include "daemon/jobs.h"
-#include "daemon/principal.h"
-#include "daemon/problem.h"
-#include "daemon/quota.h"
+#include "daemon/core/functions.h"
+#include "daemon/core/jobs.h"
+#include "daemon/core/principal.h"
+#include "daemon/base/problem.h"
+#include "daemon/core/quota.h"
 #include "weft/error.h"
 
 #define ck_assert_weft(actual, expected)                                                      \

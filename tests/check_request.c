@@ -3,11 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/functions.h"
-#include "daemon/jobs.h"
-#include "daemon/jobspec.h"
-#include "daemon/problem.h"
-#include "daemon/request.h"
+#include "daemon/core/functions.h"
+#include "daemon/core/jobs.h"
+#include "daemon/core/jobspec.h"
+#include "daemon/base/problem.h"
+#include "daemon/server/request.h"
 #include "tests/stand_ins.h"
 
 struct bad_case {

@@ -6,7 +6,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "daemon/slots.h"
+#include "daemon/core/slots.h"
 #include "weft/error.h"
 
 /* A job in a queue: records the order in which wakes arrive. */

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "daemon/threadpool.h"
+#include "daemon/executors/thread/threadpool.h"
 #include "weft/error.h"
 
 /* How long any wait in these tests may take before the test fails. */

@@ -3,8 +3,8 @@
 
 #include <stdlib.h>
 
-#include "daemon/functions.h"
-#include "daemon/problem.h"
+#include "daemon/core/functions.h"
+#include "daemon/base/problem.h"
 
 static int echo_check(const struct function *function, const json_t *args,
                       struct problem *problem)

@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 #include "bench/runtime/bench_common.h"
-#include "daemon/offload.h"
-#include "daemon/threadpool.h"
+#include "daemon/executors/thread/run_in_thread.h"
+#include "daemon/executors/thread/threadpool.h"
 #include "weft/executor.h"
 
 static void *no_op(void *argument)
@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "run_in_thread: cannot start the runtime or the pool\n");
 		return 1;
 	}
-	offload_set_pool(pool);
+	run_in_thread_set_pool(pool);
 	double started = bench_now();
 	bench_run_root(rt, sequential, &count);
 	bench_result("run_in_thread_seq", "weft", count, bench_now() - started, (double)count);
@@ -73,7 +73,7 @@ int main(int argc, char **argv)
 	bench_run_root(rt, all_at_once, &count);
 	bench_result("run_in_thread_all", "weft", count, bench_now() - started, (double)count);
 	runtime_free(rt, 10);
-	offload_set_pool(NULL);
+	run_in_thread_set_pool(NULL);
 	threadpool_shutdown(pool);
 	threadpool_free(pool);
 	return 0;

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "daemon/threadpool.h"
+#include "daemon/executors/thread/threadpool.h"
 #include "weft/error.h"
 
 static pthread_mutex_t finished_mutex = PTHREAD_MUTEX_INITIALIZER;

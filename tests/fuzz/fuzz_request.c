@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "daemon/problem.h"
-#include "daemon/request.h"
+#include "daemon/base/problem.h"
+#include "daemon/server/request.h"
 #include "tests/stand_ins.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

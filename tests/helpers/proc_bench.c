@@ -17,8 +17,8 @@
 
 #include <event2/event.h>
 
-#include "daemon/execargs.h"
-#include "daemon/proc.h"
+#include "daemon/executors/process/execargs.h"
+#include "daemon/executors/process/proc.h"
 #include "weft/error.h"
 
 static struct event_base *base;

@@ -1,0 +1,404 @@
+/*
+ * cgroup: one cgroup v2 group per exec job (see cgroup.h).
+ *
+ * Everything here is directory descriptors and *at() calls on the instance
+ * directory, so a job's group is named once, at its mkdir, and never by a
+ * path that could be raced afterwards.
+ */
+#include "daemon/executors/process/cgroup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "weft/error.h"
+
+/* How long start-up waits for a previous weftd's leftovers to die. */
+#define LEFTOVER_WAIT_SECONDS 5.0
+
+/* Set by cgroup_init on the main thread before any worker exists, then only
+ * read (fd, directory, the leftover figures): no lock. */
+static struct {
+	bool enabled;
+	int fd;               /* the instance directory, O_DIRECTORY; -1 when not enabled */
+	char directory[600];  /* its path, for the log and stats */
+	const char *fallback; /* why not enabled (static text), for stats */
+	unsigned leftover_jobs;
+	unsigned leftover_processes;
+} state = {.fd = -1, .fallback = "not initialised"};
+
+/* Job groups made so far, for their names; any worker, relaxed: only unique
+ * numbers are needed, no ordering with anything else. */
+static atomic_uint_fast64_t serial;
+
+/* ----------------------------------------------------------- small helpers */
+
+static double monotonic_seconds(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+static void pause_millisecond(void)
+{
+	struct timespec pause = {0, 1000 * 1000};
+	nanosleep(&pause, NULL);
+}
+
+/* Reads a small cgroupfs file at dir_fd/name into text (NUL-terminated).
+ * Returns the length, or -1 with errno set. */
+static ssize_t read_small(int dir_fd, const char *name, char *text, size_t size)
+{
+	int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t used = 0;
+	while (used + 1 < size) {
+		ssize_t got = read(fd, text + used, size - 1 - used);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		used += (size_t)got;
+	}
+	close(fd);
+	text[used] = '\0';
+	return (ssize_t)used;
+}
+
+static int write_small(int dir_fd, const char *name, const char *text)
+{
+	int fd = openat(dir_fd, name, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t wrote;
+	do
+		wrote = write(fd, text, strlen(text));
+	while (wrote < 0 && errno == EINTR);
+	int error = errno;
+	close(fd);
+	errno = error;
+	return wrote == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* Signals each pid listed in dir_fd's cgroup.procs; returns how many were
+ * listed, or -1 when it cannot be read. Read through a FILE so that the
+ * list's length does not matter. */
+static int signal_listed(int dir_fd, int sig)
+{
+	int fd = openat(dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	FILE *list = fdopen(fd, "r");
+	if (list == NULL) {
+		close(fd);
+		return -1;
+	}
+	int count = 0;
+	long pid;
+	while (fscanf(list, "%ld", &pid) == 1) {
+		if (pid > 0)
+			(void)kill((pid_t)pid, sig);
+		count++;
+	}
+	fclose(list);
+	return count;
+}
+
+static int populated_at(int dir_fd, bool *populated)
+{
+	char text[256];
+	if (read_small(dir_fd, "cgroup.events", text, sizeof(text)) < 0)
+		return WEFT_EINTERNAL;
+	const char *line = strstr(text, "populated ");
+	if (line == NULL) {
+		errno = EPROTO;
+		return WEFT_EINTERNAL;
+	}
+	*populated = line[10] != '0';
+	return WEFT_OK;
+}
+
+/* SIGKILL to the whole subtree of dir_fd: cgroup.kill, or (before Linux 5.14)
+ * each listed pid of the group itself. */
+static void kill_all(int dir_fd)
+{
+	if (write_small(dir_fd, "cgroup.kill", "1") == 0)
+		return;
+	(void)signal_listed(dir_fd, SIGKILL);
+}
+
+/* rmdir of parent_fd/name after its own subgroups (a root job may have made
+ * some). Returns 0 or -1 with errno set. */
+static int remove_tree(int parent_fd, const char *name, int depth)
+{
+	int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0 && depth < 32) {
+		DIR *directory = fdopendir(fd);
+		if (directory != NULL) {
+			struct dirent *entry;
+			while ((entry = readdir(directory)) != NULL)
+				if (entry->d_type == DT_DIR && entry->d_name[0] != '.')
+					(void)remove_tree(dirfd(directory), entry->d_name, depth + 1);
+			closedir(directory);
+		} else {
+			close(fd);
+		}
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	return unlinkat(parent_fd, name, AT_REMOVEDIR);
+}
+
+/* -------------------------------------------------------------- discovery */
+
+/* weftd's own cgroup v2 directory: the cgroup2 mount joined with the path of
+ * the "0::" line of /proc/self/cgroup. Returns 0, or -1 with *why set. */
+static int own_directory(char *out, size_t size, const char **why)
+{
+	char own[512] = "";
+	char line[1024];
+	FILE *file = fopen("/proc/self/cgroup", "re");
+	if (file == NULL) {
+		*why = "cannot read /proc/self/cgroup";
+		return -1;
+	}
+	while (fgets(line, sizeof(line), file) != NULL)
+		if (strncmp(line, "0::", 3) == 0) {
+			snprintf(own, sizeof(own), "%s", line + 3);
+			own[strcspn(own, "\n")] = '\0';
+		}
+	fclose(file);
+	if (own[0] != '/') {
+		*why = "weftd is in no cgroup v2 group (/proc/self/cgroup has no 0:: line)";
+		return -1;
+	}
+	char mount_root[512] = "", mount_point[512] = "";
+	file = fopen("/proc/self/mountinfo", "re");
+	if (file == NULL) {
+		*why = "cannot read /proc/self/mountinfo";
+		return -1;
+	}
+	while (fgets(line, sizeof(line), file) != NULL) {
+		char root[512], point[512];
+		const char *separator = strstr(line, " - ");
+		if (separator == NULL || strncmp(separator, " - cgroup2 ", 11) != 0)
+			continue;
+		if (sscanf(line, "%*s %*s %*s %511s %511s", root, point) == 2) {
+			snprintf(mount_root, sizeof(mount_root), "%s", root);
+			snprintf(mount_point, sizeof(mount_point), "%s", point);
+			break;
+		}
+	}
+	fclose(file);
+	if (mount_point[0] == '\0') {
+		*why = "no cgroup2 file system is mounted";
+		return -1;
+	}
+	/* A mount of a subtree (a container's): our path is relative to its root. */
+	const char *relative = own;
+	size_t root_length = strlen(mount_root);
+	if (strcmp(mount_root, "/") != 0 && strncmp(own, mount_root, root_length) == 0)
+		relative = own + root_length;
+	if ((size_t)snprintf(out, size, "%s%s", mount_point, strcmp(relative, "/") == 0 ? "" : relative) >=
+	    size) {
+		*why = "the cgroup path is too long";
+		return -1;
+	}
+	return 0;
+}
+
+/* FNV-1a: a short, stable name for the instance from its URL. */
+static uint64_t name_hash(const char *text)
+{
+	uint64_t hash = 14695981039346656037ULL;
+	for (const unsigned char *c = (const unsigned char *)text; *c != '\0'; c++)
+		hash = (hash ^ *c) * 1099511628211ULL;
+	return hash;
+}
+
+/* Kills and removes every group a previous weftd left in the instance. */
+static void clean_leftovers(void)
+{
+	int fd = dup(state.fd);
+	DIR *directory = fd >= 0 ? fdopendir(fd) : NULL;
+	if (directory == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *entry;
+	while ((entry = readdir(directory)) != NULL) {
+		if (entry->d_type != DT_DIR || strncmp(entry->d_name, "job-", 4) != 0)
+			continue;
+		int job = openat(state.fd, entry->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (job < 0)
+			continue;
+		int listed = signal_listed(job, 0);
+		kill_all(job);
+		bool populated = true;
+		double deadline = monotonic_seconds() + LEFTOVER_WAIT_SECONDS;
+		while (populated_at(job, &populated) == WEFT_OK && populated &&
+		       monotonic_seconds() < deadline) {
+			kill_all(job); /* a fork that raced the first kill */
+			pause_millisecond();
+		}
+		close(job);
+		(void)remove_tree(state.fd, entry->d_name, 0);
+		state.leftover_jobs++;
+		state.leftover_processes += listed > 0 ? (unsigned)listed : 0;
+	}
+	closedir(directory);
+}
+
+int cgroup_init(const char *setting, const char *instance_key, char *message,
+                size_t message_size)
+{
+	char base[512];
+	const char *why = NULL;
+	bool explicit_directory = setting[0] == '/';
+
+	message[0] = '\0';
+	if (strcmp(setting, "off") == 0) {
+		state.fallback = "--cgroup off";
+		snprintf(message, message_size,
+		         "containment: process groups (--cgroup off); a job that calls setsid can "
+		         "escape them");
+		return WEFT_OK;
+	}
+	if (explicit_directory) {
+		snprintf(state.directory, sizeof(state.directory), "%s", setting);
+	} else if (own_directory(base, sizeof(base), &why) == 0) {
+		snprintf(state.directory, sizeof(state.directory), "%s/weftd-%016llx", base,
+		         (unsigned long long)name_hash(instance_key));
+	}
+	if (why == NULL && mkdir(state.directory, 0755) != 0 && errno != EEXIST)
+		why = strerror(errno);
+	if (why == NULL) {
+		state.fd = open(state.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (state.fd < 0)
+			why = strerror(errno);
+	}
+	/* It must be a cgroup directory we may make groups in. */
+	if (why == NULL && faccessat(state.fd, "cgroup.procs", W_OK, AT_EACCESS) != 0)
+		why = errno == ENOENT ? "it is not a cgroup v2 directory" : strerror(errno);
+	if (why != NULL) {
+		if (state.fd >= 0)
+			close(state.fd);
+		state.fd = -1;
+		if (explicit_directory) {
+			snprintf(message, message_size,
+			         "--cgroup %s: cannot keep the jobs' cgroups there (%s); give a writable "
+			         "directory of a cgroup2 file system, or --cgroup auto / off",
+			         setting, why);
+			return WEFT_EINVAL;
+		}
+		state.fallback = "weftd cannot make cgroups here";
+		snprintf(message, message_size,
+		         "containment: process groups, because weftd cannot make cgroups in %s (%s); "
+		         "a job that calls setsid can escape them (run weftd with Delegate=yes under "
+		         "systemd, or give --cgroup DIR)",
+		         state.directory[0] != '\0' ? state.directory : "its own cgroup", why);
+		state.directory[0] = '\0';
+		return WEFT_OK;
+	}
+	clean_leftovers();
+	state.enabled = true;
+	state.fallback = NULL;
+	if (state.leftover_jobs > 0)
+		snprintf(message, message_size,
+		         "containment: a cgroup per job in %s; killed %u processes of %u jobs left "
+		         "there by a previous weftd",
+		         state.directory, state.leftover_processes, state.leftover_jobs);
+	else
+		snprintf(message, message_size, "containment: a cgroup per job in %s", state.directory);
+	return WEFT_OK;
+}
+
+bool cgroup_enabled(void)
+{
+	return state.enabled;
+}
+
+const char *cgroup_directory(void)
+{
+	return state.enabled ? state.directory : "";
+}
+
+json_t *cgroup_stats(void)
+{
+	if (!state.enabled)
+		return json_pack("{s:s, s:s}", "mode", "process-group", "reason",
+		                 state.fallback != NULL ? state.fallback : "");
+	return json_pack("{s:s, s:s, s:I, s:I}", "mode", "cgroup", "directory", state.directory,
+	                 "leftover_jobs_killed", (json_int_t)state.leftover_jobs,
+	                 "leftover_processes_killed", (json_int_t)state.leftover_processes);
+}
+
+void cgroup_fini(void)
+{
+	if (state.fd >= 0) {
+		close(state.fd);
+		/* Fails while groups remain (EBUSY, ENOTEMPTY): the next weftd cleans them. */
+		(void)rmdir(state.directory);
+	}
+	state.fd = -1;
+	state.enabled = false;
+}
+
+/* --------------------------------------------------------------- job groups */
+
+int cgroup_job_make(struct cgroup_job *job)
+{
+	struct cgroup_job made;
+	uint64_t number = atomic_fetch_add_explicit(&serial, 1, memory_order_relaxed);
+	snprintf(made.name, sizeof(made.name), "job-%ld-%llu", (long)getpid(),
+	         (unsigned long long)number);
+	if (mkdirat(state.fd, made.name, 0755) != 0)
+		return WEFT_EINTERNAL;
+	made.fd = openat(state.fd, made.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (made.fd < 0) {
+		int error = errno;
+		(void)unlinkat(state.fd, made.name, AT_REMOVEDIR);
+		errno = error;
+		return WEFT_EINTERNAL;
+	}
+	*job = made;
+	return WEFT_OK;
+}
+
+int cgroup_job_procs_fd(const struct cgroup_job *job)
+{
+	return openat(job->fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+}
+
+int cgroup_job_signal(const struct cgroup_job *job, int sig)
+{
+	if (sig == SIGKILL && write_small(job->fd, "cgroup.kill", "1") == 0)
+		return WEFT_OK;
+	return signal_listed(job->fd, sig) >= 0 ? WEFT_OK : WEFT_EINTERNAL;
+}
+
+int cgroup_job_populated(const struct cgroup_job *job, bool *populated)
+{
+	return populated_at(job->fd, populated);
+}
+
+int cgroup_job_remove(struct cgroup_job *job)
+{
+	if (job == NULL || job->fd < 0)
+		return WEFT_OK;
+	close(job->fd);
+	job->fd = -1;
+	return remove_tree(state.fd, job->name, 0) == 0 ? WEFT_OK : WEFT_EINTERNAL;
+}

@@ -1,0 +1,977 @@
+/*
+ * proc: one job's process on a worker loop (contract in proc.h).
+ *
+ * Life of a proc, all on the loop thread:
+ *
+ *   proc_start ── pipes, then proc_child_spawn (environment, PATH search,
+ *      │          posix_spawn or fork); a failure to start is recorded and
+ *      │          `finish_event` made active, so done still comes from the
+ *      │          loop, never from inside proc_start
+ *      ▼
+ *   running ──── stdin_event writes the stdin text; stream events read
+ *      │          stdout/stderr (capped, drained beyond the cap); kill_timer
+ *      │          escalates a proc_terminate to SIGKILL
+ *      ▼ exit_event: the pidfd became readable, the leader is a zombie
+ *   exited ───── not reaped yet, on purpose: the zombie keeps the process
+ *      │          group id reserved, so signalling the group stays safe while
+ *      │          grandchildren may still hold the pipes; linger_timer bounds
+ *      │          that wait
+ *      ▼ both pipes at EOF, or linger_timer
+ *   finish ───── SIGKILL to what is left of the group, waitid(P_PIDFD) (does
+ *      │          not block: the leader is already dead)
+ *      ▼ with a cgroup (cgroup.h): SIGKILL to the cgroup; until cgroup.events
+ *      │          says it is empty, cgroup_timer polls it (and kills again, for
+ *      │          a fork that raced the kill); then the group is removed
+ *   complete ─── read the fork child's report, build the result, free the
+ *                proc, then call done with copies of what it needs.
+ *
+ * The events are embedded in struct proc (event_assign). finish runs inside
+ * one of their callbacks; it deletes them all first, and libevent does not
+ * touch an event after its callback returns, so freeing the struct there is
+ * safe.
+ */
+#include "daemon/executors/process/proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event_struct.h>
+
+#include "daemon/executors/process/cgroup.h"
+#include "daemon/executors/process/proc_child.h"
+#include "weft/error.h"
+
+enum { STREAM_STDOUT, STREAM_STDERR, STREAM_COUNT };
+
+/* Reads per stream callback before the loop gets a turn to serve others. */
+#define READS_PER_CALLBACK 16
+#define READ_CHUNK 65536
+#define FIRST_CAPACITY 16384
+/* Writes of the stdin text per callback. */
+#define WRITE_CHUNK 65536
+#define MESSAGE_SIZE 512
+/* How often the exit is polled where pidfd_open does not exist. */
+#define EXIT_POLL_MICROSECONDS 10000
+/* How often a job's cgroup is looked at while its last processes die; killed
+ * processes go in microseconds, so the first look is soon. */
+#define CGROUP_POLL_FIRST_MICROSECONDS 500
+#define CGROUP_POLL_MAX_MICROSECONDS 50000
+/* proc_destroy (shutdown) waits this long for a job's cgroup to empty. */
+#define CGROUP_DESTROY_WAIT_SECONDS 2.0
+
+/* Where output past the cap goes to be thrown away; per thread because
+ * every worker loop reads its own procs. */
+static _Thread_local char discard_buffer[READ_CHUNK];
+
+struct proc_stream {
+	struct proc *proc;
+	int fd;             /* parent's read end, -1 once at EOF or closed */
+	struct event event;
+	char *data;         /* owned; the first `length` bytes of output */
+	size_t length;
+	size_t capacity;
+	size_t limit;       /* output_max, lowered if memory ran out */
+	bool truncated;
+};
+
+struct proc {
+	struct proc *live_next; /* this thread's list of live procs (live_head) */
+	struct proc *live_prev;
+	struct event_base *base;
+	proc_done_fn *done;
+	void *arg;
+
+	pid_t pid;          /* 0 when no process was made */
+	int pidfd;          /* -1 when none */
+	bool exited;        /* the pidfd reported the exit */
+	bool reaped;        /* waitid collected the leader (or it never existed) */
+	bool abandoned;     /* proc_abandon: no done, reaped instead */
+	proc_reaped_fn *on_reaped; /* proc_abandon's callback, may be NULL */
+	void *on_reaped_arg;
+	bool pipes_closed_early;
+	bool capture;
+	int report_fd;      /* fork path: read end of the child's report pipe, else -1 */
+
+	struct event exit_event;
+	struct event kill_timer;
+	struct event linger_timer;
+	struct event finish_event;
+	double linger;
+
+	/* The job's cgroup (fd -1: none, process groups only), and while its last
+	 * processes die after the leader was reaped, the poll of it. */
+	struct cgroup_job cgroup;
+	struct event cgroup_timer;
+	long cgroup_poll_us;
+	bool have_status;   /* finish: the leader's status is in `info` */
+	siginfo_t info;
+
+	int stdin_fd;       /* parent's write end, -1 when none or done */
+	struct event stdin_event;
+	char *stdin_data;   /* owned copy of the job's stdin text */
+	size_t stdin_length;
+	size_t stdin_offset;
+
+	struct proc_stream streams[STREAM_COUNT];
+
+	struct timespec started;
+	struct timespec ended;
+
+	/* For messages built after the fact (the fork child's report). */
+	char *command;      /* owned copy of argv[0] */
+	char *cwd;          /* owned copy, NULL when none */
+	struct execargs_limit limits[EXECARGS_MAX_LIMITS];
+	size_t limit_count;
+	uid_t uid;
+	gid_t gid;
+
+	/* A failure found before or while starting; empty when none. */
+	char spawn_message[MESSAGE_SIZE];
+};
+
+/*
+ * Every live proc of this thread, abandoned ones included, so that
+ * proc_shutdown can find those nobody holds any more. Thread-local because
+ * a proc lives and dies on its base's thread: no lock is needed.
+ */
+static _Thread_local struct proc *live_head;
+
+static void live_link(struct proc *proc)
+{
+	proc->live_prev = NULL;
+	proc->live_next = live_head;
+	if (live_head != NULL)
+		live_head->live_prev = proc;
+	live_head = proc;
+}
+
+static void live_unlink(struct proc *proc)
+{
+	if (proc->live_prev != NULL)
+		proc->live_prev->live_next = proc->live_next;
+	else
+		live_head = proc->live_next;
+	if (proc->live_next != NULL)
+		proc->live_next->live_prev = proc->live_prev;
+}
+
+/* ------------------------------------------------------------ text to JSON */
+
+/* Length of the valid UTF-8 character at text (1-4), or 0 when invalid, with
+ * *skip set to the length of the maximal invalid subpart to replace. */
+static size_t utf8_character(const unsigned char *text, size_t left, size_t *skip)
+{
+	unsigned char lead = text[0];
+	unsigned char low = 0x80, high = 0xBF;
+	size_t need, i;
+
+	if (lead < 0x80)
+		return 1;
+	if (lead >= 0xC2 && lead <= 0xDF) {
+		need = 1;
+	} else if (lead >= 0xE0 && lead <= 0xEF) {
+		need = 2;
+		if (lead == 0xE0)
+			low = 0xA0; /* no overlong forms */
+		else if (lead == 0xED)
+			high = 0x9F; /* no surrogates */
+	} else if (lead >= 0xF0 && lead <= 0xF4) {
+		need = 3;
+		if (lead == 0xF0)
+			low = 0x90;
+		else if (lead == 0xF4)
+			high = 0x8F; /* nothing above U+10FFFF */
+	} else {
+		*skip = 1;
+		return 0;
+	}
+	for (i = 1; i <= need; i++) {
+		if (i >= left || text[i] < low || text[i] > high) {
+			*skip = i;
+			return 0;
+		}
+		low = 0x80;
+		high = 0xBF;
+	}
+	return need + 1;
+}
+
+/* A JSON string of the bytes, invalid UTF-8 replaced by U+FFFD. New
+ * reference, NULL when memory ran out. */
+static json_t *text_to_json(const char *data, size_t length)
+{
+	const unsigned char *text = (const unsigned char *)data;
+	size_t i = 0, skip, size;
+	char *clean;
+	json_t *string;
+
+	if (length == 0)
+		return json_string("");
+	while (i < length && (size = utf8_character(text + i, length - i, &skip)) != 0)
+		i += size;
+	if (i == length)
+		return json_stringn_nocheck(data, length);
+
+	/* Each invalid byte becomes at most 3 bytes (EF BF BD). */
+	clean = malloc(length * 3);
+	if (clean == NULL)
+		return NULL;
+	memcpy(clean, data, i);
+	size_t out = i;
+	while (i < length) {
+		size = utf8_character(text + i, length - i, &skip);
+		if (size != 0) {
+			memcpy(clean + out, data + i, size);
+			out += size;
+			i += size;
+		} else {
+			memcpy(clean + out, "\xEF\xBF\xBD", 3);
+			out += 3;
+			i += skip;
+		}
+	}
+	string = json_stringn_nocheck(clean, out);
+	free(clean);
+	return string;
+}
+
+/* ----------------------------------------------------------------- helpers */
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+static void delete_event(struct event *event)
+{
+	if (event_initialized(event))
+		event_del(event);
+}
+
+static double seconds_between(const struct timespec *from, const struct timespec *to)
+{
+	return (double)(to->tv_sec - from->tv_sec) + (double)(to->tv_nsec - from->tv_nsec) / 1e9;
+}
+
+static struct timeval seconds_to_timeval(double seconds)
+{
+	struct timeval value;
+
+	if (seconds < 0)
+		seconds = 0;
+	value.tv_sec = (time_t)seconds;
+	value.tv_usec = (suseconds_t)((seconds - (double)value.tv_sec) * 1e6);
+	return value;
+}
+
+static void record_spawn_error(struct proc *proc, const char *format, const char *subject,
+	int error)
+{
+	snprintf(proc->spawn_message, sizeof(proc->spawn_message), format, subject,
+		strerror(error));
+}
+
+/* ------------------------------------------------------------------ finish */
+
+static void finish(struct proc *proc);
+
+/* Stops the events and closes the descriptors. Safe to call twice. */
+static void proc_teardown(struct proc *proc)
+{
+	delete_event(&proc->cgroup_timer);
+	delete_event(&proc->exit_event);
+	delete_event(&proc->kill_timer);
+	delete_event(&proc->linger_timer);
+	delete_event(&proc->finish_event);
+	delete_event(&proc->stdin_event);
+	for (int i = 0; i < STREAM_COUNT; i++) {
+		delete_event(&proc->streams[i].event);
+		close_fd(&proc->streams[i].fd);
+	}
+	close_fd(&proc->stdin_fd);
+	close_fd(&proc->report_fd);
+	close_fd(&proc->pidfd);
+}
+
+static void proc_free(struct proc *proc)
+{
+	live_unlink(proc);
+	proc_teardown(proc);
+	if (proc->cgroup.fd >= 0) {
+		/* Only on paths where nothing of the job can be left (the normal end
+		 * removes it in finish): a failed start, or proc_destroy's bounded wait. */
+		(void)cgroup_job_signal(&proc->cgroup, SIGKILL);
+		(void)cgroup_job_remove(&proc->cgroup);
+	}
+	for (int i = 0; i < STREAM_COUNT; i++)
+		free(proc->streams[i].data);
+	free(proc->stdin_data);
+	free(proc->cwd);
+	free(proc->command);
+	free(proc);
+}
+
+/*
+ * Signals the job's whole tree: its cgroup when it has one (which holds every
+ * process it made, those that left the group by setsid included), and its
+ * session's process group, whose id is the leader's pid (the child calls
+ * setsid first thing). Until the child has done so the group does not exist
+ * yet (ESRCH), nor has it joined the cgroup; then the child alone is the tree
+ * (it has not exec'd, so it has no children) and gets the signal itself.
+ * Call only while the leader is unreaped (its pid is still ours).
+ */
+static void signal_tree(struct proc *proc, int sig)
+{
+	if (proc->cgroup.fd >= 0)
+		(void)cgroup_job_signal(&proc->cgroup, sig);
+	if (kill(-proc->pid, sig) != 0 && errno == ESRCH)
+		(void)kill(proc->pid, sig);
+}
+
+/* Kills what is left of the group and collects the leader. Blocks only if
+ * the leader has not exited yet (proc_destroy, or a pidfd failure). */
+static bool reap(struct proc *proc, siginfo_t *info)
+{
+	int rv;
+
+	if (proc->pid <= 0 || proc->reaped)
+		return false;
+	/* The leader is unreaped, so the group id is still ours. */
+	signal_tree(proc, SIGKILL);
+	memset(info, 0, sizeof(*info));
+	do {
+		if (proc->pidfd >= 0)
+			rv = waitid(P_PIDFD, (id_t)proc->pidfd, info, WEXITED);
+		else
+			rv = waitid(P_PID, (id_t)proc->pid, info, WEXITED);
+	} while (rv < 0 && errno == EINTR);
+	proc->reaped = true;
+	return rv == 0 && info->si_pid != 0;
+}
+
+static void read_child_report(struct proc *proc)
+{
+	struct proc_child_report report;
+	char subject[64];
+	ssize_t got;
+
+	if (proc->report_fd < 0)
+		return;
+	/* The child is dead and the parent's write end is closed: no wait. */
+	do
+		got = read(proc->report_fd, &report, sizeof(report));
+	while (got < 0 && errno == EINTR);
+	if (got != (ssize_t)sizeof(report))
+		return;
+	switch (report.stage) {
+	case PROC_CHILD_STAGE_CGROUP:
+		record_spawn_error(proc, "cannot put '%s' into its cgroup: %s", proc->command,
+			report.error);
+		break;
+	case PROC_CHILD_STAGE_STDIO:
+		record_spawn_error(proc, "cannot set up the standard streams of '%s': %s", proc->command,
+			report.error);
+		break;
+	case PROC_CHILD_STAGE_GROUPS:
+		snprintf(subject, sizeof(subject), "%u", (unsigned)proc->uid);
+		record_spawn_error(proc, "cannot set the supplementary groups of uid %s: %s", subject,
+			report.error);
+		break;
+	case PROC_CHILD_STAGE_GID:
+		snprintf(subject, sizeof(subject), "%u", (unsigned)proc->gid);
+		record_spawn_error(proc, "cannot switch to gid %s: %s", subject, report.error);
+		break;
+	case PROC_CHILD_STAGE_UID:
+		snprintf(subject, sizeof(subject), "%u", (unsigned)proc->uid);
+		record_spawn_error(proc, "cannot switch to uid %s: %s", subject, report.error);
+		break;
+	case PROC_CHILD_STAGE_RLIMIT:
+		if (report.index >= 0 && (size_t)report.index < proc->limit_count) {
+			const struct execargs_limit *limit = &proc->limits[report.index];
+			if (limit->value == RLIM_INFINITY)
+				snprintf(subject, sizeof(subject), "%s' to 'unlimited", limit->name);
+			else
+				snprintf(subject, sizeof(subject), "%s' to '%llu", limit->name,
+					(unsigned long long)limit->value);
+		} else {
+			snprintf(subject, sizeof(subject), "?");
+		}
+		record_spawn_error(proc, "cannot set limit '%s': %s", subject, report.error);
+		break;
+	case PROC_CHILD_STAGE_CHDIR:
+		record_spawn_error(proc, "cannot change to directory '%s': %s",
+			proc->cwd != NULL ? proc->cwd : "", report.error);
+		break;
+	case PROC_CHILD_STAGE_DEATHSIG:
+		record_spawn_error(proc, "cannot tie '%s' to the daemon's life: %s", proc->command,
+			report.error);
+		break;
+	default:
+		record_spawn_error(proc, "cannot run '%s': %s", proc->command, report.error);
+		break;
+	}
+}
+
+static void json_set(json_t *object, const char *key, json_t *value)
+{
+	/* Out of memory leaves the key out; the caller's result is still usable. */
+	if (object != NULL)
+		json_object_set_new(object, key, value);
+	else
+		json_decref(value);
+}
+
+/*
+ * With a cgroup: whether it is empty now; if so it is removed. If not, what
+ * is left gets SIGKILL (again: a process forked while the last kill went
+ * through is caught by this one). A group that cannot be read counts as
+ * empty: waiting for it could never end.
+ */
+static bool cgroup_drained(struct proc *proc)
+{
+	bool populated = false;
+
+	if (proc->cgroup.fd < 0)
+		return true;
+	if (cgroup_job_populated(&proc->cgroup, &populated) == WEFT_OK && populated) {
+		(void)cgroup_job_signal(&proc->cgroup, SIGKILL);
+		return false;
+	}
+	(void)cgroup_job_remove(&proc->cgroup);
+	return true;
+}
+
+static void complete(struct proc *proc);
+
+static void cgroup_poll_due(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+	struct timeval next;
+
+	(void)fd;
+	(void)what;
+	if (cgroup_drained(proc)) {
+		complete(proc);
+		return;
+	}
+	/* Back off: a process stuck in the kernel may take a while to die. */
+	if (proc->cgroup_poll_us < CGROUP_POLL_MAX_MICROSECONDS)
+		proc->cgroup_poll_us *= 2;
+	next.tv_sec = 0;
+	next.tv_usec = proc->cgroup_poll_us;
+	if (event_add(&proc->cgroup_timer, &next) < 0)
+		complete(proc); /* cannot wait: proc_free kills the rest */
+}
+
+static void finish(struct proc *proc)
+{
+	struct timeval first = {0, CGROUP_POLL_FIRST_MICROSECONDS};
+
+	for (int i = 0; i < STREAM_COUNT; i++) {
+		delete_event(&proc->streams[i].event);
+		close_fd(&proc->streams[i].fd);
+	}
+	proc->have_status = reap(proc, &proc->info);
+	if (!proc->exited)
+		clock_gettime(CLOCK_MONOTONIC, &proc->ended);
+	/* The job is over only when none of its processes is left. */
+	if (!cgroup_drained(proc)) {
+		proc->cgroup_poll_us = CGROUP_POLL_FIRST_MICROSECONDS;
+		if (event_add(&proc->cgroup_timer, &first) == 0)
+			return;
+	}
+	complete(proc);
+}
+
+static void complete(struct proc *proc)
+{
+	proc_done_fn *done = proc->done;
+	void *arg = proc->arg;
+	struct proc_outcome outcome = {PROC_STATUS_SUCCESS, NULL, NULL, 0, 0};
+	char message[MESSAGE_SIZE];
+	const siginfo_t info = proc->info;
+	bool have_status = proc->have_status;
+	bool abandoned = proc->abandoned;
+	proc_reaped_fn *on_reaped = proc->on_reaped;
+	void *on_reaped_arg = proc->on_reaped_arg;
+	json_t *result;
+
+	read_child_report(proc);
+
+	if (proc->spawn_message[0] != '\0') {
+		outcome.status = PROC_STATUS_SPAWN_ERROR;
+		snprintf(message, sizeof(message), "%s", proc->spawn_message);
+	} else if (!have_status) {
+		outcome.status = PROC_STATUS_SPAWN_ERROR;
+		snprintf(message, sizeof(message), "cannot collect the exit status of '%s'",
+			proc->command);
+	} else if (info.si_code == CLD_EXITED) {
+		outcome.exit_code = info.si_status;
+		if (info.si_status != 0) {
+			outcome.status = PROC_STATUS_EXIT_STATUS;
+			snprintf(message, sizeof(message), "command exited with status %d",
+				info.si_status);
+		}
+	} else {
+		const char *name = sigabbrev_np(info.si_status);
+		outcome.status = PROC_STATUS_SIGNAL;
+		outcome.signal = info.si_status;
+		snprintf(message, sizeof(message), "command was killed by signal %d (SIG%s)%s",
+			info.si_status, name != NULL ? name : "?",
+			info.si_code == CLD_DUMPED ? " and dumped core" : "");
+	}
+	switch (outcome.status) {
+	case PROC_STATUS_SUCCESS:
+		break;
+	case PROC_STATUS_EXIT_STATUS:
+		outcome.error_type = PROC_ERROR_EXIT_STATUS;
+		break;
+	case PROC_STATUS_SIGNAL:
+		outcome.error_type = PROC_ERROR_SIGNAL;
+		break;
+	case PROC_STATUS_SPAWN_ERROR:
+		outcome.error_type = PROC_ERROR_SPAWN;
+		break;
+	}
+	outcome.message = outcome.status == PROC_STATUS_SUCCESS ? NULL : message;
+
+	result = abandoned ? NULL : json_object();
+	if (result != NULL) {
+		bool exited = have_status && info.si_code == CLD_EXITED &&
+			outcome.status != PROC_STATUS_SPAWN_ERROR;
+		bool killed = outcome.status == PROC_STATUS_SIGNAL;
+		json_set(result, "exit_code", exited ? json_integer(info.si_status) : json_null());
+		json_set(result, "signal", killed ? json_integer(outcome.signal) : json_null());
+		for (int i = 0; i < STREAM_COUNT; i++) {
+			struct proc_stream *stream = &proc->streams[i];
+			json_set(result, i == STREAM_STDOUT ? "stdout" : "stderr",
+				proc->capture ? text_to_json(stream->data, stream->length) : json_null());
+		}
+		json_set(result, "truncated",
+			json_boolean(proc->streams[0].truncated || proc->streams[1].truncated));
+		json_set(result, "duration", json_real(seconds_between(&proc->started, &proc->ended)));
+		json_set(result, "pid", proc->pid > 0 ? json_integer(proc->pid) : json_null());
+		if (proc->pipes_closed_early)
+			json_set(result, "pipes_closed_early", json_true());
+	}
+	proc_free(proc);
+	if (!abandoned)
+		done(arg, result, &outcome);
+	else if (on_reaped != NULL)
+		on_reaped(on_reaped_arg);
+}
+
+/* ---------------------------------------------------------------- callbacks */
+
+static bool streams_closed(const struct proc *proc)
+{
+	return proc->streams[STREAM_STDOUT].fd < 0 && proc->streams[STREAM_STDERR].fd < 0;
+}
+
+static void stream_close(struct proc_stream *stream)
+{
+	delete_event(&stream->event);
+	close_fd(&stream->fd);
+}
+
+static void stream_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc_stream *stream = arg;
+	struct proc *proc = stream->proc;
+
+	(void)fd;
+	(void)what;
+	for (int round = 0; round < READS_PER_CALLBACK; round++) {
+		char *target = discard_buffer;
+		size_t room = sizeof(discard_buffer);
+		ssize_t got;
+
+		if (stream->length < stream->limit) {
+			if (stream->length == stream->capacity) {
+				size_t capacity = stream->capacity < FIRST_CAPACITY / 2 ? FIRST_CAPACITY
+											: stream->capacity * 2;
+				char *grown;
+				if (capacity > stream->limit)
+					capacity = stream->limit;
+				grown = realloc(stream->data, capacity);
+				if (grown != NULL) {
+					stream->data = grown;
+					stream->capacity = capacity;
+				} else {
+					/* Keep what we have; the rest counts as past the cap. */
+					stream->limit = stream->length;
+				}
+			}
+			if (stream->length < stream->capacity) {
+				target = stream->data + stream->length;
+				room = stream->capacity - stream->length;
+			}
+		}
+		got = read(stream->fd, target, room);
+		if (got > 0) {
+			if (target == discard_buffer)
+				stream->truncated = true;
+			else
+				stream->length += (size_t)got;
+			continue;
+		}
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && errno == EAGAIN)
+			return;
+		/* EOF, or an error that no retry will cure. */
+		stream_close(stream);
+		break;
+	}
+	if (stream->fd < 0 && proc->exited && streams_closed(proc))
+		finish(proc);
+}
+
+static void stdin_close(struct proc *proc)
+{
+	delete_event(&proc->stdin_event);
+	close_fd(&proc->stdin_fd);
+	free(proc->stdin_data);
+	proc->stdin_data = NULL;
+}
+
+static void stdin_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+
+	(void)fd;
+	(void)what;
+	while (proc->stdin_offset < proc->stdin_length) {
+		size_t left = proc->stdin_length - proc->stdin_offset;
+		ssize_t wrote = write(proc->stdin_fd, proc->stdin_data + proc->stdin_offset,
+			left < WRITE_CHUNK ? left : WRITE_CHUNK);
+		if (wrote > 0) {
+			proc->stdin_offset += (size_t)wrote;
+			continue;
+		}
+		if (wrote < 0 && errno == EINTR)
+			continue;
+		if (wrote < 0 && errno == EAGAIN)
+			return;
+		/* EPIPE: the command closed its stdin; the rest is not wanted. */
+		break;
+	}
+	stdin_close(proc);
+}
+
+static void process_exited(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+	struct timeval linger;
+
+	(void)fd;
+	(void)what;
+	proc->exited = true;
+	clock_gettime(CLOCK_MONOTONIC, &proc->ended);
+	if (streams_closed(proc)) {
+		finish(proc);
+		return;
+	}
+	linger = seconds_to_timeval(proc->linger);
+	if (event_add(&proc->linger_timer, &linger) < 0) {
+		proc->pipes_closed_early = true;
+		finish(proc);
+	}
+}
+
+/* Without a pidfd: WNOWAIT sees the zombie but leaves it unreaped, so the
+ * group id stays reserved just as on the pidfd path. */
+static void exit_polled(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+	siginfo_t info;
+
+	memset(&info, 0, sizeof(info));
+	if (waitid(P_PID, (id_t)proc->pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		info.si_pid == 0)
+		return;
+	delete_event(&proc->exit_event);
+	process_exited(fd, what, arg);
+}
+
+static void linger_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+
+	(void)fd;
+	(void)what;
+	proc->pipes_closed_early = true;
+	finish(proc);
+}
+
+static void kill_due(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+
+	(void)fd;
+	(void)what;
+	if (proc->pid > 0 && !proc->reaped)
+		signal_tree(proc, SIGKILL);
+	else if (proc->cgroup.fd >= 0)
+		(void)cgroup_job_signal(&proc->cgroup, SIGKILL);
+}
+
+static void finish_due(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	finish(arg);
+}
+
+/* ------------------------------------------------------------------- start */
+
+/*
+ * Makes the pipes and the process. A failure the job should hear about is
+ * recorded in spawn_message (and WEFT_OK returned); only running out of
+ * memory returns an error, and then no process exists.
+ */
+static int launch(struct proc *proc, const struct execargs *args,
+	const struct proc_options *options)
+{
+	int stdio[3] = {-1, -1, -1};
+	int ends[2];
+	int cgroup_fd = -1;
+	int error, rv = WEFT_OK;
+
+	if (cgroup_enabled()) {
+		/* Fails closed: a job that cannot be contained does not run. */
+		if (cgroup_job_make(&proc->cgroup) != WEFT_OK ||
+			(cgroup_fd = cgroup_job_procs_fd(&proc->cgroup)) < 0) {
+			record_spawn_error(proc, "cannot make a cgroup for '%s': %s", args->argv[0],
+				errno);
+			return WEFT_OK;
+		}
+	}
+
+	if (args->stdin_data != NULL) {
+		if ((error = proc_child_pipe(ends, 1)) != 0)
+			goto pipe_failed;
+		stdio[0] = ends[0];
+		proc->stdin_fd = ends[1];
+	}
+	if (args->capture) {
+		for (int i = 0; i < STREAM_COUNT; i++) {
+			if ((error = proc_child_pipe(ends, 0)) != 0)
+				goto pipe_failed;
+			stdio[1 + i] = ends[1];
+			proc->streams[i].fd = ends[0];
+		}
+	}
+	rv = proc_child_spawn(args, options->identity, cgroup_fd, stdio, &proc->pid,
+		&proc->report_fd, proc->spawn_message, sizeof(proc->spawn_message));
+	goto close_child_ends;
+
+pipe_failed:
+	record_spawn_error(proc, "cannot create pipes for '%s': %s", args->argv[0], error);
+close_child_ends:
+	for (int i = 0; i < 3; i++)
+		close_fd(&stdio[i]);
+	close_fd(&cgroup_fd);
+	return rv;
+}
+
+/* Registers the events of a started process. Returns 0 or WEFT_EINTERNAL. */
+static int watch(struct proc *proc)
+{
+	int bad = 0;
+
+	proc->pidfd = pidfd_open(proc->pid, 0);
+	if (proc->pidfd >= 0) {
+		bad |= event_assign(&proc->exit_event, proc->base, proc->pidfd, EV_READ,
+			process_exited, proc);
+		bad |= event_add(&proc->exit_event, NULL);
+	} else if (errno == ENOSYS) {
+		/* No pidfds here (valgrind 3.19, kernels before 5.3): poll instead. */
+		struct timeval interval = {0, EXIT_POLL_MICROSECONDS};
+		bad |= event_assign(&proc->exit_event, proc->base, -1, EV_PERSIST, exit_polled, proc);
+		bad |= event_add(&proc->exit_event, &interval);
+	} else {
+		int error = errno;
+		siginfo_t info;
+		/* EMFILE and the like: the loop cannot wait for it, so stop it and reap now. */
+		(void)reap(proc, &info);
+		record_spawn_error(proc, "cannot watch '%s': %s", proc->command, error);
+		for (int i = 0; i < STREAM_COUNT; i++)
+			close_fd(&proc->streams[i].fd);
+		close_fd(&proc->stdin_fd);
+		event_active(&proc->finish_event, 0, 0);
+		return 0;
+	}
+	for (int i = 0; i < STREAM_COUNT; i++) {
+		struct proc_stream *stream = &proc->streams[i];
+		if (stream->fd < 0)
+			continue;
+		bad |= event_assign(&stream->event, proc->base, stream->fd, EV_READ | EV_PERSIST,
+			stream_readable, stream);
+		bad |= event_add(&stream->event, NULL);
+	}
+	if (proc->stdin_fd >= 0) {
+		bad |= event_assign(&proc->stdin_event, proc->base, proc->stdin_fd, EV_WRITE | EV_PERSIST,
+			stdin_writable, proc);
+		bad |= event_add(&proc->stdin_event, NULL);
+	}
+	return bad == 0 ? 0 : WEFT_EINTERNAL;
+}
+
+int proc_start(struct event_base *base, const struct execargs *args,
+	const struct proc_options *options, proc_done_fn *done, void *arg, struct proc **out)
+{
+	static const struct proc_options defaults = {0, 0, NULL};
+	struct proc *proc;
+	int rv;
+
+	if (options == NULL)
+		options = &defaults;
+	proc = calloc(1, sizeof(*proc));
+	if (proc == NULL)
+		return WEFT_ENOMEM;
+	live_link(proc);
+	proc->base = base;
+	proc->done = done;
+	proc->arg = arg;
+	proc->pidfd = -1;
+	proc->report_fd = -1;
+	proc->cgroup.fd = -1;
+	proc->stdin_fd = -1;
+	proc->capture = args->capture;
+	proc->linger = options->linger > 0 ? options->linger : PROC_DEFAULT_LINGER;
+	for (int i = 0; i < STREAM_COUNT; i++) {
+		proc->streams[i].proc = proc;
+		proc->streams[i].fd = -1;
+		proc->streams[i].limit =
+			options->output_max > 0 ? options->output_max : PROC_DEFAULT_OUTPUT_MAX;
+	}
+	proc->command = strdup(args->argv[0]);
+	proc->cwd = args->cwd != NULL ? strdup(args->cwd) : NULL;
+	if (args->stdin_data != NULL) {
+		proc->stdin_data = malloc(args->stdin_length + 1);
+		if (proc->stdin_data != NULL)
+			memcpy(proc->stdin_data, args->stdin_data, args->stdin_length + 1);
+		proc->stdin_length = args->stdin_length;
+	}
+	if (proc->command == NULL || (args->cwd != NULL && proc->cwd == NULL) ||
+		(args->stdin_data != NULL && proc->stdin_data == NULL)) {
+		rv = WEFT_ENOMEM;
+		goto fail;
+	}
+	memcpy(proc->limits, args->limits, sizeof(proc->limits));
+	proc->limit_count = args->limit_count;
+	/* Only an identity switch can fail on uid or gid, so only it names them. */
+	if (options->identity != NULL) {
+		proc->uid = options->identity->uid;
+		proc->gid = options->identity->gid;
+	}
+	if (event_assign(&proc->kill_timer, base, -1, 0, kill_due, proc) < 0 ||
+		event_assign(&proc->linger_timer, base, -1, 0, linger_expired, proc) < 0 ||
+		event_assign(&proc->finish_event, base, -1, 0, finish_due, proc) < 0 ||
+		event_assign(&proc->cgroup_timer, base, -1, 0, cgroup_poll_due, proc) < 0) {
+		rv = WEFT_EINTERNAL;
+		goto fail;
+	}
+
+	clock_gettime(CLOCK_MONOTONIC, &proc->started);
+	if ((rv = launch(proc, args, options)) != 0)
+		goto fail;
+	if (proc->pid > 0) {
+		if ((rv = watch(proc)) != 0)
+			goto fail;
+	} else {
+		/* Nothing runs: report from the loop, as for any other end. */
+		for (int i = 0; i < STREAM_COUNT; i++)
+			close_fd(&proc->streams[i].fd);
+		close_fd(&proc->stdin_fd);
+		proc->reaped = true;
+		event_active(&proc->finish_event, 0, 0);
+	}
+	*out = proc;
+	return WEFT_OK;
+
+fail:
+	if (proc->pid > 0) {
+		siginfo_t info;
+		(void)reap(proc, &info);
+	}
+	proc_free(proc);
+	return rv;
+}
+
+/* ----------------------------------------------------------------- control */
+
+void proc_terminate(struct proc *proc, double kill_after)
+{
+	struct timeval grace;
+
+	if (proc->pid <= 0 || proc->reaped)
+		return;
+	signal_tree(proc, SIGTERM);
+	signal_tree(proc, SIGCONT);
+	if (kill_after <= 0) {
+		signal_tree(proc, SIGKILL);
+		return;
+	}
+	grace = seconds_to_timeval(kill_after);
+	if (event_add(&proc->kill_timer, &grace) < 0)
+		signal_tree(proc, SIGKILL);
+}
+
+void proc_abandon(struct proc *proc, double kill_after, proc_reaped_fn *reaped, void *arg)
+{
+	proc->abandoned = true;
+	proc->on_reaped = reaped;
+	proc->on_reaped_arg = arg;
+	proc_terminate(proc, kill_after);
+}
+
+void proc_destroy(struct proc *proc)
+{
+	siginfo_t info;
+	struct timespec pause = {0, 500 * 1000};
+	struct timespec start, now;
+
+	(void)reap(proc, &info);
+	/* Shutdown: the loop is going away, so wait here, bounded, for the
+	 * cgroup's last processes (SIGKILLed by reap) to go. */
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (!cgroup_drained(proc)) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (seconds_between(&start, &now) > CGROUP_DESTROY_WAIT_SECONDS)
+			break;
+		nanosleep(&pause, NULL);
+	}
+	proc_free(proc);
+}
+
+void proc_shutdown(struct event_base *base)
+{
+	struct proc *proc = live_head, *next;
+
+	for (; proc != NULL; proc = next) {
+		next = proc->live_next;
+		if (proc->base == base)
+			proc_destroy(proc);
+	}
+}
+
+pid_t proc_pid(const struct proc *proc)
+{
+	return proc->pid;
+}

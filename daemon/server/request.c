@@ -1,0 +1,354 @@
+/*
+ * Request decoding; see request.h. Every refusal says which field is wrong and
+ * what would be right, since the message is what a user reads.
+ */
+#include "daemon/server/request.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/base/fields.h"
+#include "daemon/core/jobs.h"
+#include "daemon/core/jobspec.h"
+#include "daemon/base/memory.h"
+#include "daemon/base/now.h"
+#include "daemon/base/problem.h"
+#include "daemon/core/queues.h"
+
+#define REQUEST_OP_NAME_(name, wire) wire,
+static const char *const op_names[] = {PROTO_OP_MAP(REQUEST_OP_NAME_)};
+#undef REQUEST_OP_NAME_
+
+/* The fields each op takes, besides "op". */
+static const char *const op_fields[REQUEST_OP_COUNT][20] = {
+	[REQUEST_PING] = {NULL},
+	[REQUEST_SUBMIT] = {JOBSPEC_FIELDS, "wait", "jobs", JOBSPEC_SCHEDULE_FIELDS, NULL},
+	[REQUEST_STATUS] = {"id", NULL},
+	[REQUEST_RESULT] = {"id", "ids", "timeout", NULL},
+	[REQUEST_WAIT] = {"ids", "timeout", "return_when", NULL},
+	[REQUEST_CANCEL] = {"id", NULL},
+	[REQUEST_LIST] = {"state", "fn", "labels", "after", "limit", NULL},
+	[REQUEST_FUNCTIONS] = {NULL},
+	[REQUEST_STATS] = {NULL},
+	[REQUEST_FUTURE_NEW] = {"labels", NULL},
+	[REQUEST_FUTURE_SET] = {"id", "result", "error", NULL},
+	[REQUEST_AS_COMPLETED] = {"ids", "timeout", NULL},
+	[REQUEST_QUEUE_SET] = {"name", "max", NULL},
+	[REQUEST_QUEUE_PAUSE] = {"name", NULL},
+	[REQUEST_QUEUE_RESUME] = {"name", NULL},
+	[REQUEST_QUEUES] = {NULL},
+};
+
+/* `jobs` is root's "jobs" field, NULL when absent (request_decode has it already). */
+static int decode_submit(json_t *root, json_t *jobs, struct request *request,
+                         struct problem *problem)
+{
+	json_t *wait = json_object_get(root, "wait");
+	int rv;
+	if (jobs == NULL) {
+		request->jobs = memory_zalloc(sizeof(*request->jobs));
+		if ((rv = fields_check(root, op_fields[REQUEST_SUBMIT], true, "op 'submit'", problem)) !=
+		            WEFT_OK ||
+		    (rv = jobspec_decode_fields(root, &request->jobs[0], problem)) != WEFT_OK)
+			return rv;
+		request->job_count = 1;
+		if (wait != NULL) {
+			if ((rv = fields_seconds(wait, "wait", false, &request->wait, problem)) != WEFT_OK)
+				return rv;
+			request->has_wait = true;
+		}
+		return WEFT_OK;
+	}
+	static const char *const single_only[] = {JOBSPEC_FIELDS, "wait", JOBSPEC_SCHEDULE_FIELDS,
+	                                          NULL};
+	for (const char *const *name = single_only; *name != NULL; name++)
+		if (json_object_get(root, *name) != NULL)
+			return problem_set(problem, WEFT_EBADFIELD, *name,
+			                   "field '%s' cannot be used with 'jobs': put it in each job",
+			                   *name);
+	if (!json_is_array(jobs) || json_array_size(jobs) == 0 ||
+	    json_array_size(jobs) > REQUEST_MAX_BATCH)
+		return problem_set(problem, WEFT_EBADFIELD, "jobs",
+		                   "field 'jobs' must be an array of 1 to %d job objects",
+		                   REQUEST_MAX_BATCH);
+	size_t count = json_array_size(jobs);
+	request->batch = true;
+	request->jobs = memory_zalloc(count * sizeof(*request->jobs));
+	for (size_t i = 0; i < count; i++) {
+		if (jobspec_decode(json_array_get(jobs, i), &request->jobs[i], problem) == WEFT_OK) {
+			request->job_count = i + 1;
+			continue;
+		}
+		problem_in_batch(problem, (long)i);
+		return problem->code;
+	}
+	return WEFT_OK;
+}
+
+static int compare_positions(const void *left, const void *right)
+{
+	const uint64_t *a = left, *b = right;
+	/* Sort by id, then by position, so the first appearance comes first. */
+	if (a[0] != b[0])
+		return a[0] < b[0] ? -1 : 1;
+	return a[1] < b[1] ? -1 : a[1] > b[1];
+}
+
+static int decode_ids(json_t *value, struct request *request, struct problem *problem)
+{
+	if (!json_is_array(value) || json_array_size(value) == 0 ||
+	    json_array_size(value) > REQUEST_MAX_IDS)
+		return problem_set(problem, WEFT_EBADFIELD, "ids",
+		                   "field 'ids' must be an array of 1 to %d job ids", REQUEST_MAX_IDS);
+	size_t count = json_array_size(value);
+	uint64_t *ids = memory_alloc(count * sizeof(*ids));
+	for (size_t i = 0; i < count; i++) {
+		char field[32];
+		snprintf(field, sizeof(field), "ids[%zu]", i);
+		int rv = fields_id(json_array_get(value, i), field, &ids[i], problem);
+		if (rv != WEFT_OK) {
+			free(ids);
+			return rv;
+		}
+	}
+	/* Remove duplicates, keeping the order of first appearance. */
+	uint64_t(*pairs)[2] = memory_alloc(count * sizeof(*pairs));
+	for (size_t i = 0; i < count; i++) {
+		pairs[i][0] = ids[i];
+		pairs[i][1] = i;
+	}
+	qsort(pairs, count, sizeof(*pairs), compare_positions);
+	bool *duplicate = memory_zalloc(count * sizeof(*duplicate));
+	for (size_t i = 1; i < count; i++)
+		if (pairs[i][0] == pairs[i - 1][0])
+			duplicate[pairs[i][1]] = true;
+	size_t kept = 0;
+	for (size_t i = 0; i < count; i++)
+		if (!duplicate[i])
+			ids[kept++] = ids[i];
+	free(duplicate);
+	free(pairs);
+	request->ids = ids;
+	request->id_count = kept;
+	return WEFT_OK;
+}
+
+static int decode_timeout(json_t *root, struct request *request, struct problem *problem)
+{
+	json_t *timeout = json_object_get(root, "timeout");
+	if (timeout == NULL)
+		return WEFT_OK;
+	request->has_timeout = true;
+	return fields_seconds(timeout, "timeout", false, &request->timeout, problem);
+}
+
+/* Longest error type a client may give a future. */
+#define FUTURE_ERROR_TYPE_MAX 64
+
+static int decode_future_set(json_t *root, struct request *request, struct problem *problem)
+{
+	int rv = fields_id(json_object_get(root, "id"), "id", &request->id, problem);
+	if (rv != WEFT_OK)
+		return rv;
+	request->result = json_object_get(root, "result");
+	request->error = json_object_get(root, "error");
+	if ((request->result == NULL) == (request->error == NULL))
+		return problem_set(problem, WEFT_EBADFIELD, "result",
+		                   "give the future either a 'result' (any JSON value) or an 'error' "
+		                   "({\"type\": ..., \"message\": ...}), not both or neither");
+	if (request->error == NULL)
+		return WEFT_OK;
+	const json_t *type = json_object_get(request->error, "type");
+	const json_t *message = json_object_get(request->error, "message");
+	if (!json_is_object(request->error) || json_object_size(request->error) != 2 ||
+	    !json_is_string(type) || json_string_length(type) == 0 ||
+	    json_string_length(type) > FUTURE_ERROR_TYPE_MAX || !json_is_string(message))
+		return problem_set(problem, WEFT_EBADFIELD, "error",
+		                   "field 'error' must be {\"type\": a name of 1 to %d bytes, "
+		                   "\"message\": a string}",
+		                   FUTURE_ERROR_TYPE_MAX);
+	return WEFT_OK;
+}
+
+/* `jobs` is as for decode_submit; NULL for other ops. */
+static int decode_body(json_t *root, json_t *jobs, struct request *request,
+                       struct problem *problem)
+{
+	int rv;
+	json_t *value;
+	switch (request->op) {
+	case REQUEST_PING:
+	case REQUEST_FUNCTIONS:
+	case REQUEST_STATS:
+		return WEFT_OK;
+	case REQUEST_SUBMIT:
+		return decode_submit(root, jobs, request, problem);
+	case REQUEST_STATUS:
+	case REQUEST_CANCEL:
+		return fields_id(json_object_get(root, "id"), "id", &request->id, problem);
+	case REQUEST_RESULT:
+		if ((value = json_object_get(root, "ids")) != NULL) {
+			if (json_object_get(root, "id") != NULL)
+				return problem_set(problem, WEFT_EBADFIELD, "ids",
+				                   "give either 'id' or 'ids', not both");
+			rv = decode_ids(value, request, problem);
+		} else {
+			rv = fields_id(json_object_get(root, "id"), "id", &request->id, problem);
+		}
+		return rv != WEFT_OK ? rv : decode_timeout(root, request, problem);
+	case REQUEST_WAIT:
+		if ((rv = decode_ids(json_object_get(root, "ids"), request, problem)) != WEFT_OK)
+			return rv;
+		if ((rv = decode_timeout(root, request, problem)) != WEFT_OK)
+			return rv;
+		request->return_when = REQUEST_ALL_COMPLETED;
+		if ((value = json_object_get(root, "return_when")) != NULL) {
+			const char *name = json_is_string(value) ? json_string_value(value) : "";
+			if (strcmp(name, "FIRST_COMPLETED") == 0)
+				request->return_when = REQUEST_FIRST_COMPLETED;
+			else if (strcmp(name, "FIRST_EXCEPTION") == 0)
+				request->return_when = REQUEST_FIRST_EXCEPTION;
+			else if (strcmp(name, "ALL_COMPLETED") != 0)
+				return problem_set(problem, WEFT_EBADFIELD, "return_when",
+				                   "field 'return_when' must be \"FIRST_COMPLETED\", "
+				                   "\"FIRST_EXCEPTION\" or \"ALL_COMPLETED\"");
+		}
+		return WEFT_OK;
+	case REQUEST_LIST:
+		request->state = -1;
+		request->limit = REQUEST_DEFAULT_LIST;
+		if ((value = json_object_get(root, "state")) != NULL) {
+			enum job_state state;
+			if (!json_is_string(value) || job_state_parse(json_string_value(value), &state) != 0)
+				return problem_set(problem, WEFT_EBADFIELD, "state",
+				                   "field 'state' must be one of waiting, queued, running, "
+				                   "pending, done, failed, cancelled");
+			request->state = (int)state;
+		}
+		if ((value = json_object_get(root, "fn")) != NULL) {
+			if (!json_is_string(value))
+				return problem_set(problem, WEFT_EBADFIELD, "fn",
+				                   "field 'fn' must be a function name (a string)");
+			request->function = json_string_value(value);
+		}
+		if ((value = json_object_get(root, "labels")) != NULL) {
+			if ((rv = fields_labels(value, "labels", problem)) != WEFT_OK)
+				return rv;
+			request->labels = value;
+		}
+		if ((value = json_object_get(root, "after")) != NULL) {
+			if (!json_is_integer(value) || json_integer_value(value) < 0)
+				return problem_set(problem, WEFT_EBADFIELD, "after",
+				                   "field 'after' must be a job id or 0");
+			request->after = (uint64_t)json_integer_value(value);
+		}
+		if ((value = json_object_get(root, "limit")) != NULL) {
+			if (!json_is_integer(value) || json_integer_value(value) < 1 ||
+			    json_integer_value(value) > REQUEST_MAX_LIST)
+				return problem_set(problem, WEFT_EBADFIELD, "limit",
+				                   "field 'limit' must be an integer from 1 to %d",
+				                   REQUEST_MAX_LIST);
+			request->limit = (size_t)json_integer_value(value);
+		}
+		return WEFT_OK;
+	case REQUEST_FUTURE_NEW:
+		if ((value = json_object_get(root, "labels")) != NULL) {
+			if ((rv = fields_labels(value, "labels", problem)) != WEFT_OK)
+				return rv;
+			request->labels = value;
+		}
+		return WEFT_OK;
+	case REQUEST_FUTURE_SET:
+		return decode_future_set(root, request, problem);
+	case REQUEST_AS_COMPLETED:
+		if ((rv = decode_ids(json_object_get(root, "ids"), request, problem)) != WEFT_OK)
+			return rv;
+		return decode_timeout(root, request, problem);
+	case REQUEST_QUEUE_SET:
+		value = json_object_get(root, "max");
+		if (!json_is_integer(value) || json_integer_value(value) < 1 ||
+		    json_integer_value(value) > 1000000)
+			return problem_set(problem, WEFT_EBADFIELD, "max",
+			                   "field 'max' must be an integer from 1 to 1000000: how many of "
+			                   "the queue's jobs may run at once");
+		request->limit = (size_t)json_integer_value(value);
+		/* fall through */
+	case REQUEST_QUEUE_PAUSE:
+	case REQUEST_QUEUE_RESUME:
+		value = json_object_get(root, "name");
+		if (!json_is_string(value) || json_string_length(value) == 0 ||
+		    json_string_length(value) > QUEUES_NAME_MAX)
+			return problem_set(problem, WEFT_EBADFIELD, "name",
+			                   "field 'name' must be a queue name of 1 to %d bytes",
+			                   QUEUES_NAME_MAX);
+		request->function = json_string_value(value); /* the name, borrowed */
+		return WEFT_OK;
+	case REQUEST_QUEUES:
+		return WEFT_OK;
+	case REQUEST_OP_COUNT:
+		break;
+	}
+	return problem_set(problem, WEFT_EINTERNAL, "op", "op without a decoder");
+}
+
+int request_decode(const void *data, size_t size, struct request *out, struct problem *problem)
+{
+	memset(out, 0, sizeof(*out));
+	json_error_t error;
+	json_t *root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &error);
+	if (root == NULL)
+		return problem_set(problem, WEFT_EMALFORMED, NULL,
+		                   "request is not valid JSON: %s (byte %d)", error.text, error.position);
+	out->root = root;
+	int rv;
+	if (!json_is_object(root)) {
+		rv = problem_set(problem, WEFT_EMALFORMED, NULL,
+		                 "request must be a JSON object like {\"op\": \"ping\"}");
+		goto fail;
+	}
+	json_t *op = json_object_get(root, "op");
+	if (op == NULL || !json_is_string(op)) {
+		rv = problem_set(problem, WEFT_EBADFIELD, "op",
+		                 "field 'op' must be a string naming the operation, like \"ping\"");
+		goto fail;
+	}
+	out->op = REQUEST_OP_COUNT;
+	for (int i = 0; i < REQUEST_OP_COUNT; i++) {
+		if (strcmp(op_names[i], json_string_value(op)) == 0) {
+			out->op = (enum request_op)i;
+			break;
+		}
+	}
+	if (out->op == REQUEST_OP_COUNT) {
+		rv = problem_set(problem, WEFT_EUNKNOWNOP, "op",
+		                 "unknown op '%.64s'; ops are ping, submit, status, result, wait, "
+		                 "cancel, list, functions, stats, future.new, future.set, as_completed, "
+		                 "queue.set, queue.pause, queue.resume, queues",
+		                 json_string_value(op));
+		goto fail;
+	}
+	json_t *jobs = out->op == REQUEST_SUBMIT ? json_object_get(root, "jobs") : NULL;
+	if (out->op != REQUEST_SUBMIT || jobs != NULL) {
+		char what[32];
+		snprintf(what, sizeof(what), "op '%s'", op_names[out->op]);
+		if ((rv = fields_check(root, op_fields[out->op], true, what, problem)) != WEFT_OK)
+			goto fail;
+	}
+	if ((rv = decode_body(root, jobs, out, problem)) != WEFT_OK)
+		goto fail;
+	return WEFT_OK;
+
+fail:
+	request_clear(out);
+	return rv;
+}
+
+void request_clear(struct request *request)
+{
+	for (size_t i = 0; i < request->job_count; i++)
+		jobspec_clear(&request->jobs[i]);
+	free(request->jobs);
+	free(request->ids);
+	json_decref(request->root);
+	memset(request, 0, sizeof(*request));
+}

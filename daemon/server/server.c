@@ -1,0 +1,1070 @@
+/*
+ * The nng side of weftd; see server.h.
+ *
+ * Request slots: each slot owns one REP context and one aio, and cycles
+ *   receiving → handling → sending → receiving (or idle).
+ * A slot that is handling may stay there for a long time (a long poll held by
+ * a waiter); to keep accepting, the receive callback tops up the number of
+ * receiving slots to `target` from the idle list or by opening a new context.
+ * A slot that finishes sending goes back to receiving when fewer than target
+ * are, and to the idle list otherwise, so the pool grows to the peak of
+ * concurrent long polls and no further. Slots are freed only at stop.
+ *
+ * Listener guard: nng 1.5.2 stops accepting on a listener when a peer hangs up
+ * in the middle of the handshake (#1518): new connections still complete the
+ * SP handshake in the transport but are never attached to the socket, so
+ * their requests go unanswered. The guard therefore checks each listener end
+ * to end every LISTENER_WATCH_MS, with a fresh connection and a ping, and
+ * makes a new listener when that goes unanswered twice in a row.
+ *
+ * Recovery never drops an established connection. Closing an nng listener
+ * closes every pipe it accepted (long polls, a `weft run` waiting for its
+ * job), so a stuck ipc listener is not closed: every ipc listener listens on
+ * a private path beside the public one (weft.sock.N) that is then renamed
+ * over the public name, atomically. To recover, the guard makes a new
+ * listener on a fresh private path and renames it over the public name: new
+ * clients reach the new one at once, while the old listener, no longer
+ * reachable by name, keeps serving its pipes. It is retired (closed) only
+ * once it has had no pipe for two rounds in a row. (nng unlinks a listener's
+ * own path when it closes, which is the private name and long gone, so the
+ * public name is never removed by a close.) A tcp or tls listener cannot be
+ * swapped that way (a second bind of the port fails): it is still closed and
+ * re-created, which resets its clients; say so in the log.
+ *
+ * Out of file descriptors (EMFILE/ENFILE) is overload, not a broken
+ * listener: a probe that cannot get a socket is not counted as a miss, a
+ * re-creation that cannot bind keeps the old listener and the public name
+ * as they are, and nng keeps accepting as fds come back. New connections are
+ * shed meanwhile (the kernel's backlog fills); established ones are served.
+ *
+ * The guard runs on a thread of its own ("weft-guard"), never on the main
+ * loop, and its probe uses no nng socket (probe_request() writes the REQ
+ * message by hand over a raw socket, every wait bounded by poll()). Both
+ * because of issue 17: once nng 1.5.2's single reaper thread is stuck, every
+ * nng_close() blocks forever, and the old probe's nng_close() froze the main
+ * loop and with it signals and retention. A raw probe always ends within its
+ * timeout, and an unanswered one counts as failed. Re-creating a listener
+ * still calls into nng and may block; then only the guard waits (one thread,
+ * so at most one probe is ever outstanding), `stats` shows its last round
+ * growing old, and server_stop() leaves it behind after a bound.
+ */
+#include "daemon/server/server.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/base/log.h"
+#include "daemon/base/memory.h"
+#include "daemon/core/principal.h"
+#include "daemon/base/problem.h"
+#include "daemon/core/quota.h"
+#include "daemon/server/probe.h"
+#include "daemon/base/writer.h"
+#include "proto/proto.h"
+#include "proto/tls.h"
+#include "proto/url.h"
+#include "weft/error.h"
+
+/* How many contexts wait for requests at once: enough for many clients with
+ * requests in flight (a benchmark keeps 64 in flight) without holding threads. */
+#define RECEIVING_TARGET 128
+/* How long claim_ipc_path's probe waits for a handshake. */
+#define PROBE_TIMEOUT_MS 1000
+/* How often the guard pings each listener. */
+#define LISTENER_WATCH_MS 500
+/* How long the guard waits for its ping to be answered. */
+#define LISTENER_PING_MS 500
+/* How long server_stop waits for the guard to finish its round. */
+#define GUARD_STOP_MS 2000
+/* Unanswered pings in a row before a listener is re-created: one miss can be
+ * load, two in a row are the defect. A false alarm costs little: closing a
+ * listener keeps the connections it made, and clients redial at once. */
+#define LISTENER_FAILURES_TO_RECREATE 2
+
+enum slot_phase { PHASE_RECEIVING, PHASE_HANDLING, PHASE_SENDING, PHASE_IDLE };
+
+/* Owned by the server (freed in server_stop). phase is written by whichever
+ * thread moves the slot on; each move happens-after the previous one through
+ * nng's aio completion or the idle-list lock. */
+struct server_request {
+	struct server *server;
+	nng_ctx context;
+	nng_aio *aio;
+	enum slot_phase phase;
+	/* Written by on_aio on nng's receive callback before the handler is called;
+	 * read by the handler and whoever it hands the request to (a waiter),
+	 * which all come after that call. Unchanged until the slot is recycled. */
+	uint32_t pipe;
+	struct server_request *next_idle; /* guarded by server->lock */
+	struct server_request *next_all;  /* guarded by server->lock */
+};
+
+/* The listener guard's thread and what it reports. */
+struct guard {
+	pthread_t thread;
+	bool started;            /* main thread only */
+	pthread_mutex_t lock;    /* guards stop, and is the condition's mutex */
+	pthread_cond_t wake;     /* on CLOCK_MONOTONIC; signalled by server_stop */
+	bool stop;
+	/* Written by the guard thread, read by stats on any thread. Relaxed:
+	 * each is a counter or a time read on its own, publishing nothing else. */
+	atomic_uint_least64_t rounds;
+	atomic_uint_least64_t failed_probes;
+	atomic_uint_least64_t recreated;
+	atomic_uint_least64_t retired; /* replaced listeners still serving their pipes */
+	atomic_int_least64_t last_round_us; /* monotonic µs of the last round's end; 0: none yet */
+};
+
+/* The URL and the nng listener are written by server_start before the guard
+ * starts, then by the guard thread alone (it re-creates listeners);
+ * server_stop reads them after joining it. */
+struct listener {
+	char *url;              /* the public URL */
+	nng_listener listener;
+	int failures;           /* guard thread only */
+	bool renamed;           /* an ipc listener on a private path renamed over the public one */
+	char bound[108];        /* when renamed: the private path it was bound to */
+};
+
+/* An ipc listener replaced by the guard, kept until its pipes are gone.
+ * Guard thread only (server_stop reads them after joining it). */
+#define RETIRED_SUSPECTS 64
+struct retired {
+	nng_listener listener;
+	int idle_rounds; /* rounds in a row it had no pipe; -1: closed, leak to sweep */
+	char bound[108]; /* the private path it was bound to (its connections' local name) */
+	/* Its connections that had unread bytes last round: inode and count. */
+	struct {
+		unsigned long inode;
+		int bytes; /* -1: reset already */
+	} suspects[RETIRED_SUSPECTS];
+	size_t suspect_count;
+};
+
+/* Rounds in a row a retired listener must have no pipe before it is closed:
+ * a connection in its handshake at the moment of the swap gets time to
+ * attach (or to fail) first. */
+#define RETIRED_IDLE_ROUNDS 2
+
+/* Who each connection is (rule 1 of principal.h), by pipe id. Filled on
+ * NNG_PIPE_EV_ADD_PRE, emptied on NNG_PIPE_EV_REM_POST, read by every request;
+ * the lock guards the buckets and is never held across a lookup of the user
+ * database (the principal is made before it is taken). */
+#define PIPE_BUCKETS 1024
+struct pipe_entry {
+	struct pipe_entry *next;
+	uint32_t pipe;
+	uint32_t listener; /* id of the listener that accepted it (0: a dialer) */
+	struct principal *principal; /* a reference */
+};
+
+struct server {
+	nng_socket socket;
+	struct listener *listeners;
+	size_t listener_count;
+	struct guard guard;
+	size_t transport_max;
+	server_handler_fn handler;
+	server_pipe_closed_fn pipe_closed;
+	void *context;
+	uid_t owner; /* a user daemon admits only this uid */
+	struct principal *tcp_user; /* a reference, or NULL; set before listening */
+	struct principal *tls_user; /* a reference, or NULL; set before listening */
+	nng_tls_config *tls;        /* for tls+tcp:// listeners, or NULL; a reference */
+
+	/* Guard thread only (and server_start, before the guard starts). */
+	struct retired *retired;
+	size_t retired_count;
+	unsigned generation;        /* of private ipc paths */
+	bool out_of_fds;            /* the last probe could not get a descriptor */
+
+	pthread_mutex_t pipes_lock; /* guards pipes */
+	struct pipe_entry *pipes[PIPE_BUCKETS];
+
+	pthread_mutex_t lock; /* guards the two slot lists */
+	struct server_request *idle;
+	struct server_request *all;
+
+	/* Counters read and written by nng's threads with single RMWs; relaxed is
+	 * enough since no other data is published through them. */
+	atomic_int receiving;
+	atomic_size_t outstanding;
+	atomic_bool closing;
+};
+
+static void on_aio(void *argument);
+static int guard_start(struct server *server);
+
+/* A new slot, not yet receiving. Returns NULL when nng cannot make a context. */
+static struct server_request *slot_new(struct server *server)
+{
+	struct server_request *slot = memory_zalloc(sizeof(*slot));
+	slot->server = server;
+	if (nng_ctx_open(&slot->context, server->socket) != 0) {
+		free(slot);
+		return NULL;
+	}
+	if (nng_aio_alloc(&slot->aio, on_aio, slot) != 0) {
+		nng_ctx_close(slot->context);
+		free(slot);
+		return NULL;
+	}
+	slot->phase = PHASE_IDLE;
+	pthread_mutex_lock(&server->lock);
+	slot->next_all = server->all;
+	server->all = slot;
+	pthread_mutex_unlock(&server->lock);
+	return slot;
+}
+
+static void slot_receive(struct server_request *slot)
+{
+	slot->phase = PHASE_RECEIVING;
+	atomic_fetch_add_explicit(&slot->server->receiving, 1, memory_order_relaxed);
+	nng_ctx_recv(slot->context, slot->aio);
+}
+
+/* Keeps RECEIVING_TARGET slots receiving. Any thread. */
+static void top_up_receivers(struct server *server)
+{
+	while (!atomic_load_explicit(&server->closing, memory_order_relaxed) &&
+	       atomic_load_explicit(&server->receiving, memory_order_relaxed) < RECEIVING_TARGET) {
+		pthread_mutex_lock(&server->lock);
+		struct server_request *slot = server->idle;
+		if (slot != NULL)
+			server->idle = slot->next_idle;
+		pthread_mutex_unlock(&server->lock);
+		if (slot == NULL && (slot = slot_new(server)) == NULL) {
+			log_error("cannot open another nng context; serving with fewer");
+			return;
+		}
+		slot_receive(slot);
+	}
+}
+
+/* A slot whose request is over: receive again, or rest. */
+static void slot_recycle(struct server_request *slot)
+{
+	struct server *server = slot->server;
+	if (!atomic_load_explicit(&server->closing, memory_order_relaxed) &&
+	    atomic_load_explicit(&server->receiving, memory_order_relaxed) < RECEIVING_TARGET) {
+		slot_receive(slot);
+		return;
+	}
+	slot->phase = PHASE_IDLE;
+	pthread_mutex_lock(&server->lock);
+	slot->next_idle = server->idle;
+	server->idle = slot;
+	pthread_mutex_unlock(&server->lock);
+}
+
+static void on_aio(void *argument)
+{
+	struct server_request *slot = argument;
+	struct server *server = slot->server;
+	int rv = nng_aio_result(slot->aio);
+	if (slot->phase == PHASE_SENDING) {
+		if (rv != 0)
+			nng_msg_free(nng_aio_get_msg(slot->aio));
+		atomic_fetch_sub_explicit(&server->outstanding, 1, memory_order_relaxed);
+		slot_recycle(slot);
+		return;
+	}
+	/* PHASE_RECEIVING */
+	atomic_fetch_sub_explicit(&server->receiving, 1, memory_order_relaxed);
+	if (rv != 0) {
+		if (rv == NNG_ECLOSED || atomic_load_explicit(&server->closing, memory_order_relaxed)) {
+			slot->phase = PHASE_IDLE;
+			return;
+		}
+		log_warn("receiving a request failed: %s", nng_strerror(rv));
+		slot_recycle(slot);
+		return;
+	}
+	nng_msg *message = nng_aio_get_msg(slot->aio);
+	slot->pipe = nng_pipe_id(nng_msg_get_pipe(message));
+	slot->phase = PHASE_HANDLING;
+	atomic_fetch_add_explicit(&server->outstanding, 1, memory_order_relaxed);
+	top_up_receivers(server);
+	/* The handler may answer at once, and the send may complete on another
+	 * thread before it returns: the slot is not touched after this call. */
+	server->handler(server->context, slot, nng_msg_body(message), nng_msg_len(message));
+	nng_msg_free(message);
+}
+
+void server_reply_message(struct server_request *slot, nng_msg *message)
+{
+	if (message == NULL) {
+		log_error("cannot encode a reply; dropping the request");
+		server_drop(slot);
+		return;
+	}
+	slot->phase = PHASE_SENDING;
+	nng_aio_set_msg(slot->aio, message);
+	nng_ctx_send(slot->context, slot->aio);
+}
+
+void server_reply(struct server_request *slot, json_t *reply)
+{
+	struct writer writer;
+	writer_init(&writer, 256);
+	writer_json(&writer, reply);
+	json_decref(reply);
+	server_reply_message(slot, writer_finish(&writer));
+}
+
+void server_drop(struct server_request *slot)
+{
+	atomic_fetch_sub_explicit(&slot->server->outstanding, 1, memory_order_relaxed);
+	/* A REP context that receives again discards the request it held. */
+	slot_recycle(slot);
+}
+
+struct server *server_request_server(const struct server_request *slot)
+{
+	return slot->server;
+}
+
+uint32_t server_request_pipe(const struct server_request *slot)
+{
+	return slot->pipe;
+}
+
+struct principal *server_request_principal(const struct server_request *slot)
+{
+	struct server *server = slot->server;
+	struct principal *principal = NULL;
+	pthread_mutex_lock(&server->pipes_lock);
+	for (struct pipe_entry *entry = server->pipes[slot->pipe % PIPE_BUCKETS]; entry != NULL;
+	     entry = entry->next) {
+		if (entry->pipe == slot->pipe) {
+			principal = principal_ref(entry->principal);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&server->pipes_lock);
+	return principal;
+}
+
+static void pipe_remember(struct server *server, uint32_t pipe, uint32_t listener,
+                          struct principal *principal)
+{
+	struct pipe_entry *entry = memory_alloc(sizeof(*entry));
+	entry->pipe = pipe;
+	entry->listener = listener;
+	entry->principal = principal;
+	pthread_mutex_lock(&server->pipes_lock);
+	entry->next = server->pipes[pipe % PIPE_BUCKETS];
+	server->pipes[pipe % PIPE_BUCKETS] = entry;
+	pthread_mutex_unlock(&server->pipes_lock);
+}
+
+/* Pipes that listener `id` accepted and that are still open. Any thread;
+ * O(open pipes), called by the guard only while a retired listener waits. */
+static size_t pipes_of_listener(struct server *server, uint32_t id)
+{
+	size_t count = 0;
+	pthread_mutex_lock(&server->pipes_lock);
+	for (size_t i = 0; i < PIPE_BUCKETS; i++)
+		for (struct pipe_entry *entry = server->pipes[i]; entry != NULL; entry = entry->next)
+			count += entry->listener == id;
+	pthread_mutex_unlock(&server->pipes_lock);
+	return count;
+}
+
+static void pipe_forget(struct server *server, uint32_t pipe)
+{
+	struct pipe_entry *found = NULL;
+	pthread_mutex_lock(&server->pipes_lock);
+	for (struct pipe_entry **link = &server->pipes[pipe % PIPE_BUCKETS]; *link != NULL;
+	     link = &(*link)->next) {
+		if ((*link)->pipe == pipe) {
+			found = *link;
+			*link = found->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&server->pipes_lock);
+	if (found != NULL) {
+		/* A remembered pipe holds one of its user's connections. */
+		quota_give(QUOTA_CONNECTIONS, found->principal->uid, 1);
+		principal_unref(found->principal);
+		free(found);
+	}
+}
+
+/* The principal of a new connection, by its transport (rule 1 of
+ * principal.h), or NULL to refuse it. nng's thread; may block on the user
+ * database, with no lock held. */
+static struct principal *principal_of_pipe(struct server *server, nng_pipe pipe)
+{
+	uint64_t uid, gid, pid;
+	/* The transport is told by the pipe itself (no listener table, which the
+	 * guard thread may be changing): only ipc pipes have peer credentials,
+	 * only tls pipes say whether the peer's certificate was verified. */
+	bool verified;
+	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) != 0) {
+		struct principal *mapped = server->tcp_user;
+		if (nng_pipe_get_bool(pipe, NNG_OPT_TLS_VERIFIED, &verified) == 0)
+			mapped = verified ? server->tls_user : NULL;
+		if (mapped == NULL)
+			log_warn("refused a connection that carries no credentials");
+		return principal_ref(mapped);
+	}
+	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_GID, &gid) != 0) {
+		log_warn("refused a connection that carries no credentials");
+		return NULL;
+	}
+	/* A user's daemon runs that user's jobs: nobody else may use it. */
+	if (server->owner != 0 && uid != server->owner) {
+		log_warn("refused a connection from uid %llu: this daemon serves uid %u only",
+		         (unsigned long long)uid, (unsigned)server->owner);
+		return NULL;
+	}
+	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, &pid) != 0)
+		pid = 0;
+	return principal_for_peer((uid_t)uid, (gid_t)gid, (pid_t)pid);
+}
+
+size_t server_outstanding(struct server *server)
+{
+	return atomic_load_explicit(&server->outstanding, memory_order_relaxed);
+}
+
+static void on_pipe_event(nng_pipe pipe, nng_pipe_ev event, void *argument)
+{
+	struct server *server = argument;
+	if (event == NNG_PIPE_EV_ADD_PRE) {
+		struct principal *principal = principal_of_pipe(server, pipe);
+		if (principal == NULL) {
+			nng_pipe_close(pipe);
+			return;
+		}
+		/* One user cannot take every connection (--max-connections-per-user).
+		 * A connection cannot be answered before it is added, so the refusal
+		 * is the close, and the log says why. */
+		struct problem problem;
+		problem_init(&problem);
+		if (quota_take(QUOTA_CONNECTIONS, principal->uid, 1, &problem) != WEFT_OK) {
+			log_warn("refused a connection: %s", problem.message);
+			principal_unref(principal);
+			nng_pipe_close(pipe);
+			return;
+		}
+		pipe_remember(server, (uint32_t)nng_pipe_id(pipe),
+		              (uint32_t)nng_listener_id(nng_pipe_listener(pipe)), principal);
+		return;
+	}
+	if (event != NNG_PIPE_EV_REM_POST)
+		return;
+	pipe_forget(server, (uint32_t)nng_pipe_id(pipe));
+	if (server->pipe_closed != NULL)
+		server->pipe_closed(server->context, nng_pipe_id(pipe));
+}
+
+/* mkdir -p for the socket's directory; the last level gets `mode`. */
+static int make_directory(const char *socket_path, mode_t mode, char *message, size_t size)
+{
+	char path[4096];
+	if (snprintf(path, sizeof(path), "%s", socket_path) >= (int)sizeof(path))
+		goto too_long;
+	char *slash = strrchr(path, '/');
+	if (slash == NULL || slash == path)
+		return WEFT_OK;
+	*slash = '\0';
+	for (char *cursor = path + 1; *cursor != '\0'; cursor++) {
+		if (*cursor != '/')
+			continue;
+		*cursor = '\0';
+		if (mkdir(path, 0755) != 0 && errno != EEXIST)
+			goto fail;
+		*cursor = '/';
+	}
+	if (mkdir(path, mode) != 0 && errno != EEXIST)
+		goto fail;
+	return WEFT_OK;
+fail:
+	snprintf(message, size, "cannot make the socket directory '%s': %s", path, strerror(errno));
+	return WEFT_EINVAL;
+too_long:
+	snprintf(message, size, "socket path too long: %s", socket_path);
+	return WEFT_EINVAL;
+}
+
+/* The TLS configuration every tls+tcp:// listener shares, made for the first. */
+static int tls_setup(struct server *server, const struct server_config *config, const char *url,
+                     char *message, size_t size)
+{
+	if (server->tls != NULL)
+		return WEFT_OK;
+	if (config->tls_user == NULL || config->tls_cert == NULL || config->tls_key == NULL ||
+	    config->tls_ca == NULL) {
+		snprintf(message, size,
+		         "%s needs --tls-cert FILE, --tls-key FILE, --tls-ca FILE (the CA that signs "
+		         "client certificates) and --tls-user NAME (the local user its clients act as)",
+		         url);
+		return WEFT_EINVAL;
+	}
+	if (proto_tls_config(true, config->tls_cert, config->tls_key, config->tls_ca, NULL,
+	                     &server->tls, message, size) != 0)
+		return WEFT_EINVAL;
+	return WEFT_OK;
+}
+
+/* The socket's directory must be ours and writable by nobody else
+ * (proto_check_socket_path); with a socket group it is root:GROUP 0750. */
+static int secure_directory(const char *socket_path, long group, char *message, size_t size)
+{
+	if (group >= 0) {
+		char directory[4096];
+		snprintf(directory, sizeof(directory), "%s", socket_path);
+		char *slash = strrchr(directory, '/');
+		if (slash != NULL && slash != directory)
+			*slash = '\0';
+		struct stat st;
+		if (lstat(directory, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
+		    (chown(directory, geteuid(), (gid_t)group) != 0 || chmod(directory, 0750) != 0)) {
+			snprintf(message, size, "cannot give %s to group %ld: %s", directory, group,
+			         strerror(errno));
+			return WEFT_EINVAL;
+		}
+	}
+	if (proto_check_socket_path(socket_path, (unsigned)geteuid(), 0, 0, message, size) != 0)
+		return WEFT_EPERM;
+	return WEFT_OK;
+}
+
+/* Before listening on an ipc path: refuse a live peer, remove a stale file. */
+static int claim_ipc_path(const char *url, char *message, size_t size)
+{
+	const char *path = proto_ipc_path(url);
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return WEFT_OK;
+	int rv = probe_url(url, PROBE_TIMEOUT_MS);
+	if (rv == WEFT_OK || rv == WEFT_ETIMEOUT || rv == WEFT_EPROTO) {
+		snprintf(message, size,
+		         "another weftd (or another program) is already listening on %s; stop it, or "
+		         "give this one another --listen URL",
+		         url);
+		return WEFT_EBUSY;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(message, size, "%s exists and is not a socket; remove it or choose another path",
+		         path);
+		return WEFT_EINVAL;
+	}
+	log_info("removing stale socket %s (nothing answers there)", path);
+	if (unlink(path) != 0 && errno != ENOENT) {
+		snprintf(message, size, "cannot remove stale socket %s: %s", path, strerror(errno));
+		return WEFT_EINVAL;
+	}
+	return WEFT_OK;
+}
+
+static int listen_on(struct server *server, const char *url, nng_listener *out, char *message,
+                     size_t size)
+{
+	nng_listener listener;
+	int rv = nng_listener_create(&listener, server->socket, url);
+	if (rv == 0)
+		rv = nng_listener_set_size(listener, NNG_OPT_RECVMAXSZ, server->transport_max);
+	if (rv == 0 && proto_ipc_path(url) != NULL)
+		/* The root daemon's socket is for every local user (its directory is
+		 * world-searchable); a user daemon's sits in a 0700 directory. */
+		rv = nng_listener_set_int(listener, NNG_OPT_IPC_PERMISSIONS,
+		                          server->owner == 0 ? 0666 : 0600);
+	if (rv == 0 && proto_tls_url(url))
+		rv = nng_listener_set_ptr(listener, NNG_OPT_TLS_CONFIG, server->tls);
+	if (rv == 0)
+		rv = nng_listener_start(listener, 0);
+	if (rv != 0) {
+		snprintf(message, size, "cannot listen on %s: %s", url, nng_strerror(rv));
+		return rv == NNG_EADDRINUSE ? WEFT_EBUSY : WEFT_EINVAL;
+	}
+	*out = listener;
+	return WEFT_OK;
+}
+
+/*
+ * Listens for the public ipc URL `url` on a fresh private path beside it and
+ * renames that over the public path, so new clients reach this listener and
+ * an older one keeps its pipes. When the private path would not fit a
+ * socket address, listens on the public path itself (*renamed false). Main
+ * thread at start, then the guard thread.
+ */
+static int listen_fresh(struct server *server, const char *url, nng_listener *out, bool *renamed,
+                        char bound[108], char *message, size_t size)
+{
+	const char *public_path = proto_ipc_path(url);
+	char private_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char private_url[sizeof(private_path) + 8];
+	int n = snprintf(private_path, sizeof(private_path), "%s.%u", public_path,
+	                 ++server->generation);
+	if (n < 0 || (size_t)n >= sizeof(private_path)) {
+		*renamed = false;
+		return listen_on(server, url, out, message, size);
+	}
+	snprintf(private_url, sizeof(private_url), "ipc://%s", private_path);
+	unlink(private_path); /* left by a daemon that died between bind and rename */
+	nng_listener listener;
+	int rv = listen_on(server, private_url, &listener, message, size);
+	if (rv != WEFT_OK)
+		return rv;
+	if (rename(private_path, public_path) != 0) {
+		snprintf(message, size, "cannot rename %s over %s: %s", private_path, public_path,
+		         strerror(errno));
+		nng_listener_close(listener);
+		unlink(private_path);
+		return WEFT_EINVAL;
+	}
+	*renamed = true;
+	snprintf(bound, 108, "%s", private_path);
+	*out = listener;
+	return WEFT_OK;
+}
+
+int server_start(const struct server_config *config, struct server **out, char *message,
+                 size_t size)
+{
+	struct server *server = memory_zalloc(sizeof(*server));
+	int rv;
+	pthread_mutex_init(&server->lock, NULL);
+	pthread_mutex_init(&server->pipes_lock, NULL);
+	server->handler = config->handler;
+	server->pipe_closed = config->pipe_closed;
+	server->context = config->context;
+	server->owner = geteuid();
+	server->tcp_user = principal_ref(config->tcp_user);
+	server->tls_user = principal_ref(config->tls_user);
+	server->transport_max = config->max_message * PROTO_TRANSPORT_SLACK_FACTOR;
+	if ((rv = nng_rep0_open(&server->socket)) != 0) {
+		snprintf(message, size, "cannot open an nng REP socket: %s", nng_strerror(rv));
+		pthread_mutex_destroy(&server->lock);
+		pthread_mutex_destroy(&server->pipes_lock);
+		free(server);
+		return WEFT_EINTERNAL;
+	}
+	/* Set before any listener exists: nng allocates what a peer declares. */
+	nng_socket_set_size(server->socket, NNG_OPT_RECVMAXSZ, server->transport_max);
+	nng_pipe_notify(server->socket, NNG_PIPE_EV_ADD_PRE, on_pipe_event, server);
+	nng_pipe_notify(server->socket, NNG_PIPE_EV_REM_POST, on_pipe_event, server);
+
+	server->listeners = memory_zalloc(config->url_count * sizeof(*server->listeners));
+	for (size_t i = 0; i < config->url_count; i++) {
+		const char *url = config->urls[i];
+		const char *path = proto_ipc_path(url);
+		bool tls = proto_tls_url(url);
+		if (tls && (rv = tls_setup(server, config, url, message, size)) != WEFT_OK)
+			goto fail;
+		if (path == NULL && !tls && config->tcp_user == NULL) {
+			/* A transport without credentials would make every peer
+			 * anonymous, and a user's daemon every peer that user. */
+			snprintf(message, size,
+			         "refusing to listen on %s: its peers carry no credentials, so anyone "
+			         "who reaches it would act as a local user. Use ipc:// (across "
+			         "machines: ssh -L /local.sock:/run/weft/weft.sock HOST), or name the "
+			         "one user its peers act as with --insecure-tcp-user NAME",
+			         url);
+			rv = WEFT_EPERM;
+			goto fail;
+		}
+		if (path != NULL) {
+			mode_t mode = config->socket_group >= 0 ? 0750 : server->owner == 0 ? 0755 : 0700;
+			if ((rv = make_directory(path, mode, message, size)) != WEFT_OK)
+				goto fail;
+			if ((rv = secure_directory(path, config->socket_group, message, size)) !=
+			    WEFT_OK)
+				goto fail;
+			if ((rv = claim_ipc_path(url, message, size)) != WEFT_OK)
+				goto fail;
+		}
+		struct listener *entry = &server->listeners[i];
+		rv = path != NULL ? listen_fresh(server, url, &entry->listener, &entry->renamed,
+		                                 entry->bound, message, size)
+		                  : listen_on(server, url, &entry->listener, message, size);
+		if (rv != WEFT_OK)
+			goto fail;
+		entry->url = memory_strdup(url);
+		server->listener_count = i + 1;
+		log_info("listening on %s", url);
+	}
+	top_up_receivers(server);
+	if ((rv = guard_start(server)) != WEFT_OK) {
+		snprintf(message, size, "cannot start the listener guard's thread");
+		goto fail;
+	}
+	*out = server;
+	return WEFT_OK;
+
+fail:
+	server_stop(server);
+	return rv;
+}
+
+/* Re-creates a listener that missed its pings. Guard thread. */
+static void recreate_listener(struct server *server, struct listener *entry)
+{
+	char message[256];
+	if (entry->renamed) {
+		log_warn("listener on %s stopped answering new connections (nng 1.5 defect after a "
+		         "client hung up mid-handshake); listening afresh, established "
+		         "connections stay on the old listener",
+		         entry->url);
+		nng_listener fresh;
+		bool renamed;
+		char bound[108];
+		if (listen_fresh(server, entry->url, &fresh, &renamed, bound, message,
+		                 sizeof(message)) != WEFT_OK) {
+			/* The old listener and the public name stay as they are. */
+			log_error("%s; keeping the old listener, will try again", message);
+			return;
+		}
+		server->retired = memory_realloc(server->retired, (server->retired_count + 1) *
+		                                                          sizeof(*server->retired));
+		struct retired *old = &server->retired[server->retired_count++];
+		*old = (struct retired){.listener = entry->listener};
+		snprintf(old->bound, sizeof(old->bound), "%s", entry->bound);
+		entry->listener = fresh;
+		entry->renamed = renamed;
+		snprintf(entry->bound, sizeof(entry->bound), "%s", bound);
+	} else {
+		const char *path = proto_ipc_path(entry->url);
+		log_warn("listener on %s stopped answering new connections (nng 1.5 defect after a "
+		         "client hung up mid-handshake); re-creating it, which resets its clients "
+		         "(only an ipc listener with a short enough path can be swapped without)",
+		         entry->url);
+		/* Closing it closes its pipes (nng), and an ipc one's socket file. */
+		nng_listener_close(entry->listener);
+		if (path != NULL)
+			unlink(path);
+		if (listen_on(server, entry->url, &entry->listener, message, sizeof(message)) !=
+		    WEFT_OK) {
+			log_error("%s; will try again", message);
+			return;
+		}
+	}
+	entry->failures = 0;
+	atomic_fetch_add_explicit(&server->guard.recreated, 1, memory_order_relaxed);
+	log_info("listening again on %s", entry->url);
+}
+
+/*
+ * Resets the connections a retired listener took in the transport but never
+ * attached to the socket (#1518: clients that connected while it was stuck).
+ * They are not pipes, so nothing reads them: their client's request sits
+ * unread. Such a connection is found by its local name (the listener's
+ * private path, which every connection it accepted carries) and by unread
+ * bytes that did not change over two rounds; shutdown() makes its client
+ * see the connection end, and it redials the public name, now the new
+ * listener. An attached pipe is read as soon as bytes arrive, so it never
+ * looks like that; and shutdown, unlike close, leaves nng's descriptor
+ * valid for nng to close later. Guard thread.
+ */
+/* Whether fd is a unix socket whose local name is `path`; *inode is set. */
+static bool bound_to(int fd, const char *path, unsigned long *inode)
+{
+	struct stat st;
+	struct sockaddr_un local;
+	socklen_t length = sizeof(local);
+	if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+	    getsockname(fd, (struct sockaddr *)&local, &length) != 0 ||
+	    local.sun_family != AF_UNIX || length <= offsetof(struct sockaddr_un, sun_path) ||
+	    strncmp(local.sun_path, path, sizeof(local.sun_path)) != 0)
+		return false;
+	*inode = (unsigned long)st.st_ino;
+	return true;
+}
+
+/*
+ * Closes what nng 1.5.2 leaks when a stuck listener closes: the connections
+ * it took but never attached are never freed, so their descriptors stay open
+ * for good (about 3 per #1518 hit, which at 1 hit a second exhausts the
+ * descriptors within the hour). Run a round after the listener was closed:
+ * a descriptor that still carries the closed listener's private path as its
+ * local name can only be one of those, since no live listener has that name.
+ * Guard thread.
+ */
+static void close_leaked(const char *bound)
+{
+	DIR *directory = opendir("/proc/self/fd");
+	if (directory == NULL)
+		return;
+	int leaked[256];
+	size_t count = 0;
+	struct dirent *item;
+	while ((item = readdir(directory)) != NULL && count < 256) {
+		int fd = atoi(item->d_name);
+		unsigned long inode;
+		if (item->d_name[0] != '.' && fd != dirfd(directory) && bound_to(fd, bound, &inode))
+			leaked[count++] = fd;
+	}
+	closedir(directory);
+	for (size_t i = 0; i < count; i++)
+		close(leaked[i]);
+	if (count > 0)
+		log_debug("closed %zu connections nng leaked in a stuck listener", count);
+}
+
+static void reset_unattached(struct retired *old)
+{
+	DIR *directory = opendir("/proc/self/fd");
+	if (directory == NULL)
+		return;
+	size_t kept = 0;
+	struct dirent *item;
+	while ((item = readdir(directory)) != NULL) {
+		int fd = atoi(item->d_name);
+		unsigned long inode;
+		int bytes = 0;
+		if (item->d_name[0] == '.' || fd == dirfd(directory) ||
+		    !bound_to(fd, old->bound, &inode) || ioctl(fd, FIONREAD, &bytes) != 0 ||
+		    bytes <= 0)
+			continue;
+		int before = 0; /* 0: not seen last round */
+		for (size_t i = 0; i < old->suspect_count; i++)
+			if (old->suspects[i].inode == inode)
+				before = old->suspects[i].bytes;
+		if (before == bytes) {
+			/* The listening socket itself has no bytes to read, so this is
+			 * a connection; unread for a round: reset it, once (nng keeps
+			 * the descriptor until the listener closes). */
+			shutdown(fd, SHUT_RDWR);
+			log_info("reset a connection the stuck listener never attached; its client "
+			         "will reconnect");
+			bytes = -1;
+		}
+		if (kept < RETIRED_SUSPECTS) {
+			old->suspects[kept].inode = inode;
+			old->suspects[kept].bytes = before == -1 ? -1 : bytes;
+			kept++;
+		}
+	}
+	closedir(directory);
+	old->suspect_count = kept;
+}
+
+/* Closes retired listeners whose pipes are all gone. Guard thread. */
+static void reap_retired(struct server *server)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < server->retired_count; i++) {
+		struct retired *old = &server->retired[i];
+		if (old->idle_rounds < 0) {
+			/* Closed last round: what is left bearing its name is nng's leak. */
+			close_leaked(old->bound);
+			continue;
+		}
+		reset_unattached(old);
+		if (pipes_of_listener(server, (uint32_t)nng_listener_id(old->listener)) > 0)
+			old->idle_rounds = 0;
+		else if (++old->idle_rounds >= RETIRED_IDLE_ROUNDS) {
+			nng_listener_close(old->listener);
+			log_debug("closed a replaced listener: its last connection has gone");
+			old->idle_rounds = -1;
+		}
+		server->retired[kept++] = *old;
+	}
+	server->retired_count = kept;
+	atomic_store_explicit(&server->guard.retired, kept, memory_order_relaxed);
+}
+
+/* One round: each listener checked end to end with a ping. Guard thread. */
+static void guard_round(struct server *server)
+{
+	static const char ping[] = "{\"op\":\"ping\"}";
+	for (size_t i = 0; i < server->listener_count; i++) {
+		struct listener *entry = &server->listeners[i];
+		int rv = probe_request(entry->url, ping, LISTENER_PING_MS);
+		if (rv == WEFT_OK) {
+			entry->failures = 0;
+			if (server->out_of_fds)
+				log_info("file descriptors are available again");
+			server->out_of_fds = false;
+			continue;
+		}
+		if (rv == WEFT_EBUSY) {
+			/* Overload, not a stuck listener: keep everything as it is. */
+			if (!server->out_of_fds)
+				log_warn("weftd is out of file descriptors (see ulimit -n, "
+				         "--max-connections-per-user): new connections wait or fail "
+				         "until some close; established ones are served");
+			server->out_of_fds = true;
+			continue;
+		}
+		atomic_fetch_add_explicit(&server->guard.failed_probes, 1, memory_order_relaxed);
+		log_debug("listener %s missed a ping: %s", entry->url, weft_strerror(rv));
+		if (++entry->failures >= LISTENER_FAILURES_TO_RECREATE)
+			recreate_listener(server, entry);
+	}
+	reap_retired(server);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now); /* the clock of now_monotonic(), which stats uses */
+	atomic_store_explicit(&server->guard.last_round_us,
+	                      (int_least64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000,
+	                      memory_order_relaxed);
+	atomic_fetch_add_explicit(&server->guard.rounds, 1, memory_order_relaxed);
+}
+
+static struct timespec monotonic_after_ms(long milliseconds)
+{
+	struct timespec at;
+	clock_gettime(CLOCK_MONOTONIC, &at);
+	at.tv_sec += milliseconds / 1000;
+	at.tv_nsec += (milliseconds % 1000) * 1000000L;
+	if (at.tv_nsec >= 1000000000L) {
+		at.tv_sec++;
+		at.tv_nsec -= 1000000000L;
+	}
+	return at;
+}
+
+/* The guard thread: a round every LISTENER_WATCH_MS until server_stop. */
+static void *guard_main(void *argument)
+{
+	struct server *server = argument;
+	struct guard *guard = &server->guard;
+	pthread_mutex_lock(&guard->lock);
+	while (!guard->stop) {
+		struct timespec until = monotonic_after_ms(LISTENER_WATCH_MS);
+		int rv = 0;
+		while (!guard->stop && rv != ETIMEDOUT)
+			rv = pthread_cond_timedwait(&guard->wake, &guard->lock, &until);
+		if (guard->stop)
+			break;
+		/* Not held during the round: server_stop must be able to ask for
+		 * the stop while a probe waits. */
+		pthread_mutex_unlock(&guard->lock);
+		guard_round(server);
+		pthread_mutex_lock(&guard->lock);
+	}
+	pthread_mutex_unlock(&guard->lock);
+	return NULL;
+}
+
+static int guard_start(struct server *server)
+{
+	struct guard *guard = &server->guard;
+	pthread_condattr_t attributes;
+	pthread_condattr_init(&attributes);
+	pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+	pthread_cond_init(&guard->wake, &attributes);
+	pthread_condattr_destroy(&attributes);
+	pthread_mutex_init(&guard->lock, NULL);
+	int rv = pthread_create(&guard->thread, NULL, guard_main, server);
+	if (rv != 0) {
+		pthread_cond_destroy(&guard->wake);
+		pthread_mutex_destroy(&guard->lock);
+		return WEFT_EINTERNAL;
+	}
+	pthread_setname_np(guard->thread, "weft-guard");
+	guard->started = true;
+	return WEFT_OK;
+}
+
+/* Asks the guard to stop and waits up to GUARD_STOP_MS. WEFT_ETIMEOUT when it
+ * is stuck (in nng, re-creating a listener): it is then left running, and
+ * whatever it uses must not be freed. */
+static int guard_stop(struct server *server)
+{
+	struct guard *guard = &server->guard;
+	if (!guard->started)
+		return WEFT_OK;
+	pthread_mutex_lock(&guard->lock);
+	guard->stop = true;
+	pthread_cond_signal(&guard->wake);
+	pthread_mutex_unlock(&guard->lock);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until); /* pthread_timedjoin_np counts on the wall clock */
+	until.tv_sec += GUARD_STOP_MS / 1000;
+	if (pthread_timedjoin_np(guard->thread, NULL, &until) != 0) {
+		log_warn("the listener guard did not stop within %d ms (stuck in nng re-creating a "
+		         "listener); leaving it",
+		         GUARD_STOP_MS);
+		pthread_detach(guard->thread);
+		guard->started = false;
+		return WEFT_ETIMEOUT;
+	}
+	guard->started = false;
+	pthread_cond_destroy(&guard->wake);
+	pthread_mutex_destroy(&guard->lock);
+	return WEFT_OK;
+}
+
+void server_guard_stats(struct server *server, struct server_guard_stats *stats)
+{
+	struct guard *guard = &server->guard;
+	stats->rounds = atomic_load_explicit(&guard->rounds, memory_order_relaxed);
+	stats->failed_probes = atomic_load_explicit(&guard->failed_probes, memory_order_relaxed);
+	stats->recreated = atomic_load_explicit(&guard->recreated, memory_order_relaxed);
+	stats->retired = atomic_load_explicit(&guard->retired, memory_order_relaxed);
+	stats->last_round =
+		(double)atomic_load_explicit(&guard->last_round_us, memory_order_relaxed) / 1e6;
+	stats->every = LISTENER_WATCH_MS / 1000.0;
+}
+
+int server_stop(struct server *server)
+{
+	if (server == NULL)
+		return WEFT_OK;
+	/* First the guard, which could otherwise re-create a listener on the
+	 * closing socket. If it is stuck, the server's memory stays its. */
+	int rv = guard_stop(server);
+	atomic_store(&server->closing, true);
+	nng_close(server->socket);
+	pthread_mutex_lock(&server->lock);
+	struct server_request *slot = server->all;
+	server->all = server->idle = NULL;
+	pthread_mutex_unlock(&server->lock);
+	while (slot != NULL) {
+		struct server_request *next = slot->next_all;
+		nng_aio_stop(slot->aio);
+		nng_aio_free(slot->aio);
+		nng_ctx_close(slot->context);
+		free(slot);
+		slot = next;
+	}
+	for (size_t i = 0; i < server->listener_count; i++) {
+		const char *path = proto_ipc_path(server->listeners[i].url);
+		if (path != NULL)
+			unlink(path);
+	}
+	if (rv != WEFT_OK)
+		return rv;
+	for (size_t i = 0; i < server->listener_count; i++)
+		free(server->listeners[i].url);
+	free(server->listeners);
+	free(server->retired); /* their listeners closed with the socket */
+	principal_unref(server->tcp_user);
+	principal_unref(server->tls_user);
+	if (server->tls != NULL)
+		nng_tls_config_free(server->tls);
+	/* The socket is closed: no pipe event runs any more. */
+	for (size_t i = 0; i < PIPE_BUCKETS; i++) {
+		while (server->pipes[i] != NULL) {
+			struct pipe_entry *entry = server->pipes[i];
+			server->pipes[i] = entry->next;
+			principal_unref(entry->principal);
+			free(entry);
+		}
+	}
+	pthread_mutex_destroy(&server->pipes_lock);
+	pthread_mutex_destroy(&server->lock);
+	free(server);
+	return WEFT_OK;
+}
