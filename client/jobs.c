@@ -9,15 +9,14 @@
 #include "client/connection.h"
 #include "client/job_spec.h"
 #include "client/last_error.h"
+#include "proto/proto.h"
 
 /* Every state has a name; "unknown" is never sent by a daemon, so from_name
  * cannot return it for a real state. */
-static const char *const state_names[] = {
-	[WEFT_STATE_QUEUED] = "queued",       [WEFT_STATE_RUNNING] = "running",
-	[WEFT_STATE_DONE] = "done",           [WEFT_STATE_FAILED] = "failed",
-	[WEFT_STATE_CANCELLED] = "cancelled", [WEFT_STATE_UNKNOWN] = "unknown",
-	[WEFT_STATE_PENDING] = "pending",     [WEFT_STATE_WAITING] = "waiting",
-};
+#define STATE_NAME_(name, wire) [WEFT_STATE_##name] = wire,
+static const char *const state_names[] = {PROTO_STATE_MAP(STATE_NAME_)[WEFT_STATE_UNKNOWN] =
+                                                  "unknown"};
+#undef STATE_NAME_
 
 const char *weft_state_name(weft_state state)
 {

@@ -148,13 +148,6 @@ static struct {
 	double grace;          /* the options' grace, set before the thread starts */
 } signals = {.pipe = {-1, -1}, .lock = PTHREAD_MUTEX_INITIALIZER};
 
-static struct timeval timeval_of(double seconds)
-{
-	struct timeval value = {.tv_sec = (time_t)seconds,
-	                        .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
-	return value;
-}
-
 /* The main thread enters a part of the shutdown that may take `seconds`. */
 static void shutdown_enter(enum shutdown_part part, double seconds)
 {
@@ -404,7 +397,7 @@ static int service_ready(struct main_loop *loop)
 		loop->probes_sent[i] = 1;
 		workers_probe(workers_get(daemon->workers, i));
 	}
-	struct timeval interval = timeval_of((double)usec / 2e6);
+	struct timeval interval = now_timeval((double)usec / 2e6);
 	if (event_add(loop->watchdog, &interval) != 0)
 		return -1;
 	log_info("systemd watchdog: every %.3f s, while every loop turns", (double)usec / 2e6);
@@ -460,7 +453,7 @@ static int open_journal(struct weftd *daemon)
 static void cancel_for_shutdown(struct job *job, void *context)
 {
 	(void)context;
-	runner_cancel(job, PROTO_JOB_ERROR_SHUTDOWN, "weftd shut down before the job finished");
+	runner_cancel(job, proto_job_error(PROTO_JOB_ERROR_SHUTDOWN), "weftd shut down before the job finished");
 }
 
 static void on_shutdown_poll(evutil_socket_t fd, short events, void *argument)
@@ -515,7 +508,7 @@ static void on_signal_pipe(evutil_socket_t fd, short events, void *argument)
 		(void)notify_send(line);
 	}
 	loop->grace_deadline = now_monotonic() + daemon->options.grace;
-	struct timeval interval = timeval_of(SHUTDOWN_POLL_SECONDS);
+	struct timeval interval = now_timeval(SHUTDOWN_POLL_SECONDS);
 	event_add(loop->shutdown_poll, &interval);
 }
 
@@ -531,7 +524,7 @@ static int main_loop_init(struct main_loop *loop, struct weftd *daemon)
 		event_new(loop->base, signals.pipe[0], EV_READ | EV_PERSIST, on_signal_pipe, loop);
 	if (loop->housekeeping == NULL || loop->shutdown_poll == NULL || loop->signal_pipe == NULL)
 		return -1;
-	struct timeval interval = timeval_of(WEFTD_HOUSEKEEPING_SECONDS);
+	struct timeval interval = now_timeval(WEFTD_HOUSEKEEPING_SECONDS);
 	if (event_add(loop->housekeeping, &interval) != 0 || event_add(loop->signal_pipe, NULL) != 0)
 		return -1;
 	return 0;

@@ -66,7 +66,6 @@
 #define SCHEMA_VERSION 1
 #define RESERVE_IDS 16384
 #define RETRY_SECONDS 1.0
-#define INTERRUPTED_TYPE "Interrupted"
 #define INTERRUPTED_MESSAGE "weftd stopped while the job ran"
 
 enum record_kind { RECORD_ACCEPT, RECORD_CHANGE, RECORD_EVICT, RECORD_QUEUES, RECORD_BARRIER };
@@ -916,7 +915,7 @@ static void close_interrupted_attempt(json_t *attempts, double now)
 	if (last == NULL || !json_is_null(json_object_get(last, "finished")))
 		return;
 	json_object_set_new(last, "finished", json_real(now));
-	json_object_set_new(last, "error", json_pack("{s:s, s:s}", "type", INTERRUPTED_TYPE,
+	json_object_set_new(last, "error", json_pack("{s:s, s:s}", "type", proto_job_error(PROTO_JOB_ERROR_INTERRUPTED),
 	                                             "message", INTERRUPTED_MESSAGE));
 }
 
@@ -1016,7 +1015,7 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 				state = JOB_QUEUED;
 			}
 		}
-		/* Waiting is recomputed: runner_submit holds it again. */
+		/* Waiting is recomputed: schedule_submit holds it again. */
 		if (state == JOB_WAITING)
 			state = JOB_QUEUED;
 		durable.state = state;
@@ -1048,7 +1047,7 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 		struct job *job = unfinished[i];
 		if (rv == WEFT_OK && job->state == JOB_RUNNING) {
 			jobs_finish(jobs, job, JOB_FAILED, NULL,
-			            json_pack("{s:s, s:s}", "type", INTERRUPTED_TYPE, "message",
+			            json_pack("{s:s, s:s}", "type", proto_job_error(PROTO_JOB_ERROR_INTERRUPTED), "message",
 			                      INTERRUPTED_MESSAGE),
 			            NULL, NULL);
 			interrupted++;

@@ -396,7 +396,7 @@ static json_t *op_cancel(struct weftd *daemon, const struct principal *caller,
 	struct job *job = find_for(daemon, caller, request->id, problem);
 	if (job == NULL)
 		return problem_to_reply(problem);
-	bool cancelled = runner_cancel(job, PROTO_JOB_ERROR_CANCELLED, "job was cancelled");
+	bool cancelled = runner_cancel(job, proto_job_error(PROTO_JOB_ERROR_CANCELLED), "job was cancelled");
 	json_t *reply = json_pack("{s:b, s:b, s:s}", "ok", 1, "cancelled", cancelled, "state",
 	                          job_state_name(jobs_state(daemon->jobs, job)));
 	job_unref(job);
@@ -479,7 +479,7 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 		(json_int_t)quota_held(QUOTA_PENDING, caller->uid), "waiters",
 		(json_int_t)quota_held(QUOTA_WAITERS, caller->uid), "connections",
 		(json_int_t)quota_held(QUOTA_CONNECTIONS, caller->uid));
-	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i, s:i}, "
+	json_t *stats = json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i, s:i}, "
 	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}, s:o, s:o, s:o, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
 	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
@@ -493,6 +493,9 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	                 "memory", "rss_kb", (json_int_t)resident_kilobytes(), "housekeeping",
 	                 weftd_housekeeping_stats(daemon, server_request_server(slot)),
 	                 "containment", cgroup_stats(), "quotas", quotas, "journal", journal_stats());
+	json_object_set_new(stats, "schedule",
+	                    json_pack("{s:I}", "timers", (json_int_t)schedule_timers_armed()));
+	return stats;
 }
 
 /* Named queues are configuration: root and admins only (principal.h, rule 4). */

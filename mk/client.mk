@@ -9,7 +9,8 @@ LIBWEFT_VERSION := $(shell sed -n 's/^\#define WEFT_VERSION_STRING "\(.*\)"/\1/p
 LIBWEFT_LIBS := $(JANSSON_LIBS) $(NNG_LIBS) -lm
 
 CLI_SRCS := cli/main.c cli/output.c cli/parse.c cli/command_jobs.c cli/command_wait.c \
-	cli/command_info.c cli/command_run.c cli/command_future.c cli/command_queue.c cli/schedule.c
+	cli/command_info.c cli/command_run.c cli/command_future.c cli/command_queue.c cli/schedule.c \
+	proto/job_error.c
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
 ALL_TARGETS += $(BUILD)/libweft.so $(BUILD)/libweft.a $(BUILD)/weft.pc $(BUILD)/weft

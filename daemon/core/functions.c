@@ -38,18 +38,13 @@ static int future_check(const struct function *function, const json_t *args,
 	                   function->name);
 }
 
-static void future_start(struct job_attempt *attempt)
-{
-	(void)attempt; /* never started: future.new makes the job pending at once */
-}
-
 const struct function functions_future = {
 	.name = "future",
 	.executor = FUNCTION_INLINE,
 	.summary = "a bare future: pending until a client sets it with future.set",
 	.arguments = (const struct function_argument[]){{NULL, NULL}},
 	.check = future_check,
-	.start = future_start,
+	/* No start: future.new makes the job pending at once, and nothing runs it. */
 };
 
 /* Written by the main thread before any request is received, read-only

@@ -52,8 +52,9 @@ struct jobs {
 	const struct jobs_observer *observer;
 };
 
-static const char *const state_names[JOB_STATE_COUNT] = {
-	"waiting", "queued", "running", "pending", "done", "failed", "cancelled"};
+#define JOB_STATE_NAME_(name, wire) wire,
+static const char *const state_names[JOB_STATE_COUNT] = {PROTO_STATE_MAP(JOB_STATE_NAME_)};
+#undef JOB_STATE_NAME_
 
 void job_schedule_free(struct job_schedule *schedule)
 {

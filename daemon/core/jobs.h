@@ -24,20 +24,14 @@
 #include <sys/types.h>
 
 #include "daemon/core/slots.h"
+#include "proto/proto.h"
 
 /* waiting: for dependencies, a delay or a retry's pause (schedule.h).
  * pending: a bare future (future.new), waiting for a client to set it. The
  * finished states come last: job_state_finished relies on it. */
-enum job_state {
-	JOB_WAITING,
-	JOB_QUEUED,
-	JOB_RUNNING,
-	JOB_PENDING,
-	JOB_DONE,
-	JOB_FAILED,
-	JOB_CANCELLED,
-	JOB_STATE_COUNT
-};
+#define JOB_STATE_ENUM_(name, wire) JOB_##name,
+enum job_state { PROTO_STATE_MAP(JOB_STATE_ENUM_) JOB_STATE_COUNT };
+#undef JOB_STATE_ENUM_
 
 /* The wire name of a state ("queued"); static. */
 const char *job_state_name(enum job_state state);

@@ -154,7 +154,7 @@ static void settle(struct group *group)
 static void cancel_children(struct group *group, const char *why)
 {
 	for (size_t i = 0; i < group->count; i++)
-		runner_cancel(group->children[i].job, PROTO_JOB_ERROR_CANCELLED, why);
+		runner_cancel(group->children[i].job, proto_job_error(PROTO_JOB_ERROR_CANCELLED), why);
 }
 
 /* The attempt's worker: a child ended. */

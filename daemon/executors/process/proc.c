@@ -50,6 +50,8 @@
 
 #include "daemon/executors/process/cgroup.h"
 #include "daemon/executors/process/proc_child.h"
+#include "daemon/base/now.h"
+#include "proto/proto.h"
 #include "weft/error.h"
 
 enum { STREAM_STDOUT, STREAM_STDERR, STREAM_COUNT };
@@ -265,17 +267,6 @@ static void delete_event(struct event *event)
 static double seconds_between(const struct timespec *from, const struct timespec *to)
 {
 	return (double)(to->tv_sec - from->tv_sec) + (double)(to->tv_nsec - from->tv_nsec) / 1e9;
-}
-
-static struct timeval seconds_to_timeval(double seconds)
-{
-	struct timeval value;
-
-	if (seconds < 0)
-		seconds = 0;
-	value.tv_sec = (time_t)seconds;
-	value.tv_usec = (suseconds_t)((seconds - (double)value.tv_sec) * 1e6);
-	return value;
 }
 
 static void record_spawn_error(struct proc *proc, const char *format, const char *subject,
@@ -538,13 +529,13 @@ static void complete(struct proc *proc)
 	case PROC_STATUS_SUCCESS:
 		break;
 	case PROC_STATUS_EXIT_STATUS:
-		outcome.error_type = PROC_ERROR_EXIT_STATUS;
+		outcome.error_type = proto_job_error(PROTO_JOB_ERROR_EXIT_STATUS);
 		break;
 	case PROC_STATUS_SIGNAL:
-		outcome.error_type = PROC_ERROR_SIGNAL;
+		outcome.error_type = proto_job_error(PROTO_JOB_ERROR_SIGNAL);
 		break;
 	case PROC_STATUS_SPAWN_ERROR:
-		outcome.error_type = PROC_ERROR_SPAWN;
+		outcome.error_type = proto_job_error(PROTO_JOB_ERROR_SPAWN);
 		break;
 	}
 	outcome.message = outcome.status == PROC_STATUS_SUCCESS ? NULL : message;
@@ -686,7 +677,7 @@ static void process_exited(evutil_socket_t fd, short what, void *arg)
 		finish(proc);
 		return;
 	}
-	linger = seconds_to_timeval(proc->linger);
+	linger = now_timeval(proc->linger);
 	if (event_add(&proc->linger_timer, &linger) < 0) {
 		proc->pipes_closed_early = true;
 		finish(proc);
@@ -928,7 +919,7 @@ void proc_terminate(struct proc *proc, double kill_after)
 		signal_tree(proc, SIGKILL);
 		return;
 	}
-	grace = seconds_to_timeval(kill_after);
+	grace = now_timeval(kill_after);
 	if (event_add(&proc->kill_timer, &grace) < 0)
 		signal_tree(proc, SIGKILL);
 }

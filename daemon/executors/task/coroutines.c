@@ -90,13 +90,13 @@ static const char *task_error_type(int error)
 {
 	switch (error) {
 	case WEFT_ECANCELED:
-		return PROTO_JOB_ERROR_CANCELLED;
+		return proto_job_error(PROTO_JOB_ERROR_CANCELLED);
 	case WEFT_ETIMEOUT:
-		return PROTO_JOB_ERROR_TIMEOUT;
+		return proto_job_error(PROTO_JOB_ERROR_TIMEOUT);
 	case WEFT_EUNKNOWNID:
 		return "UnknownJob";
 	case WEFT_EPERM:
-		return PROTO_JOB_ERROR_PERMISSION;
+		return proto_job_error(PROTO_JOB_ERROR_PERMISSION);
 	default:
 		return "TaskError";
 	}

@@ -89,7 +89,7 @@ static void finish_on_worker(void *argument)
 	} else {
 		attempt->data = NULL;
 		if (call->work.cancelled)
-			runner_fail(attempt, PROTO_JOB_ERROR_CANCELLED, NULL,
+			runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_CANCELLED), NULL,
 			            "the call was dropped before it ran");
 		else if (call->rv == WEFT_OK)
 			runner_complete(attempt, call->outcome.result);
