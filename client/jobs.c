@@ -63,6 +63,12 @@ void weft_wait_result_free(weft_wait_result *result)
 
 int weft_list(weft_client *client, const json_t *filter, json_t **jobs, bool *more)
 {
+	return weft_list_page(client, filter, jobs, more, NULL);
+}
+
+int weft_list_page(weft_client *client, const json_t *filter, json_t **jobs, bool *more,
+                   uint64_t *cursor)
+{
 	last_error_clear();
 	if (filter != NULL && !json_is_object(filter))
 		return last_error_set(WEFT_EINVAL, "the list filter must be a JSON object");
@@ -85,6 +91,14 @@ int weft_list(weft_client *client, const json_t *filter, json_t **jobs, bool *mo
 		return rv;
 	if (more != NULL)
 		*more = json_is_true(json_object_get(reply, "more"));
+	if (cursor != NULL) {
+		const char *order = json_string_value(json_object_get(reply, "order"));
+		json_t *next = json_object_get(
+			reply, order != NULL && strcmp(order, "oldest") == 0 ? "after" : "before");
+		*cursor = json_is_integer(next) && json_integer_value(next) >= 0
+		                  ? (uint64_t)json_integer_value(next)
+		                  : 0;
+	}
 	json_decref(reply);
 	return WEFT_OK;
 }

@@ -77,10 +77,11 @@
 /* Bounds of the shutdown's parts after the signal (the watchdog's): the main
  * loop's own part is the grace, the drain and this slack; then closing the
  * socket, stopping the workers (they end what runs on them: exec jobs were
- * signalled already), and the final frees. */
+ * signalled already; first the thread pool gets up to a second for its calls,
+ * then the workers up to five for their tasks), and the final frees. */
 #define DRAIN_SLACK_SECONDS 2.0
 #define SOCKET_CLOSE_SECONDS 2.0
-#define WORKERS_STOP_SECONDS 5.0
+#define WORKERS_STOP_SECONDS 7.0
 #define FREE_SECONDS 2.0
 /* How often the signal thread checks the watchdog's deadline during shutdown. */
 #define WATCHDOG_TICK_NS (100 * 1000 * 1000L)
@@ -778,6 +779,10 @@ int daemon_run(const struct options *options)
 fail_loop:
 	shutdown_enter(PART_STOPPING_WORKERS, WORKERS_STOP_SECONDS);
 	main_loop_fini(&loop);
+	/* While the workers still run: a pool call that ends now posts its end to
+	 * its worker; once `closing` is set, later ones free themselves instead
+	 * of posting to a stopped (or freed) runtime. */
+	threaded_fini();
 	workers_stop(daemon.workers);
 	journal_close();
 	waiters_free(daemon.waiters);

@@ -423,11 +423,16 @@ static json_t *op_list(struct weftd *daemon, const struct principal *caller,
 		.function = request->function,
 		.labels = request->labels,
 		.after = request->after,
+		.before = request->before,
+		.newest_first = request->newest_first,
 		.limit = request->limit,
 	};
 	bool more;
-	json_t *list = jobs_list(daemon->jobs, &filter, &more);
-	return json_pack("{s:b, s:o, s:b}", "ok", 1, "jobs", list, "more", more);
+	uint64_t next;
+	json_t *list = jobs_list(daemon->jobs, &filter, &more, &next);
+	return json_pack("{s:b, s:o, s:b, s:s, s:I}", "ok", 1, "jobs", list, "more", more, "order",
+	                 request->newest_first ? "newest" : "oldest",
+	                 request->newest_first ? "before" : "after", (json_int_t)next);
 }
 
 static long resident_kilobytes(void)

@@ -83,6 +83,8 @@ static const struct bad_case bad_cases[] = {
 	{"{\"op\":\"list\",\"limit\":0}", WEFT_EBADFIELD, "limit"},
 	{"{\"op\":\"list\",\"limit\":100001}", WEFT_EBADFIELD, "limit"},
 	{"{\"op\":\"list\",\"after\":-1}", WEFT_EBADFIELD, "after"},
+	{"{\"op\":\"list\",\"before\":0}", WEFT_EBADFIELD, "before"},
+	{"{\"op\":\"list\",\"order\":\"sideways\"}", WEFT_EBADFIELD, "order"},
 	{"{\"op\":\"list\",\"fn\":1}", WEFT_EBADFIELD, "fn"},
 	{"{\"op\":\"future.new\",\"fn\":\"x\"}", WEFT_EUNKNOWNFIELD, "fn"},
 	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"after\":7}", WEFT_EBADFIELD, "after"},

@@ -666,18 +666,57 @@ static bool filter_keeps(struct job *job, const void *context)
 	return filter->labels == NULL || labels_match(job->labels, filter->labels);
 }
 
-json_t *jobs_list(struct jobs *jobs, const struct jobs_filter *filter, bool *more)
+/* The job with this id if the filter keeps it, with a reference; else NULL. */
+static struct job *find_kept(struct jobs *jobs, uint64_t id, const struct jobs_filter *filter)
 {
-	size_t count;
-	struct job **found = collect(jobs, filter_keeps, filter, &count);
+	struct shard *shard = &jobs->shards[id % SHARD_COUNT];
+	pthread_mutex_lock(&shard->lock);
+	struct job *job = shard->buckets[bucket_of(shard, id)];
+	while (job != NULL && job->id != id)
+		job = job->hash_next;
+	if (job != NULL && filter_keeps(job, filter))
+		job_ref(job);
+	else
+		job = NULL;
+	pthread_mutex_unlock(&shard->lock);
+	return job;
+}
+
+json_t *jobs_list(struct jobs *jobs, const struct jobs_filter *filter, bool *more,
+                  uint64_t *next)
+{
+	/* Ids are handed out in order, so a page walks ids from its cursor and
+	 * looks each up (O(1) a step) instead of collecting and sorting the whole
+	 * table; the walk is bounded, so a filter that matches little costs a
+	 * bounded page and a cursor, never a scan of everything. */
+	uint64_t top = atomic_load_explicit(&jobs->next_id, memory_order_relaxed) - 1;
+	uint64_t low = filter->after;                        /* exclusive */
+	uint64_t high = filter->before > 0 ? filter->before : top + 1; /* exclusive */
+	if (high > top + 1)
+		high = top + 1;
 	json_t *list = json_array();
-	for (size_t i = 0; i < count; i++) {
-		if (i < filter->limit)
-			json_array_append_new(list, jobs_to_json(jobs, found[i]));
-		job_unref(found[i]);
+	size_t found = 0, scanned = 0;
+	bool another = false; /* one match past the limit: there is more for sure */
+	uint64_t id = filter->newest_first ? high - 1 : low + 1;
+	while (low < id && id < high && scanned < JOBS_LIST_SCAN_MAX) {
+		struct job *job = find_kept(jobs, id, filter);
+		scanned++;
+		if (job != NULL) {
+			if (found == filter->limit) {
+				another = true;
+				job_unref(job);
+				break;
+			}
+			json_array_append_new(list, jobs_to_json(jobs, job));
+			found++;
+			job_unref(job);
+		}
+		id = filter->newest_first ? id - 1 : id + 1;
 	}
-	free(found);
-	*more = count > filter->limit;
+	/* Unless another match was seen, more means ids are left unlooked at. */
+	*more = another || (low < id && id < high);
+	/* The cursor resumes at the id the walk stopped on. */
+	*next = filter->newest_first ? id + 1 : (id > 0 ? id - 1 : 0);
 	return list;
 }
 

@@ -282,13 +282,25 @@ struct jobs_filter {
 	const char *function;   /* borrowed; NULL for any */
 	const json_t *labels;   /* borrowed object of strings; every pair must match; NULL for any */
 	uint64_t after;         /* only ids greater than this */
+	uint64_t before;        /* only ids less than this; 0 for no bound */
+	bool newest_first;      /* walk from the newest down, else from the oldest up */
 	size_t limit;           /* at most this many */
 	const struct principal *viewer; /* borrowed: only jobs it may act on; NULL for all */
 };
 
-/* Jobs matching the filter in id order, as a new array of job objects; *more is
- * set when the limit cut the list. */
-json_t *jobs_list(struct jobs *jobs, const struct jobs_filter *filter, bool *more);
+/* The most ids one page looks at: a page of a filter that matches little
+ * comes back short (even empty) with *more set, and goes on from *next. */
+#define JOBS_LIST_SCAN_MAX 65536
+
+/*
+ * A page of the jobs matching the filter, newest first or oldest first, as a
+ * new array of job objects. Costs O(limit) lookups when most ids match, and
+ * at most JOBS_LIST_SCAN_MAX however few do. *more: the list may go on;
+ * *next: the cursor to go on from (`before` when newest first, `after`
+ * otherwise). Any thread.
+ */
+json_t *jobs_list(struct jobs *jobs, const struct jobs_filter *filter, bool *more,
+                  uint64_t *next);
 
 void jobs_counts(struct jobs *jobs, struct jobs_counts *counts);
 

@@ -191,7 +191,9 @@ int threaded_init(unsigned threads)
 
 void threaded_fini(void)
 {
-	if (pool == NULL)
+	/* A second call (the composition root's error path) finds it done, or
+	 * the calls it left behind still running. */
+	if (pool == NULL || atomic_load(&closing))
 		return;
 	atomic_store(&closing, true);
 	run_in_thread_set_pool(NULL);
