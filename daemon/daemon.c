@@ -411,7 +411,7 @@ static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 	(void)events;
 	struct main_loop *loop = argument;
 	struct weftd *daemon = loop->daemon;
-	size_t dropped = jobs_expire(daemon->jobs, now_wall());
+	size_t dropped = jobs_expire(daemon->jobs, now_monotonic());
 	if (dropped > 0)
 		log_debug("dropped %zu expired jobs", dropped);
 	double now = now_monotonic();

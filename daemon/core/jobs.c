@@ -40,6 +40,8 @@ struct jobs {
 	/* Statistics read without locks; each update is a single relaxed RMW. */
 	atomic_uint_fast64_t by_state[JOB_STATE_COUNT];
 	atomic_uint_fast64_t submitted;
+	/* Finishes so far: each finished job's place. Relaxed: only an order. */
+	atomic_uint_fast64_t finishes;
 
 	pthread_mutex_t retention_lock;
 	struct job *retained_head; /* oldest finished job */
@@ -379,7 +381,7 @@ static struct job *pop_retained(struct jobs *jobs, double expire_before)
 	pthread_mutex_lock(&jobs->retention_lock);
 	struct job *job = jobs->retained_head;
 	bool evict = job != NULL &&
-	             (jobs->retained_count > jobs->retain_max || job->finished < expire_before);
+	             (jobs->retained_count > jobs->retain_max || job->finished_monotonic < expire_before);
 	if (evict) {
 		jobs->retained_head = job->retained_next;
 		if (jobs->retained_head == NULL)
@@ -432,6 +434,8 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 			atomic_fetch_add_explicit(&running->references, 1, memory_order_relaxed);
 		job->state = state;
 		job->finished = now_wall();
+		job->finished_monotonic = now_monotonic();
+		job->finish_order = atomic_fetch_add_explicit(&jobs->finishes, 1, memory_order_relaxed) + 1;
 		job->result = result;
 		job->error = error;
 		close_attempt(job, error);
@@ -521,6 +525,7 @@ void jobs_snapshot(struct jobs *jobs, struct job *job, struct job_snapshot *snap
 	pthread_mutex_lock(&shard->lock);
 	snapshot->state = job->state;
 	snapshot->finished = job->finished;
+	snapshot->finish_order = job->finish_order;
 	snapshot->result = json_incref(job->result);
 	snapshot->error = json_incref(job->error);
 	pthread_mutex_unlock(&shard->lock);
@@ -823,6 +828,12 @@ struct job *jobs_restore(struct jobs *jobs, uint64_t id, const struct function *
 	job->state = durable->state;
 	job->started = durable->started;
 	job->finished = durable->finished;
+	if (durable->finished > 0) {
+		/* Its age carries over; the monotonic clock started anew with us. */
+		double age = now_wall() - durable->finished;
+		job->finished_monotonic = now_monotonic() - (age > 0 ? age : 0);
+		job->finish_order = atomic_fetch_add_explicit(&jobs->finishes, 1, memory_order_relaxed) + 1;
+	}
 	job->result = durable->result;
 	job->error = durable->error;
 	job->attempts = durable->attempts;

@@ -144,6 +144,11 @@ struct job {
 	enum job_state state;
 	double started;  /* wall clock; 0 = not yet */
 	double finished; /* wall clock; 0 = not yet */
+	/* When it finished on the monotonic clock (retention's age, which a step
+	 * of the wall clock must not shift) and in which place among all jobs
+	 * (as_completed's order, exact where clock readings tie). */
+	double finished_monotonic;
+	uint64_t finish_order;
 	int worker;      /* worker index that ran it, or -1 */
 	json_t *result;  /* owned; set when the job is done */
 	json_t *error;   /* owned; {"type","message"} when failed or cancelled */
@@ -171,6 +176,7 @@ struct job {
 struct job_snapshot {
 	enum job_state state;
 	double finished; /* wall clock; 0 = not yet */
+	uint64_t finish_order; /* 0 = not yet; see struct job */
 	json_t *result; /* new reference, or NULL */
 	json_t *error;  /* new reference, or NULL */
 };
@@ -307,7 +313,8 @@ void jobs_counts(struct jobs *jobs, struct jobs_counts *counts);
 /* Jobs not finished now (waiting, queued, running, pending), without a lock. Any thread. */
 uint64_t jobs_unfinished(struct jobs *jobs);
 
-/* Drops finished jobs older than the retention time. Called periodically from the
+/* Drops finished jobs older than the retention time; now: now_monotonic(), so a
+ * step of the wall clock expires nothing early or late. Called periodically from the
  * main loop; any thread. Returns how many were dropped. */
 size_t jobs_expire(struct jobs *jobs, double now);
 
