@@ -617,9 +617,13 @@ static int resolve_identities(const struct options *options, struct principal **
 static int executors_init(const struct options *options)
 {
 	static const struct function *const builtins[] = {
-		&echo_function,        &sleep_function,  &exec_function,
-		&spawn_tree_function,  &await_function,  &gather_function,
-		&race_function,
+		&echo_function,
+		&coroutines_sleep_function,
+		&exec_function,
+		&coroutines_spawn_tree_function,
+		&coroutines_await_function,
+		&gather_function,
+		&gather_race_function,
 		&testhooks_stall_function, /* refused and unlisted without --test-hooks */
 	};
 	int rv = exec_init(options->procs, options->output_max);

@@ -548,7 +548,7 @@ static json_t *spec_to_json(const struct job *job)
 	for (size_t i = 0; i < identity->group_count; i++)
 		json_array_append_new(groups, json_integer((json_int_t)identity->groups[i]));
 	json_t *spec = json_pack("{s:s, s:O, s:f, s:{s:I, s:I, s:o}}", "fn",
-	                         function_name(job->function), "args", job->args, "timeout",
+	                         functions_name_of(job->function), "args", job->args, "timeout",
 	                         job->timeout, "owner", "uid", (json_int_t)job->owner->uid, "gid",
 	                         (json_int_t)job->owner->gid, "groups", groups);
 	if (job->labels != NULL)
@@ -984,7 +984,7 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 		const json_t *fn = json_object_get(spec, "fn");
 		const struct function *function = NULL;
 		if (json_is_string(fn))
-			function = strcmp(json_string_value(fn), function_name(&functions_future)) == 0
+			function = strcmp(json_string_value(fn), functions_name_of(&functions_future)) == 0
 			                   ? &functions_future
 			                   : functions_find(json_string_value(fn));
 		const json_t *args = json_object_get(spec, "args");

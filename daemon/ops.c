@@ -365,7 +365,7 @@ static json_t *op_future_set(struct weftd *daemon, const struct principal *calle
 	if (job->function != &functions_future) {
 		problem_set(problem, WEFT_EBADFIELD, "id",
 		            "job %llu runs '%s'; only ids made by future.new can be set",
-		            (unsigned long long)job->id, function_name(job->function));
+		            (unsigned long long)job->id, functions_name_of(job->function));
 	} else {
 		bool done = request->result != NULL;
 		enum job_state previous;

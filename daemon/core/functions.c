@@ -86,12 +86,12 @@ const struct function *functions_find(const char *name)
 	return NULL;
 }
 
-const char *function_name(const struct function *function)
+const char *functions_name_of(const struct function *function)
 {
 	return function != NULL ? function->name : "";
 }
 
-const char *function_executor_name(enum function_executor executor)
+const char *functions_executor_name(enum function_executor executor)
 {
 	switch (executor) {
 	case FUNCTION_INLINE:
@@ -122,7 +122,7 @@ json_t *functions_to_json(void)
 			                    json_string(argument->description));
 		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o}", "name", function->name,
 		                                      "executor",
-		                                      function_executor_name(function->executor),
+		                                      functions_executor_name(function->executor),
 		                                      "summary", function->summary, "args",
 		                                      arguments));
 	}

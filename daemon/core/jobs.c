@@ -557,7 +557,7 @@ json_t *jobs_to_json(struct jobs *jobs, struct job *job)
 	pthread_mutex_unlock(&shard->lock);
 
 	json_t *object = json_pack("{s:I, s:s, s:s, s:O, s:o, s:f, s:o, s:o}", "id",
-	                           (json_int_t)job->id, "fn", function_name(job->function), "state",
+	                           (json_int_t)job->id, "fn", functions_name_of(job->function), "state",
 	                           job_state_name(state), "args", job->args, "labels",
 	                           job->labels != NULL ? json_incref(job->labels) : json_object(),
 	                           "created", job->created, "started", time_or_null(started),
@@ -666,7 +666,7 @@ static bool filter_keeps(struct job *job, const void *context)
 		return false;
 	if (filter->state >= 0 && (int)job->state != filter->state)
 		return false;
-	if (filter->function != NULL && strcmp(function_name(job->function), filter->function) != 0)
+	if (filter->function != NULL && strcmp(functions_name_of(job->function), filter->function) != 0)
 		return false;
 	return filter->labels == NULL || labels_match(job->labels, filter->labels);
 }

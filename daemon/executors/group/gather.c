@@ -300,7 +300,7 @@ const struct function gather_function = {
 	.stop = group_stop,
 };
 
-const struct function race_function = {
+const struct function gather_race_function = {
 	.name = "race",
 	.executor = FUNCTION_LOOP,
 	.summary = "runs child jobs concurrently; the first to finish decides the outcome and the "
