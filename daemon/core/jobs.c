@@ -44,8 +44,7 @@ struct jobs {
 	atomic_uint_fast64_t finishes;
 
 	pthread_mutex_t retention_lock;
-	struct job *retained_head; /* oldest finished job */
-	struct job *retained_tail;
+	STAILQ_HEAD(, job) retained; /* oldest finished job first */
 	size_t retained_count;
 	/* Set by jobs_new before any other thread sees the table; immutable after. */
 	double retain_seconds;
@@ -104,6 +103,7 @@ void jobs_set_observer(struct jobs *jobs, const struct jobs_observer *observer)
 struct jobs *jobs_new(double retain_seconds, size_t retain_max)
 {
 	struct jobs *jobs = memory_zalloc(sizeof(*jobs));
+	STAILQ_INIT(&jobs->retained);
 	for (int i = 0; i < SHARD_COUNT; i++) {
 		struct shard *shard = &jobs->shards[i];
 		pthread_mutex_init(&shard->lock, NULL);
@@ -379,15 +379,12 @@ static void unlist(struct jobs *jobs, struct job *job)
 static struct job *pop_retained(struct jobs *jobs, double expire_before)
 {
 	pthread_mutex_lock(&jobs->retention_lock);
-	struct job *job = jobs->retained_head;
+	struct job *job = STAILQ_FIRST(&jobs->retained);
 	bool evict = job != NULL &&
 	             (jobs->retained_count > jobs->retain_max || job->finished_monotonic < expire_before);
 	if (evict) {
-		jobs->retained_head = job->retained_next;
-		if (jobs->retained_head == NULL)
-			jobs->retained_tail = NULL;
+		STAILQ_REMOVE_HEAD(&jobs->retained, retained_link);
 		jobs->retained_count--;
-		job->retained_next = NULL;
 	}
 	pthread_mutex_unlock(&jobs->retention_lock);
 	return evict ? job : NULL;
@@ -396,11 +393,7 @@ static struct job *pop_retained(struct jobs *jobs, double expire_before)
 static void retain(struct jobs *jobs, struct job *job)
 {
 	pthread_mutex_lock(&jobs->retention_lock);
-	if (jobs->retained_tail != NULL)
-		jobs->retained_tail->retained_next = job;
-	else
-		jobs->retained_head = job;
-	jobs->retained_tail = job;
+	STAILQ_INSERT_TAIL(&jobs->retained, job, retained_link);
 	jobs->retained_count++;
 	/* Whoever pushes the count over the limit evicts, so when this append did
 	 * not, the lock need not be taken again. */
@@ -422,7 +415,7 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 	pthread_mutex_lock(&shard->lock);
 	enum job_state before = job->state;
 	bool finishing = !job_state_finished(before);
-	struct job_watch *watches = NULL;
+	struct job_watch *watches = NULL;   /* detached from the job */
 	struct job_attempt *running = NULL;
 	if (finishing) {
 		/* The runner's own reference keeps a named attempt alive (it is
@@ -439,8 +432,8 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 		job->result = result;
 		job->error = error;
 		close_attempt(job, error);
-		watches = job->watches;
-		job->watches = NULL;
+		watches = LIST_FIRST(&job->watches);
+		LIST_INIT(&job->watches);
 	}
 	pthread_mutex_unlock(&shard->lock);
 	if (previous != NULL)
@@ -461,9 +454,9 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 	if (job->owner != NULL)
 		quota_give(QUOTA_PENDING, job->owner->uid, 1);
 	while (watches != NULL) {
-		/* notify may free the watch: read the link first. */
-		struct job_watch *next = watches->next;
-		watches->next = watches->previous = NULL;
+		/* notify may free the watch: read the link first. The detached
+		 * chain is walked forward only, never unlinked from. */
+		struct job_watch *next = LIST_NEXT(watches, link);
 		watches->notify(watches, job);
 		watches = next;
 	}
@@ -480,11 +473,7 @@ bool jobs_watch(struct jobs *jobs, struct job *job, struct job_watch *watch)
 	pthread_mutex_lock(&shard->lock);
 	bool registered = !job_state_finished(job->state);
 	if (registered) {
-		watch->previous = NULL;
-		watch->next = job->watches;
-		if (job->watches != NULL)
-			job->watches->previous = watch;
-		job->watches = watch;
+		LIST_INSERT_HEAD(&job->watches, watch, link);
 	}
 	pthread_mutex_unlock(&shard->lock);
 	return registered;
@@ -498,13 +487,7 @@ bool jobs_unwatch(struct jobs *jobs, struct job *job, struct job_watch *watch)
 	 * unfinished job still has this watch in its list. */
 	bool removed = !job_state_finished(job->state);
 	if (removed) {
-		if (watch->previous != NULL)
-			watch->previous->next = watch->next;
-		else
-			job->watches = watch->next;
-		if (watch->next != NULL)
-			watch->next->previous = watch->previous;
-		watch->next = watch->previous = NULL;
+		LIST_REMOVE(watch, link);
 	}
 	pthread_mutex_unlock(&shard->lock);
 	return removed;

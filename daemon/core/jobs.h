@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/types.h>
 
 #include "daemon/core/slots.h"
@@ -75,10 +76,10 @@ void job_schedule_free(struct job_schedule *schedule);
  * held — unless jobs_unwatch() removed the registration first.
  */
 struct job_watch {
-	struct job_watch *next;
-	struct job_watch *previous;
+	LIST_ENTRY(job_watch) link;
 	void (*notify)(struct job_watch *watch, struct job *job);
 };
+LIST_HEAD(job_watches, job_watch);
 
 /*
  * One attempt at running a job: what the function running it keeps, on the
@@ -154,11 +155,11 @@ struct job {
 	json_t *error;   /* owned; {"type","message"} when failed or cancelled */
 	json_t *attempts; /* owned array of {"number","started","finished","error"}, or NULL */
 	json_t *children; /* owned array of child job ids (gather, race), or NULL */
-	struct job_watch *watches;
+	struct job_watches watches;
 	struct job *hash_next;
 
 	/* Guarded by the retention lock. */
-	struct job *retained_next;
+	STAILQ_ENTRY(job) retained_link;
 
 	/* The running attempt, NULL unless the job is running. Guarded by the
 	 * shard lock: set by jobs_start, cleared by whatever moves the job out of

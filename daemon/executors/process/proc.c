@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -88,8 +89,7 @@ struct proc_stream {
 };
 
 struct proc {
-	struct proc *live_next; /* this thread's list of live procs (live_head) */
-	struct proc *live_prev;
+	LIST_ENTRY(proc) live; /* on this thread's live_procs */
 	struct event_base *base;
 	proc_done_fn *done;
 	void *arg;
@@ -147,25 +147,16 @@ struct proc {
  * proc_shutdown can find those nobody holds any more. Thread-local because
  * a proc lives and dies on its base's thread: no lock is needed.
  */
-static _Thread_local struct proc *live_head;
+static _Thread_local LIST_HEAD(proc_list, proc) live_procs;
 
 static void live_link(struct proc *proc)
 {
-	proc->live_prev = NULL;
-	proc->live_next = live_head;
-	if (live_head != NULL)
-		live_head->live_prev = proc;
-	live_head = proc;
+	LIST_INSERT_HEAD(&live_procs, proc, live);
 }
 
 static void live_unlink(struct proc *proc)
 {
-	if (proc->live_prev != NULL)
-		proc->live_prev->live_next = proc->live_next;
-	else
-		live_head = proc->live_next;
-	if (proc->live_next != NULL)
-		proc->live_next->live_prev = proc->live_prev;
+	LIST_REMOVE(proc, live);
 }
 
 /* ------------------------------------------------------------ text to JSON */
@@ -953,10 +944,10 @@ void proc_destroy(struct proc *proc)
 
 void proc_shutdown(struct event_base *base)
 {
-	struct proc *proc = live_head, *next;
+	struct proc *proc = LIST_FIRST(&live_procs), *next;
 
 	for (; proc != NULL; proc = next) {
-		next = proc->live_next;
+		next = LIST_NEXT(proc, live);
 		if (proc->base == base)
 			proc_destroy(proc);
 	}
