@@ -41,26 +41,6 @@ bool weft_state_is_finished(weft_state state)
 	       state == WEFT_STATE_CANCELLED;
 }
 
-void weft_outcome_free(weft_outcome *outcome)
-{
-	if (outcome == NULL)
-		return;
-	json_decref(outcome->result);
-	json_decref(outcome->error_details);
-	allocator_free(outcome->error_type);
-	allocator_free(outcome->error_message);
-	allocator_free(outcome);
-}
-
-void weft_wait_result_free(weft_wait_result *result)
-{
-	if (result == NULL)
-		return;
-	allocator_free(result->done);
-	allocator_free(result->pending);
-	allocator_free(result);
-}
-
 int weft_list(weft_client *client, const json_t *filter, json_t **jobs, bool *more)
 {
 	return weft_list_page(client, filter, jobs, more, NULL);

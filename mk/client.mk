@@ -1,7 +1,7 @@
 # libweft (shared and static), its pkg-config file, the weft CLI and their tests.
 
 LIBWEFT_SRCS := client/allocator.c client/last_error.c client/connection.c client/async.c client/ops.c \
-	client/job_spec.c client/jobs.c client/futures.c client/queues.c client/json_check.c $(PROTO_SRCS)
+	client/job_spec.c client/jobs.c client/results.c client/futures.c client/queues.c client/json_check.c $(PROTO_SRCS)
 LIBWEFT_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/%.o)
 LIBWEFT_PIC_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/pic/%.o)
 LIBWEFT_SONAME := libweft.so.0
