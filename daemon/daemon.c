@@ -784,9 +784,10 @@ fail_loop:
 	shutdown_enter(PART_STOPPING_WORKERS, WORKERS_STOP_SECONDS);
 	main_loop_fini(&loop);
 	/* While the workers still run: a pool call that ends now posts its end to
-	 * its worker; once `closing` is set, later ones free themselves instead
-	 * of posting to a stopped (or freed) runtime. */
-	threaded_fini();
+	 * its worker; once the pool is closed, later ones free themselves instead
+	 * of posting to a stopped (or freed) runtime. The pool itself is freed
+	 * after the workers (executors_fini), whose stops may still cancel calls. */
+	threaded_close();
 	workers_stop(daemon.workers);
 	journal_close();
 	waiters_free(daemon.waiters);

@@ -189,10 +189,8 @@ int threaded_init(unsigned threads)
 	return WEFT_OK;
 }
 
-void threaded_fini(void)
+void threaded_close(void)
 {
-	/* A second call (the composition root's error path) finds it done, or
-	 * the calls it left behind still running. */
 	if (pool == NULL || atomic_load(&closing))
 		return;
 	atomic_store(&closing, true);
@@ -205,6 +203,15 @@ void threaded_fini(void)
 		nanosleep(&pause, NULL);
 		threadpool_stats(pool, &stats);
 	}
+}
+
+void threaded_fini(void)
+{
+	if (pool == NULL)
+		return;
+	threaded_close();
+	struct threadpool_stats stats;
+	threadpool_stats(pool, &stats);
 	if (stats.busy > 0) {
 		/* Joining would wait for them; the process is about to end anyway. */
 		log_warn("%zu blocking calls still running at exit; not waiting for them",

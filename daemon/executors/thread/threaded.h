@@ -17,9 +17,16 @@ struct threadpool_stats;
  * Returns WEFT_OK or an error. */
 int threaded_init(unsigned threads);
 
-/* Stops the pool: queued calls are dropped; running calls are waited for
- * briefly, then left behind (a blocking call cannot be interrupted, and
- * shutdown must not hang on one). Main thread, before the workers stop. */
+/* Closes the pool to the workers: from now on a call that ends frees itself
+ * instead of posting its end to a worker (they are about to stop), and
+ * running calls are waited for briefly. Main thread, while the workers still
+ * run (their timeouts and cancels may still reach the pool). */
+void threaded_close(void);
+
+/* Stops and frees the pool (closing it first if need be): queued calls are
+ * dropped; calls still running are left behind with the pool (a blocking call
+ * cannot be interrupted, and shutdown must not hang on one). Main thread,
+ * after the workers stopped. */
 void threaded_fini(void);
 
 /* The index-th thread function, or NULL past the last. Any thread after init. */
