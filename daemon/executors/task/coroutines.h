@@ -9,6 +9,7 @@ struct function;
 
 extern const struct function sleep_function;
 extern const struct function await_function;
+extern const struct function count_function;
 extern const struct function spawn_tree_function;
 
 #endif

@@ -12,6 +12,8 @@
  */
 #include "daemon/executors/thread/blocking.h"
 
+#include "daemon/core/generator.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -552,7 +554,9 @@ static void blocking_call_run(struct threadpool_work *work)
 {
 	struct blocking_call *call = blocking_call_from_work(work);
 
+	generator_enter(call->owner != NULL ? call->owner->job : NULL);
 	call->rv = call->function->run(call->args, call->owner, work, &call->outcome);
+	generator_enter(NULL);
 }
 
 void blocking_call_init(struct blocking_call *call, const struct blocking_function *function,

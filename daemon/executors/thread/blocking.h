@@ -60,9 +60,13 @@ typedef int blocking_check_fn(const json_t *args, char *message, size_t size, co
  * or WEFT_EINVAL with *error (ENODEV: not a regular file). weftd passes the
  * job's principal; a call without an owner may open nothing.
  */
+struct job;
+
 struct blocking_owner {
 	int (*open_regular)(const void *owner, const char *path, int *fd, int *error);
 	const void *owner; /* borrowed: outlives the call */
+	struct job *job;   /* the job the call runs for (borrowed, outlives it), or NULL:
+	                      weft_yield_item yields its items */
 };
 
 /*
