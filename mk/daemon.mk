@@ -190,3 +190,9 @@ $(BUILD)/tests/check_principal: $(BUILD)/tests/check_principal.o $(BUILD)/tests/
 		$(BUILD)/libweftd.a $(BUILD)/libweftrt.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_principal
+
+# Items (next, count) and the event feed end to end (issue 13).
+$(BUILD)/tests/check_stream: $(BUILD)/tests/check_stream.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_stream

@@ -624,6 +624,19 @@ json_t *jobs_to_json(struct jobs *jobs, struct job *job)
 		json_object_set_new(object, "attempts", attempts);
 	if (children != NULL)
 		json_object_set_new(object, "children", children);
+	struct items *items = atomic_load(&job->items);
+	if (items != NULL) {
+		struct items_stats stats;
+		items_stats(items, &stats);
+		json_object_set_new(object, "items",
+		                    json_pack("{s:I, s:I, s:I, s:I, s:I}", "count",
+		                              (json_int_t)stats.count, "first", (json_int_t)stats.first,
+		                              "held", (json_int_t)stats.held, "bytes",
+		                              (json_int_t)stats.bytes, "pauses",
+		                              (json_int_t)stats.pauses));
+	}
+	if (job->item_buffer > 0)
+		json_object_set_new(object, "buffer", json_integer(job->item_buffer));
 	const struct job_schedule *schedule = job->schedule;
 	if (schedule != NULL) {
 		if (schedule->after_count > 0) {
