@@ -196,3 +196,8 @@ $(BUILD)/tests/check_stream: $(BUILD)/tests/check_stream.o $(BUILD)/tests/fixtur
 		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_stream
+
+# Issue 13's benchmarks (bench/suites/stream.sh).
+$(BUILD)/bench/stream/stream_bench: $(BUILD)/bench/stream/stream_bench.o $(BUILD)/libweft.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) -lpthread -lm
+BENCH_PROGS += $(BUILD)/bench/stream/stream_bench
