@@ -485,7 +485,17 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 		(json_int_t)quota_held(QUOTA_PENDING, caller->uid), "waiters",
 		(json_int_t)quota_held(QUOTA_WAITERS, caller->uid), "connections",
 		(json_int_t)quota_held(QUOTA_CONNECTIONS, caller->uid));
-	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i, s:i}, "
+	json_object_set_new(json_object_get(quotas, "limits"), "item_bytes",
+	                    json_integer((json_int_t)quota_limit(QUOTA_ITEM_BYTES)));
+	json_object_set_new(json_object_get(quotas, "yours"), "item_bytes",
+	                    json_integer((json_int_t)quota_held(QUOTA_ITEM_BYTES, caller->uid)));
+	struct events_stats feed;
+	events_stats(&feed);
+	json_t *events = json_pack("{s:I, s:I, s:I, s:I, s:I}", "appended", (json_int_t)feed.appended,
+	                           "held", (json_int_t)feed.held, "bytes", (json_int_t)feed.bytes,
+	                           "dropped", (json_int_t)feed.dropped, "epoch",
+	                           (json_int_t)feed.epoch);
+	json_t *reply = json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i, s:i}, "
 	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}, s:o, s:o, s:o, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
 	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
@@ -499,6 +509,8 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	                 "memory", "rss_kb", (json_int_t)resident_kilobytes(), "housekeeping",
 	                 weftd_housekeeping_stats(daemon, server_request_server(slot)),
 	                 "containment", cgroup_stats(), "quotas", quotas, "journal", journal_stats());
+	json_object_set_new(reply, "events", events);
+	return reply;
 }
 
 /* Named queues are configuration: root and admins only (principal.h, rule 4). */
