@@ -730,7 +730,10 @@ int daemon_run(const struct options *options)
 	quota_set_limit(QUOTA_WAITERS, options->max_waiters_per_user);
 	quota_set_limit(QUOTA_CONNECTIONS, options->max_connections_per_user);
 	quota_set_limit(QUOTA_ITEM_BYTES, options->max_item_bytes_per_user);
-	items_configure(options->max_item_bytes_per_job, options->max_item_bytes);
+	/* An item must fit in a reply of `next`, which carries at most half of --max-message. */
+	items_configure(options->max_item_bytes_per_job,
+	                options->max_item_bytes < options->max_message / 2 ? options->max_item_bytes
+	                                                                   : options->max_message / 2);
 	generator_init(daemon.jobs);
 	events_init(daemon.jobs, options->events_max, options->events_max_bytes);
 	if (main_loop_init(&loop, &daemon) != 0) {

@@ -677,6 +677,12 @@ struct events_poll {
 	size_t limit;
 };
 
+static int compare_ids(const void *left, const void *right)
+{
+	uint64_t a = *(const uint64_t *)left, b = *(const uint64_t *)right;
+	return a < b ? -1 : a > b;
+}
+
 static void events_poll_free(struct events_poll *poll)
 {
 	free((void *)poll->filter.ids);
@@ -744,6 +750,7 @@ static void op_events(struct weftd *daemon, struct server_request *slot,
 	if (request->ids != NULL) {
 		uint64_t *ids = memory_alloc(request->id_count * sizeof(*ids));
 		memcpy(ids, request->ids, request->id_count * sizeof(*ids));
+		qsort(ids, request->id_count, sizeof(*ids), compare_ids); /* events.h wants them sorted */
 		poll->filter.ids = ids;
 		poll->filter.id_count = request->id_count;
 	}

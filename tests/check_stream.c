@@ -182,6 +182,48 @@ START_TEST(a_full_buffer_pauses_the_producer_until_the_reader_takes_an_item)
 }
 END_TEST
 
+START_TEST(a_thread_function_yields_with_backpressure_on_its_pool_thread)
+{
+	json_int_t id = submit("{\"op\":\"submit\",\"fn\":\"count.blocking\",\"args\":{\"to\":20},"
+	                       "\"buffer\":3}");
+	await_pauses(id, 1);
+	ck_assert_int_eq(items_counter(id, "count"), 3);
+	for (int i = 0; i < 20; i++) {
+		json_t *reply =
+			ask("{\"op\":\"next\",\"id\":%lld,\"index\":%d,\"wait\":10}", (long long)id, i);
+		ck_assert_int_eq(json_integer_value(json_object_get(reply, "item")), i + 1);
+		json_decref(reply);
+	}
+	json_t *reply = ask("{\"op\":\"next\",\"id\":%lld,\"index\":20,\"wait\":10}", (long long)id);
+	ck_assert_int_eq(json_integer_value(json_object_get(reply, "result")), 20);
+	json_decref(reply);
+}
+END_TEST
+
+/* A paused producer that is cancelled lets go of its pool thread: a yield
+ * on a closed stream fails, so the call returns. */
+START_TEST(cancelling_a_paused_thread_generator_frees_its_pool_thread)
+{
+	json_int_t id = submit("{\"op\":\"submit\",\"fn\":\"count.blocking\",\"args\":{\"to\":1000},"
+	                       "\"buffer\":1}");
+	await_pauses(id, 1);
+	json_decref(ask("{\"op\":\"cancel\",\"id\":%lld}", (long long)id));
+	double give_up = fixture_now() + 10;
+	for (;;) {
+		json_t *stats = ask("{\"op\":\"stats\"}");
+		json_int_t busy = json_integer_value(json_object_get(json_object_get(stats, "threads"), "busy"));
+		json_int_t held = json_integer_value(
+			json_object_get(json_object_get(stats, "threads"), "held_by_cancelled"));
+		json_decref(stats);
+		if (busy == 0 && held == 0)
+			break;
+		ck_assert_msg(fixture_now() < give_up, "the pool thread is still busy");
+		usleep(2000);
+	}
+	ck_assert_int_eq(items_counter(id, "count"), 1);
+}
+END_TEST
+
 START_TEST(a_job_holds_at_most_its_byte_budget_of_unread_items)
 {
 	fixture small;
@@ -501,6 +543,8 @@ int main(void)
 	tcase_add_test(items, count_yields_one_to_99_then_its_result);
 	tcase_add_test(items, a_batch_of_items_comes_in_one_reply);
 	tcase_add_test(items, a_full_buffer_pauses_the_producer_until_the_reader_takes_an_item);
+	tcase_add_test(items, a_thread_function_yields_with_backpressure_on_its_pool_thread);
+	tcase_add_test(items, cancelling_a_paused_thread_generator_frees_its_pool_thread);
 	tcase_add_test(items, a_job_holds_at_most_its_byte_budget_of_unread_items);
 	tcase_add_test(items, a_read_item_is_gone_and_the_reply_names_the_first_held);
 	tcase_add_test(items, a_job_that_yields_nothing_ends_its_stream_with_its_result);

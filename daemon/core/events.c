@@ -72,10 +72,16 @@ static bool keeps(const struct events_filter *filter, const struct entry *entry)
 		return false;
 	if (filter->ids == NULL)
 		return true;
-	for (size_t i = 0; i < filter->id_count; i++)
-		if (filter->ids[i] == entry->id)
-			return true;
-	return false;
+	/* Sorted: every append matches each waiting reader's filter under the lock. */
+	size_t low = 0, high = filter->id_count;
+	while (low < high) {
+		size_t middle = low + (high - low) / 2;
+		if (filter->ids[middle] < entry->id)
+			low = middle + 1;
+		else
+			high = middle;
+	}
+	return low < filter->id_count && filter->ids[low] == entry->id;
 }
 
 /* Drops the oldest entry. Lock held; one is held. */

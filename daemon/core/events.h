@@ -42,7 +42,7 @@ void events_queue(const char *name, const char *change, long max);
 struct events_filter {
 	uid_t viewer;          /* whose jobs the reader may see */
 	bool all;              /* root or an admin: every job */
-	const uint64_t *ids;   /* only these jobs (and no queue events); NULL: any */
+	const uint64_t *ids;   /* only these jobs (and no queue events), in increasing order; NULL: any */
 	size_t id_count;
 	const char *function;  /* only jobs of this function; NULL: any */
 	int type;              /* 0 any, 1 job events only, 2 queue events only */

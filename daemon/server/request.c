@@ -234,6 +234,10 @@ static int decode_events(json_t *root, struct request *request, struct problem *
 		if ((rv = fields_check(filter, filter_fields, false, "filter", problem)) != WEFT_OK)
 			return rv;
 		if ((value = json_object_get(filter, "ids")) != NULL) {
+			if (json_is_array(value) && json_array_size(value) > PROTO_EVENTS_MAX_IDS)
+				return problem_set(problem, WEFT_EBADFIELD, "filter.ids",
+				                   "field 'filter.ids' must be an array of 1 to %d job ids",
+				                   PROTO_EVENTS_MAX_IDS);
 			if ((rv = decode_ids(value, request, problem)) != WEFT_OK) {
 				snprintf(problem->field, sizeof(problem->field), "filter.ids");
 				return rv;

@@ -144,6 +144,8 @@ struct blocking_call *blocking_call_from_work(struct threadpool_work *work);
 /* The halves, also reachable through the table. */
 blocking_check_fn blocking_sleep_check;
 blocking_run_fn blocking_sleep_run;
+blocking_check_fn blocking_count_check;
+blocking_run_fn blocking_count_run;
 blocking_check_fn blocking_file_sha256_check;
 blocking_run_fn blocking_file_sha256_run;
 blocking_check_fn blocking_dns_resolve_check;
