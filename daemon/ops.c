@@ -282,7 +282,8 @@ static void op_submit(struct weftd *daemon, struct server_request *slot,
 		accepted->jobs[i] = jobs_create(daemon->jobs, spec->function, spec->args, spec->labels,
 		                                spec->timeout, caller, spec->schedule);
 		/* Before the job is scheduled, which publishes it to its producer. */
-		accepted->jobs[i]->item_buffer = spec->buffer;
+		atomic_store_explicit(&accepted->jobs[i]->item_buffer, spec->buffer,
+		                      memory_order_relaxed);
 		spec->args = spec->labels = NULL; /* taken by the job */
 		spec->schedule = NULL;
 	}

@@ -45,13 +45,14 @@ ALL_TARGETS += $(BUILD)/weftd
 # functions instead of the executors), and the request decoder's the server's
 # decoder besides: what they test, nothing above it.
 DAEMON_MODEL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) proto/error.c)
-$(BUILD)/tests/check_jobs $(BUILD)/tests/check_quota: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
+$(BUILD)/tests/check_jobs $(BUILD)/tests/check_quota $(BUILD)/tests/check_items: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
 		$(BUILD)/tests/stand_ins.o $(DAEMON_MODEL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lpthread -lm
 $(BUILD)/tests/check_request: $(BUILD)/tests/check_request.o $(BUILD)/tests/stand_ins.o \
 		$(BUILD)/daemon/server/request.o $(DAEMON_MODEL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lpthread -lm
-CHECK_PROGS += $(BUILD)/tests/check_request $(BUILD)/tests/check_jobs $(BUILD)/tests/check_quota
+CHECK_PROGS += $(BUILD)/tests/check_request $(BUILD)/tests/check_jobs $(BUILD)/tests/check_quota \
+	$(BUILD)/tests/check_items
 
 $(BUILD)/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 

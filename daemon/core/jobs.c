@@ -123,7 +123,9 @@ struct items *jobs_items(struct jobs *jobs, struct job *job)
 	struct items *items = atomic_load(&job->items);
 	if (items != NULL)
 		return items;
-	struct items *made = items_new(job->owner != NULL ? job->owner->uid : 0, job->item_buffer);
+	struct items *made =
+		items_new(job->owner != NULL ? job->owner->uid : 0,
+	                  atomic_load_explicit(&job->item_buffer, memory_order_relaxed));
 	struct items *expected = NULL;
 	if (!atomic_compare_exchange_strong(&job->items, &expected, made)) {
 		items_free(made);
@@ -635,8 +637,9 @@ json_t *jobs_to_json(struct jobs *jobs, struct job *job)
 		                              (json_int_t)stats.bytes, "pauses",
 		                              (json_int_t)stats.pauses));
 	}
-	if (job->item_buffer > 0)
-		json_object_set_new(object, "buffer", json_integer(job->item_buffer));
+	unsigned buffer = atomic_load_explicit(&job->item_buffer, memory_order_relaxed);
+	if (buffer > 0)
+		json_object_set_new(object, "buffer", json_integer(buffer));
 	const struct job_schedule *schedule = job->schedule;
 	if (schedule != NULL) {
 		if (schedule->after_count > 0) {

@@ -172,8 +172,10 @@ struct job {
 	 * set once (compare-and-swap, jobs_items) and owned by the job. */
 	_Atomic(struct items *) items;
 	/* How many unread items it may run ahead of its reader; 0: no count
-	 * limit. Set by the submitter before the job is scheduled, then read only. */
-	unsigned item_buffer;
+	 * limit. Set by the submitter right after jobs_create, before the job is
+	 * scheduled. Relaxed atomic: a reader that makes the job's items first
+	 * (an admin's `next` on a fresh id) may read it from another thread. */
+	atomic_uint item_buffer;
 
 	/* The job's place in its function's slot queue and in its named queue
 	 * (runner.c; guarded by each gate). */
