@@ -102,7 +102,7 @@ CHECK_PROGS += $(BUILD)/tests/check_tasks
 # (a race report makes it exit non-zero at shutdown, which the fixture checks).
 TSAN_DAEMON_TESTS := check_client_async check_daemon check_threaded check_tasks check_offload \
 	check_futures check_schedule check_gather check_mainloop check_service check_containment \
-	check_journal
+	check_journal check_stream
 .PHONY: check-tsan-daemon
 check-tsan-daemon:
 	$(MAKE) SANITIZER=thread build/san-thread/weftd build/san-thread/weft \

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/as_user.h"
@@ -445,6 +446,51 @@ START_TEST(queue_changes_are_events)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ CLI */
+
+/* Runs the weft CLI with a shell command line after "weft --url URL";
+ * stdout into out; returns the exit status. */
+static int weft(char *out, size_t size, const char *arguments)
+{
+	char command[1024];
+	snprintf(command, sizeof(command), "'%s' --url '%s' %s", getenv("WEFT_CLI"), weftd.url,
+	         arguments);
+	FILE *pipe = popen(command, "r");
+	ck_assert_ptr_nonnull(pipe);
+	size_t used = fread(out, 1, size - 1, pipe);
+	out[used] = '\0';
+	int status = pclose(pipe);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+START_TEST(the_cli_prints_items_one_a_line_and_the_events)
+{
+	char out[4096];
+	ck_assert_int_eq(weft(out, sizeof(out), "call count '{\"to\":3}' --iter"), 0);
+	ck_assert_str_eq(out, "1\n2\n3\n");
+	ck_assert_int_eq(weft(out, sizeof(out), "call count '{\"to\":2,\"interval\":60}'"), 0);
+	json_int_t id = atoll(out);
+	ck_assert_int_gt(id, 0);
+	char arguments[128];
+	snprintf(arguments, sizeof(arguments), "cancel %lld >/dev/null", (long long)id);
+	ck_assert_int_eq(weft(out, sizeof(out), arguments), 0);
+	/* Its one item, then its error: exit code 1. */
+	snprintf(arguments, sizeof(arguments), "iter %lld 2>/dev/null", (long long)id);
+	ck_assert_int_eq(weft(out, sizeof(out), arguments), 1);
+	ck_assert_str_eq(out, "1\n");
+	snprintf(arguments, sizeof(arguments), "events --json --id %lld", (long long)id);
+	ck_assert_int_eq(weft(out, sizeof(out), arguments), 0);
+	int lines = 0;
+	for (char *line = strtok(out, "\n"); line != NULL; line = strtok(NULL, "\n"), lines++) {
+		json_t *event = json_loads(line, 0, NULL);
+		ck_assert_msg(event != NULL, "not JSON: %s", line);
+		ck_assert_int_eq(json_integer_value(json_object_get(event, "id")), id);
+		json_decref(event);
+	}
+	ck_assert_int_eq(lines, 3); /* queued, running, cancelled */
+}
+END_TEST
+
 /* ---------------------------------------------------------- other users */
 
 static struct user alice, bob;
@@ -554,6 +600,10 @@ int main(void)
 	tcase_add_test(items, a_follower_waits_for_the_next_event);
 	tcase_add_test(items, a_cursor_that_fell_off_the_ring_is_expired_with_the_oldest);
 	tcase_add_test(items, queue_changes_are_events);
+	if (getenv("WEFT_CLI") != NULL)
+		tcase_add_test(items, the_cli_prints_items_one_a_line_and_the_events);
+	else
+		as_user_skip(1, "stream CLI test", "WEFT_CLI is unset (make check sets it)");
 	suite_add_tcase(suite, items);
 	TCase *users = tcase_create("other users");
 	tcase_set_timeout(users, 60);
