@@ -107,7 +107,21 @@ struct follower {
 	atomic_bool started;
 	long seen, lost;
 	double first, last;
+	double *lags; /* µs from an event's time (weftd's wall clock) to its arrival, per event */
 };
+
+static double wall(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int compare_doubles(const void *left, const void *right)
+{
+	double a = *(const double *)left, b = *(const double *)right;
+	return a < b ? -1 : a > b;
+}
 
 static void *follow(void *argument)
 {
@@ -135,6 +149,8 @@ static void *follow(void *argument)
 			die("events next");
 		if (follower->seen == 0)
 			follower->first = now();
+		follower->lags[follower->seen] =
+			(wall() - json_number_value(json_object_get(event, "time"))) * 1e6;
 		follower->seen++;
 		follower->last = now();
 		json_decref(event);
@@ -148,6 +164,7 @@ static void events_while_jobs_run(weft_client *client, const char *url, long job
 {
 	/* queued, running, done: three events a job. */
 	struct follower follower = {.url = url, .wanted = 3 * jobs};
+	follower.lags = calloc((size_t)(3 * jobs), sizeof(double));
 	pthread_t thread;
 	pthread_create(&thread, NULL, follow, &follower);
 	while (!atomic_load(&follower.started))
@@ -168,10 +185,21 @@ static void events_while_jobs_run(weft_client *client, const char *url, long job
 		    WEFT_OK)
 			die("submit batch");
 	}
+	double submitted = now();
 	pthread_join(thread, NULL);
 	for (int i = 0; i < BATCH; i++)
 		weft_job_spec_free(specs[i]);
-	report("events_to_one_follower", follower.seen, follower.last - start);
+	qsort(follower.lags, (size_t)follower.seen, sizeof(double), compare_doubles);
+	/* p50/p99: from the event's time in weftd to its arrival at the follower. */
+	printf("RESULT bench=events_to_one_follower impl=weft n=%ld secs=%.3f rate=%.0f p50_us=%.1f "
+	       "p99_us=%.1f\n",
+	       follower.seen, follower.last - start, (double)follower.seen / (follower.last - start),
+	       follower.seen > 0 ? follower.lags[follower.seen / 2] : 0.0,
+	       follower.seen > 0 ? follower.lags[follower.seen * 99 / 100] : 0.0);
+	free(follower.lags);
+	/* The same run's jobs, for scale: the follower keeps up when its rate is
+	 * three times this one. */
+	report("jobs_submitted_meanwhile", jobs, submitted - start);
 	/* Events the follower never saw (n), and how often it was told so (rate):
 	 * with a ring that holds the run, both are 0. */
 	printf("RESULT bench=events_missed impl=weft n=%ld secs=0 rate=%ld\n",

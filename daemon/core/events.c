@@ -249,6 +249,7 @@ static int expired_locked(struct problem *problem, uint64_t *last, const char *w
 int events_read(uint64_t epoch, uint64_t seq, const struct events_filter *filter, size_t limit,
                 json_t **out, uint64_t *last_out, struct problem *problem)
 {
+	struct entry *copies = NULL;
 	pthread_mutex_lock(&ring.lock);
 	int rv = WEFT_OK;
 	if (ring.ring == NULL) {
@@ -272,20 +273,36 @@ int events_read(uint64_t epoch, uint64_t seq, const struct events_filter *filter
 		                 ring.next_seq - 1);
 		goto done;
 	}
-	json_t *list = json_array();
 	uint64_t at = seq < ring.oldest ? ring.oldest : seq + 1;
 	uint64_t last = at - 1;
 	/* Bounded work under the lock for a filter that keeps little: the
 	 * cursor tells the reader how far this read looked. */
 	uint64_t end = ring.next_seq - at > EVENTS_SCAN_MAX ? at + EVENTS_SCAN_MAX : ring.next_seq;
-	for (; at < end && json_array_size(list) < limit; at++) {
+	/* Copied out under the lock and turned into JSON after it, so that
+	 * appenders (every job's state change) wait for a copy, not for JSON. */
+	size_t kept = 0;
+	copies = memory_alloc((limit < (size_t)(end - at) ? limit : (size_t)(end - at) + 1) *
+	                      sizeof(*copies));
+	for (; at < end && kept < limit; at++) {
 		const struct entry *entry = &ring.ring[at % ring.capacity];
 		last = at;
-		if (keeps(filter, entry))
-			json_array_append_new(list, entry_json(entry));
+		if (!keeps(filter, entry))
+			continue;
+		copies[kept] = *entry;
+		if (entry->queue != NULL)
+			copies[kept].queue = memory_strdup(entry->queue);
+		kept++;
 	}
-	*out = list;
 	*last_out = last;
+	pthread_mutex_unlock(&ring.lock);
+	json_t *list = json_array();
+	for (size_t i = 0; i < kept; i++) {
+		json_array_append_new(list, entry_json(&copies[i]));
+		free(copies[i].queue);
+	}
+	free(copies);
+	*out = list;
+	return WEFT_OK;
 done:
 	pthread_mutex_unlock(&ring.lock);
 	return rv;
