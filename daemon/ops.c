@@ -597,7 +597,15 @@ static json_t *next_reply(void *context, bool timed_out)
 	case ITEMS_READ_NOT_YET:
 		break;
 	}
-	(void)timed_out;
+	if (timed_out && atomic_load(&daemon->shutting_down)) {
+		problem_set(&problem, WEFT_ESHUTDOWN, NULL,
+		            "weftd is shutting down: item %llu of job %llu did not come; ask the "
+		            "next weftd (the job is %s)",
+		            (unsigned long long)poll->index, (unsigned long long)poll->job->id,
+		            job_state_name(jobs_state(daemon->jobs, poll->job)));
+		problem.id = poll->job->id;
+		return problem_to_reply(&problem);
+	}
 	problem_set(&problem, WEFT_ETIMEOUT, NULL,
 	            "job %llu has yielded %llu items and is %s: item %llu did not come in time",
 	            (unsigned long long)poll->job->id, (unsigned long long)count,

@@ -204,9 +204,10 @@ struct jobs;
  * retain_max of them the oldest go first. Freed with jobs_free. */
 struct jobs *jobs_new(double retain_seconds, size_t retain_max);
 /*
- * Who must hear of every change that outlives a restart (the journal), so the
- * job model knows nothing of how it is stored. Both run on the thread that
- * made the change, with the job's lock released; they must not block.
+ * Who must hear of the table's changes, so the job model knows nothing of
+ * them: the journal (every change that outlives a restart) and the event
+ * feed (every state change). Each hook runs on the thread that made the
+ * change, with the job's lock released; none may block.
  */
 struct jobs_observer {
 	void (*changed)(struct job *job); /* a state change, an attempt started or ended; may be NULL */
