@@ -446,6 +446,33 @@ START_TEST(queue_changes_are_events)
 }
 END_TEST
 
+START_TEST(a_jobs_buffer_survives_a_restart)
+{
+	char directory[] = "/tmp/weft-stream-state-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(directory));
+	const char *args[] = {"--state-dir", directory, NULL};
+	fixture durable;
+	fixture_start(&durable, args);
+	json_t *reply = wire_call(durable.url, "{\"op\":\"submit\",\"fn\":\"count\",\"args\":"
+	                                       "{\"to\":3},\"buffer\":3,\"delay\":3600}");
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	fixture_stop(&durable);
+	fixture_start(&durable, args);
+	char request[96];
+	snprintf(request, sizeof(request), "{\"op\":\"status\",\"id\":%lld}", (long long)id);
+	reply = wire_call(durable.url, request);
+	json_t *job = json_object_get(reply, "job");
+	ck_assert_msg(job != NULL, "%s", wire_error_code(reply));
+	ck_assert_int_eq(json_integer_value(json_object_get(job, "buffer")), 3);
+	json_decref(reply);
+	fixture_stop(&durable);
+	char command[128];
+	snprintf(command, sizeof(command), "rm -rf '%s'", directory);
+	ck_assert_int_eq(system(command), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ CLI */
 
 /* Runs the weft CLI with a shell command line after "weft --url URL";
@@ -600,6 +627,7 @@ int main(void)
 	tcase_add_test(items, a_follower_waits_for_the_next_event);
 	tcase_add_test(items, a_cursor_that_fell_off_the_ring_is_expired_with_the_oldest);
 	tcase_add_test(items, queue_changes_are_events);
+	tcase_add_test(items, a_jobs_buffer_survives_a_restart);
 	if (getenv("WEFT_CLI") != NULL)
 		tcase_add_test(items, the_cli_prints_items_one_a_line_and_the_events);
 	else
