@@ -157,7 +157,7 @@ VERSION := $(shell sed -n 's/^\#define WEFT_VERSION_STRING "\(.*\)"/\1/p' includ
 # The client's public headers only: task.h, executor.h and jobs.h are the
 # daemon's own task API (built-ins), not for programs that link libweft.
 PUBLIC_HEADERS := include/weft/weft.h include/weft/version.h include/weft/error.h \
-	include/weft/client.h include/weft/async.h
+	include/weft/client.h include/weft/async.h include/weft/stream.h
 INSTALLED := $(BINDIR)/weftd $(BINDIR)/weft $(LIBDIR)/libweft.a $(LIBDIR)/libweft.so.$(VERSION) \
 	$(LIBDIR)/libweft.so.0 $(LIBDIR)/libweft.so $(LIBDIR)/pkgconfig/weft.pc \
 	$(PUBLIC_HEADERS:include/weft/%=$(INCLUDEDIR)/weft/%) $(UNITDIR)/weftd.service \

@@ -16,6 +16,8 @@ typedef struct call_options {
 	bool wait;
 	bool wait_forever;
 	double wait_seconds;
+	bool iter;       /* print the items as they come, then the outcome */
+	unsigned buffer; /* 0: none */
 	cli_schedule schedule;
 } call_options;
 
@@ -27,6 +29,8 @@ static int build_spec(const call_options *options, weft_job_spec **out)
 	int rv = weft_job_spec_set_args(spec, options->args);
 	if (rv == 0 && options->timeout > 0)
 		rv = weft_job_spec_set_timeout(spec, options->timeout);
+	if (rv == 0 && options->buffer > 0)
+		rv = weft_job_spec_set_buffer(spec, options->buffer);
 	const char *key;
 	json_t *value;
 	json_object_foreach(options->labels, key, value)
@@ -53,6 +57,13 @@ static int call_submit(const cli_globals *globals, weft_client *client,
 	int exit_code = CLI_EXIT_OK;
 	weft_outcome *outcome = NULL;
 	uint64_t id = 0;
+	if (options->iter) {
+		if (weft_submit(client, spec, &id) != 0)
+			exit_code = cli_report_error(globals);
+		else
+			exit_code = cli_iterate(globals, client, id);
+		goto done;
+	}
 	if (!options->wait) {
 		if (weft_submit(client, spec, &id) != 0) {
 			exit_code = cli_report_error(globals);
@@ -103,6 +114,8 @@ static int run_call(const cli_command *command, cli_globals *globals, int argc, 
 		{"timeout", required_argument, NULL, 't'},
 		{"label", required_argument, NULL, 'l'},
 		{"wait", optional_argument, NULL, 'w'},
+		{"iter", no_argument, NULL, 'I'},
+		{"buffer", required_argument, NULL, 'B'},
 		CLI_SCHEDULE_OPTIONS,
 		CLI_GLOBAL_OPTIONS,
 	};
@@ -132,6 +145,18 @@ static int run_call(const cli_command *command, cli_globals *globals, int argc, 
 			if (cli_add_label(command, optarg, "team=ci", call.labels) != 0)
 				goto done;
 			break;
+		case 'I':
+			call.iter = true;
+			break;
+		case 'B': {
+			long long items;
+			if (!cli_parse_count(optarg, 1000000, &items)) {
+				cli_usage_error(command, "--buffer takes a number of items from 1 to 1000000");
+				goto done;
+			}
+			call.buffer = (unsigned)items;
+			break;
+		}
 		case 'w':
 			call.wait = true;
 			/* "--wait 5" as well as "--wait=5": a bare number cannot be
@@ -182,7 +207,8 @@ done:
 
 const cli_command cli_command_call = {
 	.name = "call",
-	.usage = "FN [ARGS-JSON] [--timeout S] [--label K=V]... [--wait [S]] [SCHEDULING]",
+	.usage = "FN [ARGS-JSON] [--timeout S] [--label K=V]... [--wait [S] | --iter] [--buffer N] "
+	         "[SCHEDULING]",
 	.summary = "submit a job: call function FN with ARGS-JSON (an object)",
 	.help = "ARGS-JSON is a JSON object ('{\"seconds\": 2}'); '-' reads it from stdin,\n"
 	        "'@FILE' from a file. Without --wait prints the new job's id.\n\n"
@@ -190,7 +216,11 @@ const cli_command cli_command_call = {
 	        "  --label K=V    attach a label (repeatable); 'weft ls --label' filters on it\n"
 	        "  --wait [S]     wait for the job (at most S seconds) and print its result as\n"
 	        "                 JSON; a failure goes to stderr with exit code 1, a job still\n"
-	        "                 running after S seconds gives exit code 4\n\n" CLI_SCHEDULE_HELP,
+	        "                 running after S seconds gives exit code 4\n"
+	        "  --iter         print the items the job yields, one JSON value a line, as\n"
+	        "                 they come (as 'weft iter'), until it ends\n"
+	        "  --buffer N     a generator may run N unread items ahead of its reader\n"
+	        "                 before it is paused\n\n" CLI_SCHEDULE_HELP,
 	.run = run_call,
 };
 

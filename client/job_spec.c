@@ -37,6 +37,7 @@ struct weft_job_spec {
 	bool has_deadline;
 	double deadline;          /* Unix time */
 	int priority;             /* 0: not sent */
+	unsigned buffer;          /* 0: not sent */
 	char *queue;              /* owned (allocator_), or NULL: not sent */
 };
 
@@ -304,6 +305,16 @@ int weft_job_spec_set_priority(weft_job_spec *spec, int priority)
 	return WEFT_OK;
 }
 
+int weft_job_spec_set_buffer(weft_job_spec *spec, unsigned items)
+{
+	last_error_clear();
+	if (items > 1000000)
+		return last_error_set(WEFT_EINVAL, "a job's buffer must be from 1 to 1000000 items "
+		                                   "(0 for none)");
+	spec->buffer = items;
+	return WEFT_OK;
+}
+
 int weft_job_spec_set_queue(weft_job_spec *spec, const char *queue)
 {
 	last_error_clear();
@@ -355,6 +366,8 @@ static bool add_scheduling(const weft_job_spec *spec, json_t *job)
 	if (spec->retry_on != NULL && json_object_set_nocheck(job, "retry_on", spec->retry_on) != 0)
 		return false;
 	if (spec->has_deadline && !add_field(job, "deadline", json_real(spec->deadline)))
+		return false;
+	if (spec->buffer != 0 && !add_field(job, "buffer", json_integer(spec->buffer)))
 		return false;
 	if (spec->priority != 0 && !add_field(job, "priority", json_integer(spec->priority)))
 		return false;

@@ -46,7 +46,10 @@
 #include "daemon/executors/task/coroutines.h"
 #include "daemon/executors/inline/echo.h"
 #include "daemon/executors/process/exec.h"
+#include "daemon/core/events.h"
 #include "daemon/core/functions.h"
+#include "daemon/core/generator.h"
+#include "daemon/core/items.h"
 #include "daemon/executors/group/gather.h"
 #include "daemon/core/principal.h"
 #include "daemon/core/quota.h"
@@ -624,6 +627,7 @@ static int executors_init(const struct options *options)
 		&coroutines_await_function,
 		&gather_function,
 		&gather_race_function,
+		&coroutines_count_function,
 		&testhooks_stall_function, /* refused and unlisted without --test-hooks */
 	};
 	int rv = exec_init(options->procs, options->output_max);
@@ -724,6 +728,13 @@ int daemon_run(const struct options *options)
 	quota_set_limit(QUOTA_PENDING, options->max_pending_per_user);
 	quota_set_limit(QUOTA_WAITERS, options->max_waiters_per_user);
 	quota_set_limit(QUOTA_CONNECTIONS, options->max_connections_per_user);
+	quota_set_limit(QUOTA_ITEM_BYTES, options->max_item_bytes_per_user);
+	/* An item must fit in a reply of `next`, which carries at most half of --max-message. */
+	items_configure(options->max_item_bytes_per_job,
+	                options->max_item_bytes < options->max_message / 2 ? options->max_item_bytes
+	                                                                   : options->max_message / 2);
+	generator_init(daemon.jobs);
+	events_init(daemon.jobs, options->events_max, options->events_max_bytes);
 	if (main_loop_init(&loop, &daemon) != 0) {
 		log_error("cannot set up the main event loop");
 		goto fail_loop;
@@ -791,6 +802,7 @@ fail_loop:
 	workers_stop(daemon.workers);
 	journal_close();
 	waiters_free(daemon.waiters);
+	events_fini();
 fail_workers:
 	shutdown_enter(PART_FREEING, FREE_SECONDS);
 	queues_fini();

@@ -555,6 +555,10 @@ static json_t *spec_to_json(const struct job *job)
 		json_object_set(spec, "labels", job->labels);
 	if (job->schedule != NULL)
 		json_object_set_new(spec, "schedule", schedule_to_json(job->schedule));
+	/* Set before the job was accepted (ops.c), so the writer sees it. */
+	unsigned buffer = atomic_load_explicit(&job->item_buffer, memory_order_relaxed);
+	if (buffer > 0)
+		json_object_set_new(spec, "buffer", json_integer(buffer));
 	return spec;
 }
 
@@ -1025,6 +1029,9 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 			json_is_object(labels) ? json_incref((json_t *)labels) : NULL,
 			number_or(spec, "timeout", 0), column_time(statement, 3),
 			owner_of(&owners, owner), schedule, &durable);
+		/* Before any request: nobody reads it yet. */
+		atomic_store_explicit(&job->item_buffer, (unsigned)number_or(spec, "buffer", 0),
+		                      memory_order_relaxed);
 		json_decref(spec);
 		restored++;
 		if (job_state_finished(job->state) || job->state == JOB_PENDING) {

@@ -7,11 +7,15 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "daemon/executors/process/cgroup.h"
 #include "daemon/executors/process/exec.h"
+#include "daemon/base/watch.h"
+#include "daemon/core/events.h"
 #include "daemon/core/functions.h"
+#include "daemon/core/items.h"
 #include "daemon/core/jobs.h"
 #include "daemon/journal.h"
 #include "daemon/base/memory.h"
@@ -277,6 +281,9 @@ static void op_submit(struct weftd *daemon, struct server_request *slot,
 		struct jobspec *spec = &request->jobs[i];
 		accepted->jobs[i] = jobs_create(daemon->jobs, spec->function, spec->args, spec->labels,
 		                                spec->timeout, caller, spec->schedule);
+		/* Before the job is scheduled, which publishes it to its producer. */
+		atomic_store_explicit(&accepted->jobs[i]->item_buffer, spec->buffer,
+		                      memory_order_relaxed);
 		spec->args = spec->labels = NULL; /* taken by the job */
 		spec->schedule = NULL;
 	}
@@ -484,6 +491,16 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 		(json_int_t)quota_held(QUOTA_PENDING, caller->uid), "waiters",
 		(json_int_t)quota_held(QUOTA_WAITERS, caller->uid), "connections",
 		(json_int_t)quota_held(QUOTA_CONNECTIONS, caller->uid));
+	json_object_set_new(json_object_get(quotas, "limits"), "item_bytes",
+	                    json_integer((json_int_t)quota_limit(QUOTA_ITEM_BYTES)));
+	json_object_set_new(json_object_get(quotas, "yours"), "item_bytes",
+	                    json_integer((json_int_t)quota_held(QUOTA_ITEM_BYTES, caller->uid)));
+	struct events_stats feed;
+	events_stats(&feed);
+	json_t *events = json_pack("{s:I, s:I, s:I, s:I, s:I}", "appended", (json_int_t)feed.appended,
+	                           "held", (json_int_t)feed.held, "bytes", (json_int_t)feed.bytes,
+	                           "dropped", (json_int_t)feed.dropped, "epoch",
+	                           (json_int_t)feed.epoch);
 	json_t *stats = json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i, s:i}, "
 	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}, s:o, s:o, s:o, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
@@ -500,6 +517,7 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	                 "containment", cgroup_stats(), "quotas", quotas, "journal", journal_stats());
 	json_object_set_new(stats, "schedule",
 	                    json_pack("{s:I}", "timers", (json_int_t)schedule_timers_armed()));
+	json_object_set_new(stats, "events", events);
 	return stats;
 }
 
@@ -520,6 +538,7 @@ static json_t *op_queue_change(const struct principal *caller, struct request *r
 			return problem_to_reply(problem);
 		}
 		journal_queues_changed();
+		events_queue(request->function, "set", (long)request->limit);
 		return json_pack("{s:b}", "ok", 1);
 	}
 	if (queues_pause(request->function, request->op == REQUEST_QUEUE_PAUSE) != WEFT_OK) {
@@ -528,7 +547,254 @@ static json_t *op_queue_change(const struct principal *caller, struct request *r
 		return problem_to_reply(problem);
 	}
 	journal_queues_changed();
+	events_queue(request->function, request->op == REQUEST_QUEUE_PAUSE ? "pause" : "resume", 0);
 	return json_pack("{s:b}", "ok", 1);
+}
+
+/* ---- next: a job's items ---- */
+
+/* A `next` request: the source of its long poll (waiters.h). Owned by the
+ * waiter once started (released by next_release), else by op_next. */
+struct next_poll {
+	struct weftd *daemon;
+	struct job *job;      /* a reference */
+	struct items *items;  /* the job's, borrowed while the reference lasts */
+	uint64_t index;
+	size_t max;           /* 0: the one-item form */
+};
+
+static json_t *next_reply(void *context, bool timed_out)
+{
+	struct next_poll *poll = context;
+	struct weftd *daemon = poll->daemon;
+	json_t *list = NULL;
+	uint64_t count, first;
+	/* Half the message limit leaves room for the envelope and the escapes. */
+	enum items_read read =
+		items_read(poll->items, poll->index, poll->max > 0 ? poll->max : 1,
+	                   daemon->options.max_message / 2, &list, &count, &first);
+	struct problem problem;
+	problem_init(&problem);
+	json_t *reply;
+	switch (read) {
+	case ITEMS_READ_ITEMS:
+		if (poll->max > 0)
+			return json_pack("{s:b, s:I, s:I, s:o, s:I}", "ok", 1, "id",
+			                 (json_int_t)poll->job->id, "index", (json_int_t)poll->index,
+			                 "items", list, "count", (json_int_t)count);
+		reply = json_pack("{s:b, s:I, s:I, s:O}", "ok", 1, "id", (json_int_t)poll->job->id,
+		                  "index", (json_int_t)poll->index, "item", json_array_get(list, 0));
+		json_decref(list);
+		return reply;
+	case ITEMS_READ_END:
+		reply = outcome_reply(daemon->jobs, poll->job);
+		json_object_set_new(reply, "done", json_true());
+		json_object_set_new(reply, "count", json_integer((json_int_t)count));
+		return reply;
+	case ITEMS_READ_GONE:
+		problem_set(&problem, WEFT_EITEMGONE, "index",
+		            "item %llu of job %llu was dropped: reading an item drops the ones before "
+		            "it, and the first item held is %llu",
+		            (unsigned long long)poll->index, (unsigned long long)poll->job->id,
+		            (unsigned long long)first);
+		problem.id = poll->job->id;
+		reply = problem_to_reply(&problem);
+		json_object_set_new(reply, "first", json_integer((json_int_t)first));
+		return reply;
+	case ITEMS_READ_NOT_YET:
+		break;
+	}
+	if (timed_out && atomic_load(&daemon->shutting_down)) {
+		problem_set(&problem, WEFT_ESHUTDOWN, NULL,
+		            "weftd is shutting down: item %llu of job %llu did not come; ask the "
+		            "next weftd (the job is %s)",
+		            (unsigned long long)poll->index, (unsigned long long)poll->job->id,
+		            job_state_name(jobs_state(daemon->jobs, poll->job)));
+		problem.id = poll->job->id;
+		return problem_to_reply(&problem);
+	}
+	problem_set(&problem, WEFT_ETIMEOUT, NULL,
+	            "job %llu has yielded %llu items and is %s: item %llu did not come in time",
+	            (unsigned long long)poll->job->id, (unsigned long long)count,
+	            job_state_name(jobs_state(daemon->jobs, poll->job)),
+	            (unsigned long long)poll->index);
+	problem.id = poll->job->id;
+	problem.state = job_state_name(jobs_state(daemon->jobs, poll->job));
+	return problem_to_reply(&problem);
+}
+
+static bool next_watch(void *context, struct watch *watch)
+{
+	struct next_poll *poll = context;
+	watch->key = poll->index;
+	return items_watch(poll->items, watch);
+}
+
+static bool next_unwatch(void *context, struct watch *watch)
+{
+	struct next_poll *poll = context;
+	return items_unwatch(poll->items, watch);
+}
+
+static void next_release(void *context)
+{
+	struct next_poll *poll = context;
+	job_unref(poll->job);
+	free(poll);
+}
+
+static const struct waiter_source next_source = {
+	.watch = next_watch,
+	.unwatch = next_unwatch,
+	.reply = next_reply,
+	.release = next_release,
+};
+
+/* Items are their job's: only who may see the job may read them (principal.h). */
+static void op_next(struct weftd *daemon, struct server_request *slot,
+                    const struct principal *caller, struct request *request,
+                    struct problem *problem)
+{
+	struct job *job = find_for(daemon, caller, request->id, problem);
+	if (job == NULL) {
+		reply_problem(slot, problem);
+		return;
+	}
+	struct next_poll *poll = memory_zalloc(sizeof(*poll));
+	poll->daemon = daemon;
+	poll->job = job;
+	poll->items = jobs_items(daemon->jobs, job);
+	poll->index = request->index;
+	poll->max = request->limit;
+	double wait = request->has_timeout ? request->timeout : -1;
+	/* Answered at once when the item is there (the common case of a reader
+	 * behind its producer), without a waiter. */
+	uint64_t count, first;
+	json_t *list = NULL;
+	enum items_read read = items_read(poll->items, poll->index, 1, 1, &list, &count, &first);
+	json_decref(list);
+	if (read != ITEMS_READ_NOT_YET || wait == 0) {
+		server_reply(slot, next_reply(poll, true));
+		next_release(poll);
+		return;
+	}
+	if (waiters_start_source(daemon->waiters, slot, caller->uid, &next_source, poll, wait,
+	                         problem) != WEFT_OK) {
+		next_release(poll);
+		reply_problem(slot, problem);
+	}
+}
+
+/* ---- events: the feed of job and queue changes ---- */
+
+struct events_poll {
+	struct events_filter filter; /* its ids and function are owned copies */
+	uint64_t epoch, after;
+	size_t limit;
+};
+
+static int compare_ids(const void *left, const void *right)
+{
+	uint64_t a = *(const uint64_t *)left, b = *(const uint64_t *)right;
+	return a < b ? -1 : a > b;
+}
+
+static void events_poll_free(struct events_poll *poll)
+{
+	free((void *)poll->filter.ids);
+	free((void *)poll->filter.function);
+	free(poll);
+}
+
+static json_t *events_reply(void *context, bool timed_out)
+{
+	(void)timed_out;
+	struct events_poll *poll = context;
+	json_t *list = NULL;
+	uint64_t last = 0;
+	struct problem problem;
+	problem_init(&problem);
+	char cursor[EVENTS_CURSOR_SIZE];
+	int rv = events_read(poll->epoch, poll->after, &poll->filter, poll->limit, &list, &last,
+	                     &problem);
+	if (rv != WEFT_OK) {
+		json_t *reply = problem_to_reply(&problem);
+		if (rv == WEFT_ECURSOREXPIRED) {
+			events_cursor(last, cursor);
+			json_object_set_new(reply, "oldest", json_string(cursor));
+		}
+		return reply;
+	}
+	events_cursor(last, cursor);
+	return json_pack("{s:b, s:o, s:s}", "ok", 1, "events", list, "cursor", cursor);
+}
+
+static bool events_source_watch(void *context, struct watch *watch)
+{
+	struct events_poll *poll = context;
+	watch->key = poll->after;
+	watch->data = &poll->filter;
+	return events_watch(watch);
+}
+
+static bool events_source_unwatch(void *context, struct watch *watch)
+{
+	(void)context;
+	return events_unwatch(watch);
+}
+
+static void events_source_release(void *context)
+{
+	events_poll_free(context);
+}
+
+static const struct waiter_source events_source = {
+	.watch = events_source_watch,
+	.unwatch = events_source_unwatch,
+	.reply = events_reply,
+	.release = events_source_release,
+};
+
+static void op_events(struct weftd *daemon, struct server_request *slot,
+                      const struct principal *caller, struct request *request,
+                      struct problem *problem)
+{
+	struct events_poll *poll = memory_zalloc(sizeof(*poll));
+	poll->filter.viewer = caller->uid;
+	poll->filter.all = principal_is_admin(caller);
+	poll->filter.type = request->event_type;
+	if (request->ids != NULL) {
+		uint64_t *ids = memory_alloc(request->id_count * sizeof(*ids));
+		memcpy(ids, request->ids, request->id_count * sizeof(*ids));
+		qsort(ids, request->id_count, sizeof(*ids), compare_ids); /* events.h wants them sorted */
+		poll->filter.ids = ids;
+		poll->filter.id_count = request->id_count;
+	}
+	if (request->function != NULL)
+		poll->filter.function = memory_strdup(request->function);
+	poll->epoch = request->after_epoch;
+	poll->after = request->after;
+	poll->limit = request->limit;
+	double wait = request->has_timeout ? request->timeout : 0;
+	/* Read at once; wait only when nothing the reader may see is there. */
+	json_t *reply = events_reply(poll, false);
+	json_t *events = json_object_get(reply, "events");
+	if (wait == 0 || events == NULL || json_array_size(events) > 0) {
+		server_reply(slot, reply);
+		events_poll_free(poll);
+		return;
+	}
+	/* Read on from where this read looked to. */
+	uint64_t epoch;
+	if (events_parse_cursor(json_string_value(json_object_get(reply, "cursor")), &epoch,
+	                        &poll->after) == 0)
+		poll->epoch = epoch;
+	json_decref(reply);
+	if (waiters_start_source(daemon->waiters, slot, caller->uid, &events_source, poll, wait,
+	                         problem) != WEFT_OK) {
+		events_poll_free(poll);
+		reply_problem(slot, problem);
+	}
 }
 
 void ops_handle(void *context, struct server_request *slot, const void *body, size_t size)
@@ -600,6 +866,12 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 		break;
 	case REQUEST_QUEUES:
 		reply = json_pack("{s:b, s:o}", "ok", 1, "queues", queues_to_json());
+		break;
+	case REQUEST_NEXT:
+		op_next(daemon, slot, caller, &request, &problem);
+		break;
+	case REQUEST_EVENTS:
+		op_events(daemon, slot, caller, &request, &problem);
 		break;
 	case REQUEST_OP_COUNT:
 		break;

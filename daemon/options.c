@@ -38,6 +38,14 @@ static const char usage[] =
 	"  --max-connections-per-user N\n"
 	"                       connections one user may hold open; more are closed at once\n"
 	"                       (default 1024)\n"
+	"  --max-item-bytes BYTES, --max-item-bytes-per-job BYTES, --max-item-bytes-per-user BYTES\n"
+	"                       a generator's items: the largest one item (default 1048576),\n"
+	"                       the unread bytes of one job before it is paused (default\n"
+	"                       4194304), of one user's jobs before a yield fails (default\n"
+	"                       67108864)\n"
+	"  --events-max N, --events-max-bytes BYTES\n"
+	"                       events the event feed holds, at most (default 100000 and\n"
+	"                       16777216); older ones are dropped (readers get cursor_expired)\n"
 	"  --procs N            exec jobs running at once; others wait queued (default: online CPUs)\n"
 	"  --queue NAME=MAX     a named queue running at most MAX of its jobs at once (repeatable)\n"
 	"  --output-max BYTES   stdout and stderr kept per exec job, each (default 1048576,\n"
@@ -115,6 +123,11 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	options->max_waiters = 100000;
 	options->max_pending = 1000000;
 	options->max_connections_per_user = 1024;
+	options->max_item_bytes = 1024 * 1024;
+	options->max_item_bytes_per_job = 4 * 1024 * 1024;
+	options->max_item_bytes_per_user = 64 * 1024 * 1024;
+	options->events_max = 100000;
+	options->events_max_bytes = 16 * 1024 * 1024;
 	options->procs = cpus > 0 ? (unsigned)cpus : 1;
 	options->output_max = 1024 * 1024;
 	options->threads = 0; /* 2 x workers, decided after parsing */
@@ -125,7 +138,8 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_MAX_PENDING_PER_USER,
 	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
-	       OPT_CGROUP, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_VERSION, OPT_HELP };
+	       OPT_CGROUP, OPT_ITEM_BYTES, OPT_ITEM_BYTES_JOB, OPT_ITEM_BYTES_USER, OPT_EVENTS_MAX,
+	       OPT_EVENTS_MAX_BYTES, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"workers", required_argument, NULL, OPT_WORKERS},
@@ -151,6 +165,11 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 		{"tls-ca", required_argument, NULL, OPT_TLS_CA},
 		{"cgroup", required_argument, NULL, OPT_CGROUP},
+		{"max-item-bytes", required_argument, NULL, OPT_ITEM_BYTES},
+		{"max-item-bytes-per-job", required_argument, NULL, OPT_ITEM_BYTES_JOB},
+		{"max-item-bytes-per-user", required_argument, NULL, OPT_ITEM_BYTES_USER},
+		{"events-max", required_argument, NULL, OPT_EVENTS_MAX},
+		{"events-max-bytes", required_argument, NULL, OPT_EVENTS_MAX_BYTES},
 		{"test-hooks", no_argument, NULL, OPT_TEST_HOOKS},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{"sync", required_argument, NULL, OPT_SYNC},
@@ -231,6 +250,20 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			  : option == OPT_MAX_WAITERS_PER_USER ? &options->max_waiters_per_user
 			                                       : &options->max_connections_per_user) =
 				(size_t)value;
+			break;
+		case OPT_ITEM_BYTES:
+		case OPT_ITEM_BYTES_JOB:
+		case OPT_ITEM_BYTES_USER:
+		case OPT_EVENTS_MAX:
+		case OPT_EVENTS_MAX_BYTES:
+			if (parse_number(optarg, option == OPT_EVENTS_MAX ? 1 : 256, 1e12, &value) != 0 ||
+			    value != floor(value))
+				goto bad_value;
+			*(option == OPT_ITEM_BYTES        ? &options->max_item_bytes
+			  : option == OPT_ITEM_BYTES_JOB  ? &options->max_item_bytes_per_job
+			  : option == OPT_ITEM_BYTES_USER ? &options->max_item_bytes_per_user
+			  : option == OPT_EVENTS_MAX      ? &options->events_max
+			                                  : &options->events_max_bytes) = (size_t)value;
 			break;
 		case OPT_QUEUE: {
 			const char *equals = strchr(optarg, '=');

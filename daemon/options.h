@@ -26,6 +26,12 @@ struct options {
 	size_t max_pending_per_user;
 	size_t max_waiters_per_user;
 	size_t max_connections_per_user;
+	/* Generators' items (items.h) and the event feed (events.h). */
+	size_t max_item_bytes;          /* one item */
+	size_t max_item_bytes_per_job;  /* unread, before the producer pauses */
+	size_t max_item_bytes_per_user; /* unread, beyond which a yield fails */
+	size_t events_max;              /* events the ring holds */
+	size_t events_max_bytes;
 	char queues[OPTIONS_MAX_LISTEN][80]; /* NAME=MAX, made at start-up */
 	size_t queue_count;
 	unsigned procs;       /* exec jobs running at once */

@@ -4,7 +4,10 @@
 # below it, which scripts/check-layers.sh enforces in `make check`.
 DAEMON_BASE_SRCS := $(addprefix daemon/base/,log.c memory.c now.c problem.c writer.c fields.c)
 DAEMON_MODEL_SRCS := $(addprefix daemon/core/,jobs.c jobspec.c functions.c outcome.c slots.c \
-	fairq.c queues.c quota.c principal.c account.c)
+	fairq.c queues.c quota.c principal.c account.c items.c events.c)
+# The part of the job model that waits on the runtime (weft_yield_item): not
+# in the job model's unit tests, which link no runtime.
+DAEMON_MODEL_RT_SRCS := daemon/core/generator.c
 DAEMON_SCHED_SRCS := $(addprefix daemon/sched/,workers.c runner.c schedule.c)
 DAEMON_EXECUTOR_SRCS := daemon/executors/inline/echo.c \
 	$(addprefix daemon/executors/process/,exec.c proc.c proc_child.c execargs.c cgroup.c) \
@@ -13,7 +16,7 @@ DAEMON_EXECUTOR_SRCS := daemon/executors/inline/echo.c \
 	daemon/executors/group/gather.c
 DAEMON_SERVER_SRCS := $(addprefix daemon/server/,server.c probe.c request.c waiters.c)
 DAEMON_APP_SRCS := $(addprefix daemon/,daemon.c weftd.c ops.c options.c journal.c notify.c testhooks.c)
-DAEMON_CORE_SRCS := $(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) $(DAEMON_SCHED_SRCS) \
+DAEMON_CORE_SRCS := $(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) $(DAEMON_MODEL_RT_SRCS) $(DAEMON_SCHED_SRCS) \
 	$(DAEMON_EXECUTOR_SRCS) $(DAEMON_SERVER_SRCS) $(DAEMON_APP_SRCS) $(PROTO_SRCS)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) \
@@ -42,13 +45,14 @@ ALL_TARGETS += $(BUILD)/weftd
 # functions instead of the executors), and the request decoder's the server's
 # decoder besides: what they test, nothing above it.
 DAEMON_MODEL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) proto/error.c)
-$(BUILD)/tests/check_jobs $(BUILD)/tests/check_quota: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
+$(BUILD)/tests/check_jobs $(BUILD)/tests/check_quota $(BUILD)/tests/check_items: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
 		$(BUILD)/tests/stand_ins.o $(DAEMON_MODEL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lpthread -lm
 $(BUILD)/tests/check_request: $(BUILD)/tests/check_request.o $(BUILD)/tests/stand_ins.o \
 		$(BUILD)/daemon/server/request.o $(DAEMON_MODEL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lpthread -lm
-CHECK_PROGS += $(BUILD)/tests/check_request $(BUILD)/tests/check_jobs $(BUILD)/tests/check_quota
+CHECK_PROGS += $(BUILD)/tests/check_request $(BUILD)/tests/check_jobs $(BUILD)/tests/check_quota \
+	$(BUILD)/tests/check_items
 
 $(BUILD)/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
@@ -98,7 +102,7 @@ CHECK_PROGS += $(BUILD)/tests/check_tasks
 # (a race report makes it exit non-zero at shutdown, which the fixture checks).
 TSAN_DAEMON_TESTS := check_client_async check_daemon check_threaded check_tasks check_offload \
 	check_futures check_schedule check_gather check_mainloop check_service check_containment \
-	check_journal
+	check_journal check_items_events
 .PHONY: check-tsan-daemon
 check-tsan-daemon:
 	$(MAKE) SANITIZER=thread build/san-thread/weftd build/san-thread/weft \
@@ -187,3 +191,14 @@ $(BUILD)/tests/check_principal: $(BUILD)/tests/check_principal.o $(BUILD)/tests/
 		$(BUILD)/libweftd.a $(BUILD)/libweftrt.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_principal
+
+# Items (next, count) and the event feed end to end (issue 13).
+$(BUILD)/tests/check_items_events: $(BUILD)/tests/check_items_events.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_items_events
+
+# Issue 13's benchmarks (bench/suites/stream.sh).
+$(BUILD)/bench/stream/stream_bench: $(BUILD)/bench/stream/stream_bench.o $(BUILD)/libweft.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) -lpthread -lm
+BENCH_PROGS += $(BUILD)/bench/stream/stream_bench

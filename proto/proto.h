@@ -43,7 +43,16 @@
 	XX(QUEUE_SET, "queue.set")                                                         \
 	XX(QUEUE_PAUSE, "queue.pause")                                                     \
 	XX(QUEUE_RESUME, "queue.resume")                                                   \
-	XX(QUEUES, "queues")
+	XX(QUEUES, "queues")                                                               \
+	XX(NEXT, "next")                                                                   \
+	XX(EVENTS, "events")
+
+/* Limits of `next` and `events` (PROTOCOL.md). */
+#define PROTO_NEXT_MAX_ITEMS 10000
+#define PROTO_EVENTS_MAX_LIMIT 10000
+#define PROTO_EVENTS_DEFAULT_LIMIT 1000
+/* Job ids in an events filter, at most: every event a read or a wait looks at is matched against them. */
+#define PROTO_EVENTS_MAX_IDS 1000
 
 /* Job states as they are spelled on the wire. */
 #define PROTO_STATE_MAP(XX)                                                                \

@@ -143,10 +143,10 @@ static void check_refuses(const char *name, json_t *args, const char *field, con
 
 START_TEST(table_lists_every_builtin_with_its_arguments)
 {
-	const char *names[] = {"sleep.blocking", "file.sha256", "dns.resolve"};
+	const char *names[] = {"sleep.blocking", "count.blocking", "file.sha256", "dns.resolve"};
 
-	ck_assert_uint_eq(blocking_function_count, 3);
-	for (size_t i = 0; i < 3; i++) {
+	ck_assert_uint_eq(blocking_function_count, 4);
+	for (size_t i = 0; i < 4; i++) {
 		const struct blocking_function *function = blocking_find(names[i]);
 		json_t *description;
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "daemon/core/functions.h"
+#include "daemon/core/items.h"
 #include "daemon/base/memory.h"
 #include "daemon/base/now.h"
 #include "daemon/core/principal.h"
@@ -49,8 +50,9 @@ struct jobs {
 	/* Set by jobs_new before any other thread sees the table; immutable after. */
 	double retain_seconds;
 	size_t retain_max;
-	/* Set by jobs_set_observer before any other thread uses the table; NULL: none. */
-	const struct jobs_observer *observer;
+	/* Set by jobs_add_observer before any other thread uses the table. */
+	const struct jobs_observer *observers[JOBS_MAX_OBSERVERS];
+	size_t observer_count;
 };
 
 #define JOB_STATE_NAME_(name, wire) wire,
@@ -91,13 +93,51 @@ static void count_add(struct jobs *jobs, enum job_state state, int delta)
 
 static void observe_changed(struct jobs *jobs, struct job *job)
 {
-	if (jobs->observer != NULL)
-		jobs->observer->changed(job);
+	for (size_t i = 0; i < jobs->observer_count; i++)
+		if (jobs->observers[i]->changed != NULL)
+			jobs->observers[i]->changed(job);
+}
+
+static void observe_moved(struct jobs *jobs, struct job *job, enum job_state from,
+                          enum job_state to, int worker)
+{
+	for (size_t i = 0; i < jobs->observer_count; i++)
+		if (jobs->observers[i]->moved != NULL)
+			jobs->observers[i]->moved(job, from, to, worker);
+}
+
+int jobs_add_observer(struct jobs *jobs, const struct jobs_observer *observer)
+{
+	if (jobs->observer_count == JOBS_MAX_OBSERVERS)
+		return -1;
+	jobs->observers[jobs->observer_count++] = observer;
+	return 0;
 }
 
 void jobs_set_observer(struct jobs *jobs, const struct jobs_observer *observer)
 {
-	jobs->observer = observer;
+	if (observer != NULL)
+		(void)jobs_add_observer(jobs, observer);
+}
+
+struct items *jobs_items(struct jobs *jobs, struct job *job)
+{
+	struct items *items = atomic_load(&job->items);
+	if (items != NULL)
+		return items;
+	struct items *made =
+		items_new(job->owner != NULL ? job->owner->uid : 0,
+	                  atomic_load_explicit(&job->item_buffer, memory_order_relaxed));
+	struct items *expected = NULL;
+	if (!atomic_compare_exchange_strong(&job->items, &expected, made)) {
+		items_free(made);
+		return expected;
+	}
+	/* Sequentially consistent with jobs_finish's load: either it sees these
+	 * items and closes them, or this sees the job finished. */
+	if (job_state_finished(jobs_state(jobs, job)))
+		items_close(made);
+	return made;
 }
 
 struct jobs *jobs_new(double retain_seconds, size_t retain_max)
@@ -197,6 +237,7 @@ struct job *jobs_create(struct jobs *jobs, const struct function *function, json
 	if (owner != NULL)
 		quota_charge(QUOTA_PENDING, owner->uid, 1);
 	atomic_fetch_add_explicit(&jobs->submitted, 1, memory_order_relaxed);
+	observe_moved(jobs, job, JOB_STATE_COUNT, JOB_QUEUED, -1);
 	return job;
 }
 
@@ -236,6 +277,7 @@ void job_unref(struct job *job)
 	json_decref(job->attempts);
 	json_decref(job->children);
 	job_schedule_free(job->schedule);
+	items_free(atomic_load_explicit(&job->items, memory_order_relaxed));
 	principal_unref(job->owner);
 	free(job);
 }
@@ -264,6 +306,7 @@ bool jobs_start(struct jobs *jobs, struct job *job, int worker, struct job_attem
 	if (started) {
 		count_add(jobs, JOB_QUEUED, -1);
 		count_add(jobs, JOB_RUNNING, 1);
+		observe_moved(jobs, job, JOB_QUEUED, JOB_RUNNING, worker);
 		observe_changed(jobs, job);
 	}
 	return started;
@@ -280,6 +323,7 @@ void jobs_make_pending(struct jobs *jobs, struct job *job)
 	if (made) {
 		count_add(jobs, JOB_QUEUED, -1);
 		count_add(jobs, JOB_PENDING, 1);
+		observe_moved(jobs, job, JOB_QUEUED, JOB_PENDING, -1);
 	}
 }
 
@@ -302,6 +346,7 @@ static bool move(struct jobs *jobs, struct job *job, enum job_state from, enum j
 	struct shard *shard = &jobs->shards[job->shard];
 	pthread_mutex_lock(&shard->lock);
 	bool moved = job->state == from;
+	int worker = job->worker;
 	if (moved) {
 		job->state = to;
 		if (from == JOB_RUNNING)
@@ -314,6 +359,7 @@ static bool move(struct jobs *jobs, struct job *job, enum job_state from, enum j
 	if (moved) {
 		count_add(jobs, from, -1);
 		count_add(jobs, to, 1);
+		observe_moved(jobs, job, from, to, from == JOB_RUNNING ? worker : -1);
 	}
 	return moved;
 }
@@ -370,8 +416,9 @@ static void unlist(struct jobs *jobs, struct job *job)
 	enum job_state state = job->state;
 	pthread_mutex_unlock(&shard->lock);
 	count_add(jobs, state, -1);
-	if (jobs->observer != NULL)
-		jobs->observer->evicted(job);
+	for (size_t i = 0; i < jobs->observer_count; i++)
+		if (jobs->observers[i]->evicted != NULL)
+			jobs->observers[i]->evicted(job);
 	job_unref(job);
 }
 
@@ -414,6 +461,7 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 	struct shard *shard = &jobs->shards[job->shard];
 	pthread_mutex_lock(&shard->lock);
 	enum job_state before = job->state;
+	int worker = job->worker;
 	bool finishing = !job_state_finished(before);
 	struct job_watch *watches = NULL;   /* detached from the job */
 	struct job_attempt *running = NULL;
@@ -450,6 +498,12 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 	/* Before the watchers: a reply they send may be followed by eviction,
 	 * whose record must come after this one. */
 	observe_changed(jobs, job);
+	observe_moved(jobs, job, before, state, before == JOB_RUNNING ? worker : -1);
+	/* After the state: a reader that finds the stream closed finds the job
+	 * finished (jobs_items explains the order). */
+	struct items *items = atomic_load(&job->items);
+	if (items != NULL)
+		items_close(items);
 	/* The one call that finishes a job gives its pending count back. */
 	if (job->owner != NULL)
 		quota_give(QUOTA_PENDING, job->owner->uid, 1);
@@ -561,6 +615,20 @@ json_t *jobs_to_json(struct jobs *jobs, struct job *job)
 		json_object_set_new(object, "attempts", attempts);
 	if (children != NULL)
 		json_object_set_new(object, "children", children);
+	struct items *items = atomic_load(&job->items);
+	if (items != NULL) {
+		struct items_stats stats;
+		items_stats(items, &stats);
+		json_object_set_new(object, "items",
+		                    json_pack("{s:I, s:I, s:I, s:I, s:I}", "count",
+		                              (json_int_t)stats.count, "first", (json_int_t)stats.first,
+		                              "held", (json_int_t)stats.held, "bytes",
+		                              (json_int_t)stats.bytes, "pauses",
+		                              (json_int_t)stats.pauses));
+	}
+	unsigned buffer = atomic_load_explicit(&job->item_buffer, memory_order_relaxed);
+	if (buffer > 0)
+		json_object_set_new(object, "buffer", json_integer(buffer));
 	const struct job_schedule *schedule = job->schedule;
 	if (schedule != NULL) {
 		if (schedule->after_count > 0) {

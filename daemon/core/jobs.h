@@ -45,6 +45,7 @@ static inline bool job_state_finished(enum job_state state)
 }
 
 struct function;
+struct items;
 struct job;
 struct principal;
 
@@ -167,6 +168,15 @@ struct job {
 	 * which hands out a reference. */
 	struct job_attempt *attempt;
 
+	/* The items it yields (items.h): NULL until it yields or is read, then
+	 * set once (compare-and-swap, jobs_items) and owned by the job. */
+	_Atomic(struct items *) items;
+	/* How many unread items it may run ahead of its reader; 0: no count
+	 * limit. Set by the submitter right after jobs_create, before the job is
+	 * scheduled. Relaxed atomic: a reader that makes the job's items first
+	 * (an admin's `next` on a fresh id) may read it from another thread. */
+	atomic_uint item_buffer;
+
 	/* The job's place in its function's slot queue and in its named queue
 	 * (runner.c; guarded by each gate). */
 	struct slots_waiter slot_waiter;
@@ -195,16 +205,30 @@ struct jobs;
  * retain_max of them the oldest go first. Freed with jobs_free. */
 struct jobs *jobs_new(double retain_seconds, size_t retain_max);
 /*
- * Who must hear of every change that outlives a restart (the journal), so the
- * job model knows nothing of how it is stored. Both run on the thread that
- * made the change, with the job's lock released; they must not block.
+ * Who must hear of the table's changes, so the job model knows nothing of
+ * them: the journal (every change that outlives a restart) and the event
+ * feed (every state change). Each hook runs on the thread that made the
+ * change, with the job's lock released; none may block.
  */
 struct jobs_observer {
-	void (*changed)(struct job *job); /* a state change, an attempt started or ended */
-	void (*evicted)(struct job *job); /* retention dropped the job */
+	void (*changed)(struct job *job); /* a state change, an attempt started or ended; may be NULL */
+	void (*evicted)(struct job *job); /* retention dropped the job; may be NULL */
+	/* Every state change, from JOB_STATE_COUNT for a job just made (the
+	 * event feed, events.h), with the worker index the job runs or ran on
+	 * (-1: none); may be NULL. */
+	void (*moved)(struct job *job, enum job_state from, enum job_state to, int worker);
 };
-/* Main thread, before any other thread uses the table. observer: static, or NULL. */
+/* At most this many observers; they are called in the order they were added. */
+#define JOBS_MAX_OBSERVERS 4
+/* Adds an observer. Main thread, before any other thread uses the table.
+ * observer: static. Returns 0, or -1 when JOBS_MAX_OBSERVERS are there. */
+int jobs_add_observer(struct jobs *jobs, const struct jobs_observer *observer);
+/* The same, for one observer; NULL adds none. */
 void jobs_set_observer(struct jobs *jobs, const struct jobs_observer *observer);
+
+/* The job's items (items.h), made on first use: borrowed, lives as long as
+ * the job. A job already finished gets a closed stream. Any thread. */
+struct items *jobs_items(struct jobs *jobs, struct job *job);
 /* Frees the table and drops its references. No other thread may use it any more. */
 void jobs_free(struct jobs *jobs);
 

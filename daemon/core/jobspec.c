@@ -175,6 +175,13 @@ int jobspec_decode_fields(const json_t *object, struct jobspec *job, struct prob
 	json_t *labels = json_object_get(object, "labels");
 	if (labels != NULL && (rv = fields_labels(labels, "labels", problem)) != WEFT_OK)
 		return rv;
+	json_t *buffer = json_object_get(object, "buffer");
+	if (buffer != NULL && (!json_is_integer(buffer) || json_integer_value(buffer) < 1 ||
+	                       json_integer_value(buffer) > JOBSPEC_MAX_BUFFER))
+		return problem_set(problem, WEFT_EBADFIELD, "buffer",
+		                   "field 'buffer' must be an integer from 1 to %d: how many unread "
+		                   "items the job may yield ahead of its reader before it is paused",
+		                   JOBSPEC_MAX_BUFFER);
 	struct job_schedule *schedule = NULL;
 	if ((rv = decode_schedule(object, &schedule, problem)) != WEFT_OK)
 		return rv;
@@ -191,6 +198,7 @@ int jobspec_decode_fields(const json_t *object, struct jobspec *job, struct prob
 	job->args = empty != NULL ? empty : json_incref(args);
 	job->labels = json_incref(labels);
 	job->timeout = timeout_seconds;
+	job->buffer = buffer != NULL ? (unsigned)json_integer_value(buffer) : 0;
 	return WEFT_OK;
 }
 

@@ -16,7 +16,7 @@ struct problem;
 
 /* The fields of a job: those every job may have, then its scheduling fields.
  * Macros, so every list of fields spells them once. */
-#define JOBSPEC_FIELDS "fn", "args", "timeout", "labels"
+#define JOBSPEC_FIELDS "fn", "args", "timeout", "labels", "buffer"
 #define JOBSPEC_SCHEDULE_FIELDS                                                              \
 	"after", "after_policy", "delay", "at", "retries", "retry_backoff", "retry_backoff_max", \
 		"retry_on", "deadline", "priority", "queue", "on_interrupt"
@@ -25,6 +25,7 @@ struct problem;
 #define JOBSPEC_MAX_RETRIES 100
 #define JOBSPEC_MAX_RETRY_ON 32
 #define JOBSPEC_MAX_PRIORITY 1000
+#define JOBSPEC_MAX_BUFFER 1000000
 
 /* args and labels are new references owned by the spec; schedule is owned
  * until taken (set to NULL by whoever takes it). */
@@ -33,6 +34,7 @@ struct jobspec {
 	json_t *args;
 	json_t *labels; /* NULL when none */
 	double timeout; /* 0 = none */
+	unsigned buffer; /* unread items the job may run ahead (items.h); 0 = no count limit */
 	struct job_schedule *schedule; /* NULL when it has none */
 };
 

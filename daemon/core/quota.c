@@ -40,6 +40,7 @@ static const char *const options[QUOTA_KIND_COUNT] = {
 	[QUOTA_WAITERS] = "--max-waiters-per-user",
 	[QUOTA_CONNECTIONS] = "--max-connections-per-user",
 	[QUOTA_BYTES] = "--max-bytes-per-user",
+	[QUOTA_ITEM_BYTES] = "--max-item-bytes-per-user",
 };
 
 static const char *const what[QUOTA_KIND_COUNT] = {
@@ -47,6 +48,7 @@ static const char *const what[QUOTA_KIND_COUNT] = {
 	[QUOTA_WAITERS] = "waiting requests",
 	[QUOTA_CONNECTIONS] = "connections",
 	[QUOTA_BYTES] = "bytes of job arguments and results",
+	[QUOTA_ITEM_BYTES] = "bytes of unread items",
 };
 
 static const char *const advice[QUOTA_KIND_COUNT] = {
@@ -54,6 +56,7 @@ static const char *const advice[QUOTA_KIND_COUNT] = {
 	[QUOTA_WAITERS] = "wait on several jobs in one request, or again later",
 	[QUOTA_CONNECTIONS] = "close some connections",
 	[QUOTA_BYTES] = "fetch and let expire finished results, or send smaller jobs",
+	[QUOTA_ITEM_BYTES] = "read your generators' items (next), or give them a smaller buffer",
 };
 
 const char *quota_option(enum quota_kind kind)

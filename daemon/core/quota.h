@@ -32,6 +32,7 @@ enum quota_kind {
 	QUOTA_WAITERS,     /* requests waiting for jobs */
 	QUOTA_CONNECTIONS, /* connections open */
 	QUOTA_BYTES,       /* bytes of job arguments and results held */
+	QUOTA_ITEM_BYTES,  /* bytes of items yielded by jobs and not read yet (items.h) */
 	QUOTA_KIND_COUNT
 };
 

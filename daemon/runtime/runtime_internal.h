@@ -97,6 +97,7 @@ struct weft_task {
 	uint64_t id;
 	weft_task_done_fn on_done;
 	void *on_done_argument;
+	void *local;           /* weft_spawn_options.local: the spawner's, never read by the runtime */
 	struct event *event;   /* timer/fd event of the current wait, allocated on first use */
 	worker *event_owner;   /* worker whose base holds `event` while it is pending, else NULL */
 	atomic_int state;      /* enum task_state: its worker and the claiming waker (task.c) */

@@ -117,6 +117,7 @@ int task_new(runtime *rt, weft_task_fn fn, void *argument, const weft_spawn_opti
 	task->id = current != NULL ? runtime_next_id(current) : runtime_outside_id(rt);
 	task->on_done = options != NULL ? options->on_done : NULL;
 	task->on_done_argument = options != NULL ? options->on_done_argument : NULL;
+	task->local = options != NULL ? options->local : NULL;
 	task->event = NULL;
 	task->event_owner = NULL;
 	atomic_init(&task->state, TASK_NEW);
@@ -421,6 +422,12 @@ uint64_t weft_task_id(const weft_task *task)
 const char *weft_task_name(const weft_task *task)
 {
 	return task->name;
+}
+
+void *weft_task_local(void)
+{
+	weft_task *task = weft_task_current();
+	return task != NULL ? task->local : NULL;
 }
 
 weft_task *weft_task_current(void)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon/base/fields.h"
+#include "daemon/core/events.h"
 #include "daemon/core/jobs.h"
 #include "daemon/core/jobspec.h"
 #include "daemon/base/memory.h"
@@ -20,7 +21,7 @@ static const char *const op_names[] = {PROTO_OP_MAP(REQUEST_OP_NAME_)};
 #undef REQUEST_OP_NAME_
 
 /* The fields each op takes, besides "op". */
-static const char *const op_fields[REQUEST_OP_COUNT][20] = {
+static const char *const op_fields[REQUEST_OP_COUNT][24] = {
 	[REQUEST_PING] = {NULL},
 	[REQUEST_SUBMIT] = {JOBSPEC_FIELDS, "wait", "jobs", JOBSPEC_SCHEDULE_FIELDS, NULL},
 	[REQUEST_STATUS] = {"id", NULL},
@@ -37,6 +38,8 @@ static const char *const op_fields[REQUEST_OP_COUNT][20] = {
 	[REQUEST_QUEUE_PAUSE] = {"name", NULL},
 	[REQUEST_QUEUE_RESUME] = {"name", NULL},
 	[REQUEST_QUEUES] = {NULL},
+	[REQUEST_NEXT] = {"id", "index", "wait", "max", NULL},
+	[REQUEST_EVENTS] = {"after", "wait", "limit", "filter", NULL},
 };
 
 /* `jobs` is root's "jobs" field, NULL when absent (request_decode has it already). */
@@ -168,6 +171,96 @@ static int decode_future_set(json_t *root, struct request *request, struct probl
 		                   "\"message\": a string}",
 		                   FUTURE_ERROR_TYPE_MAX);
 	return WEFT_OK;
+}
+
+static int decode_wait(json_t *root, struct request *request, struct problem *problem)
+{
+	json_t *wait = json_object_get(root, "wait");
+	if (wait == NULL)
+		return WEFT_OK;
+	request->has_timeout = true;
+	return fields_seconds(wait, "wait", false, &request->timeout, problem);
+}
+
+static int decode_next(json_t *root, struct request *request, struct problem *problem)
+{
+	int rv = fields_id(json_object_get(root, "id"), "id", &request->id, problem);
+	if (rv != WEFT_OK)
+		return rv;
+	json_t *value = json_object_get(root, "index");
+	if (!json_is_integer(value) || json_integer_value(value) < 0)
+		return problem_set(problem, WEFT_EBADFIELD, "index",
+		                   "field 'index' must be an integer >= 0: the item to read (0 is "
+		                   "the first); reading it drops the items before it");
+	request->index = (uint64_t)json_integer_value(value);
+	if ((value = json_object_get(root, "max")) != NULL) {
+		if (!json_is_integer(value) || json_integer_value(value) < 1 ||
+		    json_integer_value(value) > PROTO_NEXT_MAX_ITEMS)
+			return problem_set(problem, WEFT_EBADFIELD, "max",
+			                   "field 'max' must be an integer from 1 to %d: items in one "
+			                   "reply",
+			                   PROTO_NEXT_MAX_ITEMS);
+		request->limit = (size_t)json_integer_value(value);
+	}
+	return decode_wait(root, request, problem);
+}
+
+static int decode_events(json_t *root, struct request *request, struct problem *problem)
+{
+	int rv;
+	json_t *value = json_object_get(root, "after");
+	if (value != NULL && !(json_is_string(value) &&
+	                       events_parse_cursor(json_string_value(value), &request->after_epoch,
+	                                           &request->after) == 0))
+		return problem_set(problem, WEFT_EBADFIELD, "after",
+		                   "field 'after' must be a cursor (\"EPOCH:SEQ\") from an earlier "
+		                   "events reply; leave it out to read from the oldest event held");
+	request->limit = PROTO_EVENTS_DEFAULT_LIMIT;
+	if ((value = json_object_get(root, "limit")) != NULL) {
+		if (!json_is_integer(value) || json_integer_value(value) < 1 ||
+		    json_integer_value(value) > PROTO_EVENTS_MAX_LIMIT)
+			return problem_set(problem, WEFT_EBADFIELD, "limit",
+			                   "field 'limit' must be an integer from 1 to %d",
+			                   PROTO_EVENTS_MAX_LIMIT);
+		request->limit = (size_t)json_integer_value(value);
+	}
+	json_t *filter = json_object_get(root, "filter");
+	if (filter != NULL) {
+		static const char *const filter_fields[] = {"ids", "fn", "type", NULL};
+		if (!json_is_object(filter))
+			return problem_set(problem, WEFT_EBADFIELD, "filter",
+			                   "field 'filter' must be an object with any of 'ids', 'fn', "
+			                   "'type'");
+		if ((rv = fields_check(filter, filter_fields, false, "filter", problem)) != WEFT_OK)
+			return rv;
+		if ((value = json_object_get(filter, "ids")) != NULL) {
+			if (json_is_array(value) && json_array_size(value) > PROTO_EVENTS_MAX_IDS)
+				return problem_set(problem, WEFT_EBADFIELD, "filter.ids",
+				                   "field 'filter.ids' must be an array of 1 to %d job ids",
+				                   PROTO_EVENTS_MAX_IDS);
+			if ((rv = decode_ids(value, request, problem)) != WEFT_OK) {
+				snprintf(problem->field, sizeof(problem->field), "filter.ids");
+				return rv;
+			}
+		}
+		if ((value = json_object_get(filter, "fn")) != NULL) {
+			if (!json_is_string(value))
+				return problem_set(problem, WEFT_EBADFIELD, "filter.fn",
+				                   "field 'filter.fn' must be a function name");
+			request->function = json_string_value(value);
+		}
+		if ((value = json_object_get(filter, "type")) != NULL) {
+			const char *type = json_is_string(value) ? json_string_value(value) : "";
+			if (strcmp(type, "job") == 0)
+				request->event_type = 1;
+			else if (strcmp(type, "queue") == 0)
+				request->event_type = 2;
+			else
+				return problem_set(problem, WEFT_EBADFIELD, "filter.type",
+				                   "field 'filter.type' must be \"job\" or \"queue\"");
+		}
+	}
+	return decode_wait(root, request, problem);
 }
 
 /* `jobs` is as for decode_submit; NULL for other ops. */
@@ -302,6 +395,10 @@ static int decode_body(json_t *root, json_t *jobs, struct request *request,
 		return WEFT_OK;
 	case REQUEST_QUEUES:
 		return WEFT_OK;
+	case REQUEST_NEXT:
+		return decode_next(root, request, problem);
+	case REQUEST_EVENTS:
+		return decode_events(root, request, problem);
 	case REQUEST_OP_COUNT:
 		break;
 	}
@@ -340,7 +437,7 @@ int request_decode(const void *data, size_t size, struct request *out, struct pr
 		rv = problem_set(problem, WEFT_EUNKNOWNOP, "op",
 		                 "unknown op '%.64s'; ops are ping, submit, status, result, wait, "
 		                 "cancel, list, functions, stats, future.new, future.set, as_completed, "
-		                 "queue.set, queue.pause, queue.resume, queues",
+		                 "queue.set, queue.pause, queue.resume, queues, next, events",
 		                 json_string_value(op));
 		goto fail;
 	}

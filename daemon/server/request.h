@@ -65,6 +65,15 @@ struct request {
 	uint64_t before;   /* list: 0 for no bound */
 	bool newest_first; /* list */
 	size_t limit;
+
+	/* next: id, index, limit ("max": items in the reply; 0 for the one-item
+	 * form), has_timeout/timeout ("wait") */
+	uint64_t index;
+	/* events: the cursor (after_epoch:after; 0:0 when absent), limit,
+	 * has_timeout/timeout ("wait"), the filter: ids, function, event_type
+	 * (0 any, 1 job, 2 queue) */
+	uint64_t after_epoch;
+	int event_type;
 };
 
 /* Decodes a message. Returns WEFT_OK with *out filled, or an error code with the

@@ -27,9 +27,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/queue.h>
 
+#include "daemon/base/watch.h"
 #include "daemon/core/jobs.h"
 #include "daemon/base/memory.h"
 #include "daemon/base/now.h"
@@ -78,6 +80,10 @@ struct waiter {
 	enum waiter_reason reason;     /* written by the claimer, read by it alone */
 	atomic_int references;
 	LIST_ENTRY(waiter) open_link; /* on owner->open; guarded by owner->lock */
+	/* WAITER_SOURCE: immutable once published, like the fields above. */
+	const struct waiter_source *source;
+	void *source_context;
+	struct watch source_watch; /* registered with the source while it waits */
 };
 
 struct waiters {
@@ -127,6 +133,8 @@ static void waiter_unref(struct waiter *waiter)
 	atomic_fetch_sub(&waiter->owner->count, 1);
 	/* The last reference is where a waiter ends, once. */
 	quota_give(QUOTA_WAITERS, waiter->uid, 1);
+	if (waiter->source != NULL)
+		waiter->source->release(waiter->source_context);
 	free(waiter->jobs);
 	free(waiter->watches);
 	free(waiter);
@@ -135,6 +143,8 @@ static void waiter_unref(struct waiter *waiter)
 static bool satisfied(struct waiter *waiter)
 {
 	size_t finished = atomic_load(&waiter->finished);
+	if (waiter->source != NULL)
+		return finished > 0;
 	switch (waiter->when) {
 	case REQUEST_FIRST_COMPLETED:
 		return finished >= 1;
@@ -171,6 +181,7 @@ static json_t *build_reply(struct jobs *jobs, enum waiter_kind kind, enum waiter
 	}
 	case WAITER_SUBMIT:
 	case WAITER_RESULTS:
+	case WAITER_SOURCE: /* answered by its source (complete) */
 		break;
 	case WAITER_WAIT:
 		return outcome_wait_reply(jobs, list, count);
@@ -220,6 +231,9 @@ static void complete(struct waiter *waiter, bool from_timer)
 	for (size_t i = 0; i < waiter->count; i++)
 		if (jobs_unwatch(owner->jobs, waiter->jobs[i], &waiter->watches[i].watch))
 			waiter_unref(waiter);
+	if (waiter->source != NULL &&
+	    waiter->source->unwatch(waiter->source_context, &waiter->source_watch))
+		waiter_unref(waiter);
 	if (waiter->timer != NULL && !from_timer)
 		nng_aio_cancel(waiter->timer);
 	pthread_mutex_lock(&owner->lock);
@@ -228,6 +242,10 @@ static void complete(struct waiter *waiter, bool from_timer)
 	pthread_mutex_unlock(&owner->lock);
 	if (waiter->reason == REASON_ABANDONED)
 		server_drop(waiter->request);
+	else if (waiter->source != NULL)
+		server_reply(waiter->request,
+		             waiter->source->reply(waiter->source_context,
+		                                   waiter->reason != REASON_COMPLETED));
 	else
 		send_reply(waiter->request, owner->jobs, waiter->kind, waiter->reason, waiter->jobs,
 		           waiter->count, waiter->timeout);
@@ -358,6 +376,86 @@ int waiters_start(struct waiters *waiters, struct server_request *request, uid_t
 		 * end it (an unset future waits forever). The server forgets a pipe
 		 * before it starts that scan, so a pipe it still knows here is
 		 * scanned after this waiter was listed. */
+		struct principal *still_connected = server_request_principal(request);
+		if (still_connected == NULL && claim(waiter, REASON_ABANDONED))
+			complete(waiter, false);
+		principal_unref(still_connected);
+	}
+	waiter_unref(waiter); /* setup's */
+	return WEFT_OK;
+}
+
+static void on_source_changed(struct watch *watch)
+{
+	struct waiter *waiter =
+		(struct waiter *)((char *)watch - offsetof(struct waiter, source_watch));
+	atomic_fetch_add(&waiter->finished, 1);
+	if (claim(waiter, REASON_COMPLETED))
+		complete(waiter, false);
+	waiter_unref(waiter); /* the watch's reference */
+}
+
+int waiters_start_source(struct waiters *waiters, struct server_request *request, uid_t uid,
+                         const struct waiter_source *source, void *context, double timeout,
+                         struct problem *problem)
+{
+	if (atomic_fetch_add(&waiters->count, 1) >= waiters->max) {
+		atomic_fetch_sub(&waiters->count, 1);
+		return problem_set(problem, WEFT_EBUSY, NULL,
+		                   "too many requests are waiting (%zu, --max-waiters); try again "
+		                   "later",
+		                   waiters->max);
+	}
+	if (quota_take(QUOTA_WAITERS, uid, 1, problem) != WEFT_OK) {
+		atomic_fetch_sub(&waiters->count, 1);
+		return problem->code;
+	}
+	struct waiter *waiter = memory_zalloc(sizeof(*waiter));
+	waiter->owner = waiters;
+	waiter->uid = uid;
+	waiter->request = request;
+	waiter->pipe = server_request_pipe(request);
+	waiter->kind = WAITER_SOURCE;
+	waiter->when = REQUEST_FIRST_COMPLETED;
+	waiter->timeout = timeout;
+	waiter->source = source;
+	waiter->source_context = context;
+	waiter->source_watch.notify = on_source_changed;
+	atomic_init(&waiter->state, STATE_SETUP);
+	atomic_init(&waiter->references, 1); /* setup's */
+
+	if (timeout >= 0) {
+		if (nng_aio_alloc(&waiter->timer, on_timer, waiter) != 0) {
+			free(waiter);
+			atomic_fetch_sub(&waiters->count, 1);
+			quota_give(QUOTA_WAITERS, uid, 1);
+			return problem_set(problem, WEFT_ENOMEM, NULL, "cannot make a timer");
+		}
+		waiter->deadline = now_monotonic() + timeout;
+		waiter_ref(waiter); /* the timer's */
+		nng_sleep_aio(sleep_piece(timeout), waiter->timer);
+	}
+
+	pthread_mutex_lock(&waiters->lock);
+	LIST_INSERT_HEAD(&waiters->open, waiter, open_link);
+	pthread_mutex_unlock(&waiters->lock);
+
+	/* The watch's data and key were set by the caller through the context's
+	 * own watch setup (source->watch fills them before linking). */
+	waiter_ref(waiter); /* the watch's */
+	if (!source->watch(context, &waiter->source_watch)) {
+		waiter_unref(waiter);
+		atomic_fetch_add(&waiter->finished, 1);
+	}
+
+	atomic_store(&waiter->state, STATE_ARMED);
+	if (satisfied(waiter)) {
+		if (claim(waiter, REASON_COMPLETED))
+			complete(waiter, false);
+	} else if (atomic_load(&waiter->expired) && claim(waiter, REASON_TIMEOUT)) {
+		complete(waiter, false);
+	} else {
+		/* As in waiters_start: the client may have gone during setup. */
 		struct principal *still_connected = server_request_principal(request);
 		if (still_connected == NULL && claim(waiter, REASON_ABANDONED))
 			complete(waiter, false);

@@ -9,6 +9,8 @@
 #ifndef WAITERS_H
 #define WAITERS_H
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -27,6 +29,27 @@ enum waiter_kind {
 	WAITER_RESULTS, /* many jobs, all of them; a timeout answers with the outcomes so far */
 	WAITER_WAIT,    /* many jobs, per return_when; answers done/pending */
 	WAITER_AS_COMPLETED, /* many jobs, the first finished; done in the order they finished */
+	WAITER_SOURCE,  /* no job: a source of its own (waiters_start_source) */
+};
+
+struct watch;
+
+/*
+ * Something else a long poll can wait for (a job's next item, the next
+ * event): the waiter registers its watch (base/watch.h) with the source and
+ * builds its reply from it. Every callback runs with no waiters lock held,
+ * on any thread.
+ */
+struct waiter_source {
+	/* Registers watch; false (not registered) when the reply is ready now. */
+	bool (*watch)(void *context, struct watch *watch);
+	/* true when the watch was removed before it was notified. */
+	bool (*unwatch)(void *context, struct watch *watch);
+	/* The reply (a new reference); timed_out: the wait ended without the
+	 * watch firing (its timeout, or shutdown). */
+	json_t *(*reply)(void *context, bool timed_out);
+	/* The waiter is done with context. */
+	void (*release)(void *context);
 };
 
 /* At most max waiters at once (beyond: WEFT_EBUSY). Main thread. */
@@ -46,6 +69,15 @@ int waiters_start(struct waiters *waiters, struct server_request *request, uid_t
                   enum waiter_kind kind,
                   struct job *const *list, size_t count, enum request_return_when when,
                   double timeout, struct problem *problem);
+
+/*
+ * Starts a long poll on a source: like waiters_start, counted the same way.
+ * On WEFT_OK the waiter takes context (source->release frees it) and the
+ * request. On an error nothing is taken. source: static. Any thread.
+ */
+int waiters_start_source(struct waiters *waiters, struct server_request *request, uid_t uid,
+                         const struct waiter_source *source, void *context, double timeout,
+                         struct problem *problem);
 
 /* The client on this connection is gone: its waiters end without a reply.
  * Any thread but nng's pipe-notify callbacks (it re-arms nng contexts). */

@@ -183,6 +183,10 @@ int weft_job_spec_set_deadline(weft_job_spec *spec, double unix_time);
 /* Higher runs first among jobs queued for the same slots (-1000 to 1000;
  * default 0). WEFT_EINVAL out of range. */
 int weft_job_spec_set_priority(weft_job_spec *spec, int priority);
+/* A generator's buffer: how many unread items the job may yield ahead of its
+ * reader before it is paused (1 to 1000000; 0: no count limit, only weftd's
+ * byte budget). */
+int weft_job_spec_set_buffer(weft_job_spec *spec, unsigned items);
 /* The named queue the job runs in (copied; NULL: none). It must exist in the
  * daemon (weft_queue_set), or the submit fails with WEFT_EBADFIELD. */
 int weft_job_spec_set_queue(weft_job_spec *spec, const char *queue);

@@ -36,7 +36,9 @@ extern "C" {
 	XX(EINVAL, "invalid_argument", "invalid argument")                                 \
 	XX(EINTERNAL, "internal", "internal error")                                        \
 	XX(ECANCELED, "cancelled", "the task was cancelled")                               \
-	XX(EJOURNALFULL, "journal_full", "the journal cannot be written (disk full); nothing was accepted")
+	XX(EJOURNALFULL, "journal_full", "the journal cannot be written (disk full); nothing was accepted") \
+	XX(ECURSOREXPIRED, "cursor_expired", "the cursor is older than the oldest event held, or from another run of weftd") \
+	XX(EITEMGONE, "item_gone", "the item was read and dropped (reading item k drops the items before it)")
 
 #define WEFT_ERROR_ENUM_(name, code, message) WEFT_##name,
 /* Error codes. WEFT_OK is 0; every other value is positive. */

@@ -26,6 +26,21 @@ extern "C" {
  */
 int weft_await_job(uint64_t id, double timeout_seconds, json_t **outcome);
 
+/*
+ * Yields one item of the current job's stream (a generator: clients read the
+ * items with `next` while the job runs; PROTOCOL.md). item is stolen, even on
+ * failure. Called from the body of a task job (executor "task") or from a
+ * thread function on its pool thread. Blocks while the job is as far ahead of
+ * its reader as its `buffer` or the per-job byte budget allows
+ * (backpressure): a task suspends (its worker runs other tasks), a pool
+ * thread waits. Returns WEFT_OK; WEFT_ECANCELED (the job was cancelled or
+ * timed out, or the task was cancelled, while it waited); WEFT_ETOOLARGE
+ * (larger than --max-item-bytes); WEFT_EBUSY (the owner's
+ * --max-item-bytes-per-user is used up by unread items); WEFT_EINVAL outside
+ * a job. (weft_yield in task.h is another thing: it lets other tasks run.)
+ */
+int weft_yield_item(json_t *item);
+
 #ifdef __cplusplus
 }
 #endif

@@ -58,6 +58,9 @@ typedef struct weft_spawn_options {
 	const char *name;          /* borrowed; must outlive the task (a string literal is best) */
 	weft_task_done_fn on_done; /* NULL: none */
 	void *on_done_argument;
+	/* What the spawner attaches to the task (weft_task_local); the runtime never reads it.
+	 * weftd's executors attach the job the task runs for. NULL: none. Not inherited. */
+	void *local;
 } weft_spawn_options;
 
 /*
@@ -128,6 +131,9 @@ const char *weft_task_name(const weft_task *task);
 /* Reference counting of handles. Any thread. */
 weft_task *weft_task_retain(weft_task *task);
 void weft_task_release(weft_task *task);
+
+/* The current task's weft_spawn_options.local, or NULL (outside tasks, or none). Task only. */
+void *weft_task_local(void);
 
 /* The running task, borrowed, or NULL outside tasks. */
 weft_task *weft_task_current(void);

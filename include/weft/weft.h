@@ -6,5 +6,6 @@
 #include "weft/error.h"
 #include "weft/client.h"
 #include "weft/async.h"
+#include "weft/stream.h"
 
 #endif

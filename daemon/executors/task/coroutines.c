@@ -146,6 +146,7 @@ static void start_task(struct job_attempt *attempt, struct coroutine_run *run,
 		.name = job->function->name,
 		.on_done = task_done,
 		.on_done_argument = run,
+		.local = job, /* weft_yield_item's job; the run's attempt holds it */
 	};
 	/* The task may finish on another worker before this returns; its end is
 	 * posted to this worker, so it is handled after this function. */
@@ -276,6 +277,79 @@ static void await_start(struct job_attempt *attempt)
 {
 	start_task(attempt, memory_zalloc(sizeof(struct coroutine_run)), inject_await);
 }
+
+/* ---- count: the built-in generator ---- */
+
+static const struct function_argument count_arguments[] = {
+	{"to", "integer from 0 to 1000000000 (required): yields 1, 2, ... to"},
+	{"interval", "number of seconds from 0 to 3600 (optional): the pause before each item "
+	             "after the first; 0 by default"},
+	{NULL, NULL},
+};
+
+#define COUNT_MAX 1000000000
+/* A count without pauses lets the worker's other tasks run this often. */
+#define COUNT_TURN 64
+
+static int count_check(const struct function *function, const json_t *args,
+                       struct problem *problem)
+{
+	int rv = functions_check_known_arguments(function, args, problem);
+	if (rv != WEFT_OK)
+		return rv;
+	json_t *to = json_object_get(args, "to");
+	if (!json_is_integer(to) || json_integer_value(to) < 0 || json_integer_value(to) > COUNT_MAX)
+		return problem_set(problem, WEFT_EBADARGS, "args.to",
+		                   "count needs 'to', an integer from 0 to %d", COUNT_MAX);
+	json_t *interval = json_object_get(args, "interval");
+	if (interval != NULL && (!json_is_number(interval) || json_number_value(interval) < 0 ||
+	                         json_number_value(interval) > 3600))
+		return problem_set(problem, WEFT_EBADARGS, "args.interval",
+		                   "'interval' must be a number of seconds from 0 to 3600");
+	return WEFT_OK;
+}
+
+/* Task body: argument is the job (borrowed: the run holds a reference). */
+static int count_body(void *argument)
+{
+	struct job *self = argument;
+	json_int_t to = json_integer_value(json_object_get(self->args, "to"));
+	json_t *interval_value = json_object_get(self->args, "interval");
+	double interval = interval_value != NULL ? json_number_value(interval_value) : 0;
+	for (json_int_t i = 1; i <= to; i++) {
+		int rv;
+		if (i > 1 && interval > 0)
+			rv = weft_sleep(interval);
+		else
+			rv = i % COUNT_TURN == 0 ? weft_yield() : WEFT_OK;
+		if (rv != WEFT_OK || (rv = weft_yield_item(json_integer(i))) != WEFT_OK)
+			return rv;
+	}
+	return weft_return_json(json_integer(to));
+}
+
+static int inject_count(struct job *job, struct coroutine_run *run,
+                        const weft_spawn_options *options)
+{
+	return runtime_inject(workers_runtime(runner_workers()), count_body, job, options,
+	                      &run->task);
+}
+
+static void count_start(struct job_attempt *attempt)
+{
+	start_task(attempt, memory_zalloc(sizeof(struct coroutine_run)), inject_count);
+}
+
+const struct function coroutines_count_function = {
+	.name = "count",
+	.executor = FUNCTION_TASK,
+	.summary = "a generator: yields 1, 2, ... 'to' as items (read them with next), "
+	           "'interval' seconds apart; returns 'to'",
+	.arguments = count_arguments,
+	.check = count_check,
+	.start = count_start,
+	.stop = coroutine_stop,
+};
 
 const struct function coroutines_await_function = {
 	.name = "await",

@@ -9,6 +9,7 @@ struct function;
 
 extern const struct function coroutines_sleep_function;
 extern const struct function coroutines_await_function;
+extern const struct function coroutines_count_function;
 extern const struct function coroutines_spawn_tree_function;
 
 #endif

@@ -12,6 +12,9 @@
  */
 #include "daemon/executors/thread/blocking.h"
 
+#include "daemon/core/generator.h"
+#include "weft/jobs.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -284,6 +287,50 @@ int blocking_sleep_run(const json_t *args, const struct blocking_owner *owner,
 	return blocking_succeed(outcome, json_null());
 }
 
+/* ---- count.blocking ---------------------------------------------------- */
+
+static const struct blocking_argument blocking_count_arguments[] = {
+	{"to", "integer from 0 to 1000000000 (required): yields 1, 2, ... to from a pool thread"},
+	{NULL, NULL},
+};
+
+static const struct blocking_signature blocking_count_signature = {"count.blocking",
+								   blocking_count_arguments};
+
+int blocking_count_check(const json_t *args, char *message, size_t size, const char **field)
+{
+	const struct blocking_signature *function = &blocking_count_signature;
+	int rv;
+
+	if ((rv = blocking_check_names(function, args, message, size, field)) != WEFT_OK)
+		return rv;
+	json_t *to = args != NULL ? json_object_get(args, "to") : NULL;
+	if (!json_is_integer(to) || json_integer_value(to) < 0 ||
+	    json_integer_value(to) > 1000000000)
+		return blocking_bad(message, size, field, "to",
+				    "%s: 'to' must be an integer from 0 to 1000000000",
+				    function->name);
+	return WEFT_OK;
+}
+
+int blocking_count_run(const json_t *args, const struct blocking_owner *owner,
+		       const struct threadpool_work *work, struct blocking_outcome *outcome)
+{
+	(void)owner;
+	(void)work;
+	json_int_t to = json_integer_value(json_object_get(args, "to"));
+	/* A full stream blocks this pool thread in weft_yield_item until the
+	 * reader takes items or the job ends (then the yield fails). */
+	for (json_int_t i = 1; i <= to; i++) {
+		int rv = weft_yield_item(json_integer(i));
+		if (rv != WEFT_OK)
+			return blocking_fail(outcome, rv, rv == WEFT_ECANCELED ? "Cancelled" : "ItemError",
+			                     "count.blocking could not yield item %lld: %s",
+			                     (long long)i, weft_strerror(rv));
+	}
+	return blocking_succeed(outcome, json_integer(to));
+}
+
 /* ---- file.sha256 ------------------------------------------------------- */
 
 static const struct blocking_argument blocking_file_sha256_arguments[] = {
@@ -509,6 +556,8 @@ const struct blocking_function blocking_functions[] = {
 	{"sleep.blocking",
 	 "blocks a pool thread for a number of seconds (time.sleep in an executor)",
 	 blocking_sleep_arguments, blocking_sleep_check, blocking_sleep_run},
+	{"count.blocking", "a generator on a pool thread: yields 1, 2, ... 'to' (read them with next)",
+	 blocking_count_arguments, blocking_count_check, blocking_count_run},
 	{"file.sha256", "SHA-256 digest and size of a file, read in chunks on a pool thread",
 	 blocking_file_sha256_arguments, blocking_file_sha256_check, blocking_file_sha256_run},
 	{"dns.resolve", "resolves a host name to addresses with getaddrinfo on a pool thread",
@@ -552,7 +601,9 @@ static void blocking_call_run(struct threadpool_work *work)
 {
 	struct blocking_call *call = blocking_call_from_work(work);
 
+	generator_enter(call->owner != NULL ? call->owner->job : NULL);
 	call->rv = call->function->run(call->args, call->owner, work, &call->outcome);
+	generator_enter(NULL);
 }
 
 void blocking_call_init(struct blocking_call *call, const struct blocking_function *function,

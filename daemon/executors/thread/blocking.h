@@ -60,9 +60,13 @@ typedef int blocking_check_fn(const json_t *args, char *message, size_t size, co
  * or WEFT_EINVAL with *error (ENODEV: not a regular file). weftd passes the
  * job's principal; a call without an owner may open nothing.
  */
+struct job;
+
 struct blocking_owner {
 	int (*open_regular)(const void *owner, const char *path, int *fd, int *error);
 	const void *owner; /* borrowed: outlives the call */
+	struct job *job;   /* the job the call runs for (borrowed, outlives it), or NULL:
+	                      weft_yield_item yields its items */
 };
 
 /*
@@ -140,6 +144,8 @@ struct blocking_call *blocking_call_from_work(struct threadpool_work *work);
 /* The halves, also reachable through the table. */
 blocking_check_fn blocking_sleep_check;
 blocking_run_fn blocking_sleep_run;
+blocking_check_fn blocking_count_check;
+blocking_run_fn blocking_count_run;
 blocking_check_fn blocking_file_sha256_check;
 blocking_run_fn blocking_file_sha256_run;
 blocking_check_fn blocking_dns_resolve_check;

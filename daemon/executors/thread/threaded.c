@@ -127,6 +127,7 @@ static void threaded_start(struct job_attempt *attempt)
 	threaded->attempt = attempt;
 	threaded->owner.open_regular = open_as_owner;
 	threaded->owner.owner = job->owner;
+	threaded->owner.job = job; /* the attempt's reference keeps it */
 	blocking_call_init(&threaded->call, job->function->implementation, job->args,
 	                   &threaded->owner, on_done);
 	/* Pool threads take turns between users (threadpool.h). */

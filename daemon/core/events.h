@@ -1,0 +1,85 @@
+/*
+ * events: the feed of job state changes and queue changes (the `events` op,
+ * PROTOCOL.md), one bounded ring for the whole daemon. Readers pull with a
+ * cursor; a slow reader costs nothing, and one whose cursor fell off the ring
+ * is told so (cursor_expired) rather than missing events silently. A cursor
+ * is "EPOCH:SEQ": the epoch changes at every start of weftd, so a reader
+ * whose cursor is from another run resyncs too.
+ *
+ * What a reader sees: job events of the jobs it may act on (principal.h:
+ * its own; root and --admin-group members all), and every queue change
+ * (queues are listed to everyone).
+ *
+ * Threads: any thread. One mutex guards the ring and the watches; it is
+ * held to append or copy entries out, and no callback runs while it is held.
+ */
+#ifndef EVENTS_H
+#define EVENTS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct jobs;
+struct problem;
+struct watch;
+
+/* Makes the ring (at most max_entries entries and max_bytes bytes, the
+ * oldest dropped first) and hears of every job change in `jobs` through its
+ * observer. Main thread, before requests. */
+void events_init(struct jobs *jobs, size_t max_entries, size_t max_bytes);
+/* Main thread, at exit, when nobody uses it any more. */
+void events_fini(void);
+
+/* A named queue changed: change is "set", "pause" or "resume"; max the
+ * queue's limit (set only). Any thread. */
+void events_queue(const char *name, const char *change, long max);
+
+/* What a reader asks for. Borrowed by the reading calls and by a watch
+ * (watch->data) for as long as it is registered. */
+struct events_filter {
+	uid_t viewer;          /* whose jobs the reader may see */
+	bool all;              /* root or an admin: every job */
+	const uint64_t *ids;   /* only these jobs (and no queue events), in increasing order; NULL: any */
+	size_t id_count;
+	const char *function;  /* only jobs of this function; NULL: any */
+	int type;              /* 0 any, 1 job events only, 2 queue events only */
+};
+
+/* Parses a cursor ("EPOCH:SEQ"). Returns 0, or -1 when text is not one. */
+int events_parse_cursor(const char *text, uint64_t *epoch, uint64_t *seq);
+
+/* The cursor of seq in this run, into text (at least EVENTS_CURSOR_SIZE bytes). */
+#define EVENTS_CURSOR_SIZE 48
+void events_cursor(uint64_t seq, char *text);
+
+/*
+ * Reads up to limit events after `seq` (0: from the oldest held) that the
+ * filter keeps: *out a new array reference, *last the seq to read after next
+ * time (how far this read looked). Returns WEFT_OK; WEFT_ECURSOREXPIRED when
+ * epoch is not this run's or events after seq were dropped (the problem's
+ * message names the oldest cursor, and *last is the seq before the oldest);
+ * WEFT_EBADFIELD when seq is past the newest event.
+ */
+int events_read(uint64_t epoch, uint64_t seq, const struct events_filter *filter, size_t limit,
+                json_t **out, uint64_t *last, struct problem *problem);
+
+/* Registers watch (key: the seq read up to; data: the filter) to be notified
+ * at the first event after key that the filter keeps. Returns false, not
+ * registering, when one is there already. */
+bool events_watch(struct watch *watch);
+/* true when removed before it was notified. */
+bool events_unwatch(struct watch *watch);
+
+struct events_stats {
+	uint64_t appended; /* every event since start */
+	uint64_t held;
+	uint64_t bytes;
+	uint64_t dropped;  /* pushed out by the bounds */
+	uint64_t epoch;
+};
+void events_stats(struct events_stats *stats);
+
+#endif
