@@ -764,6 +764,95 @@ START_TEST(test_jobs_get_no_notify_socket_or_watchdog)
 }
 END_TEST
 
+/* ------------------------------------------------------ big environments */
+
+#define BIG_ENV_COUNT 80000
+
+static json_t *big_environment(size_t count)
+{
+	json_t *env = json_object();
+	char key[32];
+	for (size_t i = 0; i < count; i++) {
+		snprintf(key, sizeof(key), "V%zu", i);
+		json_object_set_new(env, key, json_string("x"));
+	}
+	return env;
+}
+
+static double time_of(const json_t *job, const char *name)
+{
+	const json_t *value = json_object_get(job, name);
+	ck_assert_msg(json_is_number(value), "job has no %s time", name);
+	return json_number_value(value);
+}
+
+/*
+ * Two jobs of 80,000 variables each, accepted before a `sleep 0` job from
+ * another connection: the small job is not held up behind them. Measured by
+ * the small job's own times (created to finished); with a merge that compared
+ * each variable with all the others it took seconds.
+ */
+START_TEST(test_80000_variables_do_not_delay_another_job)
+{
+	const char *const options[] = {"--workers", "2", "--procs", "4", "--max-message", "8388608",
+	                               NULL};
+	restart_with(options);
+	weft_client *other = NULL;
+	ck_assert_int_eq(weft_connect(weftd.url, &other), WEFT_OK);
+	uint64_t big[2];
+	for (int i = 0; i < 2; i++) {
+		json_t *request = json_pack("{s:s, s:s, s:{s:s, s:o}}", "op", "submit", "fn", "exec",
+		                            "args", "shell", "env | wc -l", "env",
+		                            big_environment(BIG_ENV_COUNT));
+		json_t *reply = NULL;
+		ck_assert_int_eq(weft_request(other, request, EXEC_WAIT_SECONDS, &reply), WEFT_OK);
+		json_decref(request);
+		ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "big submit refused");
+		big[i] = (uint64_t)json_integer_value(json_object_get(reply, "id"));
+		json_decref(reply);
+	}
+	json_t *small = exec_job(json_pack("{s:[s,s]}", "argv", "sleep", "0"), 0);
+	ck_assert_str_eq(state_of(small), "done");
+	uint64_t small_id = (uint64_t)json_integer_value(json_object_get(small, "id"));
+	json_decref(small);
+	json_t *job = NULL;
+	ck_assert_int_eq(weft_status(client, small_id, &job), WEFT_OK);
+	double took = time_of(job, "finished") - time_of(job, "created");
+	json_decref(job);
+	ck_assert_msg(took < 0.5, "sleep 0 took %.3f s from submit to end beside 80,000-variable jobs",
+	              took);
+	for (int i = 0; i < 2; i++) {
+		wait_for_state(big[i], WEFT_STATE_DONE);
+		json_t *reply = request_ok(json_pack("{s:s, s:I}", "op", "result", "id",
+		                                     (json_int_t)big[i]),
+		                           EXEC_WAIT_SECONDS);
+		long lines = strtol(stdout_of(reply), NULL, 10);
+		ck_assert_msg(lines >= BIG_ENV_COUNT, "the job saw %ld variables", lines);
+		json_decref(reply);
+	}
+	weft_close(other);
+}
+END_TEST
+
+START_TEST(test_environment_past_the_kernel_limit_is_refused)
+{
+	/* 200,000 variables of ~16 bytes with their pointers: past 2 MiB. */
+	const char *const options[] = {"--max-message", "8388608", NULL};
+	restart_with(options);
+	json_t *request = json_pack("{s:s, s:s, s:{s:[s], s:o}}", "op", "submit", "fn", "exec", "args",
+	                            "argv", "true", "env", big_environment(200000));
+	json_t *reply = NULL;
+	ck_assert_int_eq(weft_request(client, request, EXEC_WAIT_SECONDS, &reply), WEFT_OK);
+	json_decref(request);
+	ck_assert(json_is_false(json_object_get(reply, "ok")));
+	const json_t *error = json_object_get(reply, "error");
+	ck_assert_str_eq(json_string_value(json_object_get(error, "code")), "bad_arguments");
+	ck_assert_msg(strstr(json_string_value(json_object_get(error, "message")), "at most") != NULL,
+	              "message: %s", json_string_value(json_object_get(error, "message")));
+	json_decref(reply);
+}
+END_TEST
+
 static Suite *exec_suite(void)
 {
 	Suite *suite = suite_create("exec");
@@ -807,6 +896,8 @@ static Suite *exec_suite(void)
 	tcase_set_timeout(resources, 30);
 	tcase_add_test(resources, test_no_more_than_procs_jobs_run_at_once);
 	tcase_add_test(resources, test_a_thousand_jobs_leave_no_zombie_and_no_descriptor);
+	tcase_add_test(resources, test_80000_variables_do_not_delay_another_job);
+	tcase_add_test(resources, test_environment_past_the_kernel_limit_is_refused);
 	suite_add_tcase(suite, resources);
 
 	TCase *identity = tcase_create("identity");

@@ -29,7 +29,9 @@
  *
  * Strings may not contain NUL bytes (JSON allows "\u0000"; execve does not).
  * env keys may not be empty, contain '=', or be NOTIFY_SOCKET or WATCHDOG_*:
- * those belong to the service manager and never reach jobs.
+ * those belong to the service manager and never reach jobs. Each argv or env
+ * string is at most EXECARGS_MAX_STRING bytes and all of them, counted as the
+ * kernel counts them (a pointer each), at most EXECARGS_MAX_ARG_BYTES.
  */
 #ifndef EXECARGS_H
 #define EXECARGS_H
@@ -62,6 +64,10 @@
 #define EXECARGS_DEFAULT_KILL_AFTER 5.0
 /* kill_after above this is refused: a day is longer than any sane grace. */
 #define EXECARGS_MAX_KILL_AFTER 86400.0
+/* Linux's execve limits with the default 8 MiB stack: MAX_ARG_STRLEN per
+ * string, and a quarter of the stack for argv and env with their pointers. */
+#define EXECARGS_MAX_STRING 131072
+#define EXECARGS_MAX_ARG_BYTES (2 * 1024 * 1024)
 /* Room for every entry of EXECARGS_LIMIT_MAP. */
 #define EXECARGS_MAX_LIMITS 16
 
