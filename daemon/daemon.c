@@ -92,6 +92,7 @@ struct main_loop {
 	struct weftd *daemon;
 	struct event_base *base;
 	struct event *housekeeping;
+	uint64_t released_at_submitted; /* jobs submitted when memory was last released */
 	struct event *shutdown_poll;
 	struct event *signal_pipe;
 	double grace_deadline; /* monotonic; 0 while running */
@@ -411,6 +412,23 @@ static int service_ready(struct main_loop *loop)
 	return 0;
 }
 
+/*
+ * After a burst the allocator keeps the freed pages: once nothing is left to
+ * run and jobs were dropped (or submitted) since the last time, give them
+ * back. At most once a housekeeping tick, and only while idle, so the purge's
+ * cost never meets a busy daemon. Main thread.
+ */
+static void release_memory(struct main_loop *loop, size_t dropped)
+{
+	struct jobs_counts counts;
+	jobs_counts(loop->daemon->jobs, &counts);
+	bool changed = dropped > 0 || counts.submitted != loop->released_at_submitted;
+	if (!changed || jobs_unfinished(loop->daemon->jobs) > 0)
+		return;
+	loop->released_at_submitted = counts.submitted;
+	memory_release();
+}
+
 static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 {
 	(void)fd;
@@ -420,6 +438,7 @@ static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 	size_t dropped = jobs_expire(daemon->jobs, now_wall());
 	if (dropped > 0)
 		log_debug("dropped %zu expired jobs", dropped);
+	release_memory(loop, dropped);
 	double now = now_monotonic();
 	check_guard(loop, now);
 	atomic_store_explicit(&daemon->retention_last_us, (int_least64_t)(now * 1e6),
@@ -704,6 +723,8 @@ int daemon_run(const struct options *options)
 	else
 		log_warn("%s", containment);
 	daemon.jobs = jobs_new(options->retain, options->retain_max);
+	jobs_set_max_bytes(daemon.jobs, options->max_bytes);
+	quota_set_limit(QUOTA_BYTES, options->max_bytes_per_user);
 	int rv = executors_init(options);
 	if (rv != 0) {
 		log_error("cannot set up the executors: %s", weft_strerror(rv));

@@ -147,6 +147,46 @@ static int admit_user(const struct principal *caller, size_t count, struct probl
 	return quota_take(QUOTA_PENDING, caller->uid, count, problem);
 }
 
+/*
+ * The byte budgets (--max-bytes, --max-bytes-per-user): measures each job's
+ * args and labels into *bytes (a new array, one per job; the caller frees
+ * it) and reserves their sum, *total, of the caller's QUOTA_BYTES; the
+ * caller gives the reservation back once jobs_add_bytes has charged the
+ * jobs. Finished results give way to new jobs (jobs.h), so only unfinished
+ * jobs count against the daemon-wide budget here.
+ */
+static int admit_bytes(struct weftd *daemon, const struct principal *caller,
+                       const struct request *request, uint64_t **bytes, uint64_t *total,
+                       struct problem *problem)
+{
+	uint64_t *each = memory_alloc(request->job_count * sizeof(*each));
+	uint64_t sum = 0;
+	for (size_t i = 0; i < request->job_count; i++) {
+		each[i] = jobs_json_bytes(request->jobs[i].args) +
+		          jobs_json_bytes(request->jobs[i].labels);
+		sum += each[i];
+	}
+	uint64_t held = jobs_unfinished_bytes(daemon->jobs);
+	if (held + sum > daemon->options.max_bytes) {
+		free(each);
+		return problem_set(problem, WEFT_EBUSY, NULL,
+		                   "weftd holds %llu bytes of unfinished jobs' arguments and takes at "
+		                   "most %llu (--max-bytes); these jobs need %llu more: submit again "
+		                   "when some have finished, or send smaller arguments",
+		                   (unsigned long long)held,
+		                   (unsigned long long)daemon->options.max_bytes,
+		                   (unsigned long long)sum);
+	}
+	int rv = quota_take(QUOTA_BYTES, caller->uid, sum, problem);
+	if (rv != WEFT_OK) {
+		free(each);
+		return rv;
+	}
+	*bytes = each;
+	*total = sum;
+	return WEFT_OK;
+}
+
 /* A submit (or future.new) waiting for its journal commit (journal.h). */
 struct accepted {
 	struct weftd *daemon;
@@ -258,7 +298,15 @@ static void op_submit(struct weftd *daemon, struct server_request *slot,
 			return;
 		}
 	}
+	uint64_t *bytes = NULL;
+	uint64_t total_bytes = 0;
+	if (admit_bytes(daemon, caller, request, &bytes, &total_bytes, problem) != WEFT_OK) {
+		reply_problem(slot, problem);
+		return;
+	}
 	if (admit_user(caller, request->job_count, problem) != WEFT_OK) {
+		quota_give(QUOTA_BYTES, caller->uid, total_bytes);
+		free(bytes);
 		reply_problem(slot, problem);
 		return;
 	}
@@ -279,8 +327,11 @@ static void op_submit(struct weftd *daemon, struct server_request *slot,
 		                                spec->timeout, caller, spec->schedule);
 		spec->args = spec->labels = NULL; /* taken by the job */
 		spec->schedule = NULL;
+		jobs_add_bytes(daemon->jobs, accepted->jobs[i], bytes[i]);
 	}
 	quota_give(QUOTA_PENDING, caller->uid, request->job_count); /* counted by jobs_create now */
+	quota_give(QUOTA_BYTES, caller->uid, total_bytes);          /* and by jobs_add_bytes */
+	free(bytes);
 	journal_accept(accepted->jobs, accepted->count, submit_committed, accepted);
 }
 
@@ -442,6 +493,27 @@ static long resident_kilobytes(void)
 	return pages_resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* stats.memory: what the process holds (resident), what the allocator has
+ * handed out (allocated) and keeps mapped (allocator_resident), and what the
+ * byte budget counts (jobs_bytes). */
+static json_t *memory_stats(const struct jobs_counts *counts)
+{
+	struct memory_usage usage;
+	memory_usage(&usage);
+	json_t *memory = json_pack("{s:I, s:I, s:I, s:I, s:I}", "rss_kb",
+	                           (json_int_t)resident_kilobytes(), "jobs_bytes",
+	                           (json_int_t)counts->bytes, "retained_bytes",
+	                           (json_int_t)counts->retained_bytes, "max_bytes",
+	                           (json_int_t)counts->max_bytes, "purges",
+	                           (json_int_t)usage.purges);
+	if (usage.known) {
+		json_object_set_new(memory, "allocated", json_integer((json_int_t)usage.allocated));
+		json_object_set_new(memory, "allocator_resident",
+		                    json_integer((json_int_t)usage.resident));
+	}
+	return memory;
+}
+
 static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
                         const struct principal *caller)
 {
@@ -472,15 +544,18 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	/* The caller's own use of its quotas, and how many users hold any: a
 	 * stranger learns only the count. */
 	json_t *quotas = json_pack(
-		"{s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}}", "users", (json_int_t)quota_users(),
-		"limits", "pending", (json_int_t)quota_limit(QUOTA_PENDING), "waiters",
+		"{s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}}", "users",
+		(json_int_t)quota_users(), "limits", "pending",
+		(json_int_t)quota_limit(QUOTA_PENDING), "waiters",
 		(json_int_t)quota_limit(QUOTA_WAITERS), "connections",
-		(json_int_t)quota_limit(QUOTA_CONNECTIONS), "yours", "pending",
+		(json_int_t)quota_limit(QUOTA_CONNECTIONS), "bytes",
+		(json_int_t)quota_limit(QUOTA_BYTES), "yours", "pending",
 		(json_int_t)quota_held(QUOTA_PENDING, caller->uid), "waiters",
 		(json_int_t)quota_held(QUOTA_WAITERS, caller->uid), "connections",
-		(json_int_t)quota_held(QUOTA_CONNECTIONS, caller->uid));
+		(json_int_t)quota_held(QUOTA_CONNECTIONS, caller->uid), "bytes",
+		(json_int_t)quota_held(QUOTA_BYTES, caller->uid));
 	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i, s:i}, "
-	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}, s:o, s:o, s:o, s:o}",
+	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
 	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
 	                 "waiters", (json_int_t)waiters_count(daemon->waiters), "procs", "limit",
@@ -490,7 +565,7 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	                 (json_int_t)pool.busy, "queued", (json_int_t)pool.queued, "queued_users",
 	                 (json_int_t)pool.queued_keys, "held_by_cancelled",
 	                 (json_int_t)pool.held_by_cancelled,
-	                 "memory", "rss_kb", (json_int_t)resident_kilobytes(), "housekeeping",
+	                 "memory", memory_stats(&counts), "housekeeping",
 	                 weftd_housekeeping_stats(daemon, server_request_server(slot)),
 	                 "containment", cgroup_stats(), "quotas", quotas, "journal", journal_stats());
 }

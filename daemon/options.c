@@ -38,6 +38,12 @@ static const char usage[] =
 	"  --max-connections-per-user N\n"
 	"                       connections one user may hold open; more are closed at once\n"
 	"                       (default 1024)\n"
+	"  --max-bytes BYTES, --max-bytes-per-user BYTES\n"
+	"                       bytes of job arguments, results and output held (as compact\n"
+	"                       JSON), in all and per user; finished jobs are dropped oldest\n"
+	"                       first to stay within --max-bytes, and submits past either get\n"
+	"                       'busy' (defaults 2147483648 and, when weftd runs as root,\n"
+	"                       536870912; otherwise the daemon-wide limit)\n"
 	"  --procs N            exec jobs running at once; others wait queued (default: online CPUs)\n"
 	"  --queue NAME=MAX     a named queue running at most MAX of its jobs at once (repeatable)\n"
 	"  --output-max BYTES   stdout and stderr kept per exec job, each (default 1048576,\n"
@@ -115,6 +121,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	options->max_waiters = 100000;
 	options->max_pending = 1000000;
 	options->max_connections_per_user = 1024;
+	options->max_bytes = OPTIONS_DEFAULT_MAX_BYTES;
 	options->procs = cpus > 0 ? (unsigned)cpus : 1;
 	options->output_max = 1024 * 1024;
 	options->threads = 0; /* 2 x workers, decided after parsing */
@@ -123,7 +130,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
 	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_MAX_PENDING_PER_USER,
-	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
+	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	       OPT_CGROUP, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
@@ -138,6 +145,8 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"max-pending-per-user", required_argument, NULL, OPT_MAX_PENDING_PER_USER},
 		{"max-waiters-per-user", required_argument, NULL, OPT_MAX_WAITERS_PER_USER},
 		{"max-connections-per-user", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_USER},
+		{"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
+		{"max-bytes-per-user", required_argument, NULL, OPT_MAX_BYTES_PER_USER},
 		{"queue", required_argument, NULL, OPT_QUEUE},
 		{"procs", required_argument, NULL, OPT_PROCS},
 		{"output-max", required_argument, NULL, OPT_OUTPUT_MAX},
@@ -231,6 +240,15 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			  : option == OPT_MAX_WAITERS_PER_USER ? &options->max_waiters_per_user
 			                                       : &options->max_connections_per_user) =
 				(size_t)value;
+			break;
+		case OPT_MAX_BYTES:
+		case OPT_MAX_BYTES_PER_USER:
+			/* At least what one largest request can carry. */
+			if (parse_number(optarg, 65536, 1024.0 * 1024 * 1024 * 1024, &value) != 0 ||
+			    value != floor(value))
+				goto bad_value;
+			*(option == OPT_MAX_BYTES ? &options->max_bytes : &options->max_bytes_per_user) =
+				(uint64_t)value;
 			break;
 		case OPT_QUEUE: {
 			const char *equals = strchr(optarg, '=');
@@ -366,6 +384,11 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			shared && options->max_waiters > OPTIONS_DEFAULT_WAITERS_PER_USER
 				? OPTIONS_DEFAULT_WAITERS_PER_USER
 				: options->max_waiters;
+	if (options->max_bytes_per_user == 0)
+		options->max_bytes_per_user =
+			shared && options->max_bytes > OPTIONS_DEFAULT_BYTES_PER_USER
+				? OPTIONS_DEFAULT_BYTES_PER_USER
+				: options->max_bytes;
 	if (!state_dir_given && default_state_dir(options->state_dir, sizeof(options->state_dir)) != 0) {
 		snprintf(message, size, "no default --state-dir: HOME and XDG_STATE_HOME are unset; "
 		         "pass --state-dir DIR (or none)");
