@@ -449,6 +449,36 @@ static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 	beat(daemon);
 }
 
+/* What replay tells the jobs it ends Interrupted about their processes: the
+ * containment check at start (cgroup_init) has already killed what a
+ * previous weftd's jobs left in their cgroups; without cgroups nothing can
+ * be found. Main thread. */
+static void note_interrupted(void)
+{
+	char note[256];
+	json_t *containment = cgroup_stats();
+	if (!cgroup_enabled()) {
+		snprintf(note, sizeof(note),
+		         "without a cgroup per job (%s), processes it started in a session of their "
+		         "own may still run",
+		         json_string_value(json_object_get(containment, "reason")));
+	} else {
+		json_int_t processes =
+			json_integer_value(json_object_get(containment, "leftover_processes_killed"));
+		json_int_t groups = json_integer_value(json_object_get(containment, "leftover_jobs_killed"));
+		if (processes > 0 || groups > 0)
+			snprintf(note, sizeof(note),
+			         "at start weftd killed what running jobs had left in their cgroups (%lld "
+			         "processes in %lld cgroups)",
+			         (long long)processes, (long long)groups);
+		else
+			snprintf(note, sizeof(note), "no job had processes left running (their cgroups "
+			                             "were empty)");
+	}
+	json_decref(containment);
+	journal_set_interrupted_note(note);
+}
+
 /* Opens the journal and replays it, before anything listens (issue 12). */
 static int open_journal(struct weftd *daemon)
 {
@@ -458,6 +488,7 @@ static int open_journal(struct weftd *daemon)
 		         "restart");
 		return 0;
 	}
+	note_interrupted();
 	char message[1024];
 	if (journal_open(options->state_dir, (enum journal_sync)options->sync, message,
 	                 sizeof(message)) != WEFT_OK ||

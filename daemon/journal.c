@@ -908,6 +908,23 @@ static double column_time(sqlite3_stmt *statement, int column)
 	               : sqlite3_column_double(statement, column);
 }
 
+/* journal_set_interrupted_note's text; main thread, before replay. */
+static char interrupted_note[256];
+
+void journal_set_interrupted_note(const char *note)
+{
+	snprintf(interrupted_note, sizeof(interrupted_note), "%s", note);
+}
+
+/* The message of an interrupted job or attempt: a new reference. */
+static json_t *interrupted_error(void)
+{
+	char message[sizeof(interrupted_note) + 64];
+	snprintf(message, sizeof(message), "%s%s%s", INTERRUPTED_MESSAGE,
+	         interrupted_note[0] != '\0' ? "; " : "", interrupted_note);
+	return json_pack("{s:s, s:s}", "type", INTERRUPTED_TYPE, "message", message);
+}
+
 /* The last attempt, still open when weftd died, ends Interrupted. */
 static void close_interrupted_attempt(json_t *attempts, double now)
 {
@@ -916,8 +933,7 @@ static void close_interrupted_attempt(json_t *attempts, double now)
 	if (last == NULL || !json_is_null(json_object_get(last, "finished")))
 		return;
 	json_object_set_new(last, "finished", json_real(now));
-	json_object_set_new(last, "error", json_pack("{s:s, s:s}", "type", INTERRUPTED_TYPE,
-	                                             "message", INTERRUPTED_MESSAGE));
+	json_object_set_new(last, "error", interrupted_error());
 }
 
 static int replay_queues(char *message, size_t size)
@@ -1047,10 +1063,7 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 	for (size_t i = 0; i < unfinished_count; i++) {
 		struct job *job = unfinished[i];
 		if (rv == WEFT_OK && job->state == JOB_RUNNING) {
-			jobs_finish(jobs, job, JOB_FAILED, NULL,
-			            json_pack("{s:s, s:s}", "type", INTERRUPTED_TYPE, "message",
-			                      INTERRUPTED_MESSAGE),
-			            NULL, NULL);
+			jobs_finish(jobs, job, JOB_FAILED, NULL, interrupted_error(), NULL, NULL);
 			interrupted++;
 		} else if (rv == WEFT_OK) {
 			schedule_submit(job);
@@ -1062,9 +1075,10 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 		principal_unref(owners.owners[i]);
 	free(owners.owners);
 	if (rv == WEFT_OK)
-		log_info("journal %s: replayed %zu jobs (%zu unfinished, %zu interrupted) in %.3f s",
+		log_info("journal %s: replayed %zu jobs (%zu unfinished, %zu interrupted%s%s) in %.3f s",
 		         journal.path, restored, unfinished_count, interrupted,
-		         now_monotonic() - began);
+		         interrupted > 0 && interrupted_note[0] != '\0' ? ": " : "",
+		         interrupted > 0 ? interrupted_note : "", now_monotonic() - began);
 	return rv;
 }
 

@@ -268,10 +268,17 @@ START_TEST(a_restarted_weftd_kills_what_a_sigkilled_one_left)
 		return;
 	}
 	rmdir(cgroup); /* weftd makes it */
-	const char *const args[] = {"--cgroup", cgroup, NULL};
+	/* With a journal, so that the job is known after the restart. */
+	char state[64];
+	snprintf(state, sizeof(state), "/tmp/weft-state-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(state));
+	const char *const args[] = {"--cgroup", cgroup, "--state-dir", state, "--sync", "normal",
+	                            NULL};
 	fixture first;
 	fixture_start(&first, args);
-	json_decref(submit(first.url, &files, ""));
+	json_t *submitted = submit(first.url, &files, "");
+	json_int_t id = json_integer_value(json_object_get(submitted, "id"));
+	json_decref(submitted);
 	pid_t pids[PIDS];
 	wait_for_pids(&files, pids);
 	int exit_status;
@@ -286,7 +293,24 @@ START_TEST(a_restarted_weftd_kills_what_a_sigkilled_one_left)
 	json_t *containment = json_object_get(stats, "containment");
 	ck_assert_int_eq(json_integer_value(json_object_get(containment, "leftover_jobs_killed")), 1);
 	json_decref(stats);
+	/* Replay ended the job Interrupted, and its message says what became of
+	 * its processes. */
+	char request[96];
+	snprintf(request, sizeof(request), "{\"op\":\"status\",\"id\":%lld}", (long long)id);
+	json_t *reply = wire_call(second.url, request);
+	json_t *job = json_object_get(reply, "job");
+	ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "failed");
+	json_t *error = json_object_get(job, "error");
+	ck_assert_str_eq(json_string_value(json_object_get(error, "type")), "Interrupted");
+	const char *message = json_string_value(json_object_get(error, "message"));
+	ck_assert_msg(strstr(message, "killed what running jobs had left in their cgroups (1 "
+	                              "processes in 1 cgroups)") != NULL,
+	              "message: %s", message);
+	json_decref(reply);
 	fixture_stop(&second);
+	char command[96];
+	snprintf(command, sizeof(command), "rm -rf '%s'", state);
+	ck_assert_int_eq(system(command), 0);
 	ck_assert_msg(rmdir(cgroup) != 0 && errno == ENOENT, "weftd left %s behind", cgroup);
 	files_remove(&files);
 }
