@@ -159,7 +159,13 @@ static int admit_bytes(struct weftd *daemon, const struct principal *caller,
                        const struct request *request, uint64_t **bytes, uint64_t *total,
                        struct problem *problem)
 {
-	uint64_t *each = memory_alloc(request->job_count * sizeof(*each));
+	memory_refusable_begin();
+	uint64_t *each = memory_try_alloc(request->job_count * sizeof(*each));
+	(void)memory_refusable_end();
+	if (each == NULL)
+		return problem_set(problem, WEFT_ENOMEM, NULL,
+		                   "weftd is out of memory and accepted none of these jobs; submit "
+		                   "again later, or fewer at once");
 	uint64_t sum = 0;
 	for (size_t i = 0; i < request->job_count; i++) {
 		each[i] = jobs_json_bytes(request->jobs[i].args) +
@@ -310,10 +316,40 @@ static void op_submit(struct weftd *daemon, struct server_request *slot,
 		reply_problem(slot, problem);
 		return;
 	}
-	/* Every job was checked by the decoder, so from here on all are accepted;
-	 * they run, and the client hears of them, once the journal holds them. */
+	/* Every job was checked by the decoder, so from here on all are accepted
+	 * unless memory runs out (then none is: memory.h); they run, and the
+	 * client hears of them, once the journal holds them. */
+	memory_refusable_begin();
 	struct accepted *accepted =
-		memory_zalloc(sizeof(*accepted) + request->job_count * sizeof(struct job *));
+		memory_try_zalloc(sizeof(*accepted) + request->job_count * sizeof(struct job *));
+	size_t made = 0;
+	for (size_t i = 0; accepted != NULL && i < request->job_count; i++) {
+		struct jobspec *spec = &request->jobs[i];
+		accepted->jobs[i] = jobs_try_create(daemon->jobs, spec->function, spec->args,
+		                                    spec->labels, spec->timeout, caller, spec->schedule);
+		if (accepted->jobs[i] == NULL)
+			break;
+		spec->args = spec->labels = NULL; /* taken by the job */
+		spec->schedule = NULL;
+		jobs_add_bytes(daemon->jobs, accepted->jobs[i], bytes[i]);
+		made++;
+	}
+	(void)memory_refusable_end();
+	quota_give(QUOTA_PENDING, caller->uid, request->job_count); /* counted by jobs_create now */
+	quota_give(QUOTA_BYTES, caller->uid, total_bytes);          /* and by jobs_add_bytes */
+	free(bytes);
+	if (made < request->job_count) {
+		for (size_t i = 0; i < made; i++) {
+			jobs_discard(daemon->jobs, accepted->jobs[i]);
+			job_unref(accepted->jobs[i]);
+		}
+		free(accepted);
+		problem_set(problem, WEFT_ENOMEM, NULL,
+		            "weftd is out of memory and accepted none of these jobs; submit again "
+		            "later, or fewer at once");
+		reply_problem(slot, problem);
+		return;
+	}
 	accepted->daemon = daemon;
 	accepted->slot = slot;
 	accepted->caller = principal_ref(caller);
@@ -321,17 +357,6 @@ static void op_submit(struct weftd *daemon, struct server_request *slot,
 	accepted->has_wait = request->has_wait;
 	accepted->wait = request->wait;
 	accepted->count = request->job_count;
-	for (size_t i = 0; i < request->job_count; i++) {
-		struct jobspec *spec = &request->jobs[i];
-		accepted->jobs[i] = jobs_create(daemon->jobs, spec->function, spec->args, spec->labels,
-		                                spec->timeout, caller, spec->schedule);
-		spec->args = spec->labels = NULL; /* taken by the job */
-		spec->schedule = NULL;
-		jobs_add_bytes(daemon->jobs, accepted->jobs[i], bytes[i]);
-	}
-	quota_give(QUOTA_PENDING, caller->uid, request->job_count); /* counted by jobs_create now */
-	quota_give(QUOTA_BYTES, caller->uid, total_bytes);          /* and by jobs_add_bytes */
-	free(bytes);
 	journal_accept(accepted->jobs, accepted->count, submit_committed, accepted);
 }
 

@@ -19,6 +19,91 @@ static void out_of_memory(size_t size)
 	abort();
 }
 
+/* The thread's refusable regions (memory_refusable_begin) and whether an
+ * allocation failed in them. */
+static _Thread_local unsigned refusable_depth;
+static _Thread_local bool refusable_failed;
+/* memory_fail_nth's countdown: 0 is off. Relaxed: a test's knob; each
+ * allocation takes one step with a single RMW. */
+static atomic_ulong fail_countdown;
+
+void memory_refusable_begin(void)
+{
+	refusable_depth++;
+}
+
+bool memory_refusable_end(void)
+{
+	bool failed = refusable_failed;
+	if (refusable_depth > 0 && --refusable_depth == 0)
+		refusable_failed = false;
+	return failed;
+}
+
+unsigned memory_refusable_suspend(void)
+{
+	unsigned depth = refusable_depth;
+	refusable_depth = 0;
+	return depth;
+}
+
+void memory_refusable_resume(unsigned depth)
+{
+	refusable_depth = depth;
+}
+
+void memory_fail_nth(unsigned long nth)
+{
+	atomic_store_explicit(&fail_countdown, nth, memory_order_relaxed);
+}
+
+/* Whether a test asked this allocation to fail. */
+static bool injected_failure(void)
+{
+	unsigned long left = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+	while (left > 0) {
+		if (atomic_compare_exchange_weak_explicit(&fail_countdown, &left, left - 1,
+		                                          memory_order_relaxed,
+		                                          memory_order_relaxed))
+			return left == 1;
+	}
+	return false;
+}
+
+/* NULL inside a refusable region, abort outside: for a failed allocation. */
+static void *refuse_or_abort(size_t size)
+{
+	if (refusable_depth == 0)
+		out_of_memory(size);
+	refusable_failed = true;
+	return NULL;
+}
+
+void *memory_try_alloc(size_t size)
+{
+	if (refusable_depth > 0 && injected_failure())
+		return refuse_or_abort(size);
+	void *pointer = malloc(size != 0 ? size : 1);
+	return pointer != NULL ? pointer : refuse_or_abort(size);
+}
+
+void *memory_try_zalloc(size_t size)
+{
+	if (refusable_depth > 0 && injected_failure())
+		return refuse_or_abort(size);
+	void *pointer = calloc(1, size != 0 ? size : 1);
+	return pointer != NULL ? pointer : refuse_or_abort(size);
+}
+
+char *memory_try_strdup(const char *string)
+{
+	size_t size = strlen(string) + 1;
+	char *copy = memory_try_alloc(size);
+	if (copy != NULL)
+		memcpy(copy, string, size);
+	return copy;
+}
+
 void *memory_alloc(size_t size)
 {
 	void *pointer = malloc(size != 0 ? size : 1);
@@ -61,7 +146,7 @@ static atomic_uint_fast64_t purges;
 
 void memory_init(void)
 {
-	json_set_alloc_funcs(memory_alloc, free);
+	json_set_alloc_funcs(memory_try_alloc, free);
 	/* jemalloc keeps freed pages for its decay time and purges them only as
 	 * it allocates again, so an idle daemon stayed at its peak RSS (205 MB
 	 * after a burst); its background thread purges while weftd is idle. A

@@ -147,13 +147,17 @@ static size_t bucket_of(const struct shard *shard, uint64_t id)
 	return (size_t)(id / SHARD_COUNT) & (shard->bucket_count - 1);
 }
 
-/* Doubles the bucket array. Shard lock held. */
+/* Doubles the bucket array. Shard lock held. Out of memory in a refusable
+ * region (memory.h) it keeps the old one: longer chains, nothing lost. */
 static void shard_grow(struct shard *shard)
 {
 	size_t old_count = shard->bucket_count;
 	struct job **old = shard->buckets;
+	struct job **grown = memory_try_zalloc(old_count * 2 * sizeof(*shard->buckets));
+	if (grown == NULL)
+		return;
 	shard->bucket_count = old_count * 2;
-	shard->buckets = memory_zalloc(shard->bucket_count * sizeof(*shard->buckets));
+	shard->buckets = grown;
 	for (size_t b = 0; b < old_count; b++) {
 		struct job *job = old[b];
 		while (job != NULL) {
@@ -171,7 +175,20 @@ struct job *jobs_create(struct jobs *jobs, const struct function *function, json
                         json_t *labels, double timeout, struct principal *owner,
                         struct job_schedule *schedule)
 {
-	struct job *job = memory_zalloc(sizeof(*job));
+	/* Outside a refusable region jobs_try_create aborts rather than fail. */
+	unsigned refusable = memory_refusable_suspend();
+	struct job *job = jobs_try_create(jobs, function, args, labels, timeout, owner, schedule);
+	memory_refusable_resume(refusable);
+	return job;
+}
+
+struct job *jobs_try_create(struct jobs *jobs, const struct function *function, json_t *args,
+                            json_t *labels, double timeout, struct principal *owner,
+                            struct job_schedule *schedule)
+{
+	struct job *job = memory_try_zalloc(sizeof(*job));
+	if (job == NULL)
+		return NULL;
 	job->id = atomic_fetch_add_explicit(&jobs->next_id, 1, memory_order_relaxed);
 	job->function = function;
 	job->args = args;

@@ -246,6 +246,11 @@ void jobs_free(struct jobs *jobs);
 struct job *jobs_create(struct jobs *jobs, const struct function *function, json_t *args,
                         json_t *labels, double timeout, struct principal *owner,
                         struct job_schedule *schedule);
+/* jobs_create for a refusable region (memory.h): out of memory it returns
+ * NULL, and args, labels and schedule stay the caller's. */
+struct job *jobs_try_create(struct jobs *jobs, const struct function *function, json_t *args,
+                            json_t *labels, double timeout, struct principal *owner,
+                            struct job_schedule *schedule);
 
 /* The job with that id: a new reference, or NULL when it is unknown or expired. */
 struct job *jobs_find(struct jobs *jobs, uint64_t id);
