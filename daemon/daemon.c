@@ -93,6 +93,7 @@ struct main_loop {
 	struct event_base *base;
 	struct event *housekeeping;
 	uint64_t released_at_submitted; /* jobs submitted when memory was last released */
+	uint64_t released_at_idle_closed; /* idle connections closed by then */
 	struct event *shutdown_poll;
 	struct event *signal_pipe;
 	double grace_deadline; /* monotonic; 0 while running */
@@ -422,10 +423,16 @@ static void release_memory(struct main_loop *loop, size_t dropped)
 {
 	struct jobs_counts counts;
 	jobs_counts(loop->daemon->jobs, &counts);
-	bool changed = dropped > 0 || counts.submitted != loop->released_at_submitted;
+	/* Connections closed for idling may have held half-sent messages. */
+	struct server_guard_stats guard = {0};
+	if (loop->daemon->server != NULL)
+		server_guard_stats(loop->daemon->server, &guard);
+	bool changed = dropped > 0 || counts.submitted != loop->released_at_submitted ||
+	               guard.idle_closed != loop->released_at_idle_closed;
 	if (!changed || jobs_unfinished(loop->daemon->jobs) > 0)
 		return;
 	loop->released_at_submitted = counts.submitted;
+	loop->released_at_idle_closed = guard.idle_closed;
 	memory_release();
 }
 
@@ -811,6 +818,7 @@ int daemon_run(const struct options *options)
 		.tls_key = options->tls_key[0] != '\0' ? options->tls_key : NULL,
 		.tls_ca = options->tls_ca[0] != '\0' ? options->tls_ca : NULL,
 		.socket_group = socket_group,
+		.idle_timeout = options->idle_timeout,
 	};
 	char message[768];
 	rv = server_start(&config, &daemon.server, message, sizeof(message));

@@ -44,6 +44,10 @@ static const char usage[] =
 	"                       first to stay within --max-bytes, and submits past either get\n"
 	"                       'busy' (defaults 2147483648 and, when weftd runs as root,\n"
 	"                       536870912; otherwise the daemon-wide limit)\n"
+	"  --idle-timeout SECONDS\n"
+	"                       close a connection that has no request in flight and sent no\n"
+	"                       whole message for this long, so a message sent in part cannot\n"
+	"                       hold memory for ever; clients redial (default 60; 0: never)\n"
 	"  --procs N            exec jobs running at once; others wait queued (default: online CPUs)\n"
 	"  --queue NAME=MAX     a named queue running at most MAX of its jobs at once (repeatable)\n"
 	"  --output-max BYTES   stdout and stderr kept per exec job, each (default 1048576,\n"
@@ -122,6 +126,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	options->max_pending = 1000000;
 	options->max_connections_per_user = 1024;
 	options->max_bytes = OPTIONS_DEFAULT_MAX_BYTES;
+	options->idle_timeout = 60;
 	options->procs = cpus > 0 ? (unsigned)cpus : 1;
 	options->output_max = 1024 * 1024;
 	options->threads = 0; /* 2 x workers, decided after parsing */
@@ -130,7 +135,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
 	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_MAX_PENDING_PER_USER,
-	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
+	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_IDLE_TIMEOUT, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	       OPT_CGROUP, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
@@ -147,6 +152,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"max-connections-per-user", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_USER},
 		{"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
 		{"max-bytes-per-user", required_argument, NULL, OPT_MAX_BYTES_PER_USER},
+		{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 		{"queue", required_argument, NULL, OPT_QUEUE},
 		{"procs", required_argument, NULL, OPT_PROCS},
 		{"output-max", required_argument, NULL, OPT_OUTPUT_MAX},
@@ -249,6 +255,11 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 				goto bad_value;
 			*(option == OPT_MAX_BYTES ? &options->max_bytes : &options->max_bytes_per_user) =
 				(uint64_t)value;
+			break;
+		case OPT_IDLE_TIMEOUT:
+			if (parse_number(optarg, 0, 86400, &value) != 0)
+				goto bad_value;
+			options->idle_timeout = value;
 			break;
 		case OPT_QUEUE: {
 			const char *equals = strchr(optarg, '=');

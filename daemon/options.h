@@ -34,6 +34,7 @@ struct options {
 	 * all and per user; beyond them submits get `busy`. */
 	uint64_t max_bytes;
 	uint64_t max_bytes_per_user;
+	double idle_timeout;  /* --idle-timeout: seconds; 0: connections never idle out */
 	char queues[OPTIONS_MAX_LISTEN][80]; /* NAME=MAX, made at start-up */
 	size_t queue_count;
 	unsigned procs;       /* exec jobs running at once */
