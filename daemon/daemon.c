@@ -723,6 +723,8 @@ int daemon_run(const struct options *options)
 	the_daemon = &daemon;
 	memory_init();
 	log_set_level(options->log_level);
+	/* Under systemd, priorities for journald instead of our own timestamps. */
+	(void)log_detect_journal();
 	/* First: it changes the environment, which no other thread may read meanwhile. */
 	char notify_message[256];
 	if (notify_init(notify_message, sizeof(notify_message)) != WEFT_OK) {

@@ -57,6 +57,7 @@
 #include "daemon/core/principal.h"
 #include "daemon/core/queues.h"
 #include "daemon/sched/runner.h"
+#include "daemon/notify.h"
 #include "daemon/sched/schedule.h"
 #include "daemon/server/server.h"
 #include "proto/proto.h"
@@ -66,6 +67,9 @@
 #define SCHEMA_VERSION 1
 #define RESERVE_IDS 16384
 #define RETRY_SECONDS 1.0
+/* What each EXTEND_TIMEOUT_USEC asks for during replay: 30 s, far more than
+ * the second between two of them. */
+#define JOURNAL_EXTEND_USEC 30000000ULL
 #define INTERRUPTED_TYPE "Interrupted"
 #define INTERRUPTED_MESSAGE "weftd stopped while the job ran"
 
@@ -957,6 +961,18 @@ static int replay_queues(char *message, size_t size)
 	return rc == SQLITE_DONE ? WEFT_OK : refuse(message, size, "its queues are damaged");
 }
 
+/* Under systemd (notify.h): more time to start (systemd >= 236 adds this
+ * much from now; older ones ignore it), and what is going on, for
+ * `systemctl status`. Main thread. */
+static void extend_start_timeout(size_t restored)
+{
+	char text[160];
+	snprintf(text, sizeof(text),
+	         "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=replaying the journal: %zu jobs so far",
+	         (unsigned long long)JOURNAL_EXTEND_USEC, restored);
+	(void)notify_send(text);
+}
+
 int journal_replay(struct jobs *jobs, char *message, size_t size)
 {
 	if (!journal_enabled())
@@ -986,7 +1002,14 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 	double now = now_wall();
 	char what[256];
 	rv = WEFT_OK;
+	double extended = -1;
 	while ((rc = sqlite3_step(statement)) == SQLITE_ROW) {
+		/* A long replay keeps systemd's start timeout from running out:
+		 * from the first job on, at least every second, ask for more time. */
+		if (restored % 1024 == 0 && now_monotonic() - extended >= 1.0) {
+			extend_start_timeout(restored);
+			extended = now_monotonic();
+		}
 		uint64_t id = (uint64_t)sqlite3_column_int64(statement, 0);
 		bool bad = false;
 		json_t *spec = column_json(statement, 1, &bad);

@@ -853,6 +853,41 @@ START_TEST(test_environment_past_the_kernel_limit_is_refused)
 }
 END_TEST
 
+static bool write_oom_score(const char *value)
+{
+	FILE *file = fopen("/proc/self/oom_score_adj", "we");
+	if (file == NULL)
+		return false;
+	bool ok = fputs(value, file) >= 0;
+	return fclose(file) == 0 && ok;
+}
+
+/* A weftd protected from the OOM killer (OOMScoreAdjust=-900 in its unit)
+ * puts its jobs back to 0, so that under memory pressure a job goes first. */
+START_TEST(jobs_of_an_oom_protected_daemon_are_put_back_to_0)
+{
+	teardown();
+	if (geteuid() != 0 || !write_oom_score("-500")) {
+		printf("SKIP: 1 oom_score_adj test: this process cannot lower its oom_score_adj "
+		       "(needs CAP_SYS_RESOURCE over the initial user namespace)\n");
+		start_with(NULL);
+		return;
+	}
+	start_with(NULL); /* weftd inherits -500 */
+	ck_assert(write_oom_score("0"));
+	char path[64], text[32] = "";
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)weftd.pid);
+	FILE *file = fopen(path, "re");
+	ck_assert_ptr_nonnull(file);
+	ck_assert_ptr_nonnull(fgets(text, sizeof(text), file));
+	fclose(file);
+	ck_assert_str_eq(text, "-500\n");
+	assert_done_with(exec_job(json_pack("{s:[s,s]}", "argv", "cat", "/proc/self/oom_score_adj"),
+	                          0),
+	                 "0\n", "");
+}
+END_TEST
+
 static Suite *exec_suite(void)
 {
 	Suite *suite = suite_create("exec");
@@ -905,6 +940,7 @@ static Suite *exec_suite(void)
 	tcase_set_timeout(identity, 30);
 	tcase_add_test(identity, test_job_runs_as_the_submitting_user);
 	tcase_add_test(identity, test_jobs_get_no_notify_socket_or_watchdog);
+	tcase_add_test(identity, jobs_of_an_oom_protected_daemon_are_put_back_to_0);
 	suite_add_tcase(suite, identity);
 	return suite;
 }
