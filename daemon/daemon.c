@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "daemon/executors/process/cgroup.h"
+#include "daemon/executors/process/subreaper.h"
 #include "daemon/executors/task/coroutines.h"
 #include "daemon/executors/inline/echo.h"
 #include "daemon/executors/process/exec.h"
@@ -446,6 +447,7 @@ static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 	if (dropped > 0)
 		log_debug("dropped %zu expired jobs", dropped);
 	release_memory(loop, dropped);
+	subreaper_sweep();
 	double now = now_monotonic();
 	check_guard(loop, now);
 	atomic_store_explicit(&daemon->retention_last_us, (int_least64_t)(now * 1e6),
@@ -762,6 +764,10 @@ int daemon_run(const struct options *options)
 		log_info("%s", containment);
 	else
 		log_warn("%s", containment);
+	/* No cgroups: what leaves a job's process group comes back to weftd. */
+	if (!cgroup_enabled() && subreaper_init())
+		log_info("containment: weftd is a child subreaper, so processes that leave a job's "
+		         "process group are killed when their job ends");
 	daemon.jobs = jobs_new(options->retain, options->retain_max);
 	jobs_set_max_bytes(daemon.jobs, options->max_bytes);
 	quota_set_limit(QUOTA_BYTES, options->max_bytes_per_user);

@@ -11,6 +11,7 @@
 
 #include "daemon/executors/process/cgroup.h"
 #include "daemon/executors/process/exec.h"
+#include "daemon/executors/process/subreaper.h"
 #include "daemon/core/functions.h"
 #include "daemon/core/jobs.h"
 #include "daemon/journal.h"
@@ -539,6 +540,19 @@ static json_t *memory_stats(const struct jobs_counts *counts)
 	return memory;
 }
 
+/* stats.containment: the cgroup's, or the subreaper's when it stands in. */
+static json_t *containment_stats(void)
+{
+	json_t *containment = cgroup_stats();
+	json_t *subreaper = subreaper_stats();
+	if (subreaper != NULL) {
+		json_object_set_new(containment, "mode", json_string("subreaper"));
+		json_object_update(containment, subreaper);
+		json_decref(subreaper);
+	}
+	return containment;
+}
+
 static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
                         const struct principal *caller)
 {
@@ -592,7 +606,8 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	                 (json_int_t)pool.held_by_cancelled,
 	                 "memory", memory_stats(&counts), "housekeeping",
 	                 weftd_housekeeping_stats(daemon, server_request_server(slot)),
-	                 "containment", cgroup_stats(), "quotas", quotas, "journal", journal_stats());
+	                 "containment", containment_stats(), "quotas", quotas, "journal",
+	                 journal_stats());
 }
 
 /* Named queues are configuration: root and admins only (principal.h, rule 4). */

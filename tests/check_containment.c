@@ -218,8 +218,11 @@ START_TEST(cancel_kills_a_double_forked_setsid_descendant)
 }
 END_TEST
 
-/* The reason for all this: process groups alone let the grandchild escape. */
-START_TEST(without_cgroups_a_setsid_descendant_escapes_and_stats_says_so)
+/* Without cgroups (--cgroup off) weftd is a child subreaper: the setsid'd
+ * grandchild, which leaves the job's process group, comes back to weftd when
+ * its parent exits and is killed when the job ends, by cancel and by a
+ * timeout; stats says which containment is in use. */
+static void check_subreaper_kills(bool by_timeout)
 {
 	struct job_files files;
 	files_make(&files);
@@ -229,27 +232,50 @@ START_TEST(without_cgroups_a_setsid_descendant_escapes_and_stats_says_so)
 	json_t *stats = wire_call(daemon.url, "{\"op\":\"stats\"}");
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(stats, "containment"),
 	                                                   "mode")),
-	                 "process-group");
+	                 "subreaper");
 	json_decref(stats);
-	json_t *reply = submit(daemon.url, &files, "");
+	json_t *reply = submit(daemon.url, &files, by_timeout ? "\"timeout\":3," : "");
 	json_int_t id = json_integer_value(json_object_get(reply, "id"));
 	json_decref(reply);
 	pid_t pids[PIDS];
 	wait_for_pids(&files, pids);
-	char cancel[96];
-	snprintf(cancel, sizeof(cancel), "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
-	json_decref(wire_call(daemon.url, cancel));
-	/* The leader dies with its group... */
-	pid_t leader = pids[1];
-	pid_t escaped = pids[0];
-	ck_assert_int_eq(wait_all_dead(&leader, 1), 0);
-	/* ...and the one that called setsid does not. */
-	bool escaped_alive = alive(escaped);
-	kill(escaped, SIGKILL);
-	ck_assert_msg(escaped_alive, "the setsid'd process died with the group: has the kernel or "
-	                             "the test changed?");
+	char request[128];
+	if (by_timeout) {
+		snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld,\"timeout\":%g}",
+		         (long long)id, DEADLINE_SECONDS);
+		json_t *result = wire_call(daemon.url, request);
+		const char *type =
+			json_string_value(json_object_get(json_object_get(result, "error"), "type"));
+		ck_assert_msg(type != NULL && strcmp(type, "Timeout") == 0, "result: %s",
+		              json_dumps(result, 0));
+		json_decref(result);
+	} else {
+		snprintf(request, sizeof(request), "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
+		json_decref(wire_call(daemon.url, request));
+	}
+	/* Both die: the leader with its group, the escaper by the subreaper. */
+	int left = wait_all_dead(pids, PIDS);
+	for (int i = 0; i < PIDS; i++)
+		kill(pids[i], SIGKILL);
+	ck_assert_msg(left == 0, "%d processes of the job outlived it", left);
+	stats = wire_call(daemon.url, "{\"op\":\"stats\"}");
+	ck_assert_int_ge(json_integer_value(json_object_get(json_object_get(stats, "containment"),
+	                                                    "orphans_killed")),
+	                 1);
+	json_decref(stats);
 	fixture_stop(&daemon);
 	files_remove(&files);
+}
+
+START_TEST(without_cgroups_the_subreaper_kills_a_setsid_descendant_on_cancel)
+{
+	check_subreaper_kills(false);
+}
+END_TEST
+
+START_TEST(without_cgroups_the_subreaper_kills_a_setsid_descendant_on_timeout)
+{
+	check_subreaper_kills(true);
 }
 END_TEST
 
@@ -323,7 +349,8 @@ static Suite *containment_suite(void)
 	tcase_set_timeout(cases, 60);
 	tcase_add_test(cases, a_timeout_kills_a_double_forked_setsid_descendant);
 	tcase_add_test(cases, cancel_kills_a_double_forked_setsid_descendant);
-	tcase_add_test(cases, without_cgroups_a_setsid_descendant_escapes_and_stats_says_so);
+	tcase_add_test(cases, without_cgroups_the_subreaper_kills_a_setsid_descendant_on_cancel);
+	tcase_add_test(cases, without_cgroups_the_subreaper_kills_a_setsid_descendant_on_timeout);
 	tcase_add_test(cases, a_restarted_weftd_kills_what_a_sigkilled_one_left);
 	suite_add_tcase(suite, cases);
 	return suite;

@@ -50,6 +50,7 @@
 
 #include "daemon/executors/process/cgroup.h"
 #include "daemon/executors/process/proc_child.h"
+#include "daemon/executors/process/subreaper.h"
 #include "weft/error.h"
 
 enum { STREAM_STDOUT, STREAM_STDERR, STREAM_COUNT };
@@ -360,6 +361,8 @@ static bool reap(struct proc *proc, siginfo_t *info)
 			rv = waitid(P_PID, (id_t)proc->pid, info, WEXITED);
 	} while (rv < 0 && errno == EINTR);
 	proc->reaped = true;
+	/* Without cgroups, what escaped its process group dies now (subreaper.h). */
+	subreaper_leader_ended(proc->pid);
 	return rv == 0 && info->si_pid != 0;
 }
 
@@ -776,8 +779,10 @@ static int launch(struct proc *proc, const struct execargs *args,
 			proc->streams[i].fd = ends[0];
 		}
 	}
+	subreaper_spawn_begin();
 	rv = proc_child_spawn(args, options->identity, cgroup_fd, stdio, &proc->pid,
 		&proc->report_fd, proc->spawn_message, sizeof(proc->spawn_message));
+	subreaper_spawn_end(proc->pid);
 	goto close_child_ends;
 
 pipe_failed:
