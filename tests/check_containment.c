@@ -3,7 +3,8 @@
  * that double-forks and calls setsid (leaving its process group) is still
  * killed by a timeout and by cancel, and the processes a SIGKILLed weftd left
  * behind are killed by the next weftd before it serves. Without cgroups
- * (--cgroup off) the same command escapes, which is why the cgroups exist.
+ * (--cgroup off) the process group alone would let the grandchild escape;
+ * weftd as a child subreaper gets it back and kills it when its job ends.
  *
  * Every process of the job writes its own pid to a file; the test waits
  * (bounded) until all are there, acts, then waits (bounded) until each pid is
