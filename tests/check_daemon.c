@@ -335,7 +335,8 @@ END_TEST
 
 START_TEST(test_usage_errors_exit_2_with_a_message)
 {
-	char output[2048];
+	/* Room for all of --help: a reader that stops early would SIGPIPE weftd. */
+	char output[16384];
 	const char *const bad_workers[] = {getenv("WEFTD"), "--workers", "zero", NULL};
 	ck_assert_int_eq(run(bad_workers, output, sizeof(output)), 2);
 	ck_assert_msg(strstr(output, "--workers") != NULL, "%s", output);
