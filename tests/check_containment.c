@@ -343,6 +343,57 @@ START_TEST(a_restarted_weftd_kills_what_a_sigkilled_one_left)
 }
 END_TEST
 
+/*
+ * limits.memory and limits.tasks go to the job's cgroup (memory.max,
+ * pids.max). Where weftd's job groups lack the controllers (stats says which
+ * it has), such a job is refused at submit with bad_arguments naming the
+ * controller, never run unlimited.
+ */
+START_TEST(memory_and_tasks_limits_are_set_on_the_cgroup_or_refused)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *stats = wire_call(daemon.url, "{\"op\":\"stats\"}");
+	json_t *containment = json_object_get(stats, "containment");
+	bool memory = false, tasks = false;
+	json_t *limit;
+	size_t i;
+	json_array_foreach(json_object_get(containment, "limits"), i, limit) {
+		memory = memory || strcmp(json_string_value(limit), "memory") == 0;
+		tasks = tasks || strcmp(json_string_value(limit), "tasks") == 0;
+	}
+	char directory[600];
+	snprintf(directory, sizeof(directory), "%s",
+	         json_is_string(json_object_get(containment, "directory"))
+	                 ? json_string_value(json_object_get(containment, "directory"))
+	                 : "");
+	json_decref(stats);
+	char request[1024];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"exec\",\"wait\":20,\"args\":{\"shell\":"
+	         "\"cat %s/job-*/memory.max %s/job-*/pids.max\",\"limits\":"
+	         "{\"memory\":67108864,\"tasks\":16}}}",
+	         directory, directory);
+	json_t *reply = wire_call(daemon.url, request);
+	if (memory && tasks) {
+		ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", json_dumps(reply, 0));
+		ck_assert_str_eq(json_string_value(json_object_get(json_object_get(reply, "result"),
+		                                                   "stdout")),
+		                 "67108864\n16\n");
+	} else {
+		ck_assert_str_eq(wire_error_code(reply), "bad_arguments");
+		const char *message =
+			json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+		ck_assert_msg(strstr(message, !memory ? "memory controller" : "pids controller") != NULL,
+		              "%s", message);
+		as_user_skip(1, "memory and tasks limits enforced",
+		             "weftd's job cgroups here have no memory and pids controllers");
+	}
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
 static Suite *containment_suite(void)
 {
 	Suite *suite = suite_create("containment");
@@ -353,6 +404,7 @@ static Suite *containment_suite(void)
 	tcase_add_test(cases, without_cgroups_the_subreaper_kills_a_setsid_descendant_on_cancel);
 	tcase_add_test(cases, without_cgroups_the_subreaper_kills_a_setsid_descendant_on_timeout);
 	tcase_add_test(cases, a_restarted_weftd_kills_what_a_sigkilled_one_left);
+	tcase_add_test(cases, memory_and_tasks_limits_are_set_on_the_cgroup_or_refused);
 	suite_add_tcase(suite, cases);
 	return suite;
 }

@@ -239,10 +239,25 @@ static int parse_limits(const json_t *limits, struct execargs *parsed, struct ex
 		const struct execargs_limit *row = execargs_limit_find(key);
 		struct execargs_limit *limit;
 		snprintf(field, sizeof(field), "args.limits.%s", key);
+		if (strcmp(key, "memory") == 0 || strcmp(key, "tasks") == 0) {
+			bool memory = key[0] == 'm';
+			json_int_t least = memory ? 1024 * 1024 : 1;
+			if (!json_is_integer(value) || json_integer_value(value) < least ||
+			    json_integer_value(value) > LIMIT_VALUE_MAX)
+				return refuse(error, WEFT_EBADARGS, field,
+					memory ? "limits.memory must be a whole number of bytes from 1048576 "
+					         "(1 MiB) to 2^53"
+					       : "limits.tasks must be a whole number of processes from 1 to "
+					         "2^53");
+			*(memory ? &parsed->memory_max : &parsed->tasks_max) =
+				(uint64_t)json_integer_value(value);
+			continue;
+		}
 		if (row == NULL)
 			return refuse(error, WEFT_EBADARGS, field,
 				"unknown limit '%s'; the limits are as, core, cpu, data, fsize, locks, memlock, "
-				"msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack",
+				"msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack, and "
+				"memory and tasks (for the job's cgroup)",
 				key);
 		limit = &parsed->limits[parsed->limit_count];
 		*limit = *row;

@@ -25,7 +25,9 @@
  *              job is stopped
  *   limits     object: resource name -> whole number >= 0 or "unlimited",
  *              applied as both the soft and the hard rlimit (see
- *              EXECARGS_LIMIT_MAP for the names and units)
+ *              EXECARGS_LIMIT_MAP for the names and units); besides,
+ *              "memory" (bytes, >= 1 MiB) and "tasks" (>= 1) limit the
+ *              job's whole cgroup (memory.max, pids.max)
  *
  * Strings may not contain NUL bytes (JSON allows "\u0000"; execve does not).
  * env keys may not be empty, contain '=', or be NOTIFY_SOCKET or WATCHDOG_*:
@@ -38,6 +40,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/resource.h>
 
 #include <jansson.h>
@@ -98,6 +101,10 @@ struct execargs {
 	double kill_after; /* seconds, 0 ... EXECARGS_MAX_KILL_AFTER */
 	struct execargs_limit limits[EXECARGS_MAX_LIMITS];
 	size_t limit_count;
+	/* limits.memory (bytes) and limits.tasks (processes and threads): set on
+	 * the job's cgroup, not as rlimits (cgroup.h); 0: none. */
+	uint64_t memory_max;
+	uint64_t tasks_max;
 };
 
 /* Why execargs_parse refused its input. `field` is the path of the offending

@@ -758,9 +758,10 @@ static int launch(struct proc *proc, const struct execargs *args,
 	if (cgroup_enabled()) {
 		/* Fails closed: a job that cannot be contained does not run. */
 		if (cgroup_job_make(&proc->cgroup) != WEFT_OK ||
+			cgroup_job_limit(&proc->cgroup, args->memory_max, args->tasks_max) != WEFT_OK ||
 			(cgroup_fd = cgroup_job_procs_fd(&proc->cgroup)) < 0) {
-			record_spawn_error(proc, "cannot make a cgroup for '%s': %s", args->argv[0],
-				errno);
+			record_spawn_error(proc, "cannot make a cgroup with its limits for '%s': %s",
+				args->argv[0], errno);
 			return WEFT_OK;
 		}
 	}
