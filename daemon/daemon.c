@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "daemon/executors/process/cgroup.h"
+#include "daemon/executors/process/subreaper.h"
 #include "daemon/executors/task/coroutines.h"
 #include "daemon/executors/inline/echo.h"
 #include "daemon/executors/process/exec.h"
@@ -96,6 +97,8 @@ struct main_loop {
 	struct weftd *daemon;
 	struct event_base *base;
 	struct event *housekeeping;
+	uint64_t released_at_submitted; /* jobs submitted when memory was last released */
+	uint64_t released_at_idle_closed; /* idle connections closed by then */
 	struct event *shutdown_poll;
 	struct event *signal_pipe;
 	double grace_deadline; /* monotonic; 0 while running */
@@ -408,6 +411,29 @@ static int service_ready(struct main_loop *loop)
 	return 0;
 }
 
+/*
+ * After a burst the allocator keeps the freed pages: once nothing is left to
+ * run and jobs were dropped (or submitted) since the last time, give them
+ * back. At most once a housekeeping tick, and only while idle, so the purge's
+ * cost never meets a busy daemon. Main thread.
+ */
+static void release_memory(struct main_loop *loop, size_t dropped)
+{
+	struct jobs_counts counts;
+	jobs_counts(loop->daemon->jobs, &counts);
+	/* Connections closed for idling may have held half-sent messages. */
+	struct server_guard_stats guard = {0};
+	if (loop->daemon->server != NULL)
+		server_guard_stats(loop->daemon->server, &guard);
+	bool changed = dropped > 0 || counts.submitted != loop->released_at_submitted ||
+	               guard.idle_closed != loop->released_at_idle_closed;
+	if (!changed || jobs_unfinished(loop->daemon->jobs) > 0)
+		return;
+	loop->released_at_submitted = counts.submitted;
+	loop->released_at_idle_closed = guard.idle_closed;
+	memory_release();
+}
+
 static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 {
 	(void)fd;
@@ -417,6 +443,8 @@ static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 	size_t dropped = jobs_expire(daemon->jobs, now_monotonic());
 	if (dropped > 0)
 		log_debug("dropped %zu expired jobs", dropped);
+	release_memory(loop, dropped);
+	subreaper_sweep();
 	double now = now_monotonic();
 	check_guard(loop, now);
 	atomic_store_explicit(&daemon->retention_last_us, (int_least64_t)(now * 1e6),
@@ -425,6 +453,36 @@ static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 	if (loop->grace_deadline == 0)
 		refresh_status(loop);
 	beat(daemon);
+}
+
+/* What replay tells the jobs it ends Interrupted about their processes: the
+ * containment check at start (cgroup_init) has already killed what a
+ * previous weftd's jobs left in their cgroups; without cgroups nothing can
+ * be found. Main thread. */
+static void note_interrupted(void)
+{
+	char note[256];
+	json_t *containment = cgroup_stats();
+	if (!cgroup_enabled()) {
+		snprintf(note, sizeof(note),
+		         "without a cgroup per job (%s), processes it started in a session of their "
+		         "own may still run",
+		         json_string_value(json_object_get(containment, "reason")));
+	} else {
+		json_int_t processes =
+			json_integer_value(json_object_get(containment, "leftover_processes_killed"));
+		json_int_t groups = json_integer_value(json_object_get(containment, "leftover_jobs_killed"));
+		if (processes > 0 || groups > 0)
+			snprintf(note, sizeof(note),
+			         "at start weftd killed what running jobs had left in their cgroups (%lld "
+			         "processes in %lld cgroups)",
+			         (long long)processes, (long long)groups);
+		else
+			snprintf(note, sizeof(note), "no job had processes left running (their cgroups "
+			                             "were empty)");
+	}
+	json_decref(containment);
+	journal_set_interrupted_note(note);
 }
 
 /* Opens the journal and replays it, before anything listens (issue 12). */
@@ -436,6 +494,7 @@ static int open_journal(struct weftd *daemon)
 		         "restart");
 		return 0;
 	}
+	note_interrupted();
 	char message[1024];
 	if (journal_open(options->state_dir, (enum journal_sync)options->sync, message,
 	                 sizeof(message)) != WEFT_OK ||
@@ -668,6 +727,8 @@ int daemon_run(const struct options *options)
 	the_daemon = &daemon;
 	memory_init();
 	log_set_level(options->log_level);
+	/* Under systemd, priorities for journald instead of our own timestamps. */
+	(void)log_detect_journal();
 	/* First: it changes the environment, which no other thread may read meanwhile. */
 	char notify_message[256];
 	if (notify_init(notify_message, sizeof(notify_message)) != WEFT_OK) {
@@ -705,7 +766,13 @@ int daemon_run(const struct options *options)
 		log_info("%s", containment);
 	else
 		log_warn("%s", containment);
+	/* No cgroups: what leaves a job's process group comes back to weftd. */
+	if (!cgroup_enabled() && subreaper_init())
+		log_info("containment: weftd is a child subreaper, so processes that leave a job's "
+		         "process group are killed when their job ends");
 	daemon.jobs = jobs_new(options->retain, options->retain_max);
+	jobs_set_max_bytes(daemon.jobs, options->max_bytes);
+	quota_set_limit(QUOTA_BYTES, options->max_bytes_per_user);
 	int rv = executors_init(options);
 	if (rv != 0) {
 		log_error("cannot set up the executors: %s", weft_strerror(rv));
@@ -768,6 +835,7 @@ int daemon_run(const struct options *options)
 		.tls_key = options->tls_key[0] != '\0' ? options->tls_key : NULL,
 		.tls_ca = options->tls_ca[0] != '\0' ? options->tls_ca : NULL,
 		.socket_group = socket_group,
+		.idle_timeout = options->idle_timeout,
 	};
 	char message[768];
 	rv = server_start(&config, &daemon.server, message, sizeof(message));

@@ -57,6 +57,7 @@
 #include "daemon/core/principal.h"
 #include "daemon/core/queues.h"
 #include "daemon/sched/runner.h"
+#include "daemon/notify.h"
 #include "daemon/sched/schedule.h"
 #include "daemon/server/server.h"
 #include "proto/proto.h"
@@ -66,6 +67,9 @@
 #define SCHEMA_VERSION 1
 #define RESERVE_IDS 16384
 #define RETRY_SECONDS 1.0
+/* What each EXTEND_TIMEOUT_USEC asks for during replay: 30 s, far more than
+ * the second between two of them. */
+#define JOURNAL_EXTEND_USEC 30000000ULL
 #define INTERRUPTED_MESSAGE "weftd stopped while the job ran"
 
 enum record_kind { RECORD_ACCEPT, RECORD_CHANGE, RECORD_EVICT, RECORD_QUEUES, RECORD_BARRIER };
@@ -911,6 +915,24 @@ static double column_time(sqlite3_stmt *statement, int column)
 	               : sqlite3_column_double(statement, column);
 }
 
+/* journal_set_interrupted_note's text; main thread, before replay. */
+static char interrupted_note[256];
+
+void journal_set_interrupted_note(const char *note)
+{
+	snprintf(interrupted_note, sizeof(interrupted_note), "%s", note);
+}
+
+/* The message of an interrupted job or attempt: a new reference. */
+static json_t *interrupted_error(void)
+{
+	char message[sizeof(interrupted_note) + 64];
+	snprintf(message, sizeof(message), "%s%s%s", INTERRUPTED_MESSAGE,
+	         interrupted_note[0] != '\0' ? "; " : "", interrupted_note);
+	return json_pack("{s:s, s:s}", "type", proto_job_error(PROTO_JOB_ERROR_INTERRUPTED),
+	                 "message", message);
+}
+
 /* The last attempt, still open when weftd died, ends Interrupted. */
 static void close_interrupted_attempt(json_t *attempts, double now)
 {
@@ -919,8 +941,7 @@ static void close_interrupted_attempt(json_t *attempts, double now)
 	if (last == NULL || !json_is_null(json_object_get(last, "finished")))
 		return;
 	json_object_set_new(last, "finished", json_real(now));
-	json_object_set_new(last, "error", json_pack("{s:s, s:s}", "type", proto_job_error(PROTO_JOB_ERROR_INTERRUPTED),
-	                                             "message", INTERRUPTED_MESSAGE));
+	json_object_set_new(last, "error", interrupted_error());
 }
 
 static int replay_queues(char *message, size_t size)
@@ -942,6 +963,18 @@ static int replay_queues(char *message, size_t size)
 	}
 	sqlite3_finalize(statement);
 	return rc == SQLITE_DONE ? WEFT_OK : refuse(message, size, "its queues are damaged");
+}
+
+/* Under systemd (notify.h): more time to start (systemd >= 236 adds this
+ * much from now; older ones ignore it), and what is going on, for
+ * `systemctl status`. Main thread. */
+static void extend_start_timeout(size_t restored)
+{
+	char text[160];
+	snprintf(text, sizeof(text),
+	         "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=replaying the journal: %zu jobs so far",
+	         (unsigned long long)JOURNAL_EXTEND_USEC, restored);
+	(void)notify_send(text);
 }
 
 int journal_replay(struct jobs *jobs, char *message, size_t size)
@@ -973,7 +1006,14 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 	double now = now_wall();
 	char what[256];
 	rv = WEFT_OK;
+	double extended = -1;
 	while ((rc = sqlite3_step(statement)) == SQLITE_ROW) {
+		/* A long replay keeps systemd's start timeout from running out:
+		 * from the first job on, at least every second, ask for more time. */
+		if (restored % 1024 == 0 && now_monotonic() - extended >= 1.0) {
+			extend_start_timeout(restored);
+			extended = now_monotonic();
+		}
 		uint64_t id = (uint64_t)sqlite3_column_int64(statement, 0);
 		bool bad = false;
 		json_t *spec = column_json(statement, 1, &bad);
@@ -1053,10 +1093,7 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 	for (size_t i = 0; i < unfinished_count; i++) {
 		struct job *job = unfinished[i];
 		if (rv == WEFT_OK && job->state == JOB_RUNNING) {
-			jobs_finish(jobs, job, JOB_FAILED, NULL,
-			            json_pack("{s:s, s:s}", "type", proto_job_error(PROTO_JOB_ERROR_INTERRUPTED), "message",
-			                      INTERRUPTED_MESSAGE),
-			            NULL, NULL);
+			jobs_finish(jobs, job, JOB_FAILED, NULL, interrupted_error(), NULL, NULL);
 			interrupted++;
 		} else if (rv == WEFT_OK) {
 			schedule_submit(job);
@@ -1068,9 +1105,10 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 		principal_unref(owners.owners[i]);
 	free(owners.owners);
 	if (rv == WEFT_OK)
-		log_info("journal %s: replayed %zu jobs (%zu unfinished, %zu interrupted) in %.3f s",
+		log_info("journal %s: replayed %zu jobs (%zu unfinished, %zu interrupted%s%s) in %.3f s",
 		         journal.path, restored, unfinished_count, interrupted,
-		         now_monotonic() - began);
+		         interrupted > 0 && interrupted_note[0] != '\0' ? ": " : "",
+		         interrupted > 0 ? interrupted_note : "", now_monotonic() - began);
 	return rv;
 }
 

@@ -57,6 +57,12 @@ int journal_open(const char *directory, enum journal_sync sync, char *message, s
  */
 int journal_replay(struct jobs *jobs, char *message, size_t size);
 
+/* What became of the processes of jobs that were running when the last weftd
+ * died (containment's check at start), appended to the message of each job
+ * that replay ends Interrupted, and to replay's log line. note is copied.
+ * Main thread, before journal_replay. */
+void journal_set_interrupted_note(const char *note);
+
 /* Starts the writer thread. Returns WEFT_OK or an error code. Main thread. */
 int journal_start(struct jobs *jobs);
 

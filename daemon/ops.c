@@ -14,6 +14,7 @@
 #include "daemon/executors/process/exec.h"
 #include "daemon/base/watch.h"
 #include "daemon/core/events.h"
+#include "daemon/executors/process/subreaper.h"
 #include "daemon/core/functions.h"
 #include "daemon/core/items.h"
 #include "daemon/core/jobs.h"
@@ -151,6 +152,52 @@ static int admit_user(const struct principal *caller, size_t count, struct probl
 	return quota_take(QUOTA_PENDING, caller->uid, count, problem);
 }
 
+/*
+ * The byte budgets (--max-bytes, --max-bytes-per-user): measures each job's
+ * args and labels into *bytes (a new array, one per job; the caller frees
+ * it) and reserves their sum, *total, of the caller's QUOTA_BYTES; the
+ * caller gives the reservation back once jobs_add_bytes has charged the
+ * jobs. Finished results give way to new jobs (jobs.h), so only unfinished
+ * jobs count against the daemon-wide budget here.
+ */
+static int admit_bytes(struct weftd *daemon, const struct principal *caller,
+                       const struct request *request, uint64_t **bytes, uint64_t *total,
+                       struct problem *problem)
+{
+	memory_refusable_begin();
+	uint64_t *each = memory_try_alloc(request->job_count * sizeof(*each));
+	(void)memory_refusable_end();
+	if (each == NULL)
+		return problem_set(problem, WEFT_ENOMEM, NULL,
+		                   "weftd is out of memory and accepted none of these jobs; submit "
+		                   "again later, or fewer at once");
+	uint64_t sum = 0;
+	for (size_t i = 0; i < request->job_count; i++) {
+		each[i] = jobs_json_bytes(request->jobs[i].args) +
+		          jobs_json_bytes(request->jobs[i].labels);
+		sum += each[i];
+	}
+	uint64_t held = jobs_unfinished_bytes(daemon->jobs);
+	if (held + sum > daemon->options.max_bytes) {
+		free(each);
+		return problem_set(problem, WEFT_EBUSY, NULL,
+		                   "weftd holds %llu bytes of unfinished jobs' arguments and takes at "
+		                   "most %llu (--max-bytes); these jobs need %llu more: submit again "
+		                   "when some have finished, or send smaller arguments",
+		                   (unsigned long long)held,
+		                   (unsigned long long)daemon->options.max_bytes,
+		                   (unsigned long long)sum);
+	}
+	int rv = quota_take(QUOTA_BYTES, caller->uid, sum, problem);
+	if (rv != WEFT_OK) {
+		free(each);
+		return rv;
+	}
+	*bytes = each;
+	*total = sum;
+	return WEFT_OK;
+}
+
 /* A submit (or future.new) waiting for its journal commit (journal.h). */
 struct accepted {
 	struct weftd *daemon;
@@ -262,14 +309,55 @@ static void op_submit(struct weftd *daemon, struct server_request *slot,
 			return;
 		}
 	}
-	if (admit_user(caller, request->job_count, problem) != WEFT_OK) {
+	uint64_t *bytes = NULL;
+	uint64_t total_bytes = 0;
+	if (admit_bytes(daemon, caller, request, &bytes, &total_bytes, problem) != WEFT_OK) {
 		reply_problem(slot, problem);
 		return;
 	}
-	/* Every job was checked by the decoder, so from here on all are accepted;
-	 * they run, and the client hears of them, once the journal holds them. */
+	if (admit_user(caller, request->job_count, problem) != WEFT_OK) {
+		quota_give(QUOTA_BYTES, caller->uid, total_bytes);
+		free(bytes);
+		reply_problem(slot, problem);
+		return;
+	}
+	/* Every job was checked by the decoder, so from here on all are accepted
+	 * unless memory runs out (then none is: memory.h); they run, and the
+	 * client hears of them, once the journal holds them. */
+	memory_refusable_begin();
 	struct accepted *accepted =
-		memory_zalloc(sizeof(*accepted) + request->job_count * sizeof(struct job *));
+		memory_try_zalloc(sizeof(*accepted) + request->job_count * sizeof(struct job *));
+	size_t made = 0;
+	for (size_t i = 0; accepted != NULL && i < request->job_count; i++) {
+		struct jobspec *spec = &request->jobs[i];
+		accepted->jobs[i] = jobs_try_create(daemon->jobs, spec->function, spec->args,
+		                                    spec->labels, spec->timeout, caller, spec->schedule);
+		if (accepted->jobs[i] == NULL)
+			break;
+		/* Before the job is scheduled, which publishes it to its producer. */
+		atomic_store_explicit(&accepted->jobs[i]->item_buffer, spec->buffer,
+		                      memory_order_relaxed);
+		spec->args = spec->labels = NULL; /* taken by the job */
+		spec->schedule = NULL;
+		jobs_add_bytes(daemon->jobs, accepted->jobs[i], bytes[i]);
+		made++;
+	}
+	(void)memory_refusable_end();
+	quota_give(QUOTA_PENDING, caller->uid, request->job_count); /* counted by jobs_create now */
+	quota_give(QUOTA_BYTES, caller->uid, total_bytes);          /* and by jobs_add_bytes */
+	free(bytes);
+	if (made < request->job_count) {
+		for (size_t i = 0; i < made; i++) {
+			jobs_discard(daemon->jobs, accepted->jobs[i]);
+			job_unref(accepted->jobs[i]);
+		}
+		free(accepted);
+		problem_set(problem, WEFT_ENOMEM, NULL,
+		            "weftd is out of memory and accepted none of these jobs; submit again "
+		            "later, or fewer at once");
+		reply_problem(slot, problem);
+		return;
+	}
 	accepted->daemon = daemon;
 	accepted->slot = slot;
 	accepted->caller = principal_ref(caller);
@@ -277,17 +365,6 @@ static void op_submit(struct weftd *daemon, struct server_request *slot,
 	accepted->has_wait = request->has_wait;
 	accepted->wait = request->wait;
 	accepted->count = request->job_count;
-	for (size_t i = 0; i < request->job_count; i++) {
-		struct jobspec *spec = &request->jobs[i];
-		accepted->jobs[i] = jobs_create(daemon->jobs, spec->function, spec->args, spec->labels,
-		                                spec->timeout, caller, spec->schedule);
-		/* Before the job is scheduled, which publishes it to its producer. */
-		atomic_store_explicit(&accepted->jobs[i]->item_buffer, spec->buffer,
-		                      memory_order_relaxed);
-		spec->args = spec->labels = NULL; /* taken by the job */
-		spec->schedule = NULL;
-	}
-	quota_give(QUOTA_PENDING, caller->uid, request->job_count); /* counted by jobs_create now */
 	journal_accept(accepted->jobs, accepted->count, submit_committed, accepted);
 }
 
@@ -454,6 +531,40 @@ static long resident_kilobytes(void)
 	return pages_resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* stats.memory: what the process holds (resident), what the allocator has
+ * handed out (allocated) and keeps mapped (allocator_resident), and what the
+ * byte budget counts (jobs_bytes). */
+static json_t *memory_stats(const struct jobs_counts *counts)
+{
+	struct memory_usage usage;
+	memory_usage(&usage);
+	json_t *memory = json_pack("{s:I, s:I, s:I, s:I, s:I}", "rss_kb",
+	                           (json_int_t)resident_kilobytes(), "jobs_bytes",
+	                           (json_int_t)counts->bytes, "retained_bytes",
+	                           (json_int_t)counts->retained_bytes, "max_bytes",
+	                           (json_int_t)counts->max_bytes, "purges",
+	                           (json_int_t)usage.purges);
+	if (usage.known) {
+		json_object_set_new(memory, "allocated", json_integer((json_int_t)usage.allocated));
+		json_object_set_new(memory, "allocator_resident",
+		                    json_integer((json_int_t)usage.resident));
+	}
+	return memory;
+}
+
+/* stats.containment: the cgroup's, or the subreaper's when it stands in. */
+static json_t *containment_stats(void)
+{
+	json_t *containment = cgroup_stats();
+	json_t *subreaper = subreaper_stats();
+	if (subreaper != NULL) {
+		json_object_set_new(containment, "mode", json_string("subreaper"));
+		json_object_update(containment, subreaper);
+		json_decref(subreaper);
+	}
+	return containment;
+}
+
 static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
                         const struct principal *caller)
 {
@@ -484,13 +595,16 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	/* The caller's own use of its quotas, and how many users hold any: a
 	 * stranger learns only the count. */
 	json_t *quotas = json_pack(
-		"{s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}}", "users", (json_int_t)quota_users(),
-		"limits", "pending", (json_int_t)quota_limit(QUOTA_PENDING), "waiters",
+		"{s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}}", "users",
+		(json_int_t)quota_users(), "limits", "pending",
+		(json_int_t)quota_limit(QUOTA_PENDING), "waiters",
 		(json_int_t)quota_limit(QUOTA_WAITERS), "connections",
-		(json_int_t)quota_limit(QUOTA_CONNECTIONS), "yours", "pending",
+		(json_int_t)quota_limit(QUOTA_CONNECTIONS), "bytes",
+		(json_int_t)quota_limit(QUOTA_BYTES), "yours", "pending",
 		(json_int_t)quota_held(QUOTA_PENDING, caller->uid), "waiters",
 		(json_int_t)quota_held(QUOTA_WAITERS, caller->uid), "connections",
-		(json_int_t)quota_held(QUOTA_CONNECTIONS, caller->uid));
+		(json_int_t)quota_held(QUOTA_CONNECTIONS, caller->uid), "bytes",
+		(json_int_t)quota_held(QUOTA_BYTES, caller->uid));
 	json_object_set_new(json_object_get(quotas, "limits"), "item_bytes",
 	                    json_integer((json_int_t)quota_limit(QUOTA_ITEM_BYTES)));
 	json_object_set_new(json_object_get(quotas, "yours"), "item_bytes",
@@ -502,7 +616,7 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	                           "dropped", (json_int_t)feed.dropped, "epoch",
 	                           (json_int_t)feed.epoch);
 	json_t *stats = json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i, s:i}, "
-	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}, s:o, s:o, s:o, s:o}",
+	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
 	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
 	                 "waiters", (json_int_t)waiters_count(daemon->waiters), "procs", "limit",
@@ -512,9 +626,10 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	                 (json_int_t)pool.busy, "queued", (json_int_t)pool.queued, "queued_users",
 	                 (json_int_t)pool.queued_keys, "held_by_cancelled",
 	                 (json_int_t)pool.held_by_cancelled,
-	                 "memory", "rss_kb", (json_int_t)resident_kilobytes(), "housekeeping",
+	                 "memory", memory_stats(&counts), "housekeeping",
 	                 weftd_housekeeping_stats(daemon, server_request_server(slot)),
-	                 "containment", cgroup_stats(), "quotas", quotas, "journal", journal_stats());
+	                 "containment", containment_stats(), "quotas", quotas, "journal",
+	                 journal_stats());
 	json_object_set_new(stats, "schedule",
 	                    json_pack("{s:I}", "timers", (json_int_t)schedule_timers_armed()));
 	json_object_set_new(stats, "events", events);

@@ -46,6 +46,16 @@ static const char usage[] =
 	"  --events-max N, --events-max-bytes BYTES\n"
 	"                       events the event feed holds, at most (default 100000 and\n"
 	"                       16777216); older ones are dropped (readers get cursor_expired)\n"
+	"  --max-bytes BYTES, --max-bytes-per-user BYTES\n"
+	"                       bytes of job arguments, results and output held (as compact\n"
+	"                       JSON), in all and per user; finished jobs are dropped oldest\n"
+	"                       first to stay within --max-bytes, and submits past either get\n"
+	"                       'busy' (defaults 2147483648 and, when weftd runs as root,\n"
+	"                       536870912; otherwise the daemon-wide limit)\n"
+	"  --idle-timeout SECONDS\n"
+	"                       close a connection that has no request in flight and sent no\n"
+	"                       whole message for this long, so a message sent in part cannot\n"
+	"                       hold memory for ever; clients redial (default 60; 0: never)\n"
 	"  --procs N            exec jobs running at once; others wait queued (default: online CPUs)\n"
 	"  --queue NAME=MAX     a named queue running at most MAX of its jobs at once (repeatable)\n"
 	"  --output-max BYTES   stdout and stderr kept per exec job, each (default 1048576,\n"
@@ -128,6 +138,8 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	options->max_item_bytes_per_user = 64 * 1024 * 1024;
 	options->events_max = 100000;
 	options->events_max_bytes = 16 * 1024 * 1024;
+	options->max_bytes = OPTIONS_DEFAULT_MAX_BYTES;
+	options->idle_timeout = 60;
 	options->procs = cpus > 0 ? (unsigned)cpus : 1;
 	options->output_max = 1024 * 1024;
 	options->threads = 0; /* 2 x workers, decided after parsing */
@@ -136,7 +148,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
 	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_MAX_PENDING_PER_USER,
-	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
+	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_IDLE_TIMEOUT, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	       OPT_CGROUP, OPT_ITEM_BYTES, OPT_ITEM_BYTES_JOB, OPT_ITEM_BYTES_USER, OPT_EVENTS_MAX,
 	       OPT_EVENTS_MAX_BYTES, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_VERSION, OPT_HELP };
@@ -152,6 +164,9 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"max-pending-per-user", required_argument, NULL, OPT_MAX_PENDING_PER_USER},
 		{"max-waiters-per-user", required_argument, NULL, OPT_MAX_WAITERS_PER_USER},
 		{"max-connections-per-user", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_USER},
+		{"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
+		{"max-bytes-per-user", required_argument, NULL, OPT_MAX_BYTES_PER_USER},
+		{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 		{"queue", required_argument, NULL, OPT_QUEUE},
 		{"procs", required_argument, NULL, OPT_PROCS},
 		{"output-max", required_argument, NULL, OPT_OUTPUT_MAX},
@@ -264,6 +279,20 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			  : option == OPT_ITEM_BYTES_USER ? &options->max_item_bytes_per_user
 			  : option == OPT_EVENTS_MAX      ? &options->events_max
 			                                  : &options->events_max_bytes) = (size_t)value;
+			break;
+		case OPT_MAX_BYTES:
+		case OPT_MAX_BYTES_PER_USER:
+			/* At least what one largest request can carry. */
+			if (parse_number(optarg, 65536, 1024.0 * 1024 * 1024 * 1024, &value) != 0 ||
+			    value != floor(value))
+				goto bad_value;
+			*(option == OPT_MAX_BYTES ? &options->max_bytes : &options->max_bytes_per_user) =
+				(uint64_t)value;
+			break;
+		case OPT_IDLE_TIMEOUT:
+			if (parse_number(optarg, 0, 86400, &value) != 0)
+				goto bad_value;
+			options->idle_timeout = value;
 			break;
 		case OPT_QUEUE: {
 			const char *equals = strchr(optarg, '=');
@@ -399,6 +428,11 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			shared && options->max_waiters > OPTIONS_DEFAULT_WAITERS_PER_USER
 				? OPTIONS_DEFAULT_WAITERS_PER_USER
 				: options->max_waiters;
+	if (options->max_bytes_per_user == 0)
+		options->max_bytes_per_user =
+			shared && options->max_bytes > OPTIONS_DEFAULT_BYTES_PER_USER
+				? OPTIONS_DEFAULT_BYTES_PER_USER
+				: options->max_bytes;
 	if (!state_dir_given && default_state_dir(options->state_dir, sizeof(options->state_dir)) != 0) {
 		snprintf(message, size, "no default --state-dir: HOME and XDG_STATE_HOME are unset; "
 		         "pass --state-dir DIR (or none)");

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "daemon/base/log.h"
 
@@ -11,6 +12,9 @@
 /* Per-user defaults of a root daemon (a quarter of the daemon-wide defaults). */
 #define OPTIONS_DEFAULT_PENDING_PER_USER 250000
 #define OPTIONS_DEFAULT_WAITERS_PER_USER 25000
+/* Byte budget of the jobs held: daemon-wide, and a root daemon's per-user share. */
+#define OPTIONS_DEFAULT_MAX_BYTES (2ULL * 1024 * 1024 * 1024)
+#define OPTIONS_DEFAULT_BYTES_PER_USER (512ULL * 1024 * 1024)
 
 struct options {
 	char listen[OPTIONS_MAX_LISTEN][512];
@@ -32,6 +36,11 @@ struct options {
 	size_t max_item_bytes_per_user; /* unread, beyond which a yield fails */
 	size_t events_max;              /* events the ring holds */
 	size_t events_max_bytes;
+	/* Bytes of args, labels, results and errors held by jobs (jobs.h), in
+	 * all and per user; beyond them submits get `busy`. */
+	uint64_t max_bytes;
+	uint64_t max_bytes_per_user;
+	double idle_timeout;  /* --idle-timeout: seconds; 0: connections never idle out */
 	char queues[OPTIONS_MAX_LISTEN][80]; /* NAME=MAX, made at start-up */
 	size_t queue_count;
 	unsigned procs;       /* exec jobs running at once */

@@ -26,7 +26,7 @@ json_t *weftd_housekeeping_stats(struct weftd *weftd, struct server *server)
 	struct server_guard_stats guard;
 	server_guard_stats(server, &guard);
 	return json_pack(
-		"{s:I, s:{s:f, s:I, s:o}, s:{s:f, s:I, s:o, s:I, s:I, s:I}, s:{s:b, s:f, s:I}}",
+		"{s:I, s:{s:f, s:I, s:o}, s:{s:f, s:I, s:o, s:I, s:I, s:I, s:I}, s:{s:b, s:f, s:I}}",
 		"heartbeat",
 		(json_int_t)weftd_heartbeat(weftd), "retention", "every",
 		WEFTD_HOUSEKEEPING_SECONDS, "runs",
@@ -35,7 +35,7 @@ json_t *weftd_housekeeping_stats(struct weftd *weftd, struct server *server)
 		guard.every, "runs", (json_int_t)guard.rounds, "since_last",
 		seconds_since(guard.last_round, now), "failed_probes", (json_int_t)guard.failed_probes,
 		"recreated", (json_int_t)guard.recreated, "retired_serving",
-		(json_int_t)guard.retired, "systemd", "notify", notify_enabled(),
+		(json_int_t)guard.retired, "idle_closed", (json_int_t)guard.idle_closed, "systemd", "notify", notify_enabled(),
 		"watchdog_every", (double)notify_watchdog_usec() / 2e6, "watchdog_pings",
 		(json_int_t)atomic_load_explicit(&weftd->watchdog_pings, memory_order_relaxed));
 }

@@ -186,6 +186,17 @@ END_TEST
 
 /* ----------------------------------------------------------------- cancel */
 
+/* The job's state now, by name (a static buffer). */
+static const char *state_now(uint64_t id)
+{
+	static char name[32];
+	json_t *job = NULL;
+	assert_weft(weft_status(client, id, &job), WEFT_OK);
+	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(job, "state")));
+	json_decref(job);
+	return name;
+}
+
 START_TEST(test_cancelling_a_call_in_flight_completes_it_once_with_ecanceled)
 {
 	start_daemon_with(NULL);
@@ -193,6 +204,11 @@ START_TEST(test_cancelling_a_call_in_flight_completes_it_once_with_ecanceled)
 	uint64_t id = 0;
 	assert_weft(weft_submit(client, spec, &id), WEFT_OK);
 	weft_job_spec_free(spec);
+	/* Running before anything else, so that "not touched" below means
+	 * "still running" (a loaded machine may start it late; 20 s hang guard). */
+	double deadline = fixture_now() + 20;
+	while (strcmp(state_now(id), "running") != 0)
+		ck_assert_msg(fixture_now() < deadline, "the job never started");
 	weft_completion_queue *queue = NULL;
 	assert_weft(weft_completion_queue_new(&queue), WEFT_OK);
 	weft_notify notify = {.queue = queue};

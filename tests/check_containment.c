@@ -3,7 +3,8 @@
  * that double-forks and calls setsid (leaving its process group) is still
  * killed by a timeout and by cancel, and the processes a SIGKILLed weftd left
  * behind are killed by the next weftd before it serves. Without cgroups
- * (--cgroup off) the same command escapes, which is why the cgroups exist.
+ * (--cgroup off) the process group alone would let the grandchild escape;
+ * weftd as a child subreaper gets it back and kills it when its job ends.
  *
  * Every process of the job writes its own pid to a file; the test waits
  * (bounded) until all are there, acts, then waits (bounded) until each pid is
@@ -218,8 +219,11 @@ START_TEST(cancel_kills_a_double_forked_setsid_descendant)
 }
 END_TEST
 
-/* The reason for all this: process groups alone let the grandchild escape. */
-START_TEST(without_cgroups_a_setsid_descendant_escapes_and_stats_says_so)
+/* Without cgroups (--cgroup off) weftd is a child subreaper: the setsid'd
+ * grandchild, which leaves the job's process group, comes back to weftd when
+ * its parent exits and is killed when the job ends, by cancel and by a
+ * timeout; stats says which containment is in use. */
+static void check_subreaper_kills(bool by_timeout)
 {
 	struct job_files files;
 	files_make(&files);
@@ -229,27 +233,50 @@ START_TEST(without_cgroups_a_setsid_descendant_escapes_and_stats_says_so)
 	json_t *stats = wire_call(daemon.url, "{\"op\":\"stats\"}");
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(stats, "containment"),
 	                                                   "mode")),
-	                 "process-group");
+	                 "subreaper");
 	json_decref(stats);
-	json_t *reply = submit(daemon.url, &files, "");
+	json_t *reply = submit(daemon.url, &files, by_timeout ? "\"timeout\":3," : "");
 	json_int_t id = json_integer_value(json_object_get(reply, "id"));
 	json_decref(reply);
 	pid_t pids[PIDS];
 	wait_for_pids(&files, pids);
-	char cancel[96];
-	snprintf(cancel, sizeof(cancel), "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
-	json_decref(wire_call(daemon.url, cancel));
-	/* The leader dies with its group... */
-	pid_t leader = pids[1];
-	pid_t escaped = pids[0];
-	ck_assert_int_eq(wait_all_dead(&leader, 1), 0);
-	/* ...and the one that called setsid does not. */
-	bool escaped_alive = alive(escaped);
-	kill(escaped, SIGKILL);
-	ck_assert_msg(escaped_alive, "the setsid'd process died with the group: has the kernel or "
-	                             "the test changed?");
+	char request[128];
+	if (by_timeout) {
+		snprintf(request, sizeof(request), "{\"op\":\"result\",\"id\":%lld,\"timeout\":%g}",
+		         (long long)id, DEADLINE_SECONDS);
+		json_t *result = wire_call(daemon.url, request);
+		const char *type =
+			json_string_value(json_object_get(json_object_get(result, "error"), "type"));
+		ck_assert_msg(type != NULL && strcmp(type, "Timeout") == 0, "result: %s",
+		              json_dumps(result, 0));
+		json_decref(result);
+	} else {
+		snprintf(request, sizeof(request), "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
+		json_decref(wire_call(daemon.url, request));
+	}
+	/* Both die: the leader with its group, the escaper by the subreaper. */
+	int left = wait_all_dead(pids, PIDS);
+	for (int i = 0; i < PIDS; i++)
+		kill(pids[i], SIGKILL);
+	ck_assert_msg(left == 0, "%d processes of the job outlived it", left);
+	stats = wire_call(daemon.url, "{\"op\":\"stats\"}");
+	ck_assert_int_ge(json_integer_value(json_object_get(json_object_get(stats, "containment"),
+	                                                    "orphans_killed")),
+	                 1);
+	json_decref(stats);
 	fixture_stop(&daemon);
 	files_remove(&files);
+}
+
+START_TEST(without_cgroups_the_subreaper_kills_a_setsid_descendant_on_cancel)
+{
+	check_subreaper_kills(false);
+}
+END_TEST
+
+START_TEST(without_cgroups_the_subreaper_kills_a_setsid_descendant_on_timeout)
+{
+	check_subreaper_kills(true);
 }
 END_TEST
 
@@ -268,10 +295,17 @@ START_TEST(a_restarted_weftd_kills_what_a_sigkilled_one_left)
 		return;
 	}
 	rmdir(cgroup); /* weftd makes it */
-	const char *const args[] = {"--cgroup", cgroup, NULL};
+	/* With a journal, so that the job is known after the restart. */
+	char state[64];
+	snprintf(state, sizeof(state), "/tmp/weft-state-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(state));
+	const char *const args[] = {"--cgroup", cgroup, "--state-dir", state, "--sync", "normal",
+	                            NULL};
 	fixture first;
 	fixture_start(&first, args);
-	json_decref(submit(first.url, &files, ""));
+	json_t *submitted = submit(first.url, &files, "");
+	json_int_t id = json_integer_value(json_object_get(submitted, "id"));
+	json_decref(submitted);
 	pid_t pids[PIDS];
 	wait_for_pids(&files, pids);
 	int exit_status;
@@ -286,9 +320,77 @@ START_TEST(a_restarted_weftd_kills_what_a_sigkilled_one_left)
 	json_t *containment = json_object_get(stats, "containment");
 	ck_assert_int_eq(json_integer_value(json_object_get(containment, "leftover_jobs_killed")), 1);
 	json_decref(stats);
+	/* Replay ended the job Interrupted, and its message says what became of
+	 * its processes. */
+	char request[96];
+	snprintf(request, sizeof(request), "{\"op\":\"status\",\"id\":%lld}", (long long)id);
+	json_t *reply = wire_call(second.url, request);
+	json_t *job = json_object_get(reply, "job");
+	ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "failed");
+	json_t *error = json_object_get(job, "error");
+	ck_assert_str_eq(json_string_value(json_object_get(error, "type")), "Interrupted");
+	const char *message = json_string_value(json_object_get(error, "message"));
+	ck_assert_msg(strstr(message, "killed what running jobs had left in their cgroups (1 "
+	                              "processes in 1 cgroups)") != NULL,
+	              "message: %s", message);
+	json_decref(reply);
 	fixture_stop(&second);
+	char command[96];
+	snprintf(command, sizeof(command), "rm -rf '%s'", state);
+	ck_assert_int_eq(system(command), 0);
 	ck_assert_msg(rmdir(cgroup) != 0 && errno == ENOENT, "weftd left %s behind", cgroup);
 	files_remove(&files);
+}
+END_TEST
+
+/*
+ * limits.memory and limits.tasks go to the job's cgroup (memory.max,
+ * pids.max). Where weftd's job groups lack the controllers (stats says which
+ * it has), such a job is refused at submit with bad_arguments naming the
+ * controller, never run unlimited.
+ */
+START_TEST(memory_and_tasks_limits_are_set_on_the_cgroup_or_refused)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *stats = wire_call(daemon.url, "{\"op\":\"stats\"}");
+	json_t *containment = json_object_get(stats, "containment");
+	bool memory = false, tasks = false;
+	json_t *limit;
+	size_t i;
+	json_array_foreach(json_object_get(containment, "limits"), i, limit) {
+		memory = memory || strcmp(json_string_value(limit), "memory") == 0;
+		tasks = tasks || strcmp(json_string_value(limit), "tasks") == 0;
+	}
+	char directory[600];
+	snprintf(directory, sizeof(directory), "%s",
+	         json_is_string(json_object_get(containment, "directory"))
+	                 ? json_string_value(json_object_get(containment, "directory"))
+	                 : "");
+	json_decref(stats);
+	char request[1024];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"exec\",\"wait\":20,\"args\":{\"shell\":"
+	         "\"cat %s/job-*/memory.max %s/job-*/pids.max\",\"limits\":"
+	         "{\"memory\":67108864,\"tasks\":16}}}",
+	         directory, directory);
+	json_t *reply = wire_call(daemon.url, request);
+	if (memory && tasks) {
+		ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", json_dumps(reply, 0));
+		ck_assert_str_eq(json_string_value(json_object_get(json_object_get(reply, "result"),
+		                                                   "stdout")),
+		                 "67108864\n16\n");
+	} else {
+		ck_assert_str_eq(wire_error_code(reply), "bad_arguments");
+		const char *message =
+			json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+		ck_assert_msg(strstr(message, !memory ? "memory controller" : "pids controller") != NULL,
+		              "%s", message);
+		as_user_skip(1, "memory and tasks limits enforced",
+		             "weftd's job cgroups here have no memory and pids controllers");
+	}
+	json_decref(reply);
+	fixture_stop(&daemon);
 }
 END_TEST
 
@@ -299,8 +401,10 @@ static Suite *containment_suite(void)
 	tcase_set_timeout(cases, 60);
 	tcase_add_test(cases, a_timeout_kills_a_double_forked_setsid_descendant);
 	tcase_add_test(cases, cancel_kills_a_double_forked_setsid_descendant);
-	tcase_add_test(cases, without_cgroups_a_setsid_descendant_escapes_and_stats_says_so);
+	tcase_add_test(cases, without_cgroups_the_subreaper_kills_a_setsid_descendant_on_cancel);
+	tcase_add_test(cases, without_cgroups_the_subreaper_kills_a_setsid_descendant_on_timeout);
 	tcase_add_test(cases, a_restarted_weftd_kills_what_a_sigkilled_one_left);
+	tcase_add_test(cases, memory_and_tasks_limits_are_set_on_the_cgroup_or_refused);
 	suite_add_tcase(suite, cases);
 	return suite;
 }

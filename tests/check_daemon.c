@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -424,6 +425,79 @@ static void send_and_hang_up(const char *url, const char *request)
 
 /* The race of a long poll set up while its client disconnects: every one
  * is abandoned (the future is never set, so a missed one waits forever). */
+/* Connects to an ipc URL and does the SP handshake as a REQ peer; the fd. */
+static int raw_connect(const char *url)
+{
+	struct sockaddr_un address = {.sun_family = AF_UNIX};
+	snprintf(address.sun_path, sizeof(address.sun_path), "%s", url + strlen("ipc://"));
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&address, sizeof(address)), 0);
+	static const unsigned char header[8] = {0x00, 'S', 'P', 0x00, 0x00, 0x30, 0x00, 0x00};
+	ck_assert_int_eq(write(fd, header, sizeof(header)), (ssize_t)sizeof(header));
+	unsigned char reply[8];
+	size_t got = 0;
+	while (got < sizeof(reply)) {
+		ssize_t n = read(fd, reply + got, sizeof(reply) - got);
+		ck_assert_int_gt(n, 0);
+		got += (size_t)n;
+	}
+	return fd;
+}
+
+static json_int_t idle_closed(const char *url)
+{
+	json_t *stats = wire_call(url, "{\"op\":\"stats\"}");
+	json_int_t closed = json_integer_value(json_object_get(
+		json_object_get(json_object_get(stats, "housekeeping"), "listener_guard"),
+		"idle_closed"));
+	json_decref(stats);
+	return closed;
+}
+
+/*
+ * --idle-timeout 0.5: a connection that sends the start of a message (its
+ * 1 MiB length and 100 bytes) and stalls is closed by the daemon, so the
+ * buffer nng made for it goes; a long poll in flight on another connection
+ * for longer than that is not touched, and is answered.
+ */
+START_TEST(test_a_half_sent_message_is_dropped_after_the_idle_timeout)
+{
+	static const char *const args[] = {"--idle-timeout", "0.5", NULL};
+	fixture daemon;
+	fixture_start(&daemon, args);
+	json_t *reply = wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sleep\",\"args\":"
+	                                      "{\"seconds\":3600}}");
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+
+	int fd = raw_connect(daemon.url);
+	unsigned char start[9 + 100] = {1, 0, 0, 0, 0, 0, 0x10, 0, 0}; /* type 1, length 1 MiB */
+	memset(start + 9, 'x', 100);
+	ck_assert_int_eq(write(fd, start, sizeof(start)), (ssize_t)sizeof(start));
+
+	/* A long poll of 2 s, four times the idle timeout, on its own connection. */
+	char poll_request[96];
+	snprintf(poll_request, sizeof(poll_request),
+	         "{\"op\":\"result\",\"id\":%lld,\"timeout\":2}", (long long)id);
+	json_t *polled = wire_call_text(daemon.url, poll_request, strlen(poll_request), 30000);
+	ck_assert_ptr_nonnull(polled);
+	ck_assert_str_eq(wire_error_code(polled), "timeout");
+	json_decref(polled);
+
+	/* The stalled one is closed (a hang guard, not a bound on the time). */
+	struct timeval guard = {.tv_sec = 30};
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof(guard)), 0);
+	char byte;
+	ssize_t n = read(fd, &byte, 1);
+	ck_assert_msg(n == 0 || (n < 0 && errno == ECONNRESET), "read %zd (%s)", n,
+	              n < 0 ? strerror(errno) : "data");
+	close(fd);
+	ck_assert_int_ge(idle_closed(daemon.url), 1);
+	fixture_stop(&daemon);
+}
+END_TEST
+
 START_TEST(test_long_polls_of_clients_gone_during_setup_are_freed)
 {
 	fixture daemon;
@@ -465,6 +539,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(life, test_pending_limit_answers_busy_and_recovers);
 	tcase_add_test(life, test_usage_errors_exit_2_with_a_message);
 	tcase_add_test(life, test_sighup_is_logged_and_ignored);
+	tcase_add_test(life, test_a_half_sent_message_is_dropped_after_the_idle_timeout);
 	suite_add_tcase(suite, life);
 	return suite;
 }

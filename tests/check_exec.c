@@ -764,6 +764,134 @@ START_TEST(test_jobs_get_no_notify_socket_or_watchdog)
 }
 END_TEST
 
+/* ------------------------------------------------------ big environments */
+
+#define BIG_ENV_COUNT 80000
+
+static json_t *big_environment(size_t count)
+{
+	json_t *env = json_object();
+	char key[32];
+	for (size_t i = 0; i < count; i++) {
+		snprintf(key, sizeof(key), "V%zu", i);
+		json_object_set_new(env, key, json_string("x"));
+	}
+	return env;
+}
+
+static double time_of(const json_t *job, const char *name)
+{
+	const json_t *value = json_object_get(job, name);
+	ck_assert_msg(json_is_number(value), "job has no %s time", name);
+	return json_number_value(value);
+}
+
+/*
+ * Two jobs of 80,000 variables each, accepted before a `sleep 0` job from
+ * another connection: the small job is not held up behind them. Measured by
+ * the small job's own times (created to finished); with a merge that compared
+ * each variable with all the others it took seconds.
+ */
+START_TEST(test_80000_variables_do_not_delay_another_job)
+{
+	const char *const options[] = {"--workers", "2", "--procs", "4", "--max-message", "8388608",
+	                               NULL};
+	restart_with(options);
+	weft_client *other = NULL;
+	ck_assert_int_eq(weft_connect(weftd.url, &other), WEFT_OK);
+	uint64_t big[2];
+	for (int i = 0; i < 2; i++) {
+		json_t *request = json_pack("{s:s, s:s, s:{s:s, s:o}}", "op", "submit", "fn", "exec",
+		                            "args", "shell", "env | wc -l", "env",
+		                            big_environment(BIG_ENV_COUNT));
+		json_t *reply = NULL;
+		ck_assert_int_eq(weft_request(other, request, EXEC_WAIT_SECONDS, &reply), WEFT_OK);
+		json_decref(request);
+		ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "big submit refused");
+		big[i] = (uint64_t)json_integer_value(json_object_get(reply, "id"));
+		json_decref(reply);
+	}
+	json_t *small = exec_job(json_pack("{s:[s,s]}", "argv", "sleep", "0"), 0);
+	ck_assert_str_eq(state_of(small), "done");
+	uint64_t small_id = (uint64_t)json_integer_value(json_object_get(small, "id"));
+	json_decref(small);
+	json_t *job = NULL;
+	ck_assert_int_eq(weft_status(client, small_id, &job), WEFT_OK);
+	double took = time_of(job, "finished") - time_of(job, "created");
+	json_decref(job);
+	/* 15.6 s with the quadratic merge, 6 to 27 ms now; the bound leaves room
+	 * for sanitizers and a loaded machine. */
+	ck_assert_msg(took < 3.0, "sleep 0 took %.3f s from submit to end beside 80,000-variable jobs",
+	              took);
+	printf("exec: a sleep 0 job beside two 80,000-variable jobs: %.1f ms from submit to end\n",
+	       took * 1000);
+	for (int i = 0; i < 2; i++) {
+		wait_for_state(big[i], WEFT_STATE_DONE);
+		json_t *reply = request_ok(json_pack("{s:s, s:I}", "op", "result", "id",
+		                                     (json_int_t)big[i]),
+		                           EXEC_WAIT_SECONDS);
+		long lines = strtol(stdout_of(reply), NULL, 10);
+		ck_assert_msg(lines >= BIG_ENV_COUNT, "the job saw %ld variables", lines);
+		json_decref(reply);
+	}
+	weft_close(other);
+}
+END_TEST
+
+START_TEST(test_environment_past_the_kernel_limit_is_refused)
+{
+	/* 200,000 variables of ~16 bytes with their pointers: past 2 MiB. */
+	const char *const options[] = {"--max-message", "8388608", NULL};
+	restart_with(options);
+	json_t *request = json_pack("{s:s, s:s, s:{s:[s], s:o}}", "op", "submit", "fn", "exec", "args",
+	                            "argv", "true", "env", big_environment(200000));
+	json_t *reply = NULL;
+	ck_assert_int_eq(weft_request(client, request, EXEC_WAIT_SECONDS, &reply), WEFT_OK);
+	json_decref(request);
+	ck_assert(json_is_false(json_object_get(reply, "ok")));
+	const json_t *error = json_object_get(reply, "error");
+	ck_assert_str_eq(json_string_value(json_object_get(error, "code")), "bad_arguments");
+	ck_assert_msg(strstr(json_string_value(json_object_get(error, "message")), "at most") != NULL,
+	              "message: %s", json_string_value(json_object_get(error, "message")));
+	json_decref(reply);
+}
+END_TEST
+
+static bool write_oom_score(const char *value)
+{
+	FILE *file = fopen("/proc/self/oom_score_adj", "we");
+	if (file == NULL)
+		return false;
+	bool ok = fputs(value, file) >= 0;
+	return fclose(file) == 0 && ok;
+}
+
+/* A weftd protected from the OOM killer (OOMScoreAdjust=-900 in its unit)
+ * puts its jobs back to 0, so that under memory pressure a job goes first. */
+START_TEST(jobs_of_an_oom_protected_daemon_are_put_back_to_0)
+{
+	teardown();
+	if (geteuid() != 0 || !write_oom_score("-500")) {
+		printf("SKIP: 1 oom_score_adj test: this process cannot lower its oom_score_adj "
+		       "(needs CAP_SYS_RESOURCE over the initial user namespace)\n");
+		start_with(NULL);
+		return;
+	}
+	start_with(NULL); /* weftd inherits -500 */
+	ck_assert(write_oom_score("0"));
+	char path[64], text[32] = "";
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)weftd.pid);
+	FILE *file = fopen(path, "re");
+	ck_assert_ptr_nonnull(file);
+	ck_assert_ptr_nonnull(fgets(text, sizeof(text), file));
+	fclose(file);
+	ck_assert_str_eq(text, "-500\n");
+	assert_done_with(exec_job(json_pack("{s:[s,s]}", "argv", "cat", "/proc/self/oom_score_adj"),
+	                          0),
+	                 "0\n", "");
+}
+END_TEST
+
 static Suite *exec_suite(void)
 {
 	Suite *suite = suite_create("exec");
@@ -807,6 +935,8 @@ static Suite *exec_suite(void)
 	tcase_set_timeout(resources, 30);
 	tcase_add_test(resources, test_no_more_than_procs_jobs_run_at_once);
 	tcase_add_test(resources, test_a_thousand_jobs_leave_no_zombie_and_no_descriptor);
+	tcase_add_test(resources, test_80000_variables_do_not_delay_another_job);
+	tcase_add_test(resources, test_environment_past_the_kernel_limit_is_refused);
 	suite_add_tcase(suite, resources);
 
 	TCase *identity = tcase_create("identity");
@@ -814,6 +944,7 @@ static Suite *exec_suite(void)
 	tcase_set_timeout(identity, 30);
 	tcase_add_test(identity, test_job_runs_as_the_submitting_user);
 	tcase_add_test(identity, test_jobs_get_no_notify_socket_or_watchdog);
+	tcase_add_test(identity, jobs_of_an_oom_protected_daemon_are_put_back_to_0);
 	suite_add_tcase(suite, identity);
 	return suite;
 }

@@ -70,7 +70,8 @@ START_TEST(test_every_argument)
 	struct execargs *args = parse_ok(
 		"{\"argv\": [\"cat\"], \"env\": {\"B\": \"2\", \"A\": \"1=one\"}, \"env_clear\": true,"
 		" \"cwd\": \"/tmp\", \"stdin\": \"hello\\n\", \"capture\": false, \"kill_after\": 0.5,"
-		" \"limits\": {\"nofile\": 64, \"core\": 0, \"cpu\": \"unlimited\"}}");
+		" \"limits\": {\"nofile\": 64, \"core\": 0, \"cpu\": \"unlimited\","
+		" \"memory\": 268435456, \"tasks\": 32}}");
 	ck_assert_uint_eq(args->env_count, 2);
 	ck_assert_str_eq(args->env[0], "A=1=one"); /* sorted by key */
 	ck_assert_str_eq(args->env[1], "B=2");
@@ -81,7 +82,9 @@ START_TEST(test_every_argument)
 	ck_assert_uint_eq(args->stdin_length, 6);
 	ck_assert(!args->capture);
 	ck_assert(args->kill_after == 0.5);
-	ck_assert_uint_eq(args->limit_count, 3);
+	ck_assert_uint_eq(args->limit_count, 3); /* memory and tasks are no rlimits */
+	ck_assert_uint_eq(args->memory_max, 268435456);
+	ck_assert_uint_eq(args->tasks_max, 32);
 	for (size_t i = 0; i < args->limit_count; i++) {
 		const struct execargs_limit *limit = &args->limits[i];
 		if (strcmp(limit->name, "nofile") == 0) {
@@ -140,6 +143,9 @@ static const struct bad_case bad_cases[] = {
 		"service manager"},
 	{"{\"argv\": [\"a\"], \"env\": {\"A\": \"x\\u0000\"}}", "args.env.A", "NUL"},
 	{"{\"argv\": [\"a\"], \"env_clear\": 1}", "args.env_clear", "true or false"},
+	{"{\"argv\": [\"a\"], \"limits\": {\"memory\": 4096}}", "args.limits.memory", "1 MiB"},
+	{"{\"argv\": [\"a\"], \"limits\": {\"memory\": \"1G\"}}", "args.limits.memory", "bytes"},
+	{"{\"argv\": [\"a\"], \"limits\": {\"tasks\": 0}}", "args.limits.tasks", "from 1"},
 	{"{\"argv\": [\"a\"], \"cwd\": 5}", "args.cwd", "must be a string"},
 	{"{\"argv\": [\"a\"], \"cwd\": \"\"}", "args.cwd", "empty"},
 	{"{\"argv\": [\"a\"], \"stdin\": [\"x\"]}", "args.stdin", "must be a string"},

@@ -233,6 +233,64 @@ START_TEST(a_users_waiter_quota_does_not_limit_another)
 }
 END_TEST
 
+/* An exec job whose args take about 30,000 bytes, sleeping until cancelled. */
+static const char *padded_sleeper(void)
+{
+	static char request[32768];
+	int length = snprintf(request, sizeof(request),
+	                      "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"argv\":"
+	                      "[\"sleep\",\"3600\"],\"env\":{\"PAD\":\"");
+	memset(request + length, 'x', 30000);
+	snprintf(request + length + 30000, sizeof(request) - (size_t)length - 30000, "\"}}}");
+	return request;
+}
+
+static const char *error_message_of(const json_t *reply)
+{
+	return json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+}
+
+/*
+ * --max-bytes-per-user 65536 and --max-bytes 100000, with jobs of ~30 KB of
+ * args: A's third is `busy` naming --max-bytes-per-user and A; B's second is
+ * `busy` naming --max-bytes (the daemon holds 90 KB); once one of A's jobs
+ * is cancelled, B's goes in, and the cancelled job is dropped to make room.
+ */
+START_TEST(the_byte_budgets_refuse_past_a_users_share_and_the_daemons)
+{
+	static const char *const args[] = {"--procs", "8", "--max-bytes-per-user", "65536",
+	                                   "--max-bytes", "100000", NULL};
+	start(args);
+	json_int_t a_first = submit_id(&user_a, padded_sleeper());
+	submit_id(&user_a, padded_sleeper());
+	json_t *reply = call_as(&user_a, padded_sleeper());
+	ck_assert_str_eq(wire_error_code(reply), "busy");
+	char uid[32];
+	snprintf(uid, sizeof(uid), "uid %u", (unsigned)user_a.uid);
+	ck_assert_msg(strstr(error_message_of(reply), "--max-bytes-per-user") != NULL &&
+	                      strstr(error_message_of(reply), uid) != NULL,
+	              "%s", error_message_of(reply));
+	json_decref(reply);
+	submit_id(&user_b, padded_sleeper());
+	reply = call_as(&user_b, padded_sleeper());
+	ck_assert_str_eq(wire_error_code(reply), "busy");
+	ck_assert_msg(strstr(error_message_of(reply), "(--max-bytes)") != NULL, "%s",
+	              error_message_of(reply));
+	json_decref(reply);
+	char cancel[64];
+	snprintf(cancel, sizeof(cancel), "{\"op\":\"cancel\",\"id\":%lld}", (long long)a_first);
+	json_decref(call_as(&user_a, cancel));
+	wait_for_state(a_first, "cancelled");
+	submit_id(&user_b, padded_sleeper());
+	char status[64];
+	snprintf(status, sizeof(status), "{\"op\":\"status\",\"id\":%lld}", (long long)a_first);
+	reply = wire_call(weftd.url, status);
+	ck_assert_str_eq(wire_error_code(reply), "unknown_id");
+	json_decref(reply);
+	fixture_stop(&weftd);
+}
+END_TEST
+
 static void prepare(void)
 {
 	if (geteuid() != 0) {
@@ -266,6 +324,7 @@ int main(void)
 		a_single_job_of_b_starts_while_a_has_100000_queued,
 		a_users_pending_quota_does_not_limit_another,
 		a_users_waiter_quota_does_not_limit_another,
+		the_byte_budgets_refuse_past_a_users_share_and_the_daemons,
 	};
 	size_t count = sizeof(tests) / sizeof(tests[0]);
 	for (size_t i = 0; i < count; i++)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -459,6 +460,99 @@ START_TEST(kill_9_under_load_loses_no_acknowledged_job)
 }
 END_TEST
 
+/* The error code of a refused reply, or "" for an ok one. */
+static const char *code_of(const json_t *reply)
+{
+	const char *code =
+		json_string_value(json_object_get(json_object_get(reply, "error"), "code"));
+	return code != NULL ? code : "";
+}
+
+/* The tmpfs of the full-disk test, detached when its process exits, even
+ * after a failed assertion (Check's forked test exits through exit()). */
+static char mounted[128];
+
+static void detach_mount(void)
+{
+	if (mounted[0] != '\0' && umount2(mounted, MNT_DETACH) == 0)
+		rmdir(mounted);
+}
+
+/*
+ * A full disk: the state directory is an 8 MiB tmpfs (root only), filled by
+ * a file of the test's. Submits are refused with journal_full and nothing of
+ * them is accepted, while status and stats keep answering; once the file is
+ * removed, submits are accepted again.
+ */
+START_TEST(a_full_disk_refuses_submits_and_recovers)
+{
+	if (geteuid() != 0) {
+		printf("SKIP: 1 journal full-disk test: not root (it mounts a small tmpfs)\n");
+		return;
+	}
+	struct store store;
+	store_make(&store, NULL);
+	if (mount("weft-test", store.directory, "tmpfs", 0, "size=8m,mode=0700") != 0) {
+		printf("SKIP: 1 journal full-disk test: cannot mount a tmpfs here (%s)\n",
+		       strerror(errno));
+		store_remove(&store);
+		return;
+	}
+	snprintf(mounted, sizeof(mounted), "%s", store.directory);
+	atexit(detach_mount);
+	fixture daemon;
+	fixture_start(&daemon, store.args);
+	json_int_t first = submit_ok(&daemon, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1}}");
+
+	char filler[256];
+	snprintf(filler, sizeof(filler), "%s/filler", store.directory);
+	int fd = open(filler, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	static char block[65536];
+	while (write(fd, block, sizeof(block)) > 0)
+		;
+	ck_assert_int_eq(errno, ENOSPC);
+	close(fd);
+
+	/* 4 KB of args each: the journal needs new pages within a few hundred. */
+	static char submit[8192];
+	int length = snprintf(submit, sizeof(submit),
+	                      "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":\"");
+	memset(submit + length, 'y', 4096);
+	snprintf(submit + length + 4096, sizeof(submit) - (size_t)length - 4096, "\"}}");
+	bool refused = false;
+	for (int i = 0; i < 4000 && !refused; i++) {
+		json_t *reply = wire_call(daemon.url, submit);
+		ck_assert_ptr_nonnull(reply);
+		refused = !json_is_true(json_object_get(reply, "ok"));
+		if (refused)
+			ck_assert_msg(strcmp(code_of(reply), "journal_full") == 0, "refused with %s",
+			              json_dumps(reply, 0));
+		json_decref(reply);
+	}
+	ck_assert_msg(refused, "4000 submits of 4 KB were accepted on a full 8 MiB disk");
+	/* Reads go on. */
+	json_t *job = status_of(&daemon, first);
+	ck_assert_ptr_nonnull(job);
+	ck_assert_str_eq(state_of(job), "done");
+	json_decref(job);
+	json_t *stats = call(&daemon, "{\"op\":\"stats\"}");
+	ck_assert(json_is_true(json_object_get(stats, "ok")));
+	json_decref(stats);
+
+	ck_assert_int_eq(unlink(filler), 0);
+	json_int_t later = submit_ok(&daemon, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":2}}");
+	ck_assert_int_gt(later, first);
+	json_t *reply = result_of(&daemon, later);
+	ck_assert_int_eq(json_integer_value(json_object_get(reply, "result")), 2);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	ck_assert_int_eq(umount(store.directory), 0);
+	mounted[0] = '\0';
+	store_remove(&store);
+}
+END_TEST
+
 static Suite *journal_suite(void)
 {
 	Suite *suite = suite_create("journal");
@@ -471,6 +565,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(restart, ids_keep_growing_and_results_stay);
 	tcase_add_test(restart, retention_still_evicts_after_a_restart);
 	tcase_add_test(restart, a_damaged_store_refuses_to_start);
+	tcase_add_test(restart, a_full_disk_refuses_submits_and_recovers);
 	suite_add_tcase(suite, restart);
 	TCase *load = tcase_create("load");
 	tcase_set_timeout(load, 300);

@@ -92,8 +92,74 @@ START_TEST(test_a_job_counts_until_it_finishes_exactly_once)
 	                       json_pack("{s:s,s:s}", "type", "Cancelled", "message", "x"), NULL,
 	                       NULL));
 	ck_assert_uint_eq(quota_held(QUOTA_PENDING, owner->uid), 0);
+	/* Its result's bytes are held until retention drops it. */
+	ck_assert_uint_eq(jobs_expire(jobs, 1e12), 1);
 	ck_assert_uint_eq(quota_users(), 0);
 	job_unref(job);
+	principal_unref(owner);
+	jobs_free(jobs);
+}
+END_TEST
+
+/* A job's bytes (jobs_add_bytes, then its result at finish) are charged to
+ * the table and to its owner, and given back once when the table drops it. */
+START_TEST(test_a_jobs_bytes_are_charged_until_it_is_dropped)
+{
+	struct jobs *jobs = jobs_new(3600, 100);
+	struct principal *owner = principal_for_daemon();
+	json_t *args = json_pack("{s:s}", "a", "0123456789");
+	uint64_t args_bytes = jobs_json_bytes(args);
+	ck_assert_uint_eq(args_bytes, strlen("{\"a\":\"0123456789\"}"));
+	struct job *job = jobs_create(jobs, functions_find("echo"), args, NULL, 0, owner, NULL);
+	jobs_add_bytes(jobs, job, args_bytes);
+	ck_assert_uint_eq(quota_held(QUOTA_BYTES, owner->uid), args_bytes);
+	ck_assert_uint_eq(jobs_unfinished_bytes(jobs), args_bytes);
+	ck_assert(jobs_finish(jobs, job, JOB_DONE, json_string("done!"), NULL, NULL, NULL));
+	/* The result ("done!" with its quotes) is held now; nothing is unfinished. */
+	ck_assert_uint_eq(quota_held(QUOTA_BYTES, owner->uid), args_bytes + 7);
+	ck_assert_uint_eq(jobs_unfinished_bytes(jobs), 0);
+	struct jobs_counts counts;
+	jobs_counts(jobs, &counts);
+	ck_assert_uint_eq(counts.bytes, args_bytes + 7);
+	ck_assert_uint_eq(counts.retained_bytes, args_bytes + 7);
+	ck_assert_uint_eq(jobs_expire(jobs, 1e12), 1);
+	ck_assert_uint_eq(quota_held(QUOTA_BYTES, owner->uid), 0);
+	jobs_counts(jobs, &counts);
+	ck_assert_uint_eq(counts.bytes, 0);
+	ck_assert_uint_eq(counts.retained_bytes, 0);
+	job_unref(job);
+	principal_unref(owner);
+	jobs_free(jobs);
+}
+END_TEST
+
+/* Past --max-bytes, finished jobs are dropped oldest first to make room;
+ * unfinished ones are never dropped. */
+START_TEST(test_the_byte_budget_drops_the_oldest_finished_jobs)
+{
+	struct jobs *jobs = jobs_new(3600, 100);
+	jobs_set_max_bytes(jobs, 250);
+	struct principal *owner = principal_for_daemon();
+	struct job *made[4];
+	for (int i = 0; i < 3; i++) {
+		made[i] = jobs_create(jobs, functions_find("echo"), json_object(), NULL, 0, owner, NULL);
+		jobs_add_bytes(jobs, made[i], 100);
+		if (i < 2)
+			ck_assert(jobs_finish(jobs, made[i], JOB_DONE, json_null(), NULL, NULL, NULL));
+	}
+	/* 300 > 250: the oldest finished job went when the third was charged. */
+	ck_assert_ptr_null(jobs_find(jobs, made[0]->id));
+	struct job *kept = jobs_find(jobs, made[1]->id);
+	ck_assert_ptr_nonnull(kept);
+	job_unref(kept);
+	made[3] = jobs_create(jobs, functions_find("echo"), json_object(), NULL, 0, owner, NULL);
+	jobs_add_bytes(jobs, made[3], 200);
+	/* The other finished one went too; the unfinished ones stay, over budget. */
+	ck_assert_ptr_null(jobs_find(jobs, made[1]->id));
+	ck_assert_uint_eq(jobs_unfinished_bytes(jobs), 300);
+	ck_assert_uint_eq(quota_held(QUOTA_BYTES, owner->uid), 300);
+	for (int i = 0; i < 4; i++)
+		job_unref(made[i]);
 	principal_unref(owner);
 	jobs_free(jobs);
 }
@@ -109,6 +175,8 @@ static Suite *quota_suite(void)
 	tcase_add_test(table, test_an_amount_larger_than_the_limit_is_refused);
 	tcase_add_test(table, test_users_with_nothing_held_leave_the_table);
 	tcase_add_test(table, test_a_job_counts_until_it_finishes_exactly_once);
+	tcase_add_test(table, test_a_jobs_bytes_are_charged_until_it_is_dropped);
+	tcase_add_test(table, test_the_byte_budget_drops_the_oldest_finished_jobs);
 	suite_add_tcase(suite, table);
 	return suite;
 }

@@ -6,6 +6,7 @@
 #include "daemon/core/functions.h"
 #include "daemon/core/jobs.h"
 #include "daemon/core/jobspec.h"
+#include "daemon/base/memory.h"
 #include "daemon/base/problem.h"
 #include "daemon/server/request.h"
 #include "tests/stand_ins.h"
@@ -271,6 +272,54 @@ START_TEST(test_error_table_round_trips)
 }
 END_TEST
 
+/*
+ * Out of memory while decoding (jansson's test_chaos.c): the nth allocation
+ * fails, for every n until a decode needs fewer. Each attempt either
+ * succeeds whole or is refused with WEFT_ENOMEM, never aborts or crashes;
+ * the sanitizer builds check that a refused one leaks nothing.
+ */
+START_TEST(test_running_out_of_memory_refuses_the_request)
+{
+	static const char *const requests[] = {
+		"{\"op\":\"submit\",\"jobs\":[{\"fn\":\"echo\",\"args\":{\"value\":[1,{\"a\":\"b\"}]},"
+		"\"labels\":{\"team\":\"ci\"}},{\"fn\":\"sleep\",\"args\":{\"seconds\":1},"
+		"\"after\":[1,2],\"queue\":\"builds\",\"retries\":2}]}",
+		"{\"op\":\"wait\",\"ids\":[5,3,5,9,3],\"timeout\":1}",
+		"{\"op\":\"submit\",\"fn\":\"sleep\"}",
+	};
+	for (size_t r = 0; r < sizeof(requests) / sizeof(requests[0]); r++) {
+		unsigned long refused = 0;
+		bool whole = false;
+		for (unsigned long nth = 1; nth < 1000 && !whole; nth++) {
+			struct request request;
+			struct problem problem;
+			problem_init(&problem);
+			memory_fail_nth(nth);
+			int rv = request_decode(requests[r], strlen(requests[r]), &request, &problem);
+			memory_fail_nth(0);
+			if (rv == WEFT_OK) {
+				whole = true;
+				request_clear(&request);
+				continue;
+			}
+			/* The third request is wrong (no args for sleep): its own error, or ENOMEM. */
+			ck_assert_msg(rv == WEFT_ENOMEM || (r == 2 && rv == WEFT_EBADARGS),
+			              "request %zu, allocation %lu failed: %s (%s)", r, nth,
+			              weft_error_code(rv), problem.message);
+			if (rv == WEFT_ENOMEM) {
+				ck_assert_msg(strstr(problem.message, "out of memory") != NULL, "%s",
+				              problem.message);
+				refused++;
+			}
+			if (r == 2 && rv == WEFT_EBADARGS)
+				whole = true;
+		}
+		ck_assert_msg(whole, "request %zu never decoded", r);
+		ck_assert_msg(refused > 0, "request %zu: no allocation was failed", r);
+	}
+}
+END_TEST
+
 static Suite *request_suite(void)
 {
 	Suite *suite = suite_create("request");
@@ -290,12 +339,14 @@ static Suite *request_suite(void)
 	TCase *errors = tcase_create("errors");
 	tcase_add_test(errors, test_problem_becomes_a_reply_with_context);
 	tcase_add_test(errors, test_error_table_round_trips);
+	tcase_add_test(errors, test_running_out_of_memory_refuses_the_request);
 	suite_add_tcase(suite, errors);
 	return suite;
 }
 
 int main(void)
 {
+	memory_init(); /* jansson's allocations too, so that they can be failed */
 	stand_ins_register();
 	SRunner *runner = srunner_create(request_suite());
 	srunner_run_all(runner, CK_NORMAL);

@@ -367,6 +367,133 @@ START_TEST(debug_stall_is_refused_without_test_hooks)
 }
 END_TEST
 
+/*
+ * weftd by hand, with stderr on `log_path` and, when journal is true,
+ * $JOURNAL_STREAM naming that file's device and inode (as systemd names
+ * the journal's stream); extra args after the usual ones. Returns its pid.
+ */
+static pid_t start_by_hand(const char *url, const char *log_path, bool journal,
+                           const char *notify_name, const char *const *extra)
+{
+	const char *weftd = getenv("WEFTD");
+	ck_assert_ptr_nonnull(weftd);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		struct stat status;
+		if (log < 0 || dup2(log, STDERR_FILENO) < 0 || fstat(STDERR_FILENO, &status) != 0)
+			_exit(127);
+		if (journal) {
+			char stream[64];
+			snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long)status.st_dev,
+			         (unsigned long long)status.st_ino);
+			setenv("JOURNAL_STREAM", stream, 1);
+		}
+		if (notify_name != NULL)
+			setenv("NOTIFY_SOCKET", notify_name, 1);
+		const char *argv[16] = {weftd, "--listen", url, "--workers", "2", "--grace", "0.1"};
+		size_t argc = 7;
+		for (size_t i = 0; extra != NULL && extra[i] != NULL && argc < 15; i++)
+			argv[argc++] = extra[i];
+		argv[argc] = NULL;
+		execv(weftd, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void stop_by_hand(pid_t pid)
+{
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "weftd status %d", status);
+}
+
+static void wait_for_ping(const char *url)
+{
+	double deadline = fixture_now() + DEADLINE_SECONDS;
+	while (!wire_answers_within(url, 0.5))
+		ck_assert_msg(fixture_now() < deadline, "weftd never answered");
+}
+
+/* On the journal's stream, every line starts with an sd-daemon priority and
+ * carries no timestamp; on a plain file, the timestamped format. */
+START_TEST(log_lines_carry_priorities_when_stderr_is_the_journal)
+{
+	static const char *const none[] = {"--state-dir", "none", NULL};
+	for (int journal = 0; journal < 2; journal++) {
+		char directory[] = "/tmp/weft-log-XXXXXX";
+		ck_assert_ptr_nonnull(mkdtemp(directory));
+		char url[160], log_path[160];
+		snprintf(url, sizeof(url), "ipc://%s/weft.sock", directory);
+		snprintf(log_path, sizeof(log_path), "%s/weftd.log", directory);
+		pid_t pid = start_by_hand(url, log_path, journal, NULL, none);
+		wait_for_ping(url);
+		stop_by_hand(pid);
+		FILE *log = fopen(log_path, "r");
+		ck_assert_ptr_nonnull(log);
+		char line[1024];
+		int lines = 0;
+		bool ready = false;
+		while (fgets(line, sizeof(line), log) != NULL) {
+			lines++;
+			if (journal) {
+				ck_assert_msg(line[0] == '<' && line[1] >= '0' && line[1] <= '7' &&
+				                      line[2] == '>',
+				              "no priority: %s", line);
+				ready = ready || strncmp(line, "<6>info: weftd ", 15) == 0;
+			} else {
+				ck_assert_msg(line[0] == '2' && strstr(line, " weftd[") != NULL,
+				              "not the terminal format: %s", line);
+				ready = ready || strstr(line, "info: weftd ") != NULL;
+			}
+		}
+		fclose(log);
+		ck_assert_msg(lines > 0 && ready, "%d lines, ready line %s", lines,
+		              ready ? "found" : "missing");
+		unlink(log_path);
+		rmdir(directory);
+	}
+}
+END_TEST
+
+/* Replaying a journal asks systemd for more time to start, before READY. */
+START_TEST(a_replay_asks_for_more_time_before_ready)
+{
+	char directory[] = "/tmp/weft-extend-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(directory));
+	char url[160], log_path[160], state[160];
+	snprintf(url, sizeof(url), "ipc://%s/weft.sock", directory);
+	snprintf(log_path, sizeof(log_path), "%s/weftd.log", directory);
+	snprintf(state, sizeof(state), "%s/state", directory);
+	ck_assert_int_eq(mkdir(state, 0700), 0);
+	const char *const args[] = {"--state-dir", state, "--sync", "normal", NULL};
+	pid_t pid = start_by_hand(url, log_path, false, NULL, args);
+	wait_for_ping(url);
+	json_decref(wire_call(url, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1}}"));
+	stop_by_hand(pid);
+
+	char name[108], text[512];
+	int systemd = fake_systemd(name, sizeof(name));
+	pid = start_by_hand(url, log_path, false, name, args);
+	expect_datagram(systemd, "EXTEND_TIMEOUT_USEC=", text, sizeof(text));
+	ck_assert_msg(strstr(text, "STATUS=replaying the journal") != NULL, "datagram: %s", text);
+	/* READY comes after it. */
+	expect_datagram(systemd, "READY=1", text, sizeof(text));
+	stop_by_hand(pid);
+	close(systemd);
+	char command[200];
+	snprintf(command, sizeof(command), "rm -rf '%s'", directory);
+	ck_assert_int_eq(system(command), 0);
+}
+END_TEST
+
 static Suite *service_suite(void)
 {
 	Suite *suite = suite_create("service");
@@ -384,6 +511,8 @@ static Suite *service_suite(void)
 	tcase_add_test(daemon, jobs_never_see_the_notify_variables);
 	tcase_add_test(daemon, watchdog_pings_at_half_the_interval_and_stop_while_a_worker_is_stuck);
 	tcase_add_test(daemon, debug_stall_is_refused_without_test_hooks);
+	tcase_add_test(daemon, log_lines_carry_priorities_when_stderr_is_the_journal);
+	tcase_add_test(daemon, a_replay_asks_for_more_time_before_ready);
 	suite_add_tcase(suite, daemon);
 	return suite;
 }

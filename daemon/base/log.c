@@ -4,7 +4,9 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,6 +15,31 @@
 static atomic_int threshold = LOG_LEVEL_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+/* sd-daemon priorities (syslog's) of the levels. */
+static const char *const level_prefixes[] = {"<3>", "<4>", "<6>", "<7>"};
+/* Written once by log_detect_journal before threads start; relaxed, as threshold. */
+static atomic_bool journal_format;
+
+bool log_stream_is(const char *journal_stream, unsigned long long device,
+                   unsigned long long inode)
+{
+	unsigned long long stream_device, stream_inode;
+	char rest;
+	if (journal_stream == NULL ||
+	    sscanf(journal_stream, "%llu:%llu%c", &stream_device, &stream_inode, &rest) != 2)
+		return false;
+	return stream_device == device && stream_inode == inode;
+}
+
+bool log_detect_journal(void)
+{
+	struct stat status;
+	bool journal = fstat(STDERR_FILENO, &status) == 0 &&
+	               log_stream_is(getenv("JOURNAL_STREAM"), (unsigned long long)status.st_dev,
+	                             (unsigned long long)status.st_ino);
+	atomic_store_explicit(&journal_format, journal, memory_order_relaxed);
+	return journal;
+}
 
 void log_set_level(enum log_level level)
 {
@@ -40,13 +67,19 @@ void log_message(enum log_level level, const char *format, ...)
 	if (!log_enabled(level))
 		return;
 	char line[1024];
-	struct timespec now;
-	struct tm parts;
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &parts);
-	int used = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &parts);
-	used += snprintf(line + used, sizeof(line) - (size_t)used, ".%03ldZ weftd[%d] %s: ",
-	                 now.tv_nsec / 1000000, (int)getpid(), level_names[level]);
+	int used;
+	if (atomic_load_explicit(&journal_format, memory_order_relaxed)) {
+		used = snprintf(line, sizeof(line), "%s%s: ", level_prefixes[level],
+		                level_names[level]);
+	} else {
+		struct timespec now;
+		struct tm parts;
+		clock_gettime(CLOCK_REALTIME, &now);
+		gmtime_r(&now.tv_sec, &parts);
+		used = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &parts);
+		used += snprintf(line + used, sizeof(line) - (size_t)used, ".%03ldZ weftd[%d] %s: ",
+		                 now.tv_nsec / 1000000, (int)getpid(), level_names[level]);
+	}
 	va_list args;
 	va_start(args, format);
 	int wanted = vsnprintf(line + used, sizeof(line) - (size_t)used, format, args);

@@ -13,6 +13,20 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBU
 /* Sets the most verbose level written. Call before starting threads. */
 void log_set_level(enum log_level level);
 
+/*
+ * When stderr is the systemd journal ($JOURNAL_STREAM names stderr's device
+ * and inode, as systemd sets it for a unit's stdio), lines carry sd-daemon's
+ * "<N>" priority prefix (3 error, 4 warn, 6 info, 7 debug) and no timestamp
+ * or pid of their own (journald records both); elsewhere, the usual format.
+ * Returns whether the journal format is now used. Call before threads start.
+ */
+bool log_detect_journal(void);
+
+/* Whether stderr was found to be the journal (pure: for tests). Parses
+ * $JOURNAL_STREAM's "DEVICE:INODE" against stderr's. */
+bool log_stream_is(const char *journal_stream, unsigned long long device,
+                   unsigned long long inode);
+
 /* Parses "error", "warn", "info" or "debug". Returns 0, or -1 for other names. */
 int log_level_parse(const char *name, enum log_level *out);
 

@@ -44,9 +44,16 @@ struct jobs {
 	/* Finishes so far: each finished job's place. Relaxed: only an order. */
 	atomic_uint_fast64_t finishes;
 
+	/* Bytes charged by the jobs listed (job->bytes summed), and by those of
+	 * them in the retention queue. Relaxed: each is a sum read for limits and
+	 * statistics; retained_bytes changes under retention_lock alone. */
+	atomic_uint_fast64_t bytes;
+	atomic_uint_fast64_t retained_bytes;
+
 	pthread_mutex_t retention_lock;
 	STAILQ_HEAD(, job) retained; /* oldest finished job first */
 	size_t retained_count;
+	uint64_t max_bytes; /* jobs_set_max_bytes; 0: none. Immutable once threads run. */
 	/* Set by jobs_new before any other thread sees the table; immutable after. */
 	double retain_seconds;
 	size_t retain_max;
@@ -183,13 +190,17 @@ static size_t bucket_of(const struct shard *shard, uint64_t id)
 	return (size_t)(id / SHARD_COUNT) & (shard->bucket_count - 1);
 }
 
-/* Doubles the bucket array. Shard lock held. */
+/* Doubles the bucket array. Shard lock held. Out of memory in a refusable
+ * region (memory.h) it keeps the old one: longer chains, nothing lost. */
 static void shard_grow(struct shard *shard)
 {
 	size_t old_count = shard->bucket_count;
 	struct job **old = shard->buckets;
+	struct job **grown = memory_try_zalloc(old_count * 2 * sizeof(*shard->buckets));
+	if (grown == NULL)
+		return;
 	shard->bucket_count = old_count * 2;
-	shard->buckets = memory_zalloc(shard->bucket_count * sizeof(*shard->buckets));
+	shard->buckets = grown;
 	for (size_t b = 0; b < old_count; b++) {
 		struct job *job = old[b];
 		while (job != NULL) {
@@ -207,7 +218,20 @@ struct job *jobs_create(struct jobs *jobs, const struct function *function, json
                         json_t *labels, double timeout, struct principal *owner,
                         struct job_schedule *schedule)
 {
-	struct job *job = memory_zalloc(sizeof(*job));
+	/* Outside a refusable region jobs_try_create aborts rather than fail. */
+	unsigned refusable = memory_refusable_suspend();
+	struct job *job = jobs_try_create(jobs, function, args, labels, timeout, owner, schedule);
+	memory_refusable_resume(refusable);
+	return job;
+}
+
+struct job *jobs_try_create(struct jobs *jobs, const struct function *function, json_t *args,
+                            json_t *labels, double timeout, struct principal *owner,
+                            struct job_schedule *schedule)
+{
+	struct job *job = memory_try_zalloc(sizeof(*job));
+	if (job == NULL)
+		return NULL;
 	job->id = atomic_fetch_add_explicit(&jobs->next_id, 1, memory_order_relaxed);
 	job->function = function;
 	job->args = args;
@@ -401,6 +425,23 @@ unsigned jobs_attempts(struct jobs *jobs, struct job *job)
 	return count;
 }
 
+/* Gives back what a job that the table drops was charged. No lock held. */
+static void give_bytes(struct jobs *jobs, struct job *job)
+{
+	uint64_t bytes = atomic_exchange_explicit(&job->bytes, 0, memory_order_relaxed);
+	if (bytes == 0)
+		return;
+	atomic_fetch_sub_explicit(&jobs->bytes, bytes, memory_order_relaxed);
+	if (job->owner != NULL)
+		quota_give(QUOTA_BYTES, job->owner->uid, bytes);
+}
+
+static bool over_bytes(struct jobs *jobs)
+{
+	return jobs->max_bytes > 0 &&
+	       atomic_load_explicit(&jobs->bytes, memory_order_relaxed) > jobs->max_bytes;
+}
+
 /* Unlists a job and drops the table's reference. No lock held by the caller. */
 static void unlist(struct jobs *jobs, struct job *job)
 {
@@ -416,6 +457,7 @@ static void unlist(struct jobs *jobs, struct job *job)
 	enum job_state state = job->state;
 	pthread_mutex_unlock(&shard->lock);
 	count_add(jobs, state, -1);
+	give_bytes(jobs, job);
 	for (size_t i = 0; i < jobs->observer_count; i++)
 		if (jobs->observers[i]->evicted != NULL)
 			jobs->observers[i]->evicted(job);
@@ -427,11 +469,14 @@ static struct job *pop_retained(struct jobs *jobs, double expire_before)
 {
 	pthread_mutex_lock(&jobs->retention_lock);
 	struct job *job = STAILQ_FIRST(&jobs->retained);
-	bool evict = job != NULL &&
-	             (jobs->retained_count > jobs->retain_max || job->finished_monotonic < expire_before);
+	bool evict = job != NULL && (jobs->retained_count > jobs->retain_max ||
+	                             job->finished_monotonic < expire_before || over_bytes(jobs));
 	if (evict) {
 		STAILQ_REMOVE_HEAD(&jobs->retained, retained_link);
 		jobs->retained_count--;
+		atomic_fetch_sub_explicit(&jobs->retained_bytes,
+		                          atomic_load_explicit(&job->bytes, memory_order_relaxed),
+		                          memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&jobs->retention_lock);
 	return evict ? job : NULL;
@@ -442,9 +487,12 @@ static void retain(struct jobs *jobs, struct job *job)
 	pthread_mutex_lock(&jobs->retention_lock);
 	STAILQ_INSERT_TAIL(&jobs->retained, job, retained_link);
 	jobs->retained_count++;
+	atomic_fetch_add_explicit(&jobs->retained_bytes,
+	                          atomic_load_explicit(&job->bytes, memory_order_relaxed),
+	                          memory_order_relaxed);
 	/* Whoever pushes the count over the limit evicts, so when this append did
 	 * not, the lock need not be taken again. */
-	bool over = jobs->retained_count > jobs->retain_max;
+	bool over = jobs->retained_count > jobs->retain_max || over_bytes(jobs);
 	pthread_mutex_unlock(&jobs->retention_lock);
 	if (!over)
 		return;
@@ -453,6 +501,43 @@ static void retain(struct jobs *jobs, struct job *job)
 	struct job *old;
 	while ((old = pop_retained(jobs, 0)) != NULL)
 		unlist(jobs, old);
+}
+
+uint64_t jobs_json_bytes(const json_t *value)
+{
+	return value != NULL ? (uint64_t)json_dumpb(value, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+}
+
+static void charge(struct jobs *jobs, struct job *job, uint64_t bytes)
+{
+	if (bytes == 0)
+		return;
+	atomic_fetch_add_explicit(&job->bytes, bytes, memory_order_relaxed);
+	atomic_fetch_add_explicit(&jobs->bytes, bytes, memory_order_relaxed);
+	if (job->owner != NULL)
+		quota_charge(QUOTA_BYTES, job->owner->uid, bytes);
+}
+
+void jobs_set_max_bytes(struct jobs *jobs, uint64_t max_bytes)
+{
+	jobs->max_bytes = max_bytes;
+}
+
+void jobs_add_bytes(struct jobs *jobs, struct job *job, uint64_t bytes)
+{
+	charge(jobs, job, bytes);
+	/* Room for unfinished work is made from finished results, oldest first. */
+	struct job *old;
+	while (over_bytes(jobs) && (old = pop_retained(jobs, 0)) != NULL)
+		unlist(jobs, old);
+}
+
+uint64_t jobs_unfinished_bytes(struct jobs *jobs)
+{
+	uint64_t all = atomic_load_explicit(&jobs->bytes, memory_order_relaxed);
+	uint64_t retained = atomic_load_explicit(&jobs->retained_bytes, memory_order_relaxed);
+	/* The two are read apart, so a finish in between can make retained the larger. */
+	return all > retained ? all - retained : 0;
 }
 
 bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_t *result,
@@ -507,6 +592,10 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 	/* The one call that finishes a job gives its pending count back. */
 	if (job->owner != NULL)
 		quota_give(QUOTA_PENDING, job->owner->uid, 1);
+	/* Its result is held from now on: charged (never refused: it exists),
+	 * before retain() so that the budget sees it. The values cannot change
+	 * any more, so no lock is needed to measure them. */
+	charge(jobs, job, jobs_json_bytes(result) + jobs_json_bytes(error));
 	while (watches != NULL) {
 		/* notify may free the watch: read the link first. The detached
 		 * chain is walked forward only, never unlinked from. */
@@ -785,6 +874,9 @@ void jobs_counts(struct jobs *jobs, struct jobs_counts *counts)
 	pthread_mutex_lock(&jobs->retention_lock);
 	counts->retained = jobs->retained_count;
 	pthread_mutex_unlock(&jobs->retention_lock);
+	counts->bytes = atomic_load_explicit(&jobs->bytes, memory_order_relaxed);
+	counts->retained_bytes = atomic_load_explicit(&jobs->retained_bytes, memory_order_relaxed);
+	counts->max_bytes = jobs->max_bytes;
 }
 
 uint64_t jobs_unfinished(struct jobs *jobs)
@@ -895,6 +987,11 @@ struct job *jobs_restore(struct jobs *jobs, uint64_t id, const struct function *
 	atomic_init(&job->references, 2);
 	enlist(jobs, job);
 	count_add(jobs, job->state, 1);
+	/* Counted as a submitted job is: jobs_finish gives the pending count back. */
+	if (owner != NULL && !job_state_finished(job->state))
+		quota_charge(QUOTA_PENDING, owner->uid, 1);
+	charge(jobs, job, jobs_json_bytes(args) + jobs_json_bytes(labels) +
+	                          jobs_json_bytes(job->result) + jobs_json_bytes(job->error));
 	atomic_fetch_add_explicit(&jobs->submitted, 1, memory_order_relaxed);
 	uint64_t next = atomic_load_explicit(&jobs->next_id, memory_order_relaxed);
 	if (id >= next)
@@ -928,6 +1025,7 @@ void jobs_discard(struct jobs *jobs, struct job *job)
 	/* It never finished, so jobs_finish never gave its pending count back. */
 	if (job->owner != NULL && !job_state_finished(state))
 		quota_give(QUOTA_PENDING, job->owner->uid, 1);
+	give_bytes(jobs, job);
 	job_unref(job);
 }
 

@@ -162,6 +162,12 @@ struct job {
 	/* Guarded by the retention lock. */
 	STAILQ_ENTRY(job) retained_link;
 
+	/* Bytes charged to the byte budgets (the compact JSON text of its args,
+	 * labels, result and error): added by jobs_add_bytes and jobs_finish,
+	 * given back once when the table drops the job. Atomic: added on the
+	 * submitting and the finishing thread, read when the job is dropped. */
+	atomic_uint_fast64_t bytes;
+
 	/* The running attempt, NULL unless the job is running. Guarded by the
 	 * shard lock: set by jobs_start, cleared by whatever moves the job out of
 	 * running (jobs_retry, jobs_finish). Read it only through jobs_finish,
@@ -197,6 +203,9 @@ struct jobs_counts {
 	uint64_t by_state[JOB_STATE_COUNT];
 	uint64_t submitted;
 	uint64_t retained; /* finished jobs still held */
+	uint64_t bytes;          /* charged by every job held (struct job's bytes) */
+	uint64_t retained_bytes; /* of those, by finished jobs still held */
+	uint64_t max_bytes;      /* jobs_set_max_bytes; 0: none */
 };
 
 struct jobs;
@@ -229,6 +238,28 @@ void jobs_set_observer(struct jobs *jobs, const struct jobs_observer *observer);
 /* The job's items (items.h), made on first use: borrowed, lives as long as
  * the job. A job already finished gets a closed stream. Any thread. */
 struct items *jobs_items(struct jobs *jobs, struct job *job);
+
+/*
+ * The byte budget (--max-bytes): when the jobs held are charged more than
+ * max_bytes, finished jobs are dropped oldest first until they are not (or
+ * none is left). Refusing new jobs past it is the submitter's part
+ * (jobs_unfinished_bytes). 0: none. Main thread, before other threads use
+ * the table.
+ */
+void jobs_set_max_bytes(struct jobs *jobs, uint64_t max_bytes);
+
+/* What a JSON value is charged: the length of its compact text (0 for NULL).
+ * Bounded by the value's size; any thread. */
+uint64_t jobs_json_bytes(const json_t *value);
+
+/* Charges a listed job `bytes` more, in the table's total and in its owner's
+ * QUOTA_BYTES (without a check: the submitter took the quota first), then
+ * enforces the budget on finished jobs. Any thread, no lock held. */
+void jobs_add_bytes(struct jobs *jobs, struct job *job, uint64_t bytes);
+
+/* Bytes charged by unfinished jobs (those the budget cannot drop). Any thread, no lock. */
+uint64_t jobs_unfinished_bytes(struct jobs *jobs);
+
 /* Frees the table and drops its references. No other thread may use it any more. */
 void jobs_free(struct jobs *jobs);
 
@@ -241,6 +272,11 @@ void jobs_free(struct jobs *jobs);
 struct job *jobs_create(struct jobs *jobs, const struct function *function, json_t *args,
                         json_t *labels, double timeout, struct principal *owner,
                         struct job_schedule *schedule);
+/* jobs_create for a refusable region (memory.h): out of memory it returns
+ * NULL, and args, labels and schedule stay the caller's. */
+struct job *jobs_try_create(struct jobs *jobs, const struct function *function, json_t *args,
+                            json_t *labels, double timeout, struct principal *owner,
+                            struct job_schedule *schedule);
 
 /* The job with that id: a new reference, or NULL when it is unknown or expired. */
 struct job *jobs_find(struct jobs *jobs, uint64_t id);

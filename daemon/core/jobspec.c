@@ -14,6 +14,14 @@
 #include "daemon/base/problem.h"
 #include "daemon/core/queues.h"
 
+/* Out of memory in a refusable region (memory.h): the request is refused. */
+static int no_memory(struct problem *problem)
+{
+	return problem_set(problem, WEFT_ENOMEM, NULL,
+	                   "weftd is out of memory and did nothing of this request; try again "
+	                   "later, or send a smaller one");
+}
+
 static int decode_schedule(const json_t *object, struct job_schedule **out,
                            struct problem *problem)
 {
@@ -23,7 +31,9 @@ static int decode_schedule(const json_t *object, struct job_schedule **out,
 		any = any || json_object_get(object, *name) != NULL;
 	if (!any)
 		return WEFT_OK;
-	struct job_schedule *schedule = memory_zalloc(sizeof(*schedule));
+	struct job_schedule *schedule = memory_try_zalloc(sizeof(*schedule));
+	if (schedule == NULL)
+		return no_memory(problem);
 	schedule->retry_backoff = 1;
 	schedule->retry_backoff_max = 60;
 	int rv = WEFT_OK;
@@ -37,7 +47,11 @@ static int decode_schedule(const json_t *object, struct job_schedule **out,
 			goto fail;
 		}
 		schedule->after_count = json_array_size(value);
-		schedule->after = memory_alloc(schedule->after_count * sizeof(*schedule->after));
+		schedule->after = memory_try_alloc(schedule->after_count * sizeof(*schedule->after));
+		if (schedule->after == NULL) {
+			rv = no_memory(problem);
+			goto fail;
+		}
 		for (size_t i = 0; i < schedule->after_count; i++) {
 			char field[32];
 			snprintf(field, sizeof(field), "after[%zu]", i);
@@ -129,7 +143,11 @@ static int decode_schedule(const json_t *object, struct job_schedule **out,
 			goto fail;
 		}
 		/* The queue itself is looked up when the job is accepted (ops.c). */
-		schedule->queue_name = memory_strdup(json_string_value(value));
+		schedule->queue_name = memory_try_strdup(json_string_value(value));
+		if (schedule->queue_name == NULL) {
+			rv = no_memory(problem);
+			goto fail;
+		}
 	}
 	if ((value = json_object_get(object, "on_interrupt")) != NULL) {
 		const char *policy = json_is_string(value) ? json_string_value(value) : "";
@@ -186,9 +204,16 @@ int jobspec_decode_fields(const json_t *object, struct jobspec *job, struct prob
 	if ((rv = decode_schedule(object, &schedule, problem)) != WEFT_OK)
 		return rv;
 	json_t *empty = NULL;
-	if (args == NULL)
-		args = empty = json_object();
-	if ((rv = function->check(function, args, problem)) != WEFT_OK) {
+	if (args == NULL && (args = empty = json_object()) == NULL) {
+		job_schedule_free(schedule);
+		return no_memory(problem);
+	}
+	/* The checks are the functions' own code, which expects allocations
+	 * never to fail: outside the caller's refusable region (memory.h). */
+	unsigned refusable = memory_refusable_suspend();
+	rv = function->check(function, args, problem);
+	memory_refusable_resume(refusable);
+	if (rv != WEFT_OK) {
 		json_decref(empty);
 		job_schedule_free(schedule);
 		return rv;

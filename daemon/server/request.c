@@ -42,6 +42,13 @@ static const char *const op_fields[REQUEST_OP_COUNT][24] = {
 	[REQUEST_EVENTS] = {"after", "wait", "limit", "filter", NULL},
 };
 
+static int no_memory(struct problem *problem)
+{
+	return problem_set(problem, WEFT_ENOMEM, NULL,
+	                   "weftd is out of memory and did nothing of this request; try again "
+	                   "later, or send a smaller one");
+}
+
 /* `jobs` is root's "jobs" field, NULL when absent (request_decode has it already). */
 static int decode_submit(json_t *root, json_t *jobs, struct request *request,
                          struct problem *problem)
@@ -49,7 +56,9 @@ static int decode_submit(json_t *root, json_t *jobs, struct request *request,
 	json_t *wait = json_object_get(root, "wait");
 	int rv;
 	if (jobs == NULL) {
-		request->jobs = memory_zalloc(sizeof(*request->jobs));
+		request->jobs = memory_try_zalloc(sizeof(*request->jobs));
+		if (request->jobs == NULL)
+			return no_memory(problem);
 		if ((rv = fields_check(root, op_fields[REQUEST_SUBMIT], true, "op 'submit'", problem)) !=
 		            WEFT_OK ||
 		    (rv = jobspec_decode_fields(root, &request->jobs[0], problem)) != WEFT_OK)
@@ -76,7 +85,9 @@ static int decode_submit(json_t *root, json_t *jobs, struct request *request,
 		                   REQUEST_MAX_BATCH);
 	size_t count = json_array_size(jobs);
 	request->batch = true;
-	request->jobs = memory_zalloc(count * sizeof(*request->jobs));
+	request->jobs = memory_try_zalloc(count * sizeof(*request->jobs));
+	if (request->jobs == NULL)
+		return no_memory(problem);
 	for (size_t i = 0; i < count; i++) {
 		if (jobspec_decode(json_array_get(jobs, i), &request->jobs[i], problem) == WEFT_OK) {
 			request->job_count = i + 1;
@@ -104,7 +115,9 @@ static int decode_ids(json_t *value, struct request *request, struct problem *pr
 		return problem_set(problem, WEFT_EBADFIELD, "ids",
 		                   "field 'ids' must be an array of 1 to %d job ids", REQUEST_MAX_IDS);
 	size_t count = json_array_size(value);
-	uint64_t *ids = memory_alloc(count * sizeof(*ids));
+	uint64_t *ids = memory_try_alloc(count * sizeof(*ids));
+	if (ids == NULL)
+		return no_memory(problem);
 	for (size_t i = 0; i < count; i++) {
 		char field[32];
 		snprintf(field, sizeof(field), "ids[%zu]", i);
@@ -115,13 +128,19 @@ static int decode_ids(json_t *value, struct request *request, struct problem *pr
 		}
 	}
 	/* Remove duplicates, keeping the order of first appearance. */
-	uint64_t(*pairs)[2] = memory_alloc(count * sizeof(*pairs));
+	uint64_t(*pairs)[2] = memory_try_alloc(count * sizeof(*pairs));
+	bool *duplicate = memory_try_zalloc(count * sizeof(*duplicate));
+	if (pairs == NULL || duplicate == NULL) {
+		free(duplicate);
+		free(pairs);
+		free(ids);
+		return no_memory(problem);
+	}
 	for (size_t i = 0; i < count; i++) {
 		pairs[i][0] = ids[i];
 		pairs[i][1] = i;
 	}
 	qsort(pairs, count, sizeof(*pairs), compare_positions);
-	bool *duplicate = memory_zalloc(count * sizeof(*duplicate));
 	for (size_t i = 1; i < count; i++)
 		if (pairs[i][0] == pairs[i - 1][0])
 			duplicate[pairs[i][1]] = true;
@@ -405,11 +424,32 @@ static int decode_body(json_t *root, json_t *jobs, struct request *request,
 	return problem_set(problem, WEFT_EINTERNAL, "op", "op without a decoder");
 }
 
+static int decode(const void *data, size_t size, struct request *out, struct problem *problem);
+
+/* Out of memory while decoding, the request is refused and the daemon goes
+ * on (memory.h): everything below runs in a refusable region. */
 int request_decode(const void *data, size_t size, struct request *out, struct problem *problem)
+{
+	memory_refusable_begin();
+	int rv = decode(data, size, out, problem);
+	bool failed = memory_refusable_end();
+	if (rv == WEFT_OK && failed) {
+		/* A value that could not be made was dropped somewhere: refuse. */
+		request_clear(out);
+		rv = no_memory(problem);
+	} else if (rv != WEFT_OK && failed && rv != WEFT_ENOMEM) {
+		rv = no_memory(problem);
+	}
+	return rv;
+}
+
+static int decode(const void *data, size_t size, struct request *out, struct problem *problem)
 {
 	memset(out, 0, sizeof(*out));
 	json_error_t error;
 	json_t *root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &error);
+	if (root == NULL && json_error_code(&error) == json_error_out_of_memory)
+		return no_memory(problem);
 	if (root == NULL)
 		return problem_set(problem, WEFT_EMALFORMED, NULL,
 		                   "request is not valid JSON: %s (byte %d)", error.text, error.position);

@@ -127,6 +127,7 @@ struct guard {
 	atomic_uint_least64_t failed_probes;
 	atomic_uint_least64_t recreated;
 	atomic_uint_least64_t retired; /* replaced listeners still serving their pipes */
+	atomic_uint_least64_t idle_closed; /* pipes closed past --idle-timeout */
 	atomic_int_least64_t last_round_us; /* monotonic µs of the last round's end; 0: none yet */
 };
 
@@ -171,6 +172,11 @@ struct pipe_entry {
 	uint32_t pipe;
 	uint32_t listener; /* id of the listener that accepted it (0: a dialer) */
 	struct principal *principal; /* a reference */
+	/* For the idle deadline (--idle-timeout), under pipes_lock: requests
+	 * received and not answered yet, and when a whole request last arrived
+	 * or a reply left (monotonic seconds). */
+	unsigned in_flight;
+	double last_active;
 };
 
 struct server {
@@ -179,6 +185,7 @@ struct server {
 	size_t listener_count;
 	struct guard guard;
 	size_t transport_max;
+	double idle_timeout; /* --idle-timeout; set before listening */
 	server_handler_fn handler;
 	server_pipe_closed_fn pipe_closed;
 	void *context;
@@ -273,6 +280,35 @@ static void slot_recycle(struct server_request *slot)
 	pthread_mutex_unlock(&server->lock);
 }
 
+static double monotonic_seconds(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* A request arrived on the pipe (delta 1) or its reply left or was dropped
+ * (delta -1): the pipe is active now. Any thread; pipes_lock is a leaf. */
+static void pipe_touch(struct server *server, uint32_t pipe, int delta)
+{
+	if (server->idle_timeout <= 0)
+		return;
+	double now = monotonic_seconds();
+	pthread_mutex_lock(&server->pipes_lock);
+	for (struct pipe_entry *entry = server->pipes[pipe % PIPE_BUCKETS]; entry != NULL;
+	     entry = entry->next) {
+		if (entry->pipe == pipe) {
+			if (delta > 0)
+				entry->in_flight++;
+			else if (entry->in_flight > 0)
+				entry->in_flight--;
+			entry->last_active = now;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&server->pipes_lock);
+}
+
 static void on_aio(void *argument)
 {
 	struct server_request *slot = argument;
@@ -282,6 +318,7 @@ static void on_aio(void *argument)
 		if (rv != 0)
 			nng_msg_free(nng_aio_get_msg(slot->aio));
 		atomic_fetch_sub_explicit(&server->outstanding, 1, memory_order_relaxed);
+		pipe_touch(server, slot->pipe, -1);
 		slot_recycle(slot);
 		return;
 	}
@@ -298,6 +335,7 @@ static void on_aio(void *argument)
 	}
 	nng_msg *message = nng_aio_get_msg(slot->aio);
 	slot->pipe = nng_pipe_id(nng_msg_get_pipe(message));
+	pipe_touch(server, slot->pipe, 1);
 	slot->phase = PHASE_HANDLING;
 	atomic_fetch_add_explicit(&server->outstanding, 1, memory_order_relaxed);
 	top_up_receivers(server);
@@ -331,6 +369,7 @@ void server_reply(struct server_request *slot, json_t *reply)
 void server_drop(struct server_request *slot)
 {
 	atomic_fetch_sub_explicit(&slot->server->outstanding, 1, memory_order_relaxed);
+	pipe_touch(slot->server, slot->pipe, -1);
 	/* A REP context that receives again discards the request it held. */
 	slot_recycle(slot);
 }
@@ -368,6 +407,8 @@ static void pipe_remember(struct server *server, uint32_t pipe, uint32_t listene
 	entry->pipe = pipe;
 	entry->listener = listener;
 	entry->principal = principal;
+	entry->in_flight = 0;
+	entry->last_active = monotonic_seconds();
 	pthread_mutex_lock(&server->pipes_lock);
 	entry->next = server->pipes[pipe % PIPE_BUCKETS];
 	server->pipes[pipe % PIPE_BUCKETS] = entry;
@@ -653,6 +694,7 @@ int server_start(const struct server_config *config, struct server **out, char *
 	server->tcp_user = principal_ref(config->tcp_user);
 	server->tls_user = principal_ref(config->tls_user);
 	server->transport_max = config->max_message * PROTO_TRANSPORT_SLACK_FACTOR;
+	server->idle_timeout = config->idle_timeout;
 	if ((rv = nng_rep0_open(&server->socket)) != 0) {
 		snprintf(message, size, "cannot open an nng REP socket: %s", nng_strerror(rv));
 		pthread_mutex_destroy(&server->lock);
@@ -885,6 +927,42 @@ static void reap_retired(struct server *server)
 }
 
 /* One round: each listener checked end to end with a ping. Guard thread. */
+/*
+ * The idle deadline: a connection with no request in flight that has sent no
+ * whole message for --idle-timeout is closed. nng reads a message's declared
+ * length before its body, so a peer that sends part of one and stalls holds
+ * that much memory until the pipe closes; this bounds how long. A connection
+ * whose request is in flight (a long poll) is left alone: it cannot be told
+ * apart from one that waits for its reply. Clients redial when they need to
+ * (nng's dialer does it). Guard thread; at most IDLE_CLOSE_BATCH a round.
+ */
+#define IDLE_CLOSE_BATCH 256
+static void close_idle(struct server *server)
+{
+	if (server->idle_timeout <= 0)
+		return;
+	uint32_t idle[IDLE_CLOSE_BATCH];
+	size_t count = 0;
+	double before = monotonic_seconds() - server->idle_timeout;
+	pthread_mutex_lock(&server->pipes_lock);
+	for (size_t i = 0; i < PIPE_BUCKETS && count < IDLE_CLOSE_BATCH; i++)
+		for (struct pipe_entry *entry = server->pipes[i];
+		     entry != NULL && count < IDLE_CLOSE_BATCH; entry = entry->next)
+			if (entry->in_flight == 0 && entry->last_active < before)
+				idle[count++] = entry->pipe;
+	pthread_mutex_unlock(&server->pipes_lock);
+	for (size_t i = 0; i < count; i++) {
+		nng_pipe pipe = NNG_PIPE_INITIALIZER;
+		pipe.id = idle[i];
+		/* ENOENT: it closed meanwhile. */
+		if (nng_pipe_close(pipe) == 0)
+			atomic_fetch_add_explicit(&server->guard.idle_closed, 1, memory_order_relaxed);
+	}
+	if (count > 0)
+		log_debug("closed %zu connections idle for over %g s (--idle-timeout)", count,
+		          server->idle_timeout);
+}
+
 static void guard_round(struct server *server)
 {
 	static const char ping[] = "{\"op\":\"ping\"}";
@@ -913,6 +991,7 @@ static void guard_round(struct server *server)
 			recreate_listener(server, entry);
 	}
 	reap_retired(server);
+	close_idle(server);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now); /* the clock of now_monotonic(), which stats uses */
 	atomic_store_explicit(&server->guard.last_round_us,
@@ -1016,6 +1095,7 @@ void server_guard_stats(struct server *server, struct server_guard_stats *stats)
 	stats->last_round =
 		(double)atomic_load_explicit(&guard->last_round_us, memory_order_relaxed) / 1e6;
 	stats->every = LISTENER_WATCH_MS / 1000.0;
+	stats->idle_closed = atomic_load_explicit(&guard->idle_closed, memory_order_relaxed);
 }
 
 int server_stop(struct server *server)

@@ -50,6 +50,11 @@ struct server_config {
 	/* The group that may use an ipc socket's directory (--socket-group): the
 	 * directory is made 0750 root:GROUP. -1: 0755 for root, 0700 for a user. */
 	long socket_group;
+	/* Seconds a connection may stay with no request in flight and no whole
+	 * message received before it is closed (--idle-timeout); 0: never. A
+	 * message sent in part and left there holds up to the transport's limit
+	 * of memory, and nothing else ends it. Clients redial by themselves. */
+	double idle_timeout;
 };
 
 /* Opens the socket and starts listening on every URL. For an ipc:// URL it makes
@@ -91,6 +96,7 @@ struct server_guard_stats {
 	uint64_t retired;       /* replaced ipc listeners still serving their connections */
 	double last_round;      /* monotonic seconds at the end of the last round; 0: none yet */
 	double every;           /* seconds between rounds */
+	uint64_t idle_closed;   /* connections closed for idling past --idle-timeout */
 };
 
 /* The guard's counters, read without a lock. Any thread. */

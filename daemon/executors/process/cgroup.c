@@ -34,6 +34,8 @@ static struct {
 	const char *fallback; /* why not enabled (static text), for stats */
 	unsigned leftover_jobs;
 	unsigned leftover_processes;
+	bool memory;          /* job groups have memory.max (the memory controller) */
+	bool pids;            /* job groups have pids.max (the pids controller) */
 } state = {.fd = -1, .fallback = "not initialised"};
 
 /* Job groups made so far, for their names; any worker, relaxed: only unique
@@ -227,6 +229,50 @@ static uint64_t name_hash(const char *text)
 	return hash;
 }
 
+/*
+ * The memory and pids controllers for the job groups (limits.memory,
+ * limits.tasks): asked for in the instance directory's subtree_control,
+ * which works when its parent has them enabled for it (under systemd, when
+ * the instance directory is not weftd's own cgroup, which holds weftd and
+ * so cannot hand controllers down: use --cgroup DIR on a prepared
+ * directory). What the directory ends up with is what jobs may ask for.
+ */
+static void enable_controllers(void)
+{
+	(void)write_small(state.fd, "cgroup.subtree_control", "+memory");
+	(void)write_small(state.fd, "cgroup.subtree_control", "+pids");
+	char text[512];
+	if (read_small(state.fd, "cgroup.subtree_control", text, sizeof(text)) < 0)
+		return;
+	for (char *word = strtok(text, " \n"); word != NULL; word = strtok(NULL, " \n")) {
+		state.memory = state.memory || strcmp(word, "memory") == 0;
+		state.pids = state.pids || strcmp(word, "pids") == 0;
+	}
+}
+
+bool cgroup_has_limits(bool memory, bool tasks)
+{
+	return state.enabled && (!memory || state.memory) && (!tasks || state.pids);
+}
+
+int cgroup_job_limit(const struct cgroup_job *job, uint64_t memory_max, uint64_t tasks_max)
+{
+	char value[32];
+	if (memory_max > 0) {
+		snprintf(value, sizeof(value), "%llu", (unsigned long long)memory_max);
+		/* No swap beyond the limit either, so the limit is what the job has. */
+		if (write_small(job->fd, "memory.max", value) != 0)
+			return WEFT_EINTERNAL;
+		(void)write_small(job->fd, "memory.swap.max", "0");
+	}
+	if (tasks_max > 0) {
+		snprintf(value, sizeof(value), "%llu", (unsigned long long)tasks_max);
+		if (write_small(job->fd, "pids.max", value) != 0)
+			return WEFT_EINTERNAL;
+	}
+	return WEFT_OK;
+}
+
 /* Kills and removes every group a previous weftd left in the instance. */
 static void clean_leftovers(void)
 {
@@ -313,6 +359,7 @@ int cgroup_init(const char *setting, const char *instance_key, char *message,
 		return WEFT_OK;
 	}
 	clean_leftovers();
+	enable_controllers();
 	state.enabled = true;
 	state.fallback = NULL;
 	if (state.leftover_jobs > 0)
@@ -340,9 +387,15 @@ json_t *cgroup_stats(void)
 	if (!state.enabled)
 		return json_pack("{s:s, s:s}", "mode", "process-group", "reason",
 		                 state.fallback != NULL ? state.fallback : "");
-	return json_pack("{s:s, s:s, s:I, s:I}", "mode", "cgroup", "directory", state.directory,
-	                 "leftover_jobs_killed", (json_int_t)state.leftover_jobs,
-	                 "leftover_processes_killed", (json_int_t)state.leftover_processes);
+	json_t *limits = json_array();
+	if (state.memory)
+		json_array_append_new(limits, json_string("memory"));
+	if (state.pids)
+		json_array_append_new(limits, json_string("tasks"));
+	return json_pack("{s:s, s:s, s:I, s:I, s:o}", "mode", "cgroup", "directory",
+	                 state.directory, "leftover_jobs_killed", (json_int_t)state.leftover_jobs,
+	                 "leftover_processes_killed", (json_int_t)state.leftover_processes,
+	                 "limits", limits);
 }
 
 void cgroup_fini(void)

@@ -36,6 +36,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* One job's group. Plain data owned by its proc (proc.c); fd -1: none. */
 struct cgroup_job {
@@ -63,6 +64,16 @@ const char *cgroup_directory(void);
 
 /* What `stats` shows under "containment" (PROTOCOL.md). New reference. Any thread. */
 json_t *cgroup_stats(void);
+
+/* Whether job groups can take limits.memory (memory.max) and limits.tasks
+ * (pids.max), as asked: false without cgroups or without the controller.
+ * Any thread, after cgroup_init. */
+bool cgroup_has_limits(bool memory, bool tasks);
+
+/* Sets a job group's memory.max (and memory.swap.max to 0) and pids.max;
+ * 0 leaves one alone. Before the job's process joins. Returns WEFT_OK or
+ * WEFT_EINTERNAL with errno set. Any thread. */
+int cgroup_job_limit(const struct cgroup_job *job, uint64_t memory_max, uint64_t tasks_max);
 
 /* Removes the instance directory if it is empty. Main thread, after the workers stopped. */
 void cgroup_fini(void);

@@ -21,6 +21,7 @@
 #include "daemon/core/jobs.h"
 #include "daemon/base/memory.h"
 #include "daemon/base/problem.h"
+#include "daemon/executors/process/cgroup.h"
 #include "daemon/executors/process/proc.h"
 #include "daemon/sched/runner.h"
 #include "daemon/core/slots.h"
@@ -81,7 +82,18 @@ static int exec_check(const struct function *function, const json_t *args,
 	int rv = execargs_parse(args, &parsed, &error);
 	if (rv != WEFT_OK)
 		return problem_set(problem, rv, error.field, "exec: %s", error.message);
+	bool memory = parsed->memory_max > 0, tasks = parsed->tasks_max > 0;
 	execargs_free(parsed);
+	/* Refused now rather than failing at start: the daemon cannot enforce them. */
+	bool no_memory = memory && !cgroup_has_limits(true, false);
+	if (no_memory || (tasks && !cgroup_has_limits(false, true)))
+		return problem_set(problem, WEFT_EBADARGS,
+		                   no_memory ? "args.limits.memory" : "args.limits.tasks",
+		                   "exec: limits.%s needs a cgroup per job with the %s controller, "
+		                   "which this weftd does not have (stats.containment.limits lists "
+		                   "what it has); leave it out, or use an rlimit such as limits.%s",
+		                   no_memory ? "memory" : "tasks", no_memory ? "memory" : "pids",
+		                   no_memory ? "as" : "nproc");
 	return WEFT_OK;
 }
 

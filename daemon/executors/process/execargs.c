@@ -196,6 +196,36 @@ static int parse_env(const json_t *env, struct execargs *parsed, struct execargs
 	return WEFT_OK;
 }
 
+/*
+ * What execve would refuse with E2BIG is refused here, before the job is
+ * accepted, and it bounds the work of preparing a command on a worker loop:
+ * each string at most EXECARGS_MAX_STRING bytes, argv and env together at
+ * most EXECARGS_MAX_ARG_BYTES counting a pointer per string, as the kernel does.
+ */
+static int check_size(const struct execargs *parsed, struct execargs_error *error)
+{
+	size_t total = 0;
+	for (size_t pass = 0; pass < 2; pass++) {
+		char **strings = pass == 0 ? parsed->argv : parsed->env;
+		size_t count = pass == 0 ? parsed->argc : parsed->env_count;
+		for (size_t i = 0; i < count; i++) {
+			size_t length = strlen(strings[i]) + 1;
+			if (length > EXECARGS_MAX_STRING)
+				return refuse(error, WEFT_EBADARGS, pass == 0 ? "args.argv" : "args.env",
+					"%s holds a string of %zu bytes; the kernel takes at most %d bytes "
+					"per argument or variable: pass large data through stdin or a file",
+					pass == 0 ? "argv" : "env", length, EXECARGS_MAX_STRING);
+			total += length + sizeof(char *);
+		}
+	}
+	if (total > EXECARGS_MAX_ARG_BYTES)
+		return refuse(error, WEFT_EBADARGS, parsed->env_count > 0 ? "args.env" : "args.argv",
+			"argv and env take %zu bytes (%zu variables); a command takes at most %d: "
+			"pass large data through stdin or a file",
+			total, parsed->env_count, EXECARGS_MAX_ARG_BYTES);
+	return WEFT_OK;
+}
+
 static int parse_limits(const json_t *limits, struct execargs *parsed, struct execargs_error *error)
 {
 	char field[160];
@@ -209,10 +239,25 @@ static int parse_limits(const json_t *limits, struct execargs *parsed, struct ex
 		const struct execargs_limit *row = execargs_limit_find(key);
 		struct execargs_limit *limit;
 		snprintf(field, sizeof(field), "args.limits.%s", key);
+		if (strcmp(key, "memory") == 0 || strcmp(key, "tasks") == 0) {
+			bool memory = key[0] == 'm';
+			json_int_t least = memory ? 1024 * 1024 : 1;
+			if (!json_is_integer(value) || json_integer_value(value) < least ||
+			    json_integer_value(value) > LIMIT_VALUE_MAX)
+				return refuse(error, WEFT_EBADARGS, field,
+					memory ? "limits.memory must be a whole number of bytes from 1048576 "
+					         "(1 MiB) to 2^53"
+					       : "limits.tasks must be a whole number of processes from 1 to "
+					         "2^53");
+			*(memory ? &parsed->memory_max : &parsed->tasks_max) =
+				(uint64_t)json_integer_value(value);
+			continue;
+		}
 		if (row == NULL)
 			return refuse(error, WEFT_EBADARGS, field,
 				"unknown limit '%s'; the limits are as, core, cpu, data, fsize, locks, memlock, "
-				"msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack",
+				"msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack, and "
+				"memory and tasks (for the job's cgroup)",
 				key);
 		limit = &parsed->limits[parsed->limit_count];
 		*limit = *row;
@@ -302,6 +347,8 @@ int execargs_parse(const json_t *args, struct execargs **out, struct execargs_er
 	if ((rv = argv != NULL ? parse_argv(argv, parsed, error) : parse_shell(shell, parsed, error)) != 0)
 		goto fail;
 	if ((value = json_object_get(args, "env")) != NULL && (rv = parse_env(value, parsed, error)) != 0)
+		goto fail;
+	if ((rv = check_size(parsed, error)) != 0)
 		goto fail;
 	if ((value = json_object_get(args, "env_clear")) != NULL &&
 		(rv = parse_bool(value, "env_clear", &parsed->env_clear, error)) != 0)

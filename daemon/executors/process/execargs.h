@@ -25,17 +25,22 @@
  *              job is stopped
  *   limits     object: resource name -> whole number >= 0 or "unlimited",
  *              applied as both the soft and the hard rlimit (see
- *              EXECARGS_LIMIT_MAP for the names and units)
+ *              EXECARGS_LIMIT_MAP for the names and units); besides,
+ *              "memory" (bytes, >= 1 MiB) and "tasks" (>= 1) limit the
+ *              job's whole cgroup (memory.max, pids.max)
  *
  * Strings may not contain NUL bytes (JSON allows "\u0000"; execve does not).
  * env keys may not be empty, contain '=', or be NOTIFY_SOCKET or WATCHDOG_*:
- * those belong to the service manager and never reach jobs.
+ * those belong to the service manager and never reach jobs. Each argv or env
+ * string is at most EXECARGS_MAX_STRING bytes and all of them, counted as the
+ * kernel counts them (a pointer each), at most EXECARGS_MAX_ARG_BYTES.
  */
 #ifndef EXECARGS_H
 #define EXECARGS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/resource.h>
 
 #include <jansson.h>
@@ -62,6 +67,10 @@
 #define EXECARGS_DEFAULT_KILL_AFTER 5.0
 /* kill_after above this is refused: a day is longer than any sane grace. */
 #define EXECARGS_MAX_KILL_AFTER 86400.0
+/* Linux's execve limits with the default 8 MiB stack: MAX_ARG_STRLEN per
+ * string, and a quarter of the stack for argv and env with their pointers. */
+#define EXECARGS_MAX_STRING 131072
+#define EXECARGS_MAX_ARG_BYTES (2 * 1024 * 1024)
 /* Room for every entry of EXECARGS_LIMIT_MAP. */
 #define EXECARGS_MAX_LIMITS 16
 
@@ -92,6 +101,10 @@ struct execargs {
 	double kill_after; /* seconds, 0 ... EXECARGS_MAX_KILL_AFTER */
 	struct execargs_limit limits[EXECARGS_MAX_LIMITS];
 	size_t limit_count;
+	/* limits.memory (bytes) and limits.tasks (processes and threads): set on
+	 * the job's cgroup, not as rlimits (cgroup.h); 0: none. */
+	uint64_t memory_max;
+	uint64_t tasks_max;
 };
 
 /* Why execargs_parse refused its input. `field` is the path of the offending

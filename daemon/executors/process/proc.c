@@ -52,6 +52,7 @@
 #include "daemon/executors/process/cgroup.h"
 #include "daemon/executors/process/proc_child.h"
 #include "daemon/base/now.h"
+#include "daemon/executors/process/subreaper.h"
 #include "proto/proto.h"
 #include "weft/error.h"
 
@@ -342,6 +343,8 @@ static bool reap(struct proc *proc, siginfo_t *info)
 			rv = waitid(P_PID, (id_t)proc->pid, info, WEXITED);
 	} while (rv < 0 && errno == EINTR);
 	proc->reaped = true;
+	/* Without cgroups, what escaped its process group dies now (subreaper.h). */
+	subreaper_leader_ended(proc->pid);
 	return rv == 0 && info->si_pid != 0;
 }
 
@@ -737,9 +740,10 @@ static int launch(struct proc *proc, const struct execargs *args,
 	if (cgroup_enabled()) {
 		/* Fails closed: a job that cannot be contained does not run. */
 		if (cgroup_job_make(&proc->cgroup) != WEFT_OK ||
+			cgroup_job_limit(&proc->cgroup, args->memory_max, args->tasks_max) != WEFT_OK ||
 			(cgroup_fd = cgroup_job_procs_fd(&proc->cgroup)) < 0) {
-			record_spawn_error(proc, "cannot make a cgroup for '%s': %s", args->argv[0],
-				errno);
+			record_spawn_error(proc, "cannot make a cgroup with its limits for '%s': %s",
+				args->argv[0], errno);
 			return WEFT_OK;
 		}
 	}
@@ -758,8 +762,10 @@ static int launch(struct proc *proc, const struct execargs *args,
 			proc->streams[i].fd = ends[0];
 		}
 	}
+	subreaper_spawn_begin();
 	rv = proc_child_spawn(args, options->identity, cgroup_fd, stdio, &proc->pid,
 		&proc->report_fd, proc->spawn_message, sizeof(proc->spawn_message));
+	subreaper_spawn_end(proc->pid);
 	goto close_child_ends;
 
 pipe_failed:

@@ -97,6 +97,7 @@ struct child_plan {
 	gid_t gid;
 	const gid_t *groups;
 	size_t group_count;
+	bool reset_oom_score;          /* write 0 to its oom_score_adj (weftd's is negative) */
 };
 
 /* execvp's rule: these errors mean "not here", try the next directory of
@@ -175,6 +176,16 @@ _Noreturn static void child_run(const struct child_plan *plan, pid_t parent)
 	if (plan->cgroup_fd >= 0 && write(plan->cgroup_fd, "0", 1) != 1)
 		child_fail(report_fd, PROC_CHILD_STAGE_CGROUP, errno, 0);
 	reset_signals();
+	if (plan->reset_oom_score) {
+		/* Raising it needs no privilege; a failure leaves the job as
+		 * protected as weftd, which is no reason not to run it. */
+		int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		if (oom >= 0) {
+			ssize_t ignored = write(oom, "0", 1);
+			(void)ignored;
+			close(oom);
+		}
+	}
 	if ((error = setup_stdio(plan)) != 0)
 		child_fail(report_fd, PROC_CHILD_STAGE_STDIO, error, 0);
 	if (plan->switch_identity) {
@@ -269,6 +280,30 @@ static mode_t process_umask(void)
 	return inherited_umask;
 }
 
+/* Whether weftd runs with a negative oom_score_adj (OOMScoreAdjust= in its
+ * unit, so that the kernel kills jobs before the daemon): then its jobs,
+ * which would inherit it, are put back to 0. Read once. */
+static bool oom_protected;
+static pthread_once_t oom_once = PTHREAD_ONCE_INIT;
+
+static void read_oom_score(void)
+{
+	FILE *file = fopen("/proc/self/oom_score_adj", "re");
+	int score = 0;
+	if (file != NULL) {
+		if (fscanf(file, "%d", &score) != 1)
+			score = 0;
+		fclose(file);
+	}
+	oom_protected = score < 0;
+}
+
+static bool daemon_oom_protected(void)
+{
+	pthread_once(&oom_once, read_oom_score);
+	return oom_protected;
+}
+
 /* ------------------------------------------------------------- preparation */
 
 /*
@@ -327,16 +362,22 @@ static int environment_build(struct environment *environment, const struct execa
 		if ((rv = environment_add_default(environment, "LANG", "C.UTF-8")) != 0)
 			return rv;
 	}
+	/* Linear: the job's keys are unique (they were a JSON object's), so each
+	 * needs comparing with the few defaults alone, never with the others
+	 * (comparing with all of them made 80,000 variables stall a worker for
+	 * seconds). */
+	size_t defaults = environment->count;
 	for (size_t i = 0; i < args->env_count; i++) {
 		char *entry = args->env[i];
 		size_t key_length = (size_t)(strchr(entry, '=') - entry) + 1;
 		size_t j;
-		for (j = 0; j < environment->count; j++)
+		for (j = 0; j < defaults; j++)
 			if (strncmp(environment->entries[j], entry, key_length) == 0)
 				break;
-		environment->entries[j] = entry;
-		if (j == environment->count)
-			environment->count++;
+		if (j < defaults)
+			environment->entries[j] = entry;
+		else
+			environment->entries[environment->count++] = entry;
 	}
 	return WEFT_OK;
 }
@@ -600,6 +641,7 @@ static int spawn_forked(const struct execargs *args, const struct account *ident
 	plan.limit_count = args->limit_count;
 	plan.cwd = args->cwd;
 	plan.umask = (mode_t)args->umask;
+	plan.reset_oom_score = daemon_oom_protected();
 	if (identity != NULL && identity->switch_to) {
 		plan.switch_identity = true;
 		plan.uid = identity->uid;
@@ -638,7 +680,7 @@ int proc_child_spawn(const struct execargs *args, const struct account *identity
 	/* posix_spawn has no umask or cgroup attribute: a child that needs
 	 * another umask than weftd's own, or a cgroup, is forked. */
 	bool needs_fork = (identity != NULL && identity->switch_to) || args->limit_count > 0 ||
-	                  (mode_t)args->umask != process_umask();
+	                  (mode_t)args->umask != process_umask() || daemon_oom_protected();
 	if (needs_fork || cgroup_fd >= 0)
 		rv = spawn_forked(args, identity, cgroup_fd, !needs_fork, candidates, environment.entries, stdio, pid,
 			report_fd, message, message_size);
