@@ -168,6 +168,9 @@ static void child_ended(struct group *group, struct child *child)
 		struct job_attempt *parent = group->attempt;
 		if (group->race) {
 			group->decided = true;
+			/* The others first: once the parent's outcome is out, a client
+			 * that looks at the children must find them ended. */
+			cancel_children(group, "another child of the race finished first");
 			if (parent->data == group) {
 				parent->data = NULL;
 				if (done)
@@ -182,9 +185,9 @@ static void child_ended(struct group *group, struct child *child)
 					            json_string_value(
 					                    json_object_get(snapshot.error, "message")));
 			}
-			cancel_children(group, "another child of the race finished first");
 		} else if (!done && !group->return_exceptions) {
 			group->decided = true;
+			cancel_children(group, "another child of the gather failed");
 			if (parent->data == group) {
 				parent->data = NULL;
 				runner_fail(parent,
@@ -194,7 +197,6 @@ static void child_ended(struct group *group, struct child *child)
 				            job_state_name(snapshot.state),
 				            json_string_value(json_object_get(snapshot.error, "message")));
 			}
-			cancel_children(group, "another child of the gather failed");
 		} else if (group->finished == group->count) {
 			settle(group);
 		}
