@@ -70,6 +70,8 @@
 /* What each EXTEND_TIMEOUT_USEC asks for during replay: 30 s, far more than
  * the second between two of them. */
 #define JOURNAL_EXTEND_USEC 30000000ULL
+/* How long start waits for the state directory's lock (see journal_open). */
+#define JOURNAL_LOCK_WAIT_SECONDS 3.0
 #define INTERRUPTED_MESSAGE "weftd stopped while the job ran"
 
 enum record_kind { RECORD_ACCEPT, RECORD_CHANGE, RECORD_EVICT, RECORD_QUEUES, RECORD_BARRIER };
@@ -285,7 +287,19 @@ int journal_open(const char *directory, enum journal_sync sync, char *message, s
 	char lock_path[PATH_MAX + 16];
 	snprintf(lock_path, sizeof(lock_path), "%s/weft.lock", directory);
 	journal.lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (journal.lock_fd < 0 || flock(journal.lock_fd, LOCK_EX | LOCK_NB) != 0) {
+	/* A weftd killed a moment ago may leave the lock to a child that was
+	 * between fork and exec (it holds the descriptor until it execs or its
+	 * death signal lands): wait for it a little before taking this for a
+	 * running weftd. Main thread, at start. */
+	int locked = journal.lock_fd >= 0 ? flock(journal.lock_fd, LOCK_EX | LOCK_NB) : -1;
+	for (int round = 0; locked != 0 && errno == EWOULDBLOCK &&
+	                    round < (int)(JOURNAL_LOCK_WAIT_SECONDS * 50);
+	     round++) {
+		struct timespec pause = {.tv_nsec = 20 * 1000 * 1000};
+		nanosleep(&pause, NULL);
+		locked = flock(journal.lock_fd, LOCK_EX | LOCK_NB);
+	}
+	if (locked != 0) {
 		int saved = errno;
 		snprintf(message, size,
 		         "state directory %s is in use by another weftd (%s is locked%s%s): stop "
