@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -39,6 +40,8 @@
 
 #include "cli/cli.h"
 #include "cli/schedule.h"
+#include "cli/stream.h"
+#include "proto/base64.h"
 
 /* Exit codes of `weft run` (see above and `weft run --help`). */
 enum {
@@ -47,6 +50,7 @@ enum {
 	RUN_EXIT_SPAWN = 127,
 	RUN_EXIT_CANCELLED = 130,
 	RUN_EXIT_SIGNAL_BASE = 128,
+	RUN_EXIT_OUTPUT_LOST = 122,
 };
 
 /* What the options ask for. Every json_t is an own reference (NULL: not given). */
@@ -271,6 +275,18 @@ static int read_stdin(const cli_command *command, json_t **out, size_t *size)
 	*out = string;
 	*size = used;
 	return 0;
+}
+
+/* Without --stdin the command reads /dev/null. When this stdin is not a
+ * terminal and has bytes waiting (a pipe or a file), say so: piping into
+ * `weft run` without --stdin is most likely a mistake. Nothing is read. */
+static void warn_unread_stdin(const cli_command *command)
+{
+	int waiting = 0;
+	if (isatty(STDIN_FILENO) || ioctl(STDIN_FILENO, FIONREAD, &waiting) != 0 || waiting <= 0)
+		return;
+	fprintf(stderr, "weft %s: warning: stdin is not forwarded to the command (it reads "
+	                "/dev/null); give --stdin to send it\n", command->name);
 }
 
 /* The directory the job runs in, as weftd must be told it: the caller's
@@ -521,16 +537,32 @@ static void canceller_stop(canceller *self)
 
 /* ------------------------------------------------------------ the outcome */
 
-static void copy_stream(const json_t *text, FILE *stream)
+/* Writes a result's stdout or stderr (borrowed): text, or base64 when the
+ * result says "encoding": "base64". */
+static void copy_stream(const json_t *text, bool base64, FILE *stream)
 {
 	if (!json_is_string(text))
 		return;
-	fwrite(json_string_value(text), 1, json_string_length(text), stream);
+	size_t length = json_string_length(text), size = length;
+	const char *bytes = json_string_value(text);
+	char *decoded = NULL;
+	if (base64) {
+		decoded = malloc(base64_decoded_max(length) + 1);
+		if (decoded == NULL || !base64_decode(bytes, length, decoded, &size)) {
+			free(decoded);
+			fprintf(stderr, "weft: the job's output is not valid base64\n");
+			return;
+		}
+		bytes = decoded;
+	}
+	fwrite(bytes, 1, size, stream);
 	fflush(stream);
+	free(decoded);
 }
 
-/* Prints what a finished job's reply (borrowed) holds and returns the exit code. */
-static int report_outcome(const cli_globals *globals, const json_t *reply)
+/* Prints what a finished job's reply (borrowed) holds and returns the exit
+ * code. streamed: its output was copied here already as it came. */
+static int report_outcome(const cli_globals *globals, const json_t *reply, bool streamed)
 {
 	const char *state = json_string_value(json_object_get(reply, "state"));
 	const json_t *error = json_object_get(reply, "error");
@@ -554,9 +586,11 @@ static int report_outcome(const cli_globals *globals, const json_t *reply)
 		json_object_del(document, "ok");
 		cli_print_json(document);
 		json_decref(document);
-	} else {
-		copy_stream(json_object_get(output, "stdout"), stdout);
-		copy_stream(json_object_get(output, "stderr"), stderr);
+	} else if (!streamed) {
+		const char *encoding = json_string_value(json_object_get(output, "encoding"));
+		bool base64 = encoding != NULL && strcmp(encoding, "base64") == 0;
+		copy_stream(json_object_get(output, "stdout"), base64, stdout);
+		copy_stream(json_object_get(output, "stderr"), base64, stderr);
 		if (json_is_true(json_object_get(output, "truncated")))
 			fprintf(stderr, "weft: warning: job %lld's output was cut at weftd's "
 			                "--output-max (bytes kept per stream)\n", (long long)id);
@@ -587,7 +621,8 @@ static int report_outcome(const cli_globals *globals, const json_t *reply)
 }
 
 /* Waits for the job with one long poll and reports it. */
-static int wait_and_report(const cli_globals *globals, weft_client *client, uint64_t id)
+static int wait_and_report(const cli_globals *globals, weft_client *client, uint64_t id,
+                           bool streamed)
 {
 	json_t *request = json_pack("{s:s, s:I}", "op", "result", "id", (json_int_t)id);
 	if (request == NULL)
@@ -607,10 +642,39 @@ static int wait_and_report(const cli_globals *globals, weft_client *client, uint
 			cli_print_json(reply);
 		exit_code = RUN_EXIT_WEFT_FAILED;
 	} else {
-		exit_code = report_outcome(globals, reply);
+		exit_code = report_outcome(globals, reply, streamed);
 	}
 	json_decref(reply);
 	return exit_code;
+}
+
+/*
+ * Copies the job's output here as it is made (the `output` op, both streams
+ * in the order written) until it ends, then reports the outcome. The job was
+ * submitted with output_wait, so weftd holds the command back rather than
+ * drop bytes this reader has not taken yet; if bytes were lost all the same
+ * (this reader stalled for more than 10 s), the exit code is
+ * RUN_EXIT_OUTPUT_LOST and stderr says so. A weftd without the op gets the
+ * old way: the output from the result, at the end.
+ */
+static int stream_and_report(const cli_globals *globals, weft_client *client, uint64_t id)
+{
+	cli_stream_state state;
+	int rv = cli_stream_copy(client, id, WEFT_STREAM_BOTH, 0, true, 0, &state);
+	if (rv == WEFT_EUNKNOWNOP)
+		return wait_and_report(globals, client, id, false);
+	if (rv == CLI_STREAM_WRITE_FAILED)
+		return RUN_EXIT_WEFT_FAILED;
+	if (rv != WEFT_OK)
+		return weft_failed(globals);
+	int exit_code = wait_and_report(globals, client, id, true);
+	if (state.lost == 0)
+		return exit_code;
+	fprintf(stderr,
+	        "weft: %llu bytes of job %llu's output were lost (weft fell behind what weftd "
+	        "keeps); the command's own exit code was %d\n",
+	        (unsigned long long)state.lost, (unsigned long long)id, exit_code);
+	return RUN_EXIT_OUTPUT_LOST;
 }
 
 /* ------------------------------------------------------- submit --lines */
@@ -770,6 +834,10 @@ static int run_or_submit(const cli_command *command, cli_globals *globals, int a
 			goto done;
 		json_object_set_new(args, "stdin", text);
 	}
+	if (wait && !globals->json)
+		json_object_set_new(args, "output_wait", json_true());
+	if (!options.read_stdin)
+		warn_unread_stdin(command);
 	if (wait)
 		canceller_start(&cancel);
 	if (cli_connect(globals, &client) != 0) {
@@ -796,8 +864,10 @@ static int run_or_submit(const cli_command *command, cli_globals *globals, int a
 		exit_code = wait ? weft_failed(globals) : cli_report_error(globals);
 		goto done;
 	}
-	if (wait) {
-		exit_code = wait_and_report(globals, client, id);
+	if (wait && !globals->json) {
+		exit_code = stream_and_report(globals, client, id);
+	} else if (wait) {
+		exit_code = wait_and_report(globals, client, id, false);
 	} else if (globals->json) {
 		json_t *document = json_pack("{s:I}", "id", (json_int_t)id);
 		cli_print_json(document);

@@ -17,6 +17,7 @@ static const cli_command *const commands[] = {
 	&cli_command_request, &cli_command_run,    &cli_command_submit,
 	&cli_command_future,
 	&cli_command_queue,
+	&cli_command_logs,
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 

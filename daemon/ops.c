@@ -14,6 +14,7 @@
 #include "daemon/core/functions.h"
 #include "daemon/core/jobs.h"
 #include "daemon/journal.h"
+#include "daemon/output.h"
 #include "daemon/base/memory.h"
 #include "daemon/base/now.h"
 #include "daemon/core/outcome.h"
@@ -593,6 +594,14 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 	case REQUEST_QUEUES:
 		reply = json_pack("{s:b, s:o}", "ok", 1, "queues", queues_to_json());
 		break;
+	case REQUEST_OUTPUT: {
+		struct job *job = find_for(daemon, caller, request.id, &problem);
+		if (job == NULL)
+			reply_problem(slot, &problem);
+		else
+			output_read(slot, caller, job, job->function == &exec_function, &request);
+		break;
+	}
 	case REQUEST_OP_COUNT:
 		break;
 	}

@@ -7,12 +7,12 @@ DAEMON_MODEL_SRCS := $(addprefix daemon/core/,jobs.c jobspec.c functions.c outco
 	fairq.c queues.c quota.c principal.c account.c)
 DAEMON_SCHED_SRCS := $(addprefix daemon/sched/,workers.c runner.c schedule.c)
 DAEMON_EXECUTOR_SRCS := daemon/executors/inline/echo.c \
-	$(addprefix daemon/executors/process/,exec.c proc.c proc_child.c execargs.c cgroup.c) \
+	$(addprefix daemon/executors/process/,exec.c proc.c proc_child.c execargs.c cgroup.c outlog.c) \
 	$(addprefix daemon/executors/thread/,threaded.c threadpool.c blocking.c run_in_thread.c) \
 	$(addprefix daemon/executors/task/,coroutines.c await_job.c) \
 	daemon/executors/group/gather.c
 DAEMON_SERVER_SRCS := $(addprefix daemon/server/,server.c probe.c request.c waiters.c)
-DAEMON_APP_SRCS := $(addprefix daemon/,daemon.c weftd.c ops.c options.c journal.c notify.c testhooks.c)
+DAEMON_APP_SRCS := $(addprefix daemon/,daemon.c weftd.c ops.c output.c options.c journal.c notify.c testhooks.c)
 DAEMON_CORE_SRCS := $(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) $(DAEMON_SCHED_SRCS) \
 	$(DAEMON_EXECUTOR_SRCS) $(DAEMON_SERVER_SRCS) $(DAEMON_APP_SRCS) $(PROTO_SRCS)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)

@@ -41,7 +41,13 @@
 	XX(QUEUE_SET, "queue.set")                                                         \
 	XX(QUEUE_PAUSE, "queue.pause")                                                     \
 	XX(QUEUE_RESUME, "queue.resume")                                                   \
-	XX(QUEUES, "queues")
+	XX(QUEUES, "queues")                                                               \
+	XX(OUTPUT, "output")
+
+/* The output op's bounds (proto/PROTOCOL.md, "output"). */
+#define PROTO_OUTPUT_DEFAULT_MAX (1024 * 1024)
+#define PROTO_OUTPUT_MAX_MAX (16 * 1024 * 1024)
+#define PROTO_OUTPUT_MAX_WAIT 300
 
 /* Job states as they are spelled on the wire. */
 #define PROTO_STATE_MAP(XX)                                                                \

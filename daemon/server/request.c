@@ -37,6 +37,7 @@ static const char *const op_fields[REQUEST_OP_COUNT][20] = {
 	[REQUEST_QUEUE_PAUSE] = {"name", NULL},
 	[REQUEST_QUEUE_RESUME] = {"name", NULL},
 	[REQUEST_QUEUES] = {NULL},
+	[REQUEST_OUTPUT] = {"id", "stream", "offset", "max", "wait", NULL},
 };
 
 /* `jobs` is root's "jobs" field, NULL when absent (request_decode has it already). */
@@ -170,6 +171,54 @@ static int decode_future_set(json_t *root, struct request *request, struct probl
 	return WEFT_OK;
 }
 
+static int decode_output(json_t *root, struct request *request, struct problem *problem)
+{
+	int rv = fields_id(json_object_get(root, "id"), "id", &request->id, problem);
+	if (rv != WEFT_OK)
+		return rv;
+	json_t *value;
+	request->output_stream = 2;
+	if ((value = json_object_get(root, "stream")) != NULL) {
+		const char *name = json_is_string(value) ? json_string_value(value) : "";
+		if (strcmp(name, "stdout") == 0)
+			request->output_stream = 0;
+		else if (strcmp(name, "stderr") == 0)
+			request->output_stream = 1;
+		else if (strcmp(name, "both") != 0)
+			return problem_set(problem, WEFT_EBADFIELD, "stream",
+			                   "field 'stream' must be \"stdout\", \"stderr\" or \"both\"");
+	}
+	if ((value = json_object_get(root, "offset")) != NULL) {
+		if (!json_is_integer(value))
+			return problem_set(problem, WEFT_EBADFIELD, "offset",
+			                   "field 'offset' must be an integer: a byte offset from the "
+			                   "start (0, or the 'next' of the last reply), or -N for the "
+			                   "last N bytes");
+		request->output_offset = (int64_t)json_integer_value(value);
+	}
+	request->output_max = PROTO_OUTPUT_DEFAULT_MAX;
+	if ((value = json_object_get(root, "max")) != NULL) {
+		if (!json_is_integer(value) || json_integer_value(value) < 1 ||
+		    json_integer_value(value) > PROTO_OUTPUT_MAX_MAX)
+			return problem_set(problem, WEFT_EBADFIELD, "max",
+			                   "field 'max' must be an integer from 1 to %d: the most "
+			                   "bytes to return",
+			                   PROTO_OUTPUT_MAX_MAX);
+		request->output_max = (size_t)json_integer_value(value);
+	}
+	if ((value = json_object_get(root, "wait")) != NULL) {
+		if ((rv = fields_seconds(value, "wait", false, &request->wait, problem)) != WEFT_OK)
+			return rv;
+		if (request->wait > PROTO_OUTPUT_MAX_WAIT)
+			return problem_set(problem, WEFT_EBADFIELD, "wait",
+			                   "field 'wait' must be from 0 to %d seconds; ask again to "
+			                   "wait longer",
+			                   PROTO_OUTPUT_MAX_WAIT);
+		request->has_wait = true;
+	}
+	return WEFT_OK;
+}
+
 /* `jobs` is as for decode_submit; NULL for other ops. */
 static int decode_body(json_t *root, json_t *jobs, struct request *request,
                        struct problem *problem)
@@ -285,6 +334,8 @@ static int decode_body(json_t *root, json_t *jobs, struct request *request,
 		return WEFT_OK;
 	case REQUEST_QUEUES:
 		return WEFT_OK;
+	case REQUEST_OUTPUT:
+		return decode_output(root, request, problem);
 	case REQUEST_OP_COUNT:
 		break;
 	}
@@ -323,7 +374,7 @@ int request_decode(const void *data, size_t size, struct request *out, struct pr
 		rv = problem_set(problem, WEFT_EUNKNOWNOP, "op",
 		                 "unknown op '%.64s'; ops are ping, submit, status, result, wait, "
 		                 "cancel, list, functions, stats, future.new, future.set, as_completed, "
-		                 "queue.set, queue.pause, queue.resume, queues",
+		                 "queue.set, queue.pause, queue.resume, queues, output",
 		                 json_string_value(op));
 		goto fail;
 	}

@@ -63,6 +63,11 @@ struct request {
 	const json_t *error;   /* {"type": string, "message": string} */
 	uint64_t after;
 	size_t limit;
+
+	/* output: id, and has_wait/wait */
+	int output_stream;     /* 0 stdout, 1 stderr, 2 both (outlog.h's order) */
+	int64_t output_offset; /* < 0: that many bytes before the end */
+	size_t output_max;
 };
 
 /* Decodes a message. Returns WEFT_OK with *out filled, or an error code with the

@@ -24,9 +24,9 @@ static const struct execargs_limit limit_table[] = {EXECARGS_LIMIT_MAP(EXECARGS_
 _Static_assert(LIMIT_TABLE_COUNT <= EXECARGS_MAX_LIMITS, "EXECARGS_MAX_LIMITS is too small");
 
 static const char *const known_names[] = {"argv", "shell", "env", "env_clear", "cwd",
-	"umask", "stdin", "capture", "kill_after", "limits"};
+	"umask", "stdin", "capture", "kill_after", "limits", "output_wait"};
 #define KNOWN_NAMES_LIST \
-	"argv, shell, env, env_clear, cwd, umask, stdin, capture, kill_after, limits"
+	"argv, shell, env, env_clear, cwd, umask, stdin, capture, kill_after, limits, output_wait"
 
 /* Whole numbers above this lose precision in a JSON double; no rlimit needs more. */
 #define LIMIT_VALUE_MAX ((json_int_t)1 << 53)
@@ -329,6 +329,9 @@ int execargs_parse(const json_t *args, struct execargs **out, struct execargs_er
 		goto fail;
 	if ((value = json_object_get(args, "capture")) != NULL &&
 		(rv = parse_bool(value, "capture", &parsed->capture, error)) != 0)
+		goto fail;
+	if ((value = json_object_get(args, "output_wait")) != NULL &&
+		(rv = parse_bool(value, "output_wait", &parsed->output_wait, error)) != 0)
 		goto fail;
 	if ((value = json_object_get(args, "kill_after")) != NULL) {
 		double seconds = json_number_value(value);

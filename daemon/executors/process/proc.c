@@ -49,7 +49,9 @@
 #include <event2/event_struct.h>
 
 #include "daemon/executors/process/cgroup.h"
+#include "daemon/executors/process/outlog.h"
 #include "daemon/executors/process/proc_child.h"
+#include "proto/base64.h"
 #include "weft/error.h"
 
 enum { STREAM_STDOUT, STREAM_STDERR, STREAM_COUNT };
@@ -69,6 +71,11 @@ enum { STREAM_STDOUT, STREAM_STDERR, STREAM_COUNT };
 #define CGROUP_POLL_MAX_MICROSECONDS 50000
 /* proc_destroy (shutdown) waits this long for a job's cgroup to empty. */
 #define CGROUP_DESTROY_WAIT_SECONDS 2.0
+/* While a backpressured log is full, how often it is looked at again: a
+ * reader on another thread frees room, and a timer on this loop is simpler
+ * than a wake-up across threads for a state that lasts a round trip. */
+#define RESUME_POLL_FIRST_MICROSECONDS 100
+#define RESUME_POLL_MAX_MICROSECONDS 5000
 
 /* Where output past the cap goes to be thrown away; per thread because
  * every worker loop reads its own procs. */
@@ -124,6 +131,14 @@ struct proc {
 	size_t stdin_offset;
 
 	struct proc_stream streams[STREAM_COUNT];
+
+	/* The job's output for readers (outlog.h), a reference; NULL: none. While
+	 * it is full (backpressure) the stream events are off and resume_timer
+	 * polls it. */
+	struct outlog *log;
+	bool paused;
+	struct event resume_timer;
+	long resume_poll_us;
 
 	struct timespec started;
 	struct timespec ended;
@@ -246,6 +261,19 @@ static json_t *text_to_json(const char *data, size_t length)
 	return string;
 }
 
+/* A JSON string of the bytes in base64. New reference, NULL when memory ran out. */
+static json_t *base64_to_json(const char *data, size_t length)
+{
+	size_t size = base64_encoded_size(length);
+	char *text = malloc(size + 1);
+	if (text == NULL)
+		return NULL;
+	base64_encode(data, length, text);
+	json_t *string = json_stringn_nocheck(text, size);
+	free(text);
+	return string;
+}
+
 /* ----------------------------------------------------------------- helpers */
 
 static void close_fd(int *fd)
@@ -298,6 +326,7 @@ static void proc_teardown(struct proc *proc)
 	delete_event(&proc->linger_timer);
 	delete_event(&proc->finish_event);
 	delete_event(&proc->stdin_event);
+	delete_event(&proc->resume_timer);
 	for (int i = 0; i < STREAM_COUNT; i++) {
 		delete_event(&proc->streams[i].event);
 		close_fd(&proc->streams[i].fd);
@@ -319,6 +348,11 @@ static void proc_free(struct proc *proc)
 	}
 	for (int i = 0; i < STREAM_COUNT; i++)
 		free(proc->streams[i].data);
+	if (proc->log != NULL) {
+		/* Every path ends here (done, abandoned, destroyed): readers hear the end. */
+		outlog_end(proc->log);
+		outlog_unref(proc->log);
+	}
 	free(proc->stdin_data);
 	free(proc->cwd);
 	free(proc->command);
@@ -481,6 +515,8 @@ static void finish(struct proc *proc)
 {
 	struct timeval first = {0, CGROUP_POLL_FIRST_MICROSECONDS};
 
+	delete_event(&proc->resume_timer);
+	proc->paused = false;
 	for (int i = 0; i < STREAM_COUNT; i++) {
 		delete_event(&proc->streams[i].event);
 		close_fd(&proc->streams[i].fd);
@@ -556,11 +592,21 @@ static void complete(struct proc *proc)
 		bool killed = outcome.status == PROC_STATUS_SIGNAL;
 		json_set(result, "exit_code", exited ? json_integer(info.si_status) : json_null());
 		json_set(result, "signal", killed ? json_integer(outcome.signal) : json_null());
+		/* Text when both streams are valid UTF-8, else both in base64, so
+		 * that no byte is lost and no reply breaks a client's JSON. */
+		bool text = true;
+		for (int i = 0; i < STREAM_COUNT; i++)
+			text = text && base64_is_utf8(proc->streams[i].data, proc->streams[i].length);
 		for (int i = 0; i < STREAM_COUNT; i++) {
 			struct proc_stream *stream = &proc->streams[i];
-			json_set(result, i == STREAM_STDOUT ? "stdout" : "stderr",
-				proc->capture ? text_to_json(stream->data, stream->length) : json_null());
+			json_t *value = json_null();
+			if (proc->capture)
+				value = text ? text_to_json(stream->data, stream->length)
+					     : base64_to_json(stream->data, stream->length);
+			json_set(result, i == STREAM_STDOUT ? "stdout" : "stderr", value);
 		}
+		if (proc->capture && !text)
+			json_set(result, "encoding", json_string("base64"));
 		json_set(result, "truncated",
 			json_boolean(proc->streams[0].truncated || proc->streams[1].truncated));
 		json_set(result, "duration", json_real(seconds_between(&proc->started, &proc->ended)));
@@ -588,6 +634,46 @@ static void stream_close(struct proc_stream *stream)
 	close_fd(&stream->fd);
 }
 
+/* Backpressure: the log is full of unread output, so the pipes are left
+ * alone (the command blocks on write) until a reader makes room. */
+static void pause_reading(struct proc *proc)
+{
+	struct timeval next = {0, RESUME_POLL_FIRST_MICROSECONDS};
+
+	for (int i = 0; i < STREAM_COUNT; i++)
+		delete_event(&proc->streams[i].event);
+	proc->paused = true;
+	proc->resume_poll_us = RESUME_POLL_FIRST_MICROSECONDS;
+	if (event_add(&proc->resume_timer, &next) < 0) {
+		/* Cannot wait: read on, and let the window drop the oldest bytes. */
+		proc->paused = false;
+		for (int i = 0; i < STREAM_COUNT; i++)
+			if (proc->streams[i].fd >= 0)
+				(void)event_add(&proc->streams[i].event, NULL);
+	}
+}
+
+static void resume_due(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+	struct timeval next;
+
+	(void)fd;
+	(void)what;
+	if (outlog_full(proc->log)) {
+		if (proc->resume_poll_us < RESUME_POLL_MAX_MICROSECONDS)
+			proc->resume_poll_us *= 2;
+		next.tv_sec = 0;
+		next.tv_usec = proc->resume_poll_us;
+		if (event_add(&proc->resume_timer, &next) == 0)
+			return;
+	}
+	proc->paused = false;
+	for (int i = 0; i < STREAM_COUNT; i++)
+		if (proc->streams[i].fd >= 0)
+			(void)event_add(&proc->streams[i].event, NULL);
+}
+
 static void stream_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct proc_stream *stream = arg;
@@ -595,6 +681,10 @@ static void stream_readable(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (proc->log != NULL && outlog_full(proc->log)) {
+		pause_reading(proc);
+		return;
+	}
 	for (int round = 0; round < READS_PER_CALLBACK; round++) {
 		char *target = discard_buffer;
 		size_t room = sizeof(discard_buffer);
@@ -623,10 +713,19 @@ static void stream_readable(evutil_socket_t fd, short what, void *arg)
 		}
 		got = read(stream->fd, target, room);
 		if (got > 0) {
+			if (proc->log != NULL)
+				outlog_append(proc->log,
+					stream == &proc->streams[STREAM_STDOUT] ? OUTLOG_STDOUT
+										: OUTLOG_STDERR,
+					target, (size_t)got);
 			if (target == discard_buffer)
 				stream->truncated = true;
 			else
 				stream->length += (size_t)got;
+			if (proc->log != NULL && outlog_full(proc->log)) {
+				pause_reading(proc);
+				return;
+			}
 			continue;
 		}
 		if (got < 0 && errno == EINTR)
@@ -714,6 +813,13 @@ static void linger_expired(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (proc->paused) {
+		/* The pipes still hold output a reader is taking; the wait for
+		 * readers is itself bounded (OUTLOG_IDLE_SECONDS). */
+		struct timeval linger = seconds_to_timeval(proc->linger);
+		if (event_add(&proc->linger_timer, &linger) == 0)
+			return;
+	}
 	proc->pipes_closed_early = true;
 	finish(proc);
 }
@@ -835,7 +941,7 @@ static int watch(struct proc *proc)
 int proc_start(struct event_base *base, const struct execargs *args,
 	const struct proc_options *options, proc_done_fn *done, void *arg, struct proc **out)
 {
-	static const struct proc_options defaults = {0, 0, NULL};
+	static const struct proc_options defaults = {0, 0, NULL, NULL};
 	struct proc *proc;
 	int rv;
 
@@ -853,6 +959,7 @@ int proc_start(struct event_base *base, const struct execargs *args,
 	proc->cgroup.fd = -1;
 	proc->stdin_fd = -1;
 	proc->capture = args->capture;
+	proc->log = options->log != NULL ? outlog_ref(options->log) : NULL;
 	proc->linger = options->linger > 0 ? options->linger : PROC_DEFAULT_LINGER;
 	for (int i = 0; i < STREAM_COUNT; i++) {
 		proc->streams[i].proc = proc;
@@ -883,7 +990,8 @@ int proc_start(struct event_base *base, const struct execargs *args,
 	if (event_assign(&proc->kill_timer, base, -1, 0, kill_due, proc) < 0 ||
 		event_assign(&proc->linger_timer, base, -1, 0, linger_expired, proc) < 0 ||
 		event_assign(&proc->finish_event, base, -1, 0, finish_due, proc) < 0 ||
-		event_assign(&proc->cgroup_timer, base, -1, 0, cgroup_poll_due, proc) < 0) {
+		event_assign(&proc->cgroup_timer, base, -1, 0, cgroup_poll_due, proc) < 0 ||
+		event_assign(&proc->resume_timer, base, -1, 0, resume_due, proc) < 0) {
 		rv = WEFT_EINTERNAL;
 		goto fail;
 	}

@@ -85,6 +85,7 @@
 #define PROC_ERROR_SPAWN "SpawnError"
 
 struct proc;
+struct outlog;
 
 /* What the daemon decides, as opposed to what the job asks (execargs). */
 struct proc_options {
@@ -93,6 +94,12 @@ struct proc_options {
 	/* Borrowed for the call of proc_start only. NULL: run as the daemon, and
 	 * the environment has no HOME/USER/LOGNAME (SHELL=/bin/sh). */
 	const struct account *identity;
+	/* Where every byte read from stdout and stderr also goes (outlog.h), for
+	 * readers while the job runs; borrowed for the call (proc takes its own
+	 * reference and ends the log when it is freed). NULL: none. With a log
+	 * that asks for backpressure, proc stops reading the pipes while
+	 * outlog_full says so. */
+	struct outlog *log;
 };
 
 enum proc_status {
