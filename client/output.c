@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "client/allocator.h"
+#include "client/async.h"
 #include "client/connection.h"
 #include "client/last_error.h"
 #include "proto/base64.h"
@@ -21,6 +22,38 @@ void weft_output_free(weft_output *output)
 	allocator_free(output);
 }
 
+/* Takes the base64 "data" out of an output reply, decoded into call->bytes,
+ * and leaves "data":"" for the parser. weftd writes the key once, at the top
+ * level; base64 has no '"' or '\\', so the value ends at the next '"'. A
+ * reply without the key (an error) is left alone. */
+static int take_data(weft_call *call, nng_msg *message)
+{
+	static const char key[] = "\"data\":\"";
+	char *body = nng_msg_body(message);
+	size_t size = nng_msg_len(message);
+	char *start = memmem(body, size, key, sizeof(key) - 1);
+	if (start == NULL)
+		return WEFT_OK;
+	start += sizeof(key) - 1;
+	char *end = memchr(start, '"', size - (size_t)(start - body));
+	if (end == NULL)
+		return last_error_set(WEFT_EPROTO, "weftd's reply to 'output' has unended data");
+	size_t length = (size_t)(end - start);
+	if (length == 0)
+		return WEFT_OK;
+	call->bytes = allocator_alloc(base64_decoded_max(length));
+	if (call->bytes == NULL)
+		return last_error_set(WEFT_ENOMEM, "out of memory for %zu bytes of output", length);
+	if (!base64_decode(start, length, call->bytes, &call->byte_count))
+		return last_error_set(WEFT_EPROTO, "weftd's reply to 'output' has data that is not "
+		                                   "base64");
+	memmove(start, end, size - (size_t)(end - body));
+	nng_msg_chop(message, length);
+	return WEFT_OK;
+}
+
+static const struct async_op output_op = {.name = "output", .take = take_data};
+
 static bool read_count(const json_t *reply, const char *key, uint64_t *out)
 {
 	const json_t *value = json_object_get(reply, key);
@@ -30,25 +63,18 @@ static bool read_count(const json_t *reply, const char *key, uint64_t *out)
 	return true;
 }
 
-/* Fills output from the reply (borrowed). */
-static int decode_reply(const json_t *reply, weft_stream stream, weft_output *output)
+/* Fills output from the reply (borrowed); data: the decoded bytes (taken). */
+static int decode_reply(const json_t *reply, weft_stream stream, unsigned char *data,
+                        size_t length, weft_output *output)
 {
-	const json_t *data = json_object_get(reply, "data");
-	if (!json_is_string(data) || !read_count(reply, "offset", &output->offset) ||
+	output->data = data;
+	output->length = length;
+	if (!json_is_string(json_object_get(reply, "data")) ||
+	    !read_count(reply, "offset", &output->offset) ||
 	    !read_count(reply, "next", &output->next) || !read_count(reply, "lost", &output->lost))
 		return connection_bad_reply("output", "data, offset, next and lost");
 	output->eof = json_is_true(json_object_get(reply, "eof"));
 	output->started = json_is_true(json_object_get(reply, "started"));
-	size_t text_length = json_string_length(data);
-	if (text_length > 0) {
-		output->data = allocator_alloc(base64_decoded_max(text_length));
-		if (output->data == NULL)
-			return last_error_set(WEFT_ENOMEM, "out of memory for %zu bytes of output",
-			                      text_length);
-		if (!base64_decode(json_string_value(data), text_length, output->data,
-		                   &output->length))
-			return connection_bad_reply("output", "data in base64");
-	}
 	if (output->next - output->offset != output->length)
 		return connection_bad_reply("output", "as many bytes as next - offset");
 	if (stream != WEFT_STREAM_BOTH)
@@ -64,13 +90,13 @@ static int decode_reply(const json_t *reply, weft_stream stream, weft_output *ou
 	}
 	for (size_t i = 0; i < count; i++) {
 		const json_t *run = json_array_get(runs, i);
-		const json_t *which = json_array_get(run, 0), *length = json_array_get(run, 1);
+		const json_t *which = json_array_get(run, 0), *size = json_array_get(run, 1);
 		if (!json_is_integer(which) || json_integer_value(which) < 0 ||
-		    json_integer_value(which) > 1 || !json_is_integer(length) ||
-		    json_integer_value(length) < 1)
+		    json_integer_value(which) > 1 || !json_is_integer(size) ||
+		    json_integer_value(size) < 1)
 			return connection_bad_reply("output", "runs of [stream, length]");
 		output->runs[i].stream = (weft_stream)json_integer_value(which);
-		output->runs[i].length = (size_t)json_integer_value(length);
+		output->runs[i].length = (size_t)json_integer_value(size);
 		sum += output->runs[i].length;
 	}
 	output->run_count = count;
@@ -99,16 +125,31 @@ int weft_output_read(weft_client *client, uint64_t id, weft_stream stream, int64
 	                            (json_int_t)offset, "wait", wait);
 	if (request != NULL && max > 0)
 		json_object_set_new(request, "max", json_integer((json_int_t)max));
-	json_t *reply = NULL;
-	if ((rv = connection_op(client, request, wait, &reply)) != WEFT_OK)
+	if (request == NULL)
+		return last_error_set(WEFT_ENOMEM, "out of memory building a request");
+	weft_call *call = NULL;
+	if ((rv = async_call_new(client, &output_op, NULL, &call)) != WEFT_OK) {
+		json_decref(request);
 		return rv;
+	}
+	if ((rv = async_call_set_request_json(call, request, wait)) != WEFT_OK) {
+		weft_call_free(call);
+		return rv;
+	}
+	if ((rv = async_call_start(call, NULL)) != WEFT_OK)
+		return rv; /* the call is freed */
+	if ((rv = async_call_wait(call)) != WEFT_OK) {
+		weft_call_free(call);
+		return rv;
+	}
 	weft_output *output = allocator_calloc(1, sizeof(*output));
 	if (output == NULL) {
-		json_decref(reply);
+		weft_call_free(call);
 		return last_error_set(WEFT_ENOMEM, "out of memory for the output");
 	}
-	rv = decode_reply(reply, stream, output);
-	json_decref(reply);
+	rv = decode_reply(call->reply, stream, call->bytes, call->byte_count, output);
+	call->bytes = NULL; /* the output's now */
+	weft_call_free(call);
 	if (rv != WEFT_OK) {
 		weft_output_free(output);
 		return rv;

@@ -120,16 +120,13 @@ static nng_msg *reply_message(struct outlog *log, const struct job *job, bool fi
 	writer_text(&writer, ",\"stream\":\"");
 	writer_text(&writer, stream_names[stream]);
 	writer_text(&writer, "\",\"data\":\"");
-	if (slice.length > 0) {
-		char *text = malloc(encoded);
-		if (text == NULL) {
-			outlog_slice_clear(&slice);
-			nng_msg_free(writer_finish(&writer));
-			return NULL;
-		}
-		base64_encode(slice.data, slice.length, text);
-		writer_bytes(&writer, text, encoded);
-		free(text);
+	if (slice.length > 0 && !writer.failed) {
+		/* Encoded in place: the message was reserved for it. */
+		size_t at = nng_msg_len(writer.message);
+		if (nng_msg_realloc(writer.message, at + encoded) == 0)
+			base64_encode(slice.data, slice.length, (char *)nng_msg_body(writer.message) + at);
+		else
+			writer.failed = true;
 	}
 	writer_text(&writer, "\",\"offset\":");
 	writer_unsigned(&writer, slice.offset);

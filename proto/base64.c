@@ -14,12 +14,14 @@ void base64_encode(const void *data, size_t length, char *out)
 {
 	const unsigned char *in = data;
 	size_t i = 0;
+	/* Four characters per three bytes; the loop body has no branch. */
 	for (; i + 3 <= length; i += 3) {
 		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		*out++ = alphabet[v >> 18];
-		*out++ = alphabet[(v >> 12) & 63];
-		*out++ = alphabet[(v >> 6) & 63];
-		*out++ = alphabet[v & 63];
+		out[0] = alphabet[v >> 18];
+		out[1] = alphabet[(v >> 12) & 63];
+		out[2] = alphabet[(v >> 6) & 63];
+		out[3] = alphabet[v & 63];
+		out += 4;
 	}
 	if (i < length) {
 		uint32_t v = (uint32_t)in[i] << 16;
@@ -37,21 +39,19 @@ size_t base64_decoded_max(size_t length)
 	return length / 4 * 3;
 }
 
-/* The value of a base64 character, or -1. */
-static int value_of(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
+/* The value of each base64 character; 64 marks the others. */
+static const unsigned char values[256] = {
+#define X64 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64
+	X64, X64,
+	64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 62, 64, 64, 64, 63,
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 64, 64, 64, 64, 64, 64,
+	64, 0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 64, 64, 64, 64, 64,
+	64, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 64, 64, 64, 64, 64,
+	X64, X64, X64, X64, X64, X64, X64, X64,
+#undef X64
+};
 
 bool base64_decode(const char *text, size_t length, void *out, size_t *written)
 {
@@ -59,17 +59,27 @@ bool base64_decode(const char *text, size_t length, void *out, size_t *written)
 	unsigned char *to = out;
 	if (length % 4 != 0)
 		return false;
-	for (size_t i = 0; i < length; i += 4) {
-		bool last = i + 4 == length;
-		int pad = 0;
-		if (last && in[i + 3] == '=')
-			pad = in[i + 2] == '=' ? 2 : 1;
-		int a = value_of(in[i]), b = value_of(in[i + 1]);
-		int c = pad >= 2 ? 0 : value_of(in[i + 2]);
-		int d = pad >= 1 ? 0 : value_of(in[i + 3]);
-		if (a < 0 || b < 0 || c < 0 || d < 0)
+	size_t full = length == 0 ? 0 : length - 4; /* the last group may be padded */
+	for (size_t i = 0; i < full; i += 4) {
+		unsigned a = values[in[i]], b = values[in[i + 1]], c = values[in[i + 2]],
+		         d = values[in[i + 3]];
+		if ((a | b | c | d) & 64)
 			return false;
-		uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+		uint32_t v = a << 18 | b << 12 | c << 6 | d;
+		to[0] = (unsigned char)(v >> 16);
+		to[1] = (unsigned char)(v >> 8);
+		to[2] = (unsigned char)v;
+		to += 3;
+	}
+	if (length > 0) {
+		const unsigned char *last = in + full;
+		int pad = last[3] == '=' ? (last[2] == '=' ? 2 : 1) : 0;
+		unsigned a = values[last[0]], b = values[last[1]];
+		unsigned c = pad >= 2 ? 0 : values[last[2]];
+		unsigned d = pad >= 1 ? 0 : values[last[3]];
+		if ((a | b | c | d) & 64)
+			return false;
+		uint32_t v = a << 18 | b << 12 | c << 6 | d;
 		*to++ = (unsigned char)(v >> 16);
 		if (pad < 2)
 			*to++ = (unsigned char)(v >> 8);

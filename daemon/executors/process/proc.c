@@ -75,7 +75,7 @@ enum { STREAM_STDOUT, STREAM_STDERR, STREAM_COUNT };
  * reader on another thread frees room, and a timer on this loop is simpler
  * than a wake-up across threads for a state that lasts a round trip. */
 #define RESUME_POLL_FIRST_MICROSECONDS 100
-#define RESUME_POLL_MAX_MICROSECONDS 5000
+#define RESUME_POLL_MAX_MICROSECONDS 1000
 
 /* Where output past the cap goes to be thrown away; per thread because
  * every worker loop reads its own procs. */
