@@ -115,3 +115,13 @@ CHECK_PROGS += $(BUILD)/tests/check_cli_exec $(BUILD)/tests/check_exec
 
 # examples/async_libevent.c built and run against a real weftd.
 CHECK_SCRIPTS += tests/async_example.sh
+
+# Exec output as a stream of bytes (issue 13): the output op through libweft,
+# weft run and weft logs through the CLI binary, against a real weftd.
+$(BUILD)/tests/check_stream: $(BUILD)/tests/check_stream.o $(TEST_FIXTURE_OBJS) $(BUILD)/libweft.so
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/tests/check_stream.o $(TEST_FIXTURE_OBJS) \
+		$(BUILD)/libweft.so -Wl,-rpath,'$$ORIGIN/..' $(CLIENT_TEST_LIBS)
+
+$(BUILD)/tests/check_stream.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+
+CHECK_PROGS += $(BUILD)/tests/check_stream

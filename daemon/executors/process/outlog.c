@@ -161,17 +161,10 @@ static void finished_unlink(struct user *user, struct outlog *log)
 	user->finished_count--;
 }
 
-/* Removes a finished log from the table and frees its bytes; readers that
- * still hold it see everything as lost. table_lock held. */
-static void drop(struct user *user, struct outlog *log)
+/* Frees a log's bytes but keeps its counters, so that a reader is told how
+ * many it lost. table_lock held. */
+static void drop_bytes(struct user *user, struct outlog *log)
 {
-	finished_unlink(user, log);
-	struct outlog **link = &buckets[bucket_of(log->id)];
-	while (*link != NULL && *link != log)
-		link = &(*link)->hash_next;
-	if (*link == log)
-		*link = log->hash_next;
-	log->listed = false;
 	pthread_mutex_lock(&log->lock);
 	struct chunk *chunks = log->head;
 	size_t held = log->held;
@@ -184,7 +177,30 @@ static void drop(struct user *user, struct outlog *log)
 	free_chunks(chunks);
 	user->held -= held;
 	total_held -= held;
+}
+
+/* Removes a finished log from the table and frees its bytes; readers that
+ * still hold it see everything as lost. table_lock held. */
+static void drop(struct user *user, struct outlog *log)
+{
+	finished_unlink(user, log);
+	struct outlog **link = &buckets[bucket_of(log->id)];
+	while (*link != NULL && *link != log)
+		link = &(*link)->hash_next;
+	if (*link == log)
+		*link = log->hash_next;
+	log->listed = false;
+	drop_bytes(user, log);
 	outlog_unref(log); /* the table's */
+}
+
+/* Frees the bytes of the user's finished logs, oldest first, until the user
+ * is within the budget. table_lock held. */
+static void trim_finished(struct user *user)
+{
+	for (struct outlog *log = user->oldest; log != NULL && user->held > budget_size;
+	     log = log->finished_next)
+		drop_bytes(user, log);
 }
 
 void outlog_fini(void)
@@ -343,8 +359,7 @@ void outlog_append(struct outlog *log, enum outlog_stream stream, const void *da
 		total_held += grown;
 		total_held -= freed;
 		/* Over the budget: the user's finished logs go first, then this one's oldest. */
-		while (user->held > budget_size && user->oldest != NULL)
-			drop(user, user->oldest);
+		trim_finished(user);
 		if (user->held > budget_size) {
 			pthread_mutex_lock(&log->lock);
 			size_t more = 0;
