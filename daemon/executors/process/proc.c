@@ -181,84 +181,13 @@ static void live_unlink(struct proc *proc)
 		proc->live_next->live_prev = proc->live_prev;
 }
 
-/* ------------------------------------------------------------ text to JSON */
+/* ------------------------------------------------------------ output to JSON */
 
-/* Length of the valid UTF-8 character at text (1-4), or 0 when invalid, with
- * *skip set to the length of the maximal invalid subpart to replace. */
-static size_t utf8_character(const unsigned char *text, size_t left, size_t *skip)
-{
-	unsigned char lead = text[0];
-	unsigned char low = 0x80, high = 0xBF;
-	size_t need, i;
-
-	if (lead < 0x80)
-		return 1;
-	if (lead >= 0xC2 && lead <= 0xDF) {
-		need = 1;
-	} else if (lead >= 0xE0 && lead <= 0xEF) {
-		need = 2;
-		if (lead == 0xE0)
-			low = 0xA0; /* no overlong forms */
-		else if (lead == 0xED)
-			high = 0x9F; /* no surrogates */
-	} else if (lead >= 0xF0 && lead <= 0xF4) {
-		need = 3;
-		if (lead == 0xF0)
-			low = 0x90;
-		else if (lead == 0xF4)
-			high = 0x8F; /* nothing above U+10FFFF */
-	} else {
-		*skip = 1;
-		return 0;
-	}
-	for (i = 1; i <= need; i++) {
-		if (i >= left || text[i] < low || text[i] > high) {
-			*skip = i;
-			return 0;
-		}
-		low = 0x80;
-		high = 0xBF;
-	}
-	return need + 1;
-}
-
-/* A JSON string of the bytes, invalid UTF-8 replaced by U+FFFD. New
- * reference, NULL when memory ran out. */
+/* A JSON string of bytes already known to be valid UTF-8 (NUL bytes kept, as
+ * "\u0000"). New reference, NULL when memory ran out. */
 static json_t *text_to_json(const char *data, size_t length)
 {
-	const unsigned char *text = (const unsigned char *)data;
-	size_t i = 0, skip, size;
-	char *clean;
-	json_t *string;
-
-	if (length == 0)
-		return json_string("");
-	while (i < length && (size = utf8_character(text + i, length - i, &skip)) != 0)
-		i += size;
-	if (i == length)
-		return json_stringn_nocheck(data, length);
-
-	/* Each invalid byte becomes at most 3 bytes (EF BF BD). */
-	clean = malloc(length * 3);
-	if (clean == NULL)
-		return NULL;
-	memcpy(clean, data, i);
-	size_t out = i;
-	while (i < length) {
-		size = utf8_character(text + i, length - i, &skip);
-		if (size != 0) {
-			memcpy(clean + out, data + i, size);
-			out += size;
-			i += size;
-		} else {
-			memcpy(clean + out, "\xEF\xBF\xBD", 3);
-			out += 3;
-			i += skip;
-		}
-	}
-	string = json_stringn_nocheck(clean, out);
-	free(clean);
-	return string;
+	return length == 0 ? json_string("") : json_stringn_nocheck(data, length);
 }
 
 /* A JSON string of the bytes in base64. New reference, NULL when memory ran out. */
