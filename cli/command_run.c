@@ -1,10 +1,11 @@
 /*
  * weft run and weft submit: a command as an `exec` job.
  *
- * `weft run` makes the job look like the command ran here: it submits, waits
- * with one long poll (`result` without a timeout: the job's own --timeout is
- * the only clock), copies the job's stdout and stderr to its own byte for
- * byte, and exits with the command's status. Its own outcomes use the codes
+ * `weft run` makes the job look like the command ran here: it submits, copies
+ * the job's stdout and stderr to its own byte for byte as they come (long
+ * polls of the `output` op; stream.h), then takes the outcome with one long
+ * poll (`result` without a timeout: the job's own --timeout is the only
+ * clock), and exits with the command's status. Its own outcomes use the codes
  * of timeout(1) and the shell, so that a script can tell them apart from the
  * command's:
  *   N        the command exited with N
@@ -14,6 +15,7 @@
  *   130      the job was cancelled (`weft cancel`, Ctrl-C here, weftd shutting down)
  *   2        usage error, or weftd refused the options (bad_arguments, ...):
  *            nothing ran
+ *   122      the command ended but output was lost: weft fell behind the window
  *   125      weft itself failed: cannot connect, the connection dropped,
  *            weftd is shutting down, ...
  * A command's own 2 or 125 looks the same: weft's failures also print a
@@ -920,17 +922,20 @@ const cli_command cli_command_run = {
 	.name = "run",
 	.usage = "[OPTIONS] -- CMD [ARGS]...",
 	.summary = "run a command as an exec job, wait, and exit with its status",
-	.help = "Submits an exec job, waits for it, copies its stdout and stderr here byte for\n"
-	        "byte, and exits with the command's exit code, so scripts can use it as if the\n"
-	        "command had run locally. Output that is not UTF-8 arrives with U+FFFD in place\n"
-	        "of the bad bytes; output past weftd's --output-max is cut, with a warning.\n"
+	.help = "Submits an exec job and copies its stdout and stderr here byte for byte as the\n"
+	        "command writes them (any size, any bytes), then exits with the command's exit\n"
+	        "code, so scripts can use it as if the command had run locally. The job asks\n"
+	        "weftd to hold the command back rather than drop output weft has not read.\n"
+	        "Without --stdin the command reads /dev/null, and weft warns when its own\n"
+	        "stdin has bytes waiting that are not forwarded.\n"
 	        "Ctrl-C (SIGINT, SIGTERM, SIGHUP) cancels the job.\n\n" RUN_OPTIONS_HELP
 	        "\nexit codes:\n"
 	        "  N        the command exited with N\n"
 	        "  128+N    the command was killed by signal N\n"
 	        "  124      --timeout expired (the output so far is printed, then weftd's message)\n"
 	        "  127      the command could not be started (not found, not executable)\n"
-	        "  130      the job was cancelled\n"
+	        "  130      the job was cancelled (the output up to then is printed)\n"
+	        "  122      some output was lost (weft fell behind weftd's --output-window)\n"
 	        "  2        usage error, or weftd refused the options: nothing ran\n"
 	        "  125      weft failed: cannot connect, lost the connection, weftd shutting\n"
 	        "           down (weft's own failures print a 'weft: ' line on stderr)\n"
