@@ -31,7 +31,10 @@
  * (see canceller).
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <sys/ioctl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -537,6 +540,116 @@ static void canceller_stop(canceller *self)
 	self->active = false;
 }
 
+/* ------------------------------------------------------ stdin, streamed */
+
+/*
+ * weft run --stdin: a thread copies this stdin to the job's (the `input`
+ * op) as it comes, any size and any bytes, while the main thread copies the
+ * output back. weftd takes what fits in the job's buffer; the rest is sent
+ * again after a pause that grows from 1 to 20 ms (flow control without a
+ * long poll). It stops at the end of stdin (sending eof), when the command
+ * closes its stdin, or when told to (the job is over).
+ */
+typedef struct feeder {
+	pthread_t thread;
+	bool running;           /* main thread only */
+	weft_client *client;    /* borrowed */
+	uint64_t id;
+	size_t chunk;           /* bytes per request: within --max-message in base64 */
+	atomic_bool stop;       /* main thread asks; the feeder looks between steps */
+	atomic_int failure;     /* a libweft error the feeder met, 0: none */
+} feeder;
+
+static void pause_ms(long ms)
+{
+	struct timespec interval = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&interval, NULL);
+}
+
+/* Sends data[0..length) (and eof when asked) until all is taken. Returns
+ * false when the feeding is over (closed, stopped, failed). */
+static bool feed_all(feeder *self, const unsigned char *data, size_t length, bool eof)
+{
+	size_t sent = 0;
+	long backoff = 1;
+	for (;;) {
+		size_t accepted = 0;
+		bool started = false, closed = false;
+		int rv = weft_input_write(self->client, self->id, data + sent, length - sent, eof,
+		                          &accepted, &started, &closed);
+		if (rv != WEFT_OK) {
+			atomic_store(&self->failure, rv);
+			return false;
+		}
+		if (closed)
+			return false;
+		sent += accepted;
+		if (started && sent == length)
+			return true;
+		if (accepted > 0)
+			backoff = 1;
+		if (atomic_load(&self->stop))
+			return false;
+		pause_ms(backoff);
+		backoff = backoff < 20 ? backoff * 2 : 20;
+	}
+}
+
+static void *feeder_main(void *argument)
+{
+	feeder *self = argument;
+	unsigned char *buffer = malloc(self->chunk);
+	if (buffer == NULL)
+		return NULL;
+	for (;;) {
+		struct pollfd ready = {.fd = STDIN_FILENO, .events = POLLIN};
+		/* Bounded, so that a stop is seen while a terminal gives nothing. */
+		int events = poll(&ready, 1, 100);
+		if (atomic_load(&self->stop))
+			break;
+		if (events == 0 || (events < 0 && errno == EINTR))
+			continue;
+		ssize_t got = read(STDIN_FILENO, buffer, self->chunk);
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		bool end = got <= 0;
+		if (!feed_all(self, buffer, end ? 0 : (size_t)got, end) || end)
+			break;
+	}
+	free(buffer);
+	return NULL;
+}
+
+static void feeder_start(feeder *self, weft_client *client, uint64_t id)
+{
+	self->client = client;
+	self->id = id;
+	/* base64 makes 3 bytes 4; leave room for the rest of the request. */
+	size_t limit = weft_client_max_message(client);
+	self->chunk = limit > 8192 ? (limit - 4096) / 4 * 3 : 2048;
+	if (self->chunk > 512 * 1024)
+		self->chunk = 512 * 1024;
+	atomic_init(&self->stop, false);
+	atomic_init(&self->failure, 0);
+	self->running = pthread_create(&self->thread, NULL, feeder_main, self) == 0;
+	if (!self->running)
+		fprintf(stderr, "weft: cannot start the thread that sends stdin; the command gets "
+		                "none\n");
+}
+
+/* Before weft_close: the thread may be using the client. */
+static void feeder_stop(feeder *self)
+{
+	if (!self->running)
+		return;
+	atomic_store(&self->stop, true);
+	pthread_join(self->thread, NULL);
+	self->running = false;
+	int failure = atomic_load(&self->failure);
+	if (failure != 0)
+		fprintf(stderr, "weft: sending stdin failed: %s\n", weft_strerror(failure));
+}
+
 /* ------------------------------------------------------------ the outcome */
 
 /* Writes a result's stdout or stderr (borrowed): text, or base64 when the
@@ -818,6 +931,7 @@ static int run_or_submit(const cli_command *command, cli_globals *globals, int a
 	weft_job_spec *spec = NULL;
 	weft_client *client = NULL;
 	canceller cancel = {0};
+	feeder feed = {0};
 	int exit_code = parse_options(command, globals, argc, argv, &options);
 	if (exit_code != 0) {
 		exit_code = exit_code == PARSE_HELP_SHOWN ? CLI_EXIT_OK : exit_code;
@@ -830,7 +944,10 @@ static int run_or_submit(const cli_command *command, cli_globals *globals, int a
 	if ((exit_code = build_args(command, &options, &args)) != 0)
 		goto done;
 	size_t stdin_size = 0;
-	if (options.read_stdin) {
+	bool stream_stdin = wait && options.read_stdin;
+	if (stream_stdin) {
+		json_object_set_new(args, "stdin_stream", json_true());
+	} else if (options.read_stdin) {
 		json_t *text = NULL;
 		if ((exit_code = read_stdin(command, &text, &stdin_size)) != 0)
 			goto done;
@@ -866,6 +983,8 @@ static int run_or_submit(const cli_command *command, cli_globals *globals, int a
 		exit_code = wait ? weft_failed(globals) : cli_report_error(globals);
 		goto done;
 	}
+	if (stream_stdin)
+		feeder_start(&feed, client, id);
 	if (wait && !globals->json) {
 		exit_code = stream_and_report(globals, client, id);
 	} else if (wait) {
@@ -878,7 +997,8 @@ static int run_or_submit(const cli_command *command, cli_globals *globals, int a
 		printf("%llu\n", (unsigned long long)id);
 	}
 done:
-	/* Before weft_close: the thread may be using the client. */
+	/* Before weft_close: the threads may be using the client. */
+	feeder_stop(&feed);
 	canceller_stop(&cancel);
 	weft_close(client);
 	weft_job_spec_free(spec);
@@ -907,9 +1027,10 @@ static int run_submit(const cli_command *command, cli_globals *globals, int argc
 	"                    the command ran here; a relative DIR starts from there too)\n"   \
 	"  --shell           join the words into one command line for /bin/sh -c\n"           \
 	"                    (weft run --shell -- 'make 2>&1 | tail')\n"                      \
-	"  --stdin           send this stdin (read to its end) to the command; it must be\n"  \
-	"                    UTF-8 text within weftd's --max-message (without --stdin the\n"   \
-	"                    command reads /dev/null)\n"                                       \
+	"  --stdin           send this stdin to the command: weft run streams it as it\n"     \
+	"                    comes (any size, any bytes); weft submit reads it to its end\n"  \
+	"                    first (UTF-8 text within --max-message). Without --stdin the\n"  \
+	"                    command reads /dev/null\n"                                       \
 	"  --kill-after S    grace between SIGTERM and SIGKILL (default 5)\n"                 \
 	"  --limit NAME=V    a resource limit (repeatable): cpu, as, nofile, nproc, fsize,\n" \
 	"                    ... with a whole number or 'unlimited'\n"                        \

@@ -2,6 +2,7 @@
  * The `output` op: an exec job's output as bytes (weft/client.h). The reply
  * carries the bytes in base64 (proto/base64.h); this decodes them.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "client/allocator.h"
@@ -155,5 +156,51 @@ int weft_output_read(weft_client *client, uint64_t id, weft_stream stream, int64
 		return rv;
 	}
 	*out = output;
+	return WEFT_OK;
+}
+
+int weft_input_write(weft_client *client, uint64_t id, const void *data, size_t length, bool eof,
+                     size_t *accepted, bool *started, bool *closed)
+{
+	last_error_clear();
+	int rv = connection_check_id(id);
+	if (rv != WEFT_OK)
+		return rv;
+	if (accepted == NULL || started == NULL || closed == NULL || (data == NULL && length > 0))
+		return last_error_set(WEFT_EINVAL, "weft_input_write needs the bytes and somewhere "
+		                                   "to put accepted, started and closed");
+	/* Written by hand: the JSON encoder would look at every base64 byte. */
+	static const char tail[] = "\"}";
+	char head[96];
+	int head_length = snprintf(head, sizeof(head),
+	                           "{\"op\":\"input\",\"id\":%llu,\"eof\":%s,\"data\":\"",
+	                           (unsigned long long)id, eof ? "true" : "false");
+	size_t size = base64_encoded_size(length);
+	size_t total = (size_t)head_length + size + sizeof(tail) - 1;
+	char *text = allocator_alloc(total);
+	if (text == NULL)
+		return last_error_set(WEFT_ENOMEM, "out of memory for %zu bytes of input", length);
+	memcpy(text, head, (size_t)head_length);
+	base64_encode(data, length, text + head_length);
+	memcpy(text + head_length + size, tail, sizeof(tail) - 1);
+	json_t *reply = NULL;
+	rv = connection_round_trip(client, text, total, 0, &reply);
+	allocator_free(text);
+	if (rv != WEFT_OK)
+		return rv;
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		rv = last_error_set_from_reply(reply);
+		json_decref(reply);
+		return rv;
+	}
+	uint64_t taken = 0;
+	if (!read_count(reply, "accepted", &taken) || taken > length) {
+		json_decref(reply);
+		return connection_bad_reply("input", "how many bytes were accepted");
+	}
+	*accepted = (size_t)taken;
+	*started = json_is_true(json_object_get(reply, "started"));
+	*closed = json_is_true(json_object_get(reply, "closed"));
+	json_decref(reply);
 	return WEFT_OK;
 }

@@ -484,7 +484,7 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}, s:o, s:o, s:o, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
 	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
-	                 "waiters", (json_int_t)waiters_count(daemon->waiters), "procs", "limit",
+	                 "waiters", (json_int_t)(waiters_count(daemon->waiters) + output_waiting()), "procs", "limit",
 	                 (int)slots_limit(procs), "running", (int)slots_held(procs), "queued",
 	                 (int)slots_queued(procs), "queued_users", (int)slots_queued_keys(procs),
 	                 "threads", "size", (json_int_t)pool.threads, "busy",
@@ -600,6 +600,14 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 			reply_problem(slot, &problem);
 		else
 			output_read(slot, caller, job, job->function == &exec_function, &request);
+		break;
+	}
+	case REQUEST_INPUT: {
+		struct job *job = find_for(daemon, caller, request.id, &problem);
+		if (job == NULL)
+			reply_problem(slot, &problem);
+		else
+			output_input(slot, job, job->function == &exec_function, &request);
 		break;
 	}
 	case REQUEST_OP_COUNT:

@@ -30,6 +30,7 @@
 #include "daemon/core/jobs.h"
 #include "daemon/core/principal.h"
 #include "daemon/core/quota.h"
+#include "daemon/executors/process/inbuf.h"
 #include "daemon/executors/process/outlog.h"
 #include "daemon/server/request.h"
 #include "daemon/server/server.h"
@@ -408,4 +409,38 @@ void output_pipe_closed(uint32_t pipe)
 void output_shutdown(void)
 {
 	claim_matching(true, 0, REASON_SHUTDOWN);
+}
+
+void output_input(struct server_request *slot, struct job *job, bool exec_job,
+                  const struct request *request)
+{
+	struct problem problem;
+	problem_init(&problem);
+	if (!exec_job) {
+		problem_set(&problem, WEFT_EBADFIELD, "id",
+		            "job %llu does not run 'exec'; only exec jobs with stdin_stream take input",
+		            (unsigned long long)job->id);
+		problem.id = job->id;
+		server_reply(slot, problem_to_reply(&problem));
+		job_unref(job);
+		return;
+	}
+	struct inbuf *buffer = inbuf_find(job->id);
+	bool finished = job_state_finished(jobs_state(the_jobs, job));
+	size_t accepted = 0, pending = 0;
+	bool open = false;
+	if (buffer != NULL) {
+		open = inbuf_append(buffer, request->input_data, request->input_length,
+		                    request->input_eof, &accepted);
+		pending = inbuf_pending(buffer);
+	}
+	/* Not started yet: nothing taken, "started": false, send again later.
+	 * Ended, or its stdin closed (or a job without stdin_stream): "closed". */
+	json_t *reply = json_pack("{s:b, s:I, s:I, s:I, s:b, s:b}", "ok", 1, "id",
+	                          (json_int_t)job->id, "accepted", (json_int_t)accepted, "pending",
+	                          (json_int_t)pending, "started", buffer != NULL || finished,
+	                          "closed", buffer != NULL ? !open : finished);
+	inbuf_unref(buffer);
+	job_unref(job);
+	server_reply(slot, reply);
 }

@@ -31,6 +31,14 @@ void output_init(struct jobs *jobs, size_t max);
 void output_read(struct server_request *slot, const struct principal *caller, struct job *job,
                  bool exec_job, const struct request *request);
 
+/*
+ * Answers an `input` request for `job` (a reference, taken; checked as for
+ * output_read): appends the bytes to the job's streamed stdin as far as they
+ * fit. nng callback thread.
+ */
+void output_input(struct server_request *slot, struct job *job, bool exec_job,
+                  const struct request *request);
+
 /* The client on this connection is gone: its readers end without a reply. Any
  * thread but nng's pipe callbacks. */
 void output_pipe_closed(uint32_t pipe);

@@ -7,7 +7,7 @@ DAEMON_MODEL_SRCS := $(addprefix daemon/core/,jobs.c jobspec.c functions.c outco
 	fairq.c queues.c quota.c principal.c account.c)
 DAEMON_SCHED_SRCS := $(addprefix daemon/sched/,workers.c runner.c schedule.c)
 DAEMON_EXECUTOR_SRCS := daemon/executors/inline/echo.c \
-	$(addprefix daemon/executors/process/,exec.c proc.c proc_child.c execargs.c cgroup.c outlog.c) \
+	$(addprefix daemon/executors/process/,exec.c proc.c proc_child.c execargs.c cgroup.c outlog.c inbuf.c) \
 	$(addprefix daemon/executors/thread/,threaded.c threadpool.c blocking.c run_in_thread.c) \
 	$(addprefix daemon/executors/task/,coroutines.c await_job.c) \
 	daemon/executors/group/gather.c

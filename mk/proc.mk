@@ -4,7 +4,7 @@
 # the tests below need no daemon.
 
 PROC_SRCS := daemon/core/account.c daemon/executors/process/execargs.c daemon/executors/process/proc.c daemon/executors/process/proc_child.c daemon/core/slots.c daemon/executors/process/cgroup.c \
-	daemon/core/fairq.c daemon/executors/process/outlog.c proto/base64.c daemon/base/memory.c daemon/base/now.c
+	daemon/core/fairq.c daemon/executors/process/outlog.c daemon/executors/process/inbuf.c proto/base64.c daemon/base/memory.c daemon/base/now.c
 PROC_OBJS = $(PROC_SRCS:%.c=$(BUILD)/%.o)
 
 PROC_CHECKS = $(BUILD)/tests/check_execargs $(BUILD)/tests/check_proc $(BUILD)/tests/check_slots

@@ -42,7 +42,8 @@
 	XX(QUEUE_PAUSE, "queue.pause")                                                     \
 	XX(QUEUE_RESUME, "queue.resume")                                                   \
 	XX(QUEUES, "queues")                                                               \
-	XX(OUTPUT, "output")
+	XX(OUTPUT, "output")                                                               \
+	XX(INPUT, "input")
 
 /* The output op's bounds (proto/PROTOCOL.md, "output"). */
 #define PROTO_OUTPUT_DEFAULT_MAX (1024 * 1024)

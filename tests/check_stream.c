@@ -2,8 +2,9 @@
  * Exec output as a stream of bytes against a real weftd: the `output` op
  * through libweft (lines arriving while the command runs, binary and NUL
  * bytes exact, 20 MB exact, the merged order of both streams, output kept on
- * cancel, a reader that fell behind the window, the per-user budget, refusals)
- * and the CLI (`weft run` byte for byte and live, Ctrl-C, `weft logs`,
+ * cancel, a reader that fell behind the window, the per-user budget, refusals),
+ * streamed stdin (the `input` op: 20 MB exact with flow control), and the CLI
+ * (`weft run` byte for byte and live, Ctrl-C, `--stdin` streaming, `weft logs`,
  * another user refused).
  *
  * No test sleeps to let things settle: where an order matters the job waits
@@ -749,6 +750,113 @@ START_TEST(test_another_user_cannot_read_a_jobs_output)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------ stdin */
+
+START_TEST(test_stdin_streams_twenty_megabytes_exactly)
+{
+	enum { SIZE = 20 * 1000 * 1000, PIECE = 512 * 1024 };
+	unsigned char *input = malloc(SIZE);
+	uint32_t state = 88172645u;
+	for (size_t i = 0; i < SIZE; i++) {
+		state ^= state << 13;
+		state ^= state >> 17;
+		state ^= state << 5;
+		input[i] = (unsigned char)state;
+	}
+	uint64_t id = submit(json_pack("{s:[s], s:b, s:b}", "argv", "cat", "stdin_stream", 1,
+	                               "output_wait", 1));
+	size_t sent = 0;
+	uint64_t got = 0;
+	bool eof_sent = false, eof_seen = false;
+	double deadline = fixture_now() + 120;
+	/* One thread, both ways: send what the job takes, read what it gave. */
+	while (!eof_seen) {
+		ck_assert_msg(fixture_now() < deadline, "sent %zu, got %llu", sent,
+		              (unsigned long long)got);
+		if (!eof_sent) {
+			size_t piece = SIZE - sent < PIECE ? SIZE - sent : PIECE;
+			size_t accepted = 0;
+			bool started = false, closed = false;
+			ck_assert_int_eq(weft_input_write(client, id, input + sent, piece, sent + piece == SIZE,
+			                                  &accepted, &started, &closed),
+			                 WEFT_OK);
+			ck_assert(!closed);
+			sent += accepted;
+			eof_sent = started && sent == SIZE && accepted == piece;
+		}
+		weft_output *output = read_output(id, WEFT_STREAM_STDOUT, (int64_t)got, eof_sent ? 5 : 0);
+		ck_assert_uint_eq(output->lost, 0);
+		ck_assert_uint_le(got + output->length, sent);
+		ck_assert_msg(memcmp(output->data, input + got, output->length) == 0,
+		              "bytes differ at %llu", (unsigned long long)got);
+		got = output->next;
+		eof_seen = output->eof;
+		weft_output_free(output);
+	}
+	ck_assert_uint_eq(got, SIZE);
+	free(input);
+	json_t *reply = result_of(id);
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "state")), "done");
+	json_decref(reply);
+}
+END_TEST
+
+START_TEST(test_input_says_when_the_job_takes_none)
+{
+	/* A job without stdin_stream: its stdin is closed to the input op. */
+	uint64_t plain = submit_shell("sleep 0.001", false);
+	json_decref(result_of(plain));
+	size_t accepted = 1;
+	bool started = false, closed = false;
+	ck_assert_int_eq(weft_input_write(client, plain, "x", 1, false, &accepted, &started, &closed),
+	                 WEFT_OK);
+	ck_assert_uint_eq(accepted, 0);
+	ck_assert(closed);
+	/* A job that has not started takes nothing yet. */
+	uint64_t future = 0;
+	ck_assert_int_eq(weft_future_new(client, NULL, &future), WEFT_OK);
+	json_t *reply = request_ok(json_pack("{s:s, s:s, s:{s:[s], s:b}, s:[I]}", "op", "submit",
+	                                     "fn", "exec", "args", "argv", "cat", "stdin_stream", 1,
+	                                     "after", (json_int_t)future),
+	                           0);
+	uint64_t id = (uint64_t)json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	ck_assert_int_eq(weft_input_write(client, id, "x", 1, false, &accepted, &started, &closed),
+	                 WEFT_OK);
+	ck_assert(!started && !closed && accepted == 0);
+	ck_assert_int_eq(weft_cancel(client, id, NULL, NULL), WEFT_OK);
+	/* stdin and stdin_stream do not go together. */
+	json_t *refused = NULL;
+	json_t *request = json_pack("{s:s, s:s, s:{s:[s], s:s, s:b}}", "op", "submit", "fn", "exec",
+	                            "args", "argv", "cat", "stdin", "x", "stdin_stream", 1);
+	ck_assert_int_eq(weft_request(client, request, 0, &refused), WEFT_OK);
+	json_decref(request);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(refused, "error"), "field")),
+	                 "args.stdin_stream");
+	json_decref(refused);
+}
+END_TEST
+
+START_TEST(test_weft_run_stdin_streams_binary_input)
+{
+	char path[128], command[384], digest_path[128];
+	snprintf(path, sizeof(path), "%s/input", directory);
+	snprintf(digest_path, sizeof(digest_path), "%s/expected", directory);
+	snprintf(command, sizeof(command),
+	         "head -c 20000000 /dev/urandom > %s && sha256sum < %s > %s", path, path,
+	         digest_path);
+	ck_assert_int_eq(as_user_shell(command), 0);
+	const char *const words[] = {"run", "--stdin", "--", "sha256sum", NULL};
+	cli_run run = cli_finish(cli_start(words, path));
+	ck_assert_msg(run.status == 0, "status %d: %s", run.status, run.err);
+	char *expected = slurp(digest_path, NULL);
+	ck_assert_str_eq(run.out, expected);
+	free(expected);
+	cli_free(&run);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
 	Suite *suite = suite_create("stream");
@@ -762,6 +870,8 @@ static Suite *stream_suite(void)
 	tcase_add_test(op, test_output_is_kept_when_the_job_is_cancelled);
 	tcase_add_test(op, test_a_reader_of_a_job_that_has_not_started_waits);
 	tcase_add_test(op, test_bad_output_requests_are_refused_with_the_field);
+	tcase_add_test(op, test_stdin_streams_twenty_megabytes_exactly);
+	tcase_add_test(op, test_input_says_when_the_job_takes_none);
 	suite_add_tcase(suite, op);
 
 	TCase *bounds = tcase_create("bounds");
@@ -780,6 +890,7 @@ static Suite *stream_suite(void)
 	tcase_add_test(cli_case, test_weft_run_keeps_the_output_on_ctrl_c);
 	tcase_add_test(cli_case, test_weft_run_passes_twenty_megabytes_exactly);
 	tcase_add_test(cli_case, test_weft_run_warns_that_piped_stdin_is_not_forwarded);
+	tcase_add_test(cli_case, test_weft_run_stdin_streams_binary_input);
 	tcase_add_test(cli_case, test_weft_logs_prints_follows_and_tails);
 	tcase_add_test(cli_case, test_another_user_cannot_read_a_jobs_output);
 	suite_add_tcase(suite, cli_case);

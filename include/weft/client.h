@@ -414,6 +414,20 @@ int weft_output_read(weft_client *client, uint64_t id, weft_stream stream, int64
 /* NULL is fine. */
 void weft_output_free(weft_output *output);
 
+/*
+ * Appends bytes to the stdin of a running exec job submitted with
+ * "stdin_stream": true (the `input` op). weftd takes as many as fit in the
+ * job's buffer (1 MiB; flow control): *accepted says how many, and the
+ * caller sends the rest later. eof: no more will come (the command sees the
+ * end once the buffer is written; only taken with the last byte). *started is
+ * false while the job has not started (nothing taken: send again later);
+ * *closed is true when the command's stdin is closed (it exited or closed
+ * it), after which nothing more is taken. length must fit one request
+ * (weft_client_max_message, in base64). Blocking; any thread.
+ */
+int weft_input_write(weft_client *client, uint64_t id, const void *data, size_t length, bool eof,
+                     size_t *accepted, bool *started, bool *closed);
+
 /* Sends any request object (borrowed) and gives back the reply object, for
  * tools and for ops this library does not wrap yet. reply_wait: how long the
  * daemon may take to answer on purpose (a result or wait timeout; negative:

@@ -49,6 +49,7 @@
 #include <event2/event_struct.h>
 
 #include "daemon/executors/process/cgroup.h"
+#include "daemon/executors/process/inbuf.h"
 #include "daemon/executors/process/outlog.h"
 #include "daemon/executors/process/proc_child.h"
 #include "proto/base64.h"
@@ -129,6 +130,10 @@ struct proc {
 	char *stdin_data;   /* owned copy of the job's stdin text */
 	size_t stdin_length;
 	size_t stdin_offset;
+	/* Streamed stdin (inbuf.h), a reference; NULL: none. wake_event watches
+	 * its eventfd: a writer added bytes. */
+	struct inbuf *input;
+	struct event wake_event;
 
 	struct proc_stream streams[STREAM_COUNT];
 
@@ -255,6 +260,7 @@ static void proc_teardown(struct proc *proc)
 	delete_event(&proc->linger_timer);
 	delete_event(&proc->finish_event);
 	delete_event(&proc->stdin_event);
+	delete_event(&proc->wake_event);
 	delete_event(&proc->resume_timer);
 	for (int i = 0; i < STREAM_COUNT; i++) {
 		delete_event(&proc->streams[i].event);
@@ -277,6 +283,10 @@ static void proc_free(struct proc *proc)
 	}
 	for (int i = 0; i < STREAM_COUNT; i++)
 		free(proc->streams[i].data);
+	if (proc->input != NULL) {
+		inbuf_end(proc->input);
+		inbuf_unref(proc->input);
+	}
 	if (proc->log != NULL) {
 		/* Every path ends here (done, abandoned, destroyed): readers hear the end. */
 		outlog_end(proc->log);
@@ -672,9 +682,46 @@ static void stream_readable(evutil_socket_t fd, short what, void *arg)
 static void stdin_close(struct proc *proc)
 {
 	delete_event(&proc->stdin_event);
+	delete_event(&proc->wake_event);
 	close_fd(&proc->stdin_fd);
 	free(proc->stdin_data);
 	proc->stdin_data = NULL;
+	if (proc->input != NULL)
+		inbuf_end(proc->input); /* writers are told the stdin is closed */
+}
+
+/* Streamed stdin: the pipe can take more. */
+static void stdin_stream_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+
+	(void)fd;
+	(void)what;
+	switch (inbuf_drain(proc->input, proc->stdin_fd)) {
+	case 0:
+		return; /* the pipe is full: wait until it is writable */
+	case 1:
+		/* All written: wait for the next bytes (wake_event). */
+		delete_event(&proc->stdin_event);
+		return;
+	default:
+		/* The writer's end of input, or the command closed its stdin. */
+		stdin_close(proc);
+	}
+}
+
+/* Streamed stdin: a writer added bytes (or the end). */
+static void stdin_woken(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+
+	(void)fd;
+	(void)what;
+	inbuf_woken(proc->input);
+	if (proc->stdin_fd >= 0)
+		stdin_stream_writable(proc->stdin_fd, EV_WRITE, proc);
+	if (proc->stdin_fd >= 0 && inbuf_pending(proc->input) > 0)
+		(void)event_add(&proc->stdin_event, NULL);
 }
 
 static void stdin_writable(evutil_socket_t fd, short what, void *arg)
@@ -797,7 +844,7 @@ static int launch(struct proc *proc, const struct execargs *args,
 		}
 	}
 
-	if (args->stdin_data != NULL) {
+	if (args->stdin_data != NULL || options->input != NULL) {
 		if ((error = proc_child_pipe(ends, 1)) != 0)
 			goto pipe_failed;
 		stdio[0] = ends[0];
@@ -859,7 +906,15 @@ static int watch(struct proc *proc)
 			stream_readable, stream);
 		bad |= event_add(&stream->event, NULL);
 	}
-	if (proc->stdin_fd >= 0) {
+	if (proc->stdin_fd >= 0 && proc->input != NULL) {
+		bad |= event_assign(&proc->stdin_event, proc->base, proc->stdin_fd, EV_WRITE | EV_PERSIST,
+			stdin_stream_writable, proc);
+		bad |= event_assign(&proc->wake_event, proc->base, inbuf_wake_fd(proc->input),
+			EV_READ | EV_PERSIST, stdin_woken, proc);
+		bad |= event_add(&proc->wake_event, NULL);
+		/* Bytes that came before the start are written at once. */
+		bad |= event_add(&proc->stdin_event, NULL);
+	} else if (proc->stdin_fd >= 0) {
 		bad |= event_assign(&proc->stdin_event, proc->base, proc->stdin_fd, EV_WRITE | EV_PERSIST,
 			stdin_writable, proc);
 		bad |= event_add(&proc->stdin_event, NULL);
@@ -870,7 +925,7 @@ static int watch(struct proc *proc)
 int proc_start(struct event_base *base, const struct execargs *args,
 	const struct proc_options *options, proc_done_fn *done, void *arg, struct proc **out)
 {
-	static const struct proc_options defaults = {0, 0, NULL, NULL};
+	static const struct proc_options defaults = {0, 0, NULL, NULL, NULL};
 	struct proc *proc;
 	int rv;
 
@@ -889,6 +944,7 @@ int proc_start(struct event_base *base, const struct execargs *args,
 	proc->stdin_fd = -1;
 	proc->capture = args->capture;
 	proc->log = options->log != NULL ? outlog_ref(options->log) : NULL;
+	proc->input = options->input != NULL ? inbuf_ref(options->input) : NULL;
 	proc->linger = options->linger > 0 ? options->linger : PROC_DEFAULT_LINGER;
 	for (int i = 0; i < STREAM_COUNT; i++) {
 		proc->streams[i].proc = proc;

@@ -88,6 +88,7 @@
 
 struct proc;
 struct outlog;
+struct inbuf;
 
 /* What the daemon decides, as opposed to what the job asks (execargs). */
 struct proc_options {
@@ -102,6 +103,11 @@ struct proc_options {
 	 * that asks for backpressure, proc stops reading the pipes while
 	 * outlog_full says so. */
 	struct outlog *log;
+	/* Where the command's stdin comes from while it runs (inbuf.h), instead
+	 * of the job's `stdin` text; borrowed for the call (proc takes its own
+	 * reference and ends it when the pipe closes or the proc is freed).
+	 * NULL: none. */
+	struct inbuf *input;
 };
 
 enum proc_status {
