@@ -41,7 +41,7 @@ ALL_TARGETS += $(BUILD)/weftd
 # The job model's tests link the base and the job model alone (stand-in
 # functions instead of the executors), and the request decoder's the server's
 # decoder besides: what they test, nothing above it.
-DAEMON_MODEL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) proto/error.c)
+DAEMON_MODEL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) proto/error.c proto/base64.c)
 $(BUILD)/tests/check_jobs $(BUILD)/tests/check_quota: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
 		$(BUILD)/tests/stand_ins.o $(DAEMON_MODEL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lpthread -lm
@@ -72,7 +72,7 @@ CHECK_SCRIPTS += tests/readme_example.sh
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := build/fuzz
 FUZZ_SRCS = tests/fuzz/fuzz_request.c tests/stand_ins.c daemon/server/request.c $(DAEMON_BASE_SRCS) \
-	$(DAEMON_MODEL_SRCS) proto/error.c
+	$(DAEMON_MODEL_SRCS) proto/error.c proto/base64.c
 .PHONY: fuzz
 fuzz:
 	@mkdir -p $(FUZZ_BUILD)/corpus
