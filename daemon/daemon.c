@@ -798,6 +798,7 @@ fail_workers:
 	shutdown_enter(PART_FREEING, FREE_SECONDS);
 	queues_fini();
 	executors_fini();
+	outlog_fini(); /* every proc is gone with the workers: no log grows */
 	principal_fini();
 fail_functions:
 	jobs_free(daemon.jobs);

@@ -554,7 +554,7 @@ START_TEST(test_stdin_is_sent)
 }
 END_TEST
 
-START_TEST(test_stdin_over_the_message_limit_is_refused)
+START_TEST(test_stdin_over_the_message_limit_is_refused_by_submit_and_streamed_by_run)
 {
 	char path[] = "/tmp/weft-cli-stdin-XXXXXX";
 	int fd = mkstemp(path);
@@ -567,9 +567,15 @@ START_TEST(test_stdin_over_the_message_limit_is_refused)
 	write_file(path, data, size);
 	free(data);
 	run_setup input = {NULL, path};
-	run_result *run = run_cli_with(&input, "run", "--stdin", "--", "wc", "-c", NULL);
+	/* weft submit sends stdin in the job: over --max-message it is refused. */
+	run_result *run = run_cli_with(&input, "submit", "--stdin", "--", "wc", "-c", NULL);
 	assert_exit(run, 2);
 	ck_assert_msg(strstr(run->err, "--max-message") != NULL, "stderr: %s", run->err);
+	run_free(run);
+	/* weft run streams it: no limit. */
+	run = run_cli_with(&input, "run", "--stdin", "--", "wc", "-c", NULL);
+	assert_exit(run, 0);
+	ck_assert_str_eq(run->out, "2097152\n");
 	run_free(run);
 	unlink(path);
 }
@@ -701,7 +707,7 @@ static Suite *cli_exec_suite(void)
 	tcase_add_test(job, test_env_is_set_and_the_callers_is_not_passed);
 	tcase_add_test(job, test_shell_joins_the_words);
 	tcase_add_test(job, test_stdin_is_sent);
-	tcase_add_test(job, test_stdin_over_the_message_limit_is_refused);
+	tcase_add_test(job, test_stdin_over_the_message_limit_is_refused_by_submit_and_streamed_by_run);
 	tcase_add_test(job, test_submit_prints_the_id_and_result_has_the_output);
 	tcase_add_test(job, test_submit_returns_at_once);
 	tcase_add_test(job, test_submit_lines_submits_one_job_per_line);
