@@ -4,6 +4,9 @@
 #   stream_bytes   bytes/s of a 200 MB file through `weft run -- cat FILE`
 #                  (impl weft; n and rate in MB) against `cat FILE | cat`
 #                  (impl pipe), both into /dev/null, in the same run
+#   stream_stdin   bytes/s of the same file into `weft run --stdin -- sha256sum`
+#                  (impl weft) against `cat FILE | sha256sum` (impl pipe); the
+#                  digests must match
 #   line_latency   from a line printed by the job to the line read from
 #                  `weft run`'s stdout (impl weft), against the same command
 #                  through a plain pipe (impl pipe): p50 and p99 in µs
@@ -49,6 +52,19 @@ start=$(now)
 cat "$work/data" | cat >/dev/null
 end=$(now)
 result_line stream_bytes pipe "$megabytes" "$start" "$end"
+
+start=$(now)
+streamed=$(cat "$work/data" | "$WEFT_BUILD/weft" --url "$url" run --stdin -- sha256sum) || exit 1
+end=$(now)
+result_line stream_stdin weft "$megabytes" "$start" "$end"
+start=$(now)
+piped=$(cat "$work/data" | sha256sum)
+end=$(now)
+result_line stream_stdin pipe "$megabytes" "$start" "$end"
+if [ "$streamed" != "$piped" ]; then
+	echo "stream: weft run --stdin gave $streamed, the pipe $piped" >&2
+	exit 1
+fi
 
 # Each line is its own write (date and echo are separate processes), 5 ms apart.
 printer="for i in \$(seq $lines); do date +%s%N; sleep 0.005; done"
