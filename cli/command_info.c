@@ -77,6 +77,39 @@ static void print_labels(const json_t *labels)
 		printf("-");
 }
 
+/* What an exec job runs (its argv, or its shell line), else the function's
+ * name, cut to fit a column. */
+static void describe_job(const json_t *job, char *text, size_t size)
+{
+	const char *fn = json_string_value(json_object_get(job, "fn"));
+	const json_t *args = json_object_get(job, "args");
+	const json_t *argv = json_object_get(args, "argv");
+	const char *shell = json_string_value(json_object_get(args, "shell"));
+	snprintf(text, size, "%s", fn != NULL ? fn : "-");
+	if (fn == NULL || strcmp(fn, "exec") != 0)
+		return;
+	if (shell != NULL) {
+		snprintf(text, size, "sh -c %s", shell);
+	} else if (json_is_array(argv)) {
+		size_t used = 0, index;
+		json_t *word;
+		text[0] = '\0';
+		json_array_foreach(argv, index, word)
+		{
+			int wrote = snprintf(text + used, size - used, "%s%s", index > 0 ? " " : "",
+			                     json_is_string(word) ? json_string_value(word) : "?");
+			if (wrote < 0 || (size_t)wrote >= size - used)
+				break;
+			used += (size_t)wrote;
+		}
+	}
+	for (char *c = text; *c != '\0'; c++)
+		if (*c == '\n' || *c == '\t')
+			*c = ' ';
+	if (strlen(text) > 40)
+		strcpy(text + 37, "...");
+}
+
 static void print_job_row(const json_t *job, double now)
 {
 	json_t *started = json_object_get(job, "started");
@@ -86,14 +119,26 @@ static void print_job_row(const json_t *job, double now)
 		double end = json_is_number(finished) ? json_number_value(finished) : now;
 		snprintf(runtime, sizeof(runtime), "%.3f", end - json_number_value(started));
 	}
-	json_t *worker = json_object_get(job, "worker");
-	char worker_text[16] = "-";
-	if (json_is_integer(worker))
-		snprintf(worker_text, sizeof(worker_text), "%lld",
-		         (long long)json_integer_value(worker));
-	printf("%-8lld %-10s %-16s %-7s %10s  ", (long long)json_integer_value(json_object_get(job, "id")),
-	       json_string_value(json_object_get(job, "state")),
-	       json_string_value(json_object_get(job, "fn")), worker_text, runtime);
+	char owner[32] = "-";
+	const char *owner_name = json_string_value(json_object_get(job, "owner_name"));
+	if (owner_name != NULL)
+		snprintf(owner, sizeof(owner), "%.10s", owner_name);
+	else if (json_is_integer(json_object_get(job, "owner")))
+		snprintf(owner, sizeof(owner), "%lld",
+		         (long long)json_integer_value(json_object_get(job, "owner")));
+	char created[32] = "-";
+	json_t *created_at = json_object_get(job, "created");
+	if (json_is_number(created_at)) {
+		time_t when = (time_t)json_number_value(created_at);
+		struct tm local;
+		if (localtime_r(&when, &local) != NULL)
+			strftime(created, sizeof(created), "%m-%d %H:%M:%S", &local);
+	}
+	char what[48];
+	describe_job(job, what, sizeof(what));
+	printf("%-8lld %-10s %-10s %-14s %10s  %-40s ",
+	       (long long)json_integer_value(json_object_get(job, "id")),
+	       json_string_value(json_object_get(job, "state")), owner, created, runtime, what);
 	print_labels(json_object_get(job, "labels"));
 	printf("\n");
 }
@@ -106,6 +151,8 @@ static int run_ls(const cli_command *command, cli_globals *globals, int argc, ch
 		{"label", required_argument, NULL, 'l'},
 		{"limit", required_argument, NULL, 'n'},
 		{"after", required_argument, NULL, 'a'},
+		{"before", required_argument, NULL, 'b'},
+		{"oldest", no_argument, NULL, 'o'},
 		CLI_GLOBAL_OPTIONS,
 	};
 	json_t *filter = json_object();
@@ -148,6 +195,16 @@ static int run_ls(const cli_command *command, cli_globals *globals, int argc, ch
 			}
 			json_object_set_new(filter, "after", json_integer((json_int_t)id));
 			break;
+		case 'b':
+			if (!cli_parse_id(optarg, &id)) {
+				cli_usage_error(command, "--before takes a job id");
+				goto done;
+			}
+			json_object_set_new(filter, "before", json_integer((json_int_t)id));
+			break;
+		case 'o':
+			json_object_set_new(filter, "order", json_string("oldest"));
+			break;
 		default: {
 			int common = cli_common_option(command, globals, option, argc, argv);
 			if (common != CLI_OPTION_HANDLED) {
@@ -168,25 +225,30 @@ static int run_ls(const cli_command *command, cli_globals *globals, int argc, ch
 		goto done;
 	json_t *jobs = NULL;
 	bool more = false;
-	if (weft_list(client, filter, &jobs, &more) != 0) {
+	uint64_t cursor = 0;
+	bool oldest = json_object_get(filter, "order") != NULL ||
+	              (json_object_get(filter, "after") != NULL &&
+	               json_object_get(filter, "before") == NULL);
+	if (weft_list_page(client, filter, &jobs, &more, &cursor) != 0) {
 		exit_code = cli_report_error(globals);
 	} else if (globals->json) {
-		json_t *document = json_pack("{s:O, s:b}", "jobs", jobs, "more", more);
+		json_t *document = json_pack("{s:O, s:b, s:I}", "jobs", jobs, "more", more,
+		                             oldest ? "after" : "before", (json_int_t)cursor);
 		cli_print_json(document);
 		json_decref(document);
 	} else {
 		struct timespec now;
 		clock_gettime(CLOCK_REALTIME, &now);
-		printf("%-8s %-10s %-16s %-7s %10s  %s\n", "ID", "STATE", "FN", "WORKER", "RUNTIME",
-		       "LABELS");
-		size_t index;
-		json_t *job;
-		json_array_foreach(jobs, index, job)
-			print_job_row(job, (double)now.tv_sec + (double)now.tv_nsec / 1e9);
-		if (more && json_array_size(jobs) > 0)
-			fprintf(stderr, "(more jobs: weft ls --after %lld)\n",
-			        (long long)json_integer_value(json_object_get(
-					json_array_get(jobs, json_array_size(jobs) - 1), "id")));
+		double seconds = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+		printf("%-8s %-10s %-10s %-14s %10s  %-40s %s\n", "ID", "STATE", "OWNER", "CREATED",
+		       "RUNTIME", "WHAT", "LABELS");
+		/* As ps and pueue show them: the newest at the bottom, next to the prompt. */
+		size_t count = json_array_size(jobs);
+		for (size_t i = 0; i < count; i++)
+			print_job_row(json_array_get(jobs, oldest ? i : count - 1 - i), seconds);
+		if (more)
+			fprintf(stderr, "(more jobs: weft ls %s %llu)\n", oldest ? "--after" : "--before",
+			        (unsigned long long)cursor);
 	}
 	json_decref(jobs);
 	weft_close(client);
@@ -198,16 +260,21 @@ done:
 
 const cli_command cli_command_ls = {
 	.name = "ls",
-	.usage = "[--state S] [--fn F] [--label K=V]... [--limit N] [--after ID]",
-	.summary = "list jobs as a table",
+	.usage = "[--state S] [--fn F] [--label K=V]... [--limit N] [--before ID | --after ID] "
+	         "[--oldest]",
+	.summary = "list jobs as a table, the newest at the bottom",
 	.help = "  --state S      only jobs in state S (waiting, queued, running, pending, done,\n"
 	        "                 failed, cancelled)\n"
 	        "  --fn F         only calls of function F\n"
 	        "  --label K=V    only jobs with this label (repeatable: all must match)\n"
 	        "  --limit N      at most N jobs (1 to 10000; the daemon's default is 1000)\n"
-	        "  --after ID     only jobs with ids above ID (to page on)\n\n"
-	        "RUNTIME is seconds from start to finish (or to now). With --json prints\n"
-	        "{\"jobs\": [job objects], \"more\": bool}.\n",
+	        "  --before ID    only jobs older than ID (to page back)\n"
+	        "  --after ID     only jobs newer than ID, oldest first (to page on)\n"
+	        "  --oldest       the oldest jobs first instead of the newest\n\n"
+	        "Shows the newest jobs, the newest at the bottom. WHAT is the command of an\n"
+	        "exec job, else the function. RUNTIME is seconds from start to finish (or to\n"
+	        "now). With --json prints {\"jobs\": [job objects, newest first],\n"
+	        "\"more\": bool, \"before\"|\"after\": the cursor to go on from}.\n",
 	.run = run_ls,
 };
 

@@ -47,6 +47,7 @@
 #include "cli/schedule.h"
 #include "cli/stream.h"
 #include "proto/base64.h"
+#include "proto/proto.h"
 
 /* Exit codes of `weft run` (see above and `weft run --help`). */
 enum {
@@ -717,11 +718,11 @@ static int report_outcome(const cli_globals *globals, const json_t *reply, bool 
 		fprintf(stderr, "weft: job %lld cancelled: %s\n", (long long)id, message);
 		return RUN_EXIT_CANCELLED;
 	}
-	if (strcmp(type, "Timeout") == 0) {
+	if (strcmp(type, proto_job_error(PROTO_JOB_ERROR_TIMEOUT)) == 0) {
 		fprintf(stderr, "weft: job %lld: %s\n", (long long)id, message);
 		return RUN_EXIT_TIMEOUT;
 	}
-	if (strcmp(type, "SpawnError") == 0) {
+	if (strcmp(type, proto_job_error(PROTO_JOB_ERROR_SPAWN)) == 0) {
 		fprintf(stderr, "weft: job %lld: %s\n", (long long)id, message);
 		return RUN_EXIT_SPAWN;
 	}

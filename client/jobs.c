@@ -9,15 +9,14 @@
 #include "client/connection.h"
 #include "client/job_spec.h"
 #include "client/last_error.h"
+#include "proto/proto.h"
 
 /* Every state has a name; "unknown" is never sent by a daemon, so from_name
  * cannot return it for a real state. */
-static const char *const state_names[] = {
-	[WEFT_STATE_QUEUED] = "queued",       [WEFT_STATE_RUNNING] = "running",
-	[WEFT_STATE_DONE] = "done",           [WEFT_STATE_FAILED] = "failed",
-	[WEFT_STATE_CANCELLED] = "cancelled", [WEFT_STATE_UNKNOWN] = "unknown",
-	[WEFT_STATE_PENDING] = "pending",     [WEFT_STATE_WAITING] = "waiting",
-};
+#define STATE_NAME_(name, wire) [WEFT_STATE_##name] = wire,
+static const char *const state_names[] = {PROTO_STATE_MAP(STATE_NAME_)[WEFT_STATE_UNKNOWN] =
+                                                  "unknown"};
+#undef STATE_NAME_
 
 const char *weft_state_name(weft_state state)
 {
@@ -42,27 +41,13 @@ bool weft_state_is_finished(weft_state state)
 	       state == WEFT_STATE_CANCELLED;
 }
 
-void weft_outcome_free(weft_outcome *outcome)
-{
-	if (outcome == NULL)
-		return;
-	json_decref(outcome->result);
-	json_decref(outcome->error_details);
-	allocator_free(outcome->error_type);
-	allocator_free(outcome->error_message);
-	allocator_free(outcome);
-}
-
-void weft_wait_result_free(weft_wait_result *result)
-{
-	if (result == NULL)
-		return;
-	allocator_free(result->done);
-	allocator_free(result->pending);
-	allocator_free(result);
-}
-
 int weft_list(weft_client *client, const json_t *filter, json_t **jobs, bool *more)
+{
+	return weft_list_page(client, filter, jobs, more, NULL);
+}
+
+int weft_list_page(weft_client *client, const json_t *filter, json_t **jobs, bool *more,
+                   uint64_t *cursor)
 {
 	last_error_clear();
 	if (filter != NULL && !json_is_object(filter))
@@ -86,6 +71,14 @@ int weft_list(weft_client *client, const json_t *filter, json_t **jobs, bool *mo
 		return rv;
 	if (more != NULL)
 		*more = json_is_true(json_object_get(reply, "more"));
+	if (cursor != NULL) {
+		const char *order = json_string_value(json_object_get(reply, "order"));
+		json_t *next = json_object_get(
+			reply, order != NULL && strcmp(order, "oldest") == 0 ? "after" : "before");
+		*cursor = json_is_integer(next) && json_integer_value(next) >= 0
+		                  ? (uint64_t)json_integer_value(next)
+		                  : 0;
+	}
 	json_decref(reply);
 	return WEFT_OK;
 }

@@ -79,10 +79,11 @@
 /* Bounds of the shutdown's parts after the signal (the watchdog's): the main
  * loop's own part is the grace, the drain and this slack; then closing the
  * socket, stopping the workers (they end what runs on them: exec jobs were
- * signalled already), and the final frees. */
+ * signalled already; first the thread pool gets up to a second for its calls,
+ * then the workers up to five for their tasks), and the final frees. */
 #define DRAIN_SLACK_SECONDS 2.0
 #define SOCKET_CLOSE_SECONDS 2.0
-#define WORKERS_STOP_SECONDS 5.0
+#define WORKERS_STOP_SECONDS 7.0
 #define FREE_SECONDS 2.0
 /* How often the signal thread checks the watchdog's deadline during shutdown. */
 #define WATCHDOG_TICK_NS (100 * 1000 * 1000L)
@@ -149,13 +150,6 @@ static struct {
 	bool stop;             /* set by the main thread at the end, with SIGUSR2 as the wake-up */
 	double grace;          /* the options' grace, set before the thread starts */
 } signals = {.pipe = {-1, -1}, .lock = PTHREAD_MUTEX_INITIALIZER};
-
-static struct timeval timeval_of(double seconds)
-{
-	struct timeval value = {.tv_sec = (time_t)seconds,
-	                        .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
-	return value;
-}
 
 /* The main thread enters a part of the shutdown that may take `seconds`. */
 static void shutdown_enter(enum shutdown_part part, double seconds)
@@ -407,7 +401,7 @@ static int service_ready(struct main_loop *loop)
 		loop->probes_sent[i] = 1;
 		workers_probe(workers_get(daemon->workers, i));
 	}
-	struct timeval interval = timeval_of((double)usec / 2e6);
+	struct timeval interval = now_timeval((double)usec / 2e6);
 	if (event_add(loop->watchdog, &interval) != 0)
 		return -1;
 	log_info("systemd watchdog: every %.3f s, while every loop turns", (double)usec / 2e6);
@@ -420,7 +414,7 @@ static void on_housekeeping(evutil_socket_t fd, short events, void *argument)
 	(void)events;
 	struct main_loop *loop = argument;
 	struct weftd *daemon = loop->daemon;
-	size_t dropped = jobs_expire(daemon->jobs, now_wall());
+	size_t dropped = jobs_expire(daemon->jobs, now_monotonic());
 	if (dropped > 0)
 		log_debug("dropped %zu expired jobs", dropped);
 	double now = now_monotonic();
@@ -463,7 +457,7 @@ static int open_journal(struct weftd *daemon)
 static void cancel_for_shutdown(struct job *job, void *context)
 {
 	(void)context;
-	runner_cancel(job, PROTO_JOB_ERROR_SHUTDOWN, "weftd shut down before the job finished");
+	runner_cancel(job, proto_job_error(PROTO_JOB_ERROR_SHUTDOWN), "weftd shut down before the job finished");
 }
 
 static void on_shutdown_poll(evutil_socket_t fd, short events, void *argument)
@@ -519,7 +513,7 @@ static void on_signal_pipe(evutil_socket_t fd, short events, void *argument)
 		(void)notify_send(line);
 	}
 	loop->grace_deadline = now_monotonic() + daemon->options.grace;
-	struct timeval interval = timeval_of(SHUTDOWN_POLL_SECONDS);
+	struct timeval interval = now_timeval(SHUTDOWN_POLL_SECONDS);
 	event_add(loop->shutdown_poll, &interval);
 }
 
@@ -535,7 +529,7 @@ static int main_loop_init(struct main_loop *loop, struct weftd *daemon)
 		event_new(loop->base, signals.pipe[0], EV_READ | EV_PERSIST, on_signal_pipe, loop);
 	if (loop->housekeeping == NULL || loop->shutdown_poll == NULL || loop->signal_pipe == NULL)
 		return -1;
-	struct timeval interval = timeval_of(WEFTD_HOUSEKEEPING_SECONDS);
+	struct timeval interval = now_timeval(WEFTD_HOUSEKEEPING_SECONDS);
 	if (event_add(loop->housekeeping, &interval) != 0 || event_add(loop->signal_pipe, NULL) != 0)
 		return -1;
 	return 0;
@@ -627,9 +621,13 @@ static int resolve_identities(const struct options *options, struct principal **
 static int executors_init(const struct options *options)
 {
 	static const struct function *const builtins[] = {
-		&echo_function,        &sleep_function,  &exec_function,
-		&spawn_tree_function,  &await_function,  &gather_function,
-		&race_function,
+		&echo_function,
+		&coroutines_sleep_function,
+		&exec_function,
+		&coroutines_spawn_tree_function,
+		&coroutines_await_function,
+		&gather_function,
+		&gather_race_function,
 		&testhooks_stall_function, /* refused and unlisted without --test-hooks */
 	};
 	int rv = exec_init(options->procs, options->output_max);
@@ -791,6 +789,10 @@ int daemon_run(const struct options *options)
 fail_loop:
 	shutdown_enter(PART_STOPPING_WORKERS, WORKERS_STOP_SECONDS);
 	main_loop_fini(&loop);
+	/* While the workers still run: a pool call that ends now posts its end to
+	 * its worker; once `closing` is set, later ones free themselves instead
+	 * of posting to a stopped (or freed) runtime. */
+	threaded_fini();
 	workers_stop(daemon.workers);
 	journal_close();
 	waiters_free(daemon.waiters);

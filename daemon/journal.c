@@ -66,7 +66,6 @@
 #define SCHEMA_VERSION 1
 #define RESERVE_IDS 16384
 #define RETRY_SECONDS 1.0
-#define INTERRUPTED_TYPE "Interrupted"
 #define INTERRUPTED_MESSAGE "weftd stopped while the job ran"
 
 enum record_kind { RECORD_ACCEPT, RECORD_CHANGE, RECORD_EVICT, RECORD_QUEUES, RECORD_BARRIER };
@@ -549,7 +548,7 @@ static json_t *spec_to_json(const struct job *job)
 	for (size_t i = 0; i < identity->group_count; i++)
 		json_array_append_new(groups, json_integer((json_int_t)identity->groups[i]));
 	json_t *spec = json_pack("{s:s, s:O, s:f, s:{s:I, s:I, s:o}}", "fn",
-	                         function_name(job->function), "args", job->args, "timeout",
+	                         functions_name_of(job->function), "args", job->args, "timeout",
 	                         job->timeout, "owner", "uid", (json_int_t)job->owner->uid, "gid",
 	                         (json_int_t)job->owner->gid, "groups", groups);
 	if (job->labels != NULL)
@@ -916,7 +915,7 @@ static void close_interrupted_attempt(json_t *attempts, double now)
 	if (last == NULL || !json_is_null(json_object_get(last, "finished")))
 		return;
 	json_object_set_new(last, "finished", json_real(now));
-	json_object_set_new(last, "error", json_pack("{s:s, s:s}", "type", INTERRUPTED_TYPE,
+	json_object_set_new(last, "error", json_pack("{s:s, s:s}", "type", proto_job_error(PROTO_JOB_ERROR_INTERRUPTED),
 	                                             "message", INTERRUPTED_MESSAGE));
 }
 
@@ -985,7 +984,7 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 		const json_t *fn = json_object_get(spec, "fn");
 		const struct function *function = NULL;
 		if (json_is_string(fn))
-			function = strcmp(json_string_value(fn), function_name(&functions_future)) == 0
+			function = strcmp(json_string_value(fn), functions_name_of(&functions_future)) == 0
 			                   ? &functions_future
 			                   : functions_find(json_string_value(fn));
 		const json_t *args = json_object_get(spec, "args");
@@ -1016,7 +1015,7 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 				state = JOB_QUEUED;
 			}
 		}
-		/* Waiting is recomputed: runner_submit holds it again. */
+		/* Waiting is recomputed: schedule_submit holds it again. */
 		if (state == JOB_WAITING)
 			state = JOB_QUEUED;
 		durable.state = state;
@@ -1048,7 +1047,7 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 		struct job *job = unfinished[i];
 		if (rv == WEFT_OK && job->state == JOB_RUNNING) {
 			jobs_finish(jobs, job, JOB_FAILED, NULL,
-			            json_pack("{s:s, s:s}", "type", INTERRUPTED_TYPE, "message",
+			            json_pack("{s:s, s:s}", "type", proto_job_error(PROTO_JOB_ERROR_INTERRUPTED), "message",
 			                      INTERRUPTED_MESSAGE),
 			            NULL, NULL);
 			interrupted++;

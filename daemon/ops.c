@@ -366,7 +366,7 @@ static json_t *op_future_set(struct weftd *daemon, const struct principal *calle
 	if (job->function != &functions_future) {
 		problem_set(problem, WEFT_EBADFIELD, "id",
 		            "job %llu runs '%s'; only ids made by future.new can be set",
-		            (unsigned long long)job->id, function_name(job->function));
+		            (unsigned long long)job->id, functions_name_of(job->function));
 	} else {
 		bool done = request->result != NULL;
 		enum job_state previous;
@@ -397,7 +397,7 @@ static json_t *op_cancel(struct weftd *daemon, const struct principal *caller,
 	struct job *job = find_for(daemon, caller, request->id, problem);
 	if (job == NULL)
 		return problem_to_reply(problem);
-	bool cancelled = runner_cancel(job, PROTO_JOB_ERROR_CANCELLED, "job was cancelled");
+	bool cancelled = runner_cancel(job, proto_job_error(PROTO_JOB_ERROR_CANCELLED), "job was cancelled");
 	json_t *reply = json_pack("{s:b, s:b, s:s}", "ok", 1, "cancelled", cancelled, "state",
 	                          job_state_name(jobs_state(daemon->jobs, job)));
 	job_unref(job);
@@ -424,11 +424,16 @@ static json_t *op_list(struct weftd *daemon, const struct principal *caller,
 		.function = request->function,
 		.labels = request->labels,
 		.after = request->after,
+		.before = request->before,
+		.newest_first = request->newest_first,
 		.limit = request->limit,
 	};
 	bool more;
-	json_t *list = jobs_list(daemon->jobs, &filter, &more);
-	return json_pack("{s:b, s:o, s:b}", "ok", 1, "jobs", list, "more", more);
+	uint64_t next;
+	json_t *list = jobs_list(daemon->jobs, &filter, &more, &next);
+	return json_pack("{s:b, s:o, s:b, s:s, s:I}", "ok", 1, "jobs", list, "more", more, "order",
+	                 request->newest_first ? "newest" : "oldest",
+	                 request->newest_first ? "before" : "after", (json_int_t)next);
 }
 
 static long resident_kilobytes(void)
@@ -480,7 +485,7 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 		(json_int_t)quota_held(QUOTA_PENDING, caller->uid), "waiters",
 		(json_int_t)quota_held(QUOTA_WAITERS, caller->uid), "connections",
 		(json_int_t)quota_held(QUOTA_CONNECTIONS, caller->uid));
-	return json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i, s:i}, "
+	json_t *stats = json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i, s:i}, "
 	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}, s:o, s:o, s:o, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
 	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
@@ -494,6 +499,9 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	                 "memory", "rss_kb", (json_int_t)resident_kilobytes(), "housekeeping",
 	                 weftd_housekeeping_stats(daemon, server_request_server(slot)),
 	                 "containment", cgroup_stats(), "quotas", quotas, "journal", journal_stats());
+	json_object_set_new(stats, "schedule",
+	                    json_pack("{s:I}", "timers", (json_int_t)schedule_timers_armed()));
+	return stats;
 }
 
 /* Named queues are configuration: root and admins only (principal.h, rule 4). */

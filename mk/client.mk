@@ -1,7 +1,7 @@
 # libweft (shared and static), its pkg-config file, the weft CLI and their tests.
 
 LIBWEFT_SRCS := client/allocator.c client/last_error.c client/connection.c client/async.c client/ops.c \
-	client/job_spec.c client/jobs.c client/futures.c client/queues.c client/json_check.c client/output.c $(PROTO_SRCS)
+	client/job_spec.c client/jobs.c client/results.c client/futures.c client/queues.c client/json_check.c client/output.c $(PROTO_SRCS)
 LIBWEFT_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/%.o)
 LIBWEFT_PIC_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/pic/%.o)
 LIBWEFT_SONAME := libweft.so.0
@@ -9,7 +9,8 @@ LIBWEFT_VERSION := $(shell sed -n 's/^\#define WEFT_VERSION_STRING "\(.*\)"/\1/p
 LIBWEFT_LIBS := $(JANSSON_LIBS) $(NNG_LIBS) -lm
 
 CLI_SRCS := cli/main.c cli/output.c cli/parse.c cli/command_jobs.c cli/command_wait.c \
-	cli/command_info.c cli/command_run.c cli/command_future.c cli/command_queue.c cli/schedule.c cli/stream.c cli/command_logs.c proto/base64.c
+	cli/command_info.c cli/command_run.c cli/command_future.c cli/command_queue.c cli/schedule.c \
+	cli/stream.c cli/command_logs.c proto/job_error.c proto/base64.c
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
 ALL_TARGETS += $(BUILD)/libweft.so $(BUILD)/libweft.a $(BUILD)/weft.pc $(BUILD)/weft

@@ -3,8 +3,8 @@
 # weftd needs these sources in its core (mk/daemon.mk's DAEMON_CORE_SRCS);
 # the tests below need no daemon.
 
-PROC_SRCS := daemon/core/account.c daemon/executors/process/execargs.c daemon/executors/process/proc.c daemon/executors/process/proc_child.c daemon/core/slots.c daemon/executors/process/cgroup.c \
-	daemon/core/fairq.c daemon/executors/process/outlog.c daemon/executors/process/inbuf.c proto/base64.c daemon/base/memory.c daemon/base/now.c
+PROC_SRCS := daemon/base/now.c daemon/core/account.c daemon/executors/process/execargs.c daemon/executors/process/proc.c daemon/executors/process/proc_child.c daemon/core/slots.c daemon/executors/process/cgroup.c \
+	daemon/core/fairq.c daemon/executors/process/outlog.c daemon/executors/process/inbuf.c proto/base64.c daemon/base/memory.c
 PROC_OBJS = $(PROC_SRCS:%.c=$(BUILD)/%.o)
 
 PROC_CHECKS = $(BUILD)/tests/check_execargs $(BUILD)/tests/check_proc $(BUILD)/tests/check_slots
@@ -13,17 +13,17 @@ CHECK_PROGS += $(PROC_CHECKS)
 $(PROC_CHECKS:%=%.o): ALL_CFLAGS += $(CHECK_CFLAGS)
 
 $(BUILD)/tests/check_execargs: $(BUILD)/tests/check_execargs.o $(BUILD)/daemon/executors/process/execargs.o \
-		$(BUILD)/proto/error.o
+		$(BUILD)/proto/error.o $(BUILD)/proto/job_error.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(CHECK_LIBS) -lm
 
 # check_proc runs the helpers from its own directory.
-$(BUILD)/tests/check_proc: $(BUILD)/tests/check_proc.o $(PROC_OBJS) $(BUILD)/proto/error.o \
+$(BUILD)/tests/check_proc: $(BUILD)/tests/check_proc.o $(PROC_OBJS) $(BUILD)/proto/error.o $(BUILD)/proto/job_error.o \
 		$(BUILD)/tests/as_user.o \
 		| $(BUILD)/tests/helpers/outburst
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(EVENT_LIBS) $(JANSSON_LIBS) $(CHECK_LIBS) -lpthread -lm
 
 $(BUILD)/tests/check_slots: $(BUILD)/tests/check_slots.o $(BUILD)/daemon/core/slots.o $(BUILD)/daemon/core/fairq.o \
-		$(BUILD)/proto/error.o
+		$(BUILD)/proto/error.o $(BUILD)/proto/job_error.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lpthread -lm
 
 $(BUILD)/tests/helpers/outburst: $(BUILD)/tests/helpers/outburst.o
@@ -33,7 +33,7 @@ $(BUILD)/tests/helpers/spawn_loop: $(BUILD)/tests/helpers/spawn_loop.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 $(BUILD)/tests/helpers/proc_bench: $(BUILD)/tests/helpers/proc_bench.o $(PROC_OBJS) \
-		$(BUILD)/proto/error.o
+		$(BUILD)/proto/error.o $(BUILD)/proto/job_error.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EVENT_LIBS) $(JANSSON_LIBS) -lm
 
 # 2,000 /bin/true with 2 in flight: through proc on one event_base (captured

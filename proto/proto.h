@@ -9,6 +9,8 @@
 #ifndef PROTO_H
 #define PROTO_H
 
+#include <stdbool.h>
+
 #include "weft/version.h"
 
 #define PROTO_VERSION 1
@@ -60,12 +62,31 @@
 	XX(FAILED, "failed")                                                               \
 	XX(CANCELLED, "cancelled")
 
-/* Error types a failed job can carry (besides those a function chooses). */
-#define PROTO_JOB_ERROR_TIMEOUT "Timeout"
-#define PROTO_JOB_ERROR_CANCELLED "Cancelled"
-#define PROTO_JOB_ERROR_SHUTDOWN "Shutdown"
-/* The job's owner may not do what the job asks (a file it cannot read), or
- * weftd cannot act as that owner. */
-#define PROTO_JOB_ERROR_PERMISSION "PermissionError"
+/*
+ * Error types a failed job can carry besides those a function chooses: the
+ * name in C, the wire spelling, and whether the type is final (a job that
+ * fails with it is never retried, whatever its `retries`).
+ */
+#define PROTO_JOB_ERROR_MAP(XX)                                                            \
+	XX(TIMEOUT, "Timeout", false)                                                      \
+	XX(CANCELLED, "Cancelled", true)                                                   \
+	XX(SHUTDOWN, "Shutdown", true)                                                     \
+	XX(DEADLINE, "Deadline", true)                                                     \
+	XX(DEPENDENCY_FAILED, "DependencyFailed", true)                                    \
+	XX(INTERRUPTED, "Interrupted", false) /* weftd stopped while it ran (journal) */    \
+	XX(PERMISSION, "PermissionError", false) /* the owner may not, or weftd cannot act as it */ \
+	XX(EXIT_STATUS, "ExitStatus", false) /* a command exited with another status than 0 */ \
+	XX(SIGNAL, "Signal", false)          /* a command was killed by a signal */        \
+	XX(SPAWN, "SpawnError", false)       /* a command could not be started */
+
+#define PROTO_JOB_ERROR_ENUM_(name, wire, final) PROTO_JOB_ERROR_##name,
+enum proto_job_error { PROTO_JOB_ERROR_MAP(PROTO_JOB_ERROR_ENUM_) PROTO_JOB_ERROR_COUNT };
+#undef PROTO_JOB_ERROR_ENUM_
+
+/* The wire spelling of a job error type ("Timeout"); static. Any thread. */
+const char *proto_job_error(enum proto_job_error type);
+
+/* Whether a job failed with this type is never retried (PROTO_JOB_ERROR_MAP). */
+bool proto_job_error_final(const char *type);
 
 #endif

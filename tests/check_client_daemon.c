@@ -157,7 +157,8 @@ START_TEST(test_list_filters_on_labels_and_pages)
 		assert_weft(weft_submit(client, spec, &ids[i]), WEFT_OK);
 		weft_job_spec_free(spec);
 	}
-	json_t *filter = json_pack("{s:{s:s}, s:i}", "labels", "batch", "a", "limit", 1);
+	json_t *filter = json_pack("{s:{s:s}, s:i, s:s}", "labels", "batch", "a", "limit", 1, "order",
+	                           "oldest");
 	json_t *jobs = NULL;
 	bool more = false;
 	assert_weft(weft_list(client, filter, &jobs, &more), WEFT_OK);
@@ -171,6 +172,39 @@ START_TEST(test_list_filters_on_labels_and_pages)
 	ck_assert_uint_eq(json_array_size(jobs), 1);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(jobs, 0), "id")),
 	                 (json_int_t)ids[1]);
+	ck_assert(!more);
+	json_decref(jobs);
+	json_decref(filter);
+}
+END_TEST
+
+/* The default is newest first (as ps shows), paged back with the cursor. */
+START_TEST(test_list_pages_newest_first)
+{
+	uint64_t ids[3];
+	for (int i = 0; i < 3; i++) {
+		weft_job_spec *spec = spec_of("echo", json_pack("{s:i}", "value", i), 0);
+		assert_weft(weft_job_spec_set_label(spec, "page", "newest"), WEFT_OK);
+		assert_weft(weft_submit(client, spec, &ids[i]), WEFT_OK);
+		weft_job_spec_free(spec);
+	}
+	json_t *filter = json_pack("{s:{s:s}, s:i}", "labels", "page", "newest", "limit", 2);
+	json_t *jobs = NULL;
+	bool more = false;
+	uint64_t cursor = 0;
+	assert_weft(weft_list_page(client, filter, &jobs, &more, &cursor), WEFT_OK);
+	ck_assert_uint_eq(json_array_size(jobs), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(jobs, 0), "id")),
+	                 (json_int_t)ids[2]);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(jobs, 1), "id")),
+	                 (json_int_t)ids[1]);
+	ck_assert(more);
+	json_decref(jobs);
+	json_object_set_new(filter, "before", json_integer((json_int_t)cursor));
+	assert_weft(weft_list_page(client, filter, &jobs, &more, &cursor), WEFT_OK);
+	ck_assert_uint_eq(json_array_size(jobs), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(jobs, 0), "id")),
+	                 (json_int_t)ids[0]);
 	ck_assert(!more);
 	json_decref(jobs);
 	json_decref(filter);
@@ -873,6 +907,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(basics, test_submit_wait_leaves_a_long_job_running);
 	tcase_add_test(basics, test_status_describes_the_job);
 	tcase_add_test(basics, test_list_filters_on_labels_and_pages);
+	tcase_add_test(basics, test_list_pages_newest_first);
 	tcase_add_test(basics, test_functions_and_stats);
 	tcase_add_test(basics, test_two_sleeps_run_at_the_same_time);
 	tcase_add_test(basics, test_wait_with_a_short_timeout_returns_them_pending);

@@ -164,13 +164,45 @@ START_TEST(test_expiry_drops_old_finished_jobs_only)
 	jobs_finish(jobs, finished, JOB_DONE, json_null(), NULL, NULL, NULL);
 	uint64_t finished_id = finished->id;
 	job_unref(finished);
-	ck_assert_uint_eq(jobs_expire(jobs, now_wall()), 0);
-	ck_assert_uint_eq(jobs_expire(jobs, now_wall() + 11), 1);
+	ck_assert_uint_eq(jobs_expire(jobs, now_monotonic()), 0);
+	ck_assert_uint_eq(jobs_expire(jobs, now_monotonic() + 11), 1);
 	ck_assert_ptr_null(jobs_find(jobs, finished_id));
 	struct job *still = jobs_find(jobs, running->id);
 	ck_assert_ptr_nonnull(still);
 	job_unref(still);
 	job_unref(running);
+	jobs_free(jobs);
+}
+END_TEST
+
+/* A page looks at a bounded number of ids: a filter that matches one job in
+ * many comes back in short pages with a cursor, never a scan of the table. */
+START_TEST(test_list_walks_a_bounded_number_of_ids_newest_first)
+{
+	size_t total = JOBS_LIST_SCAN_MAX + JOBS_LIST_SCAN_MAX / 2;
+	struct jobs *jobs = jobs_new(3600, 100);
+	struct job *rare = make(jobs, "rare");
+	for (size_t i = 1; i < total; i++)
+		job_unref(make(jobs, NULL));
+	json_t *wanted = json_pack("{s:s}", "team", "rare");
+	struct jobs_filter filter = {.state = -1, .labels = wanted, .limit = 10, .newest_first = true};
+	bool more;
+	uint64_t next;
+	json_t *list = jobs_list(jobs, &filter, &more, &next);
+	/* The newest JOBS_LIST_SCAN_MAX ids match nothing: an empty page, more to come. */
+	ck_assert_uint_eq(json_array_size(list), 0);
+	ck_assert(more);
+	ck_assert_uint_eq(next, total - JOBS_LIST_SCAN_MAX + 1);
+	json_decref(list);
+	filter.before = next;
+	list = jobs_list(jobs, &filter, &more, &next);
+	ck_assert_uint_eq(json_array_size(list), 1);
+	ck_assert_uint_eq(json_integer_value(json_object_get(json_array_get(list, 0), "id")),
+	                  rare->id);
+	ck_assert(!more);
+	json_decref(list);
+	json_decref(wanted);
+	job_unref(rare);
 	jobs_free(jobs);
 }
 END_TEST
@@ -185,7 +217,8 @@ START_TEST(test_list_filters_in_id_order_with_more)
 	json_t *wanted = json_pack("{s:s}", "team", "even");
 	struct jobs_filter filter = {.state = -1, .labels = wanted, .limit = 2};
 	bool more;
-	json_t *list = jobs_list(jobs, &filter, &more);
+	uint64_t next;
+	json_t *list = jobs_list(jobs, &filter, &more, &next);
 	ck_assert_uint_eq(json_array_size(list), 2);
 	ck_assert(more);
 	ck_assert_uint_eq(json_integer_value(json_object_get(json_array_get(list, 0), "id")),
@@ -193,13 +226,13 @@ START_TEST(test_list_filters_in_id_order_with_more)
 	ck_assert_uint_eq(json_integer_value(json_object_get(json_array_get(list, 1), "id")),
 	                  made[2]->id);
 	json_decref(list);
-	filter.after = made[2]->id;
-	list = jobs_list(jobs, &filter, &more);
+	filter.after = next;
+	list = jobs_list(jobs, &filter, &more, &next);
 	ck_assert_uint_eq(json_array_size(list), 1);
 	ck_assert(!more);
 	json_decref(list);
 	struct jobs_filter by_state = {.state = JOB_DONE, .limit = 100};
-	list = jobs_list(jobs, &by_state, &more);
+	list = jobs_list(jobs, &by_state, &more, &next);
 	ck_assert_uint_eq(json_array_size(list), 1);
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "state")),
 	                 "done");
@@ -283,6 +316,7 @@ static Suite *jobs_suite(void)
 	tcase_add_test(retention, test_retention_keeps_at_most_retain_max_oldest_dropped);
 	tcase_add_test(retention, test_expiry_drops_old_finished_jobs_only);
 	tcase_add_test(retention, test_list_filters_in_id_order_with_more);
+	tcase_add_test(retention, test_list_walks_a_bounded_number_of_ids_newest_first);
 	suite_add_tcase(suite, retention);
 	TCase *threads = tcase_create("threads");
 	tcase_set_timeout(threads, 60);

@@ -83,6 +83,8 @@ static const struct bad_case bad_cases[] = {
 	{"{\"op\":\"list\",\"limit\":0}", WEFT_EBADFIELD, "limit"},
 	{"{\"op\":\"list\",\"limit\":100001}", WEFT_EBADFIELD, "limit"},
 	{"{\"op\":\"list\",\"after\":-1}", WEFT_EBADFIELD, "after"},
+	{"{\"op\":\"list\",\"before\":0}", WEFT_EBADFIELD, "before"},
+	{"{\"op\":\"list\",\"order\":\"sideways\"}", WEFT_EBADFIELD, "order"},
 	{"{\"op\":\"list\",\"fn\":1}", WEFT_EBADFIELD, "fn"},
 	{"{\"op\":\"future.new\",\"fn\":\"x\"}", WEFT_EUNKNOWNFIELD, "fn"},
 	{"{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},\"after\":7}", WEFT_EBADFIELD, "after"},
@@ -158,7 +160,7 @@ START_TEST(test_submit_single_with_everything)
 	ck_assert_int_eq(request.op, REQUEST_SUBMIT);
 	ck_assert(!request.batch);
 	ck_assert_uint_eq(request.job_count, 1);
-	ck_assert_str_eq(function_name(request.jobs[0].function), "sleep");
+	ck_assert_str_eq(functions_name_of(request.jobs[0].function), "sleep");
 	ck_assert(json_is_object(request.jobs[0].args));
 	ck_assert_str_eq(json_string_value(json_object_get(request.jobs[0].labels, "team")), "ci");
 	ck_assert_double_eq(request.jobs[0].timeout, 5);
@@ -187,7 +189,7 @@ START_TEST(test_submit_batch)
 	          &request);
 	ck_assert(request.batch);
 	ck_assert_uint_eq(request.job_count, 2);
-	ck_assert_str_eq(function_name(request.jobs[1].function), "sleep");
+	ck_assert_str_eq(functions_name_of(request.jobs[1].function), "sleep");
 	ck_assert_double_eq(request.jobs[1].timeout, 2);
 	request_clear(&request);
 }

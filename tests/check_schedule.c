@@ -240,6 +240,50 @@ START_TEST(test_cancelled_waiting_job_stays_cancelled)
 }
 END_TEST
 
+/* Polls `stats` until `wanted` timers are armed; a bounded number of round
+ * trips. Returns the last count seen. */
+static json_int_t timers_settle_at(const char *url, json_int_t wanted)
+{
+	json_int_t timers = -1;
+	for (int round = 0; round < 20000 && timers != wanted; round++) {
+		json_t *stats = wire_call(url, "{\"op\":\"stats\"}");
+		json_t *count = json_object_get(json_object_get(stats, "schedule"), "timers");
+		ck_assert_msg(json_is_integer(count), "stats has no schedule.timers");
+		timers = json_integer_value(count);
+		json_decref(stats);
+	}
+	return timers;
+}
+
+/* A job that ends before its deadline or delay takes its timers with it: they
+ * held a reference to the job until they fired, so a far deadline kept every
+ * finished job alive past --retain (review of issue 9). */
+START_TEST(test_timers_go_when_their_job_ends)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	double far = (double)time(NULL) + 1e6;
+	char request[256];
+	json_int_t last = 0;
+	for (int i = 0; i < 200; i++) {
+		snprintf(request, sizeof(request),
+		         "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":%d},"
+		         "\"deadline\":%.0f}",
+		         i, far);
+		last = submit(daemon.url, request);
+	}
+	json_decref(result(daemon.url, last));
+	json_int_t delayed = submit(daemon.url, "{\"op\":\"submit\",\"fn\":\"echo\","
+	                                        "\"args\":{\"value\":1},\"delay\":1000000}");
+	/* The 200 finished jobs' deadline timers go; the waiting job's delay stays. */
+	ck_assert_int_eq(timers_settle_at(daemon.url, 1), 1);
+	snprintf(request, sizeof(request), "{\"op\":\"cancel\",\"id\":%lld}", (long long)delayed);
+	json_decref(wire_call(daemon.url, request));
+	ck_assert_int_eq(timers_settle_at(daemon.url, 0), 0);
+	fixture_stop(&daemon);
+}
+END_TEST
+
 START_TEST(test_as_completed_yields_in_completion_order)
 {
 	fixture daemon;
@@ -639,6 +683,7 @@ static Suite *schedule_suite(void)
 	tcase_add_test(schedule, test_retry_on_and_timeout_per_attempt);
 	tcase_add_test(schedule, test_deadline_bounds_the_whole_job);
 	tcase_add_test(schedule, test_cancelled_waiting_job_stays_cancelled);
+	tcase_add_test(schedule, test_timers_go_when_their_job_ends);
 	tcase_add_test(schedule, test_as_completed_yields_in_completion_order);
 	tcase_add_test(schedule, test_shutdown_with_waiting_jobs_is_clean);
 	tcase_add_test(schedule, test_a_chain_of_ten_thousand_jobs_runs_in_order);

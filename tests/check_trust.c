@@ -264,7 +264,7 @@ START_TEST(a_stranger_can_neither_see_nor_touch_a_job)
 	json_t *list = call_as(&bob, weftd.url, "{\"op\":\"list\"}");
 	ck_assert_int_eq(json_array_size(json_object_get(list, "jobs")), 1); /* the await */
 	json_decref(list);
-	list = call_as(NULL, weftd.url, "{\"op\":\"list\"}");
+	list = call_as(NULL, weftd.url, "{\"op\":\"list\",\"order\":\"oldest\"}");
 	json_t *first = json_array_get(json_object_get(list, "jobs"), 0);
 	ck_assert_int_eq(json_integer_value(json_object_get(first, "owner")), alice.uid);
 	json_decref(list);

@@ -38,18 +38,13 @@ static int future_check(const struct function *function, const json_t *args,
 	                   function->name);
 }
 
-static void future_start(struct job_attempt *attempt)
-{
-	(void)attempt; /* never started: future.new makes the job pending at once */
-}
-
 const struct function functions_future = {
 	.name = "future",
 	.executor = FUNCTION_INLINE,
 	.summary = "a bare future: pending until a client sets it with future.set",
 	.arguments = (const struct function_argument[]){{NULL, NULL}},
 	.check = future_check,
-	.start = future_start,
+	/* No start: future.new makes the job pending at once, and nothing runs it. */
 };
 
 /* Written by the main thread before any request is received, read-only
@@ -91,12 +86,12 @@ const struct function *functions_find(const char *name)
 	return NULL;
 }
 
-const char *function_name(const struct function *function)
+const char *functions_name_of(const struct function *function)
 {
 	return function != NULL ? function->name : "";
 }
 
-const char *function_executor_name(enum function_executor executor)
+const char *functions_executor_name(enum function_executor executor)
 {
 	switch (executor) {
 	case FUNCTION_INLINE:
@@ -127,7 +122,7 @@ json_t *functions_to_json(void)
 			                    json_string(argument->description));
 		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o}", "name", function->name,
 		                                      "executor",
-		                                      function_executor_name(function->executor),
+		                                      functions_executor_name(function->executor),
 		                                      "summary", function->summary, "args",
 		                                      arguments));
 	}

@@ -100,10 +100,10 @@ extern const struct function functions_future;
 const struct function *functions_find(const char *name);
 
 /* The name of a function; "" for NULL. */
-const char *function_name(const struct function *function);
+const char *functions_name_of(const struct function *function);
 
 /* The wire name of an executor ("inline", "loop"). */
-const char *function_executor_name(enum function_executor executor);
+const char *functions_executor_name(enum function_executor executor);
 
 /* Every function as the `functions` op lists them: a new reference. */
 json_t *functions_to_json(void);

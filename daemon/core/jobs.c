@@ -40,10 +40,11 @@ struct jobs {
 	/* Statistics read without locks; each update is a single relaxed RMW. */
 	atomic_uint_fast64_t by_state[JOB_STATE_COUNT];
 	atomic_uint_fast64_t submitted;
+	/* Finishes so far: each finished job's place. Relaxed: only an order. */
+	atomic_uint_fast64_t finishes;
 
 	pthread_mutex_t retention_lock;
-	struct job *retained_head; /* oldest finished job */
-	struct job *retained_tail;
+	STAILQ_HEAD(, job) retained; /* oldest finished job first */
 	size_t retained_count;
 	/* Set by jobs_new before any other thread sees the table; immutable after. */
 	double retain_seconds;
@@ -52,8 +53,9 @@ struct jobs {
 	const struct jobs_observer *observer;
 };
 
-static const char *const state_names[JOB_STATE_COUNT] = {
-	"waiting", "queued", "running", "pending", "done", "failed", "cancelled"};
+#define JOB_STATE_NAME_(name, wire) wire,
+static const char *const state_names[JOB_STATE_COUNT] = {PROTO_STATE_MAP(JOB_STATE_NAME_)};
+#undef JOB_STATE_NAME_
 
 void job_schedule_free(struct job_schedule *schedule)
 {
@@ -101,6 +103,7 @@ void jobs_set_observer(struct jobs *jobs, const struct jobs_observer *observer)
 struct jobs *jobs_new(double retain_seconds, size_t retain_max)
 {
 	struct jobs *jobs = memory_zalloc(sizeof(*jobs));
+	STAILQ_INIT(&jobs->retained);
 	for (int i = 0; i < SHARD_COUNT; i++) {
 		struct shard *shard = &jobs->shards[i];
 		pthread_mutex_init(&shard->lock, NULL);
@@ -376,15 +379,12 @@ static void unlist(struct jobs *jobs, struct job *job)
 static struct job *pop_retained(struct jobs *jobs, double expire_before)
 {
 	pthread_mutex_lock(&jobs->retention_lock);
-	struct job *job = jobs->retained_head;
+	struct job *job = STAILQ_FIRST(&jobs->retained);
 	bool evict = job != NULL &&
-	             (jobs->retained_count > jobs->retain_max || job->finished < expire_before);
+	             (jobs->retained_count > jobs->retain_max || job->finished_monotonic < expire_before);
 	if (evict) {
-		jobs->retained_head = job->retained_next;
-		if (jobs->retained_head == NULL)
-			jobs->retained_tail = NULL;
+		STAILQ_REMOVE_HEAD(&jobs->retained, retained_link);
 		jobs->retained_count--;
-		job->retained_next = NULL;
 	}
 	pthread_mutex_unlock(&jobs->retention_lock);
 	return evict ? job : NULL;
@@ -393,11 +393,7 @@ static struct job *pop_retained(struct jobs *jobs, double expire_before)
 static void retain(struct jobs *jobs, struct job *job)
 {
 	pthread_mutex_lock(&jobs->retention_lock);
-	if (jobs->retained_tail != NULL)
-		jobs->retained_tail->retained_next = job;
-	else
-		jobs->retained_head = job;
-	jobs->retained_tail = job;
+	STAILQ_INSERT_TAIL(&jobs->retained, job, retained_link);
 	jobs->retained_count++;
 	/* Whoever pushes the count over the limit evicts, so when this append did
 	 * not, the lock need not be taken again. */
@@ -419,7 +415,7 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 	pthread_mutex_lock(&shard->lock);
 	enum job_state before = job->state;
 	bool finishing = !job_state_finished(before);
-	struct job_watch *watches = NULL;
+	struct job_watch *watches = NULL;   /* detached from the job */
 	struct job_attempt *running = NULL;
 	if (finishing) {
 		/* The runner's own reference keeps a named attempt alive (it is
@@ -431,11 +427,13 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 			atomic_fetch_add_explicit(&running->references, 1, memory_order_relaxed);
 		job->state = state;
 		job->finished = now_wall();
+		job->finished_monotonic = now_monotonic();
+		job->finish_order = atomic_fetch_add_explicit(&jobs->finishes, 1, memory_order_relaxed) + 1;
 		job->result = result;
 		job->error = error;
 		close_attempt(job, error);
-		watches = job->watches;
-		job->watches = NULL;
+		watches = LIST_FIRST(&job->watches);
+		LIST_INIT(&job->watches);
 	}
 	pthread_mutex_unlock(&shard->lock);
 	if (previous != NULL)
@@ -456,9 +454,9 @@ bool jobs_finish(struct jobs *jobs, struct job *job, enum job_state state, json_
 	if (job->owner != NULL)
 		quota_give(QUOTA_PENDING, job->owner->uid, 1);
 	while (watches != NULL) {
-		/* notify may free the watch: read the link first. */
-		struct job_watch *next = watches->next;
-		watches->next = watches->previous = NULL;
+		/* notify may free the watch: read the link first. The detached
+		 * chain is walked forward only, never unlinked from. */
+		struct job_watch *next = LIST_NEXT(watches, link);
 		watches->notify(watches, job);
 		watches = next;
 	}
@@ -475,11 +473,7 @@ bool jobs_watch(struct jobs *jobs, struct job *job, struct job_watch *watch)
 	pthread_mutex_lock(&shard->lock);
 	bool registered = !job_state_finished(job->state);
 	if (registered) {
-		watch->previous = NULL;
-		watch->next = job->watches;
-		if (job->watches != NULL)
-			job->watches->previous = watch;
-		job->watches = watch;
+		LIST_INSERT_HEAD(&job->watches, watch, link);
 	}
 	pthread_mutex_unlock(&shard->lock);
 	return registered;
@@ -493,13 +487,7 @@ bool jobs_unwatch(struct jobs *jobs, struct job *job, struct job_watch *watch)
 	 * unfinished job still has this watch in its list. */
 	bool removed = !job_state_finished(job->state);
 	if (removed) {
-		if (watch->previous != NULL)
-			watch->previous->next = watch->next;
-		else
-			job->watches = watch->next;
-		if (watch->next != NULL)
-			watch->next->previous = watch->previous;
-		watch->next = watch->previous = NULL;
+		LIST_REMOVE(watch, link);
 	}
 	pthread_mutex_unlock(&shard->lock);
 	return removed;
@@ -520,6 +508,7 @@ void jobs_snapshot(struct jobs *jobs, struct job *job, struct job_snapshot *snap
 	pthread_mutex_lock(&shard->lock);
 	snapshot->state = job->state;
 	snapshot->finished = job->finished;
+	snapshot->finish_order = job->finish_order;
 	snapshot->result = json_incref(job->result);
 	snapshot->error = json_incref(job->error);
 	pthread_mutex_unlock(&shard->lock);
@@ -551,7 +540,7 @@ json_t *jobs_to_json(struct jobs *jobs, struct job *job)
 	pthread_mutex_unlock(&shard->lock);
 
 	json_t *object = json_pack("{s:I, s:s, s:s, s:O, s:o, s:f, s:o, s:o}", "id",
-	                           (json_int_t)job->id, "fn", function_name(job->function), "state",
+	                           (json_int_t)job->id, "fn", functions_name_of(job->function), "state",
 	                           job_state_name(state), "args", job->args, "labels",
 	                           job->labels != NULL ? json_incref(job->labels) : json_object(),
 	                           "created", job->created, "started", time_or_null(started),
@@ -660,23 +649,62 @@ static bool filter_keeps(struct job *job, const void *context)
 		return false;
 	if (filter->state >= 0 && (int)job->state != filter->state)
 		return false;
-	if (filter->function != NULL && strcmp(function_name(job->function), filter->function) != 0)
+	if (filter->function != NULL && strcmp(functions_name_of(job->function), filter->function) != 0)
 		return false;
 	return filter->labels == NULL || labels_match(job->labels, filter->labels);
 }
 
-json_t *jobs_list(struct jobs *jobs, const struct jobs_filter *filter, bool *more)
+/* The job with this id if the filter keeps it, with a reference; else NULL. */
+static struct job *find_kept(struct jobs *jobs, uint64_t id, const struct jobs_filter *filter)
 {
-	size_t count;
-	struct job **found = collect(jobs, filter_keeps, filter, &count);
+	struct shard *shard = &jobs->shards[id % SHARD_COUNT];
+	pthread_mutex_lock(&shard->lock);
+	struct job *job = shard->buckets[bucket_of(shard, id)];
+	while (job != NULL && job->id != id)
+		job = job->hash_next;
+	if (job != NULL && filter_keeps(job, filter))
+		job_ref(job);
+	else
+		job = NULL;
+	pthread_mutex_unlock(&shard->lock);
+	return job;
+}
+
+json_t *jobs_list(struct jobs *jobs, const struct jobs_filter *filter, bool *more,
+                  uint64_t *next)
+{
+	/* Ids are handed out in order, so a page walks ids from its cursor and
+	 * looks each up (O(1) a step) instead of collecting and sorting the whole
+	 * table; the walk is bounded, so a filter that matches little costs a
+	 * bounded page and a cursor, never a scan of everything. */
+	uint64_t top = atomic_load_explicit(&jobs->next_id, memory_order_relaxed) - 1;
+	uint64_t low = filter->after;                        /* exclusive */
+	uint64_t high = filter->before > 0 ? filter->before : top + 1; /* exclusive */
+	if (high > top + 1)
+		high = top + 1;
 	json_t *list = json_array();
-	for (size_t i = 0; i < count; i++) {
-		if (i < filter->limit)
-			json_array_append_new(list, jobs_to_json(jobs, found[i]));
-		job_unref(found[i]);
+	size_t found = 0, scanned = 0;
+	bool another = false; /* one match past the limit: there is more for sure */
+	uint64_t id = filter->newest_first ? high - 1 : low + 1;
+	while (low < id && id < high && scanned < JOBS_LIST_SCAN_MAX) {
+		struct job *job = find_kept(jobs, id, filter);
+		scanned++;
+		if (job != NULL) {
+			if (found == filter->limit) {
+				another = true;
+				job_unref(job);
+				break;
+			}
+			json_array_append_new(list, jobs_to_json(jobs, job));
+			found++;
+			job_unref(job);
+		}
+		id = filter->newest_first ? id - 1 : id + 1;
 	}
-	free(found);
-	*more = count > filter->limit;
+	/* Unless another match was seen, more means ids are left unlooked at. */
+	*more = another || (low < id && id < high);
+	/* The cursor resumes at the id the walk stopped on. */
+	*next = filter->newest_first ? id + 1 : (id > 0 ? id - 1 : 0);
 	return list;
 }
 
@@ -783,6 +811,12 @@ struct job *jobs_restore(struct jobs *jobs, uint64_t id, const struct function *
 	job->state = durable->state;
 	job->started = durable->started;
 	job->finished = durable->finished;
+	if (durable->finished > 0) {
+		/* Its age carries over; the monotonic clock started anew with us. */
+		double age = now_wall() - durable->finished;
+		job->finished_monotonic = now_monotonic() - (age > 0 ? age : 0);
+		job->finish_order = atomic_fetch_add_explicit(&jobs->finishes, 1, memory_order_relaxed) + 1;
+	}
 	job->result = durable->result;
 	job->error = durable->error;
 	job->attempts = durable->attempts;

@@ -21,23 +21,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/types.h>
 
 #include "daemon/core/slots.h"
+#include "proto/proto.h"
 
 /* waiting: for dependencies, a delay or a retry's pause (schedule.h).
  * pending: a bare future (future.new), waiting for a client to set it. The
  * finished states come last: job_state_finished relies on it. */
-enum job_state {
-	JOB_WAITING,
-	JOB_QUEUED,
-	JOB_RUNNING,
-	JOB_PENDING,
-	JOB_DONE,
-	JOB_FAILED,
-	JOB_CANCELLED,
-	JOB_STATE_COUNT
-};
+#define JOB_STATE_ENUM_(name, wire) JOB_##name,
+enum job_state { PROTO_STATE_MAP(JOB_STATE_ENUM_) JOB_STATE_COUNT };
+#undef JOB_STATE_ENUM_
 
 /* The wire name of a state ("queued"); static. */
 const char *job_state_name(enum job_state state);
@@ -81,10 +76,10 @@ void job_schedule_free(struct job_schedule *schedule);
  * held — unless jobs_unwatch() removed the registration first.
  */
 struct job_watch {
-	struct job_watch *next;
-	struct job_watch *previous;
+	LIST_ENTRY(job_watch) link;
 	void (*notify)(struct job_watch *watch, struct job *job);
 };
+LIST_HEAD(job_watches, job_watch);
 
 /*
  * One attempt at running a job: what the function running it keeps, on the
@@ -150,16 +145,21 @@ struct job {
 	enum job_state state;
 	double started;  /* wall clock; 0 = not yet */
 	double finished; /* wall clock; 0 = not yet */
+	/* When it finished on the monotonic clock (retention's age, which a step
+	 * of the wall clock must not shift) and in which place among all jobs
+	 * (as_completed's order, exact where clock readings tie). */
+	double finished_monotonic;
+	uint64_t finish_order;
 	int worker;      /* worker index that ran it, or -1 */
 	json_t *result;  /* owned; set when the job is done */
 	json_t *error;   /* owned; {"type","message"} when failed or cancelled */
 	json_t *attempts; /* owned array of {"number","started","finished","error"}, or NULL */
 	json_t *children; /* owned array of child job ids (gather, race), or NULL */
-	struct job_watch *watches;
+	struct job_watches watches;
 	struct job *hash_next;
 
 	/* Guarded by the retention lock. */
-	struct job *retained_next;
+	STAILQ_ENTRY(job) retained_link;
 
 	/* The running attempt, NULL unless the job is running. Guarded by the
 	 * shard lock: set by jobs_start, cleared by whatever moves the job out of
@@ -177,6 +177,7 @@ struct job {
 struct job_snapshot {
 	enum job_state state;
 	double finished; /* wall clock; 0 = not yet */
+	uint64_t finish_order; /* 0 = not yet; see struct job */
 	json_t *result; /* new reference, or NULL */
 	json_t *error;  /* new reference, or NULL */
 };
@@ -288,20 +289,33 @@ struct jobs_filter {
 	const char *function;   /* borrowed; NULL for any */
 	const json_t *labels;   /* borrowed object of strings; every pair must match; NULL for any */
 	uint64_t after;         /* only ids greater than this */
+	uint64_t before;        /* only ids less than this; 0 for no bound */
+	bool newest_first;      /* walk from the newest down, else from the oldest up */
 	size_t limit;           /* at most this many */
 	const struct principal *viewer; /* borrowed: only jobs it may act on; NULL for all */
 };
 
-/* Jobs matching the filter in id order, as a new array of job objects; *more is
- * set when the limit cut the list. */
-json_t *jobs_list(struct jobs *jobs, const struct jobs_filter *filter, bool *more);
+/* The most ids one page looks at: a page of a filter that matches little
+ * comes back short (even empty) with *more set, and goes on from *next. */
+#define JOBS_LIST_SCAN_MAX 65536
+
+/*
+ * A page of the jobs matching the filter, newest first or oldest first, as a
+ * new array of job objects. Costs O(limit) lookups when most ids match, and
+ * at most JOBS_LIST_SCAN_MAX however few do. *more: the list may go on;
+ * *next: the cursor to go on from (`before` when newest first, `after`
+ * otherwise). Any thread.
+ */
+json_t *jobs_list(struct jobs *jobs, const struct jobs_filter *filter, bool *more,
+                  uint64_t *next);
 
 void jobs_counts(struct jobs *jobs, struct jobs_counts *counts);
 
 /* Jobs not finished now (waiting, queued, running, pending), without a lock. Any thread. */
 uint64_t jobs_unfinished(struct jobs *jobs);
 
-/* Drops finished jobs older than the retention time. Called periodically from the
+/* Drops finished jobs older than the retention time; now: now_monotonic(), so a
+ * step of the wall clock expires nothing early or late. Called periodically from the
  * main loop; any thread. Returns how many were dropped. */
 size_t jobs_expire(struct jobs *jobs, double now);
 

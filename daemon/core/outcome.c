@@ -87,15 +87,13 @@ json_t *outcome_wait_reply(struct jobs *jobs, struct job *const *list, size_t co
 
 struct finished_job {
 	uint64_t id;
-	double finished;
+	uint64_t order; /* its place among all finishes (jobs.h) */
 };
 
-static int by_finish_time(const void *left, const void *right)
+static int by_finish_order(const void *left, const void *right)
 {
 	const struct finished_job *a = left, *b = right;
-	if (a->finished != b->finished)
-		return a->finished < b->finished ? -1 : 1;
-	return a->id < b->id ? -1 : a->id > b->id;
+	return a->order < b->order ? -1 : a->order > b->order;
 }
 
 json_t *outcome_completed_reply(struct jobs *jobs, struct job *const *list, size_t count)
@@ -107,12 +105,12 @@ json_t *outcome_completed_reply(struct jobs *jobs, struct job *const *list, size
 		struct job_snapshot snapshot;
 		jobs_snapshot(jobs, list[i], &snapshot);
 		if (job_state_finished(snapshot.state))
-			finished[done++] = (struct finished_job){list[i]->id, snapshot.finished};
+			finished[done++] = (struct finished_job){list[i]->id, snapshot.finish_order};
 		else
 			json_array_append_new(pending, json_integer((json_int_t)list[i]->id));
 		jobs_snapshot_clear(&snapshot);
 	}
-	qsort(finished, done, sizeof(*finished), by_finish_time);
+	qsort(finished, done, sizeof(*finished), by_finish_order);
 	json_t *ids = json_array();
 	for (size_t i = 0; i < done; i++)
 		json_array_append_new(ids, json_integer((json_int_t)finished[i].id));

@@ -36,6 +36,7 @@
 #include "daemon/core/functions.h"
 #include "daemon/core/jobs.h"
 #include "daemon/base/memory.h"
+#include "daemon/base/now.h"
 #include "daemon/core/principal.h"
 #include "daemon/core/slots.h"
 #include "daemon/sched/workers.h"
@@ -179,8 +180,8 @@ static void on_timeout(evutil_socket_t fd, short events, void *argument)
 	}
 	char message[128];
 	snprintf(message, sizeof(message), "job exceeded its timeout of %g s", job->timeout);
-	json_t *error = error_object(PROTO_JOB_ERROR_TIMEOUT, NULL, message);
-	if (retry_wanted(job, PROTO_JOB_ERROR_TIMEOUT)) {
+	json_t *error = error_object(proto_job_error(PROTO_JOB_ERROR_TIMEOUT), NULL, message);
+	if (retry_wanted(job, proto_job_error(PROTO_JOB_ERROR_TIMEOUT))) {
 		/* The timeout is per attempt: stop this one; the next is scheduled
 		 * once it is entirely gone (runner_attempt_release). */
 		if (jobs_retry(runner_table, job, error))
@@ -208,10 +209,7 @@ static void start_on_worker(void *argument)
 	workers_count_job(worker);
 	attempt->active = true;
 	if (job->timeout > 0) {
-		struct timeval delay;
-		double whole = floor(job->timeout);
-		delay.tv_sec = (time_t)whole;
-		delay.tv_usec = (suseconds_t)((job->timeout - whole) * 1e6);
+		struct timeval delay = now_timeval(job->timeout);
 		attempt->timeout_event = evtimer_new(workers_base(worker), on_timeout, attempt);
 		evtimer_add(attempt->timeout_event, &delay);
 	}

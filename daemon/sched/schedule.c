@@ -11,49 +11,77 @@
  * dependency's thread, or the submitting thread).
  *
  * Timers: a timer is armed on a worker's loop (libevent: one thread per base)
- * through a posted call, and listed so that a stopping worker frees the ones
- * that never fired. The list's lock is never held while a callback runs.
+ * through a posted call, listed by that worker so that stopping it frees the
+ * ones that never fired, and watching its job so that the job's end cancels it
+ * (see struct timer).
  */
 #include "daemon/sched/schedule.h"
 
 #include <event2/event.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "daemon/core/jobs.h"
 #include "daemon/base/memory.h"
 #include "daemon/base/now.h"
 #include "daemon/sched/runner.h"
 #include "daemon/sched/workers.h"
+#include "proto/proto.h"
 
 /* ---- timers ---- */
 
+/*
+ * A timer is armed on one worker's loop and lives on that worker's list; it
+ * also watches its job, so that a job that ends first (cancelled, or done
+ * before its deadline) takes its timers with it at once instead of keeping
+ * itself alive until they fire. Whoever claims the timer first — the firing,
+ * the job's end, or the worker's exit — acts on it; the others do nothing.
+ * Two references keep the memory: the loop's (dropped on the worker once the
+ * event is gone) and the watch's (dropped when the watch is over).
+ */
 struct timer {
-	struct timer *previous, *next; /* guarded by timers_lock while armed */
-	struct event_base *base;       /* where it is armed (its worker's) */
+	struct job_watch watch;       /* first: the watch is the struct */
+	LIST_ENTRY(timer) armed;      /* on its worker's list; that worker's thread only */
+	struct workers_worker *worker; /* where it is armed */
 	struct event *event;
 	double seconds;
-	void (*fire)(struct job *job); /* called on the worker; the timer's reference follows */
-	struct job *job;               /* a reference */
+	void (*fire)(struct job *job); /* called on the worker; the timer's job reference follows */
+	struct job *job;              /* a reference, until fired or given back */
+	/* acq_rel exchange: the claimer sees what arming wrote. */
+	atomic_bool claimed;
+	atomic_int references;
 };
 
-static pthread_mutex_t timers_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct timer *timers; /* armed timers */
+LIST_HEAD(timer_list, timer);
+/* The timers armed on this worker's loop: each worker thread keeps its own, so
+ * stopping a worker frees its timers in one pass and no lock is shared. */
+static _Thread_local struct timer_list armed_here;
+/* Armed timers in all, for `stats`. Relaxed: a figure on its own. */
+static atomic_long timers_armed;
 
-static void timer_unlist(struct timer *timer)
+static void timer_release(struct timer *timer)
 {
-	pthread_mutex_lock(&timers_lock);
-	if (timer->previous != NULL)
-		timer->previous->next = timer->next;
-	else
-		timers = timer->next;
-	if (timer->next != NULL)
-		timer->next->previous = timer->previous;
-	pthread_mutex_unlock(&timers_lock);
+	/* acq_rel: the last one frees, after every other holder let go. */
+	if (atomic_fetch_sub_explicit(&timer->references, 1, memory_order_acq_rel) == 1)
+		free(timer);
+}
+
+static bool timer_claim(struct timer *timer)
+{
+	return !atomic_exchange_explicit(&timer->claimed, true, memory_order_acq_rel);
+}
+
+/* Worker thread (the timer's): the event and the list entry go. */
+static void timer_disarm(struct timer *timer)
+{
+	LIST_REMOVE(timer, armed);
+	event_free(timer->event);
+	timer->event = NULL;
+	atomic_fetch_sub_explicit(&timers_armed, 1, memory_order_relaxed);
 }
 
 /* Worker thread: the time came. */
@@ -62,32 +90,59 @@ static void timer_fired(evutil_socket_t fd, short events, void *argument)
 	(void)fd;
 	(void)events;
 	struct timer *timer = argument;
-	timer_unlist(timer);
-	event_free(timer->event);
-	timer->fire(timer->job); /* takes over the timer's reference */
-	free(timer);
+	if (!timer_claim(timer))
+		return; /* the job ended first: its cancel call is on the way here */
+	timer_disarm(timer);
+	if (jobs_unwatch(runner_jobs(), timer->job, &timer->watch))
+		timer_release(timer); /* the watch is over without a notification */
+	timer->fire(timer->job); /* takes over the timer's job reference */
+	timer_release(timer);
+}
+
+/* Worker thread (posted by timer_job_ended, with the loop's reference): the
+ * job ended first. A worker that stopped before the call could run disarms
+ * the timer in schedule_worker_exit instead. */
+static void timer_cancel_on_worker(void *argument)
+{
+	struct timer *timer = argument;
+	timer_disarm(timer);
+	job_unref(timer->job);
+	timer_release(timer);
+}
+
+/* The thread that finished the job: its timers have nothing left to do. */
+static void timer_job_ended(struct job_watch *watch, struct job *job)
+{
+	(void)job;
+	struct timer *timer = (struct timer *)watch;
+	if (timer_claim(timer))
+		workers_post(timer->worker, timer_cancel_on_worker, timer); /* takes the loop's reference */
+	timer_release(timer); /* the watch's */
 }
 
 /* Worker thread (a posted call): arm the timer on this worker's loop. */
 static void timer_arm(void *argument)
 {
 	struct timer *timer = argument;
-	timer->base = workers_base(workers_current());
-	timer->event = evtimer_new(timer->base, timer_fired, timer);
-	pthread_mutex_lock(&timers_lock);
-	timer->previous = NULL;
-	timer->next = timers;
-	if (timers != NULL)
-		timers->previous = timer;
-	timers = timer;
-	pthread_mutex_unlock(&timers_lock);
-	double whole = floor(timer->seconds);
-	struct timeval delay = {.tv_sec = (time_t)whole,
-	                        .tv_usec = (suseconds_t)((timer->seconds - whole) * 1e6)};
+	timer->worker = workers_current();
+	timer->event = evtimer_new(workers_base(timer->worker), timer_fired, timer);
+	LIST_INSERT_HEAD(&armed_here, timer, armed);
+	atomic_fetch_add_explicit(&timers_armed, 1, memory_order_relaxed);
+	struct timeval delay = now_timeval(timer->seconds);
 	evtimer_add(timer->event, &delay);
+	timer->watch.notify = timer_job_ended;
+	if (!jobs_watch(runner_jobs(), timer->job, &timer->watch)) {
+		/* Already over: nothing will notify, so act as the notification. */
+		timer_claim(timer);
+		timer_disarm(timer);
+		job_unref(timer->job);
+		timer_release(timer);
+		timer_release(timer);
+	}
 }
 
-/* Calls fire(job) on a worker after `seconds`, with a reference of its own. Any thread. */
+/* Calls fire(job) on a worker after `seconds`, with a reference of its own,
+ * unless the job ends first. Any thread. */
 static void after_seconds(double seconds, void (*fire)(struct job *job), struct job *job)
 {
 	struct timer *timer = memory_zalloc(sizeof(*timer));
@@ -95,24 +150,34 @@ static void after_seconds(double seconds, void (*fire)(struct job *job), struct 
 	timer->fire = fire;
 	job_ref(job);
 	timer->job = job;
+	atomic_init(&timer->claimed, false);
+	atomic_init(&timer->references, 2); /* the loop's and the watch's */
 	workers_post(workers_pick(runner_workers()), timer_arm, timer);
 }
 
 void schedule_worker_exit(struct event_base *base)
 {
-	for (;;) {
-		pthread_mutex_lock(&timers_lock);
-		struct timer *timer = timers;
-		while (timer != NULL && timer->base != base)
-			timer = timer->next;
-		pthread_mutex_unlock(&timers_lock);
-		if (timer == NULL)
-			return;
-		timer_unlist(timer);
-		event_free(timer->event);
+	(void)base; /* this worker's thread: its own list */
+	struct timer *timer;
+	while ((timer = LIST_FIRST(&armed_here)) != NULL) {
+		if (!timer_claim(timer)) {
+			/* The job ended and the cancel call will not run any more. */
+			timer_disarm(timer);
+			job_unref(timer->job);
+			timer_release(timer);
+			continue;
+		}
+		timer_disarm(timer);
+		if (jobs_unwatch(runner_jobs(), timer->job, &timer->watch))
+			timer_release(timer);
 		job_unref(timer->job);
-		free(timer);
+		timer_release(timer);
 	}
+}
+
+long schedule_timers_armed(void)
+{
+	return atomic_load_explicit(&timers_armed, memory_order_relaxed);
 }
 
 /* ---- release, delay, deadline ---- */
@@ -158,7 +223,7 @@ static void deadline_passed(struct job *job)
 {
 	char message[128];
 	snprintf(message, sizeof(message), "job passed its deadline (%.3f)", job->schedule->deadline);
-	runner_end(job, JOB_FAILED, "Deadline", message);
+	runner_end(job, JOB_FAILED, proto_job_error(PROTO_JOB_ERROR_DEADLINE), message);
 	job_unref(job);
 }
 
@@ -200,7 +265,7 @@ static void dependencies_over(struct dependencies *dependencies)
 		char message[128];
 		snprintf(message, sizeof(message), "job %llu, which this job runs after, ended %s",
 		         (unsigned long long)failed->id, job_state_name(failed_state));
-		runner_end(job, JOB_FAILED, "DependencyFailed", message);
+		runner_end(job, JOB_FAILED, proto_job_error(PROTO_JOB_ERROR_DEPENDENCY_FAILED), message);
 		job_unref(job);
 	} else {
 		after_dependencies(job);
@@ -297,11 +362,8 @@ static bool retry_wanted(struct job *job, const char *type)
 	const struct job_schedule *schedule = job->schedule;
 	if (schedule == NULL || schedule->retries == 0)
 		return false;
-	static const char *const final_types[] = {"Cancelled", "DependencyFailed", "Deadline",
-	                                          "Shutdown"};
-	for (size_t i = 0; i < sizeof(final_types) / sizeof(final_types[0]); i++)
-		if (strcmp(type, final_types[i]) == 0)
-			return false;
+	if (proto_job_error_final(type))
+		return false;
 	unsigned attempts = jobs_attempts(runner_jobs(), job);
 	if (attempts > schedule->retries)
 		return false;

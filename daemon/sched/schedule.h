@@ -28,4 +28,7 @@ extern const struct runner_retry_policy schedule_retry_policy;
  * That worker's thread. */
 void schedule_worker_exit(struct event_base *base);
 
+/* Timers armed now (delays, deadlines, retry pauses), for `stats`. Any thread. */
+long schedule_timers_armed(void);
+
 #endif

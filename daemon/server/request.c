@@ -28,7 +28,7 @@ static const char *const op_fields[REQUEST_OP_COUNT][20] = {
 	[REQUEST_RESULT] = {"id", "ids", "timeout", NULL},
 	[REQUEST_WAIT] = {"ids", "timeout", "return_when", NULL},
 	[REQUEST_CANCEL] = {"id", NULL},
-	[REQUEST_LIST] = {"state", "fn", "labels", "after", "limit", NULL},
+	[REQUEST_LIST] = {"state", "fn", "labels", "after", "before", "order", "limit", NULL},
 	[REQUEST_FUNCTIONS] = {NULL},
 	[REQUEST_STATS] = {NULL},
 	[REQUEST_FUTURE_NEW] = {"labels", NULL},
@@ -323,6 +323,23 @@ static int decode_body(json_t *root, json_t *jobs, struct request *request,
 				return problem_set(problem, WEFT_EBADFIELD, "after",
 				                   "field 'after' must be a job id or 0");
 			request->after = (uint64_t)json_integer_value(value);
+		}
+		if ((value = json_object_get(root, "before")) != NULL) {
+			if (!json_is_integer(value) || json_integer_value(value) < 1)
+				return problem_set(problem, WEFT_EBADFIELD, "before",
+				                   "field 'before' must be a job id");
+			request->before = (uint64_t)json_integer_value(value);
+		}
+		/* Newest first, as `ps` and `pueue status` show; paging on with
+		 * `after` alone (the older form) keeps walking up. */
+		request->newest_first = json_object_get(root, "after") == NULL ||
+		                        json_object_get(root, "before") != NULL;
+		if ((value = json_object_get(root, "order")) != NULL) {
+			const char *order = json_is_string(value) ? json_string_value(value) : "";
+			if (strcmp(order, "newest") != 0 && strcmp(order, "oldest") != 0)
+				return problem_set(problem, WEFT_EBADFIELD, "order",
+				                   "field 'order' must be \"newest\" or \"oldest\"");
+			request->newest_first = strcmp(order, "newest") == 0;
 		}
 		if ((value = json_object_get(root, "limit")) != NULL) {
 			if (!json_is_integer(value) || json_integer_value(value) < 1 ||

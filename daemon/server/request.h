@@ -62,6 +62,8 @@ struct request {
 	const json_t *result;
 	const json_t *error;   /* {"type": string, "message": string} */
 	uint64_t after;
+	uint64_t before;   /* list: 0 for no bound */
+	bool newest_first; /* list */
 	size_t limit;
 
 	/* output: id, and has_wait/wait */

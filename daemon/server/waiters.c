@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/queue.h>
 
 #include "daemon/core/jobs.h"
 #include "daemon/base/memory.h"
@@ -76,14 +77,14 @@ struct waiter {
 	atomic_int state;
 	enum waiter_reason reason;     /* written by the claimer, read by it alone */
 	atomic_int references;
-	struct waiter *previous, *next; /* guarded by owner->lock */
+	LIST_ENTRY(waiter) open_link; /* on owner->open; guarded by owner->lock */
 };
 
 struct waiters {
 	struct jobs *jobs;
 	size_t max;
 	pthread_mutex_t lock; /* guards the list of open waiters */
-	struct waiter *open;
+	LIST_HEAD(, waiter) open;
 	atomic_size_t count;
 };
 
@@ -222,13 +223,8 @@ static void complete(struct waiter *waiter, bool from_timer)
 	if (waiter->timer != NULL && !from_timer)
 		nng_aio_cancel(waiter->timer);
 	pthread_mutex_lock(&owner->lock);
-	if (waiter->previous != NULL)
-		waiter->previous->next = waiter->next;
-	else
-		owner->open = waiter->next;
-	if (waiter->next != NULL)
-		waiter->next->previous = waiter->previous;
-	waiter->next = waiter->previous = NULL;
+	/* Listed before it could be claimed (STATE_SETUP until then). */
+	LIST_REMOVE(waiter, open_link);
 	pthread_mutex_unlock(&owner->lock);
 	if (waiter->reason == REASON_ABANDONED)
 		server_drop(waiter->request);
@@ -334,10 +330,7 @@ int waiters_start(struct waiters *waiters, struct server_request *request, uid_t
 	}
 
 	pthread_mutex_lock(&waiters->lock);
-	waiter->next = waiters->open;
-	if (waiters->open != NULL)
-		waiters->open->previous = waiter;
-	waiters->open = waiter;
+	LIST_INSERT_HEAD(&waiters->open, waiter, open_link);
 	pthread_mutex_unlock(&waiters->lock);
 
 	for (size_t i = 0; i < count; i++) {
@@ -381,7 +374,8 @@ static void claim_matching(struct waiters *waiters, bool (*match)(struct waiter 
 	size_t used = 0, capacity = 16;
 	struct waiter **found = memory_alloc(capacity * sizeof(*found));
 	pthread_mutex_lock(&waiters->lock);
-	for (struct waiter *waiter = waiters->open; waiter != NULL; waiter = waiter->next) {
+	struct waiter *waiter;
+	LIST_FOREACH(waiter, &waiters->open, open_link) {
 		if (!match(waiter, pipe))
 			continue;
 		if (used == capacity) {

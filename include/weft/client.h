@@ -293,12 +293,20 @@ int weft_wait(weft_client *client, const uint64_t *ids, size_t count, double tim
  * already finished; *state (may be NULL): its state after the call. */
 int weft_cancel(weft_client *client, uint64_t id, bool *cancelled, weft_state *state);
 
-/* Lists jobs in id order. filter (borrowed, may be NULL): an object with any of
- * "state", "fn", "labels", "after", "limit" as the protocol's list op takes
- * them. *jobs: an array of job objects, new reference. *more (may be NULL): true
- * when the limit cut the list (go on with "after" = the last id). WEFT_EINVAL
+/* Lists a page of jobs, newest first (or oldest first with "order": "oldest",
+ * or when the filter pages on with "after"). filter (borrowed, may be NULL):
+ * an object with any of "state", "fn", "labels", "after", "before", "order",
+ * "limit" as the protocol's list op takes them. *jobs: an array of job
+ * objects, new reference. *more (may be NULL): the list may go on. WEFT_EINVAL
  * when jobs is NULL. */
 int weft_list(weft_client *client, const json_t *filter, json_t **jobs, bool *more);
+
+/* weft_list, and *cursor (may be NULL): where the next page starts — put it
+ * in the filter as "before" for a newest-first list, "after" for an oldest-
+ * first one. A page may be short, even empty, with *more set, when few jobs
+ * match: go on from the cursor. */
+int weft_list_page(weft_client *client, const json_t *filter, json_t **jobs, bool *more,
+                   uint64_t *cursor);
 
 /* The daemon's functions: an array of {"name", "executor", "summary", "args"};
  * new reference. WEFT_EINVAL when functions is NULL. */

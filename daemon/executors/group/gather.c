@@ -154,7 +154,7 @@ static void settle(struct group *group)
 static void cancel_children(struct group *group, const char *why)
 {
 	for (size_t i = 0; i < group->count; i++)
-		runner_cancel(group->children[i].job, PROTO_JOB_ERROR_CANCELLED, why);
+		runner_cancel(group->children[i].job, proto_job_error(PROTO_JOB_ERROR_CANCELLED), why);
 }
 
 /* The attempt's worker: a child ended. */
@@ -300,7 +300,7 @@ const struct function gather_function = {
 	.stop = group_stop,
 };
 
-const struct function race_function = {
+const struct function gather_race_function = {
 	.name = "race",
 	.executor = FUNCTION_LOOP,
 	.summary = "runs child jobs concurrently; the first to finish decides the outcome and the "

@@ -8,6 +8,6 @@
 struct function;
 
 extern const struct function gather_function;
-extern const struct function race_function;
+extern const struct function gather_race_function;
 
 #endif

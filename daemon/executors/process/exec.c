@@ -60,11 +60,6 @@ struct slots *exec_slots(void)
 	return gate;
 }
 
-static struct slots *exec_gate(void)
-{
-	return gate;
-}
-
 static const struct function_argument exec_arguments[] = {
 	{"argv", "array of strings: the command and its arguments, run without a shell (this or "
 	         "'shell' is required)"},
@@ -111,7 +106,7 @@ static void exec_done(void *argument, json_t *result, const struct proc_outcome 
 	attempt->data = NULL;
 	exec_run_free(run);
 	if (timed_out)
-		runner_fail(attempt, PROTO_JOB_ERROR_TIMEOUT, result,
+		runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_TIMEOUT), result,
 		            "job exceeded its timeout of %g s; its processes were stopped",
 		            attempt->job->timeout);
 	else if (outcome->status == PROC_STATUS_SUCCESS)
@@ -127,14 +122,14 @@ static void exec_start(struct job_attempt *attempt)
 	struct execargs_error error;
 	if (execargs_parse(job->args, &run->args, &error) != WEFT_OK) {
 		free(run);
-		runner_fail(attempt, PROC_ERROR_SPAWN, NULL, "exec: %s", error.message);
+		runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_SPAWN), NULL, "exec: %s", error.message);
 		return;
 	}
 	struct proc_options options = {.output_max = output_max};
 	/* Fails closed (principal.h, rule 3): no owner, no process. */
 	if (principal_identity(job->owner, &options.identity) != WEFT_OK) {
 		exec_run_free(run);
-		runner_fail(attempt, PROTO_JOB_ERROR_PERMISSION, NULL,
+		runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_PERMISSION), NULL,
 		            "exec: weftd cannot run this job as its owner, and never runs it as "
 		            "itself instead");
 		return;
@@ -150,7 +145,7 @@ static void exec_start(struct job_attempt *attempt)
 			outlog_unref(options.log);
 		}
 		exec_run_free(run);
-		runner_fail(attempt, PROC_ERROR_SPAWN, NULL,
+		runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_SPAWN), NULL,
 		            "cannot make the stdin stream: out of descriptors");
 		return;
 	}
@@ -169,7 +164,7 @@ static void exec_start(struct job_attempt *attempt)
 	if (rv != WEFT_OK) {
 		attempt->data = NULL;
 		exec_run_free(run);
-		runner_fail(attempt, PROC_ERROR_SPAWN, NULL, "cannot start the command: %s",
+		runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_SPAWN), NULL, "cannot start the command: %s",
 		            weft_strerror(rv));
 	}
 }
@@ -208,6 +203,6 @@ const struct function exec_function = {
 	.check = exec_check,
 	.start = exec_start,
 	.stop = exec_stop,
-	.gate = exec_gate,
+	.gate = exec_slots,
 	.terminate = exec_terminate,
 };

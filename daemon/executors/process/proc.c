@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -52,7 +53,9 @@
 #include "daemon/executors/process/inbuf.h"
 #include "daemon/executors/process/outlog.h"
 #include "daemon/executors/process/proc_child.h"
+#include "daemon/base/now.h"
 #include "proto/base64.h"
+#include "proto/proto.h"
 #include "weft/error.h"
 
 enum { STREAM_STDOUT, STREAM_STDERR, STREAM_COUNT };
@@ -94,8 +97,7 @@ struct proc_stream {
 };
 
 struct proc {
-	struct proc *live_next; /* this thread's list of live procs (live_head) */
-	struct proc *live_prev;
+	LIST_ENTRY(proc) live; /* on this thread's live_procs */
 	struct event_base *base;
 	proc_done_fn *done;
 	void *arg;
@@ -165,25 +167,16 @@ struct proc {
  * proc_shutdown can find those nobody holds any more. Thread-local because
  * a proc lives and dies on its base's thread: no lock is needed.
  */
-static _Thread_local struct proc *live_head;
+static _Thread_local LIST_HEAD(proc_list, proc) live_procs;
 
 static void live_link(struct proc *proc)
 {
-	proc->live_prev = NULL;
-	proc->live_next = live_head;
-	if (live_head != NULL)
-		live_head->live_prev = proc;
-	live_head = proc;
+	LIST_INSERT_HEAD(&live_procs, proc, live);
 }
 
 static void live_unlink(struct proc *proc)
 {
-	if (proc->live_prev != NULL)
-		proc->live_prev->live_next = proc->live_next;
-	else
-		live_head = proc->live_next;
-	if (proc->live_next != NULL)
-		proc->live_next->live_prev = proc->live_prev;
+	LIST_REMOVE(proc, live);
 }
 
 /* ------------------------------------------------------------ output to JSON */
@@ -227,17 +220,6 @@ static void delete_event(struct event *event)
 static double seconds_between(const struct timespec *from, const struct timespec *to)
 {
 	return (double)(to->tv_sec - from->tv_sec) + (double)(to->tv_nsec - from->tv_nsec) / 1e9;
-}
-
-static struct timeval seconds_to_timeval(double seconds)
-{
-	struct timeval value;
-
-	if (seconds < 0)
-		seconds = 0;
-	value.tv_sec = (time_t)seconds;
-	value.tv_usec = (suseconds_t)((seconds - (double)value.tv_sec) * 1e6);
-	return value;
 }
 
 static void record_spawn_error(struct proc *proc, const char *format, const char *subject,
@@ -513,13 +495,13 @@ static void complete(struct proc *proc)
 	case PROC_STATUS_SUCCESS:
 		break;
 	case PROC_STATUS_EXIT_STATUS:
-		outcome.error_type = PROC_ERROR_EXIT_STATUS;
+		outcome.error_type = proto_job_error(PROTO_JOB_ERROR_EXIT_STATUS);
 		break;
 	case PROC_STATUS_SIGNAL:
-		outcome.error_type = PROC_ERROR_SIGNAL;
+		outcome.error_type = proto_job_error(PROTO_JOB_ERROR_SIGNAL);
 		break;
 	case PROC_STATUS_SPAWN_ERROR:
-		outcome.error_type = PROC_ERROR_SPAWN;
+		outcome.error_type = proto_job_error(PROTO_JOB_ERROR_SPAWN);
 		break;
 	}
 	outcome.message = outcome.status == PROC_STATUS_SUCCESS ? NULL : message;
@@ -761,7 +743,7 @@ static void process_exited(evutil_socket_t fd, short what, void *arg)
 		finish(proc);
 		return;
 	}
-	linger = seconds_to_timeval(proc->linger);
+	linger = now_timeval(proc->linger);
 	if (event_add(&proc->linger_timer, &linger) < 0) {
 		proc->pipes_closed_early = true;
 		finish(proc);
@@ -792,7 +774,7 @@ static void linger_expired(evutil_socket_t fd, short what, void *arg)
 	if (proc->paused) {
 		/* The pipes still hold output a reader is taking; the wait for
 		 * readers is itself bounded (OUTLOG_IDLE_SECONDS). */
-		struct timeval linger = seconds_to_timeval(proc->linger);
+		struct timeval linger = now_timeval(proc->linger);
 		if (event_add(&proc->linger_timer, &linger) == 0)
 			return;
 	}
@@ -1021,7 +1003,7 @@ void proc_terminate(struct proc *proc, double kill_after)
 		signal_tree(proc, SIGKILL);
 		return;
 	}
-	grace = seconds_to_timeval(kill_after);
+	grace = now_timeval(kill_after);
 	if (event_add(&proc->kill_timer, &grace) < 0)
 		signal_tree(proc, SIGKILL);
 }
@@ -1055,10 +1037,10 @@ void proc_destroy(struct proc *proc)
 
 void proc_shutdown(struct event_base *base)
 {
-	struct proc *proc = live_head, *next;
+	struct proc *proc = LIST_FIRST(&live_procs), *next;
 
 	for (; proc != NULL; proc = next) {
-		next = proc->live_next;
+		next = LIST_NEXT(proc, live);
 		if (proc->base == base)
 			proc_destroy(proc);
 	}

@@ -81,10 +81,6 @@
 #define PROC_DEFAULT_OUTPUT_MAX ((size_t)1024 * 1024)
 #define PROC_DEFAULT_LINGER 1.0
 
-/* Error types of a failed exec job, as they appear in the job's error. */
-#define PROC_ERROR_EXIT_STATUS "ExitStatus"
-#define PROC_ERROR_SIGNAL "Signal"
-#define PROC_ERROR_SPAWN "SpawnError"
 
 struct proc;
 struct outlog;
@@ -120,7 +116,7 @@ enum proc_status {
 /* How the process ended. Borrowed: valid only during the done callback. */
 struct proc_outcome {
 	enum proc_status status;
-	const char *error_type; /* NULL on success, else PROC_ERROR_* */
+	const char *error_type; /* NULL on success, else one of PROTO_JOB_ERROR_MAP */
 	const char *message;    /* NULL on success; for people: "command exited with status 3" */
 	int exit_code;          /* PROC_STATUS_SUCCESS / EXIT_STATUS */
 	int signal;             /* PROC_STATUS_SIGNAL */

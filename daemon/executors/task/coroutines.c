@@ -90,13 +90,13 @@ static const char *task_error_type(int error)
 {
 	switch (error) {
 	case WEFT_ECANCELED:
-		return PROTO_JOB_ERROR_CANCELLED;
+		return proto_job_error(PROTO_JOB_ERROR_CANCELLED);
 	case WEFT_ETIMEOUT:
-		return PROTO_JOB_ERROR_TIMEOUT;
+		return proto_job_error(PROTO_JOB_ERROR_TIMEOUT);
 	case WEFT_EUNKNOWNID:
 		return "UnknownJob";
 	case WEFT_EPERM:
-		return PROTO_JOB_ERROR_PERMISSION;
+		return proto_job_error(PROTO_JOB_ERROR_PERMISSION);
 	default:
 		return "TaskError";
 	}
@@ -277,7 +277,7 @@ static void await_start(struct job_attempt *attempt)
 	start_task(attempt, memory_zalloc(sizeof(struct coroutine_run)), inject_await);
 }
 
-const struct function await_function = {
+const struct function coroutines_await_function = {
 	.name = "await",
 	.executor = FUNCTION_TASK,
 	.summary = "a task that waits for another job or bare future and returns its outcome "
@@ -288,7 +288,7 @@ const struct function await_function = {
 	.stop = coroutine_stop,
 };
 
-const struct function sleep_function = {
+const struct function coroutines_sleep_function = {
 	.name = "sleep",
 	.executor = FUNCTION_TASK,
 	.summary = "a stackless task that sleeps on a worker's timer, then returns 'result'",
@@ -298,7 +298,7 @@ const struct function sleep_function = {
 	.stop = coroutine_stop,
 };
 
-const struct function spawn_tree_function = {
+const struct function coroutines_spawn_tree_function = {
 	.name = "spawn_tree",
 	.executor = FUNCTION_TASK,
 	.summary = "spawns a tree of coroutine tasks (fanout children per task, depth levels) and "

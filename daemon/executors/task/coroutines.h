@@ -7,8 +7,8 @@
 
 struct function;
 
-extern const struct function sleep_function;
-extern const struct function await_function;
-extern const struct function spawn_tree_function;
+extern const struct function coroutines_sleep_function;
+extern const struct function coroutines_await_function;
+extern const struct function coroutines_spawn_tree_function;
 
 #endif

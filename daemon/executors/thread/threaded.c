@@ -89,7 +89,7 @@ static void finish_on_worker(void *argument)
 	} else {
 		attempt->data = NULL;
 		if (call->work.cancelled)
-			runner_fail(attempt, PROTO_JOB_ERROR_CANCELLED, NULL,
+			runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_CANCELLED), NULL,
 			            "the call was dropped before it ran");
 		else if (call->rv == WEFT_OK)
 			runner_complete(attempt, call->outcome.result);
@@ -191,7 +191,9 @@ int threaded_init(unsigned threads)
 
 void threaded_fini(void)
 {
-	if (pool == NULL)
+	/* A second call (the composition root's error path) finds it done, or
+	 * the calls it left behind still running. */
+	if (pool == NULL || atomic_load(&closing))
 		return;
 	atomic_store(&closing, true);
 	run_in_thread_set_pool(NULL);
