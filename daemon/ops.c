@@ -11,6 +11,7 @@
 
 #include "daemon/executors/process/cgroup.h"
 #include "daemon/executors/process/exec.h"
+#include "daemon/executors/process/outlog.h"
 #include "daemon/core/functions.h"
 #include "daemon/core/jobs.h"
 #include "daemon/journal.h"
@@ -501,6 +502,12 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	                 "containment", cgroup_stats(), "quotas", quotas, "journal", journal_stats());
 	json_object_set_new(stats, "schedule",
 	                    json_pack("{s:I}", "timers", (json_int_t)schedule_timers_armed()));
+	/* Bytes of output windows: all users' together (a count, as for quotas) and the caller's. */
+	json_object_set_new(stats, "output",
+	                    json_pack("{s:I, s:I, s:I}", "held_bytes",
+	                              (json_int_t)outlog_held_total(), "yours_bytes",
+	                              (json_int_t)outlog_held(caller->uid), "readers_waiting",
+	                              (json_int_t)output_waiting()));
 	return stats;
 }
 

@@ -400,6 +400,15 @@ START_TEST(test_a_users_windows_stay_within_the_budget)
 	ck_assert_uint_eq(last->lost, 0);
 	ck_assert_uint_eq(last->length, 250000);
 	weft_output_free(last);
+	/* stats says what the windows hold: within the budget, headers included. */
+	json_t *stats = NULL;
+	ck_assert_int_eq(weft_stats(client, &stats), WEFT_OK);
+	const json_t *output = json_object_get(stats, "output");
+	json_int_t yours = json_integer_value(json_object_get(output, "yours_bytes"));
+	ck_assert_int_ge(yours, 500000);
+	ck_assert_int_le(yours, 600000);
+	ck_assert_int_eq(json_integer_value(json_object_get(output, "held_bytes")), yours);
+	json_decref(stats);
 }
 END_TEST
 
