@@ -726,7 +726,7 @@ int daemon_run(const struct options *options)
 	}
 	daemon.waiters = waiters_new(daemon.jobs, options->max_waiters);
 	output_init(daemon.jobs, options->max_waiters);
-	outlog_init(options->output_window, options->output_budget);
+	outlog_init(options->output_window, options->output_budget, options->output_idle);
 	quota_set_limit(QUOTA_PENDING, options->max_pending_per_user);
 	quota_set_limit(QUOTA_WAITERS, options->max_waiters_per_user);
 	quota_set_limit(QUOTA_CONNECTIONS, options->max_connections_per_user);

@@ -871,6 +871,88 @@ START_TEST(test_weft_run_stdin_streams_binary_input)
 }
 END_TEST
 
+static void start_idle_window(void)
+{
+	static const char *const options[] = {"--output-window", "262144", "--output-idle", "0.3",
+	                                      NULL};
+	start_with(options);
+}
+
+/* weft run's stdout is a pipe nobody reads: weft blocks writing it, reads
+ * nothing from weftd, and after --output-idle the job runs free and its
+ * window drops bytes weft never got. Once they are gone the test drains the
+ * pipe: weft must say so on stderr and exit 122. */
+START_TEST(test_weft_run_says_when_it_fell_behind)
+{
+	const char *cli_path = getenv("WEFT_CLI");
+	ck_assert(cli_path != NULL);
+	int ends[2];
+	ck_assert_int_eq(pipe(ends), 0);
+	char err_path[128];
+	snprintf(err_path, sizeof(err_path), "%s/cli.err", directory);
+	pid_t pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		int err = open(err_path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+		int in = open("/dev/null", O_RDONLY);
+		if (err < 0 || in < 0)
+			_exit(120);
+		dup2(in, 0);
+		dup2(ends[1], 1);
+		dup2(err, 2);
+		close(ends[0]);
+		execl(cli_path, cli_path, "--url", weftd.url, "run", "--", "head", "-c", "3000000",
+		      "/dev/zero", (char *)NULL);
+		_exit(121);
+	}
+	close(ends[1]);
+	/* The job's id: the only job. */
+	uint64_t id = 0;
+	double deadline = fixture_now() + WAIT_SECONDS;
+	while (id == 0) {
+		ck_assert_msg(fixture_now() < deadline, "weft run submitted nothing");
+		json_t *jobs = NULL;
+		bool more = false;
+		ck_assert_int_eq(weft_list(client, NULL, &jobs, &more), WEFT_OK);
+		if (json_array_size(jobs) > 0)
+			id = (uint64_t)json_integer_value(json_object_get(json_array_get(jobs, 0), "id"));
+		json_decref(jobs);
+	}
+	/* Until the job is over and its first bytes are gone. */
+	for (;;) {
+		ck_assert_msg(fixture_now() < deadline, "the window never dropped bytes");
+		json_t *job = NULL;
+		ck_assert_int_eq(weft_status(client, id, &job), WEFT_OK);
+		bool done = strcmp(json_string_value(json_object_get(job, "state")), "done") == 0;
+		json_decref(job);
+		if (done) {
+			weft_output *output = read_output(id, WEFT_STREAM_STDOUT, 0, 0);
+			bool gone = output->lost > 0;
+			weft_output_free(output);
+			if (gone)
+				break;
+		}
+		struct timespec pause = {0, 5 * 1000 * 1000};
+		nanosleep(&pause, NULL);
+	}
+	size_t drained = 0;
+	char buffer[65536];
+	ssize_t got;
+	while ((got = read(ends[0], buffer, sizeof(buffer))) > 0)
+		drained += (size_t)got;
+	close(ends[0]);
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	char *err = slurp(err_path, NULL);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 122, "status %d: %s", status, err);
+	ck_assert_msg(strstr(err, "were lost") != NULL &&
+	                      strstr(err, "the command's own exit code was 0") != NULL,
+	              "stderr: %s", err);
+	ck_assert_uint_lt(drained, 3000000);
+	free(err);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
 	Suite *suite = suite_create("stream");
@@ -895,6 +977,12 @@ static Suite *stream_suite(void)
 	tcase_add_test(bounds, test_a_users_windows_stay_within_the_budget);
 	tcase_add_test(bounds, test_weft_logs_says_when_output_was_lost);
 	suite_add_tcase(suite, bounds);
+
+	TCase *idle = tcase_create("idle reader");
+	tcase_add_checked_fixture(idle, start_idle_window, teardown);
+	tcase_set_timeout(idle, 30);
+	tcase_add_test(idle, test_weft_run_says_when_it_fell_behind);
+	suite_add_tcase(suite, idle);
 
 	TCase *cli_case = tcase_create("cli");
 	tcase_add_checked_fixture(cli_case, setup, teardown);

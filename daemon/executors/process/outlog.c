@@ -86,9 +86,11 @@ static size_t user_count, user_capacity;
 static size_t total_held;
 static size_t window_size = OUTLOG_DEFAULT_WINDOW;
 static size_t budget_size = OUTLOG_DEFAULT_BUDGET;
+static double idle_seconds = OUTLOG_IDLE_SECONDS;
 
-void outlog_init(size_t window, size_t budget)
+void outlog_init(size_t window, size_t budget, double idle)
 {
+	idle_seconds = idle > 0 ? idle : OUTLOG_IDLE_SECONDS;
 	window_size = window > 0 ? window : OUTLOG_DEFAULT_WINDOW;
 	budget_size = budget > 0 ? budget : OUTLOG_DEFAULT_BUDGET;
 	if (window_size < 4 * READ_ROOM)
@@ -436,7 +438,7 @@ bool outlog_full(struct outlog *log)
 	pthread_mutex_lock(&log->lock);
 	if (log->wait_for_readers && !log->ended) {
 		bool reader_present =
-			log->watches != NULL || now_monotonic() - log->last_read < OUTLOG_IDLE_SECONDS;
+			log->watches != NULL || now_monotonic() - log->last_read < idle_seconds;
 		/* Room is made by dropping what has been read, never what has not. */
 		while (reader_present && log->held + APPEND_ROOM > window_size && log->head != NULL &&
 		       log->head->merged + log->head->length <= log->read_mark)

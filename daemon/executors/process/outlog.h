@@ -18,7 +18,7 @@
  * Backpressure (a job's `output_wait`): when the window holds `window` bytes
  * that no reader has read yet, outlog_full says so and the process executor
  * stops reading the pipes (the command blocks on its next write) until a
- * reader reads, or until no reader has read for OUTLOG_IDLE_SECONDS.
+ * reader reads, or until no reader has read for `idle` seconds (outlog_init).
  *
  * Threads: every function may be called from any thread. Each log has its
  * own lock; the table has one lock (order: table, then log). Watch callbacks
@@ -34,8 +34,9 @@
 
 #define OUTLOG_DEFAULT_WINDOW ((size_t)4 * 1024 * 1024)
 #define OUTLOG_DEFAULT_BUDGET ((size_t)64 * 1024 * 1024)
-/* A backpressured job runs free again when no reader has read for this long:
- * a reader that went away cannot stop a job for ever. */
+/* A backpressured job runs free again when no reader has read for this long
+ * (the default of --output-idle): a reader that went away cannot stop a job
+ * for ever. */
 #define OUTLOG_IDLE_SECONDS 10.0
 
 enum outlog_stream { OUTLOG_STDOUT, OUTLOG_STDERR, OUTLOG_BOTH };
@@ -66,8 +67,9 @@ struct outlog_slice {
 	struct { enum outlog_stream stream; size_t length; } *runs;
 };
 
-/* Sets the window and budget (0: defaults). Main thread, before jobs run. */
-void outlog_init(size_t window, size_t budget);
+/* Sets the window, the budget and the idle time (0: defaults). Main thread,
+ * before jobs run. */
+void outlog_init(size_t window, size_t budget, double idle);
 /* Drops every log. Main thread, when no job runs and no reader waits. */
 void outlog_fini(void);
 

@@ -773,7 +773,7 @@ static void linger_expired(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (proc->paused) {
 		/* The pipes still hold output a reader is taking; the wait for
-		 * readers is itself bounded (OUTLOG_IDLE_SECONDS). */
+		 * readers is itself bounded (--output-idle). */
 		struct timeval linger = now_timeval(proc->linger);
 		if (event_add(&proc->linger_timer, &linger) == 0)
 			return;
