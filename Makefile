@@ -92,7 +92,7 @@ $(BUILD)/pic/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -fPIC -MMD -MP -c -o $@ $<
 
 # Code shared by weftd and libweft: the error table.
-PROTO_SRCS := proto/error.c proto/job_error.c proto/url.c proto/tls.c
+PROTO_SRCS := proto/error.c proto/job_error.c proto/url.c proto/tls.c proto/base64.c
 
 include $(sort $(wildcard mk/*.mk))
 

@@ -151,7 +151,7 @@ extern const cli_command cli_command_ping, cli_command_call, cli_command_result,
 	cli_command_wait, cli_command_cancel, cli_command_status, cli_command_ls,
 	cli_command_stats, cli_command_functions, cli_command_request, cli_command_run,
 	cli_command_submit, cli_command_future, cli_command_queue, cli_command_iter,
-	cli_command_events;
+	cli_command_events, cli_command_logs;
 
 /* Prints job id's items, one JSON value a line, until the job ends
  * (command_stream.c). Returns the exit code. */

@@ -1,10 +1,11 @@
 /*
  * weft run and weft submit: a command as an `exec` job.
  *
- * `weft run` makes the job look like the command ran here: it submits, waits
- * with one long poll (`result` without a timeout: the job's own --timeout is
- * the only clock), copies the job's stdout and stderr to its own byte for
- * byte, and exits with the command's status. Its own outcomes use the codes
+ * `weft run` makes the job look like the command ran here: it submits, copies
+ * the job's stdout and stderr to its own byte for byte as they come (long
+ * polls of the `output` op; stream.h), then takes the outcome with one long
+ * poll (`result` without a timeout: the job's own --timeout is the only
+ * clock), and exits with the command's status. Its own outcomes use the codes
  * of timeout(1) and the shell, so that a script can tell them apart from the
  * command's:
  *   N        the command exited with N
@@ -14,6 +15,7 @@
  *   130      the job was cancelled (`weft cancel`, Ctrl-C here, weftd shutting down)
  *   2        usage error, or weftd refused the options (bad_arguments, ...):
  *            nothing ran
+ *   122      the command ended but output was lost: weft fell behind the window
  *   125      weft itself failed: cannot connect, the connection dropped,
  *            weftd is shutting down, ...
  * A command's own 2 or 125 looks the same: weft's failures also print a
@@ -29,7 +31,11 @@
  * (see canceller).
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -39,6 +45,8 @@
 
 #include "cli/cli.h"
 #include "cli/schedule.h"
+#include "cli/stream.h"
+#include "proto/base64.h"
 #include "proto/proto.h"
 
 /* Exit codes of `weft run` (see above and `weft run --help`). */
@@ -48,6 +56,7 @@ enum {
 	RUN_EXIT_SPAWN = 127,
 	RUN_EXIT_CANCELLED = 130,
 	RUN_EXIT_SIGNAL_BASE = 128,
+	RUN_EXIT_OUTPUT_LOST = 122,
 };
 
 /* What the options ask for. Every json_t is an own reference (NULL: not given). */
@@ -272,6 +281,18 @@ static int read_stdin(const cli_command *command, json_t **out, size_t *size)
 	*out = string;
 	*size = used;
 	return 0;
+}
+
+/* Without --stdin the command reads /dev/null. When this stdin is not a
+ * terminal and has bytes waiting (a pipe or a file), say so: piping into
+ * `weft run` without --stdin is most likely a mistake. Nothing is read. */
+static void warn_unread_stdin(const cli_command *command)
+{
+	int waiting = 0;
+	if (isatty(STDIN_FILENO) || ioctl(STDIN_FILENO, FIONREAD, &waiting) != 0 || waiting <= 0)
+		return;
+	fprintf(stderr, "weft %s: warning: stdin is not forwarded to the command (it reads "
+	                "/dev/null); give --stdin to send it\n", command->name);
 }
 
 /* The directory the job runs in, as weftd must be told it: the caller's
@@ -520,18 +541,144 @@ static void canceller_stop(canceller *self)
 	self->active = false;
 }
 
+/* ------------------------------------------------------ stdin, streamed */
+
+/*
+ * weft run --stdin: a thread copies this stdin to the job's (the `input`
+ * op) as it comes, any size and any bytes, while the main thread copies the
+ * output back. weftd takes what fits in the job's buffer; the rest is sent
+ * again after a pause that grows from 1 to 20 ms (flow control without a
+ * long poll). It stops at the end of stdin (sending eof), when the command
+ * closes its stdin, or when told to (the job is over).
+ */
+typedef struct feeder {
+	pthread_t thread;
+	bool running;           /* main thread only */
+	weft_client *client;    /* borrowed */
+	uint64_t id;
+	size_t chunk;           /* bytes per request: within --max-message in base64 */
+	atomic_bool stop;       /* main thread asks; the feeder looks between steps */
+	atomic_int failure;     /* a libweft error the feeder met, 0: none */
+} feeder;
+
+static void pause_ms(long ms)
+{
+	struct timespec interval = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&interval, NULL);
+}
+
+/* Sends data[0..length) (and eof when asked) until all is taken. Returns
+ * false when the feeding is over (closed, stopped, failed). */
+static bool feed_all(feeder *self, const unsigned char *data, size_t length, bool eof)
+{
+	size_t sent = 0;
+	long backoff = 1;
+	for (;;) {
+		size_t accepted = 0;
+		bool started = false, closed = false;
+		int rv = weft_input_write(self->client, self->id, data + sent, length - sent, eof,
+		                          &accepted, &started, &closed);
+		if (rv != WEFT_OK) {
+			atomic_store(&self->failure, rv);
+			return false;
+		}
+		if (closed)
+			return false;
+		sent += accepted;
+		if (started && sent == length)
+			return true;
+		if (accepted > 0)
+			backoff = 1;
+		if (atomic_load(&self->stop))
+			return false;
+		pause_ms(backoff);
+		backoff = backoff < 20 ? backoff * 2 : 20;
+	}
+}
+
+static void *feeder_main(void *argument)
+{
+	feeder *self = argument;
+	unsigned char *buffer = malloc(self->chunk);
+	if (buffer == NULL)
+		return NULL;
+	for (;;) {
+		struct pollfd ready = {.fd = STDIN_FILENO, .events = POLLIN};
+		/* Bounded, so that a stop is seen while a terminal gives nothing. */
+		int events = poll(&ready, 1, 100);
+		if (atomic_load(&self->stop))
+			break;
+		if (events == 0 || (events < 0 && errno == EINTR))
+			continue;
+		ssize_t got = read(STDIN_FILENO, buffer, self->chunk);
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		bool end = got <= 0;
+		if (!feed_all(self, buffer, end ? 0 : (size_t)got, end) || end)
+			break;
+	}
+	free(buffer);
+	return NULL;
+}
+
+static void feeder_start(feeder *self, weft_client *client, uint64_t id)
+{
+	self->client = client;
+	self->id = id;
+	/* base64 makes 3 bytes 4; leave room for the rest of the request. */
+	size_t limit = weft_client_max_message(client);
+	self->chunk = limit > 8192 ? (limit - 4096) / 4 * 3 : 2048;
+	if (self->chunk > 512 * 1024)
+		self->chunk = 512 * 1024;
+	atomic_init(&self->stop, false);
+	atomic_init(&self->failure, 0);
+	self->running = pthread_create(&self->thread, NULL, feeder_main, self) == 0;
+	if (!self->running)
+		fprintf(stderr, "weft: cannot start the thread that sends stdin; the command gets "
+		                "none\n");
+}
+
+/* Before weft_close: the thread may be using the client. */
+static void feeder_stop(feeder *self)
+{
+	if (!self->running)
+		return;
+	atomic_store(&self->stop, true);
+	pthread_join(self->thread, NULL);
+	self->running = false;
+	int failure = atomic_load(&self->failure);
+	if (failure != 0)
+		fprintf(stderr, "weft: sending stdin failed: %s\n", weft_strerror(failure));
+}
+
 /* ------------------------------------------------------------ the outcome */
 
-static void copy_stream(const json_t *text, FILE *stream)
+/* Writes a result's stdout or stderr (borrowed): text, or base64 when the
+ * result says "encoding": "base64". */
+static void copy_stream(const json_t *text, bool base64, FILE *stream)
 {
 	if (!json_is_string(text))
 		return;
-	fwrite(json_string_value(text), 1, json_string_length(text), stream);
+	size_t length = json_string_length(text), size = length;
+	const char *bytes = json_string_value(text);
+	char *decoded = NULL;
+	if (base64) {
+		decoded = malloc(base64_decoded_max(length) + 1);
+		if (decoded == NULL || !base64_decode(bytes, length, decoded, &size)) {
+			free(decoded);
+			fprintf(stderr, "weft: the job's output is not valid base64\n");
+			return;
+		}
+		bytes = decoded;
+	}
+	fwrite(bytes, 1, size, stream);
 	fflush(stream);
+	free(decoded);
 }
 
-/* Prints what a finished job's reply (borrowed) holds and returns the exit code. */
-static int report_outcome(const cli_globals *globals, const json_t *reply)
+/* Prints what a finished job's reply (borrowed) holds and returns the exit
+ * code. streamed: its output was copied here already as it came. */
+static int report_outcome(const cli_globals *globals, const json_t *reply, bool streamed)
 {
 	const char *state = json_string_value(json_object_get(reply, "state"));
 	const json_t *error = json_object_get(reply, "error");
@@ -555,9 +702,11 @@ static int report_outcome(const cli_globals *globals, const json_t *reply)
 		json_object_del(document, "ok");
 		cli_print_json(document);
 		json_decref(document);
-	} else {
-		copy_stream(json_object_get(output, "stdout"), stdout);
-		copy_stream(json_object_get(output, "stderr"), stderr);
+	} else if (!streamed) {
+		const char *encoding = json_string_value(json_object_get(output, "encoding"));
+		bool base64 = encoding != NULL && strcmp(encoding, "base64") == 0;
+		copy_stream(json_object_get(output, "stdout"), base64, stdout);
+		copy_stream(json_object_get(output, "stderr"), base64, stderr);
 		if (json_is_true(json_object_get(output, "truncated")))
 			fprintf(stderr, "weft: warning: job %lld's output was cut at weftd's "
 			                "--output-max (bytes kept per stream)\n", (long long)id);
@@ -588,7 +737,8 @@ static int report_outcome(const cli_globals *globals, const json_t *reply)
 }
 
 /* Waits for the job with one long poll and reports it. */
-static int wait_and_report(const cli_globals *globals, weft_client *client, uint64_t id)
+static int wait_and_report(const cli_globals *globals, weft_client *client, uint64_t id,
+                           bool streamed)
 {
 	json_t *request = json_pack("{s:s, s:I}", "op", "result", "id", (json_int_t)id);
 	if (request == NULL)
@@ -608,10 +758,39 @@ static int wait_and_report(const cli_globals *globals, weft_client *client, uint
 			cli_print_json(reply);
 		exit_code = RUN_EXIT_WEFT_FAILED;
 	} else {
-		exit_code = report_outcome(globals, reply);
+		exit_code = report_outcome(globals, reply, streamed);
 	}
 	json_decref(reply);
 	return exit_code;
+}
+
+/*
+ * Copies the job's output here as it is made (the `output` op, both streams
+ * in the order written) until it ends, then reports the outcome. The job was
+ * submitted with output_wait, so weftd holds the command back rather than
+ * drop bytes this reader has not taken yet; if bytes were lost all the same
+ * (this reader stalled for more than 10 s), the exit code is
+ * RUN_EXIT_OUTPUT_LOST and stderr says so. A weftd without the op gets the
+ * old way: the output from the result, at the end.
+ */
+static int stream_and_report(const cli_globals *globals, weft_client *client, uint64_t id)
+{
+	cli_stream_state state;
+	int rv = cli_stream_copy(client, id, WEFT_STREAM_BOTH, 0, true, 0, &state);
+	if (rv == WEFT_EUNKNOWNOP)
+		return wait_and_report(globals, client, id, false);
+	if (rv == CLI_STREAM_WRITE_FAILED)
+		return RUN_EXIT_WEFT_FAILED;
+	if (rv != WEFT_OK)
+		return weft_failed(globals);
+	int exit_code = wait_and_report(globals, client, id, true);
+	if (state.lost == 0)
+		return exit_code;
+	fprintf(stderr,
+	        "weft: %llu bytes of job %llu's output were lost (weft fell behind what weftd "
+	        "keeps); the command's own exit code was %d\n",
+	        (unsigned long long)state.lost, (unsigned long long)id, exit_code);
+	return RUN_EXIT_OUTPUT_LOST;
 }
 
 /* ------------------------------------------------------- submit --lines */
@@ -753,6 +932,7 @@ static int run_or_submit(const cli_command *command, cli_globals *globals, int a
 	weft_job_spec *spec = NULL;
 	weft_client *client = NULL;
 	canceller cancel = {0};
+	feeder feed = {0};
 	int exit_code = parse_options(command, globals, argc, argv, &options);
 	if (exit_code != 0) {
 		exit_code = exit_code == PARSE_HELP_SHOWN ? CLI_EXIT_OK : exit_code;
@@ -765,12 +945,19 @@ static int run_or_submit(const cli_command *command, cli_globals *globals, int a
 	if ((exit_code = build_args(command, &options, &args)) != 0)
 		goto done;
 	size_t stdin_size = 0;
-	if (options.read_stdin) {
+	bool stream_stdin = wait && options.read_stdin;
+	if (stream_stdin) {
+		json_object_set_new(args, "stdin_stream", json_true());
+	} else if (options.read_stdin) {
 		json_t *text = NULL;
 		if ((exit_code = read_stdin(command, &text, &stdin_size)) != 0)
 			goto done;
 		json_object_set_new(args, "stdin", text);
 	}
+	if (wait && !globals->json)
+		json_object_set_new(args, "output_wait", json_true());
+	if (!options.read_stdin)
+		warn_unread_stdin(command);
 	if (wait)
 		canceller_start(&cancel);
 	if (cli_connect(globals, &client) != 0) {
@@ -797,8 +984,12 @@ static int run_or_submit(const cli_command *command, cli_globals *globals, int a
 		exit_code = wait ? weft_failed(globals) : cli_report_error(globals);
 		goto done;
 	}
-	if (wait) {
-		exit_code = wait_and_report(globals, client, id);
+	if (stream_stdin)
+		feeder_start(&feed, client, id);
+	if (wait && !globals->json) {
+		exit_code = stream_and_report(globals, client, id);
+	} else if (wait) {
+		exit_code = wait_and_report(globals, client, id, false);
 	} else if (globals->json) {
 		json_t *document = json_pack("{s:I}", "id", (json_int_t)id);
 		cli_print_json(document);
@@ -807,7 +998,8 @@ static int run_or_submit(const cli_command *command, cli_globals *globals, int a
 		printf("%llu\n", (unsigned long long)id);
 	}
 done:
-	/* Before weft_close: the thread may be using the client. */
+	/* Before weft_close: the threads may be using the client. */
+	feeder_stop(&feed);
 	canceller_stop(&cancel);
 	weft_close(client);
 	weft_job_spec_free(spec);
@@ -836,9 +1028,10 @@ static int run_submit(const cli_command *command, cli_globals *globals, int argc
 	"                    the command ran here; a relative DIR starts from there too)\n"   \
 	"  --shell           join the words into one command line for /bin/sh -c\n"           \
 	"                    (weft run --shell -- 'make 2>&1 | tail')\n"                      \
-	"  --stdin           send this stdin (read to its end) to the command; it must be\n"  \
-	"                    UTF-8 text within weftd's --max-message (without --stdin the\n"   \
-	"                    command reads /dev/null)\n"                                       \
+	"  --stdin           send this stdin to the command: weft run streams it as it\n"     \
+	"                    comes (any size, any bytes); weft submit reads it to its end\n"  \
+	"                    first (UTF-8 text within --max-message). Without --stdin the\n"  \
+	"                    command reads /dev/null\n"                                       \
 	"  --kill-after S    grace between SIGTERM and SIGKILL (default 5)\n"                 \
 	"  --limit NAME=V    a resource limit (repeatable): cpu, as, nofile, nproc, fsize,\n" \
 	"                    ... with a whole number or 'unlimited'\n"                        \
@@ -851,17 +1044,20 @@ const cli_command cli_command_run = {
 	.name = "run",
 	.usage = "[OPTIONS] -- CMD [ARGS]...",
 	.summary = "run a command as an exec job, wait, and exit with its status",
-	.help = "Submits an exec job, waits for it, copies its stdout and stderr here byte for\n"
-	        "byte, and exits with the command's exit code, so scripts can use it as if the\n"
-	        "command had run locally. Output that is not UTF-8 arrives with U+FFFD in place\n"
-	        "of the bad bytes; output past weftd's --output-max is cut, with a warning.\n"
+	.help = "Submits an exec job and copies its stdout and stderr here byte for byte as the\n"
+	        "command writes them (any size, any bytes), then exits with the command's exit\n"
+	        "code, so scripts can use it as if the command had run locally. The job asks\n"
+	        "weftd to hold the command back rather than drop output weft has not read.\n"
+	        "Without --stdin the command reads /dev/null, and weft warns when its own\n"
+	        "stdin has bytes waiting that are not forwarded.\n"
 	        "Ctrl-C (SIGINT, SIGTERM, SIGHUP) cancels the job.\n\n" RUN_OPTIONS_HELP
 	        "\nexit codes:\n"
 	        "  N        the command exited with N\n"
 	        "  128+N    the command was killed by signal N\n"
 	        "  124      --timeout expired (the output so far is printed, then weftd's message)\n"
 	        "  127      the command could not be started (not found, not executable)\n"
-	        "  130      the job was cancelled\n"
+	        "  130      the job was cancelled (the output up to then is printed)\n"
+	        "  122      some output was lost (weft fell behind weftd's --output-window)\n"
 	        "  2        usage error, or weftd refused the options: nothing ran\n"
 	        "  125      weft failed: cannot connect, lost the connection, weftd shutting\n"
 	        "           down (weft's own failures print a 'weft: ' line on stderr)\n"

@@ -18,6 +18,7 @@ static const cli_command *const commands[] = {
 	&cli_command_future,
 	&cli_command_queue,
 	&cli_command_iter,   &cli_command_events,
+	&cli_command_logs,
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 

@@ -580,7 +580,11 @@ static void on_reply(weft_call *call, nng_msg *message)
 {
 	weft_client *client = call->client;
 	json_t *reply = NULL;
-	int rv = parse_reply(client, message, &reply);
+	int rv = WEFT_OK;
+	if (call->op->take != NULL)
+		rv = call->op->take(call, message);
+	if (rv == WEFT_OK)
+		rv = parse_reply(client, message, &reply);
 	nng_msg_free(message);
 	if (rv != WEFT_OK) {
 		finish(call, rv, true);
@@ -737,6 +741,7 @@ void weft_call_free(weft_call *call)
 	allocator_free(call->outcomes);
 	weft_wait_result_free(call->wait);
 	allocator_free(call->want);
+	allocator_free(call->bytes);
 	if (call_is_blocking(call)) {
 		pthread_cond_destroy(&call->wait_cond);
 		pthread_mutex_destroy(&call->wait_lock);

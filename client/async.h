@@ -33,6 +33,11 @@ struct async_op {
 	 * false when the call is complete. Returns WEFT_OK, or an error code
 	 * after last_error_set. May be NULL. */
 	int (*next_part)(weft_call *call, bool *more);
+	/* Before a reply is parsed: may take bytes out of the message (borrowed)
+	 * into call->bytes and shrink it, so that megabytes of output never go
+	 * through the JSON parser. Returns WEFT_OK, or an error code after
+	 * last_error_set. May be NULL. */
+	int (*take)(weft_call *call, nng_msg *message);
 };
 
 /* Where a call is. Guarded by weft_call.lock. */
@@ -91,6 +96,8 @@ struct weft_call {
 	json_t *value; /* status: the job (new reference) */
 	bool cancelled;
 	weft_state state;
+	unsigned char *bytes; /* output: the decoded data, owned (allocator_) */
+	size_t byte_count;
 
 	/* --- scratch for ops sent in parts (result_many): owned --- */
 	uint64_t *want;    /* the ids asked for */

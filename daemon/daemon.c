@@ -61,6 +61,8 @@
 #include "daemon/notify.h"
 #include "daemon/base/now.h"
 #include "daemon/ops.h"
+#include "daemon/output.h"
+#include "daemon/executors/process/outlog.h"
 #include "daemon/executors/process/proc.h"
 #include "daemon/core/queues.h"
 #include "daemon/sched/runner.h"
@@ -290,7 +292,7 @@ static void worker_exit(struct event_base *base)
 static void on_pipe_closed(void *context, uint32_t pipe)
 {
 	struct weftd *daemon = context;
-	if (waiters_count(daemon->waiters) == 0)
+	if (waiters_count(daemon->waiters) == 0 && output_waiting() == 0)
 		return;
 	workers_post(workers_get(daemon->workers, 0), pipe_closed_on_worker,
 	             (void *)(uintptr_t)pipe);
@@ -301,6 +303,7 @@ static struct weftd *the_daemon; /* for pipe_closed_on_worker, set before worker
 static void pipe_closed_on_worker(void *argument)
 {
 	waiters_pipe_closed(the_daemon->waiters, (uint32_t)(uintptr_t)argument);
+	output_pipe_closed((uint32_t)(uintptr_t)argument);
 }
 
 static void beat(struct weftd *daemon)
@@ -539,6 +542,7 @@ static void on_shutdown_poll(evutil_socket_t fd, short events, void *argument)
 			jobs_for_each_unfinished(daemon->jobs, cancel_for_shutdown, NULL);
 		}
 		waiters_shutdown(daemon->waiters);
+		output_shutdown();
 		loop->drain_deadline = now + REPLY_DRAIN_SECONDS;
 	}
 	if (server_outstanding(daemon->server) > 0 && now < loop->drain_deadline)
@@ -792,6 +796,8 @@ int daemon_run(const struct options *options)
 		queues_set(name, (unsigned)strtoul(equals + 1, NULL, 10));
 	}
 	daemon.waiters = waiters_new(daemon.jobs, options->max_waiters);
+	output_init(daemon.jobs, options->max_waiters);
+	outlog_init(options->output_window, options->output_budget, options->output_idle);
 	quota_set_limit(QUOTA_PENDING, options->max_pending_per_user);
 	quota_set_limit(QUOTA_WAITERS, options->max_waiters_per_user);
 	quota_set_limit(QUOTA_CONNECTIONS, options->max_connections_per_user);
@@ -875,6 +881,7 @@ fail_workers:
 	shutdown_enter(PART_FREEING, FREE_SECONDS);
 	queues_fini();
 	executors_fini();
+	outlog_fini(); /* every proc is gone with the workers: no log grows */
 	principal_fini();
 fail_functions:
 	jobs_free(daemon.jobs);

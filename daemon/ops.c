@@ -15,10 +15,12 @@
 #include "daemon/base/watch.h"
 #include "daemon/core/events.h"
 #include "daemon/executors/process/subreaper.h"
+#include "daemon/executors/process/outlog.h"
 #include "daemon/core/functions.h"
 #include "daemon/core/items.h"
 #include "daemon/core/jobs.h"
 #include "daemon/journal.h"
+#include "daemon/output.h"
 #include "daemon/base/memory.h"
 #include "daemon/base/now.h"
 #include "daemon/core/outcome.h"
@@ -619,7 +621,7 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",
 	                 now_monotonic() - daemon->started, "workers", workers, "jobs", by_state,
-	                 "waiters", (json_int_t)waiters_count(daemon->waiters), "procs", "limit",
+	                 "waiters", (json_int_t)(waiters_count(daemon->waiters) + output_waiting()), "procs", "limit",
 	                 (int)slots_limit(procs), "running", (int)slots_held(procs), "queued",
 	                 (int)slots_queued(procs), "queued_users", (int)slots_queued_keys(procs),
 	                 "threads", "size", (json_int_t)pool.threads, "busy",
@@ -633,6 +635,12 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	json_object_set_new(stats, "schedule",
 	                    json_pack("{s:I}", "timers", (json_int_t)schedule_timers_armed()));
 	json_object_set_new(stats, "events", events);
+	/* Bytes of output windows: all users' together (a count, as for quotas) and the caller's. */
+	json_object_set_new(stats, "output",
+	                    json_pack("{s:I, s:I, s:I}", "held_bytes",
+	                              (json_int_t)outlog_held_total(), "yours_bytes",
+	                              (json_int_t)outlog_held(caller->uid), "readers_waiting",
+	                              (json_int_t)output_waiting()));
 	return stats;
 }
 
@@ -988,6 +996,22 @@ void ops_handle(void *context, struct server_request *slot, const void *body, si
 	case REQUEST_EVENTS:
 		op_events(daemon, slot, caller, &request, &problem);
 		break;
+	case REQUEST_OUTPUT: {
+		struct job *job = find_for(daemon, caller, request.id, &problem);
+		if (job == NULL)
+			reply_problem(slot, &problem);
+		else
+			output_read(slot, caller, job, job->function == &exec_function, &request);
+		break;
+	}
+	case REQUEST_INPUT: {
+		struct job *job = find_for(daemon, caller, request.id, &problem);
+		if (job == NULL)
+			reply_problem(slot, &problem);
+		else
+			output_input(slot, job, job->function == &exec_function, &request);
+		break;
+	}
 	case REQUEST_OP_COUNT:
 		break;
 	}

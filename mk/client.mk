@@ -2,7 +2,7 @@
 
 LIBWEFT_SRCS := client/allocator.c client/last_error.c client/connection.c client/async.c client/ops.c \
 	client/job_spec.c client/jobs.c client/results.c client/futures.c client/queues.c client/stream.c \
-	client/json_check.c $(PROTO_SRCS)
+	client/json_check.c client/output.c $(PROTO_SRCS)
 LIBWEFT_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/%.o)
 LIBWEFT_PIC_OBJS := $(LIBWEFT_SRCS:%.c=$(BUILD)/pic/%.o)
 LIBWEFT_SONAME := libweft.so.0
@@ -11,7 +11,7 @@ LIBWEFT_LIBS := $(JANSSON_LIBS) $(NNG_LIBS) -lm
 
 CLI_SRCS := cli/main.c cli/output.c cli/parse.c cli/command_jobs.c cli/command_wait.c \
 	cli/command_info.c cli/command_run.c cli/command_future.c cli/command_queue.c cli/command_stream.c \
-	cli/schedule.c proto/job_error.c
+	cli/schedule.c cli/stream.c cli/command_logs.c proto/job_error.c proto/base64.c
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
 ALL_TARGETS += $(BUILD)/libweft.so $(BUILD)/libweft.a $(BUILD)/weft.pc $(BUILD)/weft
@@ -117,3 +117,13 @@ CHECK_PROGS += $(BUILD)/tests/check_cli_exec $(BUILD)/tests/check_exec
 
 # examples/async_libevent.c built and run against a real weftd.
 CHECK_SCRIPTS += tests/async_example.sh
+
+# Exec output as a stream of bytes (issue 13): the output op through libweft,
+# weft run and weft logs through the CLI binary, against a real weftd.
+$(BUILD)/tests/check_stream: $(BUILD)/tests/check_stream.o $(TEST_FIXTURE_OBJS) $(BUILD)/libweft.so
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/tests/check_stream.o $(TEST_FIXTURE_OBJS) \
+		$(BUILD)/libweft.so -Wl,-rpath,'$$ORIGIN/..' $(CLIENT_TEST_LIBS)
+
+$(BUILD)/tests/check_stream.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+
+CHECK_PROGS += $(BUILD)/tests/check_stream

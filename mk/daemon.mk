@@ -11,12 +11,12 @@ DAEMON_MODEL_RT_SRCS := daemon/core/generator.c
 DAEMON_SCHED_SRCS := $(addprefix daemon/sched/,workers.c runner.c schedule.c)
 DAEMON_EXECUTOR_SRCS := daemon/executors/inline/echo.c \
 	$(addprefix daemon/executors/process/,exec.c proc.c proc_child.c execargs.c cgroup.c \
-		subreaper.c) \
+		subreaper.c outlog.c inbuf.c) \
 	$(addprefix daemon/executors/thread/,threaded.c threadpool.c blocking.c run_in_thread.c) \
 	$(addprefix daemon/executors/task/,coroutines.c await_job.c) \
 	daemon/executors/group/gather.c
 DAEMON_SERVER_SRCS := $(addprefix daemon/server/,server.c probe.c request.c waiters.c)
-DAEMON_APP_SRCS := $(addprefix daemon/,daemon.c weftd.c ops.c options.c journal.c notify.c testhooks.c)
+DAEMON_APP_SRCS := $(addprefix daemon/,daemon.c weftd.c ops.c output.c options.c journal.c notify.c testhooks.c)
 DAEMON_CORE_SRCS := $(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) $(DAEMON_MODEL_RT_SRCS) $(DAEMON_SCHED_SRCS) \
 	$(DAEMON_EXECUTOR_SRCS) $(DAEMON_SERVER_SRCS) $(DAEMON_APP_SRCS) $(PROTO_SRCS)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
@@ -45,7 +45,7 @@ ALL_TARGETS += $(BUILD)/weftd
 # The job model's tests link the base and the job model alone (stand-in
 # functions instead of the executors), and the request decoder's the server's
 # decoder besides: what they test, nothing above it.
-DAEMON_MODEL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) proto/error.c)
+DAEMON_MODEL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) proto/error.c proto/base64.c)
 $(BUILD)/tests/check_jobs $(BUILD)/tests/check_quota $(BUILD)/tests/check_items: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
 		$(BUILD)/tests/stand_ins.o $(DAEMON_MODEL_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lpthread -lm
@@ -77,7 +77,7 @@ CHECK_SCRIPTS += tests/readme_example.sh
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := build/fuzz
 FUZZ_SRCS = tests/fuzz/fuzz_request.c tests/stand_ins.c daemon/server/request.c $(DAEMON_BASE_SRCS) \
-	$(DAEMON_MODEL_SRCS) proto/error.c
+	$(DAEMON_MODEL_SRCS) proto/error.c proto/base64.c
 .PHONY: fuzz
 fuzz:
 	@mkdir -p $(FUZZ_BUILD)/corpus

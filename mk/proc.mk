@@ -4,7 +4,8 @@
 # the tests below need no daemon.
 
 PROC_SRCS := daemon/base/now.c daemon/core/account.c daemon/executors/process/execargs.c daemon/executors/process/proc.c daemon/executors/process/proc_child.c daemon/core/slots.c daemon/executors/process/cgroup.c \
-	daemon/core/fairq.c daemon/executors/process/subreaper.c daemon/base/log.c daemon/base/memory.c
+	daemon/core/fairq.c daemon/executors/process/subreaper.c daemon/executors/process/outlog.c \
+	daemon/executors/process/inbuf.c proto/base64.c daemon/base/log.c daemon/base/memory.c
 PROC_OBJS = $(PROC_SRCS:%.c=$(BUILD)/%.o)
 
 PROC_CHECKS = $(BUILD)/tests/check_execargs $(BUILD)/tests/check_proc $(BUILD)/tests/check_slots

@@ -45,7 +45,9 @@
 	XX(QUEUE_RESUME, "queue.resume")                                                   \
 	XX(QUEUES, "queues")                                                               \
 	XX(NEXT, "next")                                                                   \
-	XX(EVENTS, "events")
+	XX(EVENTS, "events")                                                               \
+	XX(OUTPUT, "output")                                                               \
+	XX(INPUT, "input")
 
 /* Limits of `next` and `events` (PROTOCOL.md). */
 #define PROTO_NEXT_MAX_ITEMS 10000
@@ -53,6 +55,10 @@
 #define PROTO_EVENTS_DEFAULT_LIMIT 1000
 /* Job ids in an events filter, at most: every event a read or a wait looks at is matched against them. */
 #define PROTO_EVENTS_MAX_IDS 1000
+/* The output op's bounds (proto/PROTOCOL.md, "output"). */
+#define PROTO_OUTPUT_DEFAULT_MAX (1024 * 1024)
+#define PROTO_OUTPUT_MAX_MAX (16 * 1024 * 1024)
+#define PROTO_OUTPUT_MAX_WAIT 300
 
 /* Job states as they are spelled on the wire. */
 #define PROTO_STATE_MAP(XX)                                                                \

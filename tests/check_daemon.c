@@ -43,6 +43,11 @@ static int run(const char *const argv[], char *output, size_t size)
 	while (used + 1 < size && (got = read(pipe_fds[0], output + used, size - 1 - used)) > 0)
 		used += (size_t)got;
 	output[used] = '\0';
+	/* Read the rest too: a program whose output outgrows the buffer must
+	 * not die of SIGPIPE on a pipe closed under it. */
+	char rest[4096];
+	while (read(pipe_fds[0], rest, sizeof(rest)) > 0)
+		;
 	close(pipe_fds[0]);
 	int status;
 	waitpid(pid, &status, 0);

@@ -543,18 +543,28 @@ START_TEST(test_refused_rlimit_is_a_spawn_error)
 }
 END_TEST
 
-START_TEST(test_invalid_utf8_is_replaced)
+START_TEST(test_output_that_is_not_utf8_comes_in_base64)
 {
 	struct run run = run_command("{\"shell\": \"printf 'ok\\\\377\\\\342\\\\202|\\\\303\\\\251|a\\\\000b'\"}",
 		NULL);
-	json_t *out;
 
 	assert_success(&run);
-	out = json_object_get(run.result, "stdout");
-	/* \377 -> U+FFFD; the cut \342\202 -> one U+FFFD; é kept; NUL kept. */
-	ck_assert_uint_eq(json_string_length(out), 2 + 3 + 3 + 1 + 2 + 1 + 3);
-	ck_assert(memcmp(json_string_value(out),
-			  "ok\xEF\xBF\xBD\xEF\xBF\xBD|\xC3\xA9|a\0b", json_string_length(out)) == 0);
+	/* Every byte kept: ok \377 \342\202 | é | a NUL b, in base64; stderr too. */
+	ck_assert_str_eq(json_string_value(json_object_get(run.result, "encoding")), "base64");
+	ck_assert_str_eq(json_string_value(json_object_get(run.result, "stdout")), "b2v/4oJ8w6l8YQBi");
+	ck_assert_str_eq(json_string_value(json_object_get(run.result, "stderr")), "");
+	json_decref(run.result);
+}
+END_TEST
+
+START_TEST(test_utf8_output_stays_text)
+{
+	struct run run = run_command("{\"shell\": \"printf 'caf\\\\303\\\\251 a\\\\000b'\"}", NULL);
+
+	assert_success(&run);
+	ck_assert_ptr_null(json_object_get(run.result, "encoding"));
+	ck_assert_uint_eq(json_string_length(json_object_get(run.result, "stdout")), 9);
+	ck_assert(memcmp(json_string_value(json_object_get(run.result, "stdout")), "caf\xC3\xA9 a\0b", 9) == 0);
 	json_decref(run.result);
 }
 END_TEST
@@ -1076,7 +1086,8 @@ static Suite *proc_suite(void)
 	tcase_add_test(ends, test_missing_command_is_a_spawn_error);
 	tcase_add_test(ends, test_not_executable_is_a_spawn_error);
 	tcase_add_test(ends, test_refused_rlimit_is_a_spawn_error);
-	tcase_add_test(output, test_invalid_utf8_is_replaced);
+	tcase_add_test(output, test_output_that_is_not_utf8_comes_in_base64);
+	tcase_add_test(output, test_utf8_output_stays_text);
 	tcase_add_test(output, test_megabytes_on_both_streams_at_once);
 	tcase_add_test(output, test_output_past_the_cap_is_truncated_and_drained);
 	tcase_add_test(stopping, test_terminate_kills_the_whole_tree);

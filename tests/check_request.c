@@ -109,6 +109,20 @@ static const struct bad_case bad_cases[] = {
 	{"{\"op\":\"future.set\",\"id\":1,\"result\":1,\"error\":{}}", WEFT_EBADFIELD, "result"},
 	{"{\"op\":\"future.set\",\"id\":1,\"error\":\"bad\"}", WEFT_EBADFIELD, "error"},
 	{"{\"op\":\"future.set\",\"id\":1,\"error\":{\"type\":\"E\"}}", WEFT_EBADFIELD, "error"},
+	{"{\"op\":\"output\",\"id\":1,\"stream\":\"stdin\"}", WEFT_EBADFIELD, "stream"},
+	{"{\"op\":\"output\",\"id\":1,\"max\":16777217}", WEFT_EBADFIELD, "max"},
+	{"{\"op\":\"output\",\"id\":1,\"wait\":-1}", WEFT_EBADFIELD, "wait"},
+	{"{\"op\":\"output\",\"id\":1,\"offset\":\"0\"}", WEFT_EBADFIELD, "offset"},
+	{"{\"op\":\"output\"}", WEFT_EBADFIELD, "id"},
+	/* The input op's bytes, in the form libweft writes and in any other. */
+	{"{\"op\":\"input\",\"id\":1,\"eof\":false,\"data\":\"QQ=\"}", WEFT_EBADFIELD, "data"},
+	{"{\"op\":\"input\",\"id\":1,\"eof\":false,\"data\":\"Q!==\"}", WEFT_EBADFIELD, "data"},
+	{"{\"op\":\"input\",\"id\":1,\"data\":\"QUJD", WEFT_EMALFORMED, NULL}, /* unended */
+	{"{\"id\":1,\"op\":\"input\",\"data\":\"QQ=\"}", WEFT_EBADFIELD, "data"},
+	{"{\"op\":\"input\",\"id\":1,\"data\":7}", WEFT_EBADFIELD, "data"},
+	{"{\"op\":\"input\",\"id\":1,\"eof\":1}", WEFT_EBADFIELD, "eof"},
+	{"{\"op\":\"input\",\"id\":1,\"x\":{\"data\":\"QUJD\"}}", WEFT_EUNKNOWNFIELD, "x"},
+	{"{\"op\":\"input\",\"id\":1,\"data\":\"QUJD\",\"data\":\"QUJD\"}", WEFT_EMALFORMED, NULL},
 };
 
 START_TEST(test_bad_request_is_refused_with_its_code)
@@ -320,6 +334,32 @@ START_TEST(test_running_out_of_memory_refuses_the_request)
 }
 END_TEST
 
+START_TEST(test_input_bytes_are_decoded_in_either_form)
+{
+	static const char *const forms[] = {
+		"{\"op\":\"input\",\"id\":3,\"eof\":true,\"data\":\"QQBC/w==\"}",
+		"{\"id\":3,\"eof\":true,\"op\":\"input\",\"data\":\"QQBC/w==\"}",
+	};
+	for (size_t i = 0; i < 2; i++) {
+		struct request request;
+		decode_ok(forms[i], &request);
+		ck_assert_int_eq(request.op, REQUEST_INPUT);
+		ck_assert_uint_eq(request.id, 3);
+		ck_assert(request.input_eof);
+		ck_assert_uint_eq(request.input_length, 4);
+		ck_assert(memcmp(request.input_data, "A\0B\xff", 4) == 0);
+		request_clear(&request);
+	}
+	struct request output;
+	decode_ok("{\"op\":\"output\",\"id\":2,\"offset\":-5}", &output);
+	ck_assert_int_eq(output.output_stream, 2);
+	ck_assert_int_eq(output.output_offset, -5);
+	ck_assert_uint_eq(output.output_max, 1024 * 1024);
+	ck_assert(!output.has_wait);
+	request_clear(&output);
+}
+END_TEST
+
 static Suite *request_suite(void)
 {
 	Suite *suite = suite_create("request");
@@ -335,6 +375,7 @@ static Suite *request_suite(void)
 	tcase_add_test(good, test_wait_defaults_to_all_completed_without_timeout);
 	tcase_add_test(good, test_result_forms);
 	tcase_add_test(good, test_list_filters_and_defaults);
+	tcase_add_test(good, test_input_bytes_are_decoded_in_either_form);
 	suite_add_tcase(suite, good);
 	TCase *errors = tcase_create("errors");
 	tcase_add_test(errors, test_problem_becomes_a_reply_with_context);

@@ -15,6 +15,7 @@
 #include "daemon/base/now.h"
 #include "daemon/base/problem.h"
 #include "daemon/core/queues.h"
+#include "proto/base64.h"
 
 #define REQUEST_OP_NAME_(name, wire) wire,
 static const char *const op_names[] = {PROTO_OP_MAP(REQUEST_OP_NAME_)};
@@ -40,6 +41,8 @@ static const char *const op_fields[REQUEST_OP_COUNT][24] = {
 	[REQUEST_QUEUES] = {NULL},
 	[REQUEST_NEXT] = {"id", "index", "wait", "max", NULL},
 	[REQUEST_EVENTS] = {"after", "wait", "limit", "filter", NULL},
+	[REQUEST_OUTPUT] = {"id", "stream", "offset", "max", "wait", NULL},
+	[REQUEST_INPUT] = {"id", "data", "eof", NULL},
 };
 
 static int no_memory(struct problem *problem)
@@ -282,6 +285,85 @@ static int decode_events(json_t *root, struct request *request, struct problem *
 	return decode_wait(root, request, problem);
 }
 
+static int decode_output(json_t *root, struct request *request, struct problem *problem)
+{
+	int rv = fields_id(json_object_get(root, "id"), "id", &request->id, problem);
+	if (rv != WEFT_OK)
+		return rv;
+	json_t *value;
+	request->output_stream = 2;
+	if ((value = json_object_get(root, "stream")) != NULL) {
+		const char *name = json_is_string(value) ? json_string_value(value) : "";
+		if (strcmp(name, "stdout") == 0)
+			request->output_stream = 0;
+		else if (strcmp(name, "stderr") == 0)
+			request->output_stream = 1;
+		else if (strcmp(name, "both") != 0)
+			return problem_set(problem, WEFT_EBADFIELD, "stream",
+			                   "field 'stream' must be \"stdout\", \"stderr\" or \"both\"");
+	}
+	if ((value = json_object_get(root, "offset")) != NULL) {
+		if (!json_is_integer(value))
+			return problem_set(problem, WEFT_EBADFIELD, "offset",
+			                   "field 'offset' must be an integer: a byte offset from the "
+			                   "start (0, or the 'next' of the last reply), or -N for the "
+			                   "last N bytes");
+		request->output_offset = (int64_t)json_integer_value(value);
+	}
+	request->output_max = PROTO_OUTPUT_DEFAULT_MAX;
+	if ((value = json_object_get(root, "max")) != NULL) {
+		if (!json_is_integer(value) || json_integer_value(value) < 1 ||
+		    json_integer_value(value) > PROTO_OUTPUT_MAX_MAX)
+			return problem_set(problem, WEFT_EBADFIELD, "max",
+			                   "field 'max' must be an integer from 1 to %d: the most "
+			                   "bytes to return",
+			                   PROTO_OUTPUT_MAX_MAX);
+		request->output_max = (size_t)json_integer_value(value);
+	}
+	if ((value = json_object_get(root, "wait")) != NULL) {
+		if ((rv = fields_seconds(value, "wait", false, &request->wait, problem)) != WEFT_OK)
+			return rv;
+		if (request->wait > PROTO_OUTPUT_MAX_WAIT)
+			return problem_set(problem, WEFT_EBADFIELD, "wait",
+			                   "field 'wait' must be from 0 to %d seconds; ask again to "
+			                   "wait longer",
+			                   PROTO_OUTPUT_MAX_WAIT);
+		request->has_wait = true;
+	}
+	return WEFT_OK;
+}
+
+static int decode_input(json_t *root, struct request *request, struct problem *problem)
+{
+	int rv = fields_id(json_object_get(root, "id"), "id", &request->id, problem);
+	if (rv != WEFT_OK)
+		return rv;
+	json_t *value = json_object_get(root, "data");
+	if (value != NULL && request->input_data != NULL) {
+		/* Taken out before parsing (take_input_data): "data" is "" now. */
+		if (!json_is_string(value) || json_string_length(value) != 0)
+			return problem_set(problem, WEFT_EBADFIELD, "data",
+			                   "field 'data' must be the bytes in base64 (RFC 4648, padded)");
+	} else if (value != NULL) {
+		size_t length = json_is_string(value) ? json_string_length(value) : 1;
+		unsigned char *bytes = memory_alloc(base64_decoded_max(length) + 1);
+		if (!json_is_string(value) ||
+		    !base64_decode(json_string_value(value), length, bytes, &request->input_length)) {
+			free(bytes);
+			return problem_set(problem, WEFT_EBADFIELD, "data",
+			                   "field 'data' must be the bytes in base64 (RFC 4648, padded)");
+		}
+		request->input_data = bytes;
+	}
+	if ((value = json_object_get(root, "eof")) != NULL) {
+		if (!json_is_boolean(value))
+			return problem_set(problem, WEFT_EBADFIELD, "eof",
+			                   "field 'eof' must be true (no more input) or false");
+		request->input_eof = json_is_true(value);
+	}
+	return WEFT_OK;
+}
+
 /* `jobs` is as for decode_submit; NULL for other ops. */
 static int decode_body(json_t *root, json_t *jobs, struct request *request,
                        struct problem *problem)
@@ -418,10 +500,54 @@ static int decode_body(json_t *root, json_t *jobs, struct request *request,
 		return decode_next(root, request, problem);
 	case REQUEST_EVENTS:
 		return decode_events(root, request, problem);
+	case REQUEST_OUTPUT:
+		return decode_output(root, request, problem);
+	case REQUEST_INPUT:
+		return decode_input(root, request, problem);
 	case REQUEST_OP_COUNT:
 		break;
 	}
 	return problem_set(problem, WEFT_EINTERNAL, "op", "op without a decoder");
+}
+
+/*
+ * An `input` request as libweft writes it ({"op":"input",...,"data":"..."})
+ * carries up to --max-message bytes of base64, and the JSON parser would
+ * look at each of them: the value is decoded here and the request parsed
+ * with "data":"" instead. base64 holds no '"' or '\\', so the value ends at
+ * the next '"'. Any other form goes the ordinary way. Returns the text to
+ * parse (*copy: owned, NULL when it is `data` itself) or NULL when the value
+ * is not base64 (problem filled).
+ */
+static const char *take_input_data(const char *data, size_t *size, char **copy,
+                                   struct request *out, struct problem *problem)
+{
+	static const char prefix[] = "{\"op\":\"input\"", key[] = "\"data\":\"";
+	*copy = NULL;
+	if (*size < sizeof(prefix) || memcmp(data, prefix, sizeof(prefix) - 1) != 0)
+		return data;
+	const char *start = memmem(data, *size, key, sizeof(key) - 1);
+	if (start == NULL)
+		return data;
+	start += sizeof(key) - 1;
+	const char *end = memchr(start, '"', *size - (size_t)(start - data));
+	if (end == NULL || end == start)
+		return data;
+	size_t length = (size_t)(end - start);
+	unsigned char *bytes = memory_alloc(base64_decoded_max(length) + 1);
+	if (!base64_decode(start, length, bytes, &out->input_length)) {
+		free(bytes);
+		problem_set(problem, WEFT_EBADFIELD, "data",
+		            "field 'data' must be the bytes in base64 (RFC 4648, padded)");
+		return NULL;
+	}
+	out->input_data = bytes;
+	char *rest = memory_alloc(*size - length);
+	memcpy(rest, data, (size_t)(start - data));
+	memcpy(rest + (start - data), end, *size - (size_t)(end - data));
+	*size -= length;
+	*copy = rest;
+	return rest;
 }
 
 static int decode(const void *data, size_t size, struct request *out, struct problem *problem);
@@ -446,13 +572,24 @@ int request_decode(const void *data, size_t size, struct request *out, struct pr
 static int decode(const void *data, size_t size, struct request *out, struct problem *problem)
 {
 	memset(out, 0, sizeof(*out));
+	char *copy = NULL;
+	const char *text = take_input_data(data, &size, &copy, out, problem);
+	if (text == NULL)
+		return problem->code;
 	json_error_t error;
-	json_t *root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &error);
-	if (root == NULL && json_error_code(&error) == json_error_out_of_memory)
+	json_t *root = json_loadb(text, size, JSON_REJECT_DUPLICATES, &error);
+	free(copy);
+	if (root == NULL && json_error_code(&error) == json_error_out_of_memory) {
+		free(out->input_data);
+		out->input_data = NULL;
 		return no_memory(problem);
-	if (root == NULL)
+	}
+	if (root == NULL) {
+		free(out->input_data);
+		out->input_data = NULL;
 		return problem_set(problem, WEFT_EMALFORMED, NULL,
 		                   "request is not valid JSON: %s (byte %d)", error.text, error.position);
+	}
 	out->root = root;
 	int rv;
 	if (!json_is_object(root)) {
@@ -477,7 +614,8 @@ static int decode(const void *data, size_t size, struct request *out, struct pro
 		rv = problem_set(problem, WEFT_EUNKNOWNOP, "op",
 		                 "unknown op '%.64s'; ops are ping, submit, status, result, wait, "
 		                 "cancel, list, functions, stats, future.new, future.set, as_completed, "
-		                 "queue.set, queue.pause, queue.resume, queues, next, events",
+		                 "queue.set, queue.pause, queue.resume, queues, next, events, output, "
+		                 "input",
 		                 json_string_value(op));
 		goto fail;
 	}
@@ -503,6 +641,7 @@ void request_clear(struct request *request)
 		jobspec_clear(&request->jobs[i]);
 	free(request->jobs);
 	free(request->ids);
+	free(request->input_data);
 	json_decref(request->root);
 	memset(request, 0, sizeof(*request));
 }

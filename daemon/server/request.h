@@ -74,6 +74,15 @@ struct request {
 	 * (0 any, 1 job, 2 queue) */
 	uint64_t after_epoch;
 	int event_type;
+	/* output: id, and has_wait/wait */
+	int output_stream;     /* 0 stdout, 1 stderr, 2 both (outlog.h's order) */
+	int64_t output_offset; /* < 0: that many bytes before the end */
+	size_t output_max;
+
+	/* input: id, the decoded bytes (owned) and eof */
+	unsigned char *input_data;
+	size_t input_length;
+	bool input_eof;
 };
 
 /* Decodes a message. Returns WEFT_OK with *out filled, or an error code with the

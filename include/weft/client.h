@@ -385,6 +385,61 @@ int weft_queue_set(weft_client *client, const char *name, unsigned max);
 int weft_queue_pause(weft_client *client, const char *name, bool paused);
 int weft_queues(weft_client *client, json_t **queues);
 
+/* ------------------------------------------------------------ output */
+
+/* Which of an exec job's streams weft_output_read reads. */
+typedef enum weft_stream {
+	WEFT_STREAM_STDOUT = 0,
+	WEFT_STREAM_STDERR = 1,
+	WEFT_STREAM_BOTH = 2, /* both, merged in the order weftd read them */
+} weft_stream;
+
+/* One run of bytes of one stream inside a weft_output of WEFT_STREAM_BOTH. */
+typedef struct weft_output_run {
+	weft_stream stream; /* WEFT_STREAM_STDOUT or WEFT_STREAM_STDERR */
+	size_t length;
+} weft_output_run;
+
+/* Bytes of an exec job's output (the `output` op); free with weft_output_free. */
+typedef struct weft_output {
+	unsigned char *data; /* length bytes, exact (NUL bytes included); NULL when 0 */
+	size_t length;
+	uint64_t offset;     /* where data starts in the stream's numbering */
+	uint64_t next;       /* the offset to read from next */
+	uint64_t lost;       /* bytes before offset that weftd no longer kept (fell behind) */
+	bool eof;            /* the output has ended at next */
+	bool started;        /* the job's process has started (false: queued, or never ran) */
+	weft_output_run *runs; /* WEFT_STREAM_BOTH: which stream each run of data came from */
+	size_t run_count;
+} weft_output;
+
+/*
+ * Reads an exec job's output from offset (offset < 0: that many bytes before
+ * the end), at most max bytes (0: weftd's default), waiting up to wait
+ * seconds (0: not at all; at most 300) while there is nothing new and the job
+ * has not ended. Returns WEFT_OK with *out (length 0 when the wait ran out),
+ * or an error (WEFT_EUNKNOWNID, WEFT_EPERM: another user's job, WEFT_EBADFIELD:
+ * not an exec job, ...). Blocking; any thread.
+ */
+int weft_output_read(weft_client *client, uint64_t id, weft_stream stream, int64_t offset,
+                     size_t max, double wait, weft_output **out);
+/* NULL is fine. */
+void weft_output_free(weft_output *output);
+
+/*
+ * Appends bytes to the stdin of a running exec job submitted with
+ * "stdin_stream": true (the `input` op). weftd takes as many as fit in the
+ * job's buffer (1 MiB; flow control): *accepted says how many, and the
+ * caller sends the rest later. eof: no more will come (the command sees the
+ * end once the buffer is written; only taken with the last byte). *started is
+ * false while the job has not started (nothing taken: send again later);
+ * *closed is true when the command's stdin is closed (it exited or closed
+ * it), after which nothing more is taken. length must fit one request
+ * (weft_client_max_message, in base64). Blocking; any thread.
+ */
+int weft_input_write(weft_client *client, uint64_t id, const void *data, size_t length, bool eof,
+                     size_t *accepted, bool *started, bool *closed);
+
 /* Sends any request object (borrowed) and gives back the reply object, for
  * tools and for ops this library does not wrap yet. reply_wait: how long the
  * daemon may take to answer on purpose (a result or wait timeout; negative:

@@ -22,6 +22,8 @@
 #include "daemon/base/memory.h"
 #include "daemon/base/problem.h"
 #include "daemon/executors/process/cgroup.h"
+#include "daemon/executors/process/inbuf.h"
+#include "daemon/executors/process/outlog.h"
 #include "daemon/executors/process/proc.h"
 #include "daemon/sched/runner.h"
 #include "daemon/core/slots.h"
@@ -68,6 +70,10 @@ static const struct function_argument exec_arguments[] = {
 	{"cwd", "string: the working directory"},
 	{"stdin", "string: written to the command's standard input"},
 	{"capture", "boolean (default true): keep stdout and stderr (up to --output-max each)"},
+	{"stdin_stream", "boolean (default false): stdin is fed by the input op while the command "
+	                 "runs (not with 'stdin')"},
+	{"output_wait", "boolean (default false): pause the command while its output window is "
+	                "full of bytes no reader has read (at most 10 s without a read)"},
 	{"kill_after", "number (default 5): seconds between SIGTERM and SIGKILL when stopped"},
 	{"limits", "object: rlimits such as {\"cpu\": 10, \"as\": 1e9, \"nofile\": 256}"},
 	{NULL, NULL},
@@ -141,8 +147,32 @@ static void exec_start(struct job_attempt *attempt)
 		return;
 	}
 	attempt->data = run;
+	/* The log outlives the attempt: readers find it by the job's id. */
+	if (run->args->capture)
+		options.log = outlog_open(job->id, job->owner->uid, run->args->output_wait);
+	if (run->args->stdin_stream && (options.input = inbuf_open(job->id)) == NULL) {
+		attempt->data = NULL;
+		if (options.log != NULL) {
+			outlog_end(options.log);
+			outlog_unref(options.log);
+		}
+		exec_run_free(run);
+		runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_SPAWN), NULL,
+		            "cannot make the stdin stream: out of descriptors");
+		return;
+	}
 	int rv = proc_start(workers_base(attempt->worker), run->args, &options, exec_done, attempt,
 	                    &run->proc);
+	if (options.input != NULL) {
+		if (rv != WEFT_OK)
+			inbuf_end(options.input);
+		inbuf_unref(options.input);
+	}
+	if (options.log != NULL) {
+		if (rv != WEFT_OK)
+			outlog_end(options.log);
+		outlog_unref(options.log);
+	}
 	if (rv != WEFT_OK) {
 		attempt->data = NULL;
 		exec_run_free(run);

@@ -21,6 +21,14 @@
  *              (without it the command reads /dev/null)
  *   capture    bool (true): keep stdout and stderr; false sends them to
  *              /dev/null
+ *   output_wait bool (false): backpressure from the job's output readers:
+ *              while the retained window (outlog.h) is full of output no
+ *              reader has read, the command's pipes are not read (it blocks
+ *              on write), until a reader reads or none has for 10 s. `weft
+ *              run` sets it, so what it shows is complete at any size.
+ *   stdin_stream bool (false): the command's stdin is a pipe fed by the
+ *              `input` op while it runs (inbuf.h), closed when the client
+ *              says eof; not with `stdin`
  *   kill_after number >= 0 (5): seconds between SIGTERM and SIGKILL when the
  *              job is stopped
  *   limits     object: resource name -> whole number >= 0 or "unlimited",
@@ -98,6 +106,8 @@ struct execargs {
 	char *stdin_data;  /* NULL: stdin is /dev/null; may contain no NUL (JSON strings) */
 	size_t stdin_length;
 	bool capture;
+	bool output_wait;  /* backpressure from the output's readers (outlog.h) */
+	bool stdin_stream; /* stdin comes from the input op (inbuf.h) */
 	double kill_after; /* seconds, 0 ... EXECARGS_MAX_KILL_AFTER */
 	struct execargs_limit limits[EXECARGS_MAX_LIMITS];
 	size_t limit_count;

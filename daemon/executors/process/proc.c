@@ -50,9 +50,12 @@
 #include <event2/event_struct.h>
 
 #include "daemon/executors/process/cgroup.h"
+#include "daemon/executors/process/inbuf.h"
+#include "daemon/executors/process/outlog.h"
 #include "daemon/executors/process/proc_child.h"
 #include "daemon/base/now.h"
 #include "daemon/executors/process/subreaper.h"
+#include "proto/base64.h"
 #include "proto/proto.h"
 #include "weft/error.h"
 
@@ -73,6 +76,11 @@ enum { STREAM_STDOUT, STREAM_STDERR, STREAM_COUNT };
 #define CGROUP_POLL_MAX_MICROSECONDS 50000
 /* proc_destroy (shutdown) waits this long for a job's cgroup to empty. */
 #define CGROUP_DESTROY_WAIT_SECONDS 2.0
+/* While a backpressured log is full, how often it is looked at again: a
+ * reader on another thread frees room, and a timer on this loop is simpler
+ * than a wake-up across threads for a state that lasts a round trip. */
+#define RESUME_POLL_FIRST_MICROSECONDS 100
+#define RESUME_POLL_MAX_MICROSECONDS 1000
 
 /* Where output past the cap goes to be thrown away; per thread because
  * every worker loop reads its own procs. */
@@ -125,8 +133,20 @@ struct proc {
 	char *stdin_data;   /* owned copy of the job's stdin text */
 	size_t stdin_length;
 	size_t stdin_offset;
+	/* Streamed stdin (inbuf.h), a reference; NULL: none. wake_event watches
+	 * its eventfd: a writer added bytes. */
+	struct inbuf *input;
+	struct event wake_event;
 
 	struct proc_stream streams[STREAM_COUNT];
+
+	/* The job's output for readers (outlog.h), a reference; NULL: none. While
+	 * it is full (backpressure) the stream events are off and resume_timer
+	 * polls it. */
+	struct outlog *log;
+	bool paused;
+	struct event resume_timer;
+	long resume_poll_us;
 
 	struct timespec started;
 	struct timespec ended;
@@ -160,83 +180,25 @@ static void live_unlink(struct proc *proc)
 	LIST_REMOVE(proc, live);
 }
 
-/* ------------------------------------------------------------ text to JSON */
+/* ------------------------------------------------------------ output to JSON */
 
-/* Length of the valid UTF-8 character at text (1-4), or 0 when invalid, with
- * *skip set to the length of the maximal invalid subpart to replace. */
-static size_t utf8_character(const unsigned char *text, size_t left, size_t *skip)
-{
-	unsigned char lead = text[0];
-	unsigned char low = 0x80, high = 0xBF;
-	size_t need, i;
-
-	if (lead < 0x80)
-		return 1;
-	if (lead >= 0xC2 && lead <= 0xDF) {
-		need = 1;
-	} else if (lead >= 0xE0 && lead <= 0xEF) {
-		need = 2;
-		if (lead == 0xE0)
-			low = 0xA0; /* no overlong forms */
-		else if (lead == 0xED)
-			high = 0x9F; /* no surrogates */
-	} else if (lead >= 0xF0 && lead <= 0xF4) {
-		need = 3;
-		if (lead == 0xF0)
-			low = 0x90;
-		else if (lead == 0xF4)
-			high = 0x8F; /* nothing above U+10FFFF */
-	} else {
-		*skip = 1;
-		return 0;
-	}
-	for (i = 1; i <= need; i++) {
-		if (i >= left || text[i] < low || text[i] > high) {
-			*skip = i;
-			return 0;
-		}
-		low = 0x80;
-		high = 0xBF;
-	}
-	return need + 1;
-}
-
-/* A JSON string of the bytes, invalid UTF-8 replaced by U+FFFD. New
- * reference, NULL when memory ran out. */
+/* A JSON string of bytes already known to be valid UTF-8 (NUL bytes kept, as
+ * "\u0000"). New reference, NULL when memory ran out. */
 static json_t *text_to_json(const char *data, size_t length)
 {
-	const unsigned char *text = (const unsigned char *)data;
-	size_t i = 0, skip, size;
-	char *clean;
-	json_t *string;
+	return length == 0 ? json_string("") : json_stringn_nocheck(data, length);
+}
 
-	if (length == 0)
-		return json_string("");
-	while (i < length && (size = utf8_character(text + i, length - i, &skip)) != 0)
-		i += size;
-	if (i == length)
-		return json_stringn_nocheck(data, length);
-
-	/* Each invalid byte becomes at most 3 bytes (EF BF BD). */
-	clean = malloc(length * 3);
-	if (clean == NULL)
+/* A JSON string of the bytes in base64. New reference, NULL when memory ran out. */
+static json_t *base64_to_json(const char *data, size_t length)
+{
+	size_t size = base64_encoded_size(length);
+	char *text = malloc(size + 1);
+	if (text == NULL)
 		return NULL;
-	memcpy(clean, data, i);
-	size_t out = i;
-	while (i < length) {
-		size = utf8_character(text + i, length - i, &skip);
-		if (size != 0) {
-			memcpy(clean + out, data + i, size);
-			out += size;
-			i += size;
-		} else {
-			memcpy(clean + out, "\xEF\xBF\xBD", 3);
-			out += 3;
-			i += skip;
-		}
-	}
-	string = json_stringn_nocheck(clean, out);
-	free(clean);
+	base64_encode(data, length, text);
+	json_t *string = json_stringn_nocheck(text, size);
+	free(text);
 	return string;
 }
 
@@ -281,6 +243,8 @@ static void proc_teardown(struct proc *proc)
 	delete_event(&proc->linger_timer);
 	delete_event(&proc->finish_event);
 	delete_event(&proc->stdin_event);
+	delete_event(&proc->wake_event);
+	delete_event(&proc->resume_timer);
 	for (int i = 0; i < STREAM_COUNT; i++) {
 		delete_event(&proc->streams[i].event);
 		close_fd(&proc->streams[i].fd);
@@ -302,6 +266,15 @@ static void proc_free(struct proc *proc)
 	}
 	for (int i = 0; i < STREAM_COUNT; i++)
 		free(proc->streams[i].data);
+	if (proc->input != NULL) {
+		inbuf_end(proc->input);
+		inbuf_unref(proc->input);
+	}
+	if (proc->log != NULL) {
+		/* Every path ends here (done, abandoned, destroyed): readers hear the end. */
+		outlog_end(proc->log);
+		outlog_unref(proc->log);
+	}
 	free(proc->stdin_data);
 	free(proc->cwd);
 	free(proc->command);
@@ -466,6 +439,8 @@ static void finish(struct proc *proc)
 {
 	struct timeval first = {0, CGROUP_POLL_FIRST_MICROSECONDS};
 
+	delete_event(&proc->resume_timer);
+	proc->paused = false;
 	for (int i = 0; i < STREAM_COUNT; i++) {
 		delete_event(&proc->streams[i].event);
 		close_fd(&proc->streams[i].fd);
@@ -541,11 +516,21 @@ static void complete(struct proc *proc)
 		bool killed = outcome.status == PROC_STATUS_SIGNAL;
 		json_set(result, "exit_code", exited ? json_integer(info.si_status) : json_null());
 		json_set(result, "signal", killed ? json_integer(outcome.signal) : json_null());
+		/* Text when both streams are valid UTF-8, else both in base64, so
+		 * that no byte is lost and no reply breaks a client's JSON. */
+		bool text = true;
+		for (int i = 0; i < STREAM_COUNT; i++)
+			text = text && base64_is_utf8(proc->streams[i].data, proc->streams[i].length);
 		for (int i = 0; i < STREAM_COUNT; i++) {
 			struct proc_stream *stream = &proc->streams[i];
-			json_set(result, i == STREAM_STDOUT ? "stdout" : "stderr",
-				proc->capture ? text_to_json(stream->data, stream->length) : json_null());
+			json_t *value = json_null();
+			if (proc->capture)
+				value = text ? text_to_json(stream->data, stream->length)
+					     : base64_to_json(stream->data, stream->length);
+			json_set(result, i == STREAM_STDOUT ? "stdout" : "stderr", value);
 		}
+		if (proc->capture && !text)
+			json_set(result, "encoding", json_string("base64"));
 		json_set(result, "truncated",
 			json_boolean(proc->streams[0].truncated || proc->streams[1].truncated));
 		json_set(result, "duration", json_real(seconds_between(&proc->started, &proc->ended)));
@@ -573,6 +558,46 @@ static void stream_close(struct proc_stream *stream)
 	close_fd(&stream->fd);
 }
 
+/* Backpressure: the log is full of unread output, so the pipes are left
+ * alone (the command blocks on write) until a reader makes room. */
+static void pause_reading(struct proc *proc)
+{
+	struct timeval next = {0, RESUME_POLL_FIRST_MICROSECONDS};
+
+	for (int i = 0; i < STREAM_COUNT; i++)
+		delete_event(&proc->streams[i].event);
+	proc->paused = true;
+	proc->resume_poll_us = RESUME_POLL_FIRST_MICROSECONDS;
+	if (event_add(&proc->resume_timer, &next) < 0) {
+		/* Cannot wait: read on, and let the window drop the oldest bytes. */
+		proc->paused = false;
+		for (int i = 0; i < STREAM_COUNT; i++)
+			if (proc->streams[i].fd >= 0)
+				(void)event_add(&proc->streams[i].event, NULL);
+	}
+}
+
+static void resume_due(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+	struct timeval next;
+
+	(void)fd;
+	(void)what;
+	if (outlog_full(proc->log)) {
+		if (proc->resume_poll_us < RESUME_POLL_MAX_MICROSECONDS)
+			proc->resume_poll_us *= 2;
+		next.tv_sec = 0;
+		next.tv_usec = proc->resume_poll_us;
+		if (event_add(&proc->resume_timer, &next) == 0)
+			return;
+	}
+	proc->paused = false;
+	for (int i = 0; i < STREAM_COUNT; i++)
+		if (proc->streams[i].fd >= 0)
+			(void)event_add(&proc->streams[i].event, NULL);
+}
+
 static void stream_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct proc_stream *stream = arg;
@@ -580,6 +605,10 @@ static void stream_readable(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (proc->log != NULL && outlog_full(proc->log)) {
+		pause_reading(proc);
+		return;
+	}
 	for (int round = 0; round < READS_PER_CALLBACK; round++) {
 		char *target = discard_buffer;
 		size_t room = sizeof(discard_buffer);
@@ -608,10 +637,19 @@ static void stream_readable(evutil_socket_t fd, short what, void *arg)
 		}
 		got = read(stream->fd, target, room);
 		if (got > 0) {
+			if (proc->log != NULL)
+				outlog_append(proc->log,
+					stream == &proc->streams[STREAM_STDOUT] ? OUTLOG_STDOUT
+										: OUTLOG_STDERR,
+					target, (size_t)got);
 			if (target == discard_buffer)
 				stream->truncated = true;
 			else
 				stream->length += (size_t)got;
+			if (proc->log != NULL && outlog_full(proc->log)) {
+				pause_reading(proc);
+				return;
+			}
 			continue;
 		}
 		if (got < 0 && errno == EINTR)
@@ -629,9 +667,46 @@ static void stream_readable(evutil_socket_t fd, short what, void *arg)
 static void stdin_close(struct proc *proc)
 {
 	delete_event(&proc->stdin_event);
+	delete_event(&proc->wake_event);
 	close_fd(&proc->stdin_fd);
 	free(proc->stdin_data);
 	proc->stdin_data = NULL;
+	if (proc->input != NULL)
+		inbuf_end(proc->input); /* writers are told the stdin is closed */
+}
+
+/* Streamed stdin: the pipe can take more. */
+static void stdin_stream_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+
+	(void)fd;
+	(void)what;
+	switch (inbuf_drain(proc->input, proc->stdin_fd)) {
+	case 0:
+		return; /* the pipe is full: wait until it is writable */
+	case 1:
+		/* All written: wait for the next bytes (wake_event). */
+		delete_event(&proc->stdin_event);
+		return;
+	default:
+		/* The writer's end of input, or the command closed its stdin. */
+		stdin_close(proc);
+	}
+}
+
+/* Streamed stdin: a writer added bytes (or the end). */
+static void stdin_woken(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+
+	(void)fd;
+	(void)what;
+	inbuf_woken(proc->input);
+	if (proc->stdin_fd >= 0)
+		stdin_stream_writable(proc->stdin_fd, EV_WRITE, proc);
+	if (proc->stdin_fd >= 0 && inbuf_pending(proc->input) > 0)
+		(void)event_add(&proc->stdin_event, NULL);
 }
 
 static void stdin_writable(evutil_socket_t fd, short what, void *arg)
@@ -699,6 +774,13 @@ static void linger_expired(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (proc->paused) {
+		/* The pipes still hold output a reader is taking; the wait for
+		 * readers is itself bounded (--output-idle). */
+		struct timeval linger = now_timeval(proc->linger);
+		if (event_add(&proc->linger_timer, &linger) == 0)
+			return;
+	}
 	proc->pipes_closed_early = true;
 	finish(proc);
 }
@@ -748,7 +830,7 @@ static int launch(struct proc *proc, const struct execargs *args,
 		}
 	}
 
-	if (args->stdin_data != NULL) {
+	if (args->stdin_data != NULL || options->input != NULL) {
 		if ((error = proc_child_pipe(ends, 1)) != 0)
 			goto pipe_failed;
 		stdio[0] = ends[0];
@@ -812,7 +894,15 @@ static int watch(struct proc *proc)
 			stream_readable, stream);
 		bad |= event_add(&stream->event, NULL);
 	}
-	if (proc->stdin_fd >= 0) {
+	if (proc->stdin_fd >= 0 && proc->input != NULL) {
+		bad |= event_assign(&proc->stdin_event, proc->base, proc->stdin_fd, EV_WRITE | EV_PERSIST,
+			stdin_stream_writable, proc);
+		bad |= event_assign(&proc->wake_event, proc->base, inbuf_wake_fd(proc->input),
+			EV_READ | EV_PERSIST, stdin_woken, proc);
+		bad |= event_add(&proc->wake_event, NULL);
+		/* Bytes that came before the start are written at once. */
+		bad |= event_add(&proc->stdin_event, NULL);
+	} else if (proc->stdin_fd >= 0) {
 		bad |= event_assign(&proc->stdin_event, proc->base, proc->stdin_fd, EV_WRITE | EV_PERSIST,
 			stdin_writable, proc);
 		bad |= event_add(&proc->stdin_event, NULL);
@@ -823,7 +913,7 @@ static int watch(struct proc *proc)
 int proc_start(struct event_base *base, const struct execargs *args,
 	const struct proc_options *options, proc_done_fn *done, void *arg, struct proc **out)
 {
-	static const struct proc_options defaults = {0, 0, NULL};
+	static const struct proc_options defaults = {0, 0, NULL, NULL, NULL};
 	struct proc *proc;
 	int rv;
 
@@ -841,6 +931,8 @@ int proc_start(struct event_base *base, const struct execargs *args,
 	proc->cgroup.fd = -1;
 	proc->stdin_fd = -1;
 	proc->capture = args->capture;
+	proc->log = options->log != NULL ? outlog_ref(options->log) : NULL;
+	proc->input = options->input != NULL ? inbuf_ref(options->input) : NULL;
 	proc->linger = options->linger > 0 ? options->linger : PROC_DEFAULT_LINGER;
 	for (int i = 0; i < STREAM_COUNT; i++) {
 		proc->streams[i].proc = proc;
@@ -871,7 +963,8 @@ int proc_start(struct event_base *base, const struct execargs *args,
 	if (event_assign(&proc->kill_timer, base, -1, 0, kill_due, proc) < 0 ||
 		event_assign(&proc->linger_timer, base, -1, 0, linger_expired, proc) < 0 ||
 		event_assign(&proc->finish_event, base, -1, 0, finish_due, proc) < 0 ||
-		event_assign(&proc->cgroup_timer, base, -1, 0, cgroup_poll_due, proc) < 0) {
+		event_assign(&proc->cgroup_timer, base, -1, 0, cgroup_poll_due, proc) < 0 ||
+		event_assign(&proc->resume_timer, base, -1, 0, resume_due, proc) < 0) {
 		rv = WEFT_EINTERNAL;
 		goto fail;
 	}

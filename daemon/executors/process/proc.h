@@ -51,13 +51,15 @@
  * The result, a JSON object handed to done:
  *   {"exit_code": 0, "signal": null, "stdout": "...", "stderr": "...",
  *    "truncated": false, "duration": 0.012, "pid": 123}
+ * (every byte read also goes to options->log, outlog.h, for live readers)
  *   exit_code: the exit status, or null when killed by a signal or never run
  *   signal:    the number of the signal that killed it, or null
- *   stdout, stderr: the captured text, or null without capture. Output is
- *              bytes; JSON strings must be UTF-8, so every byte sequence that
- *              is not valid UTF-8 is replaced by U+FFFD (as Python's
- *              errors="replace" does); a multi-byte character cut by the cap
- *              becomes U+FFFD too. NUL bytes are kept ("\u0000").
+ *   stdout, stderr: the captured output, or null without capture. As text
+ *              when both streams are valid UTF-8 (NUL bytes kept as
+ *              "\u0000"); otherwise both in base64 and the result has
+ *              "encoding": "base64", so no byte is lost or replaced (a
+ *              multi-byte character cut by the cap counts as not UTF-8).
+ *   encoding:  "base64" in that case, absent otherwise
  *   truncated: true when either stream went past output_max
  *   duration:  seconds from the start to the exit of the command
  *   pid:       the process id, or null when no process was made
@@ -81,6 +83,8 @@
 
 
 struct proc;
+struct outlog;
+struct inbuf;
 
 /* What the daemon decides, as opposed to what the job asks (execargs). */
 struct proc_options {
@@ -89,6 +93,17 @@ struct proc_options {
 	/* Borrowed for the call of proc_start only. NULL: run as the daemon, and
 	 * the environment has no HOME/USER/LOGNAME (SHELL=/bin/sh). */
 	const struct account *identity;
+	/* Where every byte read from stdout and stderr also goes (outlog.h), for
+	 * readers while the job runs; borrowed for the call (proc takes its own
+	 * reference and ends the log when it is freed). NULL: none. With a log
+	 * that asks for backpressure, proc stops reading the pipes while
+	 * outlog_full says so. */
+	struct outlog *log;
+	/* Where the command's stdin comes from while it runs (inbuf.h), instead
+	 * of the job's `stdin` text; borrowed for the call (proc takes its own
+	 * reference and ends it when the pipe closes or the proc is freed).
+	 * NULL: none. */
+	struct inbuf *input;
 };
 
 enum proc_status {

@@ -1,0 +1,206 @@
+/*
+ * The `output` op: an exec job's output as bytes (weft/client.h). The reply
+ * carries the bytes in base64 (proto/base64.h); this decodes them.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "client/allocator.h"
+#include "client/async.h"
+#include "client/connection.h"
+#include "client/last_error.h"
+#include "proto/base64.h"
+#include "proto/proto.h"
+
+static const char *const stream_names[] = {"stdout", "stderr", "both"};
+
+void weft_output_free(weft_output *output)
+{
+	if (output == NULL)
+		return;
+	allocator_free(output->data);
+	allocator_free(output->runs);
+	allocator_free(output);
+}
+
+/* Takes the base64 "data" out of an output reply, decoded into call->bytes,
+ * and leaves "data":"" for the parser. weftd writes the key once, at the top
+ * level; base64 has no '"' or '\\', so the value ends at the next '"'. A
+ * reply without the key (an error) is left alone. */
+static int take_data(weft_call *call, nng_msg *message)
+{
+	static const char key[] = "\"data\":\"";
+	char *body = nng_msg_body(message);
+	size_t size = nng_msg_len(message);
+	char *start = memmem(body, size, key, sizeof(key) - 1);
+	if (start == NULL)
+		return WEFT_OK;
+	start += sizeof(key) - 1;
+	char *end = memchr(start, '"', size - (size_t)(start - body));
+	if (end == NULL)
+		return last_error_set(WEFT_EPROTO, "weftd's reply to 'output' has unended data");
+	size_t length = (size_t)(end - start);
+	if (length == 0)
+		return WEFT_OK;
+	call->bytes = allocator_alloc(base64_decoded_max(length));
+	if (call->bytes == NULL)
+		return last_error_set(WEFT_ENOMEM, "out of memory for %zu bytes of output", length);
+	if (!base64_decode(start, length, call->bytes, &call->byte_count))
+		return last_error_set(WEFT_EPROTO, "weftd's reply to 'output' has data that is not "
+		                                   "base64");
+	memmove(start, end, size - (size_t)(end - body));
+	nng_msg_chop(message, length);
+	return WEFT_OK;
+}
+
+static const struct async_op output_op = {.name = "output", .take = take_data};
+
+static bool read_count(const json_t *reply, const char *key, uint64_t *out)
+{
+	const json_t *value = json_object_get(reply, key);
+	if (!json_is_integer(value) || json_integer_value(value) < 0)
+		return false;
+	*out = (uint64_t)json_integer_value(value);
+	return true;
+}
+
+/* Fills output from the reply (borrowed); data: the decoded bytes (taken). */
+static int decode_reply(const json_t *reply, weft_stream stream, unsigned char *data,
+                        size_t length, weft_output *output)
+{
+	output->data = data;
+	output->length = length;
+	if (!json_is_string(json_object_get(reply, "data")) ||
+	    !read_count(reply, "offset", &output->offset) ||
+	    !read_count(reply, "next", &output->next) || !read_count(reply, "lost", &output->lost))
+		return connection_bad_reply("output", "data, offset, next and lost");
+	output->eof = json_is_true(json_object_get(reply, "eof"));
+	output->started = json_is_true(json_object_get(reply, "started"));
+	if (output->next - output->offset != output->length)
+		return connection_bad_reply("output", "as many bytes as next - offset");
+	if (stream != WEFT_STREAM_BOTH)
+		return WEFT_OK;
+	const json_t *runs = json_object_get(reply, "runs");
+	if (!json_is_array(runs))
+		return connection_bad_reply("output", "runs");
+	size_t count = json_array_size(runs), sum = 0;
+	if (count > 0) {
+		output->runs = allocator_calloc(count, sizeof(*output->runs));
+		if (output->runs == NULL)
+			return last_error_set(WEFT_ENOMEM, "out of memory for the output's runs");
+	}
+	for (size_t i = 0; i < count; i++) {
+		const json_t *run = json_array_get(runs, i);
+		const json_t *which = json_array_get(run, 0), *size = json_array_get(run, 1);
+		if (!json_is_integer(which) || json_integer_value(which) < 0 ||
+		    json_integer_value(which) > 1 || !json_is_integer(size) ||
+		    json_integer_value(size) < 1)
+			return connection_bad_reply("output", "runs of [stream, length]");
+		output->runs[i].stream = (weft_stream)json_integer_value(which);
+		output->runs[i].length = (size_t)json_integer_value(size);
+		sum += output->runs[i].length;
+	}
+	output->run_count = count;
+	if (sum != output->length)
+		return connection_bad_reply("output", "runs that add up to the data");
+	return WEFT_OK;
+}
+
+int weft_output_read(weft_client *client, uint64_t id, weft_stream stream, int64_t offset,
+                     size_t max, double wait, weft_output **out)
+{
+	last_error_clear();
+	int rv = connection_check_id(id);
+	if (rv != WEFT_OK)
+		return rv;
+	if (out == NULL || (int)stream < 0 || stream > WEFT_STREAM_BOTH)
+		return last_error_set(WEFT_EINVAL, "weft_output_read needs a stream and somewhere to "
+		                                   "put the output");
+	if (!(wait >= 0) || wait > PROTO_OUTPUT_MAX_WAIT)
+		return last_error_set(WEFT_EINVAL, "wait must be from 0 to %d seconds",
+		                      PROTO_OUTPUT_MAX_WAIT);
+	if (max > PROTO_OUTPUT_MAX_MAX)
+		max = PROTO_OUTPUT_MAX_MAX;
+	json_t *request = json_pack("{s:s, s:I, s:s, s:I, s:f}", "op", "output", "id",
+	                            (json_int_t)id, "stream", stream_names[stream], "offset",
+	                            (json_int_t)offset, "wait", wait);
+	if (request != NULL && max > 0)
+		json_object_set_new(request, "max", json_integer((json_int_t)max));
+	if (request == NULL)
+		return last_error_set(WEFT_ENOMEM, "out of memory building a request");
+	weft_call *call = NULL;
+	if ((rv = async_call_new(client, &output_op, NULL, &call)) != WEFT_OK) {
+		json_decref(request);
+		return rv;
+	}
+	if ((rv = async_call_set_request_json(call, request, wait)) != WEFT_OK) {
+		weft_call_free(call);
+		return rv;
+	}
+	if ((rv = async_call_start(call, NULL)) != WEFT_OK)
+		return rv; /* the call is freed */
+	if ((rv = async_call_wait(call)) != WEFT_OK) {
+		weft_call_free(call);
+		return rv;
+	}
+	weft_output *output = allocator_calloc(1, sizeof(*output));
+	if (output == NULL) {
+		weft_call_free(call);
+		return last_error_set(WEFT_ENOMEM, "out of memory for the output");
+	}
+	rv = decode_reply(call->reply, stream, call->bytes, call->byte_count, output);
+	call->bytes = NULL; /* the output's now */
+	weft_call_free(call);
+	if (rv != WEFT_OK) {
+		weft_output_free(output);
+		return rv;
+	}
+	*out = output;
+	return WEFT_OK;
+}
+
+int weft_input_write(weft_client *client, uint64_t id, const void *data, size_t length, bool eof,
+                     size_t *accepted, bool *started, bool *closed)
+{
+	last_error_clear();
+	int rv = connection_check_id(id);
+	if (rv != WEFT_OK)
+		return rv;
+	if (accepted == NULL || started == NULL || closed == NULL || (data == NULL && length > 0))
+		return last_error_set(WEFT_EINVAL, "weft_input_write needs the bytes and somewhere "
+		                                   "to put accepted, started and closed");
+	/* Written by hand: the JSON encoder would look at every base64 byte. */
+	static const char tail[] = "\"}";
+	char head[96];
+	int head_length = snprintf(head, sizeof(head),
+	                           "{\"op\":\"input\",\"id\":%llu,\"eof\":%s,\"data\":\"",
+	                           (unsigned long long)id, eof ? "true" : "false");
+	size_t size = base64_encoded_size(length);
+	size_t total = (size_t)head_length + size + sizeof(tail) - 1;
+	char *text = allocator_alloc(total);
+	if (text == NULL)
+		return last_error_set(WEFT_ENOMEM, "out of memory for %zu bytes of input", length);
+	memcpy(text, head, (size_t)head_length);
+	base64_encode(data, length, text + head_length);
+	memcpy(text + head_length + size, tail, sizeof(tail) - 1);
+	json_t *reply = NULL;
+	rv = connection_round_trip(client, text, total, 0, &reply);
+	allocator_free(text);
+	if (rv != WEFT_OK)
+		return rv;
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		rv = last_error_set_from_reply(reply);
+		json_decref(reply);
+		return rv;
+	}
+	uint64_t taken = 0;
+	if (!read_count(reply, "accepted", &taken) || taken > length) {
+		json_decref(reply);
+		return connection_bad_reply("input", "how many bytes were accepted");
+	}
+	*accepted = (size_t)taken;
+	*started = json_is_true(json_object_get(reply, "started"));
+	*closed = json_is_true(json_object_get(reply, "closed"));
+	json_decref(reply);
+	return WEFT_OK;
+}

@@ -1,0 +1,113 @@
+/*
+ * outlog: the output of exec jobs kept as bytes for readers (the `output`
+ * op), while the job runs and after it ended.
+ *
+ * One log per job id, in one table. A log holds a window of the most recent
+ * output: chunks in the order they were read from the pipes, each tagged
+ * with its stream, numbered three ways: by byte of stdout, by byte of
+ * stderr, and by byte of both merged in the order weftd read them. Bytes that
+ * leave the window (it is full, or its owner's budget is) are gone; a reader
+ * asking for them is told how many it lost.
+ *
+ * Budgets: a window holds at most `window` bytes (chunk headers counted);
+ * all the logs of one user hold at most `budget` bytes. Past the budget the
+ * user's finished logs are dropped first, oldest first, then the growing
+ * log's own oldest chunks. So memory is bounded per user by
+ * max(budget, running jobs × one chunk).
+ *
+ * Backpressure (a job's `output_wait`): when the window holds `window` bytes
+ * that no reader has read yet, outlog_full says so and the process executor
+ * stops reading the pipes (the command blocks on its next write) until a
+ * reader reads, or until no reader has read for `idle` seconds (outlog_init).
+ *
+ * Threads: every function may be called from any thread. Each log has its
+ * own lock; the table has one lock (order: table, then log). Watch callbacks
+ * run with no lock held, on the appending thread (a worker loop).
+ */
+#ifndef OUTLOG_H
+#define OUTLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define OUTLOG_DEFAULT_WINDOW ((size_t)4 * 1024 * 1024)
+#define OUTLOG_DEFAULT_BUDGET ((size_t)64 * 1024 * 1024)
+/* A backpressured job runs free again when no reader has read for this long
+ * (the default of --output-idle): a reader that went away cannot stop a job
+ * for ever. */
+#define OUTLOG_IDLE_SECONDS 10.0
+
+enum outlog_stream { OUTLOG_STDOUT, OUTLOG_STDERR, OUTLOG_BOTH };
+
+struct outlog;
+
+/* A reader waiting for bytes past its offset; embedded in the waiter, which
+ * owns it. notify is called once, with no lock held, when bytes arrive or the
+ * log ends — unless outlog_unwatch removed it first. */
+struct outlog_watch {
+	struct outlog_watch *next, *previous; /* guarded by the log's lock */
+	enum outlog_stream stream;
+	uint64_t offset;
+	void (*notify)(struct outlog_watch *watch);
+};
+
+/* What outlog_read returns. data is owned by the caller (free), NULL when
+ * length is 0. For OUTLOG_BOTH, runs lists the stream of each run of bytes
+ * in order: run_count pairs (stream, length), owned (free). */
+struct outlog_slice {
+	char *data;
+	size_t length;
+	uint64_t offset; /* where data starts: the asked offset, or later when lost > 0 */
+	uint64_t next;   /* the offset to ask for next */
+	uint64_t lost;   /* bytes between the asked offset and `offset` that left the window */
+	bool eof;        /* the job's output has ended and `next` is its end */
+	size_t run_count;
+	struct { enum outlog_stream stream; size_t length; } *runs;
+};
+
+/* Sets the window, the budget and the idle time (0: defaults). Main thread,
+ * before jobs run. */
+void outlog_init(size_t window, size_t budget, double idle);
+/* Drops every log. Main thread, when no job runs and no reader waits. */
+void outlog_fini(void);
+
+/* The log of job `id`, made (owned by uid) when it does not exist: a new
+ * reference. wait_for_readers: the job asks for backpressure (sticky: once
+ * asked, kept). Reopening a log whose job ended (a retry) continues it. */
+struct outlog *outlog_open(uint64_t id, uid_t owner, bool wait_for_readers);
+/* Whether the log has ended (its process is gone). */
+bool outlog_ended(struct outlog *log);
+/* Bytes appended so far to `stream` (OUTLOG_BOTH: to both). */
+uint64_t outlog_total(struct outlog *log, enum outlog_stream stream);
+/* The log of job `id`: a new reference, or NULL when there is none (never
+ * made, or dropped for the budget). */
+struct outlog *outlog_find(uint64_t id);
+struct outlog *outlog_ref(struct outlog *log);
+void outlog_unref(struct outlog *log);
+
+/* The producer's side (the proc reading the pipes). */
+void outlog_append(struct outlog *log, enum outlog_stream stream, const void *data, size_t length);
+/* The output ended (the process is reaped, or never ran): wakes every reader. */
+void outlog_end(struct outlog *log);
+/* The producer should stop reading for now (see Backpressure). */
+bool outlog_full(struct outlog *log);
+
+/* Reads up to max bytes of `stream` from offset. Returns WEFT_OK (slice
+ * filled; length 0 when nothing is there yet) or WEFT_ENOMEM. */
+int outlog_read(struct outlog *log, enum outlog_stream stream, uint64_t offset, size_t max,
+                struct outlog_slice *out);
+void outlog_slice_clear(struct outlog_slice *slice);
+
+/* Registers a watch for bytes of watch->stream past watch->offset. Returns
+ * false without registering when there are some already, or the log ended. */
+bool outlog_watch(struct outlog *log, struct outlog_watch *watch);
+/* Returns true when removed; false when notify has been or is being called. */
+bool outlog_unwatch(struct outlog *log, struct outlog_watch *watch);
+
+/* Bytes held by all logs of uid, and by all logs (stats, tests). */
+size_t outlog_held(uid_t uid);
+size_t outlog_held_total(void);
+
+#endif
