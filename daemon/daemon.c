@@ -48,6 +48,7 @@
 #include "daemon/executors/process/exec.h"
 #include "daemon/core/functions.h"
 #include "daemon/executors/group/gather.h"
+#include "daemon/executors/io/http.h"
 #include "daemon/core/principal.h"
 #include "daemon/core/quota.h"
 #include "daemon/core/jobs.h"
@@ -282,6 +283,7 @@ static void pipe_closed_on_worker(void *argument);
 static void worker_exit(struct event_base *base)
 {
 	proc_shutdown(base);
+	http_worker_exit(base);
 	schedule_worker_exit(base);
 }
 
@@ -625,13 +627,18 @@ static int executors_init(const struct options *options)
 	static const struct function *const builtins[] = {
 		&echo_function,        &sleep_function,  &exec_function,
 		&spawn_tree_function,  &await_function,  &gather_function,
-		&race_function,
+		&race_function,        &http_get_function, &http_request_function,
 		&testhooks_stall_function, /* refused and unlisted without --test-hooks */
 	};
 	int rv = exec_init(options->procs, options->output_max);
 	if (rv != WEFT_OK)
 		return rv;
 	if ((rv = threaded_init(options->threads)) != WEFT_OK) {
+		exec_fini();
+		return rv;
+	}
+	if ((rv = http_init()) != WEFT_OK) {
+		threaded_fini();
 		exec_fini();
 		return rv;
 	}
@@ -642,6 +649,7 @@ static int executors_init(const struct options *options)
 	for (size_t i = 0; rv == WEFT_OK && (function = threaded_function(i)) != NULL; i++)
 		rv = functions_register(function);
 	if (rv != WEFT_OK) {
+		http_fini();
 		threaded_fini();
 		exec_fini();
 	}
@@ -651,6 +659,7 @@ static int executors_init(const struct options *options)
 /* Stops the executors: the thread pool's threads are told to stop. Main thread. */
 static void executors_fini(void)
 {
+	http_fini();
 	threaded_fini();
 	exec_fini();
 }
