@@ -49,6 +49,7 @@
 #include "daemon/core/functions.h"
 #include "daemon/executors/group/gather.h"
 #include "daemon/executors/io/http.h"
+#include "daemon/executors/io/redis.h"
 #include "daemon/core/principal.h"
 #include "daemon/core/quota.h"
 #include "daemon/core/jobs.h"
@@ -284,6 +285,7 @@ static void worker_exit(struct event_base *base)
 {
 	proc_shutdown(base);
 	http_worker_exit(base);
+	redis_worker_exit(base);
 	schedule_worker_exit(base);
 }
 
@@ -628,6 +630,7 @@ static int executors_init(const struct options *options)
 		&echo_function,        &sleep_function,  &exec_function,
 		&spawn_tree_function,  &await_function,  &gather_function,
 		&race_function,        &http_get_function, &http_request_function,
+		&redis_command_function,
 		&testhooks_stall_function, /* refused and unlisted without --test-hooks */
 	};
 	int rv = exec_init(options->procs, options->output_max);

@@ -5,3 +5,11 @@ $(BUILD)/tests/check_http: $(BUILD)/tests/check_http.o $(BUILD)/tests/http_serve
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 $(BUILD)/tests/http_server.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 CHECK_PROGS += $(BUILD)/tests/check_http
+
+# redis.command against a real redis-server (a SKIP without one), and as a
+# throwaway user through wire_send.
+$(BUILD)/tests/check_redis: $(BUILD)/tests/check_redis.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
+		$(shell pkg-config --libs hiredis 2>/dev/null) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_redis
