@@ -50,6 +50,7 @@
 #include "daemon/executors/group/gather.h"
 #include "daemon/executors/io/http.h"
 #include "daemon/executors/io/redis.h"
+#include "daemon/executors/plugin/plugin.h"
 #include "daemon/core/principal.h"
 #include "daemon/core/quota.h"
 #include "daemon/core/jobs.h"
@@ -651,7 +652,15 @@ static int executors_init(const struct options *options)
 	const struct function *function;
 	for (size_t i = 0; rv == WEFT_OK && (function = threaded_function(i)) != NULL; i++)
 		rv = functions_register(function);
+	for (size_t i = 0; rv == WEFT_OK && i < options->plugin_count; i++) {
+		char message[512];
+		if ((rv = plugin_load(options->plugins[i], message, sizeof(message))) != WEFT_OK)
+			log_error("%s", message);
+		else
+			log_info("plugin %s loaded", options->plugins[i]);
+	}
 	if (rv != WEFT_OK) {
+		plugin_fini();
 		http_fini();
 		threaded_fini();
 		exec_fini();
@@ -662,6 +671,7 @@ static int executors_init(const struct options *options)
 /* Stops the executors: the thread pool's threads are told to stop. Main thread. */
 static void executors_fini(void)
 {
+	plugin_fini();
 	http_fini();
 	threaded_fini();
 	exec_fini();

@@ -11,7 +11,8 @@ DAEMON_EXECUTOR_SRCS := daemon/executors/inline/echo.c \
 	$(addprefix daemon/executors/thread/,threaded.c threadpool.c blocking.c run_in_thread.c) \
 	$(addprefix daemon/executors/task/,coroutines.c await_job.c) \
 	daemon/executors/group/gather.c \
-	$(addprefix daemon/executors/io/,http.c redis.c)
+	$(addprefix daemon/executors/io/,http.c redis.c) \
+	daemon/executors/plugin/plugin.c
 DAEMON_SERVER_SRCS := $(addprefix daemon/server/,server.c probe.c request.c waiters.c)
 DAEMON_APP_SRCS := $(addprefix daemon/,daemon.c weftd.c ops.c options.c journal.c notify.c testhooks.c)
 DAEMON_CORE_SRCS := $(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) $(DAEMON_SCHED_SRCS) \
@@ -28,6 +29,10 @@ ifeq ($(SANITIZER),)
 WEFTD_ALLOCATOR_LIBS := $(shell pkg-config --libs jemalloc 2>/dev/null)
 endif
 
+# Plugins (include/weft/plugin.h) call the task API inside weftd: its weft_*
+# symbols are exported to them, and nothing else is.
+WEFTD_EXPORTS := -Wl,--export-dynamic-symbol=weft_* -ldl
+
 # The daemon's modules as one archive, so unit tests link exactly what they use.
 $(BUILD)/libweftd.a: $(DAEMON_CORE_OBJS)
 	@mkdir -p $(@D)
@@ -36,7 +41,7 @@ $(BUILD)/libweftd.a: $(DAEMON_CORE_OBJS)
 # The runtime's archive comes after the daemon's, which uses it.
 # Renamed into place like weft (mk/client.mk): a running weftd keeps its file.
 $(BUILD)/weftd: $(BUILD)/daemon/main.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
-	$(CC) $(ALL_LDFLAGS) -o $@.new $^ $(DAEMON_LIBS) $(WEFTD_ALLOCATOR_LIBS)
+	$(CC) $(ALL_LDFLAGS) $(WEFTD_EXPORTS) -o $@.new $^ $(DAEMON_LIBS) $(WEFTD_ALLOCATOR_LIBS)
 	mv -f $@.new $@
 
 ALL_TARGETS += $(BUILD)/weftd
