@@ -10,7 +10,7 @@
  *
  * Build: make examples (build/examples/plugin/example.so); load:
  *   weftd --plugin build/examples/plugin/example.so
- *   weft submit --wait 10 example.add a=1 b=2
+ *   weft call example.add '{"a": 1, "b": 2}' --wait 10
  */
 #include <errno.h>
 #include <stdio.h>
