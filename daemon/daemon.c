@@ -50,6 +50,7 @@
 #include "daemon/executors/group/gather.h"
 #include "daemon/executors/io/http.h"
 #include "daemon/executors/io/redis.h"
+#include "daemon/executors/io/sql.h"
 #include "daemon/executors/plugin/plugin.h"
 #include "daemon/core/principal.h"
 #include "daemon/core/quota.h"
@@ -287,6 +288,7 @@ static void worker_exit(struct event_base *base)
 	proc_shutdown(base);
 	http_worker_exit(base);
 	redis_worker_exit(base);
+	sql_worker_exit(base);
 	schedule_worker_exit(base);
 }
 
@@ -631,7 +633,7 @@ static int executors_init(const struct options *options)
 		&echo_function,        &sleep_function,  &exec_function,
 		&spawn_tree_function,  &await_function,  &gather_function,
 		&race_function,        &http_get_function, &http_request_function,
-		&redis_command_function,
+		&redis_command_function, &sql_query_function,
 		&testhooks_stall_function, /* refused and unlisted without --test-hooks */
 	};
 	int rv = exec_init(options->procs, options->output_max);

@@ -13,3 +13,11 @@ $(BUILD)/tests/check_redis: $(BUILD)/tests/check_redis.o $(BUILD)/tests/fixture.
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(shell pkg-config --libs hiredis 2>/dev/null) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_redis
+
+# sql.query against a real PostgreSQL made by the test (a SKIP without it).
+$(BUILD)/tests/check_sql.o: ALL_CFLAGS += $(shell pkg-config --cflags libpq 2>/dev/null)
+$(BUILD)/tests/check_sql: $(BUILD)/tests/check_sql.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
+		$(shell pkg-config --libs libpq 2>/dev/null) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_sql
