@@ -21,3 +21,10 @@ $(BUILD)/tests/check_sql: $(BUILD)/tests/check_sql.o $(BUILD)/tests/fixture.o \
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(shell pkg-config --libs libpq 2>/dev/null) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_sql
+
+# Issue 15's benchmark: concurrent http.get against the Python peers.
+$(BUILD)/bench/io/http_bench: $(BUILD)/bench/io/http_bench.o $(BUILD)/tests/http_server.o \
+		$(BUILD)/tests/fixture.o $(BUILD)/tests/wire.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+$(BUILD)/bench/io/http_bench.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+BENCH_PROGS += $(BUILD)/bench/io/http_bench
