@@ -158,7 +158,9 @@ START_TEST(test_only_http_and_https_are_reachable)
 	json_t *reply = run(&daemon, "http.get", args);
 	ck_assert_str_eq(text(reply, "state"), "failed");
 	ck_assert_str_eq(error_type(reply), "HTTPError");
-	ck_assert_ptr_null(strstr(json_dumps(reply, 0), "root:"));
+	char *dump = json_dumps(reply, 0);
+	ck_assert_ptr_null(strstr(dump, "root:"));
+	free(dump);
 	json_decref(reply);
 	fixture_stop(&daemon);
 	http_server_stop(server);

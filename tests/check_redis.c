@@ -235,8 +235,9 @@ START_TEST(test_server_errors_fail_with_redis_error)
 	ck_assert_str_eq(error_type(reply), "ConnectionError");
 	json_decref(reply);
 	/* A reply past max_size. */
-	freeReplyObject(redisCommand(redis.control, "SET big %b", memset(malloc(3000000), 'x', 3000000),
-	                             (size_t)3000000));
+	char *big = memset(malloc(3000000), 'x', 3000000);
+	freeReplyObject(redisCommand(redis.control, "SET big %b", big, (size_t)3000000));
+	free(big);
 	reply = command(&daemon, url, "[\"GET\",\"big\"]");
 	ck_assert_str_eq(error_type(reply), "ResponseTooLarge");
 	json_decref(reply);
