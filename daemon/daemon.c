@@ -51,6 +51,7 @@
 #include "daemon/executors/io/http.h"
 #include "daemon/executors/io/redis.h"
 #include "daemon/executors/io/sql.h"
+#include "daemon/executors/io/sql_mysql.h"
 #include "daemon/executors/plugin/plugin.h"
 #include "daemon/core/principal.h"
 #include "daemon/core/quota.h"
@@ -289,6 +290,7 @@ static void worker_exit(struct event_base *base)
 	http_worker_exit(base);
 	redis_worker_exit(base);
 	sql_worker_exit(base);
+	sql_mysql_worker_exit(base);
 	schedule_worker_exit(base);
 }
 
@@ -648,6 +650,12 @@ static int executors_init(const struct options *options)
 		exec_fini();
 		return rv;
 	}
+	if ((rv = sql_mysql_init()) != WEFT_OK) {
+		http_fini();
+		threaded_fini();
+		exec_fini();
+		return rv;
+	}
 	functions_clear();
 	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]) && rv == WEFT_OK; i++)
 		rv = functions_register(builtins[i]);
@@ -663,6 +671,7 @@ static int executors_init(const struct options *options)
 	}
 	if (rv != WEFT_OK) {
 		plugin_fini();
+		sql_mysql_fini();
 		http_fini();
 		threaded_fini();
 		exec_fini();
@@ -674,6 +683,7 @@ static int executors_init(const struct options *options)
 static void executors_fini(void)
 {
 	plugin_fini();
+	sql_mysql_fini();
 	http_fini();
 	threaded_fini();
 	exec_fini();

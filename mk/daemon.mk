@@ -11,15 +11,16 @@ DAEMON_EXECUTOR_SRCS := daemon/executors/inline/echo.c \
 	$(addprefix daemon/executors/thread/,threaded.c threadpool.c blocking.c run_in_thread.c) \
 	$(addprefix daemon/executors/task/,coroutines.c await_job.c) \
 	daemon/executors/group/gather.c \
-	$(addprefix daemon/executors/io/,http.c redis.c sql.c) \
+	$(addprefix daemon/executors/io/,http.c redis.c sql.c sql_mysql.c) \
 	daemon/executors/plugin/plugin.c
 DAEMON_SERVER_SRCS := $(addprefix daemon/server/,server.c probe.c request.c waiters.c)
 DAEMON_APP_SRCS := $(addprefix daemon/,daemon.c weftd.c ops.c options.c journal.c notify.c testhooks.c)
 DAEMON_CORE_SRCS := $(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) $(DAEMON_SCHED_SRCS) \
 	$(DAEMON_EXECUTOR_SRCS) $(DAEMON_SERVER_SRCS) $(DAEMON_APP_SRCS) $(PROTO_SRCS)
 # The IO built-ins (daemon/executors/io/): libcurl for http.*, hiredis for
-# redis.*, libpq for sql.query.
-IO_LIBS := $(shell pkg-config --libs libcurl hiredis libpq 2>/dev/null)
+# redis.*, libpq and MariaDB Connector/C for sql.query.
+IO_LIBS := $(shell pkg-config --libs libcurl hiredis libpq libmariadb 2>/dev/null)
+$(BUILD)/daemon/executors/io/sql_mysql.o: ALL_CFLAGS += $(shell pkg-config --cflags libmariadb 2>/dev/null)
 $(BUILD)/daemon/executors/io/sql.o: ALL_CFLAGS += $(shell pkg-config --cflags libpq 2>/dev/null)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) \

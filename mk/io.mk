@@ -28,3 +28,11 @@ $(BUILD)/bench/io/http_bench: $(BUILD)/bench/io/http_bench.o $(BUILD)/tests/http
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 $(BUILD)/bench/io/http_bench.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 BENCH_PROGS += $(BUILD)/bench/io/http_bench
+
+# sql.query's MySQL/MariaDB half against a real mariadbd (a SKIP without it).
+$(BUILD)/tests/check_mysql.o: ALL_CFLAGS += $(shell pkg-config --cflags libmariadb 2>/dev/null)
+$(BUILD)/tests/check_mysql: $(BUILD)/tests/check_mysql.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
+		$(shell pkg-config --libs libmariadb 2>/dev/null) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_mysql

@@ -288,7 +288,8 @@ START_TEST(test_bad_arguments_are_refused_at_submit)
 	fixture_start(&daemon, NULL);
 	static const char *const refused[] = {
 	        "{\"sql\":\"SELECT 1\"}",
-	        "{\"url\":\"mysql://127.0.0.1/x\",\"sql\":\"SELECT 1\"}",
+	        "{\"url\":\"mysql://db.example.com/x\",\"sql\":\"SELECT 1\"}",
+	        "{\"url\":\"mysql://127.0.0.1/x?local_infile=1\",\"sql\":\"SELECT 1\"}",
 	        "{\"url\":\"postgresql://db.example.com/x\",\"sql\":\"SELECT 1\"}",
 	        "{\"url\":\"postgresql://127.0.0.1/x?passfile=/root/.pgpass\",\"sql\":\"SELECT 1\"}",
 	        "{\"url\":\"postgresql://127.0.0.1/x\"}",

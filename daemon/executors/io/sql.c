@@ -1,5 +1,5 @@
 /*
- * sql.query for PostgreSQL; see sql.h.
+ * sql.query for PostgreSQL (MySQL/MariaDB URLs go to sql_mysql.c); see sql.h.
  *
  * Design. Everything runs on one worker's thread: its pool (struct
  * sql_loop, thread-local, made on first use), its connections, the calls on
@@ -36,6 +36,7 @@
 #include "daemon/core/functions.h"
 #include "daemon/core/jobs.h"
 #include "daemon/core/principal.h"
+#include "daemon/executors/io/sql_mysql.h"
 #include "daemon/runtime/runtime.h"
 #include "daemon/sched/runner.h"
 #include "daemon/sched/workers.h"
@@ -129,13 +130,10 @@ static int parse_url(const char *url, struct sql_target *target, struct problem 
 		rest = url + 13;
 	else if (strncmp(url, "postgres://", 11) == 0)
 		rest = url + 11;
-	else if (strncmp(url, "mysql://", 8) == 0 || strncmp(url, "mariadb://", 10) == 0)
-		return problem_set(problem, WEFT_EBADARGS, "args.url",
-		                   "sql.query speaks PostgreSQL only in this weftd; MySQL/MariaDB is not "
-		                   "built in yet");
 	else
 		return problem_set(problem, WEFT_EBADARGS, "args.url",
-		                   "'url' must be postgresql://user:password@host:port/dbname");
+		                   "'url' must be postgresql://user:password@host:port/dbname or "
+		                   "mysql://user:password@host:port/dbname");
 	const char *end = rest + strcspn(rest, "/?");
 	const char *at = memchr(rest, '@', (size_t)(end - rest));
 	if (at != NULL) {
@@ -217,8 +215,9 @@ static int parse_url(const char *url, struct sql_target *target, struct problem 
 /* ---- arguments ---- */
 
 static const struct function_argument sql_arguments[] = {
-	{"url", "string (required): postgresql://user:password@host:port/dbname[?host=/socket/dir]"},
-	{"sql", "string (required): one statement; $1, $2... are the params"},
+	{"url", "string (required): postgresql://user:password@host:port/dbname[?host=/socket/dir] or "
+	        "mysql://user:password@host:port/dbname[?socket=/path]"},
+	{"sql", "string (required): one statement; $1, $2... (PostgreSQL) or ? (MySQL) are the params"},
 	{"params", "array (optional): the parameters, bound (never interpolated); null, booleans, "
 	           "numbers, strings; arrays and objects are sent as JSON text"},
 	{"timeout", "number > 0 (optional): seconds for waiting, connecting and the query; 30 by default"},
@@ -236,8 +235,12 @@ static int sql_check(const struct function *function, const json_t *args, struct
 		return problem_set(problem, WEFT_EBADARGS, "args.url",
 		                   "sql.query needs 'url', a postgresql:// URL of at most %d bytes", SQL_URL_MAX);
 	struct sql_target target;
-	if ((rv = parse_url(json_string_value(url), &target, problem)) != WEFT_OK)
+	if (sql_mysql_url_is_mine(json_string_value(url))) {
+		if ((rv = sql_mysql_url_check(json_string_value(url), problem)) != WEFT_OK)
+			return rv;
+	} else if ((rv = parse_url(json_string_value(url), &target, problem)) != WEFT_OK) {
 		return rv;
+	}
 	const json_t *sql = json_object_get(args, "sql");
 	if (!json_is_string(sql) || json_string_length(sql) == 0 || json_string_length(sql) > SQL_TEXT_MAX ||
 	    strlen(json_string_value(sql)) != json_string_length(sql))
@@ -784,6 +787,10 @@ static void sql_start(struct job_attempt *attempt)
 {
 	const json_t *args = attempt->job->args;
 	const char *url = json_string_value(json_object_get(args, "url"));
+	if (sql_mysql_url_is_mine(url)) {
+		sql_mysql_start(attempt);
+		return;
+	}
 	struct problem problem;
 	problem_init(&problem);
 	struct sql_call *call = memory_zalloc(sizeof(*call));
@@ -830,6 +837,10 @@ static void sql_start(struct job_attempt *attempt)
 /* The attempt's worker: cancelled or timed out. */
 static void sql_stop(struct job_attempt *attempt)
 {
+	if (sql_mysql_url_is_mine(json_string_value(json_object_get(attempt->job->args, "url")))) {
+		sql_mysql_stop(attempt);
+		return;
+	}
 	struct sql_call *call = attempt->data;
 	if (call == NULL)
 		return;
@@ -851,7 +862,7 @@ static void sql_stop(struct job_attempt *attempt)
 const struct function sql_query_function = {
 	.name = "sql.query",
 	.executor = FUNCTION_LOOP,
-	.summary = "one SQL statement with bound parameters on PostgreSQL, on a worker loop; "
+	.summary = "one SQL statement with bound parameters on PostgreSQL or MySQL/MariaDB, on a worker loop; "
 	           "result {columns, rows, affected}",
 	.arguments = sql_arguments,
 	.check = sql_check,

@@ -18,20 +18,17 @@
  * server's peer authentication would see the daemon's uid (root). The user
  * defaults to the owner's account name; no password file, service file or
  * client certificate of the daemon's is ever read (passfile is /dev/null).
- * mysql:// URLs are refused: MariaDB is not built in yet.
+ * mysql:// and mariadb:// URLs go to sql_mysql.h, under the same rules.
  */
 #ifndef SQL_H
 #define SQL_H
+
+#include "daemon/executors/io/sql_limits.h"
 
 struct event_base;
 struct function;
 
 extern const struct function sql_query_function;
-
-#define SQL_POOL_MAX 8
-#define SQL_IDLE_SECONDS 30
-#define SQL_RESULT_MAX (16u << 20)
-#define SQL_RESULT_DEFAULT (1u << 20)
 
 /* A worker's thread, as it stops: closes its connections (daemon.c). */
 void sql_worker_exit(struct event_base *base);
