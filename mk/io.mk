@@ -1,8 +1,9 @@
 # The IO built-ins (daemon/executors/io/) end to end, against servers the
 # tests start themselves (tests/http_server.c: libevent's evhttp).
 $(BUILD)/tests/check_http: $(BUILD)/tests/check_http.o $(BUILD)/tests/http_server.o \
-		$(BUILD)/tests/fixture.o $(BUILD)/tests/wire.o
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+		$(BUILD)/tests/fixture.o $(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o \
+		| $(BUILD)/tests/helpers/wire_send
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 $(BUILD)/tests/http_server.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 CHECK_PROGS += $(BUILD)/tests/check_http
 

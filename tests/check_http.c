@@ -1,14 +1,22 @@
 /* http.get and http.request end to end, against the tests' own HTTP server
  * (tests/http_server.h) on 127.0.0.1. */
 #include <check.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/as_user.h"
 #include "tests/fixture.h"
 #include "tests/http_server.h"
 #include "tests/wire.h"
+
+static char trust_skip[256];
+static struct user stranger;
+static char sender[PATH_MAX];
 
 static const char *text(const json_t *object, const char *name)
 {
@@ -338,6 +346,38 @@ START_TEST(test_connections_are_reused_across_jobs)
 }
 END_TEST
 
+/* A connection kept for one user's jobs never carries another user's request. */
+START_TEST(test_connections_are_pooled_per_owner)
+{
+	if (trust_skip[0] != '\0')
+		return;
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	const char *const one_worker[] = {"--workers", "1", NULL};
+	fixture_start(&daemon, one_worker);
+	chmod(daemon.directory, 0755);
+	char args[256], base[64], request[512], buffer[65536];
+	snprintf(args, sizeof(args), "{\"url\":\"%s/peer\"}", http_server_url(server, base, 64));
+	json_t *first = run(&daemon, "http.get", args);
+	snprintf(request, sizeof(request), "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":%s,\"wait\":30}",
+	         args);
+	char *argv[] = {sender, daemon.url, request, NULL};
+	ck_assert_int_eq(as_user_run(stranger.uid, stranger.gid, sender, argv, buffer, sizeof(buffer)), 0);
+	json_t *theirs = json_loads(buffer, 0, NULL);
+	ck_assert_ptr_nonnull(theirs);
+	json_t *again = run(&daemon, "http.get", args);
+	const char *port = text(json_object_get(first, "result"), "body");
+	ck_assert_str_eq(text(json_object_get(again, "result"), "body"), port);
+	ck_assert_str_ne(text(json_object_get(theirs, "result"), "body"), port);
+	ck_assert_int_eq(http_server_connections(server), 2);
+	json_decref(first);
+	json_decref(theirs);
+	json_decref(again);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
 START_TEST(test_a_thousand_concurrent_gets_take_no_thread)
 {
 	enum { COUNT = 1000 };
@@ -414,6 +454,7 @@ static Suite *http_suite(void)
 	tcase_add_test(http, test_timeout_fails_the_job_and_hangs_up);
 	tcase_add_test(http, test_cancel_aborts_the_request_on_the_wire);
 	tcase_add_test(http, test_connections_are_reused_across_jobs);
+	tcase_add_test(http, test_connections_are_pooled_per_owner);
 	suite_add_tcase(suite, http);
 	TCase *load = tcase_create("load");
 	tcase_set_timeout(load, 180);
@@ -424,9 +465,23 @@ static Suite *http_suite(void)
 
 int main(void)
 {
+	/* The other user must reach the fixture's socket: keep it under /tmp. */
+	setenv("TMPDIR", "/tmp", 1);
+	const char *build = getenv("WEFT_BUILD");
+	if (geteuid() != 0)
+		snprintf(trust_skip, sizeof(trust_skip), "not root: needs a throwaway user");
+	else if (build == NULL)
+		snprintf(trust_skip, sizeof(trust_skip), "WEFT_BUILD is unset (make check sets it)");
+	else if (!as_user_create(&stranger, "wth"))
+		snprintf(trust_skip, sizeof(trust_skip), "useradd failed");
+	if (build != NULL)
+		snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
+	if (trust_skip[0] != '\0')
+		as_user_skip(1, "http per-owner pool test", trust_skip);
 	SRunner *runner = srunner_create(http_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);
+	as_user_remove(&stranger);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -1,10 +1,10 @@
 /*
  * http.get / http.request; see http.h.
  *
- * Design. Everything here runs on one worker's thread: the worker's pool
- * (struct http_loop, found through a thread-local pointer, made on the first
- * transfer and freed after HTTP_IDLE_SECONDS without one), its events, and
- * every transfer started on it. A transfer is the attempt's data; it ends in
+ * Design. Everything here runs on one worker's thread: the worker's pools
+ * (struct http_loop, one per owner, listed in a thread-local list, made on
+ * the owner's first transfer and freed after HTTP_IDLE_SECONDS without one),
+ * their events, and every transfer started on them. A transfer is the attempt's data; it ends in
  * exactly one of two places, both on that thread:
  *  - drain(): curl says it is done; the transfer leaves the multi handle and
  *    is freed, then the attempt is completed or failed;
@@ -46,9 +46,11 @@
 #define HTTP_REDIRECTS_DEFAULT 5
 #define HTTP_REDIRECTS_MAX 20
 
-/* A worker's pool. Owned by the worker's thread (thread_loop). */
+/* A worker's pool for one owner. Owned by the worker's thread (thread_loops). */
 struct http_loop {
 	struct event_base *base;
+	uid_t owner;          /* whose jobs' connections these are */
+	struct http_loop *next;
 	CURLM *multi;
 	struct event *timer;  /* curl's timeout */
 	struct event *idle;   /* frees the pool after HTTP_IDLE_SECONDS without transfers */
@@ -84,7 +86,8 @@ struct http_transfer {
 	char quota_message[256];
 };
 
-static _Thread_local struct http_loop *thread_loop;
+/* The worker's pools, one per owner with transfers lately. */
+static _Thread_local struct http_loop *thread_loops;
 
 /* Set by http_init: whether this libcurl resolves names without blocking. */
 static bool async_dns;
@@ -211,17 +214,23 @@ static void on_idle(evutil_socket_t fd, short events, void *argument)
 	struct http_loop *loop = argument;
 	if (loop->transfers != 0)
 		return;
-	thread_loop = NULL;
+	for (struct http_loop **link = &thread_loops; *link != NULL; link = &(*link)->next)
+		if (*link == loop) {
+			*link = loop->next;
+			break;
+		}
 	loop_free(loop);
 }
 
-/* The worker's pool, made on first use. NULL when out of memory. */
-static struct http_loop *loop_get(struct event_base *base)
+/* The worker's pool for owner, made on first use. NULL when out of memory. */
+static struct http_loop *loop_get(struct event_base *base, uid_t owner)
 {
-	if (thread_loop != NULL)
-		return thread_loop;
+	for (struct http_loop *loop = thread_loops; loop != NULL; loop = loop->next)
+		if (loop->owner == owner)
+			return loop;
 	struct http_loop *loop = memory_zalloc(sizeof(*loop));
 	loop->base = base;
+	loop->owner = owner;
 	loop->multi = curl_multi_init();
 	loop->timer = evtimer_new(base, on_timer, loop);
 	loop->idle = evtimer_new(base, on_idle, loop);
@@ -239,17 +248,18 @@ static struct http_loop *loop_get(struct event_base *base)
 	curl_multi_setopt(loop->multi, CURLMOPT_SOCKETDATA, loop);
 	curl_multi_setopt(loop->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
 	curl_multi_setopt(loop->multi, CURLMOPT_TIMERDATA, loop);
-	thread_loop = loop;
+	loop->next = thread_loops;
+	thread_loops = loop;
 	return loop;
 }
 
 void http_worker_exit(struct event_base *base)
 {
-	struct http_loop *loop = thread_loop;
-	if (loop == NULL || loop->base != base)
-		return;
-	thread_loop = NULL;
-	loop_free(loop);
+	while (thread_loops != NULL && thread_loops->base == base) {
+		struct http_loop *loop = thread_loops;
+		thread_loops = loop->next;
+		loop_free(loop);
+	}
 }
 
 /* ---- arguments ---- */
@@ -639,7 +649,7 @@ static void http_start(struct job_attempt *attempt)
 {
 	const json_t *args = attempt->job->args;
 	const char *name = attempt->job->function->name;
-	struct http_loop *loop = loop_get(workers_base(attempt->worker));
+	struct http_loop *loop = loop_get(workers_base(attempt->worker), attempt->job->owner->uid);
 	if (loop == NULL) {
 		runner_fail(attempt, "OSError", NULL, "%s: cannot set up the worker's HTTP pool", name);
 		return;

@@ -2,12 +2,13 @@
  * http.get and http.request: HTTP(S) transfers on the worker loops through
  * libcurl's multi interface, with no thread per transfer (http.c).
  *
- * Each worker has one curl multi handle, driven by its own event_base: curl
- * asks for the sockets and the timer it needs (CURLMOPT_SOCKETFUNCTION,
- * CURLMOPT_TIMERFUNCTION) and the loop tells it when they fire. The multi
- * handle's connection cache is the worker's pool: keep-alive connections are
- * reused by the next transfer to the same host and closed once the worker has
- * had no transfer for HTTP_IDLE_SECONDS.
+ * Each worker has one curl multi handle per owner, driven by its own
+ * event_base: curl asks for the sockets and the timer it needs
+ * (CURLMOPT_SOCKETFUNCTION, CURLMOPT_TIMERFUNCTION) and the loop tells it
+ * when they fire. A multi handle's connection cache is the pool of one
+ * (worker, owner): keep-alive connections are reused by that owner's next
+ * transfer to the same host, never by another user's, and closed once the
+ * owner has had no transfer on that worker for HTTP_IDLE_SECONDS.
  *
  * What a job may reach: http:// and https:// URLs only (never file://,
  * ftp://, a unix socket or another scheme, even through a redirect); TLS peer
