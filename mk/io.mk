@@ -3,8 +3,11 @@
 $(BUILD)/tests/check_http: $(BUILD)/tests/check_http.o $(BUILD)/tests/http_server.o \
 		$(BUILD)/tests/fixture.o $(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o \
 		| $(BUILD)/tests/helpers/wire_send
-	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(HTTP_SERVER_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) \
+		$(CHECK_LIBS)
 $(BUILD)/tests/http_server.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+# The tests' server speaks TLS too (libevent's OpenSSL bufferevents).
+HTTP_SERVER_LIBS = $(EVENT_LIBS) $(shell pkg-config --libs libevent_openssl openssl 2>/dev/null)
 CHECK_PROGS += $(BUILD)/tests/check_http
 
 # redis.command against a real redis-server (a SKIP without one), and as a
@@ -26,7 +29,7 @@ CHECK_PROGS += $(BUILD)/tests/check_sql
 # Issue 15's benchmark: concurrent http.get against the Python peers.
 $(BUILD)/bench/io/http_bench: $(BUILD)/bench/io/http_bench.o $(BUILD)/tests/http_server.o \
 		$(BUILD)/tests/fixture.o $(BUILD)/tests/wire.o
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(HTTP_SERVER_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 $(BUILD)/bench/io/http_bench.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 BENCH_PROGS += $(BUILD)/bench/io/http_bench
 

@@ -346,6 +346,65 @@ START_TEST(test_connections_are_reused_across_jobs)
 }
 END_TEST
 
+/* Makes a CA and a certificate it signs for 127.0.0.1 in directory. */
+static void make_certificates(const char *directory)
+{
+	char command[2048];
+	snprintf(command, sizeof(command),
+	         "cd %s && printf 'subjectAltName=IP:127.0.0.1\\n' > ext && "
+	         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key "
+	         "-out ca.pem -days 1 -subj /CN=weft-test-ca && "
+	         "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key "
+	         "-out server.csr -subj /CN=127.0.0.1 && "
+	         "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem "
+	         "-days 1 -extfile ext",
+	         directory);
+	ck_assert_msg(as_user_shell(command) == 0, "openssl could not make the test certificates");
+}
+
+/* TLS is verified: a server signed by a CA the job names is trusted, the same
+ * server without it is not. */
+START_TEST(test_tls_is_verified_against_the_system_or_the_jobs_ca)
+{
+	char directory[] = "/tmp/weft-tls-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(directory));
+	make_certificates(directory);
+	char certificate[128], key[128], ca_path[128];
+	snprintf(certificate, sizeof(certificate), "%s/server.pem", directory);
+	snprintf(key, sizeof(key), "%s/server.key", directory);
+	snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", directory);
+	struct http_server *server = http_server_start_tls(certificate, key);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char base[64], url[128];
+	snprintf(url, sizeof(url), "%s/hello", http_server_url(server, base, 64));
+	char plain[200];
+	snprintf(plain, sizeof(plain), "{\"url\":\"%s\"}", url);
+	json_t *refused = run(&daemon, "http.get", plain);
+	ck_assert_str_eq(text(refused, "state"), "failed");
+	ck_assert_str_eq(error_type(refused), "TLSError");
+	json_decref(refused);
+	FILE *file = fopen(ca_path, "r");
+	char pem[8192];
+	size_t length = fread(pem, 1, sizeof(pem) - 1, file);
+	pem[length] = '\0';
+	fclose(file);
+	json_t *args = json_pack("{s:s, s:s}", "url", url, "ca_pem", pem);
+	char *text_args = json_dumps(args, 0);
+	json_t *reply = run(&daemon, "http.get", text_args);
+	ck_assert_msg(strcmp(text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	ck_assert_str_eq(text(json_object_get(reply, "result"), "body"), "hello");
+	free(text_args);
+	json_decref(args);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+	char command[128];
+	snprintf(command, sizeof(command), "rm -rf %s", directory);
+	as_user_shell(command);
+}
+END_TEST
+
 /* A connection kept for one user's jobs never carries another user's request. */
 START_TEST(test_connections_are_pooled_per_owner)
 {
@@ -455,6 +514,7 @@ static Suite *http_suite(void)
 	tcase_add_test(http, test_cancel_aborts_the_request_on_the_wire);
 	tcase_add_test(http, test_connections_are_reused_across_jobs);
 	tcase_add_test(http, test_connections_are_pooled_per_owner);
+	tcase_add_test(http, test_tls_is_verified_against_the_system_or_the_jobs_ca);
 	suite_add_tcase(suite, http);
 	TCase *load = tcase_create("load");
 	tcase_set_timeout(load, 180);

@@ -5,12 +5,14 @@
 #include <check.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +43,7 @@ struct http_server {
 	atomic_int aborted;
 	atomic_int connections;
 	atomic_int released;
+	SSL_CTX *tls; /* NULL: plain HTTP */
 };
 
 static long query_number(struct evhttp_request *request, const char *name, long fallback)
@@ -225,10 +228,35 @@ static void *serve(void *argument)
 	return NULL;
 }
 
+/* evhttp's bufferevent maker for a TLS server: every connection is TLS. */
+static struct bufferevent *tls_bufferevent(struct event_base *base, void *argument)
+{
+	struct http_server *server = argument;
+	return bufferevent_openssl_socket_new(base, -1, SSL_new(server->tls), BUFFEREVENT_SSL_ACCEPTING,
+	                                      BEV_OPT_CLOSE_ON_FREE);
+}
+
+static struct http_server *start(SSL_CTX *tls);
+
 struct http_server *http_server_start(void)
+{
+	return start(NULL);
+}
+
+struct http_server *http_server_start_tls(const char *certificate, const char *key)
+{
+	SSL_CTX *tls = SSL_CTX_new(TLS_server_method());
+	ck_assert_ptr_nonnull(tls);
+	ck_assert_int_eq(SSL_CTX_use_certificate_chain_file(tls, certificate), 1);
+	ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(tls, key, SSL_FILETYPE_PEM), 1);
+	return start(tls);
+}
+
+static struct http_server *start(SSL_CTX *tls)
 {
 	evthread_use_pthreads();
 	struct http_server *server = calloc(1, sizeof(*server));
+	server->tls = tls;
 	server->base = event_base_new();
 	server->http = evhttp_new(server->base);
 	ck_assert_ptr_nonnull(server->http);
@@ -236,6 +264,8 @@ struct http_server *http_server_start(void)
 	                                                 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	                                                 EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(server->http, on_request, server);
+	if (tls != NULL)
+		evhttp_set_bevcb(server->http, tls_bufferevent, server);
 	/* A deep backlog: a thousand clients connect at once. */
 	struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	struct evconnlistener *listener = evconnlistener_new_bind(
@@ -259,6 +289,8 @@ void http_server_stop(struct http_server *server)
 	pthread_join(server->thread, NULL);
 	evhttp_free(server->http);
 	free(server->held);
+	if (server->tls != NULL)
+		SSL_CTX_free(server->tls);
 	event_base_free(server->base);
 	free(server);
 }
@@ -270,7 +302,7 @@ int http_server_port(const struct http_server *server)
 
 const char *http_server_url(const struct http_server *server, char *buffer, unsigned size)
 {
-	snprintf(buffer, size, "http://127.0.0.1:%d", server->port);
+	snprintf(buffer, size, "%s://127.0.0.1:%d", server->tls != NULL ? "https" : "http", server->port);
 	return buffer;
 }
 

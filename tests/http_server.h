@@ -25,10 +25,12 @@ struct http_server;
 
 /* Starts the server; fails the test when it cannot. */
 struct http_server *http_server_start(void);
+/* The same over TLS with this certificate chain and key (PEM files). */
+struct http_server *http_server_start_tls(const char *certificate, const char *key);
 void http_server_stop(struct http_server *server);
 
 int http_server_port(const struct http_server *server);
-/* "http://127.0.0.1:PORT" into buffer. */
+/* "http://127.0.0.1:PORT" (https:// for TLS) into buffer. */
 const char *http_server_url(const struct http_server *server, char *buffer, unsigned size);
 
 /* Slow requests waiting for their answer now, and ever hung up on by the client. */
