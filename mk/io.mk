@@ -40,3 +40,11 @@ $(BUILD)/tests/check_mysql: $(BUILD)/tests/check_mysql.o $(BUILD)/tests/fixture.
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(shell pkg-config --libs libmariadb 2>/dev/null) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_mysql
+
+# Issue 15's Redis benchmark: redis.command jobs against redis.asyncio and redis-benchmark.
+$(BUILD)/bench/io/redis_bench: $(BUILD)/bench/io/redis_bench.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) \
+		$(shell pkg-config --libs hiredis 2>/dev/null) $(CHECK_LIBS)
+$(BUILD)/bench/io/redis_bench.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+BENCH_PROGS += $(BUILD)/bench/io/redis_bench

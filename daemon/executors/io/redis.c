@@ -59,11 +59,18 @@ struct redis_loop {
 	struct event_base *base;
 	struct redis_conn *conns; /* every connection, idle or busy or dying */
 	struct event *sweep;      /* closes connections idle too long */
+	/* Jobs waiting for a connection (their pool is full), oldest first. */
+	struct redis_call *waiting_head, *waiting_tail;
 };
 
 /* One job's command. Owned by the worker's thread; the attempt's data. */
 struct redis_call {
 	struct job_attempt *attempt;
+	struct redis_loop *loop;
+	char *key;                /* owned: "uid url", its pool */
+	struct redis_target target;
+	bool waiting;             /* in loop's waiting list, conn NULL */
+	struct redis_call *next;  /* in the waiting list */
 	struct redis_conn *conn;
 	struct event *timer;
 	int setup_replies; /* AUTH/SELECT replies to come before the job's own */
@@ -77,6 +84,7 @@ struct redis_conn {
 	struct redis_call *call;  /* the job using it, or NULL when idle */
 	struct event *read_event, *write_event;
 	bool connected;
+	bool closing;             /* disconnecting: serves no other job */
 	bool free_scheduled;
 	double idle_since;        /* monotonic, when call became NULL */
 	char error[128];          /* why it failed, for the job */
@@ -224,6 +232,8 @@ static int redis_check(const struct function *function, const json_t *args, stru
 
 /* ---- connections ---- */
 
+static void pool_kick(struct redis_loop *loop, const char *key);
+
 static void conn_free_later(evutil_socket_t fd, short events, void *argument)
 {
 	(void)fd;
@@ -236,8 +246,11 @@ static void conn_free_later(evutil_socket_t fd, short events, void *argument)
 		loop->conns = conn->next;
 	if (conn->next != NULL)
 		conn->next->prev = conn->prev;
+	char key[REDIS_URL_MAX + 32];
+	snprintf(key, sizeof(key), "%s", conn->key);
 	free(conn->key);
 	free(conn);
+	pool_kick(loop, key); /* its place in the pool is free */
 }
 
 /* hiredis has let go of the context (or is about to, on its way out of a
@@ -245,6 +258,7 @@ static void conn_free_later(evutil_socket_t fd, short events, void *argument)
 static void conn_dead(struct redis_conn *conn)
 {
 	conn->ac = NULL;
+	conn->closing = true;
 	if (conn->free_scheduled)
 		return;
 	conn->free_scheduled = true;
@@ -337,8 +351,26 @@ static void call_free(struct redis_call *call)
 {
 	if (call->timer != NULL)
 		event_free(call->timer);
+	free(call->key);
 	free(call);
 }
+
+static void waiting_remove(struct redis_loop *loop, struct redis_call *call)
+{
+	struct redis_call **link = &loop->waiting_head, *previous = NULL;
+	while (*link != NULL && *link != call) {
+		previous = *link;
+		link = &(*link)->next;
+	}
+	if (*link == NULL)
+		return;
+	*link = call->next;
+	if (loop->waiting_tail == call)
+		loop->waiting_tail = previous;
+	call->waiting = false;
+}
+
+static void pool_kick(struct redis_loop *loop, const char *key);
 
 /* Detaches the job from its connection and ends it. The connection stays
  * usable (idle) when keep is true; otherwise it is closed later. */
@@ -347,18 +379,27 @@ static void call_end(struct redis_call *call, bool keep, json_t *result, const c
 {
 	struct job_attempt *attempt = call->attempt;
 	struct redis_conn *conn = call->conn;
+	struct redis_loop *loop = call->loop;
+	char key[REDIS_URL_MAX + 32];
+	snprintf(key, sizeof(key), "%s", call->key);
 	attempt->data = NULL;
-	conn->call = NULL;
-	conn->idle_since = now_monotonic();
-	call_free(call);
-	if (!keep && conn->ac != NULL) {
-		/* Inside a hiredis callback: let it return first. */
-		redisAsyncDisconnect(conn->ac);
+	if (call->waiting)
+		waiting_remove(loop, call);
+	if (conn != NULL) {
+		conn->call = NULL;
+		conn->idle_since = now_monotonic();
+		if (!keep && conn->ac != NULL) {
+			/* Inside a hiredis callback: let it return first. */
+			redisAsyncDisconnect(conn->ac);
+			conn->closing = true;
+		}
 	}
+	call_free(call);
 	if (type == NULL)
 		runner_complete(attempt, result);
 	else
 		runner_fail(attempt, type, NULL, "redis.command: %s", message);
+	pool_kick(loop, key);
 }
 
 static bool utf8_string(const char *data, size_t length, json_t **out)
@@ -480,9 +521,13 @@ static void on_call_timeout(evutil_socket_t fd, short events, void *argument)
 	struct redis_conn *conn = call->conn;
 	struct job_attempt *attempt = call->attempt;
 	attempt->data = NULL;
-	conn->call = NULL;
+	if (call->waiting)
+		waiting_remove(call->loop, call);
+	if (conn != NULL) {
+		conn->call = NULL;
+		conn_close(conn); /* the command is abandoned on the wire */
+	}
 	call_free(call);
-	conn_close(conn); /* the command is abandoned on the wire */
 	runner_fail(attempt, "Timeout", NULL, "redis.command: no reply within its timeout");
 }
 
@@ -577,9 +622,19 @@ static struct redis_conn *conn_open(struct redis_loop *loop, const char *key,
 static struct redis_conn *conn_idle(struct redis_loop *loop, const char *key)
 {
 	for (struct redis_conn *conn = loop->conns; conn != NULL; conn = conn->next)
-		if (conn->ac != NULL && conn->call == NULL && strcmp(conn->key, key) == 0)
+		if (conn->ac != NULL && !conn->closing && conn->call == NULL && strcmp(conn->key, key) == 0)
 			return conn;
 	return NULL;
+}
+
+/* Connections of a pool, dying ones included (they still hold a server slot). */
+static size_t pool_count(struct redis_loop *loop, const char *key)
+{
+	size_t count = 0;
+	for (struct redis_conn *conn = loop->conns; conn != NULL; conn = conn->next)
+		if (strcmp(conn->key, key) == 0)
+			count++;
+	return count;
 }
 
 static void redis_start(struct job_attempt *attempt)
@@ -606,31 +661,44 @@ static void redis_start(struct job_attempt *attempt)
 		runner_fail(attempt, "OSError", NULL, "redis.command: cannot set up the worker's pool");
 		return;
 	}
+	struct redis_call *call = memory_zalloc(sizeof(*call));
 	char key[REDIS_URL_MAX + 32];
 	snprintf(key, sizeof(key), "%u %s", (unsigned)owner, url);
-	struct redis_conn *conn = conn_idle(loop, key);
-	bool fresh = conn == NULL;
-	if (fresh) {
-		char message[256];
-		conn = conn_open(loop, key, &target, message, sizeof(message));
-		if (conn == NULL) {
-			runner_fail(attempt, "ConnectionError", NULL, "redis.command: %s", message);
-			return;
-		}
-	}
-	struct redis_call *call = memory_zalloc(sizeof(*call));
 	call->attempt = attempt;
-	call->conn = conn;
+	call->loop = loop;
+	call->key = memory_strdup(key);
+	call->target = target;
 	const json_t *size = json_object_get(args, "max_size");
 	call->limit = size != NULL ? (size_t)json_integer_value(size) : REDIS_REPLY_DEFAULT;
-	conn->call = call;
+	const json_t *timeout = json_object_get(args, "timeout");
+	double seconds = timeout != NULL ? json_number_value(timeout) : REDIS_TIMEOUT_DEFAULT;
+	call->timer = evtimer_new(loop->base, on_call_timeout, call);
+	struct timeval delay = {.tv_sec = (time_t)seconds,
+	                        .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+	evtimer_add(call->timer, &delay);
 	attempt->data = call;
-	if (fresh && target.password[0] != '\0') {
-		redisAsyncCommand(conn->ac, on_reply, conn, "AUTH %s", target.password);
+	/* Behind the jobs already waiting for this pool, so none is overtaken. */
+	call->waiting = true;
+	if (loop->waiting_tail != NULL)
+		loop->waiting_tail->next = call;
+	else
+		loop->waiting_head = call;
+	loop->waiting_tail = call;
+	pool_kick(loop, key);
+}
+
+/* Sends call's command on conn (fresh: AUTH and SELECT first). */
+static void call_send(struct redis_call *call, struct redis_conn *conn, bool fresh)
+{
+	const json_t *args = call->attempt->job->args;
+	call->conn = conn;
+	conn->call = call;
+	if (fresh && call->target.password[0] != '\0') {
+		redisAsyncCommand(conn->ac, on_reply, conn, "AUTH %s", call->target.password);
 		call->setup_replies++;
 	}
-	if (fresh && target.db != 0) {
-		redisAsyncCommand(conn->ac, on_reply, conn, "SELECT %ld", target.db);
+	if (fresh && call->target.db != 0) {
+		redisAsyncCommand(conn->ac, on_reply, conn, "SELECT %ld", call->target.db);
 		call->setup_replies++;
 	}
 	const json_t *argv = json_object_get(args, "argv");
@@ -655,12 +723,32 @@ static void redis_start(struct job_attempt *attempt)
 	free(owned);
 	free(lengths);
 	free(parts);
-	const json_t *timeout = json_object_get(args, "timeout");
-	double seconds = timeout != NULL ? json_number_value(timeout) : REDIS_TIMEOUT_DEFAULT;
-	call->timer = evtimer_new(loop->base, on_call_timeout, call);
-	struct timeval delay = {.tv_sec = (time_t)seconds,
-	                        .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
-	evtimer_add(call->timer, &delay);
+}
+
+/* Gives the oldest job waiting for key's pool an idle connection, or a new
+ * one while the pool has fewer than REDIS_POOL_MAX. */
+static void pool_kick(struct redis_loop *loop, const char *key)
+{
+	for (struct redis_call *call = loop->waiting_head; call != NULL; call = call->next) {
+		if (strcmp(call->key, key) != 0)
+			continue;
+		struct redis_conn *conn = conn_idle(loop, key);
+		if (conn == NULL && pool_count(loop, key) >= REDIS_POOL_MAX)
+			return;
+		waiting_remove(loop, call);
+		if (conn != NULL) {
+			call_send(call, conn, false);
+			return;
+		}
+		char message[256];
+		conn = conn_open(loop, key, &call->target, message, sizeof(message));
+		if (conn == NULL) {
+			call_end(call, false, NULL, "ConnectionError", message);
+			return;
+		}
+		call_send(call, conn, true);
+		return;
+	}
 }
 
 /* The attempt's worker: cancelled or timed out; its connection is closed, so
@@ -672,9 +760,13 @@ static void redis_stop(struct job_attempt *attempt)
 		return;
 	attempt->data = NULL;
 	struct redis_conn *conn = call->conn;
-	conn->call = NULL;
+	if (call->waiting)
+		waiting_remove(call->loop, call);
+	if (conn != NULL) {
+		conn->call = NULL;
+		conn_close(conn);
+	}
 	call_free(call);
-	conn_close(conn);
 }
 
 const struct function redis_command_function = {
