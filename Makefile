@@ -32,7 +32,7 @@ BUILD ?= build/san-$(subst $(comma),-,$(SANITIZER))
 OPTIMIZE ?= -O1
 endif
 
-PKGS := libevent libevent_pthreads jansson check nettle jemalloc sqlite3
+PKGS := libevent libevent_pthreads jansson check nettle jemalloc sqlite3 libcurl hiredis libpq libmariadb
 
 # What is missing is installed (scripts/deps.sh, apt-get) before anything asks
 # pkg-config, but only by the goals the README promises do so: `make deps`,

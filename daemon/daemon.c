@@ -52,6 +52,11 @@
 #include "daemon/core/generator.h"
 #include "daemon/core/items.h"
 #include "daemon/executors/group/gather.h"
+#include "daemon/executors/io/http.h"
+#include "daemon/executors/io/redis.h"
+#include "daemon/executors/io/sql.h"
+#include "daemon/executors/io/sql_mysql.h"
+#include "daemon/executors/plugin/plugin.h"
 #include "daemon/core/principal.h"
 #include "daemon/core/quota.h"
 #include "daemon/core/jobs.h"
@@ -284,6 +289,10 @@ static void pipe_closed_on_worker(void *argument);
 static void worker_exit(struct event_base *base)
 {
 	proc_shutdown(base);
+	http_worker_exit(base);
+	redis_worker_exit(base);
+	sql_worker_exit(base);
+	sql_mysql_worker_exit(base);
 	schedule_worker_exit(base);
 }
 
@@ -691,6 +700,10 @@ static int executors_init(const struct options *options)
 		&gather_function,
 		&gather_race_function,
 		&coroutines_count_function,
+		&http_get_function,
+		&http_request_function,
+		&redis_command_function,
+		&sql_query_function,
 		&testhooks_stall_function, /* refused and unlisted without --test-hooks */
 	};
 	int rv = exec_init(options->procs, options->output_max);
@@ -700,13 +713,34 @@ static int executors_init(const struct options *options)
 		exec_fini();
 		return rv;
 	}
+	if ((rv = http_init()) != WEFT_OK) {
+		threaded_fini();
+		exec_fini();
+		return rv;
+	}
+	if ((rv = sql_mysql_init()) != WEFT_OK) {
+		http_fini();
+		threaded_fini();
+		exec_fini();
+		return rv;
+	}
 	functions_clear();
 	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]) && rv == WEFT_OK; i++)
 		rv = functions_register(builtins[i]);
 	const struct function *function;
 	for (size_t i = 0; rv == WEFT_OK && (function = threaded_function(i)) != NULL; i++)
 		rv = functions_register(function);
+	for (size_t i = 0; rv == WEFT_OK && i < options->plugin_count; i++) {
+		char message[512];
+		if ((rv = plugin_load(options->plugins[i], message, sizeof(message))) != WEFT_OK)
+			log_error("%s", message);
+		else
+			log_info("plugin %s loaded", options->plugins[i]);
+	}
 	if (rv != WEFT_OK) {
+		plugin_fini();
+		sql_mysql_fini();
+		http_fini();
 		threaded_fini();
 		exec_fini();
 	}
@@ -716,6 +750,9 @@ static int executors_init(const struct options *options)
 /* Stops the executors: the thread pool's threads are told to stop. Main thread. */
 static void executors_fini(void)
 {
+	plugin_fini();
+	sql_mysql_fini();
+	http_fini();
 	threaded_fini();
 	exec_fini();
 }

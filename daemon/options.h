@@ -64,6 +64,8 @@ struct options {
 	bool test_hooks;            /* --test-hooks: weft's own tests only (debug.stall) */
 	char state_dir[512];        /* --state-dir: where the journal lives; "" with "none" */
 	int sync;                   /* --sync: an enum journal_sync (journal.h) */
+	char plugins[OPTIONS_MAX_LISTEN][512]; /* --plugin: shared objects to load, in order */
+	size_t plugin_count;
 };
 
 enum options_outcome { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_EXIT_USAGE };

@@ -14,20 +14,31 @@ DAEMON_EXECUTOR_SRCS := daemon/executors/inline/echo.c \
 		subreaper.c outlog.c inbuf.c) \
 	$(addprefix daemon/executors/thread/,threaded.c threadpool.c blocking.c run_in_thread.c) \
 	$(addprefix daemon/executors/task/,coroutines.c await_job.c) \
-	daemon/executors/group/gather.c
+	daemon/executors/group/gather.c \
+	$(addprefix daemon/executors/io/,http.c redis.c sql.c sql_mysql.c) \
+	daemon/executors/plugin/plugin.c
 DAEMON_SERVER_SRCS := $(addprefix daemon/server/,server.c probe.c request.c waiters.c)
 DAEMON_APP_SRCS := $(addprefix daemon/,daemon.c weftd.c ops.c output.c options.c journal.c notify.c testhooks.c)
 DAEMON_CORE_SRCS := $(DAEMON_BASE_SRCS) $(DAEMON_MODEL_SRCS) $(DAEMON_MODEL_RT_SRCS) $(DAEMON_SCHED_SRCS) \
 	$(DAEMON_EXECUTOR_SRCS) $(DAEMON_SERVER_SRCS) $(DAEMON_APP_SRCS) $(PROTO_SRCS)
+# The IO built-ins (daemon/executors/io/): libcurl for http.*, hiredis for
+# redis.*, libpq and MariaDB Connector/C for sql.query.
+IO_LIBS := $(shell pkg-config --libs libcurl hiredis libpq libmariadb 2>/dev/null)
+$(BUILD)/daemon/executors/io/sql_mysql.o: ALL_CFLAGS += $(shell pkg-config --cflags libmariadb 2>/dev/null)
+$(BUILD)/daemon/executors/io/sql.o: ALL_CFLAGS += $(shell pkg-config --cflags libpq 2>/dev/null)
 DAEMON_CORE_OBJS := $(DAEMON_CORE_SRCS:%.c=$(BUILD)/%.o)
 DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --libs nettle 2>/dev/null) \
-	$(shell pkg-config --libs sqlite3 2>/dev/null) -lm
+	$(shell pkg-config --libs sqlite3 2>/dev/null) $(IO_LIBS) -lm
 # weftd allocates and frees many small objects on several threads (JSON trees,
 # jobs); jemalloc does that 1.6-1.8x faster than glibc's malloc on the batch
 # benchmark. Sanitizer builds keep the sanitizer's allocator.
 ifeq ($(SANITIZER),)
 WEFTD_ALLOCATOR_LIBS := $(shell pkg-config --libs jemalloc 2>/dev/null)
 endif
+
+# Plugins (include/weft/plugin.h) call the task API inside weftd: its weft_*
+# symbols are exported to them, and nothing else is.
+WEFTD_EXPORTS := -Wl,--export-dynamic-symbol=weft_* -ldl
 
 # The daemon's modules as one archive, so unit tests link exactly what they use.
 $(BUILD)/libweftd.a: $(DAEMON_CORE_OBJS)
@@ -37,7 +48,7 @@ $(BUILD)/libweftd.a: $(DAEMON_CORE_OBJS)
 # The runtime's archive comes after the daemon's, which uses it.
 # Renamed into place like weft (mk/client.mk): a running weftd keeps its file.
 $(BUILD)/weftd: $(BUILD)/daemon/main.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
-	$(CC) $(ALL_LDFLAGS) -o $@.new $^ $(DAEMON_LIBS) $(WEFTD_ALLOCATOR_LIBS)
+	$(CC) $(ALL_LDFLAGS) $(WEFTD_EXPORTS) -o $@.new $^ $(DAEMON_LIBS) $(WEFTD_ALLOCATOR_LIBS)
 	mv -f $@.new $@
 
 ALL_TARGETS += $(BUILD)/weftd

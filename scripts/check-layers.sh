@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Layers, lowest first. A folder not listed is an error: every module has a room.
-layers=(base runtime core sched executors/inline executors/process executors/thread executors/task executors/group server app)
+layers=(base runtime core sched executors/inline executors/process executors/thread executors/task executors/group executors/io executors/plugin server app)
 rank_of() { # folder -> rank, or empty
 	local i
 	for i in "${!layers[@]}"; do

@@ -1,0 +1,780 @@
+/*
+ * redis.command; see redis.h.
+ *
+ * Design. Everything runs on one worker's thread: its pool (struct
+ * redis_loop, thread-local, made on first use), its connections and the
+ * commands on them. A connection (struct redis_conn) serves one job at a time
+ * (conn->call); between jobs it is idle in the pool.
+ *
+ * hiredis frees its context itself when the connection fails or the server
+ * hangs up, calling back first; so a connection's own struct is never freed
+ * inside a hiredis callback: conn_close and the callbacks mark it dead
+ * (conn->ac = NULL) and a zero-delay event frees it afterwards (STYLE 9).
+ * Every hiredis callback gets the connection as its private data and finds
+ * the job, if it still has one, in conn->call.
+ *
+ * Memory: a reply larger than max_size fails the job; hiredis' read buffer
+ * is checked before each read, so it holds at most max_size plus one read.
+ */
+#include "daemon/executors/io/redis.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <nettle/base64.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/base/memory.h"
+#include "daemon/base/now.h"
+#include "daemon/base/problem.h"
+#include "daemon/core/functions.h"
+#include "daemon/core/jobs.h"
+#include "daemon/core/principal.h"
+#include "daemon/sched/runner.h"
+#include "daemon/sched/workers.h"
+#include "weft/error.h"
+
+#define REDIS_URL_MAX 1024
+#define REDIS_ARGV_MAX 65536
+#define REDIS_TIMEOUT_DEFAULT 10.0
+
+/* Where a URL points. */
+struct redis_target {
+	char path[108];    /* a unix socket, or "" */
+	char host[64];     /* a numeric address */
+	int port;
+	long db;
+	char password[256]; /* "" for none */
+};
+
+struct redis_conn;
+
+/* A worker's pool. Owned by the worker's thread. */
+struct redis_loop {
+	struct event_base *base;
+	struct redis_conn *conns; /* every connection, idle or busy or dying */
+	struct event *sweep;      /* closes connections idle too long */
+	/* Jobs waiting for a connection (their pool is full), oldest first. */
+	struct redis_call *waiting_head, *waiting_tail;
+};
+
+/* One job's command. Owned by the worker's thread; the attempt's data. */
+struct redis_call {
+	struct job_attempt *attempt;
+	struct redis_loop *loop;
+	char *key;                /* owned: "uid url", its pool */
+	struct redis_target target;
+	bool waiting;             /* in loop's waiting list, conn NULL */
+	struct redis_call *next;  /* in the waiting list */
+	struct redis_conn *conn;
+	struct event *timer;
+	int setup_replies; /* AUTH/SELECT replies to come before the job's own */
+	size_t limit;      /* max_size */
+};
+
+struct redis_conn {
+	struct redis_loop *loop;
+	char *key;                /* owned: "uid url" */
+	redisAsyncContext *ac;    /* NULL once hiredis has let go of it (dead) */
+	struct redis_call *call;  /* the job using it, or NULL when idle */
+	struct event *read_event, *write_event;
+	bool connected;
+	bool closing;             /* disconnecting: serves no other job */
+	bool free_scheduled;
+	double idle_since;        /* monotonic, when call became NULL */
+	char error[128];          /* why it failed, for the job */
+	struct redis_conn *prev, *next;
+};
+
+static _Thread_local struct redis_loop *thread_loop;
+
+/* ---- URLs ---- */
+
+/* Parses "redis:///path.sock[?db=N]" or "redis://[:password@]host[:port][/db]". */
+static int parse_url(const char *url, struct redis_target *target, struct problem *problem)
+{
+	memset(target, 0, sizeof(*target));
+	target->port = 6379;
+	if (strncmp(url, "redis://", 8) != 0)
+		return problem_set(problem, WEFT_EBADARGS, "args.url",
+		                   "'url' must be redis:///path/to.sock or redis://host:port/db, not '%.64s'",
+		                   url);
+	const char *rest = url + 8;
+	const char *db = NULL;
+	if (rest[0] == '/') {
+		const char *query = strchr(rest, '?');
+		size_t length = query != NULL ? (size_t)(query - rest) : strlen(rest);
+		if (length >= sizeof(target->path))
+			return problem_set(problem, WEFT_EBADARGS, "args.url",
+			                   "the socket path is longer than %zu bytes", sizeof(target->path) - 1);
+		memcpy(target->path, rest, length);
+		if (query != NULL) {
+			if (strncmp(query, "?db=", 4) != 0)
+				return problem_set(problem, WEFT_EBADARGS, "args.url",
+				                   "a socket URL takes only ?db=N after the path");
+			db = query + 4;
+		}
+	} else {
+		const char *at = strchr(rest, '@');
+		if (at != NULL) {
+			const char *colon = memchr(rest, ':', (size_t)(at - rest));
+			const char *password = colon != NULL ? colon + 1 : rest;
+			size_t length = (size_t)(at - password);
+			if (length >= sizeof(target->password))
+				return problem_set(problem, WEFT_EBADARGS, "args.url", "the password is too long");
+			memcpy(target->password, password, length);
+			rest = at + 1;
+		}
+		const char *host_end;
+		if (rest[0] == '[') {
+			host_end = strchr(rest, ']');
+			if (host_end == NULL)
+				return problem_set(problem, WEFT_EBADARGS, "args.url", "an IPv6 address needs ']'");
+			size_t length = (size_t)(host_end - rest - 1);
+			if (length >= sizeof(target->host))
+				return problem_set(problem, WEFT_EBADARGS, "args.url", "the host is too long");
+			memcpy(target->host, rest + 1, length);
+			host_end++;
+		} else {
+			host_end = rest + strcspn(rest, ":/");
+			size_t length = (size_t)(host_end - rest);
+			if (length == 0 || length >= sizeof(target->host))
+				return problem_set(problem, WEFT_EBADARGS, "args.url", "'url' needs a host");
+			memcpy(target->host, rest, length);
+		}
+		if (strcmp(target->host, "localhost") == 0)
+			strcpy(target->host, "127.0.0.1");
+		unsigned char buffer[16];
+		if (evutil_inet_pton(AF_INET, target->host, buffer) != 1 &&
+		    evutil_inet_pton(AF_INET6, target->host, buffer) != 1)
+			return problem_set(problem, WEFT_EBADARGS, "args.url",
+			                   "redis.command connects to numeric addresses and localhost only "
+			                   "(a name lookup would block the worker loop), not '%s'",
+			                   target->host);
+		rest = host_end;
+		if (rest[0] == ':') {
+			char *end;
+			long port = strtol(rest + 1, &end, 10);
+			if (end == rest + 1 || port < 1 || port > 65535)
+				return problem_set(problem, WEFT_EBADARGS, "args.url", "the port must be 1-65535");
+			target->port = (int)port;
+			rest = end;
+		}
+		if (rest[0] == '/' && rest[1] != '\0')
+			db = rest + 1;
+		else if (rest[0] != '\0' && strcmp(rest, "/") != 0)
+			return problem_set(problem, WEFT_EBADARGS, "args.url",
+			                   "unexpected '%.32s' after the address", rest);
+	}
+	if (db != NULL) {
+		char *end;
+		errno = 0;
+		target->db = strtol(db, &end, 10);
+		if (end == db || *end != '\0' || target->db < 0 || target->db > 100000)
+			return problem_set(problem, WEFT_EBADARGS, "args.url",
+			                   "the database must be a number from 0 to 100000");
+	}
+	return WEFT_OK;
+}
+
+/* ---- arguments ---- */
+
+static const struct function_argument redis_arguments[] = {
+	{"url", "string (required): redis:///path/to.sock[?db=N] or redis://[:password@]host[:port][/db]"},
+	{"argv", "array of strings or numbers (required): the command and its arguments"},
+	{"timeout", "number > 0 (optional): seconds for connecting and the reply; 10 by default"},
+	{"max_size", "integer >= 0 (optional): largest reply accepted, bytes; 1 MiB by default, 16 MiB at most"},
+	{NULL, NULL},
+};
+
+static int redis_check(const struct function *function, const json_t *args, struct problem *problem)
+{
+	int rv = functions_check_known_arguments(function, args, problem);
+	if (rv != WEFT_OK)
+		return rv;
+	const json_t *url = json_object_get(args, "url");
+	if (!json_is_string(url) || json_string_length(url) > REDIS_URL_MAX)
+		return problem_set(problem, WEFT_EBADARGS, "args.url",
+		                   "redis.command needs 'url', a redis:// URL of at most %d bytes",
+		                   REDIS_URL_MAX);
+	struct redis_target target;
+	if ((rv = parse_url(json_string_value(url), &target, problem)) != WEFT_OK)
+		return rv;
+	const json_t *argv = json_object_get(args, "argv");
+	if (!json_is_array(argv) || json_array_size(argv) == 0 || json_array_size(argv) > REDIS_ARGV_MAX)
+		return problem_set(problem, WEFT_EBADARGS, "args.argv",
+		                   "redis.command needs 'argv', an array of 1 to %d strings or numbers",
+		                   REDIS_ARGV_MAX);
+	size_t i;
+	const json_t *item;
+	json_array_foreach(argv, i, item) {
+		if (!json_is_string(item) && !json_is_number(item))
+			return problem_set(problem, WEFT_EBADARGS, "args.argv",
+			                   "argv[%zu] must be a string or a number", i);
+	}
+	const json_t *timeout = json_object_get(args, "timeout");
+	if (timeout != NULL && (!json_is_number(timeout) || json_number_value(timeout) <= 0 ||
+	                        json_number_value(timeout) > 86400))
+		return problem_set(problem, WEFT_EBADARGS, "args.timeout",
+		                   "'timeout' must be a number of seconds in (0, 86400]");
+	const json_t *size = json_object_get(args, "max_size");
+	if (size != NULL && (!json_is_integer(size) || json_integer_value(size) < 0 ||
+	                     json_integer_value(size) > REDIS_REPLY_MAX))
+		return problem_set(problem, WEFT_EBADARGS, "args.max_size",
+		                   "'max_size' must be an integer from 0 to %u bytes", REDIS_REPLY_MAX);
+	return WEFT_OK;
+}
+
+/* ---- connections ---- */
+
+static void pool_kick(struct redis_loop *loop, const char *key);
+
+static void conn_free_later(evutil_socket_t fd, short events, void *argument)
+{
+	(void)fd;
+	(void)events;
+	struct redis_conn *conn = argument;
+	struct redis_loop *loop = conn->loop;
+	if (conn->prev != NULL)
+		conn->prev->next = conn->next;
+	else
+		loop->conns = conn->next;
+	if (conn->next != NULL)
+		conn->next->prev = conn->prev;
+	char key[REDIS_URL_MAX + 32];
+	snprintf(key, sizeof(key), "%s", conn->key);
+	free(conn->key);
+	free(conn);
+	pool_kick(loop, key); /* its place in the pool is free */
+}
+
+/* hiredis has let go of the context (or is about to, on its way out of a
+ * callback): the struct goes once the callback is over. */
+static void conn_dead(struct redis_conn *conn)
+{
+	conn->ac = NULL;
+	conn->closing = true;
+	if (conn->free_scheduled)
+		return;
+	conn->free_scheduled = true;
+	struct timeval now = {0, 0};
+	event_base_once(conn->loop->base, -1, EV_TIMEOUT, conn_free_later, conn, &now);
+}
+
+/* Closes the connection on the wire. Never from inside a hiredis callback.
+ * Its job, if any, must already be detached. */
+static void conn_close(struct redis_conn *conn)
+{
+	redisAsyncContext *ac = conn->ac;
+	conn_dead(conn);
+	if (ac != NULL)
+		redisAsyncFree(ac); /* calls back with NULL replies: no job listens any more */
+}
+
+static void call_free(struct redis_call *call);
+
+/* ---- the adapter between hiredis and the worker's event_base ---- */
+
+static void on_read(evutil_socket_t fd, short events, void *argument)
+{
+	(void)fd;
+	(void)events;
+	struct redis_conn *conn = argument;
+	redisAsyncContext *ac = conn->ac;
+	if (ac == NULL)
+		return;
+	struct redis_call *call = conn->call;
+	if (call != NULL && ac->c.reader->len - ac->c.reader->pos > call->limit + 64) {
+		/* The reply grows past max_size: stop reading it. */
+		struct job_attempt *attempt = call->attempt;
+		size_t limit = call->limit;
+		attempt->data = NULL;
+		conn->call = NULL;
+		call_free(call);
+		conn_close(conn);
+		runner_fail(attempt, "ResponseTooLarge", NULL,
+		            "redis.command: the reply is larger than max_size (%zu bytes)", limit);
+		return;
+	}
+	redisAsyncHandleRead(ac);
+}
+
+static void on_write(evutil_socket_t fd, short events, void *argument)
+{
+	(void)fd;
+	(void)events;
+	struct redis_conn *conn = argument;
+	if (conn->ac != NULL)
+		redisAsyncHandleWrite(conn->ac);
+}
+
+static void adapter_add_read(void *data)
+{
+	struct redis_conn *conn = data;
+	event_add(conn->read_event, NULL);
+}
+
+static void adapter_del_read(void *data)
+{
+	struct redis_conn *conn = data;
+	event_del(conn->read_event);
+}
+
+static void adapter_add_write(void *data)
+{
+	struct redis_conn *conn = data;
+	event_add(conn->write_event, NULL);
+}
+
+static void adapter_del_write(void *data)
+{
+	struct redis_conn *conn = data;
+	event_del(conn->write_event);
+}
+
+static void adapter_cleanup(void *data)
+{
+	struct redis_conn *conn = data;
+	event_free(conn->read_event);
+	event_free(conn->write_event);
+	conn->read_event = conn->write_event = NULL;
+}
+
+/* ---- a job's command ---- */
+
+static void call_free(struct redis_call *call)
+{
+	if (call->timer != NULL)
+		event_free(call->timer);
+	free(call->key);
+	free(call);
+}
+
+static void waiting_remove(struct redis_loop *loop, struct redis_call *call)
+{
+	struct redis_call **link = &loop->waiting_head, *previous = NULL;
+	while (*link != NULL && *link != call) {
+		previous = *link;
+		link = &(*link)->next;
+	}
+	if (*link == NULL)
+		return;
+	*link = call->next;
+	if (loop->waiting_tail == call)
+		loop->waiting_tail = previous;
+	call->waiting = false;
+}
+
+static void pool_kick(struct redis_loop *loop, const char *key);
+
+/* Detaches the job from its connection and ends it. The connection stays
+ * usable (idle) when keep is true; otherwise it is closed later. */
+static void call_end(struct redis_call *call, bool keep, json_t *result, const char *type,
+                     const char *message)
+{
+	struct job_attempt *attempt = call->attempt;
+	struct redis_conn *conn = call->conn;
+	struct redis_loop *loop = call->loop;
+	char key[REDIS_URL_MAX + 32];
+	snprintf(key, sizeof(key), "%s", call->key);
+	attempt->data = NULL;
+	if (call->waiting)
+		waiting_remove(loop, call);
+	if (conn != NULL) {
+		conn->call = NULL;
+		conn->idle_since = now_monotonic();
+		if (!keep && conn->ac != NULL) {
+			/* Inside a hiredis callback: let it return first. */
+			redisAsyncDisconnect(conn->ac);
+			conn->closing = true;
+		}
+	}
+	call_free(call);
+	if (type == NULL)
+		runner_complete(attempt, result);
+	else
+		runner_fail(attempt, type, NULL, "redis.command: %s", message);
+	pool_kick(loop, key);
+}
+
+static bool utf8_string(const char *data, size_t length, json_t **out)
+{
+	json_t *text = json_stringn(data, length);
+	if (text != NULL) {
+		*out = text;
+		return true;
+	}
+	char *encoded = memory_alloc(BASE64_ENCODE_RAW_LENGTH(length) + 1);
+	base64_encode_raw(encoded, length, (const uint8_t *)data);
+	encoded[BASE64_ENCODE_RAW_LENGTH(length)] = '\0';
+	*out = json_pack("{s:s}", "base64", encoded);
+	free(encoded);
+	return false;
+}
+
+/* A reply as JSON: a new reference. Errors inside arrays (EXEC) become
+ * {"error": message}; strings that are not UTF-8 {"base64": ...}. */
+static json_t *reply_to_json(const redisReply *reply)
+{
+	json_t *value;
+	switch (reply->type) {
+	case REDIS_REPLY_STRING:
+	case REDIS_REPLY_STATUS:
+		utf8_string(reply->str, reply->len, &value);
+		return value;
+	case REDIS_REPLY_INTEGER:
+		return json_integer(reply->integer);
+	case REDIS_REPLY_ARRAY:
+		value = json_array();
+		for (size_t i = 0; i < reply->elements; i++)
+			json_array_append_new(value, reply_to_json(reply->element[i]));
+		return value;
+	case REDIS_REPLY_ERROR:
+		utf8_string(reply->str, reply->len, &value);
+		return json_pack("{s:o}", "error", value);
+	case REDIS_REPLY_NIL:
+	default:
+		return json_null();
+	}
+}
+
+/* hiredis, for every reply on the connection (NULL when it is going away). */
+static void on_reply(redisAsyncContext *ac, void *raw, void *data)
+{
+	(void)ac;
+	struct redis_conn *conn = data;
+	redisReply *reply = raw;
+	struct redis_call *call = conn->call;
+	if (call == NULL)
+		return; /* its job was cancelled, or it is the setup of a closed one */
+	if (reply == NULL) {
+		call_end(call, false, NULL, "ConnectionError",
+		         conn->error[0] != '\0' ? conn->error : "the connection was lost");
+		return;
+	}
+	if (call->setup_replies > 0) {
+		call->setup_replies--;
+		if (reply->type == REDIS_REPLY_ERROR) {
+			char message[256];
+			snprintf(message, sizeof(message), "setting up the connection: %.*s", (int)reply->len,
+			         reply->str);
+			call_end(call, false, NULL, "RedisError", message);
+		}
+		return;
+	}
+	if (reply->type == REDIS_REPLY_ERROR) {
+		char message[512];
+		snprintf(message, sizeof(message), "%.*s", (int)reply->len, reply->str);
+		call_end(call, true, NULL, "RedisError", message);
+		return;
+	}
+	json_t *result = reply_to_json(reply);
+	char *text = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+	size_t size = text != NULL ? strlen(text) : 0;
+	free(text);
+	if (size > call->limit) {
+		json_decref(result);
+		char message[128];
+		snprintf(message, sizeof(message), "the reply is larger than max_size (%zu bytes)",
+		         call->limit);
+		call_end(call, true, NULL, "ResponseTooLarge", message);
+		return;
+	}
+	call_end(call, true, result, NULL, NULL);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct redis_conn *conn = ac->data;
+	if (status == REDIS_OK) {
+		conn->connected = true;
+		return;
+	}
+	/* hiredis frees the context after this, then calls on_reply with NULL
+	 * for each command queued (the job's among them). */
+	snprintf(conn->error, sizeof(conn->error), "cannot connect: %s", ac->errstr);
+	conn_dead(conn);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	(void)status;
+	struct redis_conn *conn = ac->data;
+	if (conn->ac == NULL)
+		return; /* we closed it */
+	conn_dead(conn);
+	if (conn->call != NULL)
+		call_end(conn->call, false, NULL, "ConnectionError",
+		         conn->error[0] != '\0' ? conn->error : "the server closed the connection");
+}
+
+static void on_call_timeout(evutil_socket_t fd, short events, void *argument)
+{
+	(void)fd;
+	(void)events;
+	struct redis_call *call = argument;
+	struct redis_conn *conn = call->conn;
+	struct job_attempt *attempt = call->attempt;
+	attempt->data = NULL;
+	if (call->waiting)
+		waiting_remove(call->loop, call);
+	if (conn != NULL) {
+		conn->call = NULL;
+		conn_close(conn); /* the command is abandoned on the wire */
+	}
+	call_free(call);
+	runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_TIMEOUT), NULL, "redis.command: no reply within its timeout");
+}
+
+static void on_sweep(evutil_socket_t fd, short events, void *argument)
+{
+	(void)fd;
+	(void)events;
+	struct redis_loop *loop = argument;
+	double now = now_monotonic();
+	for (struct redis_conn *conn = loop->conns; conn != NULL; conn = conn->next)
+		if (conn->ac != NULL && conn->call == NULL && now - conn->idle_since >= REDIS_IDLE_SECONDS)
+			conn_close(conn);
+}
+
+static struct redis_loop *loop_get(struct event_base *base)
+{
+	if (thread_loop != NULL)
+		return thread_loop;
+	struct redis_loop *loop = memory_zalloc(sizeof(*loop));
+	loop->base = base;
+	loop->sweep = event_new(base, -1, EV_PERSIST, on_sweep, loop);
+	if (loop->sweep == NULL) {
+		free(loop);
+		return NULL;
+	}
+	struct timeval period = {.tv_sec = REDIS_IDLE_SECONDS / 2};
+	event_add(loop->sweep, &period);
+	thread_loop = loop;
+	return loop;
+}
+
+void redis_worker_exit(struct event_base *base)
+{
+	struct redis_loop *loop = thread_loop;
+	if (loop == NULL || loop->base != base)
+		return;
+	thread_loop = NULL;
+	while (loop->conns != NULL) {
+		struct redis_conn *conn = loop->conns;
+		redisAsyncContext *ac = conn->ac;
+		conn->ac = NULL;
+		conn->call = NULL; /* jobs were stopped before the workers */
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		loop->conns = conn->next;
+		free(conn->key);
+		free(conn);
+	}
+	event_free(loop->sweep);
+	free(loop);
+}
+
+/* A new connection to target, listed in the pool; NULL with message set. */
+static struct redis_conn *conn_open(struct redis_loop *loop, const char *key,
+                                    const struct redis_target *target, char *message, size_t size)
+{
+	redisAsyncContext *ac = target->path[0] != '\0' ? redisAsyncConnectUnix(target->path)
+	                                                : redisAsyncConnect(target->host, target->port);
+	if (ac == NULL) {
+		snprintf(message, size, "out of memory");
+		return NULL;
+	}
+	if (ac->err) {
+		snprintf(message, size, "cannot connect: %s", ac->errstr);
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	struct redis_conn *conn = memory_zalloc(sizeof(*conn));
+	conn->loop = loop;
+	conn->key = memory_strdup(key);
+	conn->ac = ac;
+	conn->read_event = event_new(loop->base, ac->c.fd, EV_READ, on_read, conn);
+	conn->write_event = event_new(loop->base, ac->c.fd, EV_WRITE, on_write, conn);
+	ac->data = conn;
+	ac->ev.data = conn;
+	ac->ev.addRead = adapter_add_read;
+	ac->ev.delRead = adapter_del_read;
+	ac->ev.addWrite = adapter_add_write;
+	ac->ev.delWrite = adapter_del_write;
+	ac->ev.cleanup = adapter_cleanup;
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	/* The connect is under way: wait for it to be writable. */
+	event_add(conn->write_event, NULL);
+	conn->next = loop->conns;
+	if (loop->conns != NULL)
+		loop->conns->prev = conn;
+	loop->conns = conn;
+	return conn;
+}
+
+static struct redis_conn *conn_idle(struct redis_loop *loop, const char *key)
+{
+	for (struct redis_conn *conn = loop->conns; conn != NULL; conn = conn->next)
+		if (conn->ac != NULL && !conn->closing && conn->call == NULL && strcmp(conn->key, key) == 0)
+			return conn;
+	return NULL;
+}
+
+/* Connections of a pool, dying ones included (they still hold a server slot). */
+static size_t pool_count(struct redis_loop *loop, const char *key)
+{
+	size_t count = 0;
+	for (struct redis_conn *conn = loop->conns; conn != NULL; conn = conn->next)
+		if (strcmp(conn->key, key) == 0)
+			count++;
+	return count;
+}
+
+static void redis_start(struct job_attempt *attempt)
+{
+	const json_t *args = attempt->job->args;
+	const char *url = json_string_value(json_object_get(args, "url"));
+	struct redis_target target;
+	struct problem problem;
+	problem_init(&problem);
+	if (parse_url(url, &target, &problem) != WEFT_OK) {
+		runner_fail(attempt, "ValueError", NULL, "redis.command: %s", problem.message);
+		return;
+	}
+	uid_t owner = attempt->job->owner->uid;
+	if (target.path[0] != '\0' && owner != geteuid()) {
+		runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_PERMISSION), NULL,
+		            "redis.command: uid %u may not use unix socket %s on this weftd (it would "
+		            "connect with the daemon's rights, uid %u); use a TCP address",
+		            (unsigned)owner, target.path, (unsigned)geteuid());
+		return;
+	}
+	struct redis_loop *loop = loop_get(workers_base(attempt->worker));
+	if (loop == NULL) {
+		runner_fail(attempt, "OSError", NULL, "redis.command: cannot set up the worker's pool");
+		return;
+	}
+	struct redis_call *call = memory_zalloc(sizeof(*call));
+	char key[REDIS_URL_MAX + 32];
+	snprintf(key, sizeof(key), "%u %s", (unsigned)owner, url);
+	call->attempt = attempt;
+	call->loop = loop;
+	call->key = memory_strdup(key);
+	call->target = target;
+	const json_t *size = json_object_get(args, "max_size");
+	call->limit = size != NULL ? (size_t)json_integer_value(size) : REDIS_REPLY_DEFAULT;
+	const json_t *timeout = json_object_get(args, "timeout");
+	double seconds = timeout != NULL ? json_number_value(timeout) : REDIS_TIMEOUT_DEFAULT;
+	call->timer = evtimer_new(loop->base, on_call_timeout, call);
+	struct timeval delay = {.tv_sec = (time_t)seconds,
+	                        .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+	evtimer_add(call->timer, &delay);
+	attempt->data = call;
+	/* Behind the jobs already waiting for this pool, so none is overtaken. */
+	call->waiting = true;
+	if (loop->waiting_tail != NULL)
+		loop->waiting_tail->next = call;
+	else
+		loop->waiting_head = call;
+	loop->waiting_tail = call;
+	pool_kick(loop, key);
+}
+
+/* Sends call's command on conn (fresh: AUTH and SELECT first). */
+static void call_send(struct redis_call *call, struct redis_conn *conn, bool fresh)
+{
+	const json_t *args = call->attempt->job->args;
+	call->conn = conn;
+	conn->call = call;
+	if (fresh && call->target.password[0] != '\0') {
+		redisAsyncCommand(conn->ac, on_reply, conn, "AUTH %s", call->target.password);
+		call->setup_replies++;
+	}
+	if (fresh && call->target.db != 0) {
+		redisAsyncCommand(conn->ac, on_reply, conn, "SELECT %ld", call->target.db);
+		call->setup_replies++;
+	}
+	const json_t *argv = json_object_get(args, "argv");
+	size_t count = json_array_size(argv);
+	const char **parts = memory_alloc(count * sizeof(*parts));
+	size_t *lengths = memory_alloc(count * sizeof(*lengths));
+	char **owned = memory_zalloc(count * sizeof(*owned));
+	for (size_t i = 0; i < count; i++) {
+		const json_t *item = json_array_get(argv, i);
+		if (json_is_string(item)) {
+			parts[i] = json_string_value(item);
+			lengths[i] = json_string_length(item);
+		} else {
+			owned[i] = json_dumps(item, JSON_ENCODE_ANY | JSON_COMPACT);
+			parts[i] = owned[i];
+			lengths[i] = strlen(owned[i]);
+		}
+	}
+	redisAsyncCommandArgv(conn->ac, on_reply, conn, (int)count, parts, lengths);
+	for (size_t i = 0; i < count; i++)
+		free(owned[i]);
+	free(owned);
+	free(lengths);
+	free(parts);
+}
+
+/* Gives the oldest job waiting for key's pool an idle connection, or a new
+ * one while the pool has fewer than REDIS_POOL_MAX. */
+static void pool_kick(struct redis_loop *loop, const char *key)
+{
+	for (struct redis_call *call = loop->waiting_head; call != NULL; call = call->next) {
+		if (strcmp(call->key, key) != 0)
+			continue;
+		struct redis_conn *conn = conn_idle(loop, key);
+		if (conn == NULL && pool_count(loop, key) >= REDIS_POOL_MAX)
+			return;
+		waiting_remove(loop, call);
+		if (conn != NULL) {
+			call_send(call, conn, false);
+			return;
+		}
+		char message[256];
+		conn = conn_open(loop, key, &call->target, message, sizeof(message));
+		if (conn == NULL) {
+			call_end(call, false, NULL, "ConnectionError", message);
+			return;
+		}
+		call_send(call, conn, true);
+		return;
+	}
+}
+
+/* The attempt's worker: cancelled or timed out; its connection is closed, so
+ * the server stops whatever it was doing for it. */
+static void redis_stop(struct job_attempt *attempt)
+{
+	struct redis_call *call = attempt->data;
+	if (call == NULL)
+		return;
+	attempt->data = NULL;
+	struct redis_conn *conn = call->conn;
+	if (call->waiting)
+		waiting_remove(call->loop, call);
+	if (conn != NULL) {
+		conn->call = NULL;
+		conn_close(conn);
+	}
+	call_free(call);
+}
+
+const struct function redis_command_function = {
+	.name = "redis.command",
+	.executor = FUNCTION_LOOP,
+	.summary = "one Redis command on a worker loop; the reply as JSON (errors fail with RedisError)",
+	.arguments = redis_arguments,
+	.check = redis_check,
+	.start = redis_start,
+	.stop = redis_stop,
+};

@@ -1,0 +1,547 @@
+/* http.get and http.request end to end, against the tests' own HTTP server
+ * (tests/http_server.h) on 127.0.0.1. */
+#include <check.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/as_user.h"
+#include "tests/fixture.h"
+#include "tests/http_server.h"
+#include "tests/wire.h"
+
+static char trust_skip[256];
+static struct user stranger;
+static char sender[PATH_MAX];
+
+static const char *text(const json_t *object, const char *name)
+{
+	return json_string_value(json_object_get(object, name));
+}
+
+/* Sends a request built with printf's format; returns the reply (new reference). */
+static json_t *call(const char *url, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static json_t *call(const char *url, const char *format, ...)
+{
+	char request[4096];
+	va_list list;
+	va_start(list, format);
+	vsnprintf(request, sizeof(request), format, list);
+	va_end(list);
+	return wire_call(url, request);
+}
+
+/* Runs `fn` with `args` (JSON text) to its end; returns the submit reply. */
+static json_t *run(const fixture *daemon, const char *fn, const char *args)
+{
+	json_t *reply = call(daemon->url, "{\"op\":\"submit\",\"fn\":\"%s\",\"args\":%s,\"wait\":30}", fn,
+	                     args);
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "submit failed: %s",
+	              json_dumps(reply, 0));
+	return reply;
+}
+
+static const char *error_type(const json_t *reply)
+{
+	return text(json_object_get(reply, "error"), "type");
+}
+
+static json_int_t threads_of(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *file = fopen(path, "r");
+	ck_assert_ptr_nonnull(file);
+	json_int_t threads = -1;
+	while (fgets(line, sizeof(line), file) != NULL)
+		if (strncmp(line, "Threads:", 8) == 0)
+			threads = strtoll(line + 8, NULL, 10);
+	fclose(file);
+	return threads;
+}
+
+static void wait_until(int (*count)(struct http_server *), struct http_server *server, int wanted,
+                       const char *what)
+{
+	double deadline = fixture_now() + 30;
+	while (count(server) < wanted)
+		ck_assert_msg(fixture_now() < deadline, "%s: %d, not %d", what, count(server), wanted);
+}
+
+START_TEST(test_get_returns_status_headers_and_text_body)
+{
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char args[256], base[64];
+	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\"}", http_server_url(server, base, 64));
+	json_t *reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(text(reply, "state"), "done");
+	json_t *result = json_object_get(reply, "result");
+	ck_assert_int_eq(json_integer_value(json_object_get(result, "status")), 200);
+	ck_assert_str_eq(text(result, "body"), "hello");
+	ck_assert_ptr_null(json_object_get(result, "encoding"));
+	ck_assert_str_eq(text(json_object_get(result, "headers"), "x-test"), "yes");
+	json_decref(reply);
+	/* localhost needs no name resolution either. */
+	snprintf(args, sizeof(args), "{\"url\":\"http://localhost:%d/hello\"}", http_server_port(server));
+	reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(text(json_object_get(reply, "result"), "body"), "hello");
+	json_decref(reply);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
+START_TEST(test_binary_body_comes_as_base64)
+{
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char args[256], base[64];
+	snprintf(args, sizeof(args), "{\"url\":\"%s/binary\"}", http_server_url(server, base, 64));
+	json_t *reply = run(&daemon, "http.get", args);
+	json_t *result = json_object_get(reply, "result");
+	ck_assert_str_eq(text(result, "encoding"), "base64");
+	/* 256 bytes: 344 characters of base64; the first three bytes 00 01 02 are "AAEC". */
+	ck_assert_uint_eq(strlen(text(result, "body")), 344);
+	ck_assert(strncmp(text(result, "body"), "AAEC", 4) == 0);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
+START_TEST(test_redirects_are_followed_unless_told_not_to)
+{
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char args[256], base[64];
+	http_server_url(server, base, 64);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/redirect\"}", base);
+	json_t *reply = run(&daemon, "http.get", args);
+	json_t *result = json_object_get(reply, "result");
+	ck_assert_str_eq(text(result, "body"), "hello");
+	ck_assert_int_eq(json_integer_value(json_object_get(result, "redirects")), 1);
+	ck_assert_ptr_nonnull(strstr(text(result, "url"), "/hello"));
+	json_decref(reply);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/redirect\",\"follow_redirects\":false}", base);
+	reply = run(&daemon, "http.get", args);
+	result = json_object_get(reply, "result");
+	ck_assert_int_eq(json_integer_value(json_object_get(result, "status")), 302);
+	ck_assert_str_eq(text(json_object_get(result, "headers"), "location"), "/hello");
+	json_decref(reply);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/loop\",\"max_redirects\":3}", base);
+	reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "TooManyRedirects");
+	json_decref(reply);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
+/* A hostile user must not read the daemon's (root's) files through a URL. */
+START_TEST(test_only_http_and_https_are_reachable)
+{
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	static const char *const refused[] = {"file:///etc/passwd", "ftp://127.0.0.1/x",
+	                                      "gopher://127.0.0.1/", "dict://127.0.0.1/", "/etc/passwd",
+	                                      "http://"};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s\"}}",
+		                     refused[i]);
+		ck_assert_str_eq(wire_error_code(reply), "bad_arguments");
+		json_decref(reply);
+	}
+	char args[256], base[64];
+	snprintf(args, sizeof(args), "{\"url\":\"%s/redirect-file\"}", http_server_url(server, base, 64));
+	json_t *reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "HTTPError");
+	char *dump = json_dumps(reply, 0);
+	ck_assert_ptr_null(strstr(dump, "root:"));
+	free(dump);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
+START_TEST(test_bad_arguments_are_refused_at_submit)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	static const char *const refused[] = {
+	        "{}",
+	        "{\"url\":\"http://127.0.0.1/\",\"headers\":{\"X-A\":\"1\\r\\nX-Injected: 1\"}}",
+	        "{\"url\":\"http://127.0.0.1/\",\"headers\":{\"Bad Name\":\"1\"}}",
+	        "{\"url\":\"http://127.0.0.1/\",\"max_size\":999999999}",
+	        "{\"url\":\"http://127.0.0.1/\",\"timeout\":-1}",
+	        "{\"url\":\"http://127.0.0.1/\",\"method\":\"POST\"}",
+	        "{\"url\":\"http://127.0.0.1/\",\"nonsense\":1}",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":%s}",
+		                     refused[i]);
+		ck_assert_msg(wire_error_code(reply) != NULL && strcmp(wire_error_code(reply), "bad_arguments") == 0,
+		              "%s was not refused: %s", refused[i], json_dumps(reply, 0));
+		json_decref(reply);
+	}
+	json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.request\",\"args\":"
+	                                 "{\"url\":\"http://127.0.0.1/\",\"method\":\"get me\"}}");
+	ck_assert_str_eq(wire_error_code(reply), "bad_arguments");
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_request_sends_method_headers_and_body)
+{
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char args[512], base[64];
+	http_server_url(server, base, 64);
+	snprintf(args, sizeof(args),
+	         "{\"method\":\"PUT\",\"url\":\"%s/echo\",\"body\":\"payload\",\"headers\":{\"X-Echo\":\"hi\"}}",
+	         base);
+	json_t *reply = run(&daemon, "http.request", args);
+	ck_assert_str_eq(text(json_object_get(reply, "result"), "body"), "PUT payload hi");
+	json_decref(reply);
+	snprintf(args, sizeof(args), "{\"method\":\"POST\",\"url\":\"%s/echo\",\"body\":\"x=1\"}", base);
+	reply = run(&daemon, "http.request", args);
+	ck_assert_str_eq(text(json_object_get(reply, "result"), "body"), "POST x=1 -");
+	json_decref(reply);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
+START_TEST(test_server_error_is_a_status_or_with_raise_for_status_a_failure)
+{
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char args[256], base[64];
+	http_server_url(server, base, 64);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/status?code=503\"}", base);
+	json_t *reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(text(reply, "state"), "done");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(reply, "result"), "status")), 503);
+	json_decref(reply);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/status?code=503\",\"raise_for_status\":true}", base);
+	reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "HTTPStatusError");
+	json_t *details = json_object_get(json_object_get(reply, "error"), "details");
+	ck_assert_int_eq(json_integer_value(json_object_get(details, "status")), 503);
+	ck_assert_str_eq(text(details, "body"), "status 503");
+	json_decref(reply);
+	/* Nobody listens: a connection error. */
+	reply = run(&daemon, "http.get", "{\"url\":\"http://127.0.0.1:1/\"}");
+	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	json_decref(reply);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
+START_TEST(test_a_body_past_max_size_fails_the_job)
+{
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char args[256], base[64];
+	http_server_url(server, base, 64);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/large?bytes=2000000\"}", base);
+	json_t *reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "ResponseTooLarge");
+	json_decref(reply);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/large?bytes=2000000\",\"max_size\":2000000}", base);
+	reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(text(reply, "state"), "done");
+	ck_assert_uint_eq(strlen(text(json_object_get(reply, "result"), "body")), 2000000);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
+START_TEST(test_timeout_fails_the_job_and_hangs_up)
+{
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char args[256], base[64];
+	snprintf(args, sizeof(args), "{\"url\":\"%s/slow?ms=20000\",\"timeout\":0.3}",
+	         http_server_url(server, base, 64));
+	json_t *reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "Timeout");
+	json_decref(reply);
+	wait_until(http_server_aborted, server, 1, "requests the server saw hung up");
+	/* The job's own timeout ends the transfer the same way. */
+	reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s/slow?ms=20000\"},"
+	                         "\"timeout\":0.3,\"wait\":30}", base);
+	ck_assert_str_eq(error_type(reply), "Timeout");
+	json_decref(reply);
+	wait_until(http_server_aborted, server, 2, "requests the server saw hung up");
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
+START_TEST(test_cancel_aborts_the_request_on_the_wire)
+{
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char base[64];
+	json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s/slow?ms=30000\"}}",
+	                     http_server_url(server, base, 64));
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	wait_until(http_server_slow_in_flight, server, 1, "slow requests the server holds");
+	reply = call(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
+	ck_assert(json_is_true(json_object_get(reply, "ok")));
+	json_decref(reply);
+	wait_until(http_server_aborted, server, 1, "requests the server saw hung up");
+	reply = call(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
+	ck_assert_str_eq(text(reply, "state"), "cancelled");
+	json_decref(reply);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
+START_TEST(test_connections_are_reused_across_jobs)
+{
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	const char *const one_worker[] = {"--workers", "1", NULL};
+	fixture_start(&daemon, one_worker);
+	char args[256], base[64];
+	snprintf(args, sizeof(args), "{\"url\":\"%s/peer\"}", http_server_url(server, base, 64));
+	json_t *first = run(&daemon, "http.get", args);
+	json_t *second = run(&daemon, "http.get", args);
+	json_t *third = run(&daemon, "http.get", args);
+	const char *port = text(json_object_get(first, "result"), "body");
+	ck_assert_str_eq(text(json_object_get(second, "result"), "body"), port);
+	ck_assert_str_eq(text(json_object_get(third, "result"), "body"), port);
+	ck_assert_int_eq(http_server_connections(server), 1);
+	json_decref(first);
+	json_decref(second);
+	json_decref(third);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
+/* Makes a CA and a certificate it signs for 127.0.0.1 in directory. */
+static void make_certificates(const char *directory)
+{
+	char command[2048];
+	snprintf(command, sizeof(command),
+	         "cd %s && printf 'subjectAltName=IP:127.0.0.1\\n' > ext && "
+	         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key "
+	         "-out ca.pem -days 1 -subj /CN=weft-test-ca && "
+	         "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key "
+	         "-out server.csr -subj /CN=127.0.0.1 && "
+	         "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem "
+	         "-days 1 -extfile ext",
+	         directory);
+	ck_assert_msg(as_user_shell(command) == 0, "openssl could not make the test certificates");
+}
+
+/* TLS is verified: a server signed by a CA the job names is trusted, the same
+ * server without it is not. */
+START_TEST(test_tls_is_verified_against_the_system_or_the_jobs_ca)
+{
+	char directory[] = "/tmp/weft-tls-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(directory));
+	make_certificates(directory);
+	char certificate[128], key[128], ca_path[128];
+	snprintf(certificate, sizeof(certificate), "%s/server.pem", directory);
+	snprintf(key, sizeof(key), "%s/server.key", directory);
+	snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", directory);
+	struct http_server *server = http_server_start_tls(certificate, key);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char base[64], url[128];
+	snprintf(url, sizeof(url), "%s/hello", http_server_url(server, base, 64));
+	char plain[200];
+	snprintf(plain, sizeof(plain), "{\"url\":\"%s\"}", url);
+	json_t *refused = run(&daemon, "http.get", plain);
+	ck_assert_str_eq(text(refused, "state"), "failed");
+	ck_assert_str_eq(error_type(refused), "TLSError");
+	json_decref(refused);
+	FILE *file = fopen(ca_path, "r");
+	char pem[8192];
+	size_t length = fread(pem, 1, sizeof(pem) - 1, file);
+	pem[length] = '\0';
+	fclose(file);
+	json_t *args = json_pack("{s:s, s:s}", "url", url, "ca_pem", pem);
+	char *text_args = json_dumps(args, 0);
+	json_t *reply = run(&daemon, "http.get", text_args);
+	ck_assert_msg(strcmp(text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	ck_assert_str_eq(text(json_object_get(reply, "result"), "body"), "hello");
+	free(text_args);
+	json_decref(args);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+	char command[128];
+	snprintf(command, sizeof(command), "rm -rf %s", directory);
+	as_user_shell(command);
+}
+END_TEST
+
+/* A connection kept for one user's jobs never carries another user's request. */
+START_TEST(test_connections_are_pooled_per_owner)
+{
+	if (trust_skip[0] != '\0')
+		return;
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	const char *const one_worker[] = {"--workers", "1", NULL};
+	fixture_start(&daemon, one_worker);
+	chmod(daemon.directory, 0755);
+	char args[256], base[64], request[512], buffer[65536];
+	snprintf(args, sizeof(args), "{\"url\":\"%s/peer\"}", http_server_url(server, base, 64));
+	json_t *first = run(&daemon, "http.get", args);
+	snprintf(request, sizeof(request), "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":%s,\"wait\":30}",
+	         args);
+	char *argv[] = {sender, daemon.url, request, NULL};
+	ck_assert_int_eq(as_user_run(stranger.uid, stranger.gid, sender, argv, buffer, sizeof(buffer)), 0);
+	json_t *theirs = json_loads(buffer, 0, NULL);
+	ck_assert_ptr_nonnull(theirs);
+	json_t *again = run(&daemon, "http.get", args);
+	const char *port = text(json_object_get(first, "result"), "body");
+	ck_assert_str_eq(text(json_object_get(again, "result"), "body"), port);
+	ck_assert_str_ne(text(json_object_get(theirs, "result"), "body"), port);
+	ck_assert_int_eq(http_server_connections(server), 2);
+	json_decref(first);
+	json_decref(theirs);
+	json_decref(again);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
+START_TEST(test_a_thousand_concurrent_gets_take_no_thread)
+{
+	enum { COUNT = 1000 };
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char base[64], args[256];
+	http_server_url(server, base, 64);
+	/* One transfer on each worker first, so both pools exist. */
+	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\"}", base);
+	for (int i = 0; i < 4; i++)
+		json_decref(run(&daemon, "http.get", args));
+	json_int_t before = threads_of(daemon.pid);
+	size_t size = COUNT * 128 + 64, used = 0;
+	char *request = malloc(size);
+	used += (size_t)snprintf(request + used, size - used, "{\"op\":\"submit\",\"jobs\":[");
+	for (int i = 0; i < COUNT; i++)
+		used += (size_t)snprintf(request + used, size - used,
+		                         "%s{\"fn\":\"http.get\",\"args\":{\"url\":\"%s/hold?until=%d\"}}",
+		                         i == 0 ? "" : ",", base, COUNT);
+	used += (size_t)snprintf(request + used, size - used, "]}");
+	json_t *reply = wire_call(daemon.url, request);
+	free(request);
+	json_t *ids = json_object_get(reply, "ids");
+	ck_assert_uint_eq(json_array_size(ids), COUNT);
+	/* The server answers none until all of them wait on it at once; the
+	 * daemon's threads are counted all the while. */
+	double deadline = fixture_now() + 60;
+	json_int_t most = before;
+	while (http_server_released(server) < COUNT && fixture_now() < deadline) {
+		json_int_t now = threads_of(daemon.pid);
+		if (now > most)
+			most = now;
+	}
+	ck_assert_msg(http_server_released(server) == COUNT,
+	              "the server held %d requests at most, not %d", http_server_slow_in_flight(server),
+	              COUNT);
+	ck_assert_int_eq(most, before);
+	char *text_ids = json_dumps(ids, 0);
+	size = strlen(text_ids) + 64;
+	request = malloc(size);
+	snprintf(request, size, "{\"op\":\"result\",\"ids\":%s,\"timeout\":60}", text_ids);
+	free(text_ids);
+	json_t *results = wire_call_text(daemon.url, request, strlen(request), 70000);
+	free(request);
+	json_t *list = json_object_get(results, "results");
+	ck_assert_uint_eq(json_array_size(list), COUNT);
+	for (size_t i = 0; i < COUNT; i++) {
+		json_t *one = json_array_get(list, i);
+		ck_assert_msg(strcmp(text(one, "state"), "done") == 0, "job %zu: %s", i, json_dumps(one, 0));
+		ck_assert_str_eq(text(json_object_get(one, "result"), "body"), "held");
+	}
+	ck_assert_int_eq(threads_of(daemon.pid), before);
+	json_decref(results);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
+static Suite *http_suite(void)
+{
+	Suite *suite = suite_create("http");
+	TCase *http = tcase_create("http");
+	tcase_set_timeout(http, 60);
+	tcase_add_test(http, test_get_returns_status_headers_and_text_body);
+	tcase_add_test(http, test_binary_body_comes_as_base64);
+	tcase_add_test(http, test_redirects_are_followed_unless_told_not_to);
+	tcase_add_test(http, test_only_http_and_https_are_reachable);
+	tcase_add_test(http, test_bad_arguments_are_refused_at_submit);
+	tcase_add_test(http, test_request_sends_method_headers_and_body);
+	tcase_add_test(http, test_server_error_is_a_status_or_with_raise_for_status_a_failure);
+	tcase_add_test(http, test_a_body_past_max_size_fails_the_job);
+	tcase_add_test(http, test_timeout_fails_the_job_and_hangs_up);
+	tcase_add_test(http, test_cancel_aborts_the_request_on_the_wire);
+	tcase_add_test(http, test_connections_are_reused_across_jobs);
+	tcase_add_test(http, test_connections_are_pooled_per_owner);
+	tcase_add_test(http, test_tls_is_verified_against_the_system_or_the_jobs_ca);
+	suite_add_tcase(suite, http);
+	TCase *load = tcase_create("load");
+	tcase_set_timeout(load, 180);
+	tcase_add_test(load, test_a_thousand_concurrent_gets_take_no_thread);
+	suite_add_tcase(suite, load);
+	return suite;
+}
+
+int main(void)
+{
+	/* The other user must reach the fixture's socket: keep it under /tmp. */
+	setenv("TMPDIR", "/tmp", 1);
+	const char *build = getenv("WEFT_BUILD");
+	if (geteuid() != 0)
+		snprintf(trust_skip, sizeof(trust_skip), "not root: needs a throwaway user");
+	else if (build == NULL)
+		snprintf(trust_skip, sizeof(trust_skip), "WEFT_BUILD is unset (make check sets it)");
+	else if (!as_user_create(&stranger, "wth"))
+		snprintf(trust_skip, sizeof(trust_skip), "useradd failed");
+	if (build != NULL)
+		snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
+	if (trust_skip[0] != '\0')
+		as_user_skip(1, "http per-owner pool test", trust_skip);
+	SRunner *runner = srunner_create(http_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	as_user_remove(&stranger);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,470 @@
+/*
+ * sql.query end to end against a real MariaDB: mariadb-install-db once for
+ * the program into a temporary directory, one mariadbd (as the mysql user, on
+ * a unix socket there and a TCP port) for all its tests, polled until it
+ * answers, stopped by pid. Without MariaDB or root every test is a visible
+ * SKIP.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <mysql.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/as_user.h"
+#include "tests/fixture.h"
+#include "tests/wire.h"
+
+static char skip_reason[256];
+static char trust_skip[256];
+static struct user stranger;
+static char sender[PATH_MAX];
+static char directory[64];
+static char socket_path[128];
+static int port;
+static pid_t server;
+static char tcp_url[128];    /* mysql://weft:pw@127.0.0.1:PORT/test */
+static char socket_url[200]; /* the same over the unix socket */
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t length = sizeof(address);
+	bind(fd, (struct sockaddr *)&address, sizeof(address));
+	getsockname(fd, (struct sockaddr *)&address, &length);
+	close(fd);
+	return ntohs(address.sin_port);
+}
+
+/* The test's own connection, as root over the unix socket. */
+static MYSQL *control(void)
+{
+	MYSQL *mysql = mysql_init(NULL);
+	if (mysql_real_connect(mysql, NULL, "root", NULL, NULL, 0, socket_path, 0) == NULL) {
+		mysql_close(mysql);
+		return NULL;
+	}
+	return mysql;
+}
+
+static int run_quiet(const char *const argv[])
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		dup2(null, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void server_start(void)
+{
+	struct passwd *account = getpwnam("mysql");
+	if (access("/usr/sbin/mariadbd", X_OK) != 0 || access("/usr/bin/mariadb-install-db", X_OK) != 0) {
+		snprintf(skip_reason, sizeof(skip_reason), "MariaDB is not installed (scripts/deps.sh)");
+		return;
+	}
+	if (geteuid() != 0 || account == NULL) {
+		snprintf(skip_reason, sizeof(skip_reason), "needs root and a mysql user");
+		return;
+	}
+	snprintf(directory, sizeof(directory), "/tmp/weft-my-XXXXXX");
+	if (mkdtemp(directory) == NULL || chown(directory, account->pw_uid, account->pw_gid) != 0) {
+		snprintf(skip_reason, sizeof(skip_reason), "cannot make a directory for the server");
+		return;
+	}
+	chmod(directory, 0755);
+	char data[128], datadir[160];
+	snprintf(data, sizeof(data), "%s/data", directory);
+	snprintf(datadir, sizeof(datadir), "--datadir=%s", data);
+	snprintf(socket_path, sizeof(socket_path), "%s/mysqld.sock", directory);
+	const char *install[] = {"/usr/bin/mariadb-install-db", "--no-defaults", datadir, "--user=mysql",
+	                         "--skip-test-db", "--auth-root-authentication-method=socket", NULL};
+	if (run_quiet(install) != 0) {
+		snprintf(skip_reason, sizeof(skip_reason), "mariadb-install-db failed");
+		return;
+	}
+	port = free_port();
+	char socket_option[160], port_option[32], log_option[160];
+	snprintf(socket_option, sizeof(socket_option), "--socket=%s", socket_path);
+	snprintf(port_option, sizeof(port_option), "--port=%d", port);
+	snprintf(log_option, sizeof(log_option), "--log-error=%s/server.log", directory);
+	server = fork();
+	if (server == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		dup2(null, 2);
+		execl("/usr/sbin/mariadbd", "mariadbd", "--no-defaults", datadir, socket_option, port_option,
+		      "--bind-address=127.0.0.1", "--user=mysql", "--skip-name-resolve", log_option,
+		      "--max-connections=100", "--innodb-buffer-pool-size=16M", (char *)NULL);
+		_exit(127);
+	}
+	double deadline = fixture_now() + 60;
+	MYSQL *mysql;
+	while ((mysql = control()) == NULL) {
+		if (fixture_now() > deadline) {
+			snprintf(skip_reason, sizeof(skip_reason), "mariadbd did not start (see %s)", directory);
+			return;
+		}
+		usleep(20000);
+	}
+	mysql_query(mysql, "CREATE DATABASE IF NOT EXISTS test");
+	mysql_query(mysql, "CREATE USER 'weft'@'%' IDENTIFIED BY 'pw'");
+	mysql_query(mysql, "GRANT ALL ON *.* TO 'weft'@'%'");
+	mysql_close(mysql);
+	snprintf(tcp_url, sizeof(tcp_url), "mysql://weft:pw@127.0.0.1:%d/test", port);
+	snprintf(socket_url, sizeof(socket_url), "mysql://weft:pw@/test?socket=%s", socket_path);
+}
+
+static void server_stop(void)
+{
+	if (server > 0) {
+		kill(server, SIGTERM);
+		waitpid(server, NULL, 0);
+	}
+	if (directory[0] != '\0') {
+		char command[128];
+		snprintf(command, sizeof(command), "rm -rf %s", directory);
+		as_user_shell(command);
+	}
+}
+
+static long scalar(MYSQL *mysql, const char *sql)
+{
+	ck_assert_int_eq(mysql_query(mysql, sql), 0);
+	MYSQL_RES *result = mysql_store_result(mysql);
+	MYSQL_ROW row = mysql_fetch_row(result);
+	long value = row != NULL && row[0] != NULL ? strtol(row[0], NULL, 10) : -1;
+	mysql_free_result(result);
+	return value;
+}
+
+static void wait_scalar(MYSQL *mysql, const char *sql, long wanted)
+{
+	double deadline = fixture_now() + 30;
+	long now;
+	while ((now = scalar(mysql, sql)) != wanted)
+		ck_assert_msg(fixture_now() < deadline, "%s gives %ld, not %ld", sql, now, wanted);
+}
+
+static json_t *call(const char *url, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static json_t *call(const char *url, const char *format, ...)
+{
+	static char request[1 << 18];
+	va_list list;
+	va_start(list, format);
+	vsnprintf(request, sizeof(request), format, list);
+	va_end(list);
+	return wire_call(url, request);
+}
+
+/* Runs sql.query with args (a JSON object's inside, after url) to its end. */
+static json_t *query(const fixture *daemon, const char *url, const char *rest)
+{
+	json_t *reply = call(daemon->url,
+	                     "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\",%s},\"wait\":30}",
+	                     url, rest);
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", json_dumps(reply, 0));
+	return reply;
+}
+
+static const char *text(const json_t *object, const char *name)
+{
+	return json_string_value(json_object_get(object, name));
+}
+
+static const char *error_type(const json_t *reply)
+{
+	return text(json_object_get(reply, "error"), "type");
+}
+
+static json_int_t threads_of(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *file = fopen(path, "r");
+	ck_assert_ptr_nonnull(file);
+	json_int_t threads = -1;
+	while (fgets(line, sizeof(line), file) != NULL)
+		if (strncmp(line, "Threads:", 8) == 0)
+			threads = strtoll(line + 8, NULL, 10);
+	fclose(file);
+	return threads;
+}
+
+#define SKIP_UNLESS_SERVER()                                                                        \
+	do {                                                                                        \
+		if (skip_reason[0] != '\0')                                                         \
+			return;                                                                     \
+	} while (0)
+
+static json_t *first_row(json_t *reply)
+{
+	return json_array_get(json_object_get(json_object_get(reply, "result"), "rows"), 0);
+}
+
+START_TEST(test_parameters_are_bound_and_rows_typed)
+{
+	SKIP_UNLESS_SERVER();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *reply = query(&daemon, tcp_url,
+	                      "\"sql\":\"SELECT ? + 1 AS n, ? AS t, NULL AS z, REPEAT('y', 1000) AS r, 2.5e0 AS f\","
+	                      "\"params\":[41,\"x\"]");
+	ck_assert_msg(strcmp(text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	json_t *columns = json_object_get(json_object_get(reply, "result"), "columns");
+	ck_assert_str_eq(json_string_value(json_array_get(columns, 0)), "n");
+	json_t *row = first_row(reply);
+	ck_assert_int_eq(json_integer_value(json_array_get(row, 0)), 42);
+	ck_assert_str_eq(json_string_value(json_array_get(row, 1)), "x");
+	ck_assert(json_is_null(json_array_get(row, 2)));
+	ck_assert_uint_eq(strlen(json_string_value(json_array_get(row, 3))), 1000);
+	ck_assert(json_real_value(json_array_get(row, 4)) == 2.5);
+	json_decref(reply);
+	reply = query(&daemon, tcp_url, "\"sql\":\"SELECT ?\",\"params\":[\"'); DROP TABLE x; --\"]");
+	ck_assert_str_eq(json_string_value(json_array_get(first_row(reply), 0)), "'); DROP TABLE x; --");
+	json_decref(reply);
+	json_decref(query(&daemon, socket_url, "\"sql\":\"CREATE TABLE IF NOT EXISTS items (n int)\""));
+	json_decref(query(&daemon, socket_url, "\"sql\":\"DELETE FROM items\""));
+	reply = query(&daemon, socket_url, "\"sql\":\"INSERT INTO items VALUES (?), (?), (?)\",\"params\":[1,2,3]");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(reply, "result"), "affected")), 3);
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_server_errors_fail_with_sql_error)
+{
+	SKIP_UNLESS_SERVER();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *reply = query(&daemon, tcp_url, "\"sql\":\"SELECT * FROM no_such_table\"");
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "SQLError");
+	ck_assert_str_eq(text(json_object_get(json_object_get(reply, "error"), "details"), "sqlstate"), "42S02");
+	json_decref(reply);
+	reply = query(&daemon, tcp_url, "\"sql\":\"SELECT 7\"");
+	ck_assert_int_eq(json_integer_value(json_array_get(first_row(reply), 0)), 7);
+	json_decref(reply);
+	reply = query(&daemon, tcp_url, "\"sql\":\"SELECT ?\",\"params\":[]");
+	ck_assert_str_eq(error_type(reply), "SQLError");
+	json_decref(reply);
+	reply = query(&daemon, "mysql://weft:pw@127.0.0.1:1/test", "\"sql\":\"SELECT 1\"");
+	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	json_decref(reply);
+	reply = query(&daemon, "mysql://weft:wrong@127.0.0.1:1/test", "\"sql\":\"SELECT 1\"");
+	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+static const char running_sleeps[] =
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(600)%'";
+
+START_TEST(test_timeout_and_cancel_stop_the_query_on_the_server)
+{
+	SKIP_UNLESS_SERVER();
+	MYSQL *mysql = control();
+	ck_assert_ptr_nonnull(mysql);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *reply = query(&daemon, tcp_url, "\"sql\":\"SELECT SLEEP(600)\",\"timeout\":0.5");
+	ck_assert_str_eq(error_type(reply), "Timeout");
+	json_decref(reply);
+	wait_scalar(mysql, running_sleeps, 0);
+	reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\","
+	                         "\"sql\":\"SELECT SLEEP(600)\",\"timeout\":900}}",
+	             tcp_url);
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	wait_scalar(mysql, running_sleeps, 1);
+	json_decref(call(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id));
+	wait_scalar(mysql, running_sleeps, 0);
+	reply = call(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
+	ck_assert_str_eq(text(reply, "state"), "cancelled");
+	json_decref(reply);
+	fixture_stop(&daemon);
+	mysql_close(mysql);
+}
+END_TEST
+
+START_TEST(test_connections_are_reused)
+{
+	SKIP_UNLESS_SERVER();
+	fixture daemon;
+	const char *const one_worker[] = {"--workers", "1", NULL};
+	fixture_start(&daemon, one_worker);
+	json_t *first = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
+	json_t *second = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
+	ck_assert_int_eq(json_integer_value(json_array_get(first_row(first), 0)),
+	                 json_integer_value(json_array_get(first_row(second), 0)));
+	json_decref(first);
+	json_decref(second);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_a_thousand_queries_share_a_bounded_pool_and_take_no_thread)
+{
+	enum { COUNT = 1000 };
+	SKIP_UNLESS_SERVER();
+	MYSQL *mysql = control();
+	ck_assert_ptr_nonnull(mysql);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	for (int i = 0; i < 4; i++)
+		json_decref(query(&daemon, tcp_url, "\"sql\":\"SELECT 1\""));
+	json_int_t before = threads_of(daemon.pid);
+	size_t size = COUNT * 200 + 64, used = 0;
+	char *request = malloc(size);
+	used += (size_t)snprintf(request + used, size - used, "{\"op\":\"submit\",\"jobs\":[");
+	for (int i = 0; i < COUNT; i++)
+		used += (size_t)snprintf(request + used, size - used,
+		                         "%s{\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\",\"sql\":"
+		                         "\"SELECT ? + SLEEP(0.01)\",\"params\":[%d]}}",
+		                         i == 0 ? "" : ",", tcp_url, i);
+	snprintf(request + used, size - used, "]}");
+	json_t *reply = wire_call(daemon.url, request);
+	free(request);
+	json_t *ids = json_object_get(reply, "ids");
+	ck_assert_uint_eq(json_array_size(ids), COUNT);
+	json_int_t last = json_integer_value(json_array_get(ids, COUNT - 1));
+	long most = 0;
+	json_int_t threads = before;
+	for (;;) {
+		long now = scalar(mysql, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'weft'");
+		if (now > most)
+			most = now;
+		json_int_t count = threads_of(daemon.pid);
+		if (count > threads)
+			threads = count;
+		json_t *status = call(daemon.url, "{\"op\":\"status\",\"id\":%lld}", (long long)last);
+		const char *state = text(json_object_get(status, "job"), "state");
+		bool over = strcmp(state, "done") == 0 || strcmp(state, "failed") == 0;
+		json_decref(status);
+		if (over)
+			break;
+	}
+	ck_assert_int_eq(threads, before);
+	ck_assert_msg(most <= 16, "%ld connections at once", most);
+	char *text_ids = json_dumps(ids, 0);
+	size = strlen(text_ids) + 64;
+	request = malloc(size);
+	snprintf(request, size, "{\"op\":\"result\",\"ids\":%s,\"timeout\":60}", text_ids);
+	free(text_ids);
+	json_t *results = wire_call_text(daemon.url, request, strlen(request), 70000);
+	free(request);
+	json_t *list = json_object_get(results, "results");
+	ck_assert_uint_eq(json_array_size(list), COUNT);
+	for (size_t i = 0; i < COUNT; i++) {
+		json_t *one = json_array_get(list, i);
+		ck_assert_msg(strcmp(text(one, "state"), "done") == 0, "job %zu: %s", i, json_dumps(one, 0));
+		json_t *row = json_array_get(json_object_get(json_object_get(one, "result"), "rows"), 0);
+		ck_assert_int_eq(json_integer_value(json_array_get(row, 0)), (json_int_t)i);
+	}
+	json_decref(results);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	mysql_close(mysql);
+}
+END_TEST
+
+static json_t *call_as(const struct user *user, const char *url, const char *request)
+{
+	static char buffer[65536];
+	char *argv[] = {sender, (char *)url, (char *)request, NULL};
+	int status = as_user_run(user->uid, user->gid, sender, argv, buffer, sizeof(buffer));
+	ck_assert_msg(status == 0, "wire_send failed (%d): %s", status, buffer);
+	json_t *reply = json_loads(buffer, 0, NULL);
+	ck_assert_msg(reply != NULL, "not JSON: %s", buffer);
+	return reply;
+}
+
+/* unix_socket authentication would see root: refused for a user; over TCP
+ * the user connects as their own account name, never as the daemon's. */
+START_TEST(test_a_user_never_connects_with_the_daemons_identity)
+{
+	SKIP_UNLESS_SERVER();
+	if (trust_skip[0] != '\0')
+		return;
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	chmod(daemon.directory, 0755);
+	char request[600];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"mysql:///test?socket=%s\","
+	         "\"sql\":\"SELECT 1\"},\"wait\":30}",
+	         socket_path);
+	json_t *reply = call_as(&stranger, daemon.url, request);
+	ck_assert_str_eq(error_type(reply), "PermissionError");
+	json_decref(reply);
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"mysql://127.0.0.1:%d/test\","
+	         "\"sql\":\"SELECT CURRENT_USER()\"},\"wait\":30}",
+	         port);
+	reply = call_as(&stranger, daemon.url, request);
+	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	char denied[80];
+	snprintf(denied, sizeof(denied), "Access denied for user '%s'", stranger.name);
+	ck_assert_msg(strstr(text(json_object_get(reply, "error"), "message"), denied) != NULL, "%s",
+	              json_dumps(reply, 0));
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+int main(void)
+{
+	setenv("TMPDIR", "/tmp", 1);
+	server_start();
+	const char *build = getenv("WEFT_BUILD");
+	if (geteuid() != 0)
+		snprintf(trust_skip, sizeof(trust_skip), "not root: needs a throwaway user");
+	else if (build == NULL)
+		snprintf(trust_skip, sizeof(trust_skip), "WEFT_BUILD is unset (make check sets it)");
+	else if (skip_reason[0] == '\0' && !as_user_create(&stranger, "wtm"))
+		snprintf(trust_skip, sizeof(trust_skip), "useradd failed");
+	if (build != NULL)
+		snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
+	if (skip_reason[0] != '\0')
+		as_user_skip(6, "mysql tests", skip_reason);
+	else if (trust_skip[0] != '\0')
+		as_user_skip(1, "mysql trust test", trust_skip);
+	Suite *suite = suite_create("mysql");
+	TCase *sql = tcase_create("mysql");
+	tcase_set_timeout(sql, 60);
+	tcase_add_test(sql, test_parameters_are_bound_and_rows_typed);
+	tcase_add_test(sql, test_server_errors_fail_with_sql_error);
+	tcase_add_test(sql, test_timeout_and_cancel_stop_the_query_on_the_server);
+	tcase_add_test(sql, test_connections_are_reused);
+	tcase_add_test(sql, test_a_user_never_connects_with_the_daemons_identity);
+	suite_add_tcase(suite, sql);
+	TCase *load = tcase_create("load");
+	tcase_set_timeout(load, 180);
+	tcase_add_test(load, test_a_thousand_queries_share_a_bounded_pool_and_take_no_thread);
+	suite_add_tcase(suite, load);
+	SRunner *runner = srunner_create(suite);
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	as_user_remove(&stranger);
+	server_stop();
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,488 @@
+/*
+ * redis.command end to end against a real redis-server, started per test on
+ * a unix socket and a TCP port in the test's directory, polled until it
+ * answers PING, stopped by pid. Without redis-server every test is a visible
+ * SKIP. The trust tests need root and useradd (a throwaway user).
+ */
+#include <check.h>
+#include <hiredis/hiredis.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/as_user.h"
+#include "tests/fixture.h"
+#include "tests/wire.h"
+
+static char skip_reason[256];
+static char trust_skip[256];
+static struct user stranger;
+static char sender[PATH_MAX];
+
+struct redis {
+	char directory[128];
+	char socket[160];
+	int port;
+	pid_t pid;
+	redisContext *control; /* the test's own connection */
+};
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t length = sizeof(address);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&address, sizeof(address)), 0);
+	getsockname(fd, (struct sockaddr *)&address, &length);
+	close(fd);
+	return ntohs(address.sin_port);
+}
+
+static void redis_start(struct redis *redis)
+{
+	snprintf(redis->directory, sizeof(redis->directory), "/tmp/weft-redis-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(redis->directory));
+	chmod(redis->directory, 0755);
+	snprintf(redis->socket, sizeof(redis->socket), "%s/redis.sock", redis->directory);
+	redis->port = free_port();
+	char port[16];
+	snprintf(port, sizeof(port), "%d", redis->port);
+	redis->pid = fork();
+	ck_assert_int_ge(redis->pid, 0);
+	if (redis->pid == 0) {
+		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
+		       "--unixsocket", redis->socket, "--unixsocketperm", "777", "--save", "",
+		       "--appendonly", "no", "--dir", redis->directory, "--daemonize", "no",
+		       "--loglevel", "warning", "--logfile", "redis.log", "--maxclients", "4000",
+		       "--tcp-backlog", "2048", (char *)NULL);
+		_exit(127);
+	}
+	double deadline = fixture_now() + 10;
+	for (;;) {
+		redisContext *context = redisConnectUnix(redis->socket);
+		if (context != NULL && context->err == 0) {
+			redisReply *reply = redisCommand(context, "PING");
+			bool up = reply != NULL && reply->type == REDIS_REPLY_STATUS;
+			if (reply != NULL)
+				freeReplyObject(reply);
+			if (up) {
+				redis->control = context;
+				return;
+			}
+		}
+		if (context != NULL)
+			redisFree(context);
+		ck_assert_msg(fixture_now() < deadline, "redis-server did not answer on %s", redis->socket);
+		usleep(5000);
+	}
+}
+
+static void redis_stop(struct redis *redis)
+{
+	redisFree(redis->control);
+	kill(redis->pid, SIGTERM);
+	waitpid(redis->pid, NULL, 0);
+	char command[256];
+	snprintf(command, sizeof(command), "rm -rf %s", redis->directory);
+	as_user_shell(command);
+}
+
+/* An INFO field of the server, as a number. */
+static long info_number(struct redis *redis, const char *field)
+{
+	redisReply *reply = redisCommand(redis->control, "INFO");
+	ck_assert_ptr_nonnull(reply);
+	char name[64];
+	snprintf(name, sizeof(name), "\r\n%s:", field);
+	const char *at = strstr(reply->str, name);
+	long value = at != NULL ? strtol(at + strlen(name), NULL, 10) : -1;
+	freeReplyObject(reply);
+	return value;
+}
+
+static void wait_info(struct redis *redis, const char *field, long wanted)
+{
+	double deadline = fixture_now() + 30;
+	long now;
+	while ((now = info_number(redis, field)) != wanted)
+		ck_assert_msg(fixture_now() < deadline, "%s is %ld, not %ld", field, now, wanted);
+}
+
+static json_t *call(const char *url, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static json_t *call(const char *url, const char *format, ...)
+{
+	static char request[1 << 17];
+	va_list list;
+	va_start(list, format);
+	vsnprintf(request, sizeof(request), format, list);
+	va_end(list);
+	return wire_call(url, request);
+}
+
+/* Runs redis.command with these argv (JSON) on redis's socket, to its end. */
+static json_t *command(const fixture *daemon, const char *url, const char *argv)
+{
+	json_t *reply = call(daemon->url,
+	                     "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":{\"url\":\"%s\",\"argv\":%s},"
+	                     "\"wait\":30}",
+	                     url, argv);
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", json_dumps(reply, 0));
+	return reply;
+}
+
+static const char *text(const json_t *object, const char *name)
+{
+	return json_string_value(json_object_get(object, name));
+}
+
+static const char *error_type(const json_t *reply)
+{
+	return text(json_object_get(reply, "error"), "type");
+}
+
+static json_int_t threads_of(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *file = fopen(path, "r");
+	ck_assert_ptr_nonnull(file);
+	json_int_t threads = -1;
+	while (fgets(line, sizeof(line), file) != NULL)
+		if (strncmp(line, "Threads:", 8) == 0)
+			threads = strtoll(line + 8, NULL, 10);
+	fclose(file);
+	return threads;
+}
+
+#define SKIP_UNLESS_REDIS()                                                                         \
+	do {                                                                                        \
+		if (skip_reason[0] != '\0')                                                         \
+			return;                                                                     \
+	} while (0)
+
+START_TEST(test_replies_map_to_json)
+{
+	SKIP_UNLESS_REDIS();
+	struct redis redis;
+	redis_start(&redis);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char url[200];
+	snprintf(url, sizeof(url), "redis://%s", redis.socket);
+	json_t *reply = command(&daemon, url, "[\"SET\",\"k\",\"v\"]");
+	ck_assert_str_eq(text(reply, "result"), "OK");
+	json_decref(reply);
+	reply = command(&daemon, url, "[\"GET\",\"k\"]");
+	ck_assert_str_eq(text(reply, "result"), "v");
+	json_decref(reply);
+	reply = command(&daemon, url, "[\"INCRBY\",\"n\",41]");
+	ck_assert_int_eq(json_integer_value(json_object_get(reply, "result")), 41);
+	json_decref(reply);
+	reply = command(&daemon, url, "[\"GET\",\"missing\"]");
+	ck_assert(json_is_null(json_object_get(reply, "result")));
+	json_decref(reply);
+	json_decref(command(&daemon, url, "[\"RPUSH\",\"l\",\"a\",\"b\"]"));
+	reply = command(&daemon, url, "[\"LRANGE\",\"l\",0,-1]");
+	json_t *list = json_object_get(reply, "result");
+	ck_assert_uint_eq(json_array_size(list), 2);
+	ck_assert_str_eq(json_string_value(json_array_get(list, 1)), "b");
+	json_decref(reply);
+	/* A value that is not UTF-8 comes as base64. */
+	freeReplyObject(redisCommand(redis.control, "SET bin %b", "\xff\x00\x01", (size_t)3));
+	reply = command(&daemon, url, "[\"GET\",\"bin\"]");
+	ck_assert_str_eq(text(json_object_get(reply, "result"), "base64"), "/wAB");
+	json_decref(reply);
+	/* The same server over TCP, database 2. */
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/2", redis.port);
+	json_decref(command(&daemon, url, "[\"SET\",\"in2\",\"yes\"]"));
+	freeReplyObject(redisCommand(redis.control, "SELECT 2"));
+	redisReply *check = redisCommand(redis.control, "GET in2");
+	ck_assert_str_eq(check->str, "yes");
+	freeReplyObject(check);
+	fixture_stop(&daemon);
+	redis_stop(&redis);
+}
+END_TEST
+
+START_TEST(test_server_errors_fail_with_redis_error)
+{
+	SKIP_UNLESS_REDIS();
+	struct redis redis;
+	redis_start(&redis);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char url[200];
+	snprintf(url, sizeof(url), "redis://%s", redis.socket);
+	json_t *reply = command(&daemon, url, "[\"NOSUCHCOMMAND\"]");
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "RedisError");
+	ck_assert_ptr_nonnull(strstr(text(json_object_get(reply, "error"), "message"), "unknown command"));
+	json_decref(reply);
+	/* The connection is still good for the next job. */
+	reply = command(&daemon, url, "[\"PING\"]");
+	ck_assert_str_eq(text(reply, "result"), "PONG");
+	json_decref(reply);
+	/* Nobody listens there. */
+	reply = command(&daemon, "redis://127.0.0.1:1", "[\"PING\"]");
+	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	json_decref(reply);
+	/* A reply past max_size. */
+	char *big = memset(malloc(3000000), 'x', 3000000);
+	freeReplyObject(redisCommand(redis.control, "SET big %b", big, (size_t)3000000));
+	free(big);
+	reply = command(&daemon, url, "[\"GET\",\"big\"]");
+	ck_assert_str_eq(error_type(reply), "ResponseTooLarge");
+	json_decref(reply);
+	fixture_stop(&daemon);
+	redis_stop(&redis);
+}
+END_TEST
+
+START_TEST(test_bad_arguments_are_refused_at_submit)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	static const char *const refused[] = {
+	        "{\"argv\":[\"PING\"]}",
+	        "{\"url\":\"redis://example.com\",\"argv\":[\"PING\"]}",
+	        "{\"url\":\"http://127.0.0.1\",\"argv\":[\"PING\"]}",
+	        "{\"url\":\"redis://127.0.0.1:99999\",\"argv\":[\"PING\"]}",
+	        "{\"url\":\"redis://127.0.0.1\",\"argv\":[]}",
+	        "{\"url\":\"redis://127.0.0.1\",\"argv\":[[\"nested\"]]}",
+	        "{\"url\":\"redis://127.0.0.1\",\"argv\":[\"PING\"],\"timeout\":0}",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":%s}",
+		                     refused[i]);
+		ck_assert_msg(wire_error_code(reply) != NULL &&
+		                      strcmp(wire_error_code(reply), "bad_arguments") == 0,
+		              "%s was not refused: %s", refused[i], json_dumps(reply, 0));
+		json_decref(reply);
+	}
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_timeout_and_cancel_close_the_connection)
+{
+	SKIP_UNLESS_REDIS();
+	struct redis redis;
+	redis_start(&redis);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char url[200];
+	snprintf(url, sizeof(url), "redis://%s", redis.socket);
+	json_t *reply = call(daemon.url,
+	                     "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":{\"url\":\"%s\","
+	                     "\"argv\":[\"BLPOP\",\"nothing\",0],\"timeout\":0.3},\"wait\":30}",
+	                     url);
+	ck_assert_str_eq(error_type(reply), "Timeout");
+	json_decref(reply);
+	wait_info(&redis, "blocked_clients", 0);
+	/* Cancel: the server sees the blocked client go. */
+	reply = call(daemon.url,
+	             "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":{\"url\":\"%s\","
+	             "\"argv\":[\"BLPOP\",\"nothing\",0],\"timeout\":600}}",
+	             url);
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	wait_info(&redis, "blocked_clients", 1);
+	json_decref(call(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id));
+	wait_info(&redis, "blocked_clients", 0);
+	wait_info(&redis, "connected_clients", 1); /* the test's own */
+	reply = call(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
+	ck_assert_str_eq(text(reply, "state"), "cancelled");
+	json_decref(reply);
+	fixture_stop(&daemon);
+	redis_stop(&redis);
+}
+END_TEST
+
+START_TEST(test_connections_are_reused_per_url_and_owner)
+{
+	SKIP_UNLESS_REDIS();
+	struct redis redis;
+	redis_start(&redis);
+	fixture daemon;
+	const char *const one_worker[] = {"--workers", "1", NULL};
+	fixture_start(&daemon, one_worker);
+	char url[200];
+	snprintf(url, sizeof(url), "redis://%s", redis.socket);
+	json_t *first = command(&daemon, url, "[\"CLIENT\",\"ID\"]");
+	json_t *second = command(&daemon, url, "[\"CLIENT\",\"ID\"]");
+	ck_assert_int_eq(json_integer_value(json_object_get(first, "result")),
+	                 json_integer_value(json_object_get(second, "result")));
+	json_decref(first);
+	json_decref(second);
+	/* Another URL (database 1) is another connection. */
+	char other[220];
+	snprintf(other, sizeof(other), "redis://%s?db=1", redis.socket);
+	json_decref(command(&daemon, other, "[\"PING\"]"));
+	ck_assert_int_eq(info_number(&redis, "connected_clients"), 3);
+	fixture_stop(&daemon);
+	redis_stop(&redis);
+}
+END_TEST
+
+START_TEST(test_a_thousand_blocking_commands_share_bounded_pools_and_take_no_thread)
+{
+	enum { COUNT = 1000 };
+	SKIP_UNLESS_REDIS();
+	struct redis redis;
+	redis_start(&redis);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char url[200];
+	snprintf(url, sizeof(url), "redis://%s", redis.socket);
+	for (int i = 0; i < 4; i++)
+		json_decref(command(&daemon, url, "[\"PING\"]"));
+	json_int_t before = threads_of(daemon.pid);
+	size_t size = COUNT * 200 + 64, used = 0;
+	char *request = malloc(size);
+	used += (size_t)snprintf(request + used, size - used, "{\"op\":\"submit\",\"jobs\":[");
+	for (int i = 0; i < COUNT; i++)
+		used += (size_t)snprintf(request + used, size - used,
+		                         "%s{\"fn\":\"redis.command\",\"args\":{\"url\":\"%s\","
+		                         "\"argv\":[\"BLPOP\",\"queue\",0],\"timeout\":120}}",
+		                         i == 0 ? "" : ",", url);
+	snprintf(request + used, size - used, "]}");
+	json_t *reply = wire_call(daemon.url, request);
+	free(request);
+	json_t *ids = json_object_get(reply, "ids");
+	ck_assert_uint_eq(json_array_size(ids), COUNT);
+	/* Each worker's pool for this (url, owner) holds 64 connections: 128
+	 * jobs block on the server, the others wait their turn in weftd. */
+	wait_info(&redis, "blocked_clients", 128);
+	ck_assert_int_eq(threads_of(daemon.pid), before);
+	for (int i = 0; i < COUNT; i++)
+		freeReplyObject(redisCommand(redis.control, "RPUSH queue %d", i));
+	char *text_ids = json_dumps(ids, 0);
+	size = strlen(text_ids) + 64;
+	request = malloc(size);
+	snprintf(request, size, "{\"op\":\"result\",\"ids\":%s,\"timeout\":60}", text_ids);
+	free(text_ids);
+	json_t *results = wire_call_text(daemon.url, request, strlen(request), 70000);
+	free(request);
+	json_t *list = json_object_get(results, "results");
+	ck_assert_uint_eq(json_array_size(list), COUNT);
+	for (size_t i = 0; i < COUNT; i++) {
+		json_t *one = json_array_get(list, i);
+		ck_assert_msg(strcmp(text(one, "state"), "done") == 0, "job %zu: %s", i, json_dumps(one, 0));
+		ck_assert_str_eq(json_string_value(json_array_get(json_object_get(one, "result"), 0)),
+		                 "queue");
+	}
+	ck_assert_int_eq(threads_of(daemon.pid), before);
+	ck_assert_int_le(info_number(&redis, "connected_clients"), 128 + 1);
+	json_decref(results);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	redis_stop(&redis);
+}
+END_TEST
+
+/* A user's request as that user, through wire_send. */
+static json_t *call_as(const struct user *user, const char *url, const char *request)
+{
+	static char buffer[65536];
+	char *argv[] = {sender, (char *)url, (char *)request, NULL};
+	int status = as_user_run(user->uid, user->gid, sender, argv, buffer, sizeof(buffer));
+	ck_assert_msg(status == 0, "wire_send failed (%d): %s", status, buffer);
+	json_t *reply = json_loads(buffer, 0, NULL);
+	ck_assert_msg(reply != NULL, "not JSON: %s", buffer);
+	return reply;
+}
+
+/* The daemon would connect with root's rights: a user's unix socket URL is
+ * refused; over TCP the user gets connections of their own. */
+START_TEST(test_a_user_may_not_use_unix_sockets_on_a_root_daemon)
+{
+	SKIP_UNLESS_REDIS();
+	if (trust_skip[0] != '\0')
+		return;
+	struct redis redis;
+	redis_start(&redis);
+	/* Only root may use this socket. */
+	chmod(redis.socket, 0700);
+	fixture daemon;
+	const char *const one_worker[] = {"--workers", "1", NULL};
+	fixture_start(&daemon, one_worker);
+	chmod(daemon.directory, 0755);
+	char request[512];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":{\"url\":\"redis://%s\","
+	         "\"argv\":[\"FLUSHALL\"]},\"wait\":30}",
+	         redis.socket);
+	freeReplyObject(redisCommand(redis.control, "SET keep me"));
+	json_t *reply = call_as(&stranger, daemon.url, request);
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "PermissionError");
+	json_decref(reply);
+	redisReply *kept = redisCommand(redis.control, "GET keep");
+	ck_assert_str_eq(kept->str, "me");
+	freeReplyObject(kept);
+	/* Over TCP: a connection of the user's own, not root's pooled one. */
+	char url[64];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", redis.port);
+	json_t *root_id = command(&daemon, url, "[\"CLIENT\",\"ID\"]");
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":{\"url\":\"%s\","
+	         "\"argv\":[\"CLIENT\",\"ID\"]},\"wait\":30}",
+	         url);
+	json_t *user_id = call_as(&stranger, daemon.url, request);
+	ck_assert_str_eq(text(user_id, "state"), "done");
+	ck_assert_int_ne(json_integer_value(json_object_get(root_id, "result")),
+	                 json_integer_value(json_object_get(user_id, "result")));
+	json_decref(root_id);
+	json_decref(user_id);
+	fixture_stop(&daemon);
+	redis_stop(&redis);
+}
+END_TEST
+
+int main(void)
+{
+	setenv("TMPDIR", "/tmp", 1);
+	if (as_user_shell("command -v redis-server") != 0)
+		snprintf(skip_reason, sizeof(skip_reason), "redis-server is not installed (scripts/deps.sh)");
+	const char *build = getenv("WEFT_BUILD");
+	if (geteuid() != 0)
+		snprintf(trust_skip, sizeof(trust_skip), "not root: needs a throwaway user");
+	else if (build == NULL)
+		snprintf(trust_skip, sizeof(trust_skip), "WEFT_BUILD is unset (make check sets it)");
+	else if (skip_reason[0] == '\0' && !as_user_create(&stranger, "wtr"))
+		snprintf(trust_skip, sizeof(trust_skip), "useradd failed");
+	if (build != NULL)
+		snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
+	if (skip_reason[0] != '\0')
+		as_user_skip(6, "redis tests", skip_reason);
+	else if (trust_skip[0] != '\0')
+		as_user_skip(1, "redis trust test", trust_skip);
+	Suite *suite = suite_create("redis");
+	TCase *redis = tcase_create("redis");
+	tcase_set_timeout(redis, 60);
+	tcase_add_test(redis, test_replies_map_to_json);
+	tcase_add_test(redis, test_server_errors_fail_with_redis_error);
+	tcase_add_test(redis, test_bad_arguments_are_refused_at_submit);
+	tcase_add_test(redis, test_timeout_and_cancel_close_the_connection);
+	tcase_add_test(redis, test_connections_are_reused_per_url_and_owner);
+	tcase_add_test(redis, test_a_user_may_not_use_unix_sockets_on_a_root_daemon);
+	suite_add_tcase(suite, redis);
+	TCase *load = tcase_create("load");
+	tcase_set_timeout(load, 180);
+	tcase_add_test(load, test_a_thousand_blocking_commands_share_bounded_pools_and_take_no_thread);
+	suite_add_tcase(suite, load);
+	SRunner *runner = srunner_create(suite);
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	as_user_remove(&stranger);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

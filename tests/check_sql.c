@@ -1,0 +1,501 @@
+/*
+ * sql.query end to end against a real PostgreSQL: initdb once for the
+ * program into a temporary directory, one server (as the postgres user, on a
+ * unix socket there and a TCP port) for all its tests, polled until it
+ * answers, stopped by pid. Without PostgreSQL or root (initdb must run as
+ * another user) every test is a visible SKIP.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <grp.h>
+#include <libpq-fe.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/as_user.h"
+#include "tests/fixture.h"
+#include "tests/wire.h"
+
+static char skip_reason[256];
+static char trust_skip[256];
+static struct user stranger;
+static char sender[PATH_MAX];
+static char directory[64];
+static int port;
+static pid_t server;
+static char tcp_url[128];    /* postgresql://postgres@127.0.0.1:PORT/postgres */
+static char socket_url[160]; /* the same database over the unix socket */
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t length = sizeof(address);
+	bind(fd, (struct sockaddr *)&address, sizeof(address));
+	getsockname(fd, (struct sockaddr *)&address, &length);
+	close(fd);
+	return ntohs(address.sin_port);
+}
+
+/* Runs argv as the postgres user; waits unless background. */
+static pid_t as_postgres(const struct passwd *account, const char *const argv[], bool background)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		char log[128];
+		snprintf(log, sizeof(log), "%s/server.log", directory);
+		int out = background ? open(log, O_WRONLY | O_CREAT | O_APPEND, 0644) : null;
+		dup2(out, 1);
+		dup2(out, 2);
+		if (setgroups(0, NULL) != 0 || setgid(account->pw_gid) != 0 || setuid(account->pw_uid) != 0)
+			_exit(122);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (!background) {
+		int status;
+		waitpid(pid, &status, 0);
+		return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+	}
+	return pid;
+}
+
+/* Makes the cluster and starts the server; on failure says why in skip_reason. */
+static void server_start(void)
+{
+	glob_t found;
+	if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &found) != 0) {
+		snprintf(skip_reason, sizeof(skip_reason), "PostgreSQL is not installed (scripts/deps.sh)");
+		return;
+	}
+	char bin[256];
+	snprintf(bin, sizeof(bin), "%s", found.gl_pathv[found.gl_pathc - 1]);
+	globfree(&found);
+	*strrchr(bin, '/') = '\0';
+	struct passwd *account = getpwnam("postgres");
+	if (geteuid() != 0 || account == NULL) {
+		snprintf(skip_reason, sizeof(skip_reason),
+		         "needs root and a postgres user (initdb refuses to run as root)");
+		return;
+	}
+	snprintf(directory, sizeof(directory), "/tmp/weft-pg-XXXXXX");
+	if (mkdtemp(directory) == NULL || chown(directory, account->pw_uid, account->pw_gid) != 0) {
+		snprintf(skip_reason, sizeof(skip_reason), "cannot make a directory for the cluster");
+		return;
+	}
+	chmod(directory, 0755);
+	char initdb[300], postgres[300], data[128];
+	snprintf(initdb, sizeof(initdb), "%s/initdb", bin);
+	snprintf(postgres, sizeof(postgres), "%s/postgres", bin);
+	snprintf(data, sizeof(data), "%s/data", directory);
+	const char *init_argv[] = {initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", NULL};
+	if (as_postgres(account, init_argv, false) != 0) {
+		snprintf(skip_reason, sizeof(skip_reason), "initdb failed");
+		return;
+	}
+	port = free_port();
+	char port_text[16];
+	snprintf(port_text, sizeof(port_text), "%d", port);
+	const char *run_argv[] = {postgres, "-D", data, "-k", directory, "-p", port_text, "-c",
+	                    "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=60",
+	                    NULL};
+	server = as_postgres(account, run_argv, true);
+	char conninfo[256];
+	snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1 port=%d user=postgres dbname=postgres", port);
+	double deadline = fixture_now() + 30;
+	while (PQping(conninfo) != PQPING_OK) {
+		if (fixture_now() > deadline) {
+			snprintf(skip_reason, sizeof(skip_reason), "postgres did not start (see %s)", directory);
+			return;
+		}
+		usleep(10000);
+	}
+	snprintf(tcp_url, sizeof(tcp_url), "postgresql://postgres@127.0.0.1:%d/postgres", port);
+	snprintf(socket_url, sizeof(socket_url), "postgresql://postgres@:%d/postgres?host=%s", port,
+	         directory);
+}
+
+static void server_stop(void)
+{
+	if (server > 0) {
+		kill(server, SIGINT); /* fast shutdown */
+		waitpid(server, NULL, 0);
+	}
+	if (directory[0] != '\0') {
+		char command[128];
+		snprintf(command, sizeof(command), "rm -rf %s", directory);
+		as_user_shell(command);
+	}
+}
+
+/* The test's own connection. */
+static PGconn *control(void)
+{
+	char conninfo[256];
+	snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1 port=%d user=postgres dbname=postgres", port);
+	PGconn *connection = PQconnectdb(conninfo);
+	ck_assert_int_eq(PQstatus(connection), CONNECTION_OK);
+	return connection;
+}
+
+static long scalar(PGconn *connection, const char *sql)
+{
+	PGresult *result = PQexec(connection, sql);
+	ck_assert_int_eq(PQresultStatus(result), PGRES_TUPLES_OK);
+	long value = strtol(PQgetvalue(result, 0, 0), NULL, 10);
+	PQclear(result);
+	return value;
+}
+
+static void wait_scalar(PGconn *connection, const char *sql, long wanted)
+{
+	double deadline = fixture_now() + 30;
+	long now;
+	while ((now = scalar(connection, sql)) != wanted)
+		ck_assert_msg(fixture_now() < deadline, "%s gives %ld, not %ld", sql, now, wanted);
+}
+
+static json_t *call(const char *url, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static json_t *call(const char *url, const char *format, ...)
+{
+	static char request[1 << 18];
+	va_list list;
+	va_start(list, format);
+	vsnprintf(request, sizeof(request), format, list);
+	va_end(list);
+	return wire_call(url, request);
+}
+
+/* Runs sql.query with args (a JSON object's inside, after url) to its end. */
+static json_t *query(const fixture *daemon, const char *url, const char *rest)
+{
+	json_t *reply = call(daemon->url,
+	                     "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\",%s},\"wait\":30}",
+	                     url, rest);
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", json_dumps(reply, 0));
+	return reply;
+}
+
+static const char *text(const json_t *object, const char *name)
+{
+	return json_string_value(json_object_get(object, name));
+}
+
+static const char *error_type(const json_t *reply)
+{
+	return text(json_object_get(reply, "error"), "type");
+}
+
+static json_int_t threads_of(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *file = fopen(path, "r");
+	ck_assert_ptr_nonnull(file);
+	json_int_t threads = -1;
+	while (fgets(line, sizeof(line), file) != NULL)
+		if (strncmp(line, "Threads:", 8) == 0)
+			threads = strtoll(line + 8, NULL, 10);
+	fclose(file);
+	return threads;
+}
+
+#define SKIP_UNLESS_SERVER()                                                                        \
+	do {                                                                                        \
+		if (skip_reason[0] != '\0')                                                         \
+			return;                                                                     \
+	} while (0)
+
+START_TEST(test_parameters_are_bound_and_rows_typed)
+{
+	SKIP_UNLESS_SERVER();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *reply = query(&daemon, tcp_url,
+	                      "\"sql\":\"SELECT $1::int + 1 AS n, $2::text AS t, NULL::int AS z, true AS b, "
+	                      "2.5::float8 AS f, '{\\\"k\\\":1}'::jsonb AS j\",\"params\":[41,\"x\"]");
+	ck_assert_msg(strcmp(text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	json_t *result = json_object_get(reply, "result");
+	json_t *columns = json_object_get(result, "columns");
+	ck_assert_str_eq(json_string_value(json_array_get(columns, 0)), "n");
+	ck_assert_str_eq(json_string_value(json_array_get(columns, 5)), "j");
+	json_t *row = json_array_get(json_object_get(result, "rows"), 0);
+	ck_assert_int_eq(json_integer_value(json_array_get(row, 0)), 42);
+	ck_assert_str_eq(json_string_value(json_array_get(row, 1)), "x");
+	ck_assert(json_is_null(json_array_get(row, 2)));
+	ck_assert(json_is_true(json_array_get(row, 3)));
+	ck_assert(json_real_value(json_array_get(row, 4)) == 2.5);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(row, 5), "k")), 1);
+	json_decref(reply);
+	/* A parameter is data, never SQL. */
+	reply = query(&daemon, tcp_url, "\"sql\":\"SELECT $1::text\",\"params\":[\"'); DROP TABLE x; --\"]");
+	ck_assert_str_eq(json_string_value(json_array_get(
+	                         json_array_get(json_object_get(json_object_get(reply, "result"), "rows"), 0), 0)),
+	                 "'); DROP TABLE x; --");
+	json_decref(reply);
+	/* Commands report the rows they touched; the unix socket works for root. */
+	json_decref(query(&daemon, socket_url, "\"sql\":\"CREATE TABLE IF NOT EXISTS items (n int)\""));
+	json_decref(query(&daemon, socket_url, "\"sql\":\"DELETE FROM items\""));
+	reply = query(&daemon, socket_url,
+	              "\"sql\":\"INSERT INTO items SELECT generate_series(1, $1::int)\",\"params\":[3]");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(reply, "result"), "affected")), 3);
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_server_errors_fail_with_sql_error)
+{
+	SKIP_UNLESS_SERVER();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *reply = query(&daemon, tcp_url, "\"sql\":\"SELECT 1/0\"");
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "SQLError");
+	json_t *details = json_object_get(json_object_get(reply, "error"), "details");
+	ck_assert_str_eq(text(details, "sqlstate"), "22012");
+	json_decref(reply);
+	/* The connection is still good. */
+	reply = query(&daemon, tcp_url, "\"sql\":\"SELECT 7\"");
+	ck_assert_str_eq(text(reply, "state"), "done");
+	json_decref(reply);
+	reply = query(&daemon, "postgresql://postgres@127.0.0.1:1/postgres", "\"sql\":\"SELECT 1\"");
+	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	json_decref(reply);
+	reply = query(&daemon, tcp_url,
+	              "\"sql\":\"SELECT repeat('x', 1000) FROM generate_series(1, 5000)\",\"max_size\":100000");
+	ck_assert_str_eq(error_type(reply), "ResponseTooLarge");
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_bad_arguments_are_refused_at_submit)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	static const char *const refused[] = {
+	        "{\"sql\":\"SELECT 1\"}",
+	        "{\"url\":\"mysql://db.example.com/x\",\"sql\":\"SELECT 1\"}",
+	        "{\"url\":\"mysql://127.0.0.1/x?local_infile=1\",\"sql\":\"SELECT 1\"}",
+	        "{\"url\":\"postgresql://db.example.com/x\",\"sql\":\"SELECT 1\"}",
+	        "{\"url\":\"postgresql://127.0.0.1/x?passfile=/root/.pgpass\",\"sql\":\"SELECT 1\"}",
+	        "{\"url\":\"postgresql://127.0.0.1/x\"}",
+	        "{\"url\":\"postgresql://127.0.0.1/x\",\"sql\":\"SELECT 1\",\"params\":{}}",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":%s}", refused[i]);
+		ck_assert_msg(wire_error_code(reply) != NULL &&
+		                      strcmp(wire_error_code(reply), "bad_arguments") == 0,
+		              "%s was not refused: %s", refused[i], json_dumps(reply, 0));
+		json_decref(reply);
+	}
+	fixture_stop(&daemon);
+}
+END_TEST
+
+static const char running_sleeps[] =
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(600)%'";
+
+START_TEST(test_timeout_and_cancel_stop_the_query_on_the_server)
+{
+	SKIP_UNLESS_SERVER();
+	PGconn *connection = control();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *reply = query(&daemon, tcp_url, "\"sql\":\"SELECT pg_sleep(600)\",\"timeout\":0.5");
+	ck_assert_str_eq(error_type(reply), "Timeout");
+	json_decref(reply);
+	wait_scalar(connection, running_sleeps, 0);
+	reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\","
+	                         "\"sql\":\"SELECT pg_sleep(600)\",\"timeout\":900}}",
+	             tcp_url);
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	wait_scalar(connection, running_sleeps, 1);
+	json_decref(call(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id));
+	wait_scalar(connection, running_sleeps, 0);
+	reply = call(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
+	ck_assert_str_eq(text(reply, "state"), "cancelled");
+	json_decref(reply);
+	fixture_stop(&daemon);
+	PQfinish(connection);
+}
+END_TEST
+
+START_TEST(test_connections_are_reused)
+{
+	SKIP_UNLESS_SERVER();
+	fixture daemon;
+	const char *const one_worker[] = {"--workers", "1", NULL};
+	fixture_start(&daemon, one_worker);
+	json_t *first = query(&daemon, tcp_url, "\"sql\":\"SELECT pg_backend_pid()\"");
+	json_t *second = query(&daemon, tcp_url, "\"sql\":\"SELECT pg_backend_pid()\"");
+	json_t *a = json_array_get(json_array_get(json_object_get(json_object_get(first, "result"), "rows"), 0), 0);
+	json_t *b = json_array_get(json_array_get(json_object_get(json_object_get(second, "result"), "rows"), 0), 0);
+	ck_assert_int_eq(json_integer_value(a), json_integer_value(b));
+	json_decref(first);
+	json_decref(second);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+START_TEST(test_a_thousand_queries_share_a_bounded_pool_and_take_no_thread)
+{
+	enum { COUNT = 1000 };
+	SKIP_UNLESS_SERVER();
+	PGconn *connection = control();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	for (int i = 0; i < 4; i++)
+		json_decref(query(&daemon, tcp_url, "\"sql\":\"SELECT 1\""));
+	json_int_t before = threads_of(daemon.pid);
+	size_t size = COUNT * 200 + 64, used = 0;
+	char *request = malloc(size);
+	used += (size_t)snprintf(request + used, size - used, "{\"op\":\"submit\",\"jobs\":[");
+	for (int i = 0; i < COUNT; i++)
+		used += (size_t)snprintf(request + used, size - used,
+		                         "%s{\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\",\"sql\":"
+		                         "\"SELECT $1::int FROM pg_sleep(0.01)\",\"params\":[%d]}}",
+		                         i == 0 ? "" : ",", tcp_url, i);
+	snprintf(request + used, size - used, "]}");
+	json_t *reply = wire_call(daemon.url, request);
+	free(request);
+	json_t *ids = json_object_get(reply, "ids");
+	ck_assert_uint_eq(json_array_size(ids), COUNT);
+	/* While they run: no new thread, and at most 8 connections per worker. */
+	json_int_t last = json_integer_value(json_array_get(ids, COUNT - 1));
+	long most = 0;
+	json_int_t threads = before;
+	for (;;) {
+		long now = scalar(connection, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'weft'");
+		if (now > most)
+			most = now;
+		json_int_t count = threads_of(daemon.pid);
+		if (count > threads)
+			threads = count;
+		json_t *status = call(daemon.url, "{\"op\":\"status\",\"id\":%lld}", (long long)last);
+		bool done = strcmp(text(json_object_get(status, "job"), "state"), "done") == 0;
+		json_decref(status);
+		if (done)
+			break;
+	}
+	ck_assert_int_eq(threads, before);
+	ck_assert_msg(most <= 16, "%ld connections at once", most);
+	char *text_ids = json_dumps(ids, 0);
+	size = strlen(text_ids) + 64;
+	request = malloc(size);
+	snprintf(request, size, "{\"op\":\"result\",\"ids\":%s,\"timeout\":60}", text_ids);
+	free(text_ids);
+	json_t *results = wire_call_text(daemon.url, request, strlen(request), 70000);
+	free(request);
+	json_t *list = json_object_get(results, "results");
+	ck_assert_uint_eq(json_array_size(list), COUNT);
+	for (size_t i = 0; i < COUNT; i++) {
+		json_t *one = json_array_get(list, i);
+		ck_assert_msg(strcmp(text(one, "state"), "done") == 0, "job %zu: %s", i, json_dumps(one, 0));
+		json_t *row = json_array_get(json_object_get(json_object_get(one, "result"), "rows"), 0);
+		ck_assert_int_eq(json_integer_value(json_array_get(row, 0)), (json_int_t)i);
+	}
+	json_decref(results);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	PQfinish(connection);
+}
+END_TEST
+
+static json_t *call_as(const struct user *user, const char *url, const char *request)
+{
+	static char buffer[65536];
+	char *argv[] = {sender, (char *)url, (char *)request, NULL};
+	int status = as_user_run(user->uid, user->gid, sender, argv, buffer, sizeof(buffer));
+	ck_assert_msg(status == 0, "wire_send failed (%d): %s", status, buffer);
+	json_t *reply = json_loads(buffer, 0, NULL);
+	ck_assert_msg(reply != NULL, "not JSON: %s", buffer);
+	return reply;
+}
+
+/* Peer authentication on the socket would see root: refused for a user; over
+ * TCP the user connects as their own role, never as the daemon's. */
+START_TEST(test_a_user_never_connects_with_the_daemons_identity)
+{
+	SKIP_UNLESS_SERVER();
+	if (trust_skip[0] != '\0')
+		return;
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	chmod(daemon.directory, 0755);
+	char request[600];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\",\"sql\":\"SELECT 1\"},"
+	         "\"wait\":30}",
+	         socket_url);
+	json_t *reply = call_as(&stranger, daemon.url, request);
+	ck_assert_str_eq(error_type(reply), "PermissionError");
+	json_decref(reply);
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"postgresql://127.0.0.1:%d/postgres\","
+	         "\"sql\":\"SELECT current_user\"},\"wait\":30}",
+	         port);
+	reply = call_as(&stranger, daemon.url, request);
+	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	char role[80];
+	snprintf(role, sizeof(role), "role \"%s\" does not exist", stranger.name);
+	ck_assert_msg(strstr(text(json_object_get(reply, "error"), "message"), role) != NULL, "%s",
+	              json_dumps(reply, 0));
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+int main(void)
+{
+	setenv("TMPDIR", "/tmp", 1);
+	server_start();
+	const char *build = getenv("WEFT_BUILD");
+	if (geteuid() != 0)
+		snprintf(trust_skip, sizeof(trust_skip), "not root: needs a throwaway user");
+	else if (build == NULL)
+		snprintf(trust_skip, sizeof(trust_skip), "WEFT_BUILD is unset (make check sets it)");
+	else if (skip_reason[0] == '\0' && !as_user_create(&stranger, "wtp"))
+		snprintf(trust_skip, sizeof(trust_skip), "useradd failed");
+	if (build != NULL)
+		snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
+	if (skip_reason[0] != '\0')
+		as_user_skip(6, "sql tests", skip_reason);
+	else if (trust_skip[0] != '\0')
+		as_user_skip(1, "sql trust test", trust_skip);
+	Suite *suite = suite_create("sql");
+	TCase *sql = tcase_create("sql");
+	tcase_set_timeout(sql, 60);
+	tcase_add_test(sql, test_parameters_are_bound_and_rows_typed);
+	tcase_add_test(sql, test_server_errors_fail_with_sql_error);
+	tcase_add_test(sql, test_bad_arguments_are_refused_at_submit);
+	tcase_add_test(sql, test_timeout_and_cancel_stop_the_query_on_the_server);
+	tcase_add_test(sql, test_connections_are_reused);
+	tcase_add_test(sql, test_a_user_never_connects_with_the_daemons_identity);
+	suite_add_tcase(suite, sql);
+	TCase *load = tcase_create("load");
+	tcase_set_timeout(load, 180);
+	tcase_add_test(load, test_a_thousand_queries_share_a_bounded_pool_and_take_no_thread);
+	suite_add_tcase(suite, load);
+	SRunner *runner = srunner_create(suite);
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	as_user_remove(&stranger);
+	server_stop();
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
