@@ -573,6 +573,23 @@ START_TEST(test_save_to_writes_the_body_to_a_new_file)
 	reply = run(&daemon, "http.get", args);
 	ck_assert_str_eq(text(reply, "state"), "failed");
 	json_decref(reply);
+	/* A cancelled download removes its file: created at start, gone after. */
+	snprintf(other, sizeof(other), "%s/cancelled", daemon.directory);
+	reply = call(daemon.url,
+	             "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s/slow?ms=30000\","
+	             "\"save_to\":\"%s\"}}",
+	             base, other);
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	wait_until(http_server_slow_in_flight, server, 1, "slow requests the server holds");
+	ck_assert_int_eq(size_of(other), 0);
+	reply = call(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
+	json_decref(reply);
+	reply = call(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
+	ck_assert_str_eq(text(reply, "state"), "cancelled");
+	json_decref(reply);
+	wait_until(http_server_aborted, server, 1, "requests the server saw hung up");
+	ck_assert_int_eq(size_of(other), -1);
 	/* A missing directory, and paths refused at submit. */
 	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s/none/x\"}", base,
 	         daemon.directory);
