@@ -858,7 +858,7 @@ const struct function http_get_function = {
 	.name = "http.get",
 	.executor = FUNCTION_LOOP,
 	.summary = "fetches an http(s) URL on a worker loop; result {status, url, redirects, headers, "
-	           "body[, encoding]}",
+	           "body[, encoding]}, or with save_to {..., saved_to, bytes}",
 	.arguments = get_arguments,
 	.check = http_check,
 	.start = http_start,
