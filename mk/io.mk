@@ -48,3 +48,11 @@ $(BUILD)/bench/io/redis_bench: $(BUILD)/bench/io/redis_bench.o $(BUILD)/tests/fi
 		$(shell pkg-config --libs hiredis 2>/dev/null) $(CHECK_LIBS)
 $(BUILD)/bench/io/redis_bench.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 BENCH_PROGS += $(BUILD)/bench/io/redis_bench
+
+# Issue 15's SQL benchmark: sql.query jobs against asyncpg and aiomysql.
+$(BUILD)/bench/io/sql_bench.o: ALL_CFLAGS += $(CHECK_CFLAGS) $(shell pkg-config --cflags libpq libmariadb 2>/dev/null)
+$(BUILD)/bench/io/sql_bench: $(BUILD)/bench/io/sql_bench.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) \
+		$(shell pkg-config --libs libpq libmariadb 2>/dev/null) $(CHECK_LIBS)
+BENCH_PROGS += $(BUILD)/bench/io/sql_bench

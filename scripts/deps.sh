@@ -5,7 +5,7 @@
 set -eu
 
 build_packages="build-essential pkg-config libevent-dev libjansson-dev libnng-dev check libsubunit-dev nng-utils nettle-dev libjemalloc-dev libsqlite3-dev procps openssl passwd libcurl4-openssl-dev libhiredis-dev redis-server libpq-dev postgresql libmariadb-dev mariadb-server libssl-dev"
-bench_packages="beanstalkd golang-go python3 python3-uvloop python3-aiohttp python3-requests python3-redis"
+bench_packages="beanstalkd golang-go python3 python3-uvloop python3-aiohttp python3-requests python3-redis python3-asyncpg python3-aiomysql"
 
 case "${1:-build}" in
 build) wanted="$build_packages" ;;

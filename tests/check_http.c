@@ -497,6 +497,209 @@ START_TEST(test_a_thousand_concurrent_gets_take_no_thread)
 }
 END_TEST
 
+static off_t size_of(const char *path)
+{
+	struct stat status;
+	return lstat(path, &status) == 0 ? status.st_size : -1;
+}
+
+static void write_file(const char *path, const char *content, mode_t mode)
+{
+	FILE *file = fopen(path, "w");
+	ck_assert_ptr_nonnull(file);
+	fputs(content, file);
+	fclose(file);
+	ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+static void assert_content(const char *path, const char *content)
+{
+	char buffer[256] = "";
+	FILE *file = fopen(path, "r");
+	ck_assert_ptr_nonnull(file);
+	size_t n = fread(buffer, 1, sizeof(buffer) - 1, file);
+	buffer[n] = '\0';
+	fclose(file);
+	ck_assert_str_eq(buffer, content);
+}
+
+/* save_to as the daemon's own user: the body lands in a new file, never over
+ * an existing name, and a failed download leaves nothing behind. */
+START_TEST(test_save_to_writes_the_body_to_a_new_file)
+{
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char args[1024], base[64], path[512], other[512];
+	http_server_url(server, base, 64);
+	snprintf(path, sizeof(path), "%s/download", daemon.directory);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/large?bytes=300000\",\"save_to\":\"%s\"}", base,
+	         path);
+	json_t *reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(text(reply, "state"), "done");
+	json_t *result = json_object_get(reply, "result");
+	ck_assert_str_eq(text(result, "saved_to"), path);
+	ck_assert_int_eq(json_integer_value(json_object_get(result, "bytes")), 300000);
+	ck_assert_ptr_null(json_object_get(result, "body"));
+	ck_assert_int_eq(json_integer_value(json_object_get(result, "status")), 200);
+	ck_assert_int_eq(size_of(path), 300000);
+	json_decref(reply);
+	/* The name exists now: refused, and the file is left as it was. */
+	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, path);
+	reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "FileExistsError");
+	ck_assert_int_eq(size_of(path), 300000);
+	json_decref(reply);
+	/* Past max_size: the job fails and the partial file is removed. */
+	snprintf(other, sizeof(other), "%s/too-big", daemon.directory);
+	snprintf(args, sizeof(args),
+	         "{\"url\":\"%s/large?bytes=300000\",\"save_to\":\"%s\",\"max_size\":1000}", base, other);
+	reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(error_type(reply), "ResponseTooLarge");
+	ck_assert_int_eq(size_of(other), -1);
+	json_decref(reply);
+	/* With save_to, max_size may pass the in-memory ceiling. */
+	snprintf(args, sizeof(args),
+	         "{\"url\":\"%s/large?bytes=2000\",\"save_to\":\"%s\",\"max_size\":100000000}", base, other);
+	reply = run(&daemon, "http.request", args);
+	ck_assert_str_eq(text(reply, "state"), "done");
+	ck_assert_int_eq(size_of(other), 2000);
+	json_decref(reply);
+	/* A FIFO at the name is never opened (the job does not hang on it). */
+	snprintf(other, sizeof(other), "%s/fifo", daemon.directory);
+	ck_assert_int_eq(mkfifo(other, 0600), 0);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, other);
+	reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	json_decref(reply);
+	/* A cancelled download removes its file: created at start, gone after. */
+	snprintf(other, sizeof(other), "%s/cancelled", daemon.directory);
+	reply = call(daemon.url,
+	             "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s/slow?ms=30000\","
+	             "\"save_to\":\"%s\"}}",
+	             base, other);
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	wait_until(http_server_slow_in_flight, server, 1, "slow requests the server holds");
+	ck_assert_int_eq(size_of(other), 0);
+	reply = call(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
+	json_decref(reply);
+	reply = call(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
+	ck_assert_str_eq(text(reply, "state"), "cancelled");
+	json_decref(reply);
+	wait_until(http_server_aborted, server, 1, "requests the server saw hung up");
+	ck_assert_int_eq(size_of(other), -1);
+	/* A missing directory, and paths refused at submit. */
+	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s/none/x\"}", base,
+	         daemon.directory);
+	reply = run(&daemon, "http.get", args);
+	ck_assert_str_eq(error_type(reply), "FileNotFoundError");
+	json_decref(reply);
+	static const char *const refused[] = {"\"relative/file\"", "\"/tmp/dir/\"", "\"\"", "42"};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		reply = call(daemon.url,
+		             "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s/hello\",\"save_to\":%s}}",
+		             base, refused[i]);
+		ck_assert_msg(wire_error_code(reply) != NULL &&
+		                      strcmp(wire_error_code(reply), "bad_arguments") == 0,
+		              "save_to %s was not refused: %s", refused[i], json_dumps(reply, 0));
+		json_decref(reply);
+	}
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
+/* The stranger's submit of http.get with args; returns the reply. */
+static json_t *save_as_stranger(const fixture *daemon, const char *args)
+{
+	char request[2048], buffer[65536];
+	snprintf(request, sizeof(request), "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":%s,\"wait\":30}",
+	         args);
+	char *argv[] = {sender, (char *)daemon->url, request, NULL};
+	int status = as_user_run(stranger.uid, stranger.gid, sender, argv, buffer, sizeof(buffer));
+	ck_assert_msg(status == 0, "wire_send failed (%d): %s", status, buffer);
+	json_t *reply = json_loads(buffer, 0, NULL);
+	ck_assert_ptr_nonnull(reply);
+	return reply;
+}
+
+/* A root daemon creates save_to with the submitter's rights: the stranger
+ * writes where it may and nowhere else, and gets the file. */
+START_TEST(test_save_to_has_the_submitters_rights)
+{
+	if (trust_skip[0] != '\0')
+		return;
+	struct http_server *server = http_server_start();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	chmod(daemon.directory, 0755);
+	char args[1024], base[64], theirs[512], path[512], root_only[512], secret[512], link[512];
+	http_server_url(server, base, 64);
+	snprintf(theirs, sizeof(theirs), "%s/theirs", daemon.directory);
+	ck_assert_int_eq(mkdir(theirs, 0700), 0);
+	ck_assert_int_eq(chown(theirs, stranger.uid, stranger.gid), 0);
+	/* Into their own directory: done, and the file is theirs. */
+	snprintf(path, sizeof(path), "%s/file", theirs);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, path);
+	json_t *reply = save_as_stranger(&daemon, args);
+	ck_assert_msg(strcmp(text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	struct stat status;
+	ck_assert_int_eq(lstat(path, &status), 0);
+	ck_assert_uint_eq(status.st_uid, stranger.uid);
+	ck_assert_uint_eq(status.st_gid, stranger.gid);
+	assert_content(path, "hello");
+	json_decref(reply);
+	/* Into a directory only root may write to. */
+	snprintf(root_only, sizeof(root_only), "%s/root-only", daemon.directory);
+	ck_assert_int_eq(mkdir(root_only, 0755), 0);
+	snprintf(path, sizeof(path), "%s/file", root_only);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, path);
+	reply = save_as_stranger(&daemon, args);
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "PermissionError");
+	ck_assert_int_eq(size_of(path), -1);
+	json_decref(reply);
+	/* Over a root file, like /etc/passwd: in a root directory, and in a
+	 * directory everyone may write to (sticky, like /tmp). */
+	snprintf(secret, sizeof(secret), "%s/passwd", root_only);
+	write_file(secret, "root:x:0:0", 0644);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, secret);
+	reply = save_as_stranger(&daemon, args);
+	ck_assert_str_eq(error_type(reply), "PermissionError");
+	assert_content(secret, "root:x:0:0");
+	json_decref(reply);
+	char shared[512], planted[600];
+	snprintf(shared, sizeof(shared), "%s/shared", daemon.directory);
+	ck_assert_int_eq(mkdir(shared, 0777), 0);
+	ck_assert_int_eq(chmod(shared, 01777), 0);
+	snprintf(planted, sizeof(planted), "%s/passwd", shared);
+	write_file(planted, "root:x:0:0", 0666);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, planted);
+	reply = save_as_stranger(&daemon, args);
+	ck_assert_str_eq(error_type(reply), "PermissionError");
+	assert_content(planted, "root:x:0:0");
+	json_decref(reply);
+	/* A symlink of theirs pointing at a root file is not followed. */
+	snprintf(secret, sizeof(secret), "%s/secret", root_only);
+	write_file(secret, "secret", 0600);
+	snprintf(link, sizeof(link), "%s/link", theirs);
+	ck_assert_int_eq(symlink(secret, link), 0);
+	ck_assert_int_eq(lchown(link, stranger.uid, stranger.gid), 0);
+	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, link);
+	reply = save_as_stranger(&daemon, args);
+	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(error_type(reply), "FileExistsError");
+	assert_content(secret, "secret");
+	ck_assert_int_eq(lstat(secret, &status), 0);
+	ck_assert_uint_eq(status.st_uid, 0);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	http_server_stop(server);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
 	Suite *suite = suite_create("http");
@@ -515,6 +718,8 @@ static Suite *http_suite(void)
 	tcase_add_test(http, test_connections_are_reused_across_jobs);
 	tcase_add_test(http, test_connections_are_pooled_per_owner);
 	tcase_add_test(http, test_tls_is_verified_against_the_system_or_the_jobs_ca);
+	tcase_add_test(http, test_save_to_writes_the_body_to_a_new_file);
+	tcase_add_test(http, test_save_to_has_the_submitters_rights);
 	suite_add_tcase(suite, http);
 	TCase *load = tcase_create("load");
 	tcase_set_timeout(load, 180);
@@ -537,7 +742,7 @@ int main(void)
 	if (build != NULL)
 		snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
 	if (trust_skip[0] != '\0')
-		as_user_skip(1, "http per-owner pool test", trust_skip);
+		as_user_skip(2, "http per-owner pool and save_to rights tests", trust_skip);
 	SRunner *runner = srunner_create(http_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	int failed = srunner_ntests_failed(runner);

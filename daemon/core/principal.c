@@ -363,6 +363,73 @@ int principal_open_regular(const struct principal *owner, const char *path, int 
 	return WEFT_OK;
 }
 
+/* Runs operation(path) on the calling thread with owner's file-system rights;
+ * the common part of principal_create_regular and principal_unlink. */
+static int with_rights(const struct principal *owner, int (*operation)(const char *, mode_t),
+                       const char *path, mode_t mode, int *error)
+{
+	*error = EPERM;
+	if (owner == NULL)
+		return -1;
+	if (geteuid() != 0 && owner->uid != geteuid())
+		return -1;
+	struct thread_rights saved;
+	bool switched = geteuid() == 0 && owner->uid != 0;
+	if (switched && (*error = take_rights(owner, &saved)) != 0) {
+		if (saved.group_count >= 0)
+			give_back_rights(&saved);
+		return -1;
+	}
+	int rv = operation(path, mode);
+	*error = rv < 0 ? errno : 0;
+	if (switched)
+		give_back_rights(&saved);
+	return rv;
+}
+
+static int create_exclusive(const char *path, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+	              mode);
+	if (fd >= 0 || errno != EEXIST)
+		return fd;
+	/* A name someone else owns is theirs to keep: say so as a permission
+	 * error (asked with the owner's rights, so it tells nothing the owner
+	 * could not see). */
+	struct stat status;
+	if (lstat(path, &status) == 0 && status.st_uid != (uid_t)setfsuid((uid_t)-1))
+		errno = EACCES;
+	else
+		errno = EEXIST;
+	return -1;
+}
+
+static int unlink_path(const char *path, mode_t mode)
+{
+	(void)mode;
+	return unlink(path);
+}
+
+static int rights_error(int error)
+{
+	return error == EACCES || error == EPERM ? WEFT_EPERM : WEFT_EINVAL;
+}
+
+int principal_create_regular(const struct principal *owner, const char *path, mode_t mode, int *fd,
+                             int *error)
+{
+	int opened = with_rights(owner, create_exclusive, path, mode, error);
+	if (opened < 0)
+		return rights_error(*error);
+	*fd = opened;
+	return WEFT_OK;
+}
+
+int principal_unlink(const struct principal *owner, const char *path, int *error)
+{
+	return with_rights(owner, unlink_path, path, 0, error) < 0 ? rights_error(*error) : WEFT_OK;
+}
+
 void principal_fini(void)
 {
 	pthread_mutex_lock(&accounts_lock);

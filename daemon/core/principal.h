@@ -116,6 +116,26 @@ int principal_identity(const struct principal *owner, const struct account **out
  */
 int principal_open_regular(const struct principal *owner, const char *path, int *fd, int *error);
 
+/*
+ * Creates `path` as a new regular file for writing with owner's file-system
+ * rights (as principal_open_regular switches them), mode `mode` less the
+ * daemon's umask, owned by the owner. O_CREAT|O_EXCL|O_NOFOLLOW: an existing
+ * name of any kind (a file, a symlink even dangling, a FIFO, a device) is
+ * refused and never opened (EACCES when another user owns it, else EEXIST),
+ * so the call cannot write over another's file, follow a planted link, or
+ * wait on a FIFO. Returns WEFT_OK and *fd (O_WRONLY|O_CLOEXEC|O_NONBLOCK;
+ * the caller closes it), WEFT_EPERM (no owner, or *error EACCES/EPERM), or
+ * WEFT_EINVAL with *error an errno value (EEXIST, ENOENT...). Does not block on local file systems, so a
+ * worker loop may call it; a path under a hung network mount could.
+ */
+int principal_create_regular(const struct principal *owner, const char *path, mode_t mode, int *fd,
+                             int *error);
+
+/* Removes `path` with owner's file-system rights: what the owner could remove
+ * itself, never more. Returns WEFT_OK, or WEFT_EPERM/WEFT_EINVAL with *error
+ * as principal_create_regular. Any thread. */
+int principal_unlink(const struct principal *owner, const char *path, int *error);
+
 /* Frees the account cache. Main thread, at exit. */
 void principal_fini(void);
 

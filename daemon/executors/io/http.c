@@ -22,11 +22,13 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <nettle/base64.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/base/memory.h"
 #include "daemon/base/problem.h"
@@ -45,6 +47,8 @@
 #define HTTP_CONNECT_TIMEOUT_DEFAULT 10.0
 #define HTTP_REDIRECTS_DEFAULT 5
 #define HTTP_REDIRECTS_MAX 20
+#define HTTP_SAVE_MAX ((json_int_t)1 << 32) /* max_size's ceiling with save_to: 4 GiB */
+#define HTTP_PATH_MAX 4096
 
 /* A worker's pool for one owner. Owned by the worker's thread (thread_loops). */
 struct http_loop {
@@ -84,6 +88,12 @@ struct http_transfer {
 	size_t header_bytes;
 	char error[CURL_ERROR_SIZE];
 	char quota_message[256];
+	/* save_to: the body goes to this file, created with the owner's rights
+	 * (principal_create_regular), instead of into body. */
+	struct principal *principal; /* a reference, for removing the file */
+	const char *save_to;   /* borrowed from the job's args; NULL: keep the body */
+	int fd;                /* the file, or -1 */
+	int write_error;       /* errno of a failed write, or 0 */
 };
 
 /* The worker's pools, one per owner with transfers lately. */
@@ -274,6 +284,8 @@ static const struct function_argument get_arguments[] = {
 	{"max_size", "integer >= 0 (optional): largest body accepted, bytes; 1 MiB by default, 16 MiB at most"},
 	{"raise_for_status", "boolean (optional): a status >= 400 fails the job (HTTPStatusError)"},
 	{"ca_pem", "string (optional): PEM certificates trusted instead of the system's"},
+	{"save_to", "string (optional): absolute path of a new file the body is written to, with the "
+	            "submitter's rights; result {saved_to, bytes} instead of body; max_size up to 4 GiB"},
 	{NULL, NULL},
 };
 
@@ -289,6 +301,8 @@ static const struct function_argument request_arguments[] = {
 	{"max_size", "integer >= 0 (optional): largest body accepted, bytes; 1 MiB by default, 16 MiB at most"},
 	{"raise_for_status", "boolean (optional): a status >= 400 fails the job (HTTPStatusError)"},
 	{"ca_pem", "string (optional): PEM certificates trusted instead of the system's"},
+	{"save_to", "string (optional): absolute path of a new file the body is written to, with the "
+	            "submitter's rights; result {saved_to, bytes} instead of body; max_size up to 4 GiB"},
 	{NULL, NULL},
 };
 
@@ -422,11 +436,24 @@ static int http_check(const struct function *function, const json_t *args, struc
 	                          json_integer_value(redirects) > HTTP_REDIRECTS_MAX))
 		return problem_set(problem, WEFT_EBADARGS, "args.max_redirects",
 		                   "'max_redirects' must be an integer from 0 to %d", HTTP_REDIRECTS_MAX);
+	const json_t *save_to = json_object_get(args, "save_to");
+	if (save_to != NULL) {
+		const char *path = json_string_value(save_to);
+		if (path == NULL || path[0] != '/' || json_string_length(save_to) > HTTP_PATH_MAX ||
+		    strlen(path) != json_string_length(save_to) || path[strlen(path) - 1] == '/')
+			return problem_set(problem, WEFT_EBADARGS, "args.save_to",
+			                   "'save_to' must be an absolute path of a file (not ending in '/'), "
+			                   "at most %d bytes, without NUL",
+			                   HTTP_PATH_MAX);
+	}
+	json_int_t size_max = save_to != NULL ? HTTP_SAVE_MAX : (json_int_t)HTTP_BODY_MAX;
 	const json_t *size = json_object_get(args, "max_size");
 	if (size != NULL && (!json_is_integer(size) || json_integer_value(size) < 0 ||
-	                     json_integer_value(size) > HTTP_BODY_MAX))
+	                     json_integer_value(size) > size_max))
 		return problem_set(problem, WEFT_EBADARGS, "args.max_size",
-		                   "'max_size' must be an integer from 0 to %u bytes", HTTP_BODY_MAX);
+		                   "'max_size' must be an integer from 0 to %" JSON_INTEGER_FORMAT
+		                   " bytes (%u without save_to)",
+		                   size_max, HTTP_BODY_MAX);
 	const json_t *ca = json_object_get(args, "ca_pem");
 	if (ca != NULL && (!json_is_string(ca) || json_string_length(ca) > (1u << 20)))
 		return problem_set(problem, WEFT_EBADARGS, "args.ca_pem",
@@ -444,6 +471,22 @@ static size_t on_body(char *data, size_t size, size_t count, void *argument)
 	if (n > transfer->limit - transfer->length) {
 		transfer->too_big = true;
 		return 0;
+	}
+	if (transfer->fd >= 0) {
+		/* A regular file: curl hands at most CURL_MAX_WRITE_SIZE (16 KiB) at
+		 * a time, which the page cache takes without a wait worth a thread. */
+		for (size_t done = 0; done < n;) {
+			ssize_t written = write(transfer->fd, data + done, n - done);
+			if (written < 0 && errno == EINTR)
+				continue;
+			if (written <= 0) {
+				transfer->write_error = written < 0 ? errno : ENOSPC;
+				return 0;
+			}
+			done += (size_t)written;
+		}
+		transfer->length += n;
+		return n;
 	}
 	if (transfer->length + n > transfer->capacity) {
 		size_t capacity = transfer->capacity == 0 ? 16384 : transfer->capacity;
@@ -516,9 +559,25 @@ static size_t on_header(char *data, size_t size, size_t count, void *argument)
 	return n;
 }
 
+/* Closes the save_to file; a job that did not complete removes it, so a
+ * failed, cancelled or timed-out download leaves no partial file (and a retry
+ * can create it again). */
+static void close_saved(struct http_transfer *transfer, bool keep)
+{
+	if (transfer->fd < 0)
+		return;
+	close(transfer->fd);
+	transfer->fd = -1;
+	int error;
+	if (!keep)
+		principal_unlink(transfer->principal, transfer->save_to, &error);
+}
+
 static void transfer_free(struct http_transfer *transfer)
 {
 	struct http_loop *loop = transfer->loop;
+	close_saved(transfer, false);
+	principal_unref(transfer->principal);
 	curl_multi_remove_handle(loop->multi, transfer->easy);
 	curl_easy_cleanup(transfer->easy);
 	curl_slist_free_all(transfer->request_headers);
@@ -569,6 +628,13 @@ static void finish(struct http_transfer *transfer, CURLcode code)
 		            name, limit, HTTP_HEADERS_MAX, HTTP_BODY_MAX);
 		return;
 	}
+	if (transfer->write_error != 0) {
+		int error = transfer->write_error;
+		transfer_free(transfer);
+		runner_fail(attempt, "OSError", NULL, "%s: cannot write save_to: %s", name,
+		            strerror(error));
+		return;
+	}
 	if (code != CURLE_OK) {
 		const char *type;
 		switch (code) {
@@ -613,10 +679,16 @@ static void finish(struct http_transfer *transfer, CURLcode code)
 	json_object_set_new(result, "url", json_string(effective != NULL ? effective : ""));
 	json_object_set_new(result, "redirects", json_integer(redirects));
 	json_object_set(result, "headers", transfer->headers);
-	json_object_set_new(result, "body", body_to_json(transfer, &base64));
-	if (base64)
-		json_object_set_new(result, "encoding", json_string("base64"));
 	bool raise = transfer->raise_for_status && status >= 400;
+	if (transfer->save_to != NULL) {
+		json_object_set_new(result, "saved_to", json_string(transfer->save_to));
+		json_object_set_new(result, "bytes", json_integer((json_int_t)transfer->length));
+		close_saved(transfer, !raise);
+	} else {
+		json_object_set_new(result, "body", body_to_json(transfer, &base64));
+		if (base64)
+			json_object_set_new(result, "encoding", json_string("base64"));
+	}
 	transfer_free(transfer);
 	if (raise)
 		runner_fail(attempt, "HTTPStatusError", result, "%s: the server answered %ld", name,
@@ -654,16 +726,42 @@ static void http_start(struct job_attempt *attempt)
 		runner_fail(attempt, "OSError", NULL, "%s: cannot set up the worker's HTTP pool", name);
 		return;
 	}
+	/* save_to is created before anything else, with the submitter's rights,
+	 * so a name the submitter may not create fails the job at once. */
+	const char *save_to = json_string_value(json_object_get(args, "save_to"));
+	int fd = -1;
+	if (save_to != NULL) {
+		int error;
+		int rv = principal_create_regular(attempt->job->owner, save_to, 0644, &fd, &error);
+		if (rv != WEFT_OK) {
+			runner_fail(attempt,
+			            rv == WEFT_EPERM  ? "PermissionError"
+			            : error == EEXIST ? "FileExistsError"
+			            : error == ENOENT ? "FileNotFoundError"
+			                              : "OSError",
+			            NULL, "%s: cannot create save_to '%s' as its submitter: %s%s", name, save_to,
+			            strerror(error),
+			            error == EEXIST ? " (save_to must name a new file: remove it or pick another)"
+			                            : "");
+			return;
+		}
+	}
 	struct http_transfer *transfer = memory_zalloc(sizeof(*transfer));
 	transfer->attempt = attempt;
 	transfer->loop = loop;
 	transfer->owner = attempt->job->owner->uid;
 	transfer->headers = json_object();
+	transfer->save_to = save_to;
+	transfer->fd = fd;
+	if (save_to != NULL)
+		transfer->principal = principal_ref(attempt->job->owner);
 	const json_t *size = json_object_get(args, "max_size");
 	transfer->limit = size != NULL ? (size_t)json_integer_value(size) : HTTP_BODY_DEFAULT;
 	transfer->raise_for_status = json_is_true(json_object_get(args, "raise_for_status"));
 	transfer->easy = curl_easy_init();
 	if (transfer->easy == NULL) {
+		close_saved(transfer, false);
+		principal_unref(transfer->principal);
 		json_decref(transfer->headers);
 		free(transfer);
 		runner_fail(attempt, "OSError", NULL, "%s: out of memory", name);
@@ -760,7 +858,7 @@ const struct function http_get_function = {
 	.name = "http.get",
 	.executor = FUNCTION_LOOP,
 	.summary = "fetches an http(s) URL on a worker loop; result {status, url, redirects, headers, "
-	           "body[, encoding]}",
+	           "body[, encoding]}, or with save_to {..., saved_to, bytes}",
 	.arguments = get_arguments,
 	.check = http_check,
 	.start = http_start,
