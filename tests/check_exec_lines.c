@@ -227,6 +227,47 @@ START_TEST(a_full_buffer_stops_reading_the_pipe_and_every_line_arrives_in_order)
 }
 END_TEST
 
+/* A job nobody reads stays paused with its command blocked; cancel and
+ * timeout still end it (its unread lines are not waited for). */
+static void await_paused(json_int_t id)
+{
+	double give_up = fixture_now() + 20;
+	while (items_counter(id, "pauses") < 1) {
+		ck_assert_msg(fixture_now() < give_up, "job %lld was never paused", (long long)id);
+		usleep(2000);
+	}
+}
+
+START_TEST(a_paused_job_nobody_reads_is_cancelled)
+{
+	json_int_t id = submit_lines("yes", 1);
+	await_paused(id);
+	json_decref(ask("{\"op\":\"cancel\",\"id\":%lld}", (long long)id));
+	expect_text_item(id, 0, "y");
+	expect_end(id, 1, "cancelled");
+	ck_assert_int_le(items_counter(id, "held"), 1);
+}
+END_TEST
+
+START_TEST(a_paused_job_nobody_reads_times_out)
+{
+	json_t *reply = ask("{\"op\":\"submit\",\"fn\":\"exec\",\"timeout\":1,\"buffer\":1,"
+	                    "\"args\":{\"argv\":[\"yes\"],\"items\":\"lines\"}}");
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", wire_error_code(reply));
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	reply = ask("{\"op\":\"result\",\"id\":%lld,\"timeout\":30}", (long long)id);
+	json_t *error = json_object_get(reply, "error");
+	ck_assert_msg(error != NULL, "no error: %s", wire_error_code(reply));
+	json_decref(reply);
+	json_t *job = status_of(id);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "failed");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "error"), "type")),
+	                 "Timeout");
+	json_decref(job);
+}
+END_TEST
+
 START_TEST(bad_items_values_are_refused)
 {
 	static const char *const bad[] = {"\"words\"", "1", "true", "null", "[\"lines\"]"};
@@ -258,6 +299,8 @@ int main(void)
 	tcase_add_test(lines, a_line_is_read_while_the_command_still_runs);
 	tcase_add_test(lines, a_line_that_is_not_utf8_comes_as_base64);
 	tcase_add_test(lines, a_full_buffer_stops_reading_the_pipe_and_every_line_arrives_in_order);
+	tcase_add_test(lines, a_paused_job_nobody_reads_is_cancelled);
+	tcase_add_test(lines, a_paused_job_nobody_reads_times_out);
 	tcase_add_test(lines, bad_items_values_are_refused);
 	suite_add_tcase(suite, lines);
 	TCase *small = tcase_create("a small item budget");
