@@ -288,6 +288,24 @@ START_TEST(bad_items_values_are_refused)
 }
 END_TEST
 
+START_TEST(a_long_text_line_is_cut_between_characters)
+{
+	/* "a" and 100 three-byte characters: the cut at 180 would split one, so
+	 * it comes 2 bytes earlier, and both pieces stay text. */
+	json_int_t id = submit_lines("printf a; i=0; while [ $i -lt 100 ]; do printf '\\342\\202\\254';"
+	                             " i=$((i + 1)); done; echo",
+	                             0);
+	size_t sizes[] = {178, 123};
+	for (int i = 0; i < 2; i++) {
+		json_t *item = next_item(id, i);
+		ck_assert_msg(json_is_string(item), "piece %d is not text", i);
+		ck_assert_uint_eq(json_string_length(item), sizes[i]);
+		json_decref(item);
+	}
+	expect_end(id, 2, "done");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *suite = suite_create("exec_lines");
@@ -307,6 +325,7 @@ int main(void)
 	tcase_set_timeout(small, 60);
 	tcase_add_checked_fixture(small, small_items_up, daemon_down);
 	tcase_add_test(small, a_long_line_is_cut_into_pieces_of_the_item_budget);
+	tcase_add_test(small, a_long_text_line_is_cut_between_characters);
 	suite_add_tcase(suite, small);
 	SRunner *runner = srunner_create(suite);
 	srunner_run_all(runner, CK_NORMAL);
