@@ -288,6 +288,30 @@ START_TEST(bad_items_values_are_refused)
 }
 END_TEST
 
+static void small_share_up(void)
+{
+	static const char *const args[] = {"--max-item-bytes-per-user", "256", NULL};
+	fixture_start(&weftd, args);
+}
+
+START_TEST(lines_past_the_owners_share_fail_the_job_after_the_items_kept)
+{
+	/* Each one-digit line costs 3 + 64 bytes of the 256: the fourth does not fit. */
+	json_int_t id = submit_lines("seq 1 9", 0);
+	json_t *reply = ask("{\"op\":\"result\",\"id\":%lld,\"timeout\":20}", (long long)id);
+	json_decref(reply);
+	json_t *job = status_of(id);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "state")), "failed");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "error"), "type")),
+	                 "ItemError");
+	json_decref(job);
+	expect_text_item(id, 0, "1");
+	expect_text_item(id, 1, "2");
+	expect_text_item(id, 2, "3");
+	expect_end(id, 3, "failed");
+}
+END_TEST
+
 START_TEST(a_long_text_line_is_cut_between_characters)
 {
 	/* "a" and 100 three-byte characters: the cut at 180 would split one, so
@@ -327,6 +351,11 @@ int main(void)
 	tcase_add_test(small, a_long_line_is_cut_into_pieces_of_the_item_budget);
 	tcase_add_test(small, a_long_text_line_is_cut_between_characters);
 	suite_add_tcase(suite, small);
+	TCase *share = tcase_create("a small share of item bytes");
+	tcase_set_timeout(share, 60);
+	tcase_add_checked_fixture(share, small_share_up, daemon_down);
+	tcase_add_test(share, lines_past_the_owners_share_fail_the_job_after_the_items_kept);
+	suite_add_tcase(suite, share);
 	SRunner *runner = srunner_create(suite);
 	srunner_run_all(runner, CK_NORMAL);
 	int failed = srunner_ntests_failed(runner);
