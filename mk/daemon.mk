@@ -11,7 +11,7 @@ DAEMON_MODEL_RT_SRCS := daemon/core/generator.c
 DAEMON_SCHED_SRCS := $(addprefix daemon/sched/,workers.c runner.c schedule.c)
 DAEMON_EXECUTOR_SRCS := daemon/executors/inline/echo.c \
 	$(addprefix daemon/executors/process/,exec.c proc.c proc_child.c execargs.c cgroup.c \
-		subreaper.c outlog.c inbuf.c) \
+		subreaper.c outlog.c inbuf.c lines.c) \
 	$(addprefix daemon/executors/thread/,threaded.c threadpool.c blocking.c run_in_thread.c) \
 	$(addprefix daemon/executors/task/,coroutines.c await_job.c) \
 	daemon/executors/group/gather.c \
@@ -209,6 +209,12 @@ $(BUILD)/tests/check_items_events: $(BUILD)/tests/check_items_events.o $(BUILD)/
 		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_items_events
+
+# Exec jobs whose stdout lines are items (issue 13).
+$(BUILD)/tests/check_exec_lines: $(BUILD)/tests/check_exec_lines.o $(BUILD)/tests/fixture.o \
+		$(BUILD)/tests/wire.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_exec_lines
 
 # Issue 13's benchmarks (bench/suites/stream.sh).
 $(BUILD)/bench/stream/stream_bench: $(BUILD)/bench/stream/stream_bench.o $(BUILD)/libweft.a

@@ -48,6 +48,10 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(args->stdin_data);
 	ck_assert_uint_eq(args->env_count, 0);
 	ck_assert_uint_eq(args->limit_count, 0);
+	ck_assert(!args->item_lines);
+	execargs_free(args);
+	args = parse_ok("{\"argv\": [\"true\"], \"items\": \"lines\"}");
+	ck_assert(args->item_lines);
 	execargs_free(args);
 }
 END_TEST
@@ -159,6 +163,10 @@ static const struct bad_case bad_cases[] = {
 	{"{\"argv\": [\"a\"], \"limits\": {\"nofile\": 1.5}}", "args.limits.nofile", "whole number"},
 	{"{\"argv\": [\"a\"], \"limits\": {\"cpu\": \"lots\"}}", "args.limits.cpu", "\"unlimited\""},
 	{"{\"argv\": [\"a\"], \"limits\": {\"as\": 18014398509481984}}", "args.limits.as", "2^53"},
+	{"{\"argv\": [\"a\"], \"items\": \"words\"}", "args.items", "must be \"lines\""},
+	{"{\"argv\": [\"a\"], \"items\": true}", "args.items", "must be \"lines\""},
+	{"{\"argv\": [\"a\"], \"items\": \"lines\", \"capture\": false}", "args.items",
+		"capture false"},
 };
 
 START_TEST(test_bad_input_is_refused_with_its_field)

@@ -53,6 +53,11 @@ void items_configure(size_t job_bytes, size_t item_bytes)
 	atomic_store_explicit(&item_budget, item_bytes, memory_order_relaxed);
 }
 
+size_t items_item_limit(void)
+{
+	return atomic_load_explicit(&item_budget, memory_order_relaxed);
+}
+
 struct items *items_new(uid_t owner, unsigned buffer)
 {
 	struct items *items = memory_zalloc(sizeof(*items));

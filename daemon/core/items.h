@@ -33,6 +33,8 @@ struct watch;
  * (the producer pauses beyond it) and the largest one item may be. Main
  * thread, before any job yields. */
 void items_configure(size_t job_bytes, size_t item_bytes);
+/* The largest one item may be (its compact JSON), as configured. Any thread. */
+size_t items_item_limit(void);
 
 /* A new, open, empty stream for a job of owner uid; buffer 0: no count limit. */
 struct items *items_new(uid_t owner, unsigned buffer);

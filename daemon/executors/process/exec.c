@@ -23,6 +23,7 @@
 #include "daemon/base/problem.h"
 #include "daemon/executors/process/cgroup.h"
 #include "daemon/executors/process/inbuf.h"
+#include "daemon/executors/process/lines.h"
 #include "daemon/executors/process/outlog.h"
 #include "daemon/executors/process/proc.h"
 #include "daemon/sched/runner.h"
@@ -42,6 +43,10 @@ struct exec_run {
 	struct proc *proc;
 	struct execargs *args;
 	bool timed_out;
+	/* `items: "lines"`: stdout's lines as the job's items (lines.h), fed by
+	 * proc on this worker thread; NULL: none. */
+	struct lines *lines;
+	struct proc_sink sink;
 };
 
 int exec_init(unsigned procs, size_t output_max_bytes)
@@ -74,6 +79,7 @@ static const struct function_argument exec_arguments[] = {
 	                 "runs (not with 'stdin')"},
 	{"output_wait", "boolean (default false): pause the command while its output window is "
 	                "full of bytes no reader has read (at most 10 s without a read)"},
+	{"items", "\"lines\": each line of stdout is one of the job's items (read with next)"},
 	{"kill_after", "number (default 5): seconds between SIGTERM and SIGKILL when stopped"},
 	{"limits", "object: rlimits such as {\"cpu\": 10, \"as\": 1e9, \"nofile\": 256}"},
 	{NULL, NULL},
@@ -105,6 +111,7 @@ static int exec_check(const struct function *function, const json_t *args,
 
 static void exec_run_free(struct exec_run *run)
 {
+	lines_free(run->lines);
 	execargs_free(run->args);
 	free(run);
 }
@@ -115,9 +122,17 @@ static void exec_done(void *argument, json_t *result, const struct proc_outcome 
 	struct job_attempt *attempt = argument;
 	struct exec_run *run = attempt->data;
 	bool timed_out = run->timed_out;
+	struct problem lost;
+	bool lines_lost = run->lines != NULL && lines_failed(run->lines, &lost);
 	attempt->data = NULL;
 	exec_run_free(run);
-	if (timed_out)
+	if (lines_lost && !timed_out)
+		/* Items were dropped: a reader must not take the stream as whole. */
+		runner_fail(attempt, "ItemError", result,
+		            "a line of stdout could not become an item (%s); the lines after it "
+		            "were dropped",
+		            lost.message);
+	else if (timed_out)
 		runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_TIMEOUT), result,
 		            "job exceeded its timeout of %g s; its processes were stopped",
 		            attempt->job->timeout);
@@ -125,6 +140,22 @@ static void exec_done(void *argument, json_t *result, const struct proc_outcome 
 		runner_complete(attempt, result);
 	else
 		runner_fail(attempt, outcome->error_type, result, "%s", outcome->message);
+}
+
+/* The stdout sink's calls, on the job's worker thread (proc's loop). */
+static bool sink_feed(void *arg, const char *data, size_t length)
+{
+	return lines_feed(arg, data, length);
+}
+
+static bool sink_finish(void *arg)
+{
+	return lines_finish(arg);
+}
+
+static bool sink_resume(void *arg)
+{
+	return lines_resume(arg);
 }
 
 static void exec_start(struct job_attempt *attempt)
@@ -145,6 +176,19 @@ static void exec_start(struct job_attempt *attempt)
 		            "exec: weftd cannot run this job as its owner, and never runs it as "
 		            "itself instead");
 		return;
+	}
+	if (run->args->item_lines) {
+		if (lines_new(job, &run->lines) != WEFT_OK) {
+			exec_run_free(run);
+			runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_SPAWN), NULL,
+			            "cannot make the items of stdout's lines: out of descriptors");
+			return;
+		}
+		run->sink = (struct proc_sink){.feed = sink_feed, .finish = sink_finish,
+		                               .resume = sink_resume,
+		                               .wake_fd = lines_wake_fd(run->lines),
+		                               .arg = run->lines};
+		options.sink = &run->sink;
 	}
 	attempt->data = run;
 	/* The log outlives the attempt: readers find it by the job's id. */

@@ -24,9 +24,9 @@ static const struct execargs_limit limit_table[] = {EXECARGS_LIMIT_MAP(EXECARGS_
 _Static_assert(LIMIT_TABLE_COUNT <= EXECARGS_MAX_LIMITS, "EXECARGS_MAX_LIMITS is too small");
 
 static const char *const known_names[] = {"argv", "shell", "env", "env_clear", "cwd",
-	"umask", "stdin", "capture", "kill_after", "limits", "output_wait", "stdin_stream"};
+	"umask", "stdin", "capture", "kill_after", "limits", "output_wait", "stdin_stream", "items"};
 #define KNOWN_NAMES_LIST \
-	"argv, shell, env, env_clear, cwd, umask, stdin, capture, kill_after, limits, output_wait, stdin_stream"
+	"argv, shell, env, env_clear, cwd, umask, stdin, capture, kill_after, limits, output_wait, stdin_stream, items"
 
 /* Whole numbers above this lose precision in a JSON double; no rlimit needs more. */
 #define LIMIT_VALUE_MAX ((json_int_t)1 << 53)
@@ -388,6 +388,20 @@ int execargs_parse(const json_t *args, struct execargs **out, struct execargs_er
 			"give either stdin (a string) or stdin_stream (bytes sent with the input op), "
 			"not both");
 		goto fail;
+	}
+	if ((value = json_object_get(args, "items")) != NULL) {
+		if (!json_is_string(value) || strcmp(json_string_value(value), "lines") != 0) {
+			rv = refuse(error, WEFT_EBADARGS, "args.items",
+				"items must be \"lines\" (each line of stdout is one item), or left out");
+			goto fail;
+		}
+		if (!parsed->capture) {
+			rv = refuse(error, WEFT_EBADARGS, "args.items",
+				"items \"lines\" reads stdout, which capture false sends to /dev/null; "
+				"drop one of them");
+			goto fail;
+		}
+		parsed->item_lines = true;
 	}
 	if ((value = json_object_get(args, "kill_after")) != NULL) {
 		double seconds = json_number_value(value);

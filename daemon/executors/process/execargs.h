@@ -29,6 +29,8 @@
  *   stdin_stream bool (false): the command's stdin is a pipe fed by the
  *              `input` op while it runs (inbuf.h), closed when the client
  *              says eof; not with `stdin`
+ *   items      "lines": each line of stdout becomes one of the job's items
+ *              (lines.h); needs capture
  *   kill_after number >= 0 (5): seconds between SIGTERM and SIGKILL when the
  *              job is stopped
  *   limits     object: resource name -> whole number >= 0 or "unlimited",
@@ -108,6 +110,7 @@ struct execargs {
 	bool capture;
 	bool output_wait;  /* backpressure from the output's readers (outlog.h) */
 	bool stdin_stream; /* stdin comes from the input op (inbuf.h) */
+	bool item_lines;   /* items: "lines" (lines.h) */
 	double kill_after; /* seconds, 0 ... EXECARGS_MAX_KILL_AFTER */
 	struct execargs_limit limits[EXECARGS_MAX_LIMITS];
 	size_t limit_count;

@@ -148,6 +148,15 @@ struct proc {
 	struct event resume_timer;
 	long resume_poll_us;
 
+	/* The stdout sink (proc.h), while has_sink. While it is full
+	 * (sink_paused) stdout's event is off and sink_event watches its wake
+	 * descriptor. */
+	struct proc_sink sink;
+	bool has_sink;
+	bool sink_paused;
+	struct event sink_event;
+	bool terminating; /* proc_terminate was called: the linger waits for no sink */
+
 	struct timespec started;
 	struct timespec ended;
 
@@ -245,6 +254,7 @@ static void proc_teardown(struct proc *proc)
 	delete_event(&proc->stdin_event);
 	delete_event(&proc->wake_event);
 	delete_event(&proc->resume_timer);
+	delete_event(&proc->sink_event);
 	for (int i = 0; i < STREAM_COUNT; i++) {
 		delete_event(&proc->streams[i].event);
 		close_fd(&proc->streams[i].fd);
@@ -441,6 +451,11 @@ static void finish(struct proc *proc)
 
 	delete_event(&proc->resume_timer);
 	proc->paused = false;
+	if (proc->has_sink && !proc->sink_paused && proc->streams[STREAM_STDOUT].fd >= 0)
+		/* The pipes close early: the last line so far still counts. */
+		(void)proc->sink.finish(proc->sink.arg);
+	delete_event(&proc->sink_event);
+	proc->sink_paused = false;
 	for (int i = 0; i < STREAM_COUNT; i++) {
 		delete_event(&proc->streams[i].event);
 		close_fd(&proc->streams[i].fd);
@@ -558,6 +573,13 @@ static void stream_close(struct proc_stream *stream)
 	close_fd(&stream->fd);
 }
 
+/* Whether stream i's event may be on: open, and not held by the sink. */
+static bool stream_resumable(const struct proc *proc, int i)
+{
+	return proc->streams[i].fd >= 0 && !(i == STREAM_STDOUT && proc->sink_paused) &&
+	       !proc->paused;
+}
+
 /* Backpressure: the log is full of unread output, so the pipes are left
  * alone (the command blocks on write) until a reader makes room. */
 static void pause_reading(struct proc *proc)
@@ -572,7 +594,7 @@ static void pause_reading(struct proc *proc)
 		/* Cannot wait: read on, and let the window drop the oldest bytes. */
 		proc->paused = false;
 		for (int i = 0; i < STREAM_COUNT; i++)
-			if (proc->streams[i].fd >= 0)
+			if (stream_resumable(proc, i))
 				(void)event_add(&proc->streams[i].event, NULL);
 	}
 }
@@ -594,8 +616,38 @@ static void resume_due(evutil_socket_t fd, short what, void *arg)
 	}
 	proc->paused = false;
 	for (int i = 0; i < STREAM_COUNT; i++)
-		if (proc->streams[i].fd >= 0)
+		if (stream_resumable(proc, i))
 			(void)event_add(&proc->streams[i].event, NULL);
+}
+
+/* The sink is full: stdout is left alone until it says it takes more. */
+static void pause_stdout(struct proc *proc)
+{
+	delete_event(&proc->streams[STREAM_STDOUT].event);
+	proc->sink_paused = true;
+	if (event_add(&proc->sink_event, NULL) < 0) {
+		/* Cannot wait: the sink gets no more (proc_sink's contract
+		 * allows dropping), and stdout is read on. */
+		proc->has_sink = false;
+		proc->sink_paused = false;
+		if (!proc->paused)
+			(void)event_add(&proc->streams[STREAM_STDOUT].event, NULL);
+	}
+}
+
+/* The sink's wake descriptor: it may have room again. */
+static void sink_woken(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *proc = arg;
+
+	(void)fd;
+	(void)what;
+	if (!proc->sink.resume(proc->sink.arg))
+		return;
+	delete_event(&proc->sink_event);
+	proc->sink_paused = false;
+	if (stream_resumable(proc, STREAM_STDOUT))
+		(void)event_add(&proc->streams[STREAM_STDOUT].event, NULL);
 }
 
 static void stream_readable(evutil_socket_t fd, short what, void *arg)
@@ -609,6 +661,7 @@ static void stream_readable(evutil_socket_t fd, short what, void *arg)
 		pause_reading(proc);
 		return;
 	}
+	bool is_stdout = stream == &proc->streams[STREAM_STDOUT];
 	for (int round = 0; round < READS_PER_CALLBACK; round++) {
 		char *target = discard_buffer;
 		size_t room = sizeof(discard_buffer);
@@ -646,8 +699,18 @@ static void stream_readable(evutil_socket_t fd, short what, void *arg)
 				stream->truncated = true;
 			else
 				stream->length += (size_t)got;
+			bool sink_full = is_stdout && proc->has_sink &&
+			                 !proc->sink.feed(proc->sink.arg, target, (size_t)got);
 			if (proc->log != NULL && outlog_full(proc->log)) {
+				if (sink_full)
+					proc->sink_paused = true;
 				pause_reading(proc);
+				if (sink_full)
+					pause_stdout(proc);
+				return;
+			}
+			if (sink_full) {
+				pause_stdout(proc);
 				return;
 			}
 			continue;
@@ -656,7 +719,12 @@ static void stream_readable(evutil_socket_t fd, short what, void *arg)
 			continue;
 		if (got < 0 && errno == EAGAIN)
 			return;
-		/* EOF, or an error that no retry will cure. */
+		/* EOF, or an error that no retry will cure. The sink's last line may
+		 * wait for room: then the pipe stays open (EOF is read again). */
+		if (is_stdout && proc->has_sink && !proc->sink.finish(proc->sink.arg)) {
+			pause_stdout(proc);
+			return;
+		}
 		stream_close(stream);
 		break;
 	}
@@ -774,9 +842,10 @@ static void linger_expired(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (proc->paused) {
+	if (proc->paused || (proc->sink_paused && !proc->terminating)) {
 		/* The pipes still hold output a reader is taking; the wait for
-		 * readers is itself bounded (--output-idle). */
+		 * output readers is itself bounded (--output-idle), and the sink's
+		 * (a job's items) by the job's timeout or cancel, which terminate. */
 		struct timeval linger = now_timeval(proc->linger);
 		if (event_add(&proc->linger_timer, &linger) == 0)
 			return;
@@ -913,7 +982,7 @@ static int watch(struct proc *proc)
 int proc_start(struct event_base *base, const struct execargs *args,
 	const struct proc_options *options, proc_done_fn *done, void *arg, struct proc **out)
 {
-	static const struct proc_options defaults = {0, 0, NULL, NULL, NULL};
+	static const struct proc_options defaults = {0, 0, NULL, NULL, NULL, NULL};
 	struct proc *proc;
 	int rv;
 
@@ -934,6 +1003,10 @@ int proc_start(struct event_base *base, const struct execargs *args,
 	proc->log = options->log != NULL ? outlog_ref(options->log) : NULL;
 	proc->input = options->input != NULL ? inbuf_ref(options->input) : NULL;
 	proc->linger = options->linger > 0 ? options->linger : PROC_DEFAULT_LINGER;
+	if (options->sink != NULL && args->capture) {
+		proc->sink = *options->sink;
+		proc->has_sink = true;
+	}
 	for (int i = 0; i < STREAM_COUNT; i++) {
 		proc->streams[i].proc = proc;
 		proc->streams[i].fd = -1;
@@ -964,7 +1037,9 @@ int proc_start(struct event_base *base, const struct execargs *args,
 		event_assign(&proc->linger_timer, base, -1, 0, linger_expired, proc) < 0 ||
 		event_assign(&proc->finish_event, base, -1, 0, finish_due, proc) < 0 ||
 		event_assign(&proc->cgroup_timer, base, -1, 0, cgroup_poll_due, proc) < 0 ||
-		event_assign(&proc->resume_timer, base, -1, 0, resume_due, proc) < 0) {
+		event_assign(&proc->resume_timer, base, -1, 0, resume_due, proc) < 0 ||
+		(proc->has_sink && event_assign(&proc->sink_event, base, proc->sink.wake_fd,
+			EV_READ | EV_PERSIST, sink_woken, proc) < 0)) {
 		rv = WEFT_EINTERNAL;
 		goto fail;
 	}
@@ -1001,6 +1076,7 @@ void proc_terminate(struct proc *proc, double kill_after)
 {
 	struct timeval grace;
 
+	proc->terminating = true;
 	if (proc->pid <= 0 || proc->reaped)
 		return;
 	signal_tree(proc, SIGTERM);
@@ -1017,6 +1093,14 @@ void proc_terminate(struct proc *proc, double kill_after)
 void proc_abandon(struct proc *proc, double kill_after, proc_reaped_fn *reaped, void *arg)
 {
 	proc->abandoned = true;
+	/* Nobody wants the output: the sink is dropped and stdout drained. */
+	proc->has_sink = false;
+	delete_event(&proc->sink_event);
+	if (proc->sink_paused) {
+		proc->sink_paused = false;
+		if (stream_resumable(proc, STREAM_STDOUT))
+			(void)event_add(&proc->streams[STREAM_STDOUT].event, NULL);
+	}
 	proc->on_reaped = reaped;
 	proc->on_reaped_arg = arg;
 	proc_terminate(proc, kill_after);

@@ -86,6 +86,24 @@ struct proc;
 struct outlog;
 struct inbuf;
 
+/*
+ * A second consumer of stdout that can make proc stop reading it (exec's
+ * `items: "lines"`, lines.h). Every call is on the proc's loop thread.
+ * feed takes every byte read from stdout; finish is called at its end (EOF);
+ * each returns true when it takes more now, false when it is full: proc then
+ * reads no more stdout until wake_fd becomes readable and resume returns
+ * true (after a false finish, finish is called again). The sink is borrowed
+ * until done is called, or until proc_abandon or proc_destroy return: those
+ * drop it (an abandoned job's output goes nowhere).
+ */
+struct proc_sink {
+	bool (*feed)(void *arg, const char *data, size_t length);
+	bool (*finish)(void *arg);
+	bool (*resume)(void *arg);
+	int wake_fd;
+	void *arg;
+};
+
 /* What the daemon decides, as opposed to what the job asks (execargs). */
 struct proc_options {
 	size_t output_max;   /* bytes kept per stream; 0: PROC_DEFAULT_OUTPUT_MAX */
@@ -104,6 +122,10 @@ struct proc_options {
 	 * reference and ends it when the pipe closes or the proc is freed).
 	 * NULL: none. */
 	struct inbuf *input;
+	/* Copied; NULL: none. See struct proc_sink. While it is full, the
+	 * linger after the exit waits for it too, unless the proc is being
+	 * terminated. */
+	const struct proc_sink *sink;
 };
 
 enum proc_status {
