@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tests/as_user.h"
+#include "tests/as_user_call.h"
 #include "tests/fixture.h"
 #include "tests/wire.h"
 
@@ -526,13 +527,7 @@ static char skip_reason[256];
 
 static json_t *call_as(const struct user *user, const char *url, const char *request)
 {
-	static char buffer[65536];
-	char *argv[] = {sender, (char *)url, (char *)request, NULL};
-	int status = as_user_run(user->uid, user->gid, sender, argv, buffer, sizeof(buffer));
-	ck_assert_msg(status == 0, "wire_send as %s failed (%d): %s", user->name, status, buffer);
-	json_t *reply = json_loads(buffer, 0, NULL);
-	ck_assert_msg(reply != NULL, "not JSON: %s", buffer);
-	return reply;
+	return as_user_call(user, sender, url, request);
 }
 
 START_TEST(a_stranger_sees_none_of_your_events_and_cannot_read_your_items)
