@@ -98,6 +98,7 @@ struct weft_call {
 	weft_state state;
 	unsigned char *bytes; /* output: the decoded data, owned (allocator_) */
 	size_t byte_count;
+	bool binary;          /* output: the bytes came after the JSON, not in it */
 
 	/* --- scratch for ops sent in parts (result_many): owned --- */
 	uint64_t *want;    /* the ids asked for */

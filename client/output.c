@@ -1,6 +1,7 @@
 /*
- * The `output` op: an exec job's output as bytes (weft/client.h). The reply
- * carries the bytes in base64 (proto/base64.h); this decodes them.
+ * The `output` op: an exec job's output as bytes (weft/client.h). This asks
+ * for them "binary": after the reply's JSON and a NUL byte, as they are. A
+ * reply with base64 "data" (proto/base64.h) is read too.
  */
 #include <stdio.h>
 #include <string.h>
@@ -23,15 +24,32 @@ void weft_output_free(weft_output *output)
 	allocator_free(output);
 }
 
-/* Takes the base64 "data" out of an output reply, decoded into call->bytes,
- * and leaves "data":"" for the parser. weftd writes the key once, at the top
- * level; base64 has no '"' or '\\', so the value ends at the next '"'. A
- * reply without the key (an error) is left alone. */
+/* Takes the bytes out of an output reply into call->bytes and leaves the
+ * JSON alone for the parser. Binary: the bytes follow the JSON's first NUL
+ * (JSON text has none). Otherwise they are the base64 "data", which weftd
+ * writes once, at the top level; base64 has no '"' or '\\', so the value ends
+ * at the next '"', and "data":"" is left. A reply with neither (an error) is
+ * left alone. */
 static int take_data(weft_call *call, nng_msg *message)
 {
 	static const char key[] = "\"data\":\"";
 	char *body = nng_msg_body(message);
 	size_t size = nng_msg_len(message);
+	char *nul = memchr(body, '\0', size);
+	if (nul != NULL) {
+		size_t header = (size_t)(nul - body), length = size - header - 1;
+		if (length > 0) {
+			call->bytes = allocator_alloc(length);
+			if (call->bytes == NULL)
+				return last_error_set(WEFT_ENOMEM, "out of memory for %zu bytes of output",
+				                      length);
+			memcpy(call->bytes, nul + 1, length);
+		}
+		call->byte_count = length;
+		call->binary = true;
+		nng_msg_chop(message, size - header);
+		return WEFT_OK;
+	}
 	char *start = memmem(body, size, key, sizeof(key) - 1);
 	if (start == NULL)
 		return WEFT_OK;
@@ -64,16 +82,21 @@ static bool read_count(const json_t *reply, const char *key, uint64_t *out)
 	return true;
 }
 
-/* Fills output from the reply (borrowed); data: the decoded bytes (taken). */
+/* Fills output from the reply (borrowed); data: the bytes (taken), which
+ * came after the JSON when binary. */
 static int decode_reply(const json_t *reply, weft_stream stream, unsigned char *data,
-                        size_t length, weft_output *output)
+                        size_t length, bool binary, weft_output *output)
 {
 	output->data = data;
 	output->length = length;
-	if (!json_is_string(json_object_get(reply, "data")) ||
-	    !read_count(reply, "offset", &output->offset) ||
+	uint64_t bytes = 0;
+	if (binary ? !read_count(reply, "bytes", &bytes) || bytes != length
+	           : !json_is_string(json_object_get(reply, "data")))
+		return connection_bad_reply("output", binary ? "as many bytes after it as 'bytes' says"
+		                                             : "data");
+	if (!read_count(reply, "offset", &output->offset) ||
 	    !read_count(reply, "next", &output->next) || !read_count(reply, "lost", &output->lost))
-		return connection_bad_reply("output", "data, offset, next and lost");
+		return connection_bad_reply("output", "offset, next and lost");
 	output->eof = json_is_true(json_object_get(reply, "eof"));
 	output->started = json_is_true(json_object_get(reply, "started"));
 	if (output->next - output->offset != output->length)
@@ -121,9 +144,9 @@ int weft_output_read(weft_client *client, uint64_t id, weft_stream stream, int64
 		                      PROTO_OUTPUT_MAX_WAIT);
 	if (max > PROTO_OUTPUT_MAX_MAX)
 		max = PROTO_OUTPUT_MAX_MAX;
-	json_t *request = json_pack("{s:s, s:I, s:s, s:I, s:f}", "op", "output", "id",
+	json_t *request = json_pack("{s:s, s:I, s:s, s:I, s:f, s:b}", "op", "output", "id",
 	                            (json_int_t)id, "stream", stream_names[stream], "offset",
-	                            (json_int_t)offset, "wait", wait);
+	                            (json_int_t)offset, "wait", wait, "binary", 1);
 	if (request != NULL && max > 0)
 		json_object_set_new(request, "max", json_integer((json_int_t)max));
 	if (request == NULL)
@@ -148,7 +171,7 @@ int weft_output_read(weft_client *client, uint64_t id, weft_stream stream, int64
 		weft_call_free(call);
 		return last_error_set(WEFT_ENOMEM, "out of memory for the output");
 	}
-	rv = decode_reply(call->reply, stream, call->bytes, call->byte_count, output);
+	rv = decode_reply(call->reply, stream, call->bytes, call->byte_count, call->binary, output);
 	call->bytes = NULL; /* the output's now */
 	weft_call_free(call);
 	if (rv != WEFT_OK) {

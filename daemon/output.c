@@ -22,6 +22,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
 
 #include "daemon/base/memory.h"
 #include "daemon/base/now.h"
@@ -52,6 +54,7 @@ struct reader {
 	enum outlog_stream stream;
 	uint64_t offset;
 	size_t max;
+	bool binary;
 	double deadline;           /* monotonic */
 	nng_aio *timer;
 	pthread_mutex_t lock;
@@ -60,11 +63,12 @@ struct reader {
 	atomic_bool expired;
 	enum reader_reason reason; /* written and read by the claimer alone */
 	atomic_int references;
-	struct reader *previous, *next; /* guarded by open_lock */
+	LIST_ENTRY(reader) open;   /* guarded by open_lock */
+	bool listed;               /* in open_readers; guarded by open_lock */
 };
 
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct reader *open_readers;
+static LIST_HEAD(, reader) open_readers = LIST_HEAD_INITIALIZER(open_readers);
 static atomic_size_t waiting;
 static size_t max_waiting = 100000;
 static struct jobs *the_jobs;
@@ -102,55 +106,133 @@ static void reader_unref(struct reader *reader)
 
 static const char *const stream_names[] = {"stdout", "stderr", "both"};
 
+/* Room kept before the bytes of a binary reply for its JSON, which is
+ * written there once the read says what it is; more (many runs) moves the
+ * bytes once. */
+#define BINARY_HEADER_ROOM 512
+
+/* A binary reply's message, made by outlog_read_into under the log's lock
+ * with room for the JSON before the bytes. */
+struct placement {
+	nng_msg *message; /* owned until the reply is sent */
+};
+
+static void *place_in_message(void *arg, size_t length)
+{
+	struct placement *placement = arg;
+	if (nng_msg_alloc(&placement->message, BINARY_HEADER_ROOM + length) != 0)
+		return NULL;
+	return (char *)nng_msg_body(placement->message) + BINARY_HEADER_ROOM;
+}
+
+/* The JSON of a reply, without the bytes when binary (then "bytes" counts them). */
+static void write_header(struct writer *writer, const struct job *job, bool started,
+                         enum outlog_stream stream, const struct outlog_slice *slice, bool binary)
+{
+	writer_text(writer, "{\"ok\":true,\"id\":");
+	writer_unsigned(writer, job->id);
+	writer_text(writer, ",\"stream\":\"");
+	writer_text(writer, stream_names[stream]);
+	if (binary) {
+		writer_text(writer, "\",\"bytes\":");
+		writer_unsigned(writer, slice->length);
+	} else {
+		size_t encoded = base64_encoded_size(slice->length);
+		writer_text(writer, "\",\"data\":\"");
+		if (slice->length > 0 && !writer->failed) {
+			/* Encoded in place: the message was reserved for it. */
+			size_t at = nng_msg_len(writer->message);
+			if (nng_msg_realloc(writer->message, at + encoded) == 0)
+				base64_encode(slice->data, slice->length,
+				              (char *)nng_msg_body(writer->message) + at);
+			else
+				writer->failed = true;
+		}
+		writer_text(writer, "\"");
+	}
+	writer_text(writer, ",\"offset\":");
+	writer_unsigned(writer, slice->offset);
+	writer_text(writer, ",\"next\":");
+	writer_unsigned(writer, slice->next);
+	writer_text(writer, ",\"lost\":");
+	writer_unsigned(writer, slice->lost);
+	writer_text(writer, slice->eof ? ",\"eof\":true" : ",\"eof\":false");
+	writer_text(writer, started ? ",\"started\":true" : ",\"started\":false");
+	if (stream == OUTLOG_BOTH) {
+		writer_text(writer, ",\"runs\":[");
+		for (size_t i = 0; i < slice->run_count; i++) {
+			writer_text(writer, i > 0 ? ",[" : "[");
+			writer_unsigned(writer, (uint64_t)slice->runs[i].stream);
+			writer_text(writer, ",");
+			writer_unsigned(writer, slice->runs[i].length);
+			writer_text(writer, "]");
+		}
+		writer_text(writer, "]");
+	}
+	writer_text(writer, "}");
+}
+
+/* Puts header (a message of JSON, taken) and a NUL before the bytes in
+ * placement's message (NULL when there are none). A new message, or NULL. */
+static nng_msg *binary_message(nng_msg *header, struct placement *placement)
+{
+	if (header == NULL) {
+		nng_msg_free(placement->message);
+		return NULL;
+	}
+	size_t length = nng_msg_len(header);
+	nng_msg *message = placement->message;
+	int rv = 0;
+	if (message == NULL) {
+		rv = nng_msg_append(header, "", 1);
+		message = header;
+		header = NULL;
+	} else if (length + 1 <= BINARY_HEADER_ROOM) {
+		/* Trimming the front of an nng message moves no bytes. */
+		char *body = nng_msg_body(message);
+		memcpy(body + BINARY_HEADER_ROOM - length - 1, nng_msg_body(header), length);
+		body[BINARY_HEADER_ROOM - 1] = '\0';
+		rv = nng_msg_trim(message, BINARY_HEADER_ROOM - length - 1);
+	} else if ((rv = nng_msg_trim(message, BINARY_HEADER_ROOM)) == 0 &&
+	           (rv = nng_msg_insert(message, "", 1)) == 0) {
+		rv = nng_msg_insert(message, nng_msg_body(header), length);
+	}
+	nng_msg_free(header);
+	if (rv != 0) {
+		nng_msg_free(message);
+		return NULL;
+	}
+	return message;
+}
+
 /* The reply for a read of `log` (borrowed, may be NULL: not started) at
- * offset. A new message, or NULL when memory ran out. */
+ * offset. A new message, or NULL when memory ran out. Binary: the bytes
+ * follow the JSON and one NUL byte as they are, and "bytes" says how many; a
+ * reader that streams a fast command then spends nothing on base64 (it was
+ * most of `weft run -- cat`'s time), and the bytes are copied once, from the
+ * log into the message. JSON text never holds a raw NUL, so the first one
+ * ends it. */
 static nng_msg *reply_message(struct outlog *log, const struct job *job, bool finished,
-                              enum outlog_stream stream, uint64_t offset, size_t max)
+                              enum outlog_stream stream, uint64_t offset, size_t max,
+                              bool binary)
 {
 	struct outlog_slice slice;
+	struct placement placement = {.message = NULL};
 	if (log == NULL) {
 		slice = (struct outlog_slice){.offset = offset, .next = offset, .eof = finished};
-	} else if (outlog_read(log, stream, offset, max, &slice) != WEFT_OK) {
+	} else if ((binary ? outlog_read_into(log, stream, offset, max, place_in_message,
+	                                      &placement, &slice)
+	                   : outlog_read(log, stream, offset, max, &slice)) != WEFT_OK) {
+		nng_msg_free(placement.message);
 		return NULL;
 	}
 	struct writer writer;
-	size_t encoded = base64_encoded_size(slice.length);
-	writer_init(&writer, encoded + 256 + slice.run_count * 24);
-	writer_text(&writer, "{\"ok\":true,\"id\":");
-	writer_unsigned(&writer, job->id);
-	writer_text(&writer, ",\"stream\":\"");
-	writer_text(&writer, stream_names[stream]);
-	writer_text(&writer, "\",\"data\":\"");
-	if (slice.length > 0 && !writer.failed) {
-		/* Encoded in place: the message was reserved for it. */
-		size_t at = nng_msg_len(writer.message);
-		if (nng_msg_realloc(writer.message, at + encoded) == 0)
-			base64_encode(slice.data, slice.length, (char *)nng_msg_body(writer.message) + at);
-		else
-			writer.failed = true;
-	}
-	writer_text(&writer, "\",\"offset\":");
-	writer_unsigned(&writer, slice.offset);
-	writer_text(&writer, ",\"next\":");
-	writer_unsigned(&writer, slice.next);
-	writer_text(&writer, ",\"lost\":");
-	writer_unsigned(&writer, slice.lost);
-	writer_text(&writer, slice.eof ? ",\"eof\":true" : ",\"eof\":false");
-	writer_text(&writer, log != NULL ? ",\"started\":true" : ",\"started\":false");
-	if (stream == OUTLOG_BOTH) {
-		writer_text(&writer, ",\"runs\":[");
-		for (size_t i = 0; i < slice.run_count; i++) {
-			writer_text(&writer, i > 0 ? ",[" : "[");
-			writer_unsigned(&writer, (uint64_t)slice.runs[i].stream);
-			writer_text(&writer, ",");
-			writer_unsigned(&writer, slice.runs[i].length);
-			writer_text(&writer, "]");
-		}
-		writer_text(&writer, "]");
-	}
-	writer_text(&writer, "}");
+	writer_init(&writer, (binary ? 0 : base64_encoded_size(slice.length)) + 256 +
+	                             slice.run_count * 24);
+	write_header(&writer, job, log != NULL, stream, &slice, binary);
 	outlog_slice_clear(&slice);
-	return writer_finish(&writer);
+	nng_msg *header = writer_finish(&writer);
+	return binary ? binary_message(header, &placement) : header;
 }
 
 static bool claim(struct reader *reader, enum reader_reason reason)
@@ -174,13 +256,9 @@ static void complete(struct reader *reader, bool from_timer)
 	if (reader->timer != NULL && !from_timer)
 		nng_aio_cancel(reader->timer);
 	pthread_mutex_lock(&open_lock);
-	if (reader->previous != NULL)
-		reader->previous->next = reader->next;
-	else if (open_readers == reader)
-		open_readers = reader->next;
-	if (reader->next != NULL)
-		reader->next->previous = reader->previous;
-	reader->next = reader->previous = NULL;
+	if (reader->listed)
+		LIST_REMOVE(reader, open);
+	reader->listed = false;
 	pthread_mutex_unlock(&open_lock);
 	if (reader->reason == REASON_ABANDONED) {
 		server_drop(reader->request);
@@ -189,7 +267,7 @@ static void complete(struct reader *reader, bool from_timer)
 			log = outlog_find(reader->job->id);
 		bool finished = job_state_finished(jobs_state(the_jobs, reader->job));
 		nng_msg *message = reply_message(log, reader->job, finished, reader->stream,
-		                                 reader->offset, reader->max);
+		                                 reader->offset, reader->max, reader->binary);
 		if (message != NULL)
 			server_reply_message(reader->request, message);
 		else
@@ -267,9 +345,9 @@ static void on_timer(void *argument)
 
 static void reply_now(struct server_request *slot, struct problem *problem, struct outlog *log,
                       const struct job *job, bool finished, enum outlog_stream stream,
-                      uint64_t offset, size_t max)
+                      uint64_t offset, size_t max, bool binary)
 {
-	nng_msg *message = reply_message(log, job, finished, stream, offset, max);
+	nng_msg *message = reply_message(log, job, finished, stream, offset, max, binary);
 	if (message != NULL) {
 		server_reply_message(slot, message);
 		return;
@@ -307,7 +385,8 @@ void output_read(struct server_request *slot, const struct principal *caller, st
 	bool finished = job_state_finished(jobs_state(the_jobs, job));
 	bool ready = log == NULL ? finished : outlog_ended(log) || outlog_total(log, stream) != offset;
 	if (ready || wait <= 0) {
-		reply_now(slot, &problem, log, job, finished, stream, offset, request->output_max);
+		reply_now(slot, &problem, log, job, finished, stream, offset, request->output_max,
+		          request->output_binary);
 		outlog_unref(log);
 		job_unref(job);
 		return;
@@ -341,6 +420,7 @@ void output_read(struct server_request *slot, const struct principal *caller, st
 	reader->stream = stream;
 	reader->offset = offset;
 	reader->max = request->output_max;
+	reader->binary = request->output_binary;
 	reader->deadline = now_monotonic() + wait;
 	pthread_mutex_init(&reader->lock, NULL);
 	atomic_init(&reader->state, STATE_SETUP);
@@ -348,10 +428,8 @@ void output_read(struct server_request *slot, const struct principal *caller, st
 	outlog_unref(log); /* attach finds it again, under the reader's lock */
 
 	pthread_mutex_lock(&open_lock);
-	reader->next = open_readers;
-	if (open_readers != NULL)
-		open_readers->previous = reader;
-	open_readers = reader;
+	LIST_INSERT_HEAD(&open_readers, reader, open);
+	reader->listed = true;
 	pthread_mutex_unlock(&open_lock);
 
 	bool now = attach(reader);
@@ -382,7 +460,8 @@ static void claim_matching(bool all, uint32_t pipe, enum reader_reason reason)
 	size_t used = 0, capacity = 16;
 	struct reader **found = memory_alloc(capacity * sizeof(*found));
 	pthread_mutex_lock(&open_lock);
-	for (struct reader *reader = open_readers; reader != NULL; reader = reader->next) {
+	struct reader *reader;
+	LIST_FOREACH(reader, &open_readers, open) {
 		if (!all && reader->pipe != pipe)
 			continue;
 		if (used == capacity) {

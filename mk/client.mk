@@ -120,8 +120,9 @@ CHECK_SCRIPTS += tests/async_example.sh
 
 # Exec output as a stream of bytes (issue 13): the output op through libweft,
 # weft run and weft logs through the CLI binary, against a real weftd.
-$(BUILD)/tests/check_stream: $(BUILD)/tests/check_stream.o $(TEST_FIXTURE_OBJS) $(BUILD)/libweft.so
-	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/tests/check_stream.o $(TEST_FIXTURE_OBJS) \
+$(BUILD)/tests/check_stream: $(BUILD)/tests/check_stream.o $(TEST_FIXTURE_OBJS) $(BUILD)/tests/wire.o \
+		$(BUILD)/libweft.so
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/tests/check_stream.o $(TEST_FIXTURE_OBJS) $(BUILD)/tests/wire.o \
 		$(BUILD)/libweft.so -Wl,-rpath,'$$ORIGIN/..' $(CLIENT_TEST_LIBS)
 
 $(BUILD)/tests/check_stream.o: ALL_CFLAGS += $(CHECK_CFLAGS)

@@ -28,6 +28,7 @@
 
 #include "tests/as_user.h"
 #include "tests/fixture.h"
+#include "tests/wire.h"
 
 #define WAIT_SECONDS 20.0
 
@@ -234,6 +235,79 @@ START_TEST(test_binary_and_nul_bytes_are_exact)
 	ck_assert_str_eq(json_string_value(json_object_get(result, "stdout")), "caf\xc3\xa9");
 	ck_assert_ptr_null(json_object_get(result, "encoding"));
 	json_decref(reply);
+}
+END_TEST
+
+/* The output op's two forms, as any nng client sees them: "binary" puts the
+ * bytes after the JSON and one NUL, exactly, and "bytes" counts them; without
+ * it they are base64 in "data". Both say the same. */
+START_TEST(test_binary_replies_carry_the_bytes_after_the_json)
+{
+	static const unsigned char out[] = {'a', 0, 'b', 0xff, '\n'};
+	static const unsigned char err[] = {0, 'e', 0xfe};
+	uint64_t id = submit(json_pack("{s:s}", "shell",
+	                               "printf 'a\\0b\\377\\n'; printf '\\0e\\376' >&2"));
+	json_decref(result_of(id));
+	const unsigned char *expected[] = {out, err};
+	size_t sizes[] = {sizeof(out), sizeof(err)};
+	const char *streams[] = {"stdout", "stderr"};
+	for (int i = 0; i < 2; i++) {
+		char text[160];
+		snprintf(text, sizeof(text),
+		         "{\"op\":\"output\",\"id\":%llu,\"stream\":\"%s\",\"binary\":true}",
+		         (unsigned long long)id, streams[i]);
+		size_t length = 0;
+		char *raw = wire_call_raw(weftd.url, text, strlen(text), 10000, &length);
+		ck_assert_ptr_nonnull(raw);
+		char *nul = memchr(raw, '\0', length);
+		ck_assert_msg(nul != NULL, "no NUL after the JSON: %.200s", raw);
+		size_t header = (size_t)(nul - raw);
+		json_t *reply = json_loadb(raw, header, 0, NULL);
+		ck_assert_msg(reply != NULL, "the JSON before the NUL does not parse: %.200s", raw);
+		ck_assert(json_is_true(json_object_get(reply, "ok")));
+		ck_assert_ptr_null(json_object_get(reply, "data"));
+		ck_assert_int_eq(json_integer_value(json_object_get(reply, "bytes")), (json_int_t)sizes[i]);
+		ck_assert_int_eq(json_integer_value(json_object_get(reply, "next")), (json_int_t)sizes[i]);
+		ck_assert(json_is_true(json_object_get(reply, "eof")));
+		ck_assert_uint_eq(length - header - 1, sizes[i]);
+		ck_assert(memcmp(nul + 1, expected[i], sizes[i]) == 0);
+		json_decref(reply);
+		free(raw);
+
+		/* Without "binary": base64 in "data", and nothing after the JSON. */
+		snprintf(text, sizeof(text), "{\"op\":\"output\",\"id\":%llu,\"stream\":\"%s\"}",
+		         (unsigned long long)id, streams[i]);
+		raw = wire_call_raw(weftd.url, text, strlen(text), 10000, &length);
+		ck_assert_ptr_nonnull(raw);
+		ck_assert_ptr_null(memchr(raw, '\0', length));
+		reply = json_loadb(raw, length, 0, NULL);
+		ck_assert_ptr_nonnull(reply);
+		ck_assert_ptr_null(json_object_get(reply, "bytes"));
+		ck_assert_str_eq(json_string_value(json_object_get(reply, "data")),
+		                 i == 0 ? "YQBi/wo=" : "AGX+");
+		json_decref(reply);
+		free(raw);
+	}
+	/* Both streams, binary: the runs add up to the bytes after the NUL. */
+	char text[160];
+	snprintf(text, sizeof(text), "{\"op\":\"output\",\"id\":%llu,\"binary\":true}",
+	         (unsigned long long)id);
+	size_t length = 0;
+	char *raw = wire_call_raw(weftd.url, text, strlen(text), 10000, &length);
+	ck_assert_ptr_nonnull(raw);
+	char *nul = memchr(raw, '\0', length);
+	ck_assert_ptr_nonnull(nul);
+	json_t *reply = json_loadb(raw, (size_t)(nul - raw), 0, NULL);
+	ck_assert_ptr_nonnull(reply);
+	json_int_t sum = 0;
+	size_t index;
+	json_t *run;
+	json_array_foreach(json_object_get(reply, "runs"), index, run)
+		sum += json_integer_value(json_array_get(run, 1));
+	ck_assert_int_eq(sum, (json_int_t)(sizeof(out) + sizeof(err)));
+	ck_assert_uint_eq(length - (size_t)(nul - raw) - 1, sizeof(out) + sizeof(err));
+	json_decref(reply);
+	free(raw);
 }
 END_TEST
 
@@ -450,6 +524,7 @@ START_TEST(test_bad_output_requests_are_refused_with_the_field)
 		{"{\"op\":\"output\",\"id\":%llu,\"wait\":301}", "bad_field", "wait"},
 		{"{\"op\":\"output\",\"id\":%llu,\"offset\":1.5}", "bad_field", "offset"},
 		{"{\"op\":\"output\",\"id\":%llu,\"colour\":1}", "unknown_field", "colour"},
+		{"{\"op\":\"output\",\"id\":%llu,\"binary\":1}", "bad_field", "binary"},
 		{"{\"op\":\"output\",\"id\":99999%llu}", "unknown_id", NULL},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -961,6 +1036,7 @@ static Suite *stream_suite(void)
 	tcase_set_timeout(op, 90);
 	tcase_add_test(op, test_lines_arrive_while_the_command_still_runs);
 	tcase_add_test(op, test_binary_and_nul_bytes_are_exact);
+	tcase_add_test(op, test_binary_replies_carry_the_bytes_after_the_json);
 	tcase_add_test(op, test_twenty_megabytes_through_stdout_are_exact);
 	tcase_add_test(op, test_both_streams_merge_in_the_order_written);
 	tcase_add_test(op, test_output_is_kept_when_the_job_is_cancelled);

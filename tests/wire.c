@@ -8,28 +8,41 @@
 #include <check.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/fixture.h"
 
-/* Sends one request on a fresh connection and returns the parsed reply, or NULL
- * when none came within timeout_ms. */
-json_t *wire_call_text(const char *url, const char *text, size_t size, int timeout_ms)
+char *wire_call_raw(const char *url, const char *text, size_t size, int timeout_ms,
+                    size_t *length)
 {
 	nng_socket socket;
 	ck_assert_int_eq(nng_req0_open(&socket), 0);
 	nng_socket_set_ms(socket, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_ms(socket, NNG_OPT_RECVTIMEO, timeout_ms);
 	nng_socket_set_ms(socket, NNG_OPT_SENDTIMEO, timeout_ms);
-	json_t *reply = NULL;
-	char *buffer = NULL;
-	size_t length = 0;
+	char *buffer = NULL, *copy = NULL;
+	*length = 0;
 	if (nng_dial(socket, url, NULL, 0) == 0 && nng_send(socket, (void *)text, size, 0) == 0 &&
-	    nng_recv(socket, &buffer, &length, NNG_FLAG_ALLOC) == 0) {
-		reply = json_loadb(buffer, length, 0, NULL);
-		nng_free(buffer, length);
+	    nng_recv(socket, &buffer, length, NNG_FLAG_ALLOC) == 0) {
+		copy = malloc(*length + 1);
+		ck_assert_ptr_nonnull(copy);
+		memcpy(copy, buffer, *length);
+		copy[*length] = '\0';
+		nng_free(buffer, *length);
 	}
 	nng_close(socket);
+	return copy;
+}
+
+/* Sends one request on a fresh connection and returns the parsed reply, or NULL
+ * when none came within timeout_ms. */
+json_t *wire_call_text(const char *url, const char *text, size_t size, int timeout_ms)
+{
+	size_t length = 0;
+	char *buffer = wire_call_raw(url, text, size, timeout_ms, &length);
+	json_t *reply = buffer != NULL ? json_loadb(buffer, length, 0, NULL) : NULL;
+	free(buffer);
 	return reply;
 }
 

@@ -6,6 +6,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Sends `text` and returns the reply's bytes as they came (malloc'd, with a
+ * NUL after the last; *length counts them), or NULL when none came within
+ * timeout_ms. */
+char *wire_call_raw(const char *url, const char *text, size_t size, int timeout_ms,
+                    size_t *length);
 /* Sends `text` and returns the parsed reply (new reference), or NULL when none
  * came within timeout_ms. */
 json_t *wire_call_text(const char *url, const char *text, size_t size, int timeout_ms);

@@ -41,7 +41,7 @@ static const char *const op_fields[REQUEST_OP_COUNT][24] = {
 	[REQUEST_QUEUES] = {NULL},
 	[REQUEST_NEXT] = {"id", "index", "wait", "max", NULL},
 	[REQUEST_EVENTS] = {"after", "wait", "limit", "filter", NULL},
-	[REQUEST_OUTPUT] = {"id", "stream", "offset", "max", "wait", NULL},
+	[REQUEST_OUTPUT] = {"id", "stream", "offset", "max", "wait", "binary", NULL},
 	[REQUEST_INPUT] = {"id", "data", "eof", NULL},
 };
 
@@ -319,6 +319,13 @@ static int decode_output(json_t *root, struct request *request, struct problem *
 			                   "bytes to return",
 			                   PROTO_OUTPUT_MAX_MAX);
 		request->output_max = (size_t)json_integer_value(value);
+	}
+	if ((value = json_object_get(root, "binary")) != NULL) {
+		if (!json_is_boolean(value))
+			return problem_set(problem, WEFT_EBADFIELD, "binary",
+			                   "field 'binary' must be true (the bytes follow the reply's "
+			                   "JSON and a NUL byte) or false (base64 in 'data')");
+		request->output_binary = json_is_true(value);
 	}
 	if ((value = json_object_get(root, "wait")) != NULL) {
 		if ((rv = fields_seconds(value, "wait", false, &request->wait, problem)) != WEFT_OK)

@@ -78,6 +78,7 @@ struct request {
 	int output_stream;     /* 0 stdout, 1 stderr, 2 both (outlog.h's order) */
 	int64_t output_offset; /* < 0: that many bytes before the end */
 	size_t output_max;
+	bool output_binary; /* the bytes after the reply's JSON, not base64 in it */
 
 	/* input: id, the decoded bytes (owned) and eof */
 	unsigned char *input_data;

@@ -461,9 +461,31 @@ static uint64_t chunk_start(const struct chunk *chunk, enum outlog_stream stream
 	return stream == OUTLOG_BOTH ? chunk->merged : chunk->at;
 }
 
+static void *place_in_heap(void *arg, size_t length)
+{
+	char **data = arg;
+	*data = malloc(length);
+	return *data;
+}
+
 int outlog_read(struct outlog *log, enum outlog_stream stream, uint64_t offset, size_t max,
                 struct outlog_slice *out)
 {
+	char *data = NULL;
+	int rv = outlog_read_into(log, stream, offset, max, place_in_heap, &data, out);
+	if (rv != WEFT_OK) {
+		free(data);
+		return rv;
+	}
+	out->data = data;
+	return WEFT_OK;
+}
+
+int outlog_read_into(struct outlog *log, enum outlog_stream stream, uint64_t offset, size_t max,
+                     void *(*place)(void *arg, size_t length), void *arg,
+                     struct outlog_slice *out)
+{
+	char *to = NULL;
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&log->lock);
 	uint64_t first = stream == OUTLOG_BOTH ? log->merged_first : log->first[stream];
@@ -477,12 +499,9 @@ int outlog_read(struct outlog *log, enum outlog_stream stream, uint64_t offset, 
 	size_t length = total - offset < max ? (size_t)(total - offset) : max;
 	size_t run_capacity = 0;
 	uint64_t merged_end = 0;
-	if (length > 0) {
-		out->data = malloc(length);
-		if (out->data == NULL) {
-			pthread_mutex_unlock(&log->lock);
-			return WEFT_ENOMEM;
-		}
+	if (length > 0 && (to = place(arg, length)) == NULL) {
+		pthread_mutex_unlock(&log->lock);
+		return WEFT_ENOMEM;
 	}
 	size_t copied = 0;
 	for (struct chunk *chunk = log->head; chunk != NULL && copied < length; chunk = chunk->next) {
@@ -495,7 +514,7 @@ int outlog_read(struct outlog *log, enum outlog_stream stream, uint64_t offset, 
 		size_t part = chunk->length - skip;
 		if (part > length - copied)
 			part = length - copied;
-		memcpy(out->data + copied, chunk->data + skip, part);
+		memcpy(to + copied, chunk->data + skip, part);
 		copied += part;
 		merged_end = chunk->merged + skip + part;
 		if (stream != OUTLOG_BOTH)

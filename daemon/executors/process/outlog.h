@@ -98,6 +98,12 @@ bool outlog_full(struct outlog *log);
  * filled; length 0 when nothing is there yet) or WEFT_ENOMEM. */
 int outlog_read(struct outlog *log, enum outlog_stream stream, uint64_t offset, size_t max,
                 struct outlog_slice *out);
+/* The same, with the bytes copied to where place(arg, length) says (called
+ * once, under the log's lock, when there are any; NULL: WEFT_ENOMEM), and
+ * out->data left NULL: a reply is written straight into its message. */
+int outlog_read_into(struct outlog *log, enum outlog_stream stream, uint64_t offset, size_t max,
+                     void *(*place)(void *arg, size_t length), void *arg,
+                     struct outlog_slice *out);
 void outlog_slice_clear(struct outlog_slice *slice);
 
 /* Registers a watch for bytes of watch->stream past watch->offset. Returns

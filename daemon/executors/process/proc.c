@@ -82,6 +82,16 @@ enum { STREAM_STDOUT, STREAM_STDERR, STREAM_COUNT };
 #define RESUME_POLL_FIRST_MICROSECONDS 100
 #define RESUME_POLL_MAX_MICROSECONDS 1000
 
+/* An output pipe's capacity: a fast writer fills the default 64 KiB in tens
+ * of microseconds, and every wake-up of this loop costs more than the copy. */
+#define PIPE_CAPACITY (256 * 1024)
+
+static void grow_pipe(int fd)
+{
+	/* Best effort: a smaller pipe only costs wake-ups. */
+	(void)fcntl(fd, F_SETPIPE_SZ, PIPE_CAPACITY);
+}
+
 /* Where output past the cap goes to be thrown away; per thread because
  * every worker loop reads its own procs. */
 static _Thread_local char discard_buffer[READ_CHUNK];
@@ -911,6 +921,7 @@ static int launch(struct proc *proc, const struct execargs *args,
 				goto pipe_failed;
 			stdio[1 + i] = ends[1];
 			proc->streams[i].fd = ends[0];
+			grow_pipe(ends[0]);
 		}
 	}
 	subreaper_spawn_begin();
