@@ -129,10 +129,9 @@ static int decode_reply(const json_t *reply, weft_stream stream, unsigned char *
 	return WEFT_OK;
 }
 
-int weft_output_read(weft_client *client, uint64_t id, weft_stream stream, int64_t offset,
-                     size_t max, double wait, weft_output **out)
+static int output_read(weft_client *client, uint64_t id, weft_stream stream, int64_t offset,
+                       size_t max, double wait, bool binary, weft_output **out)
 {
-	last_error_clear();
 	int rv = connection_check_id(id);
 	if (rv != WEFT_OK)
 		return rv;
@@ -144,9 +143,11 @@ int weft_output_read(weft_client *client, uint64_t id, weft_stream stream, int64
 		                      PROTO_OUTPUT_MAX_WAIT);
 	if (max > PROTO_OUTPUT_MAX_MAX)
 		max = PROTO_OUTPUT_MAX_MAX;
-	json_t *request = json_pack("{s:s, s:I, s:s, s:I, s:f, s:b}", "op", "output", "id",
+	json_t *request = json_pack("{s:s, s:I, s:s, s:I, s:f}", "op", "output", "id",
 	                            (json_int_t)id, "stream", stream_names[stream], "offset",
-	                            (json_int_t)offset, "wait", wait, "binary", 1);
+	                            (json_int_t)offset, "wait", wait);
+	if (request != NULL && binary)
+		json_object_set_new(request, "binary", json_true());
 	if (request != NULL && max > 0)
 		json_object_set_new(request, "max", json_integer((json_int_t)max));
 	if (request == NULL)
@@ -180,6 +181,20 @@ int weft_output_read(weft_client *client, uint64_t id, weft_stream stream, int64
 	}
 	*out = output;
 	return WEFT_OK;
+}
+
+int weft_output_read(weft_client *client, uint64_t id, weft_stream stream, int64_t offset,
+                     size_t max, double wait, weft_output **out)
+{
+	last_error_clear();
+	int rv = output_read(client, id, stream, offset, max, wait, true, out);
+	/* A weftd from before "binary" refuses the field: base64 then. */
+	if (rv != WEFT_OK && strcmp(weft_last_error()->wire_code, "unknown_field") == 0 &&
+	    strcmp(weft_last_error()->field, "binary") == 0) {
+		last_error_clear();
+		rv = output_read(client, id, stream, offset, max, wait, false, out);
+	}
+	return rv;
 }
 
 int weft_input_write(weft_client *client, uint64_t id, const void *data, size_t length, bool eof,

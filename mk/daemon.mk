@@ -35,6 +35,11 @@ DAEMON_LIBS := $(EVENT_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) $(shell pkg-config --li
 ifeq ($(SANITIZER),)
 WEFTD_ALLOCATOR_LIBS := $(shell pkg-config --libs jemalloc 2>/dev/null)
 endif
+# With jemalloc, calloc is malloc and memset (daemon/base/calloc.c says why).
+ifneq ($(strip $(WEFTD_ALLOCATOR_LIBS)),)
+WEFTD_ALLOCATOR_OBJS := $(BUILD)/daemon/base/calloc.o
+endif
+$(BUILD)/daemon/base/calloc.o: ALL_CFLAGS += -fno-builtin
 
 # Plugins (include/weft/plugin.h) call the task API inside weftd: its weft_*
 # symbols are exported to them, and nothing else is.
@@ -47,7 +52,7 @@ $(BUILD)/libweftd.a: $(DAEMON_CORE_OBJS)
 
 # The runtime's archive comes after the daemon's, which uses it.
 # Renamed into place like weft (mk/client.mk): a running weftd keeps its file.
-$(BUILD)/weftd: $(BUILD)/daemon/main.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
+$(BUILD)/weftd: $(BUILD)/daemon/main.o $(WEFTD_ALLOCATOR_OBJS) $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
 	$(CC) $(ALL_LDFLAGS) $(WEFTD_EXPORTS) -o $@.new $^ $(DAEMON_LIBS) $(WEFTD_ALLOCATOR_LIBS)
 	mv -f $@.new $@
 
