@@ -582,7 +582,7 @@ static void on_reply(weft_call *call, nng_msg *message)
 	json_t *reply = NULL;
 	int rv = WEFT_OK;
 	if (call->op->take != NULL)
-		rv = call->op->take(call, message);
+		rv = call->op->take(call, &message);
 	if (rv == WEFT_OK)
 		rv = parse_reply(client, message, &reply);
 	nng_msg_free(message);
@@ -741,7 +741,10 @@ void weft_call_free(weft_call *call)
 	allocator_free(call->outcomes);
 	weft_wait_result_free(call->wait);
 	allocator_free(call->want);
-	allocator_free(call->bytes);
+	if (call->kept != NULL)
+		nng_msg_free(call->kept);
+	else
+		allocator_free(call->bytes);
 	if (call_is_blocking(call)) {
 		pthread_cond_destroy(&call->wait_cond);
 		pthread_mutex_destroy(&call->wait_lock);

@@ -33,11 +33,12 @@ struct async_op {
 	 * false when the call is complete. Returns WEFT_OK, or an error code
 	 * after last_error_set. May be NULL. */
 	int (*next_part)(weft_call *call, bool *more);
-	/* Before a reply is parsed: may take bytes out of the message (borrowed)
-	 * into call->bytes and shrink it, so that megabytes of output never go
-	 * through the JSON parser. Returns WEFT_OK, or an error code after
-	 * last_error_set. May be NULL. */
-	int (*take)(weft_call *call, nng_msg *message);
+	/* Before a reply is parsed: may take bytes out of *message (owned by the
+	 * caller) into call->bytes and shrink it, or keep the message itself in
+	 * call->kept and put a new one in *message, so that megabytes of output
+	 * never go through the JSON parser. Returns WEFT_OK, or an error code
+	 * after last_error_set. May be NULL. */
+	int (*take)(weft_call *call, nng_msg **message);
 };
 
 /* Where a call is. Guarded by weft_call.lock. */
@@ -99,6 +100,7 @@ struct weft_call {
 	unsigned char *bytes; /* output: the decoded data, owned (allocator_) */
 	size_t byte_count;
 	bool binary;          /* output: the bytes came after the JSON, not in it */
+	nng_msg *kept;        /* output, binary: the reply, owned; bytes point into it */
 
 	/* --- scratch for ops sent in parts (result_many): owned --- */
 	uint64_t *want;    /* the ids asked for */

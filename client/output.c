@@ -15,39 +15,52 @@
 
 static const char *const stream_names[] = {"stdout", "stderr", "both"};
 
+/* What weft_output_read hands out: the output, and the reply its bytes
+ * point into when they came binary (then data is not allocator_'s). */
+struct output_owned {
+	weft_output output; /* first: the caller's pointer is this */
+	nng_msg *message;   /* owned, or NULL */
+};
+
 void weft_output_free(weft_output *output)
 {
 	if (output == NULL)
 		return;
-	allocator_free(output->data);
+	struct output_owned *owned = (struct output_owned *)output;
+	if (owned->message != NULL)
+		nng_msg_free(owned->message);
+	else
+		allocator_free(output->data);
 	allocator_free(output->runs);
-	allocator_free(output);
+	allocator_free(owned);
 }
 
-/* Takes the bytes out of an output reply into call->bytes and leaves the
- * JSON alone for the parser. Binary: the bytes follow the JSON's first NUL
- * (JSON text has none). Otherwise they are the base64 "data", which weftd
- * writes once, at the top level; base64 has no '"' or '\\', so the value ends
- * at the next '"', and "data":"" is left. A reply with neither (an error) is
- * left alone. */
-static int take_data(weft_call *call, nng_msg *message)
+/* Takes the bytes out of an output reply and leaves the JSON alone for the
+ * parser. Binary: the bytes follow the JSON's first NUL (JSON text has
+ * none); the reply is kept as it is, call->bytes pointing into it, and the
+ * parser gets a copy of the JSON. Otherwise they are the base64 "data",
+ * decoded into call->bytes, which weftd writes once, at the top level;
+ * base64 has no '"' or '\\', so the value ends at the next '"', and "data":""
+ * is left. A reply with neither (an error) is left alone. */
+static int take_data(weft_call *call, nng_msg **message_in_out)
 {
 	static const char key[] = "\"data\":\"";
+	nng_msg *message = *message_in_out;
 	char *body = nng_msg_body(message);
 	size_t size = nng_msg_len(message);
 	char *nul = memchr(body, '\0', size);
 	if (nul != NULL) {
-		size_t header = (size_t)(nul - body), length = size - header - 1;
-		if (length > 0) {
-			call->bytes = allocator_alloc(length);
-			if (call->bytes == NULL)
-				return last_error_set(WEFT_ENOMEM, "out of memory for %zu bytes of output",
-				                      length);
-			memcpy(call->bytes, nul + 1, length);
-		}
-		call->byte_count = length;
+		size_t header = (size_t)(nul - body);
+		nng_msg *json;
+		if (nng_msg_alloc(&json, header) != 0)
+			return last_error_set(WEFT_ENOMEM, "out of memory for a reply's %zu bytes",
+			                      header);
+		memcpy(nng_msg_body(json), body, header);
+		call->kept = message;
+		call->bytes = (unsigned char *)nul + 1;
+		call->byte_count = size - header - 1;
 		call->binary = true;
-		nng_msg_chop(message, size - header);
+		*message_in_out = json;
 		return WEFT_OK;
 	}
 	char *start = memmem(body, size, key, sizeof(key) - 1);
@@ -167,13 +180,19 @@ static int output_read(weft_client *client, uint64_t id, weft_stream stream, int
 		weft_call_free(call);
 		return rv;
 	}
-	weft_output *output = allocator_calloc(1, sizeof(*output));
-	if (output == NULL) {
+	struct output_owned *owned = allocator_calloc(1, sizeof(*owned));
+	if (owned == NULL) {
 		weft_call_free(call);
 		return last_error_set(WEFT_ENOMEM, "out of memory for the output");
 	}
-	rv = decode_reply(call->reply, stream, call->bytes, call->byte_count, call->binary, output);
-	call->bytes = NULL; /* the output's now */
+	weft_output *output = &owned->output;
+	rv = decode_reply(call->reply, stream, call->byte_count > 0 ? call->bytes : NULL,
+	                  call->byte_count, call->binary, output);
+	if (call->byte_count == 0 && call->kept == NULL)
+		allocator_free(call->bytes);
+	owned->message = call->kept; /* the output's now, with the bytes */
+	call->kept = NULL;
+	call->bytes = NULL;
 	weft_call_free(call);
 	if (rv != WEFT_OK) {
 		weft_output_free(output);
