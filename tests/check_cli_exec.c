@@ -26,7 +26,10 @@
 #define RUN_MAX_ARGS 32
 /* Larger than anything a test expects, so that runaway output fails cleanly. */
 #define RUN_CAPTURE_MAX ((size_t)32 * 1024 * 1024)
-#define RUN_POLL_MILLISECONDS 30000
+/* A hang guard, not a time limit: how long the CLI may print nothing. A
+ * sanitizer build on a machine loaded by parallel builds was seen silent for
+ * over 30 s in the middle of submitting 1,200 jobs. */
+#define RUN_POLL_MILLISECONDS 120000
 
 /* One run of the CLI: what it printed and how it ended. Owned by the test;
  * freed with run_free. */
@@ -61,6 +64,11 @@ static pid_t cli_spawn(const run_setup *setup, char *const *args, int *out_fd, i
 	int out_pipe[2], err_pipe[2];
 	ck_assert_int_eq(pipe2(out_pipe, O_CLOEXEC), 0);
 	ck_assert_int_eq(pipe2(err_pipe, O_CLOEXEC), 0);
+	char url_setting[sizeof(weftd.url) + 16];
+	snprintf(url_setting, sizeof(url_setting), "WEFT_URL=%s", weftd.url);
+	/* WEFT_TEST_CALLER_ONLY: the job must not see the caller's environment. */
+	const char *const settings[] = {url_setting, "WEFT_TEST_CALLER_ONLY=leaked", NULL};
+	char **environment = fixture_environ_with(settings);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
@@ -72,12 +80,10 @@ static pid_t cli_spawn(const run_setup *setup, char *const *args, int *out_fd, i
 			_exit(126);
 		if (setup->directory != NULL && chdir(setup->directory) != 0)
 			_exit(126);
-		setenv("WEFT_URL", weftd.url, 1);
-		/* The job must not see the caller's environment. */
-		setenv("WEFT_TEST_CALLER_ONLY", "leaked", 1);
-		execv(cli, args);
+		execve(cli, args, environment);
 		_exit(126);
 	}
+	fixture_environ_free(environment);
 	close(out_pipe[1]);
 	close(err_pipe[1]);
 	*out_fd = out_pipe[0];

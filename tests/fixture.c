@@ -283,3 +283,39 @@ void fixture_stop(fixture *daemon)
 	ck_assert_msg(WEXITSTATUS(status) == 0, "weftd exited with status %d after SIGTERM",
 	              WEXITSTATUS(status));
 }
+
+/* Whether entry ("NAME=...") sets the name that setting ("NAME=...") sets. */
+static bool same_name(const char *entry, const char *setting)
+{
+	size_t length = strcspn(setting, "=");
+	return strncmp(entry, setting, length) == 0 && entry[length] == '=';
+}
+
+char **fixture_environ_with(const char *const *settings)
+{
+	extern char **environ;
+	size_t count = 0, added = 0;
+	while (environ[count] != NULL)
+		count++;
+	while (settings[added] != NULL)
+		added++;
+	char **environment = calloc(count + added + 1, sizeof(*environment));
+	ck_assert_ptr_nonnull(environment);
+	size_t used = 0;
+	for (size_t i = 0; i < count; i++) {
+		bool replaced = false;
+		for (size_t k = 0; k < added && !replaced; k++)
+			replaced = same_name(environ[i], settings[k]);
+		if (!replaced)
+			environment[used++] = environ[i];
+	}
+	for (size_t k = 0; k < added; k++)
+		environment[used++] = (char *)settings[k];
+	environment[used] = NULL;
+	return environment;
+}
+
+void fixture_environ_free(char **environment)
+{
+	free(environment);
+}

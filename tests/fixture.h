@@ -54,5 +54,12 @@ bool fixture_alive(fixture *daemon);
 
 /* Seconds on the monotonic clock, for timing assertions. */
 double fixture_now(void);
+/* environ with each "NAME=value" of settings (NULL-terminated) in place of
+ * NAME's own entry, for execve in a child: built before fork, since the child
+ * of a threaded test may not allocate (a sanitizer's allocator can be locked
+ * by a thread that the fork left behind, and the child then hangs). The
+ * array is new (fixture_environ_free); the strings are borrowed. */
+char **fixture_environ_with(const char *const *settings);
+void fixture_environ_free(char **environment);
 
 #endif
