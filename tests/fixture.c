@@ -2,6 +2,7 @@
 #include "tests/fixture.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -45,6 +46,43 @@ void fixture_print_log(const fixture *daemon)
 		fclose(log);
 	}
 	fprintf(stderr, "---- end of weftd log ----\n");
+}
+
+/* Removes the cgroups a weftd that was killed left (its log's first lines
+ * name them): the next weftd of the same instance would, but each test's
+ * instance is new. rmdir removes only empty groups. Test thread. */
+static void remove_cgroups(const fixture *daemon)
+{
+	static const char marker[] = "a cgroup per job in ";
+	char text[4096];
+	int fd = open(daemon->log_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t got = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (got <= 0)
+		return;
+	text[got] = '\0';
+	char *start = strstr(text, marker);
+	if (start == NULL)
+		return;
+	start += sizeof(marker) - 1;
+	start[strcspn(start, ";\n")] = '\0';
+	if (strncmp(start, "/sys/fs/cgroup", 14) != 0)
+		return;
+	DIR *directory = opendir(start);
+	if (directory != NULL) {
+		struct dirent *entry;
+		while ((entry = readdir(directory)) != NULL) {
+			if (strncmp(entry->d_name, "job-", 4) != 0)
+				continue;
+			char path[sizeof(text) + 300];
+			snprintf(path, sizeof(path), "%s/%s", start, entry->d_name);
+			rmdir(path);
+		}
+		closedir(directory);
+	}
+	rmdir(start);
 }
 
 static void remove_directory(fixture *daemon)
@@ -269,6 +307,7 @@ bool fixture_stop_within(fixture *daemon, int signal_number, double seconds, int
 	if (!exited || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0)
 		fixture_print_log(daemon);
 	watchdog_stop(daemon);
+	remove_cgroups(daemon);
 	remove_directory(daemon);
 	return exited;
 }
