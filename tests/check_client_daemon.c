@@ -328,7 +328,7 @@ START_TEST(test_wait_all_completed_with_finished_jobs)
 	uint64_t ids[3] = {submit("echo", json_pack("{s:i}", "value", 1), 0), submit_sleep(0.1),
 	                   submit("echo", json_pack("{s:i}", "value", 3), 0)};
 	weft_wait_result *result = NULL;
-	assert_weft(weft_wait(client, ids, 3, 5, WEFT_ALL_COMPLETED, &result), WEFT_OK);
+	assert_weft(weft_wait(client, ids, 3, 60, WEFT_ALL_COMPLETED, &result), WEFT_OK);
 	ck_assert_uint_eq(result->done_count, 3);
 	ck_assert_ptr_null(result->pending);
 	for (int i = 0; i < 3; i++)
