@@ -423,6 +423,14 @@ static int service_ready(struct main_loop *loop)
 	return 0;
 }
 
+/* Retention dropped a job: its output window goes with it (outlog.h). */
+static void forget_output(struct job *job)
+{
+	outlog_forget(job->id);
+}
+
+static const struct jobs_observer output_observer = {.evicted = forget_output};
+
 /*
  * After a burst the allocator keeps the freed pages: once nothing is left to
  * run and jobs were dropped (or submitted) since the last time, give them
@@ -812,6 +820,7 @@ int daemon_run(const struct options *options)
 		log_info("containment: weftd is a child subreaper, so processes that leave a job's "
 		         "process group are killed when their job ends");
 	daemon.jobs = jobs_new(options->retain, options->retain_max);
+	jobs_add_observer(daemon.jobs, &output_observer);
 	jobs_set_max_bytes(daemon.jobs, options->max_bytes);
 	quota_set_limit(QUOTA_BYTES, options->max_bytes_per_user);
 	int rv = executors_init(options);

@@ -486,6 +486,44 @@ START_TEST(test_a_users_windows_stay_within_the_budget)
 }
 END_TEST
 
+static json_int_t my_output_bytes(void)
+{
+	json_t *stats = NULL;
+	ck_assert_int_eq(weft_stats(client, &stats), WEFT_OK);
+	json_int_t yours =
+		json_integer_value(json_object_get(json_object_get(stats, "output"), "yours_bytes"));
+	json_decref(stats);
+	return yours;
+}
+
+/* --retain-max 1: when retention drops a job, its output window goes too
+ * (nobody can ask for it any more), rather than holding the user's budget. */
+START_TEST(test_a_dropped_jobs_window_is_freed)
+{
+	uint64_t first = submit_shell("head -c 100000 /dev/zero", false);
+	json_decref(result_of(first));
+	ck_assert_int_ge(my_output_bytes(), 100000);
+	uint64_t second = submit_shell("true", false);
+	json_decref(result_of(second));
+	json_t *job = NULL;
+	double deadline = fixture_now() + WAIT_SECONDS;
+	while (weft_status(client, first, &job) == WEFT_OK) {
+		json_decref(job);
+		job = NULL;
+		ck_assert_msg(fixture_now() < deadline, "job %llu was never dropped",
+		              (unsigned long long)first);
+	}
+	ck_assert_int_eq(weft_last_error()->code, WEFT_EUNKNOWNID);
+	ck_assert_int_eq(my_output_bytes(), 0);
+}
+END_TEST
+
+static void start_retain_one(void)
+{
+	static const char *const options[] = {"--retain-max", "1", NULL};
+	start_with(options);
+}
+
 START_TEST(test_a_reader_of_a_job_that_has_not_started_waits)
 {
 	uint64_t future = 0;
@@ -1047,6 +1085,11 @@ static Suite *stream_suite(void)
 	suite_add_tcase(suite, op);
 
 	TCase *bounds = tcase_create("bounds");
+	TCase *retention = tcase_create("retention");
+	tcase_add_checked_fixture(retention, start_retain_one, teardown);
+	tcase_add_test(retention, test_a_dropped_jobs_window_is_freed);
+	suite_add_tcase(suite, retention);
+
 	tcase_add_checked_fixture(bounds, start_small_window, teardown);
 	tcase_set_timeout(bounds, 30);
 	tcase_add_test(bounds, test_a_reader_behind_the_window_is_told_what_it_lost);

@@ -229,6 +229,17 @@ static struct outlog *find_nolock(uint64_t id)
 	return NULL;
 }
 
+void outlog_forget(uint64_t id)
+{
+	pthread_mutex_lock(&table_lock);
+	struct outlog *log = find_nolock(id);
+	/* A log is finished before its job is: retention never sees one running. */
+	if (log != NULL && log->finished)
+		drop(user_for(log->owner), log);
+	pthread_mutex_unlock(&table_lock);
+	outlog_unref(log);
+}
+
 struct outlog *outlog_find(uint64_t id)
 {
 	pthread_mutex_lock(&table_lock);

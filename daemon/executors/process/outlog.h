@@ -89,6 +89,9 @@ void outlog_unref(struct outlog *log);
 
 /* The producer's side (the proc reading the pipes). */
 void outlog_append(struct outlog *log, enum outlog_stream stream, const void *data, size_t length);
+/* The job is gone (retention dropped it): so is its finished log, bytes and
+ * counters, since no reader can ask for it any more. Any thread. */
+void outlog_forget(uint64_t id);
 /* The output ended (the process is reaped, or never ran): wakes every reader. */
 void outlog_end(struct outlog *log);
 /* The producer should stop reading for now (see Backpressure). */
