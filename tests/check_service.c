@@ -175,6 +175,12 @@ START_TEST(ready_comes_only_once_the_socket_answers)
 	snprintf(log_path, sizeof(log_path), "%s/weftd.log", directory);
 	const char *weftd = getenv("WEFTD");
 	ck_assert_ptr_nonnull(weftd);
+	char notify_setting[sizeof(name) + 16];
+	snprintf(notify_setting, sizeof(notify_setting), "NOTIFY_SOCKET=%s", name);
+	const char *const settings[] = {notify_setting, NULL};
+	char **environment = fixture_environ_with(settings);
+	const char *const argv[] = {weftd, "--listen", url, "--workers", "2", "--grace", "0.1",
+	                            "--state-dir", "none", NULL};
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -185,11 +191,10 @@ START_TEST(ready_comes_only_once_the_socket_answers)
 		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (log < 0 || dup2(log, STDERR_FILENO) < 0)
 			_exit(127);
-		setenv("NOTIFY_SOCKET", name, 1);
-		execl(weftd, weftd, "--listen", url, "--workers", "2", "--grace", "0.1",
-		      "--state-dir", "none", (char *)NULL);
+		execve(weftd, (char *const *)argv, environment);
 		_exit(127);
 	}
+	fixture_environ_free(environment);
 	char text[512];
 	expect_datagram(systemd, "READY=1", text, sizeof(text));
 	/* One try, no retry loop: it must answer now. */
@@ -377,6 +382,28 @@ static pid_t start_by_hand(const char *url, const char *log_path, bool journal,
 {
 	const char *weftd = getenv("WEFTD");
 	ck_assert_ptr_nonnull(weftd);
+	/* Opened here, so that the environment naming it is made before fork. */
+	int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_msg(log >= 0, "%s: %s", log_path, strerror(errno));
+	struct stat status;
+	ck_assert_int_eq(fstat(log, &status), 0);
+	char stream_setting[80], notify_setting[160];
+	snprintf(stream_setting, sizeof(stream_setting), "JOURNAL_STREAM=%llu:%llu",
+	         (unsigned long long)status.st_dev, (unsigned long long)status.st_ino);
+	snprintf(notify_setting, sizeof(notify_setting), "NOTIFY_SOCKET=%s",
+	         notify_name != NULL ? notify_name : "");
+	const char *settings[3] = {NULL, NULL, NULL};
+	size_t count = 0;
+	if (journal)
+		settings[count++] = stream_setting;
+	if (notify_name != NULL)
+		settings[count++] = notify_setting;
+	char **environment = fixture_environ_with(settings);
+	const char *argv[16] = {weftd, "--listen", url, "--workers", "2", "--grace", "0.1"};
+	size_t argc = 7;
+	for (size_t i = 0; extra != NULL && extra[i] != NULL && argc < 15; i++)
+		argv[argc++] = extra[i];
+	argv[argc] = NULL;
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -384,26 +411,13 @@ static pid_t start_by_hand(const char *url, const char *log_path, bool journal,
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(127);
-		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		struct stat status;
-		if (log < 0 || dup2(log, STDERR_FILENO) < 0 || fstat(STDERR_FILENO, &status) != 0)
+		if (dup2(log, STDERR_FILENO) < 0)
 			_exit(127);
-		if (journal) {
-			char stream[64];
-			snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long)status.st_dev,
-			         (unsigned long long)status.st_ino);
-			setenv("JOURNAL_STREAM", stream, 1);
-		}
-		if (notify_name != NULL)
-			setenv("NOTIFY_SOCKET", notify_name, 1);
-		const char *argv[16] = {weftd, "--listen", url, "--workers", "2", "--grace", "0.1"};
-		size_t argc = 7;
-		for (size_t i = 0; extra != NULL && extra[i] != NULL && argc < 15; i++)
-			argv[argc++] = extra[i];
-		argv[argc] = NULL;
-		execv(weftd, (char *const *)argv);
+		execve(weftd, (char *const *)argv, environment);
 		_exit(127);
 	}
+	fixture_environ_free(environment);
+	close(log);
 	return pid;
 }
 
