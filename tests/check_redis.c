@@ -247,13 +247,37 @@ START_TEST(test_server_errors_fail_with_redis_error)
 }
 END_TEST
 
+/* A host name is resolved off the worker loop (asynchronously, /etc/hosts
+ * first), then connected to; the daemon keeps answering meanwhile. */
+START_TEST(test_host_names_are_resolved_and_connected_to)
+{
+	SKIP_UNLESS_REDIS();
+	struct redis redis;
+	redis_start(&redis);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char url[200];
+	snprintf(url, sizeof(url), "redis://localhost:%d/3", redis.port);
+	json_t *reply = command(&daemon, url, "[\"SET\",\"named\",\"yes\"]");
+	ck_assert_str_eq(text(reply, "state"), "done");
+	json_decref(reply);
+	freeReplyObject(redisCommand(redis.control, "SELECT 3"));
+	redisReply *check = redisCommand(redis.control, "GET named");
+	ck_assert_str_eq(check->str, "yes");
+	freeReplyObject(check);
+	fixture_stop(&daemon);
+	redis_stop(&redis);
+}
+END_TEST
+
 START_TEST(test_bad_arguments_are_refused_at_submit)
 {
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	static const char *const refused[] = {
 	        "{\"argv\":[\"PING\"]}",
-	        "{\"url\":\"redis://example.com\",\"argv\":[\"PING\"]}",
+	        "{\"url\":\"redis://bad_name!\",\"argv\":[\"PING\"]}",
+	        "{\"url\":\"redis://-dash.example\",\"argv\":[\"PING\"]}",
 	        "{\"url\":\"http://127.0.0.1\",\"argv\":[\"PING\"]}",
 	        "{\"url\":\"redis://127.0.0.1:99999\",\"argv\":[\"PING\"]}",
 	        "{\"url\":\"redis://127.0.0.1\",\"argv\":[]}",
@@ -457,7 +481,7 @@ int main(void)
 	if (build != NULL)
 		snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
 	if (skip_reason[0] != '\0')
-		as_user_skip(6, "redis tests", skip_reason);
+		as_user_skip(7, "redis tests", skip_reason);
 	else if (trust_skip[0] != '\0')
 		as_user_skip(1, "redis trust test", trust_skip);
 	Suite *suite = suite_create("redis");
@@ -466,6 +490,7 @@ int main(void)
 	tcase_add_test(redis, test_replies_map_to_json);
 	tcase_add_test(redis, test_server_errors_fail_with_redis_error);
 	tcase_add_test(redis, test_bad_arguments_are_refused_at_submit);
+	tcase_add_test(redis, test_host_names_are_resolved_and_connected_to);
 	tcase_add_test(redis, test_timeout_and_cancel_close_the_connection);
 	tcase_add_test(redis, test_connections_are_reused_per_url_and_owner);
 	tcase_add_test(redis, test_a_user_may_not_use_unix_sockets_on_a_root_daemon);
