@@ -65,6 +65,8 @@ static const char usage[] =
 	"  --output-budget BYTES all output windows of one user together (default 67108864)\n"
 	"  --output-idle S      a job with output_wait (weft run) waits at most S seconds for a\n"
 	"                       reader that reads nothing before its window drops bytes (default 10)\n"
+	"  --io-idle S          a pooled redis/sql connection closes after S seconds unused\n"
+	"                       (default 30)\n"
 	"  --threads N          threads of the pool for blocking calls (default: 2 x workers)\n"
 	"  --log-level LEVEL    error, warn, info or debug (default info)\n"
 	"  --admin-group GROUP  members of GROUP may see, cancel and set every user's jobs and\n"
@@ -155,7 +157,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
 	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_MAX_PENDING_PER_USER,
-	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_IDLE_TIMEOUT, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_OUTPUT_WINDOW, OPT_OUTPUT_BUDGET, OPT_OUTPUT_IDLE, OPT_THREADS, OPT_LOG_LEVEL,
+	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_IDLE_TIMEOUT, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_OUTPUT_WINDOW, OPT_OUTPUT_BUDGET, OPT_OUTPUT_IDLE, OPT_IO_IDLE, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	       OPT_CGROUP, OPT_ITEM_BYTES, OPT_ITEM_BYTES_JOB, OPT_ITEM_BYTES_USER, OPT_EVENTS_MAX,
 	       OPT_EVENTS_MAX_BYTES, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_PLUGIN, OPT_VERSION, OPT_HELP };
@@ -180,6 +182,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"output-window", required_argument, NULL, OPT_OUTPUT_WINDOW},
 		{"output-budget", required_argument, NULL, OPT_OUTPUT_BUDGET},
 		{"output-idle", required_argument, NULL, OPT_OUTPUT_IDLE},
+		{"io-idle", required_argument, NULL, OPT_IO_IDLE},
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"admin-group", required_argument, NULL, OPT_ADMIN_GROUP},
@@ -345,6 +348,11 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			if (parse_number(optarg, 0.1, 3600, &value) != 0)
 				goto bad_value;
 			options->output_idle = value;
+			break;
+		case OPT_IO_IDLE:
+			if (parse_number(optarg, 0.01, 86400, &value) != 0)
+				goto bad_value;
+			options->io_idle = value;
 			break;
 		case OPT_THREADS:
 			if (parse_number(optarg, 1, 1024, &value) != 0 || value != floor(value))
