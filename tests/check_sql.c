@@ -523,6 +523,39 @@ START_TEST(test_a_user_never_connects_with_the_daemons_identity)
 }
 END_TEST
 
+/* One worker, the same URL (its user named in it): root's idle connection
+ * is in the pool, yet the other user's job opens one of its own. */
+START_TEST(test_a_connection_never_serves_another_owner)
+{
+	SKIP_UNLESS_SERVER();
+	if (trust_skip[0] != '\0')
+		return;
+	fixture daemon;
+	const char *const one_worker[] = {"--workers", "1", NULL};
+	fixture_start(&daemon, one_worker);
+	chmod(daemon.directory, 0755);
+	json_t *root_reply = query(&daemon, tcp_url, "\"sql\":\"SELECT pg_backend_pid()\"");
+	ck_assert_int_eq(pool_stat(&daemon, "idle"), 1);
+	char request[600];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\","
+	         "\"sql\":\"SELECT pg_backend_pid()\"},\"wait\":30}",
+	         tcp_url);
+	json_t *user_reply = call_as(&stranger, daemon.url, request);
+	ck_assert_msg(strcmp(text(user_reply, "state"), "done") == 0, "%s", json_dumps(user_reply, 0));
+	ck_assert_int_ne(first_value(root_reply), first_value(user_reply));
+	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
+	ck_assert_int_eq(pool_stat(&daemon, "idle"), 2);
+	/* And root's next job still gets root's own connection back. */
+	json_t *again = query(&daemon, tcp_url, "\"sql\":\"SELECT pg_backend_pid()\"");
+	ck_assert_int_eq(first_value(root_reply), first_value(again));
+	json_decref(root_reply);
+	json_decref(user_reply);
+	json_decref(again);
+	fixture_stop(&daemon);
+}
+END_TEST
+
 int main(void)
 {
 	setenv("TMPDIR", "/tmp", 1);
@@ -539,7 +572,7 @@ int main(void)
 	if (skip_reason[0] != '\0')
 		as_user_skip(8, "sql tests", skip_reason);
 	else if (trust_skip[0] != '\0')
-		as_user_skip(1, "sql trust test", trust_skip);
+		as_user_skip(2, "sql trust test", trust_skip);
 	Suite *suite = suite_create("sql");
 	TCase *sql = tcase_create("sql");
 	tcase_set_timeout(sql, 60);
@@ -551,6 +584,7 @@ int main(void)
 	tcase_add_test(sql, test_host_names_are_resolved_and_connected_to);
 	tcase_add_test(sql, test_idle_connections_close_after_io_idle);
 	tcase_add_test(sql, test_a_user_never_connects_with_the_daemons_identity);
+	tcase_add_test(sql, test_a_connection_never_serves_another_owner);
 	suite_add_tcase(suite, sql);
 	TCase *load = tcase_create("load");
 	tcase_set_timeout(load, 180);
