@@ -19,12 +19,15 @@
 
 #include <event2/event.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/base/memory.h"
 #include "daemon/base/now.h"
+#include "daemon/base/problem.h"
 #include "daemon/executors/io/resolve.h"
+#include "weft/error.h"
 
 struct pool {
 	const struct pool_kind *kind;
@@ -134,14 +137,43 @@ void pool_worker_exit(const struct pool_kind *kind, struct event_base *base)
 	resolve_worker_exit(base);
 }
 
-void pool_call_init(struct pool_call *call, const char *key)
+int pool_check_limits(const json_t *args, unsigned size_max, struct problem *problem)
+{
+	const json_t *timeout = json_object_get(args, "timeout");
+	if (timeout != NULL && (!json_is_number(timeout) || json_number_value(timeout) <= 0 ||
+	                        json_number_value(timeout) > 86400))
+		return problem_set(problem, WEFT_EBADARGS, "args.timeout",
+		                   "'timeout' must be a number of seconds in (0, 86400]");
+	const json_t *size = json_object_get(args, "max_size");
+	if (size != NULL && (!json_is_integer(size) || json_integer_value(size) < 0 ||
+	                     json_integer_value(size) > size_max))
+		return problem_set(problem, WEFT_EBADARGS, "args.max_size",
+		                   "'max_size' must be an integer from 0 to %u bytes", size_max);
+	return WEFT_OK;
+}
+
+int pool_call_init(struct pool_call *call, struct pool *pool, unsigned owner, const char *url,
+                   double timeout, void (*on_timeout)(evutil_socket_t, short, void *), void *argument)
 {
 	memset(call, 0, sizeof(*call));
-	call->key = memory_strdup(key);
+	struct event *timer = evtimer_new(pool->base, on_timeout, argument);
+	if (timer == NULL)
+		return WEFT_ENOMEM;
+	size_t size = strlen(url) + 16;
+	call->key = memory_alloc(size);
+	snprintf(call->key, size, "%u %s", owner, url);
+	call->pool = pool;
+	call->timer = timer;
+	struct timeval delay = delay_of(timeout);
+	evtimer_add(timer, &delay);
+	return WEFT_OK;
 }
 
 void pool_call_fini(struct pool_call *call)
 {
+	if (call->timer != NULL)
+		event_free(call->timer);
+	call->timer = NULL;
 	free(call->key);
 	call->key = NULL;
 }
@@ -191,7 +223,6 @@ static void on_resolved(void *argument, const char *address, const char *message
 
 void pool_submit(struct pool *pool, struct pool_call *call, const char *host)
 {
-	call->pool = pool;
 	if (host == NULL) {
 		enqueue(pool, call);
 		return;

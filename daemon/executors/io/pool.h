@@ -22,8 +22,10 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <event2/util.h>
 
 struct event_base;
+struct problem;
 struct event;
 struct pool;
 struct resolve;
@@ -57,6 +59,7 @@ struct pool_call {
 	bool waiting;           /* in the pool's waiting list */
 	struct resolve *resolving; /* its host is being resolved, or NULL */
 	struct pool_call *next; /* in the waiting list */
+	struct event *timer;    /* the job's timeout */
 };
 
 struct pool_kind {
@@ -94,8 +97,18 @@ struct event_base *pool_base(const struct pool *pool);
  * pool, and the worker's resolver. Calls must have ended before. */
 void pool_worker_exit(const struct pool_kind *kind, struct event_base *base);
 
-/* Sets up call for key (copied). */
-void pool_call_init(struct pool_call *call, const char *key);
+/* Checks the arguments every pooled built-in takes: timeout (seconds in
+ * (0, 86400]) and max_size (bytes from 0 to size_max). WEFT_OK or
+ * WEFT_EBADARGS with the problem. Any thread. */
+int pool_check_limits(const json_t *args, unsigned size_max, struct problem *problem);
+
+/* Sets up call, a job of owner on url, for pool: its key ("owner url": one
+ * owner's connections never serve another's jobs) and its timer, armed for
+ * timeout seconds, which calls on_timeout(argument) on the pool's loop
+ * unless pool_call_fini comes first. WEFT_OK or WEFT_ENOMEM (call untouched
+ * but zeroed). */
+int pool_call_init(struct pool_call *call, struct pool *pool, unsigned owner, const char *url,
+                   double timeout, void (*on_timeout)(evutil_socket_t, short, void *), void *argument);
 
 /* Queues call for a connection of its key. With host non-NULL, a name,
  * it is resolved first (kind->resolved or kind->unresolved is called, later).
@@ -108,7 +121,7 @@ void pool_submit(struct pool *pool, struct pool_call *call, const char *host);
  * the call's until pool_call_fini. */
 struct pool_conn *pool_release(struct pool_call *call);
 
-/* Frees what pool_call_init made. */
+/* Frees what pool_call_init made (the key, the timer). */
 void pool_call_fini(struct pool_call *call);
 
 /* Serves the oldest waiting call of key, if a connection is free or may be

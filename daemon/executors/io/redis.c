@@ -62,7 +62,6 @@ struct redis_call {
 	struct job_attempt *attempt;
 	struct pool *pool;
 	struct redis_target target;
-	struct event *timer;
 	int setup_replies; /* AUTH/SELECT replies to come before the job's own */
 	size_t limit;      /* max_size */
 };
@@ -205,17 +204,7 @@ static int redis_check(const struct function *function, const json_t *args, stru
 			return problem_set(problem, WEFT_EBADARGS, "args.argv",
 			                   "argv[%zu] must be a string or a number", i);
 	}
-	const json_t *timeout = json_object_get(args, "timeout");
-	if (timeout != NULL && (!json_is_number(timeout) || json_number_value(timeout) <= 0 ||
-	                        json_number_value(timeout) > 86400))
-		return problem_set(problem, WEFT_EBADARGS, "args.timeout",
-		                   "'timeout' must be a number of seconds in (0, 86400]");
-	const json_t *size = json_object_get(args, "max_size");
-	if (size != NULL && (!json_is_integer(size) || json_integer_value(size) < 0 ||
-	                     json_integer_value(size) > REDIS_REPLY_MAX))
-		return problem_set(problem, WEFT_EBADARGS, "args.max_size",
-		                   "'max_size' must be an integer from 0 to %u bytes", REDIS_REPLY_MAX);
-	return WEFT_OK;
+	return pool_check_limits(args, REDIS_REPLY_MAX, problem);
 }
 
 /* ---- connections ---- */
@@ -331,8 +320,6 @@ static void adapter_cleanup(void *data)
 /* Frees a call already out of its pool (pool_release). */
 static void call_free(struct redis_call *call)
 {
-	if (call->timer != NULL)
-		event_free(call->timer);
 	pool_call_fini(&call->pc);
 	free(call);
 }
@@ -573,21 +560,18 @@ static void redis_start(struct job_attempt *attempt)
 		return;
 	}
 	struct redis_call *call = memory_zalloc(sizeof(*call));
-	char key[REDIS_URL_MAX + 32];
-	/* The owner is in the key: one owner's connections never serve another's jobs. */
-	snprintf(key, sizeof(key), "%u %s", (unsigned)owner, url);
-	pool_call_init(&call->pc, key);
+	const json_t *timeout = json_object_get(args, "timeout");
+	double seconds = timeout != NULL ? json_number_value(timeout) : REDIS_TIMEOUT_DEFAULT;
+	if (pool_call_init(&call->pc, pool, (unsigned)owner, url, seconds, on_call_timeout, call) != WEFT_OK) {
+		free(call);
+		runner_fail(attempt, "OSError", NULL, "redis.command: out of memory");
+		return;
+	}
 	call->attempt = attempt;
 	call->pool = pool;
 	call->target = target;
 	const json_t *size = json_object_get(args, "max_size");
 	call->limit = size != NULL ? (size_t)json_integer_value(size) : REDIS_REPLY_DEFAULT;
-	const json_t *timeout = json_object_get(args, "timeout");
-	double seconds = timeout != NULL ? json_number_value(timeout) : REDIS_TIMEOUT_DEFAULT;
-	call->timer = evtimer_new(pool_base(pool), on_call_timeout, call);
-	struct timeval delay = {.tv_sec = (time_t)seconds,
-	                        .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
-	evtimer_add(call->timer, &delay);
 	attempt->data = call;
 	/* A name is resolved first (the timeout counts); then the call waits
 	 * behind the jobs already waiting for this pool, so none is overtaken. */

@@ -77,7 +77,6 @@ struct sql_call {
 	struct job_attempt *attempt;
 	struct pool *pool;
 	struct sql_target target;
-	struct event *timer;
 	size_t limit, bytes;
 	json_t *columns, *rows;   /* owned */
 	json_int_t affected;
@@ -249,17 +248,7 @@ static int sql_check(const struct function *function, const json_t *args, struct
 			return problem_set(problem, WEFT_EBADARGS, "args.params",
 			                   "params[%zu] contains NUL, which PostgreSQL text cannot hold", i);
 	}
-	const json_t *timeout = json_object_get(args, "timeout");
-	if (timeout != NULL && (!json_is_number(timeout) || json_number_value(timeout) <= 0 ||
-	                        json_number_value(timeout) > 86400))
-		return problem_set(problem, WEFT_EBADARGS, "args.timeout",
-		                   "'timeout' must be a number of seconds in (0, 86400]");
-	const json_t *size = json_object_get(args, "max_size");
-	if (size != NULL && (!json_is_integer(size) || json_integer_value(size) < 0 ||
-	                     json_integer_value(size) > SQL_RESULT_MAX))
-		return problem_set(problem, WEFT_EBADARGS, "args.max_size",
-		                   "'max_size' must be an integer from 0 to %u bytes", SQL_RESULT_MAX);
-	return WEFT_OK;
+	return pool_check_limits(args, SQL_RESULT_MAX, problem);
 }
 
 /* ---- cancelling on the server, from the thread pool ---- */
@@ -319,8 +308,6 @@ static void conn_free(struct sql_conn *conn, bool cancel)
 
 static void call_free(struct sql_call *call)
 {
-	if (call->timer != NULL)
-		event_free(call->timer);
 	json_decref(call->columns);
 	json_decref(call->rows);
 	json_decref(call->error);
@@ -745,21 +732,18 @@ static void sql_start(struct job_attempt *attempt)
 		runner_fail(attempt, "OSError", NULL, "sql.query: cannot set up the worker's pool");
 		return;
 	}
+	const json_t *timeout = json_object_get(args, "timeout");
+	double seconds = timeout != NULL ? json_number_value(timeout) : SQL_TIMEOUT_DEFAULT;
+	if (pool_call_init(&call->pc, pool, (unsigned)owner, url, seconds, on_call_timeout, call) != WEFT_OK) {
+		free(call);
+		runner_fail(attempt, "OSError", NULL, "sql.query: out of memory");
+		return;
+	}
 	call->attempt = attempt;
 	call->pool = pool;
-	char key[SQL_URL_MAX + 32];
-	/* The owner is in the key: one owner's connections never serve another's jobs. */
-	snprintf(key, sizeof(key), "%u %s", (unsigned)owner, url);
-	pool_call_init(&call->pc, key);
 	call->rows = json_array();
 	const json_t *size = json_object_get(args, "max_size");
 	call->limit = size != NULL ? (size_t)json_integer_value(size) : SQL_RESULT_DEFAULT;
-	const json_t *timeout = json_object_get(args, "timeout");
-	double seconds = timeout != NULL ? json_number_value(timeout) : SQL_TIMEOUT_DEFAULT;
-	call->timer = evtimer_new(pool_base(pool), on_call_timeout, call);
-	struct timeval delay = {.tv_sec = (time_t)seconds,
-	                        .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
-	evtimer_add(call->timer, &delay);
 	attempt->data = call;
 	/* A name is resolved first (the timeout counts); then the call waits
 	 * behind the others waiting for this pool, so nobody is overtaken. */

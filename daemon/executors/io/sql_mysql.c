@@ -72,7 +72,6 @@ struct my_call {
 	struct job_attempt *attempt;
 	struct pool *pool;
 	struct my_target target;
-	struct event *timer;
 	size_t limit, bytes;
 	/* The statement's bindings while it runs. */
 	MYSQL_BIND *params;
@@ -327,8 +326,6 @@ static void bindings_free(struct my_call *call)
 
 static void call_free(struct my_call *call)
 {
-	if (call->timer != NULL)
-		event_free(call->timer);
 	bindings_free(call);
 	json_decref(call->columns);
 	json_decref(call->rows);
@@ -809,21 +806,18 @@ void sql_mysql_start(struct job_attempt *attempt)
 		runner_fail(attempt, "OSError", NULL, "sql.query: cannot set up the worker's pool");
 		return;
 	}
+	const json_t *timeout = json_object_get(args, "timeout");
+	double seconds = timeout != NULL ? json_number_value(timeout) : 30.0;
+	if (pool_call_init(&call->pc, pool, (unsigned)owner, url, seconds, on_call_timeout, call) != WEFT_OK) {
+		free(call);
+		runner_fail(attempt, "OSError", NULL, "sql.query: out of memory");
+		return;
+	}
 	call->attempt = attempt;
 	call->pool = pool;
-	char key[MY_URL_MAX + 32];
-	/* The owner is in the key: one owner's connections never serve another's jobs. */
-	snprintf(key, sizeof(key), "%u %s", (unsigned)owner, url);
-	pool_call_init(&call->pc, key);
 	call->rows = json_array();
 	const json_t *size = json_object_get(args, "max_size");
 	call->limit = size != NULL ? (size_t)json_integer_value(size) : SQL_RESULT_DEFAULT;
-	const json_t *timeout = json_object_get(args, "timeout");
-	double seconds = timeout != NULL ? json_number_value(timeout) : 30.0;
-	call->timer = evtimer_new(pool_base(pool), on_call_timeout, call);
-	struct timeval delay = {.tv_sec = (time_t)seconds,
-	                        .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
-	evtimer_add(call->timer, &delay);
 	attempt->data = call;
 	/* A name is resolved first (the timeout counts), then the call waits its turn. */
 	bool name = call->target.socket[0] == '\0' && call->target.address[0] == '\0';
