@@ -738,6 +738,11 @@ static int executors_init(const struct options *options)
 		else
 			log_info("plugin %s loaded", options->plugins[i]);
 	}
+	if (rv == WEFT_OK && options->plugin_dir[0] != '\0') {
+		char message[512];
+		if ((rv = plugin_load_dir(options->plugin_dir, message, sizeof(message))) != WEFT_OK)
+			log_error("%s", message);
+	}
 	if (rv != WEFT_OK) {
 		plugin_fini();
 		sql_mysql_fini();

@@ -67,6 +67,7 @@ struct options {
 	int sync;                   /* --sync: an enum journal_sync (journal.h) */
 	char plugins[OPTIONS_MAX_LISTEN][512]; /* --plugin: shared objects to load, in order */
 	size_t plugin_count;
+	char plugin_dir[512];                  /* --plugin-dir: every *.so in it, by name; "" for none */
 };
 
 enum options_outcome { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_EXIT_USAGE };

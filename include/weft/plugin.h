@@ -1,6 +1,7 @@
 /*
  * weft plugins: functions of your own, loaded into weftd at start
- * (`weftd --plugin PATH.so`, repeatable), without forking weftd.
+ * (`weftd --plugin PATH.so`, repeatable, or `weftd --plugin-dir DIR`, every
+ * *.so in DIR in name order), without forking weftd.
  *
  * A plugin is a shared object that exports one function, weft_plugin_entry,
  * returning a static description of the plugin: its ABI version (first, so
@@ -21,7 +22,7 @@
  *
  * Trust: a plugin is code inside weftd and has weftd's rights (root for the
  * system daemon): on a root daemon only files owned by root and writable by
- * no one else load. `owner_uid`/`owner_gid` say whose job it is; a plugin
+ * no one else load, and only from a --plugin-dir that is root's alone. `owner_uid`/`owner_gid` say whose job it is; a plugin
  * that acts for users must check them itself.
  *
  * Build: cc -shared -fPIC -I<weft>/include $(pkg-config --cflags jansson)

@@ -14,9 +14,11 @@
  */
 #include "daemon/executors/plugin/plugin.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +332,59 @@ int plugin_load(const char *path, char *message, size_t size)
 		}
 	}
 	return WEFT_OK;
+}
+
+static int is_plugin_name(const struct dirent *entry)
+{
+	size_t length = strlen(entry->d_name);
+	return entry->d_name[0] != '.' && length > 3 && strcmp(entry->d_name + length - 3, ".so") == 0;
+}
+
+int plugin_load_dir(const char *directory, char *message, size_t size)
+{
+	int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(message, size, "cannot open plugin directory %s: %s", directory, strerror(errno));
+		return WEFT_EINVAL;
+	}
+	struct stat status;
+	if (fstat(fd, &status) != 0) {
+		snprintf(message, size, "cannot stat plugin directory %s: %s", directory, strerror(errno));
+		close(fd);
+		return WEFT_EINVAL;
+	}
+	/* Whoever may add or rename files here chooses what root loads. */
+	if (geteuid() == 0 && (status.st_uid != 0 || (status.st_mode & (S_IWGRP | S_IWOTH)) != 0)) {
+		snprintf(message, size,
+		         "plugin directory %s is owned by uid %u with mode %03o; a root weftd loads only "
+		         "from a directory owned by root that root alone can write (chmod go-w)",
+		         directory, (unsigned)status.st_uid, (unsigned)(status.st_mode & 0777));
+		close(fd);
+		return WEFT_EPERM;
+	}
+	struct dirent **names;
+	int count = scandirat(fd, ".", &names, is_plugin_name, alphasort);
+	close(fd);
+	if (count < 0) {
+		snprintf(message, size, "cannot read plugin directory %s: %s", directory, strerror(errno));
+		return WEFT_EINVAL;
+	}
+	int rv = WEFT_OK;
+	for (int i = 0; i < count; i++) {
+		char path[PATH_MAX];
+		if (rv == WEFT_OK) {
+			if ((size_t)snprintf(path, sizeof(path), "%s/%s", directory, names[i]->d_name) >=
+			    sizeof(path)) {
+				snprintf(message, size, "plugin path %s/%s is too long", directory, names[i]->d_name);
+				rv = WEFT_EINVAL;
+			} else {
+				rv = plugin_load(path, message, size);
+			}
+		}
+		free(names[i]);
+	}
+	free(names);
+	return rv;
 }
 
 void plugin_fini(void)
