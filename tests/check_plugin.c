@@ -97,9 +97,41 @@ START_TEST(test_plugin_checks_arguments_at_submit)
 {
 	fixture daemon;
 	start_with_example(&daemon);
-	json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":\"x\",\"b\":2}}");
-	ck_assert_str_eq(wire_error_code(reply), "bad_arguments");
-	ck_assert_ptr_nonnull(strstr(text(json_object_get(reply, "error"), "message"), "'a' and 'b'"));
+	/* weftd checks what the plugin declared: types, required, bounds... */
+	static const struct {
+		const char *fn, *args, *says;
+	} refused[] = {
+		{"example.add", "{\"a\":\"x\",\"b\":2}", "'a' must be a number"},
+		{"example.add", "{\"a\":1}", "example.add needs 'b' (a number)"},
+		{"example.add", "{\"a\":1,\"b\":2,\"delay\":-1}", "'delay' must be a number from 0 to 3600 in value"},
+		{"example.blocking", "{\"seconds\":61}", "'seconds' must be a number from 0 to 60"},
+		{"example.blocking", "{\"seconds\":true}", "'seconds' must be a number"},
+		/* ...and then the plugin's own check what no declaration can say. */
+		{"example.add", "{\"a\":9223372036854775807,\"b\":1}", "would overflow"},
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"%s\",\"args\":%s}", refused[i].fn,
+		                     refused[i].args);
+		ck_assert_msg(wire_error_code(reply) != NULL && strcmp(wire_error_code(reply), "bad_arguments") == 0,
+		              "%s %s: %s", refused[i].fn, refused[i].args, json_dumps(reply, 0));
+		const char *message = text(json_object_get(reply, "error"), "message");
+		ck_assert_msg(strstr(message, refused[i].says) != NULL, "%s %s: %s", refused[i].fn,
+		              refused[i].args, message);
+		json_decref(reply);
+	}
+	/* The functions op shows the declarations. */
+	json_t *reply = wire_call(daemon.url, "{\"op\":\"functions\"}");
+	json_t *one;
+	size_t index;
+	bool seen = false;
+	json_array_foreach(json_object_get(reply, "functions"), index, one) {
+		if (strcmp(text(one, "name"), "example.blocking") == 0) {
+			ck_assert_str_eq(text(json_object_get(one, "args"), "seconds"),
+			                 "number (required) from 0 to 60 in value: how long to block its thread");
+			seen = true;
+		}
+	}
+	ck_assert(seen);
 	json_decref(reply);
 	reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":1,\"b\":2,\"c\":3}}");
 	ck_assert_str_eq(wire_error_code(reply), "bad_arguments");
