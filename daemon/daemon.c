@@ -53,6 +53,7 @@
 #include "daemon/core/items.h"
 #include "daemon/executors/group/gather.h"
 #include "daemon/executors/io/http.h"
+#include "daemon/executors/io/pool.h"
 #include "daemon/executors/io/redis.h"
 #include "daemon/executors/io/sql.h"
 #include "daemon/executors/io/sql_mysql.h"
@@ -745,6 +746,11 @@ static int executors_init(const struct options *options)
 		else
 			log_info("plugin %s loaded", options->plugins[i]);
 	}
+	if (rv == WEFT_OK && options->plugin_dir[0] != '\0') {
+		char message[512];
+		if ((rv = plugin_load_dir(options->plugin_dir, message, sizeof(message))) != WEFT_OK)
+			log_error("%s", message);
+	}
 	if (rv != WEFT_OK) {
 		plugin_fini();
 		sql_mysql_fini();
@@ -844,6 +850,7 @@ int daemon_run(const struct options *options)
 	daemon.waiters = waiters_new(daemon.jobs, options->max_waiters);
 	output_init(daemon.jobs, options->max_waiters);
 	outlog_init(options->output_window, options->output_budget, options->output_idle);
+	pool_set_idle_seconds(options->io_idle);
 	quota_set_limit(QUOTA_PENDING, options->max_pending_per_user);
 	quota_set_limit(QUOTA_WAITERS, options->max_waiters_per_user);
 	quota_set_limit(QUOTA_CONNECTIONS, options->max_connections_per_user);

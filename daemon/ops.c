@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/executors/io/pool.h"
 #include "daemon/executors/process/cgroup.h"
 #include "daemon/executors/process/exec.h"
 #include "daemon/base/watch.h"
@@ -641,6 +642,8 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	                              (json_int_t)outlog_held_total(), "yours_bytes",
 	                              (json_int_t)outlog_held(caller->uid), "readers_waiting",
 	                              (json_int_t)output_waiting()));
+	/* The IO built-ins' connection pools, every worker's together (counts only). */
+	json_object_set_new(stats, "io_pools", pool_stats());
 	return stats;
 }
 

@@ -65,6 +65,8 @@ static const char usage[] =
 	"  --output-budget BYTES all output windows of one user together (default 67108864)\n"
 	"  --output-idle S      a job with output_wait (weft run) waits at most S seconds for a\n"
 	"                       reader that reads nothing before its window drops bytes (default 10)\n"
+	"  --io-idle S          a pooled redis/sql connection closes after S seconds unused\n"
+	"                       (default 30)\n"
 	"  --threads N          threads of the pool for blocking calls (default: 2 x workers)\n"
 	"  --log-level LEVEL    error, warn, info or debug (default info)\n"
 	"  --admin-group GROUP  members of GROUP may see, cancel and set every user's jobs and\n"
@@ -92,6 +94,8 @@ static const char usage[] =
 	"                       not the OS's, and is faster\n"
 	"  --plugin PATH.so     load a plugin's functions (include/weft/plugin.h; repeatable);\n"
 	"                       a root weftd loads only files owned and writable by root alone\n"
+	"  --plugin-dir DIR     load every *.so in DIR, in name order, after the --plugin ones\n"
+	"                       (a root weftd: DIR too must be root's and writable by root alone)\n"
 	"  --version            print the version and exit\n"
 	"  --help               print this help and exit\n";
 
@@ -155,10 +159,10 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
 	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_MAX_PENDING_PER_USER,
-	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_IDLE_TIMEOUT, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_OUTPUT_WINDOW, OPT_OUTPUT_BUDGET, OPT_OUTPUT_IDLE, OPT_THREADS, OPT_LOG_LEVEL,
+	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_IDLE_TIMEOUT, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_OUTPUT_WINDOW, OPT_OUTPUT_BUDGET, OPT_OUTPUT_IDLE, OPT_IO_IDLE, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	       OPT_CGROUP, OPT_ITEM_BYTES, OPT_ITEM_BYTES_JOB, OPT_ITEM_BYTES_USER, OPT_EVENTS_MAX,
-	       OPT_EVENTS_MAX_BYTES, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_PLUGIN, OPT_VERSION, OPT_HELP };
+	       OPT_EVENTS_MAX_BYTES, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_PLUGIN, OPT_PLUGIN_DIR, OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"workers", required_argument, NULL, OPT_WORKERS},
@@ -180,6 +184,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"output-window", required_argument, NULL, OPT_OUTPUT_WINDOW},
 		{"output-budget", required_argument, NULL, OPT_OUTPUT_BUDGET},
 		{"output-idle", required_argument, NULL, OPT_OUTPUT_IDLE},
+		{"io-idle", required_argument, NULL, OPT_IO_IDLE},
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"admin-group", required_argument, NULL, OPT_ADMIN_GROUP},
@@ -198,6 +203,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"test-hooks", no_argument, NULL, OPT_TEST_HOOKS},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{"plugin", required_argument, NULL, OPT_PLUGIN},
+		{"plugin-dir", required_argument, NULL, OPT_PLUGIN_DIR},
 		{"sync", required_argument, NULL, OPT_SYNC},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"help", no_argument, NULL, OPT_HELP},
@@ -346,6 +352,11 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 				goto bad_value;
 			options->output_idle = value;
 			break;
+		case OPT_IO_IDLE:
+			if (parse_number(optarg, 0.01, 86400, &value) != 0)
+				goto bad_value;
+			options->io_idle = value;
+			break;
 		case OPT_THREADS:
 			if (parse_number(optarg, 1, 1024, &value) != 0 || value != floor(value))
 				goto bad_value;
@@ -408,6 +419,14 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 				return OPTIONS_EXIT_USAGE;
 			}
 			strcpy(options->plugins[options->plugin_count++], optarg);
+			break;
+		case OPT_PLUGIN_DIR:
+			if (optarg[0] == '\0' || strlen(optarg) >= sizeof(options->plugin_dir)) {
+				snprintf(message, size, "--plugin-dir needs a directory of at most %zu bytes",
+				         sizeof(options->plugin_dir) - 1);
+				return OPTIONS_EXIT_USAGE;
+			}
+			strcpy(options->plugin_dir, optarg);
 			break;
 		case OPT_STATE_DIR:
 			if (optarg[0] == '\0' || strlen(optarg) >= sizeof(options->state_dir)) {

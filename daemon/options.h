@@ -47,6 +47,7 @@ struct options {
 	size_t output_window; /* bytes of recent output kept per exec job for readers; 0: default */
 	size_t output_budget; /* bytes of output windows per user; 0: default */
 	double output_idle;   /* seconds a backpressured job waits for a reader; 0: default */
+	double io_idle;       /* --io-idle: seconds a pooled IO connection stays unused; 0: default */
 	size_t output_max;    /* bytes of stdout and of stderr kept per exec job */
 	unsigned threads;     /* thread pool size */
 	enum log_level log_level;
@@ -66,6 +67,7 @@ struct options {
 	int sync;                   /* --sync: an enum journal_sync (journal.h) */
 	char plugins[OPTIONS_MAX_LISTEN][512]; /* --plugin: shared objects to load, in order */
 	size_t plugin_count;
+	char plugin_dir[512];                  /* --plugin-dir: every *.so in it, by name; "" for none */
 };
 
 enum options_outcome { OPTIONS_RUN, OPTIONS_EXIT_OK, OPTIONS_EXIT_USAGE };

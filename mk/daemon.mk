@@ -15,7 +15,7 @@ DAEMON_EXECUTOR_SRCS := daemon/executors/inline/echo.c \
 	$(addprefix daemon/executors/thread/,threaded.c threadpool.c blocking.c run_in_thread.c) \
 	$(addprefix daemon/executors/task/,coroutines.c await_job.c) \
 	daemon/executors/group/gather.c \
-	$(addprefix daemon/executors/io/,http.c redis.c sql.c sql_mysql.c) \
+	$(addprefix daemon/executors/io/,http.c pool.c resolve.c redis.c sql.c sql_mysql.c) \
 	daemon/executors/plugin/plugin.c
 DAEMON_SERVER_SRCS := $(addprefix daemon/server/,server.c probe.c request.c waiters.c)
 DAEMON_APP_SRCS := $(addprefix daemon/,daemon.c weftd.c ops.c output.c options.c journal.c notify.c testhooks.c)

@@ -56,3 +56,8 @@ $(BUILD)/bench/io/sql_bench: $(BUILD)/bench/io/sql_bench.o $(BUILD)/tests/fixtur
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(shell pkg-config --libs libpq libmariadb 2>/dev/null) $(CHECK_LIBS)
 BENCH_PROGS += $(BUILD)/bench/io/sql_bench
+
+# The shared connection pools and name lookups (pool.c, resolve.c), called directly.
+$(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_pool

@@ -209,6 +209,33 @@ static json_int_t threads_of(pid_t pid)
 	return threads;
 }
 
+/* One counter of the daemon's mysql pools (stats op, "io_pools"). */
+static json_int_t pool_stat(const fixture *daemon, const char *field)
+{
+	json_t *stats = wire_call(daemon->url, "{\"op\":\"stats\"}");
+	json_t *value = json_object_get(json_object_get(json_object_get(stats, "io_pools"), "mysql"), field);
+	ck_assert_msg(json_is_integer(value), "no io_pools.mysql.%s in %s", field, json_dumps(stats, 0));
+	json_int_t number = json_integer_value(value);
+	json_decref(stats);
+	return number;
+}
+
+/* Polls the counter until it is wanted, for at most 30 s. */
+static void wait_pool_stat(const fixture *daemon, const char *field, json_int_t wanted)
+{
+	double deadline = fixture_now() + 30;
+	json_int_t now;
+	while ((now = pool_stat(daemon, field)) != wanted)
+		ck_assert_msg(fixture_now() < deadline, "io_pools.mysql.%s is %lld, not %lld", field,
+		              (long long)now, (long long)wanted);
+}
+
+static json_int_t first_value(const json_t *reply)
+{
+	return json_integer_value(
+		json_array_get(json_array_get(json_object_get(json_object_get(reply, "result"), "rows"), 0), 0));
+}
+
 #define SKIP_UNLESS_SERVER()                                                                        \
 	do {                                                                                        \
 		if (skip_reason[0] != '\0')                                                         \
@@ -303,6 +330,47 @@ START_TEST(test_timeout_and_cancel_stop_the_query_on_the_server)
 	json_decref(reply);
 	fixture_stop(&daemon);
 	mysql_close(mysql);
+}
+END_TEST
+
+/* A host name (here localhost, from /etc/hosts) is resolved off the
+ * worker loop, then its address connected to. */
+START_TEST(test_host_names_are_resolved_and_connected_to)
+{
+	SKIP_UNLESS_SERVER();
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char url[160];
+	const char *at = strstr(tcp_url, "127.0.0.1");
+	ck_assert_ptr_nonnull(at);
+	snprintf(url, sizeof(url), "%.*slocalhost%s", (int)(at - tcp_url), tcp_url, at + strlen("127.0.0.1"));
+	json_t *reply = query(&daemon, url, "\"sql\":\"SELECT 41 + 1\"");
+	ck_assert_msg(strcmp(text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	ck_assert_int_eq(first_value(reply), 42);
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+/* --io-idle: a connection unused that long is closed, counted in stats;
+ * the next query opens a new one. */
+START_TEST(test_idle_connections_close_after_io_idle)
+{
+	SKIP_UNLESS_SERVER();
+	fixture daemon;
+	const char *const options[] = {"--workers", "1", "--io-idle", "0.2", NULL};
+	fixture_start(&daemon, options);
+	json_t *first = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
+	ck_assert_int_eq(pool_stat(&daemon, "opened"), 1);
+	wait_pool_stat(&daemon, "closed", 1);
+	ck_assert_int_eq(pool_stat(&daemon, "idle"), 0);
+	ck_assert_int_eq(pool_stat(&daemon, "open"), 0);
+	json_t *second = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
+	ck_assert_int_ne(first_value(first), first_value(second));
+	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
+	json_decref(first);
+	json_decref(second);
+	fixture_stop(&daemon);
 }
 END_TEST
 
@@ -425,6 +493,39 @@ START_TEST(test_a_user_never_connects_with_the_daemons_identity)
 }
 END_TEST
 
+/* One worker, the same URL (its user named in it): root's idle connection
+ * is in the pool, yet the other user's job opens one of its own. */
+START_TEST(test_a_connection_never_serves_another_owner)
+{
+	SKIP_UNLESS_SERVER();
+	if (trust_skip[0] != '\0')
+		return;
+	fixture daemon;
+	const char *const one_worker[] = {"--workers", "1", NULL};
+	fixture_start(&daemon, one_worker);
+	chmod(daemon.directory, 0755);
+	json_t *root_reply = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
+	ck_assert_int_eq(pool_stat(&daemon, "idle"), 1);
+	char request[600];
+	snprintf(request, sizeof(request),
+	         "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\","
+	         "\"sql\":\"SELECT CONNECTION_ID()\"},\"wait\":30}",
+	         tcp_url);
+	json_t *user_reply = call_as(&stranger, daemon.url, request);
+	ck_assert_msg(strcmp(text(user_reply, "state"), "done") == 0, "%s", json_dumps(user_reply, 0));
+	ck_assert_int_ne(first_value(root_reply), first_value(user_reply));
+	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
+	ck_assert_int_eq(pool_stat(&daemon, "idle"), 2);
+	/* And root's next job still gets root's own connection back. */
+	json_t *again = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
+	ck_assert_int_eq(first_value(root_reply), first_value(again));
+	json_decref(root_reply);
+	json_decref(user_reply);
+	json_decref(again);
+	fixture_stop(&daemon);
+}
+END_TEST
+
 int main(void)
 {
 	setenv("TMPDIR", "/tmp", 1);
@@ -439,9 +540,9 @@ int main(void)
 	if (build != NULL)
 		snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
 	if (skip_reason[0] != '\0')
-		as_user_skip(6, "mysql tests", skip_reason);
+		as_user_skip(8, "mysql tests", skip_reason);
 	else if (trust_skip[0] != '\0')
-		as_user_skip(1, "mysql trust test", trust_skip);
+		as_user_skip(2, "mysql trust test", trust_skip);
 	Suite *suite = suite_create("mysql");
 	TCase *sql = tcase_create("mysql");
 	tcase_set_timeout(sql, 60);
@@ -449,7 +550,10 @@ int main(void)
 	tcase_add_test(sql, test_server_errors_fail_with_sql_error);
 	tcase_add_test(sql, test_timeout_and_cancel_stop_the_query_on_the_server);
 	tcase_add_test(sql, test_connections_are_reused);
+	tcase_add_test(sql, test_host_names_are_resolved_and_connected_to);
+	tcase_add_test(sql, test_idle_connections_close_after_io_idle);
 	tcase_add_test(sql, test_a_user_never_connects_with_the_daemons_identity);
+	tcase_add_test(sql, test_a_connection_never_serves_another_owner);
 	suite_add_tcase(suite, sql);
 	TCase *load = tcase_create("load");
 	tcase_set_timeout(load, 180);

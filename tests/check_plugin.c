@@ -97,9 +97,41 @@ START_TEST(test_plugin_checks_arguments_at_submit)
 {
 	fixture daemon;
 	start_with_example(&daemon);
-	json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":\"x\",\"b\":2}}");
-	ck_assert_str_eq(wire_error_code(reply), "bad_arguments");
-	ck_assert_ptr_nonnull(strstr(text(json_object_get(reply, "error"), "message"), "'a' and 'b'"));
+	/* weftd checks what the plugin declared: types, required, bounds... */
+	static const struct {
+		const char *fn, *args, *says;
+	} refused[] = {
+		{"example.add", "{\"a\":\"x\",\"b\":2}", "'a' must be a number"},
+		{"example.add", "{\"a\":1}", "example.add needs 'b' (a number)"},
+		{"example.add", "{\"a\":1,\"b\":2,\"delay\":-1}", "'delay' must be a number from 0 to 3600 in value"},
+		{"example.blocking", "{\"seconds\":61}", "'seconds' must be a number from 0 to 60"},
+		{"example.blocking", "{\"seconds\":true}", "'seconds' must be a number"},
+		/* ...and then the plugin's own check what no declaration can say. */
+		{"example.add", "{\"a\":9223372036854775807,\"b\":1}", "would overflow"},
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"%s\",\"args\":%s}", refused[i].fn,
+		                     refused[i].args);
+		ck_assert_msg(wire_error_code(reply) != NULL && strcmp(wire_error_code(reply), "bad_arguments") == 0,
+		              "%s %s: %s", refused[i].fn, refused[i].args, json_dumps(reply, 0));
+		const char *message = text(json_object_get(reply, "error"), "message");
+		ck_assert_msg(strstr(message, refused[i].says) != NULL, "%s %s: %s", refused[i].fn,
+		              refused[i].args, message);
+		json_decref(reply);
+	}
+	/* The functions op shows the declarations. */
+	json_t *reply = wire_call(daemon.url, "{\"op\":\"functions\"}");
+	json_t *one;
+	size_t index;
+	bool seen = false;
+	json_array_foreach(json_object_get(reply, "functions"), index, one) {
+		if (strcmp(text(one, "name"), "example.blocking") == 0) {
+			ck_assert_str_eq(text(json_object_get(one, "args"), "seconds"),
+			                 "number (required) from 0 to 60 in value: how long to block its thread");
+			seen = true;
+		}
+	}
+	ck_assert(seen);
 	json_decref(reply);
 	reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":1,\"b\":2,\"c\":3}}");
 	ck_assert_str_eq(wire_error_code(reply), "bad_arguments");
@@ -180,9 +212,9 @@ START_TEST(test_a_thousand_waiting_loop_calls_take_no_thread)
 }
 END_TEST
 
-/* Runs weftd with --plugin path, expecting it to refuse to start; returns its
- * log (static). */
-static const char *refused_start(const char *path)
+/* Runs weftd with option path (--plugin, --plugin-dir), expecting it to
+ * refuse to start; returns its log (static). */
+static const char *refused_start_with(const char *option, const char *path)
 {
 	static char log[8192];
 	char directory[] = "/tmp/weft-plugin-XXXXXX";
@@ -196,7 +228,7 @@ static const char *refused_start(const char *path)
 		int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		dup2(fd, 2);
 		execl(getenv("WEFTD"), "weftd", "--listen", listen, "--state-dir", "none", "--workers", "1",
-		      "--plugin", path, (char *)NULL);
+		      option, path, (char *)NULL);
 		_exit(127);
 	}
 	double deadline = fixture_now() + 20;
@@ -218,6 +250,79 @@ static const char *refused_start(const char *path)
 	rmdir(directory);
 	return log;
 }
+
+static const char *refused_start(const char *path)
+{
+	return refused_start_with("--plugin", path);
+}
+
+/* A directory of root's with example.so in it, and files that are no
+ * plugins: notes.txt, and .hidden.so, a second copy of the example which
+ * would clash with the first if it were loaded. */
+static void plugin_directory(char *directory, char *copy, size_t size)
+{
+	ck_assert_ptr_nonnull(mkdtemp(directory));
+	ck_assert_int_eq(chmod(directory, 0755), 0);
+	snprintf(copy, size, "%s/example.so", directory);
+	char command[1024];
+	snprintf(command, sizeof(command), "cp %s %s && cp %s %s/.hidden.so && echo hi > %s/notes.txt",
+	         example, copy, example, directory, directory);
+	ck_assert_int_eq(as_user_shell(command), 0);
+}
+
+static void plugin_directory_remove(const char *directory)
+{
+	char command[256];
+	snprintf(command, sizeof(command), "rm -rf %s", directory);
+	ck_assert_int_eq(as_user_shell(command), 0);
+}
+
+START_TEST(test_a_plugin_directory_loads_every_so_in_it)
+{
+	char directory[] = "/tmp/weft-plugins-XXXXXX", copy[256];
+	plugin_directory(directory, copy, sizeof(copy));
+	fixture daemon;
+	const char *const args[] = {"--plugin-dir", directory, NULL};
+	fixture_start(&daemon, args);
+	json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":40,\"b\":2},"
+	                                 "\"wait\":30}");
+	ck_assert_int_eq(json_integer_value(json_object_get(reply, "result")), 42);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	const char *log = refused_start_with("--plugin-dir", "/nonexistent/plugins");
+	ck_assert_msg(strstr(log, "cannot open plugin directory") != NULL, "log: %s", log);
+	plugin_directory_remove(directory);
+}
+END_TEST
+
+/* Whoever can write a root daemon's plugin directory, or a plugin in it,
+ * runs code as root. */
+START_TEST(test_a_root_daemon_loads_a_plugin_directory_only_root_can_write)
+{
+	if (geteuid() != 0)
+		return; /* counted as a SKIP by main */
+	char directory[] = "/tmp/weft-plugins-XXXXXX", copy[256];
+	plugin_directory(directory, copy, sizeof(copy));
+	ck_assert_int_eq(chmod(directory, 0777), 0);
+	const char *log = refused_start_with("--plugin-dir", directory);
+	ck_assert_msg(strstr(log, "a root weftd loads only from a directory owned by root") != NULL, "log: %s",
+	              log);
+	ck_assert_int_eq(chmod(directory, 0755), 0);
+	ck_assert_int_eq(chown(directory, 65534, 0), 0);
+	log = refused_start_with("--plugin-dir", directory);
+	ck_assert_msg(strstr(log, "owned by uid 65534") != NULL, "log: %s", log);
+	ck_assert_int_eq(chown(directory, 0, 0), 0);
+	ck_assert_int_eq(chown(copy, 65534, 0), 0);
+	log = refused_start_with("--plugin-dir", directory);
+	ck_assert_msg(strstr(log, "owned by uid 65534; a root weftd loads only plugins") != NULL, "log: %s",
+	              log);
+	ck_assert_int_eq(chown(copy, 0, 0), 0);
+	ck_assert_int_eq(chmod(copy, 0666), 0);
+	log = refused_start_with("--plugin-dir", directory);
+	ck_assert_msg(strstr(log, "writable by its group or others") != NULL, "log: %s", log);
+	plugin_directory_remove(directory);
+}
+END_TEST
 
 START_TEST(test_a_plugin_for_another_abi_is_refused)
 {
@@ -255,13 +360,13 @@ int main(void)
 {
 	const char *build = getenv("WEFT_BUILD");
 	if (build == NULL || getenv("WEFTD") == NULL) {
-		as_user_skip(6, "plugin tests", "WEFT_BUILD and WEFTD are unset (make check sets them)");
+		as_user_skip(8, "plugin tests", "WEFT_BUILD and WEFTD are unset (make check sets them)");
 		return 0;
 	}
 	snprintf(example, sizeof(example), "%s/examples/plugin/example.so", build);
 	snprintf(wrong_abi, sizeof(wrong_abi), "%s/tests/plugins/wrong_abi.so", build);
 	if (geteuid() != 0)
-		as_user_skip(1, "plugin ownership test", "not root: only a root weftd checks ownership");
+		as_user_skip(2, "plugin ownership tests", "not root: only a root weftd checks ownership");
 	Suite *suite = suite_create("plugin");
 	TCase *plugin = tcase_create("plugin");
 	tcase_set_timeout(plugin, 90);
@@ -271,6 +376,8 @@ int main(void)
 	tcase_add_test(plugin, test_a_thousand_waiting_loop_calls_take_no_thread);
 	tcase_add_test(plugin, test_a_plugin_for_another_abi_is_refused);
 	tcase_add_test(plugin, test_a_root_daemon_loads_only_plugins_root_alone_can_write);
+	tcase_add_test(plugin, test_a_plugin_directory_loads_every_so_in_it);
+	tcase_add_test(plugin, test_a_root_daemon_loads_a_plugin_directory_only_root_can_write);
 	suite_add_tcase(suite, plugin);
 	SRunner *runner = srunner_create(suite);
 	srunner_run_all(runner, CK_NORMAL);

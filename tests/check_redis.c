@@ -163,6 +163,27 @@ static json_int_t threads_of(pid_t pid)
 	return threads;
 }
 
+/* One counter of the daemon's redis pools (stats op, "io_pools"). */
+static json_int_t pool_stat(const fixture *daemon, const char *field)
+{
+	json_t *stats = wire_call(daemon->url, "{\"op\":\"stats\"}");
+	json_t *value = json_object_get(json_object_get(json_object_get(stats, "io_pools"), "redis"), field);
+	ck_assert_msg(json_is_integer(value), "no io_pools.redis.%s in %s", field, json_dumps(stats, 0));
+	json_int_t number = json_integer_value(value);
+	json_decref(stats);
+	return number;
+}
+
+/* Polls the counter until it is wanted, for at most 30 s. */
+static void wait_pool_stat(const fixture *daemon, const char *field, json_int_t wanted)
+{
+	double deadline = fixture_now() + 30;
+	json_int_t now;
+	while ((now = pool_stat(daemon, field)) != wanted)
+		ck_assert_msg(fixture_now() < deadline, "io_pools.redis.%s is %lld, not %lld", field,
+		              (long long)now, (long long)wanted);
+}
+
 #define SKIP_UNLESS_REDIS()                                                                         \
 	do {                                                                                        \
 		if (skip_reason[0] != '\0')                                                         \
@@ -247,13 +268,37 @@ START_TEST(test_server_errors_fail_with_redis_error)
 }
 END_TEST
 
+/* A host name is resolved off the worker loop (asynchronously, /etc/hosts
+ * first), then connected to; the daemon keeps answering meanwhile. */
+START_TEST(test_host_names_are_resolved_and_connected_to)
+{
+	SKIP_UNLESS_REDIS();
+	struct redis redis;
+	redis_start(&redis);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	char url[200];
+	snprintf(url, sizeof(url), "redis://localhost:%d/3", redis.port);
+	json_t *reply = command(&daemon, url, "[\"SET\",\"named\",\"yes\"]");
+	ck_assert_str_eq(text(reply, "state"), "done");
+	json_decref(reply);
+	freeReplyObject(redisCommand(redis.control, "SELECT 3"));
+	redisReply *check = redisCommand(redis.control, "GET named");
+	ck_assert_str_eq(check->str, "yes");
+	freeReplyObject(check);
+	fixture_stop(&daemon);
+	redis_stop(&redis);
+}
+END_TEST
+
 START_TEST(test_bad_arguments_are_refused_at_submit)
 {
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	static const char *const refused[] = {
 	        "{\"argv\":[\"PING\"]}",
-	        "{\"url\":\"redis://example.com\",\"argv\":[\"PING\"]}",
+	        "{\"url\":\"redis://bad_name!\",\"argv\":[\"PING\"]}",
+	        "{\"url\":\"redis://-dash.example\",\"argv\":[\"PING\"]}",
 	        "{\"url\":\"http://127.0.0.1\",\"argv\":[\"PING\"]}",
 	        "{\"url\":\"redis://127.0.0.1:99999\",\"argv\":[\"PING\"]}",
 	        "{\"url\":\"redis://127.0.0.1\",\"argv\":[]}",
@@ -307,6 +352,35 @@ START_TEST(test_timeout_and_cancel_close_the_connection)
 }
 END_TEST
 
+/* --io-idle: a connection unused that long is closed (the server sees it
+ * go), counted in stats; the next job opens a new one. */
+START_TEST(test_idle_connections_close_after_io_idle)
+{
+	SKIP_UNLESS_REDIS();
+	struct redis redis;
+	redis_start(&redis);
+	fixture daemon;
+	const char *const options[] = {"--workers", "1", "--io-idle", "0.2", NULL};
+	fixture_start(&daemon, options);
+	char url[64];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", redis.port);
+	json_t *first = command(&daemon, url, "[\"CLIENT\",\"ID\"]");
+	ck_assert_int_eq(pool_stat(&daemon, "opened"), 1);
+	wait_pool_stat(&daemon, "closed", 1);
+	ck_assert_int_eq(pool_stat(&daemon, "idle"), 0);
+	ck_assert_int_eq(pool_stat(&daemon, "open"), 0);
+	wait_info(&redis, "connected_clients", 1); /* the test's own */
+	json_t *second = command(&daemon, url, "[\"CLIENT\",\"ID\"]");
+	ck_assert_int_ne(json_integer_value(json_object_get(first, "result")),
+	                 json_integer_value(json_object_get(second, "result")));
+	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
+	json_decref(first);
+	json_decref(second);
+	fixture_stop(&daemon);
+	redis_stop(&redis);
+}
+END_TEST
+
 START_TEST(test_connections_are_reused_per_url_and_owner)
 {
 	SKIP_UNLESS_REDIS();
@@ -328,6 +402,10 @@ START_TEST(test_connections_are_reused_per_url_and_owner)
 	snprintf(other, sizeof(other), "redis://%s?db=1", redis.socket);
 	json_decref(command(&daemon, other, "[\"PING\"]"));
 	ck_assert_int_eq(info_number(&redis, "connected_clients"), 3);
+	/* Both idle in the pool (idle for 30 s by default), counted so. */
+	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
+	ck_assert_int_eq(pool_stat(&daemon, "idle"), 2);
+	ck_assert_int_eq(pool_stat(&daemon, "closed"), 0);
 	fixture_stop(&daemon);
 	redis_stop(&redis);
 }
@@ -435,6 +513,10 @@ START_TEST(test_a_user_may_not_use_unix_sockets_on_a_root_daemon)
 	ck_assert_str_eq(text(user_id, "state"), "done");
 	ck_assert_int_ne(json_integer_value(json_object_get(root_id, "result")),
 	                 json_integer_value(json_object_get(user_id, "result")));
+	/* One worker: root's idle connection was there, and the user's job
+	 * opened its own instead; both are idle in their owners' pools. */
+	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
+	ck_assert_int_eq(pool_stat(&daemon, "idle"), 2);
 	json_decref(root_id);
 	json_decref(user_id);
 	fixture_stop(&daemon);
@@ -457,7 +539,7 @@ int main(void)
 	if (build != NULL)
 		snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
 	if (skip_reason[0] != '\0')
-		as_user_skip(6, "redis tests", skip_reason);
+		as_user_skip(8, "redis tests", skip_reason);
 	else if (trust_skip[0] != '\0')
 		as_user_skip(1, "redis trust test", trust_skip);
 	Suite *suite = suite_create("redis");
@@ -466,8 +548,10 @@ int main(void)
 	tcase_add_test(redis, test_replies_map_to_json);
 	tcase_add_test(redis, test_server_errors_fail_with_redis_error);
 	tcase_add_test(redis, test_bad_arguments_are_refused_at_submit);
+	tcase_add_test(redis, test_host_names_are_resolved_and_connected_to);
 	tcase_add_test(redis, test_timeout_and_cancel_close_the_connection);
 	tcase_add_test(redis, test_connections_are_reused_per_url_and_owner);
+	tcase_add_test(redis, test_idle_connections_close_after_io_idle);
 	tcase_add_test(redis, test_a_user_may_not_use_unix_sockets_on_a_root_daemon);
 	suite_add_tcase(suite, redis);
 	TCase *load = tcase_create("load");

@@ -33,8 +33,9 @@ static long peak_kib(pid_t pid)
 	return kib;
 }
 
-/* Runs a Python peer; prints its line of the table. */
-static void peer(const char *name, const char *script, const char *url, int count)
+/* Runs a Python peer; prints its line of the table and its RESULT line
+ * (bench/run collects those; bench/table.awk makes medians and ratios). */
+static void peer(const char *name, const char *impl, const char *script, const char *url, int count)
 {
 	char source[512], number[16];
 	snprintf(source, sizeof(source), "%s/bench/io/%s", getenv("WEFT_SOURCE"), script);
@@ -68,9 +69,14 @@ static void peer(const char *name, const char *script, const char *url, int coun
 	wait4(pid, &status, 0, &usage);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		printf("| %-34s | (failed: is it installed?) | |\n", name);
+		printf("SKIP: 1 %s: it failed (is it installed?)\n", name);
 		return;
 	}
-	printf("| %-34s | %8.3f | %8ld |\n", name, strtod(text, NULL), usage.ru_maxrss);
+	double seconds = strtod(text, NULL);
+	printf("| %-34s | %8.3f | %8ld |\n", name, seconds, usage.ru_maxrss);
+	if (seconds > 0)
+		printf("RESULT bench=http_get_100ms impl=%s n=%d secs=%.3f rate=%.0f rss_kb=%ld\n", impl, count,
+		       seconds, count / seconds, usage.ru_maxrss);
 }
 
 static int count = 1000;
@@ -105,9 +111,12 @@ START_TEST(bench)
 	printf("%d concurrent GETs of a 100 ms endpoint (%zu done through weft)\n\n", count, done);
 	printf("| %-34s | %8s | %8s |\n", "client", "wall s", "peak KiB");
 	printf("|%s|%s|%s|\n", "------------------------------------", "----------", "----------");
-	printf("| %-34s | %8.3f | %8ld |\n", "weft http.get (weftd, 2 workers)", elapsed, peak_kib(daemon.pid));
-	peer("aiohttp + asyncio", "aiohttp_get.py", url, count);
-	peer("requests + run_in_executor", "requests_executor.py", url, count);
+	long rss = peak_kib(daemon.pid);
+	printf("| %-34s | %8.3f | %8ld |\n", "weft http.get (weftd, 2 workers)", elapsed, rss);
+	printf("RESULT bench=http_get_100ms impl=weft n=%zu secs=%.3f rate=%.0f rss_kb=%ld\n", done, elapsed,
+	       (double)done / elapsed, rss);
+	peer("aiohttp + asyncio", "aiohttp", "aiohttp_get.py", url, count);
+	peer("requests + run_in_executor", "requests-executor", "requests_executor.py", url, count);
 	free(ids);
 	free(request);
 	json_decref(results);

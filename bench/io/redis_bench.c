@@ -21,6 +21,21 @@
 enum { BATCH = 1000 };
 static int count = 100000;
 
+/* Peak resident memory of a process (VmHWM), KiB; -1 when unknown. */
+static long peak_kib(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *file = fopen(path, "r");
+	long kib = -1;
+	while (file != NULL && fgets(line, sizeof(line), file) != NULL)
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			kib = strtol(line + 6, NULL, 10);
+	if (file != NULL)
+		fclose(file);
+	return kib;
+}
+
 /* Runs argv, returns its stdout (static). */
 static const char *output_of(const char *const argv[])
 {
@@ -114,16 +129,24 @@ START_TEST(bench)
 	printf("| %-44s | %8s | %10s |\n", "client", "wall s", "GETs/s");
 	printf("|%s|%s|%s|\n", "----------------------------------------------", "----------", "------------");
 	printf("| %-44s | %8.3f | %10.0f |\n", "weft redis.command jobs (batches of 1000)", elapsed, count / elapsed);
+	/* RESULT lines: bench/run collects them, bench/table.awk makes medians
+	 * and the weft/peer ratios. */
+	printf("RESULT bench=redis_get impl=weft n=%d secs=%.3f rate=%.0f rss_kb=%ld\n", count, elapsed,
+	       count / elapsed, peak_kib(daemon.pid));
 	char number[16], concurrency[] = "50";
 	snprintf(number, sizeof(number), "%d", count);
 	char source[512];
 	snprintf(source, sizeof(source), "%s/bench/io/redis_asyncio_get.py", getenv("WEFT_SOURCE"));
 	const char *python[] = {"/usr/bin/python3", source, socket_path, number, concurrency, NULL};
 	double seconds = strtod(output_of(python), NULL);
-	if (seconds > 0)
+	if (seconds > 0) {
 		printf("| %-44s | %8.3f | %10.0f |\n", "redis.asyncio, 50 concurrent", seconds, count / seconds);
-	else
+		printf("RESULT bench=redis_get impl=redis-asyncio n=%d secs=%.3f rate=%.0f\n", count, seconds,
+		       count / seconds);
+	} else {
 		printf("| %-44s | (failed: is python3-redis installed?) | |\n", "redis.asyncio, 50 concurrent");
+		printf("SKIP: 1 redis.asyncio: it failed (is python3-redis installed?)\n");
+	}
 	const char *floor_argv[] = {"/usr/bin/redis-benchmark", "-s", socket_path, "-n", number, "-c", concurrency,
 	                      "-t", "get", "-q", NULL};
 	const char *line = output_of(floor_argv);
@@ -131,6 +154,11 @@ START_TEST(bench)
 	double per_second = rate != NULL ? strtod(rate + 1, NULL) : 0;
 	printf("| %-44s | %8.3f | %10.0f |\n", "redis-benchmark -c 50 -t get (the floor)",
 	       per_second > 0 ? count / per_second : 0, per_second);
+	if (per_second > 0)
+		printf("RESULT bench=redis_get impl=redis-benchmark n=%d secs=%.3f rate=%.0f\n", count,
+		       count / per_second, per_second);
+	else
+		printf("SKIP: 1 redis-benchmark: no rate in its output\n");
 	free(replies);
 	free(request);
 	fixture_stop(&daemon);

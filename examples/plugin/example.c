@@ -13,29 +13,30 @@
  *   weft call example.add '{"a": 1, "b": 2}' --wait 10
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <time.h>
 
 #include <weft/plugin.h>
 #include <weft/task.h>
 
+/* weftd checks these at submit (types, required, bounds) before the
+ * plugin's own check sees the arguments. */
 static const struct weft_plugin_argument add_arguments[] = {
-	{"a", "number (required)"},
-	{"b", "number (required)"},
-	{"delay", "number >= 0 (optional): seconds to wait first; 0 by default"},
-	{NULL, NULL},
+	{"a", "the first term", WEFT_PLUGIN_NUMBER, .required = 1},
+	{"b", "the second term", WEFT_PLUGIN_NUMBER, .required = 1},
+	{"delay", "seconds to wait first; 0 by default", WEFT_PLUGIN_NUMBER, .minimum = 0, .maximum = 3600},
+	{NULL},
 };
 
+/* What a declaration cannot say. */
 static int add_check(const json_t *args, char *message, size_t size)
 {
-	if (!json_is_number(json_object_get(args, "a")) || !json_is_number(json_object_get(args, "b"))) {
-		snprintf(message, size, "'a' and 'b' must be numbers");
-		return -1;
-	}
-	const json_t *delay = json_object_get(args, "delay");
-	if (delay != NULL && (!json_is_number(delay) || json_number_value(delay) < 0 ||
-	                      json_number_value(delay) > 3600)) {
-		snprintf(message, size, "'delay' must be a number of seconds from 0 to 3600");
+	const json_t *a = json_object_get(args, "a"), *b = json_object_get(args, "b");
+	if (json_is_integer(a) && json_is_integer(b) &&
+	    ((json_integer_value(b) > 0 && json_integer_value(a) > INT64_MAX - json_integer_value(b)) ||
+	     (json_integer_value(b) < 0 && json_integer_value(a) < INT64_MIN - json_integer_value(b)))) {
+		snprintf(message, size, "'a' + 'b' would overflow a 64-bit integer");
 		return -1;
 	}
 	return 0;
@@ -59,20 +60,10 @@ static int add_run(struct weft_plugin_call *call)
 }
 
 static const struct weft_plugin_argument blocking_arguments[] = {
-	{"seconds", "number from 0 to 60 (required): how long to block its thread"},
-	{NULL, NULL},
+	{"seconds", "how long to block its thread", WEFT_PLUGIN_NUMBER, .required = 1, .minimum = 0,
+	 .maximum = 60},
+	{NULL},
 };
-
-static int blocking_check(const json_t *args, char *message, size_t size)
-{
-	const json_t *seconds = json_object_get(args, "seconds");
-	if (!json_is_number(seconds) || json_number_value(seconds) < 0 ||
-	    json_number_value(seconds) > 60) {
-		snprintf(message, size, "'seconds' must be a number from 0 to 60");
-		return -1;
-	}
-	return 0;
-}
 
 /* A pool thread: blocking is fine here. */
 static int blocking_run(struct weft_plugin_call *call)
@@ -100,7 +91,6 @@ static const struct weft_plugin_function functions[] = {
 		.summary = "blocks a pool thread for seconds, then says so",
 		.executor = WEFT_PLUGIN_THREAD,
 		.arguments = blocking_arguments,
-		.check = blocking_check,
 		.run = blocking_run,
 	},
 };

@@ -1,6 +1,7 @@
 /*
  * weft plugins: functions of your own, loaded into weftd at start
- * (`weftd --plugin PATH.so`, repeatable), without forking weftd.
+ * (`weftd --plugin PATH.so`, repeatable, or `weftd --plugin-dir DIR`, every
+ * *.so in DIR in name order), without forking weftd.
  *
  * A plugin is a shared object that exports one function, weft_plugin_entry,
  * returning a static description of the plugin: its ABI version (first, so
@@ -19,9 +20,16 @@
  *    (--threads). A call that has started cannot be interrupted: a cancelled
  *    job's call runs to its end and its result is dropped.
  *
+ * Arguments: each function declares the arguments it takes, with a type,
+ * whether it is required and optional bounds. weftd checks them at submit,
+ * before the plugin's own check (if any) sees the arguments: a job with an
+ * undeclared name, a missing required argument, a value of another type or
+ * out of its bounds is refused with bad_arguments, naming the argument.
+ * The declarations are listed by the functions op.
+ *
  * Trust: a plugin is code inside weftd and has weftd's rights (root for the
  * system daemon): on a root daemon only files owned by root and writable by
- * no one else load. `owner_uid`/`owner_gid` say whose job it is; a plugin
+ * no one else load, and only from a --plugin-dir that is root's alone. `owner_uid`/`owner_gid` say whose job it is; a plugin
  * that acts for users must check them itself.
  *
  * Build: cc -shared -fPIC -I<weft>/include $(pkg-config --cflags jansson)
@@ -42,18 +50,36 @@
 extern "C" {
 #endif
 
-/* Bump when any struct below changes. */
-#define WEFT_PLUGIN_ABI 1
+/* Bump when any struct below changes. 2: arguments carry a type, required
+ * and bounds (a plugin built for 1 is refused: rebuild it; sources built for
+ * 1 still compile, their arguments then of any type and optional). */
+#define WEFT_PLUGIN_ABI 2
 
 enum weft_plugin_executor {
 	WEFT_PLUGIN_LOOP = 1,   /* task code on the worker loops; never blocks */
 	WEFT_PLUGIN_THREAD = 2, /* blocking code on the thread pool */
 };
 
-/* One argument, as `weft functions` lists it. */
+/* What an argument's value must be. */
+enum weft_plugin_type {
+	WEFT_PLUGIN_ANY = 0,  /* any JSON value */
+	WEFT_PLUGIN_STRING,   /* a JSON string */
+	WEFT_PLUGIN_INTEGER,  /* a JSON integer */
+	WEFT_PLUGIN_NUMBER,   /* a JSON integer or real */
+	WEFT_PLUGIN_BOOLEAN,  /* true or false */
+	WEFT_PLUGIN_ARRAY,    /* a JSON array */
+	WEFT_PLUGIN_OBJECT,   /* a JSON object */
+};
+
+/* One argument, as `weft functions` lists it and weftd checks it. */
 struct weft_plugin_argument {
 	const char *name;
-	const char *description; /* type, whether required, meaning */
+	const char *description; /* meaning, for people */
+	enum weft_plugin_type type;
+	int required; /* non-zero: a job must give it */
+	/* When maximum > minimum, the bounds (inclusive) of a number's value, of
+	 * a string's length in bytes or of an array's size; otherwise none. */
+	double minimum, maximum;
 };
 
 /* One job's call. weftd fills the inputs; run fills the outputs. */
@@ -70,12 +96,12 @@ struct weft_plugin_function {
 	const char *name;    /* "<plugin name>.<function>", at most 64 bytes of [a-z0-9_.-] */
 	const char *summary; /* one line */
 	enum weft_plugin_executor executor;
-	/* The arguments it takes, ending with a {NULL, NULL} row; weftd refuses
-	 * any other name at submit. */
+	/* The arguments it takes, ending with a {NULL} row; weftd refuses any
+	 * other name, and values not as declared, at submit. */
 	const struct weft_plugin_argument *arguments;
 	/* Optional: validates the arguments at submit, on any thread, without
-	 * blocking. Returns 0, or non-zero having written what to change into
-	 * message[size]. */
+	 * blocking, after weftd checked them against `arguments`. Returns 0, or
+	 * non-zero having written what to change into message[size]. */
 	int (*check)(const json_t *args, char *message, size_t size);
 	/* The work. Returns WEFT_OK with call->result set (or NULL), or an error
 	 * code (WEFT_ECANCELED when a wait was cancelled) with error_type and

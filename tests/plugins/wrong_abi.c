@@ -14,7 +14,7 @@ static const struct weft_plugin_function functions[] = {
 };
 
 static const struct weft_plugin plugin = {
-	.abi = WEFT_PLUGIN_ABI + 41,
+	.abi = 42, /* no weftd's */
 	.name = "wrong",
 	.functions = functions,
 	.function_count = 1,

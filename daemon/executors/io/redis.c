@@ -1,17 +1,18 @@
 /*
  * redis.command; see redis.h.
  *
- * Design. Everything runs on one worker's thread: its pool (struct
- * redis_loop, thread-local, made on first use), its connections and the
- * commands on them. A connection (struct redis_conn) serves one job at a time
- * (conn->call); between jobs it is idle in the pool.
+ * Design. Everything runs on one worker's thread: its pool (pool.h, made
+ * on first use), its connections and the commands on them. A connection
+ * (struct redis_conn) serves one job at a time; between jobs it is idle in
+ * the pool, which lists it, queues the jobs waiting and closes it when idle
+ * too long.
  *
  * hiredis frees its context itself when the connection fails or the server
  * hangs up, calling back first; so a connection's own struct is never freed
  * inside a hiredis callback: conn_close and the callbacks mark it dead
  * (conn->ac = NULL) and a zero-delay event frees it afterwards (STYLE 9).
  * Every hiredis callback gets the connection as its private data and finds
- * the job, if it still has one, in conn->call.
+ * the job, if it still has one, with conn_call.
  *
  * Memory: a reply larger than max_size fails the job; hiredis' read buffer
  * is checked before each read, so it holds at most max_size plus one read.
@@ -35,6 +36,8 @@
 #include "daemon/core/functions.h"
 #include "daemon/core/jobs.h"
 #include "daemon/core/principal.h"
+#include "daemon/executors/io/pool.h"
+#include "daemon/executors/io/resolve.h"
 #include "daemon/sched/runner.h"
 #include "daemon/sched/workers.h"
 #include "weft/error.h"
@@ -46,52 +49,40 @@
 /* Where a URL points. */
 struct redis_target {
 	char path[108];    /* a unix socket, or "" */
-	char host[64];     /* a numeric address */
+	char host[RESOLVE_NAME_MAX + 1]; /* a name or a numeric address */
+	char address[64];  /* numeric: host, or what it resolved to */
 	int port;
 	long db;
 	char password[256]; /* "" for none */
 };
 
-struct redis_conn;
-
-/* A worker's pool. Owned by the worker's thread. */
-struct redis_loop {
-	struct event_base *base;
-	struct redis_conn *conns; /* every connection, idle or busy or dying */
-	struct event *sweep;      /* closes connections idle too long */
-	/* Jobs waiting for a connection (their pool is full), oldest first. */
-	struct redis_call *waiting_head, *waiting_tail;
-};
-
 /* One job's command. Owned by the worker's thread; the attempt's data. */
 struct redis_call {
+	struct pool_call pc;      /* its key is "uid url" */
 	struct job_attempt *attempt;
-	struct redis_loop *loop;
-	char *key;                /* owned: "uid url", its pool */
+	struct pool *pool;
 	struct redis_target target;
-	bool waiting;             /* in loop's waiting list, conn NULL */
-	struct redis_call *next;  /* in the waiting list */
-	struct redis_conn *conn;
-	struct event *timer;
 	int setup_replies; /* AUTH/SELECT replies to come before the job's own */
 	size_t limit;      /* max_size */
 };
 
 struct redis_conn {
-	struct redis_loop *loop;
-	char *key;                /* owned: "uid url" */
+	struct pool_conn pc;      /* its call is the job using it, or NULL */
 	redisAsyncContext *ac;    /* NULL once hiredis has let go of it (dead) */
-	struct redis_call *call;  /* the job using it, or NULL when idle */
 	struct event *read_event, *write_event;
 	bool connected;
 	bool closing;             /* disconnecting: serves no other job */
 	bool free_scheduled;
-	double idle_since;        /* monotonic, when call became NULL */
 	char error[128];          /* why it failed, for the job */
-	struct redis_conn *prev, *next;
 };
 
-static _Thread_local struct redis_loop *thread_loop;
+static const struct pool_kind redis_pool_kind;
+
+/* The job on conn, or NULL. */
+static struct redis_call *conn_call(const struct redis_conn *conn)
+{
+	return conn->pc.call != NULL ? POOL_OWNER(conn->pc.call, struct redis_call, pc) : NULL;
+}
 
 /* ---- URLs ---- */
 
@@ -147,15 +138,11 @@ static int parse_url(const char *url, struct redis_target *target, struct proble
 				return problem_set(problem, WEFT_EBADARGS, "args.url", "'url' needs a host");
 			memcpy(target->host, rest, length);
 		}
-		if (strcmp(target->host, "localhost") == 0)
-			strcpy(target->host, "127.0.0.1");
-		unsigned char buffer[16];
-		if (evutil_inet_pton(AF_INET, target->host, buffer) != 1 &&
-		    evutil_inet_pton(AF_INET6, target->host, buffer) != 1)
+		if (resolve_is_numeric(target->host))
+			snprintf(target->address, sizeof(target->address), "%s", target->host);
+		else if (!resolve_name_valid(target->host))
 			return problem_set(problem, WEFT_EBADARGS, "args.url",
-			                   "redis.command connects to numeric addresses and localhost only "
-			                   "(a name lookup would block the worker loop), not '%s'",
-			                   target->host);
+			                   "'%.64s' is neither a host name nor a numeric address", target->host);
 		rest = host_end;
 		if (rest[0] == ':') {
 			char *end;
@@ -217,40 +204,22 @@ static int redis_check(const struct function *function, const json_t *args, stru
 			return problem_set(problem, WEFT_EBADARGS, "args.argv",
 			                   "argv[%zu] must be a string or a number", i);
 	}
-	const json_t *timeout = json_object_get(args, "timeout");
-	if (timeout != NULL && (!json_is_number(timeout) || json_number_value(timeout) <= 0 ||
-	                        json_number_value(timeout) > 86400))
-		return problem_set(problem, WEFT_EBADARGS, "args.timeout",
-		                   "'timeout' must be a number of seconds in (0, 86400]");
-	const json_t *size = json_object_get(args, "max_size");
-	if (size != NULL && (!json_is_integer(size) || json_integer_value(size) < 0 ||
-	                     json_integer_value(size) > REDIS_REPLY_MAX))
-		return problem_set(problem, WEFT_EBADARGS, "args.max_size",
-		                   "'max_size' must be an integer from 0 to %u bytes", REDIS_REPLY_MAX);
-	return WEFT_OK;
+	return pool_check_limits(args, REDIS_REPLY_MAX, problem);
 }
 
 /* ---- connections ---- */
-
-static void pool_kick(struct redis_loop *loop, const char *key);
 
 static void conn_free_later(evutil_socket_t fd, short events, void *argument)
 {
 	(void)fd;
 	(void)events;
 	struct redis_conn *conn = argument;
-	struct redis_loop *loop = conn->loop;
-	if (conn->prev != NULL)
-		conn->prev->next = conn->next;
-	else
-		loop->conns = conn->next;
-	if (conn->next != NULL)
-		conn->next->prev = conn->prev;
+	struct pool *pool = conn->pc.pool;
 	char key[REDIS_URL_MAX + 32];
-	snprintf(key, sizeof(key), "%s", conn->key);
-	free(conn->key);
+	snprintf(key, sizeof(key), "%s", conn->pc.key);
+	pool_conn_remove(&conn->pc);
 	free(conn);
-	pool_kick(loop, key); /* its place in the pool is free */
+	pool_kick(pool, key); /* its place in the pool is free */
 }
 
 /* hiredis has let go of the context (or is about to, on its way out of a
@@ -259,11 +228,12 @@ static void conn_dead(struct redis_conn *conn)
 {
 	conn->ac = NULL;
 	conn->closing = true;
+	pool_conn_unusable(&conn->pc);
 	if (conn->free_scheduled)
 		return;
 	conn->free_scheduled = true;
 	struct timeval now = {0, 0};
-	event_base_once(conn->loop->base, -1, EV_TIMEOUT, conn_free_later, conn, &now);
+	event_base_once(pool_base(conn->pc.pool), -1, EV_TIMEOUT, conn_free_later, conn, &now);
 }
 
 /* Closes the connection on the wire. Never from inside a hiredis callback.
@@ -288,13 +258,13 @@ static void on_read(evutil_socket_t fd, short events, void *argument)
 	redisAsyncContext *ac = conn->ac;
 	if (ac == NULL)
 		return;
-	struct redis_call *call = conn->call;
+	struct redis_call *call = conn_call(conn);
 	if (call != NULL && ac->c.reader->len - ac->c.reader->pos > call->limit + 64) {
 		/* The reply grows past max_size: stop reading it. */
 		struct job_attempt *attempt = call->attempt;
 		size_t limit = call->limit;
 		attempt->data = NULL;
-		conn->call = NULL;
+		pool_release(&call->pc);
 		call_free(call);
 		conn_close(conn);
 		runner_fail(attempt, "ResponseTooLarge", NULL,
@@ -347,30 +317,12 @@ static void adapter_cleanup(void *data)
 
 /* ---- a job's command ---- */
 
+/* Frees a call already out of its pool (pool_release). */
 static void call_free(struct redis_call *call)
 {
-	if (call->timer != NULL)
-		event_free(call->timer);
-	free(call->key);
+	pool_call_fini(&call->pc);
 	free(call);
 }
-
-static void waiting_remove(struct redis_loop *loop, struct redis_call *call)
-{
-	struct redis_call **link = &loop->waiting_head, *previous = NULL;
-	while (*link != NULL && *link != call) {
-		previous = *link;
-		link = &(*link)->next;
-	}
-	if (*link == NULL)
-		return;
-	*link = call->next;
-	if (loop->waiting_tail == call)
-		loop->waiting_tail = previous;
-	call->waiting = false;
-}
-
-static void pool_kick(struct redis_loop *loop, const char *key);
 
 /* Detaches the job from its connection and ends it. The connection stays
  * usable (idle) when keep is true; otherwise it is closed later. */
@@ -378,20 +330,19 @@ static void call_end(struct redis_call *call, bool keep, json_t *result, const c
                      const char *message)
 {
 	struct job_attempt *attempt = call->attempt;
-	struct redis_conn *conn = call->conn;
-	struct redis_loop *loop = call->loop;
+	struct pool *pool = call->pool;
 	char key[REDIS_URL_MAX + 32];
-	snprintf(key, sizeof(key), "%s", call->key);
+	snprintf(key, sizeof(key), "%s", call->pc.key);
 	attempt->data = NULL;
-	if (call->waiting)
-		waiting_remove(loop, call);
-	if (conn != NULL) {
-		conn->call = NULL;
-		conn->idle_since = now_monotonic();
+	struct pool_conn *released = pool_release(&call->pc);
+	if (released != NULL) {
+		struct redis_conn *conn = POOL_OWNER(released, struct redis_conn, pc);
 		if (!keep && conn->ac != NULL) {
 			/* Inside a hiredis callback: let it return first. */
 			redisAsyncDisconnect(conn->ac);
 			conn->closing = true;
+		} else if (keep && conn->ac != NULL && !conn->closing) {
+			pool_conn_idle(released);
 		}
 	}
 	call_free(call);
@@ -399,7 +350,7 @@ static void call_end(struct redis_call *call, bool keep, json_t *result, const c
 		runner_complete(attempt, result);
 	else
 		runner_fail(attempt, type, NULL, "redis.command: %s", message);
-	pool_kick(loop, key);
+	pool_kick(pool, key);
 }
 
 static bool utf8_string(const char *data, size_t length, json_t **out)
@@ -444,12 +395,14 @@ static json_t *reply_to_json(const redisReply *reply)
 }
 
 /* hiredis, for every reply on the connection (NULL when it is going away). */
+
+/* hiredis, for every reply on the connection (NULL when it is going away). */
 static void on_reply(redisAsyncContext *ac, void *raw, void *data)
 {
 	(void)ac;
 	struct redis_conn *conn = data;
 	redisReply *reply = raw;
-	struct redis_call *call = conn->call;
+	struct redis_call *call = conn_call(conn);
 	if (call == NULL)
 		return; /* its job was cancelled, or it is the setup of a closed one */
 	if (reply == NULL) {
@@ -508,9 +461,25 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	if (conn->ac == NULL)
 		return; /* we closed it */
 	conn_dead(conn);
-	if (conn->call != NULL)
-		call_end(conn->call, false, NULL, "ConnectionError",
+	struct redis_call *call = conn_call(conn);
+	if (call != NULL)
+		call_end(call, false, NULL, "ConnectionError",
 		         conn->error[0] != '\0' ? conn->error : "the server closed the connection");
+}
+
+/* The job's timeout, or redis_stop: its command is abandoned on the wire
+ * (its connection closed). */
+static void call_abort(struct redis_call *call)
+{
+	struct pool *pool = call->pool;
+	char key[REDIS_URL_MAX + 32];
+	snprintf(key, sizeof(key), "%s", call->pc.key);
+	call->attempt->data = NULL;
+	struct pool_conn *released = pool_release(&call->pc);
+	if (released != NULL)
+		conn_close(POOL_OWNER(released, struct redis_conn, pc));
+	call_free(call);
+	pool_kick(pool, key);
 }
 
 static void on_call_timeout(evutil_socket_t fd, short events, void *argument)
@@ -518,74 +487,25 @@ static void on_call_timeout(evutil_socket_t fd, short events, void *argument)
 	(void)fd;
 	(void)events;
 	struct redis_call *call = argument;
-	struct redis_conn *conn = call->conn;
 	struct job_attempt *attempt = call->attempt;
-	attempt->data = NULL;
-	if (call->waiting)
-		waiting_remove(call->loop, call);
-	if (conn != NULL) {
-		conn->call = NULL;
-		conn_close(conn); /* the command is abandoned on the wire */
-	}
-	call_free(call);
-	runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_TIMEOUT), NULL, "redis.command: no reply within its timeout");
-}
-
-static void on_sweep(evutil_socket_t fd, short events, void *argument)
-{
-	(void)fd;
-	(void)events;
-	struct redis_loop *loop = argument;
-	double now = now_monotonic();
-	for (struct redis_conn *conn = loop->conns; conn != NULL; conn = conn->next)
-		if (conn->ac != NULL && conn->call == NULL && now - conn->idle_since >= REDIS_IDLE_SECONDS)
-			conn_close(conn);
-}
-
-static struct redis_loop *loop_get(struct event_base *base)
-{
-	if (thread_loop != NULL)
-		return thread_loop;
-	struct redis_loop *loop = memory_zalloc(sizeof(*loop));
-	loop->base = base;
-	loop->sweep = event_new(base, -1, EV_PERSIST, on_sweep, loop);
-	if (loop->sweep == NULL) {
-		free(loop);
-		return NULL;
-	}
-	struct timeval period = {.tv_sec = REDIS_IDLE_SECONDS / 2};
-	event_add(loop->sweep, &period);
-	thread_loop = loop;
-	return loop;
+	call_abort(call);
+	runner_fail(attempt, proto_job_error(PROTO_JOB_ERROR_TIMEOUT), NULL,
+	            "redis.command: no reply within its timeout");
 }
 
 void redis_worker_exit(struct event_base *base)
 {
-	struct redis_loop *loop = thread_loop;
-	if (loop == NULL || loop->base != base)
-		return;
-	thread_loop = NULL;
-	while (loop->conns != NULL) {
-		struct redis_conn *conn = loop->conns;
-		redisAsyncContext *ac = conn->ac;
-		conn->ac = NULL;
-		conn->call = NULL; /* jobs were stopped before the workers */
-		if (ac != NULL)
-			redisAsyncFree(ac);
-		loop->conns = conn->next;
-		free(conn->key);
-		free(conn);
-	}
-	event_free(loop->sweep);
-	free(loop);
+	pool_worker_exit(&redis_pool_kind, base);
 }
 
-/* A new connection to target, listed in the pool; NULL with message set. */
-static struct redis_conn *conn_open(struct redis_loop *loop, const char *key,
-                                    const struct redis_target *target, char *message, size_t size)
+/* A new connection to call's target, listed in the pool bound to call;
+ * NULL with message set. */
+static struct redis_conn *conn_open(struct pool *pool, struct redis_call *call, char *message,
+                                    size_t size)
 {
+	const struct redis_target *target = &call->target;
 	redisAsyncContext *ac = target->path[0] != '\0' ? redisAsyncConnectUnix(target->path)
-	                                                : redisAsyncConnect(target->host, target->port);
+	                                                : redisAsyncConnect(target->address, target->port);
 	if (ac == NULL) {
 		snprintf(message, size, "out of memory");
 		return NULL;
@@ -596,11 +516,10 @@ static struct redis_conn *conn_open(struct redis_loop *loop, const char *key,
 		return NULL;
 	}
 	struct redis_conn *conn = memory_zalloc(sizeof(*conn));
-	conn->loop = loop;
-	conn->key = memory_strdup(key);
 	conn->ac = ac;
-	conn->read_event = event_new(loop->base, ac->c.fd, EV_READ, on_read, conn);
-	conn->write_event = event_new(loop->base, ac->c.fd, EV_WRITE, on_write, conn);
+	struct event_base *base = pool_base(pool);
+	conn->read_event = event_new(base, ac->c.fd, EV_READ, on_read, conn);
+	conn->write_event = event_new(base, ac->c.fd, EV_WRITE, on_write, conn);
 	ac->data = conn;
 	ac->ev.data = conn;
 	ac->ev.addRead = adapter_add_read;
@@ -612,29 +531,8 @@ static struct redis_conn *conn_open(struct redis_loop *loop, const char *key,
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	/* The connect is under way: wait for it to be writable. */
 	event_add(conn->write_event, NULL);
-	conn->next = loop->conns;
-	if (loop->conns != NULL)
-		loop->conns->prev = conn;
-	loop->conns = conn;
+	pool_conn_add(pool, &conn->pc, call->pc.key, &call->pc);
 	return conn;
-}
-
-static struct redis_conn *conn_idle(struct redis_loop *loop, const char *key)
-{
-	for (struct redis_conn *conn = loop->conns; conn != NULL; conn = conn->next)
-		if (conn->ac != NULL && !conn->closing && conn->call == NULL && strcmp(conn->key, key) == 0)
-			return conn;
-	return NULL;
-}
-
-/* Connections of a pool, dying ones included (they still hold a server slot). */
-static size_t pool_count(struct redis_loop *loop, const char *key)
-{
-	size_t count = 0;
-	for (struct redis_conn *conn = loop->conns; conn != NULL; conn = conn->next)
-		if (strcmp(conn->key, key) == 0)
-			count++;
-	return count;
 }
 
 static void redis_start(struct job_attempt *attempt)
@@ -656,43 +554,35 @@ static void redis_start(struct job_attempt *attempt)
 		            (unsigned)owner, target.path, (unsigned)geteuid());
 		return;
 	}
-	struct redis_loop *loop = loop_get(workers_base(attempt->worker));
-	if (loop == NULL) {
+	struct pool *pool = pool_get(&redis_pool_kind, workers_base(attempt->worker));
+	if (pool == NULL) {
 		runner_fail(attempt, "OSError", NULL, "redis.command: cannot set up the worker's pool");
 		return;
 	}
 	struct redis_call *call = memory_zalloc(sizeof(*call));
-	char key[REDIS_URL_MAX + 32];
-	snprintf(key, sizeof(key), "%u %s", (unsigned)owner, url);
+	const json_t *timeout = json_object_get(args, "timeout");
+	double seconds = timeout != NULL ? json_number_value(timeout) : REDIS_TIMEOUT_DEFAULT;
+	if (pool_call_init(&call->pc, pool, (unsigned)owner, url, seconds, on_call_timeout, call) != WEFT_OK) {
+		free(call);
+		runner_fail(attempt, "OSError", NULL, "redis.command: out of memory");
+		return;
+	}
 	call->attempt = attempt;
-	call->loop = loop;
-	call->key = memory_strdup(key);
+	call->pool = pool;
 	call->target = target;
 	const json_t *size = json_object_get(args, "max_size");
 	call->limit = size != NULL ? (size_t)json_integer_value(size) : REDIS_REPLY_DEFAULT;
-	const json_t *timeout = json_object_get(args, "timeout");
-	double seconds = timeout != NULL ? json_number_value(timeout) : REDIS_TIMEOUT_DEFAULT;
-	call->timer = evtimer_new(loop->base, on_call_timeout, call);
-	struct timeval delay = {.tv_sec = (time_t)seconds,
-	                        .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
-	evtimer_add(call->timer, &delay);
 	attempt->data = call;
-	/* Behind the jobs already waiting for this pool, so none is overtaken. */
-	call->waiting = true;
-	if (loop->waiting_tail != NULL)
-		loop->waiting_tail->next = call;
-	else
-		loop->waiting_head = call;
-	loop->waiting_tail = call;
-	pool_kick(loop, key);
+	/* A name is resolved first (the timeout counts); then the call waits
+	 * behind the jobs already waiting for this pool, so none is overtaken. */
+	bool name = target.path[0] == '\0' && target.address[0] == '\0';
+	pool_submit(pool, &call->pc, name ? call->target.host : NULL);
 }
 
 /* Sends call's command on conn (fresh: AUTH and SELECT first). */
 static void call_send(struct redis_call *call, struct redis_conn *conn, bool fresh)
 {
 	const json_t *args = call->attempt->job->args;
-	call->conn = conn;
-	conn->call = call;
 	if (fresh && call->target.password[0] != '\0') {
 		redisAsyncCommand(conn->ac, on_reply, conn, "AUTH %s", call->target.password);
 		call->setup_replies++;
@@ -725,31 +615,67 @@ static void call_send(struct redis_call *call, struct redis_conn *conn, bool fre
 	free(parts);
 }
 
-/* Gives the oldest job waiting for key's pool an idle connection, or a new
- * one while the pool has fewer than REDIS_POOL_MAX. */
-static void pool_kick(struct redis_loop *loop, const char *key)
+/* ---- the pool's side ---- */
+
+static void kind_reuse(struct pool_call *pc, struct pool_conn *conn)
 {
-	for (struct redis_call *call = loop->waiting_head; call != NULL; call = call->next) {
-		if (strcmp(call->key, key) != 0)
-			continue;
-		struct redis_conn *conn = conn_idle(loop, key);
-		if (conn == NULL && pool_count(loop, key) >= REDIS_POOL_MAX)
-			return;
-		waiting_remove(loop, call);
-		if (conn != NULL) {
-			call_send(call, conn, false);
-			return;
-		}
-		char message[256];
-		conn = conn_open(loop, key, &call->target, message, sizeof(message));
-		if (conn == NULL) {
-			call_end(call, false, NULL, "ConnectionError", message);
-			return;
-		}
-		call_send(call, conn, true);
+	call_send(POOL_OWNER(pc, struct redis_call, pc), POOL_OWNER(conn, struct redis_conn, pc), false);
+}
+
+static void kind_open(struct pool *pool, struct pool_call *pc)
+{
+	struct redis_call *call = POOL_OWNER(pc, struct redis_call, pc);
+	char message[256];
+	struct redis_conn *conn = conn_open(pool, call, message, sizeof(message));
+	if (conn == NULL) {
+		call_end(call, false, NULL, "ConnectionError", message);
 		return;
 	}
+	call_send(call, conn, true);
 }
+
+static void kind_close(struct pool_conn *conn)
+{
+	conn_close(POOL_OWNER(conn, struct redis_conn, pc));
+}
+
+static void kind_destroy(struct pool_conn *pc)
+{
+	struct redis_conn *conn = POOL_OWNER(pc, struct redis_conn, pc);
+	redisAsyncContext *ac = conn->ac;
+	conn->ac = NULL;
+	pc->call = NULL; /* jobs were stopped before the workers */
+	pool_conn_remove(pc);
+	if (ac != NULL)
+		redisAsyncFree(ac);
+	free(conn);
+}
+
+static void kind_resolved(struct pool_call *pc, const char *address)
+{
+	struct redis_call *call = POOL_OWNER(pc, struct redis_call, pc);
+	snprintf(call->target.address, sizeof(call->target.address), "%s", address);
+}
+
+static void kind_unresolved(struct pool_call *pc, const char *message)
+{
+	struct redis_call *call = POOL_OWNER(pc, struct redis_call, pc);
+	char text[RESOLVE_NAME_MAX + 200];
+	snprintf(text, sizeof(text), "cannot resolve '%s': %s", call->target.host, message);
+	call_end(call, false, NULL, "ConnectionError", text);
+}
+
+static const struct pool_kind redis_pool_kind = {
+	.id = POOL_REDIS,
+	.name = "redis",
+	.max = REDIS_POOL_MAX,
+	.reuse = kind_reuse,
+	.open = kind_open,
+	.close = kind_close,
+	.destroy = kind_destroy,
+	.resolved = kind_resolved,
+	.unresolved = kind_unresolved,
+};
 
 /* The attempt's worker: cancelled or timed out; its connection is closed, so
  * the server stops whatever it was doing for it. */
@@ -758,15 +684,7 @@ static void redis_stop(struct job_attempt *attempt)
 	struct redis_call *call = attempt->data;
 	if (call == NULL)
 		return;
-	attempt->data = NULL;
-	struct redis_conn *conn = call->conn;
-	if (call->waiting)
-		waiting_remove(call->loop, call);
-	if (conn != NULL) {
-		conn->call = NULL;
-		conn_close(conn);
-	}
-	call_free(call);
+	call_abort(call);
 }
 
 const struct function redis_command_function = {

@@ -8,11 +8,11 @@
  * reply came; one command at a time on a connection, so cancelling
  * a job (or its timeout) closes that connection alone, which the server sees
  * at once (a BLPOP stops waiting). Idle connections close after
- * REDIS_IDLE_SECONDS.
+ * pool_idle_seconds() (pool.h).
  *
- * What a job may reach: a TCP address given as a numeric IPv4/IPv6 address or
- * localhost (hiredis resolves names synchronously, which would block the
- * loop); a unix socket only when the job's owner is the daemon's own user
+ * What a job may reach: a TCP address, numeric or a host name (resolved off
+ * the loop first, resolve.h: hiredis would resolve it synchronously and
+ * block the loop); a unix socket only when the job's owner is the daemon's own user
  * (root on a root daemon), since the daemon would otherwise connect with
  * rights the owner may not have.
  */
@@ -24,7 +24,6 @@ struct function;
 
 extern const struct function redis_command_function;
 
-#define REDIS_IDLE_SECONDS 30
 /* Connections per worker for one (url, owner); more jobs wait in order for
  * one (a blocking command such as BLPOP holds its connection meanwhile). */
 #define REDIS_POOL_MAX 64

@@ -1,9 +1,9 @@
 /*
  * sql.query for PostgreSQL (MySQL/MariaDB URLs go to sql_mysql.c); see sql.h.
  *
- * Design. Everything runs on one worker's thread: its pool (struct
- * sql_loop, thread-local, made on first use), its connections, the calls on
- * them and the calls waiting for one. A connection (struct sql_conn) goes
+ * Design. Everything runs on one worker's thread: its pool (pool.h, made on
+ * first use), its connections, the calls on them and the calls waiting for
+ * one. A connection (struct sql_conn) goes
  * CONNECTING -> IDLE <-> BUSY and ends DEAD; it has one event, re-armed for
  * what libpq waits for (PQconnectPoll's READING/WRITING, PQflush's pending
  * output, the query's input). libpq calls nothing back, so a connection may
@@ -36,6 +36,8 @@
 #include "daemon/core/functions.h"
 #include "daemon/core/jobs.h"
 #include "daemon/core/principal.h"
+#include "daemon/executors/io/pool.h"
+#include "daemon/executors/io/resolve.h"
 #include "daemon/executors/io/sql_mysql.h"
 #include "daemon/runtime/runtime.h"
 #include "daemon/sched/runner.h"
@@ -49,7 +51,8 @@
 #define SQL_TIMEOUT_DEFAULT 30.0
 
 struct sql_target {
-	char hostaddr[64];   /* numeric, or "" */
+	char host[RESOLVE_NAME_MAX + 1]; /* as the URL names it, or "" */
+	char hostaddr[64];   /* numeric: host or what it resolved to; "" while unresolved */
 	char socket_dir[108]; /* a unix socket directory, or "" */
 	char port[8];
 	char dbname[64];
@@ -60,45 +63,33 @@ struct sql_target {
 
 enum sql_state { SQL_CONNECTING, SQL_IDLE, SQL_BUSY, SQL_DEAD };
 
-struct sql_call;
-
-/* A worker's pool. Owned by the worker's thread. */
-struct sql_loop {
-	struct event_base *base;
-	struct sql_conn *conns;
-	struct sql_call *waiting_head, *waiting_tail; /* calls waiting for a connection, FIFO */
-	struct event *sweep;
-};
-
 struct sql_conn {
-	struct sql_loop *loop;
-	char *key; /* owned: "uid url" */
+	struct pool_conn pc; /* its call is the query on it, or NULL */
 	PGconn *pg;
 	PGcancel *cancel; /* owned; taken once connected */
 	struct event *event;
 	enum sql_state state;
-	struct sql_call *call;
-	double idle_since;
-	struct sql_conn *prev, *next;
 };
 
 /* One job's query: the attempt's data. */
 struct sql_call {
+	struct pool_call pc;      /* its key is "uid url" */
 	struct job_attempt *attempt;
-	struct sql_loop *loop;
-	char *key;                /* owned */
+	struct pool *pool;
 	struct sql_target target;
-	struct sql_conn *conn;    /* NULL while it waits */
-	struct sql_call *next;    /* in the waiting list */
-	bool waiting;
-	struct event *timer;
 	size_t limit, bytes;
 	json_t *columns, *rows;   /* owned */
 	json_int_t affected;
 	json_t *error;            /* owned: {"sqlstate", "message"} of the first error, or NULL */
 };
 
-static _Thread_local struct sql_loop *thread_loop;
+static const struct pool_kind sql_pool_kind;
+
+/* The query on conn, or NULL. */
+static struct sql_call *conn_call(const struct sql_conn *conn)
+{
+	return conn->pc.call != NULL ? POOL_OWNER(conn->pc.call, struct sql_call, pc) : NULL;
+}
 
 /* ---- URLs ---- */
 
@@ -145,7 +136,7 @@ static int parse_url(const char *url, struct sql_target *target, struct problem 
 			return problem_set(problem, WEFT_EBADARGS, "args.url", "bad user or password in 'url'");
 		rest = at + 1;
 	}
-	char host[64] = "";
+	char host[RESOLVE_NAME_MAX + 1] = "";
 	const char *host_end = rest + strcspn(rest, ":/?");
 	if (rest[0] == '[') {
 		const char *close = strchr(rest, ']');
@@ -198,16 +189,15 @@ static int parse_url(const char *url, struct sql_target *target, struct problem 
 		}
 	}
 	if (target->socket_dir[0] == '\0') {
-		if (host[0] == '\0' || strcmp(host, "localhost") == 0)
+		if (host[0] == '\0')
 			strcpy(host, "127.0.0.1");
-		unsigned char buffer[16];
-		if (evutil_inet_pton(AF_INET, host, buffer) != 1 &&
-		    evutil_inet_pton(AF_INET6, host, buffer) != 1)
+		if (resolve_is_numeric(host))
+			strcpy(target->hostaddr, host);
+		else if (resolve_name_valid(host))
+			strcpy(target->host, host);
+		else
 			return problem_set(problem, WEFT_EBADARGS, "args.url",
-			                   "sql.query connects to numeric addresses, localhost and unix sockets "
-			                   "(?host=/dir) only (a name lookup would block the worker loop), not '%s'",
-			                   host);
-		strcpy(target->hostaddr, host);
+			                   "'%.64s' is neither a host name nor a numeric address", host);
 	}
 	return WEFT_OK;
 }
@@ -258,17 +248,7 @@ static int sql_check(const struct function *function, const json_t *args, struct
 			return problem_set(problem, WEFT_EBADARGS, "args.params",
 			                   "params[%zu] contains NUL, which PostgreSQL text cannot hold", i);
 	}
-	const json_t *timeout = json_object_get(args, "timeout");
-	if (timeout != NULL && (!json_is_number(timeout) || json_number_value(timeout) <= 0 ||
-	                        json_number_value(timeout) > 86400))
-		return problem_set(problem, WEFT_EBADARGS, "args.timeout",
-		                   "'timeout' must be a number of seconds in (0, 86400]");
-	const json_t *size = json_object_get(args, "max_size");
-	if (size != NULL && (!json_is_integer(size) || json_integer_value(size) < 0 ||
-	                     json_integer_value(size) > SQL_RESULT_MAX))
-		return problem_set(problem, WEFT_EBADARGS, "args.max_size",
-		                   "'max_size' must be an integer from 0 to %u bytes", SQL_RESULT_MAX);
-	return WEFT_OK;
+	return pool_check_limits(args, SQL_RESULT_MAX, problem);
 }
 
 /* ---- cancelling on the server, from the thread pool ---- */
@@ -299,26 +279,15 @@ static void on_conn_event(evutil_socket_t fd, short what, void *argument);
 static void conn_wait(struct sql_conn *conn, short what)
 {
 	event_del(conn->event);
-	event_assign(conn->event, conn->loop->base, PQsocket(conn->pg), what, on_conn_event, conn);
+	event_assign(conn->event, pool_base(conn->pc.pool), PQsocket(conn->pg), what, on_conn_event, conn);
 	event_add(conn->event, NULL);
-}
-
-static void conn_unlink(struct sql_conn *conn)
-{
-	struct sql_loop *loop = conn->loop;
-	if (conn->prev != NULL)
-		conn->prev->next = conn->next;
-	else
-		loop->conns = conn->next;
-	if (conn->next != NULL)
-		conn->next->prev = conn->prev;
 }
 
 /* Closes and frees a connection that no call uses any more. With cancel,
  * the server is told to stop the query it runs. */
 static void conn_free(struct sql_conn *conn, bool cancel)
 {
-	conn_unlink(conn);
+	pool_conn_remove(&conn->pc);
 	event_free(conn->event);
 	if (conn->pg != NULL)
 		PQfinish(conn->pg);
@@ -332,49 +301,19 @@ static void conn_free(struct sql_conn *conn, bool cancel)
 			PQfreeCancel(conn->cancel);
 		}
 	}
-	free(conn->key);
 	free(conn);
-}
-
-static size_t pool_count(struct sql_loop *loop, const char *key)
-{
-	size_t count = 0;
-	for (struct sql_conn *conn = loop->conns; conn != NULL; conn = conn->next)
-		if (strcmp(conn->key, key) == 0)
-			count++;
-	return count;
 }
 
 /* ---- calls ---- */
 
 static void call_free(struct sql_call *call)
 {
-	if (call->timer != NULL)
-		event_free(call->timer);
 	json_decref(call->columns);
 	json_decref(call->rows);
 	json_decref(call->error);
-	free(call->key);
+	pool_call_fini(&call->pc);
 	free(call);
 }
-
-static void waiting_remove(struct sql_loop *loop, struct sql_call *call)
-{
-	struct sql_call **link = &loop->waiting_head, *previous = NULL;
-	while (*link != NULL && *link != call) {
-		previous = *link;
-		link = &(*link)->next;
-	}
-	if (*link == NULL)
-		return;
-	*link = call->next;
-	if (loop->waiting_tail == call)
-		loop->waiting_tail = previous;
-	call->waiting = false;
-}
-
-static void call_on_conn(struct sql_call *call, struct sql_conn *conn);
-static void pool_kick(struct sql_loop *loop, const char *key);
 
 /* Ends the call's attempt (the call is freed); its connection goes back to
  * the pool (reuse) or is closed (aborting the query on the server). */
@@ -382,17 +321,15 @@ static void call_end(struct sql_call *call, bool reuse, json_t *result, const ch
                      json_t *details, const char *message)
 {
 	struct job_attempt *attempt = call->attempt;
-	struct sql_loop *loop = call->loop;
-	struct sql_conn *conn = call->conn;
+	struct pool *pool = call->pool;
 	char key[SQL_URL_MAX + 32];
-	snprintf(key, sizeof(key), "%s", call->key);
+	snprintf(key, sizeof(key), "%s", call->pc.key);
 	attempt->data = NULL;
-	if (call->waiting)
-		waiting_remove(loop, call);
-	if (conn != NULL) {
-		conn->call = NULL;
+	struct pool_conn *released = pool_release(&call->pc);
+	if (released != NULL) {
+		struct sql_conn *conn = POOL_OWNER(released, struct sql_conn, pc);
 		if (reuse && conn->state == SQL_IDLE) {
-			conn->idle_since = now_monotonic();
+			pool_conn_idle(released);
 			conn_wait(conn, EV_READ); /* to notice the server going away */
 		} else {
 			conn_free(conn, conn->state == SQL_BUSY);
@@ -403,7 +340,7 @@ static void call_end(struct sql_call *call, bool reuse, json_t *result, const ch
 		runner_complete(attempt, result);
 	else
 		runner_fail(attempt, type, details, "sql.query: %s", message);
-	pool_kick(loop, key);
+	pool_kick(pool, key);
 }
 
 static json_t *value_to_json(const PGresult *result, int row, int column)
@@ -483,9 +420,8 @@ static bool take_result(struct sql_call *call, PGresult *result)
 	}
 }
 
-static void query_done(struct sql_call *call)
+static void query_done(struct sql_conn *conn, struct sql_call *call)
 {
-	struct sql_conn *conn = call->conn;
 	conn->state = SQL_IDLE;
 	if (call->error != NULL) {
 		char message[600];
@@ -511,9 +447,10 @@ static void conn_failed(struct sql_conn *conn, const char *what)
 	size_t length = strlen(message);
 	while (length > 0 && (message[length - 1] == '\n' || message[length - 1] == ' '))
 		message[--length] = '\0';
-	if (conn->call != NULL) {
+	struct sql_call *call = conn_call(conn);
+	if (call != NULL) {
 		conn->state = SQL_DEAD;
-		call_end(conn->call, false, NULL, "ConnectionError", NULL, message);
+		call_end(call, false, NULL, "ConnectionError", NULL, message);
 	} else {
 		conn_free(conn, false);
 	}
@@ -521,7 +458,7 @@ static void conn_failed(struct sql_conn *conn, const char *what)
 
 static void send_query(struct sql_conn *conn)
 {
-	struct sql_call *call = conn->call;
+	struct sql_call *call = conn_call(conn);
 	const json_t *args = call->attempt->job->args;
 	const json_t *params = json_object_get(args, "params");
 	size_t count = json_array_size(params);
@@ -596,7 +533,7 @@ static void on_conn_event(evutil_socket_t fd, short what, void *argument)
 	case SQL_DEAD:
 		return;
 	}
-	struct sql_call *call = conn->call;
+	struct sql_call *call = conn_call(conn);
 	if (what & EV_WRITE) {
 		int flushed = PQflush(conn->pg);
 		if (flushed < 0) {
@@ -615,7 +552,7 @@ static void on_conn_event(evutil_socket_t fd, short what, void *argument)
 	while (!PQisBusy(conn->pg)) {
 		PGresult *result = PQgetResult(conn->pg);
 		if (result == NULL) {
-			query_done(call);
+			query_done(conn, call);
 			return;
 		}
 		bool within = take_result(call, result);
@@ -632,9 +569,8 @@ static void on_conn_event(evutil_socket_t fd, short what, void *argument)
 }
 
 /* A new connection for call (the pool has room). */
-static void conn_open(struct sql_call *call)
+static void conn_open(struct pool *pool, struct sql_call *call)
 {
-	struct sql_loop *loop = call->loop;
 	const struct sql_target *target = &call->target;
 	const struct principal *owner = call->attempt->job->owner;
 	const char *user = target->user[0] != '\0' ? target->user
@@ -645,8 +581,14 @@ static void conn_open(struct sql_call *call)
 		keywords[n] = "host";
 		values[n++] = target->socket_dir;
 	} else {
+		/* Connected to the numeric address (libpq never resolves); the name
+		 * is the server's for TLS. */
 		keywords[n] = "hostaddr";
 		values[n++] = target->hostaddr;
+		if (target->host[0] != '\0') {
+			keywords[n] = "host";
+			values[n++] = target->host;
+		}
 	}
 	keywords[n] = "port";
 	values[n++] = target->port;
@@ -685,50 +627,11 @@ static void conn_open(struct sql_call *call)
 		return;
 	}
 	struct sql_conn *conn = memory_zalloc(sizeof(*conn));
-	conn->loop = loop;
-	conn->key = memory_strdup(call->key);
 	conn->pg = pg;
 	conn->state = SQL_CONNECTING;
-	conn->event = event_new(loop->base, -1, 0, on_conn_event, conn);
-	conn->next = loop->conns;
-	if (loop->conns != NULL)
-		loop->conns->prev = conn;
-	loop->conns = conn;
-	conn->call = call;
-	call->conn = conn;
+	conn->event = event_new(pool_base(pool), -1, 0, on_conn_event, conn);
+	pool_conn_add(pool, &conn->pc, call->pc.key, &call->pc);
 	conn_wait(conn, EV_WRITE);
-}
-
-static void call_on_conn(struct sql_call *call, struct sql_conn *conn)
-{
-	conn->call = call;
-	call->conn = conn;
-	send_query(conn);
-}
-
-/* Gives waiting calls of key the idle connections, or new ones while the
- * pool has room. */
-static void pool_kick(struct sql_loop *loop, const char *key)
-{
-	for (struct sql_call *call = loop->waiting_head, *next; call != NULL; call = next) {
-		next = call->next;
-		if (strcmp(call->key, key) != 0)
-			continue;
-		struct sql_conn *idle = NULL;
-		for (struct sql_conn *conn = loop->conns; conn != NULL; conn = conn->next)
-			if (conn->state == SQL_IDLE && conn->call == NULL && strcmp(conn->key, key) == 0) {
-				idle = conn;
-				break;
-			}
-		if (idle == NULL && pool_count(loop, key) >= SQL_POOL_MAX)
-			return;
-		waiting_remove(loop, call);
-		if (idle != NULL)
-			call_on_conn(call, idle);
-		else
-			conn_open(call);
-		return; /* one at a time: the call's own end kicks the next */
-	}
 }
 
 static void on_call_timeout(evutil_socket_t fd, short events, void *argument)
@@ -739,48 +642,63 @@ static void on_call_timeout(evutil_socket_t fd, short events, void *argument)
 	call_end(call, false, NULL, proto_job_error(PROTO_JOB_ERROR_TIMEOUT), NULL, "no result within its timeout");
 }
 
-static void on_sweep(evutil_socket_t fd, short events, void *argument)
+/* ---- the pool's side ---- */
+
+static void kind_reuse(struct pool_call *pc, struct pool_conn *conn)
 {
-	(void)fd;
-	(void)events;
-	struct sql_loop *loop = argument;
-	double now = now_monotonic();
-	for (struct sql_conn *conn = loop->conns, *next; conn != NULL; conn = next) {
-		next = conn->next;
-		if (conn->state == SQL_IDLE && conn->call == NULL && now - conn->idle_since >= SQL_IDLE_SECONDS)
-			conn_free(conn, false);
-	}
+	(void)pc;
+	send_query(POOL_OWNER(conn, struct sql_conn, pc));
 }
 
-static struct sql_loop *loop_get(struct event_base *base)
+static void kind_open(struct pool *pool, struct pool_call *pc)
 {
-	if (thread_loop != NULL)
-		return thread_loop;
-	struct sql_loop *loop = memory_zalloc(sizeof(*loop));
-	loop->base = base;
-	loop->sweep = event_new(base, -1, EV_PERSIST, on_sweep, loop);
-	struct timeval period = {.tv_sec = SQL_IDLE_SECONDS / 2};
-	event_add(loop->sweep, &period);
-	thread_loop = loop;
-	return loop;
+	conn_open(pool, POOL_OWNER(pc, struct sql_call, pc));
 }
+
+static void kind_close(struct pool_conn *conn)
+{
+	conn_free(POOL_OWNER(conn, struct sql_conn, pc), false);
+}
+
+static void kind_destroy(struct pool_conn *pc)
+{
+	struct sql_conn *conn = POOL_OWNER(pc, struct sql_conn, pc);
+	if (conn->cancel != NULL) {
+		PQfreeCancel(conn->cancel);
+		conn->cancel = NULL;
+	}
+	conn_free(conn, false);
+}
+
+static void kind_resolved(struct pool_call *pc, const char *address)
+{
+	struct sql_call *call = POOL_OWNER(pc, struct sql_call, pc);
+	snprintf(call->target.hostaddr, sizeof(call->target.hostaddr), "%s", address);
+}
+
+static void kind_unresolved(struct pool_call *pc, const char *message)
+{
+	struct sql_call *call = POOL_OWNER(pc, struct sql_call, pc);
+	char text[RESOLVE_NAME_MAX + 200];
+	snprintf(text, sizeof(text), "cannot resolve '%s': %s", call->target.host, message);
+	call_end(call, false, NULL, "ConnectionError", NULL, text);
+}
+
+static const struct pool_kind sql_pool_kind = {
+	.id = POOL_POSTGRESQL,
+	.name = "postgresql",
+	.max = SQL_POOL_MAX,
+	.reuse = kind_reuse,
+	.open = kind_open,
+	.close = kind_close,
+	.destroy = kind_destroy,
+	.resolved = kind_resolved,
+	.unresolved = kind_unresolved,
+};
 
 void sql_worker_exit(struct event_base *base)
 {
-	struct sql_loop *loop = thread_loop;
-	if (loop == NULL || loop->base != base)
-		return;
-	thread_loop = NULL;
-	while (loop->conns != NULL) {
-		struct sql_conn *conn = loop->conns;
-		if (conn->cancel != NULL) {
-			PQfreeCancel(conn->cancel);
-			conn->cancel = NULL;
-		}
-		conn_free(conn, false);
-	}
-	event_free(loop->sweep);
-	free(loop);
+	pool_worker_exit(&sql_pool_kind, base);
 }
 
 static void sql_start(struct job_attempt *attempt)
@@ -808,30 +726,29 @@ static void sql_start(struct job_attempt *attempt)
 		            (unsigned)owner, (unsigned)geteuid());
 		return;
 	}
-	struct sql_loop *loop = loop_get(workers_base(attempt->worker));
+	struct pool *pool = pool_get(&sql_pool_kind, workers_base(attempt->worker));
+	if (pool == NULL) {
+		free(call);
+		runner_fail(attempt, "OSError", NULL, "sql.query: cannot set up the worker's pool");
+		return;
+	}
+	const json_t *timeout = json_object_get(args, "timeout");
+	double seconds = timeout != NULL ? json_number_value(timeout) : SQL_TIMEOUT_DEFAULT;
+	if (pool_call_init(&call->pc, pool, (unsigned)owner, url, seconds, on_call_timeout, call) != WEFT_OK) {
+		free(call);
+		runner_fail(attempt, "OSError", NULL, "sql.query: out of memory");
+		return;
+	}
 	call->attempt = attempt;
-	call->loop = loop;
-	char key[SQL_URL_MAX + 32];
-	snprintf(key, sizeof(key), "%u %s", (unsigned)owner, url);
-	call->key = memory_strdup(key);
+	call->pool = pool;
 	call->rows = json_array();
 	const json_t *size = json_object_get(args, "max_size");
 	call->limit = size != NULL ? (size_t)json_integer_value(size) : SQL_RESULT_DEFAULT;
-	const json_t *timeout = json_object_get(args, "timeout");
-	double seconds = timeout != NULL ? json_number_value(timeout) : SQL_TIMEOUT_DEFAULT;
-	call->timer = evtimer_new(loop->base, on_call_timeout, call);
-	struct timeval delay = {.tv_sec = (time_t)seconds,
-	                        .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
-	evtimer_add(call->timer, &delay);
 	attempt->data = call;
-	/* Behind the others waiting for this pool, so nobody is overtaken. */
-	call->waiting = true;
-	if (loop->waiting_tail != NULL)
-		loop->waiting_tail->next = call;
-	else
-		loop->waiting_head = call;
-	loop->waiting_tail = call;
-	pool_kick(loop, call->key);
+	/* A name is resolved first (the timeout counts); then the call waits
+	 * behind the others waiting for this pool, so nobody is overtaken. */
+	bool name = call->target.socket_dir[0] == '\0' && call->target.hostaddr[0] == '\0';
+	pool_submit(pool, &call->pc, name ? call->target.host : NULL);
 }
 
 /* The attempt's worker: cancelled or timed out. */
@@ -844,19 +761,17 @@ static void sql_stop(struct job_attempt *attempt)
 	struct sql_call *call = attempt->data;
 	if (call == NULL)
 		return;
-	struct sql_loop *loop = call->loop;
-	struct sql_conn *conn = call->conn;
+	struct pool *pool = call->pool;
 	char key[SQL_URL_MAX + 32];
-	snprintf(key, sizeof(key), "%s", call->key);
+	snprintf(key, sizeof(key), "%s", call->pc.key);
 	attempt->data = NULL;
-	if (call->waiting)
-		waiting_remove(loop, call);
-	if (conn != NULL) {
-		conn->call = NULL;
+	struct pool_conn *released = pool_release(&call->pc);
+	if (released != NULL) {
+		struct sql_conn *conn = POOL_OWNER(released, struct sql_conn, pc);
 		conn_free(conn, conn->state == SQL_BUSY);
 	}
 	call_free(call);
-	pool_kick(loop, key);
+	pool_kick(pool, key);
 }
 
 const struct function sql_query_function = {

@@ -7,13 +7,14 @@
  *
  * Connections are pooled per worker and per (url, owner), at most
  * SQL_POOL_MAX of them per worker for one (url, owner): more jobs wait for
- * one to be free. A connection runs one query at a time; idle ones close
- * after SQL_IDLE_SECONDS. A cancelled or timed-out query is cancelled on the
+ * one to be free (pool.h). A connection runs one query at a time; idle ones
+ * close after pool_idle_seconds(). A cancelled or timed-out query is cancelled on the
  * server (PQcancel, sent from the thread pool since it blocks) and its
  * connection closed.
  *
- * What a job may reach: a TCP server at a numeric address or localhost
- * (libpq would resolve a name synchronously); a unix socket directory
+ * What a job may reach: a TCP server at a numeric address or a host name
+ * (resolved off the loop first, resolve.h, and connected to by address:
+ * libpq would resolve it synchronously); a unix socket directory
  * (?host=/dir) only when the job's owner is the daemon's own user, since the
  * server's peer authentication would see the daemon's uid (root). The user
  * defaults to the owner's account name; no password file, service file or

@@ -7,8 +7,6 @@
 
 /* Connections per worker for one (url, owner); more jobs wait for one. */
 #define SQL_POOL_MAX 8
-/* An idle connection closes after this long. */
-#define SQL_IDLE_SECONDS 30
 /* Largest result a job may ask for (max_size), and the default. */
 #define SQL_RESULT_MAX (16u << 20)
 #define SQL_RESULT_DEFAULT (1u << 20)

@@ -1,7 +1,7 @@
 /*
  * sql.query for MySQL/MariaDB (mysql:// and mariadb:// URLs); see sql_mysql.h.
  *
- * Design. As sql.c, on one worker's thread: a pool (thread-local) of
+ * Design. As sql.c, on one worker's thread: a pool (pool.h) of
  * connections per (url, owner), at most SQL_POOL_MAX per worker, with calls
  * waiting in order for one. Connector/C's non-blocking API runs each step
  * (connect, prepare, execute, fetch, close the statement) as a _start call
@@ -32,6 +32,8 @@
 #include "daemon/base/problem.h"
 #include "daemon/core/jobs.h"
 #include "daemon/core/principal.h"
+#include "daemon/executors/io/pool.h"
+#include "daemon/executors/io/resolve.h"
 #include "daemon/executors/io/sql_limits.h"
 #include "daemon/runtime/runtime.h"
 #include "daemon/sched/runner.h"
@@ -43,7 +45,8 @@
 #define MY_COLUMN_CHUNK 256
 
 struct my_target {
-	char host[64];       /* numeric, or "" with socket */
+	char host[RESOLVE_NAME_MAX + 1]; /* as the URL names it, or "" with socket */
+	char address[64];    /* numeric: host, or what it resolved to */
 	char socket[108];    /* a unix socket, or "" */
 	unsigned port;
 	char dbname[64];
@@ -53,18 +56,8 @@ struct my_target {
 
 enum my_step { MY_CONNECT, MY_PREPARE, MY_EXECUTE, MY_FETCH, MY_CLOSE, MY_IDLE, MY_DEAD };
 
-struct my_call;
-
-struct my_loop {
-	struct event_base *base;
-	struct my_conn *conns;
-	struct my_call *waiting_head, *waiting_tail;
-	struct event *sweep;
-};
-
 struct my_conn {
-	struct my_loop *loop;
-	char *key;
+	struct pool_conn pc; /* its call is the query on it, or NULL */
 	MYSQL *mysql;
 	MYSQL_STMT *stmt;
 	struct my_target target; /* for KILL QUERY */
@@ -72,20 +65,13 @@ struct my_conn {
 	struct event *event;
 	struct event *timer; /* Connector/C's own timeouts */
 	enum my_step step;
-	struct my_call *call;
-	double idle_since;
-	struct my_conn *prev, *next;
 };
 
 struct my_call {
+	struct pool_call pc; /* its key is "uid url" */
 	struct job_attempt *attempt;
-	struct my_loop *loop;
-	char *key;
+	struct pool *pool;
 	struct my_target target;
-	struct my_conn *conn;
-	struct my_call *next;
-	bool waiting;
-	struct event *timer;
 	size_t limit, bytes;
 	/* The statement's bindings while it runs. */
 	MYSQL_BIND *params;
@@ -106,7 +92,13 @@ struct my_call {
 	bool failed;
 };
 
-static _Thread_local struct my_loop *thread_loop;
+static const struct pool_kind my_pool_kind;
+
+/* The query on conn, or NULL. */
+static struct my_call *conn_call(const struct my_conn *conn)
+{
+	return conn->pc.call != NULL ? POOL_OWNER(conn->pc.call, struct my_call, pc) : NULL;
+}
 
 /* ---- URLs ---- */
 
@@ -182,16 +174,15 @@ static int parse_url(const char *url, struct my_target *target, struct problem *
 		strcpy(target->socket, pair + 7);
 	}
 	if (target->socket[0] == '\0') {
-		if (target->host[0] == '\0' || strcmp(target->host, "localhost") == 0)
+		/* Connector/C takes "localhost" for its unix socket: a name is
+		 * always resolved here and the address given to it. */
+		if (target->host[0] == '\0')
 			strcpy(target->host, "127.0.0.1");
-		unsigned char buffer[16];
-		if (evutil_inet_pton(AF_INET, target->host, buffer) != 1 &&
-		    evutil_inet_pton(AF_INET6, target->host, buffer) != 1)
+		if (resolve_is_numeric(target->host))
+			strcpy(target->address, target->host);
+		else if (!resolve_name_valid(target->host))
 			return problem_set(problem, WEFT_EBADARGS, "args.url",
-			                   "sql.query connects to numeric addresses, localhost and unix sockets "
-			                   "(?socket=/path) only (a name lookup would block the worker loop), "
-			                   "not '%s'",
-			                   target->host);
+			                   "'%.64s' is neither a host name nor a numeric address", target->host);
 	} else {
 		target->host[0] = '\0';
 	}
@@ -236,7 +227,7 @@ static void *kill_blocking(void *argument)
 		my_bool off = 0;
 		mysql_options(mysql, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
 		mysql_options(mysql, MYSQL_OPT_LOCAL_INFILE, &off);
-		if (mysql_real_connect(mysql, kill->target.host[0] ? kill->target.host : NULL,
+		if (mysql_real_connect(mysql, kill->target.address[0] ? kill->target.address : NULL,
 		                       kill->target.user, kill->target.password, NULL, kill->target.port,
 		                       kill->target.socket[0] ? kill->target.socket : NULL, 0) != NULL) {
 			char query[64];
@@ -261,22 +252,11 @@ static int kill_body(void *argument)
 
 static void on_conn_event(evutil_socket_t fd, short what, void *argument);
 
-static void conn_unlink(struct my_conn *conn)
-{
-	struct my_loop *loop = conn->loop;
-	if (conn->prev != NULL)
-		conn->prev->next = conn->next;
-	else
-		loop->conns = conn->next;
-	if (conn->next != NULL)
-		conn->next->prev = conn->prev;
-}
-
 /* Closes and frees a connection no call uses; with kill, the query it runs
  * is stopped on the server. */
 static void conn_free(struct my_conn *conn, bool kill)
 {
-	conn_unlink(conn);
+	pool_conn_remove(&conn->pc);
 	event_free(conn->event);
 	event_free(conn->timer);
 	if (kill && conn->thread_id != 0) {
@@ -290,7 +270,6 @@ static void conn_free(struct my_conn *conn, bool kill)
 		mysql_close(conn->mysql);
 	if (conn->stmt != NULL)
 		mysql_stmt_close(conn->stmt); /* detached by mysql_close: frees it, no IO */
-	free(conn->key);
 	free(conn);
 }
 
@@ -302,7 +281,7 @@ static void conn_wait(struct my_conn *conn, int status)
 	event_del(conn->event);
 	event_del(conn->timer);
 	if (what != 0) {
-		event_assign(conn->event, conn->loop->base, mysql_get_socket(conn->mysql), what,
+		event_assign(conn->event, pool_base(conn->pc.pool), mysql_get_socket(conn->mysql), what,
 		             on_conn_event, conn);
 		event_add(conn->event, NULL);
 	}
@@ -311,15 +290,6 @@ static void conn_wait(struct my_conn *conn, int status)
 		struct timeval delay = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 		evtimer_add(conn->timer, &delay);
 	}
-}
-
-static size_t pool_count(struct my_loop *loop, const char *key)
-{
-	size_t count = 0;
-	for (struct my_conn *conn = loop->conns; conn != NULL; conn = conn->next)
-		if (strcmp(conn->key, key) == 0)
-			count++;
-	return count;
 }
 
 /* ---- calls ---- */
@@ -356,32 +326,14 @@ static void bindings_free(struct my_call *call)
 
 static void call_free(struct my_call *call)
 {
-	if (call->timer != NULL)
-		event_free(call->timer);
 	bindings_free(call);
 	json_decref(call->columns);
 	json_decref(call->rows);
 	json_decref(call->details);
-	free(call->key);
+	pool_call_fini(&call->pc);
 	free(call);
 }
 
-static void waiting_remove(struct my_loop *loop, struct my_call *call)
-{
-	struct my_call **link = &loop->waiting_head, *previous = NULL;
-	while (*link != NULL && *link != call) {
-		previous = *link;
-		link = &(*link)->next;
-	}
-	if (*link == NULL)
-		return;
-	*link = call->next;
-	if (loop->waiting_tail == call)
-		loop->waiting_tail = previous;
-	call->waiting = false;
-}
-
-static void pool_kick(struct my_loop *loop, const char *key);
 static void step_start(struct my_conn *conn);
 
 /* Ends the call (freed); its connection goes back to the pool when reuse
@@ -390,19 +342,17 @@ static void call_end(struct my_call *call, bool reuse, json_t *result, const cha
                      json_t *details, const char *message)
 {
 	struct job_attempt *attempt = call->attempt;
-	struct my_loop *loop = call->loop;
-	struct my_conn *conn = call->conn;
+	struct pool *pool = call->pool;
 	char key[MY_URL_MAX + 32];
-	snprintf(key, sizeof(key), "%s", call->key);
+	snprintf(key, sizeof(key), "%s", call->pc.key);
 	attempt->data = NULL;
-	if (call->waiting)
-		waiting_remove(loop, call);
-	if (conn != NULL) {
-		conn->call = NULL;
+	struct pool_conn *released = pool_release(&call->pc);
+	if (released != NULL) {
+		struct my_conn *conn = POOL_OWNER(released, struct my_conn, pc);
 		if (reuse && conn->step == MY_IDLE) {
-			conn->idle_since = now_monotonic();
 			event_del(conn->event);
 			event_del(conn->timer);
+			pool_conn_idle(released);
 		} else {
 			conn_free(conn, conn->step == MY_EXECUTE || conn->step == MY_FETCH);
 		}
@@ -412,12 +362,12 @@ static void call_end(struct my_call *call, bool reuse, json_t *result, const cha
 		runner_complete(attempt, result);
 	else
 		runner_fail(attempt, type, details, "sql.query: %s", message);
-	pool_kick(loop, key);
+	pool_kick(pool, key);
 }
 
 static void fail_from(struct my_conn *conn, const char *what, bool statement)
 {
-	struct my_call *call = conn->call;
+	struct my_call *call = conn_call(conn);
 	const char *message = statement && conn->stmt != NULL ? mysql_stmt_error(conn->stmt)
 	                                                      : mysql_error(conn->mysql);
 	unsigned code = statement && conn->stmt != NULL ? mysql_stmt_errno(conn->stmt)
@@ -468,7 +418,7 @@ static json_t *column_json(struct my_call *call, unsigned column, const char *da
 /* One fetched row into call->rows; false when the result outgrew max_size. */
 static bool take_row(struct my_conn *conn)
 {
-	struct my_call *call = conn->call;
+	struct my_call *call = conn_call(conn);
 	json_t *row = json_array();
 	for (unsigned c = 0; c < call->column_count; c++) {
 		if (call->column_nulls[c]) {
@@ -506,7 +456,7 @@ static bool take_row(struct my_conn *conn)
 
 static int bind_params(struct my_conn *conn)
 {
-	struct my_call *call = conn->call;
+	struct my_call *call = conn_call(conn);
 	const json_t *params = json_object_get(call->attempt->job->args, "params");
 	size_t count = json_array_size(params);
 	if (mysql_stmt_param_count(conn->stmt) != count) {
@@ -560,7 +510,7 @@ static int bind_params(struct my_conn *conn)
 
 static int bind_columns(struct my_conn *conn)
 {
-	struct my_call *call = conn->call;
+	struct my_call *call = conn_call(conn);
 	call->metadata = mysql_stmt_result_metadata(conn->stmt);
 	unsigned count = mysql_num_fields(call->metadata);
 	call->column_count = count;
@@ -588,7 +538,7 @@ static int bind_columns(struct my_conn *conn)
 /* The current step is done: on to the next one. */
 static void step_done(struct my_conn *conn, int rc)
 {
-	struct my_call *call = conn->call;
+	struct my_call *call = conn_call(conn);
 	switch (conn->step) {
 	case MY_CONNECT:
 		if (rc != 0) {
@@ -669,7 +619,7 @@ static void step_done(struct my_conn *conn, int rc)
 /* Starts the connection's current step; waits or goes on. */
 static void step_start(struct my_conn *conn)
 {
-	struct my_call *call = conn->call;
+	struct my_call *call = conn_call(conn);
 	int status = 0, rc = 0;
 	my_bool closed = 0;
 	MYSQL *ret = NULL;
@@ -680,7 +630,7 @@ static void step_start(struct my_conn *conn)
 		const char *user = t->user[0] != '\0' ? t->user
 		                   : owner->identity.user != NULL ? owner->identity.user : "";
 		snprintf(conn->target.user, sizeof(conn->target.user), "%s", user);
-		status = mysql_real_connect_start(&ret, conn->mysql, t->host[0] ? t->host : NULL, user,
+		status = mysql_real_connect_start(&ret, conn->mysql, t->address[0] ? t->address : NULL, user,
 		                                  t->password, t->dbname[0] ? t->dbname : NULL, t->port,
 		                                  t->socket[0] ? t->socket : NULL, 0);
 		rc = ret == NULL;
@@ -751,9 +701,8 @@ static void on_conn_event(evutil_socket_t fd, short what, void *argument)
 		step_done(conn, rc);
 }
 
-static void conn_open(struct my_call *call)
+static void conn_open(struct pool *pool, struct my_call *call)
 {
-	struct my_loop *loop = call->loop;
 	MYSQL *mysql = mysql_init(NULL);
 	if (mysql == NULL) {
 		call_end(call, false, NULL, "ConnectionError", NULL, "out of memory");
@@ -763,46 +712,13 @@ static void conn_open(struct my_call *call)
 	mysql_options(mysql, MYSQL_OPT_NONBLOCK, 0);
 	mysql_options(mysql, MYSQL_OPT_LOCAL_INFILE, &off);
 	struct my_conn *conn = memory_zalloc(sizeof(*conn));
-	conn->loop = loop;
-	conn->key = memory_strdup(call->key);
 	conn->mysql = mysql;
 	conn->target = call->target;
 	conn->step = MY_CONNECT;
-	conn->event = event_new(loop->base, -1, 0, on_conn_event, conn);
-	conn->timer = evtimer_new(loop->base, on_conn_event, conn);
-	conn->next = loop->conns;
-	if (loop->conns != NULL)
-		loop->conns->prev = conn;
-	loop->conns = conn;
-	conn->call = call;
-	call->conn = conn;
+	conn->event = event_new(pool_base(pool), -1, 0, on_conn_event, conn);
+	conn->timer = evtimer_new(pool_base(pool), on_conn_event, conn);
+	pool_conn_add(pool, &conn->pc, call->pc.key, &call->pc);
 	step_start(conn);
-}
-
-static void pool_kick(struct my_loop *loop, const char *key)
-{
-	for (struct my_call *call = loop->waiting_head; call != NULL; call = call->next) {
-		if (strcmp(call->key, key) != 0)
-			continue;
-		struct my_conn *idle = NULL;
-		for (struct my_conn *conn = loop->conns; conn != NULL; conn = conn->next)
-			if (conn->step == MY_IDLE && conn->call == NULL && strcmp(conn->key, key) == 0) {
-				idle = conn;
-				break;
-			}
-		if (idle == NULL && pool_count(loop, key) >= SQL_POOL_MAX)
-			return;
-		waiting_remove(loop, call);
-		if (idle != NULL) {
-			idle->call = call;
-			call->conn = idle;
-			idle->step = MY_PREPARE;
-			step_start(idle);
-		} else {
-			conn_open(call);
-		}
-		return;
-	}
 }
 
 static void on_call_timeout(evutil_socket_t fd, short events, void *argument)
@@ -812,42 +728,55 @@ static void on_call_timeout(evutil_socket_t fd, short events, void *argument)
 	call_end(argument, false, NULL, proto_job_error(PROTO_JOB_ERROR_TIMEOUT), NULL, "no result within its timeout");
 }
 
-static void on_sweep(evutil_socket_t fd, short events, void *argument)
+/* ---- the pool's side ---- */
+
+static void kind_reuse(struct pool_call *pc, struct pool_conn *conn)
 {
-	(void)fd;
-	(void)events;
-	struct my_loop *loop = argument;
-	double now = now_monotonic();
-	for (struct my_conn *conn = loop->conns, *next; conn != NULL; conn = next) {
-		next = conn->next;
-		if (conn->step == MY_IDLE && conn->call == NULL && now - conn->idle_since >= SQL_IDLE_SECONDS)
-			conn_free(conn, false);
-	}
+	(void)pc;
+	struct my_conn *idle = POOL_OWNER(conn, struct my_conn, pc);
+	idle->step = MY_PREPARE;
+	step_start(idle);
 }
 
-static struct my_loop *loop_get(struct event_base *base)
+static void kind_open(struct pool *pool, struct pool_call *pc)
 {
-	if (thread_loop != NULL)
-		return thread_loop;
-	struct my_loop *loop = memory_zalloc(sizeof(*loop));
-	loop->base = base;
-	loop->sweep = event_new(base, -1, EV_PERSIST, on_sweep, loop);
-	struct timeval period = {.tv_sec = SQL_IDLE_SECONDS / 2};
-	event_add(loop->sweep, &period);
-	thread_loop = loop;
-	return loop;
+	conn_open(pool, POOL_OWNER(pc, struct my_call, pc));
 }
+
+static void kind_close(struct pool_conn *conn)
+{
+	conn_free(POOL_OWNER(conn, struct my_conn, pc), false);
+}
+
+static void kind_resolved(struct pool_call *pc, const char *address)
+{
+	struct my_call *call = POOL_OWNER(pc, struct my_call, pc);
+	snprintf(call->target.address, sizeof(call->target.address), "%s", address);
+}
+
+static void kind_unresolved(struct pool_call *pc, const char *message)
+{
+	struct my_call *call = POOL_OWNER(pc, struct my_call, pc);
+	char text[RESOLVE_NAME_MAX + 200];
+	snprintf(text, sizeof(text), "cannot resolve '%s': %s", call->target.host, message);
+	call_end(call, false, NULL, "ConnectionError", NULL, text);
+}
+
+static const struct pool_kind my_pool_kind = {
+	.id = POOL_MYSQL,
+	.name = "mysql",
+	.max = SQL_POOL_MAX,
+	.reuse = kind_reuse,
+	.open = kind_open,
+	.close = kind_close,
+	.destroy = kind_close,
+	.resolved = kind_resolved,
+	.unresolved = kind_unresolved,
+};
 
 void sql_mysql_worker_exit(struct event_base *base)
 {
-	struct my_loop *loop = thread_loop;
-	if (loop == NULL || loop->base != base)
-		return;
-	thread_loop = NULL;
-	while (loop->conns != NULL)
-		conn_free(loop->conns, false);
-	event_free(loop->sweep);
-	free(loop);
+	pool_worker_exit(&my_pool_kind, base);
 }
 
 void sql_mysql_start(struct job_attempt *attempt)
@@ -871,29 +800,28 @@ void sql_mysql_start(struct job_attempt *attempt)
 		            (unsigned)owner, (unsigned)geteuid());
 		return;
 	}
-	struct my_loop *loop = loop_get(workers_base(attempt->worker));
+	struct pool *pool = pool_get(&my_pool_kind, workers_base(attempt->worker));
+	if (pool == NULL) {
+		free(call);
+		runner_fail(attempt, "OSError", NULL, "sql.query: cannot set up the worker's pool");
+		return;
+	}
+	const json_t *timeout = json_object_get(args, "timeout");
+	double seconds = timeout != NULL ? json_number_value(timeout) : 30.0;
+	if (pool_call_init(&call->pc, pool, (unsigned)owner, url, seconds, on_call_timeout, call) != WEFT_OK) {
+		free(call);
+		runner_fail(attempt, "OSError", NULL, "sql.query: out of memory");
+		return;
+	}
 	call->attempt = attempt;
-	call->loop = loop;
-	char key[MY_URL_MAX + 32];
-	snprintf(key, sizeof(key), "%u %s", (unsigned)owner, url);
-	call->key = memory_strdup(key);
+	call->pool = pool;
 	call->rows = json_array();
 	const json_t *size = json_object_get(args, "max_size");
 	call->limit = size != NULL ? (size_t)json_integer_value(size) : SQL_RESULT_DEFAULT;
-	const json_t *timeout = json_object_get(args, "timeout");
-	double seconds = timeout != NULL ? json_number_value(timeout) : 30.0;
-	call->timer = evtimer_new(loop->base, on_call_timeout, call);
-	struct timeval delay = {.tv_sec = (time_t)seconds,
-	                        .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
-	evtimer_add(call->timer, &delay);
 	attempt->data = call;
-	call->waiting = true;
-	if (loop->waiting_tail != NULL)
-		loop->waiting_tail->next = call;
-	else
-		loop->waiting_head = call;
-	loop->waiting_tail = call;
-	pool_kick(loop, call->key);
+	/* A name is resolved first (the timeout counts), then the call waits its turn. */
+	bool name = call->target.socket[0] == '\0' && call->target.address[0] == '\0';
+	pool_submit(pool, &call->pc, name ? call->target.host : NULL);
 }
 
 void sql_mysql_stop(struct job_attempt *attempt)
@@ -901,17 +829,15 @@ void sql_mysql_stop(struct job_attempt *attempt)
 	struct my_call *call = attempt->data;
 	if (call == NULL)
 		return;
-	struct my_loop *loop = call->loop;
-	struct my_conn *conn = call->conn;
+	struct pool *pool = call->pool;
 	char key[MY_URL_MAX + 32];
-	snprintf(key, sizeof(key), "%s", call->key);
+	snprintf(key, sizeof(key), "%s", call->pc.key);
 	attempt->data = NULL;
-	if (call->waiting)
-		waiting_remove(loop, call);
-	if (conn != NULL) {
-		conn->call = NULL;
+	struct pool_conn *released = pool_release(&call->pc);
+	if (released != NULL) {
+		struct my_conn *conn = POOL_OWNER(released, struct my_conn, pc);
 		conn_free(conn, conn->step == MY_EXECUTE || conn->step == MY_FETCH);
 	}
 	call_free(call);
-	pool_kick(loop, key);
+	pool_kick(pool, key);
 }

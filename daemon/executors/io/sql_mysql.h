@@ -2,7 +2,7 @@
  * sql.query's MySQL/MariaDB half (mysql:// and mariadb:// URLs) on
  * Connector/C's non-blocking API (sql_mysql.c); sql.c hands those URLs here.
  * Same pools, limits, timeouts and trust rules as sql.h says for PostgreSQL:
- * numeric addresses or localhost over TCP; a unix socket (?socket=/path)
+ * numeric addresses or host names (resolved off the loop) over TCP; a unix socket (?socket=/path)
  * only for the daemon's own user, since MariaDB's unix_socket
  * authentication would see root; the user defaults to the owner's account
  * name; LOAD DATA LOCAL is off. A cancelled or timed-out query is stopped on

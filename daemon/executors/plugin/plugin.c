@@ -14,9 +14,11 @@
  */
 #include "daemon/executors/plugin/plugin.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,7 @@
 struct loaded {
 	struct function *functions;          /* owned, count of them */
 	struct function_argument **arguments; /* owned, one array per function */
+	char ***descriptions;                /* owned: their descriptions, one array per function */
 	size_t count;
 };
 static struct loaded loaded[PLUGINS_MAX];
@@ -155,6 +158,95 @@ static void plugin_stop(struct job_attempt *attempt)
 	weft_cancel(run->task);
 }
 
+static const char *type_name(enum weft_plugin_type type)
+{
+	switch (type) {
+	case WEFT_PLUGIN_STRING:
+		return "a string";
+	case WEFT_PLUGIN_INTEGER:
+		return "an integer";
+	case WEFT_PLUGIN_NUMBER:
+		return "a number";
+	case WEFT_PLUGIN_BOOLEAN:
+		return "a boolean";
+	case WEFT_PLUGIN_ARRAY:
+		return "an array";
+	case WEFT_PLUGIN_OBJECT:
+		return "an object";
+	case WEFT_PLUGIN_ANY:
+	default:
+		return "of any type";
+	}
+}
+
+static bool type_matches(enum weft_plugin_type type, const json_t *value)
+{
+	switch (type) {
+	case WEFT_PLUGIN_STRING:
+		return json_is_string(value);
+	case WEFT_PLUGIN_INTEGER:
+		return json_is_integer(value);
+	case WEFT_PLUGIN_NUMBER:
+		return json_is_number(value);
+	case WEFT_PLUGIN_BOOLEAN:
+		return json_is_boolean(value);
+	case WEFT_PLUGIN_ARRAY:
+		return json_is_array(value);
+	case WEFT_PLUGIN_OBJECT:
+		return json_is_object(value);
+	case WEFT_PLUGIN_ANY:
+	default:
+		return true;
+	}
+}
+
+/* What the bounds measure for type ("" when they apply to nothing). */
+static const char *bounded(enum weft_plugin_type type)
+{
+	switch (type) {
+	case WEFT_PLUGIN_STRING:
+		return "bytes long";
+	case WEFT_PLUGIN_ARRAY:
+		return "values long";
+	case WEFT_PLUGIN_INTEGER:
+	case WEFT_PLUGIN_NUMBER:
+		return "in value";
+	default:
+		return "";
+	}
+}
+
+/* The arguments against what the plugin declared: present when required,
+ * of their type, within their bounds. Any thread (a pure check). */
+static int check_declared(const struct function *function, const struct weft_plugin_function *own,
+                          const json_t *args, struct problem *problem)
+{
+	for (const struct weft_plugin_argument *a = own->arguments; a->name != NULL; a++) {
+		char field[96];
+		snprintf(field, sizeof(field), "args.%s", a->name);
+		const json_t *value = json_object_get(args, a->name);
+		if (value == NULL) {
+			if (a->required)
+				return problem_set(problem, WEFT_EBADARGS, field, "%s needs '%s' (%s)", function->name,
+				                   a->name, type_name(a->type));
+			continue;
+		}
+		if (!type_matches(a->type, value))
+			return problem_set(problem, WEFT_EBADARGS, field, "%s: '%s' must be %s", function->name,
+			                   a->name, type_name(a->type));
+		if (!(a->maximum > a->minimum) || bounded(a->type)[0] == '\0')
+			continue;
+		double measure = json_is_string(value)  ? (double)json_string_length(value)
+		                 : json_is_array(value) ? (double)json_array_size(value)
+		                                        : json_number_value(value);
+		if (measure < a->minimum || measure > a->maximum)
+			return problem_set(problem, WEFT_EBADARGS, field, "%s: '%s' must be %s from %g to %g %s",
+			                   function->name, a->name, type_name(a->type), a->minimum, a->maximum,
+			                   bounded(a->type));
+	}
+	return WEFT_OK;
+}
+
 static int plugin_check(const struct function *function, const json_t *args,
                         struct problem *problem)
 {
@@ -162,6 +254,8 @@ static int plugin_check(const struct function *function, const json_t *args,
 	if (rv != WEFT_OK)
 		return rv;
 	const struct weft_plugin_function *own = function->implementation;
+	if ((rv = check_declared(function, own, args, problem)) != WEFT_OK)
+		return rv;
 	if (own->check == NULL)
 		return WEFT_OK;
 	char message[400] = "";
@@ -218,6 +312,17 @@ static int validate(const char *path, const struct weft_plugin *plugin, char *me
 			         "[a-z0-9_.-]",
 			         path, name, plugin->name);
 			return WEFT_EINVAL;
+		}
+		for (size_t a = 0; function->arguments != NULL && function->arguments[a].name != NULL; a++) {
+			const struct weft_plugin_argument *argument = &function->arguments[a];
+			if (argument->type < WEFT_PLUGIN_ANY || argument->type > WEFT_PLUGIN_OBJECT ||
+			    !name_chars(argument->name, 64, "")) {
+				snprintf(message, size,
+				         "plugin %s: function %s: argument %zu needs a name of [a-z0-9_-] and a "
+				         "type of enum weft_plugin_type",
+				         path, name, a);
+				return WEFT_EINVAL;
+			}
 		}
 		if (function->run == NULL || function->arguments == NULL ||
 		    (function->executor != WEFT_PLUGIN_LOOP && function->executor != WEFT_PLUGIN_THREAD)) {
@@ -301,16 +406,28 @@ int plugin_load(const char *path, char *message, size_t size)
 	made->count = plugin->function_count;
 	made->functions = memory_zalloc(made->count * sizeof(*made->functions));
 	made->arguments = memory_zalloc(made->count * sizeof(*made->arguments));
+	made->descriptions = memory_zalloc(made->count * sizeof(*made->descriptions));
 	for (size_t i = 0; i < made->count; i++) {
 		const struct weft_plugin_function *own = &plugin->functions[i];
 		size_t arguments = 0;
 		while (own->arguments[arguments].name != NULL)
 			arguments++;
 		made->arguments[i] = memory_zalloc((arguments + 1) * sizeof(struct function_argument));
+		made->descriptions[i] = memory_zalloc((arguments + 1) * sizeof(char *));
 		for (size_t a = 0; a < arguments; a++) {
-			made->arguments[i][a].name = own->arguments[a].name;
-			made->arguments[i][a].description =
-			        own->arguments[a].description != NULL ? own->arguments[a].description : "";
+			/* As the built-ins say it: "integer (required) from 0 to 60: meaning". */
+			const struct weft_plugin_argument *declared = &own->arguments[a];
+			char text[512], bounds[96] = "";
+			const char *type = type_name(declared->type);
+			if (declared->maximum > declared->minimum && bounded(declared->type)[0] != '\0')
+				snprintf(bounds, sizeof(bounds), " from %g to %g %s", declared->minimum,
+				         declared->maximum, bounded(declared->type));
+			snprintf(text, sizeof(text), "%s (%s)%s: %s", strchr(type, ' ') + 1,
+			         declared->required ? "required" : "optional", bounds,
+			         declared->description != NULL ? declared->description : "");
+			made->descriptions[i][a] = memory_strdup(text);
+			made->arguments[i][a].name = declared->name;
+			made->arguments[i][a].description = made->descriptions[i][a];
 		}
 		struct function *function = &made->functions[i];
 		function->name = own->name;
@@ -332,11 +449,69 @@ int plugin_load(const char *path, char *message, size_t size)
 	return WEFT_OK;
 }
 
+static int is_plugin_name(const struct dirent *entry)
+{
+	size_t length = strlen(entry->d_name);
+	return entry->d_name[0] != '.' && length > 3 && strcmp(entry->d_name + length - 3, ".so") == 0;
+}
+
+int plugin_load_dir(const char *directory, char *message, size_t size)
+{
+	int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(message, size, "cannot open plugin directory %s: %s", directory, strerror(errno));
+		return WEFT_EINVAL;
+	}
+	struct stat status;
+	if (fstat(fd, &status) != 0) {
+		snprintf(message, size, "cannot stat plugin directory %s: %s", directory, strerror(errno));
+		close(fd);
+		return WEFT_EINVAL;
+	}
+	/* Whoever may add or rename files here chooses what root loads. */
+	if (geteuid() == 0 && (status.st_uid != 0 || (status.st_mode & (S_IWGRP | S_IWOTH)) != 0)) {
+		snprintf(message, size,
+		         "plugin directory %s is owned by uid %u with mode %03o; a root weftd loads only "
+		         "from a directory owned by root that root alone can write (chmod go-w)",
+		         directory, (unsigned)status.st_uid, (unsigned)(status.st_mode & 0777));
+		close(fd);
+		return WEFT_EPERM;
+	}
+	struct dirent **names;
+	int count = scandirat(fd, ".", &names, is_plugin_name, alphasort);
+	close(fd);
+	if (count < 0) {
+		snprintf(message, size, "cannot read plugin directory %s: %s", directory, strerror(errno));
+		return WEFT_EINVAL;
+	}
+	int rv = WEFT_OK;
+	for (int i = 0; i < count; i++) {
+		char path[PATH_MAX];
+		if (rv == WEFT_OK) {
+			if ((size_t)snprintf(path, sizeof(path), "%s/%s", directory, names[i]->d_name) >=
+			    sizeof(path)) {
+				snprintf(message, size, "plugin path %s/%s is too long", directory, names[i]->d_name);
+				rv = WEFT_EINVAL;
+			} else {
+				rv = plugin_load(path, message, size);
+			}
+		}
+		free(names[i]);
+	}
+	free(names);
+	return rv;
+}
+
 void plugin_fini(void)
 {
 	for (size_t p = 0; p < loaded_count; p++) {
-		for (size_t i = 0; i < loaded[p].count; i++)
+		for (size_t i = 0; i < loaded[p].count; i++) {
+			for (size_t a = 0; loaded[p].descriptions[i][a] != NULL; a++)
+				free(loaded[p].descriptions[i][a]);
+			free(loaded[p].descriptions[i]);
 			free(loaded[p].arguments[i]);
+		}
+		free(loaded[p].descriptions);
 		free(loaded[p].arguments);
 		free(loaded[p].functions);
 	}

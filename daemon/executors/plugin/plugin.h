@@ -19,6 +19,16 @@
  */
 int plugin_load(const char *path, char *message, size_t size);
 
+/*
+ * Loads every "*.so" in directory (not starting with '.'), in name order,
+ * as plugin_load does each; the first one refused stops it. On a root
+ * daemon the directory itself must be owned by root and writable by no group
+ * or other user (else another user could put or rename files in it).
+ * Returns WEFT_OK, or an error with message[size]. Main thread, as
+ * plugin_load.
+ */
+int plugin_load_dir(const char *directory, char *message, size_t size);
+
 /* Frees what the loaded plugins' registrations took. Main thread, at exit,
  * after the workers stopped (no plugin code runs any more). */
 void plugin_fini(void);

@@ -1,0 +1,147 @@
+/*
+ * The connection pools of the IO built-ins (pool.c): redis.command's and
+ * sql.query's (PostgreSQL, MySQL/MariaDB) connections, per worker and per
+ * key, where a key is "owner-uid url". A connection opened for one owner's
+ * job serves only that owner's later jobs: the owner is part of the key.
+ *
+ * A driver embeds a struct pool_conn in each of its connections and a struct
+ * pool_call in each job's call, and gives a struct pool_kind: how to run a
+ * call on an idle connection, how to open one, how to close one. The pool
+ * owns the lists and decides: a call that is submitted gets an idle
+ * connection of its key, or a new one while the key has fewer than
+ * kind->max, or waits in order (none is overtaken). A connection a driver
+ * gives back (pool_conn_idle) closes after pool_idle_seconds() unused.
+ * Host names in URLs are resolved first (resolve.h), off the loop.
+ *
+ * Threads: everything here but pool_set_idle_seconds and pool_stats runs on
+ * the pool's worker thread, the only one that touches its lists.
+ */
+#ifndef POOL_H
+#define POOL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <event2/util.h>
+
+struct event_base;
+struct problem;
+struct event;
+struct pool;
+struct resolve;
+
+/* The kinds of pools, for the counters. */
+enum pool_id { POOL_REDIS, POOL_POSTGRESQL, POOL_MYSQL, POOL_KINDS };
+
+/* An idle connection closes after this many seconds by default. */
+#define POOL_IDLE_DEFAULT 30.0
+
+/* The enclosing struct of an embedded pool_conn or pool_call. */
+#define POOL_OWNER(pointer, type, member) ((type *)(void *)((char *)(pointer) - offsetof(type, member)))
+
+struct pool_call;
+
+/* In a driver's connection; the fields are the pool's. */
+struct pool_conn {
+	struct pool *pool;
+	char *key;              /* owned */
+	struct pool_call *call; /* the call on it, or NULL */
+	bool idle;              /* given back and reusable (pool_conn_idle) */
+	double idle_since;      /* monotonic seconds, while idle */
+	struct pool_conn *prev, *next;
+};
+
+/* In a driver's call (one job's operation); the fields are the pool's. */
+struct pool_call {
+	struct pool *pool;      /* set by pool_submit */
+	char *key;              /* owned: "uid url" */
+	struct pool_conn *conn; /* its connection, or NULL */
+	bool waiting;           /* in the pool's waiting list */
+	struct resolve *resolving; /* its host is being resolved, or NULL */
+	struct pool_call *next; /* in the waiting list */
+	struct event *timer;    /* the job's timeout */
+};
+
+struct pool_kind {
+	enum pool_id id;
+	const char *name; /* in stats */
+	size_t max;       /* connections per worker for one key */
+	/* call was given conn, an idle connection of its key: run on it. */
+	void (*reuse)(struct pool_call *call, struct pool_conn *conn);
+	/* call needs a new connection: open one and pool_conn_add it bound to
+	 * call, or end the call. */
+	void (*open)(struct pool *pool, struct pool_call *call);
+	/* An idle connection unused too long: close it, pool_conn_remove it now
+	 * or later (it counts against max until then). */
+	void (*close)(struct pool_conn *conn);
+	/* The worker stops: close and free conn at once, pool_conn_remove first. */
+	void (*destroy)(struct pool_conn *conn);
+	/* The host of call (pool_submit's) resolved to address (numeric): keep
+	 * it for connecting. NULL when the kind never resolves. */
+	void (*resolved)(struct pool_call *call, const char *address);
+	/* It did not resolve: end the call (a ConnectionError). */
+	void (*unresolved)(struct pool_call *call, const char *message);
+};
+
+/* Main thread, before the workers start: how long a connection may stay
+ * idle (seconds > 0). */
+void pool_set_idle_seconds(double seconds);
+double pool_idle_seconds(void);
+
+/* This worker's pool of kind (made on first use; NULL without memory for
+ * its timer). base is the worker's loop. */
+struct pool *pool_get(const struct pool_kind *kind, struct event_base *base);
+struct event_base *pool_base(const struct pool *pool);
+
+/* A worker's thread, as it stops: destroys the kind's connections and the
+ * pool, and the worker's resolver. Calls must have ended before. */
+void pool_worker_exit(const struct pool_kind *kind, struct event_base *base);
+
+/* Checks the arguments every pooled built-in takes: timeout (seconds in
+ * (0, 86400]) and max_size (bytes from 0 to size_max). WEFT_OK or
+ * WEFT_EBADARGS with the problem. Any thread. */
+int pool_check_limits(const json_t *args, unsigned size_max, struct problem *problem);
+
+/* Sets up call, a job of owner on url, for pool: its key ("owner url": one
+ * owner's connections never serve another's jobs) and its timer, armed for
+ * timeout seconds, which calls on_timeout(argument) on the pool's loop
+ * unless pool_call_fini comes first. WEFT_OK or WEFT_ENOMEM (call untouched
+ * but zeroed). */
+int pool_call_init(struct pool_call *call, struct pool *pool, unsigned owner, const char *url,
+                   double timeout, void (*on_timeout)(evutil_socket_t, short, void *), void *argument);
+
+/* Queues call for a connection of its key. With host non-NULL, a name,
+ * it is resolved first (kind->resolved or kind->unresolved is called, later).
+ * The call may have been served, or even ended, when this returns. */
+void pool_submit(struct pool *pool, struct pool_call *call, const char *host);
+
+/* Takes call out of the pool: its resolution is cancelled, it leaves the
+ * waiting list, its connection is unbound and returned (NULL if none); the
+ * driver then gives that back (pool_conn_idle) or closes it. The key stays
+ * the call's until pool_call_fini. */
+struct pool_conn *pool_release(struct pool_call *call);
+
+/* Frees what pool_call_init made (the key, the timer). */
+void pool_call_fini(struct pool_call *call);
+
+/* Serves the oldest waiting call of key, if a connection is free or may be
+ * opened: after a call ended or a connection went. */
+void pool_kick(struct pool *pool, const char *key);
+
+/* Lists conn, a new connection of key (copied), bound to call (may be NULL). */
+void pool_conn_add(struct pool *pool, struct pool_conn *conn, const char *key, struct pool_call *call);
+
+/* conn, unbound, may serve its key's next call; it closes when idle too long. */
+void pool_conn_idle(struct pool_conn *conn);
+
+/* conn may serve no other call (it is closing). */
+void pool_conn_unusable(struct pool_conn *conn);
+
+/* Unlists conn (the driver frees it). */
+void pool_conn_remove(struct pool_conn *conn);
+
+/* Every kind's counters as JSON, a new reference:
+ * {"redis": {"opened", "closed", "open", "idle", "waiting"}, ...}. Any thread. */
+json_t *pool_stats(void);
+
+#endif
