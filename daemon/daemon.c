@@ -69,6 +69,7 @@
 #include "daemon/ops.h"
 #include "daemon/output.h"
 #include "daemon/executors/process/outlog.h"
+#include "daemon/executors/process/spool.h"
 #include "daemon/executors/process/proc.h"
 #include "daemon/core/queues.h"
 #include "daemon/sched/runner.h"
@@ -829,6 +830,12 @@ int daemon_run(const struct options *options)
 	jobs_add_observer(daemon.jobs, &output_observer);
 	jobs_set_max_bytes(daemon.jobs, options->max_bytes);
 	quota_set_limit(QUOTA_BYTES, options->max_bytes_per_user);
+	char spool_message[512];
+	if (spool_configure(options->state_dir, options->output_spool, options->output_spool_all,
+	                    spool_message, sizeof(spool_message)) != 0) {
+		log_error("%s", spool_message);
+		goto fail_functions;
+	}
 	int rv = executors_init(options);
 	if (rv != 0) {
 		log_error("cannot set up the executors: %s", weft_strerror(rv));

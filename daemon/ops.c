@@ -17,6 +17,7 @@
 #include "daemon/core/events.h"
 #include "daemon/executors/process/subreaper.h"
 #include "daemon/executors/process/outlog.h"
+#include "daemon/executors/process/spool.h"
 #include "daemon/core/functions.h"
 #include "daemon/core/items.h"
 #include "daemon/core/jobs.h"
@@ -638,9 +639,10 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	json_object_set_new(stats, "events", events);
 	/* Bytes of output windows: all users' together (a count, as for quotas) and the caller's. */
 	json_object_set_new(stats, "output",
-	                    json_pack("{s:I, s:I, s:I}", "held_bytes",
+	                    json_pack("{s:I, s:I, s:I, s:I}", "held_bytes",
 	                              (json_int_t)outlog_held_total(), "yours_bytes",
-	                              (json_int_t)outlog_held(caller->uid), "readers_waiting",
+	                              (json_int_t)outlog_held(caller->uid), "yours_spool_bytes",
+	                              (json_int_t)spool_held(caller->uid), "readers_waiting",
 	                              (json_int_t)output_waiting()));
 	/* The IO built-ins' connection pools, every worker's together (counts only). */
 	json_object_set_new(stats, "io_pools", pool_stats());

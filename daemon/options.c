@@ -65,6 +65,10 @@ static const char usage[] =
 	"  --output-budget BYTES all output windows of one user together (default 67108864)\n"
 	"  --output-idle S      a job with output_wait (weft run) waits at most S seconds for a\n"
 	"                       reader that reads nothing before its window drops bytes (default 10)\n"
+	"  --output-spool BYTES output that leaves a window goes to a spool file in the state dir,\n"
+	"                       at most BYTES per user, for jobs that ask (output_spool); default 0:\n"
+	"                       no spool\n"
+	"  --output-spool-all   every exec job spools (with --output-spool)\n"
 	"  --io-idle S          a pooled redis/sql connection closes after S seconds unused\n"
 	"                       (default 30)\n"
 	"  --threads N          threads of the pool for blocking calls (default: 2 x workers)\n"
@@ -159,7 +163,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
 	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_MAX_PENDING_PER_USER,
-	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_IDLE_TIMEOUT, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_OUTPUT_WINDOW, OPT_OUTPUT_BUDGET, OPT_OUTPUT_IDLE, OPT_IO_IDLE, OPT_THREADS, OPT_LOG_LEVEL,
+	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_IDLE_TIMEOUT, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_OUTPUT_WINDOW, OPT_OUTPUT_BUDGET, OPT_OUTPUT_IDLE, OPT_OUTPUT_SPOOL, OPT_OUTPUT_SPOOL_ALL, OPT_IO_IDLE, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	       OPT_CGROUP, OPT_ITEM_BYTES, OPT_ITEM_BYTES_JOB, OPT_ITEM_BYTES_USER, OPT_EVENTS_MAX,
 	       OPT_EVENTS_MAX_BYTES, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_PLUGIN, OPT_PLUGIN_DIR, OPT_VERSION, OPT_HELP };
@@ -184,6 +188,8 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"output-window", required_argument, NULL, OPT_OUTPUT_WINDOW},
 		{"output-budget", required_argument, NULL, OPT_OUTPUT_BUDGET},
 		{"output-idle", required_argument, NULL, OPT_OUTPUT_IDLE},
+		{"output-spool", required_argument, NULL, OPT_OUTPUT_SPOOL},
+		{"output-spool-all", no_argument, NULL, OPT_OUTPUT_SPOOL_ALL},
 		{"io-idle", required_argument, NULL, OPT_IO_IDLE},
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -346,6 +352,15 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 				goto bad_value;
 			*(option == OPT_OUTPUT_WINDOW ? &options->output_window : &options->output_budget) =
 				(size_t)value;
+			break;
+		case OPT_OUTPUT_SPOOL:
+			if (parse_number(optarg, 0, 1024.0 * 1024 * 1024 * 1024, &value) != 0 ||
+			    value != floor(value))
+				goto bad_value;
+			options->output_spool = (size_t)value;
+			break;
+		case OPT_OUTPUT_SPOOL_ALL:
+			options->output_spool_all = true;
 			break;
 		case OPT_OUTPUT_IDLE:
 			if (parse_number(optarg, 0.1, 3600, &value) != 0)

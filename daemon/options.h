@@ -47,6 +47,8 @@ struct options {
 	size_t output_window; /* bytes of recent output kept per exec job for readers; 0: default */
 	size_t output_budget; /* bytes of output windows per user; 0: default */
 	double output_idle;   /* seconds a backpressured job waits for a reader; 0: default */
+	size_t output_spool;  /* bytes of spooled output per user (spool.h); 0: no spool */
+	bool output_spool_all; /* every exec job spools, not only those that ask */
 	double io_idle;       /* --io-idle: seconds a pooled IO connection stays unused; 0: default */
 	size_t output_max;    /* bytes of stdout and of stderr kept per exec job */
 	unsigned threads;     /* thread pool size */

@@ -214,18 +214,20 @@ static nng_msg *binary_message(nng_msg *header, struct placement *placement)
  * ends it. */
 static nng_msg *reply_message(struct outlog *log, const struct job *job, bool finished,
                               enum outlog_stream stream, uint64_t offset, size_t max,
-                              bool binary)
+                              bool binary, int *error)
 {
 	struct outlog_slice slice;
 	struct placement placement = {.message = NULL};
+	*error = WEFT_ENOMEM;
 	if (log == NULL) {
 		slice = (struct outlog_slice){.offset = offset, .next = offset, .eof = finished};
-	} else if ((binary ? outlog_read_into(log, stream, offset, max, place_in_message,
-	                                      &placement, &slice)
-	                   : outlog_read(log, stream, offset, max, &slice)) != WEFT_OK) {
+	} else if ((*error = binary ? outlog_read_into(log, stream, offset, max, place_in_message,
+	                                               &placement, &slice)
+	                            : outlog_read(log, stream, offset, max, &slice)) != WEFT_OK) {
 		nng_msg_free(placement.message);
 		return NULL;
 	}
+	*error = WEFT_ENOMEM;
 	struct writer writer;
 	writer_init(&writer, (binary ? 0 : base64_encoded_size(slice.length)) + 256 +
 	                             slice.run_count * 24);
@@ -233,6 +235,28 @@ static nng_msg *reply_message(struct outlog *log, const struct job *job, bool fi
 	outlog_slice_clear(&slice);
 	nng_msg *header = writer_finish(&writer);
 	return binary ? binary_message(header, &placement) : header;
+}
+
+/* Answers slot with a read of log, or with what stopped it. */
+static void reply(struct server_request *slot, struct outlog *log, const struct job *job,
+                  bool finished, enum outlog_stream stream, uint64_t offset, size_t max,
+                  bool binary)
+{
+	int error;
+	nng_msg *message = reply_message(log, job, finished, stream, offset, max, binary, &error);
+	if (message != NULL) {
+		server_reply_message(slot, message);
+		return;
+	}
+	struct problem problem;
+	problem_init(&problem);
+	if (error == WEFT_ENOMEM)
+		problem_set(&problem, WEFT_ENOMEM, NULL, "weftd ran out of memory reading the output");
+	else
+		problem_set(&problem, error, NULL,
+		            "weftd could not read job %llu's spooled output back (see its log)",
+		            (unsigned long long)job->id);
+	server_reply(slot, problem_to_reply(&problem));
 }
 
 static bool claim(struct reader *reader, enum reader_reason reason)
@@ -266,12 +290,8 @@ static void complete(struct reader *reader, bool from_timer)
 		if (log == NULL)
 			log = outlog_find(reader->job->id);
 		bool finished = job_state_finished(jobs_state(the_jobs, reader->job));
-		nng_msg *message = reply_message(log, reader->job, finished, reader->stream,
-		                                 reader->offset, reader->max, reader->binary);
-		if (message != NULL)
-			server_reply_message(reader->request, message);
-		else
-			server_drop(reader->request);
+		reply(reader->request, log, reader->job, finished, reader->stream, reader->offset,
+		      reader->max, reader->binary);
 	}
 	outlog_unref(log);
 }
@@ -343,18 +363,6 @@ static void on_timer(void *argument)
 	reader_unref(reader); /* the timer's */
 }
 
-static void reply_now(struct server_request *slot, struct problem *problem, struct outlog *log,
-                      const struct job *job, bool finished, enum outlog_stream stream,
-                      uint64_t offset, size_t max, bool binary)
-{
-	nng_msg *message = reply_message(log, job, finished, stream, offset, max, binary);
-	if (message != NULL) {
-		server_reply_message(slot, message);
-		return;
-	}
-	problem_set(problem, WEFT_ENOMEM, NULL, "weftd ran out of memory reading the output");
-	server_reply(slot, problem_to_reply(problem));
-}
 
 void output_read(struct server_request *slot, const struct principal *caller, struct job *job,
                  bool exec_job, const struct request *request)
@@ -385,8 +393,8 @@ void output_read(struct server_request *slot, const struct principal *caller, st
 	bool finished = job_state_finished(jobs_state(the_jobs, job));
 	bool ready = log == NULL ? finished : outlog_ended(log) || outlog_total(log, stream) != offset;
 	if (ready || wait <= 0) {
-		reply_now(slot, &problem, log, job, finished, stream, offset, request->output_max,
-		          request->output_binary);
+		reply(slot, log, job, finished, stream, offset, request->output_max,
+		      request->output_binary);
 		outlog_unref(log);
 		job_unref(job);
 		return;

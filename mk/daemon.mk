@@ -11,7 +11,7 @@ DAEMON_MODEL_RT_SRCS := daemon/core/generator.c
 DAEMON_SCHED_SRCS := $(addprefix daemon/sched/,workers.c runner.c schedule.c)
 DAEMON_EXECUTOR_SRCS := daemon/executors/inline/echo.c \
 	$(addprefix daemon/executors/process/,exec.c proc.c proc_child.c execargs.c cgroup.c \
-		subreaper.c outlog.c inbuf.c lines.c) \
+		subreaper.c outlog.c spool.c inbuf.c lines.c) \
 	$(addprefix daemon/executors/thread/,threaded.c threadpool.c blocking.c run_in_thread.c) \
 	$(addprefix daemon/executors/task/,coroutines.c await_job.c) \
 	daemon/executors/group/gather.c \

@@ -4,7 +4,7 @@
 # the tests below need no daemon.
 
 PROC_SRCS := daemon/base/now.c daemon/core/account.c daemon/executors/process/execargs.c daemon/executors/process/proc.c daemon/executors/process/proc_child.c daemon/core/slots.c daemon/executors/process/cgroup.c \
-	daemon/core/fairq.c daemon/executors/process/subreaper.c daemon/executors/process/outlog.c \
+	daemon/core/fairq.c daemon/executors/process/subreaper.c daemon/executors/process/outlog.c daemon/executors/process/spool.c \
 	daemon/executors/process/inbuf.c proto/base64.c daemon/base/log.c daemon/base/memory.c
 PROC_OBJS = $(PROC_SRCS:%.c=$(BUILD)/%.o)
 

@@ -524,6 +524,189 @@ static void start_retain_one(void)
 	start_with(options);
 }
 
+/* Reads the whole of stream from offset 0 (the job has ended); *lost gets
+ * what the replies said was lost. A new string (*length bytes). */
+static char *read_all(uint64_t id, weft_stream stream, size_t *length, uint64_t *lost)
+{
+	char *text = malloc(1);
+	size_t used = 0;
+	uint64_t offset = 0;
+	*lost = 0;
+	for (int round = 0; round < 100000; round++) {
+		weft_output *output = read_output(id, stream, (int64_t)offset, 0);
+		*lost += output->lost;
+		text = realloc(text, used + output->length + 1);
+		if (output->length > 0)
+			memcpy(text + used, output->data, output->length);
+		used += output->length;
+		offset = output->next;
+		bool done = output->eof || output->length == 0;
+		weft_output_free(output);
+		if (done)
+			break;
+	}
+	text[used] = '\0';
+	*length = used;
+	return text;
+}
+
+static char *expected_seq(int to, size_t *length)
+{
+	size_t capacity = (size_t)to * 8 + 1, used = 0;
+	char *text = malloc(capacity);
+	for (int i = 1; i <= to; i++)
+		used += (size_t)snprintf(text + used, capacity - used, "%d\n", i);
+	*length = used;
+	return text;
+}
+
+static json_int_t my_spool_bytes(void)
+{
+	json_t *stats = NULL;
+	ck_assert_int_eq(weft_stats(client, &stats), WEFT_OK);
+	json_int_t bytes = json_integer_value(
+		json_object_get(json_object_get(stats, "output"), "yours_spool_bytes"));
+	json_decref(stats);
+	return bytes;
+}
+
+/* A window of 256 KiB and a spool: 2.7 MB of output read afterwards from
+ * byte 0 are all there, exact; without output_spool the start is lost. */
+START_TEST(test_a_spooled_jobs_output_is_whole_after_it_left_the_window)
+{
+	size_t want_length;
+	char *want = expected_seq(400000, &want_length);
+	uint64_t spooled = submit(json_pack("{s:[s,s,s], s:b}", "argv", "seq", "1", "400000",
+	                                    "output_spool", 1));
+	uint64_t plain = submit(json_pack("{s:[s,s,s]}", "argv", "seq", "1", "400000"));
+	json_decref(result_of(spooled));
+	json_decref(result_of(plain));
+	ck_assert_int_gt(my_spool_bytes(), (json_int_t)want_length - 300000);
+
+	size_t length;
+	uint64_t lost;
+	char *text = read_all(spooled, WEFT_STREAM_STDOUT, &length, &lost);
+	ck_assert_uint_eq(lost, 0);
+	ck_assert_uint_eq(length, want_length);
+	ck_assert(memcmp(text, want, want_length) == 0);
+	free(text);
+	/* Merged, the same bytes (all stdout, one run at a time). */
+	text = read_all(spooled, WEFT_STREAM_BOTH, &length, &lost);
+	ck_assert_uint_eq(lost, 0);
+	ck_assert_uint_eq(length, want_length);
+	ck_assert(memcmp(text, want, want_length) == 0);
+	free(text);
+
+	text = read_all(plain, WEFT_STREAM_STDOUT, &length, &lost);
+	ck_assert_uint_gt(lost, 0);
+	ck_assert_uint_eq(length + lost, want_length);
+	free(text);
+	free(want);
+}
+END_TEST
+
+/* Both streams through the spool: each read alone, and merged with runs that
+ * put every byte back in its stream. */
+START_TEST(test_both_streams_come_back_from_the_spool_in_their_runs)
+{
+	uint64_t id = submit(json_pack(
+		"{s:s, s:b}", "shell",
+		"i=0; while [ $i -lt 20000 ]; do echo out-$i; echo err-$i >&2; i=$((i+1)); done",
+		"output_spool", 1));
+	json_decref(result_of(id));
+	size_t out_length, err_length;
+	uint64_t lost;
+	char *out = read_all(id, WEFT_STREAM_STDOUT, &out_length, &lost);
+	ck_assert_uint_eq(lost, 0);
+	char *err = read_all(id, WEFT_STREAM_STDERR, &err_length, &lost);
+	ck_assert_uint_eq(lost, 0);
+	ck_assert_ptr_nonnull(strstr(out, "out-0\nout-1\n"));
+	ck_assert_ptr_nonnull(strstr(out, "out-19999\n"));
+	ck_assert_ptr_null(strstr(out, "err-"));
+	ck_assert_ptr_nonnull(strstr(err, "err-19999\n"));
+
+	/* Merged: split the runs back into their streams. */
+	char *split[2] = {malloc(out_length + 1), malloc(err_length + 1)};
+	size_t split_length[2] = {0, 0};
+	uint64_t offset = 0;
+	for (int round = 0; round < 100000; round++) {
+		weft_output *output = read_output(id, WEFT_STREAM_BOTH, (int64_t)offset, 0);
+		ck_assert_uint_eq(output->lost, 0);
+		size_t at = 0;
+		for (size_t i = 0; i < output->run_count; i++) {
+			int which = output->runs[i].stream == WEFT_STREAM_STDERR;
+			size_t part = output->runs[i].length;
+			ck_assert_uint_le(split_length[which] + part, which ? err_length : out_length);
+			memcpy(split[which] + split_length[which], output->data + at, part);
+			split_length[which] += part;
+			at += part;
+		}
+		offset = output->next;
+		bool done = output->eof || output->length == 0;
+		weft_output_free(output);
+		if (done)
+			break;
+	}
+	ck_assert_uint_eq(split_length[0], out_length);
+	ck_assert_uint_eq(split_length[1], err_length);
+	ck_assert(memcmp(split[0], out, out_length) == 0);
+	ck_assert(memcmp(split[1], err, err_length) == 0);
+	free(split[0]);
+	free(split[1]);
+	free(out);
+	free(err);
+}
+END_TEST
+
+/* A spool that would pass the user's --output-spool is dropped whole: the
+ * reader is told what was lost, as without one, and the bytes come back. */
+START_TEST(test_a_spool_over_the_budget_is_dropped_and_told_as_lost)
+{
+	uint64_t id = submit(json_pack("{s:s, s:b}", "shell", "head -c 30000000 /dev/zero",
+	                               "output_spool", 1));
+	json_decref(result_of(id));
+	ck_assert_int_eq(my_spool_bytes(), 0);
+	weft_output *output = read_output(id, WEFT_STREAM_STDOUT, 0, 0);
+	ck_assert_uint_gt(output->lost, 0);
+	weft_output_free(output);
+}
+END_TEST
+
+/* Without --output-spool a job may not ask for one: refused at submit. */
+START_TEST(test_output_spool_is_refused_without_a_spool)
+{
+	json_t *reply = NULL;
+	json_t *request = json_pack("{s:s, s:s, s:{s:[s], s:b}}", "op", "submit", "fn", "exec",
+	                            "args", "argv", "true", "output_spool", 1);
+	ck_assert_int_eq(weft_request(client, request, 0, &reply), WEFT_OK);
+	json_decref(request);
+	const json_t *error = json_object_get(reply, "error");
+	ck_assert_str_eq(json_string_value(json_object_get(error, "code")), "bad_arguments");
+	ck_assert_str_eq(json_string_value(json_object_get(error, "field")), "args.output_spool");
+	json_decref(reply);
+}
+END_TEST
+
+static char spool_state[64];
+
+static void start_spooling(void)
+{
+	snprintf(spool_state, sizeof(spool_state), "/tmp/weft-spool-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(spool_state));
+	static const char *options[] = {"--output-window", "262144", "--output-spool", "20000000",
+	                                "--state-dir", NULL, NULL};
+	options[5] = spool_state;
+	start_with(options);
+}
+
+static void stop_spooling(void)
+{
+	teardown();
+	char command[128];
+	snprintf(command, sizeof(command), "rm -rf %s", spool_state);
+	ck_assert_int_eq(system(command), 0);
+}
+
 START_TEST(test_a_reader_of_a_job_that_has_not_started_waits)
 {
 	uint64_t future = 0;
@@ -1075,6 +1258,7 @@ static Suite *stream_suite(void)
 	tcase_add_test(op, test_lines_arrive_while_the_command_still_runs);
 	tcase_add_test(op, test_binary_and_nul_bytes_are_exact);
 	tcase_add_test(op, test_binary_replies_carry_the_bytes_after_the_json);
+	tcase_add_test(op, test_output_spool_is_refused_without_a_spool);
 	tcase_add_test(op, test_twenty_megabytes_through_stdout_are_exact);
 	tcase_add_test(op, test_both_streams_merge_in_the_order_written);
 	tcase_add_test(op, test_output_is_kept_when_the_job_is_cancelled);
@@ -1085,6 +1269,14 @@ static Suite *stream_suite(void)
 	suite_add_tcase(suite, op);
 
 	TCase *bounds = tcase_create("bounds");
+	TCase *spool = tcase_create("spool");
+	tcase_add_checked_fixture(spool, start_spooling, stop_spooling);
+	tcase_set_timeout(spool, 120);
+	tcase_add_test(spool, test_a_spooled_jobs_output_is_whole_after_it_left_the_window);
+	tcase_add_test(spool, test_both_streams_come_back_from_the_spool_in_their_runs);
+	tcase_add_test(spool, test_a_spool_over_the_budget_is_dropped_and_told_as_lost);
+	suite_add_tcase(suite, spool);
+
 	TCase *retention = tcase_create("retention");
 	tcase_add_checked_fixture(retention, start_retain_one, teardown);
 	tcase_add_test(retention, test_a_dropped_jobs_window_is_freed);

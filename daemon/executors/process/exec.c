@@ -26,6 +26,7 @@
 #include "daemon/executors/process/lines.h"
 #include "daemon/executors/process/outlog.h"
 #include "daemon/executors/process/proc.h"
+#include "daemon/executors/process/spool.h"
 #include "daemon/sched/runner.h"
 #include "daemon/core/slots.h"
 #include "daemon/sched/workers.h"
@@ -77,6 +78,8 @@ static const struct function_argument exec_arguments[] = {
 	{"capture", "boolean (default true): keep stdout and stderr (up to --output-max each)"},
 	{"stdin_stream", "boolean (default false): stdin is fed by the input op while the command "
 	                 "runs (not with 'stdin')"},
+	{"output_spool", "boolean (default false): keep the output that leaves the window in a "
+	                 "spool file of the state dir (within --output-spool), for late readers"},
 	{"output_wait", "boolean (default false): pause the command while its output window is "
 	                "full of bytes no reader has read (at most 10 s without a read)"},
 	{"items", "\"lines\": each line of stdout is one of the job's items (read with next)"},
@@ -95,7 +98,13 @@ static int exec_check(const struct function *function, const json_t *args,
 	if (rv != WEFT_OK)
 		return problem_set(problem, rv, error.field, "exec: %s", error.message);
 	bool memory = parsed->memory_max > 0, tasks = parsed->tasks_max > 0;
+	bool spool = parsed->output_spool;
 	execargs_free(parsed);
+	if (spool && !spool_allowed())
+		return problem_set(problem, WEFT_EBADARGS, "args.output_spool",
+		                   "exec: weftd keeps no output spool (it was started without "
+		                   "--output-spool BYTES); leave output_spool out, or read the output "
+		                   "while the job runs");
 	/* Refused now rather than failing at start: the daemon cannot enforce them. */
 	bool no_memory = memory && !cgroup_has_limits(true, false);
 	if (no_memory || (tasks && !cgroup_has_limits(false, true)))
@@ -193,7 +202,8 @@ static void exec_start(struct job_attempt *attempt)
 	attempt->data = run;
 	/* The log outlives the attempt: readers find it by the job's id. */
 	if (run->args->capture)
-		options.log = outlog_open(job->id, job->owner->uid, run->args->output_wait);
+		options.log = outlog_open(job->id, job->owner->uid, run->args->output_wait,
+		                          spool_wanted(run->args->output_spool));
 	if (run->args->stdin_stream && (options.input = inbuf_open(job->id)) == NULL) {
 		attempt->data = NULL;
 		if (options.log != NULL) {

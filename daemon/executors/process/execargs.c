@@ -24,9 +24,9 @@ static const struct execargs_limit limit_table[] = {EXECARGS_LIMIT_MAP(EXECARGS_
 _Static_assert(LIMIT_TABLE_COUNT <= EXECARGS_MAX_LIMITS, "EXECARGS_MAX_LIMITS is too small");
 
 static const char *const known_names[] = {"argv", "shell", "env", "env_clear", "cwd",
-	"umask", "stdin", "capture", "kill_after", "limits", "output_wait", "stdin_stream", "items"};
+	"umask", "stdin", "capture", "kill_after", "limits", "output_wait", "output_spool", "stdin_stream", "items"};
 #define KNOWN_NAMES_LIST \
-	"argv, shell, env, env_clear, cwd, umask, stdin, capture, kill_after, limits, output_wait, stdin_stream, items"
+	"argv, shell, env, env_clear, cwd, umask, stdin, capture, kill_after, limits, output_wait, output_spool, stdin_stream, items"
 
 /* Whole numbers above this lose precision in a JSON double; no rlimit needs more. */
 #define LIMIT_VALUE_MAX ((json_int_t)1 << 53)
@@ -379,6 +379,9 @@ int execargs_parse(const json_t *args, struct execargs **out, struct execargs_er
 		goto fail;
 	if ((value = json_object_get(args, "output_wait")) != NULL &&
 		(rv = parse_bool(value, "output_wait", &parsed->output_wait, error)) != 0)
+		goto fail;
+	if ((value = json_object_get(args, "output_spool")) != NULL &&
+		(rv = parse_bool(value, "output_spool", &parsed->output_spool, error)) != 0)
 		goto fail;
 	if ((value = json_object_get(args, "stdin_stream")) != NULL &&
 		(rv = parse_bool(value, "stdin_stream", &parsed->stdin_stream, error)) != 0)

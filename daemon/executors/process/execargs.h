@@ -21,6 +21,8 @@
  *              (without it the command reads /dev/null)
  *   capture    bool (true): keep stdout and stderr; false sends them to
  *              /dev/null
+ *   output_spool bool (false): output that leaves the window is kept in a
+ *               spool file (spool.h); refused when weftd keeps no spool
  *   output_wait bool (false): backpressure from the job's output readers:
  *              while the retained window (outlog.h) is full of output no
  *              reader has read, the command's pipes are not read (it blocks
@@ -109,6 +111,7 @@ struct execargs {
 	size_t stdin_length;
 	bool capture;
 	bool output_wait;  /* backpressure from the output's readers (outlog.h) */
+	bool output_spool; /* what leaves the output's window goes to a spool file (spool.h) */
 	bool stdin_stream; /* stdin comes from the input op (inbuf.h) */
 	bool item_lines;   /* items: "lines" (lines.h) */
 	double kill_after; /* seconds, 0 ... EXECARGS_MAX_KILL_AFTER */

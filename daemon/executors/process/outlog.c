@@ -25,6 +25,7 @@
 
 #include "daemon/base/memory.h"
 #include "daemon/base/now.h"
+#include "daemon/executors/process/spool.h"
 #include "weft/error.h"
 
 #define CHUNK_MIN 4096
@@ -70,6 +71,8 @@ struct outlog {
 	bool wait_for_readers;
 	bool ended;
 	struct outlog_watch *watches;
+	/* What left the window, when the job spools (spool.h); owned. */
+	struct spool *spool;
 };
 
 struct user {
@@ -141,6 +144,7 @@ void outlog_unref(struct outlog *log)
 	if (atomic_fetch_sub_explicit(&log->references, 1, memory_order_acq_rel) != 1)
 		return;
 	free_chunks(log->head);
+	spool_close(log->spool);
 	pthread_mutex_destroy(&log->lock);
 	free(log);
 }
@@ -163,11 +167,26 @@ static void finished_unlink(struct user *user, struct outlog *log)
 	user->finished_count--;
 }
 
+/* A chunk leaves the window: into the spool, if the log has one. When the
+ * spool cannot take it (budget, disk), the spool is dropped whole, so what
+ * the log can still give stays one stretch: the window, and the spool
+ * before it or nothing. log->lock held. */
+static void keep_in_spool(struct outlog *log, const struct chunk *chunk)
+{
+	if (log->spool == NULL || spool_append(log->spool, (int)chunk->stream, chunk->data,
+	                                       chunk->length))
+		return;
+	spool_close(log->spool);
+	log->spool = NULL;
+}
+
 /* Frees a log's bytes but keeps its counters, so that a reader is told how
  * many it lost. table_lock held. */
 static void drop_bytes(struct user *user, struct outlog *log)
 {
 	pthread_mutex_lock(&log->lock);
+	for (struct chunk *chunk = log->head; chunk != NULL; chunk = chunk->next)
+		keep_in_spool(log, chunk);
 	struct chunk *chunks = log->head;
 	size_t held = log->held;
 	log->head = log->tail = NULL;
@@ -192,6 +211,12 @@ static void drop(struct user *user, struct outlog *log)
 	if (*link == log)
 		*link = log->hash_next;
 	log->listed = false;
+	/* Gone for good: nothing more goes to its spool. */
+	pthread_mutex_lock(&log->lock);
+	struct spool *spool = log->spool;
+	log->spool = NULL;
+	pthread_mutex_unlock(&log->lock);
+	spool_close(spool);
 	drop_bytes(user, log);
 	outlog_unref(log); /* the table's */
 }
@@ -248,7 +273,7 @@ struct outlog *outlog_find(uint64_t id)
 	return log;
 }
 
-struct outlog *outlog_open(uint64_t id, uid_t owner, bool wait_for_readers)
+struct outlog *outlog_open(uint64_t id, uid_t owner, bool wait_for_readers, bool spool)
 {
 	pthread_mutex_lock(&table_lock);
 	struct outlog *log = find_nolock(id);
@@ -268,6 +293,10 @@ struct outlog *outlog_open(uint64_t id, uid_t owner, bool wait_for_readers)
 	pthread_mutex_lock(&log->lock);
 	log->ended = false;
 	log->wait_for_readers = log->wait_for_readers || wait_for_readers;
+	/* A retry's attempt continues the spool; a first one starts it, with
+	 * nothing evicted yet, so the spool and the window meet. */
+	if (spool && log->spool == NULL && log->merged_first == 0)
+		log->spool = spool_open(owner);
 	log->last_read = now_monotonic();
 	pthread_mutex_unlock(&log->lock);
 	pthread_mutex_unlock(&table_lock);
@@ -278,6 +307,7 @@ struct outlog *outlog_open(uint64_t id, uid_t owner, bool wait_for_readers)
 static size_t evict_head(struct outlog *log)
 {
 	struct chunk *chunk = log->head;
+	keep_in_spool(log, chunk);
 	log->head = chunk->next;
 	if (log->head == NULL)
 		log->tail = NULL;
@@ -492,6 +522,36 @@ int outlog_read(struct outlog *log, enum outlog_stream stream, uint64_t offset, 
 	return WEFT_OK;
 }
 
+/* A read below the window, from the spool: one run of one stream, so a
+ * reader of both streams gets the spool's runs one reply each. log->lock
+ * held. */
+static int read_spool(struct outlog *log, enum outlog_stream stream, uint64_t offset, size_t max,
+                      void *(*place)(void *arg, size_t length), void *arg,
+                      struct outlog_slice *out)
+{
+	enum spool_numbering numbering = (enum spool_numbering)stream;
+	int which = 0;
+	size_t length = spool_read(log->spool, numbering, offset, max, NULL, &which);
+	char *to = length > 0 ? place(arg, length) : NULL;
+	if (length > 0 && to == NULL)
+		return WEFT_ENOMEM;
+	if (length > 0 && spool_read(log->spool, numbering, offset, length, to, &which) != length)
+		return WEFT_EINTERNAL;
+	if (stream == OUTLOG_BOTH && length > 0) {
+		out->runs = malloc(sizeof(*out->runs));
+		if (out->runs == NULL)
+			return WEFT_ENOMEM;
+		out->runs[0].stream = (enum outlog_stream)which;
+		out->runs[0].length = length;
+		out->run_count = 1;
+	}
+	out->length = length;
+	out->offset = offset;
+	out->next = offset + length;
+	log->last_read = now_monotonic();
+	return WEFT_OK;
+}
+
 int outlog_read_into(struct outlog *log, enum outlog_stream stream, uint64_t offset, size_t max,
                      void *(*place)(void *arg, size_t length), void *arg,
                      struct outlog_slice *out)
@@ -503,6 +563,12 @@ int outlog_read_into(struct outlog *log, enum outlog_stream stream, uint64_t off
 	uint64_t total = stream == OUTLOG_BOTH ? log->merged_total : log->total[stream];
 	if (offset > total)
 		offset = total;
+	if (offset < first && log->spool != NULL &&
+	    offset < spool_total(log->spool, (enum spool_numbering)stream)) {
+		int rv = read_spool(log, stream, offset, max, place, arg, out);
+		pthread_mutex_unlock(&log->lock);
+		return rv;
+	}
 	if (offset < first) {
 		out->lost = first - offset;
 		offset = first;

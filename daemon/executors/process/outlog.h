@@ -75,8 +75,10 @@ void outlog_fini(void);
 
 /* The log of job `id`, made (owned by uid) when it does not exist: a new
  * reference. wait_for_readers: the job asks for backpressure (sticky: once
- * asked, kept). Reopening a log whose job ended (a retry) continues it. */
-struct outlog *outlog_open(uint64_t id, uid_t owner, bool wait_for_readers);
+ * asked, kept). spool: what leaves the window goes to a spool file
+ * (spool.h) while the owner's spool budget lasts. Reopening a log whose job
+ * ended (a retry) continues it. */
+struct outlog *outlog_open(uint64_t id, uid_t owner, bool wait_for_readers, bool spool);
 /* Whether the log has ended (its process is gone). */
 bool outlog_ended(struct outlog *log);
 /* Bytes appended so far to `stream` (OUTLOG_BOTH: to both). */
