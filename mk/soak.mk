@@ -1,11 +1,11 @@
 # make soak: a bounded long run of mixed load against a real weftd of this
 # build (issue 10; tests/soak/soak.c), not part of make check:
-#   make soak [SOAK_SECONDS=180] [SOAK_JOBS=5000000] [SOAK_THREADS=4]
+#   make soak [SOAK_SECONDS=180] [SOAK_JOBS=20000000] [SOAK_THREADS=4]
 #             [SOAK_RSS_TOLERANCE=10] [SOAK_RSS_SLACK_KB=16384] [SOAK_FD_SLACK=16]
 #             [SOAK_WARMUP=10] [SOAK_REPLY_LIMIT=10] [SOAK_P99_RATIO=0] [SOAK_TRIGGER=0]
 #             [SANITIZER=address,undefined]
 SOAK_SECONDS ?= 180
-SOAK_JOBS ?= 5000000
+SOAK_JOBS ?= 20000000
 SOAK_THREADS ?= 4
 SOAK_RSS_TOLERANCE ?= 10
 SOAK_RSS_SLACK_KB ?= 16384

@@ -62,7 +62,7 @@
 /* ---- settings (environment) ---- */
 
 static double soak_seconds = 180;
-static long soak_jobs = 5000000;
+static long soak_jobs = 20000000;
 static int soak_threads = 4;
 static double rss_tolerance = 10; /* percent */
 static long rss_slack_kb = 16384;
