@@ -226,6 +226,25 @@ START_TEST(a_users_flood_drops_that_users_oldest_events_and_nobody_elses)
 }
 END_TEST
 
+START_TEST(a_users_byte_share_bounds_that_users_events)
+{
+	events_init(NULL, &(struct events_limits){.max_entries = 100000, .max_bytes = 1 << 20,
+	                                          .share_bytes = 4096});
+	job_events(1002, 1, 2);
+	job_events(1001, 100, 1000);
+	struct events_stats stats;
+	events_stats(1001, &stats);
+	ck_assert_uint_eq(stats.share_bytes, 4096);
+	ck_assert_uint_le(stats.yours_bytes, 4096);
+	ck_assert_uint_gt(stats.yours_held, 0);
+	ck_assert_uint_eq(stats.yours_held + stats.yours_dropped, 1000);
+	events_stats(1002, &stats);
+	ck_assert_uint_eq(stats.yours_held, 2);
+	ck_assert_uint_eq(stats.yours_dropped, 0);
+	events_fini();
+}
+END_TEST
+
 START_TEST(a_full_feed_drops_from_the_user_holding_the_most)
 {
 	/* Shares of 6 out of 10: two users at their share pass the feed's bound. */
@@ -285,6 +304,7 @@ int main(void)
 	tcase_add_test(tcase, the_ring_keeps_its_bound_and_an_old_cursor_is_expired);
 	tcase_add_test(tcase, a_watch_wakes_only_for_an_event_its_filter_keeps);
 	tcase_add_test(tcase, a_users_flood_drops_that_users_oldest_events_and_nobody_elses);
+	tcase_add_test(tcase, a_users_byte_share_bounds_that_users_events);
 	tcase_add_test(tcase, a_full_feed_drops_from_the_user_holding_the_most);
 	suite_add_tcase(suite, tcase);
 	SRunner *runner = srunner_create(suite);
