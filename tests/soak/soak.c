@@ -149,6 +149,26 @@ static json_t *call(nng_socket socket, const char *text)
 
 /* ---- the load ---- */
 
+/* Reads the event feed after *cursor (from the oldest when empty), waiting up
+ * to `wait` seconds, and moves *cursor on (to `oldest` when it expired). */
+static void read_events(nng_socket socket, char *cursor, size_t size, double wait)
+{
+	char text[256];
+	int length = snprintf(text, sizeof(text), "{\"op\":\"events\",\"limit\":10000,\"wait\":%g",
+	                      wait);
+	if (cursor[0] != '\0')
+		length += snprintf(text + length, sizeof(text) - (size_t)length, ",\"after\":\"%s\"",
+		                   cursor);
+	snprintf(text + length, sizeof(text) - (size_t)length, "}");
+	json_t *reply = call(socket, text);
+	const char *next = json_string_value(json_object_get(reply, "cursor"));
+	if (next == NULL)
+		next = json_string_value(json_object_get(reply, "oldest"));
+	if (next != NULL)
+		snprintf(cursor, size, "%s", next);
+	json_decref(reply);
+}
+
 static void *submitter(void *argument)
 {
 	(void)argument;
@@ -176,19 +196,8 @@ static void *submitter(void *argument)
 			free(list);
 		}
 		json_decref(reply);
-		if (round % 10 == 0) {
-			if (cursor[0] != '\0')
-				snprintf(text, sizeof(text), "{\"op\":\"events\",\"after\":\"%s\"}", cursor);
-			else
-				snprintf(text, sizeof(text), "{\"op\":\"events\"}");
-			reply = call(socket, text);
-			const char *next = json_string_value(json_object_get(reply, "cursor"));
-			if (next == NULL)
-				next = json_string_value(json_object_get(reply, "oldest"));
-			if (next != NULL)
-				snprintf(cursor, sizeof(cursor), "%s", next);
-			json_decref(reply);
-		}
+		if (round % 10 == 0)
+			read_events(socket, cursor, sizeof(cursor), 0);
 	}
 	nng_close(socket);
 	return NULL;
@@ -249,21 +258,9 @@ static void *follower(void *argument)
 {
 	(void)argument;
 	nng_socket socket = dial();
-	char cursor[64] = "", text[256];
-	while (!over()) {
-		if (cursor[0] != '\0')
-			snprintf(text, sizeof(text),
-			         "{\"op\":\"events\",\"after\":\"%s\",\"wait\":1,\"limit\":10000}", cursor);
-		else
-			snprintf(text, sizeof(text), "{\"op\":\"events\",\"wait\":1,\"limit\":10000}");
-		json_t *reply = call(socket, text);
-		const char *next = json_string_value(json_object_get(reply, "cursor"));
-		if (next == NULL)
-			next = json_string_value(json_object_get(reply, "oldest"));
-		if (next != NULL)
-			snprintf(cursor, sizeof(cursor), "%s", next);
-		json_decref(reply);
-	}
+	char cursor[64] = "";
+	while (!over())
+		read_events(socket, cursor, sizeof(cursor), 1);
 	nng_close(socket);
 	return NULL;
 }
