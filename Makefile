@@ -38,7 +38,7 @@ PKGS := libevent libevent_pthreads jansson check nettle jemalloc sqlite3 libcurl
 # pkg-config, but only by the goals the README promises do so: `make deps`,
 # `make run` and the test goals. A plain `make` (or `make install`) says what
 # to run instead and stops.
-INSTALLING_GOALS := run check check-asan check-tsan check-repeat chaos bench
+INSTALLING_GOALS := run check check-asan check-tsan check-repeat chaos soak bench
 ifeq ($(filter clean deps help format uninstall,$(MAKECMDGOALS)),)
 ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && test -f /usr/include/nng/nng.h && command -v openssl >/dev/null && test -x /usr/sbin/useradd && echo ok),ok)
 ifneq ($(filter $(INSTALLING_GOALS),$(MAKECMDGOALS)),)
@@ -197,6 +197,7 @@ help:
 	@echo "make run        build and start weftd in the foreground (WEFTD_ARGS='--workers 4 ...')"
 	@echo "make check      build and run the whole test suite"
 	@echo "make check-asan the suite under -fsanitize=address,undefined"
+	@echo "make soak       a few minutes of mixed load: RSS, fds and latency stay flat (SOAK_SECONDS=180)"
 	@echo "make check-repeat N=20 [SANITIZER=...]  every test program N times; reports flakes"
 	@echo "make bench      benchmarks with their peers (BENCH=name for one)"
 	@echo "make install    PREFIX=/usr/local DESTDIR= (runs ldconfig when DESTDIR is empty)"

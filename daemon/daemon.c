@@ -867,7 +867,13 @@ int daemon_run(const struct options *options)
 	                options->max_item_bytes < options->max_message / 2 ? options->max_item_bytes
 	                                                                   : options->max_message / 2);
 	generator_init(daemon.jobs);
-	events_init(daemon.jobs, options->events_max, options->events_max_bytes);
+	struct events_limits feed = {
+		.max_entries = options->events_max,
+		.max_bytes = options->events_max_bytes,
+		.share_entries = options->events_max_per_user,
+		.share_bytes = options->events_max_bytes_per_user,
+	};
+	events_init(daemon.jobs, &feed);
 	if (main_loop_init(&loop, &daemon) != 0) {
 		log_error("cannot set up the main event loop");
 		goto fail_loop;

@@ -614,11 +614,20 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	json_object_set_new(json_object_get(quotas, "yours"), "item_bytes",
 	                    json_integer((json_int_t)quota_held(QUOTA_ITEM_BYTES, caller->uid)));
 	struct events_stats feed;
-	events_stats(&feed);
+	events_stats(caller->uid, &feed);
 	json_t *events = json_pack("{s:I, s:I, s:I, s:I, s:I}", "appended", (json_int_t)feed.appended,
 	                           "held", (json_int_t)feed.held, "bytes", (json_int_t)feed.bytes,
 	                           "dropped", (json_int_t)feed.dropped, "epoch",
 	                           (json_int_t)feed.epoch);
+	/* Each user's share, how many hold events, and the caller's own lane. */
+	json_object_set_new(events, "users", json_integer((json_int_t)feed.users));
+	json_object_set_new(events, "per_user",
+	                    json_pack("{s:I, s:I}", "max", (json_int_t)feed.share_entries,
+	                              "max_bytes", (json_int_t)feed.share_bytes));
+	json_object_set_new(events, "yours",
+	                    json_pack("{s:I, s:I, s:I}", "held", (json_int_t)feed.yours_held,
+	                              "bytes", (json_int_t)feed.yours_bytes, "dropped",
+	                              (json_int_t)feed.yours_dropped));
 	json_t *stats = json_pack("{s:b, s:s, s:f, s:o, s:o, s:I, s:{s:i, s:i, s:i, s:i}, "
 	                 "s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}",
 	                 "ok", 1, "version", PROTO_SOFTWARE_VERSION, "uptime",

@@ -46,12 +46,17 @@ static const char usage[] =
 	"  --events-max N, --events-max-bytes BYTES\n"
 	"                       events the event feed holds, at most (default 100000 and\n"
 	"                       16777216); older ones are dropped (readers get cursor_expired)\n"
+	"  --events-max-per-user N, --events-max-bytes-per-user BYTES\n"
+	"                       one user's share of them: past it that user's own oldest\n"
+	"                       events are dropped, nobody else's (defaults when weftd runs\n"
+	"                       as root: 25000 and 4194304, or the feed's bound if lower;\n"
+	"                       otherwise the feed's bounds)\n"
 	"  --max-bytes BYTES, --max-bytes-per-user BYTES\n"
 	"                       bytes of job arguments, results and output held (as compact\n"
-	"                       JSON), in all and per user; finished jobs are dropped oldest\n"
-	"                       first to stay within --max-bytes, and submits past either get\n"
-	"                       'busy' (defaults 2147483648 and, when weftd runs as root,\n"
-	"                       536870912; otherwise the daemon-wide limit)\n"
+	"                       JSON), in all and per user (a user's waits count too); finished\n"
+	"                       jobs are dropped oldest first to stay within --max-bytes, and\n"
+	"                       submits past either get 'busy' (defaults 2147483648 and, when\n"
+	"                       weftd runs as root, 536870912; otherwise the daemon-wide limit)\n"
 	"  --idle-timeout SECONDS\n"
 	"                       close a connection that has no request in flight and sent no\n"
 	"                       whole message for this long, so a message sent in part cannot\n"
@@ -166,7 +171,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_IDLE_TIMEOUT, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_OUTPUT_WINDOW, OPT_OUTPUT_BUDGET, OPT_OUTPUT_IDLE, OPT_OUTPUT_SPOOL, OPT_OUTPUT_SPOOL_ALL, OPT_IO_IDLE, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	       OPT_CGROUP, OPT_ITEM_BYTES, OPT_ITEM_BYTES_JOB, OPT_ITEM_BYTES_USER, OPT_EVENTS_MAX,
-	       OPT_EVENTS_MAX_BYTES, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_PLUGIN, OPT_PLUGIN_DIR, OPT_VERSION, OPT_HELP };
+	       OPT_EVENTS_MAX_BYTES, OPT_EVENTS_PER_USER, OPT_EVENTS_BYTES_PER_USER, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_PLUGIN, OPT_PLUGIN_DIR, OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"workers", required_argument, NULL, OPT_WORKERS},
@@ -206,6 +211,8 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"max-item-bytes-per-user", required_argument, NULL, OPT_ITEM_BYTES_USER},
 		{"events-max", required_argument, NULL, OPT_EVENTS_MAX},
 		{"events-max-bytes", required_argument, NULL, OPT_EVENTS_MAX_BYTES},
+		{"events-max-per-user", required_argument, NULL, OPT_EVENTS_PER_USER},
+		{"events-max-bytes-per-user", required_argument, NULL, OPT_EVENTS_BYTES_PER_USER},
 		{"test-hooks", no_argument, NULL, OPT_TEST_HOOKS},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{"plugin", required_argument, NULL, OPT_PLUGIN},
@@ -294,13 +301,19 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		case OPT_ITEM_BYTES_USER:
 		case OPT_EVENTS_MAX:
 		case OPT_EVENTS_MAX_BYTES:
-			if (parse_number(optarg, option == OPT_EVENTS_MAX ? 1 : 256, 1e12, &value) != 0 ||
+		case OPT_EVENTS_PER_USER:
+		case OPT_EVENTS_BYTES_PER_USER:
+			if (parse_number(optarg,
+			                 option == OPT_EVENTS_MAX || option == OPT_EVENTS_PER_USER ? 1 : 256,
+			                 1e12, &value) != 0 ||
 			    value != floor(value))
 				goto bad_value;
 			*(option == OPT_ITEM_BYTES        ? &options->max_item_bytes
 			  : option == OPT_ITEM_BYTES_JOB  ? &options->max_item_bytes_per_job
 			  : option == OPT_ITEM_BYTES_USER ? &options->max_item_bytes_per_user
 			  : option == OPT_EVENTS_MAX      ? &options->events_max
+			  : option == OPT_EVENTS_PER_USER ? &options->events_max_per_user
+			  : option == OPT_EVENTS_BYTES_PER_USER ? &options->events_max_bytes_per_user
 			                                  : &options->events_max_bytes) = (size_t)value;
 			break;
 		case OPT_MAX_BYTES:
@@ -502,6 +515,16 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			shared && options->max_bytes > OPTIONS_DEFAULT_BYTES_PER_USER
 				? OPTIONS_DEFAULT_BYTES_PER_USER
 				: options->max_bytes;
+	if (options->events_max_per_user == 0)
+		options->events_max_per_user =
+			shared && options->events_max > OPTIONS_DEFAULT_EVENTS_PER_USER
+				? OPTIONS_DEFAULT_EVENTS_PER_USER
+				: options->events_max;
+	if (options->events_max_bytes_per_user == 0)
+		options->events_max_bytes_per_user =
+			shared && options->events_max_bytes > OPTIONS_DEFAULT_EVENT_BYTES_PER_USER
+				? OPTIONS_DEFAULT_EVENT_BYTES_PER_USER
+				: options->events_max_bytes;
 	if (!state_dir_given && default_state_dir(options->state_dir, sizeof(options->state_dir)) != 0) {
 		snprintf(message, size, "no default --state-dir: HOME and XDG_STATE_HOME are unset; "
 		         "pass --state-dir DIR (or none)");

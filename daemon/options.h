@@ -12,6 +12,8 @@
 /* Per-user defaults of a root daemon (a quarter of the daemon-wide defaults). */
 #define OPTIONS_DEFAULT_PENDING_PER_USER 250000
 #define OPTIONS_DEFAULT_WAITERS_PER_USER 25000
+#define OPTIONS_DEFAULT_EVENTS_PER_USER 25000
+#define OPTIONS_DEFAULT_EVENT_BYTES_PER_USER (4 * 1024 * 1024)
 /* Byte budget of the jobs held: daemon-wide, and a root daemon's per-user share. */
 #define OPTIONS_DEFAULT_MAX_BYTES (2ULL * 1024 * 1024 * 1024)
 #define OPTIONS_DEFAULT_BYTES_PER_USER (512ULL * 1024 * 1024)
@@ -36,6 +38,8 @@ struct options {
 	size_t max_item_bytes_per_user; /* unread, beyond which a yield fails */
 	size_t events_max;              /* events the ring holds */
 	size_t events_max_bytes;
+	size_t events_max_per_user;     /* one user's share of the two above */
+	size_t events_max_bytes_per_user;
 	/* Bytes of args, labels, results and errors held by jobs (jobs.h), in
 	 * all and per user; beyond them submits get `busy`. */
 	uint64_t max_bytes;

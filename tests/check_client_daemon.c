@@ -337,6 +337,22 @@ START_TEST(test_wait_all_completed_with_finished_jobs)
 }
 END_TEST
 
+START_TEST(test_wait_all_completed_follows_jobs_that_finish_out_of_order)
+{
+	/* The daemon watches one unfinished job at a time: the first ends last,
+	 * after the others, and the wait moves past them all at once. */
+	uint64_t ids[4] = {submit_sleep(0.4), submit_sleep(0.1), submit_sleep(0.2),
+	                   submit("echo", json_pack("{s:i}", "value", 4), 0)};
+	weft_wait_result *result = NULL;
+	assert_weft(weft_wait(client, ids, 4, 30, WEFT_ALL_COMPLETED, &result), WEFT_OK);
+	ck_assert_uint_eq(result->done_count, 4);
+	ck_assert_uint_eq(result->pending_count, 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_uint_eq(result->done[i], ids[i]);
+	weft_wait_result_free(result);
+}
+END_TEST
+
 START_TEST(test_cancel_a_sleeping_job)
 {
 	uint64_t id = submit_sleep(30);
@@ -919,6 +935,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(basics, test_wait_first_completed);
 	tcase_add_test(basics, test_wait_first_exception);
 	tcase_add_test(basics, test_wait_all_completed_with_finished_jobs);
+	tcase_add_test(basics, test_wait_all_completed_follows_jobs_that_finish_out_of_order);
 	tcase_add_test(basics, test_cancel_a_sleeping_job);
 	tcase_add_test(basics, test_a_job_past_its_timeout_fails_with_timeout);
 	tcase_add_test(basics, test_a_timed_out_result_leaves_the_job_running);

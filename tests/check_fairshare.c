@@ -291,6 +291,64 @@ START_TEST(the_byte_budgets_refuse_past_a_users_share_and_the_daemons)
 }
 END_TEST
 
+/* A's quotas.yours.bytes in stats. */
+static json_int_t bytes_held_by_a(void)
+{
+	json_t *reply = call_as(&user_a, "{\"op\":\"stats\"}");
+	json_int_t bytes = json_integer_value(
+		json_object_get(json_object_get(json_object_get(reply, "quotas"), "yours"), "bytes"));
+	json_decref(reply);
+	return bytes;
+}
+
+/*
+ * A wait holds memory for each id it waits on; it is charged to the caller's
+ * byte budget while it waits. With --max-bytes-per-user 65536 and 1,500 of
+ * A's jobs: a FIRST_COMPLETED wait (a watch per job, ~40 bytes an id) is
+ * `busy` naming the budget; an ALL_COMPLETED wait (8 bytes an id, one
+ * watch) fits; and once the waits are over A holds what A held before.
+ */
+START_TEST(a_wait_is_charged_to_its_users_byte_budget)
+{
+	static const char *const args[] = {"--max-bytes-per-user", "65536", NULL};
+	start(args);
+	enum { JOBS = 1500 };
+	static char text[128 * 1024];
+	strcpy(text, "{\"op\":\"submit\",\"jobs\":[");
+	for (int i = 0; i < JOBS; i++)
+		strcat(text, i == 0 ? "{\"fn\":\"sleep\",\"args\":{\"seconds\":3600}}"
+		                    : ",{\"fn\":\"sleep\",\"args\":{\"seconds\":3600}}");
+	strcat(text, "]}");
+	json_t *reply = call_as(&user_a, text);
+	json_t *ids = json_object_get(reply, "ids");
+	ck_assert_msg(json_array_size(ids) == JOBS, "%s", wire_error_code(reply));
+	char *list = json_dumps(ids, JSON_COMPACT);
+	json_decref(reply);
+	json_int_t before = bytes_held_by_a();
+	snprintf(text, sizeof(text),
+	         "{\"op\":\"wait\",\"return_when\":\"FIRST_COMPLETED\",\"timeout\":0.05,"
+	         "\"ids\":%s}",
+	         list);
+	reply = call_as(&user_a, text);
+	ck_assert_str_eq(wire_error_code(reply), "busy");
+	ck_assert_msg(strstr(error_message_of(reply), "--max-bytes-per-user") != NULL, "%s",
+	              error_message_of(reply));
+	json_decref(reply);
+	snprintf(text, sizeof(text), "{\"op\":\"wait\",\"timeout\":0.05,\"ids\":%s}", list);
+	reply = call_as(&user_a, text);
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", error_message_of(reply));
+	ck_assert_int_eq(json_array_size(json_object_get(reply, "pending")), JOBS);
+	json_decref(reply);
+	/* The waiter's charge goes when its last reference does, just after the reply. */
+	double give_up = fixture_now() + 10;
+	while (bytes_held_by_a() != before)
+		ck_assert_msg(fixture_now() < give_up, "A holds %lld bytes, held %lld",
+		              (long long)bytes_held_by_a(), (long long)before);
+	free(list);
+	fixture_stop(&weftd);
+}
+END_TEST
+
 static void prepare(void)
 {
 	if (geteuid() != 0) {
@@ -325,6 +383,7 @@ int main(void)
 		a_users_pending_quota_does_not_limit_another,
 		a_users_waiter_quota_does_not_limit_another,
 		the_byte_budgets_refuse_past_a_users_share_and_the_daemons,
+		a_wait_is_charged_to_its_users_byte_budget,
 	};
 	size_t count = sizeof(tests) / sizeof(tests[0]);
 	for (size_t i = 0; i < count; i++)

@@ -9,6 +9,7 @@
 #include "daemon/base/watch.h"
 #include "daemon/core/events.h"
 #include "daemon/core/items.h"
+#include "daemon/core/jobs.h"
 #include "daemon/core/quota.h"
 #include "weft/error.h"
 
@@ -146,12 +147,12 @@ END_TEST
 
 START_TEST(the_ring_keeps_its_bound_and_an_old_cursor_is_expired)
 {
-	events_init(NULL, 4, 1 << 20);
+	events_init(NULL, &(struct events_limits){.max_entries = 4, .max_bytes = 1 << 20});
 	for (int i = 0; i < 6; i++)
 		events_queue("q", "pause", 0);
 	struct events_filter everyone = {.viewer = 1001};
 	struct events_stats stats;
-	events_stats(&stats);
+	events_stats(0, &stats);
 	ck_assert_uint_eq(stats.held, 4);
 	ck_assert_uint_eq(stats.dropped, 2);
 	json_t *out = NULL;
@@ -173,9 +174,103 @@ START_TEST(the_ring_keeps_its_bound_and_an_old_cursor_is_expired)
 }
 END_TEST
 
+/* n job events of owner, ids from first. */
+static void job_events(uid_t owner, uint64_t first, int n)
+{
+	for (int i = 0; i < n; i++)
+		events_job(first + (uint64_t)i, owner, "echo", JOB_STATE_COUNT, JOB_QUEUED, -1);
+}
+
+START_TEST(a_users_flood_drops_that_users_oldest_events_and_nobody_elses)
+{
+	events_init(NULL, &(struct events_limits){.max_entries = 100, .max_bytes = 1 << 20,
+	                                          .share_entries = 10});
+	job_events(1002, 1, 3); /* bob: seqs 1 to 3 */
+	struct events_stats stats;
+	events_stats(1002, &stats);
+	job_events(1001, 100, 500); /* alice floods past her share of 10 */
+	struct events_filter bob = {.viewer = 1002}, alice = {.viewer = 1001};
+	json_t *out = NULL;
+	uint64_t last = 0;
+	struct problem problem;
+	problem_init(&problem);
+	/* Bob's cursor from before the flood is still good, and all his events are there. */
+	ck_assert_weft(events_read(stats.epoch, 0, &bob, 100, &out, &last, &problem), WEFT_OK);
+	ck_assert_int_eq(json_array_size(out), 3);
+	ck_assert_uint_eq(last, 503); /* he has read to the end of the feed */
+	json_decref(out);
+	ck_assert_weft(events_read(stats.epoch, 1, &bob, 100, &out, &last, &problem), WEFT_OK);
+	ck_assert_int_eq(json_array_size(out), 2);
+	json_decref(out);
+	/* Alice holds her newest ten; her old cursor is expired. */
+	ck_assert_weft(events_read(stats.epoch, 3, &alice, 100, &out, &last, &problem),
+	               WEFT_ECURSOREXPIRED);
+	ck_assert_uint_eq(last, 493);
+	ck_assert_weft(events_read(stats.epoch, last, &alice, 100, &out, &last, &problem), WEFT_OK);
+	ck_assert_int_eq(json_array_size(out), 10);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(out, 0), "id")), 590);
+	json_decref(out);
+	/* An admin sees both lanes merged in seq order. */
+	struct events_filter admin = {.all = true};
+	ck_assert_weft(events_read(stats.epoch, 0, &admin, 100, &out, &last, &problem), WEFT_OK);
+	ck_assert_int_eq(json_array_size(out), 13);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(out, 2), "id")), 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(out, 3), "id")), 590);
+	json_decref(out);
+	events_stats(1001, &stats);
+	ck_assert_uint_eq(stats.held, 13);
+	ck_assert_uint_eq(stats.users, 2);
+	ck_assert_uint_eq(stats.yours_held, 10);
+	ck_assert_uint_eq(stats.yours_dropped, 490);
+	events_fini();
+}
+END_TEST
+
+START_TEST(a_users_byte_share_bounds_that_users_events)
+{
+	events_init(NULL, &(struct events_limits){.max_entries = 100000, .max_bytes = 1 << 20,
+	                                          .share_bytes = 4096});
+	job_events(1002, 1, 2);
+	job_events(1001, 100, 1000);
+	struct events_stats stats;
+	events_stats(1001, &stats);
+	ck_assert_uint_eq(stats.share_bytes, 4096);
+	ck_assert_uint_le(stats.yours_bytes, 4096);
+	ck_assert_uint_gt(stats.yours_held, 0);
+	ck_assert_uint_eq(stats.yours_held + stats.yours_dropped, 1000);
+	events_stats(1002, &stats);
+	ck_assert_uint_eq(stats.yours_held, 2);
+	ck_assert_uint_eq(stats.yours_dropped, 0);
+	events_fini();
+}
+END_TEST
+
+START_TEST(a_full_feed_drops_from_the_user_holding_the_most)
+{
+	/* Shares of 6 out of 10: two users at their share pass the feed's bound. */
+	events_init(NULL, &(struct events_limits){.max_entries = 10, .max_bytes = 1 << 20,
+	                                          .share_entries = 6});
+	job_events(1002, 1, 2);
+	job_events(1001, 100, 50);
+	job_events(1003, 200, 50);
+	struct events_stats stats;
+	events_stats(1002, &stats);
+	ck_assert_uint_eq(stats.held, 10);
+	ck_assert_uint_eq(stats.users, 3);
+	ck_assert_uint_eq(stats.yours_held, 2);
+	ck_assert_uint_eq(stats.yours_dropped, 0);
+	/* The two floods lost to each other, the heavier first. */
+	events_stats(1001, &stats);
+	ck_assert_uint_eq(stats.yours_held, 3);
+	events_stats(1003, &stats);
+	ck_assert_uint_eq(stats.yours_held, 5);
+	events_fini();
+}
+END_TEST
+
 START_TEST(a_watch_wakes_only_for_an_event_its_filter_keeps)
 {
-	events_init(NULL, 100, 1 << 20);
+	events_init(NULL, &(struct events_limits){.max_entries = 100, .max_bytes = 1 << 20});
 	uint64_t ids[] = {3, 7};
 	struct events_filter jobs_only = {.viewer = 1001, .ids = ids, .id_count = 2};
 	struct watch follower = {.notify = count_notify, .key = 0, .data = &jobs_only};
@@ -208,6 +303,9 @@ int main(void)
 	tcase_add_test(tcase, a_reader_is_notified_when_its_item_comes_or_the_stream_ends);
 	tcase_add_test(tcase, the_ring_keeps_its_bound_and_an_old_cursor_is_expired);
 	tcase_add_test(tcase, a_watch_wakes_only_for_an_event_its_filter_keeps);
+	tcase_add_test(tcase, a_users_flood_drops_that_users_oldest_events_and_nobody_elses);
+	tcase_add_test(tcase, a_users_byte_share_bounds_that_users_events);
+	tcase_add_test(tcase, a_full_feed_drops_from_the_user_holding_the_most);
 	suite_add_tcase(suite, tcase);
 	SRunner *runner = srunner_create(suite);
 	srunner_run_all(runner, CK_NORMAL);

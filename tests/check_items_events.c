@@ -578,6 +578,94 @@ START_TEST(a_stranger_sees_none_of_your_events_and_cannot_read_your_items)
 }
 END_TEST
 
+/* Polls root's stats until the feed has appended `count` events; fails
+ * after 30 s (a guard against a hang, not a timing assertion). */
+static void await_appended(const char *url, json_int_t count)
+{
+	double give_up = fixture_now() + 30;
+	for (;;) {
+		json_t *stats = wire_call(url, "{\"op\":\"stats\"}");
+		json_int_t appended = json_integer_value(
+			json_object_get(json_object_get(stats, "events"), "appended"));
+		json_decref(stats);
+		if (appended >= count)
+			return;
+		ck_assert_msg(fixture_now() < give_up, "the feed appended %lld of %lld events",
+		              (long long)appended, (long long)count);
+		usleep(5000);
+	}
+}
+
+START_TEST(one_users_flood_of_events_drops_only_that_users_oldest)
+{
+	fixture shared;
+	const char *args[] = {"--events-max", "200", "--events-max-per-user", "50", NULL};
+	fixture_start(&shared, args);
+	ck_assert_int_eq(chmod(shared.directory, 0755), 0);
+	/* Bob's cursor before anything, then his two jobs (six events). */
+	json_t *reply = call_as(&bob, shared.url, "{\"op\":\"events\"}");
+	char before[64];
+	snprintf(before, sizeof(before), "%s", json_string_value(json_object_get(reply, "cursor")));
+	json_decref(reply);
+	json_int_t mine[2];
+	for (int i = 0; i < 2; i++) {
+		reply = call_as(&bob, shared.url,
+		                "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},"
+		                "\"wait\":10}");
+		mine[i] = json_integer_value(json_object_get(reply, "id"));
+		ck_assert_int_gt(mine[i], 0);
+		json_decref(reply);
+	}
+	await_appended(shared.url, 6);
+	/* Alice floods: 300 jobs, 900 events, 18 times her share and 4.5 times the feed. */
+	char batch[16384] = "{\"op\":\"submit\",\"jobs\":[";
+	for (int i = 0; i < 300; i++)
+		strcat(batch, i == 0 ? "{\"fn\":\"echo\",\"args\":{\"value\":1}}"
+		                     : ",{\"fn\":\"echo\",\"args\":{\"value\":1}}");
+	strcat(batch, "]}");
+	reply = call_as(&alice, shared.url, batch);
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", wire_error_code(reply));
+	json_decref(reply);
+	await_appended(shared.url, 906);
+	/* Bob's old cursor is still good and every one of his events is there. */
+	char request[160];
+	snprintf(request, sizeof(request), "{\"op\":\"events\",\"after\":\"%s\"}", before);
+	reply = call_as(&bob, shared.url, request);
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", wire_error_code(reply));
+	char states[256];
+	for (int i = 0; i < 2; i++) {
+		states_of(reply, mine[i], states, sizeof(states));
+		ck_assert_str_eq(states, "queued,running,done");
+	}
+	ck_assert_int_eq(json_array_size(json_object_get(reply, "events")), 6);
+	json_decref(reply);
+	/* Alice's own flood pushed out her own oldest: a cursor from before it expired. */
+	char *colon = strchr(before, ':');
+	ck_assert_ptr_nonnull(colon);
+	strcpy(colon, ":6");
+	snprintf(request, sizeof(request), "{\"op\":\"events\",\"after\":\"%s\"}", before);
+	reply = call_as(&alice, shared.url, request);
+	ck_assert_str_eq(wire_error_code(reply), "cursor_expired");
+	json_decref(reply);
+	reply = call_as(&alice, shared.url, "{\"op\":\"stats\"}");
+	json_t *events = json_object_get(reply, "events");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(events, "yours"), "held")),
+	                 50);
+	ck_assert_int_eq(
+		json_integer_value(json_object_get(json_object_get(events, "yours"), "dropped")), 850);
+	ck_assert_int_eq(
+		json_integer_value(json_object_get(json_object_get(events, "per_user"), "max")), 50);
+	json_decref(reply);
+	reply = call_as(&bob, shared.url, "{\"op\":\"stats\"}");
+	events = json_object_get(reply, "events");
+	ck_assert_int_eq(
+		json_integer_value(json_object_get(json_object_get(events, "yours"), "dropped")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(events, "users")), 2);
+	json_decref(reply);
+	fixture_stop(&shared);
+}
+END_TEST
+
 static void prepare_users(void)
 {
 	if (geteuid() != 0) {
@@ -630,10 +718,12 @@ int main(void)
 	suite_add_tcase(suite, items);
 	TCase *users = tcase_create("other users");
 	tcase_set_timeout(users, 60);
-	if (skip_reason[0] == '\0')
+	if (skip_reason[0] == '\0') {
 		tcase_add_test(users, a_stranger_sees_none_of_your_events_and_cannot_read_your_items);
-	else
-		as_user_skip(1, "stream tests with other users", skip_reason);
+		tcase_add_test(users, one_users_flood_of_events_drops_only_that_users_oldest);
+	} else {
+		as_user_skip(2, "stream tests with other users", skip_reason);
+	}
 	suite_add_tcase(suite, users);
 	SRunner *runner = srunner_create(suite);
 	srunner_run_all(runner, CK_NORMAL);

@@ -1,12 +1,27 @@
 /*
  * The event feed; see events.h.
  *
- * The ring is an array of max_entries slots; `oldest` is the seq of the
- * oldest entry held and `next_seq` the seq the next event gets, so entry
- * seq lives at slot seq % capacity. An append that would pass either bound
- * drops from the oldest end first. Entries are small and fixed (a queue
- * event's name is copied; a function's name is static), so a byte budget
- * is an entry budget in disguise, except for the names.
+ * Lanes: the feed keeps one lane per owner of job events and one for queue
+ * events. A lane is a FIFO of entries in seq order (a circular array that
+ * grows by doubling and shrinks when three quarters empty), so an owner's
+ * events can be dropped without touching anybody else's. An append first
+ * drops the oldest entries of its own lane while the lane is past its share
+ * (--events-max-per-user, --events-max-bytes-per-user), then, while the
+ * whole feed is past its bounds, the oldest entry of the lane holding the
+ * most (entries or bytes, whichever bound is passed): a user who holds less
+ * than any other loses nothing to anybody's flood.
+ *
+ * Cursors stay global seqs. A lane remembers the seq of the newest entry it
+ * dropped, so a cursor is expired for a reader only when a lane that reader
+ * may see dropped an event after it: one user's flood never expires another
+ * user's cursor. A read merges the lanes its reader may see by seq (one lane
+ * and the queue lane for a user; every lane for an admin). Lanes are never
+ * freed before events_fini: each holds a drop mark the cursors rely on, and
+ * there are at most as many as the accounts that own jobs, plus one.
+ *
+ * Entries are small and fixed (a queue event's name is copied; a function's
+ * name is static), so a byte budget is an entry budget in disguise, except
+ * for the names.
  *
  * Watches: after each append, under the lock, the watches whose filter keeps
  * the new entry are detached, and notified once the lock is released.
@@ -29,6 +44,8 @@
 
 /* Entries one read looks at, at most. */
 #define EVENTS_SCAN_MAX 65536
+/* Slots a lane starts with, and below which it does not shrink. */
+#define LANE_MIN_CAPACITY 16
 
 enum entry_type { ENTRY_JOB = 1, ENTRY_QUEUE = 2 };
 
@@ -47,18 +64,128 @@ struct entry {
 	size_t bytes;         /* what it is charged */
 };
 
+/* One owner's events (or the queue events), oldest first. Under ring.lock. */
+struct lane {
+	bool queues;          /* the lane of queue events; else uid's job events */
+	uid_t uid;
+	struct entry *slots;  /* capacity slots; entry i at (head + i) % capacity */
+	size_t capacity, head, count;
+	size_t bytes;
+	uint64_t dropped;     /* entries dropped from this lane */
+	uint64_t dropped_upto; /* seq of the newest entry dropped; 0: none */
+};
+
 static struct {
 	pthread_mutex_t lock; /* guards everything below but the bounds and epoch */
-	struct entry *ring;   /* capacity slots; NULL before events_init */
-	size_t capacity;      /* immutable after events_init */
-	size_t max_bytes;     /* immutable after events_init */
+	bool open;            /* between events_init and events_fini */
+	size_t max_entries;   /* the bounds: immutable after events_init */
+	size_t max_bytes;
+	size_t share_entries; /* one lane's share */
+	size_t share_bytes;
 	uint64_t epoch;       /* immutable after events_init */
-	uint64_t oldest;      /* seq of the oldest entry held; == next_seq when none */
 	uint64_t next_seq;
+	size_t count;         /* entries held in all lanes */
 	size_t bytes;
 	uint64_t dropped;
+	struct lane *lanes;   /* lane 0: queue events */
+	size_t lane_count, lane_capacity;
 	struct watch *watches;
 } ring = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static struct entry *lane_at(const struct lane *lane, size_t i)
+{
+	return &lane->slots[(lane->head + i) % lane->capacity];
+}
+
+/* Moves lane's entries into an array of capacity slots. Lock held. */
+static void lane_resize(struct lane *lane, size_t capacity)
+{
+	struct entry *slots = memory_alloc(capacity * sizeof(*slots));
+	for (size_t i = 0; i < lane->count; i++)
+		slots[i] = *lane_at(lane, i);
+	free(lane->slots);
+	lane->slots = slots;
+	lane->capacity = capacity;
+	lane->head = 0;
+}
+
+/* Drops lane's oldest entry; it holds one. Lock held. */
+static void lane_drop_oldest(struct lane *lane)
+{
+	struct entry *entry = lane_at(lane, 0);
+	lane->dropped_upto = entry->seq;
+	lane->bytes -= entry->bytes;
+	ring.bytes -= entry->bytes;
+	free(entry->queue);
+	entry->queue = NULL;
+	lane->head = (lane->head + 1) % lane->capacity;
+	lane->count--;
+	ring.count--;
+	lane->dropped++;
+	ring.dropped++;
+	/* A flood that has gone leaves no large array behind. */
+	if (lane->capacity > LANE_MIN_CAPACITY && lane->count < lane->capacity / 4)
+		lane_resize(lane, lane->capacity / 2);
+}
+
+/* The index of lane's first entry after seq (count when none). Lock held. */
+static size_t lane_first_after(const struct lane *lane, uint64_t seq)
+{
+	size_t low = 0, high = lane->count;
+	while (low < high) {
+		size_t middle = low + (high - low) / 2;
+		if (lane_at(lane, middle)->seq <= seq)
+			low = middle + 1;
+		else
+			high = middle;
+	}
+	return low;
+}
+
+/* The lane of entry, made when missing. Lock held; the feed is open. */
+static struct lane *lane_of(const struct entry *entry)
+{
+	if (entry->type == ENTRY_QUEUE)
+		return &ring.lanes[0];
+	/* A scan: lanes are as many as the accounts that own jobs. */
+	for (size_t i = 1; i < ring.lane_count; i++)
+		if (ring.lanes[i].uid == entry->owner)
+			return &ring.lanes[i];
+	if (ring.lane_count == ring.lane_capacity) {
+		ring.lane_capacity *= 2;
+		ring.lanes = memory_realloc(ring.lanes, ring.lane_capacity * sizeof(*ring.lanes));
+	}
+	struct lane *lane = &ring.lanes[ring.lane_count++];
+	*lane = (struct lane){.uid = entry->owner};
+	return lane;
+}
+
+/* The lane that gives up an entry when the whole feed is past a bound: the
+ * one holding the most of it (by_bytes: bytes, else entries), the older
+ * head on a tie. Lock held; some lane holds an entry. */
+static struct lane *heaviest(bool by_bytes)
+{
+	struct lane *best = NULL;
+	for (size_t i = 0; i < ring.lane_count; i++) {
+		struct lane *lane = &ring.lanes[i];
+		if (lane->count == 0)
+			continue;
+		size_t weight = by_bytes ? lane->bytes : lane->count;
+		size_t best_weight = best == NULL ? 0 : by_bytes ? best->bytes : best->count;
+		if (best == NULL || weight > best_weight ||
+		    (weight == best_weight && lane_at(lane, 0)->seq < lane_at(best, 0)->seq))
+			best = lane;
+	}
+	return best;
+}
+
+/* Whether a reader with filter may see lane's entries at all. */
+static bool sees(const struct events_filter *filter, const struct lane *lane)
+{
+	if (lane->queues)
+		return filter->type != ENTRY_JOB && filter->ids == NULL && filter->function == NULL;
+	return filter->type != ENTRY_QUEUE && (filter->all || filter->viewer == lane->uid);
+}
 
 static bool keeps(const struct events_filter *filter, const struct entry *entry)
 {
@@ -84,36 +211,35 @@ static bool keeps(const struct events_filter *filter, const struct entry *entry)
 	return low < filter->id_count && filter->ids[low] == entry->id;
 }
 
-/* Drops the oldest entry. Lock held; one is held. */
-static void drop_oldest_locked(void)
-{
-	struct entry *entry = &ring.ring[ring.oldest % ring.capacity];
-	ring.bytes -= entry->bytes;
-	free(entry->queue);
-	entry->queue = NULL;
-	ring.oldest++;
-	ring.dropped++;
-}
-
 /* Appends *entry (its queue name is taken) and notifies the watches it
  * satisfies. Any thread; no lock held. */
 static void append(struct entry *made)
 {
 	struct watch *ready = NULL;
 	pthread_mutex_lock(&ring.lock);
-	if (ring.ring == NULL) {
+	if (!ring.open) {
 		pthread_mutex_unlock(&ring.lock);
 		free(made->queue);
 		return;
 	}
 	made->bytes = sizeof(*made) + (made->queue != NULL ? strlen(made->queue) + 1 : 0);
-	while (ring.oldest < ring.next_seq &&
-	       (ring.next_seq - ring.oldest >= ring.capacity ||
-	        ring.bytes + made->bytes > ring.max_bytes))
-		drop_oldest_locked();
+	struct lane *lane = lane_of(made);
+	/* Its owner's share first: a flood pushes out its own oldest. */
+	while (lane->count > 0 &&
+	       (lane->count >= ring.share_entries || lane->bytes + made->bytes > ring.share_bytes))
+		lane_drop_oldest(lane);
+	/* Then the feed's bounds, from whoever holds the most. */
+	while (ring.count > 0 &&
+	       (ring.count >= ring.max_entries || ring.bytes + made->bytes > ring.max_bytes))
+		lane_drop_oldest(heaviest(ring.count < ring.max_entries));
+	if (lane->count == lane->capacity)
+		lane_resize(lane, lane->capacity > 0 ? lane->capacity * 2 : LANE_MIN_CAPACITY);
 	made->seq = ring.next_seq++;
 	made->time = now_wall();
-	ring.ring[made->seq % ring.capacity] = *made;
+	*lane_at(lane, lane->count) = *made;
+	lane->count++;
+	lane->bytes += made->bytes;
+	ring.count++;
 	ring.bytes += made->bytes;
 	struct watch *watch = ring.watches;
 	while (watch != NULL) {
@@ -134,13 +260,13 @@ static void append(struct entry *made)
 	}
 }
 
-static void on_moved(struct job *job, enum job_state from, enum job_state to, int worker)
+void events_job(uint64_t id, uid_t owner, const char *function, int from, int to, int worker)
 {
 	struct entry entry = {
 		.type = ENTRY_JOB,
-		.id = job->id,
-		.owner = job->owner != NULL ? job->owner->uid : 0,
-		.function = functions_name_of(job->function),
+		.id = id,
+		.owner = owner,
+		.function = function,
 		.from = (signed char)from,
 		.to = (signed char)to,
 		.worker = worker,
@@ -148,17 +274,37 @@ static void on_moved(struct job *job, enum job_state from, enum job_state to, in
 	append(&entry);
 }
 
+static void on_moved(struct job *job, enum job_state from, enum job_state to, int worker)
+{
+	events_job(job->id, job->owner != NULL ? job->owner->uid : 0,
+	           functions_name_of(job->function), (int)from, (int)to, worker);
+}
+
 static const struct jobs_observer observer = {.moved = on_moved};
 
-void events_init(struct jobs *jobs, size_t max_entries, size_t max_bytes)
+void events_init(struct jobs *jobs, const struct events_limits *limits)
 {
 	pthread_mutex_lock(&ring.lock);
-	ring.capacity = max_entries > 0 ? max_entries : 1;
-	ring.max_bytes = max_bytes > sizeof(struct entry) ? max_bytes : sizeof(struct entry);
-	ring.ring = memory_zalloc(ring.capacity * sizeof(*ring.ring));
+	ring.max_entries = limits->max_entries > 0 ? limits->max_entries : 1;
+	ring.max_bytes = limits->max_bytes > sizeof(struct entry) ? limits->max_bytes
+	                                                          : sizeof(struct entry);
+	ring.share_entries = limits->share_entries > 0 && limits->share_entries < ring.max_entries
+	                             ? limits->share_entries
+	                             : ring.max_entries;
+	ring.share_bytes = limits->share_bytes > sizeof(struct entry) &&
+	                                   limits->share_bytes < ring.max_bytes
+	                           ? limits->share_bytes
+	                           : ring.max_bytes;
+	ring.lane_capacity = 8;
+	ring.lanes = memory_zalloc(ring.lane_capacity * sizeof(*ring.lanes));
+	ring.lanes[0].queues = true;
+	ring.lane_count = 1;
 	/* Microseconds of the start: another run of weftd has another epoch. */
 	ring.epoch = (uint64_t)(now_wall() * 1e6);
-	ring.oldest = ring.next_seq = 1;
+	ring.next_seq = 1;
+	ring.count = ring.bytes = 0;
+	ring.dropped = 0;
+	ring.open = true;
 	pthread_mutex_unlock(&ring.lock);
 	if (jobs != NULL)
 		jobs_add_observer(jobs, &observer);
@@ -167,11 +313,17 @@ void events_init(struct jobs *jobs, size_t max_entries, size_t max_bytes)
 void events_fini(void)
 {
 	pthread_mutex_lock(&ring.lock);
-	while (ring.ring != NULL && ring.oldest < ring.next_seq)
-		drop_oldest_locked();
-	free(ring.ring);
-	ring.ring = NULL;
-	ring.bytes = 0;
+	for (size_t i = 0; i < ring.lane_count; i++) {
+		struct lane *lane = &ring.lanes[i];
+		for (size_t j = 0; j < lane->count; j++)
+			free(lane_at(lane, j)->queue);
+		free(lane->slots);
+	}
+	free(ring.lanes);
+	ring.lanes = NULL;
+	ring.lane_count = ring.lane_capacity = 0;
+	ring.count = ring.bytes = 0;
+	ring.open = false;
 	pthread_mutex_unlock(&ring.lock);
 }
 
@@ -234,11 +386,13 @@ static json_t *entry_json(const struct entry *entry)
 	return object;
 }
 
-/* The oldest cursor a reader may pass: the one before the oldest entry. */
-static int expired_locked(struct problem *problem, uint64_t *last, const char *why)
+/* The cursor to read on from after a cursor expired: the newest drop among
+ * the lanes the reader sees. */
+static int expired_locked(struct problem *problem, uint64_t *last, uint64_t oldest,
+                          const char *why)
 {
 	char cursor[EVENTS_CURSOR_SIZE];
-	*last = ring.oldest - 1;
+	*last = oldest;
 	events_cursor(*last, cursor);
 	return problem_set(problem, WEFT_ECURSOREXPIRED, "after",
 	                   "%s; resync (list the jobs) and read on from the oldest cursor held, "
@@ -250,20 +404,27 @@ int events_read(uint64_t epoch, uint64_t seq, const struct events_filter *filter
                 json_t **out, uint64_t *last_out, struct problem *problem)
 {
 	struct entry *copies = NULL;
+	size_t *at = NULL;
 	pthread_mutex_lock(&ring.lock);
 	int rv = WEFT_OK;
-	if (ring.ring == NULL) {
+	if (!ring.open) {
 		rv = problem_set(problem, WEFT_ESHUTDOWN, NULL, "the event feed is closed");
 		goto done;
 	}
-	if (seq != 0 && epoch != ring.epoch) {
-		rv = expired_locked(problem, last_out,
-		                    "the cursor is from another run of weftd (it restarted)");
-		goto done;
+	/* Where this reader's lanes dropped to, and how much they hold. */
+	uint64_t dropped_upto = 0;
+	size_t held = 0;
+	for (size_t i = 0; i < ring.lane_count; i++) {
+		const struct lane *lane = &ring.lanes[i];
+		if (!sees(filter, lane))
+			continue;
+		if (lane->dropped_upto > dropped_upto)
+			dropped_upto = lane->dropped_upto;
+		held += lane->count;
 	}
-	if (seq != 0 && seq + 1 < ring.oldest) {
-		rv = expired_locked(problem, last_out, "events after the cursor were dropped (the "
-		                                     "ring holds --events-max of them)");
+	if (seq != 0 && epoch != ring.epoch) {
+		rv = expired_locked(problem, last_out, dropped_upto,
+		                    "the cursor is from another run of weftd (it restarted)");
 		goto done;
 	}
 	if (seq >= ring.next_seq) {
@@ -273,19 +434,43 @@ int events_read(uint64_t epoch, uint64_t seq, const struct events_filter *filter
 		                 ring.next_seq - 1);
 		goto done;
 	}
-	uint64_t at = seq < ring.oldest ? ring.oldest : seq + 1;
-	uint64_t last = at - 1;
-	/* Bounded work under the lock for a filter that keeps little: the
-	 * cursor tells the reader how far this read looked. */
-	uint64_t end = ring.next_seq - at > EVENTS_SCAN_MAX ? at + EVENTS_SCAN_MAX : ring.next_seq;
+	if (seq != 0 && seq < dropped_upto) {
+		rv = expired_locked(problem, last_out, dropped_upto,
+		                    "events after the cursor were dropped (the feed holds "
+		                    "--events-max of them, --events-max-per-user of one user's)");
+		goto done;
+	}
+	/* Each seen lane from its first entry after seq, merged by seq. */
+	at = memory_alloc(ring.lane_count * sizeof(*at));
+	for (size_t i = 0; i < ring.lane_count; i++)
+		at[i] = sees(filter, &ring.lanes[i]) ? lane_first_after(&ring.lanes[i], seq)
+		                                     : ring.lanes[i].count;
 	/* Copied out under the lock and turned into JSON after it, so that
 	 * appenders (every job's state change) wait for a copy, not for JSON. */
-	size_t kept = 0;
-	copies = memory_alloc((limit < (size_t)(end - at) ? limit : (size_t)(end - at) + 1) *
-	                      sizeof(*copies));
-	for (; at < end && kept < limit; at++) {
-		const struct entry *entry = &ring.ring[at % ring.capacity];
-		last = at;
+	copies = memory_alloc(((limit < held ? limit : held) + 1) * sizeof(*copies));
+	size_t kept = 0, looked = 0;
+	uint64_t last = seq;
+	/* Bounded work under the lock for a filter that keeps little: the
+	 * cursor tells the reader how far this read looked. */
+	while (kept < limit && looked < EVENTS_SCAN_MAX) {
+		struct lane *next = NULL;
+		size_t which = 0;
+		for (size_t i = 0; i < ring.lane_count; i++) {
+			struct lane *lane = &ring.lanes[i];
+			if (at[i] < lane->count &&
+			    (next == NULL || lane_at(lane, at[i])->seq < lane_at(next, at[which])->seq)) {
+				next = lane;
+				which = i;
+			}
+		}
+		if (next == NULL) {
+			/* Every lane this reader sees is read to its end. */
+			last = ring.next_seq - 1;
+			break;
+		}
+		const struct entry *entry = lane_at(next, at[which]++);
+		last = entry->seq;
+		looked++;
 		if (!keeps(filter, entry))
 			continue;
 		copies[kept] = *entry;
@@ -295,6 +480,7 @@ int events_read(uint64_t epoch, uint64_t seq, const struct events_filter *filter
 	}
 	*last_out = last;
 	pthread_mutex_unlock(&ring.lock);
+	free(at);
 	json_t *list = json_array();
 	for (size_t i = 0; i < kept; i++) {
 		json_array_append_new(list, entry_json(&copies[i]));
@@ -312,12 +498,14 @@ bool events_watch(struct watch *watch)
 {
 	pthread_mutex_lock(&ring.lock);
 	bool found = false;
-	if (ring.ring != NULL) {
-		uint64_t at = watch->key < ring.oldest ? ring.oldest : watch->key + 1;
-		for (; at < ring.next_seq && !found; at++)
-			found = keeps(watch->data, &ring.ring[at % ring.capacity]);
+	for (size_t i = 0; ring.open && i < ring.lane_count && !found; i++) {
+		const struct lane *lane = &ring.lanes[i];
+		if (!sees(watch->data, lane))
+			continue;
+		for (size_t j = lane_first_after(lane, watch->key); j < lane->count && !found; j++)
+			found = keeps(watch->data, lane_at(lane, j));
 	}
-	bool wait = ring.ring != NULL && !found;
+	bool wait = ring.open && !found;
 	if (wait)
 		watch_link(&ring.watches, watch);
 	pthread_mutex_unlock(&ring.lock);
@@ -334,13 +522,26 @@ bool events_unwatch(struct watch *watch)
 	return removed;
 }
 
-void events_stats(struct events_stats *stats)
+void events_stats(uid_t viewer, struct events_stats *stats)
 {
+	memset(stats, 0, sizeof(*stats));
 	pthread_mutex_lock(&ring.lock);
-	stats->appended = ring.next_seq - 1;
-	stats->held = ring.next_seq - ring.oldest;
+	stats->appended = ring.next_seq > 0 ? ring.next_seq - 1 : 0;
+	stats->held = ring.count;
 	stats->bytes = ring.bytes;
 	stats->dropped = ring.dropped;
 	stats->epoch = ring.epoch;
+	stats->share_entries = ring.share_entries;
+	stats->share_bytes = ring.share_bytes;
+	for (size_t i = 1; i < ring.lane_count; i++) {
+		const struct lane *lane = &ring.lanes[i];
+		if (lane->count > 0)
+			stats->users++;
+		if (lane->uid == viewer) {
+			stats->yours_held = lane->count;
+			stats->yours_bytes = lane->bytes;
+			stats->yours_dropped = lane->dropped;
+		}
+	}
 	pthread_mutex_unlock(&ring.lock);
 }

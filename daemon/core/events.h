@@ -1,7 +1,10 @@
 /*
  * events: the feed of job state changes and queue changes (the `events` op,
- * PROTOCOL.md), one bounded ring for the whole daemon. Readers pull with a
- * cursor; a slow reader costs nothing, and one whose cursor fell off the ring
+ * PROTOCOL.md), bounded for the whole daemon and per user: each owner's job
+ * events (and the queue events) are a lane of their own with a share of the
+ * bounds, so one user's flood drops that user's oldest events, never
+ * another's (events.c says how the bounds pick). Readers pull with a
+ * cursor; a slow reader costs nothing, and one whose cursor fell off the feed
  * is told so (cursor_expired) rather than missing events silently. A cursor
  * is "EPOCH:SEQ": the epoch changes at every start of weftd, so a reader
  * whose cursor is from another run resyncs too.
@@ -10,7 +13,7 @@
  * its own; root and --admin-group members all), and every queue change
  * (queues are listed to everyone).
  *
- * Threads: any thread. One mutex guards the ring and the watches; it is
+ * Threads: any thread. One mutex guards the lanes and the watches; it is
  * held to append or copy entries out, and no callback runs while it is held.
  */
 #ifndef EVENTS_H
@@ -26,12 +29,23 @@ struct jobs;
 struct problem;
 struct watch;
 
-/* Makes the ring (at most max_entries entries and max_bytes bytes, the
- * oldest dropped first) and hears of every job change in `jobs` through its
- * observer. Main thread, before requests. */
-void events_init(struct jobs *jobs, size_t max_entries, size_t max_bytes);
+struct events_limits {
+	size_t max_entries;   /* the whole feed (--events-max) */
+	size_t max_bytes;     /* --events-max-bytes */
+	size_t share_entries; /* one user's (--events-max-per-user); 0 or more: max_entries */
+	size_t share_bytes;   /* --events-max-bytes-per-user; 0 or more: max_bytes */
+};
+
+/* Makes the feed within limits (copied) and hears of every job change in
+ * `jobs` (NULL: none) through its observer. Main thread, before requests. */
+void events_init(struct jobs *jobs, const struct events_limits *limits);
 /* Main thread, at exit, when nobody uses it any more. */
 void events_fini(void);
+
+/* A job changed state (from JOB_STATE_COUNT: it was just made; worker -1:
+ * none); function is static. The jobs observer calls it; tests too. Any
+ * thread. */
+void events_job(uint64_t id, uid_t owner, const char *function, int from, int to, int worker);
 
 /* A named queue changed: change is "set", "pause" or "resume"; max the
  * queue's limit (set only). Any thread. */
@@ -79,7 +93,11 @@ struct events_stats {
 	uint64_t bytes;
 	uint64_t dropped;  /* pushed out by the bounds */
 	uint64_t epoch;
+	uint64_t users;    /* owners with job events held */
+	uint64_t share_entries, share_bytes; /* one user's share, as applied */
+	uint64_t yours_held, yours_bytes, yours_dropped; /* the viewer's job events */
 };
-void events_stats(struct events_stats *stats);
+/* Any thread. */
+void events_stats(uid_t viewer, struct events_stats *stats);
 
 #endif
