@@ -394,6 +394,50 @@ START_TEST(memory_and_tasks_limits_are_set_on_the_cgroup_or_refused)
 }
 END_TEST
 
+/*
+ * A job over limits.memory is killed by the kernel's OOM killer inside its
+ * cgroup and ends failed, type OutOfMemory (not Signal or ExitStatus: the
+ * victim here is a child, tail, and the shell above it exits 137). Needs the
+ * memory controller in weftd's job groups; skipped visibly elsewhere (the
+ * parsing of memory.events is tested everywhere by check_cgroup).
+ */
+START_TEST(a_job_over_its_memory_limit_ends_out_of_memory)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *stats = wire_call(daemon.url, "{\"op\":\"stats\"}");
+	bool memory = false;
+	json_t *limit;
+	size_t i;
+	json_t *limits = json_object_get(json_object_get(stats, "containment"), "limits");
+	json_array_foreach(limits, i, limit) {
+		memory = memory || strcmp(json_string_value(limit), "memory") == 0;
+	}
+	json_decref(stats);
+	if (!memory) {
+		as_user_skip(1, "a job over limits.memory ends OutOfMemory",
+		             "weftd's job cgroups here have no memory controller");
+		fixture_stop(&daemon);
+		return;
+	}
+	/* tail keeps its one endless line whole: 512 MiB against a 16 MiB limit. */
+	json_t *reply = wire_call(daemon.url,
+	                          "{\"op\":\"submit\",\"fn\":\"exec\",\"wait\":30,\"args\":{\"shell\":"
+	                          "\"head -c 536870912 /dev/zero | tail -n 1 > /dev/null\","
+	                          "\"limits\":{\"memory\":16777216}}}");
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", json_dumps(reply, 0));
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "state")), "failed");
+	json_t *error = json_object_get(reply, "error");
+	ck_assert_str_eq(json_string_value(json_object_get(error, "type")), "OutOfMemory");
+	const char *message = json_string_value(json_object_get(error, "message"));
+	ck_assert_msg(strstr(message, "OOM killer killed 1 of its processes") != NULL, "%s",
+	              message);
+	ck_assert(json_is_object(json_object_get(error, "details")));
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
 static Suite *containment_suite(void)
 {
 	Suite *suite = suite_create("containment");
@@ -405,6 +449,7 @@ static Suite *containment_suite(void)
 	tcase_add_test(cases, without_cgroups_the_subreaper_kills_a_setsid_descendant_on_timeout);
 	tcase_add_test(cases, a_restarted_weftd_kills_what_a_sigkilled_one_left);
 	tcase_add_test(cases, memory_and_tasks_limits_are_set_on_the_cgroup_or_refused);
+	tcase_add_test(cases, a_job_over_its_memory_limit_ends_out_of_memory);
 	suite_add_tcase(suite, cases);
 	return suite;
 }

@@ -447,6 +447,35 @@ int cgroup_job_populated(const struct cgroup_job *job, bool *populated)
 	return populated_at(job->fd, populated);
 }
 
+int cgroup_job_oom_kills(const struct cgroup_job *job, uint64_t *kills)
+{
+	/* Six short lines today (low, high, max, oom, oom_kill, oom_group_kill);
+	 * room for the kernel to add more. */
+	char text[1024];
+	if (read_small(job->fd, "memory.events", text, sizeof(text)) < 0) {
+		if (errno != ENOENT)
+			return WEFT_EINTERNAL;
+		*kills = 0;
+		return WEFT_OK;
+	}
+	/* Whole keys only: "oom_group_kill" is another count. */
+	for (char *line = text; *line != '\0';) {
+		size_t length = strcspn(line, "\n");
+		if (strncmp(line, "oom_kill ", 9) == 0) {
+			char *end;
+			errno = 0;
+			unsigned long long count = strtoull(line + 9, &end, 10);
+			if (line[9] < '0' || line[9] > '9' || errno != 0 || end != line + length)
+				break;
+			*kills = count;
+			return WEFT_OK;
+		}
+		line += length + (line[length] == '\n');
+	}
+	errno = EPROTO;
+	return WEFT_EINTERNAL;
+}
+
 int cgroup_job_remove(struct cgroup_job *job)
 {
 	if (job == NULL || job->fd < 0)

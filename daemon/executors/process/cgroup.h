@@ -103,6 +103,16 @@ int cgroup_job_signal(const struct cgroup_job *job, int sig);
  * Returns WEFT_OK and *populated, or WEFT_EINTERNAL. Any thread. */
 int cgroup_job_populated(const struct cgroup_job *job, bool *populated);
 
+/*
+ * How many of the group's processes the kernel's OOM killer killed: the
+ * "oom_kill" count of its memory.events (which counts the group's subgroups
+ * too), for telling an OOM kill from any other SIGKILL. Read it before
+ * cgroup_job_remove. Returns WEFT_OK and *kills, 0 where the group has no
+ * memory controller (no memory.events); or WEFT_EINTERNAL with errno set
+ * (EPROTO: the file has no such count). Any thread.
+ */
+int cgroup_job_oom_kills(const struct cgroup_job *job, uint64_t *kills);
+
 /* Removes the (empty) group and closes its descriptor; job->fd becomes -1.
  * Returns WEFT_OK, or WEFT_EINTERNAL (errno EBUSY: it still has processes).
  * NULL or fd -1: nothing to do. Any thread. */
