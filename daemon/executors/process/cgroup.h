@@ -11,7 +11,9 @@
  * base is weftd's own cgroup (/proc/self/cgroup on the cgroup2 mount: under
  * systemd with Delegate=yes that subtree is weftd's to manage) or the
  * directory given with --cgroup DIR (which is then the instance directory
- * itself). The instance directory is the same for a weftd restarted with the
+ * itself). Alone in its own (non-root) cgroup, weftd first moves itself into
+ * the leaf <base>/supervisor, since cgroup v2 lets only a group without
+ * processes hand the memory and pids controllers down to the job groups. The instance directory is the same for a weftd restarted with the
  * same URL, so the next weftd finds the groups of jobs that a killed weftd
  * left behind and kills them before it serves (cgroup_init).
  *
