@@ -430,8 +430,7 @@ START_TEST(a_job_over_its_memory_limit_ends_out_of_memory)
 	json_t *error = json_object_get(reply, "error");
 	ck_assert_str_eq(json_string_value(json_object_get(error, "type")), "OutOfMemory");
 	const char *message = json_string_value(json_object_get(error, "message"));
-	ck_assert_msg(strstr(message, "OOM killer killed 1 of its processes") != NULL, "%s",
-	              message);
+	ck_assert_msg(strstr(message, "OOM killer killed") != NULL, "%s", message);
 	ck_assert(json_is_object(json_object_get(error, "details")));
 	json_decref(reply);
 	fixture_stop(&daemon);
