@@ -48,28 +48,32 @@ static void fake_remove(struct fake_group *fake)
 	ck_assert_int_eq(rmdir(fake->directory), 0);
 }
 
+/* The kills a fake group with this memory.events (NULL: none) reads as;
+ * fails the test unless the read succeeds. */
+static uint64_t kills_of(const char *events)
+{
+	struct fake_group fake;
+	fake_make(&fake, events);
+	uint64_t kills = 99;
+	int rv = cgroup_job_oom_kills(&fake.job, &kills);
+	ck_assert_msg(rv == WEFT_OK, "\"%s\": %s", events != NULL ? events : "(none)",
+	              weft_strerror(rv));
+	fake_remove(&fake);
+	return kills;
+}
+
 /* What the kernel (6.x) writes, for a group where 2 processes were killed. */
 #define EVENTS_TWO_KILLS "low 0\nhigh 0\nmax 41\noom 2\noom_kill 2\noom_group_kill 0\n"
 
 START_TEST(oom_kills_are_read_from_memory_events)
 {
-	struct fake_group fake;
-	fake_make(&fake, EVENTS_TWO_KILLS);
-	uint64_t kills = 99;
-	ck_assert_int_eq(cgroup_job_oom_kills(&fake.job, &kills), WEFT_OK);
-	ck_assert_uint_eq(kills, 2);
-	fake_remove(&fake);
+	ck_assert_uint_eq(kills_of(EVENTS_TWO_KILLS), 2);
 }
 END_TEST
 
 START_TEST(no_oom_kill_reads_as_zero)
 {
-	struct fake_group fake;
-	fake_make(&fake, "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n");
-	uint64_t kills = 99;
-	ck_assert_int_eq(cgroup_job_oom_kills(&fake.job, &kills), WEFT_OK);
-	ck_assert_uint_eq(kills, 0);
-	fake_remove(&fake);
+	ck_assert_uint_eq(kills_of("low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n"), 0);
 }
 END_TEST
 
@@ -77,35 +81,16 @@ END_TEST
  * was killed for memory, and that is not an error. */
 START_TEST(a_group_without_memory_events_has_no_oom_kills)
 {
-	struct fake_group fake;
-	fake_make(&fake, NULL);
-	uint64_t kills = 99;
-	ck_assert_int_eq(cgroup_job_oom_kills(&fake.job, &kills), WEFT_OK);
-	ck_assert_uint_eq(kills, 0);
-	fake_remove(&fake);
+	ck_assert_uint_eq(kills_of(NULL), 0);
 }
 END_TEST
 
 /* The last line may come without its newline; "oom_group_kill" is not it. */
 START_TEST(oom_kill_is_matched_as_a_whole_key_on_any_line)
 {
-	static const struct {
-		const char *events;
-		uint64_t kills;
-	} cases[] = {
-		{"oom_group_kill 7\noom_kill 3", 3},
-		{"oom_kill 18446744073709551615\n", UINT64_MAX},
-		{"oom_kill 1\n", 1},
-	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct fake_group fake;
-		fake_make(&fake, cases[i].events);
-		uint64_t kills = 99;
-		ck_assert_msg(cgroup_job_oom_kills(&fake.job, &kills) == WEFT_OK, "case %zu: %s", i,
-		              weft_strerror(cgroup_job_oom_kills(&fake.job, &kills)));
-		ck_assert_msg(kills == cases[i].kills, "case %zu: %llu", i, (unsigned long long)kills);
-		fake_remove(&fake);
-	}
+	ck_assert_uint_eq(kills_of("oom_group_kill 7\noom_kill 3"), 3);
+	ck_assert_uint_eq(kills_of("oom_kill 18446744073709551615\n"), UINT64_MAX);
+	ck_assert_uint_eq(kills_of("oom_kill 1\n"), 1);
 }
 END_TEST
 

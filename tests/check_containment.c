@@ -563,6 +563,20 @@ static void containment_string(const char *url, const char *key, char *out, size
 	json_decref(stats);
 }
 
+/* weftd runs in `own` (relative to the mount) and a job in a group of the
+ * instance directory right under `group`. */
+static void assert_layout(const fixture *daemon, const char *own, const char *group)
+{
+	char found[256], expected[256];
+	cgroup_of(daemon->pid, found, sizeof(found));
+	ck_assert_str_eq(found, own);
+	job_cgroup(daemon->url, found, sizeof(found));
+	snprintf(expected, sizeof(expected), "%s/weftd-", group);
+	ck_assert_msg(strncmp(found, expected, strlen(expected)) == 0 &&
+	                      strstr(found, "/job-") != NULL,
+	              "the job ran in %s", found);
+}
+
 START_TEST(alone_in_a_delegated_cgroup_weftd_moves_itself_into_a_leaf)
 {
 	struct delegated setup;
@@ -571,10 +585,10 @@ START_TEST(alone_in_a_delegated_cgroup_weftd_moves_itself_into_a_leaf)
 	fixture daemon;
 	delegated_start(&setup, &daemon);
 	const char *relative = setup.group + strlen(CGROUP_MOUNT);
-	char own[256], expected[256], job[256], text[600];
-	cgroup_of(daemon.pid, own, sizeof(own));
+	char expected[256], text[600];
+	/* Jobs run in groups beside weftd's leaf, not under it. */
 	snprintf(expected, sizeof(expected), "%s/supervisor", relative);
-	ck_assert_str_eq(own, expected);
+	assert_layout(&daemon, expected, relative);
 	/* No process of its own is left in the delegated group. */
 	snprintf(text, sizeof(text), "%s/cgroup.procs", setup.group);
 	FILE *procs = fopen(text, "r");
@@ -584,11 +598,6 @@ START_TEST(alone_in_a_delegated_cgroup_weftd_moves_itself_into_a_leaf)
 	containment_string(daemon.url, "supervisor", text, sizeof(text));
 	snprintf(expected, sizeof(expected), "%s/supervisor", setup.group);
 	ck_assert_str_eq(text, expected);
-	/* Jobs run in groups beside weftd's leaf, not under it. */
-	job_cgroup(daemon.url, job, sizeof(job));
-	snprintf(expected, sizeof(expected), "%s/weftd-", relative);
-	ck_assert_msg(strncmp(job, expected, strlen(expected)) == 0 && strstr(job, "/job-") != NULL,
-	              "the job ran in %s", job);
 	/* Where the group has memory and pids to give, they reach the jobs. */
 	snprintf(text, sizeof(text), "%s/cgroup.controllers", setup.group);
 	FILE *controllers = fopen(text, "r");
@@ -622,13 +631,9 @@ START_TEST(started_in_a_leaf_weftd_keeps_its_groups_beside_it)
 	fixture daemon;
 	delegated_start(&setup, &daemon);
 	const char *relative = setup.group + strlen(CGROUP_MOUNT);
-	char own[256], expected[256], job[256];
-	cgroup_of(daemon.pid, own, sizeof(own));
+	char expected[256];
 	snprintf(expected, sizeof(expected), "%s/supervisor", relative);
-	ck_assert_str_eq(own, expected);
-	job_cgroup(daemon.url, job, sizeof(job));
-	snprintf(expected, sizeof(expected), "%s/weftd-", relative);
-	ck_assert_msg(strncmp(job, expected, strlen(expected)) == 0, "the job ran in %s", job);
+	assert_layout(&daemon, expected, relative);
 	fixture_stop(&daemon);
 	delegated_remove(&setup);
 }
@@ -645,14 +650,10 @@ START_TEST(weftd_sharing_its_cgroup_stays_in_it)
 	fixture daemon;
 	delegated_start(&setup, &daemon);
 	const char *relative = setup.group + strlen(CGROUP_MOUNT);
-	char own[256], expected[256], job[256], text[600];
-	cgroup_of(daemon.pid, own, sizeof(own));
-	ck_assert_str_eq(own, relative);
+	char text[600];
+	assert_layout(&daemon, relative, relative);
 	containment_string(daemon.url, "supervisor", text, sizeof(text));
 	ck_assert_str_eq(text, "");
-	job_cgroup(daemon.url, job, sizeof(job));
-	snprintf(expected, sizeof(expected), "%s/weftd-", relative);
-	ck_assert_msg(strncmp(job, expected, strlen(expected)) == 0, "the job ran in %s", job);
 	fixture_stop(&daemon);
 	delegated_remove(&setup);
 }
