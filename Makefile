@@ -180,6 +180,8 @@ install: all
 	install -m 0644 $(PUBLIC_HEADERS) $(DESTDIR)$(INCLUDEDIR)/weft/
 	$(UNIT_PATHS) systemd/weftd.service > $(DESTDIR)$(UNITDIR)/weftd.service
 	$(UNIT_PATHS) systemd/weftd-user.service > $(DESTDIR)$(USERUNITDIR)/weftd.service
+	@# Readable by every user's manager, whatever the installer's umask.
+	chmod 0644 $(DESTDIR)$(UNITDIR)/weftd.service $(DESTDIR)$(USERUNITDIR)/weftd.service
 	install -m 0644 systemd/sysusers.d/weft.conf $(DESTDIR)$(SYSUSERSDIR)/weft.conf
 	install -m 0644 systemd/tmpfiles.d/weft.conf $(DESTDIR)$(TMPFILESDIR)/weft.conf
 	install -m 0644 README.md systemd/hardening.conf $(DESTDIR)$(DOCDIR)/

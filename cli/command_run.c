@@ -726,6 +726,12 @@ static int report_outcome(const cli_globals *globals, const json_t *reply, bool 
 		fprintf(stderr, "weft: job %lld: %s\n", (long long)id, message);
 		return RUN_EXIT_SPAWN;
 	}
+	/* As a shell reports an OOM kill, also when the command itself went on
+	 * to exit 0 after losing a child: a script must not see success. */
+	if (strcmp(type, proto_job_error(PROTO_JOB_ERROR_OUT_OF_MEMORY)) == 0) {
+		fprintf(stderr, "weft: job %lld: %s\n", (long long)id, message);
+		return RUN_EXIT_SIGNAL_BASE + SIGKILL;
+	}
 	const json_t *exit_code = json_object_get(output, "exit_code");
 	const json_t *signal_number = json_object_get(output, "signal");
 	if (json_is_integer(exit_code))

@@ -47,6 +47,7 @@
 #include "daemon/executors/task/coroutines.h"
 #include "daemon/executors/inline/echo.h"
 #include "daemon/executors/process/exec.h"
+#include "daemon/executors/process/proc_child.h"
 #include "daemon/core/events.h"
 #include "daemon/core/functions.h"
 #include "daemon/core/generator.h"
@@ -822,6 +823,8 @@ int daemon_run(const struct options *options)
 		log_info("%s", containment);
 	else
 		log_warn("%s", containment);
+	proc_child_set_job_oom_score(options->job_oom_set, options->job_oom_relative,
+	                             options->job_oom_score);
 	/* No cgroups: what leaves a job's process group comes back to weftd. */
 	if (!cgroup_enabled() && subreaper_init())
 		log_info("containment: weftd is a child subreaper, so processes that leave a job's "

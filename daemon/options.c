@@ -94,6 +94,9 @@ static const char usage[] =
 	"                       every process it made (auto: when weftd can make cgroups, in a\n"
 	"                       directory under its own cgroup; DIR: a cgroup2 directory to use;\n"
 	"                       off: process groups, which a job that calls setsid escapes)\n"
+	"  --job-oom-score-adjust auto|N|+N\n"
+	"                       exec jobs' oom_score_adj: N (-1000..1000), or N above weftd's\n"
+	"                       own (auto: 0 when weftd's own is negative, else weftd's own)\n"
 	"  --test-hooks         enable the debug.* functions that weft's own tests use\n"
 	"  --state-dir DIR      keep accepted jobs in DIR/weft.db, so they survive a restart or\n"
 	"                       a crash (default /var/lib/weft for root, else\n"
@@ -170,7 +173,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_MAX_PENDING_PER_USER,
 	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_IDLE_TIMEOUT, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_OUTPUT_WINDOW, OPT_OUTPUT_BUDGET, OPT_OUTPUT_IDLE, OPT_OUTPUT_SPOOL, OPT_OUTPUT_SPOOL_ALL, OPT_IO_IDLE, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
-	       OPT_CGROUP, OPT_ITEM_BYTES, OPT_ITEM_BYTES_JOB, OPT_ITEM_BYTES_USER, OPT_EVENTS_MAX,
+	       OPT_CGROUP, OPT_JOB_OOM, OPT_ITEM_BYTES, OPT_ITEM_BYTES_JOB, OPT_ITEM_BYTES_USER, OPT_EVENTS_MAX,
 	       OPT_EVENTS_MAX_BYTES, OPT_EVENTS_PER_USER, OPT_EVENTS_BYTES_PER_USER, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_PLUGIN, OPT_PLUGIN_DIR, OPT_VERSION, OPT_HELP };
 	static const struct option long_options[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
@@ -206,6 +209,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 		{"tls-ca", required_argument, NULL, OPT_TLS_CA},
 		{"cgroup", required_argument, NULL, OPT_CGROUP},
+		{"job-oom-score-adjust", required_argument, NULL, OPT_JOB_OOM},
 		{"max-item-bytes", required_argument, NULL, OPT_ITEM_BYTES},
 		{"max-item-bytes-per-job", required_argument, NULL, OPT_ITEM_BYTES_JOB},
 		{"max-item-bytes-per-user", required_argument, NULL, OPT_ITEM_BYTES_USER},
@@ -434,6 +438,29 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			}
 			strcpy(options->cgroup, optarg);
 			break;
+		case OPT_JOB_OOM: {
+			bool relative = optarg[0] == '+';
+			char *end;
+			errno = 0;
+			long score = strtol(optarg + relative, &end, 10);
+			if (strcmp(optarg, "auto") == 0) {
+				options->job_oom_set = false;
+				break;
+			}
+			if (errno != 0 || end == optarg + relative || *end != '\0' ||
+			    !(optarg[relative] == '-' || (optarg[relative] >= '0' && optarg[relative] <= '9')) ||
+			    score < (relative ? 0 : -1000) || score > 1000) {
+				snprintf(message, size,
+				         "--job-oom-score-adjust must be auto, a number from -1000 to 1000, "
+				         "or +N (0 to 1000 above weftd's own), not '%s'",
+				         optarg);
+				return OPTIONS_EXIT_USAGE;
+			}
+			options->job_oom_set = true;
+			options->job_oom_relative = relative;
+			options->job_oom_score = (int)score;
+			break;
+		}
 		case OPT_TEST_HOOKS:
 			options->test_hooks = true;
 			break;

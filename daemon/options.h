@@ -68,6 +68,13 @@ struct options {
 	 * (process groups only), or an absolute directory of a cgroup2 tree to
 	 * keep the jobs' cgroups in. */
 	char cgroup[512];
+	/* --job-oom-score-adjust: what an exec job's oom_score_adj becomes.
+	 * Unset ("auto"): 0 when weftd's own is negative, else weftd's own.
+	 * Else job_oom_score itself, or (job_oom_relative) that much above
+	 * weftd's own. */
+	bool job_oom_set;
+	bool job_oom_relative;
+	int job_oom_score;
 	bool test_hooks;            /* --test-hooks: weft's own tests only (debug.stall) */
 	char state_dir[512];        /* --state-dir: where the journal lives; "" with "none" */
 	int sync;                   /* --sync: an enum journal_sync (journal.h) */

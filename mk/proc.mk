@@ -8,7 +8,8 @@ PROC_SRCS := daemon/base/now.c daemon/core/account.c daemon/executors/process/ex
 	daemon/executors/process/inbuf.c proto/base64.c daemon/base/log.c daemon/base/memory.c
 PROC_OBJS = $(PROC_SRCS:%.c=$(BUILD)/%.o)
 
-PROC_CHECKS = $(BUILD)/tests/check_execargs $(BUILD)/tests/check_proc $(BUILD)/tests/check_slots
+PROC_CHECKS = $(BUILD)/tests/check_execargs $(BUILD)/tests/check_proc $(BUILD)/tests/check_slots \
+	$(BUILD)/tests/check_cgroup
 CHECK_PROGS += $(PROC_CHECKS)
 
 $(PROC_CHECKS:%=%.o): ALL_CFLAGS += $(CHECK_CFLAGS)
@@ -22,6 +23,11 @@ $(BUILD)/tests/check_proc: $(BUILD)/tests/check_proc.o $(PROC_OBJS) $(BUILD)/pro
 		$(BUILD)/tests/as_user.o \
 		| $(BUILD)/tests/helpers/outburst
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(EVENT_LIBS) $(JANSSON_LIBS) $(CHECK_LIBS) -lpthread -lm
+
+# cgroup's parsing on fake group directories (no cgroup2 mount needed).
+$(BUILD)/tests/check_cgroup: $(BUILD)/tests/check_cgroup.o $(BUILD)/daemon/executors/process/cgroup.o \
+		$(BUILD)/proto/error.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(CHECK_LIBS) -lm
 
 $(BUILD)/tests/check_slots: $(BUILD)/tests/check_slots.o $(BUILD)/daemon/core/slots.o $(BUILD)/daemon/core/fairq.o \
 		$(BUILD)/proto/error.o $(BUILD)/proto/job_error.o

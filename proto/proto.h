@@ -85,7 +85,8 @@
 	XX(PERMISSION, "PermissionError", false) /* the owner may not, or weftd cannot act as it */ \
 	XX(EXIT_STATUS, "ExitStatus", false) /* a command exited with another status than 0 */ \
 	XX(SIGNAL, "Signal", false)          /* a command was killed by a signal */        \
-	XX(SPAWN, "SpawnError", false)       /* a command could not be started */
+	XX(SPAWN, "SpawnError", false)       /* a command could not be started */             \
+	XX(OUT_OF_MEMORY, "OutOfMemory", false) /* the OOM killer killed a process of the job */
 
 #define PROTO_JOB_ERROR_ENUM_(name, wire, final) PROTO_JOB_ERROR_##name,
 enum proto_job_error { PROTO_JOB_ERROR_MAP(PROTO_JOB_ERROR_ENUM_) PROTO_JOB_ERROR_COUNT };

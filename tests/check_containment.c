@@ -394,6 +394,271 @@ START_TEST(memory_and_tasks_limits_are_set_on_the_cgroup_or_refused)
 }
 END_TEST
 
+/*
+ * A job over limits.memory is killed by the kernel's OOM killer inside its
+ * cgroup and ends failed, type OutOfMemory (not Signal or ExitStatus: the
+ * victim here is a child, tail, and the shell above it exits 137). Needs the
+ * memory controller in weftd's job groups; skipped visibly elsewhere (the
+ * parsing of memory.events is tested everywhere by check_cgroup).
+ */
+START_TEST(a_job_over_its_memory_limit_ends_out_of_memory)
+{
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_t *stats = wire_call(daemon.url, "{\"op\":\"stats\"}");
+	bool memory = false;
+	json_t *limit;
+	size_t i;
+	json_t *limits = json_object_get(json_object_get(stats, "containment"), "limits");
+	json_array_foreach(limits, i, limit) {
+		memory = memory || strcmp(json_string_value(limit), "memory") == 0;
+	}
+	json_decref(stats);
+	if (!memory) {
+		as_user_skip(1, "a job over limits.memory ends OutOfMemory",
+		             "weftd's job cgroups here have no memory controller");
+		fixture_stop(&daemon);
+		return;
+	}
+	/* tail keeps its one endless line whole: 512 MiB against a 16 MiB limit. */
+	json_t *reply = wire_call(daemon.url,
+	                          "{\"op\":\"submit\",\"fn\":\"exec\",\"wait\":30,\"args\":{\"shell\":"
+	                          "\"head -c 536870912 /dev/zero | tail -n 1 > /dev/null\","
+	                          "\"limits\":{\"memory\":16777216}}}");
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", json_dumps(reply, 0));
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "state")), "failed");
+	json_t *error = json_object_get(reply, "error");
+	ck_assert_str_eq(json_string_value(json_object_get(error, "type")), "OutOfMemory");
+	const char *message = json_string_value(json_object_get(error, "message"));
+	ck_assert_msg(strstr(message, "OOM killer killed") != NULL, "%s", message);
+	ck_assert(json_is_object(json_object_get(error, "details")));
+	json_decref(reply);
+	fixture_stop(&daemon);
+}
+END_TEST
+
+/*
+ * weftd under a delegated cgroup, as systemd's Delegate=yes starts it: alone
+ * in a group of its own (here one made for the test under the cgroup2 mount,
+ * which a wrapper joins before it execs weftd). cgroup v2 lets only a group
+ * without processes of its own hand controllers down, so weftd moves itself
+ * into <group>/supervisor and keeps the jobs' groups beside it.
+ */
+#define CGROUP_MOUNT "/sys/fs/cgroup/unified"
+
+struct delegated {
+	char group[128];   /* the test's group, absolute */
+	char wrapper[128]; /* the script that joins `join` and execs weftd */
+	char join[160];    /* the group the wrapper joins */
+	char sharer[160];  /* file with the pid of a sleep sharing weftd's group, or "" */
+};
+
+/* Makes the group (and, with leaf, group/supervisor for weftd to start in)
+ * and the wrapper; with share, the wrapper leaves a sleep in the group
+ * beside weftd. Returns false (having skipped visibly) without a writable
+ * cgroup2 tree. */
+static bool delegated_make(struct delegated *setup, const char *what, bool leaf, bool share)
+{
+	memset(setup, 0, sizeof(*setup));
+	snprintf(setup->group, sizeof(setup->group), CGROUP_MOUNT "/weft-test-leaf-%d",
+	         (int)getpid());
+	struct stat status;
+	if (stat(CGROUP_MOUNT "/cgroup.procs", &status) != 0 || mkdir(setup->group, 0755) != 0) {
+		as_user_skip(1, what, "no writable cgroup2 tree at " CGROUP_MOUNT);
+		return false;
+	}
+	snprintf(setup->join, sizeof(setup->join), "%s%s", setup->group, leaf ? "/supervisor" : "");
+	if (leaf)
+		ck_assert_int_eq(mkdir(setup->join, 0755), 0);
+	snprintf(setup->wrapper, sizeof(setup->wrapper), "/tmp/weft-wrap-%d.sh", (int)getpid());
+	if (share)
+		snprintf(setup->sharer, sizeof(setup->sharer), "/tmp/weft-wrap-%d.pid", (int)getpid());
+	FILE *file = fopen(setup->wrapper, "w");
+	ck_assert_ptr_nonnull(file);
+	fprintf(file, "#!/bin/sh\necho $$ > '%s/cgroup.procs' || exit 126\n", setup->join);
+	if (share)
+		fprintf(file, "sleep 300 < /dev/null > /dev/null 2>&1 &\necho $! > '%s'\n",
+		        setup->sharer);
+	fprintf(file, "exec '%s' \"$@\"\n", getenv("WEFTD"));
+	ck_assert_int_eq(fclose(file), 0);
+	ck_assert_int_eq(chmod(setup->wrapper, 0755), 0);
+	return true;
+}
+
+static void delegated_start(struct delegated *setup, fixture *daemon)
+{
+	char *weftd = strdup(getenv("WEFTD"));
+	setenv("WEFTD", setup->wrapper, 1);
+	fixture_start(daemon, NULL);
+	setenv("WEFTD", weftd, 1);
+	free(weftd);
+}
+
+/* After the daemon stopped: what the test made goes (weftd removed its
+ * instance directory itself, or the rmdir of the group fails). */
+static void delegated_remove(struct delegated *setup)
+{
+	if (setup->sharer[0] != '\0') {
+		FILE *file = fopen(setup->sharer, "r");
+		long pid = 0;
+		if (file != NULL) {
+			if (fscanf(file, "%ld", &pid) == 1 && pid > 0)
+				kill((pid_t)pid, SIGKILL);
+			fclose(file);
+		}
+		unlink(setup->sharer);
+		/* Gone from the group once it has died (its parent, the wrapper, is
+		 * weftd, which has exited: init reaps it). */
+		double deadline = fixture_now() + DEADLINE_SECONDS;
+		while (pid > 0 && alive((pid_t)pid) && fixture_now() < deadline)
+			pause_briefly();
+	}
+	unlink(setup->wrapper);
+	char leaf[160];
+	snprintf(leaf, sizeof(leaf), "%s/supervisor", setup->group);
+	(void)rmdir(leaf);
+	ck_assert_msg(rmdir(setup->group) == 0, "rmdir %s: %s (weftd left something there)",
+	              setup->group, strerror(errno));
+}
+
+/* The 0:: line of /proc/PID/cgroup (the path under the mount, which is the
+ * mount's root here). */
+static void cgroup_of(pid_t pid, char *out, size_t size)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	FILE *file = fopen(path, "r");
+	ck_assert_ptr_nonnull(file);
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), file) != NULL)
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(out, size, "%s", line + 3);
+		}
+	fclose(file);
+}
+
+/* Where the job runs: the 0:: line of its /proc/self/cgroup. */
+static void job_cgroup(const char *url, char *out, size_t size)
+{
+	json_t *reply = wire_call(url, "{\"op\":\"submit\",\"fn\":\"exec\",\"wait\":20,\"args\":"
+	                               "{\"shell\":\"grep ^0:: /proc/self/cgroup\"}}");
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", json_dumps(reply, 0));
+	const char *line =
+		json_string_value(json_object_get(json_object_get(reply, "result"), "stdout"));
+	ck_assert_ptr_nonnull(line);
+	snprintf(out, size, "%s", line + (strncmp(line, "0::", 3) == 0 ? 3 : 0));
+	out[strcspn(out, "\n")] = '\0';
+	json_decref(reply);
+}
+
+/* stats.containment's string `key`, or "" when it has none. */
+static void containment_string(const char *url, const char *key, char *out, size_t size)
+{
+	json_t *stats = wire_call(url, "{\"op\":\"stats\"}");
+	json_t *containment = json_object_get(stats, "containment");
+	ck_assert_str_eq(json_string_value(json_object_get(containment, "mode")), "cgroup");
+	const char *value = json_string_value(json_object_get(containment, key));
+	snprintf(out, size, "%s", value != NULL ? value : "");
+	json_decref(stats);
+}
+
+/* weftd runs in `own` (relative to the mount) and a job in a group of the
+ * instance directory right under `group`. */
+static void assert_layout(const fixture *daemon, const char *own, const char *group)
+{
+	char found[256], expected[256];
+	cgroup_of(daemon->pid, found, sizeof(found));
+	ck_assert_str_eq(found, own);
+	job_cgroup(daemon->url, found, sizeof(found));
+	snprintf(expected, sizeof(expected), "%s/weftd-", group);
+	ck_assert_msg(strncmp(found, expected, strlen(expected)) == 0 &&
+	                      strstr(found, "/job-") != NULL,
+	              "the job ran in %s", found);
+}
+
+START_TEST(alone_in_a_delegated_cgroup_weftd_moves_itself_into_a_leaf)
+{
+	struct delegated setup;
+	if (!delegated_make(&setup, "weftd moves into a leaf", false, false))
+		return;
+	fixture daemon;
+	delegated_start(&setup, &daemon);
+	const char *relative = setup.group + strlen(CGROUP_MOUNT);
+	char expected[256], text[600];
+	/* Jobs run in groups beside weftd's leaf, not under it. */
+	snprintf(expected, sizeof(expected), "%s/supervisor", relative);
+	assert_layout(&daemon, expected, relative);
+	/* No process of its own is left in the delegated group. */
+	snprintf(text, sizeof(text), "%s/cgroup.procs", setup.group);
+	FILE *procs = fopen(text, "r");
+	ck_assert_ptr_nonnull(procs);
+	ck_assert_int_eq(fgetc(procs), EOF);
+	fclose(procs);
+	containment_string(daemon.url, "supervisor", text, sizeof(text));
+	snprintf(expected, sizeof(expected), "%s/supervisor", setup.group);
+	ck_assert_str_eq(text, expected);
+	/* Where the group has memory and pids to give, they reach the jobs. */
+	snprintf(text, sizeof(text), "%s/cgroup.controllers", setup.group);
+	FILE *controllers = fopen(text, "r");
+	ck_assert_ptr_nonnull(controllers);
+	char available[256] = "";
+	if (fgets(available, sizeof(available), controllers) == NULL)
+		available[0] = '\0';
+	fclose(controllers);
+	if (strstr(available, "memory") != NULL) {
+		json_t *stats = wire_call(daemon.url, "{\"op\":\"stats\"}");
+		json_t *limits = json_object_get(json_object_get(stats, "containment"), "limits");
+		ck_assert_msg(json_array_size(limits) >= 1, "%s", json_dumps(limits, 0));
+		ck_assert_str_eq(json_string_value(json_array_get(limits, 0)), "memory");
+		json_decref(stats);
+	} else {
+		as_user_skip(1, "controllers handed down past weftd's leaf",
+		             "the test's cgroup has no memory controller to hand down");
+	}
+	fixture_stop(&daemon);
+	delegated_remove(&setup);
+}
+END_TEST
+
+/* Started in a leaf already (systemd's DelegateSubgroup=supervisor): weftd
+ * stays, and its groups go beside it, in the parent. */
+START_TEST(started_in_a_leaf_weftd_keeps_its_groups_beside_it)
+{
+	struct delegated setup;
+	if (!delegated_make(&setup, "weftd started in a leaf", true, false))
+		return;
+	fixture daemon;
+	delegated_start(&setup, &daemon);
+	const char *relative = setup.group + strlen(CGROUP_MOUNT);
+	char expected[256];
+	snprintf(expected, sizeof(expected), "%s/supervisor", relative);
+	assert_layout(&daemon, expected, relative);
+	fixture_stop(&daemon);
+	delegated_remove(&setup);
+}
+END_TEST
+
+/* Sharing its group with another process (a shell's session scope): moving
+ * would not empty the group, so weftd stays where it is; jobs still get
+ * their groups. */
+START_TEST(weftd_sharing_its_cgroup_stays_in_it)
+{
+	struct delegated setup;
+	if (!delegated_make(&setup, "weftd sharing its cgroup", false, true))
+		return;
+	fixture daemon;
+	delegated_start(&setup, &daemon);
+	const char *relative = setup.group + strlen(CGROUP_MOUNT);
+	char text[600];
+	assert_layout(&daemon, relative, relative);
+	containment_string(daemon.url, "supervisor", text, sizeof(text));
+	ck_assert_str_eq(text, "");
+	fixture_stop(&daemon);
+	delegated_remove(&setup);
+}
+END_TEST
+
 static Suite *containment_suite(void)
 {
 	Suite *suite = suite_create("containment");
@@ -405,6 +670,10 @@ static Suite *containment_suite(void)
 	tcase_add_test(cases, without_cgroups_the_subreaper_kills_a_setsid_descendant_on_timeout);
 	tcase_add_test(cases, a_restarted_weftd_kills_what_a_sigkilled_one_left);
 	tcase_add_test(cases, memory_and_tasks_limits_are_set_on_the_cgroup_or_refused);
+	tcase_add_test(cases, a_job_over_its_memory_limit_ends_out_of_memory);
+	tcase_add_test(cases, alone_in_a_delegated_cgroup_weftd_moves_itself_into_a_leaf);
+	tcase_add_test(cases, started_in_a_leaf_weftd_keeps_its_groups_beside_it);
+	tcase_add_test(cases, weftd_sharing_its_cgroup_stays_in_it);
 	suite_add_tcase(suite, cases);
 	return suite;
 }

@@ -898,6 +898,63 @@ START_TEST(jobs_of_an_oom_protected_daemon_are_put_back_to_0)
 }
 END_TEST
 
+static int own_oom_score(void)
+{
+	FILE *file = fopen("/proc/self/oom_score_adj", "re");
+	int score = 0;
+	ck_assert_ptr_nonnull(file);
+	ck_assert_int_eq(fscanf(file, "%d", &score), 1);
+	fclose(file);
+	return score;
+}
+
+/* --job-oom-score-adjust +N puts jobs N above weftd (raising needs no
+ * privilege: the user unit uses it to have its jobs killed before weftd). */
+START_TEST(job_oom_score_adjust_plus_n_raises_jobs_above_weftd)
+{
+	teardown();
+	int own = own_oom_score(); /* weftd inherits it */
+	const char *const args[] = {"--job-oom-score-adjust", "+100", NULL};
+	start_with(args);
+	char expected[16];
+	snprintf(expected, sizeof(expected), "%d\n", own + 100 > 1000 ? 1000 : own + 100);
+	assert_done_with(exec_job(json_pack("{s:[s,s]}", "argv", "cat", "/proc/self/oom_score_adj"),
+	                          0),
+	                 expected, "");
+}
+END_TEST
+
+START_TEST(job_oom_score_adjust_n_sets_jobs_to_n)
+{
+	teardown();
+	int own = own_oom_score();
+	char value[16];
+	snprintf(value, sizeof(value), "%d", own + 50 > 1000 ? 1000 : own + 50);
+	const char *const args[] = {"--job-oom-score-adjust", value, NULL};
+	start_with(args);
+	char expected[24];
+	snprintf(expected, sizeof(expected), "%s\n", value);
+	assert_done_with(exec_job(json_pack("{s:[s,s]}", "argv", "cat", "/proc/self/oom_score_adj"),
+	                          0),
+	                 expected, "");
+}
+END_TEST
+
+START_TEST(job_oom_score_adjust_out_of_range_is_a_usage_error)
+{
+	static const char *const bad[] = {"+1001", "1001", "-1001", "+-5", "x", "", "12x"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char command[1024];
+		snprintf(command, sizeof(command),
+		         "'%s' --job-oom-score-adjust '%s' --listen ipc:///nonexistent/x >/dev/null 2>&1",
+		         getenv("WEFTD"), bad[i]);
+		int status = system(command);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2, "'%s': status %d", bad[i],
+		              status);
+	}
+}
+END_TEST
+
 static Suite *exec_suite(void)
 {
 	Suite *suite = suite_create("exec");
@@ -951,6 +1008,9 @@ static Suite *exec_suite(void)
 	tcase_add_test(identity, test_job_runs_as_the_submitting_user);
 	tcase_add_test(identity, test_jobs_get_no_notify_socket_or_watchdog);
 	tcase_add_test(identity, jobs_of_an_oom_protected_daemon_are_put_back_to_0);
+	tcase_add_test(identity, job_oom_score_adjust_plus_n_raises_jobs_above_weftd);
+	tcase_add_test(identity, job_oom_score_adjust_n_sets_jobs_to_n);
+	tcase_add_test(identity, job_oom_score_adjust_out_of_range_is_a_usage_error);
 	suite_add_tcase(suite, identity);
 	return suite;
 }

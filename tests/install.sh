@@ -5,7 +5,8 @@ set -euo pipefail
 source_dir=$1 build=$2
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-make -s -C "$source_dir" install BUILD="$build" DESTDIR="$stage" PREFIX=/usr >/dev/null
+# A strict umask, as root's often is: the units must still be readable by every user.
+(umask 077 && make -s -C "$source_dir" install BUILD="$build" DESTDIR="$stage" PREFIX=/usr >/dev/null)
 for private in task.h executor.h jobs.h; do
 	if [ -e "$stage/usr/include/weft/$private" ]; then
 		echo "FAIL: install put the daemon's $private among the public headers"; exit 1
@@ -42,6 +43,16 @@ if ! grep -q '^ExecStart=/usr/bin/weftd ' "$stage/usr/lib/systemd/system/weftd.s
 	! grep -q 'file:/usr/share/doc/weft/README.md' "$stage/usr/lib/systemd/user/weftd.service"; then
 	echo "FAIL: make install did not point the units at PREFIX's weftd and README"; exit 1
 fi
+for unit in system user; do
+	file="$stage/usr/lib/systemd/$unit/weftd.service"
+	if ! grep -q '^ExecStart=/usr/bin/weftd ' "$file" || grep -q '/usr/local' "$file"; then
+		echo "FAIL: the installed $unit unit still names a path outside PREFIX=/usr:"
+		grep -n '/usr/' "$file"; exit 1
+	fi
+	if [ "$(stat -c %a "$file")" != 644 ]; then
+		echo "FAIL: the installed $unit unit has mode $(stat -c %a "$file"), not 644"; exit 1
+	fi
+done
 make -s -C "$source_dir" uninstall BUILD="$build" DESTDIR="$stage" PREFIX=/usr >/dev/null
 left=$(find "$stage" -type f -o -type l)
 if [ -n "$left" ]; then

@@ -36,6 +36,7 @@ static struct {
 	unsigned leftover_processes;
 	bool memory;          /* job groups have memory.max (the memory controller) */
 	bool pids;            /* job groups have pids.max (the pids controller) */
+	char leaf[600];       /* weftd's own leaf group (become_leaf), "" when none */
 } state = {.fd = -1, .fallback = "not initialised"};
 
 /* Job groups made so far, for their names; any worker, relaxed: only unique
@@ -165,8 +166,9 @@ static int remove_tree(int parent_fd, const char *name, int depth)
 /* -------------------------------------------------------------- discovery */
 
 /* weftd's own cgroup v2 directory: the cgroup2 mount joined with the path of
- * the "0::" line of /proc/self/cgroup. Returns 0, or -1 with *why set. */
-static int own_directory(char *out, size_t size, const char **why)
+ * the "0::" line of /proc/self/cgroup; *at_root: it is the mount's root.
+ * Returns 0, or -1 with *why set. */
+static int own_directory(char *out, size_t size, bool *at_root, const char **why)
 {
 	char own[512] = "";
 	char line[1024];
@@ -217,7 +219,74 @@ static int own_directory(char *out, size_t size, const char **why)
 		*why = "the cgroup path is too long";
 		return -1;
 	}
+	*at_root = strcmp(relative, "/") == 0;
 	return 0;
+}
+
+/* Whether dir_fd's cgroup.procs lists weftd alone. */
+static bool alone_in(int dir_fd)
+{
+	int fd = openat(dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+	FILE *list = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (list == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	bool self = false, others = false;
+	long pid;
+	while (fscanf(list, "%ld", &pid) == 1) {
+		self = self || pid == (long)getpid();
+		others = others || pid != (long)getpid();
+	}
+	fclose(list);
+	return self && !others;
+}
+
+/*
+ * cgroup v2 hands controllers (memory, pids) down only from a group with no
+ * processes of its own. Under systemd with Delegate=yes weftd starts alone
+ * in its unit's group, base: it moves itself into the leaf base/LEAF_NAME,
+ * after which base can pass memory and pids on to the instance directory
+ * and from there to each job group, the jobs' groups being siblings of
+ * weftd's leaf, never children of a group that holds a process. When weftd
+ * already is in a leaf of that name (systemd's DelegateSubgroup=, or a
+ * manager that did the same), base becomes its parent. Nothing moves at the
+ * root of the mount (exempt from the rule) or when other processes share
+ * weftd's group (they would still be inside it: a shell's session scope).
+ * state.leaf names weftd's leaf when it has one. Failures are not fatal:
+ * job groups can still be made, only without the controllers. base is
+ * rewritten to the parent when weftd already was in a leaf.
+ */
+#define LEAF_NAME "supervisor"
+
+static void become_leaf(char *base)
+{
+	char *slash = strrchr(base, '/');
+	bool in_leaf = slash != NULL && strcmp(slash + 1, LEAF_NAME) == 0;
+	if (in_leaf) {
+		snprintf(state.leaf, sizeof(state.leaf), "%s", base);
+		*slash = '\0';
+	}
+	int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (!in_leaf && alone_in(fd) && (mkdirat(fd, LEAF_NAME, 0755) == 0 || errno == EEXIST)) {
+		char pid[24];
+		snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+		if (write_small(fd, LEAF_NAME "/cgroup.procs", pid) == 0)
+			snprintf(state.leaf, sizeof(state.leaf), "%s/%s", base, LEAF_NAME);
+	}
+	/* Only what base has can be passed on (cgroup.controllers). */
+	char text[512];
+	if (read_small(fd, "cgroup.controllers", text, sizeof(text)) >= 0)
+		for (char *word = strtok(text, " \n"); word != NULL; word = strtok(NULL, " \n"))
+			if (strcmp(word, "memory") == 0 || strcmp(word, "pids") == 0) {
+				char enable[16];
+				snprintf(enable, sizeof(enable), "+%s", word);
+				(void)write_small(fd, "cgroup.subtree_control", enable);
+			}
+	close(fd);
 }
 
 /* FNV-1a: a short, stable name for the instance from its URL. */
@@ -313,6 +382,7 @@ int cgroup_init(const char *setting, const char *instance_key, char *message,
 	char base[512];
 	const char *why = NULL;
 	bool explicit_directory = setting[0] == '/';
+	bool at_root = true;
 
 	message[0] = '\0';
 	if (strcmp(setting, "off") == 0) {
@@ -324,7 +394,9 @@ int cgroup_init(const char *setting, const char *instance_key, char *message,
 	}
 	if (explicit_directory) {
 		snprintf(state.directory, sizeof(state.directory), "%s", setting);
-	} else if (own_directory(base, sizeof(base), &why) == 0) {
+	} else if (own_directory(base, sizeof(base), &at_root, &why) == 0) {
+		if (!at_root)
+			become_leaf(base);
 		snprintf(state.directory, sizeof(state.directory), "%s/weftd-%016llx", base,
 		         (unsigned long long)name_hash(instance_key));
 	}
@@ -350,6 +422,7 @@ int cgroup_init(const char *setting, const char *instance_key, char *message,
 			return WEFT_EINVAL;
 		}
 		state.fallback = "weftd cannot make cgroups here";
+		state.leaf[0] = '\0';
 		snprintf(message, message_size,
 		         "containment: process groups, because weftd cannot make cgroups in %s (%s); "
 		         "a job that calls setsid can escape them (run weftd with Delegate=yes under "
@@ -362,13 +435,17 @@ int cgroup_init(const char *setting, const char *instance_key, char *message,
 	enable_controllers();
 	state.enabled = true;
 	state.fallback = NULL;
+	char leaf[sizeof(state.leaf) + 48] = "";
+	if (state.leaf[0] != '\0')
+		snprintf(leaf, sizeof(leaf), "; weftd itself in %s", state.leaf);
 	if (state.leftover_jobs > 0)
 		snprintf(message, message_size,
-		         "containment: a cgroup per job in %s; killed %u processes of %u jobs left "
+		         "containment: a cgroup per job in %s%s; killed %u processes of %u jobs left "
 		         "there by a previous weftd",
-		         state.directory, state.leftover_processes, state.leftover_jobs);
+		         state.directory, leaf, state.leftover_processes, state.leftover_jobs);
 	else
-		snprintf(message, message_size, "containment: a cgroup per job in %s", state.directory);
+		snprintf(message, message_size, "containment: a cgroup per job in %s%s", state.directory,
+		         leaf);
 	return WEFT_OK;
 }
 
@@ -392,10 +469,13 @@ json_t *cgroup_stats(void)
 		json_array_append_new(limits, json_string("memory"));
 	if (state.pids)
 		json_array_append_new(limits, json_string("tasks"));
-	return json_pack("{s:s, s:s, s:I, s:I, s:o}", "mode", "cgroup", "directory",
-	                 state.directory, "leftover_jobs_killed", (json_int_t)state.leftover_jobs,
-	                 "leftover_processes_killed", (json_int_t)state.leftover_processes,
-	                 "limits", limits);
+	json_t *stats = json_pack("{s:s, s:s, s:I, s:I, s:o}", "mode", "cgroup", "directory",
+	                          state.directory, "leftover_jobs_killed",
+	                          (json_int_t)state.leftover_jobs, "leftover_processes_killed",
+	                          (json_int_t)state.leftover_processes, "limits", limits);
+	if (stats != NULL && state.leaf[0] != '\0')
+		json_object_set_new(stats, "supervisor", json_string(state.leaf));
+	return stats;
 }
 
 void cgroup_fini(void)
@@ -445,6 +525,35 @@ int cgroup_job_signal(const struct cgroup_job *job, int sig)
 int cgroup_job_populated(const struct cgroup_job *job, bool *populated)
 {
 	return populated_at(job->fd, populated);
+}
+
+int cgroup_job_oom_kills(const struct cgroup_job *job, uint64_t *kills)
+{
+	/* Six short lines today (low, high, max, oom, oom_kill, oom_group_kill);
+	 * room for the kernel to add more. */
+	char text[1024];
+	if (read_small(job->fd, "memory.events", text, sizeof(text)) < 0) {
+		if (errno != ENOENT)
+			return WEFT_EINTERNAL;
+		*kills = 0;
+		return WEFT_OK;
+	}
+	/* Whole keys only: "oom_group_kill" is another count. */
+	for (char *line = text; *line != '\0';) {
+		size_t length = strcspn(line, "\n");
+		if (strncmp(line, "oom_kill ", 9) == 0) {
+			char *end;
+			errno = 0;
+			unsigned long long count = strtoull(line + 9, &end, 10);
+			if (line[9] < '0' || line[9] > '9' || errno != 0 || end != line + length)
+				break;
+			*kills = count;
+			return WEFT_OK;
+		}
+		line += length + (line[length] == '\n');
+	}
+	errno = EPROTO;
+	return WEFT_EINTERNAL;
 }
 
 int cgroup_job_remove(struct cgroup_job *job)

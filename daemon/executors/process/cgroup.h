@@ -11,7 +11,9 @@
  * base is weftd's own cgroup (/proc/self/cgroup on the cgroup2 mount: under
  * systemd with Delegate=yes that subtree is weftd's to manage) or the
  * directory given with --cgroup DIR (which is then the instance directory
- * itself). The instance directory is the same for a weftd restarted with the
+ * itself). Alone in its own (non-root) cgroup, weftd first moves itself into
+ * the leaf <base>/supervisor, since cgroup v2 lets only a group without
+ * processes hand the memory and pids controllers down to the job groups. The instance directory is the same for a weftd restarted with the
  * same URL, so the next weftd finds the groups of jobs that a killed weftd
  * left behind and kills them before it serves (cgroup_init).
  *
@@ -102,6 +104,16 @@ int cgroup_job_signal(const struct cgroup_job *job, int sig);
 /* Whether any process is left in the group (cgroup.events "populated").
  * Returns WEFT_OK and *populated, or WEFT_EINTERNAL. Any thread. */
 int cgroup_job_populated(const struct cgroup_job *job, bool *populated);
+
+/*
+ * How many of the group's processes the kernel's OOM killer killed: the
+ * "oom_kill" count of its memory.events (which counts the group's subgroups
+ * too), for telling an OOM kill from any other SIGKILL. Read it before
+ * cgroup_job_remove. Returns WEFT_OK and *kills, 0 where the group has no
+ * memory controller (no memory.events); or WEFT_EINTERNAL with errno set
+ * (EPROTO: the file has no such count). Any thread.
+ */
+int cgroup_job_oom_kills(const struct cgroup_job *job, uint64_t *kills);
 
 /* Removes the (empty) group and closes its descriptor; job->fd becomes -1.
  * Returns WEFT_OK, or WEFT_EINTERNAL (errno EBUSY: it still has processes).

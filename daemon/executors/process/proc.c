@@ -135,6 +135,7 @@ struct proc {
 	struct cgroup_job cgroup;
 	struct event cgroup_timer;
 	long cgroup_poll_us;
+	uint64_t oom_kills; /* the group's memory.events oom_kill, read before its removal */
 	bool have_status;   /* finish: the leader's status is in `info` */
 	siginfo_t info;
 
@@ -429,6 +430,8 @@ static bool cgroup_drained(struct proc *proc)
 		(void)cgroup_job_signal(&proc->cgroup, SIGKILL);
 		return false;
 	}
+	/* Unreadable: taken as none, since the exit status still tells a kill. */
+	(void)cgroup_job_oom_kills(&proc->cgroup, &proc->oom_kills);
 	(void)cgroup_job_remove(&proc->cgroup);
 	return true;
 }
@@ -491,6 +494,7 @@ static void complete(struct proc *proc)
 	const siginfo_t info = proc->info;
 	bool have_status = proc->have_status;
 	bool abandoned = proc->abandoned;
+	uint64_t oom_kills = proc->oom_kills;
 	proc_reaped_fn *on_reaped = proc->on_reaped;
 	void *on_reaped_arg = proc->on_reaped_arg;
 	json_t *result;
@@ -519,6 +523,20 @@ static void complete(struct proc *proc)
 			info.si_status, name != NULL ? name : "?",
 			info.si_code == CLD_DUMPED ? " and dumped core" : "");
 	}
+	/* Whoever the victim was (the leader, or a child the leader then saw
+	 * die), part of the job's work was killed for memory. */
+	if (oom_kills > 0 && outcome.status != PROC_STATUS_SPAWN_ERROR) {
+		char ending[MESSAGE_SIZE / 2];
+		if (outcome.status == PROC_STATUS_SUCCESS)
+			snprintf(ending, sizeof(ending), "command exited with status 0");
+		else
+			snprintf(ending, sizeof(ending), "%s", message);
+		snprintf(message, sizeof(message),
+			"the job ran out of memory: the kernel's OOM killer killed %llu of its "
+			"processes (limits.memory, or what weftd's own cgroup may use); %s",
+			(unsigned long long)oom_kills, ending);
+		outcome.status = PROC_STATUS_OUT_OF_MEMORY;
+	}
 	switch (outcome.status) {
 	case PROC_STATUS_SUCCESS:
 		break;
@@ -531,6 +549,9 @@ static void complete(struct proc *proc)
 	case PROC_STATUS_SPAWN_ERROR:
 		outcome.error_type = proto_job_error(PROTO_JOB_ERROR_SPAWN);
 		break;
+	case PROC_STATUS_OUT_OF_MEMORY:
+		outcome.error_type = proto_job_error(PROTO_JOB_ERROR_OUT_OF_MEMORY);
+		break;
 	}
 	outcome.message = outcome.status == PROC_STATUS_SUCCESS ? NULL : message;
 
@@ -538,7 +559,8 @@ static void complete(struct proc *proc)
 	if (result != NULL) {
 		bool exited = have_status && info.si_code == CLD_EXITED &&
 			outcome.status != PROC_STATUS_SPAWN_ERROR;
-		bool killed = outcome.status == PROC_STATUS_SIGNAL;
+		bool killed = have_status && info.si_code != CLD_EXITED &&
+			outcome.status != PROC_STATUS_SPAWN_ERROR;
 		json_set(result, "exit_code", exited ? json_integer(info.si_status) : json_null());
 		json_set(result, "signal", killed ? json_integer(outcome.signal) : json_null());
 		/* Text when both streams are valid UTF-8, else both in base64, so

@@ -133,6 +133,10 @@ enum proc_status {
 	PROC_STATUS_EXIT_STATUS, /* exited with another code: error type ExitStatus */
 	PROC_STATUS_SIGNAL,      /* killed by a signal: error type Signal */
 	PROC_STATUS_SPAWN_ERROR, /* could not be started: error type SpawnError */
+	/* The kernel's OOM killer killed one of the job's processes (its cgroup's
+	 * memory.events), whatever the exit: error type OutOfMemory. exit_code or
+	 * signal still say how the command itself ended. */
+	PROC_STATUS_OUT_OF_MEMORY,
 };
 
 /* How the process ended. Borrowed: valid only during the done callback. */
@@ -140,8 +144,8 @@ struct proc_outcome {
 	enum proc_status status;
 	const char *error_type; /* NULL on success, else one of PROTO_JOB_ERROR_MAP */
 	const char *message;    /* NULL on success; for people: "command exited with status 3" */
-	int exit_code;          /* PROC_STATUS_SUCCESS / EXIT_STATUS */
-	int signal;             /* PROC_STATUS_SIGNAL */
+	int exit_code;          /* PROC_STATUS_SUCCESS / EXIT_STATUS (/ OUT_OF_MEMORY) */
+	int signal;             /* PROC_STATUS_SIGNAL (/ OUT_OF_MEMORY) */
 };
 
 /*

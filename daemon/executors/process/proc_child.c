@@ -97,7 +97,7 @@ struct child_plan {
 	gid_t gid;
 	const gid_t *groups;
 	size_t group_count;
-	bool reset_oom_score;          /* write 0 to its oom_score_adj (weftd's is negative) */
+	const char *oom_score;         /* to write to its oom_score_adj, or NULL (keep weftd's) */
 };
 
 /* execvp's rule: these errors mean "not here", try the next directory of
@@ -176,12 +176,13 @@ _Noreturn static void child_run(const struct child_plan *plan, pid_t parent)
 	if (plan->cgroup_fd >= 0 && write(plan->cgroup_fd, "0", 1) != 1)
 		child_fail(report_fd, PROC_CHILD_STAGE_CGROUP, errno, 0);
 	reset_signals();
-	if (plan->reset_oom_score) {
-		/* Raising it needs no privilege; a failure leaves the job as
-		 * protected as weftd, which is no reason not to run it. */
+	if (plan->oom_score != NULL) {
+		/* Raising it needs no privilege, lowering it CAP_SYS_RESOURCE; a
+		 * failure leaves the job at weftd's score, which is no reason not
+		 * to run it. */
 		int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
 		if (oom >= 0) {
-			ssize_t ignored = write(oom, "0", 1);
+			ssize_t ignored = write(oom, plan->oom_score, strlen(plan->oom_score));
 			(void)ignored;
 			close(oom);
 		}
@@ -280,28 +281,54 @@ static mode_t process_umask(void)
 	return inherited_umask;
 }
 
-/* Whether weftd runs with a negative oom_score_adj (OOMScoreAdjust= in its
- * unit, so that the kernel kills jobs before the daemon): then its jobs,
- * which would inherit it, are put back to 0. Read once. */
-static bool oom_protected;
+/*
+ * What a job's oom_score_adj becomes (proc_child_set_job_oom_score). By
+ * default: 0 when weftd runs with a negative one (OOMScoreAdjust= in its
+ * unit, so that the kernel kills jobs before the daemon), which jobs would
+ * otherwise inherit; else weftd's own, inherited. Decided once, at the
+ * first job; the main thread sets the policy before any worker runs.
+ */
+static struct {
+	bool set;
+	bool relative;
+	int score;
+} oom_policy;
+static bool oom_change;       /* jobs get another score than weftd's */
+static char oom_text[8];      /* that score, for the child to write */
 static pthread_once_t oom_once = PTHREAD_ONCE_INIT;
+
+void proc_child_set_job_oom_score(bool set, bool relative, int score)
+{
+	oom_policy.set = set;
+	oom_policy.relative = relative;
+	oom_policy.score = score;
+}
 
 static void read_oom_score(void)
 {
 	FILE *file = fopen("/proc/self/oom_score_adj", "re");
-	int score = 0;
+	int own = 0;
 	if (file != NULL) {
-		if (fscanf(file, "%d", &score) != 1)
-			score = 0;
+		if (fscanf(file, "%d", &own) != 1)
+			own = 0;
 		fclose(file);
 	}
-	oom_protected = score < 0;
+	int target = own < 0 ? 0 : own;
+	if (oom_policy.set)
+		target = oom_policy.relative ? own + oom_policy.score : oom_policy.score;
+	if (target > 1000)
+		target = 1000;
+	if (target < -1000)
+		target = -1000;
+	oom_change = target != own;
+	snprintf(oom_text, sizeof(oom_text), "%d", target);
 }
 
-static bool daemon_oom_protected(void)
+/* Whether jobs need their oom_score_adj written (which only the fork path can). */
+static bool job_oom_change(void)
 {
 	pthread_once(&oom_once, read_oom_score);
-	return oom_protected;
+	return oom_change;
 }
 
 /* ------------------------------------------------------------- preparation */
@@ -641,7 +668,7 @@ static int spawn_forked(const struct execargs *args, const struct account *ident
 	plan.limit_count = args->limit_count;
 	plan.cwd = args->cwd;
 	plan.umask = (mode_t)args->umask;
-	plan.reset_oom_score = daemon_oom_protected();
+	plan.oom_score = job_oom_change() ? oom_text : NULL;
 	if (identity != NULL && identity->switch_to) {
 		plan.switch_identity = true;
 		plan.uid = identity->uid;
@@ -680,7 +707,7 @@ int proc_child_spawn(const struct execargs *args, const struct account *identity
 	/* posix_spawn has no umask or cgroup attribute: a child that needs
 	 * another umask than weftd's own, or a cgroup, is forked. */
 	bool needs_fork = (identity != NULL && identity->switch_to) || args->limit_count > 0 ||
-	                  (mode_t)args->umask != process_umask() || daemon_oom_protected();
+	                  (mode_t)args->umask != process_umask() || job_oom_change();
 	if (needs_fork || cgroup_fd >= 0)
 		rv = spawn_forked(args, identity, cgroup_fd, !needs_fork, candidates, environment.entries, stdio, pid,
 			report_fd, message, message_size);

@@ -51,6 +51,15 @@ struct proc_child_report {
 };
 
 /*
+ * What exec jobs' oom_score_adj becomes: set false keeps the default (0 when
+ * weftd's own is negative, else weftd's own); else score (-1000..1000), or
+ * with relative, score above weftd's own (capped at 1000). A job whose score
+ * differs from weftd's is forked (posix_spawn cannot set it). Main thread,
+ * before the first job starts.
+ */
+void proc_child_set_job_oom_score(bool set, bool relative, int score);
+
+/*
  * Starts the command of `args`. identity: NULL to run as the daemon (and
  * without HOME/USER/LOGNAME). cgroup_fd: -1, or an O_CLOEXEC descriptor of the
  * job's cgroup.procs (cgroup.h): the child joins that group before anything
