@@ -12,12 +12,14 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -339,6 +341,90 @@ START_TEST(a_restarted_weftd_kills_what_a_sigkilled_one_left)
 	snprintf(command, sizeof(command), "rm -rf '%s'", state);
 	ck_assert_int_eq(system(command), 0);
 	ck_assert_msg(rmdir(cgroup) != 0 && errno == ENOENT, "weftd left %s behind", cgroup);
+	files_remove(&files);
+}
+END_TEST
+
+/*
+ * A second weftd of the same instance (here: the same --cgroup DIR) must not
+ * take the first one's running jobs for leftovers: it refuses to start, and
+ * the first one's job and cgroups are as they were.
+ */
+START_TEST(a_second_weftd_of_the_same_instance_refuses_and_kills_nothing)
+{
+	struct job_files files;
+	files_make(&files);
+	char cgroup[128];
+	snprintf(cgroup, sizeof(cgroup), "/sys/fs/cgroup/unified/weft-test-twice-%d", (int)getpid());
+	struct stat status;
+	if (stat("/sys/fs/cgroup/unified/cgroup.procs", &status) != 0 || access(cgroup, F_OK) == 0) {
+		as_user_skip(1, "a second weftd of an instance", "no writable cgroup2 tree at "
+		                                                 "/sys/fs/cgroup/unified");
+		files_remove(&files);
+		return;
+	}
+	const char *const args[] = {"--cgroup", cgroup, NULL};
+	fixture first;
+	fixture_start(&first, args);
+	json_decref(submit(first.url, &files, ""));
+	pid_t pids[PIDS];
+	wait_for_pids(&files, pids);
+
+	/* The second one, by hand: it must exit, and say why. */
+	char directory[] = "/tmp/weft-twice-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(directory));
+	char url[160], log_path[160];
+	snprintf(url, sizeof(url), "ipc://%s/weft.sock", directory);
+	snprintf(log_path, sizeof(log_path), "%s/weftd.log", directory);
+	const char *weftd = getenv("WEFTD");
+	ck_assert_ptr_nonnull(weftd);
+	int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(log, 0);
+	pid_t second = fork();
+	ck_assert_int_ge(second, 0);
+	if (second == 0) {
+		dup2(log, STDERR_FILENO);
+		execl(weftd, weftd, "--listen", url, "--cgroup", cgroup, "--state-dir", "none",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(log);
+	int exit_status = 0;
+	double deadline = fixture_now() + DEADLINE_SECONDS;
+	pid_t reaped = 0;
+	while ((reaped = waitpid(second, &exit_status, WNOHANG)) == 0 && fixture_now() < deadline)
+		pause_briefly();
+	if (reaped == 0) {
+		kill(second, SIGKILL);
+		waitpid(second, &exit_status, 0);
+		ck_abort_msg("the second weftd of %s kept running", cgroup);
+	}
+	ck_assert_msg(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) != 0,
+	              "the second weftd exited %d", exit_status);
+	char said[2048] = "";
+	FILE *file = fopen(log_path, "r");
+	ck_assert_ptr_nonnull(file);
+	size_t got = fread(said, 1, sizeof(said) - 1, file);
+	said[got] = '\0';
+	fclose(file);
+	ck_assert_msg(strstr(said, "another weftd already runs its jobs in") != NULL, "log: %s",
+	              said);
+	unlink(log_path);
+	rmdir(directory);
+
+	/* The first one's job still runs, and new jobs still get cgroups. */
+	for (int i = 0; i < PIDS; i++)
+		ck_assert_msg(alive(pids[i]), "the second weftd killed process %d of the first's job",
+		              (int)pids[i]);
+	json_t *reply = wire_call(first.url, "{\"op\":\"submit\",\"fn\":\"exec\","
+	                                     "\"args\":{\"argv\":[\"true\"]},\"wait\":30}");
+	const char *state = json_string_value(json_object_get(reply, "state"));
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")) && state != NULL &&
+	                      strcmp(state, "done") == 0,
+	              "a new job on the first weftd: %s", json_dumps(reply, 0));
+	json_decref(reply);
+	fixture_stop(&first);
+	ck_assert_int_eq(wait_all_dead(pids, PIDS), 0);
 	files_remove(&files);
 }
 END_TEST
@@ -669,6 +755,7 @@ static Suite *containment_suite(void)
 	tcase_add_test(cases, without_cgroups_the_subreaper_kills_a_setsid_descendant_on_cancel);
 	tcase_add_test(cases, without_cgroups_the_subreaper_kills_a_setsid_descendant_on_timeout);
 	tcase_add_test(cases, a_restarted_weftd_kills_what_a_sigkilled_one_left);
+	tcase_add_test(cases, a_second_weftd_of_the_same_instance_refuses_and_kills_nothing);
 	tcase_add_test(cases, memory_and_tasks_limits_are_set_on_the_cgroup_or_refused);
 	tcase_add_test(cases, a_job_over_its_memory_limit_ends_out_of_memory);
 	tcase_add_test(cases, alone_in_a_delegated_cgroup_weftd_moves_itself_into_a_leaf);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,8 @@
 
 /* How long start-up waits for a previous weftd's leftovers to die. */
 #define LEFTOVER_WAIT_SECONDS 5.0
+/* How long start-up waits for a stopping weftd of the same instance. */
+#define INSTANCE_WAIT_SECONDS 3.0
 
 /* Set by cgroup_init on the main thread before any worker exists, then only
  * read (fd, directory, the leftover figures): no lock. */
@@ -376,6 +379,48 @@ static void clean_leftovers(void)
 	closedir(directory);
 }
 
+/*
+ * Opens the instance's directory (made when missing) into state.fd and locks
+ * it (flock, held while weftd lives: the kernel lets go when it dies, even by
+ * SIGKILL). A second weftd of the same instance would otherwise take the
+ * first one's running jobs for leftovers and kill them, and remove its
+ * directory when it gave up. A weftd that is stopping lets go within
+ * moments, so the lock is waited for a little (a restart). Returns NULL, or
+ * why the directory cannot be used; *taken: another live weftd holds it.
+ */
+static const char *take_instance(bool *taken)
+{
+	double deadline = monotonic_seconds() + INSTANCE_WAIT_SECONDS;
+	for (;;) {
+		if (mkdir(state.directory, 0755) != 0 && errno != EEXIST)
+			return strerror(errno);
+		state.fd = open(state.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (state.fd < 0)
+			return strerror(errno);
+		/* It must be a cgroup directory we may make groups in. */
+		if (faccessat(state.fd, "cgroup.procs", W_OK, AT_EACCESS) != 0)
+			return errno == ENOENT ? "it is not a cgroup v2 directory" : strerror(errno);
+		if (flock(state.fd, LOCK_EX | LOCK_NB) == 0) {
+			/* The one that let go may have removed it since we opened it. */
+			struct stat held, named;
+			if (fstat(state.fd, &held) == 0 && stat(state.directory, &named) == 0 &&
+			    held.st_ino == named.st_ino && held.st_dev == named.st_dev)
+				return NULL;
+		} else if (errno != EWOULDBLOCK) {
+			return strerror(errno);
+		} else if (monotonic_seconds() >= deadline) {
+			close(state.fd);
+			state.fd = -1;
+			*taken = true;
+			return NULL;
+		}
+		close(state.fd);
+		state.fd = -1;
+		for (int i = 0; i < 20; i++)
+			pause_millisecond();
+	}
+}
+
 int cgroup_init(const char *setting, const char *instance_key, char *message,
                 size_t message_size)
 {
@@ -400,16 +445,17 @@ int cgroup_init(const char *setting, const char *instance_key, char *message,
 		snprintf(state.directory, sizeof(state.directory), "%s/weftd-%016llx", base,
 		         (unsigned long long)name_hash(instance_key));
 	}
-	if (why == NULL && mkdir(state.directory, 0755) != 0 && errno != EEXIST)
-		why = strerror(errno);
-	if (why == NULL) {
-		state.fd = open(state.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (state.fd < 0)
-			why = strerror(errno);
+	bool taken = false;
+	if (why == NULL)
+		why = take_instance(&taken);
+	if (taken) {
+		snprintf(message, message_size,
+		         "another weftd already runs its jobs in %s (a weftd listening on the same "
+		         "first --listen URL, or with the same --cgroup DIR); stop it first, or give "
+		         "this one another --listen URL",
+		         state.directory);
+		return WEFT_EBUSY;
 	}
-	/* It must be a cgroup directory we may make groups in. */
-	if (why == NULL && faccessat(state.fd, "cgroup.procs", W_OK, AT_EACCESS) != 0)
-		why = errno == ENOENT ? "it is not a cgroup v2 directory" : strerror(errno);
 	if (why != NULL) {
 		if (state.fd >= 0)
 			close(state.fd);
@@ -481,9 +527,11 @@ json_t *cgroup_stats(void)
 void cgroup_fini(void)
 {
 	if (state.fd >= 0) {
-		close(state.fd);
-		/* Fails while groups remain (EBUSY, ENOTEMPTY): the next weftd cleans them. */
+		/* Before the lock goes with the descriptor, so that a weftd starting
+		 * now never has its directory removed. Fails while groups remain
+		 * (EBUSY, ENOTEMPTY): the next weftd cleans them. */
 		(void)rmdir(state.directory);
+		close(state.fd);
 	}
 	state.fd = -1;
 	state.enabled = false;
