@@ -89,8 +89,11 @@ START_TEST(test_second_daemon_on_the_same_socket_is_refused_and_harmless)
 		                            "none", NULL};
 		int status = run(argv, output, sizeof(output));
 		ck_assert_int_eq(status, 1);
-		ck_assert_msg(strstr(output, "already listening on") != NULL, "weftd said: %s",
-		              output);
+		/* Where it has cgroups, the instance's lock refuses it first (before
+		 * it could take the first one's jobs for leftovers). */
+		ck_assert_msg(strstr(output, "already listening on") != NULL ||
+		                      strstr(output, "another weftd already runs its jobs in") != NULL,
+		              "weftd said: %s", output);
 	}
 	/* The first daemon answers at once: the refusal never disturbed its listener. */
 	ck_assert(wire_answers_within(daemon.url, 1.5));
