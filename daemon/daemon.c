@@ -714,6 +714,7 @@ static int executors_init(const struct options *options)
 		&redis_command_function,
 		&sql_query_function,
 		&testhooks_stall_function, /* refused and unlisted without --test-hooks */
+		&testhooks_block_function, /* likewise */
 	};
 	int rv = exec_init(options->procs, options->output_max);
 	if (rv != WEFT_OK)
@@ -927,6 +928,7 @@ fail_loop:
 	 * after the workers (executors_fini), whose stops may still cancel calls. */
 	threaded_close();
 	workers_stop(daemon.workers);
+	testhooks_workers_stopped(); /* debug.block's calls end now, late on purpose */
 	journal_close();
 	waiters_free(daemon.waiters);
 	events_fini();
