@@ -57,7 +57,7 @@ static struct {
 	uint64_t next_seq;
 	size_t bytes;
 	uint64_t dropped;
-	struct watch *watches;
+	struct watch_list watches;
 } ring = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static bool keeps(const struct events_filter *filter, const struct entry *entry)
@@ -95,11 +95,17 @@ static void drop_oldest_locked(void)
 	ring.dropped++;
 }
 
+/* watch_take's test: whether a waiting reader's filter keeps the new entry. Lock held. */
+static bool watch_keeps(const struct watch *watch, const void *entry)
+{
+	return keeps(watch->data, entry);
+}
+
 /* Appends *entry (its queue name is taken) and notifies the watches it
  * satisfies. Any thread; no lock held. */
 static void append(struct entry *made)
 {
-	struct watch *ready = NULL;
+	struct watch_list ready = LIST_HEAD_INITIALIZER(ready);
 	pthread_mutex_lock(&ring.lock);
 	if (ring.ring == NULL) {
 		pthread_mutex_unlock(&ring.lock);
@@ -115,23 +121,9 @@ static void append(struct entry *made)
 	made->time = now_wall();
 	ring.ring[made->seq % ring.capacity] = *made;
 	ring.bytes += made->bytes;
-	struct watch *watch = ring.watches;
-	while (watch != NULL) {
-		struct watch *next = watch->next;
-		if (keeps(watch->data, made)) {
-			watch_unlink(&ring.watches, watch);
-			watch->next = ready;
-			ready = watch;
-		}
-		watch = next;
-	}
+	watch_take(&ring.watches, watch_keeps, made, &ready);
 	pthread_mutex_unlock(&ring.lock);
-	while (ready != NULL) {
-		struct watch *next = ready->next;
-		ready->next = NULL;
-		ready->notify(ready);
-		ready = next;
-	}
+	watch_notify_all(&ready);
 }
 
 static void on_moved(struct job *job, enum job_state from, enum job_state to, int worker)
@@ -319,7 +311,7 @@ bool events_watch(struct watch *watch)
 	}
 	bool wait = ring.ring != NULL && !found;
 	if (wait)
-		watch_link(&ring.watches, watch);
+		watch_add(&ring.watches, watch);
 	pthread_mutex_unlock(&ring.lock);
 	return wait;
 }
@@ -329,7 +321,7 @@ bool events_unwatch(struct watch *watch)
 	pthread_mutex_lock(&ring.lock);
 	bool removed = watch->linked;
 	if (removed)
-		watch_unlink(&ring.watches, watch);
+		watch_remove(watch);
 	pthread_mutex_unlock(&ring.lock);
 	return removed;
 }
