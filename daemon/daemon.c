@@ -187,15 +187,21 @@ static void watchdog_check(void)
 	_exit(status);
 }
 
+/* The signals the signal thread takes (and every other thread blocks). */
+static void taken_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR2);
+}
+
 static void *signal_main(void *argument)
 {
 	(void)argument;
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR2);
+	taken_signals(&set);
 	for (;;) {
 		pthread_mutex_lock(&signals.lock);
 		bool shutting = signals.signals_seen > 0, stop = signals.stop;
@@ -247,11 +253,7 @@ static void *signal_main(void *argument)
 static int signals_block(void)
 {
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR2);
+	taken_signals(&set);
 	return pthread_sigmask(SIG_BLOCK, &set, NULL) == 0 ? WEFT_OK : WEFT_EINTERNAL;
 }
 

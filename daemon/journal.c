@@ -271,6 +271,20 @@ static int check_and_create(char *message, size_t size)
 	return WEFT_OK;
 }
 
+/* Finalizes the statements, closes the database and lets go of the store's
+ * lock. The caller's thread, with the writer stopped. */
+static void close_database(void)
+{
+	for (int i = 0; i < STMT_COUNT; i++) {
+		sqlite3_finalize(journal.statements[i]);
+		journal.statements[i] = NULL;
+	}
+	sqlite3_close(journal.db);
+	journal.db = NULL;
+	close(journal.lock_fd);
+	journal.lock_fd = -1;
+}
+
 int journal_open(const char *directory, enum journal_sync sync, char *message, size_t size)
 {
 	journal.sync = sync;
@@ -329,14 +343,7 @@ int journal_open(const char *directory, enum journal_sync sync, char *message, s
 	return WEFT_OK;
 
 fail:
-	for (int i = 0; i < STMT_COUNT; i++) {
-		sqlite3_finalize(journal.statements[i]);
-		journal.statements[i] = NULL;
-	}
-	sqlite3_close(journal.db);
-	journal.db = NULL;
-	close(journal.lock_fd);
-	journal.lock_fd = -1;
+	close_database();
 	return rv;
 }
 
@@ -814,14 +821,7 @@ void journal_close(void)
 	/* Records queued without a writer (a failed start) are dropped. */
 	settle(journal.head, WEFT_OK);
 	journal.head = journal.tail = NULL;
-	for (int i = 0; i < STMT_COUNT; i++) {
-		sqlite3_finalize(journal.statements[i]);
-		journal.statements[i] = NULL;
-	}
-	sqlite3_close(journal.db);
-	journal.db = NULL;
-	close(journal.lock_fd);
-	journal.lock_fd = -1;
+	close_database();
 	atomic_store_explicit(&journal.enabled, false, memory_order_relaxed);
 }
 
