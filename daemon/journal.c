@@ -368,7 +368,9 @@ static void append_locked(struct record *first, struct record *last)
 	journal.tail = last;
 }
 
-static void append(struct record *record)
+/* Queues one record for the writer unless the journal is frozen: whether it
+ * took it. Any thread. */
+static bool enqueue(struct record *record)
 {
 	pthread_mutex_lock(&journal.lock);
 	bool taken = !journal.frozen;
@@ -377,7 +379,12 @@ static void append(struct record *record)
 		pthread_cond_signal(&journal.wake);
 	}
 	pthread_mutex_unlock(&journal.lock);
-	if (!taken) {
+	return taken;
+}
+
+static void append(struct record *record)
+{
+	if (!enqueue(record)) {
 		job_unref(record->job);
 		free(record);
 	}
@@ -437,14 +444,7 @@ void journal_after_commit(journal_done_fn *done, void *context)
 	struct record *record = record_new(RECORD_BARRIER);
 	record->done = done;
 	record->context = context;
-	pthread_mutex_lock(&journal.lock);
-	bool taken = !journal.frozen;
-	if (taken) {
-		append_locked(record, record);
-		pthread_cond_signal(&journal.wake);
-	}
-	pthread_mutex_unlock(&journal.lock);
-	if (!taken) {
+	if (!enqueue(record)) {
 		free(record);
 		done(context, WEFT_OK);
 	}

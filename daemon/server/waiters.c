@@ -329,6 +329,25 @@ static int start_timer(struct waiter *waiter)
 	return WEFT_OK;
 }
 
+/* A new waiter in setup for request, holding setup's reference; the caller
+ * sets what it waits for. */
+static struct waiter *waiter_new(struct waiters *waiters, struct server_request *request,
+                                 uid_t uid, enum waiter_kind kind, enum request_return_when when,
+                                 double timeout)
+{
+	struct waiter *waiter = memory_zalloc(sizeof(*waiter));
+	waiter->owner = waiters;
+	waiter->uid = uid;
+	waiter->request = request;
+	waiter->pipe = server_request_pipe(request);
+	waiter->kind = kind;
+	waiter->when = when;
+	waiter->timeout = timeout;
+	atomic_init(&waiter->state, STATE_SETUP);
+	atomic_init(&waiter->references, 1); /* setup's */
+	return waiter;
+}
+
 /* Lists the waiter among the open ones, which a closing pipe scans. */
 static void list_open(struct waiters *waiters, struct waiter *waiter)
 {
@@ -381,19 +400,10 @@ int waiters_start(struct waiters *waiters, struct server_request *request, uid_t
 	int rv = reserve(waiters, uid, problem);
 	if (rv != WEFT_OK)
 		return rv;
-	struct waiter *waiter = memory_zalloc(sizeof(*waiter));
-	waiter->owner = waiters;
-	waiter->uid = uid;
-	waiter->request = request;
-	waiter->pipe = server_request_pipe(request);
-	waiter->kind = kind;
-	waiter->when = when;
+	struct waiter *waiter = waiter_new(waiters, request, uid, kind, when, timeout);
 	waiter->count = count;
-	waiter->timeout = timeout;
 	waiter->jobs = memory_alloc(count * sizeof(*waiter->jobs));
 	waiter->watches = memory_zalloc(count * sizeof(*waiter->watches));
-	atomic_init(&waiter->state, STATE_SETUP);
-	atomic_init(&waiter->references, 1); /* setup's */
 	for (size_t i = 0; i < count; i++)
 		waiter->jobs[i] = list[i];
 
@@ -439,19 +449,11 @@ int waiters_start_source(struct waiters *waiters, struct server_request *request
 	int rv = reserve(waiters, uid, problem);
 	if (rv != WEFT_OK)
 		return rv;
-	struct waiter *waiter = memory_zalloc(sizeof(*waiter));
-	waiter->owner = waiters;
-	waiter->uid = uid;
-	waiter->request = request;
-	waiter->pipe = server_request_pipe(request);
-	waiter->kind = WAITER_SOURCE;
-	waiter->when = REQUEST_FIRST_COMPLETED;
-	waiter->timeout = timeout;
+	struct waiter *waiter =
+		waiter_new(waiters, request, uid, WAITER_SOURCE, REQUEST_FIRST_COMPLETED, timeout);
 	waiter->source = source;
 	waiter->source_context = context;
 	waiter->source_watch.notify = on_source_changed;
-	atomic_init(&waiter->state, STATE_SETUP);
-	atomic_init(&waiter->references, 1); /* setup's */
 
 	if (start_timer(waiter) != WEFT_OK) {
 		free(waiter);
