@@ -143,26 +143,7 @@ static json_t *query(const fixture *daemon, const char *url, const char *rest)
 }
 
 /* One counter of the daemon's mysql pools (stats op, "io_pools"). */
-static json_int_t pool_stat(const fixture *daemon, const char *field)
-{
-	json_t *stats = wire_call(daemon->url, "{\"op\":\"stats\"}");
-	json_t *value = json_object_get(json_object_get(json_object_get(stats, "io_pools"), "mysql"), field);
-	ck_assert_msg(json_is_integer(value), "no io_pools.mysql.%s in %s", field, json_dumps(stats, 0));
-	json_int_t number = json_integer_value(value);
-	json_decref(stats);
-	return number;
-}
-
 /* Polls the counter until it is wanted, for at most 30 s. */
-static void wait_pool_stat(const fixture *daemon, const char *field, json_int_t wanted)
-{
-	double deadline = fixture_now() + 30;
-	json_int_t now;
-	while ((now = pool_stat(daemon, field)) != wanted)
-		ck_assert_msg(fixture_now() < deadline, "io_pools.mysql.%s is %lld, not %lld", field,
-		              (long long)now, (long long)wanted);
-}
-
 static json_int_t first_value(const json_t *reply)
 {
 	return json_integer_value(
@@ -288,13 +269,13 @@ START_TEST(test_idle_connections_close_after_io_idle)
 	const char *const options[] = {"--workers", "1", "--io-idle", "0.2", NULL};
 	fixture_start(&daemon, options);
 	json_t *first = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 1);
-	wait_pool_stat(&daemon, "closed", 1);
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 0);
-	ck_assert_int_eq(pool_stat(&daemon, "open"), 0);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "opened"), 1);
+	servers_wait_pool_stat(&daemon, "mysql", "closed", 1);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "idle"), 0);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "open"), 0);
 	json_t *second = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
 	ck_assert_int_ne(first_value(first), first_value(second));
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "opened"), 2);
 	json_decref(first);
 	json_decref(second);
 	fixture_stop(&daemon);
@@ -416,7 +397,7 @@ START_TEST(test_a_connection_never_serves_another_owner)
 	fixture_start(&daemon, one_worker);
 	chmod(daemon.directory, 0755);
 	json_t *root_reply = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 1);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "idle"), 1);
 	char request[600];
 	snprintf(request, sizeof(request),
 	         "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\","
@@ -425,8 +406,8 @@ START_TEST(test_a_connection_never_serves_another_owner)
 	json_t *user_reply = servers_call_as(&servers, daemon.url, request);
 	ck_assert_msg(strcmp(wire_text(user_reply, "state"), "done") == 0, "%s", json_dumps(user_reply, 0));
 	ck_assert_int_ne(first_value(root_reply), first_value(user_reply));
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "opened"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "idle"), 2);
 	/* And root's next job still gets root's own connection back. */
 	json_t *again = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
 	ck_assert_int_eq(first_value(root_reply), first_value(again));

@@ -106,26 +106,7 @@ static json_t *command(const fixture *daemon, const char *url, const char *argv)
 }
 
 /* One counter of the daemon's redis pools (stats op, "io_pools"). */
-static json_int_t pool_stat(const fixture *daemon, const char *field)
-{
-	json_t *stats = wire_call(daemon->url, "{\"op\":\"stats\"}");
-	json_t *value = json_object_get(json_object_get(json_object_get(stats, "io_pools"), "redis"), field);
-	ck_assert_msg(json_is_integer(value), "no io_pools.redis.%s in %s", field, json_dumps(stats, 0));
-	json_int_t number = json_integer_value(value);
-	json_decref(stats);
-	return number;
-}
-
 /* Polls the counter until it is wanted, for at most 30 s. */
-static void wait_pool_stat(const fixture *daemon, const char *field, json_int_t wanted)
-{
-	double deadline = fixture_now() + 30;
-	json_int_t now;
-	while ((now = pool_stat(daemon, field)) != wanted)
-		ck_assert_msg(fixture_now() < deadline, "io_pools.redis.%s is %lld, not %lld", field,
-		              (long long)now, (long long)wanted);
-}
-
 START_TEST(test_replies_map_to_json)
 {
 	SERVERS_SKIP_UNLESS_UP(&servers);
@@ -301,15 +282,15 @@ START_TEST(test_idle_connections_close_after_io_idle)
 	char url[64];
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", redis.port);
 	json_t *first = command(&daemon, url, "[\"CLIENT\",\"ID\"]");
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 1);
-	wait_pool_stat(&daemon, "closed", 1);
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 0);
-	ck_assert_int_eq(pool_stat(&daemon, "open"), 0);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "opened"), 1);
+	servers_wait_pool_stat(&daemon, "redis", "closed", 1);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "idle"), 0);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "open"), 0);
 	wait_info(&redis, "connected_clients", 1); /* the test's own */
 	json_t *second = command(&daemon, url, "[\"CLIENT\",\"ID\"]");
 	ck_assert_int_ne(json_integer_value(json_object_get(first, "result")),
 	                 json_integer_value(json_object_get(second, "result")));
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "opened"), 2);
 	json_decref(first);
 	json_decref(second);
 	fixture_stop(&daemon);
@@ -339,9 +320,9 @@ START_TEST(test_connections_are_reused_per_url_and_owner)
 	json_decref(command(&daemon, other, "[\"PING\"]"));
 	ck_assert_int_eq(info_number(&redis, "connected_clients"), 3);
 	/* Both idle in the pool (idle for 30 s by default), counted so. */
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 2);
-	ck_assert_int_eq(pool_stat(&daemon, "closed"), 0);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "opened"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "idle"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "closed"), 0);
 	fixture_stop(&daemon);
 	redis_stop(&redis);
 }
@@ -437,8 +418,8 @@ START_TEST(test_a_user_may_not_use_unix_sockets_on_a_root_daemon)
 	                 json_integer_value(json_object_get(user_id, "result")));
 	/* One worker: root's idle connection was there, and the user's job
 	 * opened its own instead; both are idle in their owners' pools. */
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "opened"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "idle"), 2);
 	json_decref(root_id);
 	json_decref(user_id);
 	fixture_stop(&daemon);

@@ -51,6 +51,27 @@ void servers_stop(pid_t pid, int signal_number, const char *directory)
 	}
 }
 
+json_int_t servers_pool_stat(const fixture *daemon, const char *kind, const char *field)
+{
+	json_t *stats = wire_call(daemon->url, "{\"op\":\"stats\"}");
+	json_t *value = json_object_get(json_object_get(json_object_get(stats, "io_pools"), kind), field);
+	ck_assert_msg(json_is_integer(value), "no io_pools.%s.%s in %s", kind, field,
+	              json_dumps(stats, 0));
+	json_int_t number = json_integer_value(value);
+	json_decref(stats);
+	return number;
+}
+
+void servers_wait_pool_stat(const fixture *daemon, const char *kind, const char *field,
+                            json_int_t wanted)
+{
+	double deadline = fixture_now() + 30;
+	json_int_t now;
+	while ((now = servers_pool_stat(daemon, kind, field)) != wanted)
+		ck_assert_msg(fixture_now() < deadline, "io_pools.%s.%s is %lld, not %lld", kind, field,
+		              (long long)now, (long long)wanted);
+}
+
 void servers_suite_begin(struct servers_suite *suite, const char *prefix, int tests,
                          const char *tests_name, int trust_tests, const char *trust_name)
 {

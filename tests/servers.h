@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "tests/as_user.h"
+#include "tests/fixture.h"
 
 /* A TCP port on 127.0.0.1 that is free now (the server binds it next), or -1
  * when none could be had. Safe outside a test. */
@@ -28,6 +29,14 @@ bool servers_make_directory(char *out, size_t size, const char *name, uid_t uid,
  * then removes `directory` with all it holds (nothing when it is ""). Safe
  * outside a test. */
 void servers_stop(pid_t pid, int signal_number, const char *directory);
+
+/* One counter of weftd's IO pools of one kind (the stats op's
+ * io_pools.<kind>.<field>: "postgresql", "mysql", "redis"); fails the test
+ * when there is none. */
+json_int_t servers_pool_stat(const fixture *daemon, const char *kind, const char *field);
+/* Polls that counter until it is `wanted`, for at most 30 s. */
+void servers_wait_pool_stat(const fixture *daemon, const char *kind, const char *field,
+                            json_int_t wanted);
 
 /* One program's suite against one kind of server. */
 struct servers_suite {
