@@ -189,15 +189,21 @@ static void watchdog_check(void)
 	_exit(status);
 }
 
+/* The signals the signal thread takes (and every other thread blocks). */
+static void taken_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR2);
+}
+
 static void *signal_main(void *argument)
 {
 	(void)argument;
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR2);
+	taken_signals(&set);
 	for (;;) {
 		pthread_mutex_lock(&signals.lock);
 		bool shutting = signals.signals_seen > 0, stop = signals.stop;
@@ -249,11 +255,7 @@ static void *signal_main(void *argument)
 static int signals_block(void)
 {
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR2);
+	taken_signals(&set);
 	return pthread_sigmask(SIG_BLOCK, &set, NULL) == 0 ? WEFT_OK : WEFT_EINTERNAL;
 }
 
@@ -716,6 +718,7 @@ static int executors_init(const struct options *options)
 		&redis_command_function,
 		&sql_query_function,
 		&testhooks_stall_function, /* refused and unlisted without --test-hooks */
+		&testhooks_block_function, /* likewise */
 	};
 	int rv = exec_init(options->procs, options->output_max);
 	if (rv != WEFT_OK)
@@ -943,6 +946,7 @@ fail_loop:
 	 * after the workers (executors_fini), whose stops may still cancel calls. */
 	threaded_close();
 	workers_stop(daemon.workers);
+	testhooks_workers_stopped(); /* debug.block's calls end now, late on purpose */
 	journal_close();
 	waiters_free(daemon.waiters);
 	events_fini();

@@ -271,6 +271,20 @@ static int check_and_create(char *message, size_t size)
 	return WEFT_OK;
 }
 
+/* Finalizes the statements, closes the database and lets go of the store's
+ * lock. The caller's thread, with the writer stopped. */
+static void close_database(void)
+{
+	for (int i = 0; i < STMT_COUNT; i++) {
+		sqlite3_finalize(journal.statements[i]);
+		journal.statements[i] = NULL;
+	}
+	sqlite3_close(journal.db);
+	journal.db = NULL;
+	close(journal.lock_fd);
+	journal.lock_fd = -1;
+}
+
 int journal_open(const char *directory, enum journal_sync sync, char *message, size_t size)
 {
 	journal.sync = sync;
@@ -329,14 +343,7 @@ int journal_open(const char *directory, enum journal_sync sync, char *message, s
 	return WEFT_OK;
 
 fail:
-	for (int i = 0; i < STMT_COUNT; i++) {
-		sqlite3_finalize(journal.statements[i]);
-		journal.statements[i] = NULL;
-	}
-	sqlite3_close(journal.db);
-	journal.db = NULL;
-	close(journal.lock_fd);
-	journal.lock_fd = -1;
+	close_database();
 	return rv;
 }
 
@@ -361,7 +368,9 @@ static void append_locked(struct record *first, struct record *last)
 	journal.tail = last;
 }
 
-static void append(struct record *record)
+/* Queues one record for the writer unless the journal is frozen: whether it
+ * took it. Any thread. */
+static bool enqueue(struct record *record)
 {
 	pthread_mutex_lock(&journal.lock);
 	bool taken = !journal.frozen;
@@ -370,7 +379,12 @@ static void append(struct record *record)
 		pthread_cond_signal(&journal.wake);
 	}
 	pthread_mutex_unlock(&journal.lock);
-	if (!taken) {
+	return taken;
+}
+
+static void append(struct record *record)
+{
+	if (!enqueue(record)) {
 		job_unref(record->job);
 		free(record);
 	}
@@ -430,14 +444,7 @@ void journal_after_commit(journal_done_fn *done, void *context)
 	struct record *record = record_new(RECORD_BARRIER);
 	record->done = done;
 	record->context = context;
-	pthread_mutex_lock(&journal.lock);
-	bool taken = !journal.frozen;
-	if (taken) {
-		append_locked(record, record);
-		pthread_cond_signal(&journal.wake);
-	}
-	pthread_mutex_unlock(&journal.lock);
-	if (!taken) {
+	if (!enqueue(record)) {
 		free(record);
 		done(context, WEFT_OK);
 	}
@@ -814,14 +821,7 @@ void journal_close(void)
 	/* Records queued without a writer (a failed start) are dropped. */
 	settle(journal.head, WEFT_OK);
 	journal.head = journal.tail = NULL;
-	for (int i = 0; i < STMT_COUNT; i++) {
-		sqlite3_finalize(journal.statements[i]);
-		journal.statements[i] = NULL;
-	}
-	sqlite3_close(journal.db);
-	journal.db = NULL;
-	close(journal.lock_fd);
-	journal.lock_fd = -1;
+	close_database();
 	atomic_store_explicit(&journal.enabled, false, memory_order_relaxed);
 }
 

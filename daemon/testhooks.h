@@ -8,9 +8,15 @@
  *       test opens the FIFO for writing (which returns once the loop is stuck
  *       in it) and closes it to let the loop go. The systemd watchdog's test
  *       proves with it that a stuck loop stops the pings.
+ *   debug.block {}  holds a thread of the pool (executor "thread"), deaf to
+ *       cancel, until the workers have stopped at exit: then
+ *       testhooks_workers_stopped lets it end, so its end reaches the thread
+ *       executor after the workers are gone, which must drop it (the
+ *       shutdown order's test).
  *
  * THREADS: testhooks_enable on the main thread before any job is submitted;
- * the rest from any thread (the flag is only read after that).
+ * testhooks_workers_stopped on the main thread; the rest from any thread (the
+ * flag is only read after that).
  */
 #ifndef TESTHOOKS_H
 #define TESTHOOKS_H
@@ -23,5 +29,11 @@ void testhooks_enable(void);
 bool testhooks_enabled(void);
 
 extern const struct function testhooks_stall_function;
+extern const struct function testhooks_block_function;
+
+/* With --test-hooks: lets every debug.block call end, then waits (bounded)
+ * until the pool has no call busy, their done included. Main thread, right
+ * after the workers stopped; nothing without --test-hooks. */
+void testhooks_workers_stopped(void);
 
 #endif

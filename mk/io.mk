@@ -1,7 +1,9 @@
 # The IO built-ins (daemon/executors/io/) end to end, against servers the
-# tests start themselves (tests/http_server.c: libevent's evhttp).
+# tests start themselves (tests/http_server.c: libevent's evhttp), with the
+# fixture they share (tests/servers.c).
 $(BUILD)/tests/check_http: $(BUILD)/tests/check_http.o $(BUILD)/tests/http_server.o \
 		$(BUILD)/tests/fixture.o $(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o \
+		$(BUILD)/tests/servers.o \
 		| $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(HTTP_SERVER_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(CHECK_LIBS)
@@ -13,7 +15,7 @@ CHECK_PROGS += $(BUILD)/tests/check_http
 # redis.command against a real redis-server (a SKIP without one), and as a
 # throwaway user through wire_send.
 $(BUILD)/tests/check_redis: $(BUILD)/tests/check_redis.o $(BUILD)/tests/fixture.o \
-		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(shell pkg-config --libs hiredis 2>/dev/null) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_redis
@@ -21,7 +23,7 @@ CHECK_PROGS += $(BUILD)/tests/check_redis
 # sql.query against a real PostgreSQL made by the test (a SKIP without it).
 $(BUILD)/tests/check_sql.o: ALL_CFLAGS += $(shell pkg-config --cflags libpq 2>/dev/null)
 $(BUILD)/tests/check_sql: $(BUILD)/tests/check_sql.o $(BUILD)/tests/fixture.o \
-		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(shell pkg-config --libs libpq 2>/dev/null) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_sql
@@ -36,7 +38,7 @@ BENCH_PROGS += $(BUILD)/bench/io/http_bench
 # sql.query's MySQL/MariaDB half against a real mariadbd (a SKIP without it).
 $(BUILD)/tests/check_mysql.o: ALL_CFLAGS += $(shell pkg-config --cflags libmariadb 2>/dev/null)
 $(BUILD)/tests/check_mysql: $(BUILD)/tests/check_mysql.o $(BUILD)/tests/fixture.o \
-		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(shell pkg-config --libs libmariadb 2>/dev/null) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_mysql

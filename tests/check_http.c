@@ -1,10 +1,8 @@
 /* http.get and http.request end to end, against the tests' own HTTP server
  * (tests/http_server.h) on 127.0.0.1. */
 #include <check.h>
-#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,56 +10,20 @@
 #include "tests/as_user.h"
 #include "tests/fixture.h"
 #include "tests/http_server.h"
+#include "tests/servers.h"
 #include "tests/wire.h"
 
-static char trust_skip[256];
-static struct user stranger;
-static char sender[PATH_MAX];
-
-static const char *text(const json_t *object, const char *name)
-{
-	return json_string_value(json_object_get(object, name));
-}
+static struct servers_suite servers; /* no server of its own to skip for: only the trust tests */
 
 /* Sends a request built with printf's format; returns the reply (new reference). */
-static json_t *call(const char *url, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static json_t *call(const char *url, const char *format, ...)
-{
-	char request[4096];
-	va_list list;
-	va_start(list, format);
-	vsnprintf(request, sizeof(request), format, list);
-	va_end(list);
-	return wire_call(url, request);
-}
-
 /* Runs `fn` with `args` (JSON text) to its end; returns the submit reply. */
 static json_t *run(const fixture *daemon, const char *fn, const char *args)
 {
-	json_t *reply = call(daemon->url, "{\"op\":\"submit\",\"fn\":\"%s\",\"args\":%s,\"wait\":30}", fn,
+	json_t *reply = wire_callf(daemon->url, "{\"op\":\"submit\",\"fn\":\"%s\",\"args\":%s,\"wait\":30}", fn,
 	                     args);
 	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "submit failed: %s",
 	              json_dumps(reply, 0));
 	return reply;
-}
-
-static const char *error_type(const json_t *reply)
-{
-	return text(json_object_get(reply, "error"), "type");
-}
-
-static json_int_t threads_of(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *file = fopen(path, "r");
-	ck_assert_ptr_nonnull(file);
-	json_int_t threads = -1;
-	while (fgets(line, sizeof(line), file) != NULL)
-		if (strncmp(line, "Threads:", 8) == 0)
-			threads = strtoll(line + 8, NULL, 10);
-	fclose(file);
-	return threads;
 }
 
 static void wait_until(int (*count)(struct http_server *), struct http_server *server, int wanted,
@@ -80,17 +42,17 @@ START_TEST(test_get_returns_status_headers_and_text_body)
 	char args[256], base[64];
 	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\"}", http_server_url(server, base, 64));
 	json_t *reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(text(reply, "state"), "done");
+	ck_assert_str_eq(wire_text(reply, "state"), "done");
 	json_t *result = json_object_get(reply, "result");
 	ck_assert_int_eq(json_integer_value(json_object_get(result, "status")), 200);
-	ck_assert_str_eq(text(result, "body"), "hello");
+	ck_assert_str_eq(wire_text(result, "body"), "hello");
 	ck_assert_ptr_null(json_object_get(result, "encoding"));
-	ck_assert_str_eq(text(json_object_get(result, "headers"), "x-test"), "yes");
+	ck_assert_str_eq(wire_text(json_object_get(result, "headers"), "x-test"), "yes");
 	json_decref(reply);
 	/* localhost needs no name resolution either. */
 	snprintf(args, sizeof(args), "{\"url\":\"http://localhost:%d/hello\"}", http_server_port(server));
 	reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(text(json_object_get(reply, "result"), "body"), "hello");
+	ck_assert_str_eq(wire_text(json_object_get(reply, "result"), "body"), "hello");
 	json_decref(reply);
 	fixture_stop(&daemon);
 	http_server_stop(server);
@@ -106,10 +68,10 @@ START_TEST(test_binary_body_comes_as_base64)
 	snprintf(args, sizeof(args), "{\"url\":\"%s/binary\"}", http_server_url(server, base, 64));
 	json_t *reply = run(&daemon, "http.get", args);
 	json_t *result = json_object_get(reply, "result");
-	ck_assert_str_eq(text(result, "encoding"), "base64");
+	ck_assert_str_eq(wire_text(result, "encoding"), "base64");
 	/* 256 bytes: 344 characters of base64; the first three bytes 00 01 02 are "AAEC". */
-	ck_assert_uint_eq(strlen(text(result, "body")), 344);
-	ck_assert(strncmp(text(result, "body"), "AAEC", 4) == 0);
+	ck_assert_uint_eq(strlen(wire_text(result, "body")), 344);
+	ck_assert(strncmp(wire_text(result, "body"), "AAEC", 4) == 0);
 	json_decref(reply);
 	fixture_stop(&daemon);
 	http_server_stop(server);
@@ -126,20 +88,20 @@ START_TEST(test_redirects_are_followed_unless_told_not_to)
 	snprintf(args, sizeof(args), "{\"url\":\"%s/redirect\"}", base);
 	json_t *reply = run(&daemon, "http.get", args);
 	json_t *result = json_object_get(reply, "result");
-	ck_assert_str_eq(text(result, "body"), "hello");
+	ck_assert_str_eq(wire_text(result, "body"), "hello");
 	ck_assert_int_eq(json_integer_value(json_object_get(result, "redirects")), 1);
-	ck_assert_ptr_nonnull(strstr(text(result, "url"), "/hello"));
+	ck_assert_ptr_nonnull(strstr(wire_text(result, "url"), "/hello"));
 	json_decref(reply);
 	snprintf(args, sizeof(args), "{\"url\":\"%s/redirect\",\"follow_redirects\":false}", base);
 	reply = run(&daemon, "http.get", args);
 	result = json_object_get(reply, "result");
 	ck_assert_int_eq(json_integer_value(json_object_get(result, "status")), 302);
-	ck_assert_str_eq(text(json_object_get(result, "headers"), "location"), "/hello");
+	ck_assert_str_eq(wire_text(json_object_get(result, "headers"), "location"), "/hello");
 	json_decref(reply);
 	snprintf(args, sizeof(args), "{\"url\":\"%s/loop\",\"max_redirects\":3}", base);
 	reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(text(reply, "state"), "failed");
-	ck_assert_str_eq(error_type(reply), "TooManyRedirects");
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "TooManyRedirects");
 	json_decref(reply);
 	fixture_stop(&daemon);
 	http_server_stop(server);
@@ -156,7 +118,7 @@ START_TEST(test_only_http_and_https_are_reachable)
 	                                      "gopher://127.0.0.1/", "dict://127.0.0.1/", "/etc/passwd",
 	                                      "http://"};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s\"}}",
+		json_t *reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s\"}}",
 		                     refused[i]);
 		ck_assert_str_eq(wire_error_code(reply), "bad_arguments");
 		json_decref(reply);
@@ -164,8 +126,8 @@ START_TEST(test_only_http_and_https_are_reachable)
 	char args[256], base[64];
 	snprintf(args, sizeof(args), "{\"url\":\"%s/redirect-file\"}", http_server_url(server, base, 64));
 	json_t *reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(text(reply, "state"), "failed");
-	ck_assert_str_eq(error_type(reply), "HTTPError");
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "HTTPError");
 	char *dump = json_dumps(reply, 0);
 	ck_assert_ptr_null(strstr(dump, "root:"));
 	free(dump);
@@ -189,13 +151,13 @@ START_TEST(test_bad_arguments_are_refused_at_submit)
 	        "{\"url\":\"http://127.0.0.1/\",\"nonsense\":1}",
 	};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":%s}",
+		json_t *reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":%s}",
 		                     refused[i]);
 		ck_assert_msg(wire_error_code(reply) != NULL && strcmp(wire_error_code(reply), "bad_arguments") == 0,
 		              "%s was not refused: %s", refused[i], json_dumps(reply, 0));
 		json_decref(reply);
 	}
-	json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.request\",\"args\":"
+	json_t *reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.request\",\"args\":"
 	                                 "{\"url\":\"http://127.0.0.1/\",\"method\":\"get me\"}}");
 	ck_assert_str_eq(wire_error_code(reply), "bad_arguments");
 	json_decref(reply);
@@ -214,11 +176,11 @@ START_TEST(test_request_sends_method_headers_and_body)
 	         "{\"method\":\"PUT\",\"url\":\"%s/echo\",\"body\":\"payload\",\"headers\":{\"X-Echo\":\"hi\"}}",
 	         base);
 	json_t *reply = run(&daemon, "http.request", args);
-	ck_assert_str_eq(text(json_object_get(reply, "result"), "body"), "PUT payload hi");
+	ck_assert_str_eq(wire_text(json_object_get(reply, "result"), "body"), "PUT payload hi");
 	json_decref(reply);
 	snprintf(args, sizeof(args), "{\"method\":\"POST\",\"url\":\"%s/echo\",\"body\":\"x=1\"}", base);
 	reply = run(&daemon, "http.request", args);
-	ck_assert_str_eq(text(json_object_get(reply, "result"), "body"), "POST x=1 -");
+	ck_assert_str_eq(wire_text(json_object_get(reply, "result"), "body"), "POST x=1 -");
 	json_decref(reply);
 	fixture_stop(&daemon);
 	http_server_stop(server);
@@ -234,20 +196,20 @@ START_TEST(test_server_error_is_a_status_or_with_raise_for_status_a_failure)
 	http_server_url(server, base, 64);
 	snprintf(args, sizeof(args), "{\"url\":\"%s/status?code=503\"}", base);
 	json_t *reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(text(reply, "state"), "done");
+	ck_assert_str_eq(wire_text(reply, "state"), "done");
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(reply, "result"), "status")), 503);
 	json_decref(reply);
 	snprintf(args, sizeof(args), "{\"url\":\"%s/status?code=503\",\"raise_for_status\":true}", base);
 	reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(text(reply, "state"), "failed");
-	ck_assert_str_eq(error_type(reply), "HTTPStatusError");
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "HTTPStatusError");
 	json_t *details = json_object_get(json_object_get(reply, "error"), "details");
 	ck_assert_int_eq(json_integer_value(json_object_get(details, "status")), 503);
-	ck_assert_str_eq(text(details, "body"), "status 503");
+	ck_assert_str_eq(wire_text(details, "body"), "status 503");
 	json_decref(reply);
 	/* Nobody listens: a connection error. */
 	reply = run(&daemon, "http.get", "{\"url\":\"http://127.0.0.1:1/\"}");
-	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	ck_assert_str_eq(wire_error_type(reply), "ConnectionError");
 	json_decref(reply);
 	fixture_stop(&daemon);
 	http_server_stop(server);
@@ -263,13 +225,13 @@ START_TEST(test_a_body_past_max_size_fails_the_job)
 	http_server_url(server, base, 64);
 	snprintf(args, sizeof(args), "{\"url\":\"%s/large?bytes=2000000\"}", base);
 	json_t *reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(text(reply, "state"), "failed");
-	ck_assert_str_eq(error_type(reply), "ResponseTooLarge");
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "ResponseTooLarge");
 	json_decref(reply);
 	snprintf(args, sizeof(args), "{\"url\":\"%s/large?bytes=2000000\",\"max_size\":2000000}", base);
 	reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(text(reply, "state"), "done");
-	ck_assert_uint_eq(strlen(text(json_object_get(reply, "result"), "body")), 2000000);
+	ck_assert_str_eq(wire_text(reply, "state"), "done");
+	ck_assert_uint_eq(strlen(wire_text(json_object_get(reply, "result"), "body")), 2000000);
 	json_decref(reply);
 	fixture_stop(&daemon);
 	http_server_stop(server);
@@ -285,14 +247,14 @@ START_TEST(test_timeout_fails_the_job_and_hangs_up)
 	snprintf(args, sizeof(args), "{\"url\":\"%s/slow?ms=20000\",\"timeout\":0.3}",
 	         http_server_url(server, base, 64));
 	json_t *reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(text(reply, "state"), "failed");
-	ck_assert_str_eq(error_type(reply), "Timeout");
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "Timeout");
 	json_decref(reply);
 	wait_until(http_server_aborted, server, 1, "requests the server saw hung up");
 	/* The job's own timeout ends the transfer the same way. */
-	reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s/slow?ms=20000\"},"
+	reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s/slow?ms=20000\"},"
 	                         "\"timeout\":0.3,\"wait\":30}", base);
-	ck_assert_str_eq(error_type(reply), "Timeout");
+	ck_assert_str_eq(wire_error_type(reply), "Timeout");
 	json_decref(reply);
 	wait_until(http_server_aborted, server, 2, "requests the server saw hung up");
 	fixture_stop(&daemon);
@@ -306,17 +268,17 @@ START_TEST(test_cancel_aborts_the_request_on_the_wire)
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	char base[64];
-	json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s/slow?ms=30000\"}}",
+	json_t *reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s/slow?ms=30000\"}}",
 	                     http_server_url(server, base, 64));
 	json_int_t id = json_integer_value(json_object_get(reply, "id"));
 	json_decref(reply);
 	wait_until(http_server_slow_in_flight, server, 1, "slow requests the server holds");
-	reply = call(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
+	reply = wire_callf(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
 	ck_assert(json_is_true(json_object_get(reply, "ok")));
 	json_decref(reply);
 	wait_until(http_server_aborted, server, 1, "requests the server saw hung up");
-	reply = call(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
-	ck_assert_str_eq(text(reply, "state"), "cancelled");
+	reply = wire_callf(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
+	ck_assert_str_eq(wire_text(reply, "state"), "cancelled");
 	json_decref(reply);
 	fixture_stop(&daemon);
 	http_server_stop(server);
@@ -334,9 +296,9 @@ START_TEST(test_connections_are_reused_across_jobs)
 	json_t *first = run(&daemon, "http.get", args);
 	json_t *second = run(&daemon, "http.get", args);
 	json_t *third = run(&daemon, "http.get", args);
-	const char *port = text(json_object_get(first, "result"), "body");
-	ck_assert_str_eq(text(json_object_get(second, "result"), "body"), port);
-	ck_assert_str_eq(text(json_object_get(third, "result"), "body"), port);
+	const char *port = wire_text(json_object_get(first, "result"), "body");
+	ck_assert_str_eq(wire_text(json_object_get(second, "result"), "body"), port);
+	ck_assert_str_eq(wire_text(json_object_get(third, "result"), "body"), port);
 	ck_assert_int_eq(http_server_connections(server), 1);
 	json_decref(first);
 	json_decref(second);
@@ -381,8 +343,8 @@ START_TEST(test_tls_is_verified_against_the_system_or_the_jobs_ca)
 	char plain[200];
 	snprintf(plain, sizeof(plain), "{\"url\":\"%s\"}", url);
 	json_t *refused = run(&daemon, "http.get", plain);
-	ck_assert_str_eq(text(refused, "state"), "failed");
-	ck_assert_str_eq(error_type(refused), "TLSError");
+	ck_assert_str_eq(wire_text(refused, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(refused), "TLSError");
 	json_decref(refused);
 	FILE *file = fopen(ca_path, "r");
 	char pem[8192];
@@ -392,8 +354,8 @@ START_TEST(test_tls_is_verified_against_the_system_or_the_jobs_ca)
 	json_t *args = json_pack("{s:s, s:s}", "url", url, "ca_pem", pem);
 	char *text_args = json_dumps(args, 0);
 	json_t *reply = run(&daemon, "http.get", text_args);
-	ck_assert_msg(strcmp(text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
-	ck_assert_str_eq(text(json_object_get(reply, "result"), "body"), "hello");
+	ck_assert_msg(strcmp(wire_text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	ck_assert_str_eq(wire_text(json_object_get(reply, "result"), "body"), "hello");
 	free(text_args);
 	json_decref(args);
 	json_decref(reply);
@@ -408,26 +370,22 @@ END_TEST
 /* A connection kept for one user's jobs never carries another user's request. */
 START_TEST(test_connections_are_pooled_per_owner)
 {
-	if (trust_skip[0] != '\0')
-		return;
+	SERVERS_SKIP_UNLESS_TRUSTED(&servers);
 	struct http_server *server = http_server_start();
 	fixture daemon;
 	const char *const one_worker[] = {"--workers", "1", NULL};
 	fixture_start(&daemon, one_worker);
 	chmod(daemon.directory, 0755);
-	char args[256], base[64], request[512], buffer[65536];
+	char args[256], base[64], request[512];
 	snprintf(args, sizeof(args), "{\"url\":\"%s/peer\"}", http_server_url(server, base, 64));
 	json_t *first = run(&daemon, "http.get", args);
 	snprintf(request, sizeof(request), "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":%s,\"wait\":30}",
 	         args);
-	char *argv[] = {sender, daemon.url, request, NULL};
-	ck_assert_int_eq(as_user_run(stranger.uid, stranger.gid, sender, argv, buffer, sizeof(buffer)), 0);
-	json_t *theirs = json_loads(buffer, 0, NULL);
-	ck_assert_ptr_nonnull(theirs);
+	json_t *theirs = servers_call_as(&servers, daemon.url, request);
 	json_t *again = run(&daemon, "http.get", args);
-	const char *port = text(json_object_get(first, "result"), "body");
-	ck_assert_str_eq(text(json_object_get(again, "result"), "body"), port);
-	ck_assert_str_ne(text(json_object_get(theirs, "result"), "body"), port);
+	const char *port = wire_text(json_object_get(first, "result"), "body");
+	ck_assert_str_eq(wire_text(json_object_get(again, "result"), "body"), port);
+	ck_assert_str_ne(wire_text(json_object_get(theirs, "result"), "body"), port);
 	ck_assert_int_eq(http_server_connections(server), 2);
 	json_decref(first);
 	json_decref(theirs);
@@ -449,7 +407,7 @@ START_TEST(test_a_thousand_concurrent_gets_take_no_thread)
 	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\"}", base);
 	for (int i = 0; i < 4; i++)
 		json_decref(run(&daemon, "http.get", args));
-	json_int_t before = threads_of(daemon.pid);
+	json_int_t before = fixture_threads(&daemon);
 	size_t size = COUNT * 128 + 64, used = 0;
 	char *request = malloc(size);
 	used += (size_t)snprintf(request + used, size - used, "{\"op\":\"submit\",\"jobs\":[");
@@ -467,7 +425,7 @@ START_TEST(test_a_thousand_concurrent_gets_take_no_thread)
 	double deadline = fixture_now() + 60;
 	json_int_t most = before;
 	while (http_server_released(server) < COUNT && fixture_now() < deadline) {
-		json_int_t now = threads_of(daemon.pid);
+		json_int_t now = fixture_threads(&daemon);
 		if (now > most)
 			most = now;
 	}
@@ -475,21 +433,14 @@ START_TEST(test_a_thousand_concurrent_gets_take_no_thread)
 	              "the server held %d requests at most, not %d", http_server_slow_in_flight(server),
 	              COUNT);
 	ck_assert_int_eq(most, before);
-	char *text_ids = json_dumps(ids, 0);
-	size = strlen(text_ids) + 64;
-	request = malloc(size);
-	snprintf(request, size, "{\"op\":\"result\",\"ids\":%s,\"timeout\":60}", text_ids);
-	free(text_ids);
-	json_t *results = wire_call_text(daemon.url, request, strlen(request), 70000);
-	free(request);
+	json_t *results = wire_results(daemon.url, ids);
 	json_t *list = json_object_get(results, "results");
-	ck_assert_uint_eq(json_array_size(list), COUNT);
 	for (size_t i = 0; i < COUNT; i++) {
 		json_t *one = json_array_get(list, i);
-		ck_assert_msg(strcmp(text(one, "state"), "done") == 0, "job %zu: %s", i, json_dumps(one, 0));
-		ck_assert_str_eq(text(json_object_get(one, "result"), "body"), "held");
+		ck_assert_msg(strcmp(wire_text(one, "state"), "done") == 0, "job %zu: %s", i, json_dumps(one, 0));
+		ck_assert_str_eq(wire_text(json_object_get(one, "result"), "body"), "held");
 	}
-	ck_assert_int_eq(threads_of(daemon.pid), before);
+	ck_assert_int_eq(fixture_threads(&daemon), before);
 	json_decref(results);
 	json_decref(reply);
 	fixture_stop(&daemon);
@@ -536,9 +487,9 @@ START_TEST(test_save_to_writes_the_body_to_a_new_file)
 	snprintf(args, sizeof(args), "{\"url\":\"%s/large?bytes=300000\",\"save_to\":\"%s\"}", base,
 	         path);
 	json_t *reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(text(reply, "state"), "done");
+	ck_assert_str_eq(wire_text(reply, "state"), "done");
 	json_t *result = json_object_get(reply, "result");
-	ck_assert_str_eq(text(result, "saved_to"), path);
+	ck_assert_str_eq(wire_text(result, "saved_to"), path);
 	ck_assert_int_eq(json_integer_value(json_object_get(result, "bytes")), 300000);
 	ck_assert_ptr_null(json_object_get(result, "body"));
 	ck_assert_int_eq(json_integer_value(json_object_get(result, "status")), 200);
@@ -547,8 +498,8 @@ START_TEST(test_save_to_writes_the_body_to_a_new_file)
 	/* The name exists now: refused, and the file is left as it was. */
 	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, path);
 	reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(text(reply, "state"), "failed");
-	ck_assert_str_eq(error_type(reply), "FileExistsError");
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "FileExistsError");
 	ck_assert_int_eq(size_of(path), 300000);
 	json_decref(reply);
 	/* Past max_size: the job fails and the partial file is removed. */
@@ -556,14 +507,14 @@ START_TEST(test_save_to_writes_the_body_to_a_new_file)
 	snprintf(args, sizeof(args),
 	         "{\"url\":\"%s/large?bytes=300000\",\"save_to\":\"%s\",\"max_size\":1000}", base, other);
 	reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(error_type(reply), "ResponseTooLarge");
+	ck_assert_str_eq(wire_error_type(reply), "ResponseTooLarge");
 	ck_assert_int_eq(size_of(other), -1);
 	json_decref(reply);
 	/* With save_to, max_size may pass the in-memory ceiling. */
 	snprintf(args, sizeof(args),
 	         "{\"url\":\"%s/large?bytes=2000\",\"save_to\":\"%s\",\"max_size\":100000000}", base, other);
 	reply = run(&daemon, "http.request", args);
-	ck_assert_str_eq(text(reply, "state"), "done");
+	ck_assert_str_eq(wire_text(reply, "state"), "done");
 	ck_assert_int_eq(size_of(other), 2000);
 	json_decref(reply);
 	/* A FIFO at the name is never opened (the job does not hang on it). */
@@ -571,11 +522,11 @@ START_TEST(test_save_to_writes_the_body_to_a_new_file)
 	ck_assert_int_eq(mkfifo(other, 0600), 0);
 	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, other);
 	reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
 	json_decref(reply);
 	/* A cancelled download removes its file: created at start, gone after. */
 	snprintf(other, sizeof(other), "%s/cancelled", daemon.directory);
-	reply = call(daemon.url,
+	reply = wire_callf(daemon.url,
 	             "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s/slow?ms=30000\","
 	             "\"save_to\":\"%s\"}}",
 	             base, other);
@@ -583,10 +534,10 @@ START_TEST(test_save_to_writes_the_body_to_a_new_file)
 	json_decref(reply);
 	wait_until(http_server_slow_in_flight, server, 1, "slow requests the server holds");
 	ck_assert_int_eq(size_of(other), 0);
-	reply = call(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
+	reply = wire_callf(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id);
 	json_decref(reply);
-	reply = call(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
-	ck_assert_str_eq(text(reply, "state"), "cancelled");
+	reply = wire_callf(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
+	ck_assert_str_eq(wire_text(reply, "state"), "cancelled");
 	json_decref(reply);
 	wait_until(http_server_aborted, server, 1, "requests the server saw hung up");
 	ck_assert_int_eq(size_of(other), -1);
@@ -594,11 +545,11 @@ START_TEST(test_save_to_writes_the_body_to_a_new_file)
 	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s/none/x\"}", base,
 	         daemon.directory);
 	reply = run(&daemon, "http.get", args);
-	ck_assert_str_eq(error_type(reply), "FileNotFoundError");
+	ck_assert_str_eq(wire_error_type(reply), "FileNotFoundError");
 	json_decref(reply);
 	static const char *const refused[] = {"\"relative/file\"", "\"/tmp/dir/\"", "\"\"", "42"};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		reply = call(daemon.url,
+		reply = wire_callf(daemon.url,
 		             "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":{\"url\":\"%s/hello\",\"save_to\":%s}}",
 		             base, refused[i]);
 		ck_assert_msg(wire_error_code(reply) != NULL &&
@@ -614,23 +565,17 @@ END_TEST
 /* The stranger's submit of http.get with args; returns the reply. */
 static json_t *save_as_stranger(const fixture *daemon, const char *args)
 {
-	char request[2048], buffer[65536];
+	char request[2048];
 	snprintf(request, sizeof(request), "{\"op\":\"submit\",\"fn\":\"http.get\",\"args\":%s,\"wait\":30}",
 	         args);
-	char *argv[] = {sender, (char *)daemon->url, request, NULL};
-	int status = as_user_run(stranger.uid, stranger.gid, sender, argv, buffer, sizeof(buffer));
-	ck_assert_msg(status == 0, "wire_send failed (%d): %s", status, buffer);
-	json_t *reply = json_loads(buffer, 0, NULL);
-	ck_assert_ptr_nonnull(reply);
-	return reply;
+	return servers_call_as(&servers, daemon->url, request);
 }
 
 /* A root daemon creates save_to with the submitter's rights: the stranger
  * writes where it may and nowhere else, and gets the file. */
 START_TEST(test_save_to_has_the_submitters_rights)
 {
-	if (trust_skip[0] != '\0')
-		return;
+	SERVERS_SKIP_UNLESS_TRUSTED(&servers);
 	struct http_server *server = http_server_start();
 	fixture daemon;
 	fixture_start(&daemon, NULL);
@@ -639,16 +584,16 @@ START_TEST(test_save_to_has_the_submitters_rights)
 	http_server_url(server, base, 64);
 	snprintf(theirs, sizeof(theirs), "%s/theirs", daemon.directory);
 	ck_assert_int_eq(mkdir(theirs, 0700), 0);
-	ck_assert_int_eq(chown(theirs, stranger.uid, stranger.gid), 0);
+	ck_assert_int_eq(chown(theirs, servers.stranger.uid, servers.stranger.gid), 0);
 	/* Into their own directory: done, and the file is theirs. */
 	snprintf(path, sizeof(path), "%s/file", theirs);
 	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, path);
 	json_t *reply = save_as_stranger(&daemon, args);
-	ck_assert_msg(strcmp(text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	ck_assert_msg(strcmp(wire_text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
 	struct stat status;
 	ck_assert_int_eq(lstat(path, &status), 0);
-	ck_assert_uint_eq(status.st_uid, stranger.uid);
-	ck_assert_uint_eq(status.st_gid, stranger.gid);
+	ck_assert_uint_eq(status.st_uid, servers.stranger.uid);
+	ck_assert_uint_eq(status.st_gid, servers.stranger.gid);
 	assert_content(path, "hello");
 	json_decref(reply);
 	/* Into a directory only root may write to. */
@@ -657,8 +602,8 @@ START_TEST(test_save_to_has_the_submitters_rights)
 	snprintf(path, sizeof(path), "%s/file", root_only);
 	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, path);
 	reply = save_as_stranger(&daemon, args);
-	ck_assert_str_eq(text(reply, "state"), "failed");
-	ck_assert_str_eq(error_type(reply), "PermissionError");
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "PermissionError");
 	ck_assert_int_eq(size_of(path), -1);
 	json_decref(reply);
 	/* Over a root file, like /etc/passwd: in a root directory, and in a
@@ -667,7 +612,7 @@ START_TEST(test_save_to_has_the_submitters_rights)
 	write_file(secret, "root:x:0:0", 0644);
 	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, secret);
 	reply = save_as_stranger(&daemon, args);
-	ck_assert_str_eq(error_type(reply), "PermissionError");
+	ck_assert_str_eq(wire_error_type(reply), "PermissionError");
 	assert_content(secret, "root:x:0:0");
 	json_decref(reply);
 	char shared[512], planted[600];
@@ -678,7 +623,7 @@ START_TEST(test_save_to_has_the_submitters_rights)
 	write_file(planted, "root:x:0:0", 0666);
 	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, planted);
 	reply = save_as_stranger(&daemon, args);
-	ck_assert_str_eq(error_type(reply), "PermissionError");
+	ck_assert_str_eq(wire_error_type(reply), "PermissionError");
 	assert_content(planted, "root:x:0:0");
 	json_decref(reply);
 	/* A symlink of theirs pointing at a root file is not followed. */
@@ -686,11 +631,11 @@ START_TEST(test_save_to_has_the_submitters_rights)
 	write_file(secret, "secret", 0600);
 	snprintf(link, sizeof(link), "%s/link", theirs);
 	ck_assert_int_eq(symlink(secret, link), 0);
-	ck_assert_int_eq(lchown(link, stranger.uid, stranger.gid), 0);
+	ck_assert_int_eq(lchown(link, servers.stranger.uid, servers.stranger.gid), 0);
 	snprintf(args, sizeof(args), "{\"url\":\"%s/hello\",\"save_to\":\"%s\"}", base, link);
 	reply = save_as_stranger(&daemon, args);
-	ck_assert_str_eq(text(reply, "state"), "failed");
-	ck_assert_str_eq(error_type(reply), "FileExistsError");
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "FileExistsError");
 	assert_content(secret, "secret");
 	ck_assert_int_eq(lstat(secret, &status), 0);
 	ck_assert_uint_eq(status.st_uid, 0);
@@ -732,21 +677,11 @@ int main(void)
 {
 	/* The other user must reach the fixture's socket: keep it under /tmp. */
 	setenv("TMPDIR", "/tmp", 1);
-	const char *build = getenv("WEFT_BUILD");
-	if (geteuid() != 0)
-		snprintf(trust_skip, sizeof(trust_skip), "not root: needs a throwaway user");
-	else if (build == NULL)
-		snprintf(trust_skip, sizeof(trust_skip), "WEFT_BUILD is unset (make check sets it)");
-	else if (!as_user_create(&stranger, "wth"))
-		snprintf(trust_skip, sizeof(trust_skip), "useradd failed");
-	if (build != NULL)
-		snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
-	if (trust_skip[0] != '\0')
-		as_user_skip(2, "http per-owner pool and save_to rights tests", trust_skip);
+	servers_suite_begin(&servers, "wth", 0, NULL, 2, "http per-owner pool and save_to rights tests");
 	SRunner *runner = srunner_create(http_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);
-	as_user_remove(&stranger);
+	servers_suite_end(&servers);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -7,46 +7,28 @@
  */
 #include <check.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <mysql.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/as_user.h"
-#include "tests/as_user_call.h"
 #include "tests/fixture.h"
+#include "tests/servers.h"
 #include "tests/wire.h"
 
-static char skip_reason[256];
-static char trust_skip[256];
-static struct user stranger;
-static char sender[PATH_MAX];
+static struct servers_suite servers;
 static char directory[64];
 static char socket_path[128];
 static int port;
 static pid_t server;
 static char tcp_url[128];    /* mysql://weft:pw@127.0.0.1:PORT/test */
 static char socket_url[200]; /* the same over the unix socket */
-
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t length = sizeof(address);
-	bind(fd, (struct sockaddr *)&address, sizeof(address));
-	getsockname(fd, (struct sockaddr *)&address, &length);
-	close(fd);
-	return ntohs(address.sin_port);
-}
 
 /* The test's own connection, as root over the unix socket. */
 static MYSQL *control(void)
@@ -78,19 +60,18 @@ static void server_start(void)
 {
 	struct passwd *account = getpwnam("mysql");
 	if (access("/usr/sbin/mariadbd", X_OK) != 0 || access("/usr/bin/mariadb-install-db", X_OK) != 0) {
-		snprintf(skip_reason, sizeof(skip_reason), "MariaDB is not installed (scripts/deps.sh)");
+		snprintf(servers.skip, sizeof(servers.skip), "MariaDB is not installed (scripts/deps.sh)");
 		return;
 	}
 	if (geteuid() != 0 || account == NULL) {
-		snprintf(skip_reason, sizeof(skip_reason), "needs root and a mysql user");
+		snprintf(servers.skip, sizeof(servers.skip), "needs root and a mysql user");
 		return;
 	}
-	snprintf(directory, sizeof(directory), "/tmp/weft-my-XXXXXX");
-	if (mkdtemp(directory) == NULL || chown(directory, account->pw_uid, account->pw_gid) != 0) {
-		snprintf(skip_reason, sizeof(skip_reason), "cannot make a directory for the server");
+	if (!servers_make_directory(directory, sizeof(directory), "my", account->pw_uid,
+	                            account->pw_gid)) {
+		snprintf(servers.skip, sizeof(servers.skip), "cannot make a directory for the server");
 		return;
 	}
-	chmod(directory, 0755);
 	char data[128], datadir[160];
 	snprintf(data, sizeof(data), "%s/data", directory);
 	snprintf(datadir, sizeof(datadir), "--datadir=%s", data);
@@ -98,10 +79,10 @@ static void server_start(void)
 	const char *install[] = {"/usr/bin/mariadb-install-db", "--no-defaults", datadir, "--user=mysql",
 	                         "--skip-test-db", "--auth-root-authentication-method=socket", NULL};
 	if (run_quiet(install) != 0) {
-		snprintf(skip_reason, sizeof(skip_reason), "mariadb-install-db failed");
+		snprintf(servers.skip, sizeof(servers.skip), "mariadb-install-db failed");
 		return;
 	}
-	port = free_port();
+	port = servers_free_port();
 	char socket_option[160], port_option[32], log_option[160];
 	snprintf(socket_option, sizeof(socket_option), "--socket=%s", socket_path);
 	snprintf(port_option, sizeof(port_option), "--port=%d", port);
@@ -120,7 +101,7 @@ static void server_start(void)
 	MYSQL *mysql;
 	while ((mysql = control()) == NULL) {
 		if (fixture_now() > deadline) {
-			snprintf(skip_reason, sizeof(skip_reason), "mariadbd did not start (see %s)", directory);
+			snprintf(servers.skip, sizeof(servers.skip), "mariadbd did not start (see %s)", directory);
 			return;
 		}
 		usleep(20000);
@@ -131,19 +112,6 @@ static void server_start(void)
 	mysql_close(mysql);
 	snprintf(tcp_url, sizeof(tcp_url), "mysql://weft:pw@127.0.0.1:%d/test", port);
 	snprintf(socket_url, sizeof(socket_url), "mysql://weft:pw@/test?socket=%s", socket_path);
-}
-
-static void server_stop(void)
-{
-	if (server > 0) {
-		kill(server, SIGTERM);
-		waitpid(server, NULL, 0);
-	}
-	if (directory[0] != '\0') {
-		char command[128];
-		snprintf(command, sizeof(command), "rm -rf %s", directory);
-		as_user_shell(command);
-	}
 }
 
 static long scalar(MYSQL *mysql, const char *sql)
@@ -164,83 +132,23 @@ static void wait_scalar(MYSQL *mysql, const char *sql, long wanted)
 		ck_assert_msg(fixture_now() < deadline, "%s gives %ld, not %ld", sql, now, wanted);
 }
 
-static json_t *call(const char *url, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static json_t *call(const char *url, const char *format, ...)
-{
-	static char request[1 << 18];
-	va_list list;
-	va_start(list, format);
-	vsnprintf(request, sizeof(request), format, list);
-	va_end(list);
-	return wire_call(url, request);
-}
-
 /* Runs sql.query with args (a JSON object's inside, after url) to its end. */
 static json_t *query(const fixture *daemon, const char *url, const char *rest)
 {
-	json_t *reply = call(daemon->url,
+	json_t *reply = wire_callf(daemon->url,
 	                     "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\",%s},\"wait\":30}",
 	                     url, rest);
 	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", json_dumps(reply, 0));
 	return reply;
 }
 
-static const char *text(const json_t *object, const char *name)
-{
-	return json_string_value(json_object_get(object, name));
-}
-
-static const char *error_type(const json_t *reply)
-{
-	return text(json_object_get(reply, "error"), "type");
-}
-
-static json_int_t threads_of(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *file = fopen(path, "r");
-	ck_assert_ptr_nonnull(file);
-	json_int_t threads = -1;
-	while (fgets(line, sizeof(line), file) != NULL)
-		if (strncmp(line, "Threads:", 8) == 0)
-			threads = strtoll(line + 8, NULL, 10);
-	fclose(file);
-	return threads;
-}
-
 /* One counter of the daemon's mysql pools (stats op, "io_pools"). */
-static json_int_t pool_stat(const fixture *daemon, const char *field)
-{
-	json_t *stats = wire_call(daemon->url, "{\"op\":\"stats\"}");
-	json_t *value = json_object_get(json_object_get(json_object_get(stats, "io_pools"), "mysql"), field);
-	ck_assert_msg(json_is_integer(value), "no io_pools.mysql.%s in %s", field, json_dumps(stats, 0));
-	json_int_t number = json_integer_value(value);
-	json_decref(stats);
-	return number;
-}
-
 /* Polls the counter until it is wanted, for at most 30 s. */
-static void wait_pool_stat(const fixture *daemon, const char *field, json_int_t wanted)
-{
-	double deadline = fixture_now() + 30;
-	json_int_t now;
-	while ((now = pool_stat(daemon, field)) != wanted)
-		ck_assert_msg(fixture_now() < deadline, "io_pools.mysql.%s is %lld, not %lld", field,
-		              (long long)now, (long long)wanted);
-}
-
 static json_int_t first_value(const json_t *reply)
 {
 	return json_integer_value(
 		json_array_get(json_array_get(json_object_get(json_object_get(reply, "result"), "rows"), 0), 0));
 }
-
-#define SKIP_UNLESS_SERVER()                                                                        \
-	do {                                                                                        \
-		if (skip_reason[0] != '\0')                                                         \
-			return;                                                                     \
-	} while (0)
 
 static json_t *first_row(json_t *reply)
 {
@@ -249,13 +157,13 @@ static json_t *first_row(json_t *reply)
 
 START_TEST(test_parameters_are_bound_and_rows_typed)
 {
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	json_t *reply = query(&daemon, tcp_url,
 	                      "\"sql\":\"SELECT ? + 1 AS n, ? AS t, NULL AS z, REPEAT('y', 1000) AS r, 2.5e0 AS f\","
 	                      "\"params\":[41,\"x\"]");
-	ck_assert_msg(strcmp(text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	ck_assert_msg(strcmp(wire_text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
 	json_t *columns = json_object_get(json_object_get(reply, "result"), "columns");
 	ck_assert_str_eq(json_string_value(json_array_get(columns, 0)), "n");
 	json_t *row = first_row(reply);
@@ -279,25 +187,25 @@ END_TEST
 
 START_TEST(test_server_errors_fail_with_sql_error)
 {
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	json_t *reply = query(&daemon, tcp_url, "\"sql\":\"SELECT * FROM no_such_table\"");
-	ck_assert_str_eq(text(reply, "state"), "failed");
-	ck_assert_str_eq(error_type(reply), "SQLError");
-	ck_assert_str_eq(text(json_object_get(json_object_get(reply, "error"), "details"), "sqlstate"), "42S02");
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "SQLError");
+	ck_assert_str_eq(wire_text(json_object_get(json_object_get(reply, "error"), "details"), "sqlstate"), "42S02");
 	json_decref(reply);
 	reply = query(&daemon, tcp_url, "\"sql\":\"SELECT 7\"");
 	ck_assert_int_eq(json_integer_value(json_array_get(first_row(reply), 0)), 7);
 	json_decref(reply);
 	reply = query(&daemon, tcp_url, "\"sql\":\"SELECT ?\",\"params\":[]");
-	ck_assert_str_eq(error_type(reply), "SQLError");
+	ck_assert_str_eq(wire_error_type(reply), "SQLError");
 	json_decref(reply);
 	reply = query(&daemon, "mysql://weft:pw@127.0.0.1:1/test", "\"sql\":\"SELECT 1\"");
-	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	ck_assert_str_eq(wire_error_type(reply), "ConnectionError");
 	json_decref(reply);
 	reply = query(&daemon, "mysql://weft:wrong@127.0.0.1:1/test", "\"sql\":\"SELECT 1\"");
-	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	ck_assert_str_eq(wire_error_type(reply), "ConnectionError");
 	json_decref(reply);
 	fixture_stop(&daemon);
 }
@@ -308,25 +216,25 @@ static const char running_sleeps[] =
 
 START_TEST(test_timeout_and_cancel_stop_the_query_on_the_server)
 {
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	MYSQL *mysql = control();
 	ck_assert_ptr_nonnull(mysql);
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	json_t *reply = query(&daemon, tcp_url, "\"sql\":\"SELECT SLEEP(600)\",\"timeout\":0.5");
-	ck_assert_str_eq(error_type(reply), "Timeout");
+	ck_assert_str_eq(wire_error_type(reply), "Timeout");
 	json_decref(reply);
 	wait_scalar(mysql, running_sleeps, 0);
-	reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\","
+	reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\","
 	                         "\"sql\":\"SELECT SLEEP(600)\",\"timeout\":900}}",
 	             tcp_url);
 	json_int_t id = json_integer_value(json_object_get(reply, "id"));
 	json_decref(reply);
 	wait_scalar(mysql, running_sleeps, 1);
-	json_decref(call(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id));
+	json_decref(wire_callf(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id));
 	wait_scalar(mysql, running_sleeps, 0);
-	reply = call(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
-	ck_assert_str_eq(text(reply, "state"), "cancelled");
+	reply = wire_callf(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
+	ck_assert_str_eq(wire_text(reply, "state"), "cancelled");
 	json_decref(reply);
 	fixture_stop(&daemon);
 	mysql_close(mysql);
@@ -337,7 +245,7 @@ END_TEST
  * worker loop, then its address connected to. */
 START_TEST(test_host_names_are_resolved_and_connected_to)
 {
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	char url[160];
@@ -345,7 +253,7 @@ START_TEST(test_host_names_are_resolved_and_connected_to)
 	ck_assert_ptr_nonnull(at);
 	snprintf(url, sizeof(url), "%.*slocalhost%s", (int)(at - tcp_url), tcp_url, at + strlen("127.0.0.1"));
 	json_t *reply = query(&daemon, url, "\"sql\":\"SELECT 41 + 1\"");
-	ck_assert_msg(strcmp(text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	ck_assert_msg(strcmp(wire_text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
 	ck_assert_int_eq(first_value(reply), 42);
 	json_decref(reply);
 	fixture_stop(&daemon);
@@ -356,18 +264,18 @@ END_TEST
  * the next query opens a new one. */
 START_TEST(test_idle_connections_close_after_io_idle)
 {
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	fixture daemon;
 	const char *const options[] = {"--workers", "1", "--io-idle", "0.2", NULL};
 	fixture_start(&daemon, options);
 	json_t *first = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 1);
-	wait_pool_stat(&daemon, "closed", 1);
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 0);
-	ck_assert_int_eq(pool_stat(&daemon, "open"), 0);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "opened"), 1);
+	servers_wait_pool_stat(&daemon, "mysql", "closed", 1);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "idle"), 0);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "open"), 0);
 	json_t *second = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
 	ck_assert_int_ne(first_value(first), first_value(second));
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "opened"), 2);
 	json_decref(first);
 	json_decref(second);
 	fixture_stop(&daemon);
@@ -376,7 +284,7 @@ END_TEST
 
 START_TEST(test_connections_are_reused)
 {
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	fixture daemon;
 	const char *const one_worker[] = {"--workers", "1", NULL};
 	fixture_start(&daemon, one_worker);
@@ -393,14 +301,14 @@ END_TEST
 START_TEST(test_a_thousand_queries_share_a_bounded_pool_and_take_no_thread)
 {
 	enum { COUNT = 1000 };
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	MYSQL *mysql = control();
 	ck_assert_ptr_nonnull(mysql);
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	for (int i = 0; i < 4; i++)
 		json_decref(query(&daemon, tcp_url, "\"sql\":\"SELECT 1\""));
-	json_int_t before = threads_of(daemon.pid);
+	json_int_t before = fixture_threads(&daemon);
 	size_t size = COUNT * 200 + 64, used = 0;
 	char *request = malloc(size);
 	used += (size_t)snprintf(request + used, size - used, "{\"op\":\"submit\",\"jobs\":[");
@@ -421,11 +329,11 @@ START_TEST(test_a_thousand_queries_share_a_bounded_pool_and_take_no_thread)
 		long now = scalar(mysql, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'weft'");
 		if (now > most)
 			most = now;
-		json_int_t count = threads_of(daemon.pid);
+		json_int_t count = fixture_threads(&daemon);
 		if (count > threads)
 			threads = count;
-		json_t *status = call(daemon.url, "{\"op\":\"status\",\"id\":%lld}", (long long)last);
-		const char *state = text(json_object_get(status, "job"), "state");
+		json_t *status = wire_callf(daemon.url, "{\"op\":\"status\",\"id\":%lld}", (long long)last);
+		const char *state = wire_text(json_object_get(status, "job"), "state");
 		bool over = strcmp(state, "done") == 0 || strcmp(state, "failed") == 0;
 		json_decref(status);
 		if (over)
@@ -433,18 +341,11 @@ START_TEST(test_a_thousand_queries_share_a_bounded_pool_and_take_no_thread)
 	}
 	ck_assert_int_eq(threads, before);
 	ck_assert_msg(most <= 16, "%ld connections at once", most);
-	char *text_ids = json_dumps(ids, 0);
-	size = strlen(text_ids) + 64;
-	request = malloc(size);
-	snprintf(request, size, "{\"op\":\"result\",\"ids\":%s,\"timeout\":60}", text_ids);
-	free(text_ids);
-	json_t *results = wire_call_text(daemon.url, request, strlen(request), 70000);
-	free(request);
+	json_t *results = wire_results(daemon.url, ids);
 	json_t *list = json_object_get(results, "results");
-	ck_assert_uint_eq(json_array_size(list), COUNT);
 	for (size_t i = 0; i < COUNT; i++) {
 		json_t *one = json_array_get(list, i);
-		ck_assert_msg(strcmp(text(one, "state"), "done") == 0, "job %zu: %s", i, json_dumps(one, 0));
+		ck_assert_msg(strcmp(wire_text(one, "state"), "done") == 0, "job %zu: %s", i, json_dumps(one, 0));
 		json_t *row = json_array_get(json_object_get(json_object_get(one, "result"), "rows"), 0);
 		ck_assert_int_eq(json_integer_value(json_array_get(row, 0)), (json_int_t)i);
 	}
@@ -455,18 +356,11 @@ START_TEST(test_a_thousand_queries_share_a_bounded_pool_and_take_no_thread)
 }
 END_TEST
 
-static json_t *call_as(const struct user *user, const char *url, const char *request)
-{
-	return as_user_call(user, sender, url, request);
-}
-
 /* unix_socket authentication would see root: refused for a user; over TCP
  * the user connects as their own account name, never as the daemon's. */
 START_TEST(test_a_user_never_connects_with_the_daemons_identity)
 {
-	SKIP_UNLESS_SERVER();
-	if (trust_skip[0] != '\0')
-		return;
+	SERVERS_SKIP_UNLESS_TRUSTED(&servers);
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	chmod(daemon.directory, 0755);
@@ -475,18 +369,18 @@ START_TEST(test_a_user_never_connects_with_the_daemons_identity)
 	         "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"mysql:///test?socket=%s\","
 	         "\"sql\":\"SELECT 1\"},\"wait\":30}",
 	         socket_path);
-	json_t *reply = call_as(&stranger, daemon.url, request);
-	ck_assert_str_eq(error_type(reply), "PermissionError");
+	json_t *reply = servers_call_as(&servers, daemon.url, request);
+	ck_assert_str_eq(wire_error_type(reply), "PermissionError");
 	json_decref(reply);
 	snprintf(request, sizeof(request),
 	         "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"mysql://127.0.0.1:%d/test\","
 	         "\"sql\":\"SELECT CURRENT_USER()\"},\"wait\":30}",
 	         port);
-	reply = call_as(&stranger, daemon.url, request);
-	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	reply = servers_call_as(&servers, daemon.url, request);
+	ck_assert_str_eq(wire_error_type(reply), "ConnectionError");
 	char denied[80];
-	snprintf(denied, sizeof(denied), "Access denied for user '%s'", stranger.name);
-	ck_assert_msg(strstr(text(json_object_get(reply, "error"), "message"), denied) != NULL, "%s",
+	snprintf(denied, sizeof(denied), "Access denied for user '%s'", servers.stranger.name);
+	ck_assert_msg(strstr(wire_text(json_object_get(reply, "error"), "message"), denied) != NULL, "%s",
 	              json_dumps(reply, 0));
 	json_decref(reply);
 	fixture_stop(&daemon);
@@ -497,25 +391,23 @@ END_TEST
  * is in the pool, yet the other user's job opens one of its own. */
 START_TEST(test_a_connection_never_serves_another_owner)
 {
-	SKIP_UNLESS_SERVER();
-	if (trust_skip[0] != '\0')
-		return;
+	SERVERS_SKIP_UNLESS_TRUSTED(&servers);
 	fixture daemon;
 	const char *const one_worker[] = {"--workers", "1", NULL};
 	fixture_start(&daemon, one_worker);
 	chmod(daemon.directory, 0755);
 	json_t *root_reply = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 1);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "idle"), 1);
 	char request[600];
 	snprintf(request, sizeof(request),
 	         "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\","
 	         "\"sql\":\"SELECT CONNECTION_ID()\"},\"wait\":30}",
 	         tcp_url);
-	json_t *user_reply = call_as(&stranger, daemon.url, request);
-	ck_assert_msg(strcmp(text(user_reply, "state"), "done") == 0, "%s", json_dumps(user_reply, 0));
+	json_t *user_reply = servers_call_as(&servers, daemon.url, request);
+	ck_assert_msg(strcmp(wire_text(user_reply, "state"), "done") == 0, "%s", json_dumps(user_reply, 0));
 	ck_assert_int_ne(first_value(root_reply), first_value(user_reply));
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "opened"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "mysql", "idle"), 2);
 	/* And root's next job still gets root's own connection back. */
 	json_t *again = query(&daemon, tcp_url, "\"sql\":\"SELECT CONNECTION_ID()\"");
 	ck_assert_int_eq(first_value(root_reply), first_value(again));
@@ -530,19 +422,7 @@ int main(void)
 {
 	setenv("TMPDIR", "/tmp", 1);
 	server_start();
-	const char *build = getenv("WEFT_BUILD");
-	if (geteuid() != 0)
-		snprintf(trust_skip, sizeof(trust_skip), "not root: needs a throwaway user");
-	else if (build == NULL)
-		snprintf(trust_skip, sizeof(trust_skip), "WEFT_BUILD is unset (make check sets it)");
-	else if (skip_reason[0] == '\0' && !as_user_create(&stranger, "wtm"))
-		snprintf(trust_skip, sizeof(trust_skip), "useradd failed");
-	if (build != NULL)
-		snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
-	if (skip_reason[0] != '\0')
-		as_user_skip(8, "mysql tests", skip_reason);
-	else if (trust_skip[0] != '\0')
-		as_user_skip(2, "mysql trust test", trust_skip);
+	servers_suite_begin(&servers, "wtm", 8, "mysql tests", 2, "mysql trust test");
 	Suite *suite = suite_create("mysql");
 	TCase *sql = tcase_create("mysql");
 	tcase_set_timeout(sql, 60);
@@ -563,7 +443,7 @@ int main(void)
 	srunner_run_all(runner, CK_NORMAL);
 	int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);
-	as_user_remove(&stranger);
-	server_stop();
+	servers_suite_end(&servers);
+	servers_stop(server, SIGTERM, directory);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

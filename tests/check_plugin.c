@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,36 +21,6 @@
 
 static char example[PATH_MAX];
 static char wrong_abi[PATH_MAX];
-
-static json_t *call(const char *url, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static json_t *call(const char *url, const char *format, ...)
-{
-	static char request[1 << 17];
-	va_list list;
-	va_start(list, format);
-	vsnprintf(request, sizeof(request), format, list);
-	va_end(list);
-	return wire_call(url, request);
-}
-
-static const char *text(const json_t *object, const char *name)
-{
-	return json_string_value(json_object_get(object, name));
-}
-
-static json_int_t threads_of(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *file = fopen(path, "r");
-	ck_assert_ptr_nonnull(file);
-	json_int_t threads = -1;
-	while (fgets(line, sizeof(line), file) != NULL)
-		if (strncmp(line, "Threads:", 8) == 0)
-			threads = strtoll(line + 8, NULL, 10);
-	fclose(file);
-	return threads;
-}
 
 static void start_with_example(fixture *daemon)
 {
@@ -69,22 +38,22 @@ START_TEST(test_plugin_functions_are_listed_and_run)
 	size_t i;
 	json_t *one;
 	json_array_foreach(list, i, one) {
-		if (strcmp(text(one, "name"), "example.add") == 0) {
+		if (strcmp(wire_text(one, "name"), "example.add") == 0) {
 			add = true;
-			ck_assert_str_eq(text(one, "executor"), "task");
+			ck_assert_str_eq(wire_text(one, "executor"), "task");
 			ck_assert_ptr_nonnull(json_object_get(json_object_get(one, "args"), "delay"));
 		}
-		blocking = blocking || strcmp(text(one, "name"), "example.blocking") == 0;
+		blocking = blocking || strcmp(wire_text(one, "name"), "example.blocking") == 0;
 	}
 	ck_assert(add && blocking);
 	json_decref(reply);
-	reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":1,\"b\":2,"
+	reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":1,\"b\":2,"
 	                         "\"delay\":0.1},\"wait\":30}");
 	ck_assert_int_eq(json_integer_value(json_object_get(reply, "result")), 3);
 	json_decref(reply);
-	reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.blocking\",\"args\":{\"seconds\":0.1},"
+	reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.blocking\",\"args\":{\"seconds\":0.1},"
 	                         "\"wait\":30}");
-	ck_assert_str_eq(text(reply, "state"), "done");
+	ck_assert_str_eq(wire_text(reply, "state"), "done");
 	json_t *result = json_object_get(reply, "result");
 	ck_assert(json_number_value(json_object_get(result, "slept")) == 0.1);
 	ck_assert_int_eq(json_integer_value(json_object_get(result, "uid")), (json_int_t)geteuid());
@@ -110,11 +79,11 @@ START_TEST(test_plugin_checks_arguments_at_submit)
 		{"example.add", "{\"a\":9223372036854775807,\"b\":1}", "would overflow"},
 	};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"%s\",\"args\":%s}", refused[i].fn,
+		json_t *reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"%s\",\"args\":%s}", refused[i].fn,
 		                     refused[i].args);
 		ck_assert_msg(wire_error_code(reply) != NULL && strcmp(wire_error_code(reply), "bad_arguments") == 0,
 		              "%s %s: %s", refused[i].fn, refused[i].args, json_dumps(reply, 0));
-		const char *message = text(json_object_get(reply, "error"), "message");
+		const char *message = wire_text(json_object_get(reply, "error"), "message");
 		ck_assert_msg(strstr(message, refused[i].says) != NULL, "%s %s: %s", refused[i].fn,
 		              refused[i].args, message);
 		json_decref(reply);
@@ -125,15 +94,15 @@ START_TEST(test_plugin_checks_arguments_at_submit)
 	size_t index;
 	bool seen = false;
 	json_array_foreach(json_object_get(reply, "functions"), index, one) {
-		if (strcmp(text(one, "name"), "example.blocking") == 0) {
-			ck_assert_str_eq(text(json_object_get(one, "args"), "seconds"),
+		if (strcmp(wire_text(one, "name"), "example.blocking") == 0) {
+			ck_assert_str_eq(wire_text(json_object_get(one, "args"), "seconds"),
 			                 "number (required) from 0 to 60 in value: how long to block its thread");
 			seen = true;
 		}
 	}
 	ck_assert(seen);
 	json_decref(reply);
-	reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":1,\"b\":2,\"c\":3}}");
+	reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":1,\"b\":2,\"c\":3}}");
 	ck_assert_str_eq(wire_error_code(reply), "bad_arguments");
 	json_decref(reply);
 	fixture_stop(&daemon);
@@ -144,16 +113,16 @@ START_TEST(test_cancel_ends_a_plugins_wait)
 {
 	fixture daemon;
 	start_with_example(&daemon);
-	json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":1,\"b\":2,"
+	json_t *reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":1,\"b\":2,"
 	                                 "\"delay\":600}}");
 	json_int_t id = json_integer_value(json_object_get(reply, "id"));
 	json_decref(reply);
-	json_decref(call(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id));
-	reply = call(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
-	ck_assert_str_eq(text(reply, "state"), "cancelled");
+	json_decref(wire_callf(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id));
+	reply = wire_callf(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
+	ck_assert_str_eq(wire_text(reply, "state"), "cancelled");
 	json_decref(reply);
 	/* The worker is free: another job runs at once. */
-	reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":2,\"b\":2},\"wait\":10}");
+	reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":2,\"b\":2},\"wait\":10}");
 	ck_assert_int_eq(json_integer_value(json_object_get(reply, "result")), 4);
 	json_decref(reply);
 	fixture_stop(&daemon);
@@ -165,8 +134,8 @@ START_TEST(test_a_thousand_waiting_loop_calls_take_no_thread)
 	enum { COUNT = 1000 };
 	fixture daemon;
 	start_with_example(&daemon);
-	json_decref(call(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":1,\"b\":1},\"wait\":10}"));
-	json_int_t before = threads_of(daemon.pid);
+	json_decref(wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":1,\"b\":1},\"wait\":10}"));
+	json_int_t before = fixture_threads(&daemon);
 	size_t size = COUNT * 96 + 64, used = 0;
 	char *request = malloc(size);
 	used += (size_t)snprintf(request + used, size - used, "{\"op\":\"submit\",\"jobs\":[");
@@ -179,21 +148,14 @@ START_TEST(test_a_thousand_waiting_loop_calls_take_no_thread)
 	free(request);
 	json_t *ids = json_object_get(reply, "ids");
 	ck_assert_uint_eq(json_array_size(ids), COUNT);
-	char *text_ids = json_dumps(ids, 0);
-	size = strlen(text_ids) + 64;
-	request = malloc(size);
-	snprintf(request, size, "{\"op\":\"result\",\"ids\":%s,\"timeout\":60}", text_ids);
-	free(text_ids);
-	json_t *results = wire_call_text(daemon.url, request, strlen(request), 70000);
-	free(request);
+	json_t *results = wire_results(daemon.url, ids);
 	json_t *list = json_object_get(results, "results");
-	ck_assert_uint_eq(json_array_size(list), COUNT);
 	/* They waited together: the last one started before the first one ended. */
 	double last_start = 0, first_end = 1e300;
 	for (size_t i = 0; i < COUNT; i++) {
 		json_t *one = json_array_get(list, i);
 		ck_assert_int_eq(json_integer_value(json_object_get(one, "result")), (json_int_t)i + 1);
-		json_t *job = call(daemon.url, "{\"op\":\"status\",\"id\":%lld}",
+		json_t *job = wire_callf(daemon.url, "{\"op\":\"status\",\"id\":%lld}",
 		                   (long long)json_integer_value(json_object_get(one, "id")));
 		double started = json_number_value(json_object_get(json_object_get(job, "job"), "started"));
 		double finished = json_number_value(json_object_get(json_object_get(job, "job"), "finished"));
@@ -205,7 +167,7 @@ START_TEST(test_a_thousand_waiting_loop_calls_take_no_thread)
 	}
 	ck_assert_msg(last_start < first_end, "the last started at %f, after the first ended at %f",
 	              last_start, first_end);
-	ck_assert_int_eq(threads_of(daemon.pid), before);
+	ck_assert_int_eq(fixture_threads(&daemon), before);
 	json_decref(results);
 	json_decref(reply);
 	fixture_stop(&daemon);
@@ -284,7 +246,7 @@ START_TEST(test_a_plugin_directory_loads_every_so_in_it)
 	fixture daemon;
 	const char *const args[] = {"--plugin-dir", directory, NULL};
 	fixture_start(&daemon, args);
-	json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":40,\"b\":2},"
+	json_t *reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"example.add\",\"args\":{\"a\":40,\"b\":2},"
 	                                 "\"wait\":30}");
 	ck_assert_int_eq(json_integer_value(json_object_get(reply, "result")), 42);
 	json_decref(reply);

@@ -6,27 +6,20 @@
  */
 #include <check.h>
 #include <hiredis/hiredis.h>
-#include <limits.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/as_user.h"
-#include "tests/as_user_call.h"
 #include "tests/fixture.h"
+#include "tests/servers.h"
 #include "tests/wire.h"
 
-static char skip_reason[256];
-static char trust_skip[256];
-static struct user stranger;
-static char sender[PATH_MAX];
+static struct servers_suite servers;
 
 struct redis {
 	char directory[128];
@@ -36,24 +29,12 @@ struct redis {
 	redisContext *control; /* the test's own connection */
 };
 
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t length = sizeof(address);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&address, sizeof(address)), 0);
-	getsockname(fd, (struct sockaddr *)&address, &length);
-	close(fd);
-	return ntohs(address.sin_port);
-}
-
 static void redis_start(struct redis *redis)
 {
-	snprintf(redis->directory, sizeof(redis->directory), "/tmp/weft-redis-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(redis->directory));
-	chmod(redis->directory, 0755);
+	ck_assert(servers_make_directory(redis->directory, sizeof(redis->directory), "redis", -1, -1));
 	snprintf(redis->socket, sizeof(redis->socket), "%s/redis.sock", redis->directory);
-	redis->port = free_port();
+	redis->port = servers_free_port();
+	ck_assert_int_gt(redis->port, 0);
 	char port[16];
 	snprintf(port, sizeof(port), "%d", redis->port);
 	redis->pid = fork();
@@ -89,11 +70,7 @@ static void redis_start(struct redis *redis)
 static void redis_stop(struct redis *redis)
 {
 	redisFree(redis->control);
-	kill(redis->pid, SIGTERM);
-	waitpid(redis->pid, NULL, 0);
-	char command[256];
-	snprintf(command, sizeof(command), "rm -rf %s", redis->directory);
-	as_user_shell(command);
+	servers_stop(redis->pid, SIGTERM, redis->directory);
 }
 
 /* An INFO field of the server, as a number. */
@@ -117,21 +94,10 @@ static void wait_info(struct redis *redis, const char *field, long wanted)
 		ck_assert_msg(fixture_now() < deadline, "%s is %ld, not %ld", field, now, wanted);
 }
 
-static json_t *call(const char *url, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static json_t *call(const char *url, const char *format, ...)
-{
-	static char request[1 << 17];
-	va_list list;
-	va_start(list, format);
-	vsnprintf(request, sizeof(request), format, list);
-	va_end(list);
-	return wire_call(url, request);
-}
-
 /* Runs redis.command with these argv (JSON) on redis's socket, to its end. */
 static json_t *command(const fixture *daemon, const char *url, const char *argv)
 {
-	json_t *reply = call(daemon->url,
+	json_t *reply = wire_callf(daemon->url,
 	                     "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":{\"url\":\"%s\",\"argv\":%s},"
 	                     "\"wait\":30}",
 	                     url, argv);
@@ -139,60 +105,11 @@ static json_t *command(const fixture *daemon, const char *url, const char *argv)
 	return reply;
 }
 
-static const char *text(const json_t *object, const char *name)
-{
-	return json_string_value(json_object_get(object, name));
-}
-
-static const char *error_type(const json_t *reply)
-{
-	return text(json_object_get(reply, "error"), "type");
-}
-
-static json_int_t threads_of(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *file = fopen(path, "r");
-	ck_assert_ptr_nonnull(file);
-	json_int_t threads = -1;
-	while (fgets(line, sizeof(line), file) != NULL)
-		if (strncmp(line, "Threads:", 8) == 0)
-			threads = strtoll(line + 8, NULL, 10);
-	fclose(file);
-	return threads;
-}
-
 /* One counter of the daemon's redis pools (stats op, "io_pools"). */
-static json_int_t pool_stat(const fixture *daemon, const char *field)
-{
-	json_t *stats = wire_call(daemon->url, "{\"op\":\"stats\"}");
-	json_t *value = json_object_get(json_object_get(json_object_get(stats, "io_pools"), "redis"), field);
-	ck_assert_msg(json_is_integer(value), "no io_pools.redis.%s in %s", field, json_dumps(stats, 0));
-	json_int_t number = json_integer_value(value);
-	json_decref(stats);
-	return number;
-}
-
 /* Polls the counter until it is wanted, for at most 30 s. */
-static void wait_pool_stat(const fixture *daemon, const char *field, json_int_t wanted)
-{
-	double deadline = fixture_now() + 30;
-	json_int_t now;
-	while ((now = pool_stat(daemon, field)) != wanted)
-		ck_assert_msg(fixture_now() < deadline, "io_pools.redis.%s is %lld, not %lld", field,
-		              (long long)now, (long long)wanted);
-}
-
-#define SKIP_UNLESS_REDIS()                                                                         \
-	do {                                                                                        \
-		if (skip_reason[0] != '\0')                                                         \
-			return;                                                                     \
-	} while (0)
-
 START_TEST(test_replies_map_to_json)
 {
-	SKIP_UNLESS_REDIS();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	struct redis redis;
 	redis_start(&redis);
 	fixture daemon;
@@ -200,10 +117,10 @@ START_TEST(test_replies_map_to_json)
 	char url[200];
 	snprintf(url, sizeof(url), "redis://%s", redis.socket);
 	json_t *reply = command(&daemon, url, "[\"SET\",\"k\",\"v\"]");
-	ck_assert_str_eq(text(reply, "result"), "OK");
+	ck_assert_str_eq(wire_text(reply, "result"), "OK");
 	json_decref(reply);
 	reply = command(&daemon, url, "[\"GET\",\"k\"]");
-	ck_assert_str_eq(text(reply, "result"), "v");
+	ck_assert_str_eq(wire_text(reply, "result"), "v");
 	json_decref(reply);
 	reply = command(&daemon, url, "[\"INCRBY\",\"n\",41]");
 	ck_assert_int_eq(json_integer_value(json_object_get(reply, "result")), 41);
@@ -220,7 +137,7 @@ START_TEST(test_replies_map_to_json)
 	/* A value that is not UTF-8 comes as base64. */
 	freeReplyObject(redisCommand(redis.control, "SET bin %b", "\xff\x00\x01", (size_t)3));
 	reply = command(&daemon, url, "[\"GET\",\"bin\"]");
-	ck_assert_str_eq(text(json_object_get(reply, "result"), "base64"), "/wAB");
+	ck_assert_str_eq(wire_text(json_object_get(reply, "result"), "base64"), "/wAB");
 	json_decref(reply);
 	/* The same server over TCP, database 2. */
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/2", redis.port);
@@ -236,7 +153,7 @@ END_TEST
 
 START_TEST(test_server_errors_fail_with_redis_error)
 {
-	SKIP_UNLESS_REDIS();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	struct redis redis;
 	redis_start(&redis);
 	fixture daemon;
@@ -244,24 +161,24 @@ START_TEST(test_server_errors_fail_with_redis_error)
 	char url[200];
 	snprintf(url, sizeof(url), "redis://%s", redis.socket);
 	json_t *reply = command(&daemon, url, "[\"NOSUCHCOMMAND\"]");
-	ck_assert_str_eq(text(reply, "state"), "failed");
-	ck_assert_str_eq(error_type(reply), "RedisError");
-	ck_assert_ptr_nonnull(strstr(text(json_object_get(reply, "error"), "message"), "unknown command"));
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "RedisError");
+	ck_assert_ptr_nonnull(strstr(wire_text(json_object_get(reply, "error"), "message"), "unknown command"));
 	json_decref(reply);
 	/* The connection is still good for the next job. */
 	reply = command(&daemon, url, "[\"PING\"]");
-	ck_assert_str_eq(text(reply, "result"), "PONG");
+	ck_assert_str_eq(wire_text(reply, "result"), "PONG");
 	json_decref(reply);
 	/* Nobody listens there. */
 	reply = command(&daemon, "redis://127.0.0.1:1", "[\"PING\"]");
-	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	ck_assert_str_eq(wire_error_type(reply), "ConnectionError");
 	json_decref(reply);
 	/* A reply past max_size. */
 	char *big = memset(malloc(3000000), 'x', 3000000);
 	freeReplyObject(redisCommand(redis.control, "SET big %b", big, (size_t)3000000));
 	free(big);
 	reply = command(&daemon, url, "[\"GET\",\"big\"]");
-	ck_assert_str_eq(error_type(reply), "ResponseTooLarge");
+	ck_assert_str_eq(wire_error_type(reply), "ResponseTooLarge");
 	json_decref(reply);
 	fixture_stop(&daemon);
 	redis_stop(&redis);
@@ -272,7 +189,7 @@ END_TEST
  * first), then connected to; the daemon keeps answering meanwhile. */
 START_TEST(test_host_names_are_resolved_and_connected_to)
 {
-	SKIP_UNLESS_REDIS();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	struct redis redis;
 	redis_start(&redis);
 	fixture daemon;
@@ -280,7 +197,7 @@ START_TEST(test_host_names_are_resolved_and_connected_to)
 	char url[200];
 	snprintf(url, sizeof(url), "redis://localhost:%d/3", redis.port);
 	json_t *reply = command(&daemon, url, "[\"SET\",\"named\",\"yes\"]");
-	ck_assert_str_eq(text(reply, "state"), "done");
+	ck_assert_str_eq(wire_text(reply, "state"), "done");
 	json_decref(reply);
 	freeReplyObject(redisCommand(redis.control, "SELECT 3"));
 	redisReply *check = redisCommand(redis.control, "GET named");
@@ -306,7 +223,7 @@ START_TEST(test_bad_arguments_are_refused_at_submit)
 	        "{\"url\":\"redis://127.0.0.1\",\"argv\":[\"PING\"],\"timeout\":0}",
 	};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":%s}",
+		json_t *reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":%s}",
 		                     refused[i]);
 		ck_assert_msg(wire_error_code(reply) != NULL &&
 		                      strcmp(wire_error_code(reply), "bad_arguments") == 0,
@@ -319,33 +236,33 @@ END_TEST
 
 START_TEST(test_timeout_and_cancel_close_the_connection)
 {
-	SKIP_UNLESS_REDIS();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	struct redis redis;
 	redis_start(&redis);
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	char url[200];
 	snprintf(url, sizeof(url), "redis://%s", redis.socket);
-	json_t *reply = call(daemon.url,
+	json_t *reply = wire_callf(daemon.url,
 	                     "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":{\"url\":\"%s\","
 	                     "\"argv\":[\"BLPOP\",\"nothing\",0],\"timeout\":0.3},\"wait\":30}",
 	                     url);
-	ck_assert_str_eq(error_type(reply), "Timeout");
+	ck_assert_str_eq(wire_error_type(reply), "Timeout");
 	json_decref(reply);
 	wait_info(&redis, "blocked_clients", 0);
 	/* Cancel: the server sees the blocked client go. */
-	reply = call(daemon.url,
+	reply = wire_callf(daemon.url,
 	             "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":{\"url\":\"%s\","
 	             "\"argv\":[\"BLPOP\",\"nothing\",0],\"timeout\":600}}",
 	             url);
 	json_int_t id = json_integer_value(json_object_get(reply, "id"));
 	json_decref(reply);
 	wait_info(&redis, "blocked_clients", 1);
-	json_decref(call(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id));
+	json_decref(wire_callf(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id));
 	wait_info(&redis, "blocked_clients", 0);
 	wait_info(&redis, "connected_clients", 1); /* the test's own */
-	reply = call(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
-	ck_assert_str_eq(text(reply, "state"), "cancelled");
+	reply = wire_callf(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
+	ck_assert_str_eq(wire_text(reply, "state"), "cancelled");
 	json_decref(reply);
 	fixture_stop(&daemon);
 	redis_stop(&redis);
@@ -356,7 +273,7 @@ END_TEST
  * go), counted in stats; the next job opens a new one. */
 START_TEST(test_idle_connections_close_after_io_idle)
 {
-	SKIP_UNLESS_REDIS();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	struct redis redis;
 	redis_start(&redis);
 	fixture daemon;
@@ -365,15 +282,15 @@ START_TEST(test_idle_connections_close_after_io_idle)
 	char url[64];
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", redis.port);
 	json_t *first = command(&daemon, url, "[\"CLIENT\",\"ID\"]");
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 1);
-	wait_pool_stat(&daemon, "closed", 1);
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 0);
-	ck_assert_int_eq(pool_stat(&daemon, "open"), 0);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "opened"), 1);
+	servers_wait_pool_stat(&daemon, "redis", "closed", 1);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "idle"), 0);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "open"), 0);
 	wait_info(&redis, "connected_clients", 1); /* the test's own */
 	json_t *second = command(&daemon, url, "[\"CLIENT\",\"ID\"]");
 	ck_assert_int_ne(json_integer_value(json_object_get(first, "result")),
 	                 json_integer_value(json_object_get(second, "result")));
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "opened"), 2);
 	json_decref(first);
 	json_decref(second);
 	fixture_stop(&daemon);
@@ -383,7 +300,7 @@ END_TEST
 
 START_TEST(test_connections_are_reused_per_url_and_owner)
 {
-	SKIP_UNLESS_REDIS();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	struct redis redis;
 	redis_start(&redis);
 	fixture daemon;
@@ -403,9 +320,9 @@ START_TEST(test_connections_are_reused_per_url_and_owner)
 	json_decref(command(&daemon, other, "[\"PING\"]"));
 	ck_assert_int_eq(info_number(&redis, "connected_clients"), 3);
 	/* Both idle in the pool (idle for 30 s by default), counted so. */
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 2);
-	ck_assert_int_eq(pool_stat(&daemon, "closed"), 0);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "opened"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "idle"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "closed"), 0);
 	fixture_stop(&daemon);
 	redis_stop(&redis);
 }
@@ -414,7 +331,7 @@ END_TEST
 START_TEST(test_a_thousand_blocking_commands_share_bounded_pools_and_take_no_thread)
 {
 	enum { COUNT = 1000 };
-	SKIP_UNLESS_REDIS();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	struct redis redis;
 	redis_start(&redis);
 	fixture daemon;
@@ -423,7 +340,7 @@ START_TEST(test_a_thousand_blocking_commands_share_bounded_pools_and_take_no_thr
 	snprintf(url, sizeof(url), "redis://%s", redis.socket);
 	for (int i = 0; i < 4; i++)
 		json_decref(command(&daemon, url, "[\"PING\"]"));
-	json_int_t before = threads_of(daemon.pid);
+	json_int_t before = fixture_threads(&daemon);
 	size_t size = COUNT * 200 + 64, used = 0;
 	char *request = malloc(size);
 	used += (size_t)snprintf(request + used, size - used, "{\"op\":\"submit\",\"jobs\":[");
@@ -440,25 +357,18 @@ START_TEST(test_a_thousand_blocking_commands_share_bounded_pools_and_take_no_thr
 	/* Each worker's pool for this (url, owner) holds 64 connections: 128
 	 * jobs block on the server, the others wait their turn in weftd. */
 	wait_info(&redis, "blocked_clients", 128);
-	ck_assert_int_eq(threads_of(daemon.pid), before);
+	ck_assert_int_eq(fixture_threads(&daemon), before);
 	for (int i = 0; i < COUNT; i++)
 		freeReplyObject(redisCommand(redis.control, "RPUSH queue %d", i));
-	char *text_ids = json_dumps(ids, 0);
-	size = strlen(text_ids) + 64;
-	request = malloc(size);
-	snprintf(request, size, "{\"op\":\"result\",\"ids\":%s,\"timeout\":60}", text_ids);
-	free(text_ids);
-	json_t *results = wire_call_text(daemon.url, request, strlen(request), 70000);
-	free(request);
+	json_t *results = wire_results(daemon.url, ids);
 	json_t *list = json_object_get(results, "results");
-	ck_assert_uint_eq(json_array_size(list), COUNT);
 	for (size_t i = 0; i < COUNT; i++) {
 		json_t *one = json_array_get(list, i);
-		ck_assert_msg(strcmp(text(one, "state"), "done") == 0, "job %zu: %s", i, json_dumps(one, 0));
+		ck_assert_msg(strcmp(wire_text(one, "state"), "done") == 0, "job %zu: %s", i, json_dumps(one, 0));
 		ck_assert_str_eq(json_string_value(json_array_get(json_object_get(one, "result"), 0)),
 		                 "queue");
 	}
-	ck_assert_int_eq(threads_of(daemon.pid), before);
+	ck_assert_int_eq(fixture_threads(&daemon), before);
 	ck_assert_int_le(info_number(&redis, "connected_clients"), 128 + 1);
 	json_decref(results);
 	json_decref(reply);
@@ -468,18 +378,11 @@ START_TEST(test_a_thousand_blocking_commands_share_bounded_pools_and_take_no_thr
 END_TEST
 
 /* A user's request as that user, through wire_send. */
-static json_t *call_as(const struct user *user, const char *url, const char *request)
-{
-	return as_user_call(user, sender, url, request);
-}
-
 /* The daemon would connect with root's rights: a user's unix socket URL is
  * refused; over TCP the user gets connections of their own. */
 START_TEST(test_a_user_may_not_use_unix_sockets_on_a_root_daemon)
 {
-	SKIP_UNLESS_REDIS();
-	if (trust_skip[0] != '\0')
-		return;
+	SERVERS_SKIP_UNLESS_TRUSTED(&servers);
 	struct redis redis;
 	redis_start(&redis);
 	/* Only root may use this socket. */
@@ -494,9 +397,9 @@ START_TEST(test_a_user_may_not_use_unix_sockets_on_a_root_daemon)
 	         "\"argv\":[\"FLUSHALL\"]},\"wait\":30}",
 	         redis.socket);
 	freeReplyObject(redisCommand(redis.control, "SET keep me"));
-	json_t *reply = call_as(&stranger, daemon.url, request);
-	ck_assert_str_eq(text(reply, "state"), "failed");
-	ck_assert_str_eq(error_type(reply), "PermissionError");
+	json_t *reply = servers_call_as(&servers, daemon.url, request);
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "PermissionError");
 	json_decref(reply);
 	redisReply *kept = redisCommand(redis.control, "GET keep");
 	ck_assert_str_eq(kept->str, "me");
@@ -509,14 +412,14 @@ START_TEST(test_a_user_may_not_use_unix_sockets_on_a_root_daemon)
 	         "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":{\"url\":\"%s\","
 	         "\"argv\":[\"CLIENT\",\"ID\"]},\"wait\":30}",
 	         url);
-	json_t *user_id = call_as(&stranger, daemon.url, request);
-	ck_assert_str_eq(text(user_id, "state"), "done");
+	json_t *user_id = servers_call_as(&servers, daemon.url, request);
+	ck_assert_str_eq(wire_text(user_id, "state"), "done");
 	ck_assert_int_ne(json_integer_value(json_object_get(root_id, "result")),
 	                 json_integer_value(json_object_get(user_id, "result")));
 	/* One worker: root's idle connection was there, and the user's job
 	 * opened its own instead; both are idle in their owners' pools. */
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "opened"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "idle"), 2);
 	json_decref(root_id);
 	json_decref(user_id);
 	fixture_stop(&daemon);
@@ -528,20 +431,8 @@ int main(void)
 {
 	setenv("TMPDIR", "/tmp", 1);
 	if (as_user_shell("command -v redis-server") != 0)
-		snprintf(skip_reason, sizeof(skip_reason), "redis-server is not installed (scripts/deps.sh)");
-	const char *build = getenv("WEFT_BUILD");
-	if (geteuid() != 0)
-		snprintf(trust_skip, sizeof(trust_skip), "not root: needs a throwaway user");
-	else if (build == NULL)
-		snprintf(trust_skip, sizeof(trust_skip), "WEFT_BUILD is unset (make check sets it)");
-	else if (skip_reason[0] == '\0' && !as_user_create(&stranger, "wtr"))
-		snprintf(trust_skip, sizeof(trust_skip), "useradd failed");
-	if (build != NULL)
-		snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
-	if (skip_reason[0] != '\0')
-		as_user_skip(8, "redis tests", skip_reason);
-	else if (trust_skip[0] != '\0')
-		as_user_skip(1, "redis trust test", trust_skip);
+		snprintf(servers.skip, sizeof(servers.skip), "redis-server is not installed (scripts/deps.sh)");
+	servers_suite_begin(&servers, "wtr", 8, "redis tests", 1, "redis trust test");
 	Suite *suite = suite_create("redis");
 	TCase *redis = tcase_create("redis");
 	tcase_set_timeout(redis, 60);
@@ -562,6 +453,6 @@ int main(void)
 	srunner_run_all(runner, CK_NORMAL);
 	int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);
-	as_user_remove(&stranger);
+	servers_suite_end(&servers);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -10,44 +10,26 @@
 #include <glob.h>
 #include <grp.h>
 #include <libpq-fe.h>
-#include <limits.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/as_user.h"
-#include "tests/as_user_call.h"
 #include "tests/fixture.h"
+#include "tests/servers.h"
 #include "tests/wire.h"
 
-static char skip_reason[256];
-static char trust_skip[256];
-static struct user stranger;
-static char sender[PATH_MAX];
+static struct servers_suite servers;
 static char directory[64];
 static int port;
 static pid_t server;
 static char tcp_url[128];    /* postgresql://postgres@127.0.0.1:PORT/postgres */
 static char socket_url[160]; /* the same database over the unix socket */
-
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t length = sizeof(address);
-	bind(fd, (struct sockaddr *)&address, sizeof(address));
-	getsockname(fd, (struct sockaddr *)&address, &length);
-	close(fd);
-	return ntohs(address.sin_port);
-}
 
 /* Runs argv as the postgres user; waits unless background. */
 static pid_t as_postgres(const struct passwd *account, const char *const argv[], bool background)
@@ -73,12 +55,12 @@ static pid_t as_postgres(const struct passwd *account, const char *const argv[],
 	return pid;
 }
 
-/* Makes the cluster and starts the server; on failure says why in skip_reason. */
+/* Makes the cluster and starts the server; on failure says why in servers.skip. */
 static void server_start(void)
 {
 	glob_t found;
 	if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &found) != 0) {
-		snprintf(skip_reason, sizeof(skip_reason), "PostgreSQL is not installed (scripts/deps.sh)");
+		snprintf(servers.skip, sizeof(servers.skip), "PostgreSQL is not installed (scripts/deps.sh)");
 		return;
 	}
 	char bin[256];
@@ -87,26 +69,25 @@ static void server_start(void)
 	*strrchr(bin, '/') = '\0';
 	struct passwd *account = getpwnam("postgres");
 	if (geteuid() != 0 || account == NULL) {
-		snprintf(skip_reason, sizeof(skip_reason),
+		snprintf(servers.skip, sizeof(servers.skip),
 		         "needs root and a postgres user (initdb refuses to run as root)");
 		return;
 	}
-	snprintf(directory, sizeof(directory), "/tmp/weft-pg-XXXXXX");
-	if (mkdtemp(directory) == NULL || chown(directory, account->pw_uid, account->pw_gid) != 0) {
-		snprintf(skip_reason, sizeof(skip_reason), "cannot make a directory for the cluster");
+	if (!servers_make_directory(directory, sizeof(directory), "pg", account->pw_uid,
+	                            account->pw_gid)) {
+		snprintf(servers.skip, sizeof(servers.skip), "cannot make a directory for the cluster");
 		return;
 	}
-	chmod(directory, 0755);
 	char initdb[300], postgres[300], data[128];
 	snprintf(initdb, sizeof(initdb), "%s/initdb", bin);
 	snprintf(postgres, sizeof(postgres), "%s/postgres", bin);
 	snprintf(data, sizeof(data), "%s/data", directory);
 	const char *init_argv[] = {initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", NULL};
 	if (as_postgres(account, init_argv, false) != 0) {
-		snprintf(skip_reason, sizeof(skip_reason), "initdb failed");
+		snprintf(servers.skip, sizeof(servers.skip), "initdb failed");
 		return;
 	}
-	port = free_port();
+	port = servers_free_port();
 	char port_text[16];
 	snprintf(port_text, sizeof(port_text), "%d", port);
 	const char *run_argv[] = {postgres, "-D", data, "-k", directory, "-p", port_text, "-c",
@@ -118,7 +99,7 @@ static void server_start(void)
 	double deadline = fixture_now() + 30;
 	while (PQping(conninfo) != PQPING_OK) {
 		if (fixture_now() > deadline) {
-			snprintf(skip_reason, sizeof(skip_reason), "postgres did not start (see %s)", directory);
+			snprintf(servers.skip, sizeof(servers.skip), "postgres did not start (see %s)", directory);
 			return;
 		}
 		usleep(10000);
@@ -126,19 +107,6 @@ static void server_start(void)
 	snprintf(tcp_url, sizeof(tcp_url), "postgresql://postgres@127.0.0.1:%d/postgres", port);
 	snprintf(socket_url, sizeof(socket_url), "postgresql://postgres@:%d/postgres?host=%s", port,
 	         directory);
-}
-
-static void server_stop(void)
-{
-	if (server > 0) {
-		kill(server, SIGINT); /* fast shutdown */
-		waitpid(server, NULL, 0);
-	}
-	if (directory[0] != '\0') {
-		char command[128];
-		snprintf(command, sizeof(command), "rm -rf %s", directory);
-		as_user_shell(command);
-	}
 }
 
 /* The test's own connection. */
@@ -168,93 +136,33 @@ static void wait_scalar(PGconn *connection, const char *sql, long wanted)
 		ck_assert_msg(fixture_now() < deadline, "%s gives %ld, not %ld", sql, now, wanted);
 }
 
-static json_t *call(const char *url, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static json_t *call(const char *url, const char *format, ...)
-{
-	static char request[1 << 18];
-	va_list list;
-	va_start(list, format);
-	vsnprintf(request, sizeof(request), format, list);
-	va_end(list);
-	return wire_call(url, request);
-}
-
 /* Runs sql.query with args (a JSON object's inside, after url) to its end. */
 static json_t *query(const fixture *daemon, const char *url, const char *rest)
 {
-	json_t *reply = call(daemon->url,
+	json_t *reply = wire_callf(daemon->url,
 	                     "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\",%s},\"wait\":30}",
 	                     url, rest);
 	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", json_dumps(reply, 0));
 	return reply;
 }
 
-static const char *text(const json_t *object, const char *name)
-{
-	return json_string_value(json_object_get(object, name));
-}
-
-static const char *error_type(const json_t *reply)
-{
-	return text(json_object_get(reply, "error"), "type");
-}
-
-static json_int_t threads_of(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *file = fopen(path, "r");
-	ck_assert_ptr_nonnull(file);
-	json_int_t threads = -1;
-	while (fgets(line, sizeof(line), file) != NULL)
-		if (strncmp(line, "Threads:", 8) == 0)
-			threads = strtoll(line + 8, NULL, 10);
-	fclose(file);
-	return threads;
-}
-
 /* One counter of the daemon's postgresql pools (stats op, "io_pools"). */
-static json_int_t pool_stat(const fixture *daemon, const char *field)
-{
-	json_t *stats = wire_call(daemon->url, "{\"op\":\"stats\"}");
-	json_t *value = json_object_get(json_object_get(json_object_get(stats, "io_pools"), "postgresql"), field);
-	ck_assert_msg(json_is_integer(value), "no io_pools.postgresql.%s in %s", field, json_dumps(stats, 0));
-	json_int_t number = json_integer_value(value);
-	json_decref(stats);
-	return number;
-}
-
 /* Polls the counter until it is wanted, for at most 30 s. */
-static void wait_pool_stat(const fixture *daemon, const char *field, json_int_t wanted)
-{
-	double deadline = fixture_now() + 30;
-	json_int_t now;
-	while ((now = pool_stat(daemon, field)) != wanted)
-		ck_assert_msg(fixture_now() < deadline, "io_pools.postgresql.%s is %lld, not %lld", field,
-		              (long long)now, (long long)wanted);
-}
-
 static json_int_t first_value(const json_t *reply)
 {
 	return json_integer_value(
 		json_array_get(json_array_get(json_object_get(json_object_get(reply, "result"), "rows"), 0), 0));
 }
 
-#define SKIP_UNLESS_SERVER()                                                                        \
-	do {                                                                                        \
-		if (skip_reason[0] != '\0')                                                         \
-			return;                                                                     \
-	} while (0)
-
 START_TEST(test_parameters_are_bound_and_rows_typed)
 {
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	json_t *reply = query(&daemon, tcp_url,
 	                      "\"sql\":\"SELECT $1::int + 1 AS n, $2::text AS t, NULL::int AS z, true AS b, "
 	                      "2.5::float8 AS f, '{\\\"k\\\":1}'::jsonb AS j\",\"params\":[41,\"x\"]");
-	ck_assert_msg(strcmp(text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	ck_assert_msg(strcmp(wire_text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
 	json_t *result = json_object_get(reply, "result");
 	json_t *columns = json_object_get(result, "columns");
 	ck_assert_str_eq(json_string_value(json_array_get(columns, 0)), "n");
@@ -286,25 +194,25 @@ END_TEST
 
 START_TEST(test_server_errors_fail_with_sql_error)
 {
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	json_t *reply = query(&daemon, tcp_url, "\"sql\":\"SELECT 1/0\"");
-	ck_assert_str_eq(text(reply, "state"), "failed");
-	ck_assert_str_eq(error_type(reply), "SQLError");
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "SQLError");
 	json_t *details = json_object_get(json_object_get(reply, "error"), "details");
-	ck_assert_str_eq(text(details, "sqlstate"), "22012");
+	ck_assert_str_eq(wire_text(details, "sqlstate"), "22012");
 	json_decref(reply);
 	/* The connection is still good. */
 	reply = query(&daemon, tcp_url, "\"sql\":\"SELECT 7\"");
-	ck_assert_str_eq(text(reply, "state"), "done");
+	ck_assert_str_eq(wire_text(reply, "state"), "done");
 	json_decref(reply);
 	reply = query(&daemon, "postgresql://postgres@127.0.0.1:1/postgres", "\"sql\":\"SELECT 1\"");
-	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	ck_assert_str_eq(wire_error_type(reply), "ConnectionError");
 	json_decref(reply);
 	reply = query(&daemon, tcp_url,
 	              "\"sql\":\"SELECT repeat('x', 1000) FROM generate_series(1, 5000)\",\"max_size\":100000");
-	ck_assert_str_eq(error_type(reply), "ResponseTooLarge");
+	ck_assert_str_eq(wire_error_type(reply), "ResponseTooLarge");
 	json_decref(reply);
 	fixture_stop(&daemon);
 }
@@ -324,7 +232,7 @@ START_TEST(test_bad_arguments_are_refused_at_submit)
 	        "{\"url\":\"postgresql://127.0.0.1/x\",\"sql\":\"SELECT 1\",\"params\":{}}",
 	};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		json_t *reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":%s}", refused[i]);
+		json_t *reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":%s}", refused[i]);
 		ck_assert_msg(wire_error_code(reply) != NULL &&
 		                      strcmp(wire_error_code(reply), "bad_arguments") == 0,
 		              "%s was not refused: %s", refused[i], json_dumps(reply, 0));
@@ -339,24 +247,24 @@ static const char running_sleeps[] =
 
 START_TEST(test_timeout_and_cancel_stop_the_query_on_the_server)
 {
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	PGconn *connection = control();
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	json_t *reply = query(&daemon, tcp_url, "\"sql\":\"SELECT pg_sleep(600)\",\"timeout\":0.5");
-	ck_assert_str_eq(error_type(reply), "Timeout");
+	ck_assert_str_eq(wire_error_type(reply), "Timeout");
 	json_decref(reply);
 	wait_scalar(connection, running_sleeps, 0);
-	reply = call(daemon.url, "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\","
+	reply = wire_callf(daemon.url, "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\","
 	                         "\"sql\":\"SELECT pg_sleep(600)\",\"timeout\":900}}",
 	             tcp_url);
 	json_int_t id = json_integer_value(json_object_get(reply, "id"));
 	json_decref(reply);
 	wait_scalar(connection, running_sleeps, 1);
-	json_decref(call(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id));
+	json_decref(wire_callf(daemon.url, "{\"op\":\"cancel\",\"id\":%lld}", (long long)id));
 	wait_scalar(connection, running_sleeps, 0);
-	reply = call(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
-	ck_assert_str_eq(text(reply, "state"), "cancelled");
+	reply = wire_callf(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":10}", (long long)id);
+	ck_assert_str_eq(wire_text(reply, "state"), "cancelled");
 	json_decref(reply);
 	fixture_stop(&daemon);
 	PQfinish(connection);
@@ -367,7 +275,7 @@ END_TEST
  * worker loop, then its address connected to. */
 START_TEST(test_host_names_are_resolved_and_connected_to)
 {
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	char url[160];
@@ -375,7 +283,7 @@ START_TEST(test_host_names_are_resolved_and_connected_to)
 	ck_assert_ptr_nonnull(at);
 	snprintf(url, sizeof(url), "%.*slocalhost%s", (int)(at - tcp_url), tcp_url, at + strlen("127.0.0.1"));
 	json_t *reply = query(&daemon, url, "\"sql\":\"SELECT 41 + 1\"");
-	ck_assert_msg(strcmp(text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	ck_assert_msg(strcmp(wire_text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
 	ck_assert_int_eq(first_value(reply), 42);
 	json_decref(reply);
 	fixture_stop(&daemon);
@@ -386,18 +294,18 @@ END_TEST
  * the next query opens a new one. */
 START_TEST(test_idle_connections_close_after_io_idle)
 {
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	fixture daemon;
 	const char *const options[] = {"--workers", "1", "--io-idle", "0.2", NULL};
 	fixture_start(&daemon, options);
 	json_t *first = query(&daemon, tcp_url, "\"sql\":\"SELECT pg_backend_pid()\"");
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 1);
-	wait_pool_stat(&daemon, "closed", 1);
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 0);
-	ck_assert_int_eq(pool_stat(&daemon, "open"), 0);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "postgresql", "opened"), 1);
+	servers_wait_pool_stat(&daemon, "postgresql", "closed", 1);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "postgresql", "idle"), 0);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "postgresql", "open"), 0);
 	json_t *second = query(&daemon, tcp_url, "\"sql\":\"SELECT pg_backend_pid()\"");
 	ck_assert_int_ne(first_value(first), first_value(second));
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "postgresql", "opened"), 2);
 	json_decref(first);
 	json_decref(second);
 	fixture_stop(&daemon);
@@ -406,7 +314,7 @@ END_TEST
 
 START_TEST(test_connections_are_reused)
 {
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	fixture daemon;
 	const char *const one_worker[] = {"--workers", "1", NULL};
 	fixture_start(&daemon, one_worker);
@@ -424,13 +332,13 @@ END_TEST
 START_TEST(test_a_thousand_queries_share_a_bounded_pool_and_take_no_thread)
 {
 	enum { COUNT = 1000 };
-	SKIP_UNLESS_SERVER();
+	SERVERS_SKIP_UNLESS_UP(&servers);
 	PGconn *connection = control();
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	for (int i = 0; i < 4; i++)
 		json_decref(query(&daemon, tcp_url, "\"sql\":\"SELECT 1\""));
-	json_int_t before = threads_of(daemon.pid);
+	json_int_t before = fixture_threads(&daemon);
 	size_t size = COUNT * 200 + 64, used = 0;
 	char *request = malloc(size);
 	used += (size_t)snprintf(request + used, size - used, "{\"op\":\"submit\",\"jobs\":[");
@@ -452,29 +360,22 @@ START_TEST(test_a_thousand_queries_share_a_bounded_pool_and_take_no_thread)
 		long now = scalar(connection, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'weft'");
 		if (now > most)
 			most = now;
-		json_int_t count = threads_of(daemon.pid);
+		json_int_t count = fixture_threads(&daemon);
 		if (count > threads)
 			threads = count;
-		json_t *status = call(daemon.url, "{\"op\":\"status\",\"id\":%lld}", (long long)last);
-		bool done = strcmp(text(json_object_get(status, "job"), "state"), "done") == 0;
+		json_t *status = wire_callf(daemon.url, "{\"op\":\"status\",\"id\":%lld}", (long long)last);
+		bool done = strcmp(wire_text(json_object_get(status, "job"), "state"), "done") == 0;
 		json_decref(status);
 		if (done)
 			break;
 	}
 	ck_assert_int_eq(threads, before);
 	ck_assert_msg(most <= 16, "%ld connections at once", most);
-	char *text_ids = json_dumps(ids, 0);
-	size = strlen(text_ids) + 64;
-	request = malloc(size);
-	snprintf(request, size, "{\"op\":\"result\",\"ids\":%s,\"timeout\":60}", text_ids);
-	free(text_ids);
-	json_t *results = wire_call_text(daemon.url, request, strlen(request), 70000);
-	free(request);
+	json_t *results = wire_results(daemon.url, ids);
 	json_t *list = json_object_get(results, "results");
-	ck_assert_uint_eq(json_array_size(list), COUNT);
 	for (size_t i = 0; i < COUNT; i++) {
 		json_t *one = json_array_get(list, i);
-		ck_assert_msg(strcmp(text(one, "state"), "done") == 0, "job %zu: %s", i, json_dumps(one, 0));
+		ck_assert_msg(strcmp(wire_text(one, "state"), "done") == 0, "job %zu: %s", i, json_dumps(one, 0));
 		json_t *row = json_array_get(json_object_get(json_object_get(one, "result"), "rows"), 0);
 		ck_assert_int_eq(json_integer_value(json_array_get(row, 0)), (json_int_t)i);
 	}
@@ -485,18 +386,11 @@ START_TEST(test_a_thousand_queries_share_a_bounded_pool_and_take_no_thread)
 }
 END_TEST
 
-static json_t *call_as(const struct user *user, const char *url, const char *request)
-{
-	return as_user_call(user, sender, url, request);
-}
-
 /* Peer authentication on the socket would see root: refused for a user; over
  * TCP the user connects as their own role, never as the daemon's. */
 START_TEST(test_a_user_never_connects_with_the_daemons_identity)
 {
-	SKIP_UNLESS_SERVER();
-	if (trust_skip[0] != '\0')
-		return;
+	SERVERS_SKIP_UNLESS_TRUSTED(&servers);
 	fixture daemon;
 	fixture_start(&daemon, NULL);
 	chmod(daemon.directory, 0755);
@@ -505,18 +399,18 @@ START_TEST(test_a_user_never_connects_with_the_daemons_identity)
 	         "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\",\"sql\":\"SELECT 1\"},"
 	         "\"wait\":30}",
 	         socket_url);
-	json_t *reply = call_as(&stranger, daemon.url, request);
-	ck_assert_str_eq(error_type(reply), "PermissionError");
+	json_t *reply = servers_call_as(&servers, daemon.url, request);
+	ck_assert_str_eq(wire_error_type(reply), "PermissionError");
 	json_decref(reply);
 	snprintf(request, sizeof(request),
 	         "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"postgresql://127.0.0.1:%d/postgres\","
 	         "\"sql\":\"SELECT current_user\"},\"wait\":30}",
 	         port);
-	reply = call_as(&stranger, daemon.url, request);
-	ck_assert_str_eq(error_type(reply), "ConnectionError");
+	reply = servers_call_as(&servers, daemon.url, request);
+	ck_assert_str_eq(wire_error_type(reply), "ConnectionError");
 	char role[80];
-	snprintf(role, sizeof(role), "role \"%s\" does not exist", stranger.name);
-	ck_assert_msg(strstr(text(json_object_get(reply, "error"), "message"), role) != NULL, "%s",
+	snprintf(role, sizeof(role), "role \"%s\" does not exist", servers.stranger.name);
+	ck_assert_msg(strstr(wire_text(json_object_get(reply, "error"), "message"), role) != NULL, "%s",
 	              json_dumps(reply, 0));
 	json_decref(reply);
 	fixture_stop(&daemon);
@@ -527,25 +421,23 @@ END_TEST
  * is in the pool, yet the other user's job opens one of its own. */
 START_TEST(test_a_connection_never_serves_another_owner)
 {
-	SKIP_UNLESS_SERVER();
-	if (trust_skip[0] != '\0')
-		return;
+	SERVERS_SKIP_UNLESS_TRUSTED(&servers);
 	fixture daemon;
 	const char *const one_worker[] = {"--workers", "1", NULL};
 	fixture_start(&daemon, one_worker);
 	chmod(daemon.directory, 0755);
 	json_t *root_reply = query(&daemon, tcp_url, "\"sql\":\"SELECT pg_backend_pid()\"");
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 1);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "postgresql", "idle"), 1);
 	char request[600];
 	snprintf(request, sizeof(request),
 	         "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\","
 	         "\"sql\":\"SELECT pg_backend_pid()\"},\"wait\":30}",
 	         tcp_url);
-	json_t *user_reply = call_as(&stranger, daemon.url, request);
-	ck_assert_msg(strcmp(text(user_reply, "state"), "done") == 0, "%s", json_dumps(user_reply, 0));
+	json_t *user_reply = servers_call_as(&servers, daemon.url, request);
+	ck_assert_msg(strcmp(wire_text(user_reply, "state"), "done") == 0, "%s", json_dumps(user_reply, 0));
 	ck_assert_int_ne(first_value(root_reply), first_value(user_reply));
-	ck_assert_int_eq(pool_stat(&daemon, "opened"), 2);
-	ck_assert_int_eq(pool_stat(&daemon, "idle"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "postgresql", "opened"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "postgresql", "idle"), 2);
 	/* And root's next job still gets root's own connection back. */
 	json_t *again = query(&daemon, tcp_url, "\"sql\":\"SELECT pg_backend_pid()\"");
 	ck_assert_int_eq(first_value(root_reply), first_value(again));
@@ -560,19 +452,7 @@ int main(void)
 {
 	setenv("TMPDIR", "/tmp", 1);
 	server_start();
-	const char *build = getenv("WEFT_BUILD");
-	if (geteuid() != 0)
-		snprintf(trust_skip, sizeof(trust_skip), "not root: needs a throwaway user");
-	else if (build == NULL)
-		snprintf(trust_skip, sizeof(trust_skip), "WEFT_BUILD is unset (make check sets it)");
-	else if (skip_reason[0] == '\0' && !as_user_create(&stranger, "wtp"))
-		snprintf(trust_skip, sizeof(trust_skip), "useradd failed");
-	if (build != NULL)
-		snprintf(sender, sizeof(sender), "%s/tests/helpers/wire_send", build);
-	if (skip_reason[0] != '\0')
-		as_user_skip(8, "sql tests", skip_reason);
-	else if (trust_skip[0] != '\0')
-		as_user_skip(2, "sql trust test", trust_skip);
+	servers_suite_begin(&servers, "wtp", 8, "sql tests", 2, "sql trust test");
 	Suite *suite = suite_create("sql");
 	TCase *sql = tcase_create("sql");
 	tcase_set_timeout(sql, 60);
@@ -594,7 +474,7 @@ int main(void)
 	srunner_run_all(runner, CK_NORMAL);
 	int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);
-	as_user_remove(&stranger);
-	server_stop();
+	servers_suite_end(&servers);
+	servers_stop(server, SIGINT /* fast shutdown */, directory);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

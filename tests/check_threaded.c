@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/fixture.h"
@@ -197,6 +198,37 @@ START_TEST(test_file_sha256_and_dns_resolve_through_the_daemon)
 }
 END_TEST
 
+/* The shutdown order: the pool is closed to the workers before they stop, so
+ * a call that ends after they stopped is dropped instead of being posted to a
+ * worker that is gone. debug.block (--test-hooks) ignores the cancel of
+ * shutdown and ends only once the workers have stopped. */
+START_TEST(test_a_call_that_ends_after_the_workers_stopped_is_dropped)
+{
+	static const char *const args[] = {"--test-hooks", NULL};
+	fixture daemon;
+	fixture_start(&daemon, args);
+	json_decref(wire_call(daemon.url, "{\"op\":\"submit\",\"fn\":\"debug.block\"}"));
+	wait_for_busy(daemon.url, 1);
+	FILE *log = fopen(daemon.log_path, "r"); /* read after the fixture removed it */
+	ck_assert_ptr_nonnull(log);
+	int status;
+	/* A hang guard, not a timing assertion. */
+	bool exited = fixture_stop_within(&daemon, SIGTERM, 30.0, &status);
+	ck_assert_msg(exited, "weftd did not exit");
+	char line[1024];
+	bool dropped = false, stopped = false;
+	while (fgets(line, sizeof(line), log) != NULL) {
+		dropped = dropped ||
+		          strstr(line, "a debug.block call ended after the thread pool closed") != NULL;
+		stopped = stopped || strstr(line, "stopped") != NULL;
+	}
+	fclose(log);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "wait status %d", status);
+	ck_assert_msg(dropped, "no log line for the call that ended after the workers stopped");
+	ck_assert_msg(stopped, "weftd did not log that it stopped");
+}
+END_TEST
+
 static Suite *threaded_suite(void)
 {
 	Suite *suite = suite_create("threaded");
@@ -207,6 +239,7 @@ static Suite *threaded_suite(void)
 	tcase_add_test(pool, test_cancel_of_a_running_call_ends_the_job_at_once);
 	tcase_add_test(pool, test_timeout_fails_a_blocking_call);
 	tcase_add_test(pool, test_file_sha256_and_dns_resolve_through_the_daemon);
+	tcase_add_test(pool, test_a_call_that_ends_after_the_workers_stopped_is_dropped);
 	suite_add_tcase(suite, pool);
 	return suite;
 }

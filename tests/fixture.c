@@ -358,3 +358,17 @@ void fixture_environ_free(char **environment)
 {
 	free(environment);
 }
+
+int fixture_threads(const fixture *daemon)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)daemon->pid);
+	FILE *file = fopen(path, "r");
+	ck_assert_ptr_nonnull(file);
+	int threads = -1;
+	while (fgets(line, sizeof(line), file) != NULL)
+		if (strncmp(line, "Threads:", 8) == 0)
+			threads = (int)strtol(line + 8, NULL, 10);
+	fclose(file);
+	return threads;
+}

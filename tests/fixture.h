@@ -62,4 +62,7 @@ double fixture_now(void);
 char **fixture_environ_with(const char *const *settings);
 void fixture_environ_free(char **environment);
 
+/* How many threads the daemon has now (/proc); fails the test when it has gone. */
+int fixture_threads(const fixture *daemon);
+
 #endif

@@ -8,6 +8,8 @@
 #include <check.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,3 +82,38 @@ json_int_t wire_waiters_now(const char *url)
 	return waiting;
 }
 
+json_t *wire_callf(const char *url, const char *format, ...)
+{
+	static char request[1 << 18];
+	va_list list;
+	va_start(list, format);
+	vsnprintf(request, sizeof(request), format, list);
+	va_end(list);
+	return wire_call(url, request);
+}
+
+json_t *wire_results(const char *url, const json_t *ids)
+{
+	char *text = json_dumps(ids, JSON_COMPACT);
+	ck_assert_ptr_nonnull(text);
+	size_t size = strlen(text) + 64;
+	char *request = malloc(size);
+	ck_assert_ptr_nonnull(request);
+	snprintf(request, size, "{\"op\":\"result\",\"ids\":%s,\"timeout\":60}", text);
+	free(text);
+	json_t *reply = wire_call_text(url, request, strlen(request), 70000);
+	free(request);
+	ck_assert_msg(reply != NULL, "no reply to result within 70 s");
+	ck_assert_uint_eq(json_array_size(json_object_get(reply, "results")), json_array_size(ids));
+	return reply;
+}
+
+const char *wire_text(const json_t *object, const char *name)
+{
+	return json_string_value(json_object_get(object, name));
+}
+
+const char *wire_error_type(const json_t *reply)
+{
+	return wire_text(json_object_get(reply, "error"), "type");
+}

@@ -22,5 +22,15 @@ const char *wire_error_code(json_t *reply);
 bool wire_answers_within(const char *url, double seconds);
 /* The daemon's open long polls (`stats` "waiters"). */
 json_int_t wire_waiters_now(const char *url);
+/* wire_call of the request that format and the rest make (at most 256 KiB). */
+json_t *wire_callf(const char *url, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* The `result` op for every job of ids (an array of ids, borrowed), waiting
+ * up to 60 s. The reply, a new reference; fails the test unless it has one
+ * result per id. */
+json_t *wire_results(const char *url, const json_t *ids);
+/* The string `name` of object (borrowed), NULL when it has none. */
+const char *wire_text(const json_t *object, const char *name);
+/* The type of a reply's error (borrowed), NULL when it has none. */
+const char *wire_error_type(const json_t *reply);
 
 #endif

@@ -89,7 +89,7 @@ static struct {
 	uint64_t dropped;
 	struct lane *lanes;   /* lane 0: queue events */
 	size_t lane_count, lane_capacity;
-	struct watch *watches;
+	struct watch_list watches;
 } ring = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static struct entry *lane_at(const struct lane *lane, size_t i)
@@ -211,11 +211,17 @@ static bool keeps(const struct events_filter *filter, const struct entry *entry)
 	return low < filter->id_count && filter->ids[low] == entry->id;
 }
 
+/* watch_take's test: whether a waiting reader's filter keeps the new entry. Lock held. */
+static bool watch_keeps(const struct watch *watch, const void *entry)
+{
+	return keeps(watch->data, entry);
+}
+
 /* Appends *entry (its queue name is taken) and notifies the watches it
  * satisfies. Any thread; no lock held. */
 static void append(struct entry *made)
 {
-	struct watch *ready = NULL;
+	struct watch_list ready = LIST_HEAD_INITIALIZER(ready);
 	pthread_mutex_lock(&ring.lock);
 	if (!ring.open) {
 		pthread_mutex_unlock(&ring.lock);
@@ -241,23 +247,9 @@ static void append(struct entry *made)
 	lane->bytes += made->bytes;
 	ring.count++;
 	ring.bytes += made->bytes;
-	struct watch *watch = ring.watches;
-	while (watch != NULL) {
-		struct watch *next = watch->next;
-		if (keeps(watch->data, made)) {
-			watch_unlink(&ring.watches, watch);
-			watch->next = ready;
-			ready = watch;
-		}
-		watch = next;
-	}
+	watch_take(&ring.watches, watch_keeps, made, &ready);
 	pthread_mutex_unlock(&ring.lock);
-	while (ready != NULL) {
-		struct watch *next = ready->next;
-		ready->next = NULL;
-		ready->notify(ready);
-		ready = next;
-	}
+	watch_notify_all(&ready);
 }
 
 void events_job(uint64_t id, uid_t owner, const char *function, int from, int to, int worker)
@@ -507,7 +499,7 @@ bool events_watch(struct watch *watch)
 	}
 	bool wait = ring.open && !found;
 	if (wait)
-		watch_link(&ring.watches, watch);
+		watch_add(&ring.watches, watch);
 	pthread_mutex_unlock(&ring.lock);
 	return wait;
 }
@@ -517,7 +509,7 @@ bool events_unwatch(struct watch *watch)
 	pthread_mutex_lock(&ring.lock);
 	bool removed = watch->linked;
 	if (removed)
-		watch_unlink(&ring.watches, watch);
+		watch_remove(watch);
 	pthread_mutex_unlock(&ring.lock);
 	return removed;
 }

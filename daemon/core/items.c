@@ -40,7 +40,7 @@ struct items {
 	uint64_t pauses;
 	bool closed;
 	struct watch *space;  /* the paused producer's, or NULL */
-	struct watch *watches;
+	struct watch_list watches;
 };
 
 /* Relaxed: lone values written at start-up, before any job runs. */
@@ -102,34 +102,18 @@ static void grow_locked(struct items *items)
 	items->head = 0;
 }
 
-/* Detaches the watches satisfied now into a list the caller notifies after
- * unlocking. Lock held. */
-static struct watch *take_ready_locked(struct items *items)
+/* Whether a reader's watch is satisfied: its item is there, or none will come. Lock held. */
+static bool reader_ready(const struct watch *watch, const void *context)
 {
-	struct watch *ready = NULL;
-	uint64_t count = items->first + items->length;
-	struct watch *watch = items->watches;
-	while (watch != NULL) {
-		struct watch *next = watch->next;
-		if (items->closed || watch->key < count) {
-			watch_unlink(&items->watches, watch);
-			watch->next = ready;
-			ready = watch;
-		}
-		watch = next;
-	}
-	return ready;
+	const struct items *items = context;
+	return items->closed || watch->key < items->first + items->length;
 }
 
-static void notify_all(struct watch *ready)
+/* Detaches the watches satisfied now into *ready, which the caller notifies
+ * after unlocking (watch_notify_all). Lock held. */
+static void take_ready_locked(struct items *items, struct watch_list *ready)
 {
-	while (ready != NULL) {
-		/* notify may free the watch: read the link first. */
-		struct watch *next = ready->next;
-		ready->next = NULL;
-		ready->notify(ready);
-		ready = next;
-	}
+	watch_take(&items->watches, reader_ready, items, ready);
 }
 
 int items_push(struct items *items, json_t *item, struct watch *space, bool *paused,
@@ -174,9 +158,10 @@ int items_push(struct items *items, json_t *item, struct watch *space, bool *pau
 		(struct held){.value = item, .bytes = bytes};
 	items->length++;
 	items->bytes += bytes;
-	struct watch *ready = take_ready_locked(items);
+	struct watch_list ready = LIST_HEAD_INITIALIZER(ready);
+	take_ready_locked(items, &ready);
 	pthread_mutex_unlock(&items->lock);
-	notify_all(ready);
+	watch_notify_all(&ready);
 	return WEFT_OK;
 }
 
@@ -207,11 +192,12 @@ void items_close(struct items *items)
 	pthread_mutex_lock(&items->lock);
 	items->closed = true;
 	struct watch *space = take_space_locked(items);
-	struct watch *ready = take_ready_locked(items);
+	struct watch_list ready = LIST_HEAD_INITIALIZER(ready);
+	take_ready_locked(items, &ready);
 	pthread_mutex_unlock(&items->lock);
 	if (space != NULL)
 		space->notify(space);
-	notify_all(ready);
+	watch_notify_all(&ready);
 }
 
 enum items_read items_read(struct items *items, uint64_t index, size_t max, size_t max_bytes,
@@ -267,7 +253,7 @@ bool items_watch(struct items *items, struct watch *watch)
 	pthread_mutex_lock(&items->lock);
 	bool wait = !items->closed && watch->key >= items->first + items->length;
 	if (wait)
-		watch_link(&items->watches, watch);
+		watch_add(&items->watches, watch);
 	pthread_mutex_unlock(&items->lock);
 	return wait;
 }
@@ -277,7 +263,7 @@ bool items_unwatch(struct items *items, struct watch *watch)
 	pthread_mutex_lock(&items->lock);
 	bool removed = watch->linked;
 	if (removed)
-		watch_unlink(&items->watches, watch);
+		watch_remove(watch);
 	pthread_mutex_unlock(&items->lock);
 	return removed;
 }

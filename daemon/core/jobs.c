@@ -225,6 +225,20 @@ struct job *jobs_create(struct jobs *jobs, const struct function *function, json
 	return job;
 }
 
+/* Lists a made job in its shard. No lock held. */
+static void enlist(struct jobs *jobs, struct job *job)
+{
+	struct shard *shard = &jobs->shards[job->shard];
+	pthread_mutex_lock(&shard->lock);
+	if (shard->count >= shard->bucket_count)
+		shard_grow(shard);
+	size_t slot = bucket_of(shard, job->id);
+	job->hash_next = shard->buckets[slot];
+	shard->buckets[slot] = job;
+	shard->count++;
+	pthread_mutex_unlock(&shard->lock);
+}
+
 struct job *jobs_try_create(struct jobs *jobs, const struct function *function, json_t *args,
                             json_t *labels, double timeout, struct principal *owner,
                             struct job_schedule *schedule)
@@ -246,15 +260,7 @@ struct job *jobs_try_create(struct jobs *jobs, const struct function *function, 
 	/* One reference for the table, one for the caller. */
 	atomic_init(&job->references, 2);
 
-	struct shard *shard = &jobs->shards[job->shard];
-	pthread_mutex_lock(&shard->lock);
-	if (shard->count >= shard->bucket_count)
-		shard_grow(shard);
-	size_t slot = bucket_of(shard, job->id);
-	job->hash_next = shard->buckets[slot];
-	shard->buckets[slot] = job;
-	shard->count++;
-	pthread_mutex_unlock(&shard->lock);
+	enlist(jobs, job);
 
 	count_add(jobs, JOB_QUEUED, 1);
 	/* Counted against its owner until jobs_finish finishes it (quota.h). */
@@ -937,20 +943,6 @@ void jobs_durable_clear(struct jobs_durable *durable)
 	json_decref(durable->attempts);
 	json_decref(durable->children);
 	memset(durable, 0, sizeof(*durable));
-}
-
-/* Lists a made job in its shard. No lock held. */
-static void enlist(struct jobs *jobs, struct job *job)
-{
-	struct shard *shard = &jobs->shards[job->shard];
-	pthread_mutex_lock(&shard->lock);
-	if (shard->count >= shard->bucket_count)
-		shard_grow(shard);
-	size_t slot = bucket_of(shard, job->id);
-	job->hash_next = shard->buckets[slot];
-	shard->buckets[slot] = job;
-	shard->count++;
-	pthread_mutex_unlock(&shard->lock);
 }
 
 struct job *jobs_restore(struct jobs *jobs, uint64_t id, const struct function *function,

@@ -100,7 +100,7 @@ void runner_attempt_hold(struct job_attempt *attempt)
 	atomic_fetch_add_explicit(&attempt->references, 1, memory_order_relaxed);
 }
 
-void runner_attempt_release(struct job_attempt *attempt)
+static void attempt_release(struct job_attempt *attempt, bool may_retry)
 {
 	if (attempt == NULL)
 		return;
@@ -109,10 +109,20 @@ void runner_attempt_release(struct job_attempt *attempt)
 		return;
 	struct job *job = attempt->job;
 	/* Nothing of this attempt remains: the next may start. */
-	if (attempt->retry)
+	if (attempt->retry && may_retry)
 		runner_policy->retry(job);
 	free(attempt);
 	job_unref(job);
+}
+
+void runner_attempt_release(struct job_attempt *attempt)
+{
+	attempt_release(attempt, true);
+}
+
+void runner_attempt_drop(struct job_attempt *attempt)
+{
+	attempt_release(attempt, false);
 }
 
 /* A new attempt on `worker` (NULL: inline), taking over the caller's job

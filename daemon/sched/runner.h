@@ -71,6 +71,9 @@ void runner_fail(struct job_attempt *attempt, const char *type, json_t *details,
  * next one. */
 void runner_attempt_hold(struct job_attempt *attempt);
 void runner_attempt_release(struct job_attempt *attempt);
+/* release at exit, once the workers have stopped: the last drop frees the
+ * attempt but schedules no retry (there is nothing left to run it). */
+void runner_attempt_drop(struct job_attempt *attempt);
 
 /* Gives back the slot of a gated function's job (functions.h, `gate`), for a
  * function whose stop hook keeps its work alive for a while. Any thread. */

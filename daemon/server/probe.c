@@ -59,36 +59,6 @@ static int connect_within(int fd, const struct sockaddr *address, socklen_t leng
 	return error == 0 ? WEFT_OK : WEFT_ECONNECT;
 }
 
-static int handshake(int fd, long long deadline)
-{
-	size_t sent = 0;
-	while (sent < sizeof(request_header)) {
-		ssize_t wrote = send(fd, request_header + sent, sizeof(request_header) - sent,
-		                     MSG_NOSIGNAL);
-		if (wrote > 0) {
-			sent += (size_t)wrote;
-		} else if (wrote < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (!wait_for(fd, POLLOUT, deadline))
-				return WEFT_ETIMEOUT;
-		} else {
-			return WEFT_ECONNECT;
-		}
-	}
-	unsigned char reply[8];
-	size_t got = 0;
-	while (got < sizeof(reply)) {
-		if (!wait_for(fd, POLLIN, deadline))
-			return WEFT_ETIMEOUT;
-		ssize_t read_now = recv(fd, reply + got, sizeof(reply) - got, 0);
-		if (read_now > 0)
-			got += (size_t)read_now;
-		else if (read_now == 0 || (errno != EAGAIN && errno != EINTR))
-			return WEFT_ECONNECT;
-	}
-	return reply[0] == 0 && reply[1] == 'S' && reply[2] == 'P' && reply[3] == 0 ? WEFT_OK
-	                                                                              : WEFT_EPROTO;
-}
-
 /* Writes all of buffer before the deadline. */
 static int send_all(int fd, const unsigned char *buffer, size_t size, long long deadline)
 {
@@ -121,6 +91,18 @@ static int receive_all(int fd, unsigned char *buffer, size_t size, long long dea
 			return WEFT_ECONNECT;
 	}
 	return WEFT_OK;
+}
+
+static int handshake(int fd, long long deadline)
+{
+	int rv = send_all(fd, request_header, sizeof(request_header), deadline);
+	if (rv != WEFT_OK)
+		return rv;
+	unsigned char reply[8];
+	if ((rv = receive_all(fd, reply, sizeof(reply), deadline)) != WEFT_OK)
+		return rv;
+	return reply[0] == 0 && reply[1] == 'S' && reply[2] == 'P' && reply[3] == 0 ? WEFT_OK
+	                                                                              : WEFT_EPROTO;
 }
 
 static void put64(unsigned char *out, uint64_t value)

@@ -143,6 +143,13 @@ static void waiter_ref(struct waiter *waiter)
 	atomic_fetch_add_explicit(&waiter->references, 1, memory_order_relaxed);
 }
 
+/* Undoes reserve (below). */
+static void unreserve(struct waiters *waiters, uid_t uid)
+{
+	atomic_fetch_sub(&waiters->count, 1);
+	quota_give(QUOTA_WAITERS, uid, 1);
+}
+
 static void waiter_unref(struct waiter *waiter)
 {
 	/* acq_rel: the last dropper must see all the others' writes before freeing. */
@@ -152,9 +159,8 @@ static void waiter_unref(struct waiter *waiter)
 		job_unref(waiter->jobs[i]);
 	if (waiter->timer != NULL)
 		nng_aio_reap(waiter->timer);
-	atomic_fetch_sub(&waiter->owner->count, 1);
 	/* The last reference is where a waiter ends, once. */
-	quota_give(QUOTA_WAITERS, waiter->uid, 1);
+	unreserve(waiter->owner, waiter->uid);
 	quota_give(QUOTA_BYTES, waiter->uid, waiter->charged);
 	if (waiter->chained)
 		pthread_mutex_destroy(&waiter->chain_lock);
@@ -362,21 +368,10 @@ static void on_timer(void *argument)
 	waiter_unref(waiter); /* the timer's reference */
 }
 
-int waiters_start(struct waiters *waiters, struct server_request *request, uid_t uid,
-                  enum waiter_kind kind,
-                  struct job *const *list, size_t count, enum request_return_when when,
-                  double timeout, struct problem *problem)
+/* Counts a new waiter against --max-waiters and the caller's quota:
+ * WEFT_OK, or the error with the problem filled. Any thread. */
+static int reserve(struct waiters *waiters, uid_t uid, struct problem *problem)
 {
-	if (kind == WAITER_AS_COMPLETED)
-		when = REQUEST_FIRST_COMPLETED;
-	else if (kind != WAITER_WAIT)
-		when = REQUEST_ALL_COMPLETED;
-	if (already_satisfied(waiters->jobs, when, list, count, timeout)) {
-		send_reply(request, waiters->jobs, kind, REASON_COMPLETED, list, count, timeout);
-		for (size_t i = 0; i < count; i++)
-			job_unref(list[i]);
-		return WEFT_OK;
-	}
 	if (atomic_fetch_add(&waiters->count, 1) >= waiters->max) {
 		atomic_fetch_sub(&waiters->count, 1);
 		return problem_set(problem, WEFT_EBUSY, NULL,
@@ -388,19 +383,29 @@ int waiters_start(struct waiters *waiters, struct server_request *request, uid_t
 		atomic_fetch_sub(&waiters->count, 1);
 		return problem->code;
 	}
-	/* All of it: a wait with only one unfinished job to watch at a time. */
-	bool chained = when == REQUEST_ALL_COMPLETED;
-	size_t watch_count = chained ? 1 : count;
-	uint64_t charged = sizeof(struct waiter) + count * sizeof(struct job *) +
-	                   watch_count * sizeof(struct waiter_watch);
-	/* A submit's wait comes after its jobs were accepted: charged, never refused. */
-	if (kind == WAITER_SUBMIT) {
-		quota_charge(QUOTA_BYTES, uid, charged);
-	} else if (quota_take(QUOTA_BYTES, uid, charged, problem) != WEFT_OK) {
-		atomic_fetch_sub(&waiters->count, 1);
-		quota_give(QUOTA_WAITERS, uid, 1);
-		return problem->code;
-	}
+	return WEFT_OK;
+}
+
+/* Starts the waiter's timer when it has a timeout (holding a reference):
+ * WEFT_OK, or WEFT_ENOMEM with nothing started. */
+static int start_timer(struct waiter *waiter)
+{
+	if (waiter->timeout < 0)
+		return WEFT_OK;
+	if (nng_aio_alloc(&waiter->timer, on_timer, waiter) != 0)
+		return WEFT_ENOMEM;
+	waiter->deadline = now_monotonic() + waiter->timeout;
+	waiter_ref(waiter); /* the timer's */
+	nng_sleep_aio(sleep_piece(waiter->timeout), waiter->timer);
+	return WEFT_OK;
+}
+
+/* A new waiter in setup for request, holding setup's reference; the caller
+ * sets what it waits for. */
+static struct waiter *waiter_new(struct waiters *waiters, struct server_request *request,
+                                 uid_t uid, enum waiter_kind kind, enum request_return_when when,
+                                 double timeout)
+{
 	struct waiter *waiter = memory_zalloc(sizeof(*waiter));
 	waiter->owner = waiters;
 	waiter->uid = uid;
@@ -408,56 +413,25 @@ int waiters_start(struct waiters *waiters, struct server_request *request, uid_t
 	waiter->pipe = server_request_pipe(request);
 	waiter->kind = kind;
 	waiter->when = when;
-	waiter->count = count;
 	waiter->timeout = timeout;
-	waiter->charged = charged;
-	waiter->chained = chained;
-	if (chained)
-		pthread_mutex_init(&waiter->chain_lock, NULL);
-	waiter->jobs = memory_alloc(count * sizeof(*waiter->jobs));
-	waiter->watches = memory_zalloc(watch_count * sizeof(*waiter->watches));
 	atomic_init(&waiter->state, STATE_SETUP);
 	atomic_init(&waiter->references, 1); /* setup's */
-	for (size_t i = 0; i < count; i++)
-		waiter->jobs[i] = list[i];
+	return waiter;
+}
 
-	if (timeout >= 0) {
-		if (nng_aio_alloc(&waiter->timer, on_timer, waiter) != 0) {
-			if (chained)
-				pthread_mutex_destroy(&waiter->chain_lock);
-			free(waiter->jobs);
-			free(waiter->watches);
-			free(waiter);
-			atomic_fetch_sub(&waiters->count, 1);
-			quota_give(QUOTA_WAITERS, uid, 1);
-			quota_give(QUOTA_BYTES, uid, charged);
-			return problem_set(problem, WEFT_ENOMEM, NULL, "cannot make a timer");
-		}
-		waiter->deadline = now_monotonic() + timeout;
-		waiter_ref(waiter); /* the timer's */
-		nng_sleep_aio(sleep_piece(timeout), waiter->timer);
-	}
-
+/* Lists the waiter among the open ones, which a closing pipe scans. */
+static void list_open(struct waiters *waiters, struct waiter *waiter)
+{
 	pthread_mutex_lock(&waiters->lock);
 	LIST_INSERT_HEAD(&waiters->open, waiter, open_link);
 	pthread_mutex_unlock(&waiters->lock);
+}
 
-	for (size_t i = 0; i < watch_count; i++) {
-		waiter->watches[i].waiter = waiter;
-		waiter->watches[i].watch.notify = on_job_finished;
-	}
-	if (chained)
-		chain_advance(waiter, 0);
-	for (size_t i = 0; !chained && i < count; i++) {
-		waiter_ref(waiter); /* the watch's */
-		if (jobs_watch(waiters->jobs, list[i], &waiter->watches[i].watch))
-			continue;
-		waiter_unref(waiter);
-		if (jobs_state(waiters->jobs, list[i]) == JOB_FAILED)
-			atomic_store(&waiter->failed, true);
-		atomic_fetch_add(&waiter->finished, 1);
-	}
-
+/* Ends the setup of a listed, watching waiter: from now on its watches and
+ * timer may complete it; if what it waits for came, its time ran out or its
+ * client went while it was set up, it completes now. Drops setup's reference. */
+static void arm(struct waiter *waiter, struct server_request *request)
+{
 	atomic_store(&waiter->state, STATE_ARMED);
 	if (satisfied(waiter)) {
 		if (claim(waiter, REASON_COMPLETED))
@@ -477,6 +451,78 @@ int waiters_start(struct waiters *waiters, struct server_request *request, uid_t
 		principal_unref(still_connected);
 	}
 	waiter_unref(waiter); /* setup's */
+}
+
+int waiters_start(struct waiters *waiters, struct server_request *request, uid_t uid,
+                  enum waiter_kind kind,
+                  struct job *const *list, size_t count, enum request_return_when when,
+                  double timeout, struct problem *problem)
+{
+	if (kind == WAITER_AS_COMPLETED)
+		when = REQUEST_FIRST_COMPLETED;
+	else if (kind != WAITER_WAIT)
+		when = REQUEST_ALL_COMPLETED;
+	if (already_satisfied(waiters->jobs, when, list, count, timeout)) {
+		send_reply(request, waiters->jobs, kind, REASON_COMPLETED, list, count, timeout);
+		for (size_t i = 0; i < count; i++)
+			job_unref(list[i]);
+		return WEFT_OK;
+	}
+	int rv = reserve(waiters, uid, problem);
+	if (rv != WEFT_OK)
+		return rv;
+	/* All of it: a wait with only one unfinished job to watch at a time. */
+	bool chained = when == REQUEST_ALL_COMPLETED;
+	size_t watch_count = chained ? 1 : count;
+	uint64_t charged = sizeof(struct waiter) + count * sizeof(struct job *) +
+	                   watch_count * sizeof(struct waiter_watch);
+	/* A submit's wait comes after its jobs were accepted: charged, never refused. */
+	if (kind == WAITER_SUBMIT) {
+		quota_charge(QUOTA_BYTES, uid, charged);
+	} else if (quota_take(QUOTA_BYTES, uid, charged, problem) != WEFT_OK) {
+		unreserve(waiters, uid);
+		return problem->code;
+	}
+	struct waiter *waiter = waiter_new(waiters, request, uid, kind, when, timeout);
+	waiter->count = count;
+	waiter->charged = charged;
+	waiter->chained = chained;
+	if (chained)
+		pthread_mutex_init(&waiter->chain_lock, NULL);
+	waiter->jobs = memory_alloc(count * sizeof(*waiter->jobs));
+	waiter->watches = memory_zalloc(watch_count * sizeof(*waiter->watches));
+	for (size_t i = 0; i < count; i++)
+		waiter->jobs[i] = list[i];
+
+	if (start_timer(waiter) != WEFT_OK) {
+		if (chained)
+			pthread_mutex_destroy(&waiter->chain_lock);
+		free(waiter->jobs);
+		free(waiter->watches);
+		free(waiter);
+		unreserve(waiters, uid);
+		quota_give(QUOTA_BYTES, uid, charged);
+		return problem_set(problem, WEFT_ENOMEM, NULL, "cannot make a timer");
+	}
+	list_open(waiters, waiter);
+
+	for (size_t i = 0; i < watch_count; i++) {
+		waiter->watches[i].waiter = waiter;
+		waiter->watches[i].watch.notify = on_job_finished;
+	}
+	if (chained)
+		chain_advance(waiter, 0);
+	for (size_t i = 0; !chained && i < count; i++) {
+		waiter_ref(waiter); /* the watch's */
+		if (jobs_watch(waiters->jobs, list[i], &waiter->watches[i].watch))
+			continue;
+		waiter_unref(waiter);
+		if (jobs_state(waiters->jobs, list[i]) == JOB_FAILED)
+			atomic_store(&waiter->failed, true);
+		atomic_fetch_add(&waiter->finished, 1);
+	}
+
+	arm(waiter, request);
 	return WEFT_OK;
 }
 
@@ -494,46 +540,21 @@ int waiters_start_source(struct waiters *waiters, struct server_request *request
                          const struct waiter_source *source, void *context, double timeout,
                          struct problem *problem)
 {
-	if (atomic_fetch_add(&waiters->count, 1) >= waiters->max) {
-		atomic_fetch_sub(&waiters->count, 1);
-		return problem_set(problem, WEFT_EBUSY, NULL,
-		                   "too many requests are waiting (%zu, --max-waiters); try again "
-		                   "later",
-		                   waiters->max);
-	}
-	if (quota_take(QUOTA_WAITERS, uid, 1, problem) != WEFT_OK) {
-		atomic_fetch_sub(&waiters->count, 1);
-		return problem->code;
-	}
-	struct waiter *waiter = memory_zalloc(sizeof(*waiter));
-	waiter->owner = waiters;
-	waiter->uid = uid;
-	waiter->request = request;
-	waiter->pipe = server_request_pipe(request);
-	waiter->kind = WAITER_SOURCE;
-	waiter->when = REQUEST_FIRST_COMPLETED;
-	waiter->timeout = timeout;
+	int rv = reserve(waiters, uid, problem);
+	if (rv != WEFT_OK)
+		return rv;
+	struct waiter *waiter =
+		waiter_new(waiters, request, uid, WAITER_SOURCE, REQUEST_FIRST_COMPLETED, timeout);
 	waiter->source = source;
 	waiter->source_context = context;
 	waiter->source_watch.notify = on_source_changed;
-	atomic_init(&waiter->state, STATE_SETUP);
-	atomic_init(&waiter->references, 1); /* setup's */
 
-	if (timeout >= 0) {
-		if (nng_aio_alloc(&waiter->timer, on_timer, waiter) != 0) {
-			free(waiter);
-			atomic_fetch_sub(&waiters->count, 1);
-			quota_give(QUOTA_WAITERS, uid, 1);
-			return problem_set(problem, WEFT_ENOMEM, NULL, "cannot make a timer");
-		}
-		waiter->deadline = now_monotonic() + timeout;
-		waiter_ref(waiter); /* the timer's */
-		nng_sleep_aio(sleep_piece(timeout), waiter->timer);
+	if (start_timer(waiter) != WEFT_OK) {
+		free(waiter);
+		unreserve(waiters, uid);
+		return problem_set(problem, WEFT_ENOMEM, NULL, "cannot make a timer");
 	}
-
-	pthread_mutex_lock(&waiters->lock);
-	LIST_INSERT_HEAD(&waiters->open, waiter, open_link);
-	pthread_mutex_unlock(&waiters->lock);
+	list_open(waiters, waiter);
 
 	/* The watch's data and key were set by the caller through the context's
 	 * own watch setup (source->watch fills them before linking). */
@@ -543,20 +564,7 @@ int waiters_start_source(struct waiters *waiters, struct server_request *request
 		atomic_fetch_add(&waiter->finished, 1);
 	}
 
-	atomic_store(&waiter->state, STATE_ARMED);
-	if (satisfied(waiter)) {
-		if (claim(waiter, REASON_COMPLETED))
-			complete(waiter, false);
-	} else if (atomic_load(&waiter->expired) && claim(waiter, REASON_TIMEOUT)) {
-		complete(waiter, false);
-	} else {
-		/* As in waiters_start: the client may have gone during setup. */
-		struct principal *still_connected = server_request_principal(request);
-		if (still_connected == NULL && claim(waiter, REASON_ABANDONED))
-			complete(waiter, false);
-		principal_unref(still_connected);
-	}
-	waiter_unref(waiter); /* setup's */
+	arm(waiter, request);
 	return WEFT_OK;
 }
 

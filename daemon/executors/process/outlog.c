@@ -70,7 +70,7 @@ struct outlog {
 	double last_read;        /* monotonic, the last read (or the open) */
 	bool wait_for_readers;
 	bool ended;
-	struct outlog_watch *watches;
+	LIST_HEAD(, outlog_watch) watches;
 	/* What left the window, when the job spools (spool.h); owned. */
 	struct spool *spool;
 };
@@ -320,33 +320,30 @@ static size_t evict_head(struct outlog *log)
 	return freed;
 }
 
-/* Unlinks the watches that bytes of `stream` (or the end, when ended) wake.
- * log->lock held. Returns them linked by next. */
-static struct outlog_watch *take_watches(struct outlog *log, enum outlog_stream stream, bool ended)
+LIST_HEAD(woken, outlog_watch);
+
+/* Moves the watches that bytes of `stream` (or the end, when ended) wake to
+ * *woken. log->lock held. */
+static void take_watches(struct outlog *log, enum outlog_stream stream, bool ended,
+                         struct woken *woken)
 {
-	struct outlog_watch *woken = NULL, *watch = log->watches, *next;
+	struct outlog_watch *watch = LIST_FIRST(&log->watches), *next;
 	for (; watch != NULL; watch = next) {
-		next = watch->next;
+		next = LIST_NEXT(watch, link);
 		if (!ended && watch->stream != OUTLOG_BOTH && watch->stream != stream)
 			continue;
-		if (watch->previous != NULL)
-			watch->previous->next = watch->next;
-		else
-			log->watches = watch->next;
-		if (watch->next != NULL)
-			watch->next->previous = watch->previous;
-		watch->previous = NULL;
-		watch->next = woken;
-		woken = watch;
+		LIST_REMOVE(watch, link);
+		LIST_INSERT_HEAD(woken, watch, link);
 	}
-	return woken;
 }
 
-static void notify_all(struct outlog_watch *watch)
+/* No lock held. */
+static void notify_all(struct woken *woken)
 {
+	struct outlog_watch *watch = LIST_FIRST(woken);
 	while (watch != NULL) {
-		struct outlog_watch *next = watch->next;
-		watch->next = NULL;
+		/* notify may free the watch: read the link first. */
+		struct outlog_watch *next = LIST_NEXT(watch, link);
 		watch->notify(watch);
 		watch = next;
 	}
@@ -391,7 +388,8 @@ void outlog_append(struct outlog *log, enum outlog_stream stream, const void *da
 	log->merged_total += length;
 	while (log->held > window_size && log->head != log->tail)
 		freed += evict_head(log);
-	struct outlog_watch *woken = take_watches(log, stream, false);
+	struct woken woken = LIST_HEAD_INITIALIZER(woken);
+	take_watches(log, stream, false, &woken);
 	pthread_mutex_unlock(&log->lock);
 
 	if (grown != freed) {
@@ -414,7 +412,7 @@ void outlog_append(struct outlog *log, enum outlog_stream stream, const void *da
 		}
 		pthread_mutex_unlock(&table_lock);
 	}
-	notify_all(woken);
+	notify_all(&woken);
 }
 
 void outlog_end(struct outlog *log)
@@ -422,7 +420,8 @@ void outlog_end(struct outlog *log)
 	pthread_mutex_lock(&table_lock);
 	pthread_mutex_lock(&log->lock);
 	log->ended = true;
-	struct outlog_watch *woken = take_watches(log, OUTLOG_BOTH, true);
+	struct woken woken = LIST_HEAD_INITIALIZER(woken);
+	take_watches(log, OUTLOG_BOTH, true, &woken);
 	pthread_mutex_unlock(&log->lock);
 	if (log->listed && !log->finished) {
 		struct user *user = user_for(log->owner);
@@ -439,7 +438,7 @@ void outlog_end(struct outlog *log)
 			drop(user, user->oldest);
 	}
 	pthread_mutex_unlock(&table_lock);
-	notify_all(woken);
+	notify_all(&woken);
 }
 
 bool outlog_ended(struct outlog *log)
@@ -479,7 +478,7 @@ bool outlog_full(struct outlog *log)
 	pthread_mutex_lock(&log->lock);
 	if (log->wait_for_readers && !log->ended) {
 		bool reader_present =
-			log->watches != NULL || now_monotonic() - log->last_read < idle_seconds;
+			!LIST_EMPTY(&log->watches) || now_monotonic() - log->last_read < idle_seconds;
 		/* Room is made by dropping what has been read, never what has not. */
 		while (reader_present && log->held + APPEND_ROOM > window_size && log->head != NULL &&
 		       log->head->merged + log->head->length <= log->read_mark)
@@ -640,13 +639,8 @@ bool outlog_watch(struct outlog *log, struct outlog_watch *watch)
 	pthread_mutex_lock(&log->lock);
 	uint64_t total = watch->stream == OUTLOG_BOTH ? log->merged_total : log->total[watch->stream];
 	bool wait = !log->ended && watch->offset >= total;
-	if (wait) {
-		watch->previous = NULL;
-		watch->next = log->watches;
-		if (log->watches != NULL)
-			log->watches->previous = watch;
-		log->watches = watch;
-	}
+	if (wait)
+		LIST_INSERT_HEAD(&log->watches, watch, link);
 	pthread_mutex_unlock(&log->lock);
 	return wait;
 }
@@ -655,17 +649,13 @@ bool outlog_unwatch(struct outlog *log, struct outlog_watch *watch)
 {
 	bool removed = false;
 	pthread_mutex_lock(&log->lock);
-	for (struct outlog_watch *w = log->watches; w != NULL; w = w->next) {
-		if (w != watch)
-			continue;
-		if (w->previous != NULL)
-			w->previous->next = w->next;
-		else
-			log->watches = w->next;
-		if (w->next != NULL)
-			w->next->previous = w->previous;
-		removed = true;
-		break;
+	struct outlog_watch *w;
+	LIST_FOREACH(w, &log->watches, link) {
+		if (w == watch) {
+			LIST_REMOVE(w, link);
+			removed = true;
+			break;
+		}
 	}
 	pthread_mutex_unlock(&log->lock);
 	return removed;

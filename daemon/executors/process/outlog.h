@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/types.h>
 
 #define OUTLOG_DEFAULT_WINDOW ((size_t)4 * 1024 * 1024)
@@ -47,7 +48,7 @@ struct outlog;
  * owns it. notify is called once, with no lock held, when bytes arrive or the
  * log ends — unless outlog_unwatch removed it first. */
 struct outlog_watch {
-	struct outlog_watch *next, *previous; /* guarded by the log's lock */
+	LIST_ENTRY(outlog_watch) link; /* on the log's watches, then the woken; its lock */
 	enum outlog_stream stream;
 	uint64_t offset;
 	void (*notify)(struct outlog_watch *watch);

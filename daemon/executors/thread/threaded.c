@@ -10,15 +10,20 @@
  * a late result. Because the call holds the attempt, a retry of a timed-out
  * call starts only once the call is back from the pool.
  *
- * Exit: `closing` makes late dones free their call instead of posting to
- * workers that are about to go; `in_done` counts dones in flight so that
- * threaded_fini can wait for those that started before it.
+ * Exit: `closing` makes late dones put their call on `late` instead of
+ * posting to workers that are about to go; `in_done` counts dones in flight
+ * so that threaded_close can wait for those that started before it.
+ * threaded_fini, once the workers have stopped, frees the late calls and
+ * drops their attempts: not sooner, because until the workers stop one may
+ * still read attempt->data (a timeout, a cancel) and find the call there.
  */
 #include "daemon/executors/thread/threaded.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include "daemon/executors/thread/blocking.h"
@@ -55,7 +60,13 @@ struct threaded_call {
 	struct blocking_call call;
 	struct blocking_owner owner; /* the job's principal, borrowed through the attempt */
 	struct job_attempt *attempt; /* a reference (runner_attempt_hold) */
+	SLIST_ENTRY(threaded_call) late_link; /* on `late`; under late_lock */
 };
+
+/* Calls whose done came after threaded_close, for threaded_fini. A leaf lock:
+ * nothing else is taken or called while it is held. */
+static pthread_mutex_t late_lock = PTHREAD_MUTEX_INITIALIZER;
+static SLIST_HEAD(, threaded_call) late = SLIST_HEAD_INITIALIZER(late);
 
 /* A pool thread: principal_open_regular for the job's owner. */
 static int open_as_owner(const void *owner, const char *path, int *fd, int *error)
@@ -110,16 +121,21 @@ static void on_done(struct threadpool_work *work)
 	if (!atomic_load(&closing)) {
 		workers_post(threaded->attempt->worker, finish_on_worker, threaded);
 	} else {
-		/* The daemon is exiting: nobody waits for this any more. The
-		 * attempt's reference is left behind: releasing it could schedule a
-		 * retry on workers that are stopping. */
+		/* The daemon is exiting: nobody waits for this any more. The call
+		 * is kept for threaded_fini, which frees it once no worker can look
+		 * at it, and drops the attempt without the retry it may be owed. */
+		log_info("a %s call ended after the thread pool closed; its end is dropped",
+		         threaded->call.function->name);
 		json_decref(threaded->call.outcome.result);
-		free(threaded);
+		threaded->call.outcome.result = NULL;
+		pthread_mutex_lock(&late_lock);
+		SLIST_INSERT_HEAD(&late, threaded, late_link);
+		pthread_mutex_unlock(&late_lock);
 	}
 	atomic_fetch_sub(&in_done, 1);
 }
 
-static void threaded_start(struct job_attempt *attempt)
+void threaded_start(struct job_attempt *attempt)
 {
 	struct job *job = attempt->job;
 	struct threaded_call *threaded = memory_zalloc(sizeof(*threaded));
@@ -145,7 +161,7 @@ static void threaded_start(struct job_attempt *attempt)
 	}
 }
 
-static void threaded_stop(struct job_attempt *attempt)
+void threaded_stop(struct job_attempt *attempt)
 {
 	struct threaded_call *threaded = attempt->data;
 	if (threaded == NULL)
@@ -206,11 +222,28 @@ void threaded_close(void)
 	}
 }
 
+/* Main thread, after the workers stopped: frees the calls that ended late. */
+static void free_late(void)
+{
+	pthread_mutex_lock(&late_lock);
+	struct threaded_call *threaded = SLIST_FIRST(&late);
+	SLIST_INIT(&late);
+	pthread_mutex_unlock(&late_lock);
+	while (threaded != NULL) {
+		struct threaded_call *next = SLIST_NEXT(threaded, late_link);
+		struct job_attempt *attempt = threaded->attempt;
+		free(threaded);
+		runner_attempt_drop(attempt);
+		threaded = next;
+	}
+}
+
 void threaded_fini(void)
 {
 	if (pool == NULL)
 		return;
 	threaded_close();
+	free_late();
 	struct threadpool_stats stats;
 	threadpool_stats(pool, &stats);
 	if (stats.busy > 0) {
