@@ -195,6 +195,7 @@ static struct {
 	pthread_mutex_t done_lock;
 	pthread_cond_t done_wake;
 	struct record *done_head, *done_tail;
+	bool done_busy; /* the completion thread is running callbacks */
 	bool done_stop;
 
 	/* Guards the queue and the flags below it: taken by producers on every
@@ -1009,10 +1010,14 @@ static void *completer_main(void *argument)
 			pthread_cond_wait(&journal.done_wake, &journal.done_lock);
 		struct record *barriers = journal.done_head;
 		journal.done_head = journal.done_tail = NULL;
+		journal.done_busy = barriers != NULL;
 		pthread_mutex_unlock(&journal.done_lock);
 		if (barriers == NULL)
 			break; /* stopped, and nothing is left */
 		complete(barriers);
+		pthread_mutex_lock(&journal.done_lock);
+		journal.done_busy = false;
+		pthread_mutex_unlock(&journal.done_lock);
 	}
 	return NULL;
 }
@@ -1050,7 +1055,19 @@ static void settle(struct record *batch, int status)
 	}
 	if (barriers == NULL)
 		return;
+	/* With no next commit waiting, a hand-off would only add a thread's
+	 * wake-up to the reply (one submit at a time): the writer calls back
+	 * itself, when the completion thread has nothing of earlier commits
+	 * left, so that the order stays the commits'. */
+	pthread_mutex_lock(&journal.lock);
+	bool next = journal.queued_barriers > 0 || journal.stop;
+	pthread_mutex_unlock(&journal.lock);
 	pthread_mutex_lock(&journal.done_lock);
+	if (!next && journal.done_head == NULL && !journal.done_busy) {
+		pthread_mutex_unlock(&journal.done_lock);
+		complete(barriers);
+		return;
+	}
 	if (journal.done_tail != NULL)
 		journal.done_tail->next = barriers;
 	else
