@@ -645,30 +645,111 @@ static void text_json(struct text *text, const json_t *value)
 	(void)json_dump_callback(value, text_dump_callback, text, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
-/* A string as JSON: as is when nothing in it needs escaping (function
- * names), else through jansson. */
-static void text_string(struct text *text, const char *value)
-{
-	size_t length = 0;
-	for (const unsigned char *c = (const unsigned char *)value; *c != '\0'; c++, length++)
-		if (*c < 0x20 || *c >= 0x7f || *c == '"' || *c == '\\')
-			break;
-	if (value[length] == '\0') {
-		text_literal(text, "\"");
-		text_add(text, value, length);
-		text_literal(text, "\"");
-		return;
-	}
-	json_t *string = json_string(value);
-	text_json(text, string);
-	json_decref(string);
-}
-
+/* value as decimal digits, without printf (it showed in the writer's profile). */
 static void text_integer(struct text *text, long long value)
 {
 	char digits[24];
-	int length = snprintf(digits, sizeof(digits), "%lld", value);
-	text_add(text, digits, (size_t)length);
+	char *end = digits + sizeof(digits), *at = end;
+	unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
+	                                         : (unsigned long long)value;
+	do {
+		*--at = (char)('0' + magnitude % 10);
+		magnitude /= 10;
+	} while (magnitude > 0);
+	if (value < 0)
+		*--at = '-';
+	text_add(text, at, (size_t)(end - at));
+}
+
+/* A string of `length` bytes (valid UTF-8: it came from JSON or from weft)
+ * as a JSON string: runs that need no escape are copied whole. */
+static void text_string_n(struct text *text, const char *value, size_t length)
+{
+	static const char hex[] = "0123456789abcdef";
+	text_add(text, "\"", 1);
+	size_t run = 0;
+	for (size_t i = 0; i < length; i++) {
+		unsigned char c = (unsigned char)value[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		text_add(text, value + run, i - run);
+		run = i + 1;
+		char escape[6] = {'\\', 0};
+		size_t size = 2;
+		switch (c) {
+		case '"': escape[1] = '"'; break;
+		case '\\': escape[1] = '\\'; break;
+		case '\b': escape[1] = 'b'; break;
+		case '\f': escape[1] = 'f'; break;
+		case '\n': escape[1] = 'n'; break;
+		case '\r': escape[1] = 'r'; break;
+		case '\t': escape[1] = 't'; break;
+		default:
+			memcpy(escape, "\\u00", 4);
+			escape[4] = hex[c >> 4];
+			escape[5] = hex[c & 15];
+			size = 6;
+		}
+		text_add(text, escape, size);
+	}
+	text_add(text, value + run, length - run);
+	text_add(text, "\"", 1);
+}
+
+static void text_string(struct text *text, const char *value)
+{
+	text_string_n(text, value, strlen(value));
+}
+
+/* Appends value (borrowed) as compact JSON text that jansson reads back as
+ * the same value, without jansson's printf for every number; reals go
+ * through jansson, so that they keep its exact form. */
+static void text_value(struct text *text, const json_t *value)
+{
+	switch (json_typeof(value)) {
+	case JSON_OBJECT: {
+		text_add(text, "{", 1);
+		bool first = true;
+		for (void *iter = json_object_iter((json_t *)value); iter != NULL;
+		     iter = json_object_iter_next((json_t *)value, iter)) {
+			if (!first)
+				text_add(text, ",", 1);
+			first = false;
+			text_string_n(text, json_object_iter_key(iter), json_object_iter_key_len(iter));
+			text_add(text, ":", 1);
+			text_value(text, json_object_iter_value(iter));
+		}
+		text_add(text, "}", 1);
+		break;
+	}
+	case JSON_ARRAY:
+		text_add(text, "[", 1);
+		for (size_t i = 0; i < json_array_size(value); i++) {
+			if (i > 0)
+				text_add(text, ",", 1);
+			text_value(text, json_array_get(value, i));
+		}
+		text_add(text, "]", 1);
+		break;
+	case JSON_STRING:
+		text_string_n(text, json_string_value(value), json_string_length(value));
+		break;
+	case JSON_INTEGER:
+		text_integer(text, (long long)json_integer_value(value));
+		break;
+	case JSON_TRUE:
+		text_literal(text, "true");
+		break;
+	case JSON_FALSE:
+		text_literal(text, "false");
+		break;
+	case JSON_NULL:
+		text_literal(text, "null");
+		break;
+	case JSON_REAL:
+		text_json(text, value);
+		break;
+	}
 }
 
 /* A finite number as JSON; a whole one (a timeout of 0, most often) as an
@@ -698,7 +779,7 @@ static int bind_json(sqlite3_stmt *statement, int index, const json_t *value)
 		return sqlite3_bind_null(statement, index);
 	struct text *text = &journal.columns[index];
 	text->size = 0;
-	text_json(text, value);
+	text_value(text, value);
 	if (text->size == 0)
 		return sqlite3_bind_null(statement, index);
 	return sqlite3_bind_text(statement, index, text->data, (int)text->size, SQLITE_STATIC);
@@ -765,7 +846,7 @@ static int bind_spec(sqlite3_stmt *statement, int index, struct job *job)
 	text_literal(text, "{\"fn\":");
 	text_string(text, functions_name_of(job->function));
 	text_literal(text, ",\"args\":");
-	text_json(text, job->args);
+	text_value(text, job->args);
 	text_literal(text, ",\"timeout\":");
 	text_number(text, job->timeout);
 	text_literal(text, ",\"owner\":");
@@ -773,12 +854,12 @@ static int bind_spec(sqlite3_stmt *statement, int index, struct job *job)
 	text_add(text, owner->data, owner->size);
 	if (job->labels != NULL) {
 		text_literal(text, ",\"labels\":");
-		text_json(text, job->labels);
+		text_value(text, job->labels);
 	}
 	if (job->schedule != NULL) {
 		json_t *schedule = schedule_to_json(job->schedule);
 		text_literal(text, ",\"schedule\":");
-		text_json(text, schedule);
+		text_value(text, schedule);
 		json_decref(schedule);
 	}
 	/* Set before the job was accepted (ops.c), so the writer sees it. */

@@ -289,7 +289,8 @@ START_TEST(a_batch_coalesces_and_replays_whole)
 	for (int i = 0; i < COUNT; i++)
 		used += (size_t)snprintf(text + used, sizeof(text) - used,
 		                         "%s{\"fn\":\"echo\",\"args\":{\"value\":{\"n\":%d,\"text\":"
-		                         "\"caf\\u00e9 \\\"q\\\" \\\\ \\n\",\"x\":0.25}},"
+		                         "\"caf\\u00e9 \\\"q\\\" \\\\ \\n\\u0001\\t\",\"x\":0.25,\"neg\":-12,"
+		                         "\"list\":[1,\"a\",null,true,false,2.5,{}]}},"
 		                         "\"labels\":{\"k\":\"v%d\"},\"timeout\":%s,\"priority\":%d}",
 		                         i > 0 ? "," : "", i, i, i % 2 ? "2.5" : "7", i % 3);
 	snprintf(text + used, sizeof(text) - used, "]}");
@@ -331,8 +332,13 @@ START_TEST(a_batch_coalesces_and_replays_whole)
 		json_t *value = json_object_get(json_object_get(job, "args"), "value");
 		ck_assert_int_eq(json_integer_value(json_object_get(value, "n")), (json_int_t)i);
 		ck_assert_str_eq(json_string_value(json_object_get(value, "text")),
-		                 "caf\xc3\xa9 \"q\" \\ \n");
+		                 "caf\xc3\xa9 \"q\" \\ \n\x01\t");
 		ck_assert(json_real_value(json_object_get(value, "x")) == 0.25);
+		ck_assert_int_eq(json_integer_value(json_object_get(value, "neg")), -12);
+		json_t *expected = json_loads("[1,\"a\",null,true,false,2.5,{}]", 0, NULL);
+		ck_assert_msg(json_equal(json_object_get(value, "list"), expected), "list %s",
+		              json_dumps(json_object_get(value, "list"), 0));
+		json_decref(expected);
 		char label[16];
 		snprintf(label, sizeof(label), "v%zu", i);
 		ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "labels"), "k")),
