@@ -25,10 +25,11 @@
  * its end arrive together), and each record reads the job's latest state
  * anyway, so the writer coalesces them (coalesce): one row write per job per
  * commit, an INSERT when its acceptance is among them. Rows are encoded into
- * text buffers the writer reuses (struct text), the spec by hand around
- * jansson's encoding of args and labels, with the owner's part kept from the
- * job before (jobs of one connection share their principal); no JSON tree is
- * built for it and nothing is allocated per row.
+ * text buffers the writer reuses (struct text) by an encoder of its own
+ * (text_value: jansson's dump formats every number with printf), the spec
+ * by hand, with the owner's part kept from the job before (jobs of one
+ * connection share their principal); no JSON tree is built for it and
+ * nothing is allocated per row.
  *
  * Commits: a barrier (an acceptance, journal_reply, journal_after_commit)
  * wakes the writer at once. Changes nobody waits for do not start a commit
@@ -42,7 +43,8 @@
  * own, "weft-journal-ok", in commit order, so that the writer starts the
  * next commit at once instead of sending replies; a reply still leaves only
  * after its commit. With 64 submits in flight, sending the replies took as
- * long as the commit itself.
+ * long as the commit itself. When no next commit waits (one submit at a
+ * time), the writer calls back itself: a hand-off would only add a wake-up.
  *
  * A failed commit (a full disk) is rolled back. Its acceptances are refused
  * to their submitters (their barriers get the error, and ops.c discards the
