@@ -36,7 +36,13 @@
  * of their own unless CHANGE_BATCH of them are queued or CHANGE_DELAY_SECONDS
  * passed since the first: with many submits in flight they go with the
  * next acceptance's commit, instead of a commit between every two
- * acceptances (a commit costs about as much for 3 rows as for 30).
+ * acceptances (a commit costs about as much for 3 rows as for 30). A commit
+ * of such changes alone takes at most CHANGE_CHUNK of them. And acceptances
+ * go ahead of changes queued before them (two commits: theirs first), unless
+ * one of their jobs has `after`: an acknowledgement promises its own jobs,
+ * and only a dependent's fate depends on another job's end being written
+ * first. In a stream of batches, the next batch's acceptance no longer waits
+ * behind the thousands of ends of the one before.
  *
  * Acknowledgements: the completion callbacks of a commit (the replies of its
  * submits, and the inline jobs they start) are handed to a thread of their
@@ -99,6 +105,9 @@
  * waits for (an acceptance, a reply) to ride along with. */
 #define CHANGE_DELAY_SECONDS 0.005
 #define CHANGE_BATCH 512
+/* A commit of such changes alone takes at most this many, so that an
+ * acceptance arriving meanwhile waits for a short commit only. */
+#define CHANGE_CHUNK 256
 /* What each EXTEND_TIMEOUT_USEC asks for during replay: 30 s, far more than
  * the second between two of them. */
 #define JOURNAL_EXTEND_USEC 30000000ULL
@@ -120,6 +129,7 @@ struct record {
 	/* Set by coalesce for the commit being written (writer thread). */
 	bool skip;              /* a later record of the same job writes its row */
 	bool insert;            /* the job's acceptance is in this commit: INSERT */
+	bool ahead;             /* ACCEPT and its BARRIER: may go before earlier changes */
 };
 
 /* A text the writer encodes a column into, reused from row to row so that
@@ -487,6 +497,13 @@ void journal_accept(struct job *const *jobs, size_t count, journal_done_fn *done
 	struct record *barrier = record_new(RECORD_BARRIER);
 	barrier->done = done;
 	barrier->context = context;
+	/* Without `after`, nothing of these jobs depends on what is queued before. */
+	bool ahead = true;
+	for (size_t i = 0; i < count && ahead; i++)
+		ahead = jobs[i]->schedule == NULL || jobs[i]->schedule->after_count == 0;
+	for (struct record *record = first; record != NULL; record = record->next)
+		record->ahead = ahead;
+	barrier->ahead = ahead;
 	if (last != NULL)
 		last->next = barrier;
 	else
@@ -1108,7 +1125,7 @@ static void *completer_main(void *argument)
 /* After a commit: hands its barriers to the completion thread (in order),
  * frees the rest; on failure keeps what must be written again. Writer
  * thread, no lock held. */
-static void settle(struct record *batch, int status)
+static void settle(struct record *batch, int status, bool next)
 {
 	struct record *barriers = NULL, *last = NULL;
 	while (batch != NULL) {
@@ -1143,7 +1160,7 @@ static void settle(struct record *batch, int status)
 	 * itself, when the completion thread has nothing of earlier commits
 	 * left, so that the order stays the commits'. */
 	pthread_mutex_lock(&journal.lock);
-	bool next = journal.queued_barriers > 0 || journal.stop;
+	next = next || journal.queued_barriers > 0 || journal.stop;
 	pthread_mutex_unlock(&journal.lock);
 	pthread_mutex_lock(&journal.done_lock);
 	if (!next && journal.done_head == NULL && !journal.done_busy) {
@@ -1188,8 +1205,20 @@ static void *writer_main(void *argument)
 				break; /* the retry's pause is over */
 		}
 		struct record *batch = journal.head;
-		journal.head = journal.tail = NULL;
-		journal.queued_barriers = journal.queued_changes = 0;
+		if (journal.queued_barriers == 0 && !journal.stop &&
+		    journal.queued_changes > CHANGE_CHUNK) {
+			/* Changes alone: a chunk now, the rest at once after it. */
+			struct record *end = batch;
+			for (int i = 1; i < CHANGE_CHUNK; i++)
+				end = end->next;
+			journal.head = end->next;
+			end->next = NULL;
+			journal.queued_changes -= CHANGE_CHUNK;
+			journal.first_change_at = 0;
+		} else {
+			journal.head = journal.tail = NULL;
+			journal.queued_barriers = journal.queued_changes = 0;
+		}
 		bool stop = journal.stop;
 		pthread_mutex_unlock(&journal.lock);
 		/* What failed before goes first: it is older. */
@@ -1203,12 +1232,24 @@ static void *writer_main(void *argument)
 				break;
 			continue;
 		}
-		settle(batch, commit(batch));
+		/* Acceptances that may go ahead, then the rest, each in its order. */
+		struct record *ahead = NULL, **ahead_end = &ahead, *rest = NULL, **rest_end = &rest;
+		for (struct record *record = batch, *next; record != NULL; record = next) {
+			next = record->next;
+			record->next = NULL;
+			struct record ***end = record->ahead ? &ahead_end : &rest_end;
+			**end = record;
+			*end = &record->next;
+		}
+		if (ahead != NULL)
+			settle(ahead, commit(ahead), rest != NULL);
+		if (rest != NULL)
+			settle(rest, commit(rest), false);
 		/* A store that stays unwritable is not waited for at exit. */
 		if (stop && journal.retry_head != NULL) {
 			log_error("journal %s: changes that could not be written are lost at exit",
 			          journal.path);
-			settle(journal.retry_head, WEFT_OK);
+			settle(journal.retry_head, WEFT_OK, true);
 			journal.retry_head = journal.retry_tail = NULL;
 		}
 	}
@@ -1256,7 +1297,7 @@ void journal_close(void)
 	}
 	/* Records queued without a writer (a failed start) are dropped; their
 	 * barriers are called here. */
-	settle(journal.head, WEFT_OK);
+	settle(journal.head, WEFT_OK, true);
 	journal.head = journal.tail = NULL;
 	complete(journal.done_head);
 	journal.done_head = journal.done_tail = NULL;
