@@ -320,6 +320,21 @@ START_TEST(a_batch_coalesces_and_replays_whole)
 	ck_assert_int_gt(json_integer_value(json_object_get(journal, "last_commit_records")), 0);
 	ck_assert_int_gt(json_integer_value(json_object_get(journal, "file_bytes")), 0);
 	json_decref(stats);
+	/* `weft stats` shows them to a user: file size, commits, jobs per
+	 * commit, the last commit's latency. */
+	char command[512], output[8192];
+	snprintf(command, sizeof(command), "'%s' --url '%s' stats", getenv("WEFT_CLI"), daemon.url);
+	FILE *cli = popen(command, "r");
+	ck_assert_ptr_nonnull(cli);
+	size_t got = fread(output, 1, sizeof(output) - 1, cli);
+	output[got] = '\0';
+	ck_assert_int_eq(pclose(cli), 0);
+	const char *line = strstr(output, "journal:");
+	ck_assert_msg(line != NULL, "weft stats printed no journal line:\n%s", output);
+	const char *keys[] = {"\"file_bytes\"", "\"commits\"", "\"jobs_per_commit\"",
+	                      "\"last_commit_ms\"", "\"rows\""};
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+		ck_assert_msg(strstr(line, keys[k]) != NULL, "no %s in: %s", keys[k], line);
 
 	kill_daemon(&daemon);
 	fixture_start(&daemon, store.args);
