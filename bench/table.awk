@@ -11,6 +11,9 @@
 #                                                         means weft is faster).
 # "weft" is the row with impl=weft (override with -v reference=NAME); rows whose
 # impl starts with "weft" are weft's own variants and get no ratio.
+# A row whose lines carry base=<impl> (weft's variants measured against
+# another of weft's, such as a journal's --sync modes against --state-dir
+# none) gets a column "vs base": its median rate / that row's median rate.
 
 BEGIN {
 	if (reference == "")
@@ -44,6 +47,8 @@ $1 == "RESULT" {
 		impl_count[bench] = 0
 	}
 	row = bench SUBSEP impl
+	if (("base" in seen_key) && value["base"] != "")
+		base[row] = value["base"]
 	if (!(row in runs)) {
 		runs[row] = 0
 		impl_order[bench, ++impl_count[bench]] = impl
@@ -111,15 +116,27 @@ function ratio(bench, impl,    weft_row, peer_row, a, b) {
 	return ""
 }
 
+function versus_base(bench, impl,    row, base_row, a, b) {
+	row = bench SUBSEP impl
+	if (!(row in base))
+		return ""
+	base_row = bench SUBSEP base[row]
+	if (!(((row SUBSEP "rate") in samples) && ((base_row SUBSEP "rate") in samples)))
+		return ""
+	a = median(samples[row, "rate"])
+	b = median(samples[base_row, "rate"])
+	return b > 0 ? sprintf("%.2f", a / b) : ""
+}
+
 END {
 	printf "| bench | impl | runs |"
 	for (f = 1; f <= field_count; f++)
 		printf " %s |", headers[f]
-	printf " weft/peer |\n"
+	printf " weft/peer | vs base |\n"
 	printf "|---|---|---:|"
 	for (f = 1; f <= field_count; f++)
 		printf "---:|"
-	printf "---:|\n"
+	printf "---:|---:|\n"
 	for (b = 1; b <= bench_count; b++) {
 		bench = bench_order[b]
 		for (i = 1; i <= impl_count[bench]; i++) {
@@ -128,9 +145,9 @@ END {
 			printf "| %s | %s | %d |", bench, impl, runs[row]
 			for (f = 1; f <= field_count; f++)
 				printf " %s |", shown(row, fields[f])
-			printf " %s |\n", ratio(bench, impl)
+			printf " %s | %s |\n", ratio(bench, impl), versus_base(bench, impl)
 		}
 	}
 	if (bench_count == 0)
-		print "| (no RESULT lines) | | | | | | | | | |"
+		print "| (no RESULT lines) | | | | | | | | | | |"
 }

@@ -17,8 +17,10 @@
  *
  * Threads: journal_open, journal_replay, journal_start and journal_close run
  * on the main thread at start and at exit; every other function may be called
- * from any thread. Completion callbacks run on the writer thread
- * ("weft-journal") with no lock held. The journal is one per process.
+ * from any thread. Completion callbacks run on the journal's completion
+ * thread ("weft-journal-ok"), in commit order, with no lock held; the writer
+ * ("weft-journal") goes on with the next commit meanwhile. The journal is
+ * one per process.
  */
 #ifndef JOURNAL_H
 #define JOURNAL_H
@@ -72,8 +74,8 @@ bool journal_enabled(void);
 /*
  * Calls done(context, status) once everything queued before this call is
  * committed (status WEFT_OK), or could not be (WEFT_EJOURNALFULL when the
- * disk is full, WEFT_EINTERNAL otherwise). On the writer thread; at once on
- * the calling thread (WEFT_OK) when there is no journal or it is frozen.
+ * disk is full, WEFT_EINTERNAL otherwise). On the completion thread; at once
+ * on the calling thread (WEFT_OK) when there is no journal or it is frozen.
  */
 typedef void journal_done_fn(void *context, int status);
 void journal_after_commit(journal_done_fn *done, void *context);

@@ -273,6 +273,105 @@ START_TEST(ids_keep_growing_and_results_stay)
 }
 END_TEST
 
+/* A job's records coalesce into one row write per commit (its start and its
+ * end arrive together), and the spec the writer encodes by hand reads back
+ * whole: fn, args (escapes and all), labels, timeout, priority, owner. The
+ * journal's stats count it: commits, jobs, records and the fewer rows. */
+START_TEST(a_batch_coalesces_and_replays_whole)
+{
+	struct store store;
+	store_make(&store, NULL);
+	fixture daemon;
+	fixture_start(&daemon, store.args);
+	enum { COUNT = 40 };
+	char text[16384];
+	size_t used = (size_t)snprintf(text, sizeof(text), "{\"op\":\"submit\",\"jobs\":[");
+	for (int i = 0; i < COUNT; i++)
+		used += (size_t)snprintf(text + used, sizeof(text) - used,
+		                         "%s{\"fn\":\"echo\",\"args\":{\"value\":{\"n\":%d,\"text\":"
+		                         "\"caf\\u00e9 \\\"q\\\" \\\\ \\n\\u0001\\t\",\"x\":0.25,\"neg\":-12,"
+		                         "\"list\":[1,\"a\",null,true,false,2.5,{}]}},"
+		                         "\"labels\":{\"k\":\"v%d\"},\"timeout\":%s,\"priority\":%d}",
+		                         i > 0 ? "," : "", i, i, i % 2 ? "2.5" : "7", i % 3);
+	snprintf(text + used, sizeof(text) - used, "]}");
+	json_t *reply = wire_call(daemon.url, text);
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", json_dumps(reply, 0));
+	json_t *ids = json_incref(json_object_get(reply, "ids"));
+	json_decref(reply);
+	ck_assert_int_eq(json_array_size(ids), COUNT);
+	for (size_t i = 0; i < COUNT; i++)
+		json_decref(result_of(&daemon, json_integer_value(json_array_get(ids, i))));
+	json_decref(call(&daemon, "{\"op\":\"cancel\",\"id\":999999}")); /* a commit barrier */
+
+	json_t *stats = call(&daemon, "{\"op\":\"stats\"}");
+	json_t *journal = json_object_get(stats, "journal");
+	json_int_t commits = json_integer_value(json_object_get(journal, "commits"));
+	json_int_t records = json_integer_value(json_object_get(journal, "records"));
+	json_int_t rows = json_integer_value(json_object_get(journal, "rows"));
+	ck_assert_int_ge(commits, 1);
+	ck_assert_int_ge(json_integer_value(json_object_get(journal, "jobs")), COUNT);
+	/* The batch is one commit: the average is above one job. */
+	ck_assert_msg(json_real_value(json_object_get(journal, "jobs_per_commit")) > 1.0,
+	              "%s", json_dumps(journal, 0));
+	ck_assert_msg(rows >= COUNT && rows < records, "rows %lld, records %lld", (long long)rows,
+	              (long long)records);
+	ck_assert(json_is_number(json_object_get(journal, "last_commit_ms")));
+	ck_assert(json_number_value(json_object_get(journal, "last_commit_ms")) >= 0);
+	ck_assert_int_gt(json_integer_value(json_object_get(journal, "last_commit_records")), 0);
+	ck_assert_int_gt(json_integer_value(json_object_get(journal, "file_bytes")), 0);
+	json_decref(stats);
+	/* `weft stats` shows them to a user: file size, commits, jobs per
+	 * commit, the last commit's latency. */
+	char command[512], output[8192];
+	snprintf(command, sizeof(command), "'%s' --url '%s' stats", getenv("WEFT_CLI"), daemon.url);
+	FILE *cli = popen(command, "r");
+	ck_assert_ptr_nonnull(cli);
+	size_t got = fread(output, 1, sizeof(output) - 1, cli);
+	output[got] = '\0';
+	ck_assert_int_eq(pclose(cli), 0);
+	const char *line = strstr(output, "journal:");
+	ck_assert_msg(line != NULL, "weft stats printed no journal line:\n%s", output);
+	const char *keys[] = {"\"file_bytes\"", "\"commits\"", "\"jobs_per_commit\"",
+	                      "\"last_commit_ms\"", "\"rows\""};
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+		ck_assert_msg(strstr(line, keys[k]) != NULL, "no %s in: %s", keys[k], line);
+
+	kill_daemon(&daemon);
+	fixture_start(&daemon, store.args);
+	for (size_t i = 0; i < COUNT; i++) {
+		json_int_t id = json_integer_value(json_array_get(ids, i));
+		json_t *job = status_of(&daemon, id);
+		ck_assert_msg(job != NULL, "job %lld is lost", (long long)id);
+		ck_assert_str_eq(state_of(job), "done");
+		ck_assert_str_eq(json_string_value(json_object_get(job, "fn")), "echo");
+		json_t *value = json_object_get(json_object_get(job, "args"), "value");
+		ck_assert_int_eq(json_integer_value(json_object_get(value, "n")), (json_int_t)i);
+		ck_assert_str_eq(json_string_value(json_object_get(value, "text")),
+		                 "caf\xc3\xa9 \"q\" \\ \n\x01\t");
+		ck_assert(json_real_value(json_object_get(value, "x")) == 0.25);
+		ck_assert_int_eq(json_integer_value(json_object_get(value, "neg")), -12);
+		json_t *expected = json_loads("[1,\"a\",null,true,false,2.5,{}]", 0, NULL);
+		ck_assert_msg(json_equal(json_object_get(value, "list"), expected), "list %s",
+		              json_dumps(json_object_get(value, "list"), 0));
+		json_decref(expected);
+		char label[16];
+		snprintf(label, sizeof(label), "v%zu", i);
+		ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "labels"), "k")),
+		                 label);
+		ck_assert_int_eq(json_integer_value(json_object_get(job, "owner")), (json_int_t)getuid());
+		json_decref(job);
+		json_t *result = result_of(&daemon, id);
+		ck_assert_int_eq(json_integer_value(json_object_get(
+		                         json_object_get(result, "result"), "n")),
+		                 (json_int_t)i);
+		json_decref(result);
+	}
+	json_decref(ids);
+	fixture_stop(&daemon);
+	store_remove(&store);
+}
+END_TEST
+
 START_TEST(retention_still_evicts_after_a_restart)
 {
 	struct store store;
@@ -564,6 +663,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(restart, a_running_job_ends_interrupted_or_retries);
 	tcase_add_test(restart, ids_keep_growing_and_results_stay);
 	tcase_add_test(restart, retention_still_evicts_after_a_restart);
+	tcase_add_test(restart, a_batch_coalesces_and_replays_whole);
 	tcase_add_test(restart, a_damaged_store_refuses_to_start);
 	tcase_add_test(restart, a_full_disk_refuses_submits_and_recovers);
 	suite_add_tcase(suite, restart);

@@ -9,6 +9,10 @@
 #                   submits, each followed by a batch result, 4 batches in flight; impl weft-async
 #   ipc_batch       100,000 jobs in batches    impls weft, weft-raw
 #                   of 1,000, every result fetched (`result` with a batch's ids) and checked
+#   ipc_serial, ipc_inflight64 and ipc_batch also impls weft-journal-normal and
+#                   weft-journal-full: weft on a fresh journal with that --sync, in the same
+#                   run as weft (--state-dir none); their lines carry base=weft, so the
+#                   table shows the rate over weft's (the journal's cost, issue 12)
 #
 #   weft       libweft; N threads making blocking calls; submit with "wait" (one round trip)
 #   weft-2rt   libweft; submit, then result (two round trips)
@@ -168,9 +172,15 @@ start_beanstalkd() {
 }
 
 # One measurement of weft's, on a weftd of its own (so that rss_kb is its own).
+# On a journal, its RESULT line names weft (--state-dir none) as its base.
 measure_weft() {
 	if start_weftd; then
-		measure "$weft_bench" --url "ipc://$work/weft.sock" --server-pid "$server_pid" "$@"
+		if [ "$journal" = none ]; then
+			measure "$weft_bench" --url "ipc://$work/weft.sock" --server-pid "$server_pid" "$@"
+		else
+			measure "$weft_bench" --url "ipc://$work/weft.sock" --server-pid "$server_pid" \
+				"$@" > >(sed -u '/^RESULT /s/$/ base=weft/')
+		fi
 		stop_weftd
 	else
 		failed=1
@@ -193,6 +203,11 @@ serial="--count $serial_count --seconds $seconds"
 measure_nng --bench ipc_serial --impl nng $serial
 measure_nng --bench ipc_serial --impl nng-sync --sync $serial
 measure_weft --bench ipc_serial --impl weft --mode serial $serial
+# The journal's cost (issue 12): the same with a store, at each --sync.
+for journal in normal full; do
+	measure_weft --bench ipc_serial --impl "weft-journal-$journal" --mode serial $serial
+done
+journal=none
 measure_weft --bench ipc_serial --impl weft-2rt --mode serial-2rt $serial
 measure_weft --bench ipc_serial --impl weft-raw --via raw --mode serial $serial
 if start_beanstalkd; then
@@ -209,12 +224,11 @@ many="--inflight $inflight --count $inflight_count --seconds $seconds --warmup 5
 measure_nng --bench ipc_inflight64 --impl nng $many
 measure_nng --bench ipc_inflight64 --impl nng-sync --sync $many
 measure_weft --bench ipc_inflight64 --impl weft --mode serial $many
-measure_weft --bench ipc_inflight64 --impl weft-raw --via raw --mode serial $many
-# The journal's cost (issue 12): the same with a store, at each --sync.
 for journal in normal full; do
 	measure_weft --bench ipc_inflight64 --impl "weft-journal-$journal" --mode serial $many
 done
 journal=none
+measure_weft --bench ipc_inflight64 --impl weft-raw --via raw --mode serial $many
 measure_async() {
 	if start_weftd; then
 		measure "$async_bench" --url "ipc://$work/weft.sock" "$@"
@@ -239,15 +253,11 @@ fi
 batch="--mode batch --jobs $batch_jobs --batch $batch_size --batch-inflight $batch_inflight"
 batch="$batch --inflight $inflight --seconds $seconds"
 measure_weft --bench ipc_batch --impl weft --via libweft $batch
-measure_weft --bench ipc_batch --impl weft-raw --via raw $batch
 for journal in normal full; do
 	measure_weft --bench ipc_batch --impl "weft-journal-$journal" --via libweft $batch
 done
 journal=none
-for journal in normal full; do
-	measure_weft --bench ipc_serial --impl "weft-journal-$journal" --mode serial $serial
-done
-journal=none
+measure_weft --bench ipc_batch --impl weft-raw --via raw $batch
 measure_async --bench async_results --impl weft-async --mode results --count "$batch_jobs" \
 	--batch "$batch_size" --batch-inflight 4
 
