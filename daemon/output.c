@@ -193,9 +193,17 @@ static nng_msg *binary_message(nng_msg *header, struct placement *placement)
 		memcpy(body + BINARY_HEADER_ROOM - length - 1, nng_msg_body(header), length);
 		body[BINARY_HEADER_ROOM - 1] = '\0';
 		rv = nng_msg_trim(message, BINARY_HEADER_ROOM - length - 1);
-	} else if ((rv = nng_msg_trim(message, BINARY_HEADER_ROOM)) == 0 &&
-	           (rv = nng_msg_insert(message, "", 1)) == 0) {
-		rv = nng_msg_insert(message, nng_msg_body(header), length);
+	} else {
+		/* A long header (many runs): the bytes move once more, behind it.
+		 * (nng 1.5.2's nng_msg_insert, growing a trimmed message, wrote past its
+		 * buffer here under ASan.) */
+		size_t bytes = nng_msg_len(message) - BINARY_HEADER_ROOM;
+		if ((rv = nng_msg_append(header, "", 1)) == 0)
+			rv = nng_msg_append(header, (char *)nng_msg_body(message) + BINARY_HEADER_ROOM,
+			                    bytes);
+		nng_msg_free(message);
+		message = header;
+		header = NULL;
 	}
 	nng_msg_free(header);
 	if (rv != 0) {

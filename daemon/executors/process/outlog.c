@@ -55,7 +55,7 @@ struct outlog {
 
 	/* Guarded by table_lock. */
 	struct outlog *hash_next;
-	struct outlog *finished_next, *finished_previous; /* the owner's finished logs */
+	TAILQ_ENTRY(outlog) finished_link; /* in the owner's finished logs */
 	bool listed;     /* in the hash table */
 	bool finished;   /* in the owner's finished list */
 
@@ -79,12 +79,12 @@ struct user {
 	uid_t uid;
 	size_t held;
 	size_t finished_count;
-	struct outlog *oldest, *newest; /* finished logs, oldest first */
+	TAILQ_HEAD(, outlog) finished; /* finished logs, oldest first */
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct outlog *buckets[BUCKETS];
-static struct user *users;
+static struct user **users; /* each its own allocation, so a list head never moves */
 static size_t user_count, user_capacity;
 static size_t total_held;
 static size_t window_size = OUTLOG_DEFAULT_WINDOW;
@@ -109,15 +109,16 @@ static size_t bucket_of(uint64_t id)
 static struct user *user_for(uid_t uid)
 {
 	for (size_t i = 0; i < user_count; i++)
-		if (users[i].uid == uid)
-			return &users[i];
+		if (users[i]->uid == uid)
+			return users[i];
 	if (user_count == user_capacity) {
 		user_capacity = user_capacity == 0 ? 8 : user_capacity * 2;
 		users = memory_realloc(users, user_capacity * sizeof(*users));
 	}
-	struct user *user = &users[user_count++];
-	memset(user, 0, sizeof(*user));
+	struct user *user = memory_zalloc(sizeof(*user));
 	user->uid = uid;
+	TAILQ_INIT(&user->finished);
+	users[user_count++] = user;
 	return user;
 }
 
@@ -154,15 +155,7 @@ static void finished_unlink(struct user *user, struct outlog *log)
 {
 	if (!log->finished)
 		return;
-	if (log->finished_previous != NULL)
-		log->finished_previous->finished_next = log->finished_next;
-	else
-		user->oldest = log->finished_next;
-	if (log->finished_next != NULL)
-		log->finished_next->finished_previous = log->finished_previous;
-	else
-		user->newest = log->finished_previous;
-	log->finished_next = log->finished_previous = NULL;
+	TAILQ_REMOVE(&user->finished, log, finished_link);
 	log->finished = false;
 	user->finished_count--;
 }
@@ -225,9 +218,12 @@ static void drop(struct user *user, struct outlog *log)
  * is within the budget. table_lock held. */
 static void trim_finished(struct user *user)
 {
-	for (struct outlog *log = user->oldest; log != NULL && user->held > budget_size;
-	     log = log->finished_next)
+	struct outlog *log;
+	TAILQ_FOREACH(log, &user->finished, finished_link) {
+		if (user->held <= budget_size)
+			break;
 		drop_bytes(user, log);
+	}
 }
 
 void outlog_fini(void)
@@ -239,6 +235,8 @@ void outlog_fini(void)
 			drop(user_for(log->owner), log);
 		}
 	}
+	for (size_t i = 0; i < user_count; i++)
+		free(users[i]);
 	free(users);
 	users = NULL;
 	user_count = user_capacity = 0;
@@ -426,16 +424,10 @@ void outlog_end(struct outlog *log)
 	if (log->listed && !log->finished) {
 		struct user *user = user_for(log->owner);
 		log->finished = true;
-		log->finished_previous = user->newest;
-		log->finished_next = NULL;
-		if (user->newest != NULL)
-			user->newest->finished_next = log;
-		else
-			user->oldest = log;
-		user->newest = log;
+		TAILQ_INSERT_TAIL(&user->finished, log, finished_link);
 		user->finished_count++;
 		while (user->finished_count > MAX_FINISHED_PER_USER)
-			drop(user, user->oldest);
+			drop(user, TAILQ_FIRST(&user->finished));
 	}
 	pthread_mutex_unlock(&table_lock);
 	notify_all(&woken);
@@ -666,8 +658,8 @@ size_t outlog_held(uid_t uid)
 	pthread_mutex_lock(&table_lock);
 	size_t held = 0;
 	for (size_t i = 0; i < user_count; i++)
-		if (users[i].uid == uid)
-			held = users[i].held;
+		if (users[i]->uid == uid)
+			held = users[i]->held;
 	pthread_mutex_unlock(&table_lock);
 	return held;
 }
