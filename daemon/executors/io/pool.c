@@ -32,8 +32,8 @@
 struct pool {
 	const struct pool_kind *kind;
 	struct event_base *base;
-	struct pool_conn *conns;
-	struct pool_call *waiting_head, *waiting_tail;
+	LIST_HEAD(, pool_conn) conns;
+	TAILQ_HEAD(, pool_call) waiting; /* oldest first */
 	struct event *sweep; /* pending while a connection is idle */
 };
 
@@ -84,8 +84,8 @@ static void on_sweep(evutil_socket_t fd, short events, void *argument)
 	double now = now_monotonic();
 	double earliest = 0;
 	bool any = false;
-	for (struct pool_conn *conn = pool->conns, *next; conn != NULL; conn = next) {
-		next = conn->next;
+	for (struct pool_conn *conn = LIST_FIRST(&pool->conns), *next; conn != NULL; conn = next) {
+		next = LIST_NEXT(conn, link);
 		if (!conn->idle)
 			continue;
 		if (now - conn->idle_since >= idle_seconds) {
@@ -110,6 +110,8 @@ struct pool *pool_get(const struct pool_kind *kind, struct event_base *base)
 	pool = memory_zalloc(sizeof(*pool));
 	pool->kind = kind;
 	pool->base = base;
+	LIST_INIT(&pool->conns);
+	TAILQ_INIT(&pool->waiting);
 	pool->sweep = evtimer_new(base, on_sweep, pool);
 	if (pool->sweep == NULL) {
 		free(pool);
@@ -129,8 +131,8 @@ void pool_worker_exit(const struct pool_kind *kind, struct event_base *base)
 	struct pool *pool = thread_pools[kind->id];
 	if (pool != NULL && pool->base == base) {
 		thread_pools[kind->id] = NULL;
-		while (pool->conns != NULL)
-			kind->destroy(pool->conns);
+		while (!LIST_EMPTY(&pool->conns))
+			kind->destroy(LIST_FIRST(&pool->conns));
 		event_free(pool->sweep);
 		free(pool);
 	}
@@ -180,17 +182,9 @@ void pool_call_fini(struct pool_call *call)
 
 static void waiting_remove(struct pool *pool, struct pool_call *call)
 {
-	struct pool_call **link = &pool->waiting_head, *previous = NULL;
-	while (*link != NULL && *link != call) {
-		previous = *link;
-		link = &(*link)->next;
-	}
-	if (*link == NULL)
+	if (!call->waiting)
 		return;
-	*link = call->next;
-	if (pool->waiting_tail == call)
-		pool->waiting_tail = previous;
-	call->next = NULL;
+	TAILQ_REMOVE(&pool->waiting, call, waiting_link);
 	call->waiting = false;
 	count(pool, &counters[pool->kind->id].waiting, -1);
 }
@@ -198,12 +192,7 @@ static void waiting_remove(struct pool *pool, struct pool_call *call)
 static void enqueue(struct pool *pool, struct pool_call *call)
 {
 	call->waiting = true;
-	call->next = NULL;
-	if (pool->waiting_tail != NULL)
-		pool->waiting_tail->next = call;
-	else
-		pool->waiting_head = call;
-	pool->waiting_tail = call;
+	TAILQ_INSERT_TAIL(&pool->waiting, call, waiting_link);
 	count(pool, &counters[pool->kind->id].waiting, 1);
 	pool_kick(pool, call->key);
 }
@@ -252,7 +241,8 @@ struct pool_conn *pool_release(struct pool_call *call)
 static size_t key_count(struct pool *pool, const char *key)
 {
 	size_t n = 0;
-	for (struct pool_conn *conn = pool->conns; conn != NULL; conn = conn->next)
+	struct pool_conn *conn;
+	LIST_FOREACH(conn, &pool->conns, link)
 		if (strcmp(conn->key, key) == 0)
 			n++;
 	return n;
@@ -260,11 +250,13 @@ static size_t key_count(struct pool *pool, const char *key)
 
 void pool_kick(struct pool *pool, const char *key)
 {
-	for (struct pool_call *call = pool->waiting_head; call != NULL; call = call->next) {
+	struct pool_call *call;
+	TAILQ_FOREACH(call, &pool->waiting, waiting_link) {
 		if (strcmp(call->key, key) != 0)
 			continue;
 		struct pool_conn *idle = NULL;
-		for (struct pool_conn *conn = pool->conns; conn != NULL; conn = conn->next)
+		struct pool_conn *conn;
+		LIST_FOREACH(conn, &pool->conns, link)
 			if (conn->idle && strcmp(conn->key, key) == 0) {
 				idle = conn;
 				break;
@@ -292,11 +284,7 @@ void pool_conn_add(struct pool *pool, struct pool_conn *conn, const char *key, s
 	conn->call = call;
 	if (call != NULL)
 		call->conn = conn;
-	conn->prev = NULL;
-	conn->next = pool->conns;
-	if (pool->conns != NULL)
-		pool->conns->prev = conn;
-	pool->conns = conn;
+	LIST_INSERT_HEAD(&pool->conns, conn, link);
 	count(pool, &counters[pool->kind->id].opened, 1);
 }
 
@@ -324,15 +312,11 @@ void pool_conn_unusable(struct pool_conn *conn)
 
 void pool_conn_remove(struct pool_conn *conn)
 {
+	if (conn->key == NULL)
+		return; /* never listed, or removed already: the key goes with the listing */
 	struct pool *pool = conn->pool;
 	pool_conn_unusable(conn);
-	if (conn->prev != NULL)
-		conn->prev->next = conn->next;
-	else
-		pool->conns = conn->next;
-	if (conn->next != NULL)
-		conn->next->prev = conn->prev;
-	conn->prev = conn->next = NULL;
+	LIST_REMOVE(conn, link);
 	free(conn->key);
 	conn->key = NULL;
 	count(pool, &counters[pool->kind->id].closed, 1);

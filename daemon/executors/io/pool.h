@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/queue.h>
 #include <event2/util.h>
 
 struct event_base;
@@ -48,7 +49,7 @@ struct pool_conn {
 	struct pool_call *call; /* the call on it, or NULL */
 	bool idle;              /* given back and reusable (pool_conn_idle) */
 	double idle_since;      /* monotonic seconds, while idle */
-	struct pool_conn *prev, *next;
+	LIST_ENTRY(pool_conn) link; /* in its pool's connections */
 };
 
 /* In a driver's call (one job's operation); the fields are the pool's. */
@@ -58,7 +59,7 @@ struct pool_call {
 	struct pool_conn *conn; /* its connection, or NULL */
 	bool waiting;           /* in the pool's waiting list */
 	struct resolve *resolving; /* its host is being resolved, or NULL */
-	struct pool_call *next; /* in the waiting list */
+	TAILQ_ENTRY(pool_call) waiting_link; /* in the waiting list, while waiting */
 	struct event *timer;    /* the job's timeout */
 };
 
