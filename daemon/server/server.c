@@ -145,14 +145,28 @@ struct listener {
 /* An ipc listener replaced by the guard, kept until its pipes are gone.
  * Guard thread only (server_stop reads them after joining it). */
 #define RETIRED_SUSPECTS 64
+/* How much of a suspect's unread bytes is compared from round to round: the
+ * frame's length (8) and the REQ request id (4), which every new request
+ * changes, so that a busy client repeating one request is told apart from a
+ * request nobody reads. */
+#define SUSPECT_HEAD 12
+/* Rounds in a row the very same message must sit unread before its
+ * connection is reset: when the peer process has no pipe on the listener,
+ * and when it has one (the connection might then be that pipe, stalled). */
+#define UNREAD_ROUNDS_NO_PIPE 1
+#define UNREAD_ROUNDS_PEER_PIPE 4
 struct retired {
 	nng_listener listener;
 	int idle_rounds; /* rounds in a row it had no pipe; -1: closed, leak to sweep */
 	char bound[108]; /* the private path it was bound to (its connections' local name) */
-	/* Its connections that had unread bytes last round: inode and count. */
+	/* Its connections that had unread bytes last round: inode, count, the
+	 * first bytes of what is unread, and for how many rounds in a row all
+	 * three stayed the same. */
 	struct {
 		unsigned long inode;
 		int bytes; /* -1: reset already */
+		unsigned char head[SUSPECT_HEAD];
+		int rounds;
 	} suspects[RETIRED_SUSPECTS];
 	size_t suspect_count;
 	/* Once closed: what still bears its name, by fd and inode, and for how
@@ -933,42 +947,48 @@ static void reset_unattached(struct server *server, struct retired *old)
 		return;
 	size_t kept = 0;
 	struct dirent *item;
-	while ((item = readdir(directory)) != NULL) {
+	while ((item = readdir(directory)) != NULL && kept < RETIRED_SUSPECTS) {
 		int fd = atoi(item->d_name);
 		unsigned long inode;
 		int bytes = 0;
+		unsigned char head[SUSPECT_HEAD] = {0};
 		if (item->d_name[0] == '.' || fd == dirfd(directory) ||
 		    !bound_to(fd, old->bound, &inode) || ioctl(fd, FIONREAD, &bytes) != 0 ||
 		    bytes <= 0)
 			continue;
-		int before = 0; /* 0: not seen last round */
-		for (size_t i = 0; i < old->suspect_count; i++)
-			if (old->suspects[i].inode == inode)
-				before = old->suspects[i].bytes;
+		/* Looking does not take the bytes from nng. */
+		if (recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT) < 0)
+			continue;
+		int rounds = 0; /* rounds in a row this same message was seen unread */
+		bool reset = false;
+		for (size_t i = 0; i < old->suspect_count; i++) {
+			if (old->suspects[i].inode != inode)
+				continue;
+			reset = old->suspects[i].bytes == -1;
+			if (old->suspects[i].bytes == bytes &&
+			    memcmp(old->suspects[i].head, head, sizeof(head)) == 0)
+				rounds = old->suspects[i].rounds + 1;
+		}
 		struct ucred peer;
 		socklen_t peer_length = sizeof(peer);
-		if (before == bytes &&
-		    (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_length) != 0 ||
-		     listener_has_peer(server, id, (uint64_t)peer.pid))) {
-			/* Maybe a pipe of this listener, merely not read yet (a busy
-			 * client's identical requests look unchanged): left alone.
-			 * It is reset once that process has no pipe left here. */
-			bytes = 0;
-		} else if (before == bytes) {
-			/* The listening socket itself has no bytes to read, so this is
-			 * a connection whose peer has no pipe on this listener, so not
-			 * attached; unread for a round: reset it, once (nng keeps the
-			 * descriptor until the listener closes). */
+		if (!reset && rounds >= UNREAD_ROUNDS_NO_PIPE &&
+		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_length) == 0 &&
+		    (rounds >= UNREAD_ROUNDS_PEER_PIPE ||
+		     !listener_has_peer(server, id, (uint64_t)peer.pid))) {
+			/* The listening socket itself has no bytes to read, so this is a
+			 * connection, and one whose message nng has not read for
+			 * rounds: not attached (an attached pipe is read within
+			 * milliseconds). Reset it, once (nng keeps the descriptor
+			 * until the listener closes). */
 			shutdown(fd, SHUT_RDWR);
 			log_info("reset a connection the stuck listener never attached; its client "
 			         "will reconnect");
-			bytes = -1;
+			reset = true;
 		}
-		if (kept < RETIRED_SUSPECTS) {
-			old->suspects[kept].inode = inode;
-			old->suspects[kept].bytes = before == -1 ? -1 : bytes;
-			kept++;
-		}
+		old->suspects[kept].inode = inode;
+		old->suspects[kept].bytes = reset ? -1 : bytes;
+		memcpy(old->suspects[kept].head, head, sizeof(head));
+		old->suspects[kept++].rounds = rounds;
 	}
 	closedir(directory);
 	old->suspect_count = kept;
