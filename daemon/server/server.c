@@ -864,11 +864,13 @@ static void recreate_listener(struct server *server, struct listener *entry)
  * private path, which every connection it accepted carries) and by unread
  * bytes that did not change over two rounds; shutdown() makes its client
  * see the connection end, and it redials the public name, now the new
- * listener. A busy attached pipe can look the same (a client repeating one
- * request has the same count unread whenever it is looked at), so only a
- * connection whose peer process has no pipe on this listener is reset; one
- * from a process that has is reset once that pipe has gone. shutdown, unlike
- * close, leaves nng's descriptor valid for nng to close later. Guard thread.
+ * listener. A busy attached pipe can show the same count (a client
+ * repeating one request), so the unread message itself is compared: its
+ * first SUSPECT_HEAD bytes hold the REQ request id, new with each request.
+ * The same message unread for UNREAD_ROUNDS_NO_PIPE rounds is reset when
+ * the peer process has no pipe on this listener, for UNREAD_ROUNDS_PEER_PIPE
+ * when it has (it might be that pipe, stalled). shutdown, unlike close,
+ * leaves nng's descriptor valid for nng to close later. Guard thread.
  */
 /* Whether fd is a unix socket whose local name is `path`; *inode is set. */
 static bool bound_to(int fd, const char *path, unsigned long *inode)
