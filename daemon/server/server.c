@@ -145,22 +145,53 @@ struct listener {
 /* An ipc listener replaced by the guard, kept until its pipes are gone.
  * Guard thread only (server_stop reads them after joining it). */
 #define RETIRED_SUSPECTS 64
+/* How much of a suspect's unread bytes is compared from round to round: the
+ * frame's length (8) and the REQ request id (4), which every new request
+ * changes, so that a busy client repeating one request is told apart from a
+ * request nobody reads. */
+#define SUSPECT_HEAD 12
+/* Rounds in a row the very same message must sit unread before its
+ * connection is reset: when the peer process has no pipe on the listener,
+ * and when it has one (the connection might then be that pipe, stalled). */
+#define UNREAD_ROUNDS_NO_PIPE 1
+#define UNREAD_ROUNDS_PEER_PIPE 4
 struct retired {
 	nng_listener listener;
 	int idle_rounds; /* rounds in a row it had no pipe; -1: closed, leak to sweep */
 	char bound[108]; /* the private path it was bound to (its connections' local name) */
-	/* Its connections that had unread bytes last round: inode and count. */
+	/* Its connections that had unread bytes last round: inode, count, the
+	 * first bytes of what is unread, and for how many rounds in a row all
+	 * three stayed the same. */
 	struct {
 		unsigned long inode;
 		int bytes; /* -1: reset already */
+		unsigned char head[SUSPECT_HEAD];
+		int rounds;
 	} suspects[RETIRED_SUSPECTS];
 	size_t suspect_count;
+	/* Once closed: what still bears its name, by fd and inode, and for how
+	 * many rounds in a row that fd has held that very socket. */
+	struct {
+		int fd;
+		unsigned long inode;
+		int rounds;
+	} leaks[RETIRED_SUSPECTS];
+	size_t leak_count;
+	int closed_rounds; /* rounds since it was closed */
 };
 
 /* Rounds in a row a retired listener must have no pipe before it is closed:
  * a connection in its handshake at the moment of the swap gets time to
  * attach (or to fail) first. */
 #define RETIRED_IDLE_ROUNDS 2
+/* Rounds in a row a descriptor must keep the closed listener's name, and the
+ * same socket, before the guard takes it for leaked and closes it; and how
+ * long it looks. nng closes what it still owns within milliseconds of the
+ * listener's close (its pipes and negotiations); a descriptor closed by the
+ * guard while nng still owned it would be closed a second time by nng, by
+ * number, after the number went to a new connection. */
+#define LEAKED_ROUNDS 6
+#define LEAK_WATCH_ROUNDS 40
 
 /* Who each connection is (rule 1 of principal.h), by pipe id. Filled on
  * NNG_PIPE_EV_ADD_PRE, emptied on NNG_PIPE_EV_REM_POST, read by every request;
@@ -171,6 +202,7 @@ struct pipe_entry {
 	struct pipe_entry *next;
 	uint32_t pipe;
 	uint32_t listener; /* id of the listener that accepted it (0: a dialer) */
+	uint64_t peer_pid; /* the peer's pid for an ipc pipe (SO_PEERCRED), else 0 */
 	struct principal *principal; /* a reference */
 	/* For the idle deadline (--idle-timeout), under pipes_lock: requests
 	 * received and not answered yet, and when a whole request last arrived
@@ -401,11 +433,12 @@ struct principal *server_request_principal(const struct server_request *slot)
 }
 
 static void pipe_remember(struct server *server, uint32_t pipe, uint32_t listener,
-                          struct principal *principal)
+                          uint64_t peer_pid, struct principal *principal)
 {
 	struct pipe_entry *entry = memory_alloc(sizeof(*entry));
 	entry->pipe = pipe;
 	entry->listener = listener;
+	entry->peer_pid = peer_pid;
 	entry->principal = principal;
 	entry->in_flight = 0;
 	entry->last_active = monotonic_seconds();
@@ -426,6 +459,21 @@ static size_t pipes_of_listener(struct server *server, uint32_t id)
 			count += entry->listener == id;
 	pthread_mutex_unlock(&server->pipes_lock);
 	return count;
+}
+
+/* Whether listener `id` has an open pipe whose peer is process `pid`: a
+ * connection of that listener from that process may be one of its pipes.
+ * Any thread; O(open pipes), called by the guard for a suspect only. */
+static bool listener_has_peer(struct server *server, uint32_t id, uint64_t pid)
+{
+	bool found = false;
+	pthread_mutex_lock(&server->pipes_lock);
+	for (size_t i = 0; i < PIPE_BUCKETS && !found; i++)
+		for (struct pipe_entry *entry = server->pipes[i]; entry != NULL && !found;
+		     entry = entry->next)
+			found = entry->listener == id && entry->peer_pid == pid;
+	pthread_mutex_unlock(&server->pipes_lock);
+	return found;
 }
 
 static void pipe_forget(struct server *server, uint32_t pipe)
@@ -507,8 +555,10 @@ static void on_pipe_event(nng_pipe pipe, nng_pipe_ev event, void *argument)
 			nng_pipe_close(pipe);
 			return;
 		}
+		uint64_t peer_pid = 0;
+		nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, &peer_pid);
 		pipe_remember(server, (uint32_t)nng_pipe_id(pipe),
-		              (uint32_t)nng_listener_id(nng_pipe_listener(pipe)), principal);
+		              (uint32_t)nng_listener_id(nng_pipe_listener(pipe)), peer_pid, principal);
 		return;
 	}
 	if (event != NNG_PIPE_EV_REM_POST)
@@ -814,9 +864,13 @@ static void recreate_listener(struct server *server, struct listener *entry)
  * private path, which every connection it accepted carries) and by unread
  * bytes that did not change over two rounds; shutdown() makes its client
  * see the connection end, and it redials the public name, now the new
- * listener. An attached pipe is read as soon as bytes arrive, so it never
- * looks like that; and shutdown, unlike close, leaves nng's descriptor
- * valid for nng to close later. Guard thread.
+ * listener. A busy attached pipe can show the same count (a client
+ * repeating one request), so the unread message itself is compared: its
+ * first SUSPECT_HEAD bytes hold the REQ request id, new with each request.
+ * The same message unread for UNREAD_ROUNDS_NO_PIPE rounds is reset when
+ * the peer process has no pipe on this listener, for UNREAD_ROUNDS_PEER_PIPE
+ * when it has (it might be that pipe, stalled). shutdown, unlike close,
+ * leaves nng's descriptor valid for nng to close later. Guard thread.
  */
 /* Whether fd is a unix socket whose local name is `path`; *inode is set. */
 static bool bound_to(int fd, const char *path, unsigned long *inode)
@@ -837,65 +891,106 @@ static bool bound_to(int fd, const char *path, unsigned long *inode)
  * Closes what nng 1.5.2 leaks when a stuck listener closes: the connections
  * it took but never attached are never freed, so their descriptors stay open
  * for good (about 3 per #1518 hit, which at 1 hit a second exhausts the
- * descriptors within the hour). Run a round after the listener was closed:
- * a descriptor that still carries the closed listener's private path as its
- * local name can only be one of those, since no live listener has that name.
- * Guard thread.
+ * descriptors within the hour). A descriptor that still carries the closed
+ * listener's private path as its local name can only be one of those or one
+ * nng is still closing (no live listener has that name); only one that has
+ * held the same socket for LEAKED_ROUNDS rounds in a row is closed, so that
+ * nng never closes a number the guard closed (and someone else got since).
+ * Returns whether any descriptor still bears the name. Guard thread.
  */
-static void close_leaked(const char *bound)
+static bool close_leaked(struct retired *old)
 {
 	DIR *directory = opendir("/proc/self/fd");
 	if (directory == NULL)
-		return;
-	int leaked[256];
-	size_t count = 0;
+		return false;
+	struct {
+		int fd;
+		unsigned long inode;
+	} leaked[RETIRED_SUSPECTS];
+	size_t count = 0, kept = 0;
 	struct dirent *item;
-	while ((item = readdir(directory)) != NULL && count < 256) {
+	while ((item = readdir(directory)) != NULL && kept < RETIRED_SUSPECTS) {
 		int fd = atoi(item->d_name);
 		unsigned long inode;
-		if (item->d_name[0] != '.' && fd != dirfd(directory) && bound_to(fd, bound, &inode))
-			leaked[count++] = fd;
+		if (item->d_name[0] == '.' || fd == dirfd(directory) ||
+		    !bound_to(fd, old->bound, &inode))
+			continue;
+		int rounds = 1;
+		for (size_t i = 0; i < old->leak_count; i++)
+			if (old->leaks[i].fd == fd && old->leaks[i].inode == inode)
+				rounds = old->leaks[i].rounds + 1;
+		if (rounds >= LEAKED_ROUNDS) {
+			leaked[count].fd = fd;
+			leaked[count++].inode = inode;
+			continue;
+		}
+		old->leaks[kept].fd = fd;
+		old->leaks[kept].inode = inode;
+		old->leaks[kept++].rounds = rounds;
 	}
 	closedir(directory);
-	for (size_t i = 0; i < count; i++)
-		close(leaked[i]);
+	old->leak_count = kept;
+	for (size_t i = 0; i < count; i++) {
+		unsigned long inode;
+		/* Still that socket, looked at again just before. */
+		if (bound_to(leaked[i].fd, old->bound, &inode) && inode == leaked[i].inode)
+			close(leaked[i].fd);
+	}
 	if (count > 0)
 		log_debug("closed %zu connections nng leaked in a stuck listener", count);
+	return kept > 0;
 }
 
-static void reset_unattached(struct retired *old)
+static void reset_unattached(struct server *server, struct retired *old)
 {
+	uint32_t id = (uint32_t)nng_listener_id(old->listener);
 	DIR *directory = opendir("/proc/self/fd");
 	if (directory == NULL)
 		return;
 	size_t kept = 0;
 	struct dirent *item;
-	while ((item = readdir(directory)) != NULL) {
+	while ((item = readdir(directory)) != NULL && kept < RETIRED_SUSPECTS) {
 		int fd = atoi(item->d_name);
 		unsigned long inode;
 		int bytes = 0;
+		unsigned char head[SUSPECT_HEAD] = {0};
 		if (item->d_name[0] == '.' || fd == dirfd(directory) ||
 		    !bound_to(fd, old->bound, &inode) || ioctl(fd, FIONREAD, &bytes) != 0 ||
 		    bytes <= 0)
 			continue;
-		int before = 0; /* 0: not seen last round */
-		for (size_t i = 0; i < old->suspect_count; i++)
-			if (old->suspects[i].inode == inode)
-				before = old->suspects[i].bytes;
-		if (before == bytes) {
-			/* The listening socket itself has no bytes to read, so this is
-			 * a connection; unread for a round: reset it, once (nng keeps
-			 * the descriptor until the listener closes). */
+		/* Looking does not take the bytes from nng. */
+		if (recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT) < 0)
+			continue;
+		int rounds = 0; /* rounds in a row this same message was seen unread */
+		bool reset = false;
+		for (size_t i = 0; i < old->suspect_count; i++) {
+			if (old->suspects[i].inode != inode)
+				continue;
+			reset = old->suspects[i].bytes == -1;
+			if (old->suspects[i].bytes == bytes &&
+			    memcmp(old->suspects[i].head, head, sizeof(head)) == 0)
+				rounds = old->suspects[i].rounds + 1;
+		}
+		struct ucred peer;
+		socklen_t peer_length = sizeof(peer);
+		if (!reset && rounds >= UNREAD_ROUNDS_NO_PIPE &&
+		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_length) == 0 &&
+		    (rounds >= UNREAD_ROUNDS_PEER_PIPE ||
+		     !listener_has_peer(server, id, (uint64_t)peer.pid))) {
+			/* The listening socket itself has no bytes to read, so this is a
+			 * connection, and one whose message nng has not read for
+			 * rounds: not attached (an attached pipe is read within
+			 * milliseconds). Reset it, once (nng keeps the descriptor
+			 * until the listener closes). */
 			shutdown(fd, SHUT_RDWR);
 			log_info("reset a connection the stuck listener never attached; its client "
 			         "will reconnect");
-			bytes = -1;
+			reset = true;
 		}
-		if (kept < RETIRED_SUSPECTS) {
-			old->suspects[kept].inode = inode;
-			old->suspects[kept].bytes = before == -1 ? -1 : bytes;
-			kept++;
-		}
+		old->suspects[kept].inode = inode;
+		old->suspects[kept].bytes = reset ? -1 : bytes;
+		memcpy(old->suspects[kept].head, head, sizeof(head));
+		old->suspects[kept++].rounds = rounds;
 	}
 	closedir(directory);
 	old->suspect_count = kept;
@@ -908,11 +1003,12 @@ static void reap_retired(struct server *server)
 	for (size_t i = 0; i < server->retired_count; i++) {
 		struct retired *old = &server->retired[i];
 		if (old->idle_rounds < 0) {
-			/* Closed last round: what is left bearing its name is nng's leak. */
-			close_leaked(old->bound);
+			/* Closed: what keeps bearing its name is nng's leak. */
+			if (close_leaked(old) && ++old->closed_rounds < LEAK_WATCH_ROUNDS)
+				server->retired[kept++] = *old;
 			continue;
 		}
-		reset_unattached(old);
+		reset_unattached(server, old);
 		if (pipes_of_listener(server, (uint32_t)nng_listener_id(old->listener)) > 0)
 			old->idle_rounds = 0;
 		else if (++old->idle_rounds >= RETIRED_IDLE_ROUNDS) {
