@@ -347,8 +347,12 @@ static void on_aio(void *argument)
 	struct server *server = slot->server;
 	int rv = nng_aio_result(slot->aio);
 	if (slot->phase == PHASE_SENDING) {
+		/* A failed send leaves the message with the aio; a sent one is the
+		 * socket's. Either way the aio holds none afterwards, which is what
+		 * server_stop relies on. */
 		if (rv != 0)
 			nng_msg_free(nng_aio_get_msg(slot->aio));
+		nng_aio_set_msg(slot->aio, NULL);
 		atomic_fetch_sub_explicit(&server->outstanding, 1, memory_order_relaxed);
 		pipe_touch(server, slot->pipe, -1);
 		slot_recycle(slot);
@@ -366,6 +370,7 @@ static void on_aio(void *argument)
 		return;
 	}
 	nng_msg *message = nng_aio_get_msg(slot->aio);
+	nng_aio_set_msg(slot->aio, NULL);
 	slot->pipe = nng_pipe_id(nng_msg_get_pipe(message));
 	pipe_touch(server, slot->pipe, 1);
 	slot->phase = PHASE_HANDLING;
@@ -1210,6 +1215,12 @@ int server_stop(struct server *server)
 	while (slot != NULL) {
 		struct server_request *next = slot->next_all;
 		nng_aio_stop(slot->aio);
+		/* A reply made while the stop waited for this slot's callback (a
+		 * submit answered during shutdown) found the aio stopped: nng kept
+		 * the message on it and called nothing, so it is freed here. */
+		nng_msg *unsent = nng_aio_get_msg(slot->aio);
+		if (unsent != NULL)
+			nng_msg_free(unsent);
 		nng_aio_free(slot->aio);
 		nng_ctx_close(slot->context);
 		free(slot);
