@@ -107,8 +107,8 @@ static struct user *user_for(uid_t uid)
 	return &users[user_count++];
 }
 
-/* Takes (positive) or gives back (negative) bytes of uid's budget. Returns
- * false when taking would go past it. */
+/* Takes (take) or gives back bytes of uid's budget. Returns false when
+ * taking would go past it, or the user's entry cannot be made. */
 static bool charge(uid_t uid, size_t bytes, bool take)
 {
 	pthread_mutex_lock(&users_lock);
