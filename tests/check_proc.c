@@ -531,6 +531,66 @@ START_TEST(test_rlimits_are_applied)
 }
 END_TEST
 
+/* The step from "the group's memory.events counted an oom_kill" to the error
+ * type, without a memory controller: a real OOM needs one (check_containment
+ * runs it where there is one). */
+static struct proc_outcome judge(int code, int status, uint64_t oom_kills, const char *spawn_message,
+	char *message, size_t size)
+{
+	siginfo_t info;
+	struct proc_outcome outcome;
+	memset(&info, 0, sizeof(info));
+	info.si_code = code;
+	info.si_status = status;
+	proc_judge_end(spawn_message, "memhog", true, &info, oom_kills, &outcome, message, size);
+	return outcome;
+}
+
+START_TEST(test_an_oom_kill_in_the_group_is_out_of_memory_however_the_command_ended)
+{
+	char message[512];
+	struct proc_outcome outcome;
+
+	/* The leader saw its child killed and still exited 0. */
+	outcome = judge(CLD_EXITED, 0, 1, "", message, sizeof(message));
+	ck_assert_int_eq(outcome.status, PROC_STATUS_OUT_OF_MEMORY);
+	ck_assert_str_eq(outcome.error_type, "OutOfMemory");
+	ck_assert_int_eq(outcome.exit_code, 0);
+	ck_assert_ptr_eq(outcome.message, message);
+	ck_assert_msg(strstr(message, "killed 1 of its processes") != NULL, "%s", message);
+	ck_assert_msg(strstr(message, "exited with status 0") != NULL, "%s", message);
+
+	/* The leader itself was the victim: the signal is kept. */
+	outcome = judge(CLD_KILLED, SIGKILL, 3, "", message, sizeof(message));
+	ck_assert_int_eq(outcome.status, PROC_STATUS_OUT_OF_MEMORY);
+	ck_assert_str_eq(outcome.error_type, "OutOfMemory");
+	ck_assert_int_eq(outcome.signal, SIGKILL);
+	ck_assert_msg(strstr(message, "killed 3 of its processes") != NULL, "%s", message);
+	ck_assert_msg(strstr(message, "signal 9 (SIGKILL)") != NULL, "%s", message);
+
+	/* An exit status is kept too. */
+	outcome = judge(CLD_EXITED, 2, 1, "", message, sizeof(message));
+	ck_assert_int_eq(outcome.status, PROC_STATUS_OUT_OF_MEMORY);
+	ck_assert_int_eq(outcome.exit_code, 2);
+	ck_assert_msg(strstr(message, "exited with status 2") != NULL, "%s", message);
+
+	/* A command that never started was not killed for memory. */
+	outcome = judge(0, 0, 1, "cannot run 'memhog': No such file or directory", message,
+		sizeof(message));
+	ck_assert_int_eq(outcome.status, PROC_STATUS_SPAWN_ERROR);
+	ck_assert_str_eq(outcome.error_type, "SpawnError");
+
+	/* Without a kill, nothing changes. */
+	outcome = judge(CLD_EXITED, 0, 0, "", message, sizeof(message));
+	ck_assert_int_eq(outcome.status, PROC_STATUS_SUCCESS);
+	ck_assert_ptr_null(outcome.error_type);
+	ck_assert_ptr_null(outcome.message);
+	outcome = judge(CLD_KILLED, SIGTERM, 0, "", message, sizeof(message));
+	ck_assert_int_eq(outcome.status, PROC_STATUS_SIGNAL);
+	ck_assert_str_eq(outcome.error_type, "Signal");
+}
+END_TEST
+
 START_TEST(test_refused_rlimit_is_a_spawn_error)
 {
 	/* More open files than the kernel allows (nr_open): refused even for root. */
@@ -1086,6 +1146,7 @@ static Suite *proc_suite(void)
 	tcase_add_test(ends, test_missing_command_is_a_spawn_error);
 	tcase_add_test(ends, test_not_executable_is_a_spawn_error);
 	tcase_add_test(ends, test_refused_rlimit_is_a_spawn_error);
+	tcase_add_test(ends, test_an_oom_kill_in_the_group_is_out_of_memory_however_the_command_ended);
 	tcase_add_test(output, test_output_that_is_not_utf8_comes_in_base64);
 	tcase_add_test(output, test_utf8_output_stays_text);
 	tcase_add_test(output, test_megabytes_on_both_streams_at_once);

@@ -485,11 +485,71 @@ static void finish(struct proc *proc)
 	complete(proc);
 }
 
+/* Any thread: it reads only its arguments. See proc.h. */
+void proc_judge_end(const char *spawn_message, const char *command, bool have_status,
+	const siginfo_t *info, uint64_t oom_kills, struct proc_outcome *outcome, char *message,
+	size_t size)
+{
+	*outcome = (struct proc_outcome){PROC_STATUS_SUCCESS, NULL, NULL, 0, 0};
+	message[0] = '\0';
+	if (spawn_message[0] != '\0') {
+		outcome->status = PROC_STATUS_SPAWN_ERROR;
+		snprintf(message, size, "%s", spawn_message);
+	} else if (!have_status) {
+		outcome->status = PROC_STATUS_SPAWN_ERROR;
+		snprintf(message, size, "cannot collect the exit status of '%s'", command);
+	} else if (info->si_code == CLD_EXITED) {
+		outcome->exit_code = info->si_status;
+		if (info->si_status != 0) {
+			outcome->status = PROC_STATUS_EXIT_STATUS;
+			snprintf(message, size, "command exited with status %d", info->si_status);
+		}
+	} else {
+		const char *name = sigabbrev_np(info->si_status);
+		outcome->status = PROC_STATUS_SIGNAL;
+		outcome->signal = info->si_status;
+		snprintf(message, size, "command was killed by signal %d (SIG%s)%s",
+			info->si_status, name != NULL ? name : "?",
+			info->si_code == CLD_DUMPED ? " and dumped core" : "");
+	}
+	/* Whoever the victim was (the leader, or a child the leader then saw
+	 * die), part of the job's work was killed for memory. */
+	if (oom_kills > 0 && outcome->status != PROC_STATUS_SPAWN_ERROR) {
+		char ending[MESSAGE_SIZE / 2];
+		if (outcome->status == PROC_STATUS_SUCCESS)
+			snprintf(ending, sizeof(ending), "command exited with status 0");
+		else
+			snprintf(ending, sizeof(ending), "%s", message);
+		snprintf(message, size,
+			"the job ran out of memory: the kernel's OOM killer killed %llu of its "
+			"processes (limits.memory, or what weftd's own cgroup may use); %s",
+			(unsigned long long)oom_kills, ending);
+		outcome->status = PROC_STATUS_OUT_OF_MEMORY;
+	}
+	switch (outcome->status) {
+	case PROC_STATUS_SUCCESS:
+		break;
+	case PROC_STATUS_EXIT_STATUS:
+		outcome->error_type = proto_job_error(PROTO_JOB_ERROR_EXIT_STATUS);
+		break;
+	case PROC_STATUS_SIGNAL:
+		outcome->error_type = proto_job_error(PROTO_JOB_ERROR_SIGNAL);
+		break;
+	case PROC_STATUS_SPAWN_ERROR:
+		outcome->error_type = proto_job_error(PROTO_JOB_ERROR_SPAWN);
+		break;
+	case PROC_STATUS_OUT_OF_MEMORY:
+		outcome->error_type = proto_job_error(PROTO_JOB_ERROR_OUT_OF_MEMORY);
+		break;
+	}
+	outcome->message = outcome->status == PROC_STATUS_SUCCESS ? NULL : message;
+}
+
 static void complete(struct proc *proc)
 {
 	proc_done_fn *done = proc->done;
 	void *arg = proc->arg;
-	struct proc_outcome outcome = {PROC_STATUS_SUCCESS, NULL, NULL, 0, 0};
+	struct proc_outcome outcome;
 	char message[MESSAGE_SIZE];
 	const siginfo_t info = proc->info;
 	bool have_status = proc->have_status;
@@ -500,60 +560,8 @@ static void complete(struct proc *proc)
 	json_t *result;
 
 	read_child_report(proc);
-
-	if (proc->spawn_message[0] != '\0') {
-		outcome.status = PROC_STATUS_SPAWN_ERROR;
-		snprintf(message, sizeof(message), "%s", proc->spawn_message);
-	} else if (!have_status) {
-		outcome.status = PROC_STATUS_SPAWN_ERROR;
-		snprintf(message, sizeof(message), "cannot collect the exit status of '%s'",
-			proc->command);
-	} else if (info.si_code == CLD_EXITED) {
-		outcome.exit_code = info.si_status;
-		if (info.si_status != 0) {
-			outcome.status = PROC_STATUS_EXIT_STATUS;
-			snprintf(message, sizeof(message), "command exited with status %d",
-				info.si_status);
-		}
-	} else {
-		const char *name = sigabbrev_np(info.si_status);
-		outcome.status = PROC_STATUS_SIGNAL;
-		outcome.signal = info.si_status;
-		snprintf(message, sizeof(message), "command was killed by signal %d (SIG%s)%s",
-			info.si_status, name != NULL ? name : "?",
-			info.si_code == CLD_DUMPED ? " and dumped core" : "");
-	}
-	/* Whoever the victim was (the leader, or a child the leader then saw
-	 * die), part of the job's work was killed for memory. */
-	if (oom_kills > 0 && outcome.status != PROC_STATUS_SPAWN_ERROR) {
-		char ending[MESSAGE_SIZE / 2];
-		if (outcome.status == PROC_STATUS_SUCCESS)
-			snprintf(ending, sizeof(ending), "command exited with status 0");
-		else
-			snprintf(ending, sizeof(ending), "%s", message);
-		snprintf(message, sizeof(message),
-			"the job ran out of memory: the kernel's OOM killer killed %llu of its "
-			"processes (limits.memory, or what weftd's own cgroup may use); %s",
-			(unsigned long long)oom_kills, ending);
-		outcome.status = PROC_STATUS_OUT_OF_MEMORY;
-	}
-	switch (outcome.status) {
-	case PROC_STATUS_SUCCESS:
-		break;
-	case PROC_STATUS_EXIT_STATUS:
-		outcome.error_type = proto_job_error(PROTO_JOB_ERROR_EXIT_STATUS);
-		break;
-	case PROC_STATUS_SIGNAL:
-		outcome.error_type = proto_job_error(PROTO_JOB_ERROR_SIGNAL);
-		break;
-	case PROC_STATUS_SPAWN_ERROR:
-		outcome.error_type = proto_job_error(PROTO_JOB_ERROR_SPAWN);
-		break;
-	case PROC_STATUS_OUT_OF_MEMORY:
-		outcome.error_type = proto_job_error(PROTO_JOB_ERROR_OUT_OF_MEMORY);
-		break;
-	}
-	outcome.message = outcome.status == PROC_STATUS_SUCCESS ? NULL : message;
+	proc_judge_end(proc->spawn_message, proc->command, have_status, &info, oom_kills,
+		&outcome, message, sizeof(message));
 
 	result = abandoned ? NULL : json_object();
 	if (result != NULL) {

@@ -69,7 +69,9 @@
 #define PROC_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <event2/event.h>
@@ -156,6 +158,19 @@ struct proc_outcome {
  * the callback runs: do not use it there or after (starting new procs from
  * the callback is fine).
  */
+/*
+ * How a command ended, from what was collected of it: spawn_message (empty
+ * when it started), whether its status was reaped (info), and the OOM kills
+ * its cgroup counted. Fills *outcome; outcome->message points into message
+ * (size bytes, the caller's). An OOM kill turns any started command's end,
+ * even exit 0, into PROC_STATUS_OUT_OF_MEMORY, keeping exit_code or signal.
+ * Any thread: pure. proc's own end calls it; exposed so that the mapping is
+ * tested where no memory controller exists.
+ */
+void proc_judge_end(const char *spawn_message, const char *command, bool have_status,
+	const siginfo_t *info, uint64_t oom_kills, struct proc_outcome *outcome, char *message,
+	size_t size);
+
 typedef void proc_done_fn(void *arg, json_t *result, const struct proc_outcome *outcome);
 
 /*
