@@ -215,6 +215,11 @@ $(BUILD)/tests/check_items_events: $(BUILD)/tests/check_items_events.o $(BUILD)/
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_items_events
 
+# The event feed's durability contract, called directly (issue 13).
+$(BUILD)/tests/check_events: $(BUILD)/tests/check_events.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_events
+
 # The event feed across restarts: cursors kept by the journal (issue 13).
 $(BUILD)/tests/check_events_restart: $(BUILD)/tests/check_events_restart.o \
 		$(BUILD)/tests/fixture.o $(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o \
