@@ -175,6 +175,7 @@ enum statement {
 	STMT_QUEUES_CLEAR,
 	STMT_QUEUE_INSERT,
 	STMT_EVENT_INSERT,
+	STMT_EVENT_INSERT_MANY,
 	STMT_EVENT_PRUNE,
 	STMT_EVENT_MARK,
 	STMT_BEGIN,
@@ -182,6 +183,12 @@ enum statement {
 	STMT_ROLLBACK,
 	STMT_COUNT
 };
+
+/* Events are written EVENTS_PER_INSERT to a statement: one statement per
+ * row cost as much as the row itself (the feed makes 3 rows per job). */
+#define EVENTS_PER_INSERT 16
+#define EVENT_VALUES "(?,?,?,?)"
+#define EVENT_VALUES_4 EVENT_VALUES "," EVENT_VALUES "," EVENT_VALUES "," EVENT_VALUES
 
 static const char *const statement_sql[STMT_COUNT] = {
 	[STMT_INSERT] = "INSERT OR REPLACE INTO jobs(id, spec, state, created, started, finished, "
@@ -195,7 +202,11 @@ static const char *const statement_sql[STMT_COUNT] = {
 	[STMT_QUEUE_INSERT] = "INSERT INTO queues(name, max, paused) VALUES(?1, ?2, ?3)",
 	[STMT_EVENT_INSERT] = "INSERT OR REPLACE INTO events(lane, seq, bytes, body) "
 	                      "VALUES(?1, ?2, ?3, ?4)",
-	[STMT_EVENT_PRUNE] = "DELETE FROM events WHERE lane = ?1 AND seq <= ?2",
+	[STMT_EVENT_INSERT_MANY] = "INSERT OR REPLACE INTO events(lane, seq, bytes, body) VALUES"
+	                           EVENT_VALUES_4 "," EVENT_VALUES_4 "," EVENT_VALUES_4 ","
+	                           EVENT_VALUES_4,
+	/* Only the seqs the lane dropped since its last prune are looked at. */
+	[STMT_EVENT_PRUNE] = "DELETE FROM events WHERE seq > ?3 AND seq <= ?2 AND lane = ?1",
 	[STMT_EVENT_MARK] = "INSERT OR REPLACE INTO event_lanes(lane, dropped_upto) VALUES(?1, ?2)",
 	/* Prepared once like the rest: sqlite3_exec would compile them at every commit. */
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -369,9 +380,9 @@ static int check_and_create(char *message, size_t size)
 	         "error TEXT, attempts TEXT, children TEXT);"
 	         "CREATE TABLE IF NOT EXISTS queues(name TEXT PRIMARY KEY, max INTEGER NOT NULL, "
 	         "paused INTEGER NOT NULL);"
-	         /* By lane, so that pruning a lane is one range delete. */
-	         "CREATE TABLE IF NOT EXISTS events(lane INTEGER NOT NULL, seq INTEGER NOT NULL, "
-	         "bytes INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY(lane, seq)) WITHOUT ROWID;"
+	         /* By seq alone: an event is an append at the end of the tree. */
+	         "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, lane INTEGER NOT NULL, "
+	         "bytes INTEGER NOT NULL, body TEXT NOT NULL);"
 	         "CREATE TABLE IF NOT EXISTS event_lanes(lane INTEGER PRIMARY KEY, "
 	         "dropped_upto INTEGER NOT NULL);"
 	         /* Made once, with the store (or the first weftd that keeps events
@@ -1155,22 +1166,24 @@ static int write_meta(const char *key, uint64_t value)
 	return step_reset(statement);
 }
 
-/* One INSERT per event, one DELETE (and its mark) per lane that dropped
+/* An INSERT per EVENTS_PER_INSERT events, one DELETE (and its mark) per lane that dropped
  * since, and the reservation when it runs short. Writer thread, in the
  * commit's transaction. */
 static int write_events(const struct events_batch *events)
 {
 	int rc = SQLITE_OK;
-	sqlite3_stmt *insert = journal.statements[STMT_EVENT_INSERT];
-	struct text *text = &journal.columns[4];
-	for (size_t i = 0; i < events->row_count && rc == SQLITE_OK; i++) {
-		const struct events_row *row = &events->rows[i];
-		text->size = 0;
-		text_value(text, row->body);
-		sqlite3_bind_int64(insert, 1, (sqlite3_int64)row->lane);
-		sqlite3_bind_int64(insert, 2, (sqlite3_int64)row->seq);
-		sqlite3_bind_int64(insert, 3, (sqlite3_int64)row->bytes);
-		sqlite3_bind_text(insert, 4, text->data, (int)text->size, SQLITE_STATIC);
+	for (size_t i = 0; i < events->row_count && rc == SQLITE_OK;) {
+		size_t count = events->row_count - i >= EVENTS_PER_INSERT ? EVENTS_PER_INSERT : 1;
+		sqlite3_stmt *insert =
+			journal.statements[count > 1 ? STMT_EVENT_INSERT_MANY : STMT_EVENT_INSERT];
+		for (size_t k = 0; k < count; k++, i++) {
+			const struct events_row *row = &events->rows[i];
+			int at = (int)(4 * k);
+			sqlite3_bind_int64(insert, at + 1, (sqlite3_int64)row->lane);
+			sqlite3_bind_int64(insert, at + 2, (sqlite3_int64)row->seq);
+			sqlite3_bind_int64(insert, at + 3, (sqlite3_int64)row->bytes);
+			sqlite3_bind_text(insert, at + 4, row->body, (int)row->body_size, SQLITE_STATIC);
+		}
 		rc = step_reset(insert);
 	}
 	for (size_t i = 0; i < events->mark_count && rc == SQLITE_OK; i++) {
@@ -1182,6 +1195,8 @@ static int write_events(const struct events_batch *events)
 			sqlite3_stmt *statement = journal.statements[which];
 			sqlite3_bind_int64(statement, 1, (sqlite3_int64)mark->lane);
 			sqlite3_bind_int64(statement, 2, (sqlite3_int64)mark->dropped_upto);
+			if (which == STMT_EVENT_PRUNE)
+				sqlite3_bind_int64(statement, 3, (sqlite3_int64)stored_mark(mark->lane));
 			rc = step_reset(statement);
 		}
 	}

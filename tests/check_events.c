@@ -51,7 +51,7 @@ static void commit(void)
 			.lane = batch.rows[i].lane,
 			.seq = batch.rows[i].seq,
 			.bytes = batch.rows[i].bytes,
-			.body = json_dumps(batch.rows[i].body, JSON_COMPACT),
+			.body = strndup(batch.rows[i].body, batch.rows[i].body_size),
 		};
 	}
 	for (size_t m = 0; m < batch.mark_count; m++) {

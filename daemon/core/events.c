@@ -100,6 +100,7 @@ static struct {
 	size_t share_bytes;
 	uint64_t epoch;       /* immutable after events_init (and events_restore_begin) */
 	uint64_t next_seq;
+	uint64_t appended;    /* since events_init: restored events are not counted */
 	uint64_t visible_below; /* reads stop here (the journal's reservation) */
 	uint64_t gap_low, gap_high; /* seqs in between were lost at the last restart */
 	size_t count;         /* entries held in all lanes */
@@ -291,6 +292,7 @@ static void append(struct entry *made)
 	}
 	made->bytes = sizeof(*made) + (made->queue != NULL ? strlen(made->queue) + 1 : 0);
 	made->seq = ring.next_seq++;
+	ring.appended++;
 	made->time = now_wall();
 	place_locked(made);
 	/* Past the reservation it is not shown yet, so it wakes nobody. */
@@ -345,6 +347,7 @@ void events_init(struct jobs *jobs, const struct events_limits *limits)
 	/* Microseconds of the start: another run of weftd has another epoch. */
 	ring.epoch = (uint64_t)(now_wall() * 1e6);
 	ring.next_seq = 1;
+	ring.appended = 0;
 	ring.visible_below = UINT64_MAX;
 	ring.gap_low = ring.gap_high = 0;
 	ring.count = ring.bytes = 0;
@@ -580,7 +583,7 @@ void events_stats(uid_t viewer, struct events_stats *stats)
 {
 	memset(stats, 0, sizeof(*stats));
 	pthread_mutex_lock(&ring.lock);
-	stats->appended = ring.next_seq > 0 ? ring.next_seq - 1 : 0;
+	stats->appended = ring.appended;
 	stats->held = ring.count;
 	stats->bytes = ring.bytes;
 	stats->dropped = ring.dropped;
@@ -605,6 +608,133 @@ void events_stats(uid_t viewer, struct events_stats *stats)
 static long long lane_id(const struct lane *lane)
 {
 	return lane->queues ? EVENTS_QUEUE_LANE : (long long)lane->uid;
+}
+
+static void text_add(struct events_batch *batch, const char *bytes, size_t size)
+{
+	if (batch->text_size + size > batch->text_capacity) {
+		size_t capacity = batch->text_capacity > 0 ? batch->text_capacity : 4096;
+		while (capacity < batch->text_size + size)
+			capacity *= 2;
+		batch->text = memory_realloc(batch->text, capacity);
+		batch->text_capacity = capacity;
+	}
+	memcpy(batch->text + batch->text_size, bytes, size);
+	batch->text_size += size;
+}
+
+static void text_literal(struct events_batch *batch, const char *literal)
+{
+	text_add(batch, literal, strlen(literal));
+}
+
+/* value in decimal, without printf (the journal's writer runs this for
+ * every event). */
+static void text_uint(struct events_batch *batch, uint64_t value)
+{
+	char digits[24];
+	char *end = digits + sizeof(digits), *at = end;
+	do {
+		*--at = (char)('0' + value % 10);
+		value /= 10;
+	} while (value > 0);
+	text_add(batch, at, (size_t)(end - at));
+}
+
+/* A wall-clock time that reads back as the same double: between 2^29 and
+ * 2^33 seconds (1987 to 2242) a double's step is at least 1.19e-7 s, so 7
+ * decimals, rounded, land nearer to it than to either neighbour. Other
+ * values go through printf's 17 digits. */
+static void text_time(struct events_batch *batch, double value)
+{
+	if (!(value >= 536870912.0 && value < 8589934592.0)) {
+		char digits[40];
+		int length = snprintf(digits, sizeof(digits), "%.17g", value);
+		text_add(batch, digits, (size_t)length);
+		return;
+	}
+	uint64_t whole = (uint64_t)value;
+	uint64_t fraction = (uint64_t)((value - (double)whole) * 1e7 + 0.5);
+	if (fraction >= 10000000) {
+		whole++;
+		fraction -= 10000000;
+	}
+	text_uint(batch, whole);
+	char digits[8] = {'.'};
+	for (int i = 7; i >= 1; i--) {
+		digits[i] = (char)('0' + fraction % 10);
+		fraction /= 10;
+	}
+	text_add(batch, digits, 8);
+}
+
+/* value as a JSON string: runs that need no escape are copied whole. */
+static void text_string(struct events_batch *batch, const char *value)
+{
+	static const char hex[] = "0123456789abcdef";
+	text_add(batch, "\"", 1);
+	const char *run = value;
+	for (const char *at = value; *at != '\0'; at++) {
+		unsigned char c = (unsigned char)*at;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		text_add(batch, run, (size_t)(at - run));
+		run = at + 1;
+		char escape[6] = {'\\', (char)c, 0};
+		if (c < 0x20) {
+			memcpy(escape, "\\u00", 4);
+			escape[4] = hex[c >> 4];
+			escape[5] = hex[c & 15];
+			text_add(batch, escape, 6);
+		} else {
+			text_add(batch, escape, 2);
+		}
+	}
+	text_add(batch, run, strlen(run));
+	text_add(batch, "\"", 1);
+}
+
+/* The body entry_json makes, as JSON text. */
+static void body_text(struct events_batch *batch, const struct entry *entry)
+{
+	text_literal(batch, "{\"cursor\":\"");
+	text_uint(batch, ring.epoch);
+	text_add(batch, ":", 1);
+	text_uint(batch, entry->seq);
+	text_literal(batch, "\",\"time\":");
+	text_time(batch, entry->time);
+	if (entry->type == ENTRY_QUEUE) {
+		text_literal(batch, ",\"type\":\"queue\",\"queue\":");
+		text_string(batch, entry->queue);
+		text_literal(batch, ",\"change\":");
+		text_string(batch, entry->change);
+		if (strcmp(entry->change, "set") == 0) {
+			text_literal(batch, ",\"max\":");
+			if (entry->max < 0)
+				text_add(batch, "-", 1);
+			text_uint(batch, entry->max < 0 ? 0ULL - (uint64_t)entry->max : (uint64_t)entry->max);
+		}
+		text_add(batch, "}", 1);
+		return;
+	}
+	text_literal(batch, ",\"type\":\"job\",\"id\":");
+	text_uint(batch, entry->id);
+	text_literal(batch, ",\"owner\":");
+	text_uint(batch, entry->owner);
+	text_literal(batch, ",\"fn\":");
+	text_string(batch, entry->function);
+	text_literal(batch, ",\"state\":");
+	text_string(batch, job_state_name((enum job_state)entry->to));
+	text_literal(batch, ",\"from\":");
+	if (entry->from == JOB_STATE_COUNT)
+		text_literal(batch, "null");
+	else
+		text_string(batch, job_state_name((enum job_state)entry->from));
+	if (entry->worker >= 0) {
+		text_literal(batch, ",\"worker\":");
+		text_uint(batch, (uint64_t)entry->worker);
+	}
+	text_add(batch, "}", 1);
 }
 
 int events_collect(uint64_t after, uint64_t until, size_t max, struct events_batch *batch)
@@ -665,16 +795,24 @@ int events_collect(uint64_t after, uint64_t until, size_t max, struct events_bat
 	pthread_mutex_unlock(&ring.lock);
 	free(at);
 	batch->rows = memory_alloc((kept + 1) * sizeof(*batch->rows));
+	size_t *offsets = memory_alloc((kept + 1) * sizeof(*offsets));
 	for (size_t i = 0; i < kept; i++) {
 		struct entry *entry = &copies[i];
+		offsets[i] = batch->text_size;
+		body_text(batch, entry);
 		batch->rows[i] = (struct events_row){
 			.seq = entry->seq,
 			.lane = entry->type == ENTRY_QUEUE ? EVENTS_QUEUE_LANE : (long long)entry->owner,
 			.bytes = entry->bytes,
-			.body = entry_json(entry),
+			.body_size = batch->text_size - offsets[i],
 		};
+		text_add(batch, "", 1);
 		entry_free_names(entry);
 	}
+	/* The text is final now: it no longer moves. */
+	for (size_t i = 0; i < kept; i++)
+		batch->rows[i].body = batch->text + offsets[i];
+	free(offsets);
 	batch->row_count = kept;
 	free(copies);
 	return WEFT_OK;
@@ -682,8 +820,7 @@ int events_collect(uint64_t after, uint64_t until, size_t max, struct events_bat
 
 void events_batch_clear(struct events_batch *batch)
 {
-	for (size_t i = 0; i < batch->row_count; i++)
-		json_decref(batch->rows[i].body);
+	free(batch->text);
 	free(batch->rows);
 	free(batch->marks);
 	memset(batch, 0, sizeof(*batch));

@@ -120,7 +120,8 @@ struct events_row {
 	uint64_t seq;
 	long long lane;
 	size_t bytes;  /* what the feed charges it against its bounds */
-	json_t *body;  /* a new reference: the event as the `events` op returns it */
+	const char *body; /* the event as JSON text, as the `events` op returns it (in the batch's text) */
+	size_t body_size;
 };
 
 struct events_mark {
@@ -136,12 +137,16 @@ struct events_batch {
 	uint64_t upto;      /* every event up to here is in rows, held before, or dropped */
 	uint64_t next_seq;  /* the seq the next event gets */
 	bool more;          /* held events past upto were left for the next collect (max) */
+	char *text;         /* the bodies, one after another, each NUL-terminated */
+	size_t text_size, text_capacity;
 };
 
 /* Copies into *batch the events held with after < seq <= until, at most max
  * of them (the oldest), and the drop marks. Returns WEFT_OK, or
  * WEFT_ESHUTDOWN once the feed is closed (batch empty). The journal's writer
- * thread; takes the lock for a copy only, and builds the bodies after it. */
+ * thread; takes the lock for a copy only, and writes the bodies after it (by
+ * hand, not through jansson: the journal's writer is the journal's
+ * bottleneck). */
 int events_collect(uint64_t after, uint64_t until, size_t max, struct events_batch *batch);
 /* Frees what events_collect made. */
 void events_batch_clear(struct events_batch *batch);
