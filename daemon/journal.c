@@ -175,7 +175,6 @@ enum statement {
 	STMT_QUEUES_CLEAR,
 	STMT_QUEUE_INSERT,
 	STMT_EVENT_INSERT,
-	STMT_EVENT_INSERT_MANY,
 	STMT_EVENT_PRUNE,
 	STMT_EVENT_MARK,
 	STMT_BEGIN,
@@ -183,12 +182,6 @@ enum statement {
 	STMT_ROLLBACK,
 	STMT_COUNT
 };
-
-/* Events are written EVENTS_PER_INSERT to a statement: one statement per
- * row cost as much as the row itself (the feed makes 3 rows per job). */
-#define EVENTS_PER_INSERT 16
-#define EVENT_VALUES "(?,?,?,?)"
-#define EVENT_VALUES_4 EVENT_VALUES "," EVENT_VALUES "," EVENT_VALUES "," EVENT_VALUES
 
 static const char *const statement_sql[STMT_COUNT] = {
 	[STMT_INSERT] = "INSERT OR REPLACE INTO jobs(id, spec, state, created, started, finished, "
@@ -200,13 +193,11 @@ static const char *const statement_sql[STMT_COUNT] = {
 	[STMT_META] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
 	[STMT_QUEUES_CLEAR] = "DELETE FROM queues",
 	[STMT_QUEUE_INSERT] = "INSERT INTO queues(name, max, paused) VALUES(?1, ?2, ?3)",
-	[STMT_EVENT_INSERT] = "INSERT OR REPLACE INTO events(lane, seq, bytes, body) "
+	[STMT_EVENT_INSERT] = "INSERT OR REPLACE INTO events(last, lane, first, lines) "
 	                      "VALUES(?1, ?2, ?3, ?4)",
-	[STMT_EVENT_INSERT_MANY] = "INSERT OR REPLACE INTO events(lane, seq, bytes, body) VALUES"
-	                           EVENT_VALUES_4 "," EVENT_VALUES_4 "," EVENT_VALUES_4 ","
-	                           EVENT_VALUES_4,
-	/* Only the seqs the lane dropped since its last prune are looked at. */
-	[STMT_EVENT_PRUNE] = "DELETE FROM events WHERE seq > ?3 AND seq <= ?2 AND lane = ?1",
+	/* Only the chunks that end where the lane dropped since its last prune
+	 * are looked at. */
+	[STMT_EVENT_PRUNE] = "DELETE FROM events WHERE last > ?3 AND last <= ?2 AND lane = ?1",
 	[STMT_EVENT_MARK] = "INSERT OR REPLACE INTO event_lanes(lane, dropped_upto) VALUES(?1, ?2)",
 	/* Prepared once like the rest: sqlite3_exec would compile them at every commit. */
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -380,9 +371,10 @@ static int check_and_create(char *message, size_t size)
 	         "error TEXT, attempts TEXT, children TEXT);"
 	         "CREATE TABLE IF NOT EXISTS queues(name TEXT PRIMARY KEY, max INTEGER NOT NULL, "
 	         "paused INTEGER NOT NULL);"
-	         /* By seq alone: an event is an append at the end of the tree. */
-	         "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, lane INTEGER NOT NULL, "
-	         "bytes INTEGER NOT NULL, body TEXT NOT NULL);"
+	         /* A lane's events of one commit, one line each (see write_events),
+	          * keyed by the seq of the last: an append at the end of the tree. */
+	         "CREATE TABLE IF NOT EXISTS events(last INTEGER PRIMARY KEY, lane INTEGER NOT NULL, "
+	         "first INTEGER NOT NULL, lines TEXT NOT NULL);"
 	         "CREATE TABLE IF NOT EXISTS event_lanes(lane INTEGER PRIMARY KEY, "
 	         "dropped_upto INTEGER NOT NULL);"
 	         /* Made once, with the store (or the first weftd that keeps events
@@ -1166,26 +1158,50 @@ static int write_meta(const char *key, uint64_t value)
 	return step_reset(statement);
 }
 
-/* An INSERT per EVENTS_PER_INSERT events, one DELETE (and its mark) per lane that dropped
- * since, and the reservation when it runs short. Writer thread, in the
- * commit's transaction. */
+/* qsort's order of a commit's events: by lane, then by seq. */
+static int by_lane(const void *left, const void *right)
+{
+	const struct events_row *a = *(const struct events_row *const *)left;
+	const struct events_row *b = *(const struct events_row *const *)right;
+	if (a->lane != b->lane)
+		return a->lane < b->lane ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* One INSERT per lane: the lane's events of this commit as a chunk of
+ * lines "SEQ BYTES BODY\n" (a row per event cost the writer as much as
+ * every job row together: 3 events a job), then one DELETE (and its mark)
+ * per lane that dropped since, and the reservation when it runs short. A
+ * chunk goes when its last event is dropped: the store holds what the ring
+ * holds, and at most a chunk's worth more of each lane. Writer thread, in
+ * the commit's transaction. */
 static int write_events(const struct events_batch *events)
 {
 	int rc = SQLITE_OK;
+	const struct events_row **order = memory_alloc((events->row_count + 1) * sizeof(*order));
+	for (size_t i = 0; i < events->row_count; i++)
+		order[i] = &events->rows[i];
+	qsort(order, events->row_count, sizeof(*order), by_lane);
+	struct text *text = &journal.columns[4];
+	sqlite3_stmt *insert = journal.statements[STMT_EVENT_INSERT];
 	for (size_t i = 0; i < events->row_count && rc == SQLITE_OK;) {
-		size_t count = events->row_count - i >= EVENTS_PER_INSERT ? EVENTS_PER_INSERT : 1;
-		sqlite3_stmt *insert =
-			journal.statements[count > 1 ? STMT_EVENT_INSERT_MANY : STMT_EVENT_INSERT];
-		for (size_t k = 0; k < count; k++, i++) {
-			const struct events_row *row = &events->rows[i];
-			int at = (int)(4 * k);
-			sqlite3_bind_int64(insert, at + 1, (sqlite3_int64)row->lane);
-			sqlite3_bind_int64(insert, at + 2, (sqlite3_int64)row->seq);
-			sqlite3_bind_int64(insert, at + 3, (sqlite3_int64)row->bytes);
-			sqlite3_bind_text(insert, at + 4, row->body, (int)row->body_size, SQLITE_STATIC);
+		size_t first = i;
+		text->size = 0;
+		for (; i < events->row_count && order[i]->lane == order[first]->lane; i++) {
+			text_integer(text, (long long)order[i]->seq);
+			text_add(text, " ", 1);
+			text_integer(text, (long long)order[i]->bytes);
+			text_add(text, " ", 1);
+			text_add(text, order[i]->body, order[i]->body_size);
+			text_add(text, "\n", 1);
 		}
+		sqlite3_bind_int64(insert, 1, (sqlite3_int64)order[i - 1]->seq);
+		sqlite3_bind_int64(insert, 2, (sqlite3_int64)order[first]->lane);
+		sqlite3_bind_int64(insert, 3, (sqlite3_int64)order[first]->seq);
+		sqlite3_bind_text(insert, 4, text->data, (int)text->size, SQLITE_STATIC);
 		rc = step_reset(insert);
 	}
+	free(order);
 	for (size_t i = 0; i < events->mark_count && rc == SQLITE_OK; i++) {
 		const struct events_mark *mark = &events->marks[i];
 		if (mark->dropped_upto <= stored_mark(mark->lane))
@@ -1717,6 +1733,20 @@ static void extend_start_timeout(size_t restored)
 	(void)notify_send(text);
 }
 
+/* One line of a stored chunk, during replay. */
+struct stored_event {
+	uint64_t seq;
+	long long lane;
+	size_t bytes;
+	const char *body;
+};
+
+static int by_seq(const void *left, const void *right)
+{
+	const struct stored_event *a = left, *b = right;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
 /* A meta value; 0 when missing. */
 static uint64_t meta_value(const char *key, int *rc)
 {
@@ -1739,27 +1769,8 @@ static int replay_events(char *message, size_t size)
 		return refuse(message, size, "its event epoch cannot be read: it is damaged");
 	if (epoch > 0)
 		events_restore_begin(epoch);
+	/* The marks first: a chunk may hold events its lane dropped since. */
 	sqlite3_stmt *statement;
-	if (sqlite3_prepare_v2(journal.db, "SELECT lane, seq, bytes, body FROM events ORDER BY seq",
-	                       -1, &statement, NULL) != SQLITE_OK)
-		return refuse(message, size, "its events cannot be read: it is damaged");
-	size_t restored = 0, bad = 0;
-	while ((rc = sqlite3_step(statement)) == SQLITE_ROW) {
-		long long lane = sqlite3_column_int64(statement, 0);
-		uint64_t seq = (uint64_t)sqlite3_column_int64(statement, 1);
-		sqlite3_int64 bytes = sqlite3_column_int64(statement, 2);
-		const char *body = (const char *)sqlite3_column_text(statement, 3);
-		if (body != NULL && bytes > 0 &&
-		    events_restore(seq, lane, (size_t)bytes, body) == WEFT_OK) {
-			restored++;
-			continue;
-		}
-		events_restore_mark(lane, seq);
-		bad++;
-	}
-	sqlite3_finalize(statement);
-	if (rc != SQLITE_DONE)
-		return refuse(message, size, "its events are damaged");
 	if (sqlite3_prepare_v2(journal.db, "SELECT lane, dropped_upto FROM event_lanes", -1,
 	                       &statement, NULL) != SQLITE_OK)
 		return refuse(message, size, "its event lanes cannot be read: it is damaged");
@@ -1772,6 +1783,73 @@ static int replay_events(char *message, size_t size)
 	sqlite3_finalize(statement);
 	if (rc != SQLITE_DONE)
 		return refuse(message, size, "its event lanes are damaged");
+	if (sqlite3_prepare_v2(journal.db, "SELECT last, lane, lines FROM events", -1, &statement,
+	                       NULL) != SQLITE_OK)
+		return refuse(message, size, "its events cannot be read: it is damaged");
+	/* Every line of every chunk, to be given back in seq order (chunks of
+	 * lanes interleave). Bounded by the feed's bounds of the run before. */
+	struct stored_event *stored = NULL;
+	size_t count = 0, capacity = 0, restored = 0, bad = 0;
+	char **chunks = NULL;
+	size_t chunk_count = 0, chunk_capacity = 0;
+	while ((rc = sqlite3_step(statement)) == SQLITE_ROW) {
+		uint64_t last = (uint64_t)sqlite3_column_int64(statement, 0);
+		long long lane = sqlite3_column_int64(statement, 1);
+		const char *lines = (const char *)sqlite3_column_text(statement, 2);
+		if (lines == NULL)
+			continue;
+		if (chunk_count == chunk_capacity) {
+			chunk_capacity = chunk_capacity > 0 ? 2 * chunk_capacity : 64;
+			chunks = memory_realloc(chunks, chunk_capacity * sizeof(*chunks));
+		}
+		char *chunk = chunks[chunk_count++] = memory_strdup(lines);
+		uint64_t mark = stored_mark(lane);
+		for (char *line = chunk; *line != '\0';) {
+			char *end = strchr(line, '\n');
+			char *next = end != NULL ? end + 1 : line + strlen(line);
+			if (end != NULL)
+				*end = '\0';
+			char *after;
+			uint64_t seq = strtoull(line, &after, 10);
+			unsigned long long bytes = *after == ' ' ? strtoull(after + 1, &after, 10) : 0;
+			line = next;
+			if (seq == 0 || *after != ' ') {
+				/* Not a line write_events made: the whole chunk counts
+				 * as dropped, so that no reader misses it silently. */
+				events_restore_mark(lane, last);
+				bad++;
+				continue;
+			}
+			if (seq <= mark)
+				continue; /* dropped from its lane since */
+			if (count == capacity) {
+				capacity = capacity > 0 ? 2 * capacity : 1024;
+				stored = memory_realloc(stored, capacity * sizeof(*stored));
+			}
+			stored[count++] = (struct stored_event){
+				.seq = seq, .lane = lane, .bytes = (size_t)bytes, .body = after + 1};
+		}
+	}
+	sqlite3_finalize(statement);
+	int rv = WEFT_OK;
+	if (rc != SQLITE_DONE)
+		rv = refuse(message, size, "its events are damaged");
+	qsort(stored, count, sizeof(*stored), by_seq);
+	for (size_t i = 0; i < count && rv == WEFT_OK; i++) {
+		if (events_restore(stored[i].seq, stored[i].lane, stored[i].bytes, stored[i].body) ==
+		    WEFT_OK) {
+			restored++;
+			continue;
+		}
+		events_restore_mark(stored[i].lane, stored[i].seq);
+		bad++;
+	}
+	free(stored);
+	for (size_t i = 0; i < chunk_count; i++)
+		free(chunks[i]);
+	free(chunks);
+	if (rv != WEFT_OK)
+		return rv;
 	uint64_t upto = meta_value("events_upto", &rc);
 	uint64_t reserved = rc == SQLITE_OK ? meta_value("events_next", &rc) : 0;
 	if (rc != SQLITE_OK)

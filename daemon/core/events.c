@@ -694,14 +694,11 @@ static void text_string(struct events_batch *batch, const char *value)
 	text_add(batch, "\"", 1);
 }
 
-/* The body entry_json makes, as JSON text. */
+/* The body entry_json makes, as JSON text, but for its cursor: that is the
+ * store's epoch and the seq, kept beside it (a sixth of the bytes). */
 static void body_text(struct events_batch *batch, const struct entry *entry)
 {
-	text_literal(batch, "{\"cursor\":\"");
-	text_uint(batch, ring.epoch);
-	text_add(batch, ":", 1);
-	text_uint(batch, entry->seq);
-	text_literal(batch, "\",\"time\":");
+	text_literal(batch, "{\"time\":");
 	text_time(batch, entry->time);
 	if (entry->type == ENTRY_QUEUE) {
 		text_literal(batch, ",\"type\":\"queue\",\"queue\":");

@@ -120,7 +120,8 @@ struct events_row {
 	uint64_t seq;
 	long long lane;
 	size_t bytes;  /* what the feed charges it against its bounds */
-	const char *body; /* the event as JSON text, as the `events` op returns it (in the batch's text) */
+	const char *body; /* the event as JSON text, as the `events` op returns it but for its
+	                   * cursor (the epoch and seq), in the batch's text */
 	size_t body_size;
 };
 
