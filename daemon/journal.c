@@ -64,9 +64,11 @@
  *
  * Events (events.h): the feed's events are kept with the same commits. The
  * writer pulls what the feed appended since its last commit (events_collect)
- * at each commit and writes one row per event, and for each lane that
- * dropped events since, one DELETE of that lane's rows up to its drop mark:
- * the store holds what the ring holds, within the same bounds. An append
+ * at each commit and writes them, a row per lane holding a line per event
+ * (write_events: a row per event doubled the writer's time), and for each
+ * lane that dropped events since, one DELETE of that lane's rows whose last
+ * event it dropped: the store holds what the ring holds (and at most one
+ * partly dropped row more per lane), within the same bounds. An append
  * nobody else commits for (a queue change, a job that is not journaled)
  * wakes the writer like a change (journal_events_appended), once per
  * commit. The epoch of cursors is made once with the store; seqs are
