@@ -1836,7 +1836,8 @@ static int replay_events(char *message, size_t size)
 	int rv = WEFT_OK;
 	if (rc != SQLITE_DONE)
 		rv = refuse(message, size, "its events are damaged");
-	qsort(stored, count, sizeof(*stored), by_seq);
+	if (count > 0)
+		qsort(stored, count, sizeof(*stored), by_seq);
 	for (size_t i = 0; i < count && rv == WEFT_OK; i++) {
 		if (events_restore(stored[i].seq, stored[i].lane, stored[i].bytes, stored[i].body) ==
 		    WEFT_OK) {
