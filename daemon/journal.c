@@ -75,6 +75,15 @@
  * reserved ahead like ids (EVENT_RESERVE), so that after a kill -9 the seqs
  * of events handed out but never committed are known to be lost (events.h).
  *
+ * The feed is kept only once somebody reads it (journal_keep_events, at the
+ * first `events` request; meta `events_kept` then keeps it on for good): it
+ * costs the writer about a quarter of its fill rate, which a weftd whose feed
+ * nobody reads must not pay. Until then no event wakes the writer (no hook)
+ * and no commit collects any; each commit only keeps the seq reservation
+ * ahead of the feed's newest seq (one look per commit), so that the first
+ * reader is shown all the ring holds. Turning it on is ordered so that every
+ * cursor ever handed out is durable (journal_keep_events says how).
+ *
  * Lock order: `lock` and `done_lock` are leaves, never held together; no
  * callback runs under either, and the shard locks of jobs.c are never taken
  * while one is held.
@@ -226,6 +235,7 @@ static struct {
 	size_t seen_capacity;
 	uint64_t seen_generation;
 	uint64_t events_upto;     /* writer: every event up to this seq is in the store */
+	bool events_kept_stored;  /* writer: meta events_kept is in the store */
 	uint64_t events_reserved; /* writer: event seqs below it are reserved in the store */
 	struct events_mark *event_marks; /* writer: each lane's drop mark as stored */
 	size_t event_mark_count, event_mark_capacity;
@@ -260,6 +270,16 @@ static struct {
 	 * before it collects: only the first append after a collect takes
 	 * `lock`. */
 	atomic_bool events_unwritten;
+
+	/* Whether the store keeps the feed: false until the first `events`
+	 * request, then true for good. Set by journal_keep_events on the thread
+	 * serving that request, under `lock` (one turns it on); read without
+	 * the lock by the writer at each commit and by stats. Release on set,
+	 * acquire on read: a thread that reads it true also sees the hook
+	 * journal_keep_events installed before setting it. The writer does not
+	 * rely on the flag alone for its first collection: that one is asked
+	 * for with events_due, under `lock`, after the flag and the hook. */
+	atomic_bool events_kept;
 
 	/* Set once at open, before other threads read it. Relaxed: it only
 	 * says whether to queue at all; the queue's lock orders the records. */
@@ -673,6 +693,41 @@ static void journal_events_appended(void)
 		if (journal.queued_changes == 0) {
 			journal.first_change_at = now_monotonic();
 			pthread_cond_signal(&journal.wake);
+		}
+	}
+	pthread_mutex_unlock(&journal.lock);
+}
+
+/*
+ * Turns keeping on before the caller reads the ring, in this order: the hook
+ * (appends from here on wake the writer), the flag, then events_due (the
+ * writer's next commit collects everything the ring holds after the store's
+ * newest event, as if it had always been kept, within the ring's bounds).
+ * Why every cursor handed out is then durable: a read happens after all
+ * three, so each event it shows is either in the ring when the writer makes
+ * that first collection (and goes with it), or appended after it, when the
+ * hook was already in place (the ring's lock orders the append after the
+ * collection, and the collection after the hook) and asks for the next
+ * commit. A read's cursor also stays below the seq reservation, which is in
+ * the store: if a kill -9 comes before the commit, the restarted weftd
+ * knows those seqs are lost and expires the cursor (events_restore_end).
+ */
+void journal_keep_events(void)
+{
+	if (!journal_enabled() || atomic_load_explicit(&journal.events_kept, memory_order_acquire))
+		return;
+	pthread_mutex_lock(&journal.lock);
+	if (!atomic_load_explicit(&journal.events_kept, memory_order_relaxed)) {
+		events_set_hook(journal_events_appended);
+		atomic_store_explicit(&journal.events_kept, true, memory_order_release);
+		log_info("journal %s: somebody reads the event feed: the journal keeps it from now on",
+		         journal.path);
+		if (!journal.frozen && !journal.events_due) {
+			journal.events_due = true;
+			if (journal.queued_changes == 0) {
+				journal.first_change_at = now_monotonic();
+				pthread_cond_signal(&journal.wake);
+			}
 		}
 	}
 	pthread_mutex_unlock(&journal.lock);
@@ -1140,11 +1195,17 @@ static void store_mark(long long lane, uint64_t dropped_upto)
 		(struct events_mark){.lane = lane, .dropped_upto = dropped_upto};
 }
 
+/* Whether the seq reservation must move ahead of next_seq. Writer thread. */
+static bool seqs_short(uint64_t next_seq)
+{
+	return next_seq + EVENT_RESERVE / 2 > journal.events_reserved;
+}
+
 /* Whether the collected events change the store at all. Writer thread. */
 static bool events_to_write(const struct events_batch *events)
 {
 	if (events->row_count > 0 || events->upto != journal.events_upto ||
-	    events->next_seq + EVENT_RESERVE / 2 > journal.events_reserved)
+	    seqs_short(events->next_seq) || !journal.events_kept_stored)
 		return true;
 	for (size_t i = 0; i < events->mark_count; i++)
 		if (events->marks[i].dropped_upto > stored_mark(events->marks[i].lane))
@@ -1220,9 +1281,20 @@ static int write_events(const struct events_batch *events)
 	}
 	if (rc == SQLITE_OK && events->upto != journal.events_upto)
 		rc = write_meta("events_upto", events->upto);
-	if (rc == SQLITE_OK && events->next_seq + EVENT_RESERVE / 2 > journal.events_reserved)
+	if (rc == SQLITE_OK && seqs_short(events->next_seq))
 		rc = write_meta("events_next", events->next_seq + EVENT_RESERVE);
+	/* With the first events: a restart keeps the feed from then on. */
+	if (rc == SQLITE_OK && !journal.events_kept_stored)
+		rc = write_meta("events_kept", 1);
 	return rc;
+}
+
+/* After a commit that reserved seqs up to next_seq + EVENT_RESERVE: reads
+ * may show them. Writer thread. */
+static void seqs_reserved(uint64_t next_seq)
+{
+	journal.events_reserved = next_seq + EVENT_RESERVE;
+	events_set_reserved(journal.events_reserved);
 }
 
 /* After a commit that wrote events: what the store now holds. Writer thread. */
@@ -1232,10 +1304,9 @@ static void events_written(const struct events_batch *events)
 	for (size_t i = 0; i < events->mark_count; i++)
 		if (events->marks[i].dropped_upto > stored_mark(events->marks[i].lane))
 			store_mark(events->marks[i].lane, events->marks[i].dropped_upto);
-	if (events->next_seq + EVENT_RESERVE / 2 > journal.events_reserved) {
-		journal.events_reserved = events->next_seq + EVENT_RESERVE;
-		events_set_reserved(journal.events_reserved);
-	}
+	if (seqs_short(events->next_seq))
+		seqs_reserved(events->next_seq);
+	journal.events_kept_stored = true;
 	atomic_fetch_add_explicit(&journal.events_written, events->row_count,
 	                          memory_order_relaxed);
 }
@@ -1259,7 +1330,10 @@ static int commit(struct record *batch, uint64_t until)
 {
 	struct events_batch events = {0};
 	bool with_events = false;
-	if (until > 0) {
+	/* Acquire: see journal.events_kept. */
+	bool kept = atomic_load_explicit(&journal.events_kept, memory_order_acquire);
+	uint64_t unkept_next = 0;
+	if (until > 0 && kept) {
 		/* Cleared first: an event appended from here on asks for another commit. */
 		atomic_store_explicit(&journal.events_unwritten, false, memory_order_release);
 		with_events = events_collect(journal.events_upto, until, EVENTS_PER_COMMIT, &events) ==
@@ -1269,6 +1343,13 @@ static int commit(struct record *batch, uint64_t until)
 	if (batch == NULL && !with_events) {
 		events_batch_clear(&events);
 		return WEFT_OK;
+	}
+	/* A feed nobody reads: no event is written, but its seqs stay reserved
+	 * ahead of it (see the top of the file). */
+	if (!kept) {
+		uint64_t next = events_newest() + 1;
+		if (seqs_short(next))
+			unkept_next = next;
 	}
 	double began = now_monotonic();
 	uint64_t reserved = journal.reserved_id;
@@ -1283,10 +1364,14 @@ static int commit(struct record *batch, uint64_t until)
 	}
 	if (rc == SQLITE_OK && with_events)
 		rc = write_events(&events);
+	if (rc == SQLITE_OK && unkept_next > 0)
+		rc = write_meta("events_next", unkept_next + EVENT_RESERVE);
 	if (rc == SQLITE_OK)
 		rc = write_reservation();
 	if (rc == SQLITE_OK)
 		rc = step_reset(journal.statements[STMT_COMMIT]);
+	if (unkept_next > 0 && rc == SQLITE_OK)
+		seqs_reserved(unkept_next);
 	if (with_events && rc == SQLITE_OK) {
 		events_written(&events);
 		if (events.more)
@@ -1563,6 +1648,8 @@ void journal_close(void)
 	journal.seen = NULL;
 	journal.seen_capacity = 0;
 	events_set_hook(NULL);
+	atomic_store_explicit(&journal.events_kept, false, memory_order_relaxed);
+	journal.events_kept_stored = false;
 	free(journal.event_marks);
 	journal.event_marks = NULL;
 	journal.event_mark_count = journal.event_mark_capacity = 0;
@@ -1855,6 +1942,7 @@ static int replay_events(char *message, size_t size)
 		return rv;
 	uint64_t upto = meta_value("events_upto", &rc);
 	uint64_t reserved = rc == SQLITE_OK ? meta_value("events_next", &rc) : 0;
+	uint64_t kept = rc == SQLITE_OK ? meta_value("events_kept", &rc) : 0;
 	if (rc != SQLITE_OK)
 		return refuse(message, size, "its event seqs cannot be read: it is damaged");
 	events_restore_end(upto, reserved);
@@ -1865,7 +1953,16 @@ static int replay_events(char *message, size_t size)
 		return refuse(message, size, "its event seqs cannot be written");
 	journal.events_reserved = next + EVENT_RESERVE;
 	events_set_reserved(journal.events_reserved);
-	events_set_hook(journal_events_appended);
+	/* A store whose feed was read keeps it; in one whose feed nobody read
+	 * no cursor exists (reading turns keeping on), and should one come,
+	 * its seq is below the reservation of the run that made it and past
+	 * what the store kept (upto): the gap events_restore_end made expires
+	 * it, with the oldest cursor of this run. */
+	if (kept > 0) {
+		journal.events_kept_stored = true;
+		events_set_hook(journal_events_appended);
+		atomic_store_explicit(&journal.events_kept, true, memory_order_release);
+	}
 	if (restored > 0 || bad > 0)
 		log_info("journal %s: %zu events kept for the feed%s (next cursor seq %llu)",
 		         journal.path, restored, bad > 0 ? ", some unreadable ones dropped" : "",
@@ -2050,5 +2147,8 @@ json_t *journal_stats(void)
 	json_object_set_new(stats, "events",
 	                    json_integer((json_int_t)atomic_load_explicit(&journal.events_written,
 	                                                                  memory_order_relaxed)));
+	json_object_set_new(stats, "events_kept",
+	                    json_boolean(atomic_load_explicit(&journal.events_kept,
+	                                                      memory_order_relaxed)));
 	return stats;
 }

@@ -359,6 +359,187 @@ START_TEST(without_a_journal_a_restart_expires_the_cursor)
 }
 END_TEST
 
+/* ------------------------------------- the feed is kept once it is read */
+
+/* stats's journal object (a new reference). */
+static json_t *journal_stats_of(const fixture *daemon)
+{
+	json_t *stats = call(daemon, "{\"op\":\"stats\"}");
+	json_t *journal = json_incref(json_object_get(stats, "journal"));
+	ck_assert_ptr_nonnull(journal);
+	json_decref(stats);
+	return journal;
+}
+
+static json_int_t events_written(const fixture *daemon)
+{
+	json_t *journal = journal_stats_of(daemon);
+	json_int_t written = json_integer_value(json_object_get(journal, "events"));
+	json_decref(journal);
+	return written;
+}
+
+static bool events_kept(const fixture *daemon)
+{
+	json_t *journal = journal_stats_of(daemon);
+	json_t *kept = json_object_get(journal, "events_kept");
+	ck_assert_msg(json_is_boolean(kept), "stats has no journal.events_kept");
+	bool on = json_is_true(kept);
+	json_decref(journal);
+	return on;
+}
+
+/* Whether list holds an event with this cursor. */
+static bool has_cursor(const json_t *list, const char *cursor)
+{
+	size_t i;
+	json_t *event;
+	json_array_foreach(list, i, event) {
+		if (strcmp(json_string_value(json_object_get(event, "cursor")), cursor) == 0)
+			return true;
+	}
+	return false;
+}
+
+START_TEST(a_feed_nobody_read_is_not_written_and_reads_after_a_restart)
+{
+	struct store store;
+	store_make(&store, NULL);
+	fixture daemon;
+	fixture_start(&daemon, store.args);
+	json_int_t old = run_echo(&daemon);
+	run_echo(&daemon);
+	barrier(&daemon);
+	ck_assert_int_eq(events_written(&daemon), 0);
+	ck_assert(!events_kept(&daemon));
+	json_t *stats = call(&daemon, "{\"op\":\"stats\"}");
+	uint64_t epoch = (uint64_t)json_integer_value(
+		json_object_get(json_object_get(stats, "events"), "epoch"));
+	json_decref(stats);
+	kill_daemon(&daemon);
+	fixture_start(&daemon, store.args);
+	ck_assert(!events_kept(&daemon));
+	/* The first read works and shows this run's events only (the store
+	 * kept none of the run before). */
+	json_int_t id = run_echo(&daemon);
+	char cursor[64], states[64];
+	json_t *events = read_all(&daemon, NULL, cursor);
+	states_of(events, id, states, sizeof(states));
+	ck_assert_str_eq(states, "queued,running,done");
+	states_of(events, old, states, sizeof(states));
+	ck_assert_str_eq(states, "");
+	json_decref(events);
+	ck_assert(events_kept(&daemon));
+	/* A cursor into the run that kept nothing fails closed. */
+	json_t *reply = call(&daemon, "{\"op\":\"events\",\"after\":\"%" PRIu64 ":3\"}", epoch);
+	ck_assert_str_eq(wire_error_code(reply), "cursor_expired");
+	ck_assert_ptr_nonnull(json_object_get(reply, "oldest"));
+	json_decref(reply);
+	fixture_stop(&daemon);
+	store_remove(&store);
+}
+END_TEST
+
+START_TEST(a_cursor_of_the_first_read_survives_a_kill_9)
+{
+	struct store store;
+	store_make(&store, NULL);
+	fixture daemon;
+	fixture_start(&daemon, store.args);
+	for (int i = 0; i < 5; i++)
+		run_echo(&daemon);
+	/* Jobs that are still running while the first read is made. */
+	enum { RUNNING = 12 };
+	json_int_t ids[RUNNING];
+	for (int i = 0; i < RUNNING; i++) {
+		json_t *reply = call(&daemon, "{\"op\":\"submit\",\"fn\":\"exec\",\"args\":{\"argv\":"
+		                              "[\"sleep\",\"0.%d\"]}}", 1 + i % 3);
+		ids[i] = json_integer_value(json_object_get(reply, "id"));
+		ck_assert_msg(ids[i] > 0, "submit: %s", wire_error_code(reply));
+		json_decref(reply);
+	}
+	ck_assert(!events_kept(&daemon));
+	json_t *reply = call(&daemon, "{\"op\":\"events\",\"limit\":20}");
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", wire_error_code(reply));
+	char first[64];
+	snprintf(first, sizeof(first), "%s", json_string_value(json_object_get(reply, "cursor")));
+	json_t *shown = json_incref(json_object_get(reply, "events"));
+	ck_assert_int_eq(json_array_size(shown), 20);
+	json_decref(reply);
+	ck_assert(events_kept(&daemon));
+	/* Every job ends, then what came after the first cursor is read, and
+	 * committed (the barrier), and weftd is killed. */
+	char ids_text[256] = "";
+	for (int i = 0; i < RUNNING; i++)
+		snprintf(ids_text + strlen(ids_text), sizeof(ids_text) - strlen(ids_text), "%s%lld",
+		         i > 0 ? "," : "", (long long)ids[i]);
+	json_decref(call(&daemon, "{\"op\":\"wait\",\"ids\":[%s],\"timeout\":30}", ids_text));
+	char end[64];
+	json_t *before = read_all(&daemon, first, end);
+	ck_assert_int_gt(json_array_size(before), 0);
+	barrier(&daemon);
+	kill_daemon(&daemon);
+	fixture_start(&daemon, store.args);
+	ck_assert(events_kept(&daemon));
+	/* The first read's events are kept, and after its cursor come the very
+	 * events the run before showed, nothing missing. */
+	char again[64];
+	json_t *all = read_all(&daemon, NULL, again);
+	size_t i;
+	json_t *event;
+	json_array_foreach(shown, i, event) {
+		const char *cursor = json_string_value(json_object_get(event, "cursor"));
+		ck_assert_msg(has_cursor(all, cursor), "event %s of the first read was lost", cursor);
+	}
+	json_decref(all);
+	json_t *after = read_all(&daemon, first, again);
+	ck_assert_int_eq(json_array_size(after), json_array_size(before));
+	json_array_foreach(before, i, event) {
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(after, i), "cursor")),
+		                 json_string_value(json_object_get(event, "cursor")));
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(after, i), "state")),
+		                 json_string_value(json_object_get(event, "state")));
+	}
+	for (int j = 0; j < RUNNING; j++) {
+		char states[64];
+		json_t *every = json_array();
+		json_array_extend(every, shown);
+		json_array_extend(every, after);
+		states_of(every, ids[j], states, sizeof(states));
+		ck_assert_msg(strcmp(states, "queued,running,done") == 0, "job %lld: %s",
+		              (long long)ids[j], states);
+		json_decref(every);
+	}
+	json_decref(after);
+	json_decref(before);
+	json_decref(shown);
+	fixture_stop(&daemon);
+	store_remove(&store);
+}
+END_TEST
+
+START_TEST(keeping_stays_on_across_a_restart)
+{
+	struct store store;
+	store_make(&store, NULL);
+	fixture daemon;
+	fixture_start(&daemon, store.args);
+	json_decref(call(&daemon, "{\"op\":\"events\",\"filter\":{\"type\":\"queue\"}}"));
+	run_echo(&daemon);
+	barrier(&daemon);
+	ck_assert_int_ge(events_written(&daemon), 3);
+	kill_daemon(&daemon);
+	fixture_start(&daemon, store.args);
+	/* Before anybody reads in this run. */
+	ck_assert(events_kept(&daemon));
+	run_echo(&daemon);
+	barrier(&daemon);
+	ck_assert_int_ge(events_written(&daemon), 3);
+	fixture_stop(&daemon);
+	store_remove(&store);
+}
+END_TEST
+
 /* ---------------------------------------------------------- other users */
 
 static struct user alice, bob;
@@ -457,6 +638,9 @@ int main(void)
 	tcase_add_test(restart, a_cursor_past_what_the_store_kept_is_expired_with_the_oldest);
 	tcase_add_test(restart, the_store_keeps_the_rings_bounds);
 	tcase_add_test(restart, without_a_journal_a_restart_expires_the_cursor);
+	tcase_add_test(restart, a_feed_nobody_read_is_not_written_and_reads_after_a_restart);
+	tcase_add_test(restart, a_cursor_of_the_first_read_survives_a_kill_9);
+	tcase_add_test(restart, keeping_stays_on_across_a_restart);
 	suite_add_tcase(suite, restart);
 	TCase *users = tcase_create("other users");
 	tcase_set_timeout(users, 90);
