@@ -8,9 +8,10 @@
  * is told so (cursor_expired) rather than missing events silently. A cursor
  * is "EPOCH:SEQ". Without a journal the epoch changes at every start of
  * weftd, so a reader whose cursor is from another run resyncs. With one, the
- * journal keeps the events (events_collect, with the commits of the job
- * changes they describe) and the epoch, and gives them back at start
- * (events_restore_*): cursors stay good across a restart, but for the events
+ * journal keeps the epoch, and from the first `events` request on (before
+ * that nobody holds a cursor, and keeping costs its writer) the events
+ * (events_collect, with the commits of the job changes they describe), and
+ * gives them back at start (events_restore_*): cursors stay good across a restart, but for the events
  * that were handed out and never committed (a kill -9), which the journal
  * reports as a gap: a cursor inside it is expired.
  *
