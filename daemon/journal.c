@@ -62,6 +62,28 @@
  * id seen before a crash (a reply is sent only after a commit) is never
  * handed out again.
  *
+ * Events (events.h): the feed's events are kept with the same commits. The
+ * writer pulls what the feed appended since its last commit (events_collect)
+ * at each commit and writes them, a row per lane holding a line per event
+ * (write_events: a row per event doubled the writer's time), and for each
+ * lane that dropped events since, one DELETE of that lane's rows whose last
+ * event it dropped: the store holds what the ring holds (and at most one
+ * partly dropped row more per lane), within the same bounds. An append
+ * nobody else commits for (a queue change, a job that is not journaled)
+ * wakes the writer like a change (journal_events_appended), once per
+ * commit. The epoch of cursors is made once with the store; seqs are
+ * reserved ahead like ids (EVENT_RESERVE), so that after a kill -9 the seqs
+ * of events handed out but never committed are known to be lost (events.h).
+ *
+ * The feed is kept only once somebody reads it (journal_keep_events, at the
+ * first `events` request; meta `events_kept` then keeps it on for good): it
+ * costs the writer about a quarter of its fill rate, which a weftd whose feed
+ * nobody reads must not pay. Until then no event wakes the writer (no hook)
+ * and no commit collects any; each commit only keeps the seq reservation
+ * ahead of the feed's newest seq (one look per commit), so that the first
+ * reader is shown all the ring holds. Turning it on is ordered so that every
+ * cursor ever handed out is durable (journal_keep_events says how).
+ *
  * Lock order: `lock` and `done_lock` are leaves, never held together; no
  * callback runs under either, and the shard locks of jobs.c are never taken
  * while one is held.
@@ -82,6 +104,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/core/events.h"
 #include "daemon/core/functions.h"
 #include "daemon/core/jobs.h"
 #include "daemon/base/log.h"
@@ -99,6 +122,12 @@
 #define APPLICATION_ID 0x77656674 /* "weft" */
 #define SCHEMA_VERSION 1
 #define RESERVE_IDS 16384
+/* Event seqs reserved ahead in the store: a read shows no event past the
+ * reservation, so this many events may come between two commits before the
+ * feed waits for the writer. */
+#define EVENT_RESERVE (1ULL << 20)
+/* Events one commit writes at most; the rest go with the next one, at once. */
+#define EVENTS_PER_COMMIT 4096
 #define RETRY_SECONDS 1.0
 /* Changes nobody waits for (a job started or finished, an eviction) wait at
  * most this long, or until this many are queued, for a commit that someone
@@ -156,6 +185,9 @@ enum statement {
 	STMT_META,
 	STMT_QUEUES_CLEAR,
 	STMT_QUEUE_INSERT,
+	STMT_EVENT_INSERT,
+	STMT_EVENT_PRUNE,
+	STMT_EVENT_MARK,
 	STMT_BEGIN,
 	STMT_COMMIT,
 	STMT_ROLLBACK,
@@ -172,6 +204,12 @@ static const char *const statement_sql[STMT_COUNT] = {
 	[STMT_META] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
 	[STMT_QUEUES_CLEAR] = "DELETE FROM queues",
 	[STMT_QUEUE_INSERT] = "INSERT INTO queues(name, max, paused) VALUES(?1, ?2, ?3)",
+	[STMT_EVENT_INSERT] = "INSERT OR REPLACE INTO events(last, lane, first, lines) "
+	                      "VALUES(?1, ?2, ?3, ?4)",
+	/* Only the chunks that end where the lane dropped since its last prune
+	 * are looked at. */
+	[STMT_EVENT_PRUNE] = "DELETE FROM events WHERE last > ?3 AND last <= ?2 AND lane = ?1",
+	[STMT_EVENT_MARK] = "INSERT OR REPLACE INTO event_lanes(lane, dropped_upto) VALUES(?1, ?2)",
 	/* Prepared once like the rest: sqlite3_exec would compile them at every commit. */
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
 	[STMT_COMMIT] = "COMMIT",
@@ -196,6 +234,11 @@ static struct {
 	struct seen *seen;       /* writer: coalesce's table, seen_capacity slots */
 	size_t seen_capacity;
 	uint64_t seen_generation;
+	uint64_t events_upto;     /* writer: every event up to this seq is in the store */
+	bool events_kept_stored;  /* writer: meta events_kept is in the store */
+	uint64_t events_reserved; /* writer: event seqs below it are reserved in the store */
+	struct events_mark *event_marks; /* writer: each lane's drop mark as stored */
+	size_t event_mark_count, event_mark_capacity;
 
 	pthread_t thread;
 	pthread_t completer;
@@ -218,8 +261,25 @@ static struct {
 	size_t queued_barriers; /* barriers in the queue */
 	size_t queued_changes;  /* other records in the queue */
 	double first_change_at; /* monotonic time the first of those came */
+	bool events_due;        /* the feed appended since the writer last took the queue */
+	uint64_t events_until;  /* events past this seq are not kept (appended once frozen) */
 	bool stop;
 	bool frozen;
+
+	/* Set by appenders (journal_events_appended), cleared by the writer
+	 * before it collects: only the first append after a collect takes
+	 * `lock`. */
+	atomic_bool events_unwritten;
+
+	/* Whether the store keeps the feed: false until the first `events`
+	 * request, then true for good. Set by journal_keep_events on the thread
+	 * serving that request, under `lock` (one turns it on); read without
+	 * the lock by the writer at each commit and by stats. Release on set,
+	 * acquire on read: a thread that reads it true also sees the hook
+	 * journal_keep_events installed before setting it. The writer does not
+	 * rely on the flag alone for its first collection: that one is asked
+	 * for with events_due, under `lock`, after the flag and the hook. */
+	atomic_bool events_kept;
 
 	/* Set once at open, before other threads read it. Relaxed: it only
 	 * says whether to queue at all; the queue's lock orders the records. */
@@ -234,8 +294,10 @@ static struct {
 	atomic_uint_least64_t failures;
 	atomic_uint_least64_t last_records;
 	atomic_uint_least64_t last_latency_ns;
+	atomic_uint_least64_t events_written;
 	atomic_bool full;
 } journal = {.lock_fd = -1,
+             .events_until = UINT64_MAX,
              .lock = PTHREAD_MUTEX_INITIALIZER,
              .wake = PTHREAD_COND_INITIALIZER,
              .done_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -322,7 +384,7 @@ static int check_and_create(char *message, size_t size)
 		return refuse(message, size, what);
 	}
 	char *error = NULL;
-	char setup_sql[1024];
+	char setup_sql[2048];
 	snprintf(setup_sql, sizeof(setup_sql),
 	         "BEGIN;"
 	         "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
@@ -331,10 +393,19 @@ static int check_and_create(char *message, size_t size)
 	         "error TEXT, attempts TEXT, children TEXT);"
 	         "CREATE TABLE IF NOT EXISTS queues(name TEXT PRIMARY KEY, max INTEGER NOT NULL, "
 	         "paused INTEGER NOT NULL);"
+	         /* A lane's events of one commit, one line each (see write_events),
+	          * keyed by the seq of the last: an append at the end of the tree. */
+	         "CREATE TABLE IF NOT EXISTS events(last INTEGER PRIMARY KEY, lane INTEGER NOT NULL, "
+	         "first INTEGER NOT NULL, lines TEXT NOT NULL);"
+	         "CREATE TABLE IF NOT EXISTS event_lanes(lane INTEGER PRIMARY KEY, "
+	         "dropped_upto INTEGER NOT NULL);"
+	         /* Made once, with the store (or the first weftd that keeps events
+	          * in it): every later start keeps it, and so its cursors. */
+	         "INSERT OR IGNORE INTO meta(key, value) VALUES('events_epoch', %lld);"
 	         "PRAGMA application_id = %d;"
 	         "PRAGMA user_version = %d;"
 	         "COMMIT;",
-	         APPLICATION_ID, SCHEMA_VERSION);
+	         (long long)(now_wall() * 1e6), APPLICATION_ID, SCHEMA_VERSION);
 	char mode_sql[64];
 	snprintf(mode_sql, sizeof(mode_sql), "PRAGMA synchronous = %s",
 	         journal.sync == JOURNAL_SYNC_FULL ? "FULL" : "NORMAL");
@@ -609,10 +680,67 @@ void journal_queues_changed(void)
 		append(record_new(RECORD_QUEUES));
 }
 
+/* The feed appended an event (events_set_hook): the writer commits it
+ * within CHANGE_DELAY_SECONDS, with whatever else comes. Any thread; the
+ * lock only for the first event since the writer's last collect. */
+static void journal_events_appended(void)
+{
+	if (atomic_exchange_explicit(&journal.events_unwritten, true, memory_order_acq_rel))
+		return;
+	pthread_mutex_lock(&journal.lock);
+	if (!journal.frozen && !journal.events_due) {
+		journal.events_due = true;
+		if (journal.queued_changes == 0) {
+			journal.first_change_at = now_monotonic();
+			pthread_cond_signal(&journal.wake);
+		}
+	}
+	pthread_mutex_unlock(&journal.lock);
+}
+
+/*
+ * Turns keeping on before the caller reads the ring, in this order: the hook
+ * (appends from here on wake the writer), the flag, then events_due (the
+ * writer's next commit collects everything the ring holds after the store's
+ * newest event, as if it had always been kept, within the ring's bounds).
+ * Why every cursor handed out is then durable: a read happens after all
+ * three, so each event it shows is either in the ring when the writer makes
+ * that first collection (and goes with it), or appended after it, when the
+ * hook was already in place (the ring's lock orders the append after the
+ * collection, and the collection after the hook) and asks for the next
+ * commit. A read's cursor also stays below the seq reservation, which is in
+ * the store: if a kill -9 comes before the commit, the restarted weftd
+ * knows those seqs are lost and expires the cursor (events_restore_end).
+ */
+void journal_keep_events(void)
+{
+	if (!journal_enabled() || atomic_load_explicit(&journal.events_kept, memory_order_acquire))
+		return;
+	pthread_mutex_lock(&journal.lock);
+	if (!atomic_load_explicit(&journal.events_kept, memory_order_relaxed)) {
+		events_set_hook(journal_events_appended);
+		atomic_store_explicit(&journal.events_kept, true, memory_order_release);
+		log_info("journal %s: somebody reads the event feed: the journal keeps it from now on",
+		         journal.path);
+		if (!journal.frozen && !journal.events_due) {
+			journal.events_due = true;
+			if (journal.queued_changes == 0) {
+				journal.first_change_at = now_monotonic();
+				pthread_cond_signal(&journal.wake);
+			}
+		}
+	}
+	pthread_mutex_unlock(&journal.lock);
+}
+
 void journal_freeze(void)
 {
+	/* Events from here on tell of what shutdown does (jobs cancelled),
+	 * which the store does not keep: they are not kept either. */
+	uint64_t newest = journal_enabled() ? events_newest() : 0;
 	pthread_mutex_lock(&journal.lock);
 	journal.frozen = true;
+	journal.events_until = newest;
 	pthread_mutex_unlock(&journal.lock);
 }
 
@@ -1039,9 +1167,190 @@ static size_t coalesce(struct record *batch)
 	return rows;
 }
 
-/* One transaction for the whole batch. Returns WEFT_OK or the error. Writer thread. */
-static int commit(struct record *batch)
+/* The stored drop mark of lane (0: none). Writer thread. */
+static uint64_t stored_mark(long long lane)
 {
+	for (size_t i = 0; i < journal.event_mark_count; i++)
+		if (journal.event_marks[i].lane == lane)
+			return journal.event_marks[i].dropped_upto;
+	return 0;
+}
+
+static void store_mark(long long lane, uint64_t dropped_upto)
+{
+	for (size_t i = 0; i < journal.event_mark_count; i++)
+		if (journal.event_marks[i].lane == lane) {
+			journal.event_marks[i].dropped_upto = dropped_upto;
+			return;
+		}
+	if (journal.event_mark_count == journal.event_mark_capacity) {
+		journal.event_mark_capacity = journal.event_mark_capacity > 0
+		                                      ? 2 * journal.event_mark_capacity
+		                                      : 8;
+		journal.event_marks = memory_realloc(journal.event_marks,
+		                                     journal.event_mark_capacity *
+		                                             sizeof(*journal.event_marks));
+	}
+	journal.event_marks[journal.event_mark_count++] =
+		(struct events_mark){.lane = lane, .dropped_upto = dropped_upto};
+}
+
+/* Whether the seq reservation must move ahead of next_seq. Writer thread. */
+static bool seqs_short(uint64_t next_seq)
+{
+	return next_seq + EVENT_RESERVE / 2 > journal.events_reserved;
+}
+
+/* Whether the collected events change the store at all. Writer thread. */
+static bool events_to_write(const struct events_batch *events)
+{
+	if (events->row_count > 0 || events->upto != journal.events_upto ||
+	    seqs_short(events->next_seq) || !journal.events_kept_stored)
+		return true;
+	for (size_t i = 0; i < events->mark_count; i++)
+		if (events->marks[i].dropped_upto > stored_mark(events->marks[i].lane))
+			return true;
+	return false;
+}
+
+static int write_meta(const char *key, uint64_t value)
+{
+	sqlite3_stmt *statement = journal.statements[STMT_META];
+	sqlite3_bind_text(statement, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(statement, 2, (sqlite3_int64)value);
+	return step_reset(statement);
+}
+
+/* qsort's order of a commit's events: by lane, then by seq. */
+static int by_lane(const void *left, const void *right)
+{
+	const struct events_row *a = *(const struct events_row *const *)left;
+	const struct events_row *b = *(const struct events_row *const *)right;
+	if (a->lane != b->lane)
+		return a->lane < b->lane ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* One INSERT per lane: the lane's events of this commit as a chunk of
+ * lines "SEQ BYTES BODY\n" (a row per event cost the writer as much as
+ * every job row together: 3 events a job), then one DELETE (and its mark)
+ * per lane that dropped since, and the reservation when it runs short. A
+ * chunk goes when its last event is dropped: the store holds what the ring
+ * holds, and at most a chunk's worth more of each lane. Writer thread, in
+ * the commit's transaction. */
+static int write_events(const struct events_batch *events)
+{
+	int rc = SQLITE_OK;
+	const struct events_row **order = memory_alloc((events->row_count + 1) * sizeof(*order));
+	for (size_t i = 0; i < events->row_count; i++)
+		order[i] = &events->rows[i];
+	qsort(order, events->row_count, sizeof(*order), by_lane);
+	struct text *text = &journal.columns[4];
+	sqlite3_stmt *insert = journal.statements[STMT_EVENT_INSERT];
+	for (size_t i = 0; i < events->row_count && rc == SQLITE_OK;) {
+		size_t first = i;
+		text->size = 0;
+		for (; i < events->row_count && order[i]->lane == order[first]->lane; i++) {
+			text_integer(text, (long long)order[i]->seq);
+			text_add(text, " ", 1);
+			text_integer(text, (long long)order[i]->bytes);
+			text_add(text, " ", 1);
+			text_add(text, order[i]->body, order[i]->body_size);
+			text_add(text, "\n", 1);
+		}
+		sqlite3_bind_int64(insert, 1, (sqlite3_int64)order[i - 1]->seq);
+		sqlite3_bind_int64(insert, 2, (sqlite3_int64)order[first]->lane);
+		sqlite3_bind_int64(insert, 3, (sqlite3_int64)order[first]->seq);
+		sqlite3_bind_text(insert, 4, text->data, (int)text->size, SQLITE_STATIC);
+		rc = step_reset(insert);
+	}
+	free(order);
+	for (size_t i = 0; i < events->mark_count && rc == SQLITE_OK; i++) {
+		const struct events_mark *mark = &events->marks[i];
+		if (mark->dropped_upto <= stored_mark(mark->lane))
+			continue;
+		for (int which = STMT_EVENT_PRUNE; which <= STMT_EVENT_MARK && rc == SQLITE_OK;
+		     which++) {
+			sqlite3_stmt *statement = journal.statements[which];
+			sqlite3_bind_int64(statement, 1, (sqlite3_int64)mark->lane);
+			sqlite3_bind_int64(statement, 2, (sqlite3_int64)mark->dropped_upto);
+			if (which == STMT_EVENT_PRUNE)
+				sqlite3_bind_int64(statement, 3, (sqlite3_int64)stored_mark(mark->lane));
+			rc = step_reset(statement);
+		}
+	}
+	if (rc == SQLITE_OK && events->upto != journal.events_upto)
+		rc = write_meta("events_upto", events->upto);
+	if (rc == SQLITE_OK && seqs_short(events->next_seq))
+		rc = write_meta("events_next", events->next_seq + EVENT_RESERVE);
+	/* With the first events: a restart keeps the feed from then on. */
+	if (rc == SQLITE_OK && !journal.events_kept_stored)
+		rc = write_meta("events_kept", 1);
+	return rc;
+}
+
+/* After a commit that reserved seqs up to next_seq + EVENT_RESERVE: reads
+ * may show them. Writer thread. */
+static void seqs_reserved(uint64_t next_seq)
+{
+	journal.events_reserved = next_seq + EVENT_RESERVE;
+	events_set_reserved(journal.events_reserved);
+}
+
+/* After a commit that wrote events: what the store now holds. Writer thread. */
+static void events_written(const struct events_batch *events)
+{
+	journal.events_upto = events->upto;
+	for (size_t i = 0; i < events->mark_count; i++)
+		if (events->marks[i].dropped_upto > stored_mark(events->marks[i].lane))
+			store_mark(events->marks[i].lane, events->marks[i].dropped_upto);
+	if (seqs_short(events->next_seq))
+		seqs_reserved(events->next_seq);
+	journal.events_kept_stored = true;
+	atomic_fetch_add_explicit(&journal.events_written, events->row_count,
+	                          memory_order_relaxed);
+}
+
+/* Makes the writer try the events again: after a failed commit (in
+ * RETRY_SECONDS), or at once when a collect left some for the next. */
+static void events_again(double delay)
+{
+	pthread_mutex_lock(&journal.lock);
+	if (!journal.events_due) {
+		journal.events_due = true;
+		if (journal.queued_changes == 0)
+			journal.first_change_at = now_monotonic() + delay;
+	}
+	pthread_mutex_unlock(&journal.lock);
+}
+
+/* One transaction for the whole batch, and the feed's new events when
+ * until > 0 (up to that seq). Returns WEFT_OK or the error. Writer thread. */
+static int commit(struct record *batch, uint64_t until)
+{
+	struct events_batch events = {0};
+	bool with_events = false;
+	/* Acquire: see journal.events_kept. */
+	bool kept = atomic_load_explicit(&journal.events_kept, memory_order_acquire);
+	uint64_t unkept_next = 0;
+	if (until > 0 && kept) {
+		/* Cleared first: an event appended from here on asks for another commit. */
+		atomic_store_explicit(&journal.events_unwritten, false, memory_order_release);
+		with_events = events_collect(journal.events_upto, until, EVENTS_PER_COMMIT, &events) ==
+		                      WEFT_OK &&
+		              events_to_write(&events);
+	}
+	if (batch == NULL && !with_events) {
+		events_batch_clear(&events);
+		return WEFT_OK;
+	}
+	/* A feed nobody reads: no event is written, but its seqs stay reserved
+	 * ahead of it (see the top of the file). */
+	if (!kept) {
+		uint64_t next = events_newest() + 1;
+		if (seqs_short(next))
+			unkept_next = next;
+	}
 	double began = now_monotonic();
 	uint64_t reserved = journal.reserved_id;
 	size_t rows = coalesce(batch);
@@ -1053,10 +1362,24 @@ static int commit(struct record *batch)
 		records++;
 		accepted += record->kind == RECORD_ACCEPT;
 	}
+	if (rc == SQLITE_OK && with_events)
+		rc = write_events(&events);
+	if (rc == SQLITE_OK && unkept_next > 0)
+		rc = write_meta("events_next", unkept_next + EVENT_RESERVE);
 	if (rc == SQLITE_OK)
 		rc = write_reservation();
 	if (rc == SQLITE_OK)
 		rc = step_reset(journal.statements[STMT_COMMIT]);
+	if (unkept_next > 0 && rc == SQLITE_OK)
+		seqs_reserved(unkept_next);
+	if (with_events && rc == SQLITE_OK) {
+		events_written(&events);
+		if (events.more)
+			events_again(0);
+	} else if (with_events) {
+		events_again(RETRY_SECONDS);
+	}
+	events_batch_clear(&events);
 	if (rc != SQLITE_OK) {
 		int failed = rc;
 		if (!sqlite3_get_autocommit(journal.db))
@@ -1185,7 +1508,7 @@ static void *writer_main(void *argument)
 		while (!journal.stop && journal.queued_barriers == 0 &&
 		       journal.queued_changes < CHANGE_BATCH) {
 			double wait;
-			if (journal.head != NULL)
+			if (journal.head != NULL || journal.events_due)
 				wait = journal.first_change_at + CHANGE_DELAY_SECONDS - now_monotonic();
 			else if (journal.retry_head != NULL)
 				wait = RETRY_SECONDS;
@@ -1201,7 +1524,7 @@ static void *writer_main(void *argument)
 			until.tv_sec += (time_t)(nanoseconds / 1000000000);
 			until.tv_nsec = (long)(nanoseconds % 1000000000);
 			if (pthread_cond_timedwait(&journal.wake, &journal.lock, &until) == ETIMEDOUT &&
-			    journal.head == NULL)
+			    journal.head == NULL && !journal.events_due)
 				break; /* the retry's pause is over */
 		}
 		struct record *batch = journal.head;
@@ -1220,6 +1543,9 @@ static void *writer_main(void *argument)
 			journal.queued_barriers = journal.queued_changes = 0;
 		}
 		bool stop = journal.stop;
+		/* At stop, whatever the feed holds unwritten goes too. */
+		uint64_t events_until = journal.events_due || stop ? journal.events_until : 0;
+		journal.events_due = false;
 		pthread_mutex_unlock(&journal.lock);
 		/* What failed before goes first: it is older. */
 		if (journal.retry_head != NULL) {
@@ -1228,6 +1554,8 @@ static void *writer_main(void *argument)
 			journal.retry_head = journal.retry_tail = NULL;
 		}
 		if (batch == NULL) {
+			if (events_until > 0)
+				(void)commit(NULL, events_until);
 			if (stop)
 				break;
 			continue;
@@ -1241,10 +1569,11 @@ static void *writer_main(void *argument)
 			**end = record;
 			*end = &record->next;
 		}
+		/* The events go with the last commit, after the changes they tell of. */
 		if (ahead != NULL)
-			settle(ahead, commit(ahead), rest != NULL);
+			settle(ahead, commit(ahead, rest == NULL ? events_until : 0), rest != NULL);
 		if (rest != NULL)
-			settle(rest, commit(rest), false);
+			settle(rest, commit(rest, events_until), false);
 		/* A store that stays unwritable is not waited for at exit. */
 		if (stop && journal.retry_head != NULL) {
 			log_error("journal %s: changes that could not be written are lost at exit",
@@ -1318,6 +1647,12 @@ void journal_close(void)
 	free(journal.seen);
 	journal.seen = NULL;
 	journal.seen_capacity = 0;
+	events_set_hook(NULL);
+	atomic_store_explicit(&journal.events_kept, false, memory_order_relaxed);
+	journal.events_kept_stored = false;
+	free(journal.event_marks);
+	journal.event_marks = NULL;
+	journal.event_mark_count = journal.event_mark_capacity = 0;
 	atomic_store_explicit(&journal.enabled, false, memory_order_relaxed);
 }
 
@@ -1487,13 +1822,164 @@ static void extend_start_timeout(size_t restored)
 	(void)notify_send(text);
 }
 
+/* One line of a stored chunk, during replay. */
+struct stored_event {
+	uint64_t seq;
+	long long lane;
+	size_t bytes;
+	const char *body;
+};
+
+static int by_seq(const void *left, const void *right)
+{
+	const struct stored_event *a = left, *b = right;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* A meta value; 0 when missing. */
+static uint64_t meta_value(const char *key, int *rc)
+{
+	char sql[96];
+	snprintf(sql, sizeof(sql), "SELECT value FROM meta WHERE key = '%s'", key);
+	long long value = query_integer(sql, rc);
+	return value > 0 ? (uint64_t)value : 0;
+}
+
+/* Gives the feed back its epoch and the events the store holds, before the
+ * jobs' replay makes events of its own (they come after). A row that cannot
+ * be read is taken as dropped from its lane: a reader whose cursor is before
+ * it resyncs rather than missing it. Then reserves seqs for this run at once,
+ * before anything listens. Main thread. */
+static int replay_events(char *message, size_t size)
+{
+	int rc;
+	uint64_t epoch = meta_value("events_epoch", &rc);
+	if (rc != SQLITE_OK)
+		return refuse(message, size, "its event epoch cannot be read: it is damaged");
+	if (epoch > 0)
+		events_restore_begin(epoch);
+	/* The marks first: a chunk may hold events its lane dropped since. */
+	sqlite3_stmt *statement;
+	if (sqlite3_prepare_v2(journal.db, "SELECT lane, dropped_upto FROM event_lanes", -1,
+	                       &statement, NULL) != SQLITE_OK)
+		return refuse(message, size, "its event lanes cannot be read: it is damaged");
+	while ((rc = sqlite3_step(statement)) == SQLITE_ROW) {
+		long long lane = sqlite3_column_int64(statement, 0);
+		uint64_t mark = (uint64_t)sqlite3_column_int64(statement, 1);
+		events_restore_mark(lane, mark);
+		store_mark(lane, mark);
+	}
+	sqlite3_finalize(statement);
+	if (rc != SQLITE_DONE)
+		return refuse(message, size, "its event lanes are damaged");
+	if (sqlite3_prepare_v2(journal.db, "SELECT last, lane, lines FROM events", -1, &statement,
+	                       NULL) != SQLITE_OK)
+		return refuse(message, size, "its events cannot be read: it is damaged");
+	/* Every line of every chunk, to be given back in seq order (chunks of
+	 * lanes interleave). Bounded by the feed's bounds of the run before. */
+	struct stored_event *stored = NULL;
+	size_t count = 0, capacity = 0, restored = 0, bad = 0;
+	char **chunks = NULL;
+	size_t chunk_count = 0, chunk_capacity = 0;
+	while ((rc = sqlite3_step(statement)) == SQLITE_ROW) {
+		uint64_t last = (uint64_t)sqlite3_column_int64(statement, 0);
+		long long lane = sqlite3_column_int64(statement, 1);
+		const char *lines = (const char *)sqlite3_column_text(statement, 2);
+		if (lines == NULL)
+			continue;
+		if (chunk_count == chunk_capacity) {
+			chunk_capacity = chunk_capacity > 0 ? 2 * chunk_capacity : 64;
+			chunks = memory_realloc(chunks, chunk_capacity * sizeof(*chunks));
+		}
+		char *chunk = chunks[chunk_count++] = memory_strdup(lines);
+		uint64_t mark = stored_mark(lane);
+		for (char *line = chunk; *line != '\0';) {
+			char *end = strchr(line, '\n');
+			char *next = end != NULL ? end + 1 : line + strlen(line);
+			if (end != NULL)
+				*end = '\0';
+			char *after;
+			uint64_t seq = strtoull(line, &after, 10);
+			unsigned long long bytes = *after == ' ' ? strtoull(after + 1, &after, 10) : 0;
+			line = next;
+			if (seq == 0 || *after != ' ') {
+				/* Not a line write_events made: the whole chunk counts
+				 * as dropped, so that no reader misses it silently. */
+				events_restore_mark(lane, last);
+				bad++;
+				continue;
+			}
+			if (seq <= mark)
+				continue; /* dropped from its lane since */
+			if (count == capacity) {
+				capacity = capacity > 0 ? 2 * capacity : 1024;
+				stored = memory_realloc(stored, capacity * sizeof(*stored));
+			}
+			stored[count++] = (struct stored_event){
+				.seq = seq, .lane = lane, .bytes = (size_t)bytes, .body = after + 1};
+		}
+	}
+	sqlite3_finalize(statement);
+	int rv = WEFT_OK;
+	if (rc != SQLITE_DONE)
+		rv = refuse(message, size, "its events are damaged");
+	if (count > 0)
+		qsort(stored, count, sizeof(*stored), by_seq);
+	for (size_t i = 0; i < count && rv == WEFT_OK; i++) {
+		if (events_restore(stored[i].seq, stored[i].lane, stored[i].bytes, stored[i].body) ==
+		    WEFT_OK) {
+			restored++;
+			continue;
+		}
+		events_restore_mark(stored[i].lane, stored[i].seq);
+		bad++;
+	}
+	free(stored);
+	for (size_t i = 0; i < chunk_count; i++)
+		free(chunks[i]);
+	free(chunks);
+	if (rv != WEFT_OK)
+		return rv;
+	uint64_t upto = meta_value("events_upto", &rc);
+	uint64_t reserved = rc == SQLITE_OK ? meta_value("events_next", &rc) : 0;
+	uint64_t kept = rc == SQLITE_OK ? meta_value("events_kept", &rc) : 0;
+	if (rc != SQLITE_OK)
+		return refuse(message, size, "its event seqs cannot be read: it is damaged");
+	events_restore_end(upto, reserved);
+	journal.events_upto = events_newest();
+	/* Before anything listens: every seq this run hands out is reserved. */
+	uint64_t next = journal.events_upto + 1;
+	if (write_meta("events_next", next + EVENT_RESERVE) != SQLITE_OK)
+		return refuse(message, size, "its event seqs cannot be written");
+	journal.events_reserved = next + EVENT_RESERVE;
+	events_set_reserved(journal.events_reserved);
+	/* A store whose feed was read keeps it; in one whose feed nobody read
+	 * no cursor exists (reading turns keeping on), and should one come,
+	 * its seq is below the reservation of the run that made it and past
+	 * what the store kept (upto): the gap events_restore_end made expires
+	 * it, with the oldest cursor of this run. */
+	if (kept > 0) {
+		journal.events_kept_stored = true;
+		events_set_hook(journal_events_appended);
+		atomic_store_explicit(&journal.events_kept, true, memory_order_release);
+	}
+	if (restored > 0 || bad > 0)
+		log_info("journal %s: %zu events kept for the feed%s (next cursor seq %llu)",
+		         journal.path, restored, bad > 0 ? ", some unreadable ones dropped" : "",
+		         (unsigned long long)next);
+	return WEFT_OK;
+}
+
 int journal_replay(struct jobs *jobs, char *message, size_t size)
 {
 	if (!journal_enabled())
 		return WEFT_OK;
+	int rv = replay_events(message, size);
+	if (rv != WEFT_OK)
+		return rv;
 	jobs_set_observer(jobs, &journal_observer);
 	double began = now_monotonic();
-	int rv = replay_queues(message, size);
+	rv = replay_queues(message, size);
 	if (rv != WEFT_OK)
 		return rv;
 	int rc;
@@ -1658,5 +2144,11 @@ json_t *journal_stats(void)
 	                 "full", atomic_load_explicit(&journal.full, memory_order_relaxed));
 	/* Rows written: fewer than records, as a job's records coalesce in a commit. */
 	json_object_set_new(stats, "rows", json_integer((json_int_t)rows));
+	json_object_set_new(stats, "events",
+	                    json_integer((json_int_t)atomic_load_explicit(&journal.events_written,
+	                                                                  memory_order_relaxed)));
+	json_object_set_new(stats, "events_kept",
+	                    json_boolean(atomic_load_explicit(&journal.events_kept,
+	                                                      memory_order_relaxed)));
 	return stats;
 }

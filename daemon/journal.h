@@ -103,6 +103,16 @@ void journal_reply(struct server_request *request, json_t *reply);
 void journal_queues_changed(void);
 
 /*
+ * Somebody reads the event feed: from now on the journal keeps it, for good
+ * (the store remembers it, and a restart reloads the events). Until then the
+ * journal does no work for the feed at all, so a weftd whose feed nobody
+ * reads pays nothing for it. Any thread: the one serving an `events` request,
+ * which must call it before it reads the feed (journal.c says why).
+ * Does nothing without a journal, and once keeping is on.
+ */
+void journal_keep_events(void);
+
+/*
  * Shutdown: from now on changes are not journaled, so that the jobs that
  * shutdown cancels stay queued (or running: Interrupted) in the store and
  * come back after the restart. What was queued before is still written.

@@ -896,6 +896,9 @@ static void op_events(struct weftd *daemon, struct server_request *slot,
                       const struct principal *caller, struct request *request,
                       struct problem *problem)
 {
+	/* Before the feed is read: the cursors this request hands out must be
+	 * ones the journal keeps (journal_keep_events). */
+	journal_keep_events();
 	struct events_poll *poll = memory_zalloc(sizeof(*poll));
 	poll->filter.viewer = caller->uid;
 	poll->filter.all = principal_is_admin(caller);

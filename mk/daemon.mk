@@ -119,7 +119,7 @@ CHECK_PROGS += $(BUILD)/tests/check_tasks
 # (a race report makes it exit non-zero at shutdown, which the fixture checks).
 TSAN_DAEMON_TESTS := check_client_async check_daemon check_threaded check_tasks check_offload \
 	check_futures check_schedule check_gather check_mainloop check_service check_containment \
-	check_journal check_items_events
+	check_journal check_items_events check_events_restart
 .PHONY: check-tsan-daemon
 check-tsan-daemon:
 	$(MAKE) SANITIZER=thread build/san-thread/weftd build/san-thread/weft \
@@ -214,6 +214,18 @@ $(BUILD)/tests/check_items_events: $(BUILD)/tests/check_items_events.o $(BUILD)/
 		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_items_events
+
+# The event feed's durability contract, called directly (issue 13).
+$(BUILD)/tests/check_events: $(BUILD)/tests/check_events.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_events
+
+# The event feed across restarts: cursors kept by the journal (issue 13).
+$(BUILD)/tests/check_events_restart: $(BUILD)/tests/check_events_restart.o \
+		$(BUILD)/tests/fixture.o $(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o \
+		| $(BUILD)/tests/helpers/wire_send
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS)
+CHECK_PROGS += $(BUILD)/tests/check_events_restart
 
 # Exec jobs whose stdout lines are items (issue 13).
 $(BUILD)/tests/check_exec_lines: $(BUILD)/tests/check_exec_lines.o $(BUILD)/tests/fixture.o \

@@ -25,11 +25,25 @@
  *
  * Watches: after each append, under the lock, the watches whose filter keeps
  * the new entry are detached, and notified once the lock is released.
+ *
+ * Durability (with a journal): the journal's writer collects what was
+ * appended since its last commit (events_collect) and commits it with the
+ * job changes of the same moments, so an event is as durable as the change
+ * it tells of. A lane's drop mark tells the journal which of its rows to
+ * delete: the rows a lane holds are always the newest of that lane, so one
+ * DELETE of the lane's rows up to its mark keeps the store within the ring's
+ * bounds. Seqs are reserved in the store ahead of use (events_set_reserved)
+ * and reads stop below the reservation; at start the next seq is the stored
+ * reservation, and the seqs between the newest event the store accounts for
+ * and it (events handed out, then lost to a kill -9 before their commit) are
+ * a gap whose cursors are expired: a reader who saw a lost event resyncs,
+ * and no seq it saw means another event later.
  */
 #include "daemon/core/events.h"
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +55,7 @@
 #include "daemon/core/functions.h"
 #include "daemon/core/jobs.h"
 #include "daemon/core/principal.h"
+#include "weft/error.h"
 
 /* Entries one read looks at, at most. */
 #define EVENTS_SCAN_MAX 65536
@@ -55,7 +70,8 @@ struct entry {
 	enum entry_type type;
 	uint64_t id;          /* job */
 	uid_t owner;          /* job */
-	const char *function; /* job: static */
+	const char *function; /* job: static, or function_copy */
+	char *function_copy;  /* job: owned; restored events whose function this weftd lacks */
 	signed char from, to; /* job: enum job_state; from JOB_STATE_COUNT: just made */
 	int worker;           /* job: -1 none */
 	char *queue;          /* queue: owned */
@@ -82,8 +98,11 @@ static struct {
 	size_t max_bytes;
 	size_t share_entries; /* one lane's share */
 	size_t share_bytes;
-	uint64_t epoch;       /* immutable after events_init */
+	uint64_t epoch;       /* immutable after events_init (and events_restore_begin) */
 	uint64_t next_seq;
+	uint64_t appended;    /* since events_init: restored events are not counted */
+	uint64_t visible_below; /* reads stop here (the journal's reservation) */
+	uint64_t gap_low, gap_high; /* seqs in between were lost at the last restart */
 	size_t count;         /* entries held in all lanes */
 	size_t bytes;
 	uint64_t dropped;
@@ -91,6 +110,28 @@ static struct {
 	size_t lane_count, lane_capacity;
 	struct watch_list watches;
 } ring = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* events_set_hook's function: read by every appender without the lock. */
+static _Atomic(events_hook_fn *) hook;
+
+static void entry_free_names(struct entry *entry)
+{
+	free(entry->queue);
+	entry->queue = NULL;
+	free(entry->function_copy);
+	entry->function_copy = NULL;
+}
+
+/* A copy of entry whose names are its own (they outlive the lock). */
+static struct entry entry_copy(const struct entry *entry)
+{
+	struct entry copy = *entry;
+	if (entry->queue != NULL)
+		copy.queue = memory_strdup(entry->queue);
+	if (entry->function_copy != NULL)
+		copy.function = copy.function_copy = memory_strdup(entry->function_copy);
+	return copy;
+}
 
 static struct entry *lane_at(const struct lane *lane, size_t i)
 {
@@ -116,8 +157,7 @@ static void lane_drop_oldest(struct lane *lane)
 	lane->dropped_upto = entry->seq;
 	lane->bytes -= entry->bytes;
 	ring.bytes -= entry->bytes;
-	free(entry->queue);
-	entry->queue = NULL;
+	entry_free_names(entry);
 	lane->head = (lane->head + 1) % lane->capacity;
 	lane->count--;
 	ring.count--;
@@ -217,18 +257,10 @@ static bool watch_keeps(const struct watch *watch, const void *entry)
 	return keeps(watch->data, entry);
 }
 
-/* Appends *entry (its queue name is taken) and notifies the watches it
- * satisfies. Any thread; no lock held. */
-static void append(struct entry *made)
+/* Places *made (seq, time and bytes set; its names are taken) in its lane,
+ * dropping what the bounds want first. Lock held; the feed is open. */
+static void place_locked(struct entry *made)
 {
-	struct watch_list ready = LIST_HEAD_INITIALIZER(ready);
-	pthread_mutex_lock(&ring.lock);
-	if (!ring.open) {
-		pthread_mutex_unlock(&ring.lock);
-		free(made->queue);
-		return;
-	}
-	made->bytes = sizeof(*made) + (made->queue != NULL ? strlen(made->queue) + 1 : 0);
 	struct lane *lane = lane_of(made);
 	/* Its owner's share first: a flood pushes out its own oldest. */
 	while (lane->count > 0 &&
@@ -240,16 +272,37 @@ static void append(struct entry *made)
 		lane_drop_oldest(heaviest(ring.count < ring.max_entries));
 	if (lane->count == lane->capacity)
 		lane_resize(lane, lane->capacity > 0 ? lane->capacity * 2 : LANE_MIN_CAPACITY);
-	made->seq = ring.next_seq++;
-	made->time = now_wall();
 	*lane_at(lane, lane->count) = *made;
 	lane->count++;
 	lane->bytes += made->bytes;
 	ring.count++;
 	ring.bytes += made->bytes;
-	watch_take(&ring.watches, watch_keeps, made, &ready);
+}
+
+/* Appends *made (its queue name is taken) and notifies the watches it
+ * satisfies. Any thread; no lock held. */
+static void append(struct entry *made)
+{
+	struct watch_list ready = LIST_HEAD_INITIALIZER(ready);
+	pthread_mutex_lock(&ring.lock);
+	if (!ring.open) {
+		pthread_mutex_unlock(&ring.lock);
+		entry_free_names(made);
+		return;
+	}
+	made->bytes = sizeof(*made) + (made->queue != NULL ? strlen(made->queue) + 1 : 0);
+	made->seq = ring.next_seq++;
+	ring.appended++;
+	made->time = now_wall();
+	place_locked(made);
+	/* Past the reservation it is not shown yet, so it wakes nobody. */
+	if (made->seq < ring.visible_below)
+		watch_take(&ring.watches, watch_keeps, made, &ready);
 	pthread_mutex_unlock(&ring.lock);
 	watch_notify_all(&ready);
+	events_hook_fn *appended = atomic_load_explicit(&hook, memory_order_acquire);
+	if (appended != NULL)
+		appended();
 }
 
 void events_job(uint64_t id, uid_t owner, const char *function, int from, int to, int worker)
@@ -294,6 +347,9 @@ void events_init(struct jobs *jobs, const struct events_limits *limits)
 	/* Microseconds of the start: another run of weftd has another epoch. */
 	ring.epoch = (uint64_t)(now_wall() * 1e6);
 	ring.next_seq = 1;
+	ring.appended = 0;
+	ring.visible_below = UINT64_MAX;
+	ring.gap_low = ring.gap_high = 0;
 	ring.count = ring.bytes = 0;
 	ring.dropped = 0;
 	ring.open = true;
@@ -308,7 +364,7 @@ void events_fini(void)
 	for (size_t i = 0; i < ring.lane_count; i++) {
 		struct lane *lane = &ring.lanes[i];
 		for (size_t j = 0; j < lane->count; j++)
-			free(lane_at(lane, j)->queue);
+			entry_free_names(lane_at(lane, j));
 		free(lane->slots);
 	}
 	free(ring.lanes);
@@ -419,6 +475,13 @@ int events_read(uint64_t epoch, uint64_t seq, const struct events_filter *filter
 		                    "the cursor is from another run of weftd (it restarted)");
 		goto done;
 	}
+	if (seq != 0 && seq > ring.gap_low && seq < ring.gap_high) {
+		rv = expired_locked(problem, last_out,
+		                    dropped_upto > ring.gap_high ? dropped_upto : ring.gap_high,
+		                    "events after the cursor were lost when weftd stopped before "
+		                    "it could journal them (it was killed)");
+		goto done;
+	}
 	if (seq >= ring.next_seq) {
 		rv = problem_set(problem, WEFT_EBADFIELD, "after",
 		                 "the cursor is past the newest event (%" PRIu64 "); pass a cursor "
@@ -455,9 +518,13 @@ int events_read(uint64_t epoch, uint64_t seq, const struct events_filter *filter
 				which = i;
 			}
 		}
-		if (next == NULL) {
-			/* Every lane this reader sees is read to its end. */
-			last = ring.next_seq - 1;
+		if (next == NULL || lane_at(next, at[which])->seq >= ring.visible_below) {
+			/* Every lane this reader sees is read to its end (or to
+			 * the journal's reservation). */
+			uint64_t end = ring.next_seq < ring.visible_below ? ring.next_seq
+			                                                 : ring.visible_below;
+			if (end - 1 > last)
+				last = end - 1;
 			break;
 		}
 		const struct entry *entry = lane_at(next, at[which]++);
@@ -465,10 +532,7 @@ int events_read(uint64_t epoch, uint64_t seq, const struct events_filter *filter
 		looked++;
 		if (!keeps(filter, entry))
 			continue;
-		copies[kept] = *entry;
-		if (entry->queue != NULL)
-			copies[kept].queue = memory_strdup(entry->queue);
-		kept++;
+		copies[kept++] = entry_copy(entry);
 	}
 	*last_out = last;
 	pthread_mutex_unlock(&ring.lock);
@@ -476,7 +540,7 @@ int events_read(uint64_t epoch, uint64_t seq, const struct events_filter *filter
 	json_t *list = json_array();
 	for (size_t i = 0; i < kept; i++) {
 		json_array_append_new(list, entry_json(&copies[i]));
-		free(copies[i].queue);
+		entry_free_names(&copies[i]);
 	}
 	free(copies);
 	*out = list;
@@ -494,7 +558,8 @@ bool events_watch(struct watch *watch)
 		const struct lane *lane = &ring.lanes[i];
 		if (!sees(watch->data, lane))
 			continue;
-		for (size_t j = lane_first_after(lane, watch->key); j < lane->count && !found; j++)
+		for (size_t j = lane_first_after(lane, watch->key);
+		     j < lane->count && !found && lane_at(lane, j)->seq < ring.visible_below; j++)
 			found = keeps(watch->data, lane_at(lane, j));
 	}
 	bool wait = ring.open && !found;
@@ -518,7 +583,7 @@ void events_stats(uid_t viewer, struct events_stats *stats)
 {
 	memset(stats, 0, sizeof(*stats));
 	pthread_mutex_lock(&ring.lock);
-	stats->appended = ring.next_seq > 0 ? ring.next_seq - 1 : 0;
+	stats->appended = ring.appended;
 	stats->held = ring.count;
 	stats->bytes = ring.bytes;
 	stats->dropped = ring.dropped;
@@ -534,6 +599,369 @@ void events_stats(uid_t viewer, struct events_stats *stats)
 			stats->yours_bytes = lane->bytes;
 			stats->yours_dropped = lane->dropped;
 		}
+	}
+	pthread_mutex_unlock(&ring.lock);
+}
+
+/* ---- durability ---- */
+
+static long long lane_id(const struct lane *lane)
+{
+	return lane->queues ? EVENTS_QUEUE_LANE : (long long)lane->uid;
+}
+
+static void text_add(struct events_batch *batch, const char *bytes, size_t size)
+{
+	if (batch->text_size + size > batch->text_capacity) {
+		size_t capacity = batch->text_capacity > 0 ? batch->text_capacity : 4096;
+		while (capacity < batch->text_size + size)
+			capacity *= 2;
+		batch->text = memory_realloc(batch->text, capacity);
+		batch->text_capacity = capacity;
+	}
+	memcpy(batch->text + batch->text_size, bytes, size);
+	batch->text_size += size;
+}
+
+static void text_literal(struct events_batch *batch, const char *literal)
+{
+	text_add(batch, literal, strlen(literal));
+}
+
+/* value in decimal, without printf (the journal's writer runs this for
+ * every event). */
+static void text_uint(struct events_batch *batch, uint64_t value)
+{
+	char digits[24];
+	char *end = digits + sizeof(digits), *at = end;
+	do {
+		*--at = (char)('0' + value % 10);
+		value /= 10;
+	} while (value > 0);
+	text_add(batch, at, (size_t)(end - at));
+}
+
+/* A wall-clock time that reads back as the same double: between 2^29 and
+ * 2^33 seconds (1987 to 2242) a double's step is at least 1.19e-7 s, so 7
+ * decimals, rounded, land nearer to it than to either neighbour. Other
+ * values go through printf's 17 digits. */
+static void text_time(struct events_batch *batch, double value)
+{
+	if (!(value >= 536870912.0 && value < 8589934592.0)) {
+		char digits[40];
+		int length = snprintf(digits, sizeof(digits), "%.17g", value);
+		text_add(batch, digits, (size_t)length);
+		return;
+	}
+	uint64_t whole = (uint64_t)value;
+	uint64_t fraction = (uint64_t)((value - (double)whole) * 1e7 + 0.5);
+	if (fraction >= 10000000) {
+		whole++;
+		fraction -= 10000000;
+	}
+	text_uint(batch, whole);
+	char digits[8] = {'.'};
+	for (int i = 7; i >= 1; i--) {
+		digits[i] = (char)('0' + fraction % 10);
+		fraction /= 10;
+	}
+	text_add(batch, digits, 8);
+}
+
+/* value as a JSON string: runs that need no escape are copied whole. */
+static void text_string(struct events_batch *batch, const char *value)
+{
+	static const char hex[] = "0123456789abcdef";
+	text_add(batch, "\"", 1);
+	const char *run = value;
+	for (const char *at = value; *at != '\0'; at++) {
+		unsigned char c = (unsigned char)*at;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		text_add(batch, run, (size_t)(at - run));
+		run = at + 1;
+		char escape[6] = {'\\', (char)c, 0};
+		if (c < 0x20) {
+			memcpy(escape, "\\u00", 4);
+			escape[4] = hex[c >> 4];
+			escape[5] = hex[c & 15];
+			text_add(batch, escape, 6);
+		} else {
+			text_add(batch, escape, 2);
+		}
+	}
+	text_add(batch, run, strlen(run));
+	text_add(batch, "\"", 1);
+}
+
+/* The body entry_json makes, as JSON text, but for its cursor: that is the
+ * store's epoch and the seq, kept beside it (a sixth of the bytes). */
+static void body_text(struct events_batch *batch, const struct entry *entry)
+{
+	text_literal(batch, "{\"time\":");
+	text_time(batch, entry->time);
+	if (entry->type == ENTRY_QUEUE) {
+		text_literal(batch, ",\"type\":\"queue\",\"queue\":");
+		text_string(batch, entry->queue);
+		text_literal(batch, ",\"change\":");
+		text_string(batch, entry->change);
+		if (strcmp(entry->change, "set") == 0) {
+			text_literal(batch, ",\"max\":");
+			if (entry->max < 0)
+				text_add(batch, "-", 1);
+			text_uint(batch, entry->max < 0 ? 0ULL - (uint64_t)entry->max : (uint64_t)entry->max);
+		}
+		text_add(batch, "}", 1);
+		return;
+	}
+	text_literal(batch, ",\"type\":\"job\",\"id\":");
+	text_uint(batch, entry->id);
+	text_literal(batch, ",\"owner\":");
+	text_uint(batch, entry->owner);
+	text_literal(batch, ",\"fn\":");
+	text_string(batch, entry->function);
+	text_literal(batch, ",\"state\":");
+	text_string(batch, job_state_name((enum job_state)entry->to));
+	text_literal(batch, ",\"from\":");
+	if (entry->from == JOB_STATE_COUNT)
+		text_literal(batch, "null");
+	else
+		text_string(batch, job_state_name((enum job_state)entry->from));
+	if (entry->worker >= 0) {
+		text_literal(batch, ",\"worker\":");
+		text_uint(batch, (uint64_t)entry->worker);
+	}
+	text_add(batch, "}", 1);
+}
+
+int events_collect(uint64_t after, uint64_t until, size_t max, struct events_batch *batch)
+{
+	memset(batch, 0, sizeof(*batch));
+	if (max == 0)
+		max = 1;
+	pthread_mutex_lock(&ring.lock);
+	if (!ring.open) {
+		pthread_mutex_unlock(&ring.lock);
+		return WEFT_ESHUTDOWN;
+	}
+	uint64_t upto = ring.next_seq - 1 < until ? ring.next_seq - 1 : until;
+	size_t marks = 0;
+	for (size_t i = 0; i < ring.lane_count; i++)
+		marks += ring.lanes[i].dropped_upto > 0;
+	batch->marks = memory_alloc((marks + 1) * sizeof(*batch->marks));
+	for (size_t i = 0; i < ring.lane_count; i++)
+		if (ring.lanes[i].dropped_upto > 0)
+			batch->marks[batch->mark_count++] = (struct events_mark){
+				.lane = lane_id(&ring.lanes[i]),
+				.dropped_upto = ring.lanes[i].dropped_upto,
+			};
+	/* Usually a commit's worth: the appends since the last collect. */
+	size_t wanted = upto > after ? (size_t)(upto - after) : 0;
+	if (wanted > ring.count)
+		wanted = ring.count;
+	if (wanted > max)
+		wanted = max;
+	struct entry *copies = memory_alloc((wanted + 1) * sizeof(*copies));
+	size_t *at = memory_alloc(ring.lane_count * sizeof(*at));
+	for (size_t i = 0; i < ring.lane_count; i++)
+		at[i] = lane_first_after(&ring.lanes[i], after);
+	size_t kept = 0;
+	/* Merged by seq, so that a capped collect takes the oldest. */
+	for (;;) {
+		struct lane *next = NULL;
+		size_t which = 0;
+		for (size_t i = 0; i < ring.lane_count; i++) {
+			struct lane *lane = &ring.lanes[i];
+			if (at[i] < lane->count && lane_at(lane, at[i])->seq <= upto &&
+			    (next == NULL || lane_at(lane, at[i])->seq < lane_at(next, at[which])->seq)) {
+				next = lane;
+				which = i;
+			}
+		}
+		if (next == NULL)
+			break;
+		if (kept == max) {
+			batch->more = true;
+			upto = copies[kept - 1].seq;
+			break;
+		}
+		copies[kept++] = entry_copy(lane_at(next, at[which]++));
+	}
+	batch->upto = upto;
+	batch->next_seq = ring.next_seq;
+	pthread_mutex_unlock(&ring.lock);
+	free(at);
+	batch->rows = memory_alloc((kept + 1) * sizeof(*batch->rows));
+	size_t *offsets = memory_alloc((kept + 1) * sizeof(*offsets));
+	for (size_t i = 0; i < kept; i++) {
+		struct entry *entry = &copies[i];
+		offsets[i] = batch->text_size;
+		body_text(batch, entry);
+		batch->rows[i] = (struct events_row){
+			.seq = entry->seq,
+			.lane = entry->type == ENTRY_QUEUE ? EVENTS_QUEUE_LANE : (long long)entry->owner,
+			.bytes = entry->bytes,
+			.body_size = batch->text_size - offsets[i],
+		};
+		text_add(batch, "", 1);
+		entry_free_names(entry);
+	}
+	/* The text is final now: it no longer moves. */
+	for (size_t i = 0; i < kept; i++)
+		batch->rows[i].body = batch->text + offsets[i];
+	free(offsets);
+	batch->row_count = kept;
+	free(copies);
+	return WEFT_OK;
+}
+
+void events_batch_clear(struct events_batch *batch)
+{
+	free(batch->text);
+	free(batch->rows);
+	free(batch->marks);
+	memset(batch, 0, sizeof(*batch));
+}
+
+uint64_t events_newest(void)
+{
+	pthread_mutex_lock(&ring.lock);
+	uint64_t newest = ring.next_seq > 0 ? ring.next_seq - 1 : 0;
+	pthread_mutex_unlock(&ring.lock);
+	return newest;
+}
+
+void events_set_hook(events_hook_fn *appended)
+{
+	atomic_store_explicit(&hook, appended, memory_order_release);
+}
+
+void events_set_reserved(uint64_t below)
+{
+	pthread_mutex_lock(&ring.lock);
+	ring.visible_below = below;
+	pthread_mutex_unlock(&ring.lock);
+}
+
+void events_restore_begin(uint64_t epoch)
+{
+	pthread_mutex_lock(&ring.lock);
+	ring.epoch = epoch;
+	pthread_mutex_unlock(&ring.lock);
+}
+
+/* The lane of `lane` (an events_row's), made when missing. Lock held. */
+static struct lane *lane_by_id(long long lane)
+{
+	struct entry probe = {.type = lane == EVENTS_QUEUE_LANE ? ENTRY_QUEUE : ENTRY_JOB,
+	                      .owner = (uid_t)lane};
+	return lane_of(&probe);
+}
+
+/* Reads a stored body back into *entry (names owned). Returns WEFT_OK or WEFT_EINVAL. */
+static int entry_parse(const char *body, long long lane, struct entry *entry)
+{
+	json_t *object = json_loads(body, 0, NULL);
+	const char *type = json_string_value(json_object_get(object, "type"));
+	const json_t *time = json_object_get(object, "time");
+	int rv = WEFT_EINVAL;
+	*entry = (struct entry){.worker = -1};
+	if (type == NULL || !json_is_number(time))
+		goto done;
+	entry->time = json_number_value(time);
+	if (strcmp(type, "queue") == 0 && lane == EVENTS_QUEUE_LANE) {
+		static const char *const changes[] = {"set", "pause", "resume"};
+		const char *queue = json_string_value(json_object_get(object, "queue"));
+		const char *change = json_string_value(json_object_get(object, "change"));
+		for (size_t i = 0; change != NULL && i < sizeof(changes) / sizeof(changes[0]); i++)
+			if (strcmp(change, changes[i]) == 0)
+				entry->change = changes[i];
+		if (queue == NULL || entry->change == NULL)
+			goto done;
+		entry->type = ENTRY_QUEUE;
+		entry->queue = memory_strdup(queue);
+		entry->max = (long)json_integer_value(json_object_get(object, "max"));
+		rv = WEFT_OK;
+		goto done;
+	}
+	const char *function = json_string_value(json_object_get(object, "fn"));
+	const char *state = json_string_value(json_object_get(object, "state"));
+	const json_t *from = json_object_get(object, "from");
+	const json_t *id = json_object_get(object, "id");
+	const json_t *worker = json_object_get(object, "worker");
+	enum job_state to, before = JOB_STATE_COUNT;
+	if (strcmp(type, "job") != 0 || lane < 0 || function == NULL || !json_is_integer(id) ||
+	    state == NULL || job_state_parse(state, &to) != 0 ||
+	    (from != NULL && !json_is_null(from) &&
+	     (!json_is_string(from) || job_state_parse(json_string_value(from), &before) != 0)))
+		goto done;
+	entry->type = ENTRY_JOB;
+	entry->id = (uint64_t)json_integer_value(id);
+	entry->owner = (uid_t)lane;
+	entry->to = (signed char)to;
+	entry->from = (signed char)before;
+	entry->worker = json_is_integer(worker) ? (int)json_integer_value(worker) : -1;
+	/* The function's own static name when this weftd has it. */
+	const struct function *known = strcmp(function, functions_name_of(&functions_future)) == 0
+	                                       ? &functions_future
+	                                       : functions_find(function);
+	if (known != NULL)
+		entry->function = functions_name_of(known);
+	else
+		entry->function = entry->function_copy = memory_strdup(function);
+	rv = WEFT_OK;
+done:
+	json_decref(object);
+	return rv;
+}
+
+int events_restore(uint64_t seq, long long lane, size_t bytes, const char *body)
+{
+	struct entry entry;
+	if (entry_parse(body, lane, &entry) != WEFT_OK) {
+		entry_free_names(&entry);
+		return WEFT_EINVAL;
+	}
+	entry.seq = seq;
+	entry.bytes = bytes >= sizeof(entry) ? bytes : sizeof(entry);
+	pthread_mutex_lock(&ring.lock);
+	if (!ring.open || seq < ring.next_seq) {
+		/* Out of order: not a store events_collect wrote. */
+		pthread_mutex_unlock(&ring.lock);
+		entry_free_names(&entry);
+		return WEFT_EINVAL;
+	}
+	place_locked(&entry);
+	ring.next_seq = seq + 1;
+	pthread_mutex_unlock(&ring.lock);
+	return WEFT_OK;
+}
+
+void events_restore_mark(long long lane, uint64_t dropped_upto)
+{
+	pthread_mutex_lock(&ring.lock);
+	if (ring.open) {
+		struct lane *found = lane_by_id(lane);
+		if (dropped_upto > found->dropped_upto)
+			found->dropped_upto = dropped_upto;
+		if (dropped_upto >= ring.next_seq)
+			ring.next_seq = dropped_upto + 1;
+	}
+	pthread_mutex_unlock(&ring.lock);
+}
+
+void events_restore_end(uint64_t upto, uint64_t reserved)
+{
+	pthread_mutex_lock(&ring.lock);
+	if (upto < ring.next_seq - 1)
+		upto = ring.next_seq - 1;
+	ring.next_seq = upto + 1;
+	/* Reads showed seqs below the reservation only: those past upto are
+	 * lost, and the reservation itself is where this run starts. */
+	if (reserved > ring.next_seq) {
+		ring.gap_low = upto;
+		ring.gap_high = reserved;
+		ring.next_seq = reserved + 1;
 	}
 	pthread_mutex_unlock(&ring.lock);
 }

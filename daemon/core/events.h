@@ -6,8 +6,14 @@
  * another's (events.c says how the bounds pick). Readers pull with a
  * cursor; a slow reader costs nothing, and one whose cursor fell off the feed
  * is told so (cursor_expired) rather than missing events silently. A cursor
- * is "EPOCH:SEQ": the epoch changes at every start of weftd, so a reader
- * whose cursor is from another run resyncs too.
+ * is "EPOCH:SEQ". Without a journal the epoch changes at every start of
+ * weftd, so a reader whose cursor is from another run resyncs. With one, the
+ * journal keeps the epoch, and from the first `events` request on (before
+ * that nobody holds a cursor, and keeping costs its writer) the events
+ * (events_collect, with the commits of the job changes they describe), and
+ * gives them back at start (events_restore_*): cursors stay good across a restart, but for the events
+ * that were handed out and never committed (a kill -9), which the journal
+ * reports as a gap: a cursor inside it is expired.
  *
  * What a reader sees: job events of the jobs it may act on (principal.h:
  * its own; root and --admin-group members all), and every queue change
@@ -99,5 +105,78 @@ struct events_stats {
 };
 /* Any thread. */
 void events_stats(uid_t viewer, struct events_stats *stats);
+
+/* ---- durability: the journal's side (journal.c) ----
+ *
+ * The journal pulls: at each commit it collects the events appended since
+ * the last one, and the lanes' drop marks (so that it deletes the rows the
+ * ring dropped); it reserves seqs ahead (events_set_reserved), and a read
+ * shows no event at or past the reservation, so that after a kill -9 no seq
+ * a reader saw is handed out again. */
+
+/* The lane of queue events in events_row and events_mark; a job event's lane is its owner's uid. */
+#define EVENTS_QUEUE_LANE (-1LL)
+
+struct events_row {
+	uint64_t seq;
+	long long lane;
+	size_t bytes;  /* what the feed charges it against its bounds */
+	const char *body; /* the event as JSON text, as the `events` op returns it but for its
+	                   * cursor (the epoch and seq), in the batch's text */
+	size_t body_size;
+};
+
+struct events_mark {
+	long long lane;
+	uint64_t dropped_upto; /* the seq of the newest event the lane dropped */
+};
+
+struct events_batch {
+	struct events_row *rows;     /* in seq order */
+	size_t row_count;
+	struct events_mark *marks;   /* every lane that dropped any */
+	size_t mark_count;
+	uint64_t upto;      /* every event up to here is in rows, held before, or dropped */
+	uint64_t next_seq;  /* the seq the next event gets */
+	bool more;          /* held events past upto were left for the next collect (max) */
+	char *text;         /* the bodies, one after another, each NUL-terminated */
+	size_t text_size, text_capacity;
+};
+
+/* Copies into *batch the events held with after < seq <= until, at most max
+ * of them (the oldest), and the drop marks. Returns WEFT_OK, or
+ * WEFT_ESHUTDOWN once the feed is closed (batch empty). The journal's writer
+ * thread; takes the lock for a copy only, and writes the bodies after it (by
+ * hand, not through jansson: the journal's writer is the journal's
+ * bottleneck). */
+int events_collect(uint64_t after, uint64_t until, size_t max, struct events_batch *batch);
+/* Frees what events_collect made. */
+void events_batch_clear(struct events_batch *batch);
+
+/* The seq of the newest event (0: none). Any thread. */
+uint64_t events_newest(void);
+
+/* Called after every append, on the appending thread with no lock held, so
+ * that the journal wakes its writer: NULL for none. Set on the main thread
+ * before the events it should hear of; read by any thread. */
+typedef void events_hook_fn(void);
+void events_set_hook(events_hook_fn *appended);
+
+/* Reads show events below seq `below` only (the journal's reservation);
+ * without a journal, every one. Raised after each commit. Any thread. */
+void events_set_reserved(uint64_t below);
+
+/* Replay (journal_replay), on the main thread before anything listens and
+ * before replay's own job changes: begin takes the stored epoch, restore
+ * gives back each stored event in seq order (bytes as stored, body the JSON
+ * text the feed returned; WEFT_EINVAL when it is not an event, and nothing
+ * is kept), mark a lane's stored drop mark, end the seq of the newest event
+ * the store accounts for (`upto`) and the stored reservation: the next event
+ * gets seq max(upto + 1, reserved), and a cursor between the two is expired.
+ * Events beyond the bounds are dropped as appends drop them. */
+void events_restore_begin(uint64_t epoch);
+int events_restore(uint64_t seq, long long lane, size_t bytes, const char *body);
+void events_restore_mark(long long lane, uint64_t dropped_upto);
+void events_restore_end(uint64_t upto, uint64_t reserved);
 
 #endif
