@@ -33,8 +33,8 @@
 /* A user's finished logs beyond this many are dropped, oldest first, even
  * under the budget: empty logs cost memory too. */
 #define MAX_FINISHED_PER_USER 4096
-/* Room a producer may still need for one read (proc.c reads 64 KiB at most). */
-#define READ_ROOM 65536
+/* Room a producer may still need for one append. */
+#define READ_ROOM OUTLOG_APPEND_MAX
 
 struct chunk {
 	struct chunk *next;

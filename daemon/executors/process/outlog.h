@@ -39,6 +39,10 @@
  * (the default of --output-idle): a reader that went away cannot stop a job
  * for ever. */
 #define OUTLOG_IDLE_SECONDS 10.0
+/* The most one outlog_append may add: outlog_full keeps room for one such
+ * append, so a producer that waits for readers must append no more at once
+ * (a longer one would push unread bytes out of the window). */
+#define OUTLOG_APPEND_MAX 65536
 
 enum outlog_stream { OUTLOG_STDOUT, OUTLOG_STDERR, OUTLOG_BOTH };
 

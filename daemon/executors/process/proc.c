@@ -728,6 +728,10 @@ static void stream_readable(evutil_socket_t fd, short what, void *arg)
 				room = stream->capacity - stream->length;
 			}
 		}
+		/* A pipe holds PIPE_CAPACITY, more than the window keeps room for:
+		 * a longer read would push unread output out of a waiting window. */
+		if (room > OUTLOG_APPEND_MAX)
+			room = OUTLOG_APPEND_MAX;
 		got = read(stream->fd, target, room);
 		if (got > 0) {
 			if (proc->log != NULL)
