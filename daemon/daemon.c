@@ -56,6 +56,7 @@
 #include "daemon/executors/io/http.h"
 #include "daemon/executors/io/pool.h"
 #include "daemon/executors/io/redis.h"
+#include "daemon/executors/io/resolve.h"
 #include "daemon/executors/io/sql.h"
 #include "daemon/executors/io/sql_mysql.h"
 #include "daemon/executors/plugin/plugin.h"
@@ -840,6 +841,10 @@ int daemon_run(const struct options *options)
 	if (spool_configure(options->state_dir, options->output_spool, options->output_spool_all,
 	                    spool_message, sizeof(spool_message)) != 0) {
 		log_error("%s", spool_message);
+		goto fail_functions;
+	}
+	if (resolve_set_conf(options->resolv_conf) != WEFT_OK) {
+		log_error("--resolv-conf: cannot read %s: %s", options->resolv_conf, strerror(errno));
 		goto fail_functions;
 	}
 	int rv = executors_init(options);

@@ -60,6 +60,9 @@ $(BUILD)/bench/io/sql_bench: $(BUILD)/bench/io/sql_bench.o $(BUILD)/tests/fixtur
 BENCH_PROGS += $(BUILD)/bench/io/sql_bench
 
 # The shared connection pools and name lookups (pool.c, resolve.c), called directly.
-$(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
+# Against the tests' DNS server (tests/dns_server.c, a thread of the test).
+$(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/tests/dns_server.o $(BUILD)/libweftd.a \
+		$(BUILD)/libweftrt.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(CHECK_LIBS)
+$(BUILD)/tests/dns_server.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 CHECK_PROGS += $(BUILD)/tests/check_pool
