@@ -810,6 +810,12 @@ int daemon_run(const struct options *options)
 		signals_stop();
 		return 1;
 	}
+	/* Before the chdir below: a relative path is weftd's caller's. */
+	if (resolve_set_conf(options->resolv_conf) != WEFT_OK) {
+		log_error("--resolv-conf: cannot read %s: %s", options->resolv_conf, strerror(errno));
+		signals_stop();
+		return 1;
+	}
 
 	/* Jobs without a cwd must not run wherever weftd happened to be started,
 	 * and weftd must not keep a directory busy. */
@@ -841,10 +847,6 @@ int daemon_run(const struct options *options)
 	if (spool_configure(options->state_dir, options->output_spool, options->output_spool_all,
 	                    spool_message, sizeof(spool_message)) != 0) {
 		log_error("%s", spool_message);
-		goto fail_functions;
-	}
-	if (resolve_set_conf(options->resolv_conf) != WEFT_OK) {
-		log_error("--resolv-conf: cannot read %s: %s", options->resolv_conf, strerror(errno));
 		goto fail_functions;
 	}
 	int rv = executors_init(options);

@@ -13,9 +13,10 @@ HTTP_SERVER_LIBS = $(EVENT_LIBS) $(shell pkg-config --libs libevent_openssl open
 CHECK_PROGS += $(BUILD)/tests/check_http
 
 # redis.command against a real redis-server (a SKIP without one), and as a
-# throwaway user through wire_send.
+# throwaway user through wire_send; names through the tests' DNS server.
 $(BUILD)/tests/check_redis: $(BUILD)/tests/check_redis.o $(BUILD)/tests/fixture.o \
-		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o | $(BUILD)/tests/helpers/wire_send
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o \
+		$(BUILD)/tests/dns_server.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(shell pkg-config --libs hiredis 2>/dev/null) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_redis

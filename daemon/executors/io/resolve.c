@@ -76,12 +76,22 @@ int resolve_set_conf(const char *path)
 		errno = path[0] == '\0' ? ENOENT : ENAMETOOLONG;
 		return WEFT_EBADARGS;
 	}
-	/* Checked now so that a typo stops weftd at start, not a job later. */
+	/* Checked now so that a typo stops weftd at start, not a job later;
+	 * made absolute, since weftd leaves its starting directory. */
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return WEFT_EBADARGS;
 	close(fd);
-	snprintf(conf_path, sizeof(conf_path), "%s", path);
+	char *absolute = realpath(path, NULL);
+	if (absolute == NULL)
+		return WEFT_EBADARGS;
+	if (strlen(absolute) >= sizeof(conf_path)) {
+		free(absolute);
+		errno = ENAMETOOLONG;
+		return WEFT_EBADARGS;
+	}
+	snprintf(conf_path, sizeof(conf_path), "%s", absolute);
+	free(absolute);
 	return WEFT_OK;
 }
 

@@ -46,7 +46,8 @@ typedef void resolve_done(void *argument, const struct resolve_addresses *addres
 
 /* Main thread, before the workers start: the resolv.conf(5) file every
  * worker's resolver reads (its nameserver lines may give ip:port), instead
- * of RESOLVE_CONF_DEFAULT. The path is copied. WEFT_OK, or WEFT_EBADARGS
+ * of RESOLVE_CONF_DEFAULT. The path is kept absolute (call it before any
+ * chdir). WEFT_OK, or WEFT_EBADARGS
  * when it is too long (errno ENAMETOOLONG) or cannot be opened for reading
  * (errno says why). A file that opens but lists no server leaves libevent's
  * default server, 127.0.0.1. */
