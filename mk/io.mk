@@ -3,7 +3,7 @@
 # fixture they share (tests/servers.c).
 $(BUILD)/tests/check_http: $(BUILD)/tests/check_http.o $(BUILD)/tests/http_server.o \
 		$(BUILD)/tests/fixture.o $(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o \
-		$(BUILD)/tests/servers.o \
+		$(BUILD)/tests/servers.o $(BUILD)/tests/dns_server.o \
 		| $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(HTTP_SERVER_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(CHECK_LIBS)
@@ -24,7 +24,8 @@ CHECK_PROGS += $(BUILD)/tests/check_redis
 # sql.query against a real PostgreSQL made by the test (a SKIP without it).
 $(BUILD)/tests/check_sql.o: ALL_CFLAGS += $(shell pkg-config --cflags libpq 2>/dev/null)
 $(BUILD)/tests/check_sql: $(BUILD)/tests/check_sql.o $(BUILD)/tests/fixture.o \
-		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o | $(BUILD)/tests/helpers/wire_send
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o \
+		$(BUILD)/tests/dns_server.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(shell pkg-config --libs libpq 2>/dev/null) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_sql
@@ -39,7 +40,8 @@ BENCH_PROGS += $(BUILD)/bench/io/http_bench
 # sql.query's MySQL/MariaDB half against a real mariadbd (a SKIP without it).
 $(BUILD)/tests/check_mysql.o: ALL_CFLAGS += $(shell pkg-config --cflags libmariadb 2>/dev/null)
 $(BUILD)/tests/check_mysql: $(BUILD)/tests/check_mysql.o $(BUILD)/tests/fixture.o \
-		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o | $(BUILD)/tests/helpers/wire_send
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o \
+		$(BUILD)/tests/dns_server.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(shell pkg-config --libs libmariadb 2>/dev/null) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_mysql

@@ -216,17 +216,6 @@ START_TEST(test_host_names_are_resolved_and_connected_to)
 }
 END_TEST
 
-/* A weftd whose resolver asks server alone (--resolv-conf in directory). */
-static void start_with_dns(fixture *daemon, struct dns_server *server, char *directory, size_t size)
-{
-	ck_assert(servers_make_directory(directory, size, "dns", -1, -1));
-	dns_server_start(server);
-	char conf[256];
-	dns_server_write_conf(server, directory, conf, sizeof(conf));
-	const char *const options[] = {"--resolv-conf", conf, NULL};
-	fixture_start(daemon, options);
-}
-
 /* How long the job of a submit's reply ran, from its own timestamps. */
 static double job_seconds(const fixture *daemon, const json_t *reply)
 {
@@ -247,7 +236,7 @@ START_TEST(test_a_name_that_does_not_exist_fails_naming_the_host)
 	struct dns_server *server = dns_server_new();
 	char directory[128];
 	fixture daemon;
-	start_with_dns(&daemon, server, directory, sizeof(directory));
+	servers_start_with_dns(&daemon, server, directory, sizeof(directory));
 	json_t *reply = command(&daemon, "redis://nowhere.weft.test:6379", "[\"PING\"]");
 	ck_assert_str_eq(wire_text(reply, "state"), "failed");
 	ck_assert_str_eq(wire_error_type(reply), "ConnectionError");
@@ -271,7 +260,7 @@ START_TEST(test_a_name_server_that_never_answers_fails_after_the_resolvers_tries
 	dns_server_silence(server, "silent.weft.test");
 	char directory[128];
 	fixture daemon;
-	start_with_dns(&daemon, server, directory, sizeof(directory));
+	servers_start_with_dns(&daemon, server, directory, sizeof(directory));
 	json_t *reply = wire_callf(daemon.url,
 	                           "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":{\"url\":"
 	                           "\"redis://silent.weft.test\",\"argv\":[\"PING\"],\"timeout\":600},"
@@ -316,7 +305,7 @@ START_TEST(test_a_name_whose_first_address_refuses_connects_to_the_next)
 	dns_server_add(server, "closed.weft.test", "127.0.0.2");
 	char directory[128];
 	fixture daemon;
-	start_with_dns(&daemon, server, directory, sizeof(directory));
+	servers_start_with_dns(&daemon, server, directory, sizeof(directory));
 	char url[200];
 	snprintf(url, sizeof(url), "redis://both.weft.test:%d/4", redis.port);
 	json_t *reply = command(&daemon, url, "[\"SET\",\"second\",\"yes\"]");
