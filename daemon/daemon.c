@@ -56,6 +56,7 @@
 #include "daemon/executors/io/http.h"
 #include "daemon/executors/io/pool.h"
 #include "daemon/executors/io/redis.h"
+#include "daemon/executors/io/resolve.h"
 #include "daemon/executors/io/sql.h"
 #include "daemon/executors/io/sql_mysql.h"
 #include "daemon/executors/plugin/plugin.h"
@@ -806,6 +807,12 @@ int daemon_run(const struct options *options)
 	}
 	if (evthread_use_pthreads() != 0) {
 		log_error("libevent has no pthreads support");
+		signals_stop();
+		return 1;
+	}
+	/* Before the chdir below: a relative path is weftd's caller's. */
+	if (resolve_set_conf(options->resolv_conf) != WEFT_OK) {
+		log_error("--resolv-conf: cannot read %s: %s", options->resolv_conf, strerror(errno));
 		signals_stop();
 		return 1;
 	}

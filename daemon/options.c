@@ -76,6 +76,9 @@ static const char usage[] =
 	"  --output-spool-all   every exec job spools (with --output-spool)\n"
 	"  --io-idle S          a pooled redis/sql connection closes after S seconds unused\n"
 	"                       (default 30)\n"
+	"  --resolv-conf FILE   the resolv.conf(5) that redis.command and sql.query read for\n"
+	"                       name servers (nameserver lines may give IP:PORT), instead of\n"
+	"                       /etc/resolv.conf; /etc/hosts is still read first\n"
 	"  --threads N          threads of the pool for blocking calls (default: 2 x workers)\n"
 	"  --log-level LEVEL    error, warn, info or debug (default info)\n"
 	"  --admin-group GROUP  members of GROUP may see, cancel and set every user's jobs and\n"
@@ -168,10 +171,11 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 	options->threads = 0; /* 2 x workers, decided after parsing */
 	options->log_level = LOG_LEVEL_INFO;
 	strcpy(options->cgroup, "auto");
+	strcpy(options->resolv_conf, "/etc/resolv.conf");
 
 	enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_GRACE, OPT_RETAIN, OPT_RETAIN_MAX,
 	       OPT_MAX_MESSAGE, OPT_MAX_WAITERS, OPT_MAX_PENDING, OPT_MAX_PENDING_PER_USER,
-	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_IDLE_TIMEOUT, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_OUTPUT_WINDOW, OPT_OUTPUT_BUDGET, OPT_OUTPUT_IDLE, OPT_OUTPUT_SPOOL, OPT_OUTPUT_SPOOL_ALL, OPT_IO_IDLE, OPT_THREADS, OPT_LOG_LEVEL,
+	       OPT_MAX_WAITERS_PER_USER, OPT_MAX_CONNECTIONS_PER_USER, OPT_MAX_BYTES, OPT_MAX_BYTES_PER_USER, OPT_IDLE_TIMEOUT, OPT_QUEUE, OPT_PROCS, OPT_OUTPUT_MAX, OPT_OUTPUT_WINDOW, OPT_OUTPUT_BUDGET, OPT_OUTPUT_IDLE, OPT_OUTPUT_SPOOL, OPT_OUTPUT_SPOOL_ALL, OPT_IO_IDLE, OPT_RESOLV_CONF, OPT_THREADS, OPT_LOG_LEVEL,
 	       OPT_ADMIN_GROUP, OPT_SOCKET_GROUP, OPT_INSECURE_TCP_USER, OPT_TLS_USER, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	       OPT_CGROUP, OPT_JOB_OOM, OPT_ITEM_BYTES, OPT_ITEM_BYTES_JOB, OPT_ITEM_BYTES_USER, OPT_EVENTS_MAX,
 	       OPT_EVENTS_MAX_BYTES, OPT_EVENTS_PER_USER, OPT_EVENTS_BYTES_PER_USER, OPT_TEST_HOOKS, OPT_STATE_DIR, OPT_SYNC, OPT_PLUGIN, OPT_PLUGIN_DIR, OPT_VERSION, OPT_HELP };
@@ -199,6 +203,7 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 		{"output-spool", required_argument, NULL, OPT_OUTPUT_SPOOL},
 		{"output-spool-all", no_argument, NULL, OPT_OUTPUT_SPOOL_ALL},
 		{"io-idle", required_argument, NULL, OPT_IO_IDLE},
+		{"resolv-conf", required_argument, NULL, OPT_RESOLV_CONF},
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"admin-group", required_argument, NULL, OPT_ADMIN_GROUP},
@@ -388,6 +393,14 @@ enum options_outcome options_parse(int argc, char **argv, struct options *option
 			if (parse_number(optarg, 0.01, 86400, &value) != 0)
 				goto bad_value;
 			options->io_idle = value;
+			break;
+		case OPT_RESOLV_CONF:
+			if (optarg[0] == '\0' || strlen(optarg) >= sizeof(options->resolv_conf)) {
+				snprintf(message, size, "--resolv-conf needs a file of at most %zu bytes",
+				         sizeof(options->resolv_conf) - 1);
+				return OPTIONS_EXIT_USAGE;
+			}
+			strcpy(options->resolv_conf, optarg);
 			break;
 		case OPT_THREADS:
 			if (parse_number(optarg, 1, 1024, &value) != 0 || value != floor(value))

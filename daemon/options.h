@@ -54,6 +54,7 @@ struct options {
 	size_t output_spool;  /* bytes of spooled output per user (spool.h); 0: no spool */
 	bool output_spool_all; /* every exec job spools, not only those that ask */
 	double io_idle;       /* --io-idle: seconds a pooled IO connection stays unused; 0: default */
+	char resolv_conf[512]; /* --resolv-conf: what the IO built-ins' resolver reads */
 	size_t output_max;    /* bytes of stdout and of stderr kept per exec job */
 	unsigned threads;     /* thread pool size */
 	enum log_level log_level;

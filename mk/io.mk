@@ -3,7 +3,7 @@
 # fixture they share (tests/servers.c).
 $(BUILD)/tests/check_http: $(BUILD)/tests/check_http.o $(BUILD)/tests/http_server.o \
 		$(BUILD)/tests/fixture.o $(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o \
-		$(BUILD)/tests/servers.o \
+		$(BUILD)/tests/servers.o $(BUILD)/tests/dns_server.o \
 		| $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(HTTP_SERVER_LIBS) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(CHECK_LIBS)
@@ -13,9 +13,10 @@ HTTP_SERVER_LIBS = $(EVENT_LIBS) $(shell pkg-config --libs libevent_openssl open
 CHECK_PROGS += $(BUILD)/tests/check_http
 
 # redis.command against a real redis-server (a SKIP without one), and as a
-# throwaway user through wire_send.
+# throwaway user through wire_send; names through the tests' DNS server.
 $(BUILD)/tests/check_redis: $(BUILD)/tests/check_redis.o $(BUILD)/tests/fixture.o \
-		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o | $(BUILD)/tests/helpers/wire_send
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o \
+		$(BUILD)/tests/dns_server.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(shell pkg-config --libs hiredis 2>/dev/null) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_redis
@@ -23,7 +24,8 @@ CHECK_PROGS += $(BUILD)/tests/check_redis
 # sql.query against a real PostgreSQL made by the test (a SKIP without it).
 $(BUILD)/tests/check_sql.o: ALL_CFLAGS += $(shell pkg-config --cflags libpq 2>/dev/null)
 $(BUILD)/tests/check_sql: $(BUILD)/tests/check_sql.o $(BUILD)/tests/fixture.o \
-		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o | $(BUILD)/tests/helpers/wire_send
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o \
+		$(BUILD)/tests/dns_server.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(shell pkg-config --libs libpq 2>/dev/null) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_sql
@@ -38,7 +40,8 @@ BENCH_PROGS += $(BUILD)/bench/io/http_bench
 # sql.query's MySQL/MariaDB half against a real mariadbd (a SKIP without it).
 $(BUILD)/tests/check_mysql.o: ALL_CFLAGS += $(shell pkg-config --cflags libmariadb 2>/dev/null)
 $(BUILD)/tests/check_mysql: $(BUILD)/tests/check_mysql.o $(BUILD)/tests/fixture.o \
-		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o | $(BUILD)/tests/helpers/wire_send
+		$(BUILD)/tests/wire.o $(BUILD)/tests/as_user.o $(BUILD)/tests/servers.o \
+		$(BUILD)/tests/dns_server.o | $(BUILD)/tests/helpers/wire_send
 	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(shell pkg-config --libs libmariadb 2>/dev/null) $(CHECK_LIBS)
 CHECK_PROGS += $(BUILD)/tests/check_mysql
@@ -60,6 +63,9 @@ $(BUILD)/bench/io/sql_bench: $(BUILD)/bench/io/sql_bench.o $(BUILD)/tests/fixtur
 BENCH_PROGS += $(BUILD)/bench/io/sql_bench
 
 # The shared connection pools and name lookups (pool.c, resolve.c), called directly.
-$(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/libweftd.a $(BUILD)/libweftrt.a
+# Against the tests' DNS server (tests/dns_server.c, a thread of the test).
+$(BUILD)/tests/check_pool: $(BUILD)/tests/check_pool.o $(BUILD)/tests/dns_server.o $(BUILD)/libweftd.a \
+		$(BUILD)/libweftrt.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DAEMON_LIBS) $(CHECK_LIBS)
+$(BUILD)/tests/dns_server.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 CHECK_PROGS += $(BUILD)/tests/check_pool

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tests/as_user.h"
+#include "tests/dns_server.h"
 #include "tests/fixture.h"
 #include "tests/servers.h"
 #include "tests/wire.h"
@@ -260,6 +261,31 @@ START_TEST(test_host_names_are_resolved_and_connected_to)
 }
 END_TEST
 
+/* A name resolves to two addresses; nothing listens on the first (the
+ * server binds 127.0.0.1 alone, so 127.0.0.2 refuses): the query runs on
+ * the second (tests/dns_server.c answers the name, through --resolv-conf). */
+START_TEST(test_a_name_whose_first_address_refuses_connects_to_the_next)
+{
+	SERVERS_SKIP_UNLESS_UP(&servers);
+	struct dns_server *dns = dns_server_new();
+	dns_server_add(dns, "both.weft.test", "127.0.0.2");
+	dns_server_add(dns, "both.weft.test", "127.0.0.1");
+	char conf_directory[128];
+	fixture daemon;
+	servers_start_with_dns(&daemon, dns, conf_directory, sizeof(conf_directory));
+	char url[200];
+	servers_url_with_host(url, sizeof(url), tcp_url, "both.weft.test");
+	json_t *reply = query(&daemon, url, "\"sql\":\"SELECT 41 + 1\"");
+	ck_assert_msg(strcmp(wire_text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	ck_assert_int_eq(first_value(reply), 42);
+	json_decref(reply);
+	ck_assert_int_ge(dns_server_queries(dns, "both.weft.test"), 1);
+	fixture_stop(&daemon);
+	dns_server_free(dns);
+	servers_stop(0, 0, conf_directory);
+}
+END_TEST
+
 /* --io-idle: a connection unused that long is closed, counted in stats;
  * the next query opens a new one. */
 START_TEST(test_idle_connections_close_after_io_idle)
@@ -422,7 +448,7 @@ int main(void)
 {
 	setenv("TMPDIR", "/tmp", 1);
 	server_start();
-	servers_suite_begin(&servers, "wtm", 8, "mysql tests", 2, "mysql trust test");
+	servers_suite_begin(&servers, "wtm", 9, "mysql tests", 2, "mysql trust test");
 	Suite *suite = suite_create("mysql");
 	TCase *sql = tcase_create("mysql");
 	tcase_set_timeout(sql, 60);
@@ -431,6 +457,7 @@ int main(void)
 	tcase_add_test(sql, test_timeout_and_cancel_stop_the_query_on_the_server);
 	tcase_add_test(sql, test_connections_are_reused);
 	tcase_add_test(sql, test_host_names_are_resolved_and_connected_to);
+	tcase_add_test(sql, test_a_name_whose_first_address_refuses_connects_to_the_next);
 	tcase_add_test(sql, test_idle_connections_close_after_io_idle);
 	tcase_add_test(sql, test_a_user_never_connects_with_the_daemons_identity);
 	tcase_add_test(sql, test_a_connection_never_serves_another_owner);

@@ -2,19 +2,27 @@
  * redis.command end to end against a real redis-server, started per test on
  * a unix socket and a TCP port in the test's directory, polled until it
  * answers PING, stopped by pid. Without redis-server every test is a visible
- * SKIP. The trust tests need root and useradd (a throwaway user).
+ * SKIP. The trust tests need root and useradd (a throwaway user). Name
+ * resolution runs against the tests' DNS server (tests/dns_server.c) through
+ * weftd --resolv-conf; the tests of failed lookups need no redis-server.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon/executors/io/resolve.h"
 #include "tests/as_user.h"
+#include "tests/dns_server.h"
 #include "tests/fixture.h"
 #include "tests/servers.h"
 #include "tests/wire.h"
@@ -205,6 +213,159 @@ START_TEST(test_host_names_are_resolved_and_connected_to)
 	freeReplyObject(check);
 	fixture_stop(&daemon);
 	redis_stop(&redis);
+}
+END_TEST
+
+/* How long the job of a submit's reply ran, from its own timestamps. */
+static double job_seconds(const fixture *daemon, const json_t *reply)
+{
+	json_t *status = wire_callf(daemon->url, "{\"op\":\"status\",\"id\":%lld}",
+	                            (long long)json_integer_value(json_object_get(reply, "id")));
+	const json_t *job = json_object_get(status, "job");
+	ck_assert_msg(json_is_number(json_object_get(job, "finished")), "%s", json_dumps(status, 0));
+	double seconds = json_number_value(json_object_get(job, "finished")) -
+	                 json_number_value(json_object_get(job, "started"));
+	json_decref(status);
+	return seconds;
+}
+
+/* A name the name server says does not exist: the job fails with a
+ * ConnectionError naming the host and saying so. */
+START_TEST(test_a_name_that_does_not_exist_fails_naming_the_host)
+{
+	struct dns_server *server = dns_server_new();
+	char directory[128];
+	fixture daemon;
+	servers_start_with_dns(&daemon, server, directory, sizeof(directory));
+	json_t *reply = command(&daemon, "redis://nowhere.weft.test:6379", "[\"PING\"]");
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "ConnectionError");
+	const char *message = wire_text(json_object_get(reply, "error"), "message");
+	ck_assert_msg(strstr(message, "cannot resolve 'nowhere.weft.test'") != NULL &&
+	                      strstr(message, "does not exist") != NULL,
+	              "%s", message);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	dns_server_free(server);
+	servers_stop(0, 0, directory);
+}
+END_TEST
+
+/* A name server that never answers: the lookup gives up after the
+ * resolver's tries (RESOLVE_TRIES of RESOLVE_TRY_SECONDS), well inside the
+ * job's own timeout, so the job fails with a ConnectionError, not Timeout. */
+START_TEST(test_a_name_server_that_never_answers_fails_after_the_resolvers_tries)
+{
+	struct dns_server *server = dns_server_new();
+	dns_server_silence(server, "silent.weft.test");
+	char directory[128];
+	fixture daemon;
+	servers_start_with_dns(&daemon, server, directory, sizeof(directory));
+	json_t *reply = wire_callf(daemon.url,
+	                           "{\"op\":\"submit\",\"fn\":\"redis.command\",\"args\":{\"url\":"
+	                           "\"redis://silent.weft.test\",\"argv\":[\"PING\"],\"timeout\":600},"
+	                           "\"wait\":120}");
+	ck_assert_str_eq(wire_text(reply, "state"), "failed");
+	ck_assert_str_eq(wire_error_type(reply), "ConnectionError");
+	const char *message = wire_text(json_object_get(reply, "error"), "message");
+	ck_assert_msg(strstr(message, "cannot resolve 'silent.weft.test'") != NULL &&
+	                      strstr(message, "no answer") != NULL,
+	              "%s", message);
+	/* It waited for the resolver's tries: each query was sent RESOLVE_TRIES
+	 * times, and the job ran at least that many tries' time. */
+	ck_assert_int_ge(dns_server_queries(server, "silent.weft.test"), RESOLVE_TRIES);
+	double seconds = job_seconds(&daemon, reply);
+	ck_assert_msg(seconds >= RESOLVE_TRIES * RESOLVE_TRY_SECONDS - 0.5, "the job ran %.3f s", seconds);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	dns_server_free(server);
+	servers_stop(0, 0, directory);
+}
+END_TEST
+
+/* A name resolves to two addresses; nothing listens on the first (redis
+ * binds 127.0.0.1 alone, so 127.0.0.2 refuses): the job connects to the
+ * second. A name with only the refusing address fails naming host, address
+ * and error. */
+START_TEST(test_a_name_whose_first_address_refuses_connects_to_the_next)
+{
+	SERVERS_SKIP_UNLESS_UP(&servers);
+	struct redis redis;
+	redis_start(&redis);
+	/* Nothing on 127.0.0.2 at that port: a refused connect. */
+	int probe = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)redis.port)};
+	inet_pton(AF_INET, "127.0.0.2", &address.sin_addr);
+	ck_assert_int_ne(connect(probe, (struct sockaddr *)&address, sizeof(address)), 0);
+	ck_assert_int_eq(errno, ECONNREFUSED);
+	close(probe);
+	struct dns_server *server = dns_server_new();
+	dns_server_add(server, "both.weft.test", "127.0.0.2");
+	dns_server_add(server, "both.weft.test", "127.0.0.1");
+	dns_server_add(server, "closed.weft.test", "127.0.0.2");
+	char directory[128];
+	fixture daemon;
+	servers_start_with_dns(&daemon, server, directory, sizeof(directory));
+	char url[200];
+	snprintf(url, sizeof(url), "redis://both.weft.test:%d/4", redis.port);
+	json_t *reply = command(&daemon, url, "[\"SET\",\"second\",\"yes\"]");
+	ck_assert_msg(strcmp(wire_text(reply, "state"), "done") == 0, "%s", json_dumps(reply, 0));
+	json_decref(reply);
+	ck_assert_int_ge(dns_server_queries(server, "both.weft.test"), 1);
+	freeReplyObject(redisCommand(redis.control, "SELECT 4"));
+	redisReply *check = redisCommand(redis.control, "GET second");
+	ck_assert_str_eq(check->str, "yes");
+	freeReplyObject(check);
+	/* The refused connection was opened and closed; the second address's
+	 * stays, idle. */
+	servers_wait_pool_stat(&daemon, "redis", "closed", 1);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "opened"), 2);
+	ck_assert_int_eq(servers_pool_stat(&daemon, "redis", "idle"), 1);
+	snprintf(url, sizeof(url), "redis://closed.weft.test:%d", redis.port);
+	reply = command(&daemon, url, "[\"PING\"]");
+	ck_assert_str_eq(wire_error_type(reply), "ConnectionError");
+	const char *message = wire_text(json_object_get(reply, "error"), "message");
+	ck_assert_msg(strstr(message, "cannot connect to 'closed.weft.test' (127.0.0.2): ") != NULL &&
+	                      strstr(message, "refused") != NULL,
+	              "%s", message);
+	json_decref(reply);
+	fixture_stop(&daemon);
+	dns_server_free(server);
+	servers_stop(0, 0, directory);
+	redis_stop(&redis);
+}
+END_TEST
+
+/* --resolv-conf naming a file weftd cannot read stops it at start, saying
+ * which file and why. */
+START_TEST(test_weftd_will_not_start_with_a_resolv_conf_it_cannot_read)
+{
+	int pipe_fds[2];
+	ck_assert_int_eq(pipe(pipe_fds), 0);
+	const char *weftd = getenv("WEFTD");
+	ck_assert_ptr_nonnull(weftd);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(pipe_fds[1], 2);
+		close(pipe_fds[0]);
+		execl(weftd, weftd, "--resolv-conf", "/nonexistent/resolv.conf", "--state-dir", "none",
+		      "--cgroup", "off", "--listen", "ipc:///nonexistent/weft.sock", (char *)NULL);
+		_exit(127);
+	}
+	close(pipe_fds[1]);
+	char output[4096];
+	size_t used = 0;
+	ssize_t got;
+	while (used + 1 < sizeof(output) && (got = read(pipe_fds[0], output + used, sizeof(output) - 1 - used)) > 0)
+		used += (size_t)got;
+	output[used] = '\0';
+	close(pipe_fds[0]);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d: %s", status, output);
+	ck_assert_msg(strstr(output, "--resolv-conf: cannot read /nonexistent/resolv.conf") != NULL, "%s",
+	              output);
 }
 END_TEST
 
@@ -432,7 +593,7 @@ int main(void)
 	setenv("TMPDIR", "/tmp", 1);
 	if (as_user_shell("command -v redis-server") != 0)
 		snprintf(servers.skip, sizeof(servers.skip), "redis-server is not installed (scripts/deps.sh)");
-	servers_suite_begin(&servers, "wtr", 8, "redis tests", 1, "redis trust test");
+	servers_suite_begin(&servers, "wtr", 9, "redis tests", 1, "redis trust test");
 	Suite *suite = suite_create("redis");
 	TCase *redis = tcase_create("redis");
 	tcase_set_timeout(redis, 60);
@@ -440,6 +601,10 @@ int main(void)
 	tcase_add_test(redis, test_server_errors_fail_with_redis_error);
 	tcase_add_test(redis, test_bad_arguments_are_refused_at_submit);
 	tcase_add_test(redis, test_host_names_are_resolved_and_connected_to);
+	tcase_add_test(redis, test_weftd_will_not_start_with_a_resolv_conf_it_cannot_read);
+	tcase_add_test(redis, test_a_name_that_does_not_exist_fails_naming_the_host);
+	tcase_add_test(redis, test_a_name_server_that_never_answers_fails_after_the_resolvers_tries);
+	tcase_add_test(redis, test_a_name_whose_first_address_refuses_connects_to_the_next);
 	tcase_add_test(redis, test_timeout_and_cancel_close_the_connection);
 	tcase_add_test(redis, test_connections_are_reused_per_url_and_owner);
 	tcase_add_test(redis, test_idle_connections_close_after_io_idle);

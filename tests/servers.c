@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "tests/as_user_call.h"
+#include "tests/dns_server.h"
 #include "tests/wire.h"
 
 int servers_free_port(void)
@@ -49,6 +50,23 @@ void servers_stop(pid_t pid, int signal_number, const char *directory)
 		snprintf(command, sizeof(command), "rm -rf %s", directory);
 		as_user_shell(command);
 	}
+}
+
+void servers_start_with_dns(fixture *daemon, struct dns_server *dns, char *directory, size_t size)
+{
+	ck_assert(servers_make_directory(directory, size, "dns", -1, -1));
+	dns_server_start(dns);
+	char conf[256];
+	dns_server_write_conf(dns, directory, conf, sizeof(conf));
+	const char *const options[] = {"--resolv-conf", conf, NULL};
+	fixture_start(daemon, options);
+}
+
+void servers_url_with_host(char *out, size_t size, const char *url, const char *host)
+{
+	const char *at = strstr(url, "127.0.0.1");
+	ck_assert_msg(at != NULL, "no 127.0.0.1 in %s", url);
+	snprintf(out, size, "%.*s%s%s", (int)(at - url), url, host, at + strlen("127.0.0.1"));
 }
 
 json_int_t servers_pool_stat(const fixture *daemon, const char *kind, const char *field)

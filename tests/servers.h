@@ -38,6 +38,16 @@ json_int_t servers_pool_stat(const fixture *daemon, const char *kind, const char
 void servers_wait_pool_stat(const fixture *daemon, const char *kind, const char *field,
                             json_int_t wanted);
 
+struct dns_server;
+
+/* Starts daemon with --resolv-conf naming dns alone (tests/dns_server.h),
+ * which it starts: its resolv.conf goes in a new directory[size] (remove it
+ * with servers_stop(0, 0, directory) once the daemon has stopped). */
+void servers_start_with_dns(fixture *daemon, struct dns_server *dns, char *directory, size_t size);
+
+/* url with its host "127.0.0.1" replaced by host, in out[size]. */
+void servers_url_with_host(char *out, size_t size, const char *url, const char *host);
+
 /* One program's suite against one kind of server. */
 struct servers_suite {
 	char skip[256];        /* why no test runs (no server here); "" when they run */

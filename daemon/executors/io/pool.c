@@ -11,6 +11,17 @@
  * (a call ends, a connection goes, a connection opens or is given back)
  * kicks once, and each kick serves at most one call, so none is overtaken.
  *
+ * Trying a host's addresses in turn. A call whose connection failed goes back
+ * to the head of the waiting list (it keeps its place: none overtakes it)
+ * with the next address, from a zero-delay event rather than at once: the
+ * driver reports the failure from inside its library's callback, and the
+ * failed connection may still count against kind->max until the driver
+ * frees it (hiredis frees its context after the callback), in which case
+ * that freeing's own kick serves the call. A connection of the key that was
+ * given back meanwhile serves it just as well: it reached some address of
+ * the same URL. The same event, while an address other than the last is
+ * being connected to, is that address's deadline.
+ *
  * Counters (opened, closed, idle, waiting) are atomics shared by every
  * worker's pools of a kind and read by the stats op on another thread;
  * relaxed order is enough, they order nothing else.
@@ -154,6 +165,8 @@ int pool_check_limits(const json_t *args, unsigned size_max, struct problem *pro
 	return WEFT_OK;
 }
 
+static void on_attempt(evutil_socket_t fd, short events, void *argument);
+
 int pool_call_init(struct pool_call *call, struct pool *pool, unsigned owner, const char *url,
                    double timeout, void (*on_timeout)(evutil_socket_t, short, void *), void *argument)
 {
@@ -161,12 +174,19 @@ int pool_call_init(struct pool_call *call, struct pool *pool, unsigned owner, co
 	struct event *timer = evtimer_new(pool->base, on_timeout, argument);
 	if (timer == NULL)
 		return WEFT_ENOMEM;
+	struct event *attempt = evtimer_new(pool->base, on_attempt, call);
+	if (attempt == NULL) {
+		event_free(timer);
+		return WEFT_ENOMEM;
+	}
 	size_t size = strlen(url) + 16;
 	call->key = memory_alloc(size);
 	snprintf(call->key, size, "%u %s", owner, url);
 	call->pool = pool;
 	call->timer = timer;
+	call->attempt = attempt;
 	struct timeval delay = delay_of(timeout);
+	call->deadline = now_monotonic() + timeout;
 	evtimer_add(timer, &delay);
 	return WEFT_OK;
 }
@@ -176,8 +196,15 @@ void pool_call_fini(struct pool_call *call)
 	if (call->timer != NULL)
 		event_free(call->timer);
 	call->timer = NULL;
+	if (call->attempt != NULL)
+		event_free(call->attempt);
+	call->attempt = NULL;
 	free(call->key);
 	call->key = NULL;
+	free(call->host);
+	call->host = NULL;
+	free(call->addresses);
+	call->addresses = NULL;
 }
 
 static void waiting_remove(struct pool *pool, struct pool_call *call)
@@ -189,36 +216,112 @@ static void waiting_remove(struct pool *pool, struct pool_call *call)
 	count(pool, &counters[pool->kind->id].waiting, -1);
 }
 
-static void enqueue(struct pool *pool, struct pool_call *call)
+/* first: a call that had its turn already and tries another address. */
+static void enqueue(struct pool *pool, struct pool_call *call, bool first)
 {
 	call->waiting = true;
-	TAILQ_INSERT_TAIL(&pool->waiting, call, waiting_link);
+	if (first)
+		TAILQ_INSERT_HEAD(&pool->waiting, call, waiting_link);
+	else
+		TAILQ_INSERT_TAIL(&pool->waiting, call, waiting_link);
 	count(pool, &counters[pool->kind->id].waiting, 1);
 	pool_kick(pool, call->key);
 }
 
-static void on_resolved(void *argument, const char *address, const char *message)
+/* Hands the driver call's next address and queues the call for it. */
+static void try_next(struct pool_call *call, bool first)
+{
+	call->pool->kind->resolved(call, call->addresses->address[call->next++]);
+	enqueue(call->pool, call, first);
+}
+
+/* The retry's turn, or the current address's connect deadline. */
+static void on_attempt(evutil_socket_t fd, short events, void *argument)
+{
+	(void)fd;
+	(void)events;
+	struct pool_call *call = argument;
+	if (!call->retrying) {
+		/* Too long connecting: this address is given up like a refused one. */
+		struct pool_conn *conn = call->conn;
+		if (conn != NULL) {
+			conn->call = NULL;
+			call->conn = NULL;
+			call->pool->kind->close(conn); /* may unlist conn, nothing else */
+		}
+	}
+	call->retrying = false;
+	try_next(call, true);
+}
+
+/* Arms the connect deadline of the address call is about to connect to,
+ * unless it is the last one (the job's timeout is its deadline). */
+static void attempt_arm(struct pool_call *call)
+{
+	if (call->addresses == NULL || call->next >= call->addresses->count)
+		return;
+	size_t left = call->addresses->count - call->next + 1; /* this one included */
+	struct timeval delay = delay_of((call->deadline - now_monotonic()) / (double)left);
+	evtimer_add(call->attempt, &delay);
+}
+
+static void on_resolved(void *argument, const struct resolve_addresses *addresses, const char *message)
 {
 	struct pool_call *call = argument;
 	struct pool *pool = call->pool;
 	call->resolving = NULL;
-	if (address == NULL) {
+	if (addresses == NULL) {
 		pool->kind->unresolved(call, message);
 		return;
 	}
-	pool->kind->resolved(call, address);
-	enqueue(pool, call);
+	call->addresses = memory_alloc(sizeof(*call->addresses));
+	*call->addresses = *addresses;
+	call->next = 0;
+	try_next(call, false);
 }
 
 void pool_submit(struct pool *pool, struct pool_call *call, const char *host)
 {
 	if (host == NULL) {
-		enqueue(pool, call);
+		enqueue(pool, call, false);
 		return;
 	}
+	call->host = memory_strdup(host);
 	call->resolving = resolve_start(pool->base, host, on_resolved, call);
 	if (call->resolving == NULL)
 		pool->kind->unresolved(call, "the resolver cannot be set up");
+}
+
+bool pool_connect_failed(struct pool_call *call, const char *reason, char *message, size_t size)
+{
+	const struct resolve_addresses *addresses = call->addresses;
+	if (addresses != NULL && call->next < addresses->count) {
+		struct pool_conn *conn = call->conn;
+		if (conn != NULL) {
+			conn->call = NULL;
+			call->conn = NULL;
+		}
+		call->retrying = true;
+		struct timeval now = {0, 0};
+		evtimer_add(call->attempt, &now); /* replaces the deadline */
+		return true;
+	}
+	event_del(call->attempt);
+	if (addresses == NULL)
+		snprintf(message, size, "cannot connect: %s", reason);
+	else if (addresses->count == 1)
+		snprintf(message, size, "cannot connect to '%s' (%s): %s", call->host,
+		         addresses->address[0], reason);
+	else
+		snprintf(message, size, "cannot connect to '%s' at any of its %zu addresses; the last, %s: %s",
+		         call->host, addresses->count, addresses->address[addresses->count - 1], reason);
+	return false;
+}
+
+void pool_connected(struct pool_call *call)
+{
+	if (!call->retrying)
+		event_del(call->attempt);
 }
 
 struct pool_conn *pool_release(struct pool_call *call)
@@ -227,6 +330,9 @@ struct pool_conn *pool_release(struct pool_call *call)
 		resolve_cancel(call->resolving);
 		call->resolving = NULL;
 	}
+	if (call->attempt != NULL)
+		event_del(call->attempt);
+	call->retrying = false;
 	if (call->waiting)
 		waiting_remove(call->pool, call);
 	struct pool_conn *conn = call->conn;
@@ -270,6 +376,7 @@ void pool_kick(struct pool *pool, const char *key)
 			call->conn = idle;
 			pool->kind->reuse(call, idle);
 		} else {
+			attempt_arm(call);
 			pool->kind->open(pool, call);
 		}
 		return; /* one per kick: the call's own end kicks the next */

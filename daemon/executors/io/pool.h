@@ -13,6 +13,16 @@
  * gives back (pool_conn_idle) closes after pool_idle_seconds() unused.
  * Host names in URLs are resolved first (resolve.h), off the loop.
  *
+ * A name may resolve to several addresses (at most RESOLVE_ADDRESSES_MAX).
+ * The pool hands the driver one at a time (kind->resolved) before it opens
+ * a connection; a driver whose connection cannot reach its server tells the
+ * pool (pool_connect_failed), which opens the next address for the same call
+ * or, with none left, gives the driver the message to fail the call with.
+ * Every address but the last also has a connect deadline: an equal share of
+ * the time the job's timeout leaves, so one address that drops packets
+ * cannot take all of it; the driver stops it once connected
+ * (pool_connected). The job's own timeout still bounds everything.
+ *
  * Threads: everything here but pool_set_idle_seconds and pool_stats runs on
  * the pool's worker thread, the only one that touches its lists.
  */
@@ -30,6 +40,7 @@ struct problem;
 struct event;
 struct pool;
 struct resolve;
+struct resolve_addresses;
 
 /* The kinds of pools, for the counters. */
 enum pool_id { POOL_REDIS, POOL_POSTGRESQL, POOL_MYSQL, POOL_KINDS };
@@ -61,6 +72,12 @@ struct pool_call {
 	struct resolve *resolving; /* its host is being resolved, or NULL */
 	TAILQ_ENTRY(pool_call) waiting_link; /* in the waiting list, while waiting */
 	struct event *timer;    /* the job's timeout */
+	double deadline;        /* monotonic seconds when timer fires */
+	char *host;             /* owned: the name pool_submit resolves, or NULL */
+	struct resolve_addresses *addresses; /* owned: what host resolved to, or NULL */
+	size_t next;            /* the index in addresses of the next one to try */
+	struct event *attempt;  /* the current address's connect deadline, or (retrying) the next one's turn */
+	bool retrying;          /* attempt, pending, opens the next address */
 };
 
 struct pool_kind {
@@ -78,7 +95,9 @@ struct pool_kind {
 	/* The worker stops: close and free conn at once, pool_conn_remove first. */
 	void (*destroy)(struct pool_conn *conn);
 	/* The host of call (pool_submit's) resolved to address (numeric): keep
-	 * it for connecting. NULL when the kind never resolves. */
+	 * it for the connection open makes next (called again with the next
+	 * address after pool_connect_failed). NULL when the kind never
+	 * resolves. */
 	void (*resolved)(struct pool_call *call, const char *address);
 	/* It did not resolve: end the call (a ConnectionError). */
 	void (*unresolved)(struct pool_call *call, const char *message);
@@ -116,13 +135,30 @@ int pool_call_init(struct pool_call *call, struct pool *pool, unsigned owner, co
  * The call may have been served, or even ended, when this returns. */
 void pool_submit(struct pool *pool, struct pool_call *call, const char *host);
 
+/* The connection the driver opened for call (kind->open) did not reach its
+ * server: refused, unreachable, nothing at that address; reason says why.
+ * Not for errors from the server itself (a refused login): those end call.
+ * Returns true when the pool takes call back to try its host's next address:
+ * call is unbound from its connection (the driver closes that as one no call
+ * uses, and does not end call), and kind->resolved and kind->open come again
+ * later, never from inside this function. Returns false when no address is
+ * left, or the host was numeric: message[size] then names the host, the last
+ * address and reason ("cannot connect: <reason>" for a numeric host or a
+ * socket), and the driver ends call with it (a ConnectionError). */
+bool pool_connect_failed(struct pool_call *call, const char *reason, char *message, size_t size);
+
+/* call's connection has reached its server: its address's connect deadline
+ * is stopped. Harmless when there is none. */
+void pool_connected(struct pool_call *call);
+
 /* Takes call out of the pool: its resolution is cancelled, it leaves the
  * waiting list, its connection is unbound and returned (NULL if none); the
  * driver then gives that back (pool_conn_idle) or closes it. The key stays
  * the call's until pool_call_fini. */
 struct pool_conn *pool_release(struct pool_call *call);
 
-/* Frees what pool_call_init made (the key, the timer). */
+/* Frees what pool_call_init and pool_submit made (the key, the timers, the
+ * addresses). */
 void pool_call_fini(struct pool_call *call);
 
 /* Serves the oldest waiting call of key, if a connection is free or may be

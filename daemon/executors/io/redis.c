@@ -73,7 +73,7 @@ struct redis_conn {
 	bool connected;
 	bool closing;             /* disconnecting: serves no other job */
 	bool free_scheduled;
-	char error[128];          /* why it failed, for the job */
+	char error[1024];         /* why it failed, for the job */
 };
 
 static const struct pool_kind redis_pool_kind;
@@ -444,13 +444,20 @@ static void on_reply(redisAsyncContext *ac, void *raw, void *data)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
 	struct redis_conn *conn = ac->data;
+	struct redis_call *call = conn_call(conn);
 	if (status == REDIS_OK) {
 		conn->connected = true;
+		if (call != NULL)
+			pool_connected(&call->pc);
 		return;
 	}
 	/* hiredis frees the context after this, then calls on_reply with NULL
-	 * for each command queued (the job's among them). */
-	snprintf(conn->error, sizeof(conn->error), "cannot connect: %s", ac->errstr);
+	 * for each command queued: the job's, unless the pool took the job back
+	 * to try the host's next address (it is unbound then). */
+	if (call == NULL)
+		snprintf(conn->error, sizeof(conn->error), "cannot connect: %s", ac->errstr);
+	else
+		(void)pool_connect_failed(&call->pc, ac->errstr, conn->error, sizeof(conn->error));
 	conn_dead(conn);
 }
 
@@ -499,19 +506,19 @@ void redis_worker_exit(struct event_base *base)
 }
 
 /* A new connection to call's target, listed in the pool bound to call;
- * NULL with message set. */
-static struct redis_conn *conn_open(struct pool *pool, struct redis_call *call, char *message,
+ * NULL with reason set (the connect failed at once: refused, unreachable). */
+static struct redis_conn *conn_open(struct pool *pool, struct redis_call *call, char *reason,
                                     size_t size)
 {
 	const struct redis_target *target = &call->target;
 	redisAsyncContext *ac = target->path[0] != '\0' ? redisAsyncConnectUnix(target->path)
 	                                                : redisAsyncConnect(target->address, target->port);
 	if (ac == NULL) {
-		snprintf(message, size, "out of memory");
+		snprintf(reason, size, "out of memory");
 		return NULL;
 	}
 	if (ac->err) {
-		snprintf(message, size, "cannot connect: %s", ac->errstr);
+		snprintf(reason, size, "%s", ac->errstr);
 		redisAsyncFree(ac);
 		return NULL;
 	}
@@ -625,12 +632,14 @@ static void kind_reuse(struct pool_call *pc, struct pool_conn *conn)
 static void kind_open(struct pool *pool, struct pool_call *pc)
 {
 	struct redis_call *call = POOL_OWNER(pc, struct redis_call, pc);
-	char message[256];
-	struct redis_conn *conn = conn_open(pool, call, message, sizeof(message));
+	char reason[256], message[1024];
+	struct redis_conn *conn = conn_open(pool, call, reason, sizeof(reason));
 	if (conn == NULL) {
-		call_end(call, false, NULL, "ConnectionError", message);
+		if (!pool_connect_failed(pc, reason, message, sizeof(message)))
+			call_end(call, false, NULL, "ConnectionError", message);
 		return;
 	}
+	call->setup_replies = 0; /* a failed address's AUTH and SELECT were never answered */
 	call_send(call, conn, true);
 }
 

@@ -11,19 +11,26 @@
  * EVUTIL_EAI_CANCEL. So a request (struct resolve) is freed only by the
  * evdns callback or by the deferred delivery, never by resolve_cancel while
  * evdns still holds it: cancel just forgets the caller (done = NULL).
+ *
+ * The resolv.conf path is set once by the main thread before any worker
+ * runs (resolve_set_conf) and only read after, so it needs no lock.
  */
 #include "daemon/executors/io/resolve.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include "daemon/base/memory.h"
+#include "weft/error.h"
 
 struct resolve {
 	struct evdns_getaddrinfo_request *request; /* evdns holds us while non-NULL */
@@ -32,10 +39,12 @@ struct resolve {
 	struct event *deliver; /* hands an early answer over after resolve_start */
 	resolve_done *done;    /* NULL once cancelled */
 	void *argument;
-	char address[64];
+	struct resolve_addresses addresses; /* count 0 until found */
 	char message[160];
-	bool found;
 };
+
+/* Written by the main thread before the workers start, read-only after. */
+static char conf_path[4096] = RESOLVE_CONF_DEFAULT;
 
 /* Owned by the worker's thread. */
 static _Thread_local struct evdns_base *thread_dns;
@@ -61,19 +70,43 @@ bool resolve_name_valid(const char *host)
 	return true;
 }
 
+int resolve_set_conf(const char *path)
+{
+	if (path[0] == '\0' || strlen(path) >= sizeof(conf_path)) {
+		errno = path[0] == '\0' ? ENOENT : ENAMETOOLONG;
+		return WEFT_EBADARGS;
+	}
+	/* Checked now so that a typo stops weftd at start, not a job later;
+	 * made absolute, since weftd leaves its starting directory. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return WEFT_EBADARGS;
+	close(fd);
+	char *absolute = realpath(path, NULL);
+	if (absolute == NULL)
+		return WEFT_EBADARGS;
+	if (strlen(absolute) >= sizeof(conf_path)) {
+		free(absolute);
+		errno = ENAMETOOLONG;
+		return WEFT_EBADARGS;
+	}
+	snprintf(conf_path, sizeof(conf_path), "%s", absolute);
+	free(absolute);
+	return WEFT_OK;
+}
+
 static struct evdns_base *dns_get(struct event_base *base)
 {
 	if (thread_dns != NULL && thread_dns_loop == base)
 		return thread_dns;
-	struct evdns_base *dns =
-		evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (dns == NULL) {
-		/* No usable resolv.conf: /etc/hosts still answers. */
-		dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-		if (dns == NULL)
-			return NULL;
-		evdns_base_load_hosts(dns, NULL);
-	}
+	struct evdns_base *dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (dns == NULL)
+		return NULL;
+	/* What EVDNS_BASE_INITIALIZE_NAMESERVERS does, from conf_path. It
+	 * loads /etc/hosts first; a file that cannot be read or names no
+	 * server leaves libevent's default server (127.0.0.1), so names in
+	 * /etc/hosts still resolve and the others fail as unanswered. */
+	evdns_base_resolv_conf_parse(dns, DNS_OPTIONS_ALL, conf_path);
 	char number[16];
 	snprintf(number, sizeof(number), "%d", RESOLVE_TRY_SECONDS);
 	evdns_base_set_option(dns, "timeout:", number);
@@ -97,13 +130,14 @@ static void deliver(struct resolve *request)
 {
 	resolve_done *done = request->done;
 	void *argument = request->argument;
-	char address[sizeof(request->address)], message[sizeof(request->message)];
-	snprintf(address, sizeof(address), "%s", request->address);
+	/* Copied out: the request goes before done runs, which may start
+	 * another. */
+	struct resolve_addresses addresses = request->addresses;
+	char message[sizeof(request->message)];
 	snprintf(message, sizeof(message), "%s", request->message);
-	bool found = request->found;
 	request_free(request);
 	if (done != NULL)
-		done(argument, found ? address : NULL, message);
+		done(argument, addresses.count > 0 ? &addresses : NULL, message);
 }
 
 static void on_deliver(evutil_socket_t fd, short events, void *argument)
@@ -113,19 +147,51 @@ static void on_deliver(evutil_socket_t fd, short events, void *argument)
 	deliver(argument);
 }
 
+/* Keeps the first RESOLVE_ADDRESSES_MAX IPv4 and IPv6 addresses of answer,
+ * in its order, each once (a name can be listed twice, in /etc/hosts and by
+ * a server). */
+static void take_addresses(struct resolve_addresses *addresses, const struct evutil_addrinfo *answer)
+{
+	addresses->count = 0;
+	for (const struct evutil_addrinfo *at = answer; at != NULL; at = at->ai_next) {
+		if (addresses->count == (size_t)RESOLVE_ADDRESSES_MAX)
+			break;
+		const void *raw;
+		if (at->ai_family == AF_INET6)
+			raw = &((const struct sockaddr_in6 *)(const void *)at->ai_addr)->sin6_addr;
+		else if (at->ai_family == AF_INET)
+			raw = &((const struct sockaddr_in *)(const void *)at->ai_addr)->sin_addr;
+		else
+			continue;
+		char *text = addresses->address[addresses->count];
+		if (evutil_inet_ntop(at->ai_family, raw, text, RESOLVE_ADDRESS_SIZE) == NULL)
+			continue;
+		bool seen = false;
+		for (size_t i = 0; i < addresses->count && !seen; i++)
+			seen = strcmp(addresses->address[i], text) == 0;
+		if (!seen)
+			addresses->count++;
+	}
+}
+
 static void on_answer(int error, struct evutil_addrinfo *answer, void *argument)
 {
 	struct resolve *request = argument;
 	request->in_evdns = false;
 	request->request = NULL;
 	if (error == 0 && answer != NULL) {
-		const void *raw = answer->ai_family == AF_INET6
-		                          ? (const void *)&((struct sockaddr_in6 *)answer->ai_addr)->sin6_addr
-		                          : (const void *)&((struct sockaddr_in *)answer->ai_addr)->sin_addr;
-		request->found = evutil_inet_ntop(answer->ai_family, raw, request->address,
-		                                  sizeof(request->address)) != NULL;
-		if (!request->found)
-			snprintf(request->message, sizeof(request->message), "an address it cannot print");
+		take_addresses(&request->addresses, answer);
+		if (request->addresses.count == 0)
+			snprintf(request->message, sizeof(request->message), "no IPv4 or IPv6 address");
+	} else if (error == EVUTIL_EAI_NONAME) {
+		snprintf(request->message, sizeof(request->message),
+		         "no such name (the name server says it does not exist)");
+	} else if (error == EVUTIL_EAI_FAIL) {
+		/* evdns folds timeouts, server failures and refusals into one code. */
+		snprintf(request->message, sizeof(request->message),
+		         "no address from the name servers (no answer in %d tries of %d s, a server "
+		         "failure, or no address record)",
+		         RESOLVE_TRIES, RESOLVE_TRY_SECONDS);
 	} else {
 		snprintf(request->message, sizeof(request->message), "%s",
 		         error != 0 ? evutil_gai_strerror(error) : "no address");

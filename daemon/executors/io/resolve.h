@@ -2,7 +2,10 @@
  * Host names for the IO built-ins, resolved without blocking a worker loop
  * (resolve.c): libevent's asynchronous resolver on the worker's own
  * event_base, one per worker thread, reading /etc/hosts and
- * /etc/resolv.conf once when the worker first needs it.
+ * /etc/resolv.conf (or weftd's --resolv-conf file) once when the worker
+ * first needs it. A name gives every address the resolver found, IPv4 and
+ * IPv6, in its order, at most RESOLVE_ADDRESSES_MAX: the pool tries them in
+ * turn (pool.h).
  *
  * Bounds: each query waits RESOLVE_TRY_SECONDS for an answer, RESOLVE_TRIES
  * times; at most RESOLVE_INFLIGHT queries per worker are on the wire at once,
@@ -12,6 +15,7 @@
 #define RESOLVE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct event_base;
 struct resolve;
@@ -21,10 +25,33 @@ struct resolve;
 #define RESOLVE_INFLIGHT 16
 /* Longest host name accepted (RFC 1035), without the NUL. */
 #define RESOLVE_NAME_MAX 253
+/* Addresses kept of one answer; the others are dropped. */
+#define RESOLVE_ADDRESSES_MAX 8
+/* Room for one numeric address and its NUL (INET6_ADDRSTRLEN is 46). */
+#define RESOLVE_ADDRESS_SIZE 64
+/* The default of resolve_set_conf. */
+#define RESOLVE_CONF_DEFAULT "/etc/resolv.conf"
 
-/* The answer: address, a numeric IPv4 or IPv6 address (borrowed, for the
- * call), or NULL and message saying why. */
-typedef void resolve_done(void *argument, const char *address, const char *message);
+/* What a name resolved to: count (1 to RESOLVE_ADDRESSES_MAX) numeric IPv4
+ * or IPv6 addresses, in the resolver's order. */
+struct resolve_addresses {
+	size_t count;
+	char address[RESOLVE_ADDRESSES_MAX][RESOLVE_ADDRESS_SIZE];
+};
+
+/* The answer: addresses (borrowed, for the call), or NULL and message saying
+ * why. */
+typedef void resolve_done(void *argument, const struct resolve_addresses *addresses,
+                          const char *message);
+
+/* Main thread, before the workers start: the resolv.conf(5) file every
+ * worker's resolver reads (its nameserver lines may give ip:port), instead
+ * of RESOLVE_CONF_DEFAULT. The path is kept absolute (call it before any
+ * chdir). WEFT_OK, or WEFT_EBADARGS
+ * when it is too long (errno ENAMETOOLONG) or cannot be opened for reading
+ * (errno says why). A file that opens but lists no server leaves libevent's
+ * default server, 127.0.0.1. */
+int resolve_set_conf(const char *path);
 
 /* Whether host is a numeric IPv4 or IPv6 address. Any thread. */
 bool resolve_is_numeric(const char *host);

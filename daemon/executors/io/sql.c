@@ -440,20 +440,36 @@ static void query_done(struct sql_conn *conn, struct sql_call *call)
 	call_end(call, true, result, NULL, NULL, NULL);
 }
 
-static void conn_failed(struct sql_conn *conn, const char *what)
+/* libpq's last error without its trailing newline, in reason[size]. */
+static void pg_reason(const PGconn *pg, char *reason, size_t size)
 {
-	char message[512];
-	snprintf(message, sizeof(message), "%s: %s", what, PQerrorMessage(conn->pg));
-	size_t length = strlen(message);
-	while (length > 0 && (message[length - 1] == '\n' || message[length - 1] == ' '))
-		message[--length] = '\0';
+	snprintf(reason, size, "%s", pg != NULL ? PQerrorMessage(pg) : "out of memory");
+	size_t length = strlen(reason);
+	while (length > 0 && (reason[length - 1] == '\n' || reason[length - 1] == ' '))
+		reason[--length] = '\0';
+}
+
+/* unreached: the server was never reached (the TCP connect failed), so the
+ * pool may try the host's next address. */
+static void conn_failed(struct sql_conn *conn, const char *what, bool unreached)
+{
+	char reason[512], message[1024];
+	pg_reason(conn->pg, reason, sizeof(reason));
 	struct sql_call *call = conn_call(conn);
-	if (call != NULL) {
-		conn->state = SQL_DEAD;
-		call_end(call, false, NULL, "ConnectionError", NULL, message);
-	} else {
+	if (call == NULL) {
 		conn_free(conn, false);
+		return;
 	}
+	conn->state = SQL_DEAD;
+	if (unreached) {
+		if (pool_connect_failed(&call->pc, reason, message, sizeof(message))) {
+			conn_free(conn, false); /* unbound: the call is the pool's again */
+			return;
+		}
+	} else {
+		snprintf(message, sizeof(message), "%s: %s", what, reason);
+	}
+	call_end(call, false, NULL, "ConnectionError", NULL, message);
 }
 
 static void send_query(struct sql_conn *conn)
@@ -484,14 +500,14 @@ static void send_query(struct sql_conn *conn)
 	free(owned);
 	free(values);
 	if (!sent) {
-		conn_failed(conn, "cannot send the query");
+		conn_failed(conn, "cannot send the query", false);
 		return;
 	}
 	PQsetSingleRowMode(conn->pg);
 	conn->state = SQL_BUSY;
 	int flushed = PQflush(conn->pg);
 	if (flushed < 0) {
-		conn_failed(conn, "cannot send the query");
+		conn_failed(conn, "cannot send the query", false);
 		return;
 	}
 	conn_wait(conn, flushed == 1 ? EV_READ | EV_WRITE : EV_READ);
@@ -502,8 +518,15 @@ static void on_conn_event(evutil_socket_t fd, short what, void *argument)
 	(void)fd;
 	struct sql_conn *conn = argument;
 	switch (conn->state) {
-	case SQL_CONNECTING:
-		switch (PQconnectPoll(conn->pg)) {
+	case SQL_CONNECTING: {
+		/* Still CONNECTION_STARTED: the TCP connect is not done; a failure
+		 * then never reached the server. */
+		bool was_unreached = PQstatus(conn->pg) == CONNECTION_STARTED;
+		PostgresPollingStatusType polled = PQconnectPoll(conn->pg);
+		if (polled != PGRES_POLLING_FAILED && PQstatus(conn->pg) != CONNECTION_STARTED &&
+		    conn_call(conn) != NULL)
+			pool_connected(conn->pc.call);
+		switch (polled) {
 		case PGRES_POLLING_READING:
 			conn_wait(conn, EV_READ);
 			return;
@@ -517,9 +540,10 @@ static void on_conn_event(evutil_socket_t fd, short what, void *argument)
 			send_query(conn);
 			return;
 		default:
-			conn_failed(conn, "cannot connect");
+			conn_failed(conn, "cannot connect", was_unreached);
 			return;
 		}
+	}
 	case SQL_IDLE:
 		/* Nothing is asked of an idle connection: the server closed it, or
 		 * sent a notice. */
@@ -537,7 +561,7 @@ static void on_conn_event(evutil_socket_t fd, short what, void *argument)
 	if (what & EV_WRITE) {
 		int flushed = PQflush(conn->pg);
 		if (flushed < 0) {
-			conn_failed(conn, "cannot send the query");
+			conn_failed(conn, "cannot send the query", false);
 			return;
 		}
 		if (flushed == 1) {
@@ -546,7 +570,7 @@ static void on_conn_event(evutil_socket_t fd, short what, void *argument)
 		}
 	}
 	if ((what & EV_READ) && !PQconsumeInput(conn->pg)) {
-		conn_failed(conn, "the connection was lost");
+		conn_failed(conn, "the connection was lost", false);
 		return;
 	}
 	while (!PQisBusy(conn->pg)) {
@@ -618,12 +642,13 @@ static void conn_open(struct pool *pool, struct sql_call *call)
 	values[n] = NULL;
 	PGconn *pg = PQconnectStartParams(keywords, values, 0);
 	if (pg == NULL || PQstatus(pg) == CONNECTION_BAD) {
-		char message[512];
-		snprintf(message, sizeof(message), "cannot connect: %s",
-		         pg != NULL ? PQerrorMessage(pg) : "out of memory");
+		/* On loopback a refused connect fails here, at once. */
+		char reason[512], message[1024];
+		pg_reason(pg, reason, sizeof(reason));
 		if (pg != NULL)
 			PQfinish(pg);
-		call_end(call, false, NULL, "ConnectionError", NULL, message);
+		if (!pool_connect_failed(&call->pc, reason, message, sizeof(message)))
+			call_end(call, false, NULL, "ConnectionError", NULL, message);
 		return;
 	}
 	struct sql_conn *conn = memory_zalloc(sizeof(*conn));

@@ -374,8 +374,22 @@ static void fail_from(struct my_conn *conn, const char *what, bool statement)
 	                                                : mysql_errno(conn->mysql);
 	const char *state = statement && conn->stmt != NULL ? mysql_stmt_sqlstate(conn->stmt)
 	                                                    : mysql_sqlstate(conn->mysql);
-	char text[600];
+	char text[1024];
 	snprintf(text, sizeof(text), "%s%s (error %u, SQLSTATE %s)", what, message, code, state);
+	/* A connect that failed on the client's side (2000-2999: refused,
+	 * unreachable, lost before the handshake) never got an answer from the
+	 * server: the host's next address may do better. */
+	if (conn->step == MY_CONNECT && code >= 2000 && code < 3000) {
+		char reason[640];
+		snprintf(reason, sizeof(reason), "%s (error %u, SQLSTATE %s)", message, code, state);
+		conn->step = MY_DEAD;
+		if (pool_connect_failed(&call->pc, reason, text, sizeof(text))) {
+			conn_free(conn, false); /* unbound: the call is the pool's again */
+			return;
+		}
+		call_end(call, false, NULL, "ConnectionError", NULL, text);
+		return;
+	}
 	/* A failed connect, and client-side errors (2000-2999), are the
 	 * connection's; the others the statement's. */
 	if (conn->step == MY_CONNECT || (code >= 2000 && code < 3000)) {
@@ -545,6 +559,7 @@ static void step_done(struct my_conn *conn, int rc)
 			fail_from(conn, "cannot connect: ", false);
 			return;
 		}
+		pool_connected(&call->pc);
 		conn->thread_id = mysql_thread_id(conn->mysql);
 		conn->step = MY_PREPARE;
 		break;
