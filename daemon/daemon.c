@@ -133,6 +133,18 @@ enum shutdown_part {
 	PART_DONE,
 };
 
+/* libevent's own messages (evdns': "Nameserver 127.0.0.1:53 has failed")
+ * go through weftd's log, with its levels, format and journal priorities,
+ * instead of libevent's bare "[warn] ..." lines on stderr. Any thread. */
+static void log_from_libevent(int severity, const char *message)
+{
+	enum log_level level = severity == EVENT_LOG_ERR    ? LOG_LEVEL_ERROR
+	                       : severity == EVENT_LOG_WARN ? LOG_LEVEL_WARN
+	                       : severity == EVENT_LOG_MSG  ? LOG_LEVEL_INFO
+	                                                    : LOG_LEVEL_DEBUG;
+	log_message(level, "libevent: %s", message);
+}
+
 static const char *const part_names[] = {
 	[PART_RUNNING] = "running",
 	[PART_DRAINING] = "the main loop's drain (grace, cancelling jobs, sending replies)",
@@ -810,6 +822,7 @@ int daemon_run(const struct options *options)
 		signals_stop();
 		return 1;
 	}
+	event_set_log_callback(log_from_libevent);
 	/* Before the chdir below: a relative path is weftd's caller's. */
 	if (resolve_set_conf(options->resolv_conf) != WEFT_OK) {
 		log_error("--resolv-conf: cannot read %s: %s", options->resolv_conf, strerror(errno));

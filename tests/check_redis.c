@@ -277,6 +277,18 @@ START_TEST(test_a_name_server_that_never_answers_fails_after_the_resolvers_tries
 	double seconds = job_seconds(&daemon, reply);
 	ck_assert_msg(seconds >= RESOLVE_TRIES * RESOLVE_TRY_SECONDS - 0.5, "the job ran %.3f s", seconds);
 	json_decref(reply);
+	/* The resolver's complaint is a line of weftd's log, not libevent's
+	 * bare "[warn]" on stderr. */
+	FILE *log = fopen(daemon.log_path, "r");
+	ck_assert_ptr_nonnull(log);
+	char line[1024];
+	bool ours = false, bare = false;
+	while (fgets(line, sizeof(line), log) != NULL) {
+		ours = ours || (strstr(line, ": libevent: Nameserver 127.0.0.1") != NULL);
+		bare = bare || strncmp(line, "[warn]", 6) == 0 || strncmp(line, "[msg]", 5) == 0;
+	}
+	fclose(log);
+	ck_assert_msg(ours && !bare, "the resolver's failure is not in weftd's log format");
 	fixture_stop(&daemon);
 	dns_server_free(server);
 	servers_stop(0, 0, directory);
