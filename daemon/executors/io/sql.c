@@ -13,17 +13,24 @@
  * Results come row by row (PQsetSingleRowMode), so a result larger than
  * max_size is stopped as it grows instead of after libpq has read it all.
  *
- * Aborting a query (cancel, timeout, too large): the connection is closed at
- * once (PQfinish) and the server told to cancel the query through the
- * PGcancel taken at connect; PQcancel blocks (it connects), so a small task
- * hands it to the thread pool with weft_run_in_thread.
+ * Aborting a query (cancel, timeout, too large): the job ends at once, and
+ * the connection leaves the pool for a pool thread (PQcancel blocks: it
+ * connects), which tells the server to cancel through the PGcancel taken at
+ * connect and reads what the connection still brings until the query has
+ * ended, then closes it. A cancel that reaches the server before it started
+ * the query (its text still in the socket) cancels nothing, so the cancel is
+ * sent again until the query ends, SQL_ABORT_TRIES times at most. Closing
+ * at once instead would leave such a query running for its whole length:
+ * the server does not notice a closed client while it sleeps or computes.
  */
 #include "daemon/executors/io/sql.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <libpq-fe.h>
 #include <math.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +56,10 @@
 #define SQL_TEXT_MAX (1u << 20)
 #define SQL_PARAMS_MAX 1000
 #define SQL_TIMEOUT_DEFAULT 30.0
+/* An aborted query: cancels sent at most, and the first wait for its end
+ * after one (doubled after each: 0.1 + 0.2 + ... + 3.2 s in all). */
+#define SQL_ABORT_TRIES 6
+#define SQL_ABORT_FIRST_WAIT_MS 100
 
 struct sql_target {
 	char host[RESOLVE_NAME_MAX + 1]; /* as the URL names it, or "" */
@@ -253,22 +264,66 @@ static int sql_check(const struct function *function, const json_t *args, struct
 
 /* ---- cancelling on the server, from the thread pool ---- */
 
-/* Pool thread: PQcancel connects to the server and blocks. */
-static void *cancel_blocking(void *argument)
+/* An aborted connection on its way out; owned by the pool thread that
+ * aborts it (or by cancel_body until the pool takes it). */
+struct sql_abort {
+	PGconn *pg;
+	PGcancel *cancel;
+};
+
+static void abort_free(struct sql_abort *abort)
 {
-	PGcancel *cancel = argument;
-	char message[256];
-	PQcancel(cancel, message, sizeof(message));
-	PQfreeCancel(cancel);
+	PQfinish(abort->pg);
+	PQfreeCancel(abort->cancel);
+	free(abort);
+}
+
+/* Pool thread: reads results until the connection has no query left (true)
+ * or wait_ms have passed (false). A broken connection has none left. */
+static bool query_ended(PGconn *pg, int wait_ms)
+{
+	double deadline = now_monotonic() + wait_ms / 1000.0;
+	for (;;) {
+		if (PQconsumeInput(pg) == 0)
+			return true;
+		while (!PQisBusy(pg)) {
+			PGresult *result = PQgetResult(pg);
+			if (result == NULL)
+				return true;
+			PQclear(result);
+		}
+		double left = deadline - now_monotonic();
+		if (left <= 0)
+			return false;
+		struct pollfd readable = {.fd = PQsocket(pg), .events = POLLIN};
+		if (poll(&readable, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR)
+			return true;
+	}
+}
+
+/* Pool thread: cancels the query until it has ended, then closes. */
+static void *abort_blocking(void *argument)
+{
+	struct sql_abort *abort = argument;
+	int wait_ms = SQL_ABORT_FIRST_WAIT_MS;
+	for (int try = 0; try < SQL_ABORT_TRIES; try++, wait_ms *= 2) {
+		char message[256];
+		/* A server that cannot be reached cannot be told; closing is all. */
+		if (!PQcancel(abort->cancel, message, sizeof(message)))
+			break;
+		if (query_ended(abort->pg, wait_ms))
+			break;
+	}
+	abort_free(abort);
 	return NULL;
 }
 
-/* Task body on a worker: hands the cancel to the pool and waits for it. */
+/* Task body on a worker: hands the abort to the pool and waits for it. */
 static int cancel_body(void *argument)
 {
-	int rv = weft_run_in_thread(cancel_blocking, argument, NULL);
+	int rv = weft_run_in_thread(abort_blocking, argument, NULL);
 	if (rv != WEFT_OK && rv != WEFT_ECANCELED)
-		PQfreeCancel(argument); /* the pool refused it: it never ran */
+		abort_free(argument); /* the pool refused it: it never ran */
 	return WEFT_OK;
 }
 
@@ -289,18 +344,22 @@ static void conn_free(struct sql_conn *conn, bool cancel)
 {
 	pool_conn_remove(&conn->pc);
 	event_free(conn->event);
+	if (cancel && conn->pg != NULL && conn->cancel != NULL) {
+		/* The loop lets go of the connection (its event is gone): the
+		 * abort owns it from here. */
+		struct sql_abort *abort = memory_alloc(sizeof(*abort));
+		abort->pg = conn->pg;
+		abort->cancel = conn->cancel;
+		conn->pg = NULL;
+		conn->cancel = NULL;
+		if (runtime_inject(workers_runtime(runner_workers()), cancel_body, abort, NULL, NULL) !=
+		    WEFT_OK)
+			abort_free(abort);
+	}
 	if (conn->pg != NULL)
 		PQfinish(conn->pg);
-	if (conn->cancel != NULL) {
-		if (cancel) {
-			int rv = runtime_inject(workers_runtime(runner_workers()), cancel_body, conn->cancel,
-			                        NULL, NULL);
-			if (rv != WEFT_OK)
-				PQfreeCancel(conn->cancel);
-		} else {
-			PQfreeCancel(conn->cancel);
-		}
-	}
+	if (conn->cancel != NULL)
+		PQfreeCancel(conn->cancel);
 	free(conn);
 }
 
