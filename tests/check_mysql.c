@@ -242,6 +242,37 @@ START_TEST(test_timeout_and_cancel_stop_the_query_on_the_server)
 }
 END_TEST
 
+/* Timeouts that fire around the moment the statement reaches the server:
+ * a KILL QUERY then would miss it. Every one must stop on the server. */
+START_TEST(test_a_timeout_as_the_query_starts_still_stops_it_on_the_server)
+{
+	enum { COUNT = 24 };
+	SERVERS_SKIP_UNLESS_UP(&servers);
+	MYSQL *mysql = control();
+	ck_assert_ptr_nonnull(mysql);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	json_int_t ids[COUNT];
+	for (int i = 0; i < COUNT; i++) {
+		json_t *reply = wire_callf(daemon.url,
+		                           "{\"op\":\"submit\",\"fn\":\"sql.query\",\"args\":{\"url\":\"%s\","
+		                           "\"sql\":\"SELECT SLEEP(600)\",\"timeout\":%.4f}}",
+		                           tcp_url, 0.002 + 0.002 * i);
+		ids[i] = json_integer_value(json_object_get(reply, "id"));
+		json_decref(reply);
+	}
+	for (int i = 0; i < COUNT; i++) {
+		json_t *reply = wire_callf(daemon.url, "{\"op\":\"result\",\"id\":%lld,\"timeout\":60}",
+		                           (long long)ids[i]);
+		ck_assert_str_eq(wire_text(reply, "state"), "failed");
+		json_decref(reply);
+	}
+	wait_scalar(mysql, running_sleeps, 0);
+	fixture_stop(&daemon);
+	mysql_close(mysql);
+}
+END_TEST
+
 /* A host name (here localhost, from /etc/hosts) is resolved off the
  * worker loop, then its address connected to. */
 START_TEST(test_host_names_are_resolved_and_connected_to)
@@ -455,6 +486,7 @@ int main(void)
 	tcase_add_test(sql, test_parameters_are_bound_and_rows_typed);
 	tcase_add_test(sql, test_server_errors_fail_with_sql_error);
 	tcase_add_test(sql, test_timeout_and_cancel_stop_the_query_on_the_server);
+	tcase_add_test(sql, test_a_timeout_as_the_query_starts_still_stops_it_on_the_server);
 	tcase_add_test(sql, test_connections_are_reused);
 	tcase_add_test(sql, test_host_names_are_resolved_and_connected_to);
 	tcase_add_test(sql, test_a_name_whose_first_address_refuses_connects_to_the_next);

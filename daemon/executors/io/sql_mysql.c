@@ -11,8 +11,11 @@
  * statement (bound, never interpolated); results are bound as strings.
  *
  * Aborting (cancel, timeout, too large): the connection is closed at once and
- * the server told to stop the query with KILL QUERY from a connection of the
- * same user, made on the thread pool (it blocks) by a small task.
+ * the server told to end it with KILL CONNECTION from a connection of the
+ * same user, made on the thread pool (it blocks) by a small task. KILL QUERY
+ * would miss a statement the server has not started yet (its text still in
+ * the socket): it would then run its whole length, since the server does not
+ * notice a closed client while it sleeps or computes.
  * LOAD DATA LOCAL is off: the server could otherwise ask for any file the
  * daemon can read.
  */
@@ -60,7 +63,7 @@ struct my_conn {
 	struct pool_conn pc; /* its call is the query on it, or NULL */
 	MYSQL *mysql;
 	MYSQL_STMT *stmt;
-	struct my_target target; /* for KILL QUERY */
+	struct my_target target; /* for KILL CONNECTION */
 	unsigned long thread_id;
 	struct event *event;
 	struct event *timer; /* Connector/C's own timeouts */
@@ -210,7 +213,7 @@ void sql_mysql_fini(void)
 	mysql_library_end();
 }
 
-/* ---- KILL QUERY, from the thread pool ---- */
+/* ---- KILL CONNECTION, from the thread pool ---- */
 
 struct my_kill {
 	struct my_target target;
@@ -231,7 +234,7 @@ static void *kill_blocking(void *argument)
 		                       kill->target.user, kill->target.password, NULL, kill->target.port,
 		                       kill->target.socket[0] ? kill->target.socket : NULL, 0) != NULL) {
 			char query[64];
-			snprintf(query, sizeof(query), "KILL QUERY %lu", kill->thread_id);
+			snprintf(query, sizeof(query), "KILL CONNECTION %lu", kill->thread_id);
 			mysql_query(mysql, query);
 		}
 		mysql_close(mysql);
