@@ -70,6 +70,11 @@ $(BUILD)/tests/check_request: $(BUILD)/tests/check_request.o $(BUILD)/tests/stan
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lpthread -lm
 CHECK_PROGS += $(BUILD)/tests/check_request $(BUILD)/tests/check_jobs $(BUILD)/tests/check_quota \
 	$(BUILD)/tests/check_items
+# The listener guard's raw probe, against sockets the test holds.
+$(BUILD)/tests/check_probe: $(BUILD)/tests/check_probe.o $(BUILD)/daemon/server/probe.o \
+		$(BUILD)/proto/url.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lpthread
+CHECK_PROGS += $(BUILD)/tests/check_probe
 
 $(BUILD)/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -383,6 +384,117 @@ START_TEST(the_guard_resets_no_attached_connection_however_busy)
 }
 END_TEST
 
+/* Connects to an ipc path as a REQ peer by hand, completes the handshake
+ * and sends one ping; returns the descriptor, or -1 if any step failed. */
+static int raw_ping(const char *path)
+{
+	struct sockaddr_un address = {.sun_family = AF_UNIX};
+	snprintf(address.sun_path, sizeof(address.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	static const unsigned char header[8] = {0x00, 'S', 'P', 0x00, 0x00, 0x30, 0x00, 0x00};
+	static const char body[] = "{\"op\":\"ping\"}";
+	unsigned char frame[1 + 8 + 4 + sizeof(body) - 1] = {1};
+	frame[8] = 4 + sizeof(body) - 1; /* the 64-bit big-endian length's low byte */
+	frame[9] = 0x80;                 /* the request id, top bit set */
+	frame[12] = 7;
+	memcpy(frame + 13, body, sizeof(body) - 1);
+	unsigned char answer[8];
+	struct pollfd entry = {.fd = fd, .events = POLLIN};
+	if (connect(fd, (struct sockaddr *)&address, sizeof(address)) != 0 ||
+	    send(fd, header, sizeof(header), MSG_NOSIGNAL) != sizeof(header) ||
+	    poll(&entry, 1, 30000) != 1 || recv(fd, answer, sizeof(answer), MSG_WAITALL) != 8 ||
+	    send(fd, frame, sizeof(frame), MSG_NOSIGNAL) != sizeof(frame)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * A connection a stuck listener took but never attached (it completes the
+ * handshake, and its request then sits unread) is reset by the guard once
+ * the listener is replaced, so that its client fails at once instead of
+ * waiting for an answer that cannot come. The guard finds such connections
+ * among weftd's descriptors by the stuck listener's private name.
+ */
+START_TEST(the_guard_resets_a_connection_the_stuck_listener_never_attached)
+{
+	char suppressions[512];
+	snprintf(suppressions, sizeof(suppressions),
+	         "suppressions=%s/tests/lsan-nng-1518.supp:print_suppressions=0",
+	         getenv("WEFT_SOURCE") != NULL ? getenv("WEFT_SOURCE") : ".");
+	setenv("LSAN_OPTIONS", suppressions, 1);
+	fixture daemon;
+	fixture_start(&daemon, NULL);
+	const char *path = daemon.url + strlen("ipc://");
+	json_t *reply = wire_call(daemon.url, "{\"op\":\"future.new\"}");
+	json_int_t future = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	char wire_send[512], poll_request[128], output[512];
+	snprintf(wire_send, sizeof(wire_send), "%s/tests/helpers/wire_send", getenv("WEFT_BUILD"));
+	snprintf(poll_request, sizeof(poll_request),
+	         "{\"op\":\"result\",\"id\":%lld,\"timeout\":120}", (long long)future);
+	setenv("WIRE_SEND_TIMEOUT_MS", "120000", 1);
+	enum { TRIES = 20 };
+	pid_t polls[TRIES];
+	bool reset = false;
+	int tries = 0;
+	/* The ping must land in the stuck window (before the guard's second
+	 * missed ping, about a second): a try that is answered came too late
+	 * and is made again. Each try first puts a long poll on the listener it
+	 * breaks, so that the replaced listener stays open for it: only the
+	 * guard's reset, not the listener's close, can then end the ping's
+	 * connection. */
+	while (!reset && tries < TRIES) {
+		snprintf(output, sizeof(output), "%s/poll%d.out", daemon.directory, tries);
+		const char *const poll_argv[] = {wire_send, daemon.url, poll_request, NULL};
+		polls[tries++] = spawn(poll_argv, output);
+		double deadline = fixture_now() + 30;
+		while (waiters_now(daemon.url) < tries) {
+			ck_assert_msg(fixture_now() < deadline, "long poll %d never came", tries);
+			/* A poll that connected while the last try's listener was
+			 * still stuck is reset: it is made again. */
+			int status;
+			if (waitpid(polls[tries - 1], &status, WNOHANG) == polls[tries - 1])
+				polls[tries - 1] = spawn(poll_argv, output);
+			usleep(5000);
+		}
+		snprintf(output, sizeof(output), "%s/nngcat.out", daemon.directory);
+		const char *const argv[] = {"nngcat", "--rep", "--listen", daemon.url, NULL};
+		ck_assert_int_ne(finish(spawn(argv, output)), 0);
+		int fd = raw_ping(path);
+		if (fd < 0)
+			continue;
+		struct pollfd entry = {.fd = fd, .events = POLLIN};
+		/* Hang guard: the guard's rounds are half a second apart. */
+		ck_assert_msg(poll(&entry, 1, 30000) == 1,
+		              "a connection the stuck listener never attached got neither an "
+		              "answer nor a reset in 30 s");
+		unsigned char byte;
+		reset = recv(fd, &byte, 1, 0) <= 0;
+		close(fd);
+	}
+	ck_assert_msg(reset, "no ping landed in the stuck window in %d tries", tries);
+	char set[128];
+	snprintf(set, sizeof(set), "{\"op\":\"future.set\",\"id\":%lld,\"result\":7}",
+	         (long long)future);
+	json_t *answer;
+	while ((answer = wire_call_text(daemon.url, set, strlen(set), 2000)) == NULL)
+		;
+	json_decref(answer);
+	for (int i = 0; i < tries; i++) {
+		char text[4096];
+		int status = finish(polls[i]);
+		snprintf(output, sizeof(output), "%s/poll%d.out", daemon.directory, i);
+		slurp(output, text, sizeof(text));
+		ck_assert_msg(status == 0 && strstr(text, "\"result\":7") != NULL,
+		              "long poll %d exited %d: %s", i, status, text);
+	}
+	fixture_stop(&daemon);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *suite = suite_create("guard");
@@ -390,6 +502,7 @@ int main(void)
 	tcase_set_timeout(guard, 120);
 	tcase_add_test(guard, the_guard_drops_no_connection_when_it_replaces_a_listener);
 	tcase_add_test(guard, the_guard_resets_no_attached_connection_however_busy);
+	tcase_add_test(guard, the_guard_resets_a_connection_the_stuck_listener_never_attached);
 	suite_add_tcase(suite, guard);
 	SRunner *runner = srunner_create(suite);
 	srunner_run_all(runner, CK_NORMAL);

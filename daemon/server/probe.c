@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -105,6 +106,76 @@ static int handshake(int fd, long long deadline)
 	                                                                              : WEFT_EPROTO;
 }
 
+/*
+ * Connections whose handshake the peer had not answered when a probe gave
+ * up. Hanging up on one is the very thing that breaks an nng 1.5.2 listener
+ * (#1518: a disconnect during negotiation), and a busy daemon can be slower
+ * than a probe's timeout, so the probe that gives up keeps the connection
+ * here instead of closing it. It is closed once the peer's side of the
+ * handshake has arrived (its negotiation then ends well, whatever follows),
+ * the peer has hung up, or LINGER_MS has passed (nng gives up its own side
+ * of a negotiation well before). At most LINGER_MAX at once: past that the
+ * oldest is closed. Any thread; the lock guards the table, held only for
+ * non-blocking calls.
+ */
+#define LINGER_MAX 64
+#define LINGER_MS 30000
+static pthread_mutex_t linger_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	int fd;
+	long long until; /* milliseconds_now() */
+} lingering[LINGER_MAX];
+static size_t linger_count;
+
+/* Closes the kept connections that are done; linger_lock held. */
+static void linger_sweep_locked(long long now)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < linger_count; i++) {
+		unsigned char byte;
+		ssize_t got = recv(lingering[i].fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
+		bool waiting = got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+		if (waiting && now < lingering[i].until)
+			lingering[kept++] = lingering[i];
+		else
+			close(lingering[i].fd);
+	}
+	linger_count = kept;
+}
+
+/* Takes fd (owned by the caller until now) into the table. */
+static void linger_keep(int fd)
+{
+	long long now = milliseconds_now();
+	pthread_mutex_lock(&linger_lock);
+	linger_sweep_locked(now);
+	if (linger_count == LINGER_MAX) {
+		close(lingering[0].fd);
+		memmove(&lingering[0], &lingering[1], (LINGER_MAX - 1) * sizeof(lingering[0]));
+		linger_count--;
+	}
+	lingering[linger_count].fd = fd;
+	lingering[linger_count++].until = now + LINGER_MS;
+	pthread_mutex_unlock(&linger_lock);
+}
+
+static void linger_sweep(void)
+{
+	pthread_mutex_lock(&linger_lock);
+	linger_sweep_locked(milliseconds_now());
+	pthread_mutex_unlock(&linger_lock);
+}
+
+/* Ends a probe's connection: at once, unless the handshake was cut short
+ * by the timeout (see above). */
+static void finish(int fd, bool in_handshake, int rv)
+{
+	if (in_handshake && rv == WEFT_ETIMEOUT)
+		linger_keep(fd);
+	else
+		close(fd);
+}
+
 static void put64(unsigned char *out, uint64_t value)
 {
 	for (int i = 7; i >= 0; i--, value >>= 8)
@@ -175,11 +246,13 @@ static int probe_ipc(const char *path, const char *request, long long deadline)
 	if (fd < 0)
 		return errno == EMFILE || errno == ENFILE ? WEFT_EBUSY : WEFT_ECONNECT;
 	int rv = connect_within(fd, (struct sockaddr *)&address, sizeof(address), deadline);
-	if (rv == WEFT_OK)
-		rv = handshake(fd, deadline);
-	if (rv == WEFT_OK && request != NULL)
-		rv = round_trip(fd, true, request, deadline);
-	close(fd);
+	bool in_handshake = rv == WEFT_OK;
+	if (rv == WEFT_OK && (rv = handshake(fd, deadline)) == WEFT_OK) {
+		in_handshake = false;
+		if (request != NULL)
+			rv = round_trip(fd, true, request, deadline);
+	}
+	finish(fd, in_handshake, rv);
 	return rv;
 }
 
@@ -209,11 +282,13 @@ static int probe_tcp(const char *rest, const char *request, long long deadline)
 	int rv = fd < 0 && (errno == EMFILE || errno == ENFILE) ? WEFT_EBUSY : WEFT_ECONNECT;
 	if (fd >= 0) {
 		rv = connect_within(fd, found->ai_addr, found->ai_addrlen, deadline);
-		if (rv == WEFT_OK)
-			rv = handshake(fd, deadline);
-		if (rv == WEFT_OK && request != NULL)
-			rv = round_trip(fd, false, request, deadline);
-		close(fd);
+		bool in_handshake = rv == WEFT_OK;
+		if (rv == WEFT_OK && (rv = handshake(fd, deadline)) == WEFT_OK) {
+			in_handshake = false;
+			if (request != NULL)
+				rv = round_trip(fd, false, request, deadline);
+		}
+		finish(fd, in_handshake, rv);
 	}
 	freeaddrinfo(found);
 	return rv;
@@ -221,6 +296,7 @@ static int probe_tcp(const char *rest, const char *request, long long deadline)
 
 static int probe(const char *url, const char *request, int timeout_ms)
 {
+	linger_sweep();
 	long long deadline = milliseconds_now() + timeout_ms;
 	const char *path = proto_ipc_path(url);
 	if (path != NULL)

@@ -16,8 +16,13 @@
  * socket can block forever once nng's reaper thread is stuck (issue 17), and a
  * raw file descriptor always closes.
  *
+ * A connection whose handshake the peer has not answered when the timeout
+ * passes is not hung up on, since that too breaks a 1.5 listener: it is kept
+ * (at most 64, for at most 30 s) and closed by a later probe once the peer's
+ * half of the handshake has come or the peer has hung up.
+ *
  * Blocking, bounded by the timeout (every wait is a poll() with what is left of
- * it); any thread. Thread-safe: no shared state.
+ * it); any thread. Thread-safe: the kept connections are behind a lock.
  */
 #ifndef PROBE_H
 #define PROBE_H

@@ -52,6 +52,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/tls/tls.h>
@@ -861,35 +862,101 @@ static void recreate_listener(struct server *server, struct listener *entry)
 	log_info("listening again on %s", entry->url);
 }
 
-/*
- * Resets the connections a retired listener took in the transport but never
- * attached to the socket (#1518: clients that connected while it was stuck).
- * They are not pipes, so nothing reads them: their client's request sits
- * unread. Such a connection is found by its local name (the listener's
- * private path, which every connection it accepted carries) and by unread
- * bytes that did not change over two rounds; shutdown() makes its client
- * see the connection end, and it redials the public name, now the new
- * listener. A busy attached pipe can show the same count (a client
- * repeating one request), so the unread message itself is compared: its
- * first SUSPECT_HEAD bytes hold the REQ request id, new with each request.
- * The same message unread for UNREAD_ROUNDS_NO_PIPE rounds is reset when
- * the peer process has no pipe on this listener, for UNREAD_ROUNDS_PEER_PIPE
- * when it has (it might be that pipe, stalled). shutdown, unlike close,
- * leaves nng's descriptor valid for nng to close later. Guard thread.
- */
-/* Whether fd is a unix socket whose local name is `path`; *inode is set. */
-static bool bound_to(int fd, const char *path, unsigned long *inode)
+/* Where the descriptors bound to a retired listener's name are: by number
+ * and socket inode. */
+struct bound_socket {
+	int fd;
+	unsigned long inode;
+};
+
+static int compare_inodes(const void *a, const void *b)
 {
-	struct stat st;
-	struct sockaddr_un local;
-	socklen_t length = sizeof(local);
-	if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
-	    getsockname(fd, (struct sockaddr *)&local, &length) != 0 ||
-	    local.sun_family != AF_UNIX || length <= offsetof(struct sockaddr_un, sun_path) ||
-	    strncmp(local.sun_path, path, sizeof(local.sun_path)) != 0)
-		return false;
-	*inode = (unsigned long)st.st_ino;
-	return true;
+	unsigned long left = *(const unsigned long *)a, right = *(const unsigned long *)b;
+	return left < right ? -1 : left > right;
+}
+
+/* The inode of the socket descriptor fd holds now, or 0 (not a socket, or
+ * closed), read from its /proc/self/fd link: the descriptor itself is not
+ * touched. */
+static unsigned long socket_inode_at(int directory, const char *name)
+{
+	char target[64];
+	ssize_t length = readlinkat(directory, name, target, sizeof(target) - 1);
+	if (length <= 0)
+		return 0;
+	target[length] = '\0';
+	unsigned long inode = 0;
+	return sscanf(target, "socket:[%lu]", &inode) == 1 ? inode : 0;
+}
+
+/*
+ * This process's descriptors that are unix sockets whose local name is
+ * `path` (a retired listener's private name, which every connection it
+ * accepted carries): at most `max` into `found`; returns how many. Found
+ * without touching any other descriptor: the kernel's table of unix
+ * sockets (/proc/net/unix) gives the inodes bound to the path, and the links
+ * in /proc/self/fd the inode behind each number. An fstat and getsockname of
+ * every descriptor, as before, raced with the worker threads that open and
+ * close job pipes and cgroup files (ThreadSanitizer reported it, and a
+ * number can change hands between two calls). Guard thread.
+ */
+static size_t sockets_bound_to(const char *path, struct bound_socket *found, size_t max)
+{
+	FILE *table = fopen("/proc/net/unix", "re");
+	if (table == NULL)
+		return 0;
+	unsigned long *inodes = NULL; /* owned here */
+	size_t inode_count = 0, inode_room = 0;
+	char line[512];
+	size_t path_length = strlen(path);
+	while (fgets(line, sizeof(line), table) != NULL) {
+		/* Num RefCount Protocol Flags Type St Inode Path */
+		unsigned long inode;
+		int at = 0;
+		if (sscanf(line, "%*s %*s %*s %*s %*s %*s %lu %n", &inode, &at) != 1 || at == 0)
+			continue;
+		const char *name = line + at;
+		if (strncmp(name, path, path_length) != 0 ||
+		    (name[path_length] != '\n' && name[path_length] != '\0'))
+			continue;
+		if (inode_count == inode_room) {
+			size_t room = inode_room == 0 ? 64 : inode_room * 2;
+			unsigned long *grown = realloc(inodes, room * sizeof(*grown));
+			if (grown == NULL)
+				break; /* what was found so far; the next round looks again */
+			inodes = grown;
+			inode_room = room;
+		}
+		inodes[inode_count++] = inode;
+	}
+	fclose(table);
+	size_t count = 0;
+	DIR *directory = inode_count > 0 ? opendir("/proc/self/fd") : NULL;
+	if (directory != NULL) {
+		qsort(inodes, inode_count, sizeof(*inodes), compare_inodes);
+		struct dirent *item;
+		while ((item = readdir(directory)) != NULL && count < max) {
+			if (item->d_name[0] == '.')
+				continue;
+			unsigned long inode = socket_inode_at(dirfd(directory), item->d_name);
+			if (inode != 0 &&
+			    bsearch(&inode, inodes, inode_count, sizeof(*inodes), compare_inodes) != NULL) {
+				found[count].fd = atoi(item->d_name);
+				found[count++].inode = inode;
+			}
+		}
+		closedir(directory);
+	}
+	free(inodes);
+	return count;
+}
+
+/* Whether descriptor fd still holds the socket `inode`. */
+static bool still_holds(int fd, unsigned long inode)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "/proc/self/fd/%d", fd);
+	return socket_inode_at(AT_FDCWD, name) == inode;
 }
 
 /*
@@ -905,63 +972,61 @@ static bool bound_to(int fd, const char *path, unsigned long *inode)
  */
 static bool close_leaked(struct retired *old)
 {
-	DIR *directory = opendir("/proc/self/fd");
-	if (directory == NULL)
-		return false;
-	struct {
-		int fd;
-		unsigned long inode;
-	} leaked[RETIRED_SUSPECTS];
+	struct bound_socket bound[RETIRED_SUSPECTS], leaked[RETIRED_SUSPECTS];
+	size_t bound_count = sockets_bound_to(old->bound, bound, RETIRED_SUSPECTS);
 	size_t count = 0, kept = 0;
-	struct dirent *item;
-	while ((item = readdir(directory)) != NULL && kept < RETIRED_SUSPECTS) {
-		int fd = atoi(item->d_name);
-		unsigned long inode;
-		if (item->d_name[0] == '.' || fd == dirfd(directory) ||
-		    !bound_to(fd, old->bound, &inode))
-			continue;
+	for (size_t b = 0; b < bound_count; b++) {
 		int rounds = 1;
 		for (size_t i = 0; i < old->leak_count; i++)
-			if (old->leaks[i].fd == fd && old->leaks[i].inode == inode)
+			if (old->leaks[i].fd == bound[b].fd && old->leaks[i].inode == bound[b].inode)
 				rounds = old->leaks[i].rounds + 1;
 		if (rounds >= LEAKED_ROUNDS) {
-			leaked[count].fd = fd;
-			leaked[count++].inode = inode;
+			leaked[count++] = bound[b];
 			continue;
 		}
-		old->leaks[kept].fd = fd;
-		old->leaks[kept].inode = inode;
+		old->leaks[kept].fd = bound[b].fd;
+		old->leaks[kept].inode = bound[b].inode;
 		old->leaks[kept++].rounds = rounds;
 	}
-	closedir(directory);
 	old->leak_count = kept;
-	for (size_t i = 0; i < count; i++) {
-		unsigned long inode;
+	for (size_t i = 0; i < count; i++)
 		/* Still that socket, looked at again just before. */
-		if (bound_to(leaked[i].fd, old->bound, &inode) && inode == leaked[i].inode)
+		if (still_holds(leaked[i].fd, leaked[i].inode))
 			close(leaked[i].fd);
-	}
 	if (count > 0)
 		log_debug("closed %zu connections nng leaked in a stuck listener", count);
 	return kept > 0;
 }
 
+/*
+ * Resets the connections a retired listener took in the transport but never
+ * attached to the socket (#1518: clients that connected while it was stuck).
+ * They are not pipes, so nothing reads them: their client's request sits
+ * unread. Such a connection is found by its local name (the listener's
+ * private path, which every connection it accepted carries) and by unread
+ * bytes that did not change over two rounds; shutdown() makes its client
+ * see the connection end at once instead of waiting for a reply that cannot
+ * come (a REQ client without resend fails its request and may redial the
+ * public name, now the new listener). A busy attached pipe can show the same count (a client
+ * repeating one request), so the unread message itself is compared: its
+ * first SUSPECT_HEAD bytes hold the REQ request id, new with each request.
+ * The same message unread for UNREAD_ROUNDS_NO_PIPE rounds is reset when
+ * the peer process has no pipe on this listener, for UNREAD_ROUNDS_PEER_PIPE
+ * when it has (it might be that pipe, stalled). shutdown, unlike close,
+ * leaves nng's descriptor valid for nng to close later. Guard thread.
+ */
 static void reset_unattached(struct server *server, struct retired *old)
 {
 	uint32_t id = (uint32_t)nng_listener_id(old->listener);
-	DIR *directory = opendir("/proc/self/fd");
-	if (directory == NULL)
-		return;
+	struct bound_socket bound[RETIRED_SUSPECTS];
+	size_t bound_count = sockets_bound_to(old->bound, bound, RETIRED_SUSPECTS);
 	size_t kept = 0;
-	struct dirent *item;
-	while ((item = readdir(directory)) != NULL && kept < RETIRED_SUSPECTS) {
-		int fd = atoi(item->d_name);
-		unsigned long inode;
+	for (size_t b = 0; b < bound_count; b++) {
+		int fd = bound[b].fd;
+		unsigned long inode = bound[b].inode;
 		int bytes = 0;
 		unsigned char head[SUSPECT_HEAD] = {0};
-		if (item->d_name[0] == '.' || fd == dirfd(directory) ||
-		    !bound_to(fd, old->bound, &inode) || ioctl(fd, FIONREAD, &bytes) != 0 ||
-		    bytes <= 0)
+		if (ioctl(fd, FIONREAD, &bytes) != 0 || bytes <= 0)
 			continue;
 		/* Looking does not take the bytes from nng. */
 		if (recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT) < 0)
@@ -997,7 +1062,6 @@ static void reset_unattached(struct server *server, struct retired *old)
 		memcpy(old->suspects[kept].head, head, sizeof(head));
 		old->suspects[kept++].rounds = rounds;
 	}
-	closedir(directory);
 	old->suspect_count = kept;
 }
 
