@@ -7,10 +7,16 @@
  * transaction by checksum, page reuse (no compaction code: an evicted job's
  * row is deleted and its pages reused) and `sqlite3 weft.db` for debugging.
  *
- * The store: one row per job (its immutable spec as JSON, written once, and
- * its changing fields, rewritten at each change), the named queues, and a
- * `meta` row holding the id reservation. `PRAGMA application_id` marks the
- * file as weft's; `user_version` is the schema version.
+ * The store: one row per job in `jobs` (its immutable spec as JSON and its
+ * changing fields as they were when it was accepted, written once), and in
+ * `job_states` its changing fields alone, written (replaced) at each later
+ * commit that changed them: rewriting the wide `jobs` row at every change
+ * cost the writer more than the acceptance's insert itself. Replay reads a
+ * job's state from job_states when it has a row there. An eviction deletes
+ * both. Then the named queues, and a `meta` row holding the id reservation.
+ * `PRAGMA application_id` marks the file as weft's; `user_version` is the
+ * schema version (2; a store of schema 1, with jobs only, is upgraded at open
+ * by making the empty job_states).
  *
  * The queue: producers (any thread) append records under `lock`; the writer
  * thread takes the whole list, runs it as one transaction and then calls the
@@ -84,7 +90,11 @@
  * reader is shown all the ring holds. Turning it on is ordered so that every
  * cursor ever handed out is durable (journal_keep_events says how).
  *
- * Lock order: `lock` and `done_lock` are leaves, never held together; no
+ * Checkpoints: on a thread of their own ("weft-journal-ck", with a second
+ * connection), woken by the writer's WAL hook (open_checkpointer says why).
+ *
+ * Lock order: `lock`, `done_lock` and `checkpoint_lock` are leaves, never
+ * held together; no
  * callback runs under either, and the shard locks of jobs.c are never taken
  * while one is held.
  */
@@ -120,7 +130,9 @@
 #include "weft/error.h"
 
 #define APPLICATION_ID 0x77656674 /* "weft" */
-#define SCHEMA_VERSION 1
+/* 1: a job's changes rewrote its row in `jobs`. 2: they go to `job_states`
+ * (see the top of the file); a store of schema 1 is upgraded at open. */
+#define SCHEMA_VERSION 2
 #define RESERVE_IDS 16384
 /* Event seqs reserved ahead in the store: a read shows no event past the
  * reservation, so this many events may come between two commits before the
@@ -143,6 +155,15 @@
 /* How long start waits for the state directory's lock (see journal_open). */
 #define JOURNAL_LOCK_WAIT_SECONDS 3.0
 #define INTERRUPTED_MESSAGE "weftd stopped while the job ran"
+/* WAL pages after a commit that wake the checkpointer (SQLite's own
+ * automatic checkpoint's default), and past which the writer checkpoints
+ * itself: the checkpointer's passive checkpoints may not catch up with a
+ * writer that never pauses, and only a checkpoint with no commit after it
+ * lets the next one start the WAL over. */
+#define CHECKPOINT_PAGES 1000
+#define CHECKPOINT_WRITER_PAGES 16000
+/* The WAL file is cut back to this after it started over (a burst grows it). */
+#define WAL_SIZE_LIMIT (64LL * 1024 * 1024)
 
 enum record_kind { RECORD_ACCEPT, RECORD_CHANGE, RECORD_EVICT, RECORD_QUEUES, RECORD_BARRIER };
 
@@ -180,8 +201,9 @@ struct seen {
 
 enum statement {
 	STMT_INSERT,
-	STMT_UPDATE,
+	STMT_STATE,
 	STMT_DELETE,
+	STMT_DELETE_STATE,
 	STMT_META,
 	STMT_QUEUES_CLEAR,
 	STMT_QUEUE_INSERT,
@@ -198,9 +220,12 @@ static const char *const statement_sql[STMT_COUNT] = {
 	[STMT_INSERT] = "INSERT OR REPLACE INTO jobs(id, spec, state, created, started, finished, "
 	                "result, error, attempts, children) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
 	                "?9, ?10)",
-	[STMT_UPDATE] = "UPDATE jobs SET state = ?3, started = ?5, finished = ?6, result = ?7, "
-	                "error = ?8, attempts = ?9, children = ?10 WHERE id = ?1",
+	/* The same parameters as STMT_INSERT's (2 and 4 unused), so that
+	 * write_job binds both alike. */
+	[STMT_STATE] = "INSERT OR REPLACE INTO job_states(id, state, started, finished, result, "
+	               "error, attempts, children) VALUES(?1, ?3, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[STMT_DELETE] = "DELETE FROM jobs WHERE id = ?1",
+	[STMT_DELETE_STATE] = "DELETE FROM job_states WHERE id = ?1",
 	[STMT_META] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
 	[STMT_QUEUES_CLEAR] = "DELETE FROM queues",
 	[STMT_QUEUE_INSERT] = "INSERT INTO queues(name, max, paused) VALUES(?1, ?2, ?3)",
@@ -242,7 +267,20 @@ static struct {
 
 	pthread_t thread;
 	pthread_t completer;
+	pthread_t checkpointer;
 	bool started; /* main thread */
+	bool checkpointer_started; /* main thread */
+
+	/* The checkpointer's own connection: opened on the main thread at
+	 * open, then used on the checkpointer thread only (and closed on the
+	 * main thread once it has stopped). */
+	sqlite3 *checkpoint_db;
+	/* Guards checkpoint_due and checkpoint_stop: set by the writer (in its
+	 * WAL hook) and at close, taken by the checkpointer (a leaf lock). */
+	pthread_mutex_t checkpoint_lock;
+	pthread_cond_t checkpoint_wake;
+	bool checkpoint_due;
+	bool checkpoint_stop;
 
 	/* Guards the barriers of finished commits, waiting for their callbacks:
 	 * taken by the writer to append and by the completion thread to take
@@ -301,7 +339,9 @@ static struct {
              .lock = PTHREAD_MUTEX_INITIALIZER,
              .wake = PTHREAD_COND_INITIALIZER,
              .done_lock = PTHREAD_MUTEX_INITIALIZER,
-             .done_wake = PTHREAD_COND_INITIALIZER};
+             .done_wake = PTHREAD_COND_INITIALIZER,
+             .checkpoint_lock = PTHREAD_MUTEX_INITIALIZER,
+             .checkpoint_wake = PTHREAD_COND_INITIALIZER};
 
 bool journal_enabled(void)
 {
@@ -391,6 +431,11 @@ static int check_and_create(char *message, size_t size)
 	         "CREATE TABLE IF NOT EXISTS jobs(id INTEGER PRIMARY KEY, spec TEXT NOT NULL, "
 	         "state TEXT NOT NULL, created REAL, started REAL, finished REAL, result TEXT, "
 	         "error TEXT, attempts TEXT, children TEXT);"
+	         /* A job's changing fields once they changed after the commit
+	          * of its acceptance (schema 2; made by the upgrade from 1). */
+	         "CREATE TABLE IF NOT EXISTS job_states(id INTEGER PRIMARY KEY, "
+	         "state TEXT NOT NULL, started REAL, finished REAL, result TEXT, error TEXT, "
+	         "attempts TEXT, children TEXT);"
 	         "CREATE TABLE IF NOT EXISTS queues(name TEXT PRIMARY KEY, max INTEGER NOT NULL, "
 	         "paused INTEGER NOT NULL);"
 	         /* A lane's events of one commit, one line each (see write_events),
@@ -428,12 +473,90 @@ static int check_and_create(char *message, size_t size)
 		exec_sql("ROLLBACK");
 		return refuse(message, size, what);
 	}
+	/* The upgrade is the setup's transaction: job_states made (empty: every
+	 * row of jobs holds its job's latest state) and the version raised. */
+	if (application == APPLICATION_ID && version < SCHEMA_VERSION)
+		log_info("journal %s: upgraded from schema %lld to %d", journal.path, version,
+		         SCHEMA_VERSION);
 	for (int i = 0; i < STMT_COUNT; i++) {
 		if (sqlite3_prepare_v3(journal.db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 		                       &journal.statements[i], NULL) != SQLITE_OK)
 			return refuse(message, size, "does not have weft's tables: it is damaged");
 	}
 	return WEFT_OK;
+}
+
+/* After a commit, on the writer's connection (sqlite3_wal_hook): wakes the
+ * checkpointer once the WAL holds CHECKPOINT_PAGES, and checkpoints here past
+ * CHECKPOINT_WRITER_PAGES. Writer thread. */
+static int wal_committed(void *context, sqlite3 *db, const char *name, int pages)
+{
+	(void)context;
+	if (pages >= CHECKPOINT_WRITER_PAGES) {
+		/* Errors (a full disk) leave the frames in the WAL, to be copied later. */
+		(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		return SQLITE_OK;
+	}
+	if (pages < CHECKPOINT_PAGES)
+		return SQLITE_OK;
+	pthread_mutex_lock(&journal.checkpoint_lock);
+	if (!journal.checkpoint_due) {
+		journal.checkpoint_due = true;
+		pthread_cond_signal(&journal.checkpoint_wake);
+	}
+	pthread_mutex_unlock(&journal.checkpoint_lock);
+	return SQLITE_OK;
+}
+
+/*
+ * Checkpoints (copying the WAL into the database file, with its fsyncs) run
+ * on a thread of their own, with a connection of their own, instead of in
+ * the commit that crossed SQLite's threshold: in the writer they took 8% of
+ * its time, and the submits of that commit waited for them. A passive
+ * checkpoint takes no lock the writer needs, and a kill -9 in the middle of
+ * one loses nothing (the WAL still holds every frame). Main thread, at open.
+ */
+static int open_checkpointer(char *message, size_t size)
+{
+	char what[256];
+	if (sqlite3_open_v2(journal.path, &journal.checkpoint_db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(what, sizeof(what), "cannot be opened a second time, for checkpoints (%s)",
+		         journal.checkpoint_db != NULL ? sqlite3_errmsg(journal.checkpoint_db) : "?");
+		return refuse(message, size, what);
+	}
+	char sql[160];
+	/* The checkpoint's fsyncs follow the connection that runs it. */
+	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s; PRAGMA wal_autocheckpoint = 0",
+	         journal.sync == JOURNAL_SYNC_FULL ? "FULL" : "NORMAL");
+	if (sqlite3_exec(journal.checkpoint_db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return refuse(message, size, "refuses the checkpointer's settings");
+	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = %lld",
+	         WAL_SIZE_LIMIT);
+	if (exec_sql(sql) != SQLITE_OK)
+		return refuse(message, size, "refuses the writer's checkpoint settings");
+	sqlite3_wal_hook(journal.db, wal_committed, NULL);
+	return WEFT_OK;
+}
+
+static void *checkpointer_main(void *argument)
+{
+	(void)argument;
+	for (;;) {
+		pthread_mutex_lock(&journal.checkpoint_lock);
+		while (!journal.checkpoint_due && !journal.checkpoint_stop)
+			pthread_cond_wait(&journal.checkpoint_wake, &journal.checkpoint_lock);
+		bool stop = journal.checkpoint_stop;
+		journal.checkpoint_due = false;
+		pthread_mutex_unlock(&journal.checkpoint_lock);
+		if (stop)
+			break;
+		/* Busy (the writer checkpoints itself) or failed (a full disk):
+		 * the frames stay in the WAL, and the next commit asks again. */
+		(void)sqlite3_wal_checkpoint_v2(journal.checkpoint_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+		                                NULL, NULL);
+	}
+	return NULL;
 }
 
 int journal_open(const char *directory, enum journal_sync sync, char *message, size_t size)
@@ -490,6 +613,8 @@ int journal_open(const char *directory, enum journal_sync sync, char *message, s
 	sqlite3_extended_result_codes(journal.db, 1);
 	if ((rv = check_and_create(message, size)) != WEFT_OK)
 		goto fail;
+	if ((rv = open_checkpointer(message, size)) != WEFT_OK)
+		goto fail;
 	atomic_store_explicit(&journal.enabled, true, memory_order_relaxed);
 	return WEFT_OK;
 
@@ -498,6 +623,8 @@ fail:
 		sqlite3_finalize(journal.statements[i]);
 		journal.statements[i] = NULL;
 	}
+	sqlite3_close(journal.checkpoint_db);
+	journal.checkpoint_db = NULL;
 	sqlite3_close(journal.db);
 	journal.db = NULL;
 	close(journal.lock_fd);
@@ -1031,7 +1158,7 @@ static int write_job(struct record *record)
 {
 	struct job *job = record->job;
 	bool insert = record->insert;
-	sqlite3_stmt *statement = journal.statements[insert ? STMT_INSERT : STMT_UPDATE];
+	sqlite3_stmt *statement = journal.statements[insert ? STMT_INSERT : STMT_STATE];
 	struct jobs_durable durable;
 	jobs_durable(journal.jobs, job, &durable);
 	sqlite3_bind_int64(statement, 1, (sqlite3_int64)job->id);
@@ -1080,9 +1207,14 @@ static int write_record(struct record *record)
 	case RECORD_CHANGE:
 		return record->skip ? SQLITE_OK : write_job(record);
 	case RECORD_EVICT: {
-		sqlite3_stmt *statement = journal.statements[STMT_DELETE];
-		sqlite3_bind_int64(statement, 1, (sqlite3_int64)record->id);
-		return step_reset(statement);
+		int rc = SQLITE_OK;
+		for (int which = STMT_DELETE; which <= STMT_DELETE_STATE && rc == SQLITE_OK;
+		     which++) {
+			sqlite3_stmt *statement = journal.statements[which];
+			sqlite3_bind_int64(statement, 1, (sqlite3_int64)record->id);
+			rc = step_reset(statement);
+		}
+		return rc;
 	}
 	case RECORD_QUEUES:
 		return write_queues();
@@ -1121,8 +1253,9 @@ static struct seen *seen_slot(uint64_t id)
 /* Marks which records of the batch write a row: of a job's ACCEPT/CHANGE
  * records only the last one, as an INSERT when an ACCEPT is among them (each
  * write reads the job's state as it is then, so the last one carries every
- * change before it). An EVICT ends the run: what follows it stands alone.
- * Returns how many rows will be written. Writer thread. */
+ * change before it). An EVICT drops the job's records before it (its DELETE
+ * would remove what they write) and ends the run: what follows it stands
+ * alone. Returns how many rows will be written. Writer thread. */
 static size_t coalesce(struct record *batch)
 {
 	size_t count = 0;
@@ -1144,6 +1277,10 @@ static size_t coalesce(struct record *batch)
 	for (struct record *record = batch; record != NULL; record = record->next) {
 		if (record->kind == RECORD_EVICT) {
 			struct seen *seen = seen_slot(record->id);
+			if (seen->generation == journal.seen_generation && seen->record != NULL) {
+				seen->record->skip = true;
+				rows--;
+			}
 			seen->id = record->id;
 			seen->generation = journal.seen_generation;
 			seen->record = NULL;
@@ -1532,7 +1669,7 @@ static void *writer_main(void *argument)
 		    journal.queued_changes > CHANGE_CHUNK) {
 			/* Changes alone: a chunk now, the rest at once after it. */
 			struct record *end = batch;
-			for (int i = 1; i < CHANGE_CHUNK; i++)
+			for (size_t i = 1; i < CHANGE_CHUNK; i++)
 				end = end->next;
 			journal.head = end->next;
 			end->next = NULL;
@@ -1585,13 +1722,32 @@ static void *writer_main(void *argument)
 	return NULL;
 }
 
+/* Stops the checkpointer thread, when it runs. Main thread. */
+static void stop_checkpointer(void)
+{
+	if (!journal.checkpointer_started)
+		return;
+	pthread_mutex_lock(&journal.checkpoint_lock);
+	journal.checkpoint_stop = true;
+	pthread_cond_signal(&journal.checkpoint_wake);
+	pthread_mutex_unlock(&journal.checkpoint_lock);
+	pthread_join(journal.checkpointer, NULL);
+	journal.checkpointer_started = false;
+}
+
 int journal_start(struct jobs *jobs)
 {
 	if (!journal_enabled())
 		return WEFT_OK;
 	journal.jobs = jobs;
-	if (pthread_create(&journal.completer, NULL, completer_main, NULL) != 0)
+	if (pthread_create(&journal.checkpointer, NULL, checkpointer_main, NULL) != 0)
 		return WEFT_EINTERNAL;
+	pthread_setname_np(journal.checkpointer, "weft-journal-ck");
+	journal.checkpointer_started = true;
+	if (pthread_create(&journal.completer, NULL, completer_main, NULL) != 0) {
+		stop_checkpointer();
+		return WEFT_EINTERNAL;
+	}
 	pthread_setname_np(journal.completer, "weft-journal-ok");
 	if (pthread_create(&journal.thread, NULL, writer_main, NULL) != 0) {
 		pthread_mutex_lock(&journal.done_lock);
@@ -1599,6 +1755,7 @@ int journal_start(struct jobs *jobs)
 		pthread_cond_signal(&journal.done_wake);
 		pthread_mutex_unlock(&journal.done_lock);
 		pthread_join(journal.completer, NULL);
+		stop_checkpointer();
 		return WEFT_EINTERNAL;
 	}
 	pthread_setname_np(journal.thread, "weft-journal");
@@ -1630,6 +1787,14 @@ void journal_close(void)
 	journal.head = journal.tail = NULL;
 	complete(journal.done_head);
 	journal.done_head = journal.done_tail = NULL;
+	/* The writer is gone, so no commit asks for a checkpoint any more; the
+	 * checkpointer's connection goes first, so that closing the writer's,
+	 * the last, copies the WAL into the database and removes it. */
+	stop_checkpointer();
+	sqlite3_close(journal.checkpoint_db);
+	journal.checkpoint_db = NULL;
+	journal.checkpoint_stop = false;
+	journal.checkpoint_due = false;
 	for (int i = 0; i < STMT_COUNT; i++) {
 		sqlite3_finalize(journal.statements[i]);
 		journal.statements[i] = NULL;
@@ -1991,9 +2156,14 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 		journal.reserved_id = (uint64_t)next;
 	}
 	sqlite3_stmt *statement;
+	/* A job's changing fields are its job_states row's when it has one
+	 * (columns 10 to 16), else its own row's (2 and 4 to 9). */
 	if (sqlite3_prepare_v2(journal.db,
-	                       "SELECT id, spec, state, created, started, finished, result, error, "
-	                       "attempts, children FROM jobs ORDER BY id",
+	                       "SELECT j.id, j.spec, j.state, j.created, j.started, j.finished, "
+	                       "j.result, j.error, j.attempts, j.children, s.state, s.started, "
+	                       "s.finished, s.result, s.error, s.attempts, s.children, "
+	                       "s.id IS NOT NULL FROM jobs AS j LEFT JOIN job_states AS s "
+	                       "ON s.id = j.id ORDER BY j.id",
 	                       -1, &statement, NULL) != SQLITE_OK)
 		return refuse(message, size, "its jobs cannot be read: it is damaged");
 	struct owner_cache owners = {0};
@@ -2013,14 +2183,16 @@ int journal_replay(struct jobs *jobs, char *message, size_t size)
 		uint64_t id = (uint64_t)sqlite3_column_int64(statement, 0);
 		bool bad = false;
 		json_t *spec = column_json(statement, 1, &bad);
-		const char *state_name = (const char *)sqlite3_column_text(statement, 2);
+		bool changed = sqlite3_column_int(statement, 17) != 0;
+		int state_column = changed ? 10 : 2, column = changed ? 11 : 4;
+		const char *state_name = (const char *)sqlite3_column_text(statement, state_column);
 		struct jobs_durable durable = {0};
-		durable.started = column_time(statement, 4);
-		durable.finished = column_time(statement, 5);
-		durable.result = column_json(statement, 6, &bad);
-		durable.error = column_json(statement, 7, &bad);
-		durable.attempts = column_json(statement, 8, &bad);
-		durable.children = column_json(statement, 9, &bad);
+		durable.started = column_time(statement, column);
+		durable.finished = column_time(statement, column + 1);
+		durable.result = column_json(statement, column + 2, &bad);
+		durable.error = column_json(statement, column + 3, &bad);
+		durable.attempts = column_json(statement, column + 4, &bad);
+		durable.children = column_json(statement, column + 5, &bad);
 		const json_t *fn = json_object_get(spec, "fn");
 		const struct function *function = NULL;
 		if (json_is_string(fn))

@@ -19,8 +19,8 @@
  * on the main thread at start and at exit; every other function may be called
  * from any thread. Completion callbacks run on the journal's completion
  * thread ("weft-journal-ok"), in commit order, with no lock held; the writer
- * ("weft-journal") goes on with the next commit meanwhile. The journal is
- * one per process.
+ * ("weft-journal") goes on with the next commit meanwhile. WAL checkpoints
+ * run on a third thread ("weft-journal-ck"). The journal is one per process.
  */
 #ifndef JOURNAL_H
 #define JOURNAL_H

@@ -205,7 +205,7 @@ CHECK_PROGS += $(BUILD)/tests/check_guard
 # The journal (issue 12): restarts on a store, and kill -9 under load.
 $(BUILD)/tests/check_journal: $(BUILD)/tests/check_journal.o $(BUILD)/tests/fixture.o \
 		$(BUILD)/tests/wire.o
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lsqlite3 -lpthread
 CHECK_PROGS += $(BUILD)/tests/check_journal
 
 # The principal module's rules, called directly (issue 8).

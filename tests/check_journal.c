@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -443,6 +444,104 @@ START_TEST(a_damaged_store_refuses_to_start)
 }
 END_TEST
 
+/* An integer the store's SQL gives (the test reads the file weftd left). */
+static long long store_integer(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *statement;
+	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &statement, NULL) == SQLITE_OK, "%s: %s", sql,
+	              sqlite3_errmsg(db));
+	ck_assert_int_eq(sqlite3_step(statement), SQLITE_ROW);
+	long long value = sqlite3_column_int64(statement, 0);
+	sqlite3_finalize(statement);
+	sqlite3_close(db);
+	return value;
+}
+
+/* Schema 1 (before job_states): a job's changes rewrote its row in jobs. A
+ * store it wrote is upgraded; its jobs keep their state, and changes from
+ * then on go to job_states; eviction deletes from both tables. */
+START_TEST(a_store_of_schema_1_is_upgraded)
+{
+	struct store store;
+	store_make(&store, "3");
+	char path[256];
+	snprintf(path, sizeof(path), "%s/weft.db", store.directory);
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	char owner[128];
+	snprintf(owner, sizeof(owner), "{\"uid\":%u,\"gid\":%u,\"groups\":[%u]}", (unsigned)getuid(),
+	         (unsigned)getgid(), (unsigned)getgid());
+	char sql[4096];
+	snprintf(sql, sizeof(sql),
+	         "PRAGMA journal_mode = WAL;"
+	         "BEGIN;"
+	         "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	         "CREATE TABLE jobs(id INTEGER PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL, "
+	         "created REAL, started REAL, finished REAL, result TEXT, error TEXT, attempts TEXT, "
+	         "children TEXT);"
+	         "CREATE TABLE queues(name TEXT PRIMARY KEY, max INTEGER NOT NULL, "
+	         "paused INTEGER NOT NULL);"
+	         "CREATE TABLE events(last INTEGER PRIMARY KEY, lane INTEGER NOT NULL, "
+	         "first INTEGER NOT NULL, lines TEXT NOT NULL);"
+	         "CREATE TABLE event_lanes(lane INTEGER PRIMARY KEY, dropped_upto INTEGER NOT NULL);"
+	         "INSERT INTO meta VALUES('next_id', 100);"
+	         "INSERT INTO jobs VALUES(5, '{\"fn\":\"echo\",\"args\":{\"value\":\"old\"},"
+	         "\"timeout\":0,\"owner\":%s}', 'done', 1000, 1001, 1002, '\"old\"', NULL, NULL, NULL);"
+	         "INSERT INTO jobs VALUES(6, '{\"fn\":\"echo\",\"args\":{\"value\":6},"
+	         "\"timeout\":0,\"owner\":%s}', 'queued', 1000, NULL, NULL, NULL, NULL, NULL, NULL);"
+	         "PRAGMA application_id = 2003134068;" /* "weft" */
+	         "PRAGMA user_version = 1;"
+	         "COMMIT;",
+	         owner, owner);
+	char *error = NULL;
+	ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &error) == SQLITE_OK, "%s", error);
+	sqlite3_close(db);
+
+	fixture daemon;
+	fixture_start(&daemon, store.args);
+	json_t *job = status_of(&daemon, 5);
+	ck_assert_msg(job != NULL, "job 5 of the old store is lost");
+	ck_assert_str_eq(state_of(job), "done");
+	json_decref(job);
+	json_t *reply = result_of(&daemon, 5);
+	ck_assert_str_eq(json_string_value(json_object_get(reply, "result")), "old");
+	json_decref(reply);
+	reply = result_of(&daemon, 6); /* queued in the old store: it runs now */
+	ck_assert_int_eq(json_integer_value(json_object_get(reply, "result")), 6);
+	json_decref(reply);
+	json_decref(call(&daemon, "{\"op\":\"cancel\",\"id\":999999}")); /* a commit barrier */
+	fixture_stop(&daemon);
+	ck_assert_int_eq(store_integer(path, "PRAGMA user_version"), 2);
+	/* The change went to job_states; the row in jobs is the acceptance's. */
+	ck_assert_int_eq(store_integer(path, "SELECT count(*) FROM job_states WHERE id = 6 AND "
+	                                     "state = 'done' AND result = '6'"), 1);
+	ck_assert_int_eq(store_integer(path, "SELECT count(*) FROM jobs WHERE id = 6 AND "
+	                                     "state = 'queued'"), 1);
+
+	fixture_start(&daemon, store.args);
+	reply = result_of(&daemon, 6); /* read through job_states */
+	ck_assert_int_eq(json_integer_value(json_object_get(reply, "result")), 6);
+	json_decref(reply);
+	/* Three more finished jobs: retention (3) evicts 5 and 6. */
+	for (int i = 0; i < 3; i++) {
+		json_int_t id = submit_ok(&daemon, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1}}");
+		ck_assert_int_ge(id, 100);
+		json_decref(result_of(&daemon, id));
+	}
+	json_decref(call(&daemon, "{\"op\":\"cancel\",\"id\":999999}")); /* a commit barrier */
+	ck_assert_ptr_null(status_of(&daemon, 6));
+	fixture_stop(&daemon);
+	ck_assert_int_eq(store_integer(path, "SELECT count(*) FROM jobs WHERE id IN (5, 6)"), 0);
+	ck_assert_int_eq(store_integer(path, "SELECT count(*) FROM job_states WHERE id IN (5, 6)"),
+	                 0);
+	ck_assert_int_eq(store_integer(path, "SELECT count(*) FROM job_states WHERE id NOT IN "
+	                                     "(SELECT id FROM jobs)"), 0);
+	store_remove(&store);
+}
+END_TEST
+
 /* One client of the kill -9 test: submits until the daemon dies. */
 struct client {
 	const char *url;
@@ -665,6 +764,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(restart, retention_still_evicts_after_a_restart);
 	tcase_add_test(restart, a_batch_coalesces_and_replays_whole);
 	tcase_add_test(restart, a_damaged_store_refuses_to_start);
+	tcase_add_test(restart, a_store_of_schema_1_is_upgraded);
 	tcase_add_test(restart, a_full_disk_refuses_submits_and_recovers);
 	suite_add_tcase(suite, restart);
 	TCase *load = tcase_create("load");
