@@ -70,6 +70,7 @@ struct outlog {
 	double last_read;        /* monotonic, the last read (or the open) */
 	bool wait_for_readers;
 	bool ended;
+	bool unflushed[2];       /* per stream, quiet appends no reader was woken for */
 	LIST_HEAD(, outlog_watch) watches;
 	/* What left the window, when the job spools (spool.h); owned. */
 	struct spool *spool;
@@ -347,7 +348,9 @@ static void notify_all(struct woken *woken)
 	}
 }
 
-void outlog_append(struct outlog *log, enum outlog_stream stream, const void *data, size_t length)
+/* outlog_append and outlog_append_quiet. */
+static void append(struct outlog *log, enum outlog_stream stream, const void *data, size_t length,
+                   bool quiet)
 {
 	if (length == 0 || (stream != OUTLOG_STDOUT && stream != OUTLOG_STDERR))
 		return;
@@ -387,7 +390,10 @@ void outlog_append(struct outlog *log, enum outlog_stream stream, const void *da
 	while (log->held > window_size && log->head != log->tail)
 		freed += evict_head(log);
 	struct woken woken = LIST_HEAD_INITIALIZER(woken);
-	take_watches(log, stream, false, &woken);
+	if (quiet)
+		log->unflushed[stream] = true;
+	else
+		take_watches(log, stream, false, &woken);
 	pthread_mutex_unlock(&log->lock);
 
 	if (grown != freed) {
@@ -410,6 +416,30 @@ void outlog_append(struct outlog *log, enum outlog_stream stream, const void *da
 		}
 		pthread_mutex_unlock(&table_lock);
 	}
+	notify_all(&woken);
+}
+
+void outlog_append(struct outlog *log, enum outlog_stream stream, const void *data, size_t length)
+{
+	append(log, stream, data, length, false);
+}
+
+void outlog_append_quiet(struct outlog *log, enum outlog_stream stream, const void *data,
+                         size_t length)
+{
+	append(log, stream, data, length, true);
+}
+
+void outlog_flush(struct outlog *log)
+{
+	struct woken woken = LIST_HEAD_INITIALIZER(woken);
+	pthread_mutex_lock(&log->lock);
+	for (int stream = OUTLOG_STDOUT; stream <= OUTLOG_STDERR; stream++) {
+		if (log->unflushed[stream])
+			take_watches(log, (enum outlog_stream)stream, false, &woken);
+		log->unflushed[stream] = false;
+	}
+	pthread_mutex_unlock(&log->lock);
 	notify_all(&woken);
 }
 

@@ -96,6 +96,16 @@ void outlog_unref(struct outlog *log);
 
 /* The producer's side (the proc reading the pipes). */
 void outlog_append(struct outlog *log, enum outlog_stream stream, const void *data, size_t length);
+/* The same, without waking the readers: the next outlog_flush does. A
+ * producer that reads a burst in several reads (a pipe holds more than one
+ * read takes) wakes its readers once at the end of it, so a fast command's
+ * output leaves in a few long replies rather than one per read, and a line
+ * waits no longer than the reads of its burst. A reader that comes in
+ * between sees the bytes at once. Every quiet append must be followed by a
+ * flush on the same thread. */
+void outlog_append_quiet(struct outlog *log, enum outlog_stream stream, const void *data,
+                         size_t length);
+void outlog_flush(struct outlog *log);
 /* The job is gone (retention dropped it): so is its finished log, bytes and
  * counters, since no reader can ask for it any more. Any thread. */
 void outlog_forget(uint64_t id);

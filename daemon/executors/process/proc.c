@@ -735,7 +735,7 @@ static void stream_readable(evutil_socket_t fd, short what, void *arg)
 		got = read(stream->fd, target, room);
 		if (got > 0) {
 			if (proc->log != NULL)
-				outlog_append(proc->log,
+				outlog_append_quiet(proc->log,
 					stream == &proc->streams[STREAM_STDOUT] ? OUTLOG_STDOUT
 										: OUTLOG_STDERR,
 					target, (size_t)got);
@@ -751,29 +751,36 @@ static void stream_readable(evutil_socket_t fd, short what, void *arg)
 				pause_reading(proc);
 				if (sink_full)
 					pause_stdout(proc);
-				return;
+				goto flush;
 			}
 			if (sink_full) {
 				pause_stdout(proc);
-				return;
+				goto flush;
 			}
 			continue;
 		}
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0 && errno == EAGAIN)
-			return;
+			goto flush;
 		/* EOF, or an error that no retry will cure. The sink's last line may
 		 * wait for room: then the pipe stays open (EOF is read again). */
 		if (is_stdout && proc->has_sink && !proc->sink.finish(proc->sink.arg)) {
 			pause_stdout(proc);
-			return;
+			goto flush;
 		}
 		stream_close(stream);
 		break;
 	}
+	/* The readers are woken once for the burst (outlog_append_quiet). */
+	if (proc->log != NULL)
+		outlog_flush(proc->log);
 	if (stream->fd < 0 && proc->exited && streams_closed(proc))
 		finish(proc);
+	return;
+flush:
+	if (proc->log != NULL)
+		outlog_flush(proc->log);
 }
 
 static void stdin_close(struct proc *proc)
