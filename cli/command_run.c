@@ -769,11 +769,25 @@ static int report_outcome(const cli_globals *globals, const json_t *reply, bool 
 static int wait_and_report(const cli_globals *globals, weft_client *client, uint64_t id,
                            bool streamed)
 {
+	/* Streamed, the output is here already: the result need not carry it
+	 * again (up to --output-max of each stream, in base64 when it is not
+	 * text), unless --json prints the whole reply. */
+	bool brief = streamed && !globals->json;
 	json_t *request = json_pack("{s:s, s:I}", "op", "result", "id", (json_int_t)id);
-	if (request == NULL)
+	if (request == NULL || (brief && json_object_set_new(request, "output", json_false()) != 0))
 		return out_of_memory();
 	json_t *reply = NULL;
 	int rv = weft_request(client, request, -1, &reply);
+	/* A weftd from before "output" refuses the field: the whole result then. */
+	if (rv == 0 && brief && !json_is_true(json_object_get(reply, "ok")) &&
+	    json_is_string(json_object_get(json_object_get(reply, "error"), "field")) &&
+	    strcmp(json_string_value(json_object_get(json_object_get(reply, "error"), "field")),
+	           "output") == 0) {
+		json_decref(reply);
+		reply = NULL;
+		json_object_del(request, "output");
+		rv = weft_request(client, request, -1, &reply);
+	}
 	json_decref(request);
 	if (rv != 0)
 		return weft_failed(globals);

@@ -114,6 +114,8 @@ static const struct bad_case bad_cases[] = {
 	{"{\"op\":\"output\",\"id\":1,\"wait\":-1}", WEFT_EBADFIELD, "wait"},
 	{"{\"op\":\"output\",\"id\":1,\"offset\":\"0\"}", WEFT_EBADFIELD, "offset"},
 	{"{\"op\":\"output\"}", WEFT_EBADFIELD, "id"},
+	{"{\"op\":\"result\",\"id\":1,\"output\":0}", WEFT_EBADFIELD, "output"},
+	{"{\"op\":\"result\",\"ids\":[1],\"output\":false}", WEFT_EBADFIELD, "output"},
 	/* The input op's bytes, in the form libweft writes and in any other. */
 	{"{\"op\":\"input\",\"id\":1,\"eof\":false,\"data\":\"QQ=\"}", WEFT_EBADFIELD, "data"},
 	{"{\"op\":\"input\",\"id\":1,\"eof\":false,\"data\":\"Q!==\"}", WEFT_EBADFIELD, "data"},

@@ -1209,6 +1209,47 @@ START_TEST(test_input_takes_base64_and_bytes_after_the_json)
 }
 END_TEST
 
+START_TEST(test_a_result_without_the_output)
+{
+	/* "output": false: the outcome without stdout and stderr, waited for or
+	 * not, for a job that ended well and for one that failed. */
+	uint64_t done = submit_shell("sleep 0.2; printf out; printf err >&2", false);
+	uint64_t failed = submit_shell("printf out; exit 3", false);
+	for (int round = 0; round < 2; round++) {
+		json_t *reply = request_ok(json_pack("{s:s, s:I, s:b, s:f}", "op", "result", "id",
+		                                     (json_int_t)done, "output", 0, "timeout",
+		                                     WAIT_SECONDS),
+		                           WAIT_SECONDS);
+		const json_t *result = json_object_get(reply, "result");
+		ck_assert_int_eq(json_integer_value(json_object_get(result, "exit_code")), 0);
+		ck_assert_ptr_null(json_object_get(result, "stdout"));
+		ck_assert_ptr_null(json_object_get(result, "stderr"));
+		json_decref(reply);
+		reply = request_ok(json_pack("{s:s, s:I, s:b, s:f}", "op", "result", "id",
+		                             (json_int_t)failed, "output", 0, "timeout", WAIT_SECONDS),
+		                   WAIT_SECONDS);
+		const json_t *error = json_object_get(reply, "error");
+		const json_t *details = json_object_get(error, "details");
+		ck_assert_int_eq(json_integer_value(json_object_get(details, "exit_code")), 3);
+		ck_assert_ptr_null(json_object_get(details, "stdout"));
+		json_decref(reply);
+	}
+	/* The job keeps them: without the field, or true, they are there. */
+	json_t *reply = result_of(done);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(reply, "result"),
+	                                                   "stdout")),
+	                 "out");
+	json_decref(reply);
+	reply = request_ok(json_pack("{s:s, s:I, s:b}", "op", "result", "id", (json_int_t)failed,
+	                             "output", 1),
+	                   0);
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_object_get(json_object_get(reply, "error"), "details"), "stdout")),
+	                 "out");
+	json_decref(reply);
+}
+END_TEST
+
 START_TEST(test_input_says_when_the_job_takes_none)
 {
 	/* A job without stdin_stream: its stdin is closed to the input op. */
@@ -1364,6 +1405,7 @@ static Suite *stream_suite(void)
 	tcase_add_test(op, test_stdin_streams_twenty_megabytes_exactly);
 	tcase_add_test(op, test_input_takes_base64_and_bytes_after_the_json);
 	tcase_add_test(op, test_input_says_when_the_job_takes_none);
+	tcase_add_test(op, test_a_result_without_the_output);
 	suite_add_tcase(suite, op);
 
 	TCase *bounds = tcase_create("bounds");

@@ -27,7 +27,7 @@ static const char *const op_fields[REQUEST_OP_COUNT][24] = {
 	[REQUEST_PING] = {NULL},
 	[REQUEST_SUBMIT] = {JOBSPEC_FIELDS, "wait", "jobs", JOBSPEC_SCHEDULE_FIELDS, NULL},
 	[REQUEST_STATUS] = {"id", NULL},
-	[REQUEST_RESULT] = {"id", "ids", "timeout", NULL},
+	[REQUEST_RESULT] = {"id", "ids", "timeout", "output", NULL},
 	[REQUEST_WAIT] = {"ids", "timeout", "return_when", NULL},
 	[REQUEST_CANCEL] = {"id", NULL},
 	[REQUEST_LIST] = {"state", "fn", "labels", "after", "before", "order", "limit", NULL},
@@ -414,6 +414,14 @@ static int decode_body(json_t *root, json_t *jobs, struct request *request,
 			rv = decode_ids(value, request, problem);
 		} else {
 			rv = fields_id(json_object_get(root, "id"), "id", &request->id, problem);
+		}
+		request->result_output = true;
+		if (rv == WEFT_OK && (value = json_object_get(root, "output")) != NULL) {
+			if (!json_is_boolean(value) || request->ids != NULL)
+				return problem_set(problem, WEFT_EBADFIELD, "output",
+				                   "field 'output' must be true or false, and goes with "
+				                   "'id' (one job), not 'ids'");
+			request->result_output = json_is_true(value);
 		}
 		return rv != WEFT_OK ? rv : decode_timeout(root, request, problem);
 	case REQUEST_WAIT:

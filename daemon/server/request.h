@@ -79,6 +79,8 @@ struct request {
 	int64_t output_offset; /* < 0: that many bytes before the end */
 	size_t output_max;
 	bool output_binary; /* the bytes after the reply's JSON, not base64 in it */
+	/* result: "output" (default true): whether the result keeps stdout and stderr */
+	bool result_output;
 
 	/* input: id, the bytes and eof. The bytes are owned, or, for the binary
 	 * form (the bytes after the JSON and a NUL), point into the decoded
