@@ -31,6 +31,7 @@
  * (see canceller).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -614,7 +615,21 @@ static void *feeder_main(void *argument)
 		if (got < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		bool end = got <= 0;
-		if (!feed_all(self, buffer, end ? 0 : (size_t)got, end) || end)
+		size_t length = end ? 0 : (size_t)got;
+		/* What is there already goes in the same request: a pipe gives one
+		 * read at most its capacity, and each request is a round trip. */
+		while (!end && length < self->chunk) {
+			struct pollfd more = {.fd = STDIN_FILENO, .events = POLLIN};
+			if (poll(&more, 1, 0) != 1)
+				break;
+			got = read(STDIN_FILENO, buffer + length, self->chunk - length);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0)
+				break; /* the end (or an error) is read again next round */
+			length += (size_t)got;
+		}
+		if (!feed_all(self, buffer, length, end) || end)
 			break;
 	}
 	free(buffer);
@@ -625,11 +640,19 @@ static void feeder_start(feeder *self, weft_client *client, uint64_t id)
 {
 	self->client = client;
 	self->id = id;
-	/* base64 makes 3 bytes 4; leave room for the rest of the request. */
+	/* The bytes go as they are after the request's JSON (weft_input_write),
+	 * or in base64 to an older weftd, which makes 3 bytes 4: within
+	 * --max-message either way, with room for the rest of the request. */
 	size_t limit = weft_client_max_message(client);
 	self->chunk = limit > 8192 ? (limit - 4096) / 4 * 3 : 2048;
 	if (self->chunk > 512 * 1024)
 		self->chunk = 512 * 1024;
+	/* A pipe of the default 64 KiB gives that much per read and makes its
+	 * writer wait for every round trip; best effort (up to the system's
+	 * pipe-max-size). */
+	struct stat input;
+	if (fstat(STDIN_FILENO, &input) == 0 && S_ISFIFO(input.st_mode))
+		(void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, (int)(1024 * 1024));
 	atomic_init(&self->stop, false);
 	atomic_init(&self->failure, 0);
 	self->running = pthread_create(&self->thread, NULL, feeder_main, self) == 0;
@@ -746,11 +769,25 @@ static int report_outcome(const cli_globals *globals, const json_t *reply, bool 
 static int wait_and_report(const cli_globals *globals, weft_client *client, uint64_t id,
                            bool streamed)
 {
+	/* Streamed, the output is here already: the result need not carry it
+	 * again (up to --output-max of each stream, in base64 when it is not
+	 * text), unless --json prints the whole reply. */
+	bool brief = streamed && !globals->json;
 	json_t *request = json_pack("{s:s, s:I}", "op", "result", "id", (json_int_t)id);
-	if (request == NULL)
+	if (request == NULL || (brief && json_object_set_new(request, "output", json_false()) != 0))
 		return out_of_memory();
 	json_t *reply = NULL;
 	int rv = weft_request(client, request, -1, &reply);
+	/* A weftd from before "output" refuses the field: the whole result then. */
+	if (rv == 0 && brief && !json_is_true(json_object_get(reply, "ok")) &&
+	    json_is_string(json_object_get(json_object_get(reply, "error"), "field")) &&
+	    strcmp(json_string_value(json_object_get(json_object_get(reply, "error"), "field")),
+	           "output") == 0) {
+		json_decref(reply);
+		reply = NULL;
+		json_object_del(request, "output");
+		rv = weft_request(client, request, -1, &reply);
+	}
 	json_decref(request);
 	if (rv != 0)
 		return weft_failed(globals);

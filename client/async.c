@@ -410,8 +410,15 @@ static bool call_is_blocking(const weft_call *call)
 
 int async_call_set_request(weft_call *call, const void *bytes, size_t size, double reply_wait)
 {
+	return async_call_set_request_parts(call, bytes, size, NULL, 0, reply_wait);
+}
+
+int async_call_set_request_parts(weft_call *call, const void *head, size_t head_size,
+                                 const void *tail, size_t tail_size, double reply_wait)
+{
 	weft_client *client = call->client;
 	size_t transport_limit = client->max_message * PROTO_TRANSPORT_SLACK_FACTOR;
+	size_t size = head_size + tail_size;
 	if (size > transport_limit)
 		return last_error_set(WEFT_ETOOLARGE,
 		                      "request of %zu bytes is more than %d x weftd's --max-message "
@@ -422,8 +429,10 @@ int async_call_set_request(weft_call *call, const void *bytes, size_t size, doub
 	if (nng_msg_alloc(&message, size) != 0)
 		return last_error_set(WEFT_ENOMEM, "out of memory sending a request to %s",
 		                      client->url);
-	if (size > 0)
-		memcpy(nng_msg_body(message), bytes, size);
+	if (head_size > 0)
+		memcpy(nng_msg_body(message), head, head_size);
+	if (tail_size > 0)
+		memcpy((char *)nng_msg_body(message) + head_size, tail, tail_size);
 	if (call->request != NULL)
 		nng_msg_free(call->request);
 	call->request = message;

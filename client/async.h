@@ -122,6 +122,10 @@ int async_call_new(weft_client *client, const struct async_op *op, const weft_no
  * as reply_wait says (seconds the daemon may take on purpose; negative:
  * forever). WEFT_ETOOLARGE, WEFT_ENOMEM, with the last error set. */
 int async_call_set_request(weft_call *call, const void *bytes, size_t size, double reply_wait);
+/* The same for a request in two parts, head then tail, both copied once into
+ * the message (the binary form of `input`: its JSON and NUL, then the bytes). */
+int async_call_set_request_parts(weft_call *call, const void *head, size_t head_size,
+                                 const void *tail, size_t tail_size, double reply_wait);
 
 /* The same for a request object (stolen, may be NULL: then WEFT_ENOMEM, so
  * that a caller can pass json_pack's result directly). */

@@ -67,6 +67,20 @@ int connection_round_trip(weft_client *client, const void *bytes, size_t size,
 	return wait_for(call, async_call_set_request(call, bytes, size, reply_wait), reply);
 }
 
+int connection_round_trip_parts(weft_client *client, const void *head, size_t head_size,
+                                const void *tail, size_t tail_size, double reply_wait,
+                                json_t **reply)
+{
+	weft_call *call = NULL;
+	int rv = async_call_new(client, &round_trip_op, NULL, &call);
+	if (rv != WEFT_OK)
+		return rv;
+	return wait_for(call,
+	                async_call_set_request_parts(call, head, head_size, tail, tail_size,
+	                                             reply_wait),
+	                reply);
+}
+
 int connection_round_trip_json(weft_client *client, const json_t *request, double reply_wait,
                                json_t **reply)
 {

@@ -40,6 +40,11 @@ struct weft_client {
 int connection_round_trip(weft_client *client, const void *bytes, size_t size,
                           double reply_wait, json_t **reply);
 
+/* The same for a request in two parts (async_call_set_request_parts). */
+int connection_round_trip_parts(weft_client *client, const void *head, size_t head_size,
+                                const void *tail, size_t tail_size, double reply_wait,
+                                json_t **reply);
+
 /* The same for a request object (borrowed). */
 int connection_round_trip_json(weft_client *client, const json_t *request, double reply_wait,
                                json_t **reply);

@@ -216,16 +216,24 @@ int weft_output_read(weft_client *client, uint64_t id, weft_stream stream, int64
 	return rv;
 }
 
-int weft_input_write(weft_client *client, uint64_t id, const void *data, size_t length, bool eof,
-                     size_t *accepted, bool *started, bool *closed)
+/* One input request: the bytes after the JSON and a NUL as they are
+ * (binary), or in base64 in its "data". *reply: the reply, whatever its "ok". */
+static int input_round_trip(weft_client *client, uint64_t id, const void *data, size_t length,
+                            bool eof, bool binary, json_t **reply)
 {
-	last_error_clear();
-	int rv = connection_check_id(id);
-	if (rv != WEFT_OK)
-		return rv;
-	if (accepted == NULL || started == NULL || closed == NULL || (data == NULL && length > 0))
-		return last_error_set(WEFT_EINVAL, "weft_input_write needs the bytes and somewhere "
-		                                   "to put accepted, started and closed");
+	if (binary) {
+		/* "id" first: a weftd from before the binary form then parses the
+		 * whole message as JSON and refuses it as malformed (its shortcut
+		 * for libweft's base64 form looks for a request that starts with
+		 * "op"). */
+		char head[128];
+		int head_length = snprintf(head, sizeof(head),
+		                           "{\"id\":%llu,\"op\":\"input\",\"eof\":%s,\"bytes\":%zu}",
+		                           (unsigned long long)id, eof ? "true" : "false", length);
+		/* With its NUL: snprintf wrote one after the JSON. */
+		return connection_round_trip_parts(client, head, (size_t)head_length + 1, data, length,
+		                                   0, reply);
+	}
 	/* Written by hand: the JSON encoder would look at every base64 byte. */
 	static const char tail[] = "\"}";
 	char head[96];
@@ -240,9 +248,32 @@ int weft_input_write(weft_client *client, uint64_t id, const void *data, size_t 
 	memcpy(text, head, (size_t)head_length);
 	base64_encode(data, length, text + head_length);
 	memcpy(text + head_length + size, tail, sizeof(tail) - 1);
-	json_t *reply = NULL;
-	rv = connection_round_trip(client, text, total, 0, &reply);
+	int rv = connection_round_trip(client, text, total, 0, reply);
 	allocator_free(text);
+	return rv;
+}
+
+int weft_input_write(weft_client *client, uint64_t id, const void *data, size_t length, bool eof,
+                     size_t *accepted, bool *started, bool *closed)
+{
+	last_error_clear();
+	int rv = connection_check_id(id);
+	if (rv != WEFT_OK)
+		return rv;
+	if (accepted == NULL || started == NULL || closed == NULL || (data == NULL && length > 0))
+		return last_error_set(WEFT_EINVAL, "weft_input_write needs the bytes and somewhere "
+		                                   "to put accepted, started and closed");
+	json_t *reply = NULL;
+	rv = input_round_trip(client, id, data, length, eof, true, &reply);
+	/* A weftd from before the binary form: base64 then. */
+	if (rv == WEFT_OK && !json_is_true(json_object_get(reply, "ok")) &&
+	    json_is_string(json_object_get(json_object_get(reply, "error"), "code")) &&
+	    strcmp(json_string_value(json_object_get(json_object_get(reply, "error"), "code")),
+	           "malformed_json") == 0) {
+		json_decref(reply);
+		reply = NULL;
+		rv = input_round_trip(client, id, data, length, eof, false, &reply);
+	}
 	if (rv != WEFT_OK)
 		return rv;
 	if (!json_is_true(json_object_get(reply, "ok"))) {

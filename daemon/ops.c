@@ -396,12 +396,16 @@ static void op_result(struct weftd *daemon, struct server_request *slot,
 	}
 	bool finished = job_state_finished(jobs_state(daemon->jobs, job));
 	if (finished || timeout == 0) {
-		server_reply(slot, finished ? outcome_reply(daemon->jobs, job)
-		                            : outcome_timeout_reply(daemon->jobs, job, 0));
+		json_t *reply = !finished             ? outcome_timeout_reply(daemon->jobs, job, 0)
+		                : request->result_output ? outcome_reply(daemon->jobs, job)
+		                                         : outcome_reply_without_output(daemon->jobs, job);
+		server_reply(slot, reply);
 		job_unref(job);
 		return;
 	}
-	wait_for(daemon, slot, caller, WAITER_RESULT, &job, 1, REQUEST_ALL_COMPLETED, timeout);
+	wait_for(daemon, slot, caller,
+	         request->result_output ? WAITER_RESULT : WAITER_RESULT_WITHOUT_OUTPUT, &job, 1,
+	         REQUEST_ALL_COMPLETED, timeout);
 }
 
 static void op_wait(struct weftd *daemon, struct server_request *slot,

@@ -114,6 +114,8 @@ static const struct bad_case bad_cases[] = {
 	{"{\"op\":\"output\",\"id\":1,\"wait\":-1}", WEFT_EBADFIELD, "wait"},
 	{"{\"op\":\"output\",\"id\":1,\"offset\":\"0\"}", WEFT_EBADFIELD, "offset"},
 	{"{\"op\":\"output\"}", WEFT_EBADFIELD, "id"},
+	{"{\"op\":\"result\",\"id\":1,\"output\":0}", WEFT_EBADFIELD, "output"},
+	{"{\"op\":\"result\",\"ids\":[1],\"output\":false}", WEFT_EBADFIELD, "output"},
 	/* The input op's bytes, in the form libweft writes and in any other. */
 	{"{\"op\":\"input\",\"id\":1,\"eof\":false,\"data\":\"QQ=\"}", WEFT_EBADFIELD, "data"},
 	{"{\"op\":\"input\",\"id\":1,\"eof\":false,\"data\":\"Q!==\"}", WEFT_EBADFIELD, "data"},
@@ -349,6 +351,47 @@ START_TEST(test_input_bytes_are_decoded_in_either_form)
 		ck_assert_uint_eq(request.input_length, 4);
 		ck_assert(memcmp(request.input_data, "A\0B\xff", 4) == 0);
 		request_clear(&request);
+	}
+	/* The binary form: the bytes after the JSON and a NUL, borrowed. */
+	static const char binary[] = "{\"id\":3,\"op\":\"input\",\"bytes\":4}\0A\0B\xff";
+	struct request request;
+	struct problem problem;
+	problem_init(&problem);
+	ck_assert_int_eq(request_decode(binary, sizeof(binary) - 1, &request, &problem), WEFT_OK);
+	ck_assert_int_eq(request.op, REQUEST_INPUT);
+	ck_assert(request.input_borrowed);
+	ck_assert(!request.input_eof);
+	ck_assert_uint_eq(request.input_length, 4);
+	ck_assert_ptr_eq(request.input_data, (const unsigned char *)binary + sizeof(binary) - 5);
+	request_clear(&request);
+	/* Miscounted, with "data" too, or after another op: refused. */
+	static const struct {
+		const char *json;
+		long after; /* bytes after the JSON and its NUL; -1: no NUL */
+		int code;
+		const char *field;
+	} bad[] = {
+		{"{\"id\":3,\"op\":\"input\",\"bytes\":5}", 4, WEFT_EBADFIELD, "bytes"},
+		{"{\"id\":3,\"op\":\"input\",\"bytes\":-1}", 0, WEFT_EBADFIELD, "bytes"},
+		{"{\"id\":3,\"op\":\"input\",\"bytes\":\"1\"}", 1, WEFT_EBADFIELD, "bytes"},
+		{"{\"id\":3,\"op\":\"input\",\"bytes\":1,\"data\":\"QQ==\"}", 1, WEFT_EBADFIELD, "data"},
+		{"{\"id\":3,\"op\":\"input\",\"bytes\":0}", -1, WEFT_EBADFIELD, "bytes"},
+		{"{\"op\":\"ping\"}", 1, WEFT_EMALFORMED, NULL},
+		{"{\"op\":\"in", 7, WEFT_EMALFORMED, NULL}, /* a NUL inside the JSON */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[128] = {0};
+		size_t size = strlen(bad[i].json);
+		memcpy(text, bad[i].json, size);
+		if (bad[i].after >= 0) {
+			memcpy(text + size + 1, "put\"}AB", 6);
+			size += 1 + (size_t)bad[i].after;
+		}
+		problem_init(&problem);
+		int rv = request_decode(text, size, &request, &problem);
+		ck_assert_msg(rv == bad[i].code, "case %zu: got %d (%s)", i, rv, problem.message);
+		if (bad[i].field != NULL)
+			ck_assert_str_eq(problem.field, bad[i].field);
 	}
 	struct request output;
 	decode_ok("{\"op\":\"output\",\"id\":2,\"offset\":-5}", &output);

@@ -1147,6 +1147,109 @@ START_TEST(test_stdin_streams_twenty_megabytes_exactly)
 }
 END_TEST
 
+START_TEST(test_input_takes_base64_and_bytes_after_the_json)
+{
+	/* Any nng client may send base64 in "data"; libweft sends the bytes
+	 * after the JSON and a NUL. Both into one job, NUL and 0xff included. */
+	uint64_t id = submit(json_pack("{s:[s], s:b}", "argv", "cat", "stdin_stream", 1));
+	char text[160];
+	int length = snprintf(text, sizeof(text),
+	                      "{\"op\":\"input\",\"id\":%llu,\"data\":\"QQBC\"}",
+	                      (unsigned long long)id);
+	double deadline = fixture_now() + 60;
+	for (;;) { /* until the job has started and taken them */
+		json_t *reply = wire_call_text(weftd.url, text, (size_t)length, 10000);
+		ck_assert_ptr_nonnull(reply);
+		ck_assert(json_is_true(json_object_get(reply, "ok")));
+		json_int_t accepted = json_integer_value(json_object_get(reply, "accepted"));
+		json_decref(reply);
+		if (accepted == 3)
+			break;
+		ck_assert_int_eq(accepted, 0);
+		ck_assert(fixture_now() < deadline);
+		struct timespec pause = {0, 10 * 1000 * 1000};
+		nanosleep(&pause, NULL);
+	}
+	/* The binary form: {...,"bytes":3} NUL then "\xff\0C". */
+	char message[200];
+	int head = snprintf(message, sizeof(message),
+	                    "{\"id\":%llu,\"op\":\"input\",\"eof\":true,\"bytes\":3}",
+	                    (unsigned long long)id);
+	memcpy(message + head + 1, "\xff\0C", 3);
+	json_t *reply = wire_call_text(weftd.url, message, (size_t)head + 1 + 3, 10000);
+	ck_assert_ptr_nonnull(reply);
+	ck_assert_msg(json_is_true(json_object_get(reply, "ok")), "%s", wire_error_code(reply));
+	ck_assert_int_eq(json_integer_value(json_object_get(reply, "accepted")), 3);
+	json_decref(reply);
+	/* "bytes" must count them; "data" does not come with them; other ops carry none. */
+	static const struct { const char *json; size_t after; const char *code, *field; } bad[] = {
+		{"{\"id\":%llu,\"op\":\"input\",\"bytes\":2}", 3, "bad_field", "bytes"},
+		{"{\"id\":%llu,\"op\":\"input\",\"bytes\":3,\"data\":\"QQ==\"}", 3, "bad_field", "data"},
+		{"{\"id\":%llu,\"op\":\"input\",\"bytes\":3}", (size_t)-1, "bad_field", "bytes"},
+		{"{\"id\":%llu,\"op\":\"status\"}", 3, "malformed_json", NULL},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		head = snprintf(message, sizeof(message), bad[i].json, (unsigned long long)id);
+		size_t size = bad[i].after == (size_t)-1 ? (size_t)head : (size_t)head + 1 + bad[i].after;
+		memcpy(message + head + 1, "xyz", 3);
+		reply = wire_call_text(weftd.url, message, size, 10000);
+		ck_assert_ptr_nonnull(reply);
+		ck_assert_str_eq(wire_error_code(reply), bad[i].code);
+		if (bad[i].field != NULL)
+			ck_assert_str_eq(json_string_value(json_object_get(json_object_get(reply, "error"),
+			                                                   "field")),
+			                 bad[i].field);
+		json_decref(reply);
+	}
+	json_decref(result_of(id));
+	weft_output *output = read_output(id, WEFT_STREAM_STDOUT, 0, 0);
+	ck_assert_uint_eq(output->length, 6);
+	ck_assert(memcmp(output->data, "A\0B\xff\0C", 6) == 0);
+	weft_output_free(output);
+}
+END_TEST
+
+START_TEST(test_a_result_without_the_output)
+{
+	/* "output": false: the outcome without stdout and stderr, waited for or
+	 * not, for a job that ended well and for one that failed. */
+	uint64_t done = submit_shell("sleep 0.2; printf out; printf err >&2", false);
+	uint64_t failed = submit_shell("printf out; exit 3", false);
+	for (int round = 0; round < 2; round++) {
+		json_t *reply = request_ok(json_pack("{s:s, s:I, s:b, s:f}", "op", "result", "id",
+		                                     (json_int_t)done, "output", 0, "timeout",
+		                                     WAIT_SECONDS),
+		                           WAIT_SECONDS);
+		const json_t *result = json_object_get(reply, "result");
+		ck_assert_int_eq(json_integer_value(json_object_get(result, "exit_code")), 0);
+		ck_assert_ptr_null(json_object_get(result, "stdout"));
+		ck_assert_ptr_null(json_object_get(result, "stderr"));
+		json_decref(reply);
+		reply = request_ok(json_pack("{s:s, s:I, s:b, s:f}", "op", "result", "id",
+		                             (json_int_t)failed, "output", 0, "timeout", WAIT_SECONDS),
+		                   WAIT_SECONDS);
+		const json_t *error = json_object_get(reply, "error");
+		const json_t *details = json_object_get(error, "details");
+		ck_assert_int_eq(json_integer_value(json_object_get(details, "exit_code")), 3);
+		ck_assert_ptr_null(json_object_get(details, "stdout"));
+		json_decref(reply);
+	}
+	/* The job keeps them: without the field, or true, they are there. */
+	json_t *reply = result_of(done);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(reply, "result"),
+	                                                   "stdout")),
+	                 "out");
+	json_decref(reply);
+	reply = request_ok(json_pack("{s:s, s:I, s:b}", "op", "result", "id", (json_int_t)failed,
+	                             "output", 1),
+	                   0);
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_object_get(json_object_get(reply, "error"), "details"), "stdout")),
+	                 "out");
+	json_decref(reply);
+}
+END_TEST
+
 START_TEST(test_input_says_when_the_job_takes_none)
 {
 	/* A job without stdin_stream: its stdin is closed to the input op. */
@@ -1300,7 +1403,9 @@ static Suite *stream_suite(void)
 	tcase_add_test(op, test_a_reader_of_a_job_that_has_not_started_waits);
 	tcase_add_test(op, test_bad_output_requests_are_refused_with_the_field);
 	tcase_add_test(op, test_stdin_streams_twenty_megabytes_exactly);
+	tcase_add_test(op, test_input_takes_base64_and_bytes_after_the_json);
 	tcase_add_test(op, test_input_says_when_the_job_takes_none);
+	tcase_add_test(op, test_a_result_without_the_output);
 	suite_add_tcase(suite, op);
 
 	TCase *bounds = tcase_create("bounds");

@@ -29,6 +29,44 @@ json_t *outcome_reply(struct jobs *jobs, struct job *job)
 	return reply;
 }
 
+static bool has_output(const json_t *value)
+{
+	return json_is_object(value) &&
+	       (json_object_get(value, "stdout") != NULL || json_object_get(value, "stderr") != NULL);
+}
+
+/* A copy of object (shared with the job, never changed) without "stdout"
+ * and "stderr"; shallow: the other members are shared, not copied. NULL
+ * when memory ran out. */
+static json_t *without_output(const json_t *object)
+{
+	json_t *copy = json_copy((json_t *)object);
+	if (copy != NULL) {
+		json_object_del(copy, "stdout");
+		json_object_del(copy, "stderr");
+	}
+	return copy;
+}
+
+json_t *outcome_reply_without_output(struct jobs *jobs, struct job *job)
+{
+	json_t *reply = outcome_reply(jobs, job);
+	/* Out of memory for a copy: the whole reply, which is still right. */
+	json_t *result = json_object_get(reply, "result");
+	json_t *copy;
+	if (has_output(result) && (copy = without_output(result)) != NULL)
+		json_object_set_new(reply, "result", copy);
+	json_t *error = json_object_get(reply, "error");
+	json_t *details = json_object_get(error, "details");
+	if (has_output(details) && (copy = json_copy(error)) != NULL) {
+		json_t *brief = without_output(details);
+		if (brief != NULL)
+			json_object_set_new(copy, "details", brief);
+		json_object_set_new(reply, "error", copy);
+	}
+	return reply;
+}
+
 json_t *outcome_timeout_reply(struct jobs *jobs, struct job *job, double waited)
 {
 	struct job_snapshot snapshot;

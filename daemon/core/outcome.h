@@ -16,6 +16,10 @@ struct jobs;
 /* {"ok":true,"id":7,"state":"done","result":…} or with "error" for failed and
  * cancelled jobs; for an unfinished job {"ok":true,"id":7,"state":"running"}. */
 json_t *outcome_reply(struct jobs *jobs, struct job *job);
+/* The same without the command's output: an exec result's (or failure's
+ * details') "stdout" and "stderr" are left out, for a client that has read
+ * them as they came (the `output` op) and need not get them twice. */
+json_t *outcome_reply_without_output(struct jobs *jobs, struct job *job);
 
 /* The `result` timeout error: {"ok":false,"error":{"code":"timeout",…,"id","state"}}. */
 json_t *outcome_timeout_reply(struct jobs *jobs, struct job *job, double waited);

@@ -4,6 +4,7 @@
  */
 #include "daemon/server/request.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@ static const char *const op_fields[REQUEST_OP_COUNT][24] = {
 	[REQUEST_PING] = {NULL},
 	[REQUEST_SUBMIT] = {JOBSPEC_FIELDS, "wait", "jobs", JOBSPEC_SCHEDULE_FIELDS, NULL},
 	[REQUEST_STATUS] = {"id", NULL},
-	[REQUEST_RESULT] = {"id", "ids", "timeout", NULL},
+	[REQUEST_RESULT] = {"id", "ids", "timeout", "output", NULL},
 	[REQUEST_WAIT] = {"ids", "timeout", "return_when", NULL},
 	[REQUEST_CANCEL] = {"id", NULL},
 	[REQUEST_LIST] = {"state", "fn", "labels", "after", "before", "order", "limit", NULL},
@@ -42,7 +43,7 @@ static const char *const op_fields[REQUEST_OP_COUNT][24] = {
 	[REQUEST_NEXT] = {"id", "index", "wait", "max", NULL},
 	[REQUEST_EVENTS] = {"after", "wait", "limit", "filter", NULL},
 	[REQUEST_OUTPUT] = {"id", "stream", "offset", "max", "wait", "binary", NULL},
-	[REQUEST_INPUT] = {"id", "data", "eof", NULL},
+	[REQUEST_INPUT] = {"id", "data", "bytes", "eof", NULL},
 };
 
 static int no_memory(struct problem *problem)
@@ -346,7 +347,25 @@ static int decode_input(json_t *root, struct request *request, struct problem *p
 	if (rv != WEFT_OK)
 		return rv;
 	json_t *value = json_object_get(root, "data");
-	if (value != NULL && request->input_data != NULL) {
+	json_t *count = json_object_get(root, "bytes");
+	if (request->input_borrowed) {
+		/* The binary form: "bytes" says how many came after the NUL. */
+		if (value != NULL)
+			return problem_set(problem, WEFT_EBADFIELD, "data",
+			                   "field 'data' cannot come with bytes after the JSON; "
+			                   "send one or the other");
+		if (count == NULL || !json_is_integer(count) || json_integer_value(count) < 0 ||
+		    (uint64_t)json_integer_value(count) != request->input_length)
+			return problem_set(problem, WEFT_EBADFIELD, "bytes",
+			                   "field 'bytes' must count the bytes after the JSON and its "
+			                   "NUL (%zu here)",
+			                   request->input_length);
+	} else if (count != NULL) {
+		return problem_set(problem, WEFT_EBADFIELD, "bytes",
+		                   "field 'bytes' counts the bytes after the JSON and a NUL byte, "
+		                   "and this request has none; send the bytes there, or as 'data' "
+		                   "in base64");
+	} else if (value != NULL && request->input_data != NULL) {
 		/* Taken out before parsing (take_input_data): "data" is "" now. */
 		if (!json_is_string(value) || json_string_length(value) != 0)
 			return problem_set(problem, WEFT_EBADFIELD, "data",
@@ -395,6 +414,14 @@ static int decode_body(json_t *root, json_t *jobs, struct request *request,
 			rv = decode_ids(value, request, problem);
 		} else {
 			rv = fields_id(json_object_get(root, "id"), "id", &request->id, problem);
+		}
+		request->result_output = true;
+		if (rv == WEFT_OK && (value = json_object_get(root, "output")) != NULL) {
+			if (!json_is_boolean(value) || request->ids != NULL)
+				return problem_set(problem, WEFT_EBADFIELD, "output",
+				                   "field 'output' must be true or false, and goes with "
+				                   "'id' (one job), not 'ids'");
+			request->result_output = json_is_true(value);
 		}
 		return rv != WEFT_OK ? rv : decode_timeout(root, request, problem);
 	case REQUEST_WAIT:
@@ -579,21 +606,30 @@ int request_decode(const void *data, size_t size, struct request *out, struct pr
 static int decode(const void *data, size_t size, struct request *out, struct problem *problem)
 {
 	memset(out, 0, sizeof(*out));
+	/* JSON text holds no raw NUL: one ends the JSON of a binary input, and
+	 * the bytes follow it as they are. */
+	const char *nul = memchr(data, '\0', size);
+	if (nul != NULL) {
+		size_t json_size = (size_t)(nul - (const char *)data);
+		out->input_data = (unsigned char *)(uintptr_t)(nul + 1);
+		out->input_length = size - json_size - 1;
+		out->input_borrowed = true;
+		size = json_size;
+	}
 	char *copy = NULL;
-	const char *text = take_input_data(data, &size, &copy, out, problem);
+	const char *text = out->input_borrowed ? data : take_input_data(data, &size, &copy, out,
+	                                                                problem);
 	if (text == NULL)
 		return problem->code;
 	json_error_t error;
 	json_t *root = json_loadb(text, size, JSON_REJECT_DUPLICATES, &error);
 	free(copy);
 	if (root == NULL && json_error_code(&error) == json_error_out_of_memory) {
-		free(out->input_data);
-		out->input_data = NULL;
+		request_clear(out);
 		return no_memory(problem);
 	}
 	if (root == NULL) {
-		free(out->input_data);
-		out->input_data = NULL;
+		request_clear(out);
 		return problem_set(problem, WEFT_EMALFORMED, NULL,
 		                   "request is not valid JSON: %s (byte %d)", error.text, error.position);
 	}
@@ -626,6 +662,12 @@ static int decode(const void *data, size_t size, struct request *out, struct pro
 		                 json_string_value(op));
 		goto fail;
 	}
+	if (out->input_borrowed && out->op != REQUEST_INPUT) {
+		rv = problem_set(problem, WEFT_EMALFORMED, NULL,
+		                 "only 'input' carries bytes after its JSON (a NUL byte ended "
+		                 "this request's JSON)");
+		goto fail;
+	}
 	json_t *jobs = out->op == REQUEST_SUBMIT ? json_object_get(root, "jobs") : NULL;
 	if (out->op != REQUEST_SUBMIT || jobs != NULL) {
 		char what[32];
@@ -648,7 +690,8 @@ void request_clear(struct request *request)
 		jobspec_clear(&request->jobs[i]);
 	free(request->jobs);
 	free(request->ids);
-	free(request->input_data);
+	if (!request->input_borrowed)
+		free(request->input_data);
 	json_decref(request->root);
 	memset(request, 0, sizeof(*request));
 }

@@ -79,14 +79,20 @@ struct request {
 	int64_t output_offset; /* < 0: that many bytes before the end */
 	size_t output_max;
 	bool output_binary; /* the bytes after the reply's JSON, not base64 in it */
+	/* result: "output" (default true): whether the result keeps stdout and stderr */
+	bool result_output;
 
-	/* input: id, the decoded bytes (owned) and eof */
+	/* input: id, the bytes and eof. The bytes are owned, or, for the binary
+	 * form (the bytes after the JSON and a NUL), point into the decoded
+	 * message (input_borrowed), which must outlive the request. */
 	unsigned char *input_data;
 	size_t input_length;
 	bool input_eof;
+	bool input_borrowed;
 };
 
-/* Decodes a message. Returns WEFT_OK with *out filled, or an error code with the
+/* Decodes a message: JSON, or for `input` JSON, one NUL byte and the bytes
+ * it carries (borrowed by *out, see input_borrowed). Returns WEFT_OK with *out filled, or an error code with the
  * problem filled (and *out left cleared). */
 int request_decode(const void *data, size_t size, struct request *out, struct problem *problem);
 

@@ -203,9 +203,11 @@ static json_t *build_reply(struct jobs *jobs, enum waiter_kind kind, enum waiter
 {
 	struct job *first = list[0];
 	switch (kind) {
-	case WAITER_RESULT: {
+	case WAITER_RESULT:
+	case WAITER_RESULT_WITHOUT_OUTPUT: {
 		if (job_state_finished(jobs_state(jobs, first)))
-			return outcome_reply(jobs, first);
+			return kind == WAITER_RESULT ? outcome_reply(jobs, first)
+			                             : outcome_reply_without_output(jobs, first);
 		if (reason == REASON_SHUTDOWN)
 			return outcome_shutdown_reply(jobs, first);
 		return outcome_timeout_reply(jobs, first, timeout);

@@ -25,6 +25,7 @@ struct waiters;
 
 enum waiter_kind {
 	WAITER_RESULT,  /* one job; a timeout answers with the `timeout` error */
+	WAITER_RESULT_WITHOUT_OUTPUT, /* the same, the result without stdout and stderr */
 	WAITER_SUBMIT,  /* one job; a timeout answers {"ok":true,"id","state"} */
 	WAITER_RESULTS, /* many jobs, all of them; a timeout answers with the outcomes so far */
 	WAITER_WAIT,    /* many jobs, per return_when; answers done/pending */

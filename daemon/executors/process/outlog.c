@@ -35,6 +35,12 @@
 #define MAX_FINISHED_PER_USER 4096
 /* Room a producer may still need for one append. */
 #define READ_ROOM OUTLOG_APPEND_MAX
+/* The room of the chunks outlog_reserve makes (and the only size kept as a
+ * spare): with its header, one read's worth, so that a window of N reads'
+ * worth holds N full chunks. */
+#define SPARE_CAPACITY (OUTLOG_APPEND_MAX - sizeof(struct chunk))
+/* outlog_reserve reads into the tail's room only when it has this much. */
+#define TAIL_ROOM_MIN 1024
 
 struct chunk {
 	struct chunk *next;
@@ -70,6 +76,14 @@ struct outlog {
 	double last_read;        /* monotonic, the last read (or the open) */
 	bool wait_for_readers;
 	bool ended;
+	bool unflushed[2];       /* per stream, quiet appends no reader was woken for */
+	/* outlog_reserve's chunk, not in the window until outlog_commit links
+	 * it; between the two it is the producer's to write. Also a chunk the
+	 * window dropped, kept for the next reserve (a fast command would
+	 * otherwise allocate and free a chunk per read, and fault its pages
+	 * anew). Freed when the output ends. */
+	struct chunk *spare;
+	bool reserved_spare;     /* the reservation is in spare (else in the tail's room) */
 	LIST_HEAD(, outlog_watch) watches;
 	/* What left the window, when the job spools (spool.h); owned. */
 	struct spool *spool;
@@ -145,6 +159,7 @@ void outlog_unref(struct outlog *log)
 	if (atomic_fetch_sub_explicit(&log->references, 1, memory_order_acq_rel) != 1)
 		return;
 	free_chunks(log->head);
+	free(log->spare);
 	spool_close(log->spool);
 	pthread_mutex_destroy(&log->lock);
 	free(log);
@@ -313,7 +328,10 @@ static size_t evict_head(struct outlog *log)
 		log->first[chunk->stream] = chunk->at + chunk->length;
 	log->merged_first = chunk->merged + chunk->length;
 	size_t freed = sizeof(*chunk) + chunk->capacity;
-	free(chunk);
+	if (log->spare == NULL && chunk->capacity == SPARE_CAPACITY && !log->ended)
+		log->spare = chunk;
+	else
+		free(chunk);
 	log->held -= freed;
 	return freed;
 }
@@ -347,7 +365,35 @@ static void notify_all(struct woken *woken)
 	}
 }
 
-void outlog_append(struct outlog *log, enum outlog_stream stream, const void *data, size_t length)
+/* After an append: the user's sum follows the log's held, and the budget is
+ * kept. No lock held. */
+static void grew(struct outlog *log, size_t grown, size_t freed)
+{
+	if (grown == freed)
+		return;
+	pthread_mutex_lock(&table_lock);
+	struct user *user = user_for(log->owner);
+	user->held += grown;
+	user->held -= freed;
+	total_held += grown;
+	total_held -= freed;
+	/* Over the budget: the user's finished logs go first, then this one's oldest. */
+	trim_finished(user);
+	if (user->held > budget_size) {
+		pthread_mutex_lock(&log->lock);
+		size_t more = 0;
+		while (user->held > budget_size + more && log->head != log->tail)
+			more += evict_head(log);
+		pthread_mutex_unlock(&log->lock);
+		user->held -= more;
+		total_held -= more;
+	}
+	pthread_mutex_unlock(&table_lock);
+}
+
+/* outlog_append and outlog_append_quiet. */
+static void append(struct outlog *log, enum outlog_stream stream, const void *data, size_t length,
+                   bool quiet)
 {
 	if (length == 0 || (stream != OUTLOG_STDOUT && stream != OUTLOG_STDERR))
 		return;
@@ -387,30 +433,140 @@ void outlog_append(struct outlog *log, enum outlog_stream stream, const void *da
 	while (log->held > window_size && log->head != log->tail)
 		freed += evict_head(log);
 	struct woken woken = LIST_HEAD_INITIALIZER(woken);
-	take_watches(log, stream, false, &woken);
+	if (quiet)
+		log->unflushed[stream] = true;
+	else
+		take_watches(log, stream, false, &woken);
 	pthread_mutex_unlock(&log->lock);
 
-	if (grown != freed) {
-		pthread_mutex_lock(&table_lock);
-		struct user *user = user_for(log->owner);
-		user->held += grown;
-		user->held -= freed;
-		total_held += grown;
-		total_held -= freed;
-		/* Over the budget: the user's finished logs go first, then this one's oldest. */
-		trim_finished(user);
-		if (user->held > budget_size) {
-			pthread_mutex_lock(&log->lock);
-			size_t more = 0;
-			while (user->held > budget_size + more && log->head != log->tail)
-				more += evict_head(log);
-			pthread_mutex_unlock(&log->lock);
-			user->held -= more;
-			total_held -= more;
-		}
-		pthread_mutex_unlock(&table_lock);
-	}
+	grew(log, grown, freed);
 	notify_all(&woken);
+}
+
+void outlog_append(struct outlog *log, enum outlog_stream stream, const void *data, size_t length)
+{
+	append(log, stream, data, length, false);
+}
+
+void outlog_append_quiet(struct outlog *log, enum outlog_stream stream, const void *data,
+                         size_t length)
+{
+	append(log, stream, data, length, true);
+}
+
+void *outlog_reserve(struct outlog *log, enum outlog_stream stream, size_t max, size_t *room)
+{
+	if (max > SPARE_CAPACITY)
+		max = SPARE_CAPACITY;
+	pthread_mutex_lock(&log->lock);
+	struct chunk *tail = log->tail;
+	size_t free_room = tail != NULL ? tail->capacity - tail->length : 0;
+	if (tail != NULL && tail->stream == stream && free_room >= TAIL_ROOM_MIN) {
+		log->reserved_spare = false;
+		*room = free_room < max ? free_room : max;
+		char *at = tail->data + tail->length;
+		pthread_mutex_unlock(&log->lock);
+		return at;
+	}
+	if (log->spare == NULL) {
+		/* Allocated without the lock; a chunk the window dropped meanwhile
+		 * (evict_head keeps it) is used instead. */
+		pthread_mutex_unlock(&log->lock);
+		struct chunk *made = memory_alloc(sizeof(*made) + SPARE_CAPACITY);
+		made->capacity = SPARE_CAPACITY;
+		pthread_mutex_lock(&log->lock);
+		if (log->spare == NULL)
+			log->spare = made;
+		else
+			free(made);
+	}
+	log->reserved_spare = true;
+	char *at = log->spare->data;
+	pthread_mutex_unlock(&log->lock);
+	*room = max;
+	return at;
+}
+
+void outlog_commit(struct outlog *log, enum outlog_stream stream, size_t length, bool quiet)
+{
+	if (stream != OUTLOG_STDOUT && stream != OUTLOG_STDERR)
+		return;
+	size_t grown = 0, freed = 0;
+	struct woken woken = LIST_HEAD_INITIALIZER(woken);
+	pthread_mutex_lock(&log->lock);
+	if (length == 0) {
+		pthread_mutex_unlock(&log->lock);
+		return; /* a reserved spare stays the spare */
+	}
+	if (log->reserved_spare) {
+		struct chunk *chunk = log->spare;
+		log->spare = NULL;
+		chunk->next = NULL;
+		chunk->stream = stream;
+		chunk->merged = log->merged_total;
+		chunk->at = log->total[stream];
+		chunk->length = length;
+		if (log->tail != NULL)
+			log->tail->next = chunk;
+		else
+			log->head = chunk;
+		log->tail = chunk;
+		grown = sizeof(*chunk) + chunk->capacity;
+		log->held += grown;
+	} else {
+		log->tail->length += length;
+	}
+	log->reserved_spare = false;
+	log->total[stream] += length;
+	log->merged_total += length;
+	while (log->held > window_size && log->head != log->tail)
+		freed += evict_head(log);
+	if (quiet)
+		log->unflushed[stream] = true;
+	else
+		take_watches(log, stream, false, &woken);
+	pthread_mutex_unlock(&log->lock);
+	grew(log, grown, freed);
+	notify_all(&woken);
+}
+
+void outlog_flush(struct outlog *log)
+{
+	struct woken woken = LIST_HEAD_INITIALIZER(woken);
+	pthread_mutex_lock(&log->lock);
+	for (int stream = OUTLOG_STDOUT; stream <= OUTLOG_STDERR; stream++) {
+		if (log->unflushed[stream])
+			take_watches(log, (enum outlog_stream)stream, false, &woken);
+		log->unflushed[stream] = false;
+	}
+	pthread_mutex_unlock(&log->lock);
+	notify_all(&woken);
+}
+
+/* The last chunk gives back the room no byte will fill: a finished log
+ * holds its bytes, not a reserve's room (a job that printed one line would
+ * keep a whole chunk). Returns the bytes freed. log->lock held. */
+static size_t shrink_tail(struct outlog *log)
+{
+	struct chunk *tail = log->tail, *before = NULL;
+	if (tail == NULL || tail->capacity - tail->length < CHUNK_MIN)
+		return 0;
+	if (log->head != tail)
+		for (before = log->head; before->next != tail; before = before->next)
+			;
+	size_t capacity = tail->length < CHUNK_MIN ? CHUNK_MIN : tail->length;
+	size_t freed = tail->capacity - capacity;
+	struct chunk *smaller = realloc(tail, sizeof(*tail) + capacity);
+	if (smaller == NULL)
+		return 0; /* it keeps its room */
+	smaller->capacity = capacity;
+	if (before != NULL)
+		before->next = smaller;
+	else
+		log->head = smaller;
+	log->tail = smaller;
+	log->held -= freed;
+	return freed;
 }
 
 void outlog_end(struct outlog *log)
@@ -418,9 +574,18 @@ void outlog_end(struct outlog *log)
 	pthread_mutex_lock(&table_lock);
 	pthread_mutex_lock(&log->lock);
 	log->ended = true;
+	struct chunk *spare = log->spare;
+	log->spare = NULL;
+	size_t freed = shrink_tail(log);
 	struct woken woken = LIST_HEAD_INITIALIZER(woken);
 	take_watches(log, OUTLOG_BOTH, true, &woken);
 	pthread_mutex_unlock(&log->lock);
+	free(spare);
+	if (freed > 0) {
+		struct user *user = user_for(log->owner);
+		user->held -= freed;
+		total_held -= freed;
+	}
 	if (log->listed && !log->finished) {
 		struct user *user = user_for(log->owner);
 		log->finished = true;

@@ -13,7 +13,8 @@
  * all the logs of one user hold at most `budget` bytes. Past the budget the
  * user's finished logs are dropped first, oldest first, then the growing
  * log's own oldest chunks. So memory is bounded per user by
- * max(budget, running jobs × one chunk).
+ * max(budget, running jobs × one chunk), plus one spare chunk of
+ * OUTLOG_APPEND_MAX bytes per running job (outlog_reserve).
  *
  * Backpressure (a job's `output_wait`): when the window holds `window` bytes
  * that no reader has read yet, outlog_full says so and the process executor
@@ -96,6 +97,25 @@ void outlog_unref(struct outlog *log);
 
 /* The producer's side (the proc reading the pipes). */
 void outlog_append(struct outlog *log, enum outlog_stream stream, const void *data, size_t length);
+/* The same, without waking the readers: the next outlog_flush does. A
+ * producer that reads a burst in several reads (a pipe holds more than one
+ * read takes) wakes its readers once at the end of it, so a fast command's
+ * output leaves in a few long replies rather than one per read, and a line
+ * waits no longer than the reads of its burst. A reader that comes in
+ * between sees the bytes at once. Every quiet append must be followed by a
+ * flush on the same thread. */
+void outlog_append_quiet(struct outlog *log, enum outlog_stream stream, const void *data,
+                         size_t length);
+void outlog_flush(struct outlog *log);
+/* An append without a copy: where the producer may read up to *room bytes
+ * (1 to max, and at most OUTLOG_APPEND_MAX) of `stream` at the log's end,
+ * which outlog_commit then adds (length 0: none; the room is kept for the
+ * next reserve). Readers see nothing of it before the commit. The producer's
+ * thread; every reserve is followed by its commit, with no other append of
+ * the log in between. */
+void *outlog_reserve(struct outlog *log, enum outlog_stream stream, size_t max, size_t *room);
+/* quiet: as outlog_append_quiet (outlog_flush wakes the readers). */
+void outlog_commit(struct outlog *log, enum outlog_stream stream, size_t length, bool quiet);
 /* The job is gone (retention dropped it): so is its finished log, bytes and
  * counters, since no reader can ask for it any more. Any thread. */
 void outlog_forget(uint64_t id);

@@ -690,6 +690,72 @@ static void sink_woken(evutil_socket_t fd, short what, void *arg)
 		(void)event_add(&proc->streams[STREAM_STDOUT].event, NULL);
 }
 
+/* Where the result's copy of a stream (its first `limit` bytes) goes on,
+ * grown as needed; the discard buffer once it is full. */
+static char *capture_room(struct proc_stream *stream, size_t *room)
+{
+	if (stream->length < stream->limit) {
+		if (stream->length == stream->capacity) {
+			size_t capacity = stream->capacity < FIRST_CAPACITY / 2 ? FIRST_CAPACITY
+			                                                        : stream->capacity * 2;
+			char *grown;
+			if (capacity > stream->limit)
+				capacity = stream->limit;
+			grown = realloc(stream->data, capacity);
+			if (grown != NULL) {
+				stream->data = grown;
+				stream->capacity = capacity;
+			} else {
+				/* Keep what we have; the rest counts as past the cap. */
+				stream->limit = stream->length;
+			}
+		}
+		if (stream->length < stream->capacity) {
+			*room = stream->capacity - stream->length;
+			return stream->data + stream->length;
+		}
+	}
+	*room = sizeof(discard_buffer);
+	return discard_buffer;
+}
+
+/* Copies what the result keeps of `length` bytes read into the log. */
+static void capture_copy(struct proc_stream *stream, const char *data, size_t length)
+{
+	while (length > 0) {
+		size_t room;
+		char *target = capture_room(stream, &room);
+		if (target == discard_buffer) {
+			stream->truncated = true;
+			return;
+		}
+		size_t part = length < room ? length : room;
+		memcpy(target, data, part);
+		stream->length += part;
+		data += part;
+		length -= part;
+	}
+}
+
+/* After bytes were read: pauses what must wait (the log is full, or the
+ * sink). Returns true when reading stops for now. */
+static bool after_read(struct proc *proc, bool sink_full)
+{
+	if (proc->log != NULL && outlog_full(proc->log)) {
+		if (sink_full)
+			proc->sink_paused = true;
+		pause_reading(proc);
+		if (sink_full)
+			pause_stdout(proc);
+		return true;
+	}
+	if (sink_full) {
+		pause_stdout(proc);
+		return true;
+	}
+	return false;
+}
+
 static void stream_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct proc_stream *stream = arg;
@@ -702,78 +768,69 @@ static void stream_readable(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	bool is_stdout = stream == &proc->streams[STREAM_STDOUT];
+	enum outlog_stream which = is_stdout ? OUTLOG_STDOUT : OUTLOG_STDERR;
 	for (int round = 0; round < READS_PER_CALLBACK; round++) {
-		char *target = discard_buffer;
-		size_t room = sizeof(discard_buffer);
+		char *target;
+		size_t room;
 		ssize_t got;
 
-		if (stream->length < stream->limit) {
-			if (stream->length == stream->capacity) {
-				size_t capacity = stream->capacity < FIRST_CAPACITY / 2 ? FIRST_CAPACITY
-											: stream->capacity * 2;
-				char *grown;
-				if (capacity > stream->limit)
-					capacity = stream->limit;
-				grown = realloc(stream->data, capacity);
-				if (grown != NULL) {
-					stream->data = grown;
-					stream->capacity = capacity;
-				} else {
-					/* Keep what we have; the rest counts as past the cap. */
-					stream->limit = stream->length;
-				}
-			}
-			if (stream->length < stream->capacity) {
-				target = stream->data + stream->length;
-				room = stream->capacity - stream->length;
-			}
-		}
+		/* With a log, the pipe is read straight into it (one copy less for
+		 * a fast command), and the result keeps its copy of the first
+		 * output_max bytes; without one, into the result or thrown away. */
+		if (proc->log != NULL)
+			target = outlog_reserve(proc->log, which, OUTLOG_APPEND_MAX, &room);
+		else
+			target = capture_room(stream, &room);
 		/* A pipe holds PIPE_CAPACITY, more than the window keeps room for:
 		 * a longer read would push unread output out of a waiting window. */
 		if (room > OUTLOG_APPEND_MAX)
 			room = OUTLOG_APPEND_MAX;
 		got = read(stream->fd, target, room);
-		if (got > 0) {
-			if (proc->log != NULL)
-				outlog_append(proc->log,
-					stream == &proc->streams[STREAM_STDOUT] ? OUTLOG_STDOUT
-										: OUTLOG_STDERR,
-					target, (size_t)got);
+		if (proc->log != NULL) {
+			if (got > 0)
+				capture_copy(stream, target, (size_t)got);
+			/* Before the commit: the bytes stay where they are until the
+			 * next reserve. */
+			bool sink_full = got > 0 && is_stdout && proc->has_sink &&
+			                 !proc->sink.feed(proc->sink.arg, target, (size_t)got);
+			outlog_commit(proc->log, which, got > 0 ? (size_t)got : 0, true);
+			if (got > 0 && after_read(proc, sink_full))
+				goto flush;
+			if (got > 0)
+				continue;
+		} else if (got > 0) {
 			if (target == discard_buffer)
 				stream->truncated = true;
 			else
 				stream->length += (size_t)got;
 			bool sink_full = is_stdout && proc->has_sink &&
 			                 !proc->sink.feed(proc->sink.arg, target, (size_t)got);
-			if (proc->log != NULL && outlog_full(proc->log)) {
-				if (sink_full)
-					proc->sink_paused = true;
-				pause_reading(proc);
-				if (sink_full)
-					pause_stdout(proc);
-				return;
-			}
-			if (sink_full) {
-				pause_stdout(proc);
-				return;
-			}
+			if (after_read(proc, sink_full))
+				goto flush;
 			continue;
 		}
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0 && errno == EAGAIN)
-			return;
+			goto flush;
 		/* EOF, or an error that no retry will cure. The sink's last line may
 		 * wait for room: then the pipe stays open (EOF is read again). */
 		if (is_stdout && proc->has_sink && !proc->sink.finish(proc->sink.arg)) {
 			pause_stdout(proc);
-			return;
+			goto flush;
 		}
 		stream_close(stream);
 		break;
 	}
+	/* The readers are woken once for the burst (outlog_append_quiet). */
+	if (proc->log != NULL)
+		outlog_flush(proc->log);
 	if (stream->fd < 0 && proc->exited && streams_closed(proc))
 		finish(proc);
+	return;
+flush:
+	if (proc->log != NULL)
+		outlog_flush(proc->log);
 }
 
 static void stdin_close(struct proc *proc)
