@@ -366,8 +366,8 @@ END_TEST
  */
 START_TEST(a_request_of_b_is_answered_while_a_holds_its_share_of_the_request_threads)
 {
-	enum { HOLDS = 40 };
-	static const char *const args[] = {"--test-hooks", NULL};
+	enum { HOLDS = 40, BIG = 24, BIG_BYTES = 60000 };
+	static const char *const args[] = {"--test-hooks", "--max-message", "65536", NULL};
 	start(args);
 	char fifo[PATH_MAX], text[PATH_MAX + 128];
 	snprintf(fifo, sizeof(fifo), "%s/hold.fifo", weftd.directory);
@@ -385,6 +385,7 @@ START_TEST(a_request_of_b_is_answered_while_a_holds_its_share_of_the_request_thr
 		ck_assert_int_eq(nng_send(sockets[i], text, strlen(text), 0), 0);
 	}
 	/* B's stats: root's share running, B's own stats too, root's rest queued. */
+	json_int_t root_share = 0;
 	double deadline = fixture_now() + 60;
 	for (;;) {
 		json_t *stats = call_as(&user_b, "{\"op\":\"stats\"}");
@@ -394,6 +395,7 @@ START_TEST(a_request_of_b_is_answered_while_a_holds_its_share_of_the_request_thr
 		json_int_t queued = json_integer_value(json_object_get(requests, "queued"));
 		json_decref(stats);
 		ck_assert_msg(share >= 1 && share < HOLDS, "share %lld", (long long)share);
+		root_share = share;
 		if (running == share + 1 && queued == HOLDS - share)
 			break;
 		ck_assert_msg(fixture_now() < deadline,
@@ -408,6 +410,55 @@ START_TEST(a_request_of_b_is_answered_while_a_holds_its_share_of_the_request_thr
 	ck_assert_msg(json_integer_value(json_object_get(reply, "result")) == 7, "%s",
 	              json_dumps(reply, 0));
 	json_decref(reply);
+	/* Root pipelines BIG large requests behind its queued holds. The queue
+	 * takes 4 x the transport's 4 x 65,536 bytes of one user's: those past
+	 * that are answered busy at once, the others wait their turn. Once every
+	 * one is either queued or refused (B's stats), the queued ones fit the
+	 * budget and one more would not have. */
+	static char big[BIG_BYTES + 64];
+	snprintf(big, sizeof(big), "{\"op\":\"ping\",\"pad\":\"%0*d\"}", BIG_BYTES, 0);
+	size_t big_length = strlen(big);
+	nng_socket big_sockets[BIG];
+	for (int i = 0; i < BIG; i++) {
+		ck_assert_int_eq(nng_req0_open(&big_sockets[i]), 0);
+		nng_socket_set_ms(big_sockets[i], NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+		ck_assert_int_eq(nng_dial(big_sockets[i], weftd.url, NULL, 0), 0);
+		ck_assert_int_eq(nng_send(big_sockets[i], big, big_length, 0), 0);
+	}
+	json_int_t queued_bigs, refused;
+	deadline = fixture_now() + 60;
+	for (;;) {
+		reply = call_as(&user_b, "{\"op\":\"stats\"}");
+		json_t *requests = json_object_get(reply, "requests");
+		queued_bigs = json_integer_value(json_object_get(requests, "queued")) -
+		              (HOLDS - root_share);
+		refused = json_integer_value(json_object_get(requests, "refused"));
+		json_decref(reply);
+		if (queued_bigs + refused == BIG)
+			break;
+		ck_assert_msg(fixture_now() < deadline, "%lld large requests queued, %lld refused",
+		              (long long)queued_bigs, (long long)refused);
+		usleep(2000);
+	}
+	const size_t budget = 4 * 4 * 65536, hold_bytes = strlen(text);
+	size_t queued_bytes = (size_t)(HOLDS - root_share) * hold_bytes;
+	ck_assert_int_ge(refused, 1);
+	ck_assert_uint_le(queued_bytes + (size_t)queued_bigs * big_length, budget);
+	ck_assert_uint_gt(queued_bytes + (size_t)(queued_bigs + 1) * big_length, budget);
+	bool refused_answered[BIG] = {false};
+	for (int i = 0; i < BIG; i++) {
+		char *buffer;
+		size_t length;
+		if (nng_recv(big_sockets[i], &buffer, &length, NNG_FLAG_ALLOC | NNG_FLAG_NONBLOCK) != 0)
+			continue;
+		json_t *answer = json_loadb(buffer, length, 0, NULL);
+		nng_free(buffer, length);
+		ck_assert_str_eq(wire_error_code(answer), "busy");
+		ck_assert_msg(strstr(error_message_of(answer), "waiting to be handled") != NULL, "%s",
+		              error_message_of(answer));
+		json_decref(answer);
+		refused_answered[i] = true;
+	}
 	/* Every open and close of the FIFO's writing end lets go of the holds
 	 * that have it open; the next ones then open it in turn. */
 	int count = 0;
@@ -442,6 +493,29 @@ START_TEST(a_request_of_b_is_answered_while_a_holds_its_share_of_the_request_thr
 	ck_assert_msg(json_integer_value(json_object_get(guard, "recreated")) == 0, "%s",
 	              json_dumps(guard, 0));
 	json_decref(stats);
+	/* The large requests that were queued were handled in their turn (a
+	 * ping takes no field 'pad': they are answered with that error). */
+	int answered_later = 0;
+	for (int i = 0; i < BIG; i++) {
+		if (refused_answered[i])
+			continue;
+		char *buffer;
+		size_t length;
+		nng_socket_set_ms(big_sockets[i], NNG_OPT_RECVTIMEO, 60000);
+		ck_assert_int_eq(nng_recv(big_sockets[i], &buffer, &length, NNG_FLAG_ALLOC), 0);
+		json_t *answer = json_loadb(buffer, length, 0, NULL);
+		nng_free(buffer, length);
+		ck_assert_ptr_nonnull(answer);
+		const char *code = wire_error_code(answer);
+		bool busy = code != NULL && strcmp(code, "busy") == 0;
+		json_decref(answer);
+		if (busy)
+			continue; /* refused: its reply came after the look above */
+		answered_later++;
+	}
+	ck_assert_int_eq(answered_later, queued_bigs);
+	for (int i = 0; i < BIG; i++)
+		nng_close(big_sockets[i]);
 	for (int i = 0; i < HOLDS; i++)
 		nng_close(sockets[i]);
 	unlink(fifo);

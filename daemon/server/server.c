@@ -106,8 +106,11 @@
 #define REQUEST_THREADS_MIN 4
 #define REQUEST_THREADS_MAX 32
 /* Requests one user may have queued, by count and by bytes (this factor times
- * the transport's limit on one message), before more are refused busy. */
-#define REQUEST_QUEUE_COUNT 256
+ * the transport's limit on one message), before more are refused busy. The
+ * count bounds the slots (a context and an aio each, about a kilobyte) one
+ * user's pipelining can make; it is well above what one client legitimately
+ * keeps in flight (libweft's async tests keep 1,000). */
+#define REQUEST_QUEUE_COUNT 4096
 #define REQUEST_QUEUE_BYTES_FACTOR 4
 /* What the guard sends to check a listener end to end. */
 #define GUARD_PING "{\"op\":\"ping\"}"
