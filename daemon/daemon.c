@@ -731,6 +731,7 @@ static int executors_init(const struct options *options)
 		&redis_command_function,
 		&sql_query_function,
 		&testhooks_stall_function, /* refused and unlisted without --test-hooks */
+		&testhooks_hold_function,  /* likewise */
 		&testhooks_block_function, /* likewise */
 	};
 	int rv = exec_init(options->procs, options->output_max);

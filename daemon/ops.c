@@ -1,6 +1,6 @@
 /*
- * The ops of the protocol (proto/PROTOCOL.md), run on nng's callback threads
- * as each request arrives. Cheap ops answer at once; those that wait for jobs
+ * The ops of the protocol (proto/PROTOCOL.md), run on the server's request
+ * threads (server.h) as each request arrives. Cheap ops answer at once; those that wait for jobs
  * hand the request to a waiter (waiters.h), which answers it later.
  */
 #include "daemon/ops.h"
@@ -650,6 +650,17 @@ static json_t *op_stats(struct weftd *daemon, struct server_request *slot,
 	json_object_set_new(stats, "schedule",
 	                    json_pack("{s:I}", "timers", (json_int_t)schedule_timers_armed()));
 	json_object_set_new(stats, "events", events);
+	/* The request threads and what waits for them (server.h). */
+	struct server_request_stats requests;
+	server_request_stats(server_request_server(slot), &requests);
+	json_object_set_new(stats, "requests",
+	                    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "threads",
+	                              (json_int_t)requests.threads, "share",
+	                              (json_int_t)requests.share, "running",
+	                              (json_int_t)requests.running, "queued",
+	                              (json_int_t)requests.queued, "queued_users",
+	                              (json_int_t)requests.queued_users, "refused",
+	                              (json_int_t)requests.refused));
 	/* Bytes of output windows: all users' together (a count, as for quotas) and the caller's. */
 	json_object_set_new(stats, "output",
 	                    json_pack("{s:I, s:I, s:I, s:I}", "held_bytes",

@@ -1,7 +1,7 @@
 /*
  * The protocol's ops: decodes a request and answers it, at once or through a
  * waiter. ops_handle is the server's request handler (server.h): it runs on
- * nng's callback threads with the struct weftd as its context.
+ * the server's request threads with the struct weftd as its context.
  */
 #ifndef OPS_H
 #define OPS_H

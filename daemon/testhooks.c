@@ -68,7 +68,8 @@ static int stall_check(const struct function *function, const json_t *args,
 	return WEFT_OK;
 }
 
-/* Worker thread: blocks it on purpose (see the header). */
+/* Worker thread (debug.stall) or request thread (debug.hold): blocks it on
+ * purpose (see the header). */
 static void stall_start(struct job_attempt *attempt)
 {
 	struct job *job = attempt->job;
@@ -94,6 +95,19 @@ const struct function testhooks_stall_function = {
 	.name = "debug.stall",
 	.executor = FUNCTION_LOOP,
 	.summary = "tests only (--test-hooks): wedges its worker loop until a FIFO is closed",
+	.arguments = stall_arguments,
+	.check = stall_check,
+	.start = stall_start,
+	.listed = testhooks_enabled,
+};
+
+/* debug.hold: the same wait, on the request thread that received the submit
+ * (an inline function), which handles nothing else meanwhile. */
+const struct function testhooks_hold_function = {
+	.name = "debug.hold",
+	.executor = FUNCTION_INLINE,
+	.summary = "tests only (--test-hooks): holds the request thread that received it until a "
+	           "FIFO is closed",
 	.arguments = stall_arguments,
 	.check = stall_check,
 	.start = stall_start,

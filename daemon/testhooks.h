@@ -8,6 +8,10 @@
  *       test opens the FIFO for writing (which returns once the loop is stuck
  *       in it) and closes it to let the loop go. The systemd watchdog's test
  *       proves with it that a stuck loop stops the pings.
+ *   debug.hold {"fifo": PATH}  the same, inline: holds the request thread
+ *       that received the submit (server.h), which handles no other request
+ *       meanwhile. The fair-share test holds one user's share of the request
+ *       threads with it.
  *   debug.block {}  holds a thread of the pool (executor "thread"), deaf to
  *       cancel, until the workers have stopped at exit: then
  *       testhooks_workers_stopped lets it end, so its end reaches the thread
@@ -29,6 +33,7 @@ void testhooks_enable(void);
 bool testhooks_enabled(void);
 
 extern const struct function testhooks_stall_function;
+extern const struct function testhooks_hold_function;
 extern const struct function testhooks_block_function;
 
 /* With --test-hooks: lets every debug.block call end, then waits (bounded)

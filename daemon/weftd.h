@@ -34,7 +34,7 @@ struct weftd {
 	 * handlers to refuse new jobs. Sequentially consistent: rare and cheap. */
 	atomic_bool shutting_down;
 	/* The main loop's liveness: written by the main thread alone, read by
-	 * `stats` (nng threads) and, later, the systemd watchdog. Relaxed: each is
+	 * `stats` (request threads) and, later, the systemd watchdog. Relaxed: each is
 	 * a counter or a time read on its own, publishing no other data. */
 	atomic_uint_least64_t heartbeat;          /* +1 at each run of a main-loop timer */
 	atomic_uint_least64_t retention_runs;     /* runs of the retention timer */

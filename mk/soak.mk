@@ -15,7 +15,8 @@ SOAK_REPLY_LIMIT ?= 10
 SOAK_P99_RATIO ?= 0
 SOAK_TRIGGER ?= 0
 
-$(BUILD)/tests/soak/soak: $(BUILD)/tests/soak/soak.o $(BUILD)/tests/fixture.o $(BUILD)/tests/wire.o
+$(BUILD)/tests/soak/soak: $(BUILD)/tests/soak/soak.o $(BUILD)/tests/fixture.o $(BUILD)/tests/wire.o \
+		$(BUILD)/tests/as_user.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) $(CHECK_LIBS) -lm
 
 .PHONY: soak

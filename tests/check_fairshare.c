@@ -9,8 +9,13 @@
  * every test is skipped, and the program says so and how many.
  */
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,6 +354,175 @@ START_TEST(a_wait_is_charged_to_its_users_byte_budget)
 }
 END_TEST
 
+/*
+ * Requests are taken in turn between users, and one user's never hold every
+ * request thread (server.c, "Request threads"). Root (the test) sends HOLDS
+ * submits of debug.hold, each of which holds the request thread that takes
+ * it until a FIFO is closed: root's share of the threads is held and the
+ * rest of its requests queue. B is still answered: its stats show root's
+ * share running and the rest queued, and its submit with wait comes back
+ * done while root's holds still hold. Handled on nng's callback threads in
+ * arrival order, as before, B's requests waited for the FIFO.
+ */
+START_TEST(a_request_of_b_is_answered_while_a_holds_its_share_of_the_request_threads)
+{
+	enum { HOLDS = 40, BIG = 24, BIG_BYTES = 60000 };
+	static const char *const args[] = {"--test-hooks", "--max-message", "65536", NULL};
+	start(args);
+	char fifo[PATH_MAX], text[PATH_MAX + 128];
+	snprintf(fifo, sizeof(fifo), "%s/hold.fifo", weftd.directory);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	snprintf(text, sizeof(text),
+	         "{\"op\":\"submit\",\"fn\":\"debug.hold\",\"args\":{\"fifo\":\"%s\"},"
+	         "\"wait\":600}",
+	         fifo);
+	nng_socket sockets[HOLDS];
+	bool answered[HOLDS] = {false};
+	for (int i = 0; i < HOLDS; i++) {
+		ck_assert_int_eq(nng_req0_open(&sockets[i]), 0);
+		nng_socket_set_ms(sockets[i], NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+		ck_assert_int_eq(nng_dial(sockets[i], weftd.url, NULL, 0), 0);
+		ck_assert_int_eq(nng_send(sockets[i], text, strlen(text), 0), 0);
+	}
+	/* B's stats: root's share running, B's own stats too, root's rest queued. */
+	json_int_t root_share = 0;
+	double deadline = fixture_now() + 60;
+	for (;;) {
+		json_t *stats = call_as(&user_b, "{\"op\":\"stats\"}");
+		json_t *requests = json_object_get(stats, "requests");
+		json_int_t share = json_integer_value(json_object_get(requests, "share"));
+		json_int_t running = json_integer_value(json_object_get(requests, "running"));
+		json_int_t queued = json_integer_value(json_object_get(requests, "queued"));
+		json_decref(stats);
+		ck_assert_msg(share >= 1 && share < HOLDS, "share %lld", (long long)share);
+		root_share = share;
+		if (running == share + 1 && queued == HOLDS - share)
+			break;
+		ck_assert_msg(fixture_now() < deadline,
+		              "root's holds never filled its share: %lld running, %lld queued, "
+		              "share %lld",
+		              (long long)running, (long long)queued, (long long)share);
+		usleep(2000);
+	}
+	json_t *reply =
+		call_as(&user_b, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":7},"
+		                 "\"wait\":60}");
+	ck_assert_msg(json_integer_value(json_object_get(reply, "result")) == 7, "%s",
+	              json_dumps(reply, 0));
+	json_decref(reply);
+	/* Root pipelines BIG large requests behind its queued holds. The queue
+	 * takes 4 x the transport's 4 x 65,536 bytes of one user's: those past
+	 * that are answered busy at once, the others wait their turn. Once every
+	 * one is either queued or refused (B's stats), the queued ones fit the
+	 * budget and one more would not have. */
+	static char big[BIG_BYTES + 64];
+	snprintf(big, sizeof(big), "{\"op\":\"ping\",\"pad\":\"%0*d\"}", BIG_BYTES, 0);
+	size_t big_length = strlen(big);
+	nng_socket big_sockets[BIG];
+	for (int i = 0; i < BIG; i++) {
+		ck_assert_int_eq(nng_req0_open(&big_sockets[i]), 0);
+		nng_socket_set_ms(big_sockets[i], NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+		ck_assert_int_eq(nng_dial(big_sockets[i], weftd.url, NULL, 0), 0);
+		ck_assert_int_eq(nng_send(big_sockets[i], big, big_length, 0), 0);
+	}
+	json_int_t queued_bigs, refused;
+	deadline = fixture_now() + 60;
+	for (;;) {
+		reply = call_as(&user_b, "{\"op\":\"stats\"}");
+		json_t *requests = json_object_get(reply, "requests");
+		queued_bigs = json_integer_value(json_object_get(requests, "queued")) -
+		              (HOLDS - root_share);
+		refused = json_integer_value(json_object_get(requests, "refused"));
+		json_decref(reply);
+		if (queued_bigs + refused == BIG)
+			break;
+		ck_assert_msg(fixture_now() < deadline, "%lld large requests queued, %lld refused",
+		              (long long)queued_bigs, (long long)refused);
+		usleep(2000);
+	}
+	const size_t budget = 4 * 4 * 65536, hold_bytes = strlen(text);
+	size_t queued_bytes = (size_t)(HOLDS - root_share) * hold_bytes;
+	ck_assert_int_ge(refused, 1);
+	ck_assert_uint_le(queued_bytes + (size_t)queued_bigs * big_length, budget);
+	ck_assert_uint_gt(queued_bytes + (size_t)(queued_bigs + 1) * big_length, budget);
+	bool refused_answered[BIG] = {false};
+	for (int i = 0; i < BIG; i++) {
+		char *buffer;
+		size_t length;
+		if (nng_recv(big_sockets[i], &buffer, &length, NNG_FLAG_ALLOC | NNG_FLAG_NONBLOCK) != 0)
+			continue;
+		json_t *answer = json_loadb(buffer, length, 0, NULL);
+		nng_free(buffer, length);
+		ck_assert_str_eq(wire_error_code(answer), "busy");
+		ck_assert_msg(strstr(error_message_of(answer), "waiting to be handled") != NULL, "%s",
+		              error_message_of(answer));
+		json_decref(answer);
+		refused_answered[i] = true;
+	}
+	/* Every open and close of the FIFO's writing end lets go of the holds
+	 * that have it open; the next ones then open it in turn. */
+	int count = 0;
+	deadline = fixture_now() + 120;
+	while (count < HOLDS) {
+		int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		ck_assert_msg(fd >= 0 || errno == ENXIO, "open %s: %s", fifo, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		for (int i = 0; i < HOLDS; i++) {
+			char *buffer;
+			size_t length;
+			if (answered[i] ||
+			    nng_recv(sockets[i], &buffer, &length, NNG_FLAG_ALLOC | NNG_FLAG_NONBLOCK) != 0)
+				continue;
+			json_t *done = json_loadb(buffer, length, 0, NULL);
+			nng_free(buffer, length);
+			ck_assert_msg(json_is_true(json_object_get(done, "result")),
+			              "a hold ended as %s", json_dumps(done, 0));
+			json_decref(done);
+			answered[i] = true;
+			count++;
+		}
+		ck_assert_msg(fixture_now() < deadline, "%d of %d holds answered", count, HOLDS);
+		struct pollfd none = {-1, 0, 0};
+		poll(&none, 0, 1); /* a millisecond for the next holds to open the FIFO */
+	}
+	/* The guard's pings (root's, like the holds) were answered all along:
+	 * it never took the listener for stuck. */
+	json_t *stats = call_as(&user_b, "{\"op\":\"stats\"}");
+	json_t *guard = json_object_get(json_object_get(stats, "housekeeping"), "listener_guard");
+	ck_assert_msg(json_integer_value(json_object_get(guard, "recreated")) == 0, "%s",
+	              json_dumps(guard, 0));
+	json_decref(stats);
+	/* The large requests that were queued were handled in their turn (a
+	 * ping takes no field 'pad': they are answered with that error). */
+	int answered_later = 0;
+	for (int i = 0; i < BIG; i++) {
+		if (refused_answered[i])
+			continue;
+		char *buffer;
+		size_t length;
+		nng_socket_set_ms(big_sockets[i], NNG_OPT_RECVTIMEO, 60000);
+		ck_assert_int_eq(nng_recv(big_sockets[i], &buffer, &length, NNG_FLAG_ALLOC), 0);
+		json_t *answer = json_loadb(buffer, length, 0, NULL);
+		nng_free(buffer, length);
+		ck_assert_ptr_nonnull(answer);
+		const char *code = wire_error_code(answer);
+		bool busy = code != NULL && strcmp(code, "busy") == 0;
+		json_decref(answer);
+		if (busy)
+			continue; /* refused: its reply came after the look above */
+		answered_later++;
+	}
+	ck_assert_int_eq(answered_later, queued_bigs);
+	for (int i = 0; i < BIG; i++)
+		nng_close(big_sockets[i]);
+	for (int i = 0; i < HOLDS; i++)
+		nng_close(sockets[i]);
+	unlink(fifo);
+	fixture_stop(&weftd);
+}
+END_TEST
+
 static void prepare(void)
 {
 	if (geteuid() != 0) {
@@ -384,6 +558,7 @@ int main(void)
 		a_users_waiter_quota_does_not_limit_another,
 		the_byte_budgets_refuse_past_a_users_share_and_the_daemons,
 		a_wait_is_charged_to_its_users_byte_budget,
+		a_request_of_b_is_answered_while_a_holds_its_share_of_the_request_threads,
 	};
 	size_t count = sizeof(tests) / sizeof(tests[0]);
 	for (size_t i = 0; i < count; i++)

@@ -3,7 +3,9 @@
  * REP contexts that receive requests concurrently, replies sent from any
  * thread, and the guard that keeps the listeners accepting.
  *
- * Threads: the request handler runs on nng's callback threads. A request is
+ * Threads: the request handler runs on weftd's request threads, which take
+ * the received requests round-robin between the users they came from (see
+ * server.c, "Request threads"), never on nng's callback threads. A request is
  * answered exactly once, with server_reply() or server_drop(), from any
  * thread, immediately or much later (long polls): a pending request holds an
  * nng context and no thread. The server keeps a fixed number of contexts
@@ -22,7 +24,7 @@ struct server;
 struct server_request;
 struct principal;
 
-/* Called for each request on an nng thread. body is borrowed for the call. */
+/* Called for each request on a request thread. body is borrowed for the call. */
 typedef void (*server_handler_fn)(void *context, struct server_request *request,
                                   const void *body, size_t size);
 /* Called on an nng thread when a client connection closes (its pipe id). It must
@@ -101,6 +103,19 @@ struct server_guard_stats {
 
 /* The guard's counters, read without a lock. Any thread. */
 void server_guard_stats(struct server *server, struct server_guard_stats *stats);
+
+/* The request threads (server.c, "Request threads"), read under their lock. */
+struct server_request_stats {
+	size_t threads;      /* request threads */
+	size_t share;        /* of them one user's requests may hold at once */
+	size_t running;      /* requests being handled now */
+	size_t queued;       /* requests received and waiting for a thread */
+	size_t queued_users; /* users with requests waiting */
+	uint64_t refused;    /* requests answered busy: past their user's queue bounds */
+};
+
+/* Any thread. */
+void server_request_stats(struct server *server, struct server_request_stats *stats);
 
 /* Stops the listener guard (waiting up to 2 s for its round), closes the
  * socket (pending requests are abandoned), removes the ipc socket files and

@@ -46,10 +46,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/as_user.h"
 #include "tests/fixture.h"
 #include "tests/wire.h"
 
@@ -73,6 +76,13 @@ static double p99_ratio = 0; /* 0: report only */
 static bool with_trigger = true;
 
 static fixture weftd;
+/* As root, the flood (every loading client) and the probe run as two
+ * throwaway users, so that weftd's per-user fairness applies between them;
+ * otherwise (not root, or no useradd) all run as the one user the soak is,
+ * and the report says so. */
+static struct user flood_user, probe_user;
+static bool as_users;
+static char users_note[256];
 static double started_at;
 static atomic_bool stopping;
 static atomic_long jobs_in, requests, busy_replies, lost_replies, errors_seen;
@@ -94,6 +104,20 @@ static void sleep_seconds(double seconds)
 static bool over(void)
 {
 	return atomic_load(&stopping);
+}
+
+/* Makes the calling thread act as `user` from now on (when as_users), for
+ * the connections it dials: the kernel takes a unix socket's peer
+ * credentials from the connecting thread. Raw system calls change this
+ * thread's credentials only (glibc's wrappers would change every thread's,
+ * nng's too); the thread never needs root again. */
+static void become(const struct user *user)
+{
+	if (!as_users)
+		return;
+	ck_assert_int_eq(syscall(SYS_setgroups, 0, NULL), 0);
+	ck_assert_int_eq(syscall(SYS_setresgid, user->gid, user->gid, user->gid), 0);
+	ck_assert_int_eq(syscall(SYS_setresuid, user->uid, user->uid, user->uid), 0);
 }
 
 /* ---- one connection per client ---- */
@@ -172,6 +196,8 @@ static void read_events(nng_socket socket, char *cursor, size_t size, double wai
 static void *submitter(void *argument)
 {
 	(void)argument;
+	pthread_setname_np(pthread_self(), "submitter");
+	become(&flood_user);
 	nng_socket socket = dial();
 	char cursor[64] = "";
 	char text[4096];
@@ -206,6 +232,8 @@ static void *submitter(void *argument)
 static void *sleeper(void *argument)
 {
 	(void)argument;
+	pthread_setname_np(pthread_self(), "sleeper");
+	become(&flood_user);
 	nng_socket socket = dial();
 	char text[4096];
 	while (!over()) {
@@ -236,6 +264,8 @@ static void *sleeper(void *argument)
 static void *big(void *argument)
 {
 	(void)argument;
+	pthread_setname_np(pthread_self(), "big");
+	become(&flood_user);
 	nng_socket socket = dial();
 	size_t size = 256 * 1024;
 	char *text = malloc(size + 128);
@@ -257,6 +287,8 @@ static void *big(void *argument)
 static void *follower(void *argument)
 {
 	(void)argument;
+	pthread_setname_np(pthread_self(), "follower");
+	become(&flood_user);
 	nng_socket socket = dial();
 	char cursor[64] = "";
 	while (!over())
@@ -300,6 +332,8 @@ static int raw_connect(bool whole_handshake, bool read_peer)
 static void *half_sender(void *argument)
 {
 	(void)argument;
+	pthread_setname_np(pthread_self(), "half-sender");
+	become(&flood_user);
 	int open_fds[HALF_OPEN_MAX];
 	int count = 0;
 	/* A frame that declares 64 KiB and carries 1 KiB of it. */
@@ -330,6 +364,8 @@ static void *half_sender(void *argument)
 static void *trigger(void *argument)
 {
 	(void)argument;
+	pthread_setname_np(pthread_self(), "trigger");
+	become(&flood_user);
 	while (!over()) {
 		int fd = raw_connect(false, false);
 		if (fd >= 0)
@@ -343,40 +379,107 @@ static void *trigger(void *argument)
 
 struct probe {
 	double at, seconds;
+	/* Where the time went (ms): before weftd made the job (the request's
+	 * way to a handler), in weftd until the job was over, and from then to
+	 * the reply in the probe's hands; NAN when the job's status was not had. */
+	double before, inside, after;
+	/* How long the probe's own thread was runnable but not running during
+	 * the call (ms, from its schedstat): the OS scheduler's share. */
+	double own_wait;
 };
 static struct probe probes[MAX_PROBES];
 static atomic_int probe_count;
 static atomic_long probes_failed;
 static double idle_latency[IDLE_PROBES];
 
-static double probe_once(nng_socket socket)
+/* This thread's time spent waiting on a run queue (ns, the second field of
+ * /proc/thread-self/schedstat), or -1 when the kernel does not say. */
+static long long own_run_wait(void)
 {
+	FILE *file = fopen("/proc/thread-self/schedstat", "r");
+	long long run = 0, wait = -1;
+	if (file == NULL)
+		return -1;
+	if (fscanf(file, "%lld %lld", &run, &wait) != 2)
+		wait = -1;
+	fclose(file);
+	return wait;
+}
+
+static double wall_now(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* One timed submit with wait; its breakdown from the job's status (weftd's
+ * wall-clock times), asked for after the timing. */
+static struct probe probe_once(nng_socket socket)
+{
+	struct probe probe = {.before = NAN, .inside = NAN, .after = NAN, .own_wait = NAN};
+	long long waited_before = own_run_wait();
+	double sent_wall = wall_now();
 	double started = fixture_now();
 	json_t *reply = call(socket, "{\"op\":\"submit\",\"fn\":\"echo\",\"args\":{\"value\":1},"
 	                             "\"wait\":5}");
-	double seconds = fixture_now() - started;
+	probe.seconds = fixture_now() - started;
+	double got_wall = wall_now();
+	long long waited_after = own_run_wait();
+	if (waited_before >= 0 && waited_after >= 0)
+		probe.own_wait = (double)(waited_after - waited_before) / 1e6;
 	if (!json_is_true(json_object_get(reply, "ok"))) {
 		atomic_fetch_add(&probes_failed, 1);
 		note_error("probe", reply != NULL ? wire_error_code(reply) : "no reply");
+	} else {
+		char text[128];
+		snprintf(text, sizeof(text), "{\"op\":\"status\",\"id\":%lld}",
+		         (long long)json_integer_value(json_object_get(reply, "id")));
+		json_t *status = call(socket, text);
+		json_t *job = json_object_get(status, "job");
+		double created = json_number_value(json_object_get(job, "created"));
+		double finished = json_number_value(json_object_get(job, "finished"));
+		if (created > 0 && finished > 0) {
+			probe.before = (created - sent_wall) * 1000;
+			probe.inside = (finished - created) * 1000;
+			probe.after = (got_wall - finished) * 1000;
+		}
+		json_decref(status);
 	}
 	json_decref(reply);
-	return seconds;
+	return probe;
 }
 
 static void *prober(void *argument)
 {
 	(void)argument;
+	pthread_setname_np(pthread_self(), "probe");
+	become(&probe_user);
 	nng_socket socket = dial();
 	while (!over()) {
 		double at = fixture_now();
-		double seconds = probe_once(socket);
+		struct probe probe = probe_once(socket);
+		probe.at = at;
 		int index = atomic_load(&probe_count);
 		if (index < MAX_PROBES) {
-			probes[index] = (struct probe){at, seconds};
+			probes[index] = probe;
 			atomic_store(&probe_count, index + 1);
 		}
 		sleep_seconds(0.05);
 	}
+	nng_close(socket);
+	return NULL;
+}
+
+/* The idle baseline, as the probe's user. */
+static void *idle_prober(void *argument)
+{
+	(void)argument;
+	pthread_setname_np(pthread_self(), "probe-idle");
+	become(&probe_user);
+	nng_socket socket = dial();
+	for (int i = 0; i < IDLE_PROBES; i++)
+		idle_latency[i] = probe_once(socket).seconds * 1000;
 	nng_close(socket);
 	return NULL;
 }
@@ -423,6 +526,7 @@ static int count_fds(pid_t pid)
 static void *sampler(void *argument)
 {
 	(void)argument;
+	pthread_setname_np(pthread_self(), "sampler");
 	while (!over() && sample_count < MAX_SAMPLES) {
 		struct sample *sample = &samples[sample_count];
 		sample->at = fixture_now();
@@ -432,6 +536,102 @@ static void *sampler(void *argument)
 		sleep_seconds(1);
 	}
 	return NULL;
+}
+
+/* A thread's scheduler figures (/proc/PID/task/TID/schedstat): time run,
+ * time waited runnable on a run queue (ns), and times it was run. */
+#define MAX_TASKS 256
+struct task_times {
+	int tid;
+	char name[32];
+	long long run, wait, slices;
+};
+
+static int read_tasks(pid_t pid, struct task_times *tasks)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *directory = opendir(path);
+	if (directory == NULL)
+		return 0;
+	int count = 0;
+	struct dirent *entry;
+	while ((entry = readdir(directory)) != NULL && count < MAX_TASKS) {
+		if (entry->d_name[0] == '.')
+			continue;
+		struct task_times *task = &tasks[count];
+		task->tid = atoi(entry->d_name);
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, task->tid);
+		FILE *file = fopen(path, "r");
+		if (file == NULL)
+			continue;
+		if (fgets(task->name, sizeof(task->name), file) == NULL)
+			task->name[0] = '\0';
+		fclose(file);
+		task->name[strcspn(task->name, "\n")] = '\0';
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, task->tid);
+		file = fopen(path, "r");
+		if (file == NULL)
+			continue;
+		if (fscanf(file, "%lld %lld %lld", &task->run, &task->wait, &task->slices) == 3)
+			count++;
+		fclose(file);
+	}
+	closedir(directory);
+	return count;
+}
+
+/* Prints, by thread name, what weftd's threads ran and waited between the two
+ * readings: CPU contention shows as wait. */
+static void print_task_deltas(const char *who, const struct task_times *before, int before_count,
+                              const struct task_times *after, int after_count, double seconds)
+{
+	struct {
+		char name[32];
+		int threads;
+		long long run, wait, slices;
+	} groups[64];
+	int group_count = 0;
+	for (int i = 0; i < after_count; i++) {
+		const struct task_times *now = &after[i];
+		long long run = now->run, wait = now->wait, slices = now->slices;
+		for (int j = 0; j < before_count; j++)
+			if (before[j].tid == now->tid) {
+				run -= before[j].run;
+				wait -= before[j].wait;
+				slices -= before[j].slices;
+			}
+		/* Group by name with digits dropped (weft-worker-0, -1: one line). */
+		char name[32];
+		size_t n = 0;
+		for (const char *c = now->name; *c != '\0' && n + 1 < sizeof(name); c++)
+			if (*c < '0' || *c > '9')
+				name[n++] = *c;
+		name[n] = '\0';
+		int g = 0;
+		while (g < group_count && strcmp(groups[g].name, name) != 0)
+			g++;
+		if (g == group_count) {
+			if (group_count == 64)
+				continue;
+			snprintf(groups[g].name, sizeof(groups[g].name), "%s", name);
+			groups[g].threads = 0;
+			groups[g].run = groups[g].wait = groups[g].slices = 0;
+			group_count++;
+		}
+		groups[g].threads++;
+		groups[g].run += run;
+		groups[g].wait += wait;
+		groups[g].slices += slices;
+	}
+	printf("soak: %s threads under load: name (count)  cpu %%  runnable-waiting %%  wait per run (ms)\n",
+	       who);
+	for (int g = 0; g < group_count; g++)
+		if (groups[g].run > 0)
+			printf("soak:   %-18s (%2d) %6.1f %6.1f %8.3f\n", groups[g].name, groups[g].threads,
+			       (double)groups[g].run / 1e7 / seconds, (double)groups[g].wait / 1e7 / seconds,
+			       groups[g].slices > 0 ? (double)groups[g].wait / 1e6 / (double)groups[g].slices
+			                            : 0.0);
 }
 
 /* ---- the report ---- */
@@ -466,21 +666,66 @@ static void probe_percentiles(double from, double to, double *p50, double *p99, 
 	free(values);
 }
 
+static int compare_probes_slowest_first(const void *left, const void *right)
+{
+	double a = ((const struct probe *)left)->seconds, b = ((const struct probe *)right)->seconds;
+	return a > b ? -1 : a < b;
+}
+
+/* Where the slowest 1% of the probes made from `from` on spent their time. */
+static void print_slowest(double from, double started)
+{
+	int total = atomic_load(&probe_count);
+	struct probe *list = malloc(sizeof(*list) * (size_t)(total + 1));
+	int n = 0;
+	for (int i = 0; i < total; i++)
+		if (probes[i].at >= from)
+			list[n++] = probes[i];
+	qsort(list, (size_t)n, sizeof(*list), compare_probes_slowest_first);
+	int top = n / 100 > 5 ? n / 100 : (n < 5 ? n : 5);
+	double sums[4] = {0};
+	int counted = 0;
+	for (int i = 0; i < top; i++)
+		if (!isnan(list[i].before)) {
+			sums[0] += list[i].before;
+			sums[1] += list[i].inside;
+			sums[2] += list[i].after;
+			sums[3] += isnan(list[i].own_wait) ? 0 : list[i].own_wait;
+			counted++;
+		}
+	if (counted > 0)
+		printf("soak: slowest %d probes, mean ms: to the job's creation %.2f, job %.2f, reply to "
+		       "the probe %.2f (of which the probe thread runnable, not running: %.2f)\n",
+		       counted, sums[0] / counted, sums[1] / counted, sums[2] / counted,
+		       sums[3] / counted);
+	for (int i = 0; i < top && i < 8; i++)
+		printf("soak:   at %6.1f s: %7.2f ms = %.2f + %.2f + %.2f (runnable %.2f)\n",
+		       list[i].at - started, list[i].seconds * 1000, list[i].before, list[i].inside,
+		       list[i].after, list[i].own_wait);
+	free(list);
+}
+
 START_TEST(weftd_stays_flat_and_responsive_under_a_long_mixed_load)
 {
 	const char *const args[] = {"--retain", "5", "--idle-timeout", "2", "--events-max", "20000",
 	                            "--workers", "2", NULL};
 	started_at = fixture_now();
 	fixture_start(&weftd, args);
+	/* The throwaway users must reach the socket. */
+	if (as_users)
+		ck_assert_int_eq(chmod(weftd.directory, 0755), 0);
 	/* The idle baseline: the probe alone. */
-	nng_socket socket = dial();
-	for (int i = 0; i < IDLE_PROBES; i++)
-		idle_latency[i] = probe_once(socket) * 1000;
-	nng_close(socket);
+	pthread_t idle;
+	pthread_create(&idle, NULL, idle_prober, NULL);
+	pthread_join(idle, NULL);
 	double idle_p50 = percentile(idle_latency, IDLE_PROBES, 50);
 	double idle_p99 = percentile(idle_latency, IDLE_PROBES, 99);
 
 	double started = fixture_now();
+	static struct task_times tasks_before[MAX_TASKS], tasks_after[MAX_TASKS];
+	static struct task_times own_before[MAX_TASKS], own_after[MAX_TASKS];
+	int tasks_before_count = read_tasks(weftd.pid, tasks_before);
+	int own_before_count = read_tasks(getpid(), own_before);
 	pthread_t threads[MAX_THREADS + 8];
 	int count = 0;
 	pthread_create(&threads[count++], NULL, sampler, NULL);
@@ -497,6 +742,8 @@ START_TEST(weftd_stays_flat_and_responsive_under_a_long_mixed_load)
 	       fixture_alive(&weftd))
 		sleep_seconds(0.5);
 	double ended = fixture_now();
+	int tasks_after_count = read_tasks(weftd.pid, tasks_after);
+	int own_after_count = read_tasks(getpid(), own_after);
 	atomic_store(&stopping, true);
 	for (int i = 0; i < count; i++)
 		pthread_join(threads[i], NULL);
@@ -507,6 +754,7 @@ START_TEST(weftd_stays_flat_and_responsive_under_a_long_mixed_load)
 	double middle = from + (ended - from) / 2;
 	long rss_first = 0, rss_second = 0;
 	int fds_first = 0, fds_second = 0, threads_first = 0, threads_second = 0;
+	printf("soak: %s\n", users_note);
 	printf("soak: %.0f s, %ld jobs, %ld requests (%ld busy), %d samples\n", ended - started,
 	       atomic_load(&jobs_in), atomic_load(&requests), atomic_load(&busy_replies),
 	       sample_count);
@@ -540,6 +788,11 @@ START_TEST(weftd_stays_flat_and_responsive_under_a_long_mixed_load)
 	printf("soak:   loaded, second half   %7.2f %7.2f %6d\n", p50_second, p99_second, n_second);
 	printf("soak:   p99 loaded / idle     %7.1f x\n",
 	       (p99_first > p99_second ? p99_first : p99_second) / idle_p99);
+	print_slowest(from, started);
+	print_task_deltas("weftd's", tasks_before, tasks_before_count, tasks_after,
+	                  tasks_after_count, ended - started);
+	print_task_deltas("the soak's", own_before, own_before_count, own_after, own_after_count,
+	                  ended - started);
 	printf("soak: highest rss %ld kB then %ld kB; fds %d then %d; threads %d then %d\n",
 	       rss_first, rss_second, fds_first, fds_second, threads_first, threads_second);
 
@@ -585,6 +838,22 @@ int main(void)
 	       "+%.0f%% +%ld kB, fds +%d, warm-up %.0f%%\n",
 	       soak_seconds, soak_jobs, soak_threads, rss_tolerance, rss_slack_kb, fd_slack, warmup);
 	fflush(stdout);
+	/* The flood and the probe as two throwaway users when root can make them. */
+	if (geteuid() == 0 && as_user_shell("command -v useradd && command -v userdel") == 0 &&
+	    as_user_create(&flood_user, "wsf") && as_user_create(&probe_user, "wsp")) {
+		as_users = true;
+		setenv("TMPDIR", "/tmp", 1); /* other users must reach the fixture's socket */
+		snprintf(users_note, sizeof(users_note),
+		         "the flood runs as user %s (uid %u), the probe as %s (uid %u): per-user "
+		         "fairness applies between them",
+		         flood_user.name, (unsigned)flood_user.uid, probe_user.name,
+		         (unsigned)probe_user.uid);
+	} else {
+		snprintf(users_note, sizeof(users_note),
+		         "every client runs as uid %u (not root, or no useradd): per-user fairness "
+		         "does not apply between the flood and the probe",
+		         (unsigned)geteuid());
+	}
 	Suite *suite = suite_create("soak");
 	TCase *tcase = tcase_create("soak");
 	tcase_set_timeout(tcase, soak_seconds + 120);
@@ -594,5 +863,7 @@ int main(void)
 	srunner_run_all(runner, CK_NORMAL);
 	int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);
+	as_user_remove(&flood_user);
+	as_user_remove(&probe_user);
 	return failed == 0 ? 0 : 1;
 }
